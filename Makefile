@@ -8,9 +8,10 @@ BUILD    ?= build
 SAN      ?=
 PREFIX   ?= /usr/local
 BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
-SANFLAGS := $(if $(SAN),-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer,)
+SAN_ON   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SANFLAGS := $(if $(SAN),$(SAN_ON))
 OPT      := $(if $(SAN),-O1,-O2)
-CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -Iruntime -Icompiler \
+CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Iruntime -Icompiler \
             -I$(BUILD)/compiler -I$(BLAS_INC) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  := $(SANFLAGS)
 LDLIBS   := -lopenblas -lyaml -lm -lpthread

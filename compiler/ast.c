@@ -1,0 +1,72 @@
+/* ast.c: the arena behind the syntax tree and small constructors. */
+#include "ast.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ArenaBlock {
+  struct ArenaBlock *next;
+  size_t used, cap;
+  max_align_t data[];
+} ArenaBlock;
+
+void *arena_alloc(Arena *a, size_t size) {
+  size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+  ArenaBlock *b = a->head;
+  if (!b || b->cap - b->used < size) {
+    size_t cap = size > 65536 ? size : 65536;
+    b = malloc(sizeof(ArenaBlock) + cap);
+    if (!b) {
+      fprintf(stderr, "lmnc: out of memory\n");
+      exit(2);
+    }
+    b->next = a->head;
+    b->used = 0;
+    b->cap = cap;
+    a->head = b;
+  }
+  void *p = (char *)b->data + b->used;
+  b->used += size;
+  memset(p, 0, size);
+  return p;
+}
+
+char *arena_strndup(Arena *a, const char *s, size_t n) {
+  char *p = arena_alloc(a, n + 1);
+  memcpy(p, s, n);
+  p[n] = 0;
+  return p;
+}
+
+void arena_free(Arena *a) {
+  while (a->head) {
+    ArenaBlock *next = a->head->next;
+    free(a->head);
+    a->head = next;
+  }
+}
+
+void plist_push(Arena *a, PtrList *l, void *item) {
+  if (l->n == l->cap) {
+    int cap = l->cap ? l->cap * 2 : 4;
+    void **items = arena_alloc(a, sizeof(void *) * (size_t)cap);
+    if (l->n) memcpy(items, l->items, sizeof(void *) * (size_t)l->n);
+    l->items = items;
+    l->cap = cap;
+  }
+  l->items[l->n++] = item;
+}
+
+Stmt *stmt_new(Program *p, StmtKind kind, Loc at) {
+  Stmt *s = arena_alloc(&p->arena, sizeof *s);
+  s->kind = kind;
+  s->at = at;
+  plist_push(&p->arena, &p->stmts, s);
+  return s;
+}
+
+const char *stmt_kind_name(StmtKind kind) {
+  static const char *const names[] = {"network", "model", "edge", "vertex", "layers", "chain", "aggregate", "loss"};
+  return names[kind];
+}

@@ -1,0 +1,83 @@
+/* ir.h: the lowered network that code generation consumes: every parameter tensor (shape, owner,
+ * trainable flag) and the ops in topological order, each with its inputs, output width, parameters,
+ * and costs as functions of batch B and sequence length T (FLOPs forward and backward, floats kept
+ * for the backward pass). */
+#ifndef LMNC_IR_H
+#define LMNC_IR_H
+
+#include <stdio.h>
+
+#include "sema.h"
+
+/* c_b*B + c_bt*B*T + c_btt*B*T*T */
+typedef struct Cost {
+  double b, bt, btt;
+} Cost;
+
+double cost_eval(Cost c, long batch, long seq);
+
+typedef enum { OWN_MODEL, OWN_VERTEX, OWN_EDGE } OwnerKind;
+
+typedef struct Param {
+  char name[96];   /* e.g. "qwen.blk.3.attn_q.weight", "e7.m0.ffn_up.weight", "e7.m1.weight" */
+  long shape[2];   /* PyTorch order [out, in]; shape[1] == 0 for a vector */
+  long count;
+  OwnerKind owner;
+  int owner_index; /* model, vertex or edge index */
+  int module;      /* edge module index (OWN_EDGE), else -1 */
+  const char *group; /* what kind of module it belongs to: "embedding", "vertex", "head", "decoder_layer", ... */
+  int trainable;
+} Param;
+
+typedef enum {
+  OP_EMBED,     /* tokens -> [B,T,d] (plus positions, prefix) */
+  OP_SUM,       /* sum of several vertex outputs feeding one edge */
+  OP_AGGREGATE, /* mean/sum of a vertex's incoming edges (fused into its first norm) */
+  OP_VERTEX,    /* all decoder layers + final norm of one vertex call */
+  OP_MODULE,    /* one edge module: linear, mlp, decoder_layer, gpt2_block */
+  OP_HEAD,      /* logits over the vocabulary */
+  OP_CLASSIFY,  /* class logits from the last position */
+  OP_LOSS,      /* cross-entropy of an output against its target */
+} OpKind;
+
+typedef struct Op {
+  int id;
+  OpKind kind;
+  char name[200];
+  int *inputs;
+  int n_inputs;
+  long width;       /* output floats per token (per sequence for OP_CLASSIFY; 0 for OP_LOSS) */
+  int edge, module; /* OP_EMBED/OP_MODULE/OP_HEAD/OP_CLASSIFY/OP_SUM: the edge and module (or -1) */
+  int vertex;       /* OP_AGGREGATE/OP_VERTEX */
+  int loss;         /* OP_LOSS */
+  int *params;
+  int n_params;
+  int trainable;    /* some parameter of the op is trainable */
+  int grad_in;      /* a gradient must flow back into the op's inputs */
+  int backward;     /* the op has a backward pass (grad_in or trainable) */
+  Cost fwd, bwd;    /* FLOPs */
+  Cost saved;       /* floats kept for the backward pass */
+} Op;
+
+typedef struct Ir {
+  const Net *net;
+  Param *params;
+  int n_params, cap_params;
+  Op *ops;
+  int n_ops, cap_ops;
+  int *vertex_order; /* vertices in topological order */
+} Ir;
+
+void ir_build(Ir *ir, const Net *net);
+void ir_free(Ir *ir);
+
+long ir_param_total(const Ir *ir, int trainable_only);
+
+void ir_print_text(const Ir *ir, FILE *out);
+void ir_print_json(const Ir *ir, FILE *out);
+void ir_print_info(const Ir *ir, FILE *out, long batch, long seq);
+void ir_print_dot(const Ir *ir, FILE *out);
+
+const char *op_kind_name(OpKind kind);
+
+#endif

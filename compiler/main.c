@@ -1,0 +1,125 @@
+/* main.c: the lmnc command line: check, info, ir, dot (and later compile) on one .lmn file.
+ * Exit status: 0 ok, 1 errors in the input, 2 usage or I/O errors. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "front.h"
+#include "ir.h"
+
+#define LMNC_VERSION "0.1.0"
+
+static const char usage_text[] =
+    "usage: lmnc COMMAND FILE.lmn [options]\n"
+    "\n"
+    "commands:\n"
+    "  check FILE...            check the files; print diagnostics; exit 1 on any error\n"
+    "  info FILE [--batch B] [--seq T]\n"
+    "                           parameters (total, trainable, per module kind, per vertex and edge),\n"
+    "                           FLOPs per token (forward, training) and activation memory for B x T\n"
+    "  ir FILE [--json]         the lowered network: parameters and ops in topological order\n"
+    "  dot FILE                 a Graphviz picture of the network (pipe into `dot -Tpng -o net.png`)\n"
+    "  --help, -h               this text\n"
+    "  --version                the version\n"
+    "\n"
+    "exit status: 0 ok, 1 errors in the input, 2 usage or I/O errors\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "lmnc: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\nTry 'lmnc --help'.\n");
+  return 2;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int cmd_check(int argc, char **argv) {
+  if (argc < 1) return usage_error("%s", "check needs a FILE");
+  int worst = 0;
+  for (int i = 0; i < argc; i++) {
+    Front f;
+    int rc = front_load(&f, argv[i], stderr);
+    if (rc == 0) printf("%s: ok: network '%s', %d vertices, %d edges, %d losses%s\n", argv[i], f.net.name,
+                        f.net.n_vertices, f.net.n_edges, f.net.n_losses, f.diag.warnings ? " (with warnings)" : "");
+    if (rc > worst) worst = rc;
+    front_free(&f);
+  }
+  return worst;
+}
+
+typedef struct Opts {
+  const char *file;
+  long batch, seq;
+  int json;
+} Opts;
+
+static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow_json) {
+  memset(o, 0, sizeof *o);
+  o->batch = 1;
+  o->seq = 256;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (allow_shape && (!strcmp(a, "--batch") || !strcmp(a, "--seq"))) {
+      long *dst = !strcmp(a, "--batch") ? &o->batch : &o->seq;
+      if (i + 1 >= argc) return usage_error("%s needs a value", a);
+      if (parse_long(argv[++i], 1, 1 << 20, dst) != 0) return usage_error("bad value '%s' (expected 1..1048576)", argv[i]);
+    } else if (allow_json && !strcmp(a, "--json")) {
+      o->json = 1;
+    } else if (a[0] == '-' && a[1]) {
+      return usage_error("unknown option '%s'", a);
+    } else if (o->file) {
+      return usage_error("unexpected argument '%s'", a);
+    } else {
+      o->file = a;
+    }
+  }
+  if (!o->file) return usage_error("%s", "missing FILE");
+  return 0;
+}
+
+static int cmd_with_ir(const char *cmd, int argc, char **argv) {
+  Opts o;
+  int is_info = !strcmp(cmd, "info"), is_ir = !strcmp(cmd, "ir");
+  int rc = parse_opts(argc, argv, &o, is_info, is_ir);
+  if (rc) return rc;
+  Front f;
+  rc = front_load(&f, o.file, stderr);
+  if (rc == 0) {
+    Ir ir;
+    ir_build(&ir, &f.net);
+    if (is_info) ir_print_info(&ir, stdout, o.batch, o.seq);
+    else if (is_ir && o.json) ir_print_json(&ir, stdout);
+    else if (is_ir) ir_print_text(&ir, stdout);
+    else ir_print_dot(&ir, stdout);
+    ir_free(&ir);
+  }
+  front_free(&f);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("lmnc %s\n", LMNC_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
+  if (!strcmp(cmd, "info") || !strcmp(cmd, "ir") || !strcmp(cmd, "dot")) return cmd_with_ir(cmd, argc - 2, argv + 2);
+  return usage_error("unknown command '%s'", cmd);
+}

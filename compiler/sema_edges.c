@@ -1,0 +1,515 @@
+/* sema_edges.c: semantic analysis, part 2: edge modules (identity, linear, mlp, decoder_layer,
+ * gpt2_block, embed, head, classify), `edge NAME = ...` types, and chains `a -> module -> b`, with
+ * the width of every wire checked and a projection suggested where widths differ. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sema_int.h"
+
+static const char *const module_names[] = {"identity", "linear", "mlp", "decoder_layer", "gpt2_block",
+                                           "embed",    "head",   "classify"};
+#define N_MODULE_NAMES 8
+
+const char *mod_kind_name(ModKind kind) { return module_names[kind]; }
+
+static void bad_arg(Sema *s, const Call *c, const Arg *a, const char *usage) {
+  diag_error(s->diag, a ? a->at : c->at, "%s: %s", c->name, a ? "unexpected argument" : "missing argument");
+  diag_hint(s->diag, "usage: %s", usage);
+}
+
+/* A model named by an identifier argument, or -1 with an error. */
+static int model_arg(Sema *s, const Value *v) {
+  if (v->kind != VAL_IDENT) {
+    diag_error(s->diag, v->at, "expected a model name");
+    return -1;
+  }
+  Sym *sym = sym_find(s, v->s);
+  if (!sym || sym->kind != SYM_MODEL) {
+    if (sym) diag_error(s->diag, v->at, "'%s' is a %s, not a model", v->s, sym_kind_name(sym->kind));
+    else unknown_name(s, "model", v->s, v->at, KIND(SYM_MODEL), NULL, 0);
+    return -1;
+  }
+  sym->used = 1;
+  return s->net->models[sym->index].hp.arch == LMN_ARCH_NONE ? -1 : sym->index;
+}
+
+/* A width: a positive integer, or a model name standing for its width. */
+static long width_arg(Sema *s, const Value *v) {
+  if (v->kind == VAL_INT) {
+    if (v->i < 1 || v->i > (1L << 24)) {
+      diag_error(s->diag, v->at, "width must be between 1 and 16777216");
+      return -1;
+    }
+    return v->i;
+  }
+  if (v->kind == VAL_IDENT) {
+    int m = model_arg(s, v);
+    return m < 0 ? -1 : s->net->models[m].hp.dim;
+  }
+  diag_error(s->diag, v->at, "expected a width (an integer or a model name)");
+  return -1;
+}
+
+static long positive_int(Sema *s, const Value *v, const char *what, long max) {
+  if (v->kind != VAL_INT || v->i < 1 || v->i > max) {
+    diag_error(s->diag, v->at, "%s must be an integer between 1 and %ld", what, max);
+    return -1;
+  }
+  return v->i;
+}
+
+/* `frozen` / `trainable` flags shared by embed, head and classify. */
+static int train_flag(const Arg *a, int *trainable, int *given) {
+  if (a->kind != ARG_VALUE || a->a.kind != VAL_IDENT) return 0;
+  if (!strcmp(a->a.s, "frozen")) *trainable = 0;
+  else if (!strcmp(a->a.s, "trainable")) *trainable = 1;
+  else return 0;
+  *given = 1;
+  return 1;
+}
+
+static int linear_module(Sema *s, const Call *c, Module *m) {
+  const char *usage = "linear, linear(bias), linear(OUT), linear(IN -> OUT, bias); a width is a number or a model";
+  for (int i = 0; i < c->args.n; i++) {
+    const Arg *a = c->args.items[i];
+    if (a->kind == ARG_VALUE && a->a.kind == VAL_IDENT && !strcmp(a->a.s, "bias")) m->bias = 1;
+    else if (a->kind == ARG_VALUE && a->a.kind == VAL_IDENT && !strcmp(a->a.s, "nobias")) m->bias = 0;
+    else if (a->kind == ARG_ARROW) {
+      if ((m->din = width_arg(s, &a->a)) < 0 || (m->dout = width_arg(s, &a->b)) < 0) return -1;
+    } else if (a->kind == ARG_VALUE && (a->a.kind == VAL_INT || a->a.kind == VAL_IDENT)) {
+      if ((m->dout = width_arg(s, &a->a)) < 0) return -1;
+    } else {
+      bad_arg(s, c, a, usage);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Module kinds that take exactly a model plus flags. */
+static int model_module(Sema *s, const Call *c, Module *m) {
+  const char *usage = m->kind == MOD_DECODER    ? "decoder_layer(MODEL)"
+                      : m->kind == MOD_GPT2_EDGE ? "gpt2_block(MODEL) or gpt2_block(MODEL, unscaled)"
+                      : m->kind == MOD_EMBED     ? "embed(MODEL), embed(MODEL, prefix N), embed(MODEL, trainable)"
+                                                 : "head(MODEL), head(MODEL, trainable)";
+  if (c->args.n == 0) {
+    bad_arg(s, c, NULL, usage);
+    return -1;
+  }
+  const Arg *first = c->args.items[0];
+  if (first->kind != ARG_VALUE) {
+    bad_arg(s, c, first, usage);
+    return -1;
+  }
+  if ((m->model = model_arg(s, &first->a)) < 0) return -1;
+  const Model *md = &s->net->models[m->model];
+  m->trainable = md->source == SRC_NONE;
+  int given = 0;
+  for (int i = 1; i < c->args.n; i++) {
+    const Arg *a = c->args.items[i];
+    if ((m->kind == MOD_EMBED || m->kind == MOD_HEAD) && train_flag(a, &m->trainable, &given)) continue;
+    if (m->kind == MOD_GPT2_EDGE && a->kind == ARG_VALUE && a->a.kind == VAL_IDENT && !strcmp(a->a.s, "unscaled")) {
+      m->unscaled = 1;
+      continue;
+    }
+    if (m->kind == MOD_EMBED && a->kind == ARG_KEYWORD && !strcmp(a->key, "prefix")) {
+      if ((m->prefix = positive_int(s, &a->a, "prefix", 4096)) < 0) return -1;
+      continue;
+    }
+    bad_arg(s, c, a, usage);
+    return -1;
+  }
+  if (m->kind == MOD_GPT2_EDGE && md->hp.arch != LMN_ARCH_GPT2 && md->hp.arch != LMN_ARCH_NONE) {
+    /* a gpt2 block may be shaped after any model: it only uses the width and head count */
+  }
+  m->din = m->kind == MOD_EMBED ? 0 : md->hp.dim;
+  m->dout = m->kind == MOD_HEAD ? md->hp.vocab : md->hp.dim;
+  return 0;
+}
+
+static int classify_module(Sema *s, const Call *c, Module *m) {
+  const char *usage = "classify(N) or classify(classes N), optionally frozen";
+  int given = 0;
+  m->trainable = 1;
+  m->dout = -1;
+  for (int i = 0; i < c->args.n; i++) {
+    const Arg *a = c->args.items[i];
+    if (train_flag(a, &m->trainable, &given)) continue;
+    const Value *v = a->kind == ARG_VALUE ? &a->a : a->kind == ARG_KEYWORD && !strcmp(a->key, "classes") ? &a->a : NULL;
+    if (!v || m->dout > 0) {
+      bad_arg(s, c, a, usage);
+      return -1;
+    }
+    if ((m->dout = positive_int(s, v, "the number of classes", 1 << 20)) < 0) return -1;
+  }
+  if (m->dout < 0) {
+    bad_arg(s, c, NULL, usage);
+    return -1;
+  }
+  if (m->dout < 2) {
+    diag_error(s->diag, c->at, "a classification head needs at least 2 classes");
+    return -1;
+  }
+  return 0;
+}
+
+/* Builds the module template of one builtin term. Returns 0, or -1 after an error. */
+static int builtin_module(Sema *s, const Call *c, int kind, Module *m) {
+  memset(m, 0, sizeof *m);
+  m->kind = (ModKind)kind;
+  m->at = c->at;
+  m->din = m->dout = -1;
+  m->model = -1;
+  switch (m->kind) {
+    case MOD_IDENTITY:
+      if (c->args.n) {
+        bad_arg(s, c, c->args.items[0], "identity");
+        return -1;
+      }
+      return 0;
+    case MOD_LINEAR: return linear_module(s, c, m);
+    case MOD_MLP:
+      for (int i = 0; i < c->args.n; i++) {
+        const Arg *a = c->args.items[i];
+        if (a->kind == ARG_KEYWORD && !strcmp(a->key, "hidden")) {
+          if ((m->hidden = positive_int(s, &a->a, "hidden", 1 << 24)) < 0) return -1;
+        } else {
+          bad_arg(s, c, a, "mlp or mlp(hidden N)");
+          return -1;
+        }
+      }
+      return 0;
+    case MOD_CLASSIFY: return classify_module(s, c, m);
+    default: return model_module(s, c, m);
+  }
+}
+
+/* Appends the modules of one edge expression to (mods, n); returns -1 after an error. */
+static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *cap) {
+  for (int t = 0; t < ex->terms.n; t++) {
+    const Call *c = ex->terms.items[t];
+    int kind = -1;
+    for (int k = 0; k < N_MODULE_NAMES; k++)
+      if (!strcmp(c->name, module_names[k])) kind = k;
+    if (kind < 0) {
+      Sym *sym = sym_find(s, c->name);
+      if (sym && sym->kind == SYM_EDGE_TYPE && !c->has_parens) {
+        sym->used = 1;
+        const EdgeType *et = &s->types[sym->index];
+        if (et->n_mods < 0) return -1; /* already reported */
+        for (int i = 0; i < et->n_mods; i++) {
+          GROW(s, *mods, *n, *cap);
+          (*mods)[(*n)++] = et->mods[i];
+        }
+        continue;
+      }
+      if (sym && sym->kind == SYM_EDGE_TYPE)
+        diag_error(s->diag, c->at, "edge type '%s' takes no arguments", c->name);
+      else if (sym)
+        diag_error(s->diag, c->at, "'%s' is a %s, not an edge module", c->name, sym_kind_name(sym->kind));
+      else
+        unknown_name(s, "edge module", c->name, c->at, KIND(SYM_EDGE_TYPE) | KIND(SYM_VERTEX), module_names,
+                     N_MODULE_NAMES);
+      return -1;
+    }
+    if (kind == MOD_IDENTITY || kind == MOD_MLP || kind == MOD_LINEAR || kind == MOD_CLASSIFY) {
+      /* bare names are fine for modules whose arguments are optional */
+    } else if (!c->has_parens) {
+      diag_error(s->diag, c->at, "%s needs a model: %s(MODEL)", c->name, c->name);
+      return -1;
+    }
+    GROW(s, *mods, *n, *cap);
+    if (builtin_module(s, c, kind, &(*mods)[*n]) != 0) return -1;
+    (*n)++;
+  }
+  return 0;
+}
+
+int sema_edge_type(Sema *s, const Stmt *st) {
+  EdgeType et = {.name = st->name.name, .at = st->name.at};
+  int cap = 0;
+  int rc = expand_expr(s, st->edge, &et.mods, &et.n_mods, &cap);
+  for (int i = 0; rc == 0 && i < et.n_mods; i++)
+    if (et.mods[i].kind == MOD_EMBED || et.mods[i].kind == MOD_HEAD || et.mods[i].kind == MOD_CLASSIFY) {
+      diag_error(s->diag, et.mods[i].at, "%s() belongs at the boundary of a chain, not in an edge type",
+                 mod_kind_name(et.mods[i].kind));
+      rc = -1;
+    }
+  GROW(s, s->types, s->n_types, s->cap_types);
+  s->types[s->n_types] = et;
+  Sym *sym = sym_define(s, st->name.name, SYM_EDGE_TYPE, s->n_types, st->name.at);
+  if (sym && rc != 0) sym->used = 1;
+  s->n_types++;
+  if (rc != 0) s->types[s->n_types - 1].n_mods = -1; /* poisoned: uses report nothing more */
+  return rc;
+}
+
+/* ---- edges ----------------------------------------------------------------------------------- */
+
+static const char *end_name(const Net *net, EndKind kind, int index) {
+  if (kind == END_TOKENS) return "tokens";
+  if (kind == END_OUTPUT) return net->outputs[index].name;
+  return net->vertices[index].name;
+}
+
+static void edge_label(const Net *net, Edge *e) {
+  size_t n = 0;
+  e->label[0] = 0;
+  for (int i = 0; i < e->n_src; i++)
+    n += (size_t)snprintf(e->label + n, sizeof e->label - n, "%s%s", i ? " + " : "",
+                          end_name(net, e->src_kind == END_SUM ? END_VERTEX : e->src_kind, e->srcs[i]));
+  if (n < sizeof e->label)
+    snprintf(e->label + n, sizeof e->label - n, " -> %s", e->dst < 0 ? "?" : end_name(net, e->dst_kind, e->dst));
+}
+
+static long vertex_width(const Net *net, int v) { return net->models[net->vertices[v].model].hp.dim; }
+
+/* Resolves the widths along the edge's modules; reports the first mismatch. */
+static int flow_widths(Sema *s, Edge *e) {
+  Net *net = s->net;
+  long w = e->src_kind == END_TOKENS ? 0 : vertex_width(net, e->srcs[0]);
+  for (int i = 0; i < e->n_mods; i++) {
+    Module *m = &e->mods[i];
+    if (m->kind == MOD_EMBED) {
+      if (i != 0 || e->src_kind != END_TOKENS) {
+        diag_error(s->diag, m->at, "embed() reads tokens: it must be the first module of an edge from 'tokens'");
+        return -1;
+      }
+      w = m->dout;
+      continue;
+    }
+    if (w == 0) {
+      diag_error(s->diag, m->at, "an edge from 'tokens' must start with embed(MODEL)");
+      return -1;
+    }
+    if ((m->kind == MOD_HEAD || m->kind == MOD_CLASSIFY) && i != e->n_mods - 1) {
+      diag_error(s->diag, e->mods[i + 1].at, "nothing may follow %s(): it produces an output", mod_kind_name(m->kind));
+      return -1;
+    }
+    if (m->kind == MOD_LINEAR || m->kind == MOD_MLP || m->kind == MOD_IDENTITY || m->kind == MOD_CLASSIFY) {
+      if (m->din > 0 && m->din != w) {
+        diag_error(s->diag, m->at, "linear(%ld -> %ld) receives width %ld", m->din, m->dout, w);
+        diag_hint(s->diag, "write linear(%ld -> %ld)", w, m->dout);
+        return -1;
+      }
+      m->din = w;
+      if (m->kind != MOD_CLASSIFY && m->dout < 0) m->dout = w;
+      if (m->kind == MOD_MLP) {
+        m->dout = w;
+        if (!m->hidden) m->hidden = w / 2 > 0 ? w / 2 : 1;
+      }
+    } else if (m->din != w) {
+      diag_error(s->diag, m->at, "%s(%s) takes width %ld but receives %ld", mod_kind_name(m->kind),
+                 net->models[m->model].name, m->din, w);
+      diag_hint(s->diag, "add linear(%ld -> %ld) before it", w, m->din);
+      return -1;
+    }
+    w = m->dout;
+  }
+  if (e->src_kind == END_TOKENS && (e->n_mods == 0 || e->mods[0].kind != MOD_EMBED)) {
+    diag_error(s->diag, e->at, "an edge from 'tokens' must start with embed(MODEL)");
+    return -1;
+  }
+  if (e->dst_kind == END_VERTEX && w != vertex_width(net, e->dst)) {
+    diag_error(s->diag, e->at, "edge '%s' yields width %ld but vertex '%s' takes %ld", e->label, w,
+               net->vertices[e->dst].name, vertex_width(net, e->dst));
+    diag_hint(s->diag, "add linear(%ld -> %ld)", w, vertex_width(net, e->dst));
+    return -1;
+  }
+  return 0;
+}
+
+static Edge *new_edge(Sema *s, Loc at) {
+  Net *net = s->net;
+  if (net->n_edges >= NET_MAX) {
+    diag_error(s->diag, at, "too many edges (the limit is %d)", NET_MAX);
+    return NULL;
+  }
+  GROW(s, net->edges, net->n_edges, s->cap_edges);
+  Edge *e = &net->edges[net->n_edges];
+  memset(e, 0, sizeof *e);
+  e->id = net->n_edges;
+  e->at = at;
+  e->dst = -1;
+  return e;
+}
+
+/* Finishes an edge whose sources, modules and destination are set; returns 0 when it is valid. */
+static int commit_edge(Sema *s, Edge *e) {
+  edge_label(s->net, e);
+  if (flow_widths(s, e) != 0) return -1;
+  if (e->dst_kind == END_VERTEX) s->net->vertices[e->dst].n_in++;
+  s->net->n_edges++;
+  return 0;
+}
+
+void sema_add_layer_edge(Sema *s, int src, int dst, const EdgeExpr *ex, Loc at) {
+  Edge *e = new_edge(s, at);
+  if (!e) return;
+  int cap = 0;
+  if (ex->terms.n == 1) {
+    const Call *c = ex->terms.items[0];
+    Sym *sym = sym_find(s, c->name);
+    if (sym && sym->kind == SYM_EDGE_TYPE) e->type = c->name;
+  }
+  if (expand_expr(s, ex, &e->mods, &e->n_mods, &cap) != 0) return;
+  e->src_kind = END_VERTEX;
+  e->srcs[0] = src;
+  e->n_src = 1;
+  e->dst_kind = END_VERTEX;
+  e->dst = dst;
+  commit_edge(s, e);
+}
+
+/* Modules in the edge type a symbol names. */
+static int type_mods(const Sema *s, const Sym *sym) { return s->types[sym->index].n_mods; }
+
+/* Resolves a chain's sources: `tokens`, a vertex, or vertices joined by `+`. */
+static int chain_sources(Sema *s, const Stmt *st, Edge *e) {
+  if (st->sources.n > 8) {
+    diag_error(s->diag, st->at, "at most 8 sources may be summed");
+    return -1;
+  }
+  for (int i = 0; i < st->sources.n; i++) {
+    const NameRef *r = st->sources.items[i];
+    if (!strcmp(r->name, "tokens")) {
+      if (st->sources.n > 1) {
+        diag_error(s->diag, r->at, "'tokens' cannot be summed with vertices");
+        return -1;
+      }
+      e->src_kind = END_TOKENS;
+      e->n_src = 1;
+      return 0;
+    }
+    Sym *sym = sym_find(s, r->name);
+    if (!sym || sym->kind != SYM_VERTEX) {
+      if (sym && sym->kind == SYM_OUTPUT)
+        diag_error(s->diag, r->at, "'%s' is an output: outputs end chains and cannot feed edges", r->name);
+      else if (sym)
+        diag_error(s->diag, r->at, "'%s' is a %s; a chain starts at 'tokens' or a vertex", r->name,
+                   sym_kind_name(sym->kind));
+      else {
+        const char *extra[] = {"tokens"};
+        unknown_name(s, "vertex", r->name, r->at, KIND(SYM_VERTEX), extra, 1);
+      }
+      return -1;
+    }
+    if (sym->index < 0) return -1;
+    e->srcs[e->n_src++] = sym->index;
+    long w0 = vertex_width(s->net, e->srcs[0]), w = vertex_width(s->net, sym->index);
+    if (w != w0) {
+      diag_error(s->diag, r->at, "summed vertices must have one width: '%s' has %ld but '%s' has %ld", r->name, w,
+                 s->net->vertices[e->srcs[0]].name, w0);
+      return -1;
+    }
+  }
+  e->src_kind = e->n_src > 1 ? END_SUM : END_VERTEX;
+  return 0;
+}
+
+/* Defines the output a chain ends in (its last module is head or classify). */
+static int define_output(Sema *s, Edge *e, const Call *c) {
+  Net *net = s->net;
+  const Module *last = &e->mods[e->n_mods - 1];
+  if (!sym_define(s, c->name, SYM_OUTPUT, net->n_outputs, c->at)) return -1;
+  GROW(s, net->outputs, net->n_outputs, s->cap_outputs);
+  Output *o = &net->outputs[net->n_outputs];
+  *o = (Output){.name = c->name, .at = c->at, .kind = last->kind == MOD_HEAD ? OUT_LM : OUT_CLASS,
+                .width = last->dout, .edge = e->id};
+  e->dst_kind = END_OUTPUT;
+  e->dst = net->n_outputs++;
+  return 0;
+}
+
+int sema_chain(Sema *s, const Stmt *st) {
+  Edge *e = new_edge(s, st->at);
+  if (!e || chain_sources(s, st, e) != 0) return -1;
+  int cap = 0;
+  for (int h = 0; h < st->hops.n; h++) {
+    const EdgeExpr *ex = st->hops.items[h];
+    const Call *c = ex->terms.items[0];
+    Sym *sym = ex->terms.n == 1 && !c->has_parens ? sym_find(s, c->name) : NULL;
+    int last = h == st->hops.n - 1;
+    int ends_in_output = e->n_mods && (e->mods[e->n_mods - 1].kind == MOD_HEAD ||
+                                       e->mods[e->n_mods - 1].kind == MOD_CLASSIFY);
+    if (sym && sym->kind == SYM_VERTEX) {
+      if (sym->index < 0) return -1;
+      e->dst_kind = END_VERTEX;
+      e->dst = sym->index;
+      e->at.len = c->at.line == e->at.line ? c->at.col + c->at.len - e->at.col : e->at.len;
+      if (commit_edge(s, e) != 0) return -1;
+      if (last) return 0;
+      int src = sym->index;
+      if (!(e = new_edge(s, c->at))) return -1;
+      cap = 0;
+      e->src_kind = END_VERTEX;
+      e->srcs[0] = src;
+      e->n_src = 1;
+      continue;
+    }
+    if (last && ends_in_output && ex->terms.n == 1 && !c->has_parens) {
+      if (sym) {
+        diag_error(s->diag, c->at, "'%s' is already a %s; name the output of %s() anew", c->name,
+                   sym_kind_name(sym->kind), mod_kind_name(e->mods[e->n_mods - 1].kind));
+        diag_note(s->diag, sym->at, "'%s' defined here", c->name);
+        return -1;
+      }
+      edge_label(s->net, e);
+      if (flow_widths(s, e) != 0 || define_output(s, e, c) != 0) return -1;
+      edge_label(s->net, e);
+      s->net->n_edges++;
+      return 0;
+    }
+    if (last) {
+      if (ex->terms.n == 1 && !c->has_parens && !sym) {
+        int is_module = 0;
+        for (int k = 0; k < N_MODULE_NAMES; k++) is_module |= !strcmp(c->name, module_names[k]);
+        if (!is_module) {
+          unknown_name(s, "vertex", c->name, c->at, KIND(SYM_VERTEX), NULL, 0);
+          diag_hint(s->diag, "a chain ends at a vertex, or at a new output name after head(MODEL) or classify(N)");
+          return -1;
+        }
+      }
+      diag_error(s->diag, c->at, "a chain must end at a vertex, or at an output name after head() or classify()");
+      return -1;
+    }
+    if (expand_expr(s, ex, &e->mods, &e->n_mods, &cap) != 0) return -1;
+    Sym *type = ex->terms.n == 1 && !c->has_parens ? sym_find(s, c->name) : NULL;
+    e->type = type && type->kind == SYM_EDGE_TYPE && e->n_mods == type_mods(s, type) ? c->name : NULL;
+  }
+  return -1;
+}
+
+/* ---- descriptions ----------------------------------------------------------------------------- */
+
+void module_describe(const Net *net, const Module *m, char *buf, size_t size) {
+  const char *model = m->model >= 0 ? net->models[m->model].name : "";
+  switch (m->kind) {
+    case MOD_IDENTITY: snprintf(buf, size, "identity"); break;
+    case MOD_LINEAR: snprintf(buf, size, "linear(%ld -> %ld%s)", m->din, m->dout, m->bias ? ", bias" : ""); break;
+    case MOD_MLP: snprintf(buf, size, "mlp(%ld -> %ld -> %ld)", m->din, m->hidden, m->dout); break;
+    case MOD_DECODER: snprintf(buf, size, "decoder_layer(%s)", model); break;
+    case MOD_GPT2_EDGE: snprintf(buf, size, "gpt2_block(%s%s)", model, m->unscaled ? ", unscaled" : ""); break;
+    case MOD_EMBED:
+      if (m->prefix) snprintf(buf, size, "embed(%s, prefix %ld)", model, m->prefix);
+      else snprintf(buf, size, "embed(%s)", model);
+      break;
+    case MOD_HEAD: snprintf(buf, size, "head(%s)", model); break;
+    case MOD_CLASSIFY: snprintf(buf, size, "classify(%ld)", m->dout); break;
+  }
+}
+
+void edge_describe(const Net *net, const Edge *e, char *buf, size_t size) {
+  size_t n = 0;
+  buf[0] = 0;
+  if (e->type) {
+    snprintf(buf, size, "%s", e->type);
+    return;
+  }
+  if (e->n_mods == 0) snprintf(buf, size, "identity");
+  for (int i = 0; i < e->n_mods && n < size; i++) {
+    char one[128];
+    module_describe(net, &e->mods[i], one, sizeof one);
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? " >> " : "", one);
+  }
+}

@@ -1,0 +1,29 @@
+/* k_linear.c: the fully connected layer y = x W^T + b (PyTorch nn.Linear layout W[out][in]), forward and
+ * backward, each GEMM one cblas_sgemm. A frozen layer (dW = db = NULL) costs only the dx GEMM. */
+#include <cblas.h>
+
+#include "kernels.h"
+
+void lmn_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
+  float beta = 0.0f;
+  if (b) { /* prefill rows with the bias and let the GEMM accumulate onto it: no extra pass afterwards */
+    for (int n = 0; n < N; n++) memcpy(y + (size_t)n * out, b, (size_t)out * sizeof *b);
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+}
+
+void lmn_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int N,
+                         int in, int out) {
+  if (dx) /* dx[N,in] += dy[N,out] W[out,in] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+  if (dW) /* dW[out,in] += dy^T[out,N] x[N,in] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+  if (db) /* row by row: db stays in L1 while dy streams through once */
+    for (int n = 0; n < N; n++) {
+      const float *row = dy + (size_t)n * out;
+      int o = 0;
+      for (; o + LMN_VL <= out; o += LMN_VL) lmn_vstore(db + o, lmn_vload(db + o) + lmn_vload(row + o));
+      for (; o < out; o++) db[o] += row[o];
+    }
+}
