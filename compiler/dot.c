@@ -33,7 +33,9 @@ static void vertex_nodes(const Net *net, FILE *out) {
             x->name, x->trainable ? "" : ",dashed", x->trainable ? "2" : "1", palette[x->model % 6],
             x->trainable ? "#e69138" : "#666666", x->name, md->name, x->shared ? "shared" : "own copy",
             x->trainable ? "trainable" : "frozen");
-    if (x->shared)
+    int sharers = 0;
+    for (int u = 0; u < net->n_vertices; u++) sharers += net->vertices[u].model == x->model && net->vertices[u].shared;
+    if (x->shared && sharers <= 4) /* beyond that the links drown the picture; the colour tells */
       fprintf(out, "  w_%s -> v_%s [style=dotted, color=\"#888888\", arrowhead=none, constraint=false];\n", md->name,
               x->name);
   }
@@ -81,13 +83,13 @@ void ir_print_dot(const Ir *ir, FILE *out) {
   snprintf(a, sizeof a, "%.1fM", (double)total / 1e6);
   fprintf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=11];\n"
                "  edge [fontname=\"Helvetica\"];\n  labelloc=t;\n  label=\"network %s: %s parameters, %.1fM trainable "
-               "(aggregate %s)\\norange = trainable, grey dashed = frozen, cylinder = shared weights\";\n",
+               "(aggregate %s)\\norange = trainable, dashed = frozen, cylinder = shared weights (same colour = same weights)\";\n",
           net->name, net->name, a, (double)train / 1e6, net->aggregate == AGG_MEAN ? "mean" : "sum");
   fprintf(out, "  tokens [shape=ellipse, style=filled, fillcolor=\"#eeeeee\", label=\"tokens%s\"];\n",
           net->prefix ? " (+ fixed prefix)" : "");
   vertex_nodes(net, out);
   for (int i = 0; i < net->n_outputs; i++)
-    fprintf(out, "  o_%s [shape=doublecircle, style=filled, fillcolor=\"#eeeeee\", label=\"%s\\n%s %ld\"];\n",
+    fprintf(out, "  o_%s [shape=ellipse, peripheries=2, style=filled, fillcolor=\"#eeeeee\", label=\"%s\\n%s %ld\"];\n",
             net->outputs[i].name, net->outputs[i].name, net->outputs[i].kind == OUT_LM ? "vocab" : "classes",
             net->outputs[i].width);
   edge_lines(net, out);

@@ -275,8 +275,11 @@ void ir_print_info(const Ir *ir, FILE *out, long batch, long seq) {
   const Net *net = ir->net;
   char a[32], b[32], c[32];
   long total = ir_param_total(ir, 0), train = ir_param_total(ir, 1);
-  fprintf(out, "network %s: %d vertices, %d edges, %d outputs, %d losses, aggregate %s\n", net->name, net->n_vertices,
-          net->n_edges, net->n_outputs, net->n_losses, net->aggregate == AGG_MEAN ? "mean" : "sum");
+  int trainable_edges = 0;
+  for (int e = 0; e < net->n_edges; e++) trainable_edges += owner_total(ir, OWN_EDGE, e, 1) > 0;
+  fprintf(out, "network %s: %d vertices, %d edges (%d with trainable modules), %d outputs, %d losses, aggregate %s\n",
+          net->name, net->n_vertices, net->n_edges, trainable_edges, net->n_outputs, net->n_losses,
+          net->aggregate == AGG_MEAN ? "mean" : "sum");
   fprintf(out, "parameters: %s total, %s trainable, %s frozen\n", commas(total, a), commas(train, b),
           commas(total - train, c));
   info_groups(ir, out);

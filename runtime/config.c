@@ -18,7 +18,17 @@
 typedef enum kind { K_LONG, K_SEED, K_DOUBLE, K_PATH, K_DECAY, K_BETAS, K_MAP, K_STAGES, K_TRAIN } kind;
 
 /* Values remembered for the checks that span keys. */
-typedef enum slot { S_NONE = 0, S_STEPS, S_STAGES, S_LR, S_WARMUP, S_MIN_LR, S_VAL, S_VAL_FRACTION, S_COUNT } slot;
+typedef enum slot {
+  S_NONE = 0,
+  S_STEPS,
+  S_STAGES,
+  S_LR,
+  S_WARMUP,
+  S_MIN_LR,
+  S_VAL,
+  S_VAL_FRACTION,
+  S_COUNT
+} slot;
 
 typedef struct range {
   double lo, hi;
@@ -41,8 +51,10 @@ struct table {
   int n;
 };
 
-#define RANGE(lo, hi) {lo, hi, 0, 0}
-#define OPEN01 {0, 1, 1, 1}
+#define RANGE(lo, hi)                                                                                        \
+  { lo, hi, 0, 0 }
+#define OPEN01                                                                                               \
+  { 0, 1, 1, 1 }
 #define CFG(member) offsetof(lmn_train_config, member)
 #define NF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -74,8 +86,9 @@ static const field ckpt_f[] = {
 static const field log_f[] = {
     {"every", K_LONG, CFG(log.every), RANGE(1, LMN_BIG), 0, S_NONE, NULL},
 };
-static const table data_t = {data_f, NF(data_f)}, opt_t = {opt_f, NF(opt_f)}, sched_t = {sched_f, NF(sched_f)},
-                   eval_t = {eval_f, NF(eval_f)}, ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)};
+static const table data_t = {data_f, NF(data_f)}, opt_t = {opt_f, NF(opt_f)},
+                   sched_t = {sched_f, NF(sched_f)}, eval_t = {eval_f, NF(eval_f)},
+                   ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)};
 
 static const field top_f[] = {
     {"data", K_MAP, 0, RANGE(0, 0), 1, S_NONE, &data_t},
@@ -147,9 +160,12 @@ static int is_null(const yaml_node_t *n) {
 /* How a value looks to the user, for "got ...": 'abc', the string "32", a mapping, a list, nothing. */
 static void describe(const yaml_node_t *n, char *out, size_t cap) {
   char s[LMN_SHOW + 4];
-  if (n->type == YAML_MAPPING_NODE) snprintf(out, cap, "a mapping");
-  else if (n->type == YAML_SEQUENCE_NODE) snprintf(out, cap, "a list");
-  else if (is_null(n)) snprintf(out, cap, "nothing");
+  if (n->type == YAML_MAPPING_NODE)
+    snprintf(out, cap, "a mapping");
+  else if (n->type == YAML_SEQUENCE_NODE)
+    snprintf(out, cap, "a list");
+  else if (is_null(n))
+    snprintf(out, cap, "nothing");
   else {
     show(s, sval(n), slen(n));
     snprintf(out, cap, plain(n) ? "'%s'" : "the string \"%s\"", s);
@@ -214,7 +230,7 @@ static int numeric_text(const yaml_node_t *n, char *buf) {
 static int parse_long(const yaml_node_t *n, long *out) {
   char buf[64], *end;
   if (!numeric_text(n, buf)) return 0;
-  for (const char *p = buf + (buf[0] == '-' || buf[0] == '+'); ; p++) {
+  for (const char *p = buf + (buf[0] == '-' || buf[0] == '+');; p++) {
     if (*p == '\0') break;
     if (*p < '0' || *p > '9') return 0;
   }
@@ -324,8 +340,8 @@ static int get_betas(ctx *c, const yaml_node_t *n, const char *name, range r, do
   yaml_node_item_t *items = n->data.sequence.items.start;
   long count = n->data.sequence.items.top - items;
   if (count != 2)
-    return fail_at(c, n->start_mark, "'%s' must be a list of two numbers [beta1, beta2], got %ld item%s", name,
-                   count, count == 1 ? "" : "s");
+    return fail_at(c, n->start_mark, "'%s' must be a list of two numbers [beta1, beta2], got %ld item%s",
+                   name, count, count == 1 ? "" : "s");
   for (int i = 0; i < 2; i++) {
     char item[160];
     snprintf(item, sizeof item, "%s[%d]", name, i);
@@ -374,8 +390,9 @@ static int get_train(ctx *c, const yaml_node_t *n, const char *name, lmn_stage *
   show(got, sval(n), slen(n));
   const char *near = nearest(sval(n), slen(n), words, 2);
   if (near)
-    return fail_at(c, n->start_mark, "'%s' must be edges, all or a list of names, got '%s' (did you mean '%s'?)",
-                   name, got, near);
+    return fail_at(c, n->start_mark,
+                   "'%s' must be edges, all or a list of names, got '%s' (did you mean '%s'?)", name, got,
+                   near);
   return fail_at(c, n->start_mark, "'%s' must be edges, all or a list of names such as [%s], got '%s'", name,
                  got, got);
 }
@@ -407,15 +424,24 @@ static int get_stages(ctx *c, const yaml_node_t *n, const char *name) {
 static int parse_value(ctx *c, const field *f, const yaml_node_t *v, void *base, const char *name) {
   char *p = (char *)base + f->off;
   switch (f->kind) {
-  case K_LONG: return get_long(c, v, name, f->r, (long *)(void *)p);
-  case K_SEED: return get_seed(c, v, name, (uint64_t *)(void *)p);
-  case K_DOUBLE: return get_double(c, v, name, f->r, (double *)(void *)p);
-  case K_PATH: return get_path(c, v, name, (char **)(void *)p);
-  case K_DECAY: return get_decay(c, v, name, (lmn_decay *)(void *)p);
-  case K_BETAS: return get_betas(c, v, name, f->r, (double *)(void *)p);
-  case K_MAP: return parse_map(c, v, f->sub, base, name);
-  case K_STAGES: return get_stages(c, v, name);
-  case K_TRAIN: return get_train(c, v, name, (lmn_stage *)base);
+  case K_LONG:
+    return get_long(c, v, name, f->r, (long *)(void *)p);
+  case K_SEED:
+    return get_seed(c, v, name, (uint64_t *)(void *)p);
+  case K_DOUBLE:
+    return get_double(c, v, name, f->r, (double *)(void *)p);
+  case K_PATH:
+    return get_path(c, v, name, (char **)(void *)p);
+  case K_DECAY:
+    return get_decay(c, v, name, (lmn_decay *)(void *)p);
+  case K_BETAS:
+    return get_betas(c, v, name, f->r, (double *)(void *)p);
+  case K_MAP:
+    return parse_map(c, v, f->sub, base, name);
+  case K_STAGES:
+    return get_stages(c, v, name);
+  case K_TRAIN:
+    return get_train(c, v, name, (lmn_stage *)base);
   }
   return -1;
 }
@@ -427,7 +453,8 @@ static int unknown_key(ctx *c, const yaml_node_t *k, const table *t, const char 
   show(got, sval(k), slen(k));
   if (section[0]) snprintf(in, sizeof in, " in '%s'", section);
   const char *near = nearest(sval(k), slen(k), keys, t->n);
-  if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);
+  if (near)
+    snprintf(hint, sizeof hint, "did you mean '%s'?", near);
   else {
     snprintf(hint, sizeof hint, "expected ");
     list_keys(keys, t->n, hint + 9, sizeof hint - 9);
@@ -442,7 +469,8 @@ static const field *lookup(const table *t, const yaml_node_t *k) {
   return NULL;
 }
 
-static int missing(ctx *c, const yaml_node_t *map, const table *t, const yaml_mark_t *seen, const char *section) {
+static int missing(ctx *c, const yaml_node_t *map, const table *t, const yaml_mark_t *seen,
+                   const char *section) {
   for (int i = 0; i < t->n; i++)
     if (t->f[i].required && seen[i].index == (size_t)-1) {
       if (!section[0]) return fail_at(c, map->start_mark, "missing required key '%s'", t->f[i].key);
@@ -458,14 +486,15 @@ static int parse_map(ctx *c, const yaml_node_t *map, const table *t, void *base,
   yaml_mark_t seen[LMN_MAX_KEYS];
   for (int i = 0; i < t->n; i++) seen[i].index = (size_t)-1;
   for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
-    const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key), *v = yaml_document_get_node(c->doc, pr->value);
+    const yaml_node_t *k = yaml_document_get_node(c->doc, pr->key),
+                      *v = yaml_document_get_node(c->doc, pr->value);
     if (k->type != YAML_SCALAR_NODE) return fail_at(c, k->start_mark, "a key must be a plain name");
     const field *f = lookup(t, k);
     if (!f) return unknown_key(c, k, t, section);
     int i = (int)(f - t->f);
     if (seen[i].index != (size_t)-1)
-      return fail_at(c, k->start_mark, "duplicate key '%s' (first given at %zu:%zu)", f->key, seen[i].line + 1,
-                     seen[i].column + 1);
+      return fail_at(c, k->start_mark, "duplicate key '%s' (first given at %zu:%zu)", f->key,
+                     seen[i].line + 1, seen[i].column + 1);
     seen[i] = k->start_mark;
     char name[128];
     snprintf(name, sizeof name, "%s%s%s", section, section[0] ? "." : "", f->key);
@@ -495,8 +524,9 @@ static int settle_steps(ctx *c, const yaml_node_t *root) {
     total += cfg->stages[i].steps;
   }
   if (c->seen[S_STEPS] && cfg->steps != total)
-    return fail_at(c, c->marks[S_STEPS], "'steps' is %ld but the stages add up to %ld (give one, or make them agree)",
-                   cfg->steps, total);
+    return fail_at(c, c->marks[S_STEPS],
+                   "'steps' is %ld but the stages add up to %ld (give one, or make them agree)", cfg->steps,
+                   total);
   cfg->steps = total;
   return 0;
 }
@@ -512,7 +542,8 @@ static int settle(ctx *c, const yaml_node_t *root) {
                    cfg->schedule.warmup, cfg->steps);
   if (cfg->schedule.min_lr > cfg->optimizer.lr)
     return fail_at(c, c->marks[c->seen[S_MIN_LR] ? S_MIN_LR : S_LR],
-                   "'schedule.min_lr' (%g) exceeds 'optimizer.lr' (%g)", cfg->schedule.min_lr, cfg->optimizer.lr);
+                   "'schedule.min_lr' (%g) exceeds 'optimizer.lr' (%g)", cfg->schedule.min_lr,
+                   cfg->optimizer.lr);
   if (!cfg->checkpoint.dir && !(cfg->checkpoint.dir = resolve(c, "checkpoints"))) return -1;
   return 0;
 }
@@ -530,8 +561,8 @@ static int read_text(const char *path, char **text, size_t *len, lmn_err *err) {
   fclose(f);
   if (bad) return free(buf), lmn_errf(err, "%s: error: cannot read: %s", path, strerror(e));
   if (n > LMN_CFG_MAX_BYTES)
-    return free(buf), lmn_errf(err, "%s: error: too large for a training configuration (over %ld bytes)", path,
-                               LMN_CFG_MAX_BYTES);
+    return free(buf), lmn_errf(err, "%s: error: too large for a training configuration (over %ld bytes)",
+                               path, LMN_CFG_MAX_BYTES);
   buf[n] = '\0';
   *text = buf;
   *len = n;
@@ -560,11 +591,13 @@ static int load_document(const char *path, const char *text, size_t len, yaml_do
   if (!yaml_parser_load(&p, doc)) return yaml_fail(path, &p, err), yaml_parser_delete(&p), -1;
   yaml_document_t next;
   int rc = 0;
-  if (!yaml_parser_load(&p, &next)) rc = yaml_fail(path, &p, err);
+  if (!yaml_parser_load(&p, &next))
+    rc = yaml_fail(path, &p, err);
   else {
     yaml_node_t *r = yaml_document_get_root_node(&next);
-    if (r) rc = lmn_errf(err, "%s:%zu:1: error: a second YAML document; a configuration is one document", path,
-                         next.start_mark.line + 1);
+    if (r)
+      rc = lmn_errf(err, "%s:%zu:1: error: a second YAML document; a configuration is one document", path,
+                    next.start_mark.line + 1);
     yaml_document_delete(&next);
   }
   yaml_parser_delete(&p);
@@ -583,8 +616,8 @@ static char *dir_of(const char *path) {
 static int parse_document(ctx *c, const char *path) {
   yaml_node_t *root = yaml_document_get_root_node(c->doc);
   if (!root || is_null(root))
-    return lmn_errf(c->err, "%s: error: empty configuration (expected a mapping with data, batch, seq_len, steps)",
-                    path);
+    return lmn_errf(
+        c->err, "%s: error: empty configuration (expected a mapping with data, batch, seq_len, steps)", path);
   if (parse_map(c, root, &top_t, c->cfg, "")) return -1;
   return settle(c, root);
 }
@@ -601,8 +634,10 @@ int lmn_config_load(const char *path, lmn_train_config *cfg, lmn_err *err) {
   if (rc) return -1;
   ctx c = {.file = path, .dir = dir_of(path), .doc = &doc, .cfg = cfg, .err = err};
   cfg->path = strdup(path);
-  if (!c.dir || !cfg->path) rc = lmn_errf(err, "%s: error: out of memory", path);
-  else rc = parse_document(&c, path);
+  if (!c.dir || !cfg->path)
+    rc = lmn_errf(err, "%s: error: out of memory", path);
+  else
+    rc = parse_document(&c, path);
   yaml_document_delete(&doc);
   free(c.dir);
   if (rc) lmn_config_free(cfg);
@@ -651,16 +686,20 @@ const char *lmn_decay_name(lmn_decay decay) {
 static void print_quoted(FILE *out, const char *s) {
   fputc('"', out);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
-    else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\x%02x", *p);
-    else fputc(*p, out);
+    if (*p == '"' || *p == '\\')
+      fprintf(out, "\\%c", *p);
+    else if (*p < 0x20 || *p == 0x7f)
+      fprintf(out, "\\x%02x", *p);
+    else
+      fputc(*p, out);
   }
   fputc('"', out);
 }
 
 static void print_stage(const lmn_stage *st, FILE *out) {
   fprintf(out, "  - {steps: %ld, train: ", st->steps);
-  if (st->train != LMN_TRAIN_NAMES) fputs(st->train == LMN_TRAIN_EDGES ? "edges" : "all", out);
+  if (st->train != LMN_TRAIN_NAMES)
+    fputs(st->train == LMN_TRAIN_EDGES ? "edges" : "all", out);
   else {
     fputc('[', out);
     for (int j = 0; j < st->n_names; j++) {
@@ -675,8 +714,10 @@ static void print_stage(const lmn_stage *st, FILE *out) {
 void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fputs("data:\n  train: ", out);
   print_quoted(out, cfg->data.train ? cfg->data.train : "");
-  if (cfg->data.val) fputs("\n  val: ", out), print_quoted(out, cfg->data.val);
-  else fprintf(out, "\n  val_fraction: %.17g", cfg->data.val_fraction);
+  if (cfg->data.val)
+    fputs("\n  val: ", out), print_quoted(out, cfg->data.val);
+  else
+    fprintf(out, "\n  val_fraction: %.17g", cfg->data.val_fraction);
   fprintf(out, "\nbatch: %ld\nseq_len: %ld\nsteps: %ld\nstages:\n", cfg->batch, cfg->seq_len, cfg->steps);
   for (int i = 0; i < cfg->n_stages; i++) print_stage(&cfg->stages[i], out);
   fprintf(out, "optimizer:\n  lr: %.17g\n  betas: [%.17g, %.17g]\n  eps: %.17g\n  weight_decay: %.17g\n",
@@ -687,8 +728,9 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "grad_clip: %.17g\neval:\n  every: %ld\n  batches: %ld\ncheckpoint:\n  dir: ", cfg->grad_clip,
           cfg->eval.every, cfg->eval.batches);
   print_quoted(out, cfg->checkpoint.dir ? cfg->checkpoint.dir : "checkpoints");
-  fprintf(out, "\n  every: %ld\n  keep: %ld\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n", cfg->checkpoint.every,
-          cfg->checkpoint.keep, (unsigned long long)cfg->seed, cfg->threads, cfg->log.every);
+  fprintf(out, "\n  every: %ld\n  keep: %ld\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
+          cfg->checkpoint.every, cfg->checkpoint.keep, (unsigned long long)cfg->seed, cfg->threads,
+          cfg->log.every);
 }
 
 /* ---- schedule -------------------------------------------------------------------------------------- */

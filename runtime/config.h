@@ -121,8 +121,8 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out);
 const char *lmn_decay_name(lmn_decay decay);
 
 /* The learning rate for optimizer step `step` (0-based, in [0, steps)): lr * step / warmup while step <
- * warmup (0 at step 0), then the decay from lr at step == warmup to min_lr at step == steps (constant stays at
- * lr). Steps below 0 count as 0 and steps beyond `steps` as `steps`. */
+ * warmup (0 at step 0), then the decay from lr at step == warmup to min_lr at step == steps (constant stays
+ * at lr). Steps below 0 count as 0 and steps beyond `steps` as `steps`. */
 double lmn_lr_at(const lmn_train_config *cfg, long step);
 /* Index of the stage that step (0-based) belongs to; the last stage for steps beyond the total. *first (when
  * not NULL) receives the stage's first step. */

@@ -13,7 +13,8 @@ static int read_file(const char *path, char **out, size_t *len, lmn_err *err) {
   FILE *f = fopen(path, "rb");
   if (!f) return lmn_errf(err, "%s: cannot open: %s", path, strerror(errno));
   struct stat sb;
-  if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) return fclose(f), lmn_errf(err, "%s: is a directory", path);
+  if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode))
+    return fclose(f), lmn_errf(err, "%s: is a directory", path);
   size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 65536, n = 0;
   char *buf = malloc(cap + 1);
   while (buf) {
@@ -54,8 +55,8 @@ static int tokenize(const lmn_tokenizer *tok, const char *path, const char *text
     if (v[i] < 0 || v[i] >= tok->vocab_size) {
       int bad = (int)v[i];
       free(v);
-      return lmn_errf(err, "%s: the tokenizer produced id %d outside its vocabulary of %d (token %zu)", path, bad,
-                      (int)tok->vocab_size, i);
+      return lmn_errf(err, "%s: the tokenizer produced id %d outside its vocabulary of %d (token %zu)", path,
+                      bad, (int)tok->vocab_size, i);
     }
   *ids = v;
   *n = (size_t)r;
@@ -86,7 +87,8 @@ static int load_file(lmn_data *d, int i, const char *path, const lmn_tokenizer *
     s->ids = ids;
   }
   if (s->n < (size_t)d->seq_len + 1)
-    return lmn_errf(err, "%s: too short: %zu tokens (%zu bytes) but one sequence of seq_len %ld needs %ld tokens",
+    return lmn_errf(err,
+                    "%s: too short: %zu tokens (%zu bytes) but one sequence of seq_len %ld needs %ld tokens",
                     path, s->n, len, d->seq_len, d->seq_len + 1);
   return 0;
 }
@@ -98,15 +100,18 @@ static int split_tail(lmn_data *d, double fraction, lmn_err *err) {
   const char *which = nv < need ? "validation tail" : "training part";
   size_t has = nv < need ? nv : n - nv;
   if (nv < need || n - nv < need)
-    return lmn_errf(err,
-                    "%s: the %s (val_fraction %g) holds %zu of %zu tokens but one sequence of seq_len %ld needs "
-                    "%zu; change val_fraction or give a separate val file",
-                    tr->path, which, fraction, has, n, d->seq_len, need);
+    return lmn_errf(
+        err,
+        "%s: the %s (val_fraction %g) holds %zu of %zu tokens but one sequence of seq_len %ld needs "
+        "%zu; change val_fraction or give a separate val file",
+        tr->path, which, fraction, has, n, d->seq_len, need);
   *va = *tr;
   tr->n = n - nv;
   va->n = nv;
-  if (va->ids) va->ids += tr->n;
-  else va->bytes += tr->n;
+  if (va->ids)
+    va->ids += tr->n;
+  else
+    va->bytes += tr->n;
   return 0;
 }
 
@@ -120,10 +125,12 @@ void lmn_data_opts_from_config(lmn_data_opts *opts, const lmn_train_config *cfg,
 
 static int check_opts(const lmn_data_opts *o, lmn_err *err) {
   if (!o || !o->train_path) return lmn_errf(err, "data: no training file given");
-  if (o->seq_len < 1 || o->seq_len > (1L << 30)) return lmn_errf(err, "data: seq_len %ld is out of range", o->seq_len);
+  if (o->seq_len < 1 || o->seq_len > (1L << 30))
+    return lmn_errf(err, "data: seq_len %ld is out of range", o->seq_len);
   if (!o->val_path && !(o->val_fraction > 0.0 && o->val_fraction < 1.0))
     return lmn_errf(err, "data: val_fraction must be in (0, 1), got %g", o->val_fraction);
-  if (o->tok && (!o->tok->ops || o->tok->vocab_size < 1)) return lmn_errf(err, "data: the tokenizer is not set up");
+  if (o->tok && (!o->tok->ops || o->tok->vocab_size < 1))
+    return lmn_errf(err, "data: the tokenizer is not set up");
   return 0;
 }
 
@@ -132,7 +139,9 @@ int lmn_data_open(lmn_data *d, const lmn_data_opts *o, lmn_err *err) {
   if (check_opts(o, err)) return -1;
   d->seq_len = o->seq_len;
   int rc = load_file(d, LMN_SPLIT_TRAIN, o->train_path, o->tok, err);
-  if (!rc) rc = o->val_path ? load_file(d, LMN_SPLIT_VAL, o->val_path, o->tok, err) : split_tail(d, o->val_fraction, err);
+  if (!rc)
+    rc = o->val_path ? load_file(d, LMN_SPLIT_VAL, o->val_path, o->tok, err)
+                     : split_tail(d, o->val_fraction, err);
   if (rc) lmn_data_close(d);
   return rc;
 }

@@ -32,11 +32,11 @@ typedef struct lmn_data_state {
 } lmn_data_state;
 
 typedef struct lmn_data_opts {
-  const char *train_path;    /* required */
-  const char *val_path;      /* NULL: validation is the tail val_fraction of the training file */
-  double val_fraction;       /* in (0, 1) when val_path is NULL */
-  long seq_len;              /* T: every split must hold at least T + 1 tokens */
-  const lmn_tokenizer *tok;  /* NULL or a LMN_TOK_BYTES tokenizer: raw bytes are kept, one per token */
+  const char *train_path;   /* required */
+  const char *val_path;     /* NULL: validation is the tail val_fraction of the training file */
+  double val_fraction;      /* in (0, 1) when val_path is NULL */
+  long seq_len;             /* T: every split must hold at least T + 1 tokens */
+  const lmn_tokenizer *tok; /* NULL or a LMN_TOK_BYTES tokenizer: raw bytes are kept, one per token */
 } lmn_data_opts;
 
 /* The tokens of one split: exactly one of ids and bytes is set. */

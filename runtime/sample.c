@@ -77,8 +77,8 @@ static double softmax_weights(cand *c, int n, float temperature) {
 }
 
 /* Keeps the smallest prefix (by probability) of c[0..n) whose mass reaches top_p of *sum; returns its length
- * and updates *sum. Tokens under (1 - top_p) / n of the mass cannot be in that prefix (together they hold less
- * than 1 - top_p), so they are dropped before sorting. */
+ * and updates *sum. Tokens under (1 - top_p) / n of the mass cannot be in that prefix (together they hold
+ * less than 1 - top_p), so they are dropped before sorting. */
 static int nucleus(cand *c, int n, double *sum, float top_p) {
   double cutoff = (1.0 - top_p) / n * *sum, want = top_p * *sum, acc = 0.0;
   int m = 0;

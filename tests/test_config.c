@@ -235,8 +235,8 @@ static void test_stages(void) {
   tmp_remove(&t);
   /* steps given with stages must agree with them */
   tmp t2;
-  if (load_ok(&t2, "data: {train: x}\nbatch: 1\nseq_len: 1\nsteps: 12\nstages: [{steps: 12, train: all}]\n", &c) ==
-      0)
+  if (load_ok(&t2, "data: {train: x}\nbatch: 1\nseq_len: 1\nsteps: 12\nstages: [{steps: 12, train: all}]\n",
+              &c) == 0)
     CU_ASSERT_EQUAL(c.steps, 12);
   lmn_config_free(&c);
   tmp_remove(&t2);
@@ -290,8 +290,9 @@ static void test_unknown_key(void) {
   expect_error("data: {train: x}\nbacth: 1\n", "2:1: error: unknown key 'bacth' (did you mean 'batch'?)");
   expect_error("data: {train: x}\nschedule: {warmpu: 3}\n",
                "2:12: error: unknown key 'warmpu' in 'schedule' (did you mean 'warmup'?)");
-  expect_error("data: {train: x}\noptimizer: {momentum: 0.9}\n",
-               "2:13: error: unknown key 'momentum' in 'optimizer' (expected lr, betas, eps or weight_decay)");
+  expect_error(
+      "data: {train: x}\noptimizer: {momentum: 0.9}\n",
+      "2:13: error: unknown key 'momentum' in 'optimizer' (expected lr, betas, eps or weight_decay)");
   expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages:\n  - {steps: 1, trian: all}\n",
                "5:16: error: unknown key 'trian' in 'stages[0]' (did you mean 'train'?)");
 }
@@ -299,10 +300,14 @@ static void test_unknown_key(void) {
 static void test_wrong_type(void) {
   expect_error("data: {train: x}\nbatch: abc\n", "2:8: error: 'batch' must be an integer, got 'abc'");
   expect_error("data: {train: x}\nbatch: 2.5\n", "2:8: error: 'batch' must be an integer, got '2.5'");
-  expect_error("data: {train: x}\nbatch: \"32\"\n", "2:8: error: 'batch' must be an integer, got the string \"32\"");
-  expect_error("data: {train: x}\noptimizer: {lr: fast}\n", "2:17: error: 'optimizer.lr' must be a number, got 'fast'");
-  expect_error("data: {train: x}\noptimizer: {lr: .nan}\n", "2:17: error: 'optimizer.lr' must be a number, got '.nan'");
-  expect_error("data: {train: x}\noptimizer: 3\n", "2:12: error: 'optimizer' must be a mapping of keys to values, got '3'");
+  expect_error("data: {train: x}\nbatch: \"32\"\n",
+               "2:8: error: 'batch' must be an integer, got the string \"32\"");
+  expect_error("data: {train: x}\noptimizer: {lr: fast}\n",
+               "2:17: error: 'optimizer.lr' must be a number, got 'fast'");
+  expect_error("data: {train: x}\noptimizer: {lr: .nan}\n",
+               "2:17: error: 'optimizer.lr' must be a number, got '.nan'");
+  expect_error("data: {train: x}\noptimizer: 3\n",
+               "2:12: error: 'optimizer' must be a mapping of keys to values, got '3'");
   expect_error("data: {train: [a, b]}\n", "1:15: error: 'data.train' must be a path, got a list");
   expect_error("data: {train: x}\nbatch:\n", "2:7: error: 'batch' must be an integer, got nothing");
   expect_error("data: {train: x}\nseed: -1\n", "2:7: error: 'seed' must be an unsigned integer, got '-1'");
@@ -310,7 +315,8 @@ static void test_wrong_type(void) {
                "2:20: error: 'optimizer.betas' must be a list of two numbers [beta1, beta2], got '0.9'");
   expect_error("data: {train: x}\noptimizer: {betas: [0.9]}\n",
                "2:20: error: 'optimizer.betas' must be a list of two numbers [beta1, beta2], got 1 item");
-  expect_error("- a\n- b\n", "1:1: error: 'the configuration' must be a mapping of keys to values, got a list");
+  expect_error("- a\n- b\n",
+               "1:1: error: 'the configuration' must be a mapping of keys to values, got a list");
 }
 
 static void test_missing(void) {
@@ -331,11 +337,13 @@ static void test_missing(void) {
   expect_error("batch: 1\nseq_len: 1\nsteps: 1\n", "1:1: error: missing required key 'data'");
   expect_error("data: {train: x}\nseq_len: 1\nsteps: 1\n", "1:1: error: missing required key 'batch'");
   expect_error("data:\n  val: v\nbatch: 1\n", "2:3: error: missing required key 'train' in 'data'");
-  expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\n", "1:1: error: missing required key 'steps' (or 'stages')");
+  expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\n",
+               "1:1: error: missing required key 'steps' (or 'stages')");
   expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages: [{train: all}]\n",
                "4:10: error: missing required key 'steps' in 'stages[0]'");
   expect_error("", " error: empty configuration (expected a mapping with data, batch, seq_len, steps)");
-  expect_error("# nothing\n", " error: empty configuration (expected a mapping with data, batch, seq_len, steps)");
+  expect_error("# nothing\n",
+               " error: empty configuration (expected a mapping with data, batch, seq_len, steps)");
 }
 
 static void test_out_of_range(void) {
@@ -354,8 +362,10 @@ static void test_out_of_range(void) {
   expect_error(y, "6:20: error: 'schedule.min_lr' (0.0002) exceeds 'optimizer.lr' (0.0001)");
   snprintf(y, sizeof y, "%ssteps: 10\ngrad_clip: -1\n", head);
   expect_error(y, "5:12: error: 'grad_clip' must be at least 0, got -1");
-  expect_error("data: {train: x, val_fraction: 1}\n", "1:32: error: 'data.val_fraction' must be in (0, 1), got 1");
-  expect_error("data: {train: x, val_fraction: 0}\n", "1:32: error: 'data.val_fraction' must be in (0, 1), got 0");
+  expect_error("data: {train: x, val_fraction: 1}\n",
+               "1:32: error: 'data.val_fraction' must be in (0, 1), got 1");
+  expect_error("data: {train: x, val_fraction: 0}\n",
+               "1:32: error: 'data.val_fraction' must be in (0, 1), got 0");
   expect_error("data: {train: x}\nthreads: 5000\n", "2:10: error: 'threads' must be at most 4096, got 5000");
   expect_error("data: {train: x}\nsteps: 99999999999999999999\n",
                "2:8: error: 'steps' must be an integer, got '99999999999999999999'");
@@ -370,11 +380,14 @@ static void test_cross_checks(void) {
                "1:40: error: give 'data.val' or 'data.val_fraction', not both");
   expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nsteps: 9\nstages: [{steps: 4}, {steps: 4}]\n",
                "4:8: error: 'steps' is 9 but the stages add up to 8 (give one, or make them agree)");
-  expect_error("data: {train: x}\nbatch: 1\nbatch: 2\n", "3:1: error: duplicate key 'batch' (first given at 2:1)");
-  expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages: []\n", "4:9: error: 'stages' lists no stages");
-  expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages: [{steps: 1, train: edgs}]\n",
-               "4:28: error: 'stages[0].train' must be edges, all or a list of names, got 'edgs' (did you mean "
-               "'edges'?)");
+  expect_error("data: {train: x}\nbatch: 1\nbatch: 2\n",
+               "3:1: error: duplicate key 'batch' (first given at 2:1)");
+  expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages: []\n",
+               "4:9: error: 'stages' lists no stages");
+  expect_error(
+      "data: {train: x}\nbatch: 1\nseq_len: 1\nstages: [{steps: 1, train: edgs}]\n",
+      "4:28: error: 'stages[0].train' must be edges, all or a list of names, got 'edgs' (did you mean "
+      "'edges'?)");
   expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages: [{steps: 1, train: [a, b, a]}]\n",
                "4:35: error: 'stages[0].train' lists 'a' twice");
   expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages: [{steps: 1, train: []}]\n",
@@ -385,7 +398,8 @@ static void test_yaml_syntax(void) {
   expect_error("data: {train: x\nbatch: 1\n",
                "2:6: error: did not find expected ',' or '}' (while parsing a flow mapping at 1:7)");
   expect_error("batch: 1\n  seq_len: 2\n", "2:10: error: mapping values are not allowed in this context");
-  expect_error("data: {train: x}\n---\nbatch: 1\n", "2:1: error: a second YAML document; a configuration is one document");
+  expect_error("data: {train: x}\n---\nbatch: 1\n",
+               "2:1: error: a second YAML document; a configuration is one document");
   expect_error("data: {train: *nope}\n", "1:15: error: found undefined alias");
 }
 

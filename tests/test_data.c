@@ -26,7 +26,8 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 static void tmp_remove(tmp *t) { nftw(t->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
 
 /* Writes len bytes to dir/name; the full path goes to path. */
-static void write_bytes(const tmp *t, const char *name, const void *data, size_t len, char *path, size_t cap) {
+static void write_bytes(const tmp *t, const char *name, const void *data, size_t len, char *path,
+                        size_t cap) {
   snprintf(path, cap, "%s/%s", t->dir, name);
   FILE *f = fopen(path, "wb");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -34,7 +35,8 @@ static void write_bytes(const tmp *t, const char *name, const void *data, size_t
   fclose(f);
 }
 
-/* A test tokenizer whose ids are positions: the text is 5-byte groups "0042 ", each one token (its number). */
+/* A test tokenizer whose ids are positions: the text is 5-byte groups "0042 ", each one token (its number).
+ */
 static long num_encode(const void *self, const char *text, size_t len, int32_t *ids, size_t cap) {
   (void)self;
   size_t n = len / 5;
@@ -63,7 +65,8 @@ static long nib_encode(const void *self, const char *text, size_t len, int32_t *
 
 static const lmn_tokenizer_ops nib_ops = {nib_encode, num_decode, NULL};
 static const lmn_tokenizer nib_tok = {&nib_ops, NULL, LMN_TOK_BPE, 16, -1, -1};
-static const lmn_tokenizer small_tok = {&nib_ops, NULL, LMN_TOK_BPE, 8, -1, -1}; /* ids up to 15 overflow it */
+static const lmn_tokenizer small_tok = {&nib_ops, NULL, LMN_TOK_BPE,
+                                        8,        -1,   -1}; /* ids up to 15 overflow it */
 
 /* Writes n numbered tokens "0000 0001 ..." to dir/name. */
 static void write_numbers(const tmp *t, const char *name, int n, char *path, size_t cap) {
@@ -241,7 +244,8 @@ static void test_more_ids_than_bytes(void) {
   lmn_data d;
   lmn_err err = {{0}};
   CU_ASSERT_EQUAL_FATAL(lmn_data_open(&d, &o, &err), 0);
-  CU_ASSERT_EQUAL(lmn_data_tokens(&d, LMN_SPLIT_TRAIN) + lmn_data_tokens(&d, LMN_SPLIT_VAL), 2 * strlen(text));
+  CU_ASSERT_EQUAL(lmn_data_tokens(&d, LMN_SPLIT_TRAIN) + lmn_data_tokens(&d, LMN_SPLIT_VAL),
+                  2 * strlen(text));
   CU_ASSERT_EQUAL(d.split[LMN_SPLIT_TRAIN].ids[0], 'h' >> 4);
   CU_ASSERT_EQUAL(d.split[LMN_SPLIT_TRAIN].ids[1], 'h' & 15);
   lmn_data_close(&d);
@@ -278,15 +282,16 @@ static void test_errors(void) {
   snprintf(want, sizeof want, "%s: empty file", empty);
   expect_open_error(&o, want);
   o.train_path = shrt;
-  snprintf(want, sizeof want, "%s: too short: 10 tokens (10 bytes) but one sequence of seq_len 16 needs 17 tokens",
-           shrt);
+  snprintf(want, sizeof want,
+           "%s: too short: 10 tokens (10 bytes) but one sequence of seq_len 16 needs 17 tokens", shrt);
   expect_open_error(&o, want);
   o.train_path = okp; /* 500 bytes: the 5% tail holds 25, too few for seq_len 30 */
   o.seq_len = 30;
-  snprintf(want, sizeof want,
-           "%s: the validation tail (val_fraction 0.05) holds 25 of 500 tokens but one sequence of seq_len 30 "
-           "needs 31; change val_fraction or give a separate val file",
-           okp);
+  snprintf(
+      want, sizeof want,
+      "%s: the validation tail (val_fraction 0.05) holds 25 of 500 tokens but one sequence of seq_len 30 "
+      "needs 31; change val_fraction or give a separate val file",
+      okp);
   expect_open_error(&o, want);
   o.val_fraction = 0.95;
   snprintf(want, sizeof want,
@@ -296,8 +301,8 @@ static void test_errors(void) {
   expect_open_error(&o, want);
   o.val_path = shrt;
   o.seq_len = 16;
-  snprintf(want, sizeof want, "%s: too short: 10 tokens (10 bytes) but one sequence of seq_len 16 needs 17 tokens",
-           shrt);
+  snprintf(want, sizeof want,
+           "%s: too short: 10 tokens (10 bytes) but one sequence of seq_len 16 needs 17 tokens", shrt);
   expect_open_error(&o, want);
   o.val_path = NULL;
   o.val_fraction = 1.5;
@@ -323,7 +328,8 @@ static void test_bad_requests(void) {
   lmn_data_state before = st;
   char want[256];
   CU_ASSERT_EQUAL(lmn_data_next(&d, &st, 1, 20, in, tg, &err), -1); /* 20 + 1 > 20 validation tokens */
-  snprintf(want, sizeof want, "%s: the validation split holds 20 tokens but one sequence of 20 needs 21", path);
+  snprintf(want, sizeof want, "%s: the validation split holds 20 tokens but one sequence of 20 needs 21",
+           path);
   CU_ASSERT_STRING_EQUAL(err.msg, want);
   CU_ASSERT_EQUAL(memcmp(&st, &before, sizeof st), 0);
   CU_ASSERT_EQUAL(lmn_data_next(&d, &st, 0, 8, in, tg, &err), -1);

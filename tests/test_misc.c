@@ -30,7 +30,7 @@ static void test_warmup(void) {
     lmn_train_config c = schedule((lmn_decay)d, 10);
     NEAR(lmn_lr_at(&c, 0), 0.0); /* linear from 0 */
     NEAR(lmn_lr_at(&c, 1), 1e-4);
-    NEAR(lmn_lr_at(&c, 5), 5e-4); /* middle of the warmup */
+    NEAR(lmn_lr_at(&c, 5), 5e-4);  /* middle of the warmup */
     NEAR(lmn_lr_at(&c, 10), 1e-3); /* end of the warmup: the peak */
     NEAR(lmn_lr_at(&c, -3), 0.0);
   }
@@ -72,11 +72,13 @@ static void test_progress_line(void) {
   char line[256];
   int n = lmn_progress_format(&p, 12, 3.21409, 3e-4, 0.0553, line, sizeof line);
   CU_ASSERT_STRING_EQUAL(
-      line, "step 12/200 | loss 3.2141 | lr 3.00e-04 | 18,532 tok/s | 55.3 ms/step | MFU 41.2% | ETA 0:01:44");
+      line,
+      "step 12/200 | loss 3.2141 | lr 3.00e-04 | 18,532 tok/s | 55.3 ms/step | MFU 41.2% | ETA 0:01:44");
   CU_ASSERT_EQUAL(n, (int)strlen(line));
   lmn_progress_init(&p, 10, 1000, 0, 0); /* no FLOP counts: no MFU field; ETA from this step's time */
   lmn_progress_format(&p, 4, 2.5, 1e-3, 2.0, line, sizeof line);
-  CU_ASSERT_STRING_EQUAL(line, "step 4/10 | loss 2.5000 | lr 1.00e-03 | 500 tok/s | 2000.0 ms/step | ETA 0:00:12");
+  CU_ASSERT_STRING_EQUAL(line,
+                         "step 4/10 | loss 2.5000 | lr 1.00e-03 | 500 tok/s | 2000.0 ms/step | ETA 0:00:12");
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -86,9 +88,10 @@ static void test_progress_line(void) {
   NEAR(p.avg_step_s, 1.1); /* moving average: 0.9 * 1 + 0.1 * 2 */
   lmn_progress_val(&p, f, 2, 3.1024, 1.25);
   fclose(f);
-  CU_ASSERT_STRING_EQUAL(buf, "step 1/10 | loss 2.0000 | lr 1.00e-03 | 1,000 tok/s | 1000.0 ms/step | ETA 0:00:09\n"
-                              "step 2/10 | loss 2.0000 | lr 1.00e-03 | 500 tok/s | 2000.0 ms/step | ETA 0:00:09\n"
-                              "val step 2/10 | val loss 3.1024 | ppl 22.25 | 1.2 s\n");
+  CU_ASSERT_STRING_EQUAL(
+      buf, "step 1/10 | loss 2.0000 | lr 1.00e-03 | 1,000 tok/s | 1000.0 ms/step | ETA 0:00:09\n"
+           "step 2/10 | loss 2.0000 | lr 1.00e-03 | 500 tok/s | 2000.0 ms/step | ETA 0:00:09\n"
+           "val step 2/10 | val loss 3.1024 | ppl 22.25 | 1.2 s\n");
   free(buf);
 }
 
@@ -97,7 +100,12 @@ static void test_number_formats(void) {
   const struct {
     long long n;
     const char *s;
-  } t[] = {{0, "0"}, {999, "999"}, {1000, "1,000"}, {18532, "18,532"}, {1234567, "1,234,567"}, {-1234, "-1,234"},
+  } t[] = {{0, "0"},
+           {999, "999"},
+           {1000, "1,000"},
+           {18532, "18,532"},
+           {1234567, "1,234,567"},
+           {-1234, "-1,234"},
            {-9223372036854775807LL - 1, "-9,223,372,036,854,775,808"}};
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
     lmn_format_thousands(t[i].n, b, sizeof b);

@@ -1,6 +1,6 @@
 /* test_sample.c: token sampling and the PRNG: greedy is argmax, top-k 1 and a tiny top-p are greedy, draws at
- * temperature 1 (and 0.5, and under top-k/top-p) follow the expected distribution, a draw lands in the nucleus
- * of a large vocabulary, and the generator is reproducible from its seed and its saved state. */
+ * temperature 1 (and 0.5, and under top-k/top-p) follow the expected distribution, a draw lands in the
+ * nucleus of a large vocabulary, and the generator is reproducible from its seed and its saved state. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +53,8 @@ static void test_top_k1_and_tiny_top_p_are_greedy(void) {
   CU_ASSERT_EQUAL(lmn_sample(flat, 8, &p0, &g, scratch), 0);
 }
 
-/* Counts n draws over the 4 tokens with log-probabilities log(p) and checks their frequencies against want. */
+/* Counts n draws over the 4 tokens with log-probabilities log(p) and checks their frequencies against want.
+ */
 static void check_freq(const lmn_sample_opts *o, const double *want, int n, double tol, uint64_t seed) {
   const float logits[4] = {logf(0.1f), logf(0.2f), logf(0.3f), logf(0.4f)};
   unsigned char scratch[4 * 8];
@@ -124,7 +125,8 @@ static void test_determinism_and_bad_args(void) {
   lmn_sample_opts o = {0.9f, 20, 0.95f};
   lmn_rng_seed(&a, 77);
   b = a;
-  for (int i = 0; i < 100; i++) CU_ASSERT_EQUAL(lmn_sample(x, 64, &o, &a, scratch), lmn_sample(x, 64, &o, &b, scratch));
+  for (int i = 0; i < 100; i++)
+    CU_ASSERT_EQUAL(lmn_sample(x, 64, &o, &a, scratch), lmn_sample(x, 64, &o, &b, scratch));
   CU_ASSERT_EQUAL(memcmp(&a, &b, sizeof a), 0);
   lmn_rng c = a; /* one draw consumes one uniform */
   lmn_sample(x, 64, &o, &a, scratch);

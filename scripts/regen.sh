@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# regen.sh LMNC [--check]: writes what lmnc emits for every dsl-examples/*.lmn into generated/NAME/
+# (the IR as text and JSON, the Graphviz picture source). With --check, regenerates into a temporary
+# folder and fails when generated/ differs, so CI catches a compiler change whose output was not
+# committed.
+set -euo pipefail
+lmnc=$1
+mode=${2:-}
+out=generated
+if [ "$mode" = "--check" ]; then
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
+for f in dsl-examples/*.lmn; do
+  name=$(basename "$f" .lmn)
+  mkdir -p "$out/$name"
+  "$lmnc" ir "$f" > "$out/$name/$name.ir.txt"
+  "$lmnc" ir --json "$f" > "$out/$name/$name.ir.json"
+  "$lmnc" dot "$f" > "$out/$name/$name.dot"
+  "$lmnc" info "$f" > "$out/$name/$name.info.txt"
+done
+if [ "$mode" = "--check" ]; then
+  if ! diff -r generated "$out" > /dev/null; then
+    diff -ru generated "$out" | head -n 40
+    echo "generated/ is out of date: run 'make regen' and commit the result" >&2
+    exit 1
+  fi
+  echo "generated/ matches what lmnc emits"
+fi

@@ -1,0 +1,355 @@
+/* test_front.c: CUnit suite for the lmnc front end: lexer and parser (statements, locations, brackets,
+ * error recovery), semantic checks (resolution, widths, diagnostics), the IR (parameter counts of the
+ * paper's LMNet-1B, topological order, costs) and reading hyper-parameters from a GGUF header. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "front.h"
+#include "gguf.h"
+#include "harness.h"
+#include "ir.h"
+#include "parse.h"
+
+/* Loads a network from text; diagnostics are captured in diag_text (caller frees). */
+static int load(Front *f, const char *src, char **diag_text) {
+  size_t len = 0;
+  FILE *out = open_memstream(diag_text, &len);
+  int rc = front_load_mem(f, "t.lmn", src, strlen(src), out);
+  fclose(out);
+  return rc;
+}
+
+static int load_file(Front *f, const char *path) {
+  FILE *devnull = fopen("/dev/null", "w");
+  int rc = front_load(f, path, devnull);
+  fclose(devnull);
+  return rc;
+}
+
+static const char *tiny_src =
+    "network t\n"
+    "model m = llama { dim 64 layers 1 heads 4 kv_heads 2 ffn 172 vocab 256 ctx 64 }  # a comment\n"
+    "edge blk = decoder_layer(m) >> linear(bias)\n"
+    "vertex a, b = m shared trainable\n"
+    "tokens -> embed(m) -> blk -> a\n"
+    "a -> blk -> b\n"
+    "b -> head(m) -> logits\n"
+    "loss lm = cross_entropy(logits, next(tokens))\n";
+
+static void test_parse_statements(void) {
+  Program prog = {0};
+  Diag d;
+  FILE *null = fopen("/dev/null", "w");
+  diag_init(&d, "t.lmn", tiny_src, null);
+  CU_ASSERT_EQUAL(parse_source(&prog, &d, tiny_src, strlen(tiny_src)), 0);
+  CU_ASSERT_EQUAL(prog.stmts.n, 8);
+  Stmt *model = prog.stmts.items[1];
+  CU_ASSERT_EQUAL(model->kind, ST_MODEL);
+  CU_ASSERT_STRING_EQUAL(model->arch.name, "llama");
+  CU_ASSERT_EQUAL(model->settings.n, 7);
+  CU_ASSERT_EQUAL(model->name.at.line, 2);
+  CU_ASSERT_EQUAL(model->name.at.col, 7);
+  Stmt *edge = prog.stmts.items[2];
+  CU_ASSERT_EQUAL(edge->edge->terms.n, 2);
+  Stmt *chain = prog.stmts.items[4];
+  CU_ASSERT_EQUAL(chain->kind, ST_CHAIN);
+  CU_ASSERT_EQUAL(chain->hops.n, 3);
+  Stmt *vertex = prog.stmts.items[3];
+  CU_ASSERT_EQUAL(vertex->names.n, 2);
+  CU_ASSERT_EQUAL(vertex->options.n, 2);
+  arena_free(&prog.arena);
+  fclose(null);
+}
+
+static void test_parse_brackets_and_strings(void) {
+  const char *src = "network t\nmodel m = gguf(\"a\\\"b\\\\c\") llama {\n dim 64\n layers 1 }\nloss x = 0.5 * cross_entropy(\n o,\n labels)\n";
+  Program prog = {0};
+  Diag d;
+  FILE *null = fopen("/dev/null", "w");
+  diag_init(&d, "t.lmn", src, null);
+  CU_ASSERT_EQUAL(parse_source(&prog, &d, src, strlen(src)), 0);
+  CU_ASSERT_EQUAL(prog.stmts.n, 3);
+  Stmt *m = prog.stmts.items[1];
+  Arg *path = m->source->args.items[0];
+  CU_ASSERT_STRING_EQUAL(path->a.s, "a\"b\\c");
+  Stmt *l = prog.stmts.items[2];
+  CU_ASSERT(l->has_weight && l->weight == 0.5);
+  arena_free(&prog.arena);
+  fclose(null);
+}
+
+static void test_parse_recovery(void) {
+  Front f;
+  char *text = NULL;
+  const char *src = "network t\nmodel = llama {}\nvertex a b = m\nedge x = linear(\nloss l = cross_entropy(o, labels)\n";
+  CU_ASSERT_EQUAL(load(&f, src, &text), 1);
+  CU_ASSERT(f.diag.errors >= 2); /* several syntax errors reported in one run */
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "t.lmn:2:7: error:"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "t.lmn:3:10: error:"));
+  front_free(&f);
+  free(text);
+}
+
+static void test_sema_tiny(void) {
+  Front f;
+  char *text = NULL;
+  CU_ASSERT_EQUAL_FATAL(load(&f, tiny_src, &text), 0);
+  const Net *net = &f.net;
+  CU_ASSERT_STRING_EQUAL(net->name, "t");
+  CU_ASSERT_EQUAL(net->n_models, 1);
+  CU_ASSERT_EQUAL(net->n_vertices, 2);
+  CU_ASSERT_EQUAL(net->n_edges, 3);
+  CU_ASSERT_EQUAL(net->edges[0].src_kind, END_TOKENS);
+  CU_ASSERT_EQUAL(net->edges[0].n_mods, 3);
+  CU_ASSERT_EQUAL(net->edges[1].mods[1].din, 64);
+  CU_ASSERT_EQUAL(net->edges[1].mods[1].dout, 64);
+  CU_ASSERT_EQUAL(net->edges[2].dst_kind, END_OUTPUT);
+  CU_ASSERT_EQUAL(net->outputs[0].width, 256);
+  CU_ASSERT_EQUAL(net->aggregate, AGG_MEAN);
+  CU_ASSERT_EQUAL(net->models[0].hp.kv_heads, 2);
+  CU_ASSERT_EQUAL(f.diag.warnings, 0);
+  front_free(&f);
+  free(text);
+}
+
+/* Replaces the first occurrence of `from` in tiny_src by `to` and expects an error containing `want`. */
+static void expect_error(const char *from, const char *to, const char *want) {
+  char src[2048];
+  const char *p = strstr(tiny_src, from);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+  snprintf(src, sizeof src, "%.*s%s%s", (int)(p - tiny_src), tiny_src, to, p + strlen(from));
+  Front f;
+  char *text = NULL;
+  CU_ASSERT_EQUAL(load(&f, src, &text), 1);
+  if (!strstr(text, want)) fprintf(stderr, "\nexpected '%s' in:\n%s\n", want, text);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+  front_free(&f);
+  free(text);
+}
+
+static void test_sema_errors(void) {
+  expect_error("= m shared", "= mm shared", "unknown model 'mm'; did you mean 'm'?");
+  expect_error("a -> blk -> b", "a -> blk -> bb", "unknown vertex 'bb'; did you mean 'b'?");
+  expect_error("a -> blk -> b", "a -> blk >> linear(32) -> b", "yields width 32 but vertex 'b' takes 64");
+  expect_error("a -> blk -> b", "a -> blk >> linear(32) -> b", "add linear(32 -> 64)");
+  expect_error("a -> blk -> b", "a -> blk -> b\nb -> blk -> a", "cycle: ");
+  expect_error("heads 4 kv_heads 2", "heads 5 kv_heads 5", "5 heads do not divide the width 64");
+  expect_error("kv_heads 2", "kv_heads 3", "3 kv_heads do not divide the 4 heads");
+  expect_error("loss lm = cross_entropy(logits, next(tokens))\n", "", "has no loss");
+  expect_error("vertex a, b", "vertex a, b, c", "vertex 'c' has no input");
+  expect_error("b -> head(m)", "a -> blk -> c\nb -> head(m)", "unknown vertex 'c'");
+  expect_error("edge blk", "edge a", "redefinition of 'a'");
+  expect_error("shared trainable", "shared frozn", "did you mean 'frozen'?");
+  expect_error("cross_entropy(logits", "cross_entropi(logits", "did you mean 'cross_entropy'?");
+  expect_error("next(tokens))", "labels)", "its target is next(tokens)");
+  expect_error("llama {", "lama {", "did you mean 'llama'?");
+}
+
+static void test_sema_reach_and_vocab(void) {
+  Front f;
+  char *text = NULL;
+  const char *src = "network t\n"
+                    "model m = llama { dim 64 layers 1 heads 4 ffn 172 vocab 256 ctx 64 }\n"
+                    "model n = llama { dim 64 layers 1 heads 4 ffn 172 vocab 300 ctx 64 }\n"
+                    "vertex a, d = m\n"
+                    "tokens -> embed(m) -> a\ntokens -> embed(m) -> d\n"
+                    "a -> head(n) -> logits\n"
+                    "loss lm = cross_entropy(logits, next(tokens))\n";
+  CU_ASSERT_EQUAL(load(&f, src, &text), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "head(n) predicts a vocabulary of 300"));
+  front_free(&f);
+  free(text);
+  const char *src2 = "network t\n"
+                     "model m = llama { dim 64 layers 1 heads 4 ffn 172 vocab 256 ctx 64 }\n"
+                     "vertex a, d = m\n"
+                     "tokens -> embed(m) -> a\ntokens -> embed(m) -> d\n"
+                     "a -> head(m) -> logits\n"
+                     "loss lm = cross_entropy(logits, next(tokens))\n";
+  CU_ASSERT_EQUAL(load(&f, src2, &text), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "vertex 'd' does not reach the output"));
+  front_free(&f);
+  free(text);
+}
+
+/* ---- IR ---------------------------------------------------------------------------------------- */
+
+static void test_ir_lmnet_1b_counts(void) {
+  Front f;
+  CU_ASSERT_EQUAL_FATAL(load_file(&f, "dsl-examples/lmnet_1b.lmn"), 0);
+  Ir ir;
+  ir_build(&ir, &f.net);
+  CU_ASSERT_EQUAL(ir_param_total(&ir, 0), 1138392704L);
+  CU_ASSERT_EQUAL(ir_param_total(&ir, 1), 644359936L);
+  int trainable_edges = 0;
+  long model_total = 0;
+  for (int e = 0; e < f.net.n_edges; e++) {
+    long n = 0;
+    for (int i = 0; i < ir.n_params; i++)
+      if (ir.params[i].owner == OWN_EDGE && ir.params[i].owner_index == e) n += ir.params[i].count;
+    if (n) {
+      CU_ASSERT_EQUAL(n, 15716096L);
+      trainable_edges++;
+    }
+  }
+  for (int i = 0; i < ir.n_params; i++)
+    if (ir.params[i].owner == OWN_MODEL) model_total += ir.params[i].count;
+  CU_ASSERT_EQUAL(trainable_edges, 41);
+  CU_ASSERT_EQUAL(model_total, 494032768L);
+  /* topological order: every op reads only earlier ops; frozen vertices compute no weight gradients */
+  for (int i = 0; i < ir.n_ops; i++) {
+    const Op *op = &ir.ops[i];
+    for (int k = 0; k < op->n_inputs; k++) CU_ASSERT(op->inputs[k] < i);
+    if (op->kind == OP_VERTEX) {
+      CU_ASSERT_FALSE(op->trainable);
+      CU_ASSERT(op->grad_in);
+    }
+  }
+  ir_free(&ir);
+  front_free(&f);
+}
+
+static void test_ir_smollm2_and_gpt2_counts(void) {
+  Front f;
+  char *text = NULL;
+  const char *src = "network s\n"
+                    "model smol = llama { dim 576 layers 30 heads 9 kv_heads 3 ffn 1536 vocab 49152 ctx 8192 }\n"
+                    "model g = gpt2 { dim 1024 layers 1 heads 16 ffn 4096 vocab 50257 ctx 1024 }\n"
+                    "vertex v = smol frozen\n"
+                    "tokens -> embed(smol) -> v\n"
+                    "v -> linear(576 -> 1024) >> gpt2_block(g) >> linear(g -> smol) -> w\n"
+                    "vertex w = smol unshared frozen\n"
+                    "w -> head(smol) -> logits\n"
+                    "loss lm = cross_entropy(logits, next(tokens))\n";
+  int rc = load(&f, src, &text);
+  if (rc) fprintf(stderr, "%s", text);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  Ir ir;
+  ir_build(&ir, &f.net);
+  long smol = 0, gpt2_edge = 0, own = 0;
+  for (int i = 0; i < ir.n_params; i++) {
+    const Param *p = &ir.params[i];
+    if (p->owner == OWN_MODEL) smol += p->count;
+    if (p->owner == OWN_EDGE && p->module == 1) gpt2_edge += p->count;
+    if (p->owner == OWN_VERTEX) own += p->count;
+  }
+  CU_ASSERT_EQUAL(smol, 134515008L);        /* SmolLM2-135M with its tied embedding */
+  CU_ASSERT_EQUAL(own, 134515008L - 28311552L); /* an unshared copy: layers + final norm */
+  CU_ASSERT_EQUAL(gpt2_edge, 5250048L);     /* the E2E edge at GPT-2 Medium width */
+  /* costs scale linearly in B */
+  double f1 = 0, f2 = 0;
+  for (int i = 0; i < ir.n_ops; i++) {
+    f1 += cost_eval(ir.ops[i].fwd, 1, 64);
+    f2 += cost_eval(ir.ops[i].fwd, 2, 64);
+  }
+  CU_ASSERT_DOUBLE_EQUAL(f2, 2 * f1, 1e-6 * f1);
+  ir_free(&ir);
+  front_free(&f);
+  free(text);
+}
+
+static void test_ir_aggregate_and_sum(void) {
+  Front f;
+  CU_ASSERT_EQUAL_FATAL(load_file(&f, "dsl-examples/gpt2_e2e.lmn"), 0);
+  Ir ir;
+  ir_build(&ir, &f.net);
+  int sums = 0, aggs = 0;
+  for (int i = 0; i < ir.n_ops; i++) {
+    sums += ir.ops[i].kind == OP_SUM;
+    if (ir.ops[i].kind == OP_AGGREGATE) {
+      aggs++;
+      CU_ASSERT_EQUAL(ir.ops[i].n_inputs, 2);
+    }
+  }
+  CU_ASSERT_EQUAL(sums, 1);
+  CU_ASSERT_EQUAL(aggs, 1);
+  CU_ASSERT_EQUAL(f.net.aggregate, AGG_SUM);
+  CU_ASSERT_EQUAL(f.net.prefix, 32);
+  ir_free(&ir);
+  front_free(&f);
+}
+
+static void test_examples_check(void) {
+  const char *files[] = {"tiny", "lmnet_1b", "gpt2_e2e", "smol_pair", "hetero", "dag", "classify"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    char path[128];
+    snprintf(path, sizeof path, "dsl-examples/%s.lmn", files[i]);
+    Front f;
+    CU_ASSERT_EQUAL(load_file(&f, path), 0);
+    front_free(&f);
+  }
+}
+
+/* A model without declared hyper-parameters reads them from the GGUF header. */
+static void test_gguf_header_model(void) {
+  char dir[] = "/tmp/lmnc-test-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char path[256], lmn[256];
+  snprintf(path, sizeof path, "%s/m.gguf", dir);
+  snprintf(lmn, sizeof lmn, "%s/net.lmn", dir);
+  lmn_gguf_writer *w;
+  lmn_err err;
+  CU_ASSERT_EQUAL_FATAL(lmn_gguf_writer_new(&w, &err), 0);
+  lmn_gguf_writer_add_str(w, "general.architecture", "llama", &err);
+  lmn_gguf_writer_add_u32(w, "llama.context_length", 512, &err);
+  lmn_gguf_writer_add_u32(w, "llama.embedding_length", 32, &err);
+  lmn_gguf_writer_add_u32(w, "llama.block_count", 2, &err);
+  lmn_gguf_writer_add_u32(w, "llama.feed_forward_length", 96, &err);
+  lmn_gguf_writer_add_u32(w, "llama.attention.head_count", 4, &err);
+  lmn_gguf_writer_add_u32(w, "llama.attention.head_count_kv", 2, &err);
+  lmn_gguf_writer_add_u32(w, "llama.vocab_size", 100, &err);
+  lmn_gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &err);
+  float emb[100 * 32] = {0};
+  int64_t ne[2] = {32, 100};
+  CU_ASSERT_EQUAL(lmn_gguf_writer_add_tensor_f32(w, "token_embd.weight", 2, ne, emb, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(lmn_gguf_writer_write(w, path, &err), 0);
+  lmn_gguf_writer_free(w);
+  FILE *fp = fopen(lmn, "w");
+  fprintf(fp, "network g\nmodel m = gguf(\"m.gguf\")\nvertex a = m\ntokens -> embed(m) -> linear(bias) -> a\n"
+              "a -> head(m) -> logits\nloss lm = cross_entropy(logits, next(tokens))\n");
+  fclose(fp);
+  Front f;
+  CU_ASSERT_EQUAL(load_file(&f, lmn), 0);
+  if (f.net.n_models == 1) {
+    const lmn_hparams *hp = &f.net.models[0].hp;
+    CU_ASSERT_EQUAL(hp->arch, LMN_ARCH_LLAMA);
+    CU_ASSERT_EQUAL(hp->dim, 32);
+    CU_ASSERT_EQUAL(hp->layers, 2);
+    CU_ASSERT_EQUAL(hp->kv_heads, 2);
+    CU_ASSERT_EQUAL(hp->vocab, 100);
+    CU_ASSERT_EQUAL(hp->tied, 1);
+  }
+  front_free(&f);
+  /* a truncated file is an error naming the file, not a crash */
+  CU_ASSERT_EQUAL(truncate(path, 40), 0);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  CU_ASSERT_EQUAL(front_load(&f, lmn, out), 1);
+  fclose(out);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "cannot read the hyper-parameters of model 'm'"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "m.gguf"));
+  front_free(&f);
+  free(text);
+  unlink(path);
+  unlink(lmn);
+  rmdir(dir);
+}
+
+static CU_TestInfo tests[] = {
+    {"parse: statements and locations", test_parse_statements},
+    {"parse: brackets span lines, string escapes", test_parse_brackets_and_strings},
+    {"parse: recovery reports several errors", test_parse_recovery},
+    {"sema: tiny network resolved", test_sema_tiny},
+    {"sema: diagnostics", test_sema_errors},
+    {"sema: reachability and vocabulary", test_sema_reach_and_vocab},
+    {"ir: LMNet-1B parameter counts", test_ir_lmnet_1b_counts},
+    {"ir: SmolLM2-135M and GPT-2 edge counts", test_ir_smollm2_and_gpt2_counts},
+    {"ir: long skip sum and aggregation", test_ir_aggregate_and_sum},
+    {"examples all check", test_examples_check},
+    {"model hyper-parameters from a GGUF header", test_gguf_header_model},
+    CU_TEST_INFO_NULL,
+};
+
+LMN_TEST_MAIN("front", tests)
