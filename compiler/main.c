@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "emit.h"
 #include "front.h"
 #include "ir.h"
 
@@ -20,6 +23,8 @@ static const char usage_text[] =
     "                           FLOPs per token (forward, training) and activation memory for B x T\n"
     "  ir FILE [--json]         the lowered network: parameters and ops in topological order\n"
     "  dot FILE                 a Graphviz picture of the network (pipe into `dot -Tpng -o net.png`)\n"
+    "  compile FILE -o DIR      write DIR/NAME.h, DIR/NAME.c, DIR/main.c and DIR/Makefile; `make -C DIR`\n"
+    "                           builds the executable DIR/NAME (train, generate, eval, info)\n"
     "  --help, -h               this text\n"
     "  --version                the version\n"
     "\n"
@@ -105,6 +110,53 @@ static int cmd_with_ir(const char *cmd, int argc, char **argv) {
   return rc;
 }
 
+/* The lmnet tree: two levels above this executable (bin/lmnc), where runtime/ and lib/ live. */
+static void lmnet_root(char *buf, size_t n) {
+  ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+  if (len <= 0) {
+    snprintf(buf, n, ".");
+    return;
+  }
+  buf[len] = 0;
+  for (int up = 0; up < 2; up++) {
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf) *slash = 0;
+  }
+}
+
+static int cmd_compile(int argc, char **argv) {
+  const char *file = NULL, *dir = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "-o")) {
+      if (i + 1 >= argc) return usage_error("%s", "-o needs a directory");
+      dir = argv[++i];
+    } else if (argv[i][0] == '-') {
+      return usage_error("unknown option '%s'", argv[i]);
+    } else if (file) {
+      return usage_error("unexpected argument '%s'", argv[i]);
+    } else {
+      file = argv[i];
+    }
+  }
+  if (!file || !dir) return usage_error("%s", "usage: lmnc compile FILE -o DIR");
+  Front f;
+  int rc = front_load(&f, file, stderr);
+  if (rc == 0) {
+    Ir ir;
+    ir_build(&ir, &f.net);
+    char root[4096];
+    lmnet_root(root, sizeof root);
+    lmn_err err;
+    if (emit_c(&ir, file, dir, root, &err) != 0) {
+      fprintf(stderr, "lmnc: %s\n", err.msg);
+      rc = 2;
+    }
+    ir_free(&ir);
+  }
+  front_free(&f);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
@@ -120,6 +172,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
+  if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "info") || !strcmp(cmd, "ir") || !strcmp(cmd, "dot")) return cmd_with_ir(cmd, argc - 2, argv + 2);
   return usage_error("unknown command '%s'", cmd);
 }

@@ -1,0 +1,123 @@
+/* modules.h: whole modules built from the kernels of kernels.h, as generated code calls them: a
+ * transformer block (llama, qwen2 or gpt2 shaped; vertices run `layers` of them, decoder_layer edges
+ * one), the GPT-2 attention-block edge, and the MLP edge. Each has a forward that keeps what its
+ * backward needs in a caller-planned region, a backward that accumulates gradients (+=) and skips the
+ * weight gradients of frozen tensors (NULL members of the gradient struct), and a forward with a KV
+ * cache for generation (prefill at pos0 = 0, then one token at a time). Nothing allocates: sizes of
+ * the saved region and of scratch are functions the compiler's memory planner calls. */
+#ifndef LMN_MODULES_H
+#define LMN_MODULES_H
+
+#include <stddef.h>
+
+#include "kernels.h"
+#include "threads.h"
+
+typedef enum lmn_block_kind {
+  LMN_BLOCK_LLAMA,     /* RMSNorm, RoPE on interleaved pairs (llama GGUF layout), GQA, SwiGLU */
+  LMN_BLOCK_QWEN2,     /* as llama with q/k/v biases (when qkv_bias) and half-split (NEOX) RoPE */
+  LMN_BLOCK_GPT2,      /* LayerNorm with bias, fused qkv with bias, learned positions outside, GELU MLP */
+  LMN_BLOCK_GPT2_EDGE, /* LMNet's GPT-2 edge: x = X + MHA(X) (no pre-norm), y = x + gelu(W LN(x) + b) */
+} lmn_block_kind;
+
+typedef struct lmn_block_cfg {
+  lmn_block_kind kind;
+  int d;          /* width */
+  int heads, kv_heads, hd; /* hd = d / heads */
+  int ffn;        /* MLP width (GPT2_EDGE: d) */
+  float eps;      /* norm epsilon */
+  int qkv_bias;   /* LLAMA/QWEN2: q, k, v carry biases */
+  float scale;    /* attention score scale: 1/sqrt(hd), or 1 for unscaled GPT-2 edges */
+} lmn_block_cfg;
+
+/* Weights of one block: pointers into the network's parameter buffer, shapes [out, in] as nn.Linear.
+ * LLAMA/QWEN2: attn_norm, wq [d,d], bq?, wk [kvd,d], bk?, wv [kvd,d], bv?, wo [d,d], ffn_norm,
+ *              w_gate [ffn,d], w_up [ffn,d], w_down [d,ffn].
+ * GPT2:        attn_norm, attn_norm_b, wqkv [3d,d], bqkv, wo, bo, ffn_norm, ffn_norm_b, w_up [ffn,d], b_up,
+ *              w_down [d,ffn], b_down.
+ * GPT2_EDGE:   wqkv, bqkv, wo, bo, ffn_norm, ffn_norm_b, w_up [d,d], b_up.  Unused members are NULL. */
+typedef struct lmn_block_w {
+  const float *attn_norm, *attn_norm_b;
+  const float *wq, *bq, *wk, *bk, *wv, *bv;
+  const float *wqkv, *bqkv;
+  const float *wo, *bo;
+  const float *ffn_norm, *ffn_norm_b;
+  const float *w_gate, *w_up, *b_up, *w_down, *b_down;
+} lmn_block_w;
+
+/* Gradients, same members; a NULL member means the tensor is frozen: its gradient is not computed, and
+ * when all are NULL the backward runs only the activation-gradient GEMMs. */
+typedef struct lmn_block_g {
+  float *attn_norm, *attn_norm_b;
+  float *wq, *bq, *wk, *bk, *wv, *bv;
+  float *wqkv, *bqkv;
+  float *wo, *bo;
+  float *ffn_norm, *ffn_norm_b;
+  float *w_gate, *w_up, *b_up, *w_down, *b_down;
+} lmn_block_g;
+
+/* RoPE tables for positions 0..n_pos-1 (LLAMA/QWEN2), built once with lmn_rope_table. */
+typedef struct lmn_rope {
+  const float *cos_t, *sin_t; /* [n_pos, hd/2] each */
+  int n_pos;
+} lmn_rope;
+
+/* Floats the forward keeps for the backward, for N = B*T tokens (qd = heads*hd, kvd = kv_heads*hd, F = ffn):
+ *   LLAMA/QWEN2: N (2d + 2qd + 2kvd + heads + 2F + 2)   r, rstd1, q, k, v (after RoPE), att, lse, h, rstd2,
+ *                                                       gate, up
+ *   GPT2:        N (6d + F + heads + 4)                 r, mean1, rstd1, q, k, v, att, lse, h, mean2, rstd2,
+ *                                                       u = W_up n2 + b_up
+ *   GPT2_EDGE:   N (7d + heads + 2)                     r, q, k, v, att, lse, h, mean2, rstd2, u [N, d]
+ * The backward recomputes the norm outputs n1, n2 and the MLP's hidden activation (silu(gate)*up, gelu(u)),
+ * each only when a weight gradient needs it (modules.c). */
+size_t lmn_block_saved_floats(const lmn_block_cfg *c, int B, int T);
+/* Transient floats for one forward (saved given or NULL) or backward call with a pool of at most n_threads
+ * threads (reused across calls): max(saved + N*d (+ N*F), backward's) + the attention kernel's scratch. */
+size_t lmn_block_scratch_floats(const lmn_block_cfg *c, int B, int T, int n_threads);
+
+/* y = block(r) with r = scale * sum_{i<k} xs[i] (a vertex's edge aggregation, fused into the first norm;
+ * k = 1, scale = 1 for a plain input). saved: lmn_block_saved_floats(c, B, T) floats (NULL at inference).
+ * y may not alias any xs[i]. */
+void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
+                       float *y,                                  /* [B*T, d] */
+                       const float *const *xs, int k, float scale, /* k pointers to [B*T, d] */
+                       float *saved, int B, int T, float *scratch, lmn_pool *pool);
+
+/* dxs[i] += scale * dL/dr (each may be NULL, or dxs NULL: no input gradient needed); g += weight gradients.
+ * dy [B*T, d] is dL/dy and may be overwritten. */
+void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, lmn_block_g *g,
+                        float *const *dxs, int k, float scale, float *dy, const float *saved, int B, int T,
+                        float *scratch, lmn_pool *pool);
+
+/* Generation with a KV cache (batch 1): processes T new tokens at positions pos0..pos0+T-1 (T > 1 only with
+ * pos0 = 0: the prefill; then T = 1), appends their keys (after RoPE) and values to kcache/vcache
+ * [ctx, kv_heads*hd] (GPT2 kinds: kv_heads = heads), and writes y [T, d] exactly as the full forward would
+ * for those positions. scratch: lmn_block_cache_scratch_floats(c, T, threads). Needs pos0 + T <= ctx (and
+ * <= rope->n_pos). Also accepted: T > 1 at pos0 > 0 (a chunk appended to a prefix; its attention runs the
+ * decode kernel row by row). xs[i] point at the T new rows. */
+size_t lmn_block_cache_scratch_floats(const lmn_block_cfg *c, int T, int n_threads);
+void lmn_block_forward_cached(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
+                              const float *const *xs, int k, float scale, float *kcache, float *vcache, int pos0,
+                              int T, float *scratch, lmn_pool *pool);
+
+/* MLP edge (LMNet code): y = x + gelu(C2(gelu(C1 x + b1)) + b2), C1: d -> h, C2: h -> d. */
+typedef struct lmn_mlp_w {
+  const float *w1, *b1; /* [h, d], [h] */
+  const float *w2, *b2; /* [d, h], [d] */
+} lmn_mlp_w;
+typedef struct lmn_mlp_g {
+  float *w1, *b1, *w2, *b2; /* NULL = frozen */
+} lmn_mlp_g;
+/* saved: a1 = C1 x + b1 [N,h] and a2 = C2 gelu(a1) + b2 [N,d], plus N*h when h > d (the forward's room for
+ * gelu(a1), which otherwise passes through y): N (h + d) for h <= d, N (2h + d) for h > d. The forward has
+ * no scratch, so saved is required at inference too (it is the forward's workspace). */
+size_t lmn_mlp_saved_floats(int d, int h, int N);
+/* Scratch of lmn_mlp_backward: 2*N*h floats (gelu(a1) recomputed for dW2, and dL/da1). */
+size_t lmn_mlp_scratch_floats(int d, int h, int N);
+void lmn_mlp_forward(const lmn_mlp_w *w, float *y, const float *x, float *saved, int d, int h, int N);
+/* dx += dL/dx (dx may be NULL); dy may be overwritten. scratch: lmn_mlp_scratch_floats(d, h, N) floats
+ * (within the 2*N*h + N*d this comment promised before). */
+void lmn_mlp_backward(const lmn_mlp_w *w, lmn_mlp_g *g, float *dx, float *dy, const float *x, const float *saved,
+                      int d, int h, int N, float *scratch);
+
+#endif

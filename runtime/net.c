@@ -1,0 +1,160 @@
+/* net.c: the network-independent half of a compiled network: buffers for parameters, gradients, AdamW
+ * moments, activations and KV caches; from-scratch initialisation (HF-like: N(0, 0.02) weights, zero
+ * biases, unit norm gains); training-stage selection; global-norm clipping and the AdamW step. */
+#include "net.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "rng.h"
+
+static float *alloc_floats(size_t n) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
+  memset(p, 0, (n ? n : 1) * sizeof(float));
+  return p;
+}
+
+static void init_params(lmn_net *net, uint64_t seed) {
+  const lmn_net_desc *d = net->desc;
+  for (int i = 0; i < d->n_params; i++) {
+    const lmn_param_info *p = &d->params[i];
+    float *x = net->params + p->offset;
+    size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+    lmn_rng r;
+    lmn_rng_seed_stream(&r, seed, (uint64_t)i); /* one stream per tensor: independent of layout */
+    if (p->init == LMN_INIT_NORMAL) lmn_rng_fill_normal(&r, x, n, 0.0f, 0.02f);
+    else if (p->init == LMN_INIT_ONE)
+      for (size_t k = 0; k < n; k++) x[k] = 1.0f;
+    else memset(x, 0, n * sizeof(float));
+  }
+}
+
+int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
+                   lmn_err *err) {
+  *out = NULL;
+  if (B < 1 || T < 1 || T > desc->ctx)
+    return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T, desc->ctx);
+  lmn_net *net = calloc(1, sizeof *net);
+  if (!net) return lmn_errf(err, "%s: out of memory", desc->name);
+  net->desc = desc;
+  net->B = B;
+  net->T = T;
+  net->n_threads = n_threads < 1 ? 1 : n_threads;
+  size_t arena = desc->arena_floats(B, T, net->n_threads);
+  net->params = alloc_floats(desc->n_floats);
+  net->grads = alloc_floats(desc->n_train);
+  net->m = alloc_floats(desc->n_train);
+  net->v = alloc_floats(desc->n_train);
+  net->arena = alloc_floats(arena);
+  net->trainable_mask = calloc((size_t)desc->n_params + 1, 1);
+  net->pool = lmn_pool_create(net->n_threads, err);
+  if (!net->params || !net->grads || !net->m || !net->v || !net->arena || !net->trainable_mask || !net->pool) {
+    double gib = (double)(desc->n_floats + 3 * desc->n_train + arena) * 4 / (1 << 30);
+    lmn_net_destroy(net);
+    return lmn_errf(err, "%s: cannot allocate %.2f GiB for batch %d x %d (try a smaller batch or seq_len)",
+                    desc->name, gib, B, T);
+  }
+  for (int i = 0; i < desc->n_params; i++) net->trainable_mask[i] = (char)desc->params[i].trainable;
+  init_params(net, seed);
+  *out = net;
+  return 0;
+}
+
+void lmn_net_destroy(lmn_net *net) {
+  if (!net) return;
+  free(net->params);
+  free(net->grads);
+  free(net->m);
+  free(net->v);
+  free(net->arena);
+  free(net->cache);
+  free(net->trainable_mask);
+  if (net->pool) lmn_pool_destroy(net->pool);
+  free(net);
+}
+
+int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err) {
+  if (ctx < 1 || ctx > net->desc->ctx) return lmn_errf(err, "%s: context %d outside 1..%d", net->desc->name, ctx, net->desc->ctx);
+  free(net->cache);
+  net->cache = alloc_floats(net->desc->cache_floats(ctx, net->n_threads));
+  if (!net->cache) return lmn_errf(err, "%s: cannot allocate the KV caches for %d positions", net->desc->name, ctx);
+  net->cache_ctx = ctx;
+  return 0;
+}
+
+int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  for (int n = 0; n < n_names; n++) {
+    int found = 0;
+    for (int i = 0; i < d->n_params && !found; i++) found = d->params[i].trainable && !strcmp(d->params[i].owner, names[n]);
+    if (!found) return lmn_errf(err, "%s: stage trains '%s', which names no trainable vertex, model or edge type", d->name, names[n]);
+  }
+  for (int i = 0; i < d->n_params; i++) {
+    const lmn_param_info *p = &d->params[i];
+    int on = p->trainable;
+    if (edges_only) on = on && p->edge >= 0;
+    if (n_names) {
+      int named = 0;
+      for (int n = 0; n < n_names; n++) named |= !strcmp(p->owner, names[n]);
+      on = on && named;
+    }
+    net->trainable_mask[i] = (char)on;
+  }
+  return 0;
+}
+
+void lmn_net_zero_grad(lmn_net *net) { memset(net->grads, 0, net->desc->n_train * sizeof(float)); }
+
+double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
+                      float max_norm) {
+  const lmn_net_desc *d = net->desc;
+  double sumsq = 0;
+  for (int i = 0; i < d->n_params; i++) {
+    const lmn_param_info *p = &d->params[i];
+    if (p->trainable && net->trainable_mask[i])
+      sumsq += lmn_sumsq(net->grads + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1));
+  }
+  float scale = lmn_clip_scale(sumsq, max_norm);
+  net->step++;
+  /* one pass over each maximal run of selected tensors (all of them in the common case) */
+  int i = 0;
+  while (i < d->n_params) {
+    if (!d->params[i].trainable || !net->trainable_mask[i]) {
+      i++;
+      continue;
+    }
+    size_t start = d->params[i].offset, end = start;
+    while (i < d->n_params && d->params[i].trainable && net->trainable_mask[i] && d->params[i].offset == end) {
+      end += (size_t)d->params[i].rows * (size_t)(d->params[i].cols ? d->params[i].cols : 1);
+      i++;
+    }
+    lmn_adamw_update(net->params + start, net->grads + start, net->m + start, net->v + start, end - start, lr, beta1,
+                     beta2, eps, weight_decay, (int)net->step, scale);
+  }
+  return sqrt(sumsq);
+}
+
+float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info) {
+  for (int i = 0; i < net->desc->n_params; i++)
+    if (!strcmp(net->desc->params[i].name, name)) {
+      if (info) *info = &net->desc->params[i];
+      return net->params + net->desc->params[i].offset;
+    }
+  return NULL;
+}
+
+void lmn_block_bind(const lmn_net *net, const int idx[19], lmn_block_w *w, lmn_block_g *g) {
+  const float **ws[19] = {&w->attn_norm, &w->attn_norm_b, &w->wq, &w->bq, &w->wk, &w->bk, &w->wv,
+                          &w->bv,        &w->wqkv,        &w->bqkv, &w->wo, &w->bo, &w->ffn_norm, &w->ffn_norm_b,
+                          &w->w_gate,    &w->w_up,        &w->b_up, &w->w_down, &w->b_down};
+  float **gs[19] = {&g->attn_norm, &g->attn_norm_b, &g->wq, &g->bq, &g->wk, &g->bk, &g->wv,
+                    &g->bv,        &g->wqkv,        &g->bqkv, &g->wo, &g->bo, &g->ffn_norm, &g->ffn_norm_b,
+                    &g->w_gate,    &g->w_up,        &g->b_up, &g->w_down, &g->b_down};
+  for (int j = 0; j < 19; j++) {
+    *ws[j] = lmn_w(net, idx[j]);
+    *gs[j] = lmn_g(net, idx[j]);
+  }
+}

@@ -1,0 +1,110 @@
+/* net.h: the contract between code that lmnc generates for one network and the generic parts of the
+ * runtime (net.c: parameter buffers, initialisation, AdamW step, checkpoints; driver.c: the `NAME train /
+ * generate / eval / info` command line). The generated NAME.c fills an lmn_net_desc with compile-time
+ * facts (the parameter table, widths, FLOP coefficients) and the functions that are specific to the
+ * network (forward, backward, cached decode); everything else is shared here. */
+#ifndef LMN_NET_H
+#define LMN_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmn_error.h"
+#include "threads.h"
+
+typedef enum lmn_init { LMN_INIT_NORMAL = 0, LMN_INIT_ZERO, LMN_INIT_ONE } lmn_init;
+
+/* One parameter tensor. Trainable tensors come first in the parameter buffer (those with weight decay,
+ * then those without), so gradients and AdamW moments cover exactly [0, n_train). */
+typedef struct lmn_param_info {
+  const char *name;   /* e.g. "e3.m0.attn_q.weight", "byte.token_embd.weight" */
+  size_t offset;      /* into the parameter buffer (floats) */
+  long rows, cols;    /* [rows, cols] as nn.Linear's [out, in]; cols = 0 for a vector */
+  int trainable;      /* compiled with gradient kernels (can still be held still by a training stage) */
+  int edge;           /* owning edge index, or -1 (vertex or model weights): `train: edges` selects >= 0 */
+  const char *owner;  /* owner name for `train: [names]`: a vertex, model or edge-type name */
+  lmn_init init;      /* from-scratch initialisation */
+  int from_file;      /* comes from a model file (not saved in checkpoints unless trainable) */
+} lmn_param_info;
+
+typedef struct lmn_net lmn_net;
+
+typedef struct lmn_net_desc {
+  const char *name;         /* network name */
+  const char *source;       /* the .lmn file it was compiled from */
+  uint64_t hash;            /* hash of the network description: checkpoints must match */
+  int aggregate_mean;       /* 1 mean, 0 sum */
+  int vocab;                /* token vocabulary (256 = raw bytes) */
+  int classes;              /* > 0 for classification networks (labels are targets) */
+  int ctx;                  /* longest sequence the network supports */
+  int n_params;
+  const lmn_param_info *params;
+  size_t n_floats;          /* parameter buffer size */
+  size_t n_train;           /* trainable floats (prefix of the buffer) */
+  size_t n_train_decay;     /* of which the first n_train_decay take weight decay */
+  double flops_bt, flops_btt; /* training FLOPs per step = flops_bt*B*T + flops_btt*B*T*T (+ flops_b*B) */
+  double flops_b;
+  double fwd_bt, fwd_btt, fwd_b; /* forward FLOPs, same form */
+  /* Network-specific functions, generated. */
+  size_t (*arena_floats)(int B, int T, int n_threads);   /* activations + saved + gradients + scratch */
+  size_t (*cache_floats)(int ctx, int n_threads);        /* KV caches + decode buffers for generation */
+  /* loss of a batch: tokens [B*T], targets [B*T] (next tokens, -1 = ignore) or labels [B]; with train set
+   * the loss gradients are left in place for backward. */
+  float (*forward)(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train);
+  void (*backward)(lmn_net *net, const int32_t *tokens, int B, int T);
+  /* generation: feeds T tokens at positions pos0.. through every cached module; writes the logits of the
+   * last position into logits [vocab]. */
+  void (*decode)(lmn_net *net, const int32_t *tokens, int T, int pos0, float *logits);
+} lmn_net_desc;
+
+/* The state of one network instance. Generated code reads params/grads/arena through it. */
+struct lmn_net {
+  const lmn_net_desc *desc;
+  float *params;    /* [n_floats] */
+  float *grads;     /* [n_train] */
+  float *m, *v;     /* [n_train] AdamW moments */
+  float *arena;     /* [arena_floats(B, T, threads)] */
+  float *cache;     /* [cache_floats(ctx, threads)] or NULL before lmn_net_enable_cache */
+  int B, T;         /* the largest batch and sequence the arena was planned for */
+  int cache_ctx;
+  int n_threads;
+  lmn_pool *pool;
+  float *rope;      /* RoPE tables, laid out by the generated code */
+  long step;        /* optimizer steps taken */
+  char *trainable_mask; /* [n_params]: 1 where the current stage trains the tensor */
+};
+
+/* Allocates buffers for batches up to B x T and initialises from-scratch tensors from seed. */
+int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
+                   lmn_err *err);
+void lmn_net_destroy(lmn_net *net);
+/* Reserves KV caches for generation up to ctx positions. */
+int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err);
+/* Sets which trainable tensors a stage trains: "all", "edges", or a list of owner names. */
+int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names, lmn_err *err);
+void lmn_net_zero_grad(lmn_net *net);
+/* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm. */
+double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
+                      float max_norm);
+/* Pointer to a parameter by name, or NULL. */
+float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info);
+
+
+/* ---- helpers for generated code ---------------------------------------------------------------- */
+#ifndef LMN_NET_HELPERS
+#define LMN_NET_HELPERS
+#include "modules.h"
+/* Weight of parameter i (i < 0: NULL). */
+static inline const float *lmn_w(const lmn_net *net, int i) {
+  return i < 0 ? NULL : net->params + net->desc->params[i].offset;
+}
+/* Gradient of parameter i, or NULL when it is frozen or not trained by the current stage. */
+static inline float *lmn_g(const lmn_net *net, int i) {
+  return (i < 0 || !net->desc->params[i].trainable || !net->trainable_mask[i]) ? NULL
+                                                                                : net->grads + net->desc->params[i].offset;
+}
+/* Binds a block's weights and gradients from 19 parameter indices in lmn_block_w member order. */
+void lmn_block_bind(const lmn_net *net, const int idx[19], lmn_block_w *w, lmn_block_g *g);
+#endif
+
+#endif
