@@ -27,11 +27,23 @@ static const char *source_line(const Diag *d, int line, int *len) {
   return p;
 }
 
+/* Prints a source line; a carriage return at its end is dropped and control bytes show as '?', so that
+ * a binary or CRLF file cannot garble the terminal. */
+static void print_source(Diag *d, const char *line, int len) {
+  for (int i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)line[i];
+    fputc(c == '\t' || (c >= 0x20 && c != 0x7f) ? c : '?', d->out);
+  }
+}
+
 static void print_excerpt(Diag *d, Loc at) {
   int len;
   const char *line = source_line(d, at.line, &len);
   if (!line) return;
-  fprintf(d->out, "%5d | %.*s\n      | ", at.line, len, line);
+  if (len > 0 && line[len - 1] == '\r') len--;
+  fprintf(d->out, "%5d | ", at.line);
+  print_source(d, line, len);
+  fprintf(d->out, "\n      | ");
   int col = at.col < 1 ? 1 : at.col;
   for (int i = 1; i < col && i <= len; i++) fputc(line[i - 1] == '\t' ? '\t' : ' ', d->out);
   fputc('^', d->out);

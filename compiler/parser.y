@@ -1,8 +1,10 @@
 /* parser.y: the bison grammar of the .lmn language. Builds the AST (ast.h); reports syntax errors in
- * gcc style with what was expected, and recovers at the end of the statement so one run reports several. */
+ * gcc style (`expected '=' before 'llama'`, with a note at an unclosed bracket and a hint for common
+ * slips), and recovers at the end of the statement so one run reports several. */
 %define api.pure full
 %define api.prefix {lmn_yy}
-%define parse.error detailed
+%define parse.error custom
+%define parse.lac full
 %locations
 %param {yyscan_t scanner}
 %parse-param {ParseCtx *ctx}
@@ -12,6 +14,24 @@
 #include "parse.h"
 typedef void *yyscan_t;
 typedef struct Num { long i; double f; int is_int; } Num;
+
+/* What the scanner knows beyond ParseCtx (it is the scanner's extra data; lexer.l fills it). */
+#define SCAN_MAX_OPEN 32
+typedef struct ScanState {
+  ParseCtx pc;
+  Loc prev, cur;               /* the last two tokens returned to the parser */
+  int cur_kind;                /* the token kind of `cur` (0 before the first token) */
+  int stmt_kind;               /* the first token of the current statement */
+  char cur_text[40];           /* the text of `cur`, truncated */
+  Loc open[SCAN_MAX_OPEN];     /* the open brackets, innermost last */
+  char open_ch[SCAN_MAX_OPEN];
+  int unclosed;                /* brackets left open where the scanner cut a statement short */
+  int newline_in_brackets;     /* a newline was skipped inside brackets since the last token */
+  int pending;                 /* a keyword held back by the scanner, returned next */
+  Loc pending_loc;
+  int err_line;                /* the line of the last syntax error (one per line) */
+  int stop;                    /* a NUL byte was seen: the input ends */
+} ScanState;
 }
 
 %code {
@@ -279,7 +299,136 @@ hops: edge_expr { memset(&$$, 0, sizeof $$); plist_push(A, &$$, $1); }
 
 static void lmn_yyerror(YYLTYPE *loc, yyscan_t scanner, ParseCtx *ctx, const char *msg) {
   (void)scanner;
-  Loc at = L(*loc);
-  if (strncmp(msg, "syntax error, ", 14) == 0) msg += 14;
-  diag_error(ctx->diag, at, "%s", msg);
+  diag_error(ctx->diag, L(*loc), "%s", msg);
+}
+
+/* ---- syntax errors --------------------------------------------------------------------------- */
+
+/* How a token kind reads in "expected ...". */
+static const char *sym_text(yysymbol_kind_t k) {
+  switch (k) {
+    case YYSYMBOL_IDENT: return "a name";
+    case YYSYMBOL_NUMBER: return "a number";
+    case YYSYMBOL_STRING: return "a string";
+    case YYSYMBOL_NEWLINE: return "end of line";
+    case YYSYMBOL_YYEOF: return "end of input";
+    default: return yysymbol_name(k);
+  }
+}
+
+static int is_keyword(yysymbol_kind_t k) { return k >= YYSYMBOL_NETWORK && k <= YYSYMBOL_LOSS; }
+
+static int has_sym(const yysymbol_kind_t *exp, int n, yysymbol_kind_t k) {
+  for (int i = 0; i < n; i++)
+    if (exp[i] == k) return 1;
+  return 0;
+}
+
+static int has_name(const yysymbol_kind_t *exp, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(yysymbol_name(exp[i]), name)) return 1;
+  return 0;
+}
+
+/* The tokens worth naming: ';' goes with end of line, keywords accepted as names go with a name. */
+static int useful_expected(const yysymbol_kind_t *all, int n, yysymbol_kind_t *out) {
+  int m = 0, nl = has_sym(all, n, YYSYMBOL_NEWLINE), id = has_sym(all, n, YYSYMBOL_IDENT);
+  for (int i = 0; i < n; i++) {
+    if ((nl && !strcmp(yysymbol_name(all[i]), "';'")) || (id && is_keyword(all[i]))) continue;
+    if (all[i] == YYSYMBOL_YYEOF && nl) continue;
+    out[m++] = all[i];
+  }
+  return m;
+}
+
+/* "a name, '}' or ','" */
+static void expected_list(const yysymbol_kind_t *exp, int n, char *buf, size_t size) {
+  size_t len = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && len < size; i++)
+    len += (size_t)snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", sym_text(exp[i]));
+}
+
+/* "'llama'", "number 1.5", "string \"x\"", "end of line": the token the parser choked on. */
+static void token_text(const ScanState *st, yysymbol_kind_t tok, char *buf, size_t size) {
+  const char *dots = strlen(st->cur_text) + 1 >= sizeof st->cur_text ? "..." : "";
+  if (tok == YYSYMBOL_NEWLINE || tok == YYSYMBOL_YYEOF)
+    snprintf(buf, size, "end of %s", st->pc.eof_newline || tok == YYSYMBOL_YYEOF ? "input" : "line");
+  else if (tok == YYSYMBOL_NUMBER)
+    snprintf(buf, size, "number %s%s", st->cur_text, dots);
+  else if (tok == YYSYMBOL_STRING)
+    snprintf(buf, size, "string %s%s", st->cur_text, dots);
+  else
+    snprintf(buf, size, "'%s%s'", st->cur_text, dots);
+}
+
+static char closer(char open) { return open == '(' ? ')' : open == '[' ? ']' : '}'; }
+
+/* The innermost bracket still open at the error, or -1. */
+static int open_bracket_index(const ScanState *st, yysymbol_kind_t tok) {
+  int depth = tok == YYSYMBOL_NEWLINE && st->unclosed ? st->unclosed : st->pc.depth;
+  return depth > 0 && depth <= SCAN_MAX_OPEN ? depth - 1 : -1;
+}
+
+static void statement_hint(const ScanState *st, Diag *d) {
+  switch (st->stmt_kind) {
+    case MODEL: diag_hint(d, "a model reads 'model NAME = llama { ... }' or 'model NAME = gguf(\"FILE\")'"); break;
+    case EDGE: diag_hint(d, "an edge type reads 'edge NAME = MODULE >> MODULE ...'"); break;
+    case VERTEX: diag_hint(d, "vertices read 'vertex NAME, NAME = MODEL [shared|unshared] [frozen|trainable]'"); break;
+    case LAYERS: diag_hint(d, "layers read 'layers NAME = [1, 4, 1] of MODEL [OPTIONS], edges EDGE'"); break;
+    case LOSS: diag_hint(d, "a loss reads 'loss NAME = cross_entropy(OUTPUT, next(tokens))'"); break;
+    default: break;
+  }
+}
+
+/* Adds the note or hint that explains the usual cause of this syntax error; `missing` is the bracket the
+ * message said was expected, if that is all it said. */
+static void syntax_help(const ScanState *st, Diag *d, yysymbol_kind_t tok, const yysymbol_kind_t *exp, int n,
+                        const char *missing) {
+  int ob = open_bracket_index(st, tok);
+  if (ob >= 0 && missing) {
+    diag_note(d, st->open[ob], "to match this '%c'", st->open_ch[ob]);
+  } else if (ob >= 0 && st->open_ch[ob] == '{') {
+    diag_hint(d, "settings read 'KEY VALUE' or 'FLAG', e.g. { dim 576  layers 30  tied }");
+  } else if (is_keyword(tok) && has_sym(exp, n, YYSYMBOL_IDENT)) {
+    diag_hint(d, "'%s' is a keyword and cannot be used as a name", st->cur_text);
+  } else if (st->stmt_kind == IDENT && has_sym(exp, n, YYSYMBOL_ARROW)) {
+    diag_hint(d, "a chain reads 'SOURCE -> MODULE -> ... -> TARGET'; the modules of one edge are joined with '>>'");
+  } else {
+    statement_hint(st, d);
+  }
+}
+
+/* Reports a syntax error in gcc style: what was expected, before which token, and why. */
+static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, ParseCtx *ctx) {
+  ScanState *st = lmn_yyget_extra(scanner);
+  yysymbol_kind_t tok = yypcontext_token(yyctx), all[YYNTOKENS], exp[YYNTOKENS];
+  int n_all = yypcontext_expected_tokens(yyctx, all, YYNTOKENS);
+  int n = useful_expected(all, n_all, exp);
+  int at_end = tok == YYSYMBOL_NEWLINE || tok == YYSYMBOL_YYEOF;
+  Loc at = L(*yypcontext_location(yyctx));
+  if (at_end && st->prev.line > 0) at = loc_make(st->prev.line, st->prev.col + st->prev.len, 1);
+  st->err_line = at.line;
+  char what[64], list[256], want[8] = "";
+  token_text(st, tok, what, sizeof what);
+  int ob = open_bracket_index(st, tok);
+  if (ob >= 0) snprintf(want, sizeof want, "'%c'", closer(st->open_ch[ob]));
+  if (has_sym(all, n_all, YYSYMBOL_NETWORK)) {
+    diag_error(ctx->diag, at, "unexpected %s at the start of a statement", what);
+    diag_hint(ctx->diag, "a statement starts with network, model, edge, vertex, layers, aggregate, loss or a chain "
+              "'SOURCE -> ...'");
+    return 0;
+  }
+  int bracket = (tok == YYSYMBOL_NEWLINE && st->unclosed && ob >= 0) || (n > 5 && has_name(exp, n, want)) ||
+                (n == 1 && has_name(exp, n, want));
+  if (bracket)
+    snprintf(list, sizeof list, "%s", want);
+  else if (n > 5 || n == 0)
+    list[0] = 0;
+  else
+    expected_list(exp, n, list, sizeof list);
+  if (list[0]) diag_error(ctx->diag, at, "expected %s %s %s", list, at_end ? "at" : "before", what);
+  else diag_error(ctx->diag, at, "unexpected %s", what);
+  syntax_help(st, ctx->diag, tok, exp, n, bracket ? want : NULL);
+  return 0;
 }

@@ -3,6 +3,7 @@
  * and graph checks live in sema_edges.c and sema_graph.c. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "modelfile.h"
 #include "sema_int.h"
@@ -21,6 +22,11 @@ const char *sym_kind_name(SymKind kind) {
   return names[kind];
 }
 
+const char *sym_kind_article(SymKind kind) {
+  static const char *const names[] = {"a model", "an edge type", "a vertex", "an output", "a loss", "a layers group"};
+  return names[kind];
+}
+
 Sym *sym_find(Sema *s, const char *name) {
   for (int i = 0; i < s->n_syms; i++)
     if (strcmp(s->syms[i].name, name) == 0) return &s->syms[i];
@@ -31,16 +37,34 @@ static const char *const reserved_names[] = {"tokens", "labels", "next", "identi
                                              "decoder_layer", "gpt2_block", "embed", "head", "classify",
                                              "cross_entropy", "gguf", "safetensors"};
 
-Sym *sym_define(Sema *s, const char *name, SymKind kind, int index, Loc at) {
+int sym_reserved(const char *name) {
   for (size_t i = 0; i < sizeof reserved_names / sizeof *reserved_names; i++)
-    if (strcmp(name, reserved_names[i]) == 0) {
-      diag_error(s->diag, at, "'%s' is a reserved name and cannot name a %s", name, sym_kind_name(kind));
-      return NULL;
-    }
+    if (strcmp(name, reserved_names[i]) == 0) return 1;
+  return 0;
+}
+
+void remember_failed(Sema *s, const char *name) {
+  GROW(s, s->failed, s->n_failed, s->cap_failed);
+  s->failed[s->n_failed++] = name;
+}
+
+int failed_name_quiet(const Sema *s, const char *name) {
+  for (int i = 0; i < s->n_failed; i++)
+    if (!strcmp(s->failed[i], name)) return 1;
+  return 0;
+}
+
+Sym *sym_define(Sema *s, const char *name, SymKind kind, int index, Loc at) {
+  if (sym_reserved(name)) {
+    diag_error(s->diag, at, "'%s' is a reserved name and cannot name %s", name, sym_kind_article(kind));
+    remember_failed(s, name);
+    return NULL;
+  }
   Sym *old = sym_find(s, name);
   if (old) {
     diag_error(s->diag, at, "redefinition of '%s'", name);
-    diag_note(s->diag, old->at, "'%s' was first defined here (%s)", name, sym_kind_name(old->kind));
+    diag_note(s->diag, old->at, "'%s' was first defined here (%s)", name, sym_kind_article(old->kind));
+    remember_failed(s, name);
     return NULL;
   }
   GROW(s, s->syms, s->n_syms, s->cap_syms);
@@ -49,8 +73,85 @@ Sym *sym_define(Sema *s, const char *name, SymKind kind, int index, Loc at) {
   return sym;
 }
 
-void unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds, const char *const *extra,
-                  int n_extra) {
+void wrong_kind(Sema *s, const Sym *sym, Loc at, const char *what) {
+  if (failed_name_quiet(s, sym->name)) return;
+  diag_error(s->diag, at, "'%s' is %s, not %s", sym->name, sym_kind_article(sym->kind), what);
+  diag_note(s->diag, sym->at, "'%s' is defined here", sym->name);
+  if (sym->kind == SYM_VERTEX && sym->index >= 0 && !strcmp(what, "a model"))
+    diag_hint(s->diag, "vertex '%s' calls model '%s'", sym->name, s->net->models[s->net->vertices[sym->index].model].name);
+}
+
+/* The vertices of a `layers` group NAME are NAME<layer>_<index>: matches `name` against a group. */
+static const LayerGroup *layer_group_of(const Sema *s, const char *name, int *layer, int *index) {
+  for (int g = 0; g < s->n_groups; g++) {
+    const LayerGroup *grp = &s->groups[g];
+    size_t n = strlen(grp->name);
+    int used = 0;
+    if (strncmp(name, grp->name, n) != 0 || name[n] < '0' || name[n] > '9') continue;
+    if (sscanf(name + n, "%d_%d%n", layer, index, &used) == 2 && name[n + (size_t)used] == 0) return grp;
+  }
+  return NULL;
+}
+
+/* A vertex name shaped like one of a layers group's: 0 when it is not, 1 when the group had errors (nothing
+ * to say), 2 after reporting it. */
+static int unknown_layer_vertex(Sema *s, const char *name, Loc at) {
+  int layer, index;
+  const LayerGroup *grp = layer_group_of(s, name, &layer, &index);
+  if (!grp) return 0;
+  if (!grp->count) return 1;
+  diag_error(s->diag, at, "layers '%s' has no vertex '%s'", grp->name, name);
+  if (layer >= 0 && layer < grp->n_layers)
+    diag_hint(s->diag, "layer %d of '%s' holds %d vertices: %s%d_0 to %s%d_%d", layer, grp->name, grp->count[layer],
+              grp->name, layer, grp->name, layer, grp->count[layer] - 1);
+  else
+    diag_hint(s->diag, "'%s' has %d layers: %s0_* to %s%d_*", grp->name, grp->n_layers, grp->name, grp->name,
+              grp->n_layers - 1);
+  return 2;
+}
+
+static SymKind stmt_sym_kind(StmtKind k) {
+  return k == ST_MODEL ? SYM_MODEL : k == ST_EDGE ? SYM_EDGE_TYPE : k == ST_VERTEX ? SYM_VERTEX : SYM_LAYERS;
+}
+
+/* A declaration of `name` further down the file than `at`, or NULL. */
+static const NameRef *declared_later(const Sema *s, const char *name, Loc at, SymKind *kind) {
+  for (int i = 0; s->prog && i < s->prog->stmts.n; i++) {
+    const Stmt *st = s->prog->stmts.items[i];
+    if (st->at.line < at.line || (st->at.line == at.line && st->at.col <= at.col)) continue;
+    *kind = stmt_sym_kind(st->kind);
+    if (st->kind == ST_VERTEX) {
+      for (int j = 0; j < st->names.n; j++) {
+        const NameRef *n = st->names.items[j];
+        if (!strcmp(n->name, name)) return n;
+      }
+    } else if (st->kind != ST_CHAIN && st->kind != ST_LOSS && st->kind != ST_NETWORK && st->kind != ST_AGGREGATE &&
+               !strcmp(st->name.name, name)) {
+      return &st->name;
+    }
+  }
+  return NULL;
+}
+
+int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds, const char *const *extra,
+                 int n_extra) {
+  if (failed_name_quiet(s, name)) return 0;
+  int layered = kinds & KIND(SYM_VERTEX) ? unknown_layer_vertex(s, name, at) : 0;
+  if (layered) return layered == 2;
+  SymKind kind;
+  const NameRef *later = declared_later(s, name, at, &kind);
+  if (later && (kinds & KIND(kind))) {
+    diag_error(s->diag, at, "%s '%s' is used before its declaration", sym_kind_name(kind), name);
+    diag_note(s->diag, later->at, "'%s' is declared here", name);
+    diag_hint(s->diag, "move the declaration of '%s' above its first use", name);
+    return 1;
+  }
+  if (later) {
+    diag_error(s->diag, at, "'%s' is %s, not %s %s", name, sym_kind_article(kind),
+               strchr("aeiou", what[0]) ? "an" : "a", what);
+    diag_note(s->diag, later->at, "'%s' is declared here", name);
+    return 1;
+  }
   const char *cands[512];
   int n = 0;
   for (int i = 0; i < s->n_syms && n < 480; i++)
@@ -61,6 +162,7 @@ void unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned 
     diag_error(s->diag, at, "unknown %s '%s'; did you mean '%s'?", what, name, best);
   else
     diag_error(s->diag, at, "unknown %s '%s'", what, name);
+  return 1;
 }
 
 /* ---- models ---------------------------------------------------------------------------------- */
@@ -241,8 +343,10 @@ static int model_source(Sema *s, const Stmt *st, Model *m) {
   lmn_err err;
   if (modelfile_hparams(m->source, m->file, &m->hp, &err) != 0) {
     diag_error(s->diag, a->at, "cannot read the hyper-parameters of model '%s': %s", m->name, err.msg);
-    diag_hint(s->diag, "declare them inline, e.g. gguf(\"%s\") llama { dim 576 layers 30 heads 9 kv_heads 3 ffn "
-              "1536 vocab 49152 ctx 8192 }, and the file is checked when the network runs", m->path);
+    if (access(m->file, F_OK) != 0 && m->path[0] != '/')
+      diag_hint(s->diag, "a relative path is relative to the directory of the .lmn file");
+    diag_hint(s->diag, "or declare them (the file is then checked when the network runs): %s(\"%s\") llama { dim D  "
+              "layers L  heads H  ffn F  vocab V  ctx C }", src->name, m->path);
     return -1;
   }
   check_hparams(s, NULL, m);
@@ -302,10 +406,8 @@ static int vertex_options(Sema *s, const PtrList *opts, const Model *m, VertexOp
 static int lookup_model(Sema *s, const NameRef *ref) {
   Sym *sym = sym_find(s, ref->name);
   if (!sym || sym->kind != SYM_MODEL) {
-    if (sym)
-      diag_error(s->diag, ref->at, "'%s' is a %s, not a model", ref->name, sym_kind_name(sym->kind));
-    else
-      unknown_name(s, "model", ref->name, ref->at, KIND(SYM_MODEL), NULL, 0);
+    if (sym) wrong_kind(s, sym, ref->at, "a model");
+    else unknown_name(s, "model", ref->name, ref->at, KIND(SYM_MODEL), NULL, 0);
     return -1;
   }
   sym->used = 1;
@@ -315,7 +417,8 @@ static int lookup_model(Sema *s, const NameRef *ref) {
 static int add_vertex(Sema *s, const char *name, Loc at, int model, VertexOpts o, int layer) {
   Net *net = s->net;
   if (net->n_vertices >= NET_MAX) {
-    diag_error(s->diag, at, "too many vertices (the limit is %d)", NET_MAX);
+    if (!s->vertices_full) diag_error(s->diag, at, "too many vertices (the limit is %d)", NET_MAX);
+    s->vertices_full = 1;
     return -1;
   }
   if (!sym_define(s, name, SYM_VERTEX, net->n_vertices, at)) return -1;
@@ -328,7 +431,7 @@ static int add_vertex(Sema *s, const char *name, Loc at, int model, VertexOpts o
 static void sema_vertex(Sema *s, const Stmt *st) {
   int model = lookup_model(s, &st->model);
   VertexOpts o = {1, 0};
-  if (model >= 0 && vertex_options(s, &st->options, &s->net->models[model], &o) != 0) return;
+  if (model >= 0 && vertex_options(s, &st->options, &s->net->models[model], &o) != 0) model = -1;
   for (int i = 0; i < st->names.n; i++) {
     const NameRef *n = st->names.items[i];
     if (model >= 0) add_vertex(s, n->name, n->at, model, o, -1);
@@ -336,25 +439,58 @@ static void sema_vertex(Sema *s, const Stmt *st) {
   }
 }
 
+#define MAX_LAYERS 64
+#define MAX_LAYER_SIZE 256
+
+/* Reads the layer sizes of a `layers` statement into count[]; returns the number of layers or -1. */
+static int layer_sizes(Sema *s, const Stmt *st, int *count) {
+  if (st->sizes.n > MAX_LAYERS) {
+    const Value *v = st->sizes.items[MAX_LAYERS];
+    diag_error(s->diag, v->at, "too many layers: %d (the limit is %d)", st->sizes.n, MAX_LAYERS);
+    return -1;
+  }
+  long vertices = 0, edges = 0;
+  for (int l = 0; l < st->sizes.n; l++) {
+    const Value *v = st->sizes.items[l];
+    if (v->kind != VAL_INT || v->i < 1 || v->i > MAX_LAYER_SIZE) {
+      diag_error(s->diag, v->at, "a layer holds 1 to %d vertices", MAX_LAYER_SIZE);
+      return -1;
+    }
+    count[l] = (int)v->i;
+    vertices += count[l];
+    if (l > 0) edges += (long)count[l - 1] * count[l];
+  }
+  if (s->net->n_vertices + vertices > NET_MAX || s->net->n_edges + edges > NET_MAX) {
+    diag_error(s->diag, st->at, "layers '%s' makes %ld vertices and %ld edges; a network holds at most %d of each",
+               st->name.name, vertices, edges, NET_MAX);
+    return -1;
+  }
+  return st->sizes.n;
+}
+
+/* Defines the group; count == NULL marks a group whose statement had errors. */
+static void define_group(Sema *s, const Stmt *st, const int *count, int n) {
+  if (!sym_define(s, st->name.name, SYM_LAYERS, s->n_groups, st->name.at)) return;
+  int *copy = NULL;
+  if (count) {
+    copy = arena_alloc(s->arena, sizeof(int) * (size_t)n);
+    memcpy(copy, count, sizeof(int) * (size_t)n);
+  }
+  GROW(s, s->groups, s->n_groups, s->cap_groups);
+  s->groups[s->n_groups++] = (LayerGroup){st->name.name, n, copy};
+}
+
 static void sema_layers(Sema *s, const Stmt *st) {
   int model = lookup_model(s, &st->model);
   VertexOpts o = {1, 0};
-  if (model < 0 || vertex_options(s, &st->options, &s->net->models[model], &o) != 0) return;
-  if (!sym_define(s, st->name.name, SYM_LAYERS, -1, st->name.at)) return;
-  int first[64], count[64];
-  if (st->sizes.n > 64) {
-    diag_error(s->diag, st->at, "too many layers (%d; the limit is 64)", st->sizes.n);
-    return;
-  }
-  for (int l = 0; l < st->sizes.n; l++) {
-    const Value *v = st->sizes.items[l];
-    if (v->kind != VAL_INT || v->i < 1 || v->i > 256) {
-      diag_error(s->diag, v->at, "a layer holds 1 to 256 vertices");
-      return;
-    }
-    count[l] = (int)v->i;
-  }
-  for (int l = 0; l < st->sizes.n; l++) {
+  int count[MAX_LAYERS];
+  int n = layer_sizes(s, st, count);
+  if (model >= 0 && n >= 0 && vertex_options(s, &st->options, &s->net->models[model], &o) != 0) model = -1;
+  int ok = model >= 0 && n >= 0;
+  define_group(s, st, ok ? count : NULL, n);
+  if (!ok) return;
+  int first[MAX_LAYERS];
+  for (int l = 0; l < n; l++) {
     first[l] = s->net->n_vertices;
     for (int i = 0; i < count[l]; i++) {
       char name[96];
@@ -362,9 +498,10 @@ static void sema_layers(Sema *s, const Stmt *st) {
       if (add_vertex(s, arena_strndup(s->arena, name, strlen(name)), st->name.at, model, o, l) < 0) return;
     }
   }
-  for (int l = 0; l + 1 < st->sizes.n; l++)
+  for (int l = 0; l + 1 < n; l++)
     for (int i = 0; i < count[l]; i++)
-      for (int j = 0; j < count[l + 1]; j++) sema_add_layer_edge(s, first[l] + i, first[l + 1] + j, st->edge, st->at);
+      for (int j = 0; j < count[l + 1]; j++)
+        if (sema_add_layer_edge(s, first[l] + i, first[l + 1] + j, st->edge, st->at) != 0) return;
 }
 
 /* ---- driver ---------------------------------------------------------------------------------- */
@@ -388,17 +525,37 @@ static void sema_network(Sema *s, const Stmt *st) {
   s->seen_network = 1;
   s->net->name = st->name.name;
   s->net->name_at = st->name.at;
-  if (is_c_keyword(st->name.name) || strlen(st->name.name) > 40)
-    diag_error(s->diag, st->name.at, "network name '%s' cannot prefix C identifiers (a C keyword, or over 40 "
-               "characters)", st->name.name);
+  if (is_c_keyword(st->name.name)) {
+    diag_error(s->diag, st->name.at, "network name '%s' is a C keyword; it cannot name the generated C code",
+               st->name.name);
+    diag_hint(s->diag, "the name prefixes every C name lmnc emits; choose another, e.g. '%s_net'", st->name.name);
+  } else if (strlen(st->name.name) > 40) {
+    diag_error(s->diag, st->name.at, "network name '%s' is %zu characters long; the limit is 40", st->name.name,
+               strlen(st->name.name));
+  }
+}
+
+/* The first statement is not `network NAME`: say where it is, or that it is missing. */
+static void network_missing(Sema *s, const Stmt *first) {
+  for (int i = 1; i < s->prog->stmts.n; i++) {
+    const Stmt *st = s->prog->stmts.items[i];
+    if (st->kind != ST_NETWORK) continue;
+    diag_error(s->diag, first->at, "'network %s' must come before the first statement", st->name.name);
+    diag_note(s->diag, st->at, "the network is named here");
+    return;
+  }
+  diag_error(s->diag, first->at, "a .lmn file starts with 'network NAME'");
+  diag_hint(s->diag, "add a first line like 'network pair'; the name prefixes the generated C code");
 }
 
 static void sema_aggregate(Sema *s, const Stmt *st) {
   if (s->seen_aggregate) {
     diag_error(s->diag, st->at, "'aggregate' is given twice");
+    diag_note(s->diag, s->aggregate_at, "first given here");
     return;
   }
   s->seen_aggregate = 1;
+  s->aggregate_at = st->at;
   const char *modes[] = {"mean", "sum"};
   if (!strcmp(st->name.name, "mean")) s->net->aggregate = AGG_MEAN;
   else if (!strcmp(st->name.name, "sum")) s->net->aggregate = AGG_SUM;
@@ -415,12 +572,11 @@ int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const ch
   net->arena = arena;
   net->embed_model = -1;
   net->aggregate = AGG_MEAN;
-  Sema s = {.net = net, .arena = arena, .diag = diag, .dir = dir};
+  Sema s = {.net = net, .arena = arena, .diag = diag, .dir = dir, .prog = prog};
   int before = diag->errors;
   for (int i = 0; i < prog->stmts.n; i++) {
     const Stmt *st = prog->stmts.items[i];
-    if (st->kind != ST_NETWORK && !s.seen_network && i == 0)
-      diag_error(diag, st->at, "a .lmn file starts with 'network NAME'");
+    if (i == 0 && st->kind != ST_NETWORK) network_missing(&s, st);
     switch (st->kind) {
       case ST_NETWORK: sema_network(&s, st); break;
       case ST_MODEL: sema_model(&s, st); break;
@@ -432,7 +588,7 @@ int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const ch
     }
   }
   if (!s.seen_network) {
-    if (prog->stmts.n == 0) diag_error(diag, loc_make(0, 0, 0), "empty network: a .lmn file starts with 'network NAME'");
+    if (prog->stmts.n == 0) diag_error(diag, loc_make(0, 0, 0), "no statements: a .lmn file starts with 'network NAME'");
     net->name = "network";
   }
   for (int i = 0; i < prog->stmts.n; i++) {

@@ -12,8 +12,23 @@ static const char *const module_names[] = {"identity", "linear", "mlp", "decoder
 
 const char *mod_kind_name(ModKind kind) { return module_names[kind]; }
 
-static void bad_arg(Sema *s, const Call *c, const Arg *a, const char *usage) {
-  diag_error(s->diag, a ? a->at : c->at, "%s: %s", c->name, a ? "unexpected argument" : "missing argument");
+/* Reports an argument a module does not take (or a missing one when a == NULL), with a did-you-mean over the
+ * flags or keywords it does take (a NULL-terminated list). */
+static void bad_arg(Sema *s, const Call *c, const Arg *a, const char *usage, const char *const *words) {
+  int n = 0;
+  while (words && words[n]) n++;
+  const char *word = !a ? NULL : a->kind == ARG_KEYWORD ? a->key : a->kind == ARG_VALUE && a->a.kind == VAL_IDENT ? a->a.s : NULL;
+  const char *best = word ? closest_name(word, words, n) : NULL;
+  if (!a)
+    diag_error(s->diag, c->at, "%s: missing argument", c->name);
+  else if (best)
+    diag_error(s->diag, a->at, "%s: unknown argument '%s'; did you mean '%s'?", c->name, word, best);
+  else if (word)
+    diag_error(s->diag, a->at, "%s: unknown argument '%s'", c->name, word);
+  else
+    diag_error(s->diag, a->at, "%s: unexpected %s", c->name,
+               a->kind == ARG_ARROW ? "'IN -> OUT' argument" : a->a.kind == VAL_STRING ? "string argument"
+               : a->a.kind == VAL_CALL ? "call as an argument" : "number argument");
   diag_hint(s->diag, "usage: %s", usage);
 }
 
@@ -25,7 +40,7 @@ static int model_arg(Sema *s, const Value *v) {
   }
   Sym *sym = sym_find(s, v->s);
   if (!sym || sym->kind != SYM_MODEL) {
-    if (sym) diag_error(s->diag, v->at, "'%s' is a %s, not a model", v->s, sym_kind_name(sym->kind));
+    if (sym) wrong_kind(s, sym, v->at, "a model");
     else unknown_name(s, "model", v->s, v->at, KIND(SYM_MODEL), NULL, 0);
     return -1;
   }
@@ -70,16 +85,21 @@ static int train_flag(const Arg *a, int *trainable, int *given) {
 
 static int linear_module(Sema *s, const Call *c, Module *m) {
   const char *usage = "linear, linear(bias), linear(OUT), linear(IN -> OUT, bias); a width is a number or a model";
+  static const char *const flags[] = {"bias", "nobias", NULL};
   for (int i = 0; i < c->args.n; i++) {
     const Arg *a = c->args.items[i];
-    if (a->kind == ARG_VALUE && a->a.kind == VAL_IDENT && !strcmp(a->a.s, "bias")) m->bias = 1;
-    else if (a->kind == ARG_VALUE && a->a.kind == VAL_IDENT && !strcmp(a->a.s, "nobias")) m->bias = 0;
-    else if (a->kind == ARG_ARROW) {
+    int ident = a->kind == ARG_VALUE && a->a.kind == VAL_IDENT;
+    if (ident && !strcmp(a->a.s, "bias")) m->bias = 1;
+    else if (ident && !strcmp(a->a.s, "nobias")) m->bias = 0;
+    else if (ident && !sym_find(s, a->a.s) && closest_name(a->a.s, flags, 2)) {
+      bad_arg(s, c, a, usage, flags); /* a misspelt flag, not an unknown model */
+      return -1;
+    } else if (a->kind == ARG_ARROW) {
       if ((m->din = width_arg(s, &a->a)) < 0 || (m->dout = width_arg(s, &a->b)) < 0) return -1;
     } else if (a->kind == ARG_VALUE && (a->a.kind == VAL_INT || a->a.kind == VAL_IDENT)) {
       if ((m->dout = width_arg(s, &a->a)) < 0) return -1;
     } else {
-      bad_arg(s, c, a, usage);
+      bad_arg(s, c, a, usage, flags);
       return -1;
     }
   }
@@ -92,13 +112,14 @@ static int model_module(Sema *s, const Call *c, Module *m) {
                       : m->kind == MOD_GPT2_EDGE ? "gpt2_block(MODEL) or gpt2_block(MODEL, unscaled)"
                       : m->kind == MOD_EMBED     ? "embed(MODEL), embed(MODEL, prefix N), embed(MODEL, trainable)"
                                                  : "head(MODEL), head(MODEL, trainable)";
+  static const char *const words[] = {"frozen", "trainable", "unscaled", "prefix", NULL};
   if (c->args.n == 0) {
-    bad_arg(s, c, NULL, usage);
+    diag_error(s->diag, c->at, "%s() needs a model: %s(MODEL)", c->name, c->name);
     return -1;
   }
   const Arg *first = c->args.items[0];
   if (first->kind != ARG_VALUE) {
-    bad_arg(s, c, first, usage);
+    bad_arg(s, c, first, usage, NULL);
     return -1;
   }
   if ((m->model = model_arg(s, &first->a)) < 0) return -1;
@@ -116,11 +137,8 @@ static int model_module(Sema *s, const Call *c, Module *m) {
       if ((m->prefix = positive_int(s, &a->a, "prefix", 4096)) < 0) return -1;
       continue;
     }
-    bad_arg(s, c, a, usage);
+    bad_arg(s, c, a, usage, words);
     return -1;
-  }
-  if (m->kind == MOD_GPT2_EDGE && md->hp.arch != LMN_ARCH_GPT2 && md->hp.arch != LMN_ARCH_NONE) {
-    /* a gpt2 block may be shaped after any model: it only uses the width and head count */
   }
   m->din = m->kind == MOD_EMBED ? 0 : md->hp.dim;
   m->dout = m->kind == MOD_HEAD ? md->hp.vocab : md->hp.dim;
@@ -129,6 +147,7 @@ static int model_module(Sema *s, const Call *c, Module *m) {
 
 static int classify_module(Sema *s, const Call *c, Module *m) {
   const char *usage = "classify(N) or classify(classes N), optionally frozen";
+  static const char *const words[] = {"classes", "frozen", "trainable", NULL};
   int given = 0;
   m->trainable = 1;
   m->dout = -1;
@@ -137,13 +156,13 @@ static int classify_module(Sema *s, const Call *c, Module *m) {
     if (train_flag(a, &m->trainable, &given)) continue;
     const Value *v = a->kind == ARG_VALUE ? &a->a : a->kind == ARG_KEYWORD && !strcmp(a->key, "classes") ? &a->a : NULL;
     if (!v || m->dout > 0) {
-      bad_arg(s, c, a, usage);
+      bad_arg(s, c, a, usage, words);
       return -1;
     }
     if ((m->dout = positive_int(s, v, "the number of classes", 1 << 20)) < 0) return -1;
   }
   if (m->dout < 0) {
-    bad_arg(s, c, NULL, usage);
+    diag_error(s->diag, c->at, "classify() needs the number of classes: classify(N)");
     return -1;
   }
   if (m->dout < 2) {
@@ -163,7 +182,7 @@ static int builtin_module(Sema *s, const Call *c, int kind, Module *m) {
   switch (m->kind) {
     case MOD_IDENTITY:
       if (c->args.n) {
-        bad_arg(s, c, c->args.items[0], "identity");
+        bad_arg(s, c, c->args.items[0], "identity (it takes no arguments)", NULL);
         return -1;
       }
       return 0;
@@ -174,7 +193,8 @@ static int builtin_module(Sema *s, const Call *c, int kind, Module *m) {
         if (a->kind == ARG_KEYWORD && !strcmp(a->key, "hidden")) {
           if ((m->hidden = positive_int(s, &a->a, "hidden", 1 << 24)) < 0) return -1;
         } else {
-          bad_arg(s, c, a, "mlp or mlp(hidden N)");
+          static const char *const words[] = {"hidden", NULL};
+          bad_arg(s, c, a, "mlp or mlp(hidden N)", words);
           return -1;
         }
       }
@@ -184,7 +204,14 @@ static int builtin_module(Sema *s, const Call *c, int kind, Module *m) {
   }
 }
 
-/* Appends the modules of one edge expression to (mods, n); returns -1 after an error. */
+/* Records that module `i` of the edge being built comes from edge type `type` (-1: written out). */
+static void set_origin(Sema *s, int i, int type) {
+  GROW(s, s->origin, i, s->cap_origin);
+  s->origin[i] = type;
+}
+
+/* Appends the modules of one edge expression to (mods, n); returns -1 after an error. The modules of an
+ * edge type are placed where the type is used, so that diagnostics point at the use. */
 static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *cap) {
   for (int t = 0; t < ex->terms.n; t++) {
     const Call *c = ex->terms.items[t];
@@ -199,14 +226,16 @@ static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *
         if (et->n_mods < 0) return -1; /* already reported */
         for (int i = 0; i < et->n_mods; i++) {
           GROW(s, *mods, *n, *cap);
-          (*mods)[(*n)++] = et->mods[i];
+          set_origin(s, *n, sym->index);
+          (*mods)[*n] = et->mods[i];
+          (*mods)[(*n)++].at = c->at;
         }
         continue;
       }
       if (sym && sym->kind == SYM_EDGE_TYPE)
         diag_error(s->diag, c->at, "edge type '%s' takes no arguments", c->name);
       else if (sym)
-        diag_error(s->diag, c->at, "'%s' is a %s, not an edge module", c->name, sym_kind_name(sym->kind));
+        wrong_kind(s, sym, c->at, "an edge module");
       else
         unknown_name(s, "edge module", c->name, c->at, KIND(SYM_EDGE_TYPE) | KIND(SYM_VERTEX), module_names,
                      N_MODULE_NAMES);
@@ -215,10 +244,11 @@ static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *
     if (kind == MOD_IDENTITY || kind == MOD_MLP || kind == MOD_LINEAR || kind == MOD_CLASSIFY) {
       /* bare names are fine for modules whose arguments are optional */
     } else if (!c->has_parens) {
-      diag_error(s->diag, c->at, "%s needs a model: %s(MODEL)", c->name, c->name);
+      diag_error(s->diag, c->at, "%s() needs a model: %s(MODEL)", c->name, c->name);
       return -1;
     }
     GROW(s, *mods, *n, *cap);
+    set_origin(s, *n, -1);
     if (builtin_module(s, c, kind, &(*mods)[*n]) != 0) return -1;
     (*n)++;
   }
@@ -264,56 +294,87 @@ static void edge_label(const Net *net, Edge *e) {
 
 static long vertex_width(const Net *net, int v) { return net->models[net->vertices[v].model].hp.dim; }
 
+/* After an error at module i of the edge being built: where its edge type is defined, if it has one. */
+static void origin_note(Sema *s, int i) {
+  if (i >= s->cap_origin || s->origin[i] < 0) return;
+  const EdgeType *t = &s->types[s->origin[i]];
+  diag_note(s->diag, t->at, "edge type '%s' is defined here", t->name);
+}
+
+/* embed() must open an edge from tokens, and an edge from tokens must open with embed(). */
+static int check_embed(Sema *s, const Edge *e, int i) {
+  const Module *m = &e->mods[i];
+  if (m->kind == MOD_EMBED && e->src_kind != END_TOKENS) {
+    diag_error(s->diag, m->at, "embed() reads tokens, but this edge starts at vertex '%s'",
+               s->net->vertices[e->srcs[0]].name);
+    diag_hint(s->diag, "embeddings open the input chain: tokens -> embed(%s) -> VERTEX", s->net->models[m->model].name);
+    return -1;
+  }
+  if (m->kind == MOD_EMBED && i != 0) {
+    diag_error(s->diag, m->at, "embed() must be the first module of an edge from 'tokens'");
+    origin_note(s, 0);
+    return -1;
+  }
+  if (m->kind == MOD_EMBED || e->src_kind != END_TOKENS || i != 0) return 0;
+  diag_error(s->diag, m->at, "an edge from 'tokens' must start with embed(MODEL)");
+  for (int j = i + 1; j < e->n_mods; j++)
+    if (e->mods[j].kind == MOD_EMBED) {
+      diag_hint(s->diag, "move embed(%s) to the front", s->net->models[e->mods[j].model].name);
+      return -1;
+    }
+  if (e->dst_kind == END_VERTEX)
+    diag_hint(s->diag, "insert embed(%s) first: tokens -> embed(...) -> ...", s->net->models[s->net->vertices[e->dst].model].name);
+  return -1;
+}
+
+/* Checks module i of an edge against the incoming width w; fills in its widths. */
+static int module_width(Sema *s, Edge *e, int i, long w) {
+  Module *m = &e->mods[i];
+  if ((m->kind == MOD_HEAD || m->kind == MOD_CLASSIFY) && i != e->n_mods - 1) {
+    diag_error(s->diag, e->mods[i + 1].at, "nothing may follow %s(): it produces an output", mod_kind_name(m->kind));
+    diag_hint(s->diag, "end the chain with the output's name: ... -> %s(...) -> NAME", mod_kind_name(m->kind));
+    return -1;
+  }
+  if (m->kind == MOD_LINEAR || m->kind == MOD_MLP || m->kind == MOD_IDENTITY || m->kind == MOD_CLASSIFY) {
+    if (m->din > 0 && m->din != w) {
+      diag_error(s->diag, m->at, "linear(%ld -> %ld) takes width %ld but receives %ld", m->din, m->dout, m->din, w);
+      origin_note(s, i);
+      diag_hint(s->diag, "write linear(%ld -> %ld)", w, m->dout);
+      return -1;
+    }
+    m->din = w;
+    if (m->kind != MOD_CLASSIFY && m->dout < 0) m->dout = w;
+    if (m->kind == MOD_MLP) {
+      m->dout = w;
+      if (!m->hidden) m->hidden = w / 2 > 0 ? w / 2 : 1;
+    }
+  } else if (m->din != w) {
+    diag_error(s->diag, m->at, "%s(%s) takes width %ld but receives %ld", mod_kind_name(m->kind),
+               s->net->models[m->model].name, m->din, w);
+    origin_note(s, i);
+    diag_hint(s->diag, "add linear(%ld -> %ld) before it", w, m->din);
+    return -1;
+  }
+  return 0;
+}
+
 /* Resolves the widths along the edge's modules; reports the first mismatch. */
 static int flow_widths(Sema *s, Edge *e) {
   Net *net = s->net;
   long w = e->src_kind == END_TOKENS ? 0 : vertex_width(net, e->srcs[0]);
   for (int i = 0; i < e->n_mods; i++) {
-    Module *m = &e->mods[i];
-    if (m->kind == MOD_EMBED) {
-      if (i != 0 || e->src_kind != END_TOKENS) {
-        diag_error(s->diag, m->at, "embed() reads tokens: it must be the first module of an edge from 'tokens'");
-        return -1;
-      }
-      w = m->dout;
-      continue;
-    }
-    if (w == 0) {
-      diag_error(s->diag, m->at, "an edge from 'tokens' must start with embed(MODEL)");
-      return -1;
-    }
-    if ((m->kind == MOD_HEAD || m->kind == MOD_CLASSIFY) && i != e->n_mods - 1) {
-      diag_error(s->diag, e->mods[i + 1].at, "nothing may follow %s(): it produces an output", mod_kind_name(m->kind));
-      return -1;
-    }
-    if (m->kind == MOD_LINEAR || m->kind == MOD_MLP || m->kind == MOD_IDENTITY || m->kind == MOD_CLASSIFY) {
-      if (m->din > 0 && m->din != w) {
-        diag_error(s->diag, m->at, "linear(%ld -> %ld) receives width %ld", m->din, m->dout, w);
-        diag_hint(s->diag, "write linear(%ld -> %ld)", w, m->dout);
-        return -1;
-      }
-      m->din = w;
-      if (m->kind != MOD_CLASSIFY && m->dout < 0) m->dout = w;
-      if (m->kind == MOD_MLP) {
-        m->dout = w;
-        if (!m->hidden) m->hidden = w / 2 > 0 ? w / 2 : 1;
-      }
-    } else if (m->din != w) {
-      diag_error(s->diag, m->at, "%s(%s) takes width %ld but receives %ld", mod_kind_name(m->kind),
-                 net->models[m->model].name, m->din, w);
-      diag_hint(s->diag, "add linear(%ld -> %ld) before it", w, m->din);
-      return -1;
-    }
-    w = m->dout;
+    if (check_embed(s, e, i) != 0) return -1;
+    if (e->mods[i].kind != MOD_EMBED && module_width(s, e, i, w) != 0) return -1;
+    w = e->mods[i].dout;
   }
-  if (e->src_kind == END_TOKENS && (e->n_mods == 0 || e->mods[0].kind != MOD_EMBED)) {
+  if (e->src_kind == END_TOKENS && e->n_mods == 0) {
     diag_error(s->diag, e->at, "an edge from 'tokens' must start with embed(MODEL)");
     return -1;
   }
   if (e->dst_kind == END_VERTEX && w != vertex_width(net, e->dst)) {
     diag_error(s->diag, e->at, "edge '%s' yields width %ld but vertex '%s' takes %ld", e->label, w,
                net->vertices[e->dst].name, vertex_width(net, e->dst));
-    diag_hint(s->diag, "add linear(%ld -> %ld)", w, vertex_width(net, e->dst));
+    diag_hint(s->diag, "add linear(%ld -> %ld) before '%s'", w, vertex_width(net, e->dst), net->vertices[e->dst].name);
     return -1;
   }
   return 0;
@@ -322,7 +383,8 @@ static int flow_widths(Sema *s, Edge *e) {
 static Edge *new_edge(Sema *s, Loc at) {
   Net *net = s->net;
   if (net->n_edges >= NET_MAX) {
-    diag_error(s->diag, at, "too many edges (the limit is %d)", NET_MAX);
+    if (!s->edges_full) diag_error(s->diag, at, "too many edges (the limit is %d)", NET_MAX);
+    s->edges_full = 1;
     return NULL;
   }
   GROW(s, net->edges, net->n_edges, s->cap_edges);
@@ -343,22 +405,22 @@ static int commit_edge(Sema *s, Edge *e) {
   return 0;
 }
 
-void sema_add_layer_edge(Sema *s, int src, int dst, const EdgeExpr *ex, Loc at) {
+int sema_add_layer_edge(Sema *s, int src, int dst, const EdgeExpr *ex, Loc at) {
   Edge *e = new_edge(s, at);
-  if (!e) return;
+  if (!e) return -1;
   int cap = 0;
   if (ex->terms.n == 1) {
     const Call *c = ex->terms.items[0];
     Sym *sym = sym_find(s, c->name);
     if (sym && sym->kind == SYM_EDGE_TYPE) e->type = c->name;
   }
-  if (expand_expr(s, ex, &e->mods, &e->n_mods, &cap) != 0) return;
+  if (expand_expr(s, ex, &e->mods, &e->n_mods, &cap) != 0) return -1;
   e->src_kind = END_VERTEX;
   e->srcs[0] = src;
   e->n_src = 1;
   e->dst_kind = END_VERTEX;
   e->dst = dst;
-  commit_edge(s, e);
+  return commit_edge(s, e);
 }
 
 /* Modules in the edge type a symbol names. */
@@ -383,12 +445,13 @@ static int chain_sources(Sema *s, const Stmt *st, Edge *e) {
     }
     Sym *sym = sym_find(s, r->name);
     if (!sym || sym->kind != SYM_VERTEX) {
-      if (sym && sym->kind == SYM_OUTPUT)
+      if (sym && sym->kind == SYM_OUTPUT && sym->index >= 0) {
         diag_error(s->diag, r->at, "'%s' is an output: outputs end chains and cannot feed edges", r->name);
-      else if (sym)
-        diag_error(s->diag, r->at, "'%s' is a %s; a chain starts at 'tokens' or a vertex", r->name,
-                   sym_kind_name(sym->kind));
-      else {
+        diag_note(s->diag, sym->at, "'%s' is defined here", r->name);
+        diag_hint(s->diag, "start the chain at the vertex that feeds the head instead");
+      } else if (sym) {
+        wrong_kind(s, sym, r->at, "a vertex or 'tokens'");
+      } else {
         const char *extra[] = {"tokens"};
         unknown_name(s, "vertex", r->name, r->at, KIND(SYM_VERTEX), extra, 1);
       }
@@ -400,6 +463,7 @@ static int chain_sources(Sema *s, const Stmt *st, Edge *e) {
     if (w != w0) {
       diag_error(s->diag, r->at, "summed vertices must have one width: '%s' has %ld but '%s' has %ld", r->name, w,
                  s->net->vertices[e->srcs[0]].name, w0);
+      diag_hint(s->diag, "sum vertices of one width, or join them through edges with linear(%ld -> %ld)", w, w0);
       return -1;
     }
   }
@@ -421,7 +485,45 @@ static int define_output(Sema *s, Edge *e, const Call *c) {
   return 0;
 }
 
-int sema_chain(Sema *s, const Stmt *st) {
+static int ends_in_output(const Edge *e) {
+  return e->n_mods && (e->mods[e->n_mods - 1].kind == MOD_HEAD || e->mods[e->n_mods - 1].kind == MOD_CLASSIFY);
+}
+
+/* The last hop of a chain that ends after head() or classify(): the name of a new output. */
+static int chain_output(Sema *s, Edge *e, const Call *c, const Sym *sym) {
+  if (sym) {
+    if (failed_name_quiet(s, c->name)) return -1;
+    diag_error(s->diag, c->at, "'%s' is already %s; give the output of %s() a new name", c->name,
+               sym_kind_article(sym->kind), mod_kind_name(e->mods[e->n_mods - 1].kind));
+    diag_note(s->diag, sym->at, "'%s' is defined here", c->name);
+    remember_failed(s, c->name); /* the losses that read it meant this output */
+    return -1;
+  }
+  edge_label(s->net, e);
+  if (flow_widths(s, e) != 0 || define_output(s, e, c) != 0) return -1;
+  edge_label(s->net, e);
+  s->net->n_edges++;
+  return 0;
+}
+
+/* The last hop is neither a vertex nor an output name. */
+static int bad_chain_end(Sema *s, const EdgeExpr *ex, const Call *c, const Sym *sym) {
+  if (ex->terms.n == 1 && !c->has_parens && !sym) {
+    int is_module = 0;
+    for (int k = 0; k < N_MODULE_NAMES; k++) is_module |= !strcmp(c->name, module_names[k]);
+    if (!is_module) {
+      if (unknown_name(s, "vertex", c->name, c->at, KIND(SYM_VERTEX), NULL, 0))
+        diag_hint(s->diag, "a chain ends at a vertex, or at a new output name after head(MODEL) or classify(N)");
+      return -1;
+    }
+  }
+  diag_error(s->diag, c->at, "a chain must end at a vertex, or at an output name after head() or classify()");
+  return -1;
+}
+
+/* Builds the edges of a chain `SOURCES -> HOP -> ... -> END`: a hop that names a vertex ends one edge and
+ * starts the next; the others are modules of the edge being built. */
+static int chain_edges(Sema *s, const Stmt *st) {
   Edge *e = new_edge(s, st->at);
   if (!e || chain_sources(s, st, e) != 0) return -1;
   int cap = 0;
@@ -430,8 +532,15 @@ int sema_chain(Sema *s, const Stmt *st) {
     const Call *c = ex->terms.items[0];
     Sym *sym = ex->terms.n == 1 && !c->has_parens ? sym_find(s, c->name) : NULL;
     int last = h == st->hops.n - 1;
-    int ends_in_output = e->n_mods && (e->mods[e->n_mods - 1].kind == MOD_HEAD ||
-                                       e->mods[e->n_mods - 1].kind == MOD_CLASSIFY);
+    int names_end = last && ex->terms.n == 1 && !c->has_parens;
+    if (ends_in_output(e) && names_end) return chain_output(s, e, c, sym);
+    if (ends_in_output(e)) {
+      diag_error(s->diag, c->at, "nothing may follow %s(): it produces an output",
+                 mod_kind_name(e->mods[e->n_mods - 1].kind));
+      diag_hint(s->diag, "end the chain with the output's name: ... -> %s(...) -> NAME",
+                mod_kind_name(e->mods[e->n_mods - 1].kind));
+      return -1;
+    }
     if (sym && sym->kind == SYM_VERTEX) {
       if (sym->index < 0) return -1;
       e->dst_kind = END_VERTEX;
@@ -447,36 +556,38 @@ int sema_chain(Sema *s, const Stmt *st) {
       e->n_src = 1;
       continue;
     }
-    if (last && ends_in_output && ex->terms.n == 1 && !c->has_parens) {
-      if (sym) {
-        diag_error(s->diag, c->at, "'%s' is already a %s; name the output of %s() anew", c->name,
-                   sym_kind_name(sym->kind), mod_kind_name(e->mods[e->n_mods - 1].kind));
-        diag_note(s->diag, sym->at, "'%s' defined here", c->name);
-        return -1;
-      }
-      edge_label(s->net, e);
-      if (flow_widths(s, e) != 0 || define_output(s, e, c) != 0) return -1;
-      edge_label(s->net, e);
-      s->net->n_edges++;
-      return 0;
-    }
-    if (last) {
-      if (ex->terms.n == 1 && !c->has_parens && !sym) {
-        int is_module = 0;
-        for (int k = 0; k < N_MODULE_NAMES; k++) is_module |= !strcmp(c->name, module_names[k]);
-        if (!is_module) {
-          unknown_name(s, "vertex", c->name, c->at, KIND(SYM_VERTEX), NULL, 0);
-          diag_hint(s->diag, "a chain ends at a vertex, or at a new output name after head(MODEL) or classify(N)");
-          return -1;
-        }
-      }
-      diag_error(s->diag, c->at, "a chain must end at a vertex, or at an output name after head() or classify()");
-      return -1;
-    }
+    if (last) return bad_chain_end(s, ex, c, sym);
     if (expand_expr(s, ex, &e->mods, &e->n_mods, &cap) != 0) return -1;
     Sym *type = ex->terms.n == 1 && !c->has_parens ? sym_find(s, c->name) : NULL;
     e->type = type && type->kind == SYM_EDGE_TYPE && e->n_mods == type_mods(s, type) ? c->name : NULL;
   }
+  return -1;
+}
+
+static int names_output_module(const EdgeExpr *ex) {
+  for (int t = 0; t < ex->terms.n; t++) {
+    const Call *c = ex->terms.items[t];
+    if (!strcmp(c->name, "head") || !strcmp(c->name, "classify")) return 1;
+  }
+  return 0;
+}
+
+/* A chain with errors that ends in head() or classify() and a new name still defines that name, as an
+ * unusable output, so that the losses reading it report nothing more. */
+static void poison_output(Sema *s, const Stmt *st) {
+  const EdgeExpr *ex = st->hops.items[st->hops.n - 1];
+  const Call *c = ex->terms.items[0];
+  if (ex->terms.n != 1 || c->has_parens || sym_find(s, c->name) || sym_reserved(c->name)) return;
+  for (int h = 0; h + 1 < st->hops.n; h++)
+    if (names_output_module(st->hops.items[h])) {
+      sym_define(s, c->name, SYM_OUTPUT, -1, c->at);
+      return;
+    }
+}
+
+int sema_chain(Sema *s, const Stmt *st) {
+  if (chain_edges(s, st) == 0) return 0;
+  poison_output(s, st);
   return -1;
 }
 

@@ -21,6 +21,7 @@ static int loss_target(Sema *s, const Arg *a, Target *t) {
     }
   }
   diag_error(s->diag, a->at, "the target of cross_entropy is next(tokens) or labels");
+  diag_hint(s->diag, "token outputs (after head) take next(tokens); class outputs (after classify) take labels");
   return -1;
 }
 
@@ -50,14 +51,14 @@ static void sema_loss(Sema *s, const Stmt *st) {
   }
   Sym *sym = sym_find(s, out->a.s);
   if (!sym || sym->kind != SYM_OUTPUT) {
-    if (sym)
-      diag_error(s->diag, out->at, "'%s' is a %s, not an output", out->a.s, sym_kind_name(sym->kind));
-    else
-      unknown_name(s, "output", out->a.s, out->at, KIND(SYM_OUTPUT), NULL, 0);
-    if (sym && sym->kind == SYM_VERTEX)
-      diag_hint(s->diag, "read a vertex through a head: %s -> head(MODEL) -> NAME", out->a.s);
+    if (sym) wrong_kind(s, sym, out->at, "an output");
+    else unknown_name(s, "output", out->a.s, out->at, KIND(SYM_OUTPUT), NULL, 0);
+    if (sym && sym->kind == SYM_VERTEX && !failed_name_quiet(s, sym->name))
+      diag_hint(s->diag, "a loss reads an output: add '%s -> head(%s) -> NAME' and use NAME here", out->a.s,
+                sym->index >= 0 ? net->models[net->vertices[sym->index].model].name : "MODEL");
     return;
   }
+  if (sym->index < 0) return; /* the chain that defines it had errors */
   l.output = sym->index;
   if (loss_target(s, c->args.items[1], &l.target) != 0) return;
   for (int i = 2; i < c->args.n; i++) {
@@ -75,12 +76,15 @@ static void sema_loss(Sema *s, const Stmt *st) {
     }
   }
   Output *o = &net->outputs[l.output];
+  const Arg *target = c->args.items[1];
   if (o->kind == OUT_LM && l.target != TGT_NEXT_TOKENS) {
-    diag_error(s->diag, c->at, "output '%s' holds token logits; its target is next(tokens)", o->name);
+    diag_error(s->diag, target->at, "output '%s' holds token logits; its target is next(tokens)", o->name);
+    diag_note(s->diag, o->at, "'%s' is the output of a head() here", o->name);
     return;
   }
   if (o->kind == OUT_CLASS && l.target != TGT_LABELS) {
-    diag_error(s->diag, c->at, "output '%s' holds class logits; its target is labels", o->name);
+    diag_error(s->diag, target->at, "output '%s' holds class logits; its target is labels", o->name);
+    diag_note(s->diag, o->at, "'%s' is the output of a classify() here", o->name);
     return;
   }
   if (!sym_define(s, st->name.name, SYM_LOSS, net->n_losses, st->name.at)) return;
@@ -137,7 +141,7 @@ static int check_cycles(Sema *s) {
     for (int i = start; i < n && len < sizeof msg; i++)
       len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", i > start ? " -> " : "", net->vertices[stack[i]].name);
     diag_error(s->diag, net->edges[edge].at, "cycle: %s", msg);
-    diag_hint(s->diag, "a network is a directed acyclic graph; every module is causal in time, not across edges");
+    diag_hint(s->diag, "a network must be a directed acyclic graph: remove or reverse one of these edges");
     found = 1;
   }
   free(state);
@@ -241,10 +245,11 @@ static void check_sharing(Sema *s) {
         if (m->kind == MOD_HEAD && !model->hp.tied) continue;
         if (!tie) tie = m;
         else if (tie->trainable != m->trainable) {
-          diag_error(s->diag, m->at, "%s(%s) is %s but the %s embedding is %s", mod_kind_name(m->kind), model->name,
-                     m->trainable ? "trainable" : "frozen", model->hp.tied ? "tied" : "shared",
-                     tie->trainable ? "trainable" : "frozen");
-          diag_note(s->diag, tie->at, "here");
+          diag_error(s->diag, m->at, "%s(%s) is %s but %s(%s), whose weights it %s, is %s", mod_kind_name(m->kind),
+                     model->name, m->trainable ? "trainable" : "frozen", mod_kind_name(tie->kind), model->name,
+                     m->kind == MOD_HEAD ? "is tied to" : "shares", tie->trainable ? "trainable" : "frozen");
+          diag_note(s->diag, tie->at, "%s(%s) is here", mod_kind_name(tie->kind), model->name);
+          diag_hint(s->diag, "they are one matrix: mark both 'frozen' or both 'trainable'");
           return;
         }
       }
@@ -267,17 +272,27 @@ void sema_graph(Sema *s) {
   Net *net = s->net;
   check_boundary(s);
   check_sharing(s);
-  if (!check_cycles(s)) check_reach(s);
   if (net->n_losses == 0) {
     diag_error(s->diag, net->name_at, "network '%s' has no loss", net->name);
-    diag_hint(s->diag, "add e.g. 'loss lm = cross_entropy(logits, next(tokens))'");
+    diag_hint(s->diag, "add e.g. 'loss lm = cross_entropy(%s, next(tokens))'",
+              net->n_outputs ? net->outputs[0].name : "logits");
+    return; /* what reaches a loss, and which outputs are read, means nothing without one */
   }
+  if (!check_cycles(s)) check_reach(s);
   for (int i = 0; i < net->n_outputs; i++)
-    if (!net->outputs[i].used) diag_warning(s->diag, net->outputs[i].at, "output '%s' is not read by any loss", net->outputs[i].name);
+    if (!net->outputs[i].used) {
+      diag_warning(s->diag, net->outputs[i].at, "output '%s' is not read by any loss", net->outputs[i].name);
+      diag_hint(s->diag, "add e.g. 'loss %s_loss = cross_entropy(%s, %s)', or remove the chain", net->outputs[i].name,
+                net->outputs[i].name, net->outputs[i].kind == OUT_LM ? "next(tokens)" : "labels");
+    }
   for (int i = 0; i < s->n_syms; i++) {
     const Sym *sym = &s->syms[i];
     if (!sym->used && (sym->kind == SYM_MODEL || sym->kind == SYM_EDGE_TYPE))
       diag_warning(s->diag, sym->at, "%s '%s' is never used", sym_kind_name(sym->kind), sym->name);
   }
-  if (!anything_trainable(net)) diag_warning(s->diag, net->name_at, "nothing in network '%s' is trainable", net->name);
+  if (!anything_trainable(net)) {
+    diag_warning(s->diag, net->name_at, "nothing in network '%s' is trainable", net->name);
+    diag_hint(s->diag, "training would change nothing: add an edge with weights (linear, mlp, decoder_layer) or mark "
+              "something 'trainable'");
+  }
 }

@@ -22,17 +22,34 @@ typedef struct EdgeType {
   int n_mods;
 } EdgeType;
 
+/* A `layers NAME = [...]` group: its vertices are NAME<layer>_<index>. count == NULL when the statement
+ * had errors: its vertex names are then known but unusable (no cascade of "unknown vertex"). */
+typedef struct LayerGroup {
+  const char *name;
+  int n_layers;
+  const int *count;
+} LayerGroup;
+
 typedef struct Sema {
   Net *net;
   Arena *arena;
   Diag *diag;
   const char *dir;
+  const Program *prog;
   Sym *syms;
   int n_syms, cap_syms;
   EdgeType *types;
   int n_types, cap_types;
+  LayerGroup *groups;
+  int n_groups, cap_groups;
+  const char **failed;  /* names whose definition was rejected: later misuses of them stay quiet */
+  int n_failed, cap_failed;
+  int *origin;          /* per module of the edge being built: the edge type it came from, or -1 */
+  int cap_origin;
   int cap_models, cap_vertices, cap_edges, cap_outputs, cap_losses;
   int seen_network, seen_aggregate;
+  Loc aggregate_at;
+  int vertices_full, edges_full; /* the limit was reported */
 } Sema;
 
 /* Grows an arena array of `elem` bytes so that index n fits. */
@@ -43,15 +60,27 @@ Sym *sym_find(Sema *s, const char *name);
 /* Defines a name; on redefinition reports an error with a note at the first one and returns NULL. */
 Sym *sym_define(Sema *s, const char *name, SymKind kind, int index, Loc at);
 const char *sym_kind_name(SymKind kind);
-/* Reports "unknown WHAT 'name'" with a did-you-mean over the symbols of the given kinds (bit mask). */
-void unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds, const char *const *extra,
-                  int n_extra);
+/* "a model", "an edge type", ... */
+const char *sym_kind_article(SymKind kind);
+int sym_reserved(const char *name);
+/* Reports "'x' is a vertex, not a model" (with a note at its definition), unless x's own definition
+ * failed: then the user's intent is unknown and the first error said enough. */
+void wrong_kind(Sema *s, const Sym *sym, Loc at, const char *what);
+/* Reports "unknown WHAT 'name'" with a did-you-mean over the symbols of the given kinds (bit mask); a name
+ * declared further down is reported as used before its declaration, and a name whose definition failed
+ * (or a vertex name of a `layers` group that had errors) is not reported at all. Returns 1 if it reported. */
+int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds, const char *const *extra,
+                 int n_extra);
+/* Whether the definition of `name` was rejected (a redefinition or a reserved name); remember_failed()
+ * records one. */
+void remember_failed(Sema *s, const char *name);
+int failed_name_quiet(const Sema *s, const char *name);
 #define KIND(k) (1u << (k))
 
 int sema_edge_type(Sema *s, const Stmt *st);
 int sema_chain(Sema *s, const Stmt *st);
 /* Adds an edge src -> dst (vertex indices) made of the given edge expression (layers sugar). */
-void sema_add_layer_edge(Sema *s, int src, int dst, const EdgeExpr *ex, Loc at);
+int sema_add_layer_edge(Sema *s, int src, int dst, const EdgeExpr *ex, Loc at);
 void sema_losses(Sema *s, const Program *prog);
 void sema_graph(Sema *s);
 

@@ -9,7 +9,7 @@
 
 #include "gguf.h"
 
-#define QK 32   /* legacy block size */
+#define QK 32    /* legacy block size */
 #define QK_K 256 /* K-quant super-block size */
 
 typedef struct type_info {
@@ -19,15 +19,18 @@ typedef struct type_info {
 
 /* Every ggml type GGUF files may carry (ggml.c type_traits; Q8_1 is 36 bytes: two fp16 + 32 int8). */
 static const type_info types[LMN_GGML_TYPE_LIMIT] = {
-    [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},        [2] = {"Q4_0", 32, 18},     [3] = {"Q4_1", 32, 20},
-    [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},     [8] = {"Q8_0", 32, 34},     [9] = {"Q8_1", 32, 36},
-    [10] = {"Q2_K", 256, 84},    [11] = {"Q3_K", 256, 110},  [12] = {"Q4_K", 256, 144},  [13] = {"Q5_K", 256, 176},
-    [14] = {"Q6_K", 256, 210},   [15] = {"Q8_K", 256, 292},  [16] = {"IQ2_XXS", 256, 66}, [17] = {"IQ2_XS", 256, 74},
-    [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},  [20] = {"IQ4_NL", 32, 18},  [21] = {"IQ3_S", 256, 110},
-    [22] = {"IQ2_S", 256, 82},   [23] = {"IQ4_XS", 256, 136}, [24] = {"I8", 1, 1},       [25] = {"I16", 1, 2},
-    [26] = {"I32", 1, 4},        [27] = {"I64", 1, 8},       [28] = {"F64", 1, 8},       [29] = {"IQ1_M", 256, 56},
-    [30] = {"BF16", 1, 2},       [34] = {"TQ1_0", 256, 54},  [35] = {"TQ2_0", 256, 66},  [39] = {"MXFP4", 32, 17},
-    [40] = {"NVFP4", 64, 36},    [41] = {"Q1_0", 128, 18},
+    [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},         [2] = {"Q4_0", 32, 18},
+    [3] = {"Q4_1", 32, 20},      [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},
+    [8] = {"Q8_0", 32, 34},      [9] = {"Q8_1", 32, 36},      [10] = {"Q2_K", 256, 84},
+    [11] = {"Q3_K", 256, 110},   [12] = {"Q4_K", 256, 144},   [13] = {"Q5_K", 256, 176},
+    [14] = {"Q6_K", 256, 210},   [15] = {"Q8_K", 256, 292},   [16] = {"IQ2_XXS", 256, 66},
+    [17] = {"IQ2_XS", 256, 74},  [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
+    [20] = {"IQ4_NL", 32, 18},   [21] = {"IQ3_S", 256, 110},  [22] = {"IQ2_S", 256, 82},
+    [23] = {"IQ4_XS", 256, 136}, [24] = {"I8", 1, 1},         [25] = {"I16", 1, 2},
+    [26] = {"I32", 1, 4},        [27] = {"I64", 1, 8},        [28] = {"F64", 1, 8},
+    [29] = {"IQ1_M", 256, 56},   [30] = {"BF16", 1, 2},       [34] = {"TQ1_0", 256, 54},
+    [35] = {"TQ2_0", 256, 66},   [39] = {"MXFP4", 32, 17},    [40] = {"NVFP4", 64, 36},
+    [41] = {"Q1_0", 128, 18},
 };
 
 const char *lmn_ggml_type_name(uint32_t type) { return type < LMN_GGML_TYPE_LIMIT ? types[type].name : NULL; }
@@ -39,21 +42,12 @@ int lmn_ggml_type_size(uint32_t type, uint32_t *blck, uint32_t *bytes, lmn_err *
   return 0;
 }
 
-int lmn_ggml_can_dequant(uint32_t type) {
-  switch (type) {
-    case LMN_GGML_F32: case LMN_GGML_F16: case LMN_GGML_BF16: case LMN_GGML_Q8_0: case LMN_GGML_Q4_0:
-    case LMN_GGML_Q4_1: case LMN_GGML_Q5_0: case LMN_GGML_Q5_1: case LMN_GGML_Q4_K: case LMN_GGML_Q5_K:
-    case LMN_GGML_Q6_K: return 1;
-    default: return 0;
-  }
-}
-
 int lmn_ggml_row_size(uint32_t type, int64_t n, uint64_t *bytes, lmn_err *err) {
   uint32_t blck = 1, size = 1;
   if (lmn_ggml_type_size(type, &blck, &size, err) != 0) return -1;
   if (n < 0 || n % blck != 0)
-    return lmn_errf(err, "row of %" PRId64 " values is not a whole number of %s blocks of %" PRIu32, n, types[type].name,
-                    blck);
+    return lmn_errf(err, "row of %" PRId64 " values is not a whole number of %s blocks of %" PRIu32, n,
+                    types[type].name, blck);
   if ((uint64_t)n / blck > UINT64_MAX / size) return lmn_errf(err, "row of %" PRId64 " values overflows", n);
   *bytes = (uint64_t)n / blck * size;
   return 0;
@@ -220,25 +214,38 @@ static void dq_q6_k(const uint8_t *x, float *y, int64_t nb) {
   for (int64_t b = 0; b < nb; b++, x += 210, y += QK_K) dq_q6_k_block(x, y);
 }
 
+static void dq_f32(const uint8_t *x, float *y, int64_t n) {
+  if (n) memcpy(y, x, (size_t)n * 4);
+}
+
+/* Dequantiser of each supported type, called with the number of blocks (= values for F32/F16/BF16). */
+typedef void (*dq_fn)(const uint8_t *x, float *y, int64_t nb);
+static dq_fn dequantiser(uint32_t type) {
+  switch (type) {
+    case LMN_GGML_F32: return dq_f32;
+    case LMN_GGML_F16: return dq_f16;
+    case LMN_GGML_BF16: return dq_bf16;
+    case LMN_GGML_Q8_0: return dq_q8_0;
+    case LMN_GGML_Q4_0: return dq_q4_0;
+    case LMN_GGML_Q4_1: return dq_q4_1;
+    case LMN_GGML_Q5_0: return dq_q5_0;
+    case LMN_GGML_Q5_1: return dq_q5_1;
+    case LMN_GGML_Q4_K: return dq_q4_k;
+    case LMN_GGML_Q5_K: return dq_q5_k;
+    case LMN_GGML_Q6_K: return dq_q6_k;
+    default: return NULL;
+  }
+}
+
+int lmn_ggml_can_dequant(uint32_t type) { return dequantiser(type) != NULL; }
+
 int lmn_dequant_row(uint32_t type, const void *src, float *dst, int64_t n, lmn_err *err) {
   uint64_t bytes;
   if (lmn_ggml_row_size(type, n, &bytes, err) != 0) return -1;
-  const uint8_t *x = src;
-  int64_t nb = n / types[type].blck;
-  switch (type) {
-    case LMN_GGML_F32: if (n) memcpy(dst, x, (size_t)bytes); return 0;
-    case LMN_GGML_F16: dq_f16(x, dst, n); return 0;
-    case LMN_GGML_BF16: dq_bf16(x, dst, n); return 0;
-    case LMN_GGML_Q8_0: dq_q8_0(x, dst, nb); return 0;
-    case LMN_GGML_Q4_0: dq_q4_0(x, dst, nb); return 0;
-    case LMN_GGML_Q4_1: dq_q4_1(x, dst, nb); return 0;
-    case LMN_GGML_Q5_0: dq_q5_0(x, dst, nb); return 0;
-    case LMN_GGML_Q5_1: dq_q5_1(x, dst, nb); return 0;
-    case LMN_GGML_Q4_K: dq_q4_k(x, dst, nb); return 0;
-    case LMN_GGML_Q5_K: dq_q5_k(x, dst, nb); return 0;
-    case LMN_GGML_Q6_K: dq_q6_k(x, dst, nb); return 0;
-    default: return lmn_errf(err, "dequantisation of type %s is not supported", types[type].name);
-  }
+  dq_fn f = dequantiser(type);
+  if (!f) return lmn_errf(err, "dequantisation of type %s is not supported", types[type].name);
+  f(src, dst, n / types[type].blck);
+  return 0;
 }
 
 /* ---------------------------------------------------------------- whole tensors */
@@ -260,7 +267,8 @@ static int check_shape(const lmn_gguf *g, const lmn_gguf_tensor *t, int64_t ne0,
 }
 
 /* Rows one by one through a bounce buffer, for files opened for metadata only. */
-static int load_by_rows(const lmn_gguf *g, const lmn_gguf_tensor *t, uint64_t row_bytes, float *dst, lmn_err *err) {
+static int load_by_rows(const lmn_gguf *g, const lmn_gguf_tensor *t, uint64_t row_bytes, float *dst,
+                        lmn_err *err) {
   uint8_t *row = malloc(row_bytes ? (size_t)row_bytes : 1);
   if (!row) return lmn_errf(err, "%s: tensor '%s': out of memory", lmn_gguf_name(g), t->name);
   int rc = 0;
@@ -272,7 +280,8 @@ static int load_by_rows(const lmn_gguf *g, const lmn_gguf_tensor *t, uint64_t ro
   return rc;
 }
 
-int lmn_gguf_load_f32(const lmn_gguf *g, const char *name, int64_t ne0, int64_t ne1, float *dst, lmn_err *err) {
+int lmn_gguf_load_f32(const lmn_gguf *g, const char *name, int64_t ne0, int64_t ne1, float *dst,
+                      lmn_err *err) {
   const lmn_gguf_tensor *t = lmn_gguf_find_tensor(g, name);
   if (!t) return lmn_errf(err, "%s: tensor '%s' not found", lmn_gguf_name(g), name);
   if (check_shape(g, t, ne0, ne1, err) != 0) return -1;

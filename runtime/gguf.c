@@ -21,13 +21,13 @@
 #define META_CHUNK (64u * 1024u) /* first read of a header in LMN_GGUF_META mode */
 
 struct lmn_gguf {
-  char *name;           /* file name for messages */
-  const uint8_t *base;  /* bytes [0, loaded) of the file */
-  uint64_t loaded;      /* how many bytes base holds (== size unless LMN_GGUF_META) */
-  uint64_t size;        /* file size */
-  uint8_t *owned;       /* malloc'd image (READ, META) */
-  void *map;            /* mmap'd image (MMAP) */
-  int fd;               /* META: the open file, for the header stream and tensor reads; else -1 */
+  char *name;          /* file name for messages */
+  const uint8_t *base; /* bytes [0, loaded) of the file */
+  uint64_t loaded;     /* how many bytes base holds (== size unless LMN_GGUF_META) */
+  uint64_t size;       /* file size */
+  uint8_t *owned;      /* malloc'd image (READ, META) */
+  void *map;           /* mmap'd image (MMAP) */
+  int fd;              /* META: the open file, for the header stream and tensor reads; else -1 */
   uint32_t version;
   uint32_t alignment;
   uint64_t data_start;
@@ -42,8 +42,8 @@ struct lmn_gguf {
 /* ---------------------------------------------------------------- value type table */
 
 static const char *const vtype_names[LMN_GGUF_VTYPE_COUNT] = {
-    "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
-    "BOOL",  "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"};
+    "UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",  "FLOAT32",
+    "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64"};
 
 /* Bytes of a fixed-size value; 0 for STRING and ARRAY. */
 static unsigned vtype_size(uint32_t type) {
@@ -103,7 +103,7 @@ static void rd_place(rd *r, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Reads from fd until [loaded, end) of the image is present. */
+/* Reads exactly len bytes at off from fd; -1 on error or early end of file. */
 static int pread_all(int fd, uint8_t *dst, uint64_t len, uint64_t off) {
   while (len > 0) {
     ssize_t got = pread(fd, dst, len > (1u << 30) ? (1u << 30) : (size_t)len, (off_t)off);
@@ -136,8 +136,9 @@ static int load_upto(rd *r, uint64_t end) {
 /* Checks that n bytes at the cursor lie within the file (and are loaded). */
 static int need(rd *r, uint64_t n, const char *what) {
   if (n > r->g->size - r->pos)
-    return rd_fail(r, "%s [offset %" PRIu64 ", %" PRIu64 " bytes] extends past end of file (size %" PRIu64 ")", what,
-                   r->pos, n, r->g->size);
+    return rd_fail(r,
+                   "%s [offset %" PRIu64 ", %" PRIu64 " bytes] extends past end of file (size %" PRIu64 ")",
+                   what, r->pos, n, r->g->size);
   return load_upto(r, r->pos + n);
 }
 
@@ -183,8 +184,7 @@ static int grow(void **p, size_t *cap, size_t n, size_t elem) {
 static int check_bools(rd *r, uint64_t off, uint64_t n) {
   for (uint64_t i = 0; i < n; i++) {
     uint8_t b = r->g->base[off + i];
-    if (b > 1)
-      return rd_fail(r, "invalid bool value %u at offset %" PRIu64 " (must be 0 or 1)", b, off + i);
+    if (b > 1) return rd_fail(r, "invalid bool value %u at offset %" PRIu64 " (must be 0 or 1)", b, off + i);
   }
   return 0;
 }
@@ -193,8 +193,8 @@ static int parse_string_array(rd *r, lmn_gguf_kv *kv) {
   size_t cap = 0;
   uint64_t bound = (r->g->size - r->pos) / 8; /* each element carries an 8-byte length */
   if (kv->n > bound)
-    return rd_fail(r, "array of %" PRIu64 " strings cannot fit in the %" PRIu64 " bytes before end of file", kv->n,
-                   r->g->size - r->pos);
+    return rd_fail(r, "array of %" PRIu64 " strings cannot fit in the %" PRIu64 " bytes before end of file",
+                   kv->n, r->g->size - r->pos);
   for (uint64_t i = 0; i < kv->n; i++) {
     uint64_t off, len;
     if (grow((void **)&kv->str_offs_, &cap, (size_t)i, sizeof *kv->str_offs_) != 0)
@@ -217,8 +217,9 @@ static int parse_array(rd *r, lmn_gguf_kv *kv) {
   unsigned es = vtype_size(et);
   uint64_t left = r->g->size - r->pos;
   if (kv->n > left / es)
-    return rd_fail(r, "array of %" PRIu64 " %s values [offset %" PRIu64 "] extends past end of file (size %" PRIu64 ")",
-                   kv->n, vtype_names[et], r->pos, r->g->size);
+    return rd_fail(
+        r, "array of %" PRIu64 " %s values [offset %" PRIu64 "] extends past end of file (size %" PRIu64 ")",
+        kv->n, vtype_names[et], r->pos, r->g->size);
   if (need(r, kv->n * es, "array data") != 0) return -1;
   if (et == LMN_GGUF_BOOL && check_bools(r, r->pos, kv->n) != 0) return -1;
   r->pos += kv->n * es;
@@ -277,7 +278,8 @@ static int index_kv(rd *r) {
       char pk[100];
       const char *k = g->kv_sorted[i]->key;
       return lmn_errf(r->err, "%s: key '%s': duplicate key (metadata entries %td and %td)", g->name,
-                      printable(pk, sizeof pk, k, strlen(k)), g->kv_sorted[i - 1] - g->kv, g->kv_sorted[i] - g->kv);
+                      printable(pk, sizeof pk, k, strlen(k)), g->kv_sorted[i - 1] - g->kv,
+                      g->kv_sorted[i] - g->kv);
     }
   return 0;
 }
@@ -300,7 +302,8 @@ static int read_alignment(lmn_gguf *g, lmn_err *err) {
   const lmn_gguf_kv *kv = lmn_gguf_find_kv(g, "general.alignment");
   if (!kv) return 0;
   if (kv->type != LMN_GGUF_UINT32)
-    return lmn_errf(err, "%s: key 'general.alignment': type %s, expected UINT32", g->name, vtype_names[kv->type]);
+    return lmn_errf(err, "%s: key 'general.alignment': type %s, expected UINT32", g->name,
+                    vtype_names[kv->type]);
   uint32_t a = (uint32_t)le(g->base + kv->off_, 4);
   if (a == 0 || (a & (a - 1)) != 0)
     return lmn_errf(err, "%s: key 'general.alignment': %" PRIu32 " is not a power of two", g->name, a);
@@ -374,16 +377,17 @@ static int cmp_tensor_offset(const void *a, const void *b) {
 static int check_tensor_data(const lmn_gguf *g, const lmn_gguf_tensor *t, lmn_err *err) {
   uint64_t avail = g->size > g->data_start ? g->size - g->data_start : 0;
   if (t->offset % g->alignment != 0)
-    return lmn_errf(err, "%s: tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
+    return lmn_errf(err,
+                    "%s: tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %" PRIu32,
                     g->name, t->name, t->offset, g->alignment);
   if (t->offset > avail || t->nbytes > avail - t->offset) {
     if (t->offset <= UINT64_MAX - g->data_start)
       return lmn_errf(err,
-                      "%s: tensor '%s': data [offset %" PRIu64 ", %" PRIu64 " bytes] extends past end of file (size %" PRIu64
-                      ")",
+                      "%s: tensor '%s': data [offset %" PRIu64 ", %" PRIu64
+                      " bytes] extends past end of file (size %" PRIu64 ")",
                       g->name, t->name, g->data_start + t->offset, t->nbytes, g->size);
-    return lmn_errf(err, "%s: tensor '%s': data offset %" PRIu64 " lies past end of file (size %" PRIu64 ")", g->name,
-                    t->name, t->offset, g->size);
+    return lmn_errf(err, "%s: tensor '%s': data offset %" PRIu64 " lies past end of file (size %" PRIu64 ")",
+                    g->name, t->name, t->offset, g->size);
   }
   return 0;
 }
@@ -399,10 +403,10 @@ static int check_overlaps(const lmn_gguf *g, lmn_err *err) {
     const lmn_gguf_tensor *a = by_off[i - 1], *b = by_off[i];
     if (a->offset + a->nbytes > b->offset)
       rc = lmn_errf(err,
-                    "%s: tensor '%s': data [offset %" PRIu64 ", %" PRIu64 " bytes] overlaps tensor '%s' [offset %" PRIu64
-                    ", %" PRIu64 " bytes]",
-                    g->name, b->name, g->data_start + b->offset, b->nbytes, a->name, g->data_start + a->offset,
-                    a->nbytes);
+                    "%s: tensor '%s': data [offset %" PRIu64 ", %" PRIu64
+                    " bytes] overlaps tensor '%s' [offset %" PRIu64 ", %" PRIu64 " bytes]",
+                    g->name, b->name, g->data_start + b->offset, b->nbytes, a->name,
+                    g->data_start + a->offset, a->nbytes);
   }
   free(by_off);
   return rc;
@@ -424,7 +428,8 @@ static int parse_tensors(rd *r, uint64_t n_t) {
   lmn_gguf *g = r->g;
   size_t cap = 0;
   for (uint64_t i = 0; i < n_t; i++) {
-    if (grow((void **)&g->t, &cap, g->n_t, sizeof *g->t) != 0) return lmn_errf(r->err, "%s: out of memory", g->name);
+    if (grow((void **)&g->t, &cap, g->n_t, sizeof *g->t) != 0)
+      return lmn_errf(r->err, "%s: out of memory", g->name);
     lmn_gguf_tensor *t = &g->t[g->n_t++];
     memset(t, 0, sizeof *t);
     if (parse_tensor_info(r, t, i) != 0) return -1;
@@ -445,7 +450,8 @@ static int parse_version(rd *r) {
   r->g->version = v;
   if (v == 1) return rd_fail(r, "GGUF version 1 is no longer supported (need 2 or 3)");
   if (v != 0 && (v & 0xFFFF) == 0)
-    return rd_fail(r, "version field 0x%08" PRIx32 " looks byte-swapped: big-endian GGUF is not supported", v);
+    return rd_fail(r, "version field 0x%08" PRIx32 " looks byte-swapped: big-endian GGUF is not supported",
+                   v);
   if (v != 2 && v != 3) return rd_fail(r, "unsupported GGUF version %" PRIu32 " (need 2 or 3)", v);
   return 0;
 }
@@ -455,9 +461,11 @@ static int parse_counts(rd *r, uint64_t *n_t, uint64_t *n_kv) {
   if (rd_uint(r, 8, "tensor count", n_t) != 0 || rd_uint(r, 8, "metadata count", n_kv) != 0) return -1;
   uint64_t left = r->g->size - r->pos;
   if (*n_kv > left / 13)
-    return rd_fail(r, "metadata count %" PRIu64 " cannot fit in the %" PRIu64 " bytes before end of file", *n_kv, left);
+    return rd_fail(r, "metadata count %" PRIu64 " cannot fit in the %" PRIu64 " bytes before end of file",
+                   *n_kv, left);
   if (*n_t > (left - *n_kv * 13) / 24)
-    return rd_fail(r, "tensor count %" PRIu64 " cannot fit in the %" PRIu64 " bytes before end of file", *n_t, left);
+    return rd_fail(r, "tensor count %" PRIu64 " cannot fit in the %" PRIu64 " bytes before end of file", *n_t,
+                   left);
   return 0;
 }
 
@@ -468,7 +476,8 @@ static int parse(lmn_gguf *g, lmn_err *err) {
   if (need(&r, 4, "magic") != 0) return -1;
   if (memcmp(g->base, GGUF_MAGIC, 4) != 0) {
     char pm[16];
-    return rd_fail(&r, "bad magic '%s' (not a GGUF file)", printable(pm, sizeof pm, (const char *)g->base, 4));
+    return rd_fail(&r, "bad magic '%s' (not a GGUF file)",
+                   printable(pm, sizeof pm, (const char *)g->base, 4));
   }
   r.pos = 4;
   if (parse_version(&r) != 0 || parse_counts(&r, &n_t, &n_kv) != 0) return -1;
@@ -531,17 +540,21 @@ static int load_image(lmn_gguf *g, int fd, lmn_gguf_mode mode, lmn_err *err) {
     g->fd = fd;
     return 0;
   }
-  if (g->size > SIZE_MAX) return lmn_errf(err, "%s: file of %" PRIu64 " bytes is too large", g->name, g->size);
+  if (g->size > SIZE_MAX)
+    return lmn_errf(err, "%s: file of %" PRIu64 " bytes is too large", g->name, g->size);
   int rc = 0;
   if (g->size == 0) {
     /* nothing to map: parsing reports the truncation */
   } else if (mode == LMN_GGUF_MMAP) {
     void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) rc = lmn_errf(err, "%s: mmap failed: %s", g->name, strerror(errno));
-    else g->map = m, g->base = m;
+    if (m == MAP_FAILED)
+      rc = lmn_errf(err, "%s: mmap failed: %s", g->name, strerror(errno));
+    else
+      g->map = m, g->base = m;
   } else {
     g->owned = malloc((size_t)g->size);
-    if (!g->owned) rc = lmn_errf(err, "%s: out of memory reading %" PRIu64 " bytes", g->name, g->size);
+    if (!g->owned)
+      rc = lmn_errf(err, "%s: out of memory reading %" PRIu64 " bytes", g->name, g->size);
     else if (pread_all(fd, g->owned, g->size, 0) != 0)
       rc = lmn_errf(err, "%s: read failed: %s", g->name, errno ? strerror(errno) : "file shrank");
     g->base = g->owned;
@@ -584,7 +597,9 @@ size_t lmn_gguf_n_kv(const lmn_gguf *g) { return g->n_kv; }
 size_t lmn_gguf_n_tensors(const lmn_gguf *g) { return g->n_t; }
 
 const lmn_gguf_kv *lmn_gguf_kv_at(const lmn_gguf *g, size_t i) { return i < g->n_kv ? &g->kv[i] : NULL; }
-const lmn_gguf_tensor *lmn_gguf_tensor_at(const lmn_gguf *g, size_t i) { return i < g->n_t ? &g->t[i] : NULL; }
+const lmn_gguf_tensor *lmn_gguf_tensor_at(const lmn_gguf *g, size_t i) {
+  return i < g->n_t ? &g->t[i] : NULL;
+}
 
 static int cmp_key_kv(const void *key, const void *elem) {
   return strcmp((const char *)key, (*(const lmn_gguf_kv *const *)elem)->key);
@@ -658,11 +673,11 @@ static int int_in_range(const lmn_gguf *g, const lmn_gguf_kv *kv, uint32_t type,
   int big;
   int64_t v = decode_int(type, p, &big);
   if (big)
-    return lmn_errf(err, "%s: key '%s': value %" PRIu64 " out of range [%" PRId64 ", %" PRId64 "]", g->name, kv->key,
-                    le(p, 8), lo, hi);
+    return lmn_errf(err, "%s: key '%s': value %" PRIu64 " out of range [%" PRId64 ", %" PRId64 "]", g->name,
+                    kv->key, le(p, 8), lo, hi);
   if (v < lo || v > hi)
-    return lmn_errf(err, "%s: key '%s': value %" PRId64 " out of range [%" PRId64 ", %" PRId64 "]", g->name, kv->key,
-                    v, lo, hi);
+    return lmn_errf(err, "%s: key '%s': value %" PRId64 " out of range [%" PRId64 ", %" PRId64 "]", g->name,
+                    kv->key, v, lo, hi);
   *out = v;
   return 0;
 }
@@ -715,7 +730,8 @@ int lmn_gguf_get_str(const lmn_gguf *g, const char *key, lmn_gguf_str *out, lmn_
   return 0;
 }
 
-int lmn_gguf_get_arr(const lmn_gguf *g, const char *key, lmn_gguf_vtype *elem_type, uint64_t *n, lmn_err *err) {
+int lmn_gguf_get_arr(const lmn_gguf *g, const char *key, lmn_gguf_vtype *elem_type, uint64_t *n,
+                     lmn_err *err) {
   const lmn_gguf_kv *kv = find_typed(g, key, err);
   if (!kv) return -1;
   if (kv->type != LMN_GGUF_ARRAY) return type_error(g, kv, "ARRAY", err);
@@ -733,7 +749,8 @@ static const lmn_gguf_kv *arr_elem(const lmn_gguf *g, const char *key, uint64_t 
     return NULL;
   }
   if (i >= kv->n) {
-    lmn_errf(err, "%s: key '%s': index %" PRIu64 " out of range (array of %" PRIu64 ")", g->name, key, i, kv->n);
+    lmn_errf(err, "%s: key '%s': index %" PRIu64 " out of range (array of %" PRIu64 ")", g->name, key, i,
+             kv->n);
     return NULL;
   }
   return kv;
@@ -777,8 +794,8 @@ const void *lmn_gguf_tensor_data(const lmn_gguf *g, const lmn_gguf_tensor *t, lm
 int lmn_gguf_tensor_read(const lmn_gguf *g, const lmn_gguf_tensor *t, uint64_t off, void *dst, uint64_t len,
                          lmn_err *err) {
   if (off > t->nbytes || len > t->nbytes - off)
-    return lmn_errf(err, "%s: tensor '%s': bytes [%" PRIu64 ", +%" PRIu64 ") outside its %" PRIu64 " bytes", g->name,
-                    t->name, off, len, t->nbytes);
+    return lmn_errf(err, "%s: tensor '%s': bytes [%" PRIu64 ", +%" PRIu64 ") outside its %" PRIu64 " bytes",
+                    g->name, t->name, off, len, t->nbytes);
   uint64_t at = g->data_start + t->offset + off;
   if (g->fd < 0) {
     if (len) memcpy(dst, g->base + at, (size_t)len);
@@ -786,14 +803,16 @@ int lmn_gguf_tensor_read(const lmn_gguf *g, const lmn_gguf_tensor *t, uint64_t o
   }
   errno = 0;
   if (pread_all(g->fd, dst, len, at) != 0)
-    return lmn_errf(err, "%s: tensor '%s': read failed: %s", g->name, t->name, errno ? strerror(errno) : "file shrank");
+    return lmn_errf(err, "%s: tensor '%s': read failed: %s", g->name, t->name,
+                    errno ? strerror(errno) : "file shrank");
   return 0;
 }
 
 /* ---------------------------------------------------------------- hyper-parameters */
 
 /* {arch}.{suffix} as an integer in [1, INT32_MAX]; def (when >= 0) if absent. */
-static int arch_int(const lmn_gguf *g, const char *arch, const char *suffix, long def, long *out, lmn_err *err) {
+static int arch_int(const lmn_gguf *g, const char *arch, const char *suffix, long def, long *out,
+                    lmn_err *err) {
   char key[128];
   int64_t v;
   snprintf(key, sizeof key, "%s.%s", arch, suffix);
@@ -816,7 +835,8 @@ static int arch_float(const lmn_gguf *g, const char *arch, const char *suffix, d
     return 0;
   }
   if (lmn_gguf_get_float(g, key, out, err) != 0) return -1;
-  if (!(*out > 0 && *out < 1e300)) return lmn_errf(err, "%s: key '%s': value %g must be positive", g->name, key, *out);
+  if (!(*out > 0 && *out < 1e300))
+    return lmn_errf(err, "%s: key '%s': value %g must be positive", g->name, key, *out);
   return 0;
 }
 
@@ -831,8 +851,8 @@ static int hp_arch(const lmn_gguf *g, lmn_arch *arch, lmn_err *err) {
     if (!memchr(s.s, 0, s.len)) *arch = lmn_arch_from_name(name);
   }
   if (*arch == LMN_ARCH_NONE)
-    return lmn_errf(err, "%s: key 'general.architecture': '%s' is not supported (llama, qwen2, gpt2)", g->name,
-                    printable(pn, sizeof pn, s.s, s.len));
+    return lmn_errf(err, "%s: key 'general.architecture': '%s' is not supported (llama, qwen2, gpt2)",
+                    g->name, printable(pn, sizeof pn, s.s, s.len));
   return 0;
 }
 
@@ -846,7 +866,8 @@ static int hp_vocab(const lmn_gguf *g, const char *a, lmn_hparams *hp, lmn_err *
   if (lmn_gguf_find_kv(g, "tokenizer.ggml.tokens")) {
     if (lmn_gguf_get_arr(g, "tokenizer.ggml.tokens", NULL, &n, err) != 0) return -1;
     if (n < 1 || n > INT32_MAX)
-      return lmn_errf(err, "%s: key 'tokenizer.ggml.tokens': %" PRIu64 " tokens is not a valid vocabulary", g->name, n);
+      return lmn_errf(err, "%s: key 'tokenizer.ggml.tokens': %" PRIu64 " tokens is not a valid vocabulary",
+                      g->name, n);
     hp->vocab = (long)n;
     return 0;
   }
@@ -854,20 +875,23 @@ static int hp_vocab(const lmn_gguf *g, const char *a, lmn_hparams *hp, lmn_err *
     hp->vocab = (long)emb->ne[1];
     return 0;
   }
-  return lmn_errf(err, "%s: vocabulary size unknown: no key '%s', no 'tokenizer.ggml.tokens', no tensor 'token_embd.weight'",
-                  g->name, key);
+  return lmn_errf(
+      err,
+      "%s: vocabulary size unknown: no key '%s', no 'tokenizer.ggml.tokens', no tensor 'token_embd.weight'",
+      g->name, key);
 }
 
 static int hp_check(const lmn_gguf *g, const char *a, const lmn_hparams *hp, lmn_err *err) {
   const lmn_gguf_tensor *emb = lmn_gguf_find_tensor(g, "token_embd.weight");
   if (hp->dim % hp->heads != 0)
-    return lmn_errf(err, "%s: key '%s.embedding_length': %ld is not a multiple of attention.head_count %ld", g->name, a,
-                    hp->dim, hp->heads);
+    return lmn_errf(err, "%s: key '%s.embedding_length': %ld is not a multiple of attention.head_count %ld",
+                    g->name, a, hp->dim, hp->heads);
   if (hp->kv_heads > hp->heads || hp->heads % hp->kv_heads != 0)
-    return lmn_errf(err, "%s: key '%s.attention.head_count_kv': %ld does not divide attention.head_count %ld", g->name,
-                    a, hp->kv_heads, hp->heads);
+    return lmn_errf(err, "%s: key '%s.attention.head_count_kv': %ld does not divide attention.head_count %ld",
+                    g->name, a, hp->kv_heads, hp->heads);
   if (emb && (emb->n_dims != 2 || emb->ne[0] != hp->dim || emb->ne[1] != hp->vocab))
-    return lmn_errf(err, "%s: tensor 'token_embd.weight': shape {%" PRId64 ", %" PRId64 "}, expected {%ld, %ld}",
+    return lmn_errf(err,
+                    "%s: tensor 'token_embd.weight': shape {%" PRId64 ", %" PRId64 "}, expected {%ld, %ld}",
                     g->name, emb->ne[0], emb->ne[1], hp->dim, hp->vocab);
   return 0;
 }
@@ -886,8 +910,8 @@ int lmn_gguf_hparams(const lmn_gguf *g, lmn_hparams *hp, lmn_err *err) {
       arch_int(g, a, "attention.head_count_kv", hp->heads, &hp->kv_heads, err) != 0)
     return -1;
   if (gpt2) hp->kv_heads = hp->heads;
-  if (arch_float(g, a, gpt2 ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon", -1, &hp->eps,
-                 err) != 0)
+  if (arch_float(g, a, gpt2 ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon", -1,
+                 &hp->eps, err) != 0)
     return -1;
   if (!gpt2 && arch_float(g, a, "rope.freq_base", hp->rope_theta, &hp->rope_theta, err) != 0) return -1;
   if (hp_vocab(g, a, hp, err) != 0) return -1;
@@ -911,15 +935,18 @@ static int write_tmp(const char *path, char *tmp, lmn_emit_fn emit, const void *
   if (rc == 0 && (fflush(f) != 0 || ferror(f)))
     rc = lmn_errf(err, "%s: write to temp file failed: %s", path, strerror(errno));
   if (rc == 0 && fsync(fileno(f)) != 0) rc = lmn_errf(err, "%s: fsync failed: %s", path, strerror(errno));
-  if (fclose(f) != 0 && rc == 0) rc = lmn_errf(err, "%s: close of temp file failed: %s", path, strerror(errno));
+  if (fclose(f) != 0 && rc == 0)
+    rc = lmn_errf(err, "%s: close of temp file failed: %s", path, strerror(errno));
   return rc;
 }
 
 static void sync_dir(const char *path) {
   const char *slash = strrchr(path, '/');
   char dir[4096];
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     fsync(fd); /* best effort: the rename already happened */
@@ -933,9 +960,12 @@ int lmn_write_atomic(const char *path, lmn_emit_fn emit, const void *ctx, lmn_er
   if (!tmp) return lmn_errf(err, "%s: out of memory", path);
   snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
   int rc = write_tmp(path, tmp, emit, ctx, err);
-  if (rc == 0 && rename(tmp, path) != 0) rc = lmn_errf(err, "%s: rename from temp file failed: %s", path, strerror(errno));
-  if (rc != 0) unlink(tmp);
-  else sync_dir(path);
+  if (rc == 0 && rename(tmp, path) != 0)
+    rc = lmn_errf(err, "%s: rename from temp file failed: %s", path, strerror(errno));
+  if (rc != 0)
+    unlink(tmp);
+  else
+    sync_dir(path);
   free(tmp);
   return rc;
 }
@@ -984,7 +1014,9 @@ static int wb_le(wbuf *b, uint64_t v, unsigned n) {
   return wb_put(b, x, n);
 }
 
-static int wb_str(wbuf *b, const char *s, size_t len) { return wb_le(b, len, 8) || wb_put(b, s, len) ? -1 : 0; }
+static int wb_str(wbuf *b, const char *s, size_t len) {
+  return wb_le(b, len, 8) || wb_put(b, s, len) ? -1 : 0;
+}
 
 int lmn_gguf_writer_new(lmn_gguf_writer **out, lmn_err *err) {
   *out = calloc(1, sizeof **out);
@@ -1021,18 +1053,22 @@ static int begin_kv(lmn_gguf_writer *w, const char *key, uint32_t type, lmn_err 
     return lmn_errf(err, "gguf writer: out of memory");
   }
   w->keys[w->n_keys++] = k;
-  if (wb_str(&w->kv, key, strlen(key)) || wb_le(&w->kv, type, 4)) return lmn_errf(err, "gguf writer: out of memory");
+  if (wb_str(&w->kv, key, strlen(key)) || wb_le(&w->kv, type, 4))
+    return lmn_errf(err, "gguf writer: out of memory");
   return 0;
 }
 
-/* Appends one fixed-size value of type from the C value at v. */
+/* Appends one fixed-size value of type from the C value at v (copied bytewise: no aliasing). */
 static int put_scalar(wbuf *b, uint32_t type, const void *v) {
   unsigned n = vtype_size(type);
+  uint8_t x8;
+  uint16_t x16;
+  uint32_t x32;
   uint64_t x = 0;
   switch (n) {
-    case 1: x = *(const uint8_t *)v; break;
-    case 2: x = *(const uint16_t *)v; break;
-    case 4: x = *(const uint32_t *)v; break;
+    case 1: memcpy(&x8, v, 1), x = x8; break;
+    case 2: memcpy(&x16, v, 2), x = x16; break;
+    case 4: memcpy(&x32, v, 4), x = x32; break;
     default: memcpy(&x, v, 8); break;
   }
   return wb_le(b, x, n);
@@ -1087,12 +1123,14 @@ int lmn_gguf_writer_add_str(lmn_gguf_writer *w, const char *key, const char *s, 
 int lmn_gguf_writer_add_arr(lmn_gguf_writer *w, const char *key, lmn_gguf_vtype elem_type, const void *values,
                             uint64_t n, lmn_err *err) {
   unsigned es = vtype_size(elem_type);
-  if (es == 0) return lmn_errf(err, "gguf writer: key '%s': arrays of this type need lmn_gguf_writer_add_arr_str", key);
+  if (es == 0)
+    return lmn_errf(err, "gguf writer: key '%s': arrays of this type need lmn_gguf_writer_add_arr_str", key);
   for (uint64_t i = 0; i < n; i++)
     if (scalar_ok(elem_type, (const uint8_t *)values + i * es, key, err) != 0) return -1;
   if (begin_kv(w, key, LMN_GGUF_ARRAY, err) != 0) return -1;
   int rc = wb_le(&w->kv, elem_type, 4) | wb_le(&w->kv, n, 8);
-  for (uint64_t i = 0; i < n && rc == 0; i++) rc = put_scalar(&w->kv, elem_type, (const uint8_t *)values + i * es);
+  for (uint64_t i = 0; i < n && rc == 0; i++)
+    rc = put_scalar(&w->kv, elem_type, (const uint8_t *)values + i * es);
   return rc ? lmn_errf(err, "gguf writer: out of memory") : 0;
 }
 
@@ -1108,7 +1146,8 @@ int lmn_gguf_writer_add_arr_str(lmn_gguf_writer *w, const char *key, const char 
 static int wtensor_check(const lmn_gguf_writer *w, wtensor *t, lmn_err *err) {
   uint32_t blck = 1, bytes = 1;
   for (size_t i = 0; i < w->n_t; i++)
-    if (strcmp(w->t[i].name, t->name) == 0) return lmn_errf(err, "gguf writer: tensor '%s': duplicate name", t->name);
+    if (strcmp(w->t[i].name, t->name) == 0)
+      return lmn_errf(err, "gguf writer: tensor '%s': duplicate name", t->name);
   if (t->n_dims < 1 || t->n_dims > LMN_GGUF_MAX_DIMS)
     return lmn_errf(err, "gguf writer: tensor '%s': %" PRIu32 " dimensions (1..4)", t->name, t->n_dims);
   if (lmn_ggml_type_size(t->type, &blck, &bytes, err) != 0) return -1;
@@ -1119,8 +1158,8 @@ static int wtensor_check(const lmn_gguf_writer *w, wtensor *t, lmn_err *err) {
     nel *= (uint64_t)t->ne[j];
   }
   if (t->ne[0] % blck != 0)
-    return lmn_errf(err, "gguf writer: tensor '%s': ne[0] = %" PRId64 " is not a multiple of %" PRIu32, t->name,
-                    t->ne[0], blck);
+    return lmn_errf(err, "gguf writer: tensor '%s': ne[0] = %" PRId64 " is not a multiple of %" PRIu32,
+                    t->name, t->ne[0], blck);
   if (nel / blck > UINT64_MAX / bytes) return lmn_errf(err, "gguf writer: tensor '%s': too large", t->name);
   t->nbytes = nel / blck * bytes;
   return 0;
@@ -1135,7 +1174,8 @@ int lmn_gguf_writer_add_tensor(lmn_gguf_writer *w, const char *name, uint32_t ty
   for (int j = 0; j < LMN_GGUF_MAX_DIMS; j++) t.ne[j] = (uint32_t)j < n_dims && n_dims <= 4 ? ne[j] : 1;
   if (!data) return lmn_errf(err, "gguf writer: tensor '%s': no data", name);
   if (wtensor_check(w, &t, err) != 0) return -1;
-  if (grow((void **)&w->t, &w->cap_t, w->n_t, sizeof *w->t) != 0) return lmn_errf(err, "gguf writer: out of memory");
+  if (grow((void **)&w->t, &w->cap_t, w->n_t, sizeof *w->t) != 0)
+    return lmn_errf(err, "gguf writer: out of memory");
   w->t[w->n_t++] = t;
   return 0;
 }

@@ -60,10 +60,10 @@ typedef struct lmn_gguf_kv {
 
 /* One tensor info, validated. */
 typedef struct lmn_gguf_tensor {
-  char name[LMN_GGUF_MAX_NAME]; /* NUL-terminated */
-  uint32_t n_dims;              /* 0..4 */
+  char name[LMN_GGUF_MAX_NAME];  /* NUL-terminated */
+  uint32_t n_dims;               /* 0..4 */
   int64_t ne[LMN_GGUF_MAX_DIMS]; /* ne[0] is the contiguous axis; unused dims are 1 */
-  uint32_t type;                /* lmn_ggml_type */
+  uint32_t type;                 /* lmn_ggml_type */
   int64_t nelems;
   uint64_t offset; /* relative to the start of the data section */
   uint64_t nbytes;
@@ -99,7 +99,8 @@ int lmn_gguf_get_float(const lmn_gguf *g, const char *key, double *out, lmn_err 
 int lmn_gguf_get_bool(const lmn_gguf *g, const char *key, int *out, lmn_err *err);
 int lmn_gguf_get_str(const lmn_gguf *g, const char *key, lmn_gguf_str *out, lmn_err *err);
 /* Arrays: element type and length; element i as string, integer (any integer type) or float. */
-int lmn_gguf_get_arr(const lmn_gguf *g, const char *key, lmn_gguf_vtype *elem_type, uint64_t *n, lmn_err *err);
+int lmn_gguf_get_arr(const lmn_gguf *g, const char *key, lmn_gguf_vtype *elem_type, uint64_t *n,
+                     lmn_err *err);
 int lmn_gguf_get_arr_str(const lmn_gguf *g, const char *key, uint64_t i, lmn_gguf_str *out, lmn_err *err);
 int lmn_gguf_get_arr_int(const lmn_gguf *g, const char *key, uint64_t i, int64_t *out, lmn_err *err);
 int lmn_gguf_get_arr_float(const lmn_gguf *g, const char *key, uint64_t i, double *out, lmn_err *err);

@@ -4,11 +4,13 @@
 
 #include "kernels.h"
 
-void lmn_adamw_update(float *p, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                      float eps, float weight_decay, int t, float grad_scale) {
-  /* bias corrections in double: 1 - beta^t loses digits in float for small t and beta2 near 1 */
-  float c1 = (float)(1.0 / (1.0 - pow(beta1, t))), c2 = (float)(1.0 / (1.0 - pow(beta2, t)));
-  float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
+void lmn_adamw_update(float *p, const float *grad, float *m, float *v, size_t n, double lr_d, double beta1_d,
+                      double beta2_d, double eps_d, double weight_decay_d, int t, float grad_scale) {
+  /* coefficients formed in double (1 - beta^t and 1 - beta lose digits in float), applied in float */
+  float c1 = (float)(1.0 / (1.0 - pow(beta1_d, t))), c2 = (float)(1.0 / (1.0 - pow(beta2_d, t)));
+  float a1 = (float)(1.0 - beta1_d), a2 = (float)(1.0 - beta2_d), beta1 = (float)beta1_d,
+        beta2 = (float)beta2_d;
+  float lr = (float)lr_d, eps = (float)eps_d, weight_decay = (float)weight_decay_d;
   size_t i = 0;
   for (; i + LMN_VL <= n; i += LMN_VL) {
     lmn_vf g = lmn_vload(grad + i) * grad_scale, pv = lmn_vload(p + i);

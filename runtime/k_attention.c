@@ -65,12 +65,12 @@ static float row_exp(float *x, int n, int width, float sub) {
   lmn_vf s = {0};
   int j = 0;
   for (; j + LMN_VL <= n; j += LMN_VL) {
-    lmn_vf e = lmn_vexp(lmn_vload(x + j) - sub);
+    lmn_vf e = lmn_vexp_le88(lmn_vload(x + j) - sub);
     lmn_vstore(x + j, e);
     s += e;
   }
   if (j < n) {
-    lmn_vf e = lmn_vexp(lmn_vload_part(x + j, n - j, -INFINITY) - sub);
+    lmn_vf e = lmn_vexp_le88(lmn_vload_part(x + j, n - j, -INFINITY) - sub);
     lmn_vstore_part(x + j, e, n - j);
     s += e;
     j = n;
@@ -90,9 +90,9 @@ static void row_scale(float *x, int n, float a) {
 /* Attention of nq query rows Q (stride ldq; row r at position qpos + r * qstep, seeing keys 0..that
  * position) over K, V (stride ldkv). Writes the nq output rows O (stride ldo) and, if lse != NULL, lse[r].
  * Scratch: S [nq, bk], m [nq], l [nq]. */
-static void fwd_block(float *O, size_t ldo, float *lse, const float *Q, size_t ldq, int nq, int qpos, int qstep,
-                      const float *K, const float *V, size_t ldkv, int hd, float scale, int bk, float *S, float *m,
-                      float *l) {
+static void fwd_block(float *O, size_t ldo, float *lse, const float *Q, size_t ldq, int nq, int qpos,
+                      int qstep, const float *K, const float *V, size_t ldkv, int hd, float scale, int bk,
+                      float *S, float *m, float *l) {
   int kend = qpos + (nq - 1) * qstep + 1;
   for (int r = 0; r < nq; r++) {
     m[r] = -INFINITY;
@@ -100,8 +100,8 @@ static void fwd_block(float *O, size_t ldo, float *lse, const float *Q, size_t l
   }
   for (int j0 = 0; j0 < kend; j0 += bk) {
     int nk = kend - j0 < bk ? kend - j0 : bk;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, (int)ldq, K + (size_t)j0 * ldkv,
-                (int)ldkv, 0.0f, S, bk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, (int)ldq,
+                K + (size_t)j0 * ldkv, (int)ldkv, 0.0f, S, bk);
     for (int r = 0; r < nq; r++) {
       float *s = S + (size_t)r * bk;
       int lim = qpos + r * qstep - j0 + 1; /* visible keys of this row in the tile */
@@ -145,9 +145,10 @@ static void fwd_task(void *ctxp, int task, int thread) {
   size_t row0 = (size_t)b * g->T;
   float *S = c->scratch + (size_t)thread * fwd_floats(g->bq, g->bk);
   fwd_block(c->out + (row0 + t0) * g->ldq + (size_t)h * g->hd, g->ldq,
-            c->lse ? c->lse + ((size_t)b * g->H + h) * g->T + t0 : NULL, c->q + (row0 + t0) * g->ldq + (size_t)h * g->hd,
-            g->ldq, nq, t0, 1, c->k + row0 * g->ldkv + (size_t)kvh * g->hd, c->v + row0 * g->ldkv + (size_t)kvh * g->hd,
-            g->ldkv, g->hd, g->scale, g->bk, S, S + (size_t)g->bq * g->bk, S + (size_t)g->bq * g->bk + g->bq);
+            c->lse ? c->lse + ((size_t)b * g->H + h) * g->T + t0 : NULL,
+            c->q + (row0 + t0) * g->ldq + (size_t)h * g->hd, g->ldq, nq, t0, 1,
+            c->k + row0 * g->ldkv + (size_t)kvh * g->hd, c->v + row0 * g->ldkv + (size_t)kvh * g->hd, g->ldkv,
+            g->hd, g->scale, g->bk, S, S + (size_t)g->bq * g->bk, S + (size_t)g->bq * g->bk + g->bq);
 }
 
 void lmn_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
@@ -170,7 +171,8 @@ static void bwd_task(void *ctxp, int task, int thread) {
   const bwd_ctx *c = ctxp;
   const geom *g = &c->g;
   int b = task / g->KV, kvh = task % g->KV, bq = g->bq, bk = g->bk, hd = g->hd, T = g->T;
-  float *P = c->scratch + (size_t)thread * c->per_thread, *dP = P + (size_t)bq * bk, *D = dP + (size_t)bq * bk;
+  float *P = c->scratch + (size_t)thread * c->per_thread, *dP = P + (size_t)bq * bk,
+        *D = dP + (size_t)bq * bk;
   size_t row0 = (size_t)b * T, kvcol = (size_t)kvh * hd;
   int need_ds = c->dq || c->dk;
 
@@ -212,12 +214,12 @@ static void bwd_task(void *ctxp, int task, int thread) {
             row_exp(p, lim, nk, lse[i0 + r]);
         }
         if (dVj) /* dV_j += P^T dO_i */
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, P, bk, dOi, (int)g->ldq, 1.0f, dVj,
-                      (int)g->ldkv);
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, P, bk, dOi, (int)g->ldq,
+                      1.0f, dVj, (int)g->ldkv);
         if (!need_ds) continue;
         /* dP = dO_i V_j^T, then dS = P * (dP - D) in place */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, dOi, (int)g->ldq, Vj, (int)g->ldkv,
-                    0.0f, dP, bk);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, dOi, (int)g->ldq, Vj,
+                    (int)g->ldkv, 0.0f, dP, bk);
         for (int r = 0; r < nq; r++) {
           float *p = P + (size_t)r * bk, *dp = dP + (size_t)r * bk, Dr = D[(size_t)hh * T + i0 + r];
           int cc = 0;
@@ -226,19 +228,19 @@ static void bwd_task(void *ctxp, int task, int thread) {
           for (; cc < nk; cc++) dp[cc] = p[cc] * (dp[cc] - Dr);
         }
         if (c->dq) /* dQ_i += scale dS K_j */
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, g->scale, dP, bk, Kj, (int)g->ldkv, 1.0f,
-                      c->dq + (row0 + i0) * g->ldq + col, (int)g->ldq);
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, g->scale, dP, bk, Kj,
+                      (int)g->ldkv, 1.0f, c->dq + (row0 + i0) * g->ldq + col, (int)g->ldq);
         if (dKj) /* dK_j += scale dS^T Q_i */
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, g->scale, dP, bk, Qi, (int)g->ldq, 1.0f, dKj,
-                      (int)g->ldkv);
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, g->scale, dP, bk, Qi, (int)g->ldq,
+                      1.0f, dKj, (int)g->ldkv);
       }
     }
   }
 }
 
-void lmn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                            const float *q, const float *k, const float *v, const lmn_attn *a, float *scratch,
-                            lmn_pool *pool) {
+void lmn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                            const float *lse, const float *q, const float *k, const float *v,
+                            const lmn_attn *a, float *scratch, lmn_pool *pool) {
   if (!dq && !dk && !dv) return;
   bwd_ctx c = {resolve(a), dq, dk, dv, scratch, dout, out, lse, q, k, v, 0};
   c.per_thread = lmn_attention_scratch_floats(a, 1);
@@ -255,9 +257,7 @@ static int decode_bk(const lmn_attn *a) {
   return bk < 8 ? 8 : bk > 1024 ? 1024 : (int)bk;
 }
 
-static size_t decode_floats(const lmn_attn *a) {
-  return fwd_floats(a->heads / a->kv_heads, decode_bk(a));
-}
+static size_t decode_floats(const lmn_attn *a) { return fwd_floats(a->heads / a->kv_heads, decode_bk(a)); }
 
 size_t lmn_attention_decode_scratch_floats(const lmn_attn *a, int n_threads) {
   return (size_t)(n_threads > 0 ? n_threads : 1) * decode_floats(a);
@@ -277,9 +277,9 @@ static void dec_task(void *ctxp, int kvh, int thread) {
   size_t ldkv = (size_t)a->kv_heads * hd, qoff = (size_t)kvh * group * hd;
   float *S = c->scratch + (size_t)thread * decode_floats(a);
   /* the group's query heads are contiguous rows of hd floats, all at position t */
-  fwd_block(c->out + qoff, (size_t)hd, NULL, c->q + qoff, (size_t)hd, group, c->t, 0, c->kc + (size_t)kvh * hd,
-            c->vc + (size_t)kvh * hd, ldkv, hd, a->scale, c->bk, S, S + (size_t)group * c->bk,
-            S + (size_t)group * c->bk + group);
+  fwd_block(c->out + qoff, (size_t)hd, NULL, c->q + qoff, (size_t)hd, group, c->t, 0,
+            c->kc + (size_t)kvh * hd, c->vc + (size_t)kvh * hd, ldkv, hd, a->scale, c->bk, S,
+            S + (size_t)group * c->bk, S + (size_t)group * c->bk + group);
 }
 
 void lmn_attention_decode(float *out, const float *q, const float *kcache, const float *vcache, int t,

@@ -2,8 +2,8 @@
  * the embedding table when it is trainable. */
 #include "kernels.h"
 
-int lmn_embed_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C, int V,
-                      int pos0) {
+int lmn_embed_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C,
+                      int V, int pos0) {
   int bad = 0;
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
@@ -32,8 +32,8 @@ static void add_row(float *restrict d, const float *restrict s, int C) {
   for (; j < C; j++) d[j] += s[j];
 }
 
-void lmn_embed_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C, int V,
-                        int pos0) {
+void lmn_embed_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C,
+                        int V, int pos0) {
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       size_t n = (size_t)b * T + t;

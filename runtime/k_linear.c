@@ -5,6 +5,12 @@
 #include "kernels.h"
 
 void lmn_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
+  if (N <= 0 || out <= 0) return;
+  if (in <= 0) { /* an empty product: y = b (cblas would reject lda = 0) */
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < out; o++) y[(size_t)n * out + o] = b ? b[o] : 0.0f;
+    return;
+  }
   float beta = 0.0f;
   if (b) { /* prefill rows with the bias and let the GEMM accumulate onto it: no extra pass afterwards */
     for (int n = 0; n < N; n++) memcpy(y + (size_t)n * out, b, (size_t)out * sizeof *b);
@@ -13,11 +19,12 @@ void lmn_linear_forward(float *y, const float *x, const float *W, const float *b
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
-void lmn_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int N,
-                         int in, int out) {
-  if (dx) /* dx[N,in] += dy[N,out] W[out,in] */
+void lmn_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
+                         int N, int in, int out) {
+  if (N <= 0 || out <= 0) return;
+  if (dx && in > 0) /* dx[N,in] += dy[N,out] W[out,in] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
-  if (dW) /* dW[out,in] += dy^T[out,N] x[N,in] */
+  if (dW && in > 0) /* dW[out,in] += dy^T[out,N] x[N,in] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
   if (db) /* row by row: db stays in L1 while dy streams through once */
     for (int n = 0; n < N; n++) {

@@ -30,7 +30,8 @@ static const float *gather_row(float *r, const float *const *xs, int k, float sc
 }
 
 /* Hands the gradient g of one row's r to dr (in/out) and to the k inputs: see kernels.h. */
-static void scatter_row(float *const *dxs, float *dr, int k, float scale, size_t off, int C, float *restrict g) {
+static void scatter_row(float *const *dxs, float *dr, int k, float scale, size_t off, int C,
+                        float *restrict g) {
   if (dr) {
     float *d = dr + off;
     for (int j = 0; j < C; j += LMN_VL) {
@@ -83,7 +84,8 @@ void lmn_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x,
     size_t off = (size_t)n * C;
     float s = rstd[n];
     if (!dx) { /* frozen input side: only dw */
-      for (int j = 0; j < C; j += LMN_VL) st(dw, j, C, ld(dw, j, C) + ld(dy + off, j, C) * ld(x + off, j, C) * s);
+      for (int j = 0; j < C; j += LMN_VL)
+        st(dw, j, C, ld(dw, j, C) + ld(dy + off, j, C) * ld(x + off, j, C) * s);
       continue;
     }
     float c = rms_row_coef(dy + off, x + off, w, s, C);
@@ -130,16 +132,16 @@ void lmn_residual_rmsnorm_forward(float *r, float *y, float *rstd, const float *
   rms_forward(r, y, rstd, xs, 2, 1.0f, w, N, C, eps);
 }
 
-void lmn_residual_rmsnorm_backward(float *dx, float *da, float *dr, float *dw, const float *dy, const float *r,
-                                   const float *w, const float *rstd, int N, int C) {
+void lmn_residual_rmsnorm_backward(float *dx, float *da, float *dr, float *dw, const float *dy,
+                                   const float *r, const float *w, const float *rstd, int N, int C) {
   float *dxs[2] = {dx, da};
   lmn_add_rmsnorm_backward(dxs, dr, dw, dy, r, w, rstd, 2, 1.0f, N, C);
 }
 
 /* ---- LayerNorm ---- */
 
-static void ln_forward(float *r, float *y, float *mean, float *rstd, const float *const *xs, int k, float scale,
-                       const float *w, const float *b, int N, int C, float eps) {
+static void ln_forward(float *r, float *y, float *mean, float *rstd, const float *const *xs, int k,
+                       float scale, const float *w, const float *b, int N, int C, float eps) {
   for (int n = 0; n < N; n++) {
     size_t off = (size_t)n * C;
     const float *x = gather_row(r, xs, k, scale, off, C);
@@ -165,8 +167,8 @@ static void ln_forward(float *r, float *y, float *mean, float *rstd, const float
 
 /* g = dL/dx of the norm for one row of m columns starting at column j0 (whole row: j0 = 0, m = C), given
  * the row's coefficients mg = mean(dy*w), mgx = mean(dy*w*xhat); dw, db accumulated. */
-static void ln_row_grad(float *restrict g, float *dw, float *db, const float *dy, const float *x, const float *w,
-                        float mu, float s, float mg, float mgx, int m) {
+static void ln_row_grad(float *restrict g, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, float mu, float s, float mg, float mgx, int m) {
   for (int j = 0; j < m; j += LMN_VL) {
     lmn_vf dyv = ld(dy, j, m), xh = (ld(x, j, m) - mu) * s;
     if (g) st(g, j, m, (dyv * ld(w, j, m) - mg - xh * mgx) * s);
@@ -228,22 +230,22 @@ void lmn_add_layernorm_backward(float *const *dxs, float *dr, float *dw, float *
     ln_row_coef(dy + off, r + off, w, mu, s, C, &mg, &mgx);
     for (int j0 = 0; j0 < C; j0 += LMN_NORM_ROWBUF) {
       int m = C - j0 < LMN_NORM_ROWBUF ? C - j0 : LMN_NORM_ROWBUF;
-      ln_row_grad(buf, dw ? dw + j0 : NULL, db ? db + j0 : NULL, dy + off + j0, r + off + j0, w + j0, mu, s, mg,
-                  mgx, m);
+      ln_row_grad(buf, dw ? dw + j0 : NULL, db ? db + j0 : NULL, dy + off + j0, r + off + j0, w + j0, mu, s,
+                  mg, mgx, m);
       scatter_row(dxs, dr, k, scale, off + (size_t)j0, m, buf);
     }
   }
 }
 
-void lmn_residual_layernorm_forward(float *r, float *y, float *mean, float *rstd, const float *x, const float *a,
-                                    const float *w, const float *b, int N, int C, float eps) {
+void lmn_residual_layernorm_forward(float *r, float *y, float *mean, float *rstd, const float *x,
+                                    const float *a, const float *w, const float *b, int N, int C, float eps) {
   const float *xs[2] = {x, a};
   ln_forward(r, y, mean, rstd, xs, 2, 1.0f, w, b, N, C, eps);
 }
 
 void lmn_residual_layernorm_backward(float *dx, float *da, float *dr, float *dw, float *db, const float *dy,
-                                     const float *r, const float *w, const float *mean, const float *rstd, int N,
-                                     int C) {
+                                     const float *r, const float *w, const float *mean, const float *rstd,
+                                     int N, int C) {
   float *dxs[2] = {dx, da};
   lmn_add_layernorm_backward(dxs, dr, dw, db, dy, r, w, mean, rstd, 2, 1.0f, N, C);
 }

@@ -32,7 +32,8 @@ static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T,
           float *restrict x0 = xh, *restrict x1 = xh + half;
           int p = 0;
           for (; p + LMN_VL <= half; p += LMN_VL) {
-            lmn_vf a = lmn_vload(x0 + p), bb = lmn_vload(x1 + p), cv = lmn_vload(c + p), sv = lmn_vload(s + p) * sign;
+            lmn_vf a = lmn_vload(x0 + p), bb = lmn_vload(x1 + p), cv = lmn_vload(c + p),
+                   sv = lmn_vload(s + p) * sign;
             lmn_vstore(x0 + p, a * cv - bb * sv);
             lmn_vstore(x1 + p, a * sv + bb * cv);
           }
@@ -52,8 +53,8 @@ static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T,
     }
 }
 
-void lmn_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int heads, int hd, int pos0,
-                      lmn_rope_mode mode) {
+void lmn_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int heads, int hd,
+                      int pos0, lmn_rope_mode mode) {
   rope(x, cos_t, sin_t, B, T, heads, hd, pos0, mode, 1.0f);
 }
 

@@ -36,12 +36,12 @@ void lmn_linear_forward(float *y,       /* [N, out] */
 
 /* dx += dy W; dW += dy^T x; db += sum over rows of dy. Any of dx, dW, db may be NULL (skipped: a frozen
  * layer with dW = db = NULL costs exactly one GEMM). x is only read when dW != NULL. */
-void lmn_linear_backward(float *dx,        /* [N, in] or NULL */
-                         float *dW,        /* [out, in] or NULL */
-                         float *db,        /* [out] or NULL */
-                         const float *dy,  /* [N, out] */
-                         const float *x,   /* [N, in] */
-                         const float *W,   /* [out, in] */
+void lmn_linear_backward(float *dx,       /* [N, in] or NULL */
+                         float *dW,       /* [out, in] or NULL */
+                         float *db,       /* [out] or NULL */
+                         const float *dy, /* [N, out] */
+                         const float *x,  /* [N, in] */
+                         const float *W,  /* [out, in] */
                          int N, int in, int out);
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -76,20 +76,20 @@ void lmn_rmsnorm_backward(float *dx,         /* [N, C] or NULL */
                           const float *rstd, /* [N] from the forward */
                           int N, int C);
 
-void lmn_add_rmsnorm_forward(float *r,                /* [N, C] out: scale * sum_i xs[i] */
-                             float *y,                /* [N, C] out: rmsnorm(r) */
-                             float *rstd,             /* [N] out */
-                             const float *const *xs,  /* k pointers to [N, C] */
-                             int k, float scale,
-                             const float *w,          /* [C] */
+/* r is required (it is the residual stream / vertex input the backward reads). */
+void lmn_add_rmsnorm_forward(float *r,                           /* [N, C] out: scale * sum_i xs[i] */
+                             float *y,                           /* [N, C] out: rmsnorm(r) */
+                             float *rstd,                        /* [N] out */
+                             const float *const *xs,             /* k pointers to [N, C] */
+                             int k, float scale, const float *w, /* [C] */
                              int N, int C, float eps);
-void lmn_add_rmsnorm_backward(float *const *dxs,  /* k pointers to [N, C] (each may be NULL), or NULL */
-                              float *dr,          /* [N, C] in: other consumers' dL/dr; out: total; or NULL */
-                              float *dw,          /* [C] or NULL (frozen) */
-                              const float *dy,    /* [N, C] */
-                              const float *r,     /* [N, C] from the forward */
-                              const float *w,     /* [C] */
-                              const float *rstd,  /* [N] from the forward */
+void lmn_add_rmsnorm_backward(float *const *dxs, /* k pointers to [N, C] (each may be NULL), or NULL */
+                              float *dr,         /* [N, C] in: other consumers' dL/dr; out: total; or NULL */
+                              float *dw,         /* [C] or NULL (frozen) */
+                              const float *dy,   /* [N, C] */
+                              const float *r,    /* [N, C] from the forward */
+                              const float *w,    /* [C] */
+                              const float *rstd, /* [N] from the forward */
                               int k, float scale, int N, int C);
 
 /* r = x + a; y = rmsnorm(r): lmn_add_rmsnorm_* with k = 2, scale = 1. */
@@ -127,34 +127,33 @@ void lmn_layernorm_backward(float *dx,         /* [N, C] or NULL */
                             const float *rstd, /* [N] */
                             int N, int C);
 
-void lmn_add_layernorm_forward(float *r,               /* [N, C] out: scale * sum_i xs[i] */
-                               float *y,               /* [N, C] out */
-                               float *mean,            /* [N] out */
-                               float *rstd,            /* [N] out */
-                               const float *const *xs, /* k pointers to [N, C] */
-                               int k, float scale,
-                               const float *w,         /* [C] */
-                               const float *b,         /* [C] or NULL */
+void lmn_add_layernorm_forward(float *r,                           /* [N, C] out: scale * sum_i xs[i] */
+                               float *y,                           /* [N, C] out */
+                               float *mean,                        /* [N] out */
+                               float *rstd,                        /* [N] out */
+                               const float *const *xs,             /* k pointers to [N, C] */
+                               int k, float scale, const float *w, /* [C] */
+                               const float *b,                     /* [C] or NULL */
                                int N, int C, float eps);
-void lmn_add_layernorm_backward(float *const *dxs,  /* k pointers to [N, C] (each may be NULL), or NULL */
-                                float *dr,          /* [N, C] in/out or NULL */
-                                float *dw,          /* [C] or NULL */
-                                float *db,          /* [C] or NULL */
-                                const float *dy,    /* [N, C] */
-                                const float *r,     /* [N, C] */
-                                const float *w,     /* [C] */
-                                const float *mean,  /* [N] */
-                                const float *rstd,  /* [N] */
+void lmn_add_layernorm_backward(float *const *dxs, /* k pointers to [N, C] (each may be NULL), or NULL */
+                                float *dr,         /* [N, C] in/out or NULL */
+                                float *dw,         /* [C] or NULL */
+                                float *db,         /* [C] or NULL */
+                                const float *dy,   /* [N, C] */
+                                const float *r,    /* [N, C] */
+                                const float *w,    /* [C] */
+                                const float *mean, /* [N] */
+                                const float *rstd, /* [N] */
                                 int k, float scale, int N, int C);
 
 void lmn_residual_layernorm_forward(float *r, float *y, float *mean, float *rstd, /* [N,C] [N,C] [N] [N] */
                                     const float *x, const float *a,               /* [N, C] each */
                                     const float *w, const float *b,               /* [C], [C] or NULL */
                                     int N, int C, float eps);
-void lmn_residual_layernorm_backward(float *dx, float *da, float *dr,  /* [N, C] each, or NULL */
-                                     float *dw, float *db,             /* [C] each, or NULL */
-                                     const float *dy, const float *r,  /* [N, C] each */
-                                     const float *w,                   /* [C] */
+void lmn_residual_layernorm_backward(float *dx, float *da, float *dr,      /* [N, C] each, or NULL */
+                                     float *dw, float *db,                 /* [C] each, or NULL */
+                                     const float *dy, const float *r,      /* [N, C] each */
+                                     const float *w,                       /* [C] */
                                      const float *mean, const float *rstd, /* [N] each */
                                      int N, int C);
 
@@ -211,26 +210,26 @@ size_t lmn_attention_scratch_floats(const lmn_attn *a, int n_threads);
 
 /* out = softmax(scale q k^T + causal mask) v per head; lse[b][h][t] = log sum_j exp(score) (saved for the
  * backward; may be NULL at inference). Parallel over (b, h, query tile) on pool (NULL = caller only). */
-void lmn_attention_forward(float *out,     /* [N, heads*hd] */
-                           float *lse,     /* [B, heads, T] or NULL */
-                           const float *q, /* [N, heads*hd] */
-                           const float *k, /* [N, kv_heads*hd] */
-                           const float *v, /* [N, kv_heads*hd] */
+void lmn_attention_forward(float *out,                        /* [N, heads*hd] */
+                           float *lse,                        /* [B, heads, T] or NULL */
+                           const float *q,                    /* [N, heads*hd] */
+                           const float *k,                    /* [N, kv_heads*hd] */
+                           const float *v,                    /* [N, kv_heads*hd] */
                            const lmn_attn *a, float *scratch, /* lmn_attention_scratch_floats(a, threads) */
                            lmn_pool *pool);
 
 /* dq += dL/dq, dk += dL/dk, dv += dL/dv (each may be NULL), recomputing scores per tile from the saved lse
  * and D = rowsum(dout * out). Parallel over (b, kv head): each task owns its dk/dv columns and the dq
  * columns of its query heads, so nothing races. */
-void lmn_attention_backward(float *dq,         /* [N, heads*hd] or NULL */
-                            float *dk,         /* [N, kv_heads*hd] or NULL */
-                            float *dv,         /* [N, kv_heads*hd] or NULL */
-                            const float *dout, /* [N, heads*hd] */
-                            const float *out,  /* [N, heads*hd] from the forward */
-                            const float *lse,  /* [B, heads, T] from the forward */
-                            const float *q,    /* [N, heads*hd] */
-                            const float *k,    /* [N, kv_heads*hd] */
-                            const float *v,    /* [N, kv_heads*hd] */
+void lmn_attention_backward(float *dq,                         /* [N, heads*hd] or NULL */
+                            float *dk,                         /* [N, kv_heads*hd] or NULL */
+                            float *dv,                         /* [N, kv_heads*hd] or NULL */
+                            const float *dout,                 /* [N, heads*hd] */
+                            const float *out,                  /* [N, heads*hd] from the forward */
+                            const float *lse,                  /* [B, heads, T] from the forward */
+                            const float *q,                    /* [N, heads*hd] */
+                            const float *k,                    /* [N, kv_heads*hd] */
+                            const float *v,                    /* [N, kv_heads*hd] */
                             const lmn_attn *a, float *scratch, /* lmn_attention_scratch_floats(a, threads) */
                             lmn_pool *pool);
 
@@ -322,8 +321,9 @@ void lmn_embed_backward(float *dwte,       /* [V, C] or NULL */
  */
 
 /* In place: logits become dlogits = weight / n_valid * (p - (1 - eps) onehot(y) - eps / V) (zero on
- * ignored rows), i.e. the gradient of weight * (mean loss). Each row is read once (online max, sum of
- * exponentials and sum of logits in one sweep) and written once. Returns the mean loss (not weighted; 0
+ * ignored rows), i.e. the gradient of weight * (mean loss). One sweep per row computes the online max, the
+ * sum of exponentials and the sum of logits, leaving the exponentials in place; a second, cache-hot pass
+ * scales them into the gradient (one exp per logit in all). Returns the mean loss (not weighted; 0
  * when no row is valid; NaN when a target is >= V). row_loss (may be NULL) receives loss_n (0 when
  * ignored); n_valid (may be NULL) the count of valid rows. Parallel over rows on pool (NULL = caller). */
 float lmn_xent_forward_backward(float *logits,      /* [N, V] in: logits, out: dlogits */
@@ -332,10 +332,9 @@ float lmn_xent_forward_backward(float *logits,      /* [N, V] in: logits, out: d
                                 float *row_loss, /* [N] or NULL */
                                 int *n_valid, lmn_pool *pool);
 /* The same loss without touching the logits (evaluation). */
-float lmn_xent_forward(const float *logits, /* [N, V] */
-                       const int *targets,  /* [N] */
-                       int N, int V, float smoothing,
-                       float *row_loss, /* [N] or NULL */
+float lmn_xent_forward(const float *logits,                            /* [N, V] */
+                       const int *targets,                             /* [N] */
+                       int N, int V, float smoothing, float *row_loss, /* [N] or NULL */
                        int *n_valid, lmn_pool *pool);
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -346,12 +345,14 @@ float lmn_xent_forward(const float *logits, /* [N, V] */
 
 /* With g = grad_scale * grad (grad_scale: 1, or the clipping factor of lmn_clip_scale):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  m^ = m / (1 - b1^t);  v^ = v / (1 - b2^t)
- *   p = p - lr * (m^ / (sqrt(v^) + eps) + weight_decay * p)       (t = 1 on the first step). */
+ *   p = p - lr * (m^ / (sqrt(v^) + eps) + weight_decay * p)       (t = 1 on the first step).
+ * Hyper-parameters are doubles, as in PyTorch: 1 - beta2 is formed before rounding to float (0.999f is
+ * 0.99900001, whose complement is off by 1.3e-5 relative). */
 void lmn_adamw_update(float *p,          /* [n] */
                       const float *grad, /* [n] */
                       float *m,          /* [n] first moment, zero at t = 1 */
                       float *v,          /* [n] second moment, zero at t = 1 */
-                      size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int t,
+                      size_t n, double lr, double beta1, double beta2, double eps, double weight_decay, int t,
                       float grad_scale);
 /* sum of x^2 (accumulated in double): sum it over every gradient array for the global norm. */
 double lmn_sumsq(const float *x, /* [n] */
@@ -361,10 +362,13 @@ float lmn_clip_scale(double sumsq, float max_norm);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Vector helpers shared by the kernels (and usable by generated epilogues): LMN_VL floats per vector, the
- * widest the compilation target has (4 on the x86-64 baseline, 8 with AVX), through the GCC/Clang vector
- * extension, so the code vectorises at -O2 without -ffast-math.
+ * widest the compilation target has (4 on the x86-64 baseline, 8 with AVX, 16 with AVX-512F: build with
+ * EXTRA_CFLAGS=-march=native to get them), through the GCC/Clang vector extension, so that the code
+ * vectorises at -O2 without -ffast-math.
  */
-#if defined(__AVX__)
+#if defined(__AVX512F__)
+#define LMN_VL 16
+#elif defined(__AVX__)
 #define LMN_VL 8
 #else
 #define LMN_VL 4
@@ -405,24 +409,23 @@ static inline float lmn_vhmax(lmn_vf v) {
   return m;
 }
 
-/* exp(x), relative error below 2e-7 on [-87, 88]; 0 below -87.3, about 2e38 (finite) above 88.3.
- * Cephes' expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n from the exponent bits. */
-static inline lmn_vf lmn_vexp(lmn_vf x) {
+/* exp(x) for x <= 88.3 (and -inf), relative error below 2e-7 on [-87, 88]; 0 below -87.3. Cephes' expf
+ * reduction (x = n ln2 + r, |r| <= ln2/2, 2^n from the exponent bits) with its degree-6 polynomial
+ * evaluated in Estrin's scheme, whose short dependency chain lets the loops overlap iterations. */
+static inline lmn_vf lmn_vexp_le88(lmn_vf x) {
   lmn_vi tiny = x < -87.3f;
-  x = lmn_vselect(x < 88.3f, x, lmn_vset(88.3f));
   x = lmn_vselect(tiny, lmn_vset(-87.3f), x);
   lmn_vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-  lmn_vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  lmn_vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  lmn_vf r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  lmn_vf r2 = r * r, r4 = r2 * r2;
+  lmn_vf a = r * 1.6666665459e-1f + 5.0000001201e-1f, b = r * 8.3334519073e-3f + 4.1665795894e-2f;
+  lmn_vf c = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  lmn_vf p = (r + 1.0f) + r2 * ((a + r2 * b) + r4 * c);
   lmn_vi e = (__builtin_convertvector(n, lmn_vi) + 127) << 23;
   return lmn_vselect(tiny, lmn_vset(0.0f), p * (lmn_vf)e);
 }
+/* exp(x) for any x: as above, inputs above 88.3 clamped (about 2e38, finite). */
+static inline lmn_vf lmn_vexp(lmn_vf x) { return lmn_vexp_le88(lmn_vselect(x < 88.3f, x, lmn_vset(88.3f))); }
 static inline float lmn_expf(float x) { return lmn_vexp(lmn_vset(x))[0]; }
 
 #endif

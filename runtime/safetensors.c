@@ -49,12 +49,12 @@ typedef struct dtype_info {
 } dtype_info;
 
 static const dtype_info dtypes[] = {
-    {"F32", 4, LMN_ST_F32},         {"F16", 2, LMN_ST_F16},         {"BF16", 2, LMN_ST_BF16},
-    {"BOOL", 1, LMN_ST_OTHER},      {"U8", 1, LMN_ST_OTHER},        {"I8", 1, LMN_ST_OTHER},
-    {"F8_E5M2", 1, LMN_ST_OTHER},   {"F8_E4M3", 1, LMN_ST_OTHER},   {"F8_E8M0", 1, LMN_ST_OTHER},
+    {"F32", 4, LMN_ST_F32},           {"F16", 2, LMN_ST_F16},           {"BF16", 2, LMN_ST_BF16},
+    {"BOOL", 1, LMN_ST_OTHER},        {"U8", 1, LMN_ST_OTHER},          {"I8", 1, LMN_ST_OTHER},
+    {"F8_E5M2", 1, LMN_ST_OTHER},     {"F8_E4M3", 1, LMN_ST_OTHER},     {"F8_E8M0", 1, LMN_ST_OTHER},
     {"F8_E4M3FNUZ", 1, LMN_ST_OTHER}, {"F8_E5M2FNUZ", 1, LMN_ST_OTHER}, {"I16", 2, LMN_ST_OTHER},
-    {"U16", 2, LMN_ST_OTHER},       {"I32", 4, LMN_ST_OTHER},       {"U32", 4, LMN_ST_OTHER},
-    {"F64", 8, LMN_ST_OTHER},       {"I64", 8, LMN_ST_OTHER},       {"U64", 8, LMN_ST_OTHER},
+    {"U16", 2, LMN_ST_OTHER},         {"I32", 4, LMN_ST_OTHER},         {"U32", 4, LMN_ST_OTHER},
+    {"F64", 8, LMN_ST_OTHER},         {"I64", 8, LMN_ST_OTHER},         {"U64", 8, LMN_ST_OTHER},
     {"C64", 8, LMN_ST_OTHER},
 };
 
@@ -91,10 +91,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   size_t len;
   uint32_t cp, min;
   if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
-  else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
-  else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
-  else return 0;
+  if ((c & 0xe0) == 0xc0)
+    len = 2, cp = c & 0x1f, min = 0x80;
+  else if ((c & 0xf0) == 0xe0)
+    len = 3, cp = c & 0x0f, min = 0x800;
+  else if ((c & 0xf8) == 0xf0)
+    len = 4, cp = c & 0x07, min = 0x10000;
+  else
+    return 0;
   if (len > n) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xc0) != 0x80) return 0;
@@ -115,7 +119,8 @@ static size_t utf8_put(char *out, uint32_t cp) {
   if (cp < 0x80) return out[0] = (char)cp, 1;
   if (cp < 0x800) return out[0] = (char)(0xc0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3f)), 2;
   if (cp < 0x10000) {
-    out[0] = (char)(0xe0 | cp >> 12), out[1] = (char)(0x80 | ((cp >> 6) & 0x3f)), out[2] = (char)(0x80 | (cp & 0x3f));
+    out[0] = (char)(0xe0 | cp >> 12), out[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
+    out[2] = (char)(0x80 | (cp & 0x3f));
     return 3;
   }
   out[0] = (char)(0xf0 | cp >> 18), out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
@@ -143,7 +148,8 @@ static int jp_fail(jp *p, const char *fmt, ...) {
 }
 
 static void jp_ws(jp *p) {
-  while (p->pos < p->n && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+  while (p->pos < p->n &&
+         (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
     p->pos++;
 }
 
@@ -168,7 +174,10 @@ static int hex4(const char *s, uint32_t *out) {
   uint32_t v = 0;
   for (int i = 0; i < 4; i++) {
     char c = s[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (d < 0) return -1;
     v = v << 4 | (uint32_t)d;
   }
@@ -183,8 +192,8 @@ static int jp_unicode(jp *p, size_t *i, size_t end, uint32_t *cp) {
   if (*cp >= 0xdc00 && *cp <= 0xdfff) return jp_fail(p, "lone low surrogate in string");
   if (*cp < 0xd800 || *cp > 0xdbff) return 0;
   uint32_t lo;
-  if (end - *i < 6 || p->s[*i] != '\\' || p->s[*i + 1] != 'u' || hex4(p->s + *i + 2, &lo) != 0 || lo < 0xdc00 ||
-      lo > 0xdfff)
+  if (end - *i < 6 || p->s[*i] != '\\' || p->s[*i + 1] != 'u' || hex4(p->s + *i + 2, &lo) != 0 ||
+      lo < 0xdc00 || lo > 0xdfff)
     return jp_fail(p, "high surrogate without low surrogate in string");
   *i += 6;
   *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -253,7 +262,7 @@ static int jp_string(jp *p, char **out, size_t *len) {
 
 /* A string that must not contain NUL bytes (names, keys, values). */
 static int jp_cstring(jp *p, char **out) {
-  size_t len;
+  size_t len = 0;
   if (jp_string(p, out, &len) != 0) return -1;
   if (strlen(*out) != len) {
     free(*out);
@@ -270,14 +279,16 @@ static int jp_uint(jp *p, uint64_t *out) {
   jp_ws(p);
   size_t i = p->pos;
   if (i >= p->n || !is_digit(p->s[i])) return jp_fail(p, "expected a non-negative integer");
-  if (p->s[i] == '0' && i + 1 < p->n && is_digit(p->s[i + 1])) return jp_fail(p, "number with a leading zero");
+  if (p->s[i] == '0' && i + 1 < p->n && is_digit(p->s[i + 1]))
+    return jp_fail(p, "number with a leading zero");
   uint64_t v = 0;
   for (; i < p->n && is_digit(p->s[i]); i++) {
     unsigned d = (unsigned)(p->s[i] - '0');
     if (v > (UINT64_MAX - d) / 10) return jp_fail(p, "integer too large");
     v = v * 10 + d;
   }
-  if (i < p->n && (p->s[i] == '.' || p->s[i] == 'e' || p->s[i] == 'E')) return jp_fail(p, "expected an integer");
+  if (i < p->n && (p->s[i] == '.' || p->s[i] == 'e' || p->s[i] == 'E'))
+    return jp_fail(p, "expected an integer");
   p->pos = i;
   *out = v;
   return 0;
@@ -300,7 +311,10 @@ static int jp_uint_array(jp *p, uint64_t *v, uint32_t max, uint32_t *n, const ch
 enum { F_DTYPE = 1, F_SHAPE = 2, F_OFFSETS = 4 };
 
 static int jp_tensor_field(jp *p, lmn_st_tensor *t, const char *field, int *seen) {
-  int f = !strcmp(field, "dtype") ? F_DTYPE : !strcmp(field, "shape") ? F_SHAPE : !strcmp(field, "data_offsets") ? F_OFFSETS : 0;
+  int f = !strcmp(field, "dtype")          ? F_DTYPE
+          : !strcmp(field, "shape")        ? F_SHAPE
+          : !strcmp(field, "data_offsets") ? F_OFFSETS
+                                           : 0;
   char pf[64];
   if (!f) return jp_fail(p, "tensor '%s': unknown field '%s'", t->name, printable(pf, sizeof pf, field));
   if (*seen & f) return jp_fail(p, "tensor '%s': duplicate field '%s'", t->name, field);
@@ -335,7 +349,8 @@ static int jp_tensor(jp *p, lmn_st_tensor *t) {
   int seen = 0;
   if (jp_expect(p, '{') != 0) return -1;
   jp_ws(p);
-  if (p->pos < p->n && p->s[p->pos] == '}') p->pos++;
+  if (p->pos < p->n && p->s[p->pos] == '}')
+    p->pos++;
   else
     for (int more = 1; more == 1;) {
       char *field;
@@ -344,7 +359,10 @@ static int jp_tensor(jp *p, lmn_st_tensor *t) {
       free(field);
       if (rc != 0 || (more = jp_more(p, '}')) < 0) return -1;
     }
-  const char *missing = !(seen & F_DTYPE) ? "dtype" : !(seen & F_SHAPE) ? "shape" : !(seen & F_OFFSETS) ? "data_offsets" : NULL;
+  const char *missing = !(seen & F_DTYPE)     ? "dtype"
+                        : !(seen & F_SHAPE)   ? "shape"
+                        : !(seen & F_OFFSETS) ? "data_offsets"
+                                              : NULL;
   if (missing) return jp_fail(p, "tensor '%s': missing field '%s'", t->name, missing);
   return 0;
 }
@@ -411,7 +429,8 @@ static int jp_header(jp *p, lmn_st *st) {
   if (p->n == 0 || p->s[0] != '{') return jp_fail(p, "header must start with '{'");
   p->pos = 1;
   jp_ws(p);
-  if (p->pos < p->n && p->s[p->pos] == '}') p->pos++;
+  if (p->pos < p->n && p->s[p->pos] == '}')
+    p->pos++;
   else
     for (int more = 1; more == 1;)
       if (jp_member(p, st, &seen_meta) != 0 || (more = jp_more(p, '}')) < 0) return -1;
@@ -437,19 +456,20 @@ static int check_tensor(const lmn_st *st, lmn_st_tensor *t, lmn_err *err) {
     nel *= (uint64_t)t->shape[j];
   }
   t->nelems = (int64_t)nel;
-  if (nel > UINT64_MAX / d->size) return lmn_errf(err, "%s: tensor '%s': byte size overflows", st->name, name);
+  if (nel > UINT64_MAX / d->size)
+    return lmn_errf(err, "%s: tensor '%s': byte size overflows", st->name, name);
   if (t->end < t->begin)
-    return lmn_errf(err, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", st->name,
-                    name, t->begin, t->end);
+    return lmn_errf(err, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin",
+                    st->name, name, t->begin, t->end);
   if (t->end - t->begin != nel * d->size)
     return lmn_errf(err,
-                    "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64 " bytes but %" PRIu64
-                    " %s values need %" PRIu64,
+                    "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64
+                    " bytes but %" PRIu64 " %s values need %" PRIu64,
                     st->name, name, t->begin, t->end, t->end - t->begin, nel, d->name, nel * d->size);
   if (t->end > st->data_len)
     return lmn_errf(err,
-                    "%s: tensor '%s': data [offset %" PRIu64 ", %" PRIu64 " bytes] extends past end of file (size %" PRIu64
-                    ")",
+                    "%s: tensor '%s': data [offset %" PRIu64 ", %" PRIu64
+                    " bytes] extends past end of file (size %" PRIu64 ")",
                     st->name, name, st->data_start + t->begin, t->end - t->begin, st->size);
   return 0;
 }
@@ -468,16 +488,20 @@ static int check_layout(const lmn_st *st, const lmn_st_tensor **by, lmn_err *err
   for (size_t i = 0; i < st->n_t; i++) {
     const lmn_st_tensor *t = by[i];
     if (t->begin < at)
-      return lmn_errf(err, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] overlap tensor '%s'", st->name,
-                      printable(pa, sizeof pa, t->name), t->begin, t->end, printable(pb, sizeof pb, by[i - 1]->name));
+      return lmn_errf(err, "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] overlap tensor '%s'",
+                      st->name, printable(pa, sizeof pa, t->name), t->begin, t->end,
+                      printable(pb, sizeof pb, by[i - 1]->name));
     if (t->begin > at)
-      return lmn_errf(err, "%s: tensor '%s': hole in the data buffer: bytes [%" PRIu64 ", %" PRIu64 ") belong to no tensor",
+      return lmn_errf(err,
+                      "%s: tensor '%s': hole in the data buffer: bytes [%" PRIu64 ", %" PRIu64
+                      ") belong to no tensor",
                       st->name, printable(pa, sizeof pa, t->name), at, t->begin);
     at = t->end;
   }
   if (at != st->data_len)
-    return lmn_errf(err, "%s: %" PRIu64 " bytes after the last tensor's data (data buffer of %" PRIu64 " bytes)", st->name,
-                    st->data_len - at, st->data_len);
+    return lmn_errf(err,
+                    "%s: %" PRIu64 " bytes after the last tensor's data (data buffer of %" PRIu64 " bytes)",
+                    st->name, st->data_len - at, st->data_len);
   return 0;
 }
 
@@ -524,15 +548,17 @@ static int parse(lmn_st *st, const char *hdr, lmn_err *err) {
 /* The 8-byte header length, checked against the file size; sets hdr_len, data_start, data_len. */
 static int read_prefix(lmn_st *st, const uint8_t *p8, lmn_err *err) {
   if (st->size < 8)
-    return lmn_errf(err, "%s: header length [offset 0, 8 bytes] extends past end of file (size %" PRIu64 ")", st->name,
-                    st->size);
+    return lmn_errf(err, "%s: header length [offset 0, 8 bytes] extends past end of file (size %" PRIu64 ")",
+                    st->name, st->size);
   uint64_t n = 0;
   for (int i = 0; i < 8; i++) n |= (uint64_t)p8[i] << (8 * i);
   if (n > st->size - 8)
-    return lmn_errf(err, "%s: header [offset 8, %" PRIu64 " bytes] extends past end of file (size %" PRIu64 ")",
+    return lmn_errf(err,
+                    "%s: header [offset 8, %" PRIu64 " bytes] extends past end of file (size %" PRIu64 ")",
                     st->name, n, st->size);
   if (n > LMN_ST_MAX_HEADER)
-    return lmn_errf(err, "%s: header of %" PRIu64 " bytes exceeds the limit of %u", st->name, n, LMN_ST_MAX_HEADER);
+    return lmn_errf(err, "%s: header of %" PRIu64 " bytes exceeds the limit of %u", st->name, n,
+                    LMN_ST_MAX_HEADER);
   st->hdr_len = n, st->data_start = 8 + n, st->data_len = st->size - 8 - n;
   return 0;
 }
@@ -703,8 +729,8 @@ int lmn_st_tensor_read(const lmn_st *st, const lmn_st_tensor *t, uint64_t off, v
                        lmn_err *err) {
   uint64_t nbytes = t->end - t->begin;
   if (off > nbytes || len > nbytes - off)
-    return lmn_errf(err, "%s: tensor '%s': bytes [%" PRIu64 ", +%" PRIu64 ") outside its %" PRIu64 " bytes", st->name,
-                    t->name, off, len, nbytes);
+    return lmn_errf(err, "%s: tensor '%s': bytes [%" PRIu64 ", +%" PRIu64 ") outside its %" PRIu64 " bytes",
+                    st->name, t->name, off, len, nbytes);
   uint64_t at = st->data_start + t->begin + off;
   if (st->base) {
     if (len) memcpy(dst, st->base + at, (size_t)len);
@@ -726,7 +752,8 @@ static void convert(lmn_st_dtype dt, const uint8_t *src, float *dst, size_t n) {
   }
 }
 
-static int check_load(const lmn_st *st, const lmn_st_tensor *t, uint32_t n_dims, const int64_t *shape, lmn_err *err) {
+static int check_load(const lmn_st *st, const lmn_st_tensor *t, uint32_t n_dims, const int64_t *shape,
+                      lmn_err *err) {
   int same = t->n_dims == n_dims;
   for (uint32_t j = 0; same && j < n_dims; j++) same = t->shape[j] == shape[j];
   if (!same) {
@@ -740,7 +767,8 @@ static int check_load(const lmn_st *st, const lmn_st_tensor *t, uint32_t n_dims,
     return lmn_errf(err, "%s: tensor '%s': shape [%s], expected [%s]", st->name, t->name, have, want);
   }
   if (t->dtype == LMN_ST_OTHER)
-    return lmn_errf(err, "%s: tensor '%s': dtype %s cannot be loaded as f32", st->name, t->name, t->dtype_name);
+    return lmn_errf(err, "%s: tensor '%s': dtype %s cannot be loaded as f32", st->name, t->name,
+                    t->dtype_name);
   return 0;
 }
 
@@ -798,9 +826,12 @@ static void sb_json_str(sbuf *b, const char *s) {
   sb_put(b, "\"", 1);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') sb_put(b, "\\", 1), sb_put(b, s, 1);
-    else if (c < 0x20) sb_fmt(b, "\\u%04x", c);
-    else sb_put(b, s, 1);
+    if (c == '"' || c == '\\')
+      sb_put(b, "\\", 1), sb_put(b, s, 1);
+    else if (c < 0x20)
+      sb_fmt(b, "\\u%04x", c);
+    else
+      sb_put(b, s, 1);
   }
   sb_put(b, "\"", 1);
 }
@@ -838,7 +869,8 @@ int lmn_st_writer_add_meta(lmn_st_writer *w, const char *key, const char *value,
   if (!utf8_valid(key) || !utf8_valid(value))
     return lmn_errf(err, "safetensors writer: metadata '%s': not valid UTF-8", key);
   for (size_t i = 0; i < w->n_meta; i++)
-    if (strcmp(w->meta[i].key, key) == 0) return lmn_errf(err, "safetensors writer: metadata '%s': duplicate key", key);
+    if (strcmp(w->meta[i].key, key) == 0)
+      return lmn_errf(err, "safetensors writer: metadata '%s': duplicate key", key);
   char *k = strdup(key), *v = strdup(value);
   if (!k || !v || grow((void **)&w->meta, &w->cap_meta, w->n_meta, sizeof *w->meta) != 0) {
     free(k), free(v);
@@ -854,7 +886,8 @@ int lmn_st_writer_add_f32(lmn_st_writer *w, const char *name, uint32_t n_dims, c
   if (!utf8_valid(name) || strcmp(name, "__metadata__") == 0)
     return lmn_errf(err, "safetensors writer: tensor '%s': invalid name", name);
   for (size_t i = 0; i < w->n_t; i++)
-    if (strcmp(w->t[i].name, name) == 0) return lmn_errf(err, "safetensors writer: tensor '%s': duplicate name", name);
+    if (strcmp(w->t[i].name, name) == 0)
+      return lmn_errf(err, "safetensors writer: tensor '%s': duplicate name", name);
   if (n_dims > LMN_ST_MAX_DIMS)
     return lmn_errf(err, "safetensors writer: tensor '%s': %" PRIu32 " dimensions (at most %d)", name, n_dims,
                     LMN_ST_MAX_DIMS);

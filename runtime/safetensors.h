@@ -24,11 +24,11 @@ typedef enum lmn_st_mode {
 } lmn_st_mode;
 
 typedef struct lmn_st_tensor {
-  const char *name;     /* NUL-terminated (names with NUL bytes are rejected) */
-  lmn_st_dtype dtype;   /* LMN_ST_OTHER for dtypes that do not load as f32 */
-  char dtype_name[16];  /* "F32", "I64", ... as written in the header */
-  uint32_t elem_size;   /* bytes per element */
-  uint32_t n_dims;      /* 0 (a scalar) .. LMN_ST_MAX_DIMS */
+  const char *name;               /* NUL-terminated (names with NUL bytes are rejected) */
+  lmn_st_dtype dtype;             /* LMN_ST_OTHER for dtypes that do not load as f32 */
+  char dtype_name[16];            /* "F32", "I64", ... as written in the header */
+  uint32_t elem_size;             /* bytes per element */
+  uint32_t n_dims;                /* 0 (a scalar) .. LMN_ST_MAX_DIMS */
   int64_t shape[LMN_ST_MAX_DIMS]; /* row-major: shape[n_dims - 1] is contiguous */
   int64_t nelems;
   uint64_t begin, end; /* byte range within the data buffer (which starts at 8 + header size) */

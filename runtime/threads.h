@@ -14,7 +14,8 @@ typedef struct lmn_pool lmn_pool;
 typedef void (*lmn_task_fn)(void *ctx, int task, int thread);
 
 /* Creates a pool of n_threads threads in all, the calling thread included (n_threads - 1 workers are
- * started). n_threads <= 0 means one per online CPU. Returns NULL and fills err when a thread cannot start. */
+ * started). n_threads <= 0 means one per online CPU. Returns NULL and fills err when a thread cannot start.
+ */
 lmn_pool *lmn_pool_create(int n_threads, lmn_err *err);
 
 /* Runs fn(ctx, task, thread) for every task in [0, n_tasks) and returns when all have finished. Tasks are

@@ -125,7 +125,7 @@ static void test_fp16_special_values(void) {
   CU_ASSERT(isinf(lmn_bf16_to_f32(0x7f80)) && isnan(lmn_bf16_to_f32(0x7fc1)));
   CU_ASSERT(lmn_f32_to_fp16(1.0f) == 0x3c00 && lmn_f32_to_fp16(-2.0f) == 0xc000);
   CU_ASSERT(lmn_f32_to_fp16(65520.0f) == 0x7c00 && lmn_f32_to_fp16(65519.0f) == 0x7bff);
-  CU_ASSERT(lmn_f32_to_fp16(ldexpf(1.0f, -25)) == 0x0000);          /* ties to even: 0 */
+  CU_ASSERT(lmn_f32_to_fp16(ldexpf(1.0f, -25)) == 0x0000); /* ties to even: 0 */
   CU_ASSERT(lmn_f32_to_fp16(ldexpf(1.5f, -25)) == 0x0001);
   CU_ASSERT((lmn_f32_to_fp16(NAN) & 0x7c00) == 0x7c00 && (lmn_f32_to_fp16(NAN) & 0x3ff) != 0);
 }
@@ -167,19 +167,21 @@ static void test_type_table(void) {
   uint32_t blck, bytes;
   uint64_t rb;
   CU_ASSERT(!strcmp(lmn_ggml_type_name(LMN_GGML_Q4_K), "Q4_K") && !strcmp(lmn_ggml_type_name(30), "BF16"));
-  CU_ASSERT(lmn_ggml_type_name(4) == NULL && lmn_ggml_type_name(31) == NULL && lmn_ggml_type_name(1000) == NULL);
+  CU_ASSERT(lmn_ggml_type_name(4) == NULL && lmn_ggml_type_name(31) == NULL &&
+            lmn_ggml_type_name(1000) == NULL);
   struct {
     uint32_t type, blck, bytes;
-  } want[] = {{0, 1, 4},     {1, 1, 2},      {2, 32, 18},    {3, 32, 20},    {6, 32, 22},    {7, 32, 24},
-              {8, 32, 34},   {12, 256, 144}, {13, 256, 176}, {14, 256, 210}, {30, 1, 2},     {16, 256, 66},
-              {20, 32, 18},  {39, 32, 17},   {10, 256, 84},  {11, 256, 110}, {23, 256, 136}, {28, 1, 8}};
+  } want[] = {{0, 1, 4},    {1, 1, 2},      {2, 32, 18},    {3, 32, 20},    {6, 32, 22},    {7, 32, 24},
+              {8, 32, 34},  {12, 256, 144}, {13, 256, 176}, {14, 256, 210}, {30, 1, 2},     {16, 256, 66},
+              {20, 32, 18}, {39, 32, 17},   {10, 256, 84},  {11, 256, 110}, {23, 256, 136}, {28, 1, 8}};
   for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
     CU_ASSERT(lmn_ggml_type_size(want[i].type, &blck, &bytes, &e) == 0);
     CU_ASSERT(blck == want[i].blck && bytes == want[i].bytes);
   }
   CU_ASSERT(lmn_ggml_type_size(5, &blck, &bytes, &e) == -1);
   CU_ASSERT(strstr(e.msg, "unknown ggml type 5") != NULL);
-  CU_ASSERT(lmn_ggml_can_dequant(LMN_GGML_Q6_K) && !lmn_ggml_can_dequant(LMN_GGML_Q2_K) && !lmn_ggml_can_dequant(99));
+  CU_ASSERT(lmn_ggml_can_dequant(LMN_GGML_Q6_K) && !lmn_ggml_can_dequant(LMN_GGML_Q2_K) &&
+            !lmn_ggml_can_dequant(99));
   CU_ASSERT(lmn_ggml_row_size(LMN_GGML_Q4_K, 576, &rb, &e) == -1); /* 576 is not a multiple of 256 */
   CU_ASSERT(strstr(e.msg, "not a whole number of Q4_K blocks of 256") != NULL);
   CU_ASSERT(lmn_ggml_row_size(LMN_GGML_Q4_1, 576, &rb, &e) == 0 && rb == 576 / 32 * 20);

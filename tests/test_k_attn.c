@@ -71,7 +71,8 @@ static double rope_obj(void *p) {
   size_t w = (size_t)c->H * c->hd, n = (size_t)c->B * c->T * w;
   memcpy(c->y, c->x, n * sizeof(double));
   for (int b = 0; b < c->B; b++)
-    for (int t = 0; t < c->T; t++) rope_ref_row(c->y + ((size_t)b * c->T + t) * w, c->H, c->hd, c->pos0 + t, c->theta, c->neox, 1.0);
+    for (int t = 0; t < c->T; t++)
+      rope_ref_row(c->y + ((size_t)b * c->T + t) * w, c->H, c->hd, c->pos0 + t, c->theta, c->neox, 1.0);
   return dot_d(c->y, c->R, n);
 }
 
@@ -127,7 +128,8 @@ static void test_rope_permutation(void) {
   float *qp = fzeros(nq), *kp = fzeros(nk);
   for (int t = 0; t < T; t++) {
     for (int h = 0; h < H; h++)
-      for (int j = 0; j < hd; j++) qp[(size_t)t * H * hd + h * hd + gguf_col(j, hd)] = q[(size_t)t * H * hd + h * hd + j];
+      for (int j = 0; j < hd; j++)
+        qp[(size_t)t * H * hd + h * hd + gguf_col(j, hd)] = q[(size_t)t * H * hd + h * hd + j];
     for (int h = 0; h < KV; h++)
       for (int j = 0; j < hd; j++)
         kp[(size_t)t * KV * hd + h * hd + gguf_col(j, hd)] = k[(size_t)t * KV * hd + h * hd + j];
@@ -199,12 +201,14 @@ static double attn_obj(void *p) {
 static void attention_case(const char *tag, lmn_attn a, int fd_samples) {
   rng r = {800 + a.T + a.hd};
   int N = a.B * a.T;
-  size_t nq = (size_t)N * a.heads * a.hd, nk = (size_t)N * a.kv_heads * a.hd, nl = (size_t)a.B * a.heads * a.T;
-  float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1), *R = frand(&r, nq, -1, 1);
+  size_t nq = (size_t)N * a.heads * a.hd, nk = (size_t)N * a.kv_heads * a.hd,
+         nl = (size_t)a.B * a.heads * a.T;
+  float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1),
+        *R = frand(&r, nq, -1, 1);
   float *out = fzeros(nq), *lse = fzeros(nl);
   float *scratch = fzeros(lmn_attention_scratch_floats(&a, 3));
-  attn_ref c = {a.B, a.T, a.heads, a.kv_heads, a.hd, a.scale, dfrom(q, nq), dfrom(k, nk), dfrom(v, nk),
-                dfrom(R, nq), dzeros(nq), dzeros(nl), dzeros(a.T)};
+  attn_ref c = {a.B,          a.T,          a.heads,      a.kv_heads, a.hd,       a.scale,    dfrom(q, nq),
+                dfrom(k, nk), dfrom(v, nk), dfrom(R, nq), dzeros(nq), dzeros(nl), dzeros(a.T)};
   char name[128];
   lmn_attention_forward(out, lse, q, k, v, &a, scratch, NULL);
   attn_forward_ref(&c);
@@ -244,8 +248,8 @@ static void attention_case(const char *tag, lmn_attn a, int fd_samples) {
   lmn_attention_forward(out3, lse3, q, k, v, &a, scratch, pool);
   lmn_attention_backward(dq3, dk3, dv3, R, out, lse, q, k, v, &a, scratch, pool);
   snprintf(name, sizeof name, "%s 3 threads == 1 thread (out, lse, dq, dk, dv)", tag);
-  CU_ASSERT(memcmp(out3, out, nq * 4) == 0 && memcmp(lse3, lse, nl * 4) == 0 && memcmp(dq3, dq, nq * 4) == 0 &&
-            memcmp(dk3, dk, nk * 4) == 0);
+  CU_ASSERT(memcmp(out3, out, nq * 4) == 0 && memcmp(lse3, lse, nl * 4) == 0 &&
+            memcmp(dq3, dq, nq * 4) == 0 && memcmp(dk3, dk, nk * 4) == 0);
   CHECK_SAME(name, dv3, dv, nk);
 
   /* NULL gradients: the others are unchanged */
@@ -260,7 +264,8 @@ static void attention_case(const char *tag, lmn_attn a, int fd_samples) {
   /* accumulation */
   lmn_attention_backward(dq3, dk3, dv3, R, out, lse, q, k, v, &a, scratch, pool);
   snprintf(name, sizeof name, "%s accumulate dq,dk,dv", tag);
-  CHECK_ERR(name, fmax(doubled_err(dq3, dq, nq), fmax(doubled_err(dk3, dk, nk), doubled_err(dv3, dv, nk))), ACC_TOL);
+  CHECK_ERR(name, fmax(doubled_err(dq3, dq, nq), fmax(doubled_err(dk3, dk, nk), doubled_err(dv3, dv, nk))),
+            ACC_TOL);
 
   /* decode: one query row over the cache of positions 0..t equals the full forward's row t */
   int ts[3] = {0, a.T / 2, a.T - 1};
@@ -285,7 +290,8 @@ static void attention_case(const char *tag, lmn_attn a, int fd_samples) {
 
 static void test_attention_small_tiles(void) {
   /* T = 37: not a multiple of bq = 16 or bk = 8; GQA 4 query heads over 2 kv heads; scaled */
-  attention_case("attn GQA 4/2 hd=8 T=37 bq=16 bk=8 scaled", (lmn_attn){2, 37, 4, 2, 8, 0.35355339f, 16, 8}, 0);
+  attention_case("attn GQA 4/2 hd=8 T=37 bq=16 bk=8 scaled", (lmn_attn){2, 37, 4, 2, 8, 0.35355339f, 16, 8},
+                 0);
   /* unscaled (GPT-2 edge), bk > bq, hd = 6 not a multiple of the vector width */
   attention_case("attn MHA 2/2 hd=6 T=29 bq=8 bk=16 unscaled", (lmn_attn){1, 29, 2, 2, 6, 1.0f, 8, 16}, 0);
 }
@@ -294,7 +300,8 @@ static void test_attention_default_tiles(void) {
   /* default tiles (64 x 64): T = 150 spans three query tiles, the last partial; MQA (1 kv head) */
   attention_case("attn MQA 4/1 hd=16 T=150 default tiles", (lmn_attn){1, 150, 4, 1, 16, 0.25f, 0, 0}, 48);
   /* hd = 128: default key tile 32 */
-  attention_case("attn GQA 4/2 hd=128 T=70 default tiles", (lmn_attn){1, 70, 4, 2, 128, 0.08838835f, 0, 0}, 16);
+  attention_case("attn GQA 4/2 hd=128 T=70 default tiles", (lmn_attn){1, 70, 4, 2, 128, 0.08838835f, 0, 0},
+                 16);
 }
 
 static void test_attention_defaults(void) {

@@ -95,20 +95,20 @@ static inline double max_err_ff(const float *a, const float *b, size_t n, double
   return e;
 }
 /* prints one measured error against its tolerance and asserts it */
-#define CHECK_ERR(what, err, tol)                                                                             \
-  do {                                                                                                      \
-    double e_ = (err);                                                                                      \
-    printf("\n    %-52s max err %.2e (tol %.0e)", (what), e_, (double)(tol));                              \
-    CU_ASSERT(e_ <= (tol));                                                                                 \
+#define CHECK_ERR(what, err, tol)                                             \
+  do {                                                                        \
+    double e_ = (err);                                                        \
+    printf("\n    %-52s max err %.2e (tol %.0e)", (what), e_, (double)(tol)); \
+    CU_ASSERT(e_ <= (tol));                                                   \
   } while (0)
 #define CHECK_FWD(what, ours, ref, n) CHECK_ERR(what, max_err((ours), (ref), (n), 1.0), FWD_TOL)
 #define CHECK_BWD(what, ours, fd, n) CHECK_ERR(what, max_err((ours), (fd), (n), 1.0), BWD_TOL)
 /* identical bit for bit (frozen / NULL pointers must not change what is computed) */
-#define CHECK_SAME(what, a, b, n)                                                                             \
-  do {                                                                                                      \
-    int same_ = memcmp((a), (b), (n) * sizeof(float)) == 0;                                                 \
-    printf("\n    %-52s %s", (what), same_ ? "identical" : "DIFFERENT");                                    \
-    CU_ASSERT(same_);                                                                                       \
+#define CHECK_SAME(what, a, b, n)                                        \
+  do {                                                                   \
+    int same_ = memcmp((a), (b), (n) * sizeof(float)) == 0;              \
+    printf("\n    %-52s %s", (what), same_ ? "identical" : "DIFFERENT"); \
+    CU_ASSERT(same_);                                                    \
   } while (0)
 /* g2 (two accumulating calls) == 2 * g1 (one call), normwise: max_i |g2_i - 2 g1_i| / max_i |2 g1_i|
  * (the second call adds its terms onto a non-zero buffer, so single elements may round differently) */

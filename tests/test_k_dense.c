@@ -205,7 +205,8 @@ static void plain_norm_case(int layer, int C) {
   else
     lmn_rmsnorm_backward(dx, dw, R1, xs[0], w, rstd, N, C);
   snprintf(name, sizeof name, "%s accumulate dx,dw(,db)", tag);
-  CHECK_ERR(name, fmax(doubled_err(dx, dx1, n), fmax(doubled_err(dw, dw1, C), doubled_err(db, db1, C))), ACC_TOL);
+  CHECK_ERR(name, fmax(doubled_err(dx, dx1, n), fmax(doubled_err(dw, dw1, C), doubled_err(db, db1, C))),
+            ACC_TOL);
   if (layer) { /* no bias: forward equals the reference with b = 0 */
     c.b = NULL;
     lmn_layernorm_forward(y, mean, rstd, xs[0], w, NULL, N, C, 1e-5f);
@@ -215,15 +216,16 @@ static void plain_norm_case(int layer, int C) {
   t_free_all();
 }
 
-static void add_forward(int layer, float *r, float *y, float *mean, float *rstd, float **xs, int k, float scale,
-                        const float *w, const float *b, int N, int C) {
+static void add_forward(int layer, float *r, float *y, float *mean, float *rstd, float **xs, int k,
+                        float scale, const float *w, const float *b, int N, int C) {
   if (layer)
     lmn_add_layernorm_forward(r, y, mean, rstd, (const float *const *)xs, k, scale, w, b, N, C, 1e-5f);
   else
     lmn_add_rmsnorm_forward(r, y, rstd, (const float *const *)xs, k, scale, w, N, C, 1e-5f);
 }
-static void add_backward(int layer, float **dxs, float *dr, float *dw, float *db, const float *dy, const float *r,
-                         const float *w, const float *mean, const float *rstd, int k, float scale, int N, int C) {
+static void add_backward(int layer, float **dxs, float *dr, float *dw, float *db, const float *dy,
+                         const float *r, const float *w, const float *mean, const float *rstd, int k,
+                         float scale, int N, int C) {
   if (layer)
     lmn_add_layernorm_backward(dxs, dr, dw, db, dy, r, w, mean, rstd, k, scale, N, C);
   else
@@ -293,8 +295,7 @@ static void add_norm_case(int layer, int N, int C, int k, float scale) {
   add_backward(layer, dxs4, NULL, dw3, db3, R1, ro, w, mean, rstd, k, scale, N, C);
   for (size_t j = 0; j < n; j++) d1[j] *= 1.5f; /* 3 calls into dxs3[0]: (1 + 2) / 2 of the doubled value */
   snprintf(name, sizeof name, "%s accumulate dxs,dw(,db)", tag);
-  CHECK_ERR(name,
-            fmax(doubled_err(dxs3[0], d1, n), fmax(doubled_err(dw3, dw1, C), doubled_err(db3, db1, C))),
+  CHECK_ERR(name, fmax(doubled_err(dxs3[0], d1, n), fmax(doubled_err(dw3, dw1, C), doubled_err(db3, db1, C))),
             ACC_TOL);
   t_free_all();
 }
@@ -356,7 +357,9 @@ static void test_add_layernorm(void) {
 
 /* ========================================== activations ========================================== */
 
-static double gelu_d(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+static double gelu_d(double x) {
+  return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
 static double silu_d(double x) { return x / (1.0 + exp(-x)); }
 
 typedef struct act_ref {
@@ -369,7 +372,9 @@ static void act_forward_ref(act_ref *c) {
   for (int n = 0; n < c->N; n++)
     for (int j = 0; j < c->C; j++) {
       size_t i = (size_t)n * c->C + j;
-      c->y[i] = c->kind == 0 ? silu_d(c->a[i]) * c->b[i] : c->kind == 1 ? gelu_d(c->a[i]) : gelu_d(c->a[i] + c->b[j]);
+      c->y[i] = c->kind == 0   ? silu_d(c->a[i]) * c->b[i]
+                : c->kind == 1 ? gelu_d(c->a[i])
+                               : gelu_d(c->a[i] + c->b[j]);
     }
 }
 static double act_obj(void *p) {

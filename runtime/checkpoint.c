@@ -1,0 +1,483 @@
+/* checkpoint.c: saving and loading training checkpoints (safetensors with lmnet metadata), the `latest`
+ * pointer and the rotation of step-NNNNNN.safetensors files in a checkpoint directory. */
+#include "checkpoint.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "safetensors.h"
+
+/* ---- small helpers ------------------------------------------------------------------------------- */
+
+void lmn_hex_encode(const void *data, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  const uint8_t *p = data;
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int lmn_hex_decode(const char *hex, void *data, size_t n) {
+  if (!hex || strlen(hex) != 2 * n) return -1;
+  uint8_t *p = data;
+  for (size_t i = 0; i < n; i++) {
+    int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return -1;
+    p[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return 0;
+}
+
+/* Whether a parameter's values go into checkpoints: trained, or not recoverable from a model file. */
+static int param_saved(const lmn_param_info *p) { return p->trainable || !p->from_file; }
+
+static uint32_t param_shape(const lmn_param_info *p, int64_t shape[2]) {
+  shape[0] = p->rows;
+  shape[1] = p->cols;
+  return p->cols ? 2 : 1;
+}
+
+/* "prefix" + name in a malloc'ed string (NULL when out of memory). */
+static char *prefixed(const char *prefix, const char *name) {
+  size_t a = strlen(prefix), b = strlen(name);
+  char *s = malloc(a + b + 1);
+  if (s) {
+    memcpy(s, prefix, a);
+    memcpy(s + a, name, b + 1);
+  }
+  return s;
+}
+
+/* Strict decimal parse of a whole string into [lo, hi]. */
+static int parse_long(const char *s, long lo, long hi, long *out) {
+  if (!s || !*s || isspace((unsigned char)*s)) return -1;
+  errno = 0;
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+  if (!s || !isdigit((unsigned char)*s)) return -1;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = (uint64_t)v;
+  return 0;
+}
+
+/* ---- saving -------------------------------------------------------------------------------------- */
+
+static int add_meta_num(lmn_st_writer *w, const char *key, long long v, lmn_err *err) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%lld", v);
+  return lmn_st_writer_add_meta(w, key, buf, err);
+}
+
+/* A path is only a note: when it is not valid UTF-8, its non-ASCII bytes become '?'. */
+static int add_meta_path(lmn_st_writer *w, const char *key, const char *path, lmn_err *err) {
+  lmn_err ignored;
+  if (lmn_st_writer_add_meta(w, key, path, &ignored) == 0) return 0;
+  char *s = strdup(path);
+  if (!s) return lmn_errf(err, "out of memory");
+  for (char *c = s; *c; c++)
+    if ((unsigned char)*c >= 0x80) *c = '?';
+  int rc = lmn_st_writer_add_meta(w, key, s, err);
+  free(s);
+  return rc;
+}
+
+static int add_run_meta(lmn_st_writer *w, const lmn_ckpt_state *st, lmn_err *err) {
+  char data[2 * sizeof st->data + 1], rng[2 * sizeof st->rng + 1], seed[32];
+  lmn_hex_encode(&st->data, sizeof st->data, data);
+  lmn_hex_encode(&st->rng, sizeof st->rng, rng);
+  snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
+  if (lmn_st_writer_add_meta(w, "data_state", data, err) || lmn_st_writer_add_meta(w, "rng_state", rng, err) ||
+      add_meta_num(w, "batch", st->batch, err) || add_meta_num(w, "seq_len", st->seq_len, err) ||
+      lmn_st_writer_add_meta(w, "seed", seed, err))
+    return -1;
+  return add_meta_path(w, "config", st->config, err);
+}
+
+static int add_meta(lmn_st_writer *w, const lmn_net *net, const lmn_ckpt_state *st, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  char hash[17];
+  snprintf(hash, sizeof hash, "%016" PRIx64, d->hash);
+  if (lmn_st_writer_add_meta(w, "format", LMN_CKPT_FORMAT, err) ||
+      add_meta_num(w, "version", LMN_CKPT_VERSION, err) || lmn_st_writer_add_meta(w, "network", d->name, err) ||
+      lmn_st_writer_add_meta(w, "hash", hash, err) ||
+      lmn_st_writer_add_meta(w, "aggregate", d->aggregate_mean ? "mean" : "sum", err) ||
+      add_meta_num(w, "step", st ? st->step : net->step, err) ||
+      add_meta_num(w, "optimizer_step", net->step, err))
+    return -1;
+  return st && st->has_run ? add_run_meta(w, st, err) : 0;
+}
+
+/* The tensors, then their first moments, then their second moments. */
+static int add_tensors(lmn_st_writer *w, const lmn_net *net, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  static const char *const prefixes[3] = {"", "m.", "v."};
+  const float *bufs[3] = {net->params, net->m, net->v};
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < d->n_params; i++) {
+      const lmn_param_info *p = &d->params[i];
+      if (k == 0 ? !param_saved(p) : !p->trainable) continue;
+      int64_t shape[2];
+      uint32_t nd = param_shape(p, shape);
+      char *name = prefixed(prefixes[k], p->name);
+      if (!name) return lmn_errf(err, "out of memory");
+      int rc = lmn_st_writer_add_f32(w, name, nd, shape, bufs[k] + p->offset, err);
+      free(name);
+      if (rc) return -1;
+    }
+  return 0;
+}
+
+int lmn_checkpoint_save(const lmn_net *net, const char *path, const lmn_ckpt_state *st, lmn_err *err) {
+  lmn_st_writer *w = NULL;
+  if (lmn_st_writer_new(&w, err)) return -1;
+  int rc = add_meta(w, net, st, err) || add_tensors(w, net, err) ? -1 : 0;
+  if (rc) {
+    char m[sizeof err->msg];
+    snprintf(m, sizeof m, "%s", err ? err->msg : "");
+    lmn_errf(err, "%s: %s", path, m);
+  } else {
+    rc = lmn_st_writer_write(w, path, err);
+  }
+  lmn_st_writer_free(w);
+  return rc;
+}
+
+/* ---- loading ------------------------------------------------------------------------------------- */
+
+static const char *need_meta(const lmn_st *f, const char *key, const char *path, lmn_err *err) {
+  const char *v = lmn_st_meta(f, key);
+  if (!v) lmn_errf(err, "%s: checkpoint metadata '%s' is missing", path, key);
+  return v;
+}
+
+static int check_identity(const lmn_st *f, const lmn_net_desc *d, const char *path, lmn_err *err) {
+  const char *format = lmn_st_meta(f, "format");
+  if (!format || strcmp(format, LMN_CKPT_FORMAT) != 0)
+    return lmn_errf(err, "%s: not an lmnet checkpoint (metadata 'format' is %s%s%s, expected '%s')", path,
+                    format ? "'" : "", format ? format : "missing", format ? "'" : "", LMN_CKPT_FORMAT);
+  const char *version = need_meta(f, "version", path, err), *hash = need_meta(f, "hash", path, err);
+  const char *agg = need_meta(f, "aggregate", path, err), *name = lmn_st_meta(f, "network");
+  if (!version || !hash || !agg) return -1;
+  long ver;
+  if (parse_long(version, 0, LONG_MAX, &ver) || ver != LMN_CKPT_VERSION)
+    return lmn_errf(err, "%s: checkpoint version '%s' is not supported (this lmnet reads version %d)", path,
+                    version, LMN_CKPT_VERSION);
+  uint8_t hb[8];
+  char want[17];
+  snprintf(want, sizeof want, "%016" PRIx64, d->hash);
+  if (lmn_hex_decode(hash, hb, 8) || strcasecmp(hash, want) != 0)
+    return lmn_errf(err,
+                    "%s: checkpoint of network '%s' (hash %s) does not match network '%s' (hash %s): it was "
+                    "written by a different network or an earlier version of it",
+                    path, name ? name : "?", hash, d->name, want);
+  const char *mine = d->aggregate_mean ? "mean" : "sum";
+  if (strcmp(agg, mine) != 0)
+    return lmn_errf(err, "%s: checkpoint aggregates with '%s' but network '%s' uses '%s'", path, agg, d->name,
+                    mine);
+  return 0;
+}
+
+static int parse_run(const lmn_st *f, const char *path, lmn_ckpt_state *st, lmn_err *err) {
+  const char *data = need_meta(f, "data_state", path, err), *rng = need_meta(f, "rng_state", path, err);
+  const char *batch = need_meta(f, "batch", path, err), *seq = need_meta(f, "seq_len", path, err);
+  const char *seed = need_meta(f, "seed", path, err), *config = lmn_st_meta(f, "config");
+  if (!data || !rng || !batch || !seq || !seed) return -1;
+  if (lmn_hex_decode(data, &st->data, sizeof st->data) || st->data.split > LMN_SPLIT_VAL ||
+      st->data.order > LMN_ORDER_SEQUENTIAL)
+    return lmn_errf(err, "%s: checkpoint metadata 'data_state' is not a valid data stream state", path);
+  if (lmn_hex_decode(rng, &st->rng, sizeof st->rng))
+    return lmn_errf(err, "%s: checkpoint metadata 'rng_state' is not %zu hex-encoded bytes", path, sizeof st->rng);
+  if (parse_long(batch, 1, LONG_MAX, &st->batch) || parse_long(seq, 1, LONG_MAX, &st->seq_len) ||
+      parse_u64(seed, &st->seed))
+    return lmn_errf(err, "%s: checkpoint metadata 'batch', 'seq_len' or 'seed' is not a valid number", path);
+  snprintf(st->config, sizeof st->config, "%s", config ? config : "");
+  st->has_run = 1;
+  return 0;
+}
+
+static int parse_state(const lmn_st *f, const char *path, lmn_ckpt_state *st, long *opt_step, lmn_err *err) {
+  memset(st, 0, sizeof *st);
+  const char *step = need_meta(f, "step", path, err), *ostep = need_meta(f, "optimizer_step", path, err);
+  if (!step || !ostep) return -1;
+  if (parse_long(step, 0, LONG_MAX, &st->step))
+    return lmn_errf(err, "%s: checkpoint metadata 'step' is '%s', not a step count", path, step);
+  if (parse_long(ostep, 0, INT_MAX, opt_step))
+    return lmn_errf(err, "%s: checkpoint metadata 'optimizer_step' is '%s', not a step count", path, ostep);
+  return lmn_st_meta(f, "data_state") ? parse_run(f, path, st, err) : 0;
+}
+
+static void format_shape(char *buf, size_t cap, uint32_t nd, const int64_t *shape) {
+  size_t k = (size_t)snprintf(buf, cap, "[");
+  for (uint32_t j = 0; j < nd && k < cap; j++)
+    k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, j ? ", " : "", shape[j]);
+  if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+/* One expected tensor: present, loadable as f32, of the parameter's shape. */
+static int check_tensor(const lmn_st *f, const lmn_net_desc *d, const lmn_param_info *p, const char *name,
+                        const char *path, lmn_err *err) {
+  const lmn_st_tensor *t = lmn_st_find(f, name);
+  if (!t) return lmn_errf(err, "%s: tensor '%s' is missing (network '%s' has it)", path, name, d->name);
+  if (t->dtype == LMN_ST_OTHER)
+    return lmn_errf(err, "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", path, name, t->dtype_name);
+  int64_t shape[2];
+  uint32_t nd = param_shape(p, shape);
+  int same = t->n_dims == nd;
+  for (uint32_t j = 0; same && j < nd; j++) same = t->shape[j] == shape[j];
+  if (same) return 0;
+  char got[160], want[64];
+  format_shape(got, sizeof got, t->n_dims, t->shape);
+  format_shape(want, sizeof want, nd, shape);
+  return lmn_errf(err, "%s: tensor '%s' has shape %s but network '%s' expects %s", path, name, got, d->name, want);
+}
+
+/* The parameter a checkpoint tensor name belongs to (moments too), or NULL. */
+static const lmn_param_info *owner_of(const lmn_net_desc *d, const char *name) {
+  int moment = (name[0] == 'm' || name[0] == 'v') && name[1] == '.';
+  for (int pass = 0; pass < 1 + moment; pass++) {
+    const char *base = pass ? name + 2 : name;
+    for (int i = 0; i < d->n_params; i++) {
+      const lmn_param_info *p = &d->params[i];
+      if (strcmp(p->name, base) == 0 && (pass ? p->trainable : param_saved(p))) return p;
+    }
+  }
+  return NULL;
+}
+
+static int check_tensors(const lmn_st *f, const lmn_net_desc *d, const char *path, lmn_err *err) {
+  static const char *const prefixes[3] = {"", "m.", "v."};
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < d->n_params; i++) {
+      const lmn_param_info *p = &d->params[i];
+      if (k == 0 ? !param_saved(p) : !p->trainable) continue;
+      char *name = prefixed(prefixes[k], p->name);
+      if (!name) return lmn_errf(err, "%s: out of memory", path);
+      int rc = check_tensor(f, d, p, name, path, err);
+      free(name);
+      if (rc) return -1;
+    }
+  for (size_t i = 0; i < lmn_st_n_tensors(f); i++) {
+    const lmn_st_tensor *t = lmn_st_tensor_at(f, i);
+    if (!owner_of(d, t->name))
+      return lmn_errf(err, "%s: tensor '%s' is not a saved tensor of network '%s'", path, t->name, d->name);
+  }
+  return 0;
+}
+
+static int load_tensors(const lmn_st *f, lmn_net *net, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  static const char *const prefixes[3] = {"", "m.", "v."};
+  float *bufs[3] = {net->params, net->m, net->v};
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < d->n_params; i++) {
+      const lmn_param_info *p = &d->params[i];
+      if (k == 0 ? !param_saved(p) : !p->trainable) continue;
+      int64_t shape[2];
+      uint32_t nd = param_shape(p, shape);
+      char *name = prefixed(prefixes[k], p->name);
+      int rc = name ? lmn_st_load_f32(f, name, nd, shape, bufs[k] + p->offset, err) : lmn_errf(err, "out of memory");
+      free(name);
+      if (rc) return -1;
+    }
+  return 0;
+}
+
+int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err) {
+  lmn_st *f = NULL;
+  if (lmn_st_open(path, LMN_ST_READ, &f, err)) return -1;
+  lmn_ckpt_state tmp;
+  long opt_step = 0;
+  int rc = check_identity(f, net->desc, path, err) || parse_state(f, path, &tmp, &opt_step, err) ||
+                   check_tensors(f, net->desc, path, err)
+               ? -1
+               : 0;
+  if (!rc && load_tensors(f, net, err)) {
+    char m[sizeof err->msg];
+    snprintf(m, sizeof m, "%s", err ? err->msg : "");
+    rc = lmn_errf(err, "%s: %s", path, m);
+  }
+  lmn_st_close(f);
+  if (rc) return -1;
+  net->step = opt_step;
+  if (st) *st = tmp;
+  return 0;
+}
+
+int lmn_checkpoint_load(lmn_net *net, const char *path, lmn_err *err) {
+  return lmn_checkpoint_load_state(net, path, NULL, err);
+}
+
+/* ---- checkpoint directories ---------------------------------------------------------------------- */
+
+/* The step of a file name "step-<digits>.safetensors" spelt as lmn_checkpoint_path spells it, or -1. */
+static long parse_step_name(const char *name) {
+  const char *pre = "step-", *suf = ".safetensors";
+  size_t n = strlen(name), np = strlen(pre), ns = strlen(suf);
+  if (n <= np + ns || strncmp(name, pre, np) != 0 || strcmp(name + n - ns, suf) != 0) return -1;
+  long step = 0;
+  for (size_t i = np; i < n - ns; i++) {
+    if (!isdigit((unsigned char)name[i]) || step > (LONG_MAX - 9) / 10) return -1;
+    step = step * 10 + (name[i] - '0');
+  }
+  char canon[64];
+  snprintf(canon, sizeof canon, "step-%06ld.safetensors", step);
+  return strcmp(canon, name) == 0 ? step : -1;
+}
+
+int lmn_checkpoint_path(const char *dir, long step, char *buf, size_t cap, lmn_err *err) {
+  int n = snprintf(buf, cap, "%s/step-%06ld.safetensors", dir, step);
+  if (n < 0 || (size_t)n >= cap) return lmn_errf(err, "%s: checkpoint path too long", dir);
+  return 0;
+}
+
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
+int lmn_checkpoint_list(const char *dir, long **steps, size_t *n, lmn_err *err) {
+  *steps = NULL;
+  *n = 0;
+  DIR *dh = opendir(dir);
+  if (!dh) return errno == ENOENT ? 0 : lmn_errf(err, "%s: cannot open the checkpoint directory: %s", dir, strerror(errno));
+  size_t cap = 0;
+  struct dirent *e;
+  while ((e = readdir(dh)) != NULL) {
+    long s = parse_step_name(e->d_name);
+    if (s < 0) continue;
+    if (*n == cap) {
+      size_t nc = cap ? 2 * cap : 16;
+      long *g = realloc(*steps, nc * sizeof *g);
+      if (!g) {
+        closedir(dh);
+        free(*steps);
+        *steps = NULL;
+        *n = 0;
+        return lmn_errf(err, "%s: out of memory listing checkpoints", dir);
+      }
+      *steps = g;
+      cap = nc;
+    }
+    (*steps)[(*n)++] = s;
+  }
+  closedir(dh);
+  if (*n) qsort(*steps, *n, sizeof **steps, cmp_long);
+  return 0;
+}
+
+static int is_file(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The step `dir/latest` names when it is valid and its file exists, or -1. */
+static long read_latest(const char *dir) {
+  char path[LMN_CKPT_PATH_MAX], name[256];
+  if (snprintf(path, sizeof path, "%s/latest", dir) >= (int)sizeof path) return -1;
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  size_t len = fread(name, 1, sizeof name - 1, f);
+  fclose(f);
+  name[len] = '\0';
+  while (len && isspace((unsigned char)name[len - 1])) name[--len] = '\0';
+  long step = parse_step_name(name);
+  char file[LMN_CKPT_PATH_MAX];
+  return step < 0 || lmn_checkpoint_path(dir, step, file, sizeof file, NULL) || !is_file(file) ? -1 : step;
+}
+
+int lmn_checkpoint_latest(const char *dir, char *path, size_t cap, long *step, lmn_err *err) {
+  long s = read_latest(dir);
+  if (s < 0) {
+    long *steps;
+    size_t n;
+    if (lmn_checkpoint_list(dir, &steps, &n, err)) return -1;
+    for (size_t i = n; i-- > 0 && s < 0;) {
+      char file[LMN_CKPT_PATH_MAX];
+      if (!lmn_checkpoint_path(dir, steps[i], file, sizeof file, NULL) && is_file(file)) s = steps[i];
+    }
+    free(steps);
+    if (s < 0) return 0;
+  }
+  if (lmn_checkpoint_path(dir, s, path, cap, err)) return -1;
+  if (step) *step = s;
+  return 1;
+}
+
+int lmn_checkpoint_mkdir(const char *dir, lmn_err *err) {
+  char buf[LMN_CKPT_PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return lmn_errf(err, "%s: path too long", dir);
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char c = *p;
+    *p = '\0';
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return lmn_errf(err, "%s: cannot create the directory: %s", buf, strerror(errno));
+    *p = c;
+    if (!c) break;
+  }
+  struct stat sb;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return lmn_errf(err, "%s: not a directory", dir);
+  return 0;
+}
+
+static int emit_text(FILE *f, const void *ctx, lmn_err *err) {
+  const char *s = ctx;
+  return fputs(s, f) < 0 ? lmn_errf(err, "write failed: %s", strerror(errno)) : 0;
+}
+
+int lmn_checkpoint_write_latest(const char *dir, long step, lmn_err *err) {
+  char path[LMN_CKPT_PATH_MAX], line[64];
+  if (snprintf(path, sizeof path, "%s/latest", dir) >= (int)sizeof path)
+    return lmn_errf(err, "%s: path too long", dir);
+  snprintf(line, sizeof line, "step-%06ld.safetensors\n", step);
+  if (lmn_write_atomic(path, emit_text, line, err) == 0) return 0;
+  if (err && strncmp(err->msg, path, strlen(path)) != 0) {
+    char m[sizeof err->msg];
+    snprintf(m, sizeof m, "%s", err->msg);
+    lmn_errf(err, "%s: %s", path, m);
+  }
+  return -1;
+}
+
+int lmn_checkpoint_prune(const char *dir, long keep, long upto, lmn_err *err) {
+  if (keep <= 0) return 0;
+  long *steps;
+  size_t n, mine = 0;
+  if (lmn_checkpoint_list(dir, &steps, &n, err)) return -1;
+  while (mine < n && steps[mine] <= upto) mine++;
+  int rc = 0;
+  for (size_t i = 0; mine > (size_t)keep && i < mine - (size_t)keep; i++) {
+    char file[LMN_CKPT_PATH_MAX];
+    if (lmn_checkpoint_path(dir, steps[i], file, sizeof file, err)) rc = -1;
+    else if (unlink(file) != 0 && errno != ENOENT) rc = lmn_errf(err, "%s: cannot delete: %s", file, strerror(errno));
+  }
+  free(steps);
+  return rc;
+}

@@ -1,0 +1,403 @@
+/* driver.c: lmn_main, the command line of every compiled network: option parsing and usage, and the
+ * `info`, `train`, `eval` and `generate` subcommands on top of lmn_train, lmn_eval_loss, the checkpoint
+ * functions and lmn_generate_stream. */
+#include "driver.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "progress.h"
+
+/* ---- options ------------------------------------------------------------------------------------- */
+
+typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_GENERATE, CMD_COUNT } cmd;
+static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "generate"};
+
+typedef struct args {
+  const char *config, *ckpt, *prompt;
+  long resume, stop_at, n, top_k, batch, seq, threads;
+  double temperature, top_p;
+  uint64_t seed;
+} args;
+
+typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_LONG, OPT_DOUBLE, OPT_U64 } opt_kind;
+
+typedef struct opt {
+  const char *name; /* long name without "--" */
+  char short_name;  /* or 0 */
+  opt_kind kind;
+  size_t offset; /* into args */
+  double lo, hi; /* range of numbers */
+  unsigned cmds; /* bit per cmd */
+} opt;
+
+#define BIT(c) (1u << (c))
+#define OFF(f) offsetof(args, f)
+static const opt opts[] = {
+    {"config", 'c', OPT_STR, OFF(config), 0, 0, BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE)},
+    {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
+    {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
+    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE)},
+    {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
+    {"tokens", 'n', OPT_LONG, OFF(n), 0, 1 << 30, BIT(CMD_GENERATE)},
+    {"temperature", 't', OPT_DOUBLE, OFF(temperature), 0, 1e6, BIT(CMD_GENERATE)},
+    {"top-k", 'k', OPT_LONG, OFF(top_k), 0, 1 << 30, BIT(CMD_GENERATE)},
+    {"top-p", 0, OPT_DOUBLE, OFF(top_p), 0, 1, BIT(CMD_GENERATE)},
+    {"seed", 's', OPT_U64, OFF(seed), 0, 0, BIT(CMD_GENERATE)},
+    {"threads", 0, OPT_LONG, OFF(threads), 0, 4096, BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_GENERATE)},
+    {"batch", 'b', OPT_LONG, OFF(batch), 1, 1 << 20, BIT(CMD_INFO)},
+    {"seq", 0, OPT_LONG, OFF(seq), 1, 1 << 24, BIT(CMD_INFO)},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
+  fprintf(f,
+          "usage: %s <command> [options]        network '%s' compiled from %s\n"
+          "commands:\n"
+          "  info      [--batch B] [--seq T] [--threads N]\n"
+          "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n"
+          "  train     -c CONFIG.yaml [--resume] [--stop-at STEP]\n"
+          "            train as the YAML config says; --resume continues from the newest checkpoint of\n"
+          "            checkpoint.dir; --stop-at ends (with a checkpoint) after STEP of the config's steps\n"
+          "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
+          "            validation loss and perplexity of PATH (default: the config's newest checkpoint)\n"
+          "  generate  -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+          "            [--ckpt PATH | -c CONFIG.yaml] [--threads N]\n"
+          "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
+          "            T 0 is greedy; weights from PATH or the config's newest checkpoint\n"
+          "exit status: 0 success, 1 failure, 2 usage error\n",
+          prog, d->name, d->source ? d->source : "?");
+}
+
+static int usage_error(const char *prog, const lmn_net_desc *d, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int usage_error(const char *prog, const lmn_net_desc *d, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: error: ", prog);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  usage(stderr, prog, d);
+  return 2;
+}
+
+static const opt *find_opt(const char *arg, cmd c, const char **value) {
+  *value = NULL;
+  for (size_t i = 0; i < N_OPTS; i++) {
+    const opt *o = &opts[i];
+    if (!(o->cmds & BIT(c))) continue;
+    if (arg[1] == '-') {
+      size_t n = strlen(o->name);
+      if (strncmp(arg + 2, o->name, n) != 0 || (arg[2 + n] && arg[2 + n] != '=')) continue;
+      if (arg[2 + n] == '=') *value = arg + 3 + n;
+      return o;
+    }
+    if (o->short_name && arg[1] == o->short_name && arg[2] == '\0') return o;
+  }
+  return NULL;
+}
+
+/* Parses a number option's value into args; 0 or -1 (bad value). */
+static int set_number(const opt *o, const char *v, args *a) {
+  char *end;
+  errno = 0;
+  if (!*v || (o->kind != OPT_DOUBLE && *v == '-')) return -1;
+  if (o->kind == OPT_U64) {
+    unsigned long long u = strtoull(v, &end, 10);
+    if (errno || *end) return -1;
+    *(uint64_t *)((char *)a + o->offset) = (uint64_t)u;
+    return 0;
+  }
+  double x = o->kind == OPT_LONG ? (double)strtol(v, &end, 10) : strtod(v, &end);
+  if (errno || *end || !(x >= o->lo && x <= o->hi)) return -1;
+  if (o->kind == OPT_LONG) *(long *)((char *)a + o->offset) = (long)x;
+  else *(double *)((char *)a + o->offset) = x;
+  return 0;
+}
+
+static const char *range_text(const opt *o, char *buf, size_t cap) {
+  if (o->kind == OPT_U64) return "an unsigned whole number";
+  snprintf(buf, cap, "%s in [%g, %g]", o->kind == OPT_LONG ? "a whole number" : "a number", o->lo, o->hi);
+  return buf;
+}
+
+/* Fills a from argv[2..]; returns 0, or an exit status (2 usage error, 0 after --help). */
+static int parse_args(int argc, char **argv, cmd c, args *a, const lmn_net_desc *d, int *done) {
+  const char *prog = argv[0];
+  *done = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *arg = argv[i], *v;
+    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return *done = 1, usage(stdout, prog, d), 0;
+    const opt *o = arg[0] == '-' && arg[1] ? find_opt(arg, c, &v) : NULL;
+    if (!o && arg[0] == '-' && arg[1]) return *done = 1, usage_error(prog, d, "unknown option '%s' for '%s'", arg, cmd_names[c]);
+    if (!o) return *done = 1, usage_error(prog, d, "unexpected argument '%s' for '%s'", arg, cmd_names[c]);
+    if (o->kind == OPT_FLAG) {
+      if (v) return *done = 1, usage_error(prog, d, "option '%s' takes no value", arg);
+      *(long *)((char *)a + o->offset) = 1;
+      continue;
+    }
+    if (!v && i + 1 >= argc) return *done = 1, usage_error(prog, d, "option '%s' needs a value", arg);
+    if (!v) v = argv[++i];
+    if (o->kind == OPT_STR) {
+      *(const char **)((char *)a + o->offset) = v;
+    } else if (set_number(o, v, a)) {
+      char buf[96];
+      return *done = 1, usage_error(prog, d, "option '%s': '%s' is not %s", arg, v, range_text(o, buf, sizeof buf));
+    }
+  }
+  return 0;
+}
+
+/* ---- info ---------------------------------------------------------------------------------------- */
+
+static size_t count_of(const lmn_param_info *p) { return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1); }
+
+/* "12.3 M" style: value with k/M/G/T/P. */
+static void si(double v, const char *unit, char *buf, size_t cap) {
+  static const char *const pre[] = {"", "k", "M", "G", "T", "P", "E"};
+  int k = 0;
+  while (fabs(v) >= 1000.0 && k < 6) v /= 1000.0, k++;
+  snprintf(buf, cap, "%.3g %s%s", v, pre[k], unit);
+}
+
+static void bytes_text(double b, char *buf, size_t cap) {
+  if (b < 1024.0 * 1024.0) snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+  else if (b < 1024.0 * 1024.0 * 1024.0) snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
+  else snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
+}
+
+static void info_params(const lmn_net_desc *d) {
+  size_t total = 0, train = 0, file = 0;
+  for (int i = 0; i < d->n_params; i++) {
+    total += count_of(&d->params[i]);
+    if (d->params[i].trainable) train += count_of(&d->params[i]);
+    else if (d->params[i].from_file) file += count_of(&d->params[i]);
+  }
+  char t[32], tr[32], fr[32], fi[32];
+  lmn_format_thousands((long long)total, t, sizeof t);
+  lmn_format_thousands((long long)train, tr, sizeof tr);
+  lmn_format_thousands((long long)(total - train), fr, sizeof fr);
+  lmn_format_thousands((long long)file, fi, sizeof fi);
+  printf("parameters: %s total | %s trainable | %s frozen (%s from model files)\n", t, tr, fr, fi);
+}
+
+static void info_cost(const lmn_net_desc *d, long B, long T, int threads) {
+  double b = (double)B, t = (double)T, tok = b * t;
+  double fwd = (d->fwd_bt * tok + d->fwd_btt * tok * t + d->fwd_b * b) / tok;
+  double trn = (d->flops_bt * tok + d->flops_btt * tok * t + d->flops_b * b) / tok;
+  char f1[32], f2[32], m1[32], m2[32], m3[32];
+  si(fwd, "FLOP", f1, sizeof f1);
+  si(trn, "FLOP", f2, sizeof f2);
+  printf("FLOPs per token at batch %ld x %ld: forward %s | training step (forward + backward) %s\n", B, T, f1, f2);
+  bytes_text(4.0 * (double)d->n_floats, m1, sizeof m1);
+  bytes_text(12.0 * (double)d->n_train, m2, sizeof m2);
+  bytes_text(4.0 * (double)(d->arena_floats ? d->arena_floats((int)B, (int)T, threads) : 0), m3, sizeof m3);
+  printf("memory at batch %ld x %ld on %d threads: parameters %s | gradients + AdamW moments %s | activations %s\n",
+         B, T, threads, m1, m2, m3);
+}
+
+static const char *init_name(const lmn_param_info *p) {
+  if (p->from_file) return "model file";
+  return p->init == LMN_INIT_ZERO ? "init zero" : p->init == LMN_INIT_ONE ? "init one" : "init normal";
+}
+
+static void info_table(const lmn_net_desc *d) {
+  int w = 6;
+  for (int i = 0; i < d->n_params; i++) {
+    int n = (int)strlen(d->params[i].name);
+    if (n > w) w = n;
+  }
+  printf("%-*s  %-14s %12s  %-9s  %-11s  %s\n", w, "tensor", "shape", "parameters", "kind", "source", "owner");
+  for (int i = 0; i < d->n_params; i++) {
+    const lmn_param_info *p = &d->params[i];
+    char shape[48], cnt[32], owner[96];
+    if (p->cols) snprintf(shape, sizeof shape, "[%ld, %ld]", p->rows, p->cols);
+    else snprintf(shape, sizeof shape, "[%ld]", p->rows);
+    lmn_format_thousands((long long)count_of(p), cnt, sizeof cnt);
+    if (p->edge >= 0) snprintf(owner, sizeof owner, "%s (edge %d)", p->owner ? p->owner : "?", p->edge);
+    else snprintf(owner, sizeof owner, "%s", p->owner ? p->owner : "-");
+    printf("%-*s  %-14s %12s  %-9s  %-11s  %s\n", w, p->name, shape, cnt, p->trainable ? "trainable" : "frozen",
+           init_name(p), owner);
+  }
+}
+
+static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
+  long B = a->batch ? a->batch : 8, T = a->seq ? a->seq : 128;
+  if (T > d->ctx) return usage_error(prog, d, "--seq %ld is too long: the network's context is %d", T, d->ctx);
+  int threads = lmn_threads_resolve(a->threads);
+  printf("network %s (from %s) | hash %016" PRIx64 " | aggregate %s\n", d->name, d->source ? d->source : "?", d->hash,
+         d->aggregate_mean ? "mean" : "sum");
+  if (d->classes > 0) printf("vocabulary %d | %d classes | context %d\n", d->vocab, d->classes, d->ctx);
+  else printf("vocabulary %d | context %d\n", d->vocab, d->ctx);
+  info_params(d);
+  info_cost(d, B, T, threads);
+  info_table(d);
+  return 0;
+}
+
+/* ---- train and eval ------------------------------------------------------------------------------ */
+
+static int fail(const lmn_err *err) {
+  fprintf(stderr, "%s\n", err->msg);
+  return 1;
+}
+
+static int cmd_train(const lmn_net_desc *d, const args *a) {
+  lmn_train_opts o = {.config = a->config, .resume = (int)a->resume, .stop_at = a->stop_at, .log = stdout};
+  lmn_err err = {{0}};
+  return lmn_train(d, &o, &err) ? fail(&err) : 0;
+}
+
+/* The weights to use: --ckpt, else the config's newest checkpoint (when a config is given), else none. */
+static int pick_ckpt(const args *a, const lmn_train_config *cfg, char *path, size_t cap, lmn_err *err) {
+  path[0] = '\0';
+  if (a->ckpt) {
+    if (snprintf(path, cap, "%s", a->ckpt) >= (int)cap) return lmn_errf(err, "%s: path too long", a->ckpt);
+    return 0;
+  }
+  if (!cfg || !cfg->checkpoint.dir) return 0;
+  int found = lmn_checkpoint_latest(cfg->checkpoint.dir, path, cap, NULL, err);
+  if (found < 0) return -1;
+  if (!found) path[0] = '\0';
+  return 0;
+}
+
+static int load_weights(lmn_net *net, const char *path, lmn_err *err) {
+  if (!path[0]) {
+    fprintf(stderr, "note: no checkpoint: using the seeded initialisation of '%s'\n", net->desc->name);
+    return 0;
+  }
+  return lmn_checkpoint_load(net, path, err);
+}
+
+static int bytes_network(const lmn_net_desc *d, const char *what, lmn_err *err) {
+  if (d->classes > 0 && !strcmp(what, "generation"))
+    return lmn_errf(err, "%s: generation is not available for a classification network (%d classes)", d->name,
+                    d->classes);
+  if (d->classes > 0)
+    return lmn_errf(err, "%s: %s of a classifier (%d classes) needs labelled data, which is not read yet", d->name,
+                    what, d->classes);
+  if (d->vocab != 256)
+    return lmn_errf(err, "%s: %s with a vocabulary of %d tokens needs the model's tokenizer, which the runtime "
+                    "cannot load yet (raw-byte networks, vocab 256, can)", d->name, what, d->vocab);
+  return 0;
+}
+
+static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net, lmn_data *data,
+                    lmn_err *err) {
+  if (lmn_config_load(a->config, cfg, err) || bytes_network(d, "evaluation", err)) return -1;
+  int threads = lmn_threads_resolve(a->threads ? a->threads : cfg->threads);
+  openblas_set_num_threads(threads);
+  char path[LMN_CKPT_PATH_MAX];
+  if (lmn_net_create(net, d, (int)cfg->batch, (int)cfg->seq_len, threads, cfg->seed, err)) {
+    char m[sizeof err->msg];
+    snprintf(m, sizeof m, "%s", err->msg);
+    return lmn_errf(err, "%s: %s", cfg->path, m);
+  }
+  if (pick_ckpt(a, cfg, path, sizeof path, err) || load_weights(*net, path, err)) return -1;
+  lmn_tokenizer tok;
+  lmn_tokenizer_init_bytes(&tok);
+  lmn_data_opts o;
+  lmn_data_opts_from_config(&o, cfg, &tok);
+  if (lmn_data_open(data, &o, err)) return -1;
+  double loss;
+  if (lmn_eval_loss(*net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &loss, err)) return -1;
+  printf("val loss %.4f | ppl %.2f | %ld batches of %ld x %ld | %s", loss, loss < 700 ? exp(loss) : INFINITY,
+         cfg->eval.batches, cfg->batch, cfg->seq_len, path[0] ? path : "seeded initialisation");
+  if (path[0]) printf(" (step %ld)", (*net)->step);
+  printf("\n");
+  return 0;
+}
+
+static int cmd_eval(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->config) return usage_error(prog, d, "'eval' needs -c CONFIG.yaml");
+  lmn_train_config cfg;
+  lmn_net *net = NULL;
+  lmn_data data = {0};
+  lmn_err err = {{0}};
+  int rc = eval_run(d, a, &cfg, &net, &data, &err);
+  lmn_data_close(&data);
+  lmn_net_destroy(net);
+  lmn_config_free(&cfg);
+  return rc ? fail(&err) : 0;
+}
+
+/* ---- generate ------------------------------------------------------------------------------------ */
+
+static int print_token(void *ctx, int32_t id, const char *bytes, size_t len) {
+  (void)ctx, (void)id;
+  if (len) fwrite(bytes, 1, len, stdout);
+  fflush(stdout);
+  return 0;
+}
+
+static int gen_setup(const lmn_net_desc *d, const args *a, lmn_net **net, lmn_err *err) {
+  lmn_train_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  int has_cfg = a->config != NULL;
+  if (has_cfg && lmn_config_load(a->config, &cfg, err)) return -1;
+  int threads = lmn_threads_resolve(a->threads ? a->threads : has_cfg ? cfg.threads : 0);
+  openblas_set_num_threads(threads);
+  char path[LMN_CKPT_PATH_MAX];
+  int rc = lmn_net_create(net, d, 1, 1, threads, has_cfg ? cfg.seed : 1337, err) ||
+                   pick_ckpt(a, has_cfg ? &cfg : NULL, path, sizeof path, err) || load_weights(*net, path, err)
+               ? -1
+               : 0;
+  lmn_config_free(&cfg);
+  return rc;
+}
+
+static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->prompt) return usage_error(prog, d, "'generate' needs -p TEXT");
+  if (a->ckpt && a->config) return usage_error(prog, d, "give --ckpt or -c, not both");
+  lmn_err err = {{0}};
+  if (bytes_network(d, "generation", &err)) return fail(&err);
+  lmn_net *net = NULL;
+  lmn_tokenizer tok;
+  lmn_tokenizer_init_bytes(&tok);
+  lmn_sample_opts so = {(float)a->temperature, (int)a->top_k, (float)a->top_p};
+  lmn_gen_stats st;
+  int rc = gen_setup(d, a, &net, &err);
+  if (!rc) {
+    fputs(a->prompt, stdout);
+    rc = lmn_generate_stream(net, &tok, a->prompt, strlen(a->prompt), (int)a->n, &so, a->seed, print_token, NULL,
+                             &st, &err);
+  }
+  lmn_net_destroy(net);
+  lmn_tokenizer_free(&tok);
+  if (rc) return fail(&err);
+  double tps = st.decode_s > 0 ? st.tokens / st.decode_s : 0;
+  fprintf(stderr, "\n[prompt %d tokens in %.1f ms | %d tokens at %.1f tok/s%s]\n", st.prompt_tokens,
+          1e3 * st.prefill_s, st.tokens, tps, st.stopped_ctx ? " | stopped at the context length" : "");
+  return 0;
+}
+
+/* ---- main ---------------------------------------------------------------------------------------- */
+
+int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
+  const char *prog = argc > 0 && argv[0] ? argv[0] : desc->name;
+  char *fake[1] = {(char *)prog};
+  if (argc < 1) argc = 1, argv = fake;
+  if (argc < 2) return usage_error(prog, desc, "no command given");
+  const char *name = argv[1];
+  if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) return usage(stdout, prog, desc), 0;
+  int c = 0;
+  while (c < CMD_COUNT && strcmp(name, cmd_names[c]) != 0) c++;
+  if (c == CMD_COUNT) return usage_error(prog, desc, "unknown command '%s'", name);
+  args a = {.n = 256, .temperature = 0.8, .top_k = 40, .top_p = 0.95, .seed = 1337};
+  int done, rc = parse_args(argc, argv, (cmd)c, &a, desc, &done);
+  if (done) return rc;
+  switch ((cmd)c) {
+  case CMD_INFO: return cmd_info(prog, desc, &a);
+  case CMD_TRAIN: return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
+  case CMD_EVAL: return cmd_eval(prog, desc, &a);
+  default: return cmd_generate(prog, desc, &a);
+  }
+}

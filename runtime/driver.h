@@ -1,0 +1,60 @@
+/* driver.h: the generic half of a compiled network's executable and its embedding API. The generated
+ * main.c is `return lmn_main(argc, argv, &NAME_desc);`, which gives every network the command line
+ *   NAME info [--batch B] [--seq T] [--threads N]
+ *   NAME train -c CONFIG.yaml [--resume] [--stop-at STEP]
+ *   NAME eval -c CONFIG.yaml [--ckpt PATH]
+ *   NAME generate -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ckpt PATH]
+ *                 [-c CONFIG.yaml] [--threads N]
+ * Exit status: 0 success, 1 failure (the message names the file and the cause), 2 usage error.
+ * The training loop, evaluation, checkpoints and generation are also callable from C: lmn_train,
+ * lmn_evaluate, and (checkpoint.h, generate.h) lmn_checkpoint_save/load and lmn_generate. */
+#ifndef LMN_DRIVER_H
+#define LMN_DRIVER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "checkpoint.h"
+#include "config.h"
+#include "generate.h"
+#include "lmn_error.h"
+#include "net.h"
+#include "sample.h"
+#include "tokenizer.h"
+
+/* The command line of a compiled network; returns the process exit status. */
+int lmn_main(int argc, char **argv, const lmn_net_desc *desc);
+
+/* What one training run reports as it goes (every callback may be NULL). */
+typedef struct lmn_train_hooks {
+  void *ctx;
+  /* after optimizer step `step` (1-based) with the batch loss, the learning rate and the gradient norm */
+  void (*on_step)(void *ctx, long step, float loss, double lr, double grad_norm);
+  /* after each validation, at step `step` */
+  void (*on_eval)(void *ctx, long step, double val_loss);
+} lmn_train_hooks;
+
+typedef struct lmn_train_opts {
+  const char *config;    /* the YAML file */
+  int resume;            /* continue from the newest checkpoint of checkpoint.dir */
+  long stop_at;          /* > 0: stop after this step (with a checkpoint), as if interrupted; the schedule
+                            still runs over the config's steps */
+  FILE *log;             /* progress lines and notes; NULL: quiet */
+  lmn_train_hooks hooks;
+} lmn_train_opts;
+
+/* Trains desc's network as the config says: stages, AdamW with schedule and clipping, progress lines,
+ * periodic validation and checkpoints (see checkpoint.h). A checkpoint directory that already holds
+ * checkpoints needs resume. A NaN or infinite loss or gradient norm stops the run with an error naming the
+ * step, and no checkpoint is written after it. Returns 0 or -1 with err set; config errors read
+ * "file:line:col: error: ...". */
+int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err);
+
+/* Mean validation loss of net over `batches` sequential batches of B x T from the start of the validation
+ * split (forward without training). */
+int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss, lmn_err *err);
+
+/* The resolved thread count of a config or option value (0 = every online core). */
+int lmn_threads_resolve(long threads);
+
+#endif

@@ -1,0 +1,327 @@
+/* train.c: the training loop behind `NAME train` (lmn_train): config, network, data, stage selection,
+ * AdamW steps on the config's schedule, progress lines with MFU, periodic validation, rotating atomic
+ * checkpoints and exact resumption; and the validation loss that `NAME eval` shares (lmn_eval_loss). */
+#include <cblas.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blasrate.h"
+#include "driver.h"
+#include "progress.h"
+
+#define LMN_RUN_STREAM 0x72756eULL /* "run": the stream of the run's own generator */
+
+int lmn_threads_resolve(long threads) {
+  if (threads > 0) return threads > 4096 ? 4096 : (int)threads;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 4096 ? 4096 : (int)n;
+}
+
+/* ---- validation ---------------------------------------------------------------------------------- */
+
+int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss, lmn_err *err) {
+  if (batches < 1 || B < 1 || T < 1 || B > net->B || T > net->T)
+    return lmn_errf(err, "%s: cannot evaluate %ld batches of %ld x %ld (planned for %d x %d)", net->desc->name,
+                    batches, B, T, net->B, net->T);
+  size_t n = (size_t)B * (size_t)T;
+  int32_t *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  int rc = x && y ? 0 : lmn_errf(err, "%s: out of memory for a validation batch", net->desc->name);
+  lmn_data_state st;
+  lmn_data_state_init(&st, LMN_SPLIT_VAL, LMN_ORDER_SEQUENTIAL, 0);
+  double sum = 0.0;
+  for (long i = 0; i < batches && !rc; i++) {
+    rc = lmn_data_next(data, &st, B, T, x, y, err);
+    if (!rc) sum += net->desc->forward(net, x, y, (int)B, (int)T, 0);
+  }
+  free(x);
+  free(y);
+  if (!rc) *loss = sum / (double)batches;
+  return rc;
+}
+
+/* ---- one run ------------------------------------------------------------------------------------- */
+
+typedef struct run {
+  const lmn_net_desc *d;
+  const lmn_train_opts *o;
+  lmn_train_config cfg;
+  lmn_tokenizer tok;
+  lmn_data data;
+  lmn_net *net;
+  int32_t *x, *y;
+  lmn_data_state stream; /* the training batches */
+  lmn_rng rng;           /* the run's own generator (saved and restored; for stochastic modules) */
+  long step;             /* steps completed */
+  long end;              /* this invocation stops after this step */
+  int stage;             /* selected stage, -1 before the first */
+  int threads;
+  lmn_progress prog;
+  char last_ckpt[LMN_CKPT_PATH_MAX]; /* newest checkpoint of this run, "" before the first */
+} run;
+
+static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const run *r, const char *fmt, ...) {
+  if (!r->o->log) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(r->o->log, fmt, ap);
+  va_end(ap);
+  fputc('\n', r->o->log);
+  fflush(r->o->log);
+}
+
+/* Prefixes err's message with the config file: "train.yaml: <message>". */
+static int cfg_err(const run *r, lmn_err *err) {
+  char m[sizeof err->msg];
+  snprintf(m, sizeof m, "%s", err ? err->msg : "");
+  return lmn_errf(err, "%s: %s", r->cfg.path, m);
+}
+
+static int check_network(const run *r, lmn_err *err) {
+  const lmn_net_desc *d = r->d;
+  if (d->classes > 0)
+    return lmn_errf(err, "%s: network '%s' is a classifier (%d classes): training it needs labelled data, which "
+                    "`train` does not read yet", r->cfg.path, d->name, d->classes);
+  if (d->vocab != 256)
+    return lmn_errf(err, "%s: network '%s' has a vocabulary of %d tokens and needs the model's tokenizer, which "
+                    "the runtime cannot load yet (raw-byte networks, vocab 256, can train)", r->cfg.path, d->name,
+                    d->vocab);
+  return 0;
+}
+
+static int select_stage(run *r, int i, lmn_err *err) {
+  const lmn_stage *s = &r->cfg.stages[i];
+  int names = s->train == LMN_TRAIN_NAMES;
+  return lmn_net_select(r->net, s->train == LMN_TRAIN_EDGES, names ? s->names : NULL, names ? s->n_names : 0, err);
+}
+
+static int stage_trains_something(const run *r) {
+  for (int i = 0; i < r->d->n_params; i++)
+    if (r->d->params[i].trainable && r->net->trainable_mask[i]) return 1;
+  return 0;
+}
+
+/* Every stage names existing groups and trains something: checked before the first step, not hours later. */
+static int check_stages(run *r, lmn_err *err) {
+  const lmn_train_config *c = &r->cfg;
+  for (int i = 0; i < c->n_stages; i++) {
+    const lmn_stage *s = &c->stages[i];
+    for (int k = 0; k < s->n_names; k++)
+      if (lmn_net_select(r->net, 0, &s->names[k], 1, err))
+        return lmn_errf(err, "%s:%d:%d: error: '%s' is not a trainable vertex, model or edge type of network '%s'",
+                        c->path, s->name_pos[k].line, s->name_pos[k].col, s->names[k], r->d->name);
+    if (select_stage(r, i, err)) return cfg_err(r, err);
+    if (!stage_trains_something(r)) {
+      const char *what = s->train == LMN_TRAIN_EDGES ? "edge tensors" : "tensors";
+      if (s->pos.line > 0)
+        return lmn_errf(err, "%s:%d:%d: error: stage %d trains nothing: network '%s' has no trainable %s", c->path,
+                        s->pos.line, s->pos.col, i + 1, r->d->name, what);
+      return lmn_errf(err, "%s: network '%s' has no trainable %s: nothing to train", c->path, r->d->name, what);
+    }
+  }
+  return 0;
+}
+
+static int open_data(run *r, lmn_err *err) {
+  lmn_tokenizer_init_bytes(&r->tok);
+  lmn_data_opts o;
+  lmn_data_opts_from_config(&o, &r->cfg, &r->tok);
+  if (lmn_data_open(&r->data, &o, err)) return -1;
+  size_t n = (size_t)r->cfg.batch * (size_t)r->cfg.seq_len;
+  r->x = malloc(n * sizeof *r->x);
+  r->y = malloc(n * sizeof *r->y);
+  return r->x && r->y ? 0 : lmn_errf(err, "%s: out of memory for a batch of %zu tokens", r->cfg.path, n);
+}
+
+static void warn_if_changed(const run *r, const lmn_ckpt_state *st) {
+  const lmn_train_config *c = &r->cfg;
+  if (st->batch == c->batch && st->seq_len == c->seq_len && st->seed == c->seed) return;
+  note(r,
+       "note: the checkpoint was trained with batch %ld x %ld, seed %" PRIu64 "; the config now says %ld x %ld, seed "
+       "%" PRIu64 ": the resumed run will not repeat an uninterrupted one",
+       st->batch, st->seq_len, st->seed, c->batch, c->seq_len, c->seed);
+}
+
+static int resume_from(run *r, lmn_err *err) {
+  const char *dir = r->cfg.checkpoint.dir;
+  char path[LMN_CKPT_PATH_MAX];
+  int found = lmn_checkpoint_latest(dir, path, sizeof path, NULL, err);
+  if (found < 0) return -1;
+  if (!found) return lmn_errf(err, "%s: no checkpoint to resume from (checkpoint.dir of %s)", dir, r->cfg.path);
+  lmn_ckpt_state st;
+  if (lmn_checkpoint_load_state(r->net, path, &st, err)) return -1;
+  if (!st.has_run)
+    return lmn_errf(err, "%s: the checkpoint has no training state (data position, RNG) to resume from", path);
+  if (st.data.split != LMN_SPLIT_TRAIN)
+    return lmn_errf(err, "%s: the checkpoint's data state is not a training stream", path);
+  if (st.step > r->cfg.steps)
+    return lmn_errf(err, "%s: the checkpoint is at step %ld but %s trains %ld steps", path, st.step, r->cfg.path,
+                    r->cfg.steps);
+  warn_if_changed(r, &st);
+  r->step = st.step;
+  r->stream = st.data;
+  r->rng = st.rng;
+  snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+  note(r, "resumed from %s at step %ld/%ld", path, r->step, r->cfg.steps);
+  return 0;
+}
+
+/* A fresh run must not mix its checkpoints with another run's. */
+static int check_fresh_dir(const run *r, lmn_err *err) {
+  long *steps;
+  size_t n;
+  if (lmn_checkpoint_list(r->cfg.checkpoint.dir, &steps, &n, err)) return -1;
+  long newest = n ? steps[n - 1] : -1;
+  free(steps);
+  if (!n) return 0;
+  return lmn_errf(err,
+                  "%s: already holds checkpoints (newest step-%06ld.safetensors); pass --resume to continue from "
+                  "it, or set another checkpoint.dir in %s",
+                  r->cfg.checkpoint.dir, newest, r->cfg.path);
+}
+
+static int start_state(run *r, lmn_err *err) {
+  lmn_data_state_init(&r->stream, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, r->cfg.seed);
+  lmn_rng_seed_stream(&r->rng, r->cfg.seed, LMN_RUN_STREAM);
+  r->step = 0;
+  if (r->o->resume ? resume_from(r, err) : check_fresh_dir(r, err)) return -1;
+  r->end = r->o->stop_at > 0 && r->o->stop_at < r->cfg.steps ? r->o->stop_at : r->cfg.steps;
+  return 0;
+}
+
+static int setup(run *r, lmn_err *err) {
+  if (lmn_config_load(r->o->config, &r->cfg, err) || check_network(r, err)) return -1;
+  r->threads = lmn_threads_resolve(r->cfg.threads);
+  openblas_set_num_threads(r->threads);
+  if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err))
+    return cfg_err(r, err);
+  if (check_stages(r, err) || open_data(r, err) || start_state(r, err)) return -1;
+  return 0;
+}
+
+static void run_free(run *r) {
+  lmn_net_destroy(r->net);
+  lmn_data_close(&r->data);
+  lmn_tokenizer_free(&r->tok);
+  lmn_config_free(&r->cfg);
+  free(r->x);
+  free(r->y);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------------ */
+
+static double flops_per_step(const lmn_net_desc *d, double B, double T) {
+  return d->flops_bt * B * T + d->flops_btt * B * T * T + d->flops_b * B;
+}
+
+static void start_progress(run *r) {
+  const lmn_train_config *c = &r->cfg;
+  double B = (double)c->batch, T = (double)c->seq_len;
+  double gflops = lmn_measure_sgemm_gflops(512, 3);
+  lmn_progress_init(&r->prog, c->steps, B * T, flops_per_step(r->d, B, T), gflops * 1e9);
+  char params[32];
+  lmn_format_thousands((long long)r->d->n_train, params, sizeof params);
+  note(r, "%s: %s trainable parameters | batch %ld x %ld | steps %ld..%ld of %ld | %d threads | sgemm %.1f GFLOP/s",
+       r->d->name, params, c->batch, c->seq_len, r->step + 1, r->end, c->steps, r->threads, gflops);
+}
+
+static int enter_stage(run *r, long s, lmn_err *err) {
+  long first;
+  int i = lmn_config_stage_at(&r->cfg, s, &first);
+  if (i == r->stage) return 0;
+  if (select_stage(r, i, err)) return cfg_err(r, err);
+  r->stage = i;
+  if (r->cfg.n_stages > 1) {
+    const lmn_stage *st = &r->cfg.stages[i];
+    note(r, "stage %d/%d (steps %ld..%ld): train %s", i + 1, r->cfg.n_stages, first + 1, first + st->steps,
+         st->train == LMN_TRAIN_ALL ? "all" : st->train == LMN_TRAIN_EDGES ? "edges" : "named groups");
+  }
+  return 0;
+}
+
+static int bad_value(const run *r, long step, const char *what, double v, lmn_err *err) {
+  const char *last = r->last_ckpt[0] ? r->last_ckpt : "none written";
+  return lmn_errf(err, "%s: step %ld: the %s is %s; stopping without writing a checkpoint (the last one: %s)",
+                  r->cfg.path, step, what, isnan(v) ? "NaN" : "infinite", last);
+}
+
+/* One optimizer step (0-based s); *loss receives the batch loss. */
+static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn_err *err) {
+  const lmn_train_config *c = &r->cfg;
+  int B = (int)c->batch, T = (int)c->seq_len;
+  if (enter_stage(r, s, err)) return -1;
+  if (lmn_data_next(&r->data, &r->stream, B, T, r->x, r->y, err)) return -1;
+  *lr = lmn_lr_at(c, s);
+  lmn_net_zero_grad(r->net);
+  *loss = r->d->forward(r->net, r->x, r->y, B, T, 1);
+  if (!isfinite(*loss)) return bad_value(r, s + 1, "loss", *loss, err);
+  r->d->backward(r->net, r->x, B, T);
+  *norm = lmn_net_update(r->net, (float)*lr, (float)c->optimizer.betas[0], (float)c->optimizer.betas[1],
+                         (float)c->optimizer.eps, (float)c->optimizer.weight_decay, (float)c->grad_clip);
+  if (!isfinite(*norm)) return bad_value(r, s + 1, "gradient norm", *norm, err);
+  r->step = s + 1;
+  return 0;
+}
+
+static int evaluate(run *r, lmn_err *err) {
+  double t0 = lmn_clock_s(), loss;
+  if (lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch, r->cfg.seq_len, &loss, err)) return -1;
+  if (r->o->log) lmn_progress_val(&r->prog, r->o->log, r->step, loss, lmn_clock_s() - t0);
+  if (r->o->hooks.on_eval) r->o->hooks.on_eval(r->o->hooks.ctx, r->step, loss);
+  return 0;
+}
+
+static int save(run *r, lmn_err *err) {
+  const lmn_train_config *c = &r->cfg;
+  const char *dir = c->checkpoint.dir;
+  char path[LMN_CKPT_PATH_MAX];
+  if (lmn_checkpoint_mkdir(dir, err) || lmn_checkpoint_path(dir, r->step, path, sizeof path, err)) return -1;
+  lmn_ckpt_state st = {.step = r->step, .has_run = 1, .data = r->stream, .rng = r->rng,
+                       .batch = c->batch, .seq_len = c->seq_len, .seed = c->seed};
+  snprintf(st.config, sizeof st.config, "%s", c->path);
+  if (lmn_checkpoint_save(r->net, path, &st, err) || lmn_checkpoint_write_latest(dir, r->step, err)) return -1;
+  snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+  lmn_err perr;
+  if (lmn_checkpoint_prune(dir, c->checkpoint.keep, r->step, &perr)) note(r, "warning: %s", perr.msg);
+  note(r, "checkpoint %s", path);
+  return 0;
+}
+
+static int due(long step, long every, long end) { return step == end || (every > 0 && step % every == 0); }
+
+static int loop(run *r, lmn_err *err) {
+  const lmn_train_config *c = &r->cfg;
+  r->stage = -1;
+  for (long s = r->step; s < r->end; s++) {
+    float loss = 0;
+    double lr = 0, norm = 0, t0 = lmn_clock_s();
+    if (train_step(r, s, &loss, &lr, &norm, err)) return -1;
+    double dt = lmn_clock_s() - t0;
+    if (r->o->hooks.on_step) r->o->hooks.on_step(r->o->hooks.ctx, r->step, loss, lr, norm);
+    if (r->o->log && due(r->step, c->log.every, r->end)) lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, dt);
+    if (due(r->step, c->eval.every, r->end) && evaluate(r, err)) return -1;
+    if (due(r->step, c->checkpoint.every, r->end) && save(r, err)) return -1;
+  }
+  return 0;
+}
+
+int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err) {
+  if (!desc || !opts || !opts->config) return lmn_errf(err, "train: no network or config given");
+  run r;
+  memset(&r, 0, sizeof r);
+  r.d = desc;
+  r.o = opts;
+  int rc = setup(&r, err);
+  if (!rc && r.step >= r.end) {
+    note(&r, "%s: nothing to do: the run is at step %ld of %ld", r.cfg.path, r.step, r.cfg.steps);
+  } else if (!rc) {
+    start_progress(&r);
+    rc = loop(&r, err);
+  }
+  run_free(&r);
+  return rc;
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# fuzz-formats.sh: builds the libFuzzer targets of the model-file readers (tests/fuzz/fuzz_gguf.c,
+# tests/fuzz/fuzz_safetensors.c) with clang -fsanitize=fuzzer,address,undefined into build-fuzz/ and runs
+# each for SECONDS seconds (default 60) on a seed corpus made from tests/fixtures/quant/ plus a few
+# hand-made headers. Corpora grow in tests/fuzz/corpus-*/ and crashes land in tests/fuzz/crash-* (both
+# git-ignored). Prints the executions of each run; exits non-zero when a target crashed.
+#   usage: tests/fuzz/fuzz-formats.sh [SECONDS] [gguf|safetensors ...]
+set -eu
+secs=${1:-60}
+shift || true
+targets=${*:-gguf safetensors}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=$root/build-fuzz
+fix=$root/tests/fixtures/quant
+cd "$root"
+mkdir -p "$out"
+
+cflags="-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined"
+cflags="$cflags -fno-sanitize-recover=all -fno-omit-frame-pointer -Iruntime"
+srcs="runtime/gguf.c runtime/dequant.c runtime/safetensors.c runtime/hparams.c runtime/lmn_error.c"
+
+seed_gguf() {
+  local d=$1
+  cp "$fix"/py_llama.gguf.dat "$d/py_llama"
+  cp "$fix"/py_qwen2.gguf.dat "$d/py_qwen2"
+  # header only: magic, v3, 0 tensors, 1 kv general.alignment = 64
+  printf 'GGUF\003\000\000\000\000\000\000\000\000\000\000\000\001\000\000\000\000\000\000\000\021\000\000\000\000\000\000\000general.alignment\004\000\000\000\100\000\000\000' >"$d/align"
+}
+
+seed_safetensors() {
+  local d=$1 h
+  cp "$fix"/py_st.safetensors.dat "$d/py_st"
+  h='{"__metadata__":{"k":"v\u00e9"},"b":{"dtype":"BF16","shape":[2,1],"data_offsets":[0,4]},"i":{"dtype":"I8","shape":[],"data_offsets":[4,5]}}'
+  { printf "$(printf '\\%03o' $((${#h} & 255)) $(((${#h} >> 8) & 255)) 0 0 0 0 0 0)"; printf '%s' "$h"; printf 'abcde'; } >"$d/hand"
+}
+
+write_dicts() {
+  printf '"GGUF"\n"general.alignment"\n"general.architecture"\n"llama"\n"qwen2"\n"gpt2"\n".block_count"\n' >"$out/gguf.dict"
+  printf '"tokenizer.ggml.tokens"\n"token_embd.weight"\n"output.weight"\n"blk.0.attn_q.bias"\n' >>"$out/gguf.dict"
+  printf '".embedding_length"\n".attention.head_count"\n".attention.head_count_kv"\n".context_length"\n' >>"$out/gguf.dict"
+  printf '"\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00"\n"\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff"\n' >>"$out/gguf.dict"
+  printf '"\\"dtype\\""\n"\\"shape\\""\n"\\"data_offsets\\""\n"\\"__metadata__\\""\n"\\"F32\\""\n"\\"F16\\""\n' >"$out/safetensors.dict"
+  printf '"\\"BF16\\""\n"\\"I64\\""\n"\\\\u"\n"\\\\ud83d\\\\ude00"\n"{"\n"}"\n"["\n"]"\n":"\n","\n"18446744073709551615"\n' >>"$out/safetensors.dict"
+}
+
+status=0
+write_dicts
+for t in $targets; do
+  echo "== building fuzz_$t"
+  clang $cflags tests/fuzz/fuzz_$t.c $srcs -lm -o "$out/fuzz_$t"
+  corpus=$root/tests/fuzz/corpus-$t
+  seeds=$out/seeds-$t
+  mkdir -p "$corpus" "$seeds"
+  "seed_$t" "$seeds"
+  echo "== running fuzz_$t for ${secs}s"
+  log=$out/fuzz_$t.log
+  if ! "$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -dict="$out/$t.dict" \
+      -artifact_prefix="$root/tests/fuzz/crash-$t-" "$corpus" "$seeds" >"$log" 2>&1; then
+    status=1
+    echo "fuzz_$t: CRASH (see $log and tests/fuzz/crash-$t-*)"
+    tail -n 40 "$log"
+  fi
+  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | sed "s/^/fuzz_$t: /" || true
+done
+exit $status

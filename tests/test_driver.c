@@ -1,0 +1,737 @@
+/* test_driver.c: the generic executable of a compiled network (driver.c, train.c, checkpoint.c,
+ * generate.c), driven through a hand-written network that fills lmn_net_desc the way lmnc's output does: a
+ * byte bigram model (one trainable [256, 256] table, one frozen from-scratch bias, one frozen "model file"
+ * tensor that checkpoints leave out). Tests: training lowers the loss and rotates checkpoints; checkpoint
+ * round trip with metadata; hash, shape, missing and foreign tensor errors that change nothing; resumed
+ * runs repeat an uninterrupted run bit for bit (across a stage change); a NaN loss stops without writing a
+ * checkpoint; generation is deterministic for a seed and stops at the context; config errors keep their
+ * file:line:col; the command line's exit codes. */
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "harness.h"
+#include "kernels.h"
+#include "safetensors.h"
+
+/* ---- the bigram network -------------------------------------------------------------------------- */
+
+#define V 256
+enum { P_TABLE = 0, P_BIAS = 1, P_MODEL = 2 };
+
+static const lmn_param_info bigram_params[] = {
+    {"table.weight", 0, V, V, 1, 0, "table", LMN_INIT_NORMAL, 0},
+    {"bias", V * V, V, 0, 0, -1, "bias", LMN_INIT_NORMAL, 0},
+    {"model.scale", V * V + V, 4, 0, 0, -1, "model", LMN_INIT_ONE, 1},
+};
+
+static size_t bigram_arena(int B, int T, int n_threads) {
+  (void)n_threads;
+  return (size_t)B * (size_t)T * V;
+}
+
+static size_t bigram_cache(int ctx, int n_threads) {
+  (void)ctx, (void)n_threads;
+  return 1;
+}
+
+/* logits[n] = table[tokens[n]] + bias */
+static void bigram_logits(const lmn_net *net, const int32_t *tokens, int N, float *logits) {
+  const float *w = lmn_w(net, P_TABLE), *b = lmn_w(net, P_BIAS);
+  for (int n = 0; n < N; n++) {
+    int t = tokens[n] >= 0 && tokens[n] < V ? tokens[n] : 0;
+    for (int v = 0; v < V; v++) logits[(size_t)n * V + v] = w[(size_t)t * V + v] + b[v];
+  }
+}
+
+static float bigram_forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train) {
+  int N = B * T;
+  bigram_logits(net, tokens, N, net->arena);
+  if (train) return lmn_xent_forward_backward(net->arena, targets, N, V, 0.0f, 1.0f, NULL, NULL, net->pool);
+  return lmn_xent_forward(net->arena, targets, N, V, 0.0f, NULL, NULL, net->pool);
+}
+
+static void bigram_backward(lmn_net *net, const int32_t *tokens, int B, int T) {
+  float *g = lmn_g(net, P_TABLE);
+  if (g) lmn_embed_backward(g, NULL, net->arena, tokens, B, T, V, V, 0);
+}
+
+static void bigram_decode(lmn_net *net, const int32_t *tokens, int T, int pos0, float *logits) {
+  (void)pos0;
+  bigram_logits(net, tokens + T - 1, 1, logits);
+}
+
+/* A bigram whose loss turns NaN at its 10th optimizer step. */
+static float nan_forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train) {
+  float loss = bigram_forward(net, tokens, targets, B, T, train);
+  return train && net->step >= 9 ? NAN : loss;
+}
+
+static const lmn_net_desc bigram_desc = {
+    .name = "bigram",
+    .source = "bigram.lmn",
+    .hash = 0x0123456789abcdefULL,
+    .aggregate_mean = 1,
+    .vocab = V,
+    .classes = 0,
+    .ctx = 1024,
+    .n_params = 3,
+    .params = bigram_params,
+    .n_floats = V * V + V + 4,
+    .n_train = V * V,
+    .n_train_decay = V * V,
+    .flops_bt = 6.0 * V,
+    .fwd_bt = 2.0 * V,
+    .arena_floats = bigram_arena,
+    .cache_floats = bigram_cache,
+    .forward = bigram_forward,
+    .backward = bigram_backward,
+    .decode = bigram_decode,
+};
+
+/* ---- scratch directories and files --------------------------------------------------------------- */
+
+typedef struct tmp {
+  char dir[64];
+  char cfg[128];  /* dir/train.yaml */
+  char ckpt[128]; /* dir/ck */
+} tmp;
+
+static void tmp_make(tmp *t) {
+  snprintf(t->dir, sizeof t->dir, "/tmp/lmn_driver_XXXXXX");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(t->dir));
+  snprintf(t->cfg, sizeof t->cfg, "%s/train.yaml", t->dir);
+  snprintf(t->ckpt, sizeof t->ckpt, "%s/ck", t->dir);
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  return remove(p);
+}
+
+static void tmp_remove(tmp *t) { nftw(t->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* data.txt: the alphabet over and over (a bigram model learns it exactly). */
+static void write_alphabet(const tmp *t) {
+  char path[160];
+  snprintf(path, sizeof path, "%s/data.txt", t->dir);
+  FILE *f = fopen(path, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  for (int i = 0; i < 200; i++) fputs("abcdefghijklmnopqrstuvwxyz", f);
+  fclose(f);
+}
+
+/* train.yaml with the given steps/stages block and checkpoint settings. */
+static void write_config(const tmp *t, const char *steps_block, long ckpt_every, long keep, long eval_every) {
+  char yaml[2048];
+  snprintf(yaml, sizeof yaml,
+           "data:\n  train: data.txt\nbatch: 4\nseq_len: 32\n%s"
+           "optimizer:\n  lr: 0.2\nschedule:\n  warmup: 3\n  decay: cosine\n  min_lr: 0.02\n"
+           "eval:\n  every: %ld\n  batches: 2\ncheckpoint:\n  dir: ck\n  every: %ld\n  keep: %ld\n"
+           "seed: 7\nthreads: 2\nlog:\n  every: 1000\n",
+           steps_block, eval_every, ckpt_every, keep);
+  write_file(t->cfg, yaml);
+}
+
+static int file_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+static void ckpt_file(const tmp *t, long step, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/step-%06ld.safetensors", t->ckpt, step);
+}
+
+/* ---- recording hooks ----------------------------------------------------------------------------- */
+
+typedef struct record {
+  float loss[64];
+  double val[64];
+  long val_step[64];
+  long first, last; /* steps seen */
+  int n_val;
+} record;
+
+static void rec_step(void *ctx, long step, float loss, double lr, double norm) {
+  (void)lr, (void)norm;
+  record *r = ctx;
+  if (!r->first) r->first = step;
+  r->last = step;
+  if (step >= 1 && step <= 64) r->loss[step - 1] = loss;
+}
+
+static void rec_eval(void *ctx, long step, double val) {
+  record *r = ctx;
+  if (r->n_val < 64) r->val_step[r->n_val] = step, r->val[r->n_val++] = val;
+}
+
+static int train(const lmn_net_desc *d, const tmp *t, int resume, long stop_at, record *r, lmn_err *err) {
+  lmn_train_opts o = {.config = t->cfg, .resume = resume, .stop_at = stop_at, .log = NULL,
+                      .hooks = {.ctx = r, .on_step = rec_step, .on_eval = rec_eval}};
+  return lmn_train(d, &o, err);
+}
+
+static lmn_net *new_net(const lmn_net_desc *d, uint64_t seed) {
+  lmn_net *net = NULL;
+  lmn_err err;
+  CU_ASSERT_EQUAL(lmn_net_create(&net, d, 2, 8, 1, seed, &err), 0);
+  return net;
+}
+
+/* ---- tests --------------------------------------------------------------------------------------- */
+
+static void test_hex(void) {
+  uint8_t in[5] = {0x00, 0x7f, 0x80, 0xab, 0xff}, out[5];
+  char hex[11];
+  lmn_hex_encode(in, 5, hex);
+  CU_ASSERT_STRING_EQUAL(hex, "007f80abff");
+  CU_ASSERT_EQUAL(lmn_hex_decode("007F80ABff", out, 5), 0);
+  CU_ASSERT_EQUAL(memcmp(in, out, 5), 0);
+  CU_ASSERT_EQUAL(lmn_hex_decode("007f80abf", out, 5), -1);
+  CU_ASSERT_EQUAL(lmn_hex_decode("007f80abfg", out, 5), -1);
+  CU_ASSERT_EQUAL(lmn_hex_decode(NULL, out, 5), -1);
+}
+
+static void test_train_lowers_loss(void) {
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_config(&t, "steps: 40\n", 10, 2, 20);
+  record r = {0};
+  lmn_err err = {{0}};
+  int rc = train(&bigram_desc, &t, 0, 0, &r, &err);
+  if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(r.first, 1);
+  CU_ASSERT_EQUAL(r.last, 40);
+  CU_ASSERT(fabsf(r.loss[0] - logf(256.0f)) < 0.1f); /* near-uniform start */
+  CU_ASSERT(r.loss[39] < 0.5f);
+  CU_ASSERT_EQUAL(r.n_val, 2);
+  CU_ASSERT_EQUAL(r.val_step[0], 20);
+  CU_ASSERT_EQUAL(r.val_step[1], 40);
+  CU_ASSERT(r.val[1] < r.val[0] && r.val[1] < 0.5);
+  /* keep 2: steps 30 and 40 remain; latest names 40 */
+  char p[192];
+  for (long s = 10; s <= 40; s += 10) {
+    ckpt_file(&t, s, p, sizeof p);
+    CU_ASSERT_EQUAL(file_exists(p), s >= 30);
+  }
+  snprintf(p, sizeof p, "%s/latest", t.ckpt);
+  char line[64] = {0};
+  FILE *f = fopen(p, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, f));
+  fclose(f);
+  CU_ASSERT_STRING_EQUAL(line, "step-000040.safetensors\n");
+  /* the trained bigram continues the alphabet greedily */
+  char path[192];
+  long step = 0;
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, path, sizeof path, &step, &err), 1);
+  CU_ASSERT_EQUAL(step, 40);
+  lmn_net *net = new_net(&bigram_desc, 99);
+  CU_ASSERT_EQUAL_FATAL(lmn_checkpoint_load(net, path, &err), 0);
+  CU_ASSERT_EQUAL(net->step, 40);
+  lmn_tokenizer tok;
+  lmn_tokenizer_init_bytes(&tok);
+  lmn_sample_opts greedy = {0.0f, 0, 0.0f};
+  char out[32];
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "xy", 8, &greedy, 1, out, sizeof out, &err), 8);
+  CU_ASSERT_STRING_EQUAL(out, "zabcdefg");
+  lmn_net_destroy(net);
+  /* a second fresh run must not mix its checkpoints with these */
+  CU_ASSERT_EQUAL(train(&bigram_desc, &t, 0, 0, &r, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "already holds checkpoints"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--resume"));
+  /* resuming a finished run does nothing */
+  record r2 = {0};
+  CU_ASSERT_EQUAL(train(&bigram_desc, &t, 1, 0, &r2, &err), 0);
+  CU_ASSERT_EQUAL(r2.last, 0);
+  tmp_remove(&t);
+}
+
+/* Fills every float of net with a distinct pattern so that a round trip shows every tensor. */
+static void scramble(lmn_net *net, float base) {
+  for (size_t i = 0; i < net->desc->n_floats; i++) net->params[i] = base + 0.001f * (float)(i % 997);
+  for (size_t i = 0; i < net->desc->n_train; i++) {
+    net->m[i] = base - 0.002f * (float)(i % 89);
+    net->v[i] = base * 0.5f + 0.003f * (float)(i % 61);
+  }
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof *a) == 0; }
+
+static void test_checkpoint_roundtrip(void) {
+  tmp t;
+  tmp_make(&t);
+  char path[192];
+  snprintf(path, sizeof path, "%s/c.safetensors", t.dir);
+  lmn_net *a = new_net(&bigram_desc, 1), *b = new_net(&bigram_desc, 2);
+  scramble(a, 0.25f);
+  a->step = 17;
+  lmn_ckpt_state st = {.step = 12, .has_run = 1, .batch = 4, .seq_len = 32, .seed = 18446744073709551615ULL};
+  lmn_data_state_init(&st.data, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 5);
+  st.data.pos = 1234, st.data.batches = 99;
+  lmn_rng_seed(&st.rng, 77);
+  snprintf(st.config, sizeof st.config, "/x/train.yaml");
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL_FATAL(lmn_checkpoint_save(a, path, &st, &err), 0);
+  lmn_ckpt_state got;
+  memset(&got, 0xff, sizeof got);
+  CU_ASSERT_EQUAL_FATAL(lmn_checkpoint_load_state(b, path, &got, &err), 0);
+  CU_ASSERT(same_floats(a->params, b->params, V * V + V)); /* table and bias */
+  CU_ASSERT(b->params[V * V + V] == 1.0f);                  /* the model-file tensor is not in checkpoints */
+  CU_ASSERT(same_floats(a->m, b->m, V * V));
+  CU_ASSERT(same_floats(a->v, b->v, V * V));
+  CU_ASSERT_EQUAL(b->step, 17);
+  CU_ASSERT_EQUAL(got.step, 12);
+  CU_ASSERT_EQUAL(got.has_run, 1);
+  CU_ASSERT_EQUAL(memcmp(&got.data, &st.data, sizeof st.data), 0);
+  CU_ASSERT_EQUAL(memcmp(&got.rng, &st.rng, sizeof st.rng), 0);
+  CU_ASSERT_EQUAL(got.batch, 4);
+  CU_ASSERT_EQUAL(got.seq_len, 32);
+  CU_ASSERT(got.seed == 18446744073709551615ULL);
+  CU_ASSERT_STRING_EQUAL(got.config, "/x/train.yaml");
+  /* what other tools see */
+  lmn_st *f = NULL;
+  CU_ASSERT_EQUAL_FATAL(lmn_st_open(path, LMN_ST_READ, &f, &err), 0);
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "format"), "lmnet-checkpoint");
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "version"), "1");
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "network"), "bigram");
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "hash"), "0123456789abcdef");
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "aggregate"), "mean");
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "step"), "12");
+  CU_ASSERT_STRING_EQUAL(lmn_st_meta(f, "optimizer_step"), "17");
+  CU_ASSERT_EQUAL(strlen(lmn_st_meta(f, "data_state")), 2 * sizeof(lmn_data_state));
+  CU_ASSERT_EQUAL(lmn_st_n_tensors(f), 4);
+  const lmn_st_tensor *tb = lmn_st_find(f, "table.weight"), *bias = lmn_st_find(f, "bias");
+  CU_ASSERT_PTR_NOT_NULL(lmn_st_find(f, "m.table.weight"));
+  CU_ASSERT_PTR_NOT_NULL(lmn_st_find(f, "v.table.weight"));
+  CU_ASSERT_PTR_NULL(lmn_st_find(f, "m.bias"));
+  CU_ASSERT_PTR_NULL(lmn_st_find(f, "model.scale"));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(tb);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(bias);
+  CU_ASSERT_EQUAL(tb->n_dims, 2);
+  CU_ASSERT_EQUAL(bias->n_dims, 1);
+  CU_ASSERT_EQUAL(bias->shape[0], V);
+  lmn_st_close(f);
+  /* without a run state (an embedding program's own loop) */
+  CU_ASSERT_EQUAL(lmn_checkpoint_save(a, path, NULL, &err), 0);
+  CU_ASSERT_EQUAL(lmn_checkpoint_load_state(b, path, &got, &err), 0);
+  CU_ASSERT_EQUAL(got.has_run, 0);
+  CU_ASSERT_EQUAL(got.step, 17);
+  lmn_net_destroy(a);
+  lmn_net_destroy(b);
+  tmp_remove(&t);
+}
+
+/* Loading path into a fresh bigram net fails with a message containing want and leaves the net as it was. */
+static void expect_load_error(const lmn_net_desc *d, const char *path, const char *want) {
+  lmn_net *net = new_net(d, 5), *ref = new_net(d, 5);
+  net->step = ref->step = 3;
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL(lmn_checkpoint_load(net, path, &err), -1);
+  if (!strstr(err.msg, want)) fprintf(stderr, "\n  got:  %s\n  want: %s\n", err.msg, want);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, path));
+  CU_ASSERT(same_floats(net->params, ref->params, d->n_floats));
+  CU_ASSERT(same_floats(net->m, ref->m, d->n_train));
+  CU_ASSERT_EQUAL(net->step, 3);
+  lmn_net_destroy(net);
+  lmn_net_destroy(ref);
+}
+
+/* Writes a bigram checkpoint with tensor `drop` left out and tensor `extra` added (either may be NULL). */
+static void write_edited(const char *path, const char *drop, const char *extra) {
+  lmn_st_writer *w;
+  lmn_err err;
+  static float zeros[V * V];
+  CU_ASSERT_EQUAL_FATAL(lmn_st_writer_new(&w, &err), 0);
+  const char *meta[][2] = {{"format", "lmnet-checkpoint"}, {"version", "1"},   {"network", "bigram"},
+                           {"hash", "0123456789abcdef"},  {"aggregate", "mean"}, {"step", "1"},
+                           {"optimizer_step", "1"}};
+  for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) lmn_st_writer_add_meta(w, meta[i][0], meta[i][1], &err);
+  const char *names[] = {"table.weight", "bias", "m.table.weight", "v.table.weight"};
+  for (int i = 0; i < 4; i++) {
+    if (drop && !strcmp(names[i], drop)) continue;
+    int64_t shape[2] = {V, V};
+    lmn_st_writer_add_f32(w, names[i], i == 1 ? 1 : 2, shape, zeros, &err);
+  }
+  int64_t one[1] = {4};
+  if (extra) lmn_st_writer_add_f32(w, extra, 1, one, zeros, &err);
+  CU_ASSERT_EQUAL(lmn_st_writer_write(w, path, &err), 0);
+  lmn_st_writer_free(w);
+}
+
+static void test_checkpoint_mismatch(void) {
+  tmp t;
+  tmp_make(&t);
+  char path[192], edited[192];
+  snprintf(path, sizeof path, "%s/c.safetensors", t.dir);
+  snprintf(edited, sizeof edited, "%s/e.safetensors", t.dir);
+  lmn_net *a = new_net(&bigram_desc, 1);
+  lmn_err err;
+  CU_ASSERT_EQUAL_FATAL(lmn_checkpoint_save(a, path, NULL, &err), 0);
+  lmn_net_destroy(a);
+  /* another network (hash) */
+  lmn_net_desc other = bigram_desc;
+  other.hash ^= 1;
+  expect_load_error(&other, path, "does not match network 'bigram' (hash 0123456789abcdee)");
+  /* same hash, another shape of 'bias' */
+  lmn_param_info narrow[3];
+  memcpy(narrow, bigram_params, sizeof narrow);
+  narrow[P_BIAS].rows = 128;
+  narrow[P_MODEL].offset = V * V + 128;
+  lmn_net_desc shaped = bigram_desc;
+  shaped.params = narrow;
+  shaped.n_floats = V * V + 128 + 4;
+  expect_load_error(&shaped, path, "tensor 'bias' has shape [256] but network 'bigram' expects [128]");
+  /* aggregation */
+  lmn_net_desc summed = bigram_desc;
+  summed.aggregate_mean = 0;
+  expect_load_error(&summed, path, "aggregates with 'mean' but network 'bigram' uses 'sum'");
+  /* missing and foreign tensors */
+  write_edited(edited, "v.table.weight", NULL);
+  expect_load_error(&bigram_desc, edited, "tensor 'v.table.weight' is missing");
+  write_edited(edited, NULL, "model.scale");
+  expect_load_error(&bigram_desc, edited, "tensor 'model.scale' is not a saved tensor of network 'bigram'");
+  write_edited(edited, NULL, "m.bias");
+  expect_load_error(&bigram_desc, edited, "tensor 'm.bias' is not a saved tensor");
+  write_edited(edited, NULL, NULL);
+  lmn_net *ok = new_net(&bigram_desc, 5);
+  CU_ASSERT_EQUAL(lmn_checkpoint_load(ok, edited, &err), 0);
+  lmn_net_destroy(ok);
+  /* not a checkpoint at all */
+  write_file(edited, "hello");
+  expect_load_error(&bigram_desc, edited, "");
+  char missing[200];
+  snprintf(missing, sizeof missing, "%s/nope.safetensors", t.dir);
+  expect_load_error(&bigram_desc, missing, "");
+  tmp_remove(&t);
+}
+
+static void test_checkpoint_dir(void) {
+  tmp t;
+  tmp_make(&t);
+  lmn_err err;
+  char path[192];
+  long step = -1;
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, path, sizeof path, &step, &err), 0); /* no directory */
+  char deep[192];
+  snprintf(deep, sizeof deep, "%s/a/b", t.ckpt);
+  CU_ASSERT_EQUAL(lmn_checkpoint_mkdir(deep, &err), 0);
+  CU_ASSERT_EQUAL(lmn_checkpoint_mkdir(t.ckpt, &err), 0);
+  for (long s = 1; s <= 5; s++) {
+    ckpt_file(&t, s * 100, path, sizeof path);
+    write_file(path, "x");
+  }
+  snprintf(path, sizeof path, "%s/step-7.safetensors", t.ckpt); /* not our spelling: ignored */
+  write_file(path, "x");
+  long *steps;
+  size_t n;
+  CU_ASSERT_EQUAL(lmn_checkpoint_list(t.ckpt, &steps, &n, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(n, 5);
+  CU_ASSERT(steps[0] == 100 && steps[4] == 500);
+  free(steps);
+  /* no `latest`: the highest step */
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, path, sizeof path, &step, &err), 1);
+  CU_ASSERT_EQUAL(step, 500);
+  /* `latest` wins when valid, is ignored when corrupt or dangling */
+  CU_ASSERT_EQUAL(lmn_checkpoint_write_latest(t.ckpt, 300, &err), 0);
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, path, sizeof path, &step, &err), 1);
+  CU_ASSERT_EQUAL(step, 300);
+  char want[192];
+  ckpt_file(&t, 300, want, sizeof want);
+  CU_ASSERT_STRING_EQUAL(path, want);
+  char latest[192];
+  snprintf(latest, sizeof latest, "%s/latest", t.ckpt);
+  write_file(latest, "../../etc/passwd\n");
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, path, sizeof path, &step, &err), 1);
+  CU_ASSERT_EQUAL(step, 500);
+  CU_ASSERT_EQUAL(lmn_checkpoint_write_latest(t.ckpt, 900, &err), 0);
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, path, sizeof path, &step, &err), 1);
+  CU_ASSERT_EQUAL(step, 500);
+  /* prune keeps the newest 2 of those up to step 400 and leaves the later one */
+  CU_ASSERT_EQUAL(lmn_checkpoint_prune(t.ckpt, 2, 400, &err), 0);
+  for (long s = 1; s <= 5; s++) {
+    ckpt_file(&t, s * 100, path, sizeof path);
+    CU_ASSERT_EQUAL(file_exists(path), s >= 3);
+  }
+  CU_ASSERT_EQUAL(lmn_checkpoint_prune(t.ckpt, 0, 1000, &err), 0); /* keep 0: all */
+  CU_ASSERT_EQUAL(file_exists(path), 1);
+  tmp_remove(&t);
+}
+
+static int same_checkpoints(const char *p, const char *q) {
+  lmn_net *a = new_net(&bigram_desc, 1), *b = new_net(&bigram_desc, 2);
+  lmn_ckpt_state sa, sb;
+  lmn_err err;
+  int ok = !lmn_checkpoint_load_state(a, p, &sa, &err) && !lmn_checkpoint_load_state(b, q, &sb, &err) &&
+           same_floats(a->params, b->params, bigram_desc.n_floats) && same_floats(a->m, b->m, V * V) &&
+           same_floats(a->v, b->v, V * V) && a->step == b->step && sa.step == sb.step &&
+           !memcmp(&sa.data, &sb.data, sizeof sa.data) && !memcmp(&sa.rng, &sb.rng, sizeof sa.rng);
+  lmn_net_destroy(a);
+  lmn_net_destroy(b);
+  return ok;
+}
+
+static void test_resume_is_exact(void) {
+  static const char *stages = "stages:\n  - steps: 6\n    train: edges\n  - steps: 14\n    train: all\n";
+  tmp a, b;
+  tmp_make(&a);
+  tmp_make(&b);
+  write_alphabet(&a);
+  write_alphabet(&b);
+  write_config(&a, stages, 0, 3, 5);
+  write_config(&b, stages, 0, 3, 5);
+  record ra = {0}, rb1 = {0}, rb2 = {0};
+  lmn_err err = {{0}};
+  /* resuming with nothing to resume from is an error */
+  CU_ASSERT_EQUAL(train(&bigram_desc, &b, 1, 0, &rb1, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no checkpoint to resume from"));
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &a, 0, 0, &ra, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &b, 0, 10, &rb1, &err), 0);
+  CU_ASSERT_EQUAL(rb1.last, 10);
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &b, 1, 0, &rb2, &err), 0);
+  CU_ASSERT_EQUAL(rb2.first, 11);
+  CU_ASSERT_EQUAL(rb2.last, 20);
+  CU_ASSERT_EQUAL(ra.last, 20);
+  CU_ASSERT_EQUAL(memcmp(ra.loss, rb1.loss, 10 * sizeof(float)), 0);
+  CU_ASSERT_EQUAL(memcmp(ra.loss + 10, rb2.loss + 10, 10 * sizeof(float)), 0);
+  CU_ASSERT(ra.loss[19] < ra.loss[0]);
+  /* validation at 5, 10 (the stop), 15, 20: the same numbers */
+  CU_ASSERT_EQUAL(ra.n_val, 4);
+  CU_ASSERT_EQUAL(rb1.n_val, 2);
+  CU_ASSERT_EQUAL(rb2.n_val, 2);
+  CU_ASSERT(ra.val[1] == rb1.val[1] && ra.val[2] == rb2.val[0] && ra.val[3] == rb2.val[1]);
+  char pa[192], pb[192];
+  ckpt_file(&a, 20, pa, sizeof pa);
+  ckpt_file(&b, 20, pb, sizeof pb);
+  CU_ASSERT(same_checkpoints(pa, pb));
+  tmp_remove(&a);
+  tmp_remove(&b);
+}
+
+static void test_nan_stops_without_checkpoint(void) {
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_config(&t, "steps: 12\n", 5, 3, 0);
+  lmn_net_desc nan_desc = bigram_desc;
+  nan_desc.forward = nan_forward;
+  record r = {0};
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL(train(&nan_desc, &t, 0, 0, &r, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "step 10: the loss is NaN"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "step-000005.safetensors"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, t.cfg));
+  CU_ASSERT_EQUAL(r.last, 9);
+  char p[192];
+  ckpt_file(&t, 10, p, sizeof p);
+  CU_ASSERT_FALSE(file_exists(p));
+  long step = 0;
+  CU_ASSERT_EQUAL(lmn_checkpoint_latest(t.ckpt, p, sizeof p, &step, &err), 1);
+  CU_ASSERT_EQUAL(step, 5);
+  lmn_net *net = new_net(&bigram_desc, 3);
+  CU_ASSERT_EQUAL(lmn_checkpoint_load(net, p, &err), 0);
+  for (size_t i = 0; i < bigram_desc.n_floats; i++)
+    if (!isfinite(net->params[i])) {
+      CU_FAIL("a non-finite parameter in the last good checkpoint");
+      break;
+    }
+  lmn_net_destroy(net);
+  tmp_remove(&t);
+}
+
+static void test_generate(void) {
+  lmn_net *net = new_net(&bigram_desc, 11);
+  lmn_tokenizer tok;
+  lmn_tokenizer_init_bytes(&tok);
+  lmn_sample_opts o = {1.0f, 0, 0.0f};
+  lmn_err err;
+  char a[64], b[64], c[64];
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "Hi", 16, &o, 42, a, sizeof a, &err), 16);
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "Hi", 16, &o, 42, b, sizeof b, &err), 16);
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "Hi", 16, &o, 43, c, sizeof c, &err), 16);
+  CU_ASSERT_EQUAL(memcmp(a, b, 17), 0);
+  CU_ASSERT_NOT_EQUAL(memcmp(a, c, 16), 0);
+  /* greedy is the argmax chain */
+  lmn_sample_opts g = {0.0f, 0, 0.0f};
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "Hi", 4, &g, 1, a, sizeof a, &err), 4);
+  float logits[V];
+  int32_t prev = 'i';
+  for (int k = 0; k < 4; k++) {
+    bigram_decode(net, &prev, 1, 0, logits);
+    prev = lmn_sample_argmax(logits, V);
+    CU_ASSERT_EQUAL((unsigned char)a[k], prev);
+  }
+  /* a small buffer cuts the text, not the generation */
+  char small[5];
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "Hi", 16, &o, 42, small, sizeof small, &err), 16);
+  CU_ASSERT_EQUAL(strlen(small), 4);
+  CU_ASSERT_EQUAL(memcmp(small, b, 4), 0);
+  /* errors */
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "", 4, &o, 1, a, sizeof a, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "empty"));
+  lmn_sample_opts bad = {1.0f, -1, 0.0f};
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "x", 4, &bad, 1, a, sizeof a, &err), -1);
+  lmn_net_destroy(net);
+  /* the context bounds generation: 5 prompt tokens, context 8 -> 4 tokens */
+  lmn_net_desc shortctx = bigram_desc;
+  shortctx.ctx = 8;
+  net = new_net(&shortctx, 11);
+  lmn_gen_stats st;
+  CU_ASSERT_EQUAL(lmn_generate_stream(net, &tok, "hello", 5, 10, &o, 1, NULL, NULL, &st, &err), 0);
+  CU_ASSERT_EQUAL(st.tokens, 4);
+  CU_ASSERT_EQUAL(st.stopped_ctx, 1);
+  CU_ASSERT_EQUAL(st.ctx, 8);
+  CU_ASSERT_EQUAL(net->cache_ctx, 8);
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "0123456789", 2, &o, 1, a, sizeof a, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "context is 8"));
+  lmn_net_destroy(net);
+  /* classification networks */
+  lmn_net_desc cls = bigram_desc;
+  cls.classes = 3;
+  net = new_net(&cls, 11);
+  CU_ASSERT_EQUAL(lmn_generate(net, &tok, "x", 4, &o, 1, a, sizeof a, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "generation is not available"));
+  lmn_net_destroy(net);
+}
+
+/* lmn_train on yaml (written to DIR/train.yaml next to DIR/data.txt) fails with a message that starts with
+ * "DIR" + want_prefix and contains want. */
+static void expect_train_error(const char *yaml, const char *want_prefix, const char *want) {
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_file(t.cfg, yaml);
+  record r = {0};
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL(train(&bigram_desc, &t, 0, 0, &r, &err), -1);
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "%s%s", t.dir, want_prefix);
+  int ok = !strncmp(err.msg, prefix, strlen(prefix)) && strstr(err.msg, want);
+  if (!ok) fprintf(stderr, "\n  got:  %s\n  want: %s ... %s\n", err.msg, prefix, want);
+  CU_ASSERT(ok);
+  CU_ASSERT_EQUAL(r.last, 0);
+  char ck[200];
+  snprintf(ck, sizeof ck, "%s/checkpoints", t.dir);
+  CU_ASSERT_FALSE(file_exists(ck));
+  tmp_remove(&t);
+}
+
+static void test_config_errors(void) {
+  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nsteps: 3\nlr: 0.1\n", "/train.yaml:6:1: error: ",
+                     "unknown key 'lr'");
+  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: [tabel]\n",
+                     "/train.yaml:7:13: error: ", "'tabel' is not a trainable vertex, model or edge type of network 'bigram'");
+  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: [bias]\n",
+                     "/train.yaml:7:13: error: ", "'bias'");
+  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 5000\nsteps: 3\n", "/train.yaml: bigram: ", "1..1024");
+  expect_train_error("data:\n  train: nothere.txt\nbatch: 2\nseq_len: 8\nsteps: 3\n", "/nothere.txt: cannot open", "");
+  /* a network without trainable edges cannot run `train: edges` */
+  lmn_param_info noedge[3];
+  memcpy(noedge, bigram_params, sizeof noedge);
+  noedge[P_TABLE].edge = -1;
+  lmn_net_desc d = bigram_desc;
+  d.params = noedge;
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_file(t.cfg, "data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: edges\n");
+  record r = {0};
+  lmn_err err;
+  CU_ASSERT_EQUAL(train(&d, &t, 0, 0, &r, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":7:12: error: stage 1 trains nothing"));
+  /* other vocabularies need their tokenizer */
+  d = bigram_desc;
+  d.vocab = 1000;
+  CU_ASSERT_EQUAL(train(&d, &t, 0, 0, &r, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "needs the model's tokenizer"));
+  tmp_remove(&t);
+}
+
+static int run_main(const lmn_net_desc *d, int argc, const char **argv) {
+  fflush(stdout);
+  return lmn_main(argc, (char **)argv, d);
+}
+
+#define MAIN(d, ...)                                                  \
+  ({                                                                  \
+    const char *av_[] = {"bigram", __VA_ARGS__};                      \
+    run_main(d, (int)(sizeof av_ / sizeof av_[0]), av_);              \
+  })
+
+static void test_command_line(void) {
+  const char *only[] = {"bigram"};
+  CU_ASSERT_EQUAL(run_main(&bigram_desc, 1, only), 2);
+  CU_ASSERT_EQUAL(run_main(&bigram_desc, 0, NULL), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "bogus"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c", "x.yaml", "--resume=1"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c", "x.yaml", "extra"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "eval"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "x", "-n", "abc"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "x", "-n", "-3"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "x", "--top-p", "2"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "x", "--temperature=nan"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "x", "--seed", "1x"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "x", "--resume"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "info", "--batch"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "info", "--seq", "99999"), 2);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "info", "--help"), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "info", "--batch", "2", "--seq=16"), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c", "/nonexistent/x.yaml"), 1);
+  lmn_net_desc cls = bigram_desc;
+  cls.classes = 3;
+  CU_ASSERT_EQUAL(MAIN(&cls, "generate", "-p", "x"), 1);
+  /* a whole session: train, eval, generate, resume */
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_config(&t, "steps: 6\n", 3, 0, 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c", t.cfg, "--stop-at", "3"), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c", t.cfg), 1); /* checkpoints exist: needs --resume */
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "train", "-c", t.cfg, "--resume"), 0);
+  char p[192];
+  ckpt_file(&t, 6, p, sizeof p);
+  CU_ASSERT(file_exists(p));
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "eval", "-c", t.cfg), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "eval", "-c", t.cfg, "--ckpt", p), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "abc", "-n", "5", "--ckpt", p, "--seed", "3", "-t", "0"), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "abc", "-n", "5", "-c", t.cfg, "--top-k", "2"), 0);
+  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "abc", "--ckpt", t.cfg), 1); /* not a checkpoint */
+  lmn_net_desc other = bigram_desc;
+  other.hash = 42;
+  CU_ASSERT_EQUAL(MAIN(&other, "eval", "-c", t.cfg), 1);
+  tmp_remove(&t);
+}
+
+static CU_TestInfo tests[] = {
+    {"hex encoding of the run state", test_hex},
+    {"training lowers the loss and rotates checkpoints", test_train_lowers_loss},
+    {"checkpoint round trip: tensors, moments, metadata", test_checkpoint_roundtrip},
+    {"checkpoint mismatches fail and change nothing", test_checkpoint_mismatch},
+    {"checkpoint directory: list, latest, prune", test_checkpoint_dir},
+    {"a resumed run repeats an uninterrupted one bit for bit", test_resume_is_exact},
+    {"a NaN loss stops without writing a checkpoint", test_nan_stops_without_checkpoint},
+    {"generation: deterministic per seed, bounded by the context", test_generate},
+    {"config errors keep file:line:col", test_config_errors},
+    {"the command line: exit codes and a whole session", test_command_line},
+    CU_TEST_INFO_NULL,
+};
+
+LMN_TEST_MAIN("driver", tests)
