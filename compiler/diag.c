@@ -54,10 +54,8 @@ static void print_excerpt(Diag *d, Loc at) {
 }
 
 static void vreport(Diag *d, const char *kind, Loc at, const char *fmt, va_list ap) {
-  if (at.line > 0)
-    fprintf(d->out, "%s:%d:%d: %s: ", d->file, at.line, at.col, kind);
-  else
-    fprintf(d->out, "%s: %s: ", d->file, kind);
+  if (at.line > 0) fprintf(d->out, "%s:%d:%d: %s: ", d->file, at.line, at.col, kind);
+  else fprintf(d->out, "%s: %s: ", d->file, kind);
   vfprintf(d->out, fmt, ap);
   fputc('\n', d->out);
   if (at.line > 0) print_excerpt(d, at);

@@ -346,7 +346,8 @@ static void expected_list(const yysymbol_kind_t *exp, int n, char *buf, size_t s
   size_t len = 0;
   buf[0] = 0;
   for (int i = 0; i < n && len < size; i++)
-    len += (size_t)snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", sym_text(exp[i]));
+    len += (size_t)snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                            sym_text(exp[i]));
 }
 
 /* "'llama'", "number 1.5", "string \"x\"", "end of line": the token the parser choked on. */
@@ -366,15 +367,21 @@ static char closer(char open) { return open == '(' ? ')' : open == '[' ? ']' : '
 
 /* The innermost bracket still open at the error, or -1. */
 static int open_bracket_index(const ScanState *st, yysymbol_kind_t tok) {
-  int depth = tok == YYSYMBOL_NEWLINE && st->unclosed ? st->unclosed : st->pc.depth;
+  const char *name = yysymbol_name(tok);
+  int opens = !strcmp(name, "'('") || !strcmp(name, "'['") || !strcmp(name, "'{'"); /* the lookahead itself */
+  int depth = tok == YYSYMBOL_NEWLINE && st->unclosed ? st->unclosed : st->pc.depth - opens;
   return depth > 0 && depth <= SCAN_MAX_OPEN ? depth - 1 : -1;
 }
 
 static void statement_hint(const ScanState *st, Diag *d) {
   switch (st->stmt_kind) {
-    case MODEL: diag_hint(d, "a model reads 'model NAME = llama { ... }' or 'model NAME = gguf(\"FILE\")'"); break;
+    case MODEL:
+      diag_hint(d, "a model reads 'model NAME = llama { ... }' or 'model NAME = gguf(\"FILE\")'");
+      break;
     case EDGE: diag_hint(d, "an edge type reads 'edge NAME = MODULE >> MODULE ...'"); break;
-    case VERTEX: diag_hint(d, "vertices read 'vertex NAME, NAME = MODEL [shared|unshared] [frozen|trainable]'"); break;
+    case VERTEX:
+      diag_hint(d, "vertices read 'vertex NAME, NAME = MODEL [shared|unshared] [frozen|trainable]'");
+      break;
     case LAYERS: diag_hint(d, "layers read 'layers NAME = [1, 4, 1] of MODEL [OPTIONS], edges EDGE'"); break;
     case LOSS: diag_hint(d, "a loss reads 'loss NAME = cross_entropy(OUTPUT, next(tokens))'"); break;
     default: break;
@@ -393,7 +400,8 @@ static void syntax_help(const ScanState *st, Diag *d, yysymbol_kind_t tok, const
   } else if (is_keyword(tok) && has_sym(exp, n, YYSYMBOL_IDENT)) {
     diag_hint(d, "'%s' is a keyword and cannot be used as a name", st->cur_text);
   } else if (st->stmt_kind == IDENT && has_sym(exp, n, YYSYMBOL_ARROW)) {
-    diag_hint(d, "a chain reads 'SOURCE -> MODULE -> ... -> TARGET'; the modules of one edge are joined with '>>'");
+    diag_hint(d, "a chain reads 'SOURCE -> MODULE -> ... -> TARGET'; the modules of one edge are joined "
+              "with '>>'");
   } else {
     statement_hint(st, d);
   }
@@ -415,8 +423,8 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, Pa
   if (ob >= 0) snprintf(want, sizeof want, "'%c'", closer(st->open_ch[ob]));
   if (has_sym(all, n_all, YYSYMBOL_NETWORK)) {
     diag_error(ctx->diag, at, "unexpected %s at the start of a statement", what);
-    diag_hint(ctx->diag, "a statement starts with network, model, edge, vertex, layers, aggregate, loss or a chain "
-              "'SOURCE -> ...'");
+    diag_hint(ctx->diag, "a statement starts with network, model, edge, vertex, layers, aggregate, loss or a "
+              "chain 'SOURCE -> ...'");
     return 0;
   }
   int bracket = (tok == YYSYMBOL_NEWLINE && st->unclosed && ob >= 0) || (n > 5 && has_name(exp, n, want)) ||

@@ -23,7 +23,8 @@ const char *sym_kind_name(SymKind kind) {
 }
 
 const char *sym_kind_article(SymKind kind) {
-  static const char *const names[] = {"a model", "an edge type", "a vertex", "an output", "a loss", "a layers group"};
+  static const char *const names[] = {"a model",   "an edge type", "a vertex",
+                                      "an output", "a loss",       "a layers group"};
   return names[kind];
 }
 
@@ -33,9 +34,9 @@ Sym *sym_find(Sema *s, const char *name) {
   return NULL;
 }
 
-static const char *const reserved_names[] = {"tokens", "labels", "next", "identity", "linear", "mlp",
-                                             "decoder_layer", "gpt2_block", "embed", "head", "classify",
-                                             "cross_entropy", "gguf", "safetensors"};
+static const char *const reserved_names[] = {
+    "tokens",     "labels", "next", "identity", "linear",        "mlp",  "decoder_layer",
+    "gpt2_block", "embed",  "head", "classify", "cross_entropy", "gguf", "safetensors"};
 
 int sym_reserved(const char *name) {
   for (size_t i = 0; i < sizeof reserved_names / sizeof *reserved_names; i++)
@@ -78,7 +79,8 @@ void wrong_kind(Sema *s, const Sym *sym, Loc at, const char *what) {
   diag_error(s->diag, at, "'%s' is %s, not %s", sym->name, sym_kind_article(sym->kind), what);
   diag_note(s->diag, sym->at, "'%s' is defined here", sym->name);
   if (sym->kind == SYM_VERTEX && sym->index >= 0 && !strcmp(what, "a model"))
-    diag_hint(s->diag, "vertex '%s' calls model '%s'", sym->name, s->net->models[s->net->vertices[sym->index].model].name);
+    diag_hint(s->diag, "vertex '%s' calls model '%s'", sym->name,
+              s->net->models[s->net->vertices[sym->index].model].name);
 }
 
 /* The vertices of a `layers` group NAME are NAME<layer>_<index>: matches `name` against a group. */
@@ -102,8 +104,8 @@ static int unknown_layer_vertex(Sema *s, const char *name, Loc at) {
   if (!grp->count) return 1;
   diag_error(s->diag, at, "layers '%s' has no vertex '%s'", grp->name, name);
   if (layer >= 0 && layer < grp->n_layers)
-    diag_hint(s->diag, "layer %d of '%s' holds %d vertices: %s%d_0 to %s%d_%d", layer, grp->name, grp->count[layer],
-              grp->name, layer, grp->name, layer, grp->count[layer] - 1);
+    diag_hint(s->diag, "layer %d of '%s' holds %d vertices: %s%d_0 to %s%d_%d", layer, grp->name,
+              grp->count[layer], grp->name, layer, grp->name, layer, grp->count[layer] - 1);
   else
     diag_hint(s->diag, "'%s' has %d layers: %s0_* to %s%d_*", grp->name, grp->n_layers, grp->name, grp->name,
               grp->n_layers - 1);
@@ -125,16 +127,16 @@ static const NameRef *declared_later(const Sema *s, const char *name, Loc at, Sy
         const NameRef *n = st->names.items[j];
         if (!strcmp(n->name, name)) return n;
       }
-    } else if (st->kind != ST_CHAIN && st->kind != ST_LOSS && st->kind != ST_NETWORK && st->kind != ST_AGGREGATE &&
-               !strcmp(st->name.name, name)) {
+    } else if (st->kind != ST_CHAIN && st->kind != ST_LOSS && st->kind != ST_NETWORK &&
+               st->kind != ST_AGGREGATE && !strcmp(st->name.name, name)) {
       return &st->name;
     }
   }
   return NULL;
 }
 
-int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds, const char *const *extra,
-                 int n_extra) {
+int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds,
+                 const char *const *extra, int n_extra) {
   if (failed_name_quiet(s, name)) return 0;
   int layered = kinds & KIND(SYM_VERTEX) ? unknown_layer_vertex(s, name, at) : 0;
   if (layered) return layered == 2;
@@ -157,12 +159,14 @@ int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned k
   for (int i = 0; i < s->n_syms && n < 480; i++)
     if (kinds & KIND(s->syms[i].kind)) cands[n++] = s->syms[i].name;
   for (int i = 0; i < n_extra && n < 512; i++) cands[n++] = extra[i];
-  const char *best = closest_name(name, cands, n);
-  if (best)
-    diag_error(s->diag, at, "unknown %s '%s'; did you mean '%s'?", what, name, best);
-  else
-    diag_error(s->diag, at, "unknown %s '%s'", what, name);
+  unknown_word(s, at, what, name, cands, n);
   return 1;
+}
+
+void unknown_word(Sema *s, Loc at, const char *what, const char *word, const char *const *words, int n) {
+  const char *best = closest_name(word, words, n);
+  if (best) diag_error(s->diag, at, "unknown %s '%s'; did you mean '%s'?", what, word, best);
+  else diag_error(s->diag, at, "unknown %s '%s'", what, word);
 }
 
 /* ---- models ---------------------------------------------------------------------------------- */
@@ -173,8 +177,9 @@ typedef struct SettingSpec {
 } SettingSpec;
 
 static const SettingSpec setting_specs[] = {
-    {"dim", 0},        {"layers", 0}, {"heads", 0}, {"kv_heads", 0}, {"ffn", 0},      {"vocab", 0}, {"ctx", 0},
-    {"eps", 1},        {"rope_theta", 1}, {"tied", 2}, {"untied", 2}, {"qkv_bias", 2}, {"no_qkv_bias", 2},
+    {"dim", 0},    {"layers", 0},   {"heads", 0},       {"kv_heads", 0},   {"ffn", 0},
+    {"vocab", 0},  {"ctx", 0},      {"eps", 1},         {"rope_theta", 1}, {"tied", 2},
+    {"untied", 2}, {"qkv_bias", 2}, {"no_qkv_bias", 2},
 };
 #define N_SETTINGS ((int)(sizeof setting_specs / sizeof *setting_specs))
 
@@ -197,12 +202,9 @@ static int apply_setting(Sema *s, lmn_hparams *hp, const Setting *set) {
   if (!spec) {
     const char *keys[N_SETTINGS];
     for (int i = 0; i < N_SETTINGS; i++) keys[i] = setting_specs[i].key;
-    const char *best = closest_name(set->key, keys, N_SETTINGS);
-    if (best)
-      diag_error(s->diag, set->at, "unknown model setting '%s'; did you mean '%s'?", set->key, best);
-    else
-      diag_error(s->diag, set->at, "unknown model setting '%s'", set->key);
-    diag_hint(s->diag, "settings are: dim layers heads kv_heads ffn vocab ctx eps rope_theta tied untied qkv_bias");
+    unknown_word(s, set->at, "model setting", set->key, keys, N_SETTINGS);
+    diag_hint(s->diag,
+              "settings are: dim layers heads kv_heads ffn vocab ctx eps rope_theta tied untied qkv_bias");
     return -1;
   }
   if (spec->kind == 2) {
@@ -252,8 +254,8 @@ static void check_hparams(Sema *s, const Stmt *st, const Model *m) {
   Loc at = m->at;
   const Setting *hs = st ? find_setting(st, "heads") : NULL, *ks = st ? find_setting(st, "kv_heads") : NULL;
   if (hp->dim % hp->heads != 0) {
-    diag_error(s->diag, hs ? hs->value.at : at, "%ld heads do not divide the width %ld of model '%s'", hp->heads,
-               hp->dim, m->name);
+    diag_error(s->diag, hs ? hs->value.at : at, "%ld heads do not divide the width %ld of model '%s'",
+               hp->heads, hp->dim, m->name);
     return;
   }
   if (hp->heads % hp->kv_heads != 0) {
@@ -264,17 +266,16 @@ static void check_hparams(Sema *s, const Stmt *st, const Model *m) {
   if (hp->arch == LMN_ARCH_GPT2 && hp->kv_heads != hp->heads)
     diag_error(s->diag, ks ? ks->value.at : at, "gpt2 models have kv_heads equal to heads (%ld)", hp->heads);
   if (hp->arch != LMN_ARCH_GPT2 && (hp->dim / hp->heads) % 2 != 0)
-    diag_error(s->diag, hs ? hs->value.at : at, "head width %ld of model '%s' is odd; RoPE needs an even head width",
-               hp->dim / hp->heads, m->name);
+    diag_error(s->diag, hs ? hs->value.at : at,
+               "head width %ld of model '%s' is odd; RoPE needs an even head width", hp->dim / hp->heads,
+               m->name);
 }
 
 static int model_block(Sema *s, const Stmt *st, Model *m) {
   lmn_arch arch = lmn_arch_from_name(st->arch.name);
   if (arch == LMN_ARCH_NONE) {
     const char *archs[] = {"llama", "qwen2", "gpt2"};
-    const char *best = closest_name(st->arch.name, archs, 3);
-    diag_error(s->diag, st->arch.at, "unknown architecture '%s'%s%s%s", st->arch.name, best ? "; did you mean '" : "",
-               best ? best : "", best ? "'?" : "");
+    unknown_word(s, st->arch.at, "architecture", st->arch.name, archs, 3);
     diag_hint(s->diag, "architectures are llama, qwen2 and gpt2");
     return -1;
   }
@@ -297,7 +298,8 @@ static int model_block(Sema *s, const Stmt *st, Model *m) {
   for (int i = 0; i < 6; i++)
     if (!find_setting(st, required[i])) {
       diag_error(s->diag, st->arch.at, "model '%s' does not declare '%s'", m->name, required[i]);
-      diag_hint(s->diag, "a declared model needs dim, layers, heads, ffn, vocab and ctx (kv_heads defaults to heads)");
+      diag_hint(s->diag,
+                "a declared model needs dim, layers, heads, ffn, vocab and ctx (kv_heads defaults to heads)");
       return -1;
     }
   if (!find_setting(st, "kv_heads")) m->hp.kv_heads = m->hp.heads;
@@ -321,16 +323,15 @@ static int model_source(Sema *s, const Stmt *st, Model *m) {
   if (!strcmp(src->name, "gguf")) m->source = SRC_GGUF;
   else if (!strcmp(src->name, "safetensors")) m->source = SRC_SAFETENSORS;
   else {
-    const char *best = closest_name(src->name, srcs, 2);
-    diag_error(s->diag, src->at, "unknown model source '%s'%s%s%s", src->name, best ? "; did you mean '" : "",
-               best ? best : "", best ? "'?" : "");
-    diag_hint(s->diag, "a model is gguf(\"FILE\"), safetensors(\"DIR\") or an architecture block like llama { ... }");
+    unknown_word(s, src->at, "model source", src->name, srcs, 2);
+    diag_hint(s->diag,
+              "a model is gguf(\"FILE\"), safetensors(\"DIR\") or an architecture block like llama { ... }");
     return -1;
   }
   const Arg *a = src->args.n ? src->args.items[0] : NULL;
   if (src->args.n != 1 || a->kind != ARG_VALUE || a->a.kind != VAL_STRING) {
-    diag_error(s->diag, a ? a->at : src->at, "%s() takes one argument, the path of the model file as a string",
-               src->name);
+    diag_error(s->diag, a ? a->at : src->at,
+               "%s() takes one argument, the path of the model file as a string", src->name);
     return -1;
   }
   if (!a->a.s[0]) {
@@ -345,8 +346,10 @@ static int model_source(Sema *s, const Stmt *st, Model *m) {
     diag_error(s->diag, a->at, "cannot read the hyper-parameters of model '%s': %s", m->name, err.msg);
     if (access(m->file, F_OK) != 0 && m->path[0] != '/')
       diag_hint(s->diag, "a relative path is relative to the directory of the .lmn file");
-    diag_hint(s->diag, "or declare them (the file is then checked when the network runs): %s(\"%s\") llama { dim D  "
-              "layers L  heads H  ffn F  vocab V  ctx C }", src->name, m->path);
+    diag_hint(s->diag,
+              "or declare them (the file is then checked when the network runs): %s(\"%s\") llama { dim D  "
+              "layers L  heads H  ffn F  vocab V  ctx C }",
+              src->name, m->path);
     return -1;
   }
   check_hparams(s, NULL, m);
@@ -384,9 +387,7 @@ static int vertex_options(Sema *s, const PtrList *opts, const Model *m, VertexOp
     for (int j = 0; j < 4; j++)
       if (!strcmp(o->name, names[j])) k = j;
     if (k < 0) {
-      const char *best = closest_name(o->name, names, 4);
-      diag_error(s->diag, o->at, "unknown vertex option '%s'%s%s%s", o->name, best ? "; did you mean '" : "",
-                 best ? best : "", best ? "'?" : "");
+      unknown_word(s, o->at, "vertex option", o->name, names, 4);
       diag_hint(s->diag, "vertex options are shared or unshared, and frozen or trainable");
       return -1;
     }
@@ -424,7 +425,8 @@ static int add_vertex(Sema *s, const char *name, Loc at, int model, VertexOpts o
   if (!sym_define(s, name, SYM_VERTEX, net->n_vertices, at)) return -1;
   GROW(s, net->vertices, net->n_vertices, s->cap_vertices);
   Vertex *v = &net->vertices[net->n_vertices++];
-  *v = (Vertex){.name = name, .at = at, .model = model, .shared = o.shared, .trainable = o.trainable, .layer = layer};
+  *v = (Vertex){
+      .name = name, .at = at, .model = model, .shared = o.shared, .trainable = o.trainable, .layer = layer};
   return net->n_vertices - 1;
 }
 
@@ -461,7 +463,8 @@ static int layer_sizes(Sema *s, const Stmt *st, int *count) {
     if (l > 0) edges += (long)count[l - 1] * count[l];
   }
   if (s->net->n_vertices + vertices > NET_MAX || s->net->n_edges + edges > NET_MAX) {
-    diag_error(s->diag, st->at, "layers '%s' makes %ld vertices and %ld edges; a network holds at most %d of each",
+    diag_error(s->diag, st->at,
+               "layers '%s' makes %ld vertices and %ld edges; a network holds at most %d of each",
                st->name.name, vertices, edges, NET_MAX);
     return -1;
   }
@@ -507,10 +510,11 @@ static void sema_layers(Sema *s, const Stmt *st) {
 /* ---- driver ---------------------------------------------------------------------------------- */
 
 static int is_c_keyword(const char *name) {
-  static const char *const kw[] = {"auto", "break", "case", "char", "const", "continue", "default", "do", "double",
-                                   "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long",
-                                   "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
-                                   "switch", "typedef", "union", "unsigned", "void", "volatile", "while", "main"};
+  static const char *const kw[] = {
+      "auto",   "break",    "case",     "char",     "const", "continue", "default", "do",     "double",
+      "else",   "enum",     "extern",   "float",    "for",   "goto",     "if",      "inline", "int",
+      "long",   "register", "restrict", "return",   "short", "signed",   "sizeof",  "static", "struct",
+      "switch", "typedef",  "union",    "unsigned", "void",  "volatile", "while",   "main"};
   for (size_t i = 0; i < sizeof kw / sizeof *kw; i++)
     if (!strcmp(name, kw[i])) return 1;
   return 0;
@@ -528,10 +532,11 @@ static void sema_network(Sema *s, const Stmt *st) {
   if (is_c_keyword(st->name.name)) {
     diag_error(s->diag, st->name.at, "network name '%s' is a C keyword; it cannot name the generated C code",
                st->name.name);
-    diag_hint(s->diag, "the name prefixes every C name lmnc emits; choose another, e.g. '%s_net'", st->name.name);
+    diag_hint(s->diag, "the name prefixes every C name lmnc emits; choose another, e.g. '%s_net'",
+              st->name.name);
   } else if (strlen(st->name.name) > 40) {
-    diag_error(s->diag, st->name.at, "network name '%s' is %zu characters long; the limit is 40", st->name.name,
-               strlen(st->name.name));
+    diag_error(s->diag, st->name.at, "network name '%s' is %zu characters long; the limit is 40",
+               st->name.name, strlen(st->name.name));
   }
 }
 
@@ -560,9 +565,7 @@ static void sema_aggregate(Sema *s, const Stmt *st) {
   if (!strcmp(st->name.name, "mean")) s->net->aggregate = AGG_MEAN;
   else if (!strcmp(st->name.name, "sum")) s->net->aggregate = AGG_SUM;
   else {
-    const char *best = closest_name(st->name.name, modes, 2);
-    diag_error(s->diag, st->name.at, "unknown aggregation '%s'%s%s%s", st->name.name, best ? "; did you mean '" : "",
-               best ? best : "", best ? "'?" : "");
+    unknown_word(s, st->name.at, "aggregation", st->name.name, modes, 2);
     diag_hint(s->diag, "aggregate mean or aggregate sum");
   }
 }
@@ -588,7 +591,8 @@ int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const ch
     }
   }
   if (!s.seen_network) {
-    if (prog->stmts.n == 0) diag_error(diag, loc_make(0, 0, 0), "no statements: a .lmn file starts with 'network NAME'");
+    if (prog->stmts.n == 0)
+      diag_error(diag, loc_make(0, 0, 0), "no statements: a .lmn file starts with 'network NAME'");
     net->name = "network";
   }
   for (int i = 0; i < prog->stmts.n; i++) {

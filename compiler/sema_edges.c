@@ -6,8 +6,8 @@
 
 #include "sema_int.h"
 
-static const char *const module_names[] = {"identity", "linear", "mlp", "decoder_layer", "gpt2_block",
-                                           "embed",    "head",   "classify"};
+static const char *const module_names[] = {"identity",   "linear", "mlp",  "decoder_layer",
+                                           "gpt2_block", "embed",  "head", "classify"};
 #define N_MODULE_NAMES 8
 
 const char *mod_kind_name(ModKind kind) { return module_names[kind]; }
@@ -17,18 +17,21 @@ const char *mod_kind_name(ModKind kind) { return module_names[kind]; }
 static void bad_arg(Sema *s, const Call *c, const Arg *a, const char *usage, const char *const *words) {
   int n = 0;
   while (words && words[n]) n++;
-  const char *word = !a ? NULL : a->kind == ARG_KEYWORD ? a->key : a->kind == ARG_VALUE && a->a.kind == VAL_IDENT ? a->a.s : NULL;
+  const char *word = !a                                               ? NULL
+                     : a->kind == ARG_KEYWORD                         ? a->key
+                     : a->kind == ARG_VALUE && a->a.kind == VAL_IDENT ? a->a.s
+                                                                      : NULL;
   const char *best = word ? closest_name(word, words, n) : NULL;
-  if (!a)
-    diag_error(s->diag, c->at, "%s: missing argument", c->name);
+  if (!a) diag_error(s->diag, c->at, "%s: missing argument", c->name);
   else if (best)
     diag_error(s->diag, a->at, "%s: unknown argument '%s'; did you mean '%s'?", c->name, word, best);
-  else if (word)
-    diag_error(s->diag, a->at, "%s: unknown argument '%s'", c->name, word);
+  else if (word) diag_error(s->diag, a->at, "%s: unknown argument '%s'", c->name, word);
   else
     diag_error(s->diag, a->at, "%s: unexpected %s", c->name,
-               a->kind == ARG_ARROW ? "'IN -> OUT' argument" : a->a.kind == VAL_STRING ? "string argument"
-               : a->a.kind == VAL_CALL ? "call as an argument" : "number argument");
+               a->kind == ARG_ARROW      ? "'IN -> OUT' argument"
+               : a->a.kind == VAL_STRING ? "string argument"
+               : a->a.kind == VAL_CALL   ? "call as an argument"
+                                         : "number argument");
   diag_hint(s->diag, "usage: %s", usage);
 }
 
@@ -84,7 +87,8 @@ static int train_flag(const Arg *a, int *trainable, int *given) {
 }
 
 static int linear_module(Sema *s, const Call *c, Module *m) {
-  const char *usage = "linear, linear(bias), linear(OUT), linear(IN -> OUT, bias); a width is a number or a model";
+  const char *usage =
+      "linear, linear(bias), linear(OUT), linear(IN -> OUT, bias); a width is a number or a model";
   static const char *const flags[] = {"bias", "nobias", NULL};
   for (int i = 0; i < c->args.n; i++) {
     const Arg *a = c->args.items[i];
@@ -108,10 +112,10 @@ static int linear_module(Sema *s, const Call *c, Module *m) {
 
 /* Module kinds that take exactly a model plus flags. */
 static int model_module(Sema *s, const Call *c, Module *m) {
-  const char *usage = m->kind == MOD_DECODER    ? "decoder_layer(MODEL)"
+  const char *usage = m->kind == MOD_DECODER     ? "decoder_layer(MODEL)"
                       : m->kind == MOD_GPT2_EDGE ? "gpt2_block(MODEL) or gpt2_block(MODEL, unscaled)"
-                      : m->kind == MOD_EMBED     ? "embed(MODEL), embed(MODEL, prefix N), embed(MODEL, trainable)"
-                                                 : "head(MODEL), head(MODEL, trainable)";
+                      : m->kind == MOD_EMBED ? "embed(MODEL), embed(MODEL, prefix N), embed(MODEL, trainable)"
+                                             : "head(MODEL), head(MODEL, trainable)";
   static const char *const words[] = {"frozen", "trainable", "unscaled", "prefix", NULL};
   if (c->args.n == 0) {
     diag_error(s->diag, c->at, "%s() needs a model: %s(MODEL)", c->name, c->name);
@@ -129,7 +133,8 @@ static int model_module(Sema *s, const Call *c, Module *m) {
   for (int i = 1; i < c->args.n; i++) {
     const Arg *a = c->args.items[i];
     if ((m->kind == MOD_EMBED || m->kind == MOD_HEAD) && train_flag(a, &m->trainable, &given)) continue;
-    if (m->kind == MOD_GPT2_EDGE && a->kind == ARG_VALUE && a->a.kind == VAL_IDENT && !strcmp(a->a.s, "unscaled")) {
+    if (m->kind == MOD_GPT2_EDGE && a->kind == ARG_VALUE && a->a.kind == VAL_IDENT &&
+        !strcmp(a->a.s, "unscaled")) {
       m->unscaled = 1;
       continue;
     }
@@ -154,7 +159,9 @@ static int classify_module(Sema *s, const Call *c, Module *m) {
   for (int i = 0; i < c->args.n; i++) {
     const Arg *a = c->args.items[i];
     if (train_flag(a, &m->trainable, &given)) continue;
-    const Value *v = a->kind == ARG_VALUE ? &a->a : a->kind == ARG_KEYWORD && !strcmp(a->key, "classes") ? &a->a : NULL;
+    const Value *v = a->kind == ARG_VALUE                                   ? &a->a
+                     : a->kind == ARG_KEYWORD && !strcmp(a->key, "classes") ? &a->a
+                                                                            : NULL;
     if (!v || m->dout > 0) {
       bad_arg(s, c, a, usage, words);
       return -1;
@@ -234,8 +241,7 @@ static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *
       }
       if (sym && sym->kind == SYM_EDGE_TYPE)
         diag_error(s->diag, c->at, "edge type '%s' takes no arguments", c->name);
-      else if (sym)
-        wrong_kind(s, sym, c->at, "an edge module");
+      else if (sym) wrong_kind(s, sym, c->at, "an edge module");
       else
         unknown_name(s, "edge module", c->name, c->at, KIND(SYM_EDGE_TYPE) | KIND(SYM_VERTEX), module_names,
                      N_MODULE_NAMES);
@@ -289,7 +295,8 @@ static void edge_label(const Net *net, Edge *e) {
     n += (size_t)snprintf(e->label + n, sizeof e->label - n, "%s%s", i ? " + " : "",
                           end_name(net, e->src_kind == END_SUM ? END_VERTEX : e->src_kind, e->srcs[i]));
   if (n < sizeof e->label)
-    snprintf(e->label + n, sizeof e->label - n, " -> %s", e->dst < 0 ? "?" : end_name(net, e->dst_kind, e->dst));
+    snprintf(e->label + n, sizeof e->label - n, " -> %s",
+             e->dst < 0 ? "?" : end_name(net, e->dst_kind, e->dst));
 }
 
 static long vertex_width(const Net *net, int v) { return net->models[net->vertices[v].model].hp.dim; }
@@ -307,7 +314,8 @@ static int check_embed(Sema *s, const Edge *e, int i) {
   if (m->kind == MOD_EMBED && e->src_kind != END_TOKENS) {
     diag_error(s->diag, m->at, "embed() reads tokens, but this edge starts at vertex '%s'",
                s->net->vertices[e->srcs[0]].name);
-    diag_hint(s->diag, "embeddings open the input chain: tokens -> embed(%s) -> VERTEX", s->net->models[m->model].name);
+    diag_hint(s->diag, "embeddings open the input chain: tokens -> embed(%s) -> VERTEX",
+              s->net->models[m->model].name);
     return -1;
   }
   if (m->kind == MOD_EMBED && i != 0) {
@@ -322,8 +330,10 @@ static int check_embed(Sema *s, const Edge *e, int i) {
       diag_hint(s->diag, "move embed(%s) to the front", s->net->models[e->mods[j].model].name);
       return -1;
     }
-  if (e->dst_kind == END_VERTEX)
-    diag_hint(s->diag, "insert embed(%s) first: tokens -> embed(...) -> ...", s->net->models[s->net->vertices[e->dst].model].name);
+  if (e->dst_kind == END_VERTEX) {
+    const char *model = s->net->models[s->net->vertices[e->dst].model].name;
+    diag_hint(s->diag, "insert embed(%s) first: tokens -> embed(%s) -> ...", model, model);
+  }
   return -1;
 }
 
@@ -331,13 +341,16 @@ static int check_embed(Sema *s, const Edge *e, int i) {
 static int module_width(Sema *s, Edge *e, int i, long w) {
   Module *m = &e->mods[i];
   if ((m->kind == MOD_HEAD || m->kind == MOD_CLASSIFY) && i != e->n_mods - 1) {
-    diag_error(s->diag, e->mods[i + 1].at, "nothing may follow %s(): it produces an output", mod_kind_name(m->kind));
-    diag_hint(s->diag, "end the chain with the output's name: ... -> %s(...) -> NAME", mod_kind_name(m->kind));
+    diag_error(s->diag, e->mods[i + 1].at, "nothing may follow %s(): it produces an output",
+               mod_kind_name(m->kind));
+    diag_hint(s->diag, "end the chain with the output's name: ... -> %s(...) -> NAME",
+              mod_kind_name(m->kind));
     return -1;
   }
   if (m->kind == MOD_LINEAR || m->kind == MOD_MLP || m->kind == MOD_IDENTITY || m->kind == MOD_CLASSIFY) {
     if (m->din > 0 && m->din != w) {
-      diag_error(s->diag, m->at, "linear(%ld -> %ld) takes width %ld but receives %ld", m->din, m->dout, m->din, w);
+      diag_error(s->diag, m->at, "linear(%ld -> %ld) takes width %ld but receives %ld", m->din, m->dout,
+                 m->din, w);
       origin_note(s, i);
       diag_hint(s->diag, "write linear(%ld -> %ld)", w, m->dout);
       return -1;
@@ -374,7 +387,8 @@ static int flow_widths(Sema *s, Edge *e) {
   if (e->dst_kind == END_VERTEX && w != vertex_width(net, e->dst)) {
     diag_error(s->diag, e->at, "edge '%s' yields width %ld but vertex '%s' takes %ld", e->label, w,
                net->vertices[e->dst].name, vertex_width(net, e->dst));
-    diag_hint(s->diag, "add linear(%ld -> %ld) before '%s'", w, vertex_width(net, e->dst), net->vertices[e->dst].name);
+    diag_hint(s->diag, "add linear(%ld -> %ld) before '%s'", w, vertex_width(net, e->dst),
+              net->vertices[e->dst].name);
     return -1;
   }
   return 0;
@@ -445,7 +459,7 @@ static int chain_sources(Sema *s, const Stmt *st, Edge *e) {
     }
     Sym *sym = sym_find(s, r->name);
     if (!sym || sym->kind != SYM_VERTEX) {
-      if (sym && sym->kind == SYM_OUTPUT && sym->index >= 0) {
+      if (sym && sym->kind == SYM_OUTPUT) {
         diag_error(s->diag, r->at, "'%s' is an output: outputs end chains and cannot feed edges", r->name);
         diag_note(s->diag, sym->at, "'%s' is defined here", r->name);
         diag_hint(s->diag, "start the chain at the vertex that feeds the head instead");
@@ -461,9 +475,10 @@ static int chain_sources(Sema *s, const Stmt *st, Edge *e) {
     e->srcs[e->n_src++] = sym->index;
     long w0 = vertex_width(s->net, e->srcs[0]), w = vertex_width(s->net, sym->index);
     if (w != w0) {
-      diag_error(s->diag, r->at, "summed vertices must have one width: '%s' has %ld but '%s' has %ld", r->name, w,
-                 s->net->vertices[e->srcs[0]].name, w0);
-      diag_hint(s->diag, "sum vertices of one width, or join them through edges with linear(%ld -> %ld)", w, w0);
+      diag_error(s->diag, r->at, "summed vertices must have one width: '%s' has %ld but '%s' has %ld",
+                 r->name, w, s->net->vertices[e->srcs[0]].name, w0);
+      diag_hint(s->diag, "sum vertices of one width, or join them through edges with linear(%ld -> %ld)", w,
+                w0);
       return -1;
     }
   }
@@ -478,15 +493,19 @@ static int define_output(Sema *s, Edge *e, const Call *c) {
   if (!sym_define(s, c->name, SYM_OUTPUT, net->n_outputs, c->at)) return -1;
   GROW(s, net->outputs, net->n_outputs, s->cap_outputs);
   Output *o = &net->outputs[net->n_outputs];
-  *o = (Output){.name = c->name, .at = c->at, .kind = last->kind == MOD_HEAD ? OUT_LM : OUT_CLASS,
-                .width = last->dout, .edge = e->id};
+  *o = (Output){.name = c->name,
+                .at = c->at,
+                .kind = last->kind == MOD_HEAD ? OUT_LM : OUT_CLASS,
+                .width = last->dout,
+                .edge = e->id};
   e->dst_kind = END_OUTPUT;
   e->dst = net->n_outputs++;
   return 0;
 }
 
 static int ends_in_output(const Edge *e) {
-  return e->n_mods && (e->mods[e->n_mods - 1].kind == MOD_HEAD || e->mods[e->n_mods - 1].kind == MOD_CLASSIFY);
+  return e->n_mods &&
+         (e->mods[e->n_mods - 1].kind == MOD_HEAD || e->mods[e->n_mods - 1].kind == MOD_CLASSIFY);
 }
 
 /* The last hop of a chain that ends after head() or classify(): the name of a new output. */
@@ -513,7 +532,8 @@ static int bad_chain_end(Sema *s, const EdgeExpr *ex, const Call *c, const Sym *
     for (int k = 0; k < N_MODULE_NAMES; k++) is_module |= !strcmp(c->name, module_names[k]);
     if (!is_module) {
       if (unknown_name(s, "vertex", c->name, c->at, KIND(SYM_VERTEX), NULL, 0))
-        diag_hint(s->diag, "a chain ends at a vertex, or at a new output name after head(MODEL) or classify(N)");
+        diag_hint(s->diag,
+                  "a chain ends at a vertex, or at a new output name after head(MODEL) or classify(N)");
       return -1;
     }
   }
@@ -597,10 +617,14 @@ void module_describe(const Net *net, const Module *m, char *buf, size_t size) {
   const char *model = m->model >= 0 ? net->models[m->model].name : "";
   switch (m->kind) {
     case MOD_IDENTITY: snprintf(buf, size, "identity"); break;
-    case MOD_LINEAR: snprintf(buf, size, "linear(%ld -> %ld%s)", m->din, m->dout, m->bias ? ", bias" : ""); break;
+    case MOD_LINEAR:
+      snprintf(buf, size, "linear(%ld -> %ld%s)", m->din, m->dout, m->bias ? ", bias" : "");
+      break;
     case MOD_MLP: snprintf(buf, size, "mlp(%ld -> %ld -> %ld)", m->din, m->hidden, m->dout); break;
     case MOD_DECODER: snprintf(buf, size, "decoder_layer(%s)", model); break;
-    case MOD_GPT2_EDGE: snprintf(buf, size, "gpt2_block(%s%s)", model, m->unscaled ? ", unscaled" : ""); break;
+    case MOD_GPT2_EDGE:
+      snprintf(buf, size, "gpt2_block(%s%s)", model, m->unscaled ? ", unscaled" : "");
+      break;
     case MOD_EMBED:
       if (m->prefix) snprintf(buf, size, "embed(%s, prefix %ld)", model, m->prefix);
       else snprintf(buf, size, "embed(%s)", model);

@@ -21,7 +21,8 @@ static int loss_target(Sema *s, const Arg *a, Target *t) {
     }
   }
   diag_error(s->diag, a->at, "the target of cross_entropy is next(tokens) or labels");
-  diag_hint(s->diag, "token outputs (after head) take next(tokens); class outputs (after classify) take labels");
+  diag_hint(s->diag,
+            "token outputs (after head) take next(tokens); class outputs (after classify) take labels");
   return -1;
 }
 
@@ -30,18 +31,19 @@ static void sema_loss(Sema *s, const Stmt *st) {
   const Call *c = st->loss;
   if (strcmp(c->name, "cross_entropy") != 0) {
     const char *known[] = {"cross_entropy"};
-    const char *best = closest_name(c->name, known, 1);
-    diag_error(s->diag, c->at, "unknown loss '%s'%s", c->name, best ? "; did you mean 'cross_entropy'?" : "");
+    unknown_word(s, c->at, "loss", c->name, known, 1);
     diag_hint(s->diag, "losses are cross_entropy(OUTPUT, next(tokens)) and cross_entropy(OUTPUT, labels)");
     return;
   }
-  Loss l = {.name = st->name.name, .at = st->name.at, .weight = st->has_weight ? st->weight : 1.0, .output = -1};
+  Loss l = {
+      .name = st->name.name, .at = st->name.at, .weight = st->has_weight ? st->weight : 1.0, .output = -1};
   if (st->has_weight && !(st->weight > 0 && st->weight <= 1e6)) {
     diag_error(s->diag, st->weight_at, "a loss weight must be positive (and at most 1e6)");
     return;
   }
   if (c->args.n < 2) {
-    diag_error(s->diag, c->at, "cross_entropy takes an output and a target, e.g. cross_entropy(logits, next(tokens))");
+    diag_error(s->diag, c->at,
+               "cross_entropy takes an output and a target, e.g. cross_entropy(logits, next(tokens))");
     return;
   }
   const Arg *out = c->args.items[0];
@@ -63,7 +65,8 @@ static void sema_loss(Sema *s, const Stmt *st) {
   if (loss_target(s, c->args.items[1], &l.target) != 0) return;
   for (int i = 2; i < c->args.n; i++) {
     const Arg *a = c->args.items[i];
-    if (a->kind == ARG_KEYWORD && !strcmp(a->key, "smoothing") && (a->a.kind == VAL_FLOAT || a->a.kind == VAL_INT)) {
+    if (a->kind == ARG_KEYWORD && !strcmp(a->key, "smoothing") &&
+        (a->a.kind == VAL_FLOAT || a->a.kind == VAL_INT)) {
       if (!(a->a.f >= 0 && a->a.f < 1)) {
         diag_error(s->diag, a->a.at, "label smoothing must be in [0, 1)");
         return;
@@ -139,7 +142,8 @@ static int check_cycles(Sema *s) {
     char msg[512];
     size_t len = 0;
     for (int i = start; i < n && len < sizeof msg; i++)
-      len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", i > start ? " -> " : "", net->vertices[stack[i]].name);
+      len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", i > start ? " -> " : "",
+                              net->vertices[stack[i]].name);
     diag_error(s->diag, net->edges[edge].at, "cycle: %s", msg);
     diag_hint(s->diag, "a network must be a directed acyclic graph: remove or reverse one of these edges");
     found = 1;
@@ -194,7 +198,8 @@ static void check_boundary(Sema *s) {
         embed = m;
         net->embed_model = m->model;
         net->prefix = m->prefix;
-      } else if (net->models[m->model].hp.vocab != net->models[embed->model].hp.vocab || m->prefix != embed->prefix) {
+      } else if (net->models[m->model].hp.vocab != net->models[embed->model].hp.vocab ||
+                 m->prefix != embed->prefix) {
         diag_error(s->diag, m->at, "all embeddings of the tokens must share one vocabulary and prefix");
         diag_note(s->diag, embed->at, "the first embedding is here");
       }
@@ -210,8 +215,9 @@ static void check_boundary(Sema *s) {
     const Edge *e = &net->edges[i];
     const Module *m = e->n_mods ? &e->mods[e->n_mods - 1] : NULL;
     if (!m || m->kind != MOD_HEAD || net->models[m->model].hp.vocab == vocab) continue;
-    diag_error(s->diag, m->at, "head(%s) predicts a vocabulary of %ld but the tokens come from embed(%s) with %ld",
-               net->models[m->model].name, net->models[m->model].hp.vocab, net->models[embed->model].name, vocab);
+    diag_error(
+        s->diag, m->at, "head(%s) predicts a vocabulary of %ld but the tokens come from embed(%s) with %ld",
+        net->models[m->model].name, net->models[m->model].hp.vocab, net->models[embed->model].name, vocab);
     diag_note(s->diag, embed->at, "the tokens are embedded here");
   }
 }
@@ -229,8 +235,9 @@ static void check_sharing(Sema *s) {
       model->used_shared = 1;
       if (first < 0) first = x->trainable, first_at = x->at;
       else if (first != x->trainable) {
-        diag_error(s->diag, x->at, "vertex '%s' is %s but shares the weights of '%s' with %s vertices", x->name,
-                   x->trainable ? "trainable" : "frozen", model->name, first ? "trainable" : "frozen");
+        diag_error(s->diag, x->at, "vertex '%s' is %s but shares the weights of '%s' with %s vertices",
+                   x->name, x->trainable ? "trainable" : "frozen", model->name,
+                   first ? "trainable" : "frozen");
         diag_note(s->diag, first_at, "a vertex sharing them is declared here");
         diag_hint(s->diag, "make them agree, or declare one 'unshared' to give it its own copy");
         return;
@@ -245,9 +252,10 @@ static void check_sharing(Sema *s) {
         if (m->kind == MOD_HEAD && !model->hp.tied) continue;
         if (!tie) tie = m;
         else if (tie->trainable != m->trainable) {
-          diag_error(s->diag, m->at, "%s(%s) is %s but %s(%s), whose weights it %s, is %s", mod_kind_name(m->kind),
-                     model->name, m->trainable ? "trainable" : "frozen", mod_kind_name(tie->kind), model->name,
-                     m->kind == MOD_HEAD ? "is tied to" : "shares", tie->trainable ? "trainable" : "frozen");
+          diag_error(s->diag, m->at, "%s(%s) is %s but %s(%s), whose weights it %s, is %s",
+                     mod_kind_name(m->kind), model->name, m->trainable ? "trainable" : "frozen",
+                     mod_kind_name(tie->kind), model->name, m->kind == MOD_HEAD ? "is tied to" : "shares",
+                     tie->trainable ? "trainable" : "frozen");
           diag_note(s->diag, tie->at, "%s(%s) is here", mod_kind_name(tie->kind), model->name);
           diag_hint(s->diag, "they are one matrix: mark both 'frozen' or both 'trainable'");
           return;
@@ -282,8 +290,9 @@ void sema_graph(Sema *s) {
   for (int i = 0; i < net->n_outputs; i++)
     if (!net->outputs[i].used) {
       diag_warning(s->diag, net->outputs[i].at, "output '%s' is not read by any loss", net->outputs[i].name);
-      diag_hint(s->diag, "add e.g. 'loss %s_loss = cross_entropy(%s, %s)', or remove the chain", net->outputs[i].name,
-                net->outputs[i].name, net->outputs[i].kind == OUT_LM ? "next(tokens)" : "labels");
+      diag_hint(s->diag, "add e.g. 'loss %s_loss = cross_entropy(%s, %s)', or remove the chain",
+                net->outputs[i].name, net->outputs[i].name,
+                net->outputs[i].kind == OUT_LM ? "next(tokens)" : "labels");
     }
   for (int i = 0; i < s->n_syms; i++) {
     const Sym *sym = &s->syms[i];
@@ -292,7 +301,8 @@ void sema_graph(Sema *s) {
   }
   if (!anything_trainable(net)) {
     diag_warning(s->diag, net->name_at, "nothing in network '%s' is trainable", net->name);
-    diag_hint(s->diag, "training would change nothing: add an edge with weights (linear, mlp, decoder_layer) or mark "
+    diag_hint(s->diag,
+              "training would change nothing: add an edge with weights (linear, mlp, decoder_layer) or mark "
               "something 'trainable'");
   }
 }

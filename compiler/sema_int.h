@@ -10,7 +10,7 @@ typedef enum { SYM_MODEL, SYM_EDGE_TYPE, SYM_VERTEX, SYM_OUTPUT, SYM_LOSS, SYM_L
 typedef struct Sym {
   const char *name;
   SymKind kind;
-  int index;   /* into the Net array of its kind; for SYM_EDGE_TYPE into Sema.types */
+  int index; /* into the Net array of its kind; for SYM_EDGE_TYPE into Sema.types */
   Loc at;
   int used;
 } Sym;
@@ -42,9 +42,9 @@ typedef struct Sema {
   int n_types, cap_types;
   LayerGroup *groups;
   int n_groups, cap_groups;
-  const char **failed;  /* names whose definition was rejected: later misuses of them stay quiet */
+  const char **failed; /* names whose definition was rejected: later misuses of them stay quiet */
   int n_failed, cap_failed;
-  int *origin;          /* per module of the edge being built: the edge type it came from, or -1 */
+  int *origin; /* per module of the edge being built: the edge type it came from, or -1 */
   int cap_origin;
   int cap_models, cap_vertices, cap_edges, cap_outputs, cap_losses;
   int seen_network, seen_aggregate;
@@ -69,13 +69,15 @@ void wrong_kind(Sema *s, const Sym *sym, Loc at, const char *what);
 /* Reports "unknown WHAT 'name'" with a did-you-mean over the symbols of the given kinds (bit mask); a name
  * declared further down is reported as used before its declaration, and a name whose definition failed
  * (or a vertex name of a `layers` group that had errors) is not reported at all. Returns 1 if it reported. */
-int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds, const char *const *extra,
-                 int n_extra);
+int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds,
+                 const char *const *extra, int n_extra);
 /* Whether the definition of `name` was rejected (a redefinition or a reserved name); remember_failed()
  * records one. */
 void remember_failed(Sema *s, const char *name);
 int failed_name_quiet(const Sema *s, const char *name);
 #define KIND(k) (1u << (k))
+/* Reports "unknown WHAT 'word'" with a did-you-mean over a fixed list of n words. */
+void unknown_word(Sema *s, Loc at, const char *what, const char *word, const char *const *words, int n);
 
 int sema_edge_type(Sema *s, const Stmt *st);
 int sema_chain(Sema *s, const Stmt *st);

@@ -113,9 +113,9 @@ static int add_run_meta(lmn_st_writer *w, const lmn_ckpt_state *st, lmn_err *err
   lmn_hex_encode(&st->data, sizeof st->data, data);
   lmn_hex_encode(&st->rng, sizeof st->rng, rng);
   snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
-  if (lmn_st_writer_add_meta(w, "data_state", data, err) || lmn_st_writer_add_meta(w, "rng_state", rng, err) ||
-      add_meta_num(w, "batch", st->batch, err) || add_meta_num(w, "seq_len", st->seq_len, err) ||
-      lmn_st_writer_add_meta(w, "seed", seed, err))
+  if (lmn_st_writer_add_meta(w, "data_state", data, err) ||
+      lmn_st_writer_add_meta(w, "rng_state", rng, err) || add_meta_num(w, "batch", st->batch, err) ||
+      add_meta_num(w, "seq_len", st->seq_len, err) || lmn_st_writer_add_meta(w, "seed", seed, err))
     return -1;
   return add_meta_path(w, "config", st->config, err);
 }
@@ -125,8 +125,8 @@ static int add_meta(lmn_st_writer *w, const lmn_net *net, const lmn_ckpt_state *
   char hash[17];
   snprintf(hash, sizeof hash, "%016" PRIx64, d->hash);
   if (lmn_st_writer_add_meta(w, "format", LMN_CKPT_FORMAT, err) ||
-      add_meta_num(w, "version", LMN_CKPT_VERSION, err) || lmn_st_writer_add_meta(w, "network", d->name, err) ||
-      lmn_st_writer_add_meta(w, "hash", hash, err) ||
+      add_meta_num(w, "version", LMN_CKPT_VERSION, err) ||
+      lmn_st_writer_add_meta(w, "network", d->name, err) || lmn_st_writer_add_meta(w, "hash", hash, err) ||
       lmn_st_writer_add_meta(w, "aggregate", d->aggregate_mean ? "mean" : "sum", err) ||
       add_meta_num(w, "step", st ? st->step : net->step, err) ||
       add_meta_num(w, "optimizer_step", net->step, err))
@@ -213,7 +213,8 @@ static int parse_run(const lmn_st *f, const char *path, lmn_ckpt_state *st, lmn_
       st->data.order > LMN_ORDER_SEQUENTIAL)
     return lmn_errf(err, "%s: checkpoint metadata 'data_state' is not a valid data stream state", path);
   if (lmn_hex_decode(rng, &st->rng, sizeof st->rng))
-    return lmn_errf(err, "%s: checkpoint metadata 'rng_state' is not %zu hex-encoded bytes", path, sizeof st->rng);
+    return lmn_errf(err, "%s: checkpoint metadata 'rng_state' is not %zu hex-encoded bytes", path,
+                    sizeof st->rng);
   if (parse_long(batch, 1, LONG_MAX, &st->batch) || parse_long(seq, 1, LONG_MAX, &st->seq_len) ||
       parse_u64(seed, &st->seed))
     return lmn_errf(err, "%s: checkpoint metadata 'batch', 'seq_len' or 'seed' is not a valid number", path);
@@ -246,7 +247,8 @@ static int check_tensor(const lmn_st *f, const lmn_net_desc *d, const lmn_param_
   const lmn_st_tensor *t = lmn_st_find(f, name);
   if (!t) return lmn_errf(err, "%s: tensor '%s' is missing (network '%s' has it)", path, name, d->name);
   if (t->dtype == LMN_ST_OTHER)
-    return lmn_errf(err, "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", path, name, t->dtype_name);
+    return lmn_errf(err, "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", path, name,
+                    t->dtype_name);
   int64_t shape[2];
   uint32_t nd = param_shape(p, shape);
   int same = t->n_dims == nd;
@@ -255,7 +257,8 @@ static int check_tensor(const lmn_st *f, const lmn_net_desc *d, const lmn_param_
   char got[160], want[64];
   format_shape(got, sizeof got, t->n_dims, t->shape);
   format_shape(want, sizeof want, nd, shape);
-  return lmn_errf(err, "%s: tensor '%s' has shape %s but network '%s' expects %s", path, name, got, d->name, want);
+  return lmn_errf(err, "%s: tensor '%s' has shape %s but network '%s' expects %s", path, name, got, d->name,
+                  want);
 }
 
 /* The parameter a checkpoint tensor name belongs to (moments too), or NULL. */
@@ -302,7 +305,8 @@ static int load_tensors(const lmn_st *f, lmn_net *net, lmn_err *err) {
       int64_t shape[2];
       uint32_t nd = param_shape(p, shape);
       char *name = prefixed(prefixes[k], p->name);
-      int rc = name ? lmn_st_load_f32(f, name, nd, shape, bufs[k] + p->offset, err) : lmn_errf(err, "out of memory");
+      int rc = name ? lmn_st_load_f32(f, name, nd, shape, bufs[k] + p->offset, err)
+                    : lmn_errf(err, "out of memory");
       free(name);
       if (rc) return -1;
     }
@@ -311,7 +315,7 @@ static int load_tensors(const lmn_st *f, lmn_net *net, lmn_err *err) {
 
 int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err) {
   lmn_st *f = NULL;
-  if (lmn_st_open(path, LMN_ST_READ, &f, err)) return -1;
+  if (lmn_st_open(path, LMN_ST_MMAP, &f, err)) return -1; /* atomic writers never change a file in place */
   lmn_ckpt_state tmp;
   long opt_step = 0;
   int rc = check_identity(f, net->desc, path, err) || parse_state(f, path, &tmp, &opt_step, err) ||
@@ -366,7 +370,10 @@ int lmn_checkpoint_list(const char *dir, long **steps, size_t *n, lmn_err *err) 
   *steps = NULL;
   *n = 0;
   DIR *dh = opendir(dir);
-  if (!dh) return errno == ENOENT ? 0 : lmn_errf(err, "%s: cannot open the checkpoint directory: %s", dir, strerror(errno));
+  if (!dh)
+    return errno == ENOENT
+               ? 0
+               : lmn_errf(err, "%s: cannot open the checkpoint directory: %s", dir, strerror(errno));
   size_t cap = 0;
   struct dirent *e;
   while ((e = readdir(dh)) != NULL) {
@@ -475,8 +482,10 @@ int lmn_checkpoint_prune(const char *dir, long keep, long upto, lmn_err *err) {
   int rc = 0;
   for (size_t i = 0; mine > (size_t)keep && i < mine - (size_t)keep; i++) {
     char file[LMN_CKPT_PATH_MAX];
-    if (lmn_checkpoint_path(dir, steps[i], file, sizeof file, err)) rc = -1;
-    else if (unlink(file) != 0 && errno != ENOENT) rc = lmn_errf(err, "%s: cannot delete: %s", file, strerror(errno));
+    if (lmn_checkpoint_path(dir, steps[i], file, sizeof file, err))
+      rc = -1;
+    else if (unlink(file) != 0 && errno != ENOENT)
+      rc = lmn_errf(err, "%s: cannot delete: %s", file, strerror(errno));
   }
   free(steps);
   return rc;

@@ -117,14 +117,16 @@ static int set_number(const opt *o, const char *v, args *a) {
   }
   double x = o->kind == OPT_LONG ? (double)strtol(v, &end, 10) : strtod(v, &end);
   if (errno || *end || !(x >= o->lo && x <= o->hi)) return -1;
-  if (o->kind == OPT_LONG) *(long *)((char *)a + o->offset) = (long)x;
-  else *(double *)((char *)a + o->offset) = x;
+  if (o->kind == OPT_LONG)
+    *(long *)((char *)a + o->offset) = (long)x;
+  else
+    *(double *)((char *)a + o->offset) = x;
   return 0;
 }
 
 static const char *range_text(const opt *o, char *buf, size_t cap) {
   if (o->kind == OPT_U64) return "an unsigned whole number";
-  snprintf(buf, cap, "%s in [%g, %g]", o->kind == OPT_LONG ? "a whole number" : "a number", o->lo, o->hi);
+  snprintf(buf, cap, "%s in [%.15g, %.15g]", o->kind == OPT_LONG ? "a whole number" : "a number", o->lo, o->hi);
   return buf;
 }
 
@@ -136,7 +138,8 @@ static int parse_args(int argc, char **argv, cmd c, args *a, const lmn_net_desc 
     const char *arg = argv[i], *v;
     if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return *done = 1, usage(stdout, prog, d), 0;
     const opt *o = arg[0] == '-' && arg[1] ? find_opt(arg, c, &v) : NULL;
-    if (!o && arg[0] == '-' && arg[1]) return *done = 1, usage_error(prog, d, "unknown option '%s' for '%s'", arg, cmd_names[c]);
+    if (!o && arg[0] == '-' && arg[1])
+      return *done = 1, usage_error(prog, d, "unknown option '%s' for '%s'", arg, cmd_names[c]);
     if (!o) return *done = 1, usage_error(prog, d, "unexpected argument '%s' for '%s'", arg, cmd_names[c]);
     if (o->kind == OPT_FLAG) {
       if (v) return *done = 1, usage_error(prog, d, "option '%s' takes no value", arg);
@@ -149,7 +152,8 @@ static int parse_args(int argc, char **argv, cmd c, args *a, const lmn_net_desc 
       *(const char **)((char *)a + o->offset) = v;
     } else if (set_number(o, v, a)) {
       char buf[96];
-      return *done = 1, usage_error(prog, d, "option '%s': '%s' is not %s", arg, v, range_text(o, buf, sizeof buf));
+      return *done = 1,
+             usage_error(prog, d, "option '%s': '%s' is not %s", arg, v, range_text(o, buf, sizeof buf));
     }
   }
   return 0;
@@ -168,17 +172,22 @@ static void si(double v, const char *unit, char *buf, size_t cap) {
 }
 
 static void bytes_text(double b, char *buf, size_t cap) {
-  if (b < 1024.0 * 1024.0) snprintf(buf, cap, "%.1f KiB", b / 1024.0);
-  else if (b < 1024.0 * 1024.0 * 1024.0) snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
-  else snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
+  if (b < 1024.0 * 1024.0)
+    snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+  else if (b < 1024.0 * 1024.0 * 1024.0)
+    snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
+  else
+    snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
 }
 
 static void info_params(const lmn_net_desc *d) {
   size_t total = 0, train = 0, file = 0;
   for (int i = 0; i < d->n_params; i++) {
     total += count_of(&d->params[i]);
-    if (d->params[i].trainable) train += count_of(&d->params[i]);
-    else if (d->params[i].from_file) file += count_of(&d->params[i]);
+    if (d->params[i].trainable)
+      train += count_of(&d->params[i]);
+    else if (d->params[i].from_file)
+      file += count_of(&d->params[i]);
   }
   char t[32], tr[32], fr[32], fi[32];
   lmn_format_thousands((long long)total, t, sizeof t);
@@ -195,11 +204,13 @@ static void info_cost(const lmn_net_desc *d, long B, long T, int threads) {
   char f1[32], f2[32], m1[32], m2[32], m3[32];
   si(fwd, "FLOP", f1, sizeof f1);
   si(trn, "FLOP", f2, sizeof f2);
-  printf("FLOPs per token at batch %ld x %ld: forward %s | training step (forward + backward) %s\n", B, T, f1, f2);
+  printf("FLOPs per token at batch %ld x %ld: forward %s | training step (forward + backward) %s\n", B, T, f1,
+         f2);
   bytes_text(4.0 * (double)d->n_floats, m1, sizeof m1);
   bytes_text(12.0 * (double)d->n_train, m2, sizeof m2);
   bytes_text(4.0 * (double)(d->arena_floats ? d->arena_floats((int)B, (int)T, threads) : 0), m3, sizeof m3);
-  printf("memory at batch %ld x %ld on %d threads: parameters %s | gradients + AdamW moments %s | activations %s\n",
+  printf("memory at batch %ld x %ld on %d threads: parameters %s | gradients + AdamW moments %s | "
+         "activations %s\n",
          B, T, threads, m1, m2, m3);
 }
 
@@ -214,28 +225,36 @@ static void info_table(const lmn_net_desc *d) {
     int n = (int)strlen(d->params[i].name);
     if (n > w) w = n;
   }
-  printf("%-*s  %-14s %12s  %-9s  %-11s  %s\n", w, "tensor", "shape", "parameters", "kind", "source", "owner");
+  printf("%-*s  %-14s %12s  %-9s  %-11s  %s\n", w, "tensor", "shape", "parameters", "kind", "source",
+         "owner");
   for (int i = 0; i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     char shape[48], cnt[32], owner[96];
-    if (p->cols) snprintf(shape, sizeof shape, "[%ld, %ld]", p->rows, p->cols);
-    else snprintf(shape, sizeof shape, "[%ld]", p->rows);
+    if (p->cols)
+      snprintf(shape, sizeof shape, "[%ld, %ld]", p->rows, p->cols);
+    else
+      snprintf(shape, sizeof shape, "[%ld]", p->rows);
     lmn_format_thousands((long long)count_of(p), cnt, sizeof cnt);
-    if (p->edge >= 0) snprintf(owner, sizeof owner, "%s (edge %d)", p->owner ? p->owner : "?", p->edge);
-    else snprintf(owner, sizeof owner, "%s", p->owner ? p->owner : "-");
-    printf("%-*s  %-14s %12s  %-9s  %-11s  %s\n", w, p->name, shape, cnt, p->trainable ? "trainable" : "frozen",
-           init_name(p), owner);
+    if (p->edge >= 0)
+      snprintf(owner, sizeof owner, "%s (edge %d)", p->owner ? p->owner : "?", p->edge);
+    else
+      snprintf(owner, sizeof owner, "%s", p->owner ? p->owner : "-");
+    printf("%-*s  %-14s %12s  %-9s  %-11s  %s\n", w, p->name, shape, cnt,
+           p->trainable ? "trainable" : "frozen", init_name(p), owner);
   }
 }
 
 static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
   long B = a->batch ? a->batch : 8, T = a->seq ? a->seq : 128;
-  if (T > d->ctx) return usage_error(prog, d, "--seq %ld is too long: the network's context is %d", T, d->ctx);
+  if (T > d->ctx)
+    return usage_error(prog, d, "--seq %ld is too long: the network's context is %d", T, d->ctx);
   int threads = lmn_threads_resolve(a->threads);
-  printf("network %s (from %s) | hash %016" PRIx64 " | aggregate %s\n", d->name, d->source ? d->source : "?", d->hash,
-         d->aggregate_mean ? "mean" : "sum");
-  if (d->classes > 0) printf("vocabulary %d | %d classes | context %d\n", d->vocab, d->classes, d->ctx);
-  else printf("vocabulary %d | context %d\n", d->vocab, d->ctx);
+  printf("network %s (from %s) | hash %016" PRIx64 " | aggregate %s\n", d->name, d->source ? d->source : "?",
+         d->hash, d->aggregate_mean ? "mean" : "sum");
+  if (d->classes > 0)
+    printf("vocabulary %d | %d classes | context %d\n", d->vocab, d->classes, d->ctx);
+  else
+    printf("vocabulary %d | context %d\n", d->vocab, d->ctx);
   info_params(d);
   info_cost(d, B, T, threads);
   info_table(d);
@@ -282,16 +301,18 @@ static int bytes_network(const lmn_net_desc *d, const char *what, lmn_err *err) 
     return lmn_errf(err, "%s: generation is not available for a classification network (%d classes)", d->name,
                     d->classes);
   if (d->classes > 0)
-    return lmn_errf(err, "%s: %s of a classifier (%d classes) needs labelled data, which is not read yet", d->name,
-                    what, d->classes);
+    return lmn_errf(err, "%s: %s of a classifier (%d classes) needs labelled data, which is not read yet",
+                    d->name, what, d->classes);
   if (d->vocab != 256)
-    return lmn_errf(err, "%s: %s with a vocabulary of %d tokens needs the model's tokenizer, which the runtime "
-                    "cannot load yet (raw-byte networks, vocab 256, can)", d->name, what, d->vocab);
+    return lmn_errf(err,
+                    "%s: %s with a vocabulary of %d tokens needs the model's tokenizer, which the runtime "
+                    "cannot load yet (raw-byte networks, vocab 256, can)",
+                    d->name, what, d->vocab);
   return 0;
 }
 
-static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net, lmn_data *data,
-                    lmn_err *err) {
+static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net,
+                    lmn_data *data, lmn_err *err) {
   if (lmn_config_load(a->config, cfg, err) || bytes_network(d, "evaluation", err)) return -1;
   int threads = lmn_threads_resolve(a->threads ? a->threads : cfg->threads);
   openblas_set_num_threads(threads);
@@ -331,8 +352,20 @@ static int cmd_eval(const char *prog, const lmn_net_desc *d, const args *a) {
 
 /* ---- generate ------------------------------------------------------------------------------------ */
 
+/* The prompt, echoed once generation has started, then each token as it comes. */
+typedef struct echo {
+  const char *prompt;
+  int echoed;
+} echo;
+
+static void echo_prompt(echo *e) {
+  if (!e->echoed) fputs(e->prompt, stdout);
+  e->echoed = 1;
+}
+
 static int print_token(void *ctx, int32_t id, const char *bytes, size_t len) {
-  (void)ctx, (void)id;
+  (void)id;
+  echo_prompt(ctx);
   if (len) fwrite(bytes, 1, len, stdout);
   fflush(stdout);
   return 0;
@@ -347,7 +380,8 @@ static int gen_setup(const lmn_net_desc *d, const args *a, lmn_net **net, lmn_er
   openblas_set_num_threads(threads);
   char path[LMN_CKPT_PATH_MAX];
   int rc = lmn_net_create(net, d, 1, 1, threads, has_cfg ? cfg.seed : 1337, err) ||
-                   pick_ckpt(a, has_cfg ? &cfg : NULL, path, sizeof path, err) || load_weights(*net, path, err)
+                   pick_ckpt(a, has_cfg ? &cfg : NULL, path, sizeof path, err) ||
+                   load_weights(*net, path, err)
                ? -1
                : 0;
   lmn_config_free(&cfg);
@@ -365,11 +399,11 @@ static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) 
   lmn_sample_opts so = {(float)a->temperature, (int)a->top_k, (float)a->top_p};
   lmn_gen_stats st;
   int rc = gen_setup(d, a, &net, &err);
-  if (!rc) {
-    fputs(a->prompt, stdout);
-    rc = lmn_generate_stream(net, &tok, a->prompt, strlen(a->prompt), (int)a->n, &so, a->seed, print_token, NULL,
-                             &st, &err);
-  }
+  echo e = {a->prompt, 0};
+  if (!rc)
+    rc = lmn_generate_stream(net, &tok, a->prompt, strlen(a->prompt), (int)a->n, &so, a->seed, print_token,
+                             &e, &st, &err);
+  if (!rc) echo_prompt(&e);
   lmn_net_destroy(net);
   lmn_tokenizer_free(&tok);
   if (rc) return fail(&err);
@@ -387,7 +421,8 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
   if (argc < 1) argc = 1, argv = fake;
   if (argc < 2) return usage_error(prog, desc, "no command given");
   const char *name = argv[1];
-  if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) return usage(stdout, prog, desc), 0;
+  if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help"))
+    return usage(stdout, prog, desc), 0;
   int c = 0;
   while (c < CMD_COUNT && strcmp(name, cmd_names[c]) != 0) c++;
   if (c == CMD_COUNT) return usage_error(prog, desc, "unknown command '%s'", name);
@@ -395,9 +430,13 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
   int done, rc = parse_args(argc, argv, (cmd)c, &a, desc, &done);
   if (done) return rc;
   switch ((cmd)c) {
-  case CMD_INFO: return cmd_info(prog, desc, &a);
-  case CMD_TRAIN: return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
-  case CMD_EVAL: return cmd_eval(prog, desc, &a);
-  default: return cmd_generate(prog, desc, &a);
+  case CMD_INFO:
+    return cmd_info(prog, desc, &a);
+  case CMD_TRAIN:
+    return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
+  case CMD_EVAL:
+    return cmd_eval(prog, desc, &a);
+  default:
+    return cmd_generate(prog, desc, &a);
   }
 }

@@ -35,11 +35,11 @@ typedef struct lmn_train_hooks {
 } lmn_train_hooks;
 
 typedef struct lmn_train_opts {
-  const char *config;    /* the YAML file */
-  int resume;            /* continue from the newest checkpoint of checkpoint.dir */
-  long stop_at;          /* > 0: stop after this step (with a checkpoint), as if interrupted; the schedule
-                            still runs over the config's steps */
-  FILE *log;             /* progress lines and notes; NULL: quiet */
+  const char *config; /* the YAML file */
+  int resume;         /* continue from the newest checkpoint of checkpoint.dir */
+  long stop_at;       /* > 0: stop after this step (with a checkpoint), as if interrupted; the schedule
+                         still runs over the config's steps */
+  FILE *log;          /* progress lines and notes; NULL: quiet */
   lmn_train_hooks hooks;
 } lmn_train_opts;
 
@@ -52,7 +52,8 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
 
 /* Mean validation loss of net over `batches` sequential batches of B x T from the start of the validation
  * split (forward without training). */
-int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss, lmn_err *err);
+int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss,
+                  lmn_err *err);
 
 /* The resolved thread count of a config or option value (0 = every online core). */
 int lmn_threads_resolve(long threads);

@@ -31,13 +31,18 @@ static int encode_prompt(const lmn_net_desc *d, const lmn_tokenizer *tok, const 
   if (!v) return lmn_errf(err, "%s: out of memory encoding the prompt", d->name);
   if (r < 0) return free(v), lmn_errf(err, "%s: the tokenizer cannot encode the prompt", d->name);
   if (r == 0 && tok->bos >= 0) v[r++] = tok->bos; /* an empty prompt starts at beginning-of-sequence */
-  if (r == 0) return free(v), lmn_errf(err, "%s: the prompt is empty (this tokenizer has no BOS token)", d->name);
+  if (r == 0)
+    return free(v), lmn_errf(err, "%s: the prompt is empty (this tokenizer has no BOS token)", d->name);
   if (r > d->ctx)
-    return free(v), lmn_errf(err, "%s: the prompt has %ld tokens but the network's context is %d", d->name, r, d->ctx);
+    return free(v),
+           lmn_errf(err, "%s: the prompt has %ld tokens but the network's context is %d", d->name, r, d->ctx);
   for (long i = 0; i < r; i++)
-    if (v[i] < 0 || v[i] >= d->vocab)
-      return free(v), lmn_errf(err, "%s: prompt token %ld has id %d outside the vocabulary of %d", d->name, i,
-                               (int)v[i], d->vocab);
+    if (v[i] < 0 || v[i] >= d->vocab) {
+      int bad = (int)v[i];
+      free(v);
+      return lmn_errf(err, "%s: prompt token %ld has id %d outside the vocabulary of %d", d->name, i, bad,
+                      d->vocab);
+    }
   *ids = v;
   *n = (int)r;
   return 0;
@@ -50,7 +55,8 @@ static int check_args(const lmn_net *net, const lmn_tokenizer *tok, int n, const
   if (d->classes > 0)
     return lmn_errf(err, "%s: generation is not available for a classification network (%d classes)", d->name,
                     d->classes);
-  if (!d->decode || !d->cache_floats) return lmn_errf(err, "%s: the network has no decoding function", d->name);
+  if (!d->decode || !d->cache_floats)
+    return lmn_errf(err, "%s: the network has no decoding function", d->name);
   if (n < 0) return lmn_errf(err, "%s: cannot generate %d tokens", d->name, n);
   return lmn_sample_opts_check(opts, err);
 }
@@ -74,8 +80,9 @@ static void gen_buf_free(gen_buf *b) {
 }
 
 /* Samples, emits and feeds back tokens after the prefill; fills st. */
-static int gen_loop(lmn_net *net, const lmn_tokenizer *tok, gen_buf *b, int P, int n, const lmn_sample_opts *opts,
-                    uint64_t seed, lmn_token_fn fn, void *ctx, lmn_gen_stats *st, lmn_err *err) {
+static int gen_loop(lmn_net *net, const lmn_tokenizer *tok, gen_buf *b, int P, int n,
+                    const lmn_sample_opts *opts, uint64_t seed, lmn_token_fn fn, void *ctx, lmn_gen_stats *st,
+                    lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   lmn_rng rng;
   lmn_rng_seed(&rng, seed);
@@ -141,8 +148,8 @@ static int append_text(void *ctx, int32_t id, const char *bytes, size_t len) {
   return 0;
 }
 
-int lmn_generate(lmn_net *net, const lmn_tokenizer *tok, const char *prompt, int n, const lmn_sample_opts *opts,
-                 uint64_t seed, char *out, size_t cap, lmn_err *err) {
+int lmn_generate(lmn_net *net, const lmn_tokenizer *tok, const char *prompt, int n,
+                 const lmn_sample_opts *opts, uint64_t seed, char *out, size_t cap, lmn_err *err) {
   text_out t = {out, out ? cap : 0, 0};
   if (t.cap) out[0] = '\0';
   size_t plen = prompt ? strlen(prompt) : 0;

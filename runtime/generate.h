@@ -37,8 +37,8 @@ int lmn_generate_stream(lmn_net *net, const lmn_tokenizer *tok, const char *prom
 /* The embedding API: generates up to n tokens after the NUL-terminated prompt into out (at most cap - 1
  * bytes and a NUL; the text is cut when it does not fit, generation is not). Returns the number of bytes
  * the whole generated text has (more than cap - 1 means it was cut), or -1 with err set. */
-int lmn_generate(lmn_net *net, const lmn_tokenizer *tok, const char *prompt, int n, const lmn_sample_opts *opts,
-                 uint64_t seed, char *out, size_t cap, lmn_err *err);
+int lmn_generate(lmn_net *net, const lmn_tokenizer *tok, const char *prompt, int n,
+                 const lmn_sample_opts *opts, uint64_t seed, char *out, size_t cap, lmn_err *err);
 
 /* Checks sampling options as lmn_sample does (temperature not NaN, top_k >= 0, top_p in [0, 1]). */
 int lmn_sample_opts_check(const lmn_sample_opts *opts, lmn_err *err);

@@ -4,13 +4,11 @@
  * into the cache rows); one backward core serves every kind, skipping each GEMM whose result nobody needs.
  *
  * Saved region of a block, N = B*T rows, qd = heads*hd, kvd = kv_heads*hd, F = ffn (in this order):
- *   r [N,d]            aggregated input = first residual stream (input of the first norm, or of qkv for edges)
- *   mean1 [N]          LayerNorm kinds (GPT2) only
- *   rstd1 [N]          not GPT2_EDGE (it has no first norm)
- *   q [N,qd], k [N,kvd], v [N,kvd]   after bias and RoPE (what the attention saw)
- *   att [N,qd]         attention output (input of Wo; `out` of the attention backward)
- *   lse [N*heads]      [B, heads, T] log-sum-exp of the attention rows
- *   h [N,d]            second residual stream (input of the second norm, residual of the MLP)
+ *   r [N,d]            aggregated input = first residual stream (input of the first norm, or of qkv for
+ * edges) mean1 [N]          LayerNorm kinds (GPT2) only rstd1 [N]          not GPT2_EDGE (it has no first
+ * norm) q [N,qd], k [N,kvd], v [N,kvd]   after bias and RoPE (what the attention saw) att [N,qd] attention
+ * output (input of Wo; `out` of the attention backward) lse [N*heads]      [B, heads, T] log-sum-exp of the
+ * attention rows h [N,d]            second residual stream (input of the second norm, residual of the MLP)
  *   mean2 [N]          GPT2 kinds only
  *   rstd2 [N]
  *   LLAMA/QWEN2: gate [N,F], up [N,F]      pre-activations of the SwiGLU
@@ -22,10 +20,10 @@
  * Recomputed in the backward instead (one element-wise pass each, and only when a weight gradient needs it):
  * the normalised n1 = norm(r) (for dWq/dWk/dWv), n2 = norm(h) (for the MLP's input weights), the SwiGLU
  * output silu(gate)*up and the GELU output gelu(u) (for dW_down). */
+#include "modules.h"
+
 #include <cblas.h>
 #include <string.h>
-
-#include "modules.h"
 
 /* ---- small helpers: GEMMs with a beta (no zeroing pass), element-wise epilogues ---- */
 
@@ -122,10 +120,10 @@ typedef struct acts {
 static size_t acts_layout(const geo *g, float *base, acts *a) {
   size_t off = 0, N = (size_t)g->N;
   memset(a, 0, sizeof *a);
-#define TAKE(field, n)                       \
-  do {                                       \
-    a->field = base ? base + off : NULL;     \
-    off += (n);                              \
+#define TAKE(field, n)                   \
+  do {                                   \
+    a->field = base ? base + off : NULL; \
+    off += (n);                          \
   } while (0)
   TAKE(r, N * g->d);
   if (!g->rms && !g->edge) TAKE(mean1, N);
@@ -153,7 +151,7 @@ static size_t fwd_work_floats(const geo *g) {
 static size_t bwd_mlp_floats(const geo *g) {
   size_t N = (size_t)g->N;
   if (g->rms) return 3 * N * g->F + N * g->d; /* swiglu out / dgate, ds, dup; n2 / dn2 */
-  if (!g->edge) return N * g->F + N * g->d;  /* gelu out / du; n2 / dn2 */
+  if (!g->edge) return N * g->F + N * g->d;   /* gelu out / du; n2 / dn2 */
   return 2 * N * g->d;                        /* du; n2 / dn2 */
 }
 static size_t bwd_attn_floats(const geo *g) {
@@ -181,7 +179,8 @@ size_t lmn_block_scratch_floats(const lmn_block_cfg *c, int B, int T, int n_thre
 size_t lmn_block_cache_scratch_floats(const lmn_block_cfg *c, int T, int n_threads) {
   geo g = geometry(c, 1, T);
   lmn_attn at = attn_of(c, &g);
-  size_t fa = lmn_attention_scratch_floats(&at, n_threads), da = lmn_attention_decode_scratch_floats(&at, n_threads);
+  size_t fa = lmn_attention_scratch_floats(&at, n_threads),
+         da = lmn_attention_decode_scratch_floats(&at, n_threads);
   return lmn_block_saved_floats(c, 1, T) + fwd_work_floats(&g) + (fa > da ? fa : da);
 }
 
@@ -204,7 +203,8 @@ static qkv_w qkv_weights(const lmn_block_cfg *c, const geo *g, const lmn_block_w
     q = (qkv_w){w->wq, b ? w->bq : NULL, w->wk, b ? w->bk : NULL, w->wv, b ? w->bv : NULL};
   } else { /* q | k | v along the 3d outputs: rows [0,d), [d,2d), [2d,3d) of wqkv, each a contiguous [d,d] */
     size_t m = (size_t)g->qd * g->d;
-    q = (qkv_w){w->wqkv, w->bqkv, w->wqkv + m, off_c(w->bqkv, g->qd), w->wqkv + 2 * m, off_c(w->bqkv, 2 * g->qd)};
+    q = (qkv_w){
+        w->wqkv, w->bqkv, w->wqkv + m, off_c(w->bqkv, g->qd), w->wqkv + 2 * m, off_c(w->bqkv, 2 * g->qd)};
   }
   return q;
 }
@@ -216,7 +216,11 @@ static qkv_g qkv_grads(const lmn_block_cfg *c, const geo *g, const lmn_block_g *
     q = (qkv_g){gr->wq, b ? gr->bq : NULL, gr->wk, b ? gr->bk : NULL, gr->wv, b ? gr->bv : NULL};
   } else {
     size_t m = (size_t)g->qd * g->d;
-    q = (qkv_g){gr->wqkv, gr->bqkv, off_m(gr->wqkv, m), off_m(gr->bqkv, g->qd), off_m(gr->wqkv, 2 * m),
+    q = (qkv_g){gr->wqkv,
+                gr->bqkv,
+                off_m(gr->wqkv, m),
+                off_m(gr->bqkv, g->qd),
+                off_m(gr->wqkv, 2 * m),
                 off_m(gr->bqkv, 2 * g->qd)};
   }
   return q;
@@ -260,8 +264,8 @@ static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w
     lmn_attention_forward(a->att, a->lse, a->q, a->k, a->v, &at, ascr, pool);
   else
     for (int t = 0; t < g->T; t++)
-      lmn_attention_decode(a->att + (size_t)t * g->qd, a->q + (size_t)t * g->qd, kcache, vcache, pos0 + t, &at,
-                           ascr, pool);
+      lmn_attention_decode(a->att + (size_t)t * g->qd, a->q + (size_t)t * g->qd, kcache, vcache, pos0 + t,
+                           &at, ascr, pool);
 
   /* h = r + att Wo^T (+ bo), n2 = norm(h); the projection goes through y */
   lmn_linear_forward(y, a->att, w->wo, g->rms ? NULL : w->bo, N, g->qd, d);
@@ -310,8 +314,8 @@ void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_r
 }
 
 void lmn_block_forward_cached(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
-                              const float *const *xs, int k, float scale, float *kcache, float *vcache, int pos0,
-                              int T, float *scratch, lmn_pool *pool) {
+                              const float *const *xs, int k, float scale, float *kcache, float *vcache,
+                              int pos0, int T, float *scratch, lmn_pool *pool) {
   geo g = geometry(c, 1, T);
   acts a;
   float *work = scratch + acts_layout(&g, scratch, &a);
@@ -341,7 +345,8 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
   for (int i = 0; dxs && i < k; i++) want_dx |= dxs[i] != NULL;
   int g_norm1 = g.edge ? 0 : g.rms ? gr->attn_norm != NULL : gr->attn_norm || gr->attn_norm_b;
   int need_dn1 = want_dx || g_norm1;
-  int need_dq = pg.wq || pg.bq || need_dn1, need_dk = pg.wk || pg.bk || need_dn1, need_dv = pg.wv || pg.bv || need_dn1;
+  int need_dq = pg.wq || pg.bq || need_dn1, need_dk = pg.wk || pg.bk || need_dn1,
+      need_dv = pg.wv || pg.bv || need_dn1;
   int need_datt = need_dq || need_dk || need_dv;
   int need_dh = want_dx || need_datt || gr->wo || bo_g;
   int need_dn2 = need_dh || gr->ffn_norm || ln2b_g;
@@ -371,8 +376,8 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
       if (need_dn2) {
         mm_dyw(D, A, w->w_gate, N, d, F, 0.0f);
         mm_dyw(D, C, w->w_up, N, d, F, 1.0f);
-        lmn_residual_rmsnorm_backward(NULL, NULL, need_dh ? dy : NULL, gr->ffn_norm, D, a.h, w->ffn_norm, a.rstd2,
-                                      N, d);
+        lmn_residual_rmsnorm_backward(NULL, NULL, need_dh ? dy : NULL, gr->ffn_norm, D, a.h, w->ffn_norm,
+                                      a.rstd2, N, d);
       }
     }
   } else {
@@ -392,8 +397,8 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
       lmn_linear_backward(NULL, gr->w_up, bup_g, A, D, w->w_up, N, d, F);
       if (need_dn2) {
         mm_dyw(D, A, w->w_up, N, d, F, 0.0f);
-        lmn_residual_layernorm_backward(NULL, NULL, need_dh ? dy : NULL, gr->ffn_norm, ln2b_g, D, a.h, w->ffn_norm,
-                                        a.mean2, a.rstd2, N, d);
+        lmn_residual_layernorm_backward(NULL, NULL, need_dh ? dy : NULL, gr->ffn_norm, ln2b_g, D, a.h,
+                                        w->ffn_norm, a.mean2, a.rstd2, N, d);
       }
     }
   }
@@ -439,10 +444,11 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
   mm_dyw(E, dv, p.wv, N, d, g.kvd, 1.0f);
   float *const *dx = want_dx ? dxs : NULL;
   if (g.rms)
-    lmn_add_rmsnorm_backward(dx, dx ? dh : NULL, gr->attn_norm, E, a.r, w->attn_norm, a.rstd1, k, scale, N, d);
+    lmn_add_rmsnorm_backward(dx, dx ? dh : NULL, gr->attn_norm, E, a.r, w->attn_norm, a.rstd1, k, scale, N,
+                             d);
   else if (!g.edge)
-    lmn_add_layernorm_backward(dx, dx ? dh : NULL, gr->attn_norm, gr->attn_norm_b, E, a.r, w->attn_norm, a.mean1,
-                               a.rstd1, k, scale, N, d);
+    lmn_add_layernorm_backward(dx, dx ? dh : NULL, gr->attn_norm, gr->attn_norm_b, E, a.r, w->attn_norm,
+                               a.mean1, a.rstd1, k, scale, N, d);
   else {
     for (size_t j = 0; j < nd; j++) E[j] += dh[j];
     for (int i = 0; i < k; i++) {
@@ -481,8 +487,8 @@ void lmn_mlp_forward(const lmn_mlp_w *w, float *y, const float *x, float *saved,
   for (size_t j = 0; j < nd; j++) y[j] += x[j];
 }
 
-void lmn_mlp_backward(const lmn_mlp_w *w, lmn_mlp_g *g, float *dx, float *dy, const float *x, const float *saved,
-                      int d, int h, int N, float *scratch) {
+void lmn_mlp_backward(const lmn_mlp_w *w, lmn_mlp_g *g, float *dx, float *dy, const float *x,
+                      const float *saved, int d, int h, int N, float *scratch) {
   size_t nh = (size_t)N * h, nd = (size_t)N * d;
   const float *a1 = saved, *a2 = saved + nh;
   if (dx)

@@ -22,12 +22,12 @@ typedef enum lmn_block_kind {
 
 typedef struct lmn_block_cfg {
   lmn_block_kind kind;
-  int d;          /* width */
+  int d;                   /* width */
   int heads, kv_heads, hd; /* hd = d / heads */
-  int ffn;        /* MLP width (GPT2_EDGE: d) */
-  float eps;      /* norm epsilon */
-  int qkv_bias;   /* LLAMA/QWEN2: q, k, v carry biases */
-  float scale;    /* attention score scale: 1/sqrt(hd), or 1 for unscaled GPT-2 edges */
+  int ffn;                 /* MLP width (GPT2_EDGE: d) */
+  float eps;               /* norm epsilon */
+  int qkv_bias;            /* LLAMA/QWEN2: q, k, v carry biases */
+  float scale;             /* attention score scale: 1/sqrt(hd), or 1 for unscaled GPT-2 edges */
 } lmn_block_cfg;
 
 /* Weights of one block: pointers into the network's parameter buffer, shapes [out, in] as nn.Linear.
@@ -79,7 +79,7 @@ size_t lmn_block_scratch_floats(const lmn_block_cfg *c, int B, int T, int n_thre
  * k = 1, scale = 1 for a plain input). saved: lmn_block_saved_floats(c, B, T) floats (NULL at inference).
  * y may not alias any xs[i]. */
 void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
-                       float *y,                                  /* [B*T, d] */
+                       float *y,                                   /* [B*T, d] */
                        const float *const *xs, int k, float scale, /* k pointers to [B*T, d] */
                        float *saved, int B, int T, float *scratch, lmn_pool *pool);
 
@@ -97,8 +97,8 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
  * decode kernel row by row). xs[i] point at the T new rows. */
 size_t lmn_block_cache_scratch_floats(const lmn_block_cfg *c, int T, int n_threads);
 void lmn_block_forward_cached(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
-                              const float *const *xs, int k, float scale, float *kcache, float *vcache, int pos0,
-                              int T, float *scratch, lmn_pool *pool);
+                              const float *const *xs, int k, float scale, float *kcache, float *vcache,
+                              int pos0, int T, float *scratch, lmn_pool *pool);
 
 /* MLP edge (LMNet code): y = x + gelu(C2(gelu(C1 x + b1)) + b2), C1: d -> h, C2: h -> d. */
 typedef struct lmn_mlp_w {
@@ -117,7 +117,7 @@ size_t lmn_mlp_scratch_floats(int d, int h, int N);
 void lmn_mlp_forward(const lmn_mlp_w *w, float *y, const float *x, float *saved, int d, int h, int N);
 /* dx += dL/dx (dx may be NULL); dy may be overwritten. scratch: lmn_mlp_scratch_floats(d, h, N) floats
  * (within the 2*N*h + N*d this comment promised before). */
-void lmn_mlp_backward(const lmn_mlp_w *w, lmn_mlp_g *g, float *dx, float *dy, const float *x, const float *saved,
-                      int d, int h, int N, float *scratch);
+void lmn_mlp_backward(const lmn_mlp_w *w, lmn_mlp_g *g, float *dx, float *dy, const float *x,
+                      const float *saved, int d, int h, int N, float *scratch);
 
 #endif

@@ -23,10 +23,11 @@ int lmn_threads_resolve(long threads) {
 
 /* ---- validation ---------------------------------------------------------------------------------- */
 
-int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss, lmn_err *err) {
+int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss,
+                  lmn_err *err) {
   if (batches < 1 || B < 1 || T < 1 || B > net->B || T > net->T)
-    return lmn_errf(err, "%s: cannot evaluate %ld batches of %ld x %ld (planned for %d x %d)", net->desc->name,
-                    batches, B, T, net->B, net->T);
+    return lmn_errf(err, "%s: cannot evaluate %ld batches of %ld x %ld (planned for %d x %d)",
+                    net->desc->name, batches, B, T, net->B, net->T);
   size_t n = (size_t)B * (size_t)T;
   int32_t *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   int rc = x && y ? 0 : lmn_errf(err, "%s: out of memory for a validation batch", net->desc->name);
@@ -84,19 +85,23 @@ static int cfg_err(const run *r, lmn_err *err) {
 static int check_network(const run *r, lmn_err *err) {
   const lmn_net_desc *d = r->d;
   if (d->classes > 0)
-    return lmn_errf(err, "%s: network '%s' is a classifier (%d classes): training it needs labelled data, which "
-                    "`train` does not read yet", r->cfg.path, d->name, d->classes);
+    return lmn_errf(err,
+                    "%s: network '%s' is a classifier (%d classes): training it needs labelled data, which "
+                    "`train` does not read yet",
+                    r->cfg.path, d->name, d->classes);
   if (d->vocab != 256)
-    return lmn_errf(err, "%s: network '%s' has a vocabulary of %d tokens and needs the model's tokenizer, which "
-                    "the runtime cannot load yet (raw-byte networks, vocab 256, can train)", r->cfg.path, d->name,
-                    d->vocab);
+    return lmn_errf(err,
+                    "%s: network '%s' has a vocabulary of %d tokens and needs the model's tokenizer, which "
+                    "the runtime cannot load yet (raw-byte networks, vocab 256, can train)",
+                    r->cfg.path, d->name, d->vocab);
   return 0;
 }
 
 static int select_stage(run *r, int i, lmn_err *err) {
   const lmn_stage *s = &r->cfg.stages[i];
   int names = s->train == LMN_TRAIN_NAMES;
-  return lmn_net_select(r->net, s->train == LMN_TRAIN_EDGES, names ? s->names : NULL, names ? s->n_names : 0, err);
+  return lmn_net_select(r->net, s->train == LMN_TRAIN_EDGES, names ? s->names : NULL, names ? s->n_names : 0,
+                        err);
 }
 
 static int stage_trains_something(const run *r) {
@@ -112,15 +117,17 @@ static int check_stages(run *r, lmn_err *err) {
     const lmn_stage *s = &c->stages[i];
     for (int k = 0; k < s->n_names; k++)
       if (lmn_net_select(r->net, 0, &s->names[k], 1, err))
-        return lmn_errf(err, "%s:%d:%d: error: '%s' is not a trainable vertex, model or edge type of network '%s'",
+        return lmn_errf(err,
+                        "%s:%d:%d: error: '%s' is not a trainable vertex, model or edge type of network '%s'",
                         c->path, s->name_pos[k].line, s->name_pos[k].col, s->names[k], r->d->name);
     if (select_stage(r, i, err)) return cfg_err(r, err);
     if (!stage_trains_something(r)) {
       const char *what = s->train == LMN_TRAIN_EDGES ? "edge tensors" : "tensors";
       if (s->pos.line > 0)
-        return lmn_errf(err, "%s:%d:%d: error: stage %d trains nothing: network '%s' has no trainable %s", c->path,
-                        s->pos.line, s->pos.col, i + 1, r->d->name, what);
-      return lmn_errf(err, "%s: network '%s' has no trainable %s: nothing to train", c->path, r->d->name, what);
+        return lmn_errf(err, "%s:%d:%d: error: stage %d trains nothing: network '%s' has no trainable %s",
+                        c->path, s->pos.line, s->pos.col, i + 1, r->d->name, what);
+      return lmn_errf(err, "%s: network '%s' has no trainable %s: nothing to train", c->path, r->d->name,
+                      what);
     }
   }
   return 0;
@@ -141,7 +148,8 @@ static void warn_if_changed(const run *r, const lmn_ckpt_state *st) {
   const lmn_train_config *c = &r->cfg;
   if (st->batch == c->batch && st->seq_len == c->seq_len && st->seed == c->seed) return;
   note(r,
-       "note: the checkpoint was trained with batch %ld x %ld, seed %" PRIu64 "; the config now says %ld x %ld, seed "
+       "note: the checkpoint was trained with batch %ld x %ld, seed %" PRIu64
+       "; the config now says %ld x %ld, seed "
        "%" PRIu64 ": the resumed run will not repeat an uninterrupted one",
        st->batch, st->seq_len, st->seed, c->batch, c->seq_len, c->seed);
 }
@@ -151,16 +159,18 @@ static int resume_from(run *r, lmn_err *err) {
   char path[LMN_CKPT_PATH_MAX];
   int found = lmn_checkpoint_latest(dir, path, sizeof path, NULL, err);
   if (found < 0) return -1;
-  if (!found) return lmn_errf(err, "%s: no checkpoint to resume from (checkpoint.dir of %s)", dir, r->cfg.path);
+  if (!found)
+    return lmn_errf(err, "%s: no checkpoint to resume from (checkpoint.dir of %s)", dir, r->cfg.path);
   lmn_ckpt_state st;
   if (lmn_checkpoint_load_state(r->net, path, &st, err)) return -1;
   if (!st.has_run)
-    return lmn_errf(err, "%s: the checkpoint has no training state (data position, RNG) to resume from", path);
+    return lmn_errf(err, "%s: the checkpoint has no training state (data position, RNG) to resume from",
+                    path);
   if (st.data.split != LMN_SPLIT_TRAIN)
     return lmn_errf(err, "%s: the checkpoint's data state is not a training stream", path);
   if (st.step > r->cfg.steps)
-    return lmn_errf(err, "%s: the checkpoint is at step %ld but %s trains %ld steps", path, st.step, r->cfg.path,
-                    r->cfg.steps);
+    return lmn_errf(err, "%s: the checkpoint is at step %ld but %s trains %ld steps", path, st.step,
+                    r->cfg.path, r->cfg.steps);
   warn_if_changed(r, &st);
   r->step = st.step;
   r->stream = st.data;
@@ -178,10 +188,11 @@ static int check_fresh_dir(const run *r, lmn_err *err) {
   long newest = n ? steps[n - 1] : -1;
   free(steps);
   if (!n) return 0;
-  return lmn_errf(err,
-                  "%s: already holds checkpoints (newest step-%06ld.safetensors); pass --resume to continue from "
-                  "it, or set another checkpoint.dir in %s",
-                  r->cfg.checkpoint.dir, newest, r->cfg.path);
+  return lmn_errf(
+      err,
+      "%s: already holds checkpoints (newest step-%06ld.safetensors); pass --resume to continue from "
+      "it, or set another checkpoint.dir in %s",
+      r->cfg.checkpoint.dir, newest, r->cfg.path);
 }
 
 static int start_state(run *r, lmn_err *err) {
@@ -225,7 +236,9 @@ static void start_progress(run *r) {
   lmn_progress_init(&r->prog, c->steps, B * T, flops_per_step(r->d, B, T), gflops * 1e9);
   char params[32];
   lmn_format_thousands((long long)r->d->n_train, params, sizeof params);
-  note(r, "%s: %s trainable parameters | batch %ld x %ld | steps %ld..%ld of %ld | %d threads | sgemm %.1f GFLOP/s",
+  note(r,
+       "%s: %s trainable parameters | batch %ld x %ld | steps %ld..%ld of %ld | %d threads | sgemm %.1f "
+       "GFLOP/s",
        r->d->name, params, c->batch, c->seq_len, r->step + 1, r->end, c->steps, r->threads, gflops);
 }
 
@@ -238,7 +251,9 @@ static int enter_stage(run *r, long s, lmn_err *err) {
   if (r->cfg.n_stages > 1) {
     const lmn_stage *st = &r->cfg.stages[i];
     note(r, "stage %d/%d (steps %ld..%ld): train %s", i + 1, r->cfg.n_stages, first + 1, first + st->steps,
-         st->train == LMN_TRAIN_ALL ? "all" : st->train == LMN_TRAIN_EDGES ? "edges" : "named groups");
+         st->train == LMN_TRAIN_ALL     ? "all"
+         : st->train == LMN_TRAIN_EDGES ? "edges"
+                                        : "named groups");
   }
   return 0;
 }
@@ -269,7 +284,8 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
 
 static int evaluate(run *r, lmn_err *err) {
   double t0 = lmn_clock_s(), loss;
-  if (lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch, r->cfg.seq_len, &loss, err)) return -1;
+  if (lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch, r->cfg.seq_len, &loss, err))
+    return -1;
   if (r->o->log) lmn_progress_val(&r->prog, r->o->log, r->step, loss, lmn_clock_s() - t0);
   if (r->o->hooks.on_eval) r->o->hooks.on_eval(r->o->hooks.ctx, r->step, loss);
   return 0;
@@ -280,10 +296,16 @@ static int save(run *r, lmn_err *err) {
   const char *dir = c->checkpoint.dir;
   char path[LMN_CKPT_PATH_MAX];
   if (lmn_checkpoint_mkdir(dir, err) || lmn_checkpoint_path(dir, r->step, path, sizeof path, err)) return -1;
-  lmn_ckpt_state st = {.step = r->step, .has_run = 1, .data = r->stream, .rng = r->rng,
-                       .batch = c->batch, .seq_len = c->seq_len, .seed = c->seed};
+  lmn_ckpt_state st = {.step = r->step,
+                       .has_run = 1,
+                       .data = r->stream,
+                       .rng = r->rng,
+                       .batch = c->batch,
+                       .seq_len = c->seq_len,
+                       .seed = c->seed};
   snprintf(st.config, sizeof st.config, "%s", c->path);
-  if (lmn_checkpoint_save(r->net, path, &st, err) || lmn_checkpoint_write_latest(dir, r->step, err)) return -1;
+  if (lmn_checkpoint_save(r->net, path, &st, err) || lmn_checkpoint_write_latest(dir, r->step, err))
+    return -1;
   snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
   lmn_err perr;
   if (lmn_checkpoint_prune(dir, c->checkpoint.keep, r->step, &perr)) note(r, "warning: %s", perr.msg);
@@ -302,7 +324,8 @@ static int loop(run *r, lmn_err *err) {
     if (train_step(r, s, &loss, &lr, &norm, err)) return -1;
     double dt = lmn_clock_s() - t0;
     if (r->o->hooks.on_step) r->o->hooks.on_step(r->o->hooks.ctx, r->step, loss, lr, norm);
-    if (r->o->log && due(r->step, c->log.every, r->end)) lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, dt);
+    if (r->o->log && due(r->step, c->log.every, r->end))
+      lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, dt);
     if (due(r->step, c->eval.every, r->end) && evaluate(r, err)) return -1;
     if (due(r->step, c->checkpoint.every, r->end) && save(r, err)) return -1;
   }

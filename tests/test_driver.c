@@ -26,8 +26,8 @@ enum { P_TABLE = 0, P_BIAS = 1, P_MODEL = 2 };
 
 static const lmn_param_info bigram_params[] = {
     {"table.weight", 0, V, V, 1, 0, "table", LMN_INIT_NORMAL, 0},
-    {"bias", V * V, V, 0, 0, -1, "bias", LMN_INIT_NORMAL, 0},
-    {"model.scale", V * V + V, 4, 0, 0, -1, "model", LMN_INIT_ONE, 1},
+    {"bias", V *V, V, 0, 0, -1, "bias", LMN_INIT_NORMAL, 0},
+    {"model.scale", V *V + V, 4, 0, 0, -1, "model", LMN_INIT_ONE, 1},
 };
 
 static size_t bigram_arena(int B, int T, int n_threads) {
@@ -49,7 +49,8 @@ static void bigram_logits(const lmn_net *net, const int32_t *tokens, int N, floa
   }
 }
 
-static float bigram_forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train) {
+static float bigram_forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T,
+                            int train) {
   int N = B * T;
   bigram_logits(net, tokens, N, net->arena);
   if (train) return lmn_xent_forward_backward(net->arena, targets, N, V, 0.0f, 1.0f, NULL, NULL, net->pool);
@@ -67,7 +68,8 @@ static void bigram_decode(lmn_net *net, const int32_t *tokens, int T, int pos0, 
 }
 
 /* A bigram whose loss turns NaN at its 10th optimizer step. */
-static float nan_forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train) {
+static float nan_forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T,
+                         int train) {
   float loss = bigram_forward(net, tokens, targets, B, T, train);
   return train && net->step >= 9 ? NAN : loss;
 }
@@ -178,7 +180,10 @@ static void rec_eval(void *ctx, long step, double val) {
 }
 
 static int train(const lmn_net_desc *d, const tmp *t, int resume, long stop_at, record *r, lmn_err *err) {
-  lmn_train_opts o = {.config = t->cfg, .resume = resume, .stop_at = stop_at, .log = NULL,
+  lmn_train_opts o = {.config = t->cfg,
+                      .resume = resume,
+                      .stop_at = stop_at,
+                      .log = NULL,
                       .hooks = {.ctx = r, .on_step = rec_step, .on_eval = rec_eval}};
   return lmn_train(d, &o, err);
 }
@@ -291,7 +296,7 @@ static void test_checkpoint_roundtrip(void) {
   memset(&got, 0xff, sizeof got);
   CU_ASSERT_EQUAL_FATAL(lmn_checkpoint_load_state(b, path, &got, &err), 0);
   CU_ASSERT(same_floats(a->params, b->params, V * V + V)); /* table and bias */
-  CU_ASSERT(b->params[V * V + V] == 1.0f);                  /* the model-file tensor is not in checkpoints */
+  CU_ASSERT(b->params[V * V + V] == 1.0f);                 /* the model-file tensor is not in checkpoints */
   CU_ASSERT(same_floats(a->m, b->m, V * V));
   CU_ASSERT(same_floats(a->v, b->v, V * V));
   CU_ASSERT_EQUAL(b->step, 17);
@@ -358,10 +363,11 @@ static void write_edited(const char *path, const char *drop, const char *extra) 
   lmn_err err;
   static float zeros[V * V];
   CU_ASSERT_EQUAL_FATAL(lmn_st_writer_new(&w, &err), 0);
-  const char *meta[][2] = {{"format", "lmnet-checkpoint"}, {"version", "1"},   {"network", "bigram"},
-                           {"hash", "0123456789abcdef"},  {"aggregate", "mean"}, {"step", "1"},
+  const char *meta[][2] = {{"format", "lmnet-checkpoint"}, {"version", "1"},      {"network", "bigram"},
+                           {"hash", "0123456789abcdef"},   {"aggregate", "mean"}, {"step", "1"},
                            {"optimizer_step", "1"}};
-  for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) lmn_st_writer_add_meta(w, meta[i][0], meta[i][1], &err);
+  for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++)
+    lmn_st_writer_add_meta(w, meta[i][0], meta[i][1], &err);
   const char *names[] = {"table.weight", "bias", "m.table.weight", "v.table.weight"};
   for (int i = 0; i < 4; i++) {
     if (drop && !strcmp(names[i], drop)) continue;
@@ -632,14 +638,19 @@ static void expect_train_error(const char *yaml, const char *want_prefix, const 
 }
 
 static void test_config_errors(void) {
-  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nsteps: 3\nlr: 0.1\n", "/train.yaml:6:1: error: ",
-                     "unknown key 'lr'");
-  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: [tabel]\n",
-                     "/train.yaml:7:13: error: ", "'tabel' is not a trainable vertex, model or edge type of network 'bigram'");
-  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: [bias]\n",
-                     "/train.yaml:7:13: error: ", "'bias'");
-  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 5000\nsteps: 3\n", "/train.yaml: bigram: ", "1..1024");
-  expect_train_error("data:\n  train: nothere.txt\nbatch: 2\nseq_len: 8\nsteps: 3\n", "/nothere.txt: cannot open", "");
+  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nsteps: 3\nlr: 0.1\n",
+                     "/train.yaml:6:1: error: ", "unknown key 'lr'");
+  expect_train_error(
+      "data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: [tabel]\n",
+      "/train.yaml:7:13: error: ",
+      "'tabel' is not a trainable vertex, model or edge type of network 'bigram'");
+  expect_train_error(
+      "data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: [bias]\n",
+      "/train.yaml:7:13: error: ", "'bias'");
+  expect_train_error("data:\n  train: data.txt\nbatch: 2\nseq_len: 5000\nsteps: 3\n",
+                     "/train.yaml: bigram: ", "1..1024");
+  expect_train_error("data:\n  train: nothere.txt\nbatch: 2\nseq_len: 8\nsteps: 3\n",
+                     "/nothere.txt: cannot open", "");
   /* a network without trainable edges cannot run `train: edges` */
   lmn_param_info noedge[3];
   memcpy(noedge, bigram_params, sizeof noedge);
@@ -649,7 +660,8 @@ static void test_config_errors(void) {
   tmp t;
   tmp_make(&t);
   write_alphabet(&t);
-  write_file(t.cfg, "data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: edges\n");
+  write_file(t.cfg,
+             "data:\n  train: data.txt\nbatch: 2\nseq_len: 8\nstages:\n  - steps: 3\n    train: edges\n");
   record r = {0};
   lmn_err err;
   CU_ASSERT_EQUAL(train(&d, &t, 0, 0, &r, &err), -1);
@@ -667,10 +679,10 @@ static int run_main(const lmn_net_desc *d, int argc, const char **argv) {
   return lmn_main(argc, (char **)argv, d);
 }
 
-#define MAIN(d, ...)                                                  \
-  ({                                                                  \
-    const char *av_[] = {"bigram", __VA_ARGS__};                      \
-    run_main(d, (int)(sizeof av_ / sizeof av_[0]), av_);              \
+#define MAIN(d, ...)                                                                                         \
+  ({                                                                                                         \
+    const char *av_[] = {"bigram", __VA_ARGS__};                                                             \
+    run_main(d, (int)(sizeof av_ / sizeof av_[0]), av_);                                                     \
   })
 
 static void test_command_line(void) {
@@ -711,7 +723,8 @@ static void test_command_line(void) {
   CU_ASSERT(file_exists(p));
   CU_ASSERT_EQUAL(MAIN(&bigram_desc, "eval", "-c", t.cfg), 0);
   CU_ASSERT_EQUAL(MAIN(&bigram_desc, "eval", "-c", t.cfg, "--ckpt", p), 0);
-  CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "abc", "-n", "5", "--ckpt", p, "--seed", "3", "-t", "0"), 0);
+  CU_ASSERT_EQUAL(
+      MAIN(&bigram_desc, "generate", "-p", "abc", "-n", "5", "--ckpt", p, "--seed", "3", "-t", "0"), 0);
   CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "abc", "-n", "5", "-c", t.cfg, "--top-k", "2"), 0);
   CU_ASSERT_EQUAL(MAIN(&bigram_desc, "generate", "-p", "abc", "--ckpt", t.cfg), 1); /* not a checkpoint */
   lmn_net_desc other = bigram_desc;

@@ -1,17 +1,17 @@
-/* test_modules.c: checks of the modules of modules.h (modules.c): the llama, qwen2, gpt2 and GPT-2-edge blocks
- * and the MLP edge, each against a plain double-precision reference written here (materialised softmax,
- * explicit RoPE per formats.md 1.6, q|k|v split of GPT-2's fused projection), with central finite differences
- * of that reference for every weight tensor and every input, frozen / partially frozen / no-input-gradient
- * backward runs, accumulation, inference and KV-cache forwards, and every saved/scratch buffer allocated with
- * exactly the size its size function states (so that `make unit SAN=1` catches any overrun).
+/* test_modules.c: checks of the modules of modules.h (modules.c): the llama, qwen2, gpt2 and GPT-2-edge
+ * blocks and the MLP edge, each against a plain double-precision reference written here (materialised
+ * softmax, explicit RoPE per formats.md 1.6, q|k|v split of GPT-2's fused projection), with central finite
+ * differences of that reference for every weight tensor and every input, frozen / partially frozen /
+ * no-input-gradient backward runs, accumulation, inference and KV-cache forwards, and every saved/scratch
+ * buffer allocated with exactly the size its size function states (so that `make unit SAN=1` catches any
+ * overrun).
  *
  * Tolerances (max over all elements):
- *   forward:   |ours - ref| / max(1, |ref|)             <= M_FWD_TOL   (ref in double at the same float weights)
- *   backward:  |ours - fd|  / max(1, |fd|)              <= M_BWD_TOL   (fd: central differences, step FD_H,
- *              of L = sum(y * R) computed by the double reference; every element of every tensor)
- *   frozen / NULL dxs / inference / thread count: identical bits
- *   accumulate: two backward calls give 2x one call, normwise  <= M_ACC_TOL
- *   cache:     |cached row - full forward row|          <= M_CACHE_TOL (absolute) */
+ *   forward:   |ours - ref| / max(1, |ref|)             <= M_FWD_TOL   (ref in double at the same float
+ * weights) backward:  |ours - fd|  / max(1, |fd|)              <= M_BWD_TOL   (fd: central differences, step
+ * FD_H, of L = sum(y * R) computed by the double reference; every element of every tensor) frozen / NULL dxs
+ * / inference / thread count: identical bits accumulate: two backward calls give 2x one call, normwise  <=
+ * M_ACC_TOL cache:     |cached row - full forward row|          <= M_CACHE_TOL (absolute) */
 #include <cblas.h>
 #include <dlfcn.h>
 #include <stddef.h>
@@ -27,14 +27,16 @@
 static double worst_fwd, worst_bwd, worst_cache; /* printed by the last test */
 
 /* Every cblas_sgemm of liblmn comes through here (the executable's definition interposes OpenBLAS's, which it
- * then calls): the frozen checks count the GEMMs and multiply-adds of a backward. Pool threads call it too. */
+ * then calls): the frozen checks count the GEMMs and multiply-adds of a backward. Pool threads call it too.
+ */
 static long long gemm_calls, gemm_mnk;
 typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE, const enum CBLAS_TRANSPOSE,
-                         const blasint, const blasint, const blasint, const float, const float *, const blasint,
-                         const float *, const blasint, const float, float *, const blasint);
+                         const blasint, const blasint, const blasint, const float, const float *,
+                         const blasint, const float *, const blasint, const float, float *, const blasint);
 void cblas_sgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta, const enum CBLAS_TRANSPOSE tb,
                  const blasint M, const blasint N, const blasint K, const float alpha, const float *A,
-                 const blasint lda, const float *B, const blasint ldb, const float beta, float *C, const blasint ldc) {
+                 const blasint lda, const float *B, const blasint ldb, const float beta, float *C,
+                 const blasint ldc) {
   static sgemm_fn real;
   sgemm_fn f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
   if (!f) {
@@ -53,17 +55,37 @@ void cblas_sgemm(const enum CBLAS_ORDER o, const enum CBLAS_TRANSPOSE ta, const 
 /* ======================================= weights by member ======================================= */
 
 enum {
-  M_ATTN_NORM, M_ATTN_NORM_B, M_WQ, M_BQ, M_WK, M_BK, M_WV, M_BV, M_WQKV, M_BQKV, M_WO, M_BO,
-  M_FFN_NORM, M_FFN_NORM_B, M_W_GATE, M_W_UP, M_B_UP, M_W_DOWN, M_B_DOWN, NM
+  M_ATTN_NORM,
+  M_ATTN_NORM_B,
+  M_WQ,
+  M_BQ,
+  M_WK,
+  M_BK,
+  M_WV,
+  M_BV,
+  M_WQKV,
+  M_BQKV,
+  M_WO,
+  M_BO,
+  M_FFN_NORM,
+  M_FFN_NORM_B,
+  M_W_GATE,
+  M_W_UP,
+  M_B_UP,
+  M_W_DOWN,
+  M_B_DOWN,
+  NM
 };
-static const char *m_name[NM] = {"attn_norm", "attn_norm_b", "wq", "bq", "wk", "bk", "wv", "bv", "wqkv", "bqkv",
-                                 "wo", "bo", "ffn_norm", "ffn_norm_b", "w_gate", "w_up", "b_up", "w_down", "b_down"};
-#define OFFS(T)                                                                                                \
-  {offsetof(T, attn_norm), offsetof(T, attn_norm_b), offsetof(T, wq),       offsetof(T, bq),                  \
-   offsetof(T, wk),        offsetof(T, bk),          offsetof(T, wv),       offsetof(T, bv),                  \
-   offsetof(T, wqkv),      offsetof(T, bqkv),        offsetof(T, wo),       offsetof(T, bo),                  \
-   offsetof(T, ffn_norm),  offsetof(T, ffn_norm_b),  offsetof(T, w_gate),   offsetof(T, w_up),                \
-   offsetof(T, b_up),      offsetof(T, w_down),      offsetof(T, b_down)}
+static const char *m_name[NM] = {
+    "attn_norm", "attn_norm_b", "wq",       "bq",         "wk",     "bk",   "wv",   "bv",     "wqkv",  "bqkv",
+    "wo",        "bo",          "ffn_norm", "ffn_norm_b", "w_gate", "w_up", "b_up", "w_down", "b_down"};
+#define OFFS(T)                                                                                             \
+  {                                                                                                         \
+    offsetof(T, attn_norm), offsetof(T, attn_norm_b), offsetof(T, wq), offsetof(T, bq), offsetof(T, wk),    \
+        offsetof(T, bk), offsetof(T, wv), offsetof(T, bv), offsetof(T, wqkv), offsetof(T, bqkv),            \
+        offsetof(T, wo), offsetof(T, bo), offsetof(T, ffn_norm), offsetof(T, ffn_norm_b),                   \
+        offsetof(T, w_gate), offsetof(T, w_up), offsetof(T, b_up), offsetof(T, w_down), offsetof(T, b_down) \
+  }
 static const size_t w_off[NM] = OFFS(lmn_block_w), g_off[NM] = OFFS(lmn_block_g);
 static const float **w_slot(lmn_block_w *w, int m) { return (const float **)((char *)w + w_off[m]); }
 static float **g_slot(lmn_block_g *g, int m) { return (float **)((char *)g + g_off[m]); }
@@ -74,38 +96,73 @@ static int is_rms(lmn_block_kind k) { return k == LMN_BLOCK_LLAMA || k == LMN_BL
 static size_t member_size(const lmn_block_cfg *c, int m) {
   size_t d = c->d, qd = (size_t)c->heads * c->hd, kvd = (size_t)c->kv_heads * c->hd, F = c->ffn;
   if (is_rms(c->kind)) switch (m) {
-      case M_ATTN_NORM: case M_FFN_NORM: return d;
-      case M_WQ: return qd * d;
-      case M_WK: case M_WV: return kvd * d;
-      case M_BQ: return c->qkv_bias ? qd : 0;
-      case M_BK: case M_BV: return c->qkv_bias ? kvd : 0;
-      case M_WO: return d * qd;
-      case M_W_GATE: case M_W_UP: case M_W_DOWN: return F * d;
-      default: return 0;
+      case M_ATTN_NORM:
+      case M_FFN_NORM:
+        return d;
+      case M_WQ:
+        return qd * d;
+      case M_WK:
+      case M_WV:
+        return kvd * d;
+      case M_BQ:
+        return c->qkv_bias ? qd : 0;
+      case M_BK:
+      case M_BV:
+        return c->qkv_bias ? kvd : 0;
+      case M_WO:
+        return d * qd;
+      case M_W_GATE:
+      case M_W_UP:
+      case M_W_DOWN:
+        return F * d;
+      default:
+        return 0;
     }
   int edge = c->kind == LMN_BLOCK_GPT2_EDGE;
   switch (m) {
-    case M_ATTN_NORM: case M_ATTN_NORM_B: return edge ? 0 : d;
-    case M_WQKV: return 3 * d * d;
-    case M_BQKV: return 3 * d;
-    case M_WO: return d * d;
-    case M_BO: case M_FFN_NORM: case M_FFN_NORM_B: return d;
-    case M_W_UP: return edge ? d * d : F * d;
-    case M_B_UP: return edge ? d : F;
-    case M_W_DOWN: return edge ? 0 : d * F;
-    case M_B_DOWN: return edge ? 0 : d;
-    default: return 0;
+    case M_ATTN_NORM:
+    case M_ATTN_NORM_B:
+      return edge ? 0 : d;
+    case M_WQKV:
+      return 3 * d * d;
+    case M_BQKV:
+      return 3 * d;
+    case M_WO:
+      return d * d;
+    case M_BO:
+    case M_FFN_NORM:
+    case M_FFN_NORM_B:
+      return d;
+    case M_W_UP:
+      return edge ? d * d : F * d;
+    case M_B_UP:
+      return edge ? d : F;
+    case M_W_DOWN:
+      return edge ? 0 : d * F;
+    case M_B_DOWN:
+      return edge ? 0 : d;
+    default:
+      return 0;
   }
 }
 
 /* fan-in of a weight matrix (for its init scale); 0 for vectors */
 static int member_fan_in(const lmn_block_cfg *c, int m) {
   switch (m) {
-    case M_WQ: case M_WK: case M_WV: case M_WQKV: case M_W_GATE: return c->d;
-    case M_W_UP: return c->d;
-    case M_WO: return c->heads * c->hd;
-    case M_W_DOWN: return c->ffn;
-    default: return 0;
+    case M_WQ:
+    case M_WK:
+    case M_WV:
+    case M_WQKV:
+    case M_W_GATE:
+      return c->d;
+    case M_W_UP:
+      return c->d;
+    case M_WO:
+      return c->heads * c->hd;
+    case M_W_DOWN:
+      return c->ffn;
+    default:
+      return 0;
   }
 }
 
@@ -131,7 +188,8 @@ static void d_rmsnorm(double *y, const double *x, const double *w, int N, int C,
   }
 }
 
-static void d_layernorm(double *y, const double *x, const double *w, const double *b, int N, int C, double eps) {
+static void d_layernorm(double *y, const double *x, const double *w, const double *b, int N, int C,
+                        double eps) {
   for (int n = 0; n < N; n++) {
     const double *xr = x + (size_t)n * C;
     double mu = 0.0, var = 0.0;
@@ -161,8 +219,8 @@ static void d_rope(double *x, int B, int T, int heads, int hd, double theta, int
 }
 
 /* causal GQA attention with the softmax row materialised in prow [T] */
-static void d_attention(double *out, const double *q, const double *k, const double *v, int B, int T, int H, int KV,
-                        int hd, double scale, double *prow) {
+static void d_attention(double *out, const double *q, const double *k, const double *v, int B, int T, int H,
+                        int KV, int hd, double scale, double *prow) {
   int qd = H * hd, kvd = KV * hd;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
@@ -181,23 +239,26 @@ static void d_attention(double *out, const double *q, const double *k, const dou
         double *o = out + ((size_t)b * T + t) * qd + (size_t)h * hd;
         for (int i = 0; i < hd; i++) {
           double s = 0.0;
-          for (int j = 0; j <= t; j++) s += prow[j] / sum * v[((size_t)b * T + j) * kvd + (size_t)kh * hd + i];
+          for (int j = 0; j <= t; j++)
+            s += prow[j] / sum * v[((size_t)b * T + j) * kvd + (size_t)kh * hd + i];
           o[i] = s;
         }
       }
     }
 }
 
-static double d_gelu(double x) { return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))); }
+static double d_gelu(double x) {
+  return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
 static double d_silu(double x) { return x / (1.0 + exp(-x)); }
 
 typedef struct ref {
   lmn_block_cfg c;
   int B, T, k;
   double scale, theta;
-  double *P[NM];  /* weights (NULL: unused) */
-  double *xs[3];  /* inputs [N, d] */
-  double *R;      /* objective weights [N, d] */
+  double *P[NM];                                                             /* weights (NULL: unused) */
+  double *xs[3];                                                             /* inputs [N, d] */
+  double *R;                                                                 /* objective weights [N, d] */
   double *r, *n1, *qkv, *q, *kk, *v, *att, *o, *h, *n2, *m1, *m2, *y, *prow; /* workspace */
 } ref;
 
@@ -480,7 +541,8 @@ static void check_block(const bcase *bc, uint64_t seed) {
   }
 
   /* 3. frozen: all NULL -> the same dxs bits; half frozen (both halves) -> the same bits where trainable and
-   * nothing written elsewhere; dxs NULL -> the same weight gradients; a NULL entry of dxs -> the others same */
+   * nothing written elsewhere; dxs NULL -> the same weight gradients; a NULL entry of dxs -> the others same
+   */
   {
     grads fr;
     grads_init(&fr, &b);
@@ -493,8 +555,8 @@ static void check_block(const bcase *bc, uint64_t seed) {
     long long wmnk = 0;
     for (int m = 0; m < NM; m++)
       if (member_fan_in(c, m) && b.n[m]) wmnk += (long long)b.N * (long long)b.n[m];
-    printf("\n    %-52s %lld - %lld = %lld (weight GEMMs %lld)", "GEMM multiply-adds: trainable - frozen", mnk_full,
-           mnk_frozen, mnk_full - mnk_frozen, wmnk);
+    printf("\n    %-52s %lld - %lld = %lld (weight GEMMs %lld)", "GEMM multiply-adds: trainable - frozen",
+           mnk_full, mnk_frozen, mnk_full - mnk_frozen, wmnk);
     CU_ASSERT_EQUAL(mnk_full - mnk_frozen, wmnk);
     long long calls0 = gemm_calls;
     run_backward(&b, &g0, NULL, saved, scratch, scr_n, pool); /* nothing wanted: nothing computed */
@@ -540,7 +602,8 @@ static void check_block(const bcase *bc, uint64_t seed) {
     float *g1 = fcopy(full.arena, full.total), *d1[3];
     for (int i = 0; i < b.k; i++) d1[i] = fcopy(full.dx[i], nd);
     run_backward(&b, &gf, full.dx, saved, scratch, scr_n, pool);
-    CHECK_ERR("two backward calls: weight gradients doubled", doubled_err(full.arena, g1, full.total), M_ACC_TOL);
+    CHECK_ERR("two backward calls: weight gradients doubled", doubled_err(full.arena, g1, full.total),
+              M_ACC_TOL);
     double ed = 0.0;
     for (int i = 0; i < b.k; i++) ed = fmax(ed, doubled_err(full.dx[i], d1[i], nd));
     CHECK_ERR("two backward calls: dxs doubled", ed, M_ACC_TOL);
@@ -549,8 +612,8 @@ static void check_block(const bcase *bc, uint64_t seed) {
   t_free_all();
 }
 
-/* Generation: B = 1, T rows; the full forward against (a) prefill T0 then single tokens, (b) prefill 2, a chunk
- * of 3 at pos0 = 2, then single tokens. Caches and scratch at exactly their stated sizes. */
+/* Generation: B = 1, T rows; the full forward against (a) prefill T0 then single tokens, (b) prefill 2, a
+ * chunk of 3 at pos0 = 2, then single tokens. Caches and scratch at exactly their stated sizes. */
 static void check_cached(const bcase *bc, uint64_t seed) {
   printf("\n  [%s, KV cache]", bc->name);
   bcase one = *bc;
@@ -575,13 +638,14 @@ static void check_cached(const bcase *bc, uint64_t seed) {
       const float *xr[3];
       for (int i = 0; i < b.k; i++) xr[i] = b.xs[i] + (size_t)pos * d;
       float *sc = fnan(lmn_block_cache_scratch_floats(c, n, 2));
-      lmn_block_forward_cached(c, &b.w, b.rp, y + (size_t)pos * d, xr, b.k, b.scale, kc, vc, pos, n, sc, pool);
+      lmn_block_forward_cached(c, &b.w, b.rp, y + (size_t)pos * d, xr, b.k, b.scale, kc, vc, pos, n, sc,
+                               pool);
       pos += n;
     }
     double e = max_abs_ff(y, yfull, nd);
     worst_cache = fmax(worst_cache, e);
-    CHECK_ERR(plan ? "prefill 2 + chunk 3 + steps == full forward" : "prefill T/2+1 + steps == full forward", e,
-              M_CACHE_TOL);
+    CHECK_ERR(plan ? "prefill 2 + chunk 3 + steps == full forward" : "prefill T/2+1 + steps == full forward",
+              e, M_CACHE_TOL);
   }
   lmn_pool_destroy(pool);
   t_free_all();
@@ -640,7 +704,8 @@ static void test_permutation(void) {
     float *p = fzeros(b.n[m]);
     for (int h = 0; h < heads; h++)
       for (int j = 0; j < hd / 2; j++) {
-        memcpy(p + ((size_t)h * hd + 2 * j) * cols, b.wt[m] + ((size_t)h * hd + j) * cols, cols * sizeof(float));
+        memcpy(p + ((size_t)h * hd + 2 * j) * cols, b.wt[m] + ((size_t)h * hd + j) * cols,
+               cols * sizeof(float));
         memcpy(p + ((size_t)h * hd + 2 * j + 1) * cols, b.wt[m] + ((size_t)h * hd + hd / 2 + j) * cols,
                cols * sizeof(float));
       }
@@ -686,8 +751,18 @@ static void check_mlp(int d, int h, int N, uint64_t seed) {
   CU_ASSERT(sc_n <= 2 * nh + nd);
   float *saved = fnan(sv_n), *scratch = fnan(sc_n), *y = fnan(nd);
   lmn_mlp_forward(&w, y, x, saved, d, h, N);
-  mref z = {d, h, N, dfrom(w1, (size_t)h * d), dfrom(b1, h), dfrom(w2, (size_t)d * h), dfrom(b2, d), dfrom(x, nd),
-            dfrom(R, nd), dzeros(nh), dzeros(nd), dzeros(nd)};
+  mref z = {d,
+            h,
+            N,
+            dfrom(w1, (size_t)h * d),
+            dfrom(b1, h),
+            dfrom(w2, (size_t)d * h),
+            dfrom(b2, d),
+            dfrom(x, nd),
+            dfrom(R, nd),
+            dzeros(nh),
+            dzeros(nd),
+            dzeros(nd)};
   mref_forward(&z);
   double e = max_err(y, z.y, nd, 1.0);
   worst_fwd = fmax(worst_fwd, e);
@@ -702,8 +777,11 @@ static void check_mlp(int d, int h, int N, uint64_t seed) {
     float *ours;
     double *p;
     size_t n;
-  } t[5] = {{"dw1", gw1, z.w1, (size_t)h * d}, {"db1", gb1, z.b1, h}, {"dw2", gw2, z.w2, (size_t)d * h},
-            {"db2", gb2, z.b2, d}, {"dx", dx, z.x, nd}};
+  } t[5] = {{"dw1", gw1, z.w1, (size_t)h * d},
+            {"db1", gb1, z.b1, h},
+            {"dw2", gw2, z.w2, (size_t)d * h},
+            {"db2", gb2, z.b2, d},
+            {"dx", dx, z.x, nd}};
   for (int i = 0; i < 5; i++) {
     double *fd = dzeros(t[i].n);
     fd_grad(t[i].p, t[i].n, mref_objective, &z, fd);
@@ -734,20 +812,21 @@ static void check_mlp(int d, int h, int N, uint64_t seed) {
   dy = fcopy(R, nd);
   nan_fill(scratch, sc_n);
   lmn_mlp_backward(&w, &gg, dx, dy, x, saved, d, h, N, scratch);
-  double ea = fmax(doubled_err(gw1, c1, (size_t)h * d), fmax(doubled_err(gw2, c2, (size_t)d * h), doubled_err(dx, c3, nd)));
+  double ea = fmax(doubled_err(gw1, c1, (size_t)h * d),
+                   fmax(doubled_err(gw2, c2, (size_t)d * h), doubled_err(dx, c3, nd)));
   CHECK_ERR("two backward calls: dw1, dw2, dx doubled", ea, M_ACC_TOL);
   t_free_all();
 }
 
 static void test_mlp(void) {
-  check_mlp(16, 8, 14, 61);  /* h <= d: gelu(a1) passes through y */
-  check_mlp(8, 12, 10, 62);  /* h > d: it has its own room in saved */
+  check_mlp(16, 8, 14, 61); /* h <= d: gelu(a1) passes through y */
+  check_mlp(8, 12, 10, 62); /* h > d: it has its own room in saved */
 }
 
 static void test_summary(void) {
   printf("\n    BLAS: %s", openblas_get_config()); /* (also keeps libopenblas linked under --as-needed) */
-  printf("\n    worst: forward %.2e (tol %.0e), backward vs fd %.2e (tol %.0e), cache %.2e (tol %.0e)", worst_fwd,
-         M_FWD_TOL, worst_bwd, M_BWD_TOL, worst_cache, M_CACHE_TOL);
+  printf("\n    worst: forward %.2e (tol %.0e), backward vs fd %.2e (tol %.0e), cache %.2e (tol %.0e)",
+         worst_fwd, M_FWD_TOL, worst_bwd, M_BWD_TOL, worst_cache, M_CACHE_TOL);
   CU_ASSERT(worst_fwd <= M_FWD_TOL && worst_bwd <= M_BWD_TOL && worst_cache <= M_CACHE_TOL);
 }
 
