@@ -66,6 +66,27 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libfront.a $(LIBLMN) tests/harness.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libfront.a $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
 
+# Whole-network suites: every tests/networks/NAME.lmn (network NAME) is compiled by lmnc and linked into
+# build/tests/test_networks with a registry of their descriptors.
+NET_LMN   := $(wildcard tests/networks/*.lmn)
+NET_NAMES := $(NET_LMN:tests/networks/%.lmn=%)
+NET_OBJ   := $(NET_NAMES:%=$(BUILD)/nets/%.o)
+
+$(BUILD)/nets/%.o: tests/networks/%.lmn $(LMNC)
+	@mkdir -p $(BUILD)/nets/$*
+	$(LMNC) compile $< -o $(BUILD)/nets/$* > /dev/null
+	$(CC) $(CFLAGS) -Wno-unused-function -I$(BUILD)/nets/$* -c -o $@ $(BUILD)/nets/$*/$*.c
+
+$(BUILD)/nets/registry.h: $(NET_LMN)
+	@mkdir -p $(@D)
+	@{ for n in $(NET_NAMES); do echo "extern const lmn_net_desc $${n}_desc;"; done; \
+	   echo "static const lmn_net_desc *const registry[] = {"; \
+	   for n in $(NET_NAMES); do echo "    &$${n}_desc,"; done; echo "    NULL};"; } > $@
+
+$(BUILD)/tests/test_networks: tests/test_networks.c $(NET_OBJ) $(BUILD)/nets/registry.h $(LIBLMN) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -I$(BUILD)/nets -o $@ $< $(NET_OBJ) $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
+
 # unit: build and run every CUnit suite of this BUILD; a failure or a sanitizer report fails the target.
 unit: $(LMNC) $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; LMNC=$(LMNC) $$t; done

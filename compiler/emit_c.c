@@ -694,7 +694,7 @@ static void emit_desc(Emit *e, const char *source) {
       ir->n_params, n_floats, n_train, n_train);
   out(e, "    .flops_bt = %.17g,\n    .flops_btt = %.17g,\n    .flops_b = %.17g,\n", tbt, tbtt, tb);
   out(e, "    .fwd_bt = %.17g,\n    .fwd_btt = %.17g,\n    .fwd_b = %.17g,\n", fbt, fbtt, fb);
-  out(e, "    .arena_floats = arena_floats,\n    .cache_floats = cache_floats,\n    .forward = forward,\n    .backward = backward,\n    .decode = decode,\n};\n");
+  out(e, "    .arena_floats = arena_floats,\n    .cache_floats = cache_floats,\n    .forward = forward,\n    .backward = backward,\n    .decode = decode,\n    .output = output,\n};\n");
 }
 
 static int open_out(const char *dir, const char *name, FILE **f, lmn_err *err) {
@@ -740,6 +740,11 @@ static void emit_header(Emit *e, const char *source) {
   out(e, "static inline void %s_destroy(lmn_net *net) { lmn_net_destroy(net); }\n\n#endif\n", n);
 }
 
+static void emit_output(Emit *e) {
+  out(e, "static float *output(lmn_net *net, int B, int T) {\n  Plan p;\n  plan(B, T, net->n_threads, &p);\n  return net->arena + p.out[%d];\n}\n\n",
+      primary_output_op(e));
+}
+
 static void emit_source(Emit *e, const char *source) {
   const Ir *ir = e->ir;
   const Net *net = e->net;
@@ -755,6 +760,7 @@ static void emit_source(Emit *e, const char *source) {
   emit_forward(e);
   emit_backward(e);
   emit_decode(e);
+  emit_output(e);
   emit_desc(e, source);
 }
 
