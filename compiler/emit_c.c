@@ -31,6 +31,8 @@ static void out(Emit *e, const char *fmt, ...) {
   va_end(ap);
 }
 
+static int primary_output_op(const Emit *e);
+
 /* ---- parameter table --------------------------------------------------------------------------- */
 
 static int ends_with(const char *s, const char *suffix) {
@@ -39,6 +41,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 static const char *init_kind(const Param *p) {
+  if (ends_with(p->name, ".prefix")) return "LMN_INIT_EMBED_STATS";
   if (ends_with(p->name, "norm.weight")) return "LMN_INIT_ONE";
   if (ends_with(p->name, ".bias")) return "LMN_INIT_ZERO";
   return "LMN_INIT_NORMAL";
@@ -59,6 +62,16 @@ static int from_file(const Emit *e, const Param *p) {
   if (p->owner == OWN_MODEL) return net->models[p->owner_index].source != SRC_NONE;
   if (p->owner == OWN_VERTEX) return net->models[net->vertices[p->owner_index].model].source != SRC_NONE;
   return 0;
+}
+
+/* For the fixed prefix "M.prefix": the generated index of "M.token_embd.weight", else -1. */
+static int like_param(const Emit *e, const Param *p) {
+  if (!ends_with(p->name, ".prefix")) return -1;
+  char want[128];
+  snprintf(want, sizeof want, "%.*s.token_embd.weight", (int)(strlen(p->name) - strlen(".prefix")), p->name);
+  for (int i = 0; i < e->ir->n_params; i++)
+    if (!strcmp(e->ir->params[i].name, want)) return e->gen[i];
+  return -1;
 }
 
 static void layout_params(Emit *e) {
@@ -96,9 +109,9 @@ static void emit_param_table(Emit *e) {
   for (int k = 0; k < ir->n_params; k++) {
     const Param *p = &ir->params[e->order[k]];
     char ob[32];
-    out(e, "    {\"%s\", %ld, %ld, %ld, %d, %d, \"%s\", %s, %d}, /* p%d */\n", p->name, e->offset[k], p->shape[0],
+    out(e, "    {\"%s\", %ld, %ld, %ld, %d, %d, \"%s\", %s, %d, %d}, /* p%d */\n", p->name, e->offset[k], p->shape[0],
         p->shape[1], p->trainable, p->owner == OWN_EDGE ? p->owner_index : -1, owner_name(e, p, ob, sizeof ob),
-        init_kind(p), from_file(e, p), k);
+        init_kind(p), from_file(e, p), like_param(e, p), k);
   }
   out(e, "};\n\n");
 }
@@ -231,9 +244,12 @@ static void emit_plan(Emit *e) {
   const Net *net = e->net;
   out(e, "/* The activation plan: per op its output, the gradient of its output, and what its backward keeps;\n"
          " * then one scratch region reused by every op, and the RoPE tables. Offsets in floats. */\n");
-  out(e, "typedef struct Plan {\n  size_t out[NOPS], dout[NOPS], saved[NOPS];\n  size_t scratch, rope[%d], total;\n} Plan;\n\n",
+  out(e, "typedef struct Plan {\n  size_t out[NOPS], dout[NOPS], saved[NOPS];\n  size_t scratch, rope[%d], tok, tgt, total;\n} Plan;\n\n",
       net->n_models ? net->n_models : 1);
+  out(e, "/* T counts the positions inside the network (the fixed prefix included). */\n");
   out(e, "static void plan(int B, int T, int nt, Plan *p) {\n  size_t off = 0, scratch = 0, s;\n  (void)nt;\n");
+  out(e, "  p->tok = off;\n  off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */\n");
+  out(e, "  p->tgt = off;\n  off += PREFIX ? (size_t)B * T : 0;\n");
   for (int i = 0; i < ir->n_ops; i++) {
     const Op *op = &ir->ops[i];
     long rows_bt = op_rows_per_seq(op);
@@ -255,7 +271,7 @@ static void emit_plan(Emit *e) {
       out(e, "  off += (size_t)T * %ld; /* cos and sin, [T, hd/2] each */\n", net->models[m].hp.dim / net->models[m].hp.heads);
   }
   out(e, "  p->total = off;\n}\n\n");
-  out(e, "static size_t arena_floats(int B, int T, int nt) {\n  Plan p;\n  plan(B, T, nt, &p);\n  return p.total;\n}\n\n");
+  out(e, "static size_t arena_floats(int B, int T, int nt) {\n  Plan p;\n  plan(B, T + PREFIX, nt, &p);\n  return p.total;\n}\n\n");
 }
 
 /* ---- forward ----------------------------------------------------------------------------------- */
@@ -269,6 +285,25 @@ static int vertex_inputs(const Emit *e, const Op *op, int *ins) {
   }
   ins[0] = op->inputs[0];
   return 1;
+}
+
+/* The token (and target) arrays the ops read: with a fixed prefix, the user's [B, T_in] behind PREFIX
+ * positions of token -1 (a zero embedding row plus the prefix vector) and target -1 (ignored). */
+static void emit_prefix_tokens(Emit *e, const char *B, int with_targets) {
+  int prim = primary_output_op(e);
+  int labels = prim >= 0 && e->ir->ops[prim].kind == OP_CLASSIFY;
+  if (!e->net->prefix) {
+    out(e, "  const int32_t *tokens = tokens_in;\n");
+    if (with_targets) out(e, "  const int32_t *targets = targets_in;\n");
+    return;
+  }
+  out(e, "  int32_t *tokens = (int32_t *)(A + p.tok)%s;\n", with_targets && !labels ? ", *targets = (int32_t *)(A + p.tgt)" : "");
+  if (with_targets && labels) out(e, "  const int32_t *targets = targets_in; /* labels [B] */\n");
+  out(e, "  for (int b = 0; b < %s; b++)\n    for (int t = 0; t < T; t++) {\n", B);
+  out(e, "      tokens[(size_t)b * T + t] = t < PREFIX ? -1 : tokens_in[(size_t)b * T_in + t - PREFIX];\n");
+  if (with_targets && !labels)
+    out(e, "      targets[(size_t)b * T + t] = t < PREFIX ? -1 : targets_in[(size_t)b * T_in + t - PREFIX];\n");
+  out(e, "    }\n");
 }
 
 static void emit_rope_setup(Emit *e, const char *npos, const char *base) {
@@ -305,6 +340,11 @@ static void emit_op_forward(Emit *e, int i, int cached) {
       int pos = md->hp.arch == LMN_ARCH_GPT2 ? e->gen[op->params[1]] : -1;
       out(e, "  lmn_embed_forward(%s + p.out[%d], tokens, lmn_w(net, %d), lmn_w(net, %d), %s, T, %ld, %ld, %s);\n", A, i,
           e->gen[op->params[0]], pos, cached ? "1" : "B", md->hp.dim, md->hp.vocab, cached ? "pos0" : "0");
+      if (m->prefix)
+        out(e, "  for (int b = 0; b < %s; b++)\n    for (int t = 0; t < T && %s + t < PREFIX; t++)\n"
+               "      for (int c = 0; c < %ld; c++) %s[p.out[%d] + ((size_t)b * T + t) * %ld + c] += lmn_w(net, %d)[(size_t)(%s + t) * %ld + c];\n",
+            cached ? "1" : "B", cached ? "pos0" : "0", md->hp.dim, A, i, md->hp.dim, e->gen[op->params[op->n_params - 1]],
+            cached ? "pos0" : "0", md->hp.dim);
       break;
     }
     case OP_SUM:
@@ -404,8 +444,9 @@ static void emit_op_forward(Emit *e, int i, int cached) {
 static void emit_forward(Emit *e) {
   const Ir *ir = e->ir;
   const Net *net = e->net;
-  out(e, "static float forward(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train) {\n");
-  out(e, "  Plan p;\n  plan(B, T, net->n_threads, &p);\n  float *A = net->arena, *scratch = A + p.scratch;\n  lmn_pool *pool = net->pool;\n");
+  out(e, "static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {\n");
+  out(e, "  const int T = T_in + PREFIX;\n  Plan p;\n  plan(B, T, net->n_threads, &p);\n  float *A = net->arena, *scratch = A + p.scratch;\n  lmn_pool *pool = net->pool;\n");
+  emit_prefix_tokens(e, "B", 1);
   out(e, "  float loss = 0;\n");
   emit_rope_setup(e, "T", "A");
   for (int i = 0; i < ir->n_ops; i++) {
@@ -555,8 +596,12 @@ static void emit_op_backward(Emit *e, int i) {
 
 static void emit_backward(Emit *e) {
   const Ir *ir = e->ir;
-  out(e, "static void backward(lmn_net *net, const int32_t *tokens, int B, int T) {\n");
-  out(e, "  Plan p;\n  plan(B, T, net->n_threads, &p);\n  float *A = net->arena, *scratch = A + p.scratch;\n  lmn_pool *pool = net->pool;\n  (void)tokens;\n  (void)pool;\n");
+  out(e, "static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {\n");
+  out(e, "  const int T = T_in + PREFIX;\n");
+  out(e, "  Plan p;\n  plan(B, T, net->n_threads, &p);\n  float *A = net->arena, *scratch = A + p.scratch;\n  lmn_pool *pool = net->pool;\n  (void)pool;\n");
+  if (e->net->prefix) out(e, "  const int32_t *tokens = (const int32_t *)(A + p.tok); /* made by forward */\n  (void)tokens_in;\n");
+  else out(e, "  const int32_t *tokens = tokens_in;\n");
+  out(e, "  (void)tokens;\n");
   emit_rope_setup(e, "T", "A");
   for (int i = 0; i < ir->n_ops; i++)
     if (needs_dout(&ir->ops[i]) && ir->ops[i].kind != OP_AGGREGATE)
@@ -607,9 +652,11 @@ static void emit_cplan(Emit *e, const char *need) {
   const Ir *ir = e->ir;
   const Net *net = e->net;
   out(e, "/* The decoding plan: KV caches of every block instance, per-op rows for up to ctx positions, scratch. */\n");
-  out(e, "typedef struct CPlan {\n  size_t out[NOPS], kv[%d], scratch, rope[%d], total;\n} CPlan;\n\n", e->n_blk ? e->n_blk : 1,
+  out(e, "typedef struct CPlan {\n  size_t out[NOPS], kv[%d], scratch, rope[%d], tok, total;\n} CPlan;\n\n", e->n_blk ? e->n_blk : 1,
       net->n_models ? net->n_models : 1);
+  out(e, "/* ctx counts positions inside the network (the fixed prefix included). */\n");
   out(e, "static void cplan(int ctx, int nt, CPlan *p) {\n  size_t off = 0, scratch = 0, s;\n  const int T = ctx;\n  (void)nt;\n");
+  out(e, "  p->tok = off;\n  off += PREFIX ? (size_t)ctx : 0;\n");
   for (int i = 0; i < ir->n_ops; i++) {
     const Op *op = &ir->ops[i];
     out(e, "  p->out[%d] = off;\n", i);
@@ -631,7 +678,7 @@ static void emit_cplan(Emit *e, const char *need) {
     if (uses_rope(&net->models[m])) out(e, "  off += (size_t)ctx * %ld;\n", net->models[m].hp.dim / net->models[m].hp.heads);
   }
   out(e, "  p->total = off;\n}\n\n");
-  out(e, "static size_t cache_floats(int ctx, int nt) {\n  CPlan p;\n  cplan(ctx, nt, &p);\n  return p.total;\n}\n\n");
+  out(e, "static size_t cache_floats(int ctx, int nt) {\n  CPlan p;\n  cplan(ctx + PREFIX, nt, &p);\n  return p.total;\n}\n\n");
 }
 
 static int primary_output_op(const Emit *e) {
@@ -648,9 +695,18 @@ static void emit_decode(Emit *e) {
   int prim = primary_output_op(e);
   if (prim >= 0 && ir->ops[prim].kind == OP_HEAD) mark_needed(e, prim, need);
   emit_cplan(e, need);
-  out(e, "static void decode(lmn_net *net, const int32_t *tokens, int T, int pos0, float *logits) {\n");
-  out(e, "  CPlan p;\n  const int ctx = net->cache_ctx;\n  cplan(ctx, net->n_threads, &p);\n");
-  out(e, "  float *C = net->cache, *scratch = C + p.scratch;\n  lmn_pool *pool = net->pool;\n  (void)scratch;\n  (void)pool;\n  (void)tokens;\n  (void)pos0;\n");
+  out(e, "static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {\n");
+  out(e, "  CPlan p;\n  const int ctx = net->cache_ctx + PREFIX;\n  cplan(ctx, net->n_threads, &p);\n");
+  out(e, "  float *C = net->cache, *scratch = C + p.scratch;\n  lmn_pool *pool = net->pool;\n  (void)scratch;\n  (void)pool;\n");
+  out(e, "  /* the prefix goes in with the prefill; later positions shift by PREFIX */\n");
+  out(e, "  const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;\n");
+  if (net->prefix) {
+    out(e, "  int32_t *tokens = (int32_t *)(C + p.tok);\n");
+    out(e, "  for (int t = 0; t < T; t++) tokens[t] = pos0 + t < PREFIX ? -1 : tokens_in[t - (pos0 == 0 ? PREFIX : 0)];\n");
+  } else {
+    out(e, "  const int32_t *tokens = tokens_in;\n");
+  }
+  out(e, "  (void)tokens;\n  (void)pos0;\n");
   for (int m = 0; m < net->n_models; m++) {
     if (!uses_rope(&net->models[m])) continue;
     long hd = net->models[m].hp.dim / net->models[m].hp.heads;
@@ -689,7 +745,8 @@ static void emit_desc(Emit *e, const char *source) {
   out(e, "const lmn_net_desc %s_desc = {\n", net->name);
   out(e, "    .name = \"%s\",\n    .source = \"%s\",\n    .hash = 0x%016llxULL,\n    .aggregate_mean = %d,\n", net->name, source,
       (unsigned long long)network_hash(e), net->aggregate == AGG_MEAN);
-  out(e, "    .vocab = %ld,\n    .classes = %ld,\n    .ctx = %ld,\n", net->models[net->embed_model].hp.vocab, classes, ctx);
+  out(e, "    .vocab = %ld,\n    .classes = %ld,\n    .ctx = %ld,\n    .prefix = %ld,\n", net->models[net->embed_model].hp.vocab, classes,
+      ctx - net->prefix, net->prefix);
   out(e, "    .n_params = %d,\n    .params = params,\n    .n_floats = %ld,\n    .n_train = %ld,\n    .n_train_decay = %ld,\n",
       ir->n_params, n_floats, n_train, n_train);
   out(e, "    .flops_bt = %.17g,\n    .flops_btt = %.17g,\n    .flops_b = %.17g,\n", tbt, tbtt, tb);
@@ -741,7 +798,8 @@ static void emit_header(Emit *e, const char *source) {
 }
 
 static void emit_output(Emit *e) {
-  out(e, "static float *output(lmn_net *net, int B, int T) {\n  Plan p;\n  plan(B, T, net->n_threads, &p);\n  return net->arena + p.out[%d];\n}\n\n",
+  out(e, "/* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */\n");
+  out(e, "static float *output(lmn_net *net, int B, int T) {\n  Plan p;\n  plan(B, T + PREFIX, net->n_threads, &p);\n  return net->arena + p.out[%d];\n}\n\n",
       primary_output_op(e));
 }
 
@@ -753,7 +811,7 @@ static void emit_source(Emit *e, const char *source) {
          " * is a constant; batch B and length T are planned at creation. */\n", net->name, ir->n_ops, ir->n_params);
   out(e, "#include \"%s.h\"\n\n#include <math.h>\n#include <stdint.h>\n#include <string.h>\n\n#include \"kernels.h\"\n#include \"modules.h\"\n\n",
       net->name);
-  out(e, "#define NOPS %d\n\n", ir->n_ops);
+  out(e, "#define NOPS %d\n#define PREFIX %ld /* fixed random prefix positions */\n\n", ir->n_ops, net->prefix);
   emit_param_table(e);
   emit_blocks(e);
   emit_plan(e);
@@ -815,10 +873,6 @@ static void emit_makefile_fn(Emit *e, const char *root) { emit_makefile(e, root)
 
 int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, lmn_err *err) {
   const Net *net = ir->net;
-  for (int i = 0; i < net->n_edges; i++)
-    for (int j = 0; j < net->edges[i].n_mods; j++)
-      if (net->edges[i].mods[j].prefix)
-        return lmn_errf(err, "%s: embed(..., prefix N) is not supported by lmnc compile yet", source);
   for (int l = 0; l < net->n_losses; l++)
     for (int k = 0; k < l; k++)
       if (net->losses[l].output == net->losses[k].output)

@@ -146,7 +146,7 @@ typedef struct Lower {
   int *embed_param;    /* token embedding of each model, -1 if none */
   int *pos_param;      /* gpt2 position embedding */
   int *out_param;      /* untied output head */
-  int *norm_params;    /* output_norm weight (and bias) of each model */
+  int *prefix_param;   /* fixed random prefix of the embedding */
   char *edge_done;
   int *edge_last;       /* last op of each edge (or the source's op) */
 } Lower;
@@ -198,6 +198,13 @@ static void module_op(Lower *lw, const Edge *e, int j, int *prev) {
     case MOD_EMBED:
       op_param(op, model_embedding(lw, m->model, m->trainable));
       if (lw->pos_param[m->model] >= 0) op_param(op, lw->pos_param[m->model]);
+      if (m->prefix) {
+        if (lw->prefix_param[m->model] < 0) {
+          Owner op_owner = {OWN_MODEL, m->model, -1, 0, "prefix"}; /* fixed: drawn once, never trained */
+          lw->prefix_param[m->model] = add_param(ir, &op_owner, m->prefix, md->hp.dim, "%s.prefix", md->name);
+        }
+        op_param(op, lw->prefix_param[m->model]);
+      }
       break;
     case MOD_HEAD:
       if (md->hp.tied) op_param(op, model_embedding(lw, m->model, m->trainable));
@@ -392,12 +399,13 @@ void ir_build(Ir *ir, const Net *net) {
   lw.embed_param = malloc(sizeof(int) * (size_t)(nm + 1));
   lw.pos_param = malloc(sizeof(int) * (size_t)(nm + 1));
   lw.out_param = malloc(sizeof(int) * (size_t)(nm + 1));
-  lw.norm_params = malloc(sizeof(int) * (size_t)(nm + 1));
+  lw.prefix_param = malloc(sizeof(int) * (size_t)(nm + 1));
   lw.edge_done = calloc((size_t)net->n_edges + 1, 1);
   lw.edge_last = malloc(sizeof(int) * (size_t)(net->n_edges + 1));
   ir->vertex_order = malloc(sizeof(int) * (size_t)(nv + 1));
   for (int i = 0; i < nv; i++) lw.vertex_op[i] = -1;
-  for (int i = 0; i < nm; i++) lw.model_params[i] = lw.embed_param[i] = lw.pos_param[i] = lw.out_param[i] = -1;
+  for (int i = 0; i < nm; i++)
+    lw.model_params[i] = lw.embed_param[i] = lw.pos_param[i] = lw.out_param[i] = lw.prefix_param[i] = -1;
   topo_order(net, ir->vertex_order);
   emit_ready_edges(&lw);
   for (int k = 0; k < nv; k++) {
@@ -418,7 +426,7 @@ void ir_build(Ir *ir, const Net *net) {
   free(lw.embed_param);
   free(lw.pos_param);
   free(lw.out_param);
-  free(lw.norm_params);
+  free(lw.prefix_param);
   free(lw.edge_done);
   free(lw.edge_last);
 }

@@ -17,6 +17,28 @@ static float *alloc_floats(size_t n) {
   return p;
 }
 
+/* N(mean, std) of another tensor (the embedding statistics the fixed prefix is drawn from). */
+static void init_like(lmn_net *net, const lmn_param_info *p, lmn_rng *r) {
+  const lmn_param_info *src = &net->desc->params[p->like];
+  const float *x = net->params + src->offset;
+  size_t n = (size_t)src->rows * (size_t)(src->cols ? src->cols : 1);
+  double sum = 0, sq = 0;
+  for (size_t k = 0; k < n; k++) sum += x[k], sq += (double)x[k] * x[k];
+  double mean = n ? sum / (double)n : 0, var = n ? sq / (double)n - mean * mean : 0;
+  lmn_rng_fill_normal(r, net->params + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), (float)mean,
+                      (float)sqrt(var > 0 ? var : 0));
+}
+
+void lmn_net_init_derived(lmn_net *net, uint64_t seed) {
+  const lmn_net_desc *d = net->desc;
+  for (int i = 0; i < d->n_params; i++) {
+    if (d->params[i].init != LMN_INIT_EMBED_STATS || d->params[i].like < 0) continue;
+    lmn_rng r;
+    lmn_rng_seed_stream(&r, seed, (uint64_t)i);
+    init_like(net, &d->params[i], &r);
+  }
+}
+
 static void init_params(lmn_net *net, uint64_t seed) {
   const lmn_net_desc *d = net->desc;
   for (int i = 0; i < d->n_params; i++) {
@@ -30,6 +52,7 @@ static void init_params(lmn_net *net, uint64_t seed) {
       for (size_t k = 0; k < n; k++) x[k] = 1.0f;
     else memset(x, 0, n * sizeof(float));
   }
+  lmn_net_init_derived(net, seed);
 }
 
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,

@@ -12,7 +12,9 @@
 #include "lmn_error.h"
 #include "threads.h"
 
-typedef enum lmn_init { LMN_INIT_NORMAL = 0, LMN_INIT_ZERO, LMN_INIT_ONE } lmn_init;
+/* NORMAL: N(0, 0.02); ZERO; ONE; EMBED_STATS: N(mean, std) of the tensor `like` (the fixed random prefix is
+ * drawn from the statistics of the token embedding). */
+typedef enum lmn_init { LMN_INIT_NORMAL = 0, LMN_INIT_ZERO, LMN_INIT_ONE, LMN_INIT_EMBED_STATS } lmn_init;
 
 /* One parameter tensor. Trainable tensors come first in the parameter buffer (those with weight decay,
  * then those without), so gradients and AdamW moments cover exactly [0, n_train). */
@@ -25,6 +27,7 @@ typedef struct lmn_param_info {
   const char *owner;  /* owner name for `train: [names]`: a vertex, model or edge-type name */
   lmn_init init;      /* from-scratch initialisation */
   int from_file;      /* comes from a model file (not saved in checkpoints unless trainable) */
+  int like;           /* LMN_INIT_EMBED_STATS: the parameter whose statistics it takes, else -1 */
 } lmn_param_info;
 
 typedef struct lmn_net lmn_net;
@@ -36,7 +39,8 @@ typedef struct lmn_net_desc {
   int aggregate_mean;       /* 1 mean, 0 sum */
   int vocab;                /* token vocabulary (256 = raw bytes) */
   int classes;              /* > 0 for classification networks (labels are targets) */
-  int ctx;                  /* longest sequence the network supports */
+  int ctx;                  /* longest sequence the network supports (prefix excluded) */
+  int prefix;               /* fixed random prefix positions prepended inside the network (0 = none) */
   int n_params;
   const lmn_param_info *params;
   size_t n_floats;          /* parameter buffer size */
@@ -80,6 +84,8 @@ struct lmn_net {
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err);
 void lmn_net_destroy(lmn_net *net);
+/* Re-draws the tensors initialised from others' statistics (after loading those others from a file). */
+void lmn_net_init_derived(lmn_net *net, uint64_t seed);
 /* Reserves KV caches for generation up to ctx positions. */
 int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err);
 /* Sets which trainable tensors a stage trains: "all", "edges", or a list of owner names. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # regen.sh LMNC [--check]: writes what lmnc emits for every dsl-examples/*.lmn into generated/NAME/
-# (the IR as text and JSON, the Graphviz picture source). With --check, regenerates into a temporary
+# (the IR as text and JSON, the Graphviz picture source, the summary, and the compiled C: NAME.h,
+# NAME.c, main.c and the Makefile). With --check, regenerates into a temporary
 # folder and fails when generated/ differs, so CI catches a compiler change whose output was not
 # committed.
 set -euo pipefail
@@ -18,6 +19,7 @@ for f in dsl-examples/*.lmn; do
   "$lmnc" ir --json "$f" > "$out/$name/$name.ir.json"
   "$lmnc" dot "$f" > "$out/$name/$name.dot"
   "$lmnc" info "$f" > "$out/$name/$name.info.txt"
+  "$lmnc" compile "$f" -o "$out/$name" > /dev/null
 done
 if [ "$mode" = "--check" ]; then
   if ! diff -r generated "$out" > /dev/null; then
