@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # regen.sh LMNC [--check]: writes what lmnc emits for every dsl-examples/*.lmn into generated/NAME/
 # (the IR as text and JSON, the Graphviz picture source, the summary, and the compiled C: NAME.h,
-# NAME.c, main.c and the Makefile). With --check, regenerates into a temporary
-# folder and fails when generated/ differs, so CI catches a compiler change whose output was not
+# NAME.c, main.c and the Makefile). With --check, regenerates into build/regen-check
+# and fails when generated/ differs, so CI catches a compiler change whose output was not
 # committed.
 set -euo pipefail
 lmnc=$1
 mode=${2:-}
 out=generated
 if [ "$mode" = "--check" ]; then
-  out=$(mktemp -d)
-  trap 'rm -rf "$out"' EXIT
+  out=build/regen-check   # two levels below the root, like generated/NAME: same relative paths
+  rm -rf "$out"
+  mkdir -p "$out"
 fi
 for f in dsl-examples/*.lmn; do
   name=$(basename "$f" .lmn)
