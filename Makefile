@@ -123,6 +123,6 @@ install: all
 	sed 's|@PREFIX@|$(PREFIX)|' scripts/lmn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmn.pc
 
 clean:
-	rm -rf build build-san build-fuzz bin lib demo
+	rm -rf build build-san build-fuzz build-regen bin lib demo
 
 -include $(RT_OBJ:.o=.d) $(FE_OBJ:.o=.d)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # regen.sh LMNC [--check]: writes what lmnc emits for every dsl-examples/*.lmn into generated/NAME/
 # (the IR as text and JSON, the Graphviz picture source, the summary, and the compiled C: NAME.h,
-# NAME.c, main.c and the Makefile). With --check, regenerates into build/regen-check
+# NAME.c, main.c and the Makefile). With --check, regenerates into build-regen/
 # and fails when generated/ differs, so CI catches a compiler change whose output was not
 # committed.
 set -euo pipefail
@@ -9,7 +9,7 @@ lmnc=$1
 mode=${2:-}
 out=generated
 if [ "$mode" = "--check" ]; then
-  out=build/regen-check   # two levels below the root, like generated/NAME: same relative paths
+  out=build-regen   # NAME/ sits two levels below the root, like generated/NAME: same relative paths
   rm -rf "$out"
   mkdir -p "$out"
 fi
