@@ -28,7 +28,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBLMN   := $(LIBDIR)/liblmn.a
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden demo fuzz install clean regen check-generated
+.PHONY: all deps test unit golden resume demo fuzz install clean regen check-generated
 all: $(LMNC) $(LIBLMN)
 
 deps:
@@ -94,9 +94,13 @@ unit: $(LMNC) $(TEST_BIN)
 golden: $(LMNC)
 	@bash tests/run-golden.sh $(LMNC)
 
+# kill -9 during training, then --resume: bit-identical to an uninterrupted run
+resume: $(LMNC) $(LIBLMN)
+	@bash tests/resume-test.sh $(LMNC)
+
 test: deps
 	$(MAKE) all
-	$(MAKE) unit golden
+	$(MAKE) unit golden resume
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	@echo "make test: all suites passed (normal and sanitizer builds)"
