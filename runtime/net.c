@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels.h"
 #include "rng.h"
@@ -60,6 +61,12 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   *out = NULL;
   if (B < 1 || T < 1 || T > desc->ctx)
     return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T, desc->ctx);
+  size_t arena_need = desc->arena_floats(B, T, n_threads < 1 ? 1 : n_threads);
+  double need = (double)(desc->n_floats + 3 * desc->n_train + arena_need) * sizeof(float);
+  double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+  if (have > 0 && need > 0.9 * have)
+    return lmn_errf(err, "%s: batch %d x %d needs %.2f GiB of memory but the machine has %.2f GiB; lower batch or seq_len",
+                    desc->name, B, T, need / (1 << 30), have / (1 << 30));
   lmn_net *net = calloc(1, sizeof *net);
   if (!net) return lmn_errf(err, "%s: out of memory", desc->name);
   net->desc = desc;
