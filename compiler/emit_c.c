@@ -197,7 +197,50 @@ static void emit_blocks(Emit *e) {
 static long op_rows_per_seq(const Op *op) { return op->kind == OP_CLASSIFY ? 0 : 1; }
 
 static int needs_dout(const Op *op) {
-  return op->backward && op->kind != OP_HEAD && op->kind != OP_CLASSIFY && op->kind != OP_LOSS;
+  return op->backward && op->kind != OP_HEAD && op->kind != OP_CLASSIFY && op->kind != OP_LOSS &&
+         op->kind != OP_AGGREGATE;
+}
+
+/* The ops whose output `op` reads (through an aggregation, its inputs). */
+static int op_reads(const Ir *ir, const Op *op, int *ins) {
+  int n = 0;
+  for (int k = 0; k < op->n_inputs; k++) {
+    const Op *in = &ir->ops[op->inputs[k]];
+    if (in->kind == OP_AGGREGATE)
+      for (int j = 0; j < in->n_inputs; j++) ins[n++] = in->inputs[j];
+    else
+      ins[n++] = op->inputs[k];
+  }
+  return n;
+}
+
+/* Output gradients live from the backward of their last reader (which zeroes and first writes them) to
+ * their own backward. Buffers whose lifetimes don't overlap share memory: first fit, in units of B*T
+ * floats (every gradient is [B*T, width]). Fills first_use[i] and coef[i]; returns the region size. */
+static long plan_douts(const Ir *ir, int *first_use, long *coef) {
+  int ins[512];
+  for (int i = 0; i < ir->n_ops; i++) first_use[i] = -1, coef[i] = -1;
+  for (int j = 0; j < ir->n_ops; j++) {
+    int n = op_reads(ir, &ir->ops[j], ins);
+    for (int k = 0; k < n; k++)
+      if (needs_dout(&ir->ops[ins[k]]) && j > first_use[ins[k]]) first_use[ins[k]] = j;
+  }
+  long size = 0;
+  for (int j = ir->n_ops - 1; j >= 0; j--) /* in the order the backward meets them */
+    for (int i = 0; i < ir->n_ops; i++) {
+      if (first_use[i] != j) continue;
+      long w = ir->ops[i].width, at = 0;
+      for (int moved = 1; moved;) { /* lowest offset clear of every live overlapping buffer */
+        moved = 0;
+        for (int o = 0; o < ir->n_ops; o++) {
+          if (coef[o] < 0 || o == i || first_use[o] < i || o > j) continue; /* lifetimes [o, first_use[o]] vs [i, j] */
+          if (at < coef[o] + ir->ops[o].width && coef[o] < at + w) at = coef[o] + ir->ops[o].width, moved = 1;
+        }
+      }
+      coef[i] = at;
+      if (at + w > size) size = at + w;
+    }
+  return size;
 }
 
 static long model_dim(const Emit *e, const Op *op) { return op_model(e, op)->hp.dim; }
@@ -248,6 +291,15 @@ static void emit_plan(Emit *e) {
       net->n_models ? net->n_models : 1);
   out(e, "/* T counts the positions inside the network (the fixed prefix included). */\n");
   out(e, "static void plan(int B, int T, int nt, Plan *p) {\n  size_t off = 0, scratch = 0, s;\n  (void)nt;\n");
+  int *first_use = calloc((size_t)ir->n_ops + 1, sizeof(int));
+  long *coef = calloc((size_t)ir->n_ops + 1, sizeof(long));
+  long dsize = plan_douts(ir, first_use, coef);
+  out(e, "  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */\n");
+  for (int i = 0; i < ir->n_ops; i++)
+    out(e, "  p->dout[%d] = %s%ld;\n", i, coef[i] >= 0 ? "(size_t)B * T * " : "", coef[i] >= 0 ? coef[i] : 0L);
+  out(e, "  off += (size_t)B * T * %ld;\n", dsize);
+  free(first_use);
+  free(coef);
   out(e, "  p->tok = off;\n  off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */\n");
   out(e, "  p->tgt = off;\n  off += PREFIX ? (size_t)B * T : 0;\n");
   for (int i = 0; i < ir->n_ops; i++) {
@@ -256,8 +308,6 @@ static void emit_plan(Emit *e) {
     out(e, "  p->out[%d] = off;\n", i);
     if (op->kind != OP_LOSS && op->kind != OP_AGGREGATE)
       out(e, "  off += (size_t)B * %s%ld;\n", rows_bt ? "T * " : "", op->width);
-    out(e, "  p->dout[%d] = off;\n", i);
-    if (needs_dout(op) && op->kind != OP_AGGREGATE) out(e, "  off += (size_t)B * T * %ld;\n", op->width);
     out(e, "  p->saved[%d] = off;\n  off += ", i);
     saved_expr(e, op, i);
     out(e, ";\n  s = ");
@@ -583,11 +633,10 @@ static void emit_op_backward(Emit *e, int i) {
       out(e, "      float *const *dxs = l > 0 ? &dprev : %s;\n", any ? "dins" : "NULL");
       out(e, "      lmn_block_backward(&cfg%d, &w, ", i);
       rope_arg(e, op);
+      char scale[32];
+      snprintf(scale, sizeof scale, k > 1 && net->aggregate == AGG_MEAN ? "1.0f / %d" : "1.0f", k);
       out(e, ", &g, dxs, l > 0 ? 1 : %d, l > 0 ? 1.0f : %s, dy, A + p.saved[%d] + (size_t)l * bs, B, T, blk_scratch, pool);\n    }\n  }\n",
-          k, k > 1 && net->aggregate == AGG_MEAN ? "1.0f / " : "1.0f", i);
-      if (k > 1 && net->aggregate == AGG_MEAN) {
-        /* patch: the literal above needs the count */
-      }
+          k, scale, i);
       break;
     }
     default: break;
@@ -603,31 +652,17 @@ static void emit_backward(Emit *e) {
   else out(e, "  const int32_t *tokens = tokens_in;\n");
   out(e, "  (void)tokens;\n");
   emit_rope_setup(e, "T", "A");
-  for (int i = 0; i < ir->n_ops; i++)
-    if (needs_dout(&ir->ops[i]) && ir->ops[i].kind != OP_AGGREGATE)
-      out(e, "  memset(A + p.dout[%d], 0, sizeof(float) * B * T * %ld);\n", i, ir->ops[i].width);
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *save = e->o;
-  for (int i = ir->n_ops - 1; i >= 0; i--) {
-    e->o = open_memstream(&buf, &len);
-    emit_op_backward(e, i);
-    fclose(e->o);
-    e->o = save;
-    /* mean aggregation: "1.0f / " is followed by the in-degree */
-    const Op *op = &ir->ops[i];
-    char *hit = strstr(buf, "1.0f / ,");
-    if (hit && op->kind == OP_VERTEX) {
-      int ins[64], k = vertex_inputs(e, op, ins);
-      fwrite(buf, 1, (size_t)(hit - buf) + 7, e->o);
-      fprintf(e->o, "%d.0f", k);
-      fputs(hit + 7, e->o);
-    } else {
-      fputs(buf, e->o);
-    }
-    free(buf);
-    buf = NULL;
+  int *first_use = calloc((size_t)ir->n_ops + 1, sizeof(int));
+  long *coef = calloc((size_t)ir->n_ops + 1, sizeof(long));
+  plan_douts(ir, first_use, coef);
+  for (int j = ir->n_ops - 1; j >= 0; j--) {
+    for (int i = 0; i < ir->n_ops; i++) /* gradients that op j's backward writes first */
+      if (first_use[i] == j && ir->ops[j].backward)
+        out(e, "  memset(A + p.dout[%d], 0, sizeof(float) * B * T * %ld);\n", i, ir->ops[i].width);
+    emit_op_backward(e, j);
   }
+  free(first_use);
+  free(coef);
   out(e, "}\n\n");
 }
 

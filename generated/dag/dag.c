@@ -123,13 +123,35 @@ typedef struct Plan {
 static void plan(int B, int T, int nt, Plan *p) {
   size_t off = 0, scratch = 0, s;
   (void)nt;
+  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
+  p->dout[0] = (size_t)B * T * 0;
+  p->dout[1] = (size_t)B * T * 64;
+  p->dout[2] = (size_t)B * T * 0;
+  p->dout[3] = (size_t)B * T * 192;
+  p->dout[4] = (size_t)B * T * 0;
+  p->dout[5] = (size_t)B * T * 128;
+  p->dout[6] = (size_t)B * T * 0;
+  p->dout[7] = (size_t)B * T * 64;
+  p->dout[8] = (size_t)B * T * 192;
+  p->dout[9] = (size_t)B * T * 256;
+  p->dout[10] = (size_t)B * T * 320;
+  p->dout[11] = (size_t)B * T * 128;
+  p->dout[12] = 0;
+  p->dout[13] = 0;
+  p->dout[14] = (size_t)B * T * 192;
+  p->dout[15] = (size_t)B * T * 0;
+  p->dout[16] = (size_t)B * T * 192;
+  p->dout[17] = 0;
+  p->dout[18] = (size_t)B * T * 0;
+  p->dout[19] = 0;
+  p->dout[20] = 0;
+  p->dout[21] = 0;
+  off += (size_t)B * T * 384;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
-  off += (size_t)B * T * 64;
-  p->dout[0] = off;
   off += (size_t)B * T * 64;
   p->saved[0] = off;
   off += 0;
@@ -137,15 +159,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[1] = off;
   off += (size_t)B * T * 64;
-  p->dout[1] = off;
-  off += (size_t)B * T * 64;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
   s = lmn_block_scratch_floats(&cfg1, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[2] = off;
-  off += (size_t)B * T * 64;
-  p->dout[2] = off;
   off += (size_t)B * T * 64;
   p->saved[2] = off;
   off += 0;
@@ -153,15 +171,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[3] = off;
   off += (size_t)B * T * 64;
-  p->dout[3] = off;
-  off += (size_t)B * T * 64;
   p->saved[3] = off;
   off += (size_t)1 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg3, B, T, nt) + 2 * (size_t)B * T * 64;
   if (s > scratch) scratch = s;
   p->out[4] = off;
-  off += (size_t)B * T * 64;
-  p->dout[4] = off;
   off += (size_t)B * T * 64;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
@@ -169,15 +183,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[5] = off;
   off += (size_t)B * T * 64;
-  p->dout[5] = off;
-  off += (size_t)B * T * 64;
   p->saved[5] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[6] = off;
-  off += (size_t)B * T * 64;
-  p->dout[6] = off;
   off += (size_t)B * T * 64;
   p->saved[6] = off;
   off += lmn_mlp_saved_floats(64, 32, B * T);
@@ -185,15 +195,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[7] = off;
   off += (size_t)B * T * 64;
-  p->dout[7] = off;
-  off += (size_t)B * T * 64;
   p->saved[7] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[8] = off;
-  off += (size_t)B * T * 64;
-  p->dout[8] = off;
   off += (size_t)B * T * 64;
   p->saved[8] = off;
   off += (size_t)1 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
@@ -201,15 +207,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[9] = off;
   off += (size_t)B * T * 64;
-  p->dout[9] = off;
-  off += (size_t)B * T * 64;
   p->saved[9] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[10] = off;
-  off += (size_t)B * T * 64;
-  p->dout[10] = off;
   off += (size_t)B * T * 64;
   p->saved[10] = off;
   off += lmn_block_saved_floats(&cfg10, B, T);
@@ -217,28 +219,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[11] = off;
   off += (size_t)B * T * 64;
-  p->dout[11] = off;
-  off += (size_t)B * T * 64;
   p->saved[11] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[12] = off;
   off += (size_t)B * T * 256;
-  p->dout[12] = off;
   p->saved[12] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[13] = off;
-  p->dout[13] = off;
   p->saved[13] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[14] = off;
-  off += (size_t)B * T * 64;
-  p->dout[14] = off;
   off += (size_t)B * T * 64;
   p->saved[14] = off;
   off += (size_t)1 * lmn_block_saved_floats(&cfg14, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
@@ -246,29 +242,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[15] = off;
   off += (size_t)B * T * 64;
-  p->dout[15] = off;
-  off += (size_t)B * T * 64;
   p->saved[15] = off;
   off += lmn_block_saved_floats(&cfg15, B, T);
   s = lmn_block_scratch_floats(&cfg15, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[16] = off;
   off += (size_t)B * T * 64;
-  p->dout[16] = off;
-  off += (size_t)B * T * 64;
   p->saved[16] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[17] = off;
-  p->dout[17] = off;
   p->saved[17] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[18] = off;
-  off += (size_t)B * T * 64;
-  p->dout[18] = off;
   off += (size_t)B * T * 64;
   p->saved[18] = off;
   off += (size_t)1 * lmn_block_saved_floats(&cfg18, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
@@ -276,19 +265,16 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[19] = off;
   off += (size_t)B * T * 256;
-  p->dout[19] = off;
   p->saved[19] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[20] = off;
-  p->dout[20] = off;
   p->saved[20] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[21] = off;
-  p->dout[21] = off;
   p->saved[21] = off;
   off += 0;
   s = 0;
@@ -498,24 +484,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
   lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
-  memset(A + p.dout[0], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[9], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[11], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[14], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[15], 0, sizeof(float) * B * T * 64);
-  memset(A + p.dout[16], 0, sizeof(float) * B * T * 64);
   memset(A + p.dout[18], 0, sizeof(float) * B * T * 64);
   /* op19 head: e7.m0 head(m) [d -> logits] */
   lmn_linear_backward(A + p.dout[18], lmn_g(net, 0), NULL, A + p.out[19], A + p.out[18], lmn_w(net, 0), B * T, 64, 256);
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 64);
+  memset(A + p.dout[11], 0, sizeof(float) * B * T * 64);
+  memset(A + p.dout[16], 0, sizeof(float) * B * T * 64);
   /* op18 vertex: d = m(own copy, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg18, B, T), n = (size_t)B * T * 64;
@@ -535,8 +509,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg18, &w, &rope0, &g, dxs, l > 0 ? 1 : 3, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[18] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[15], 0, sizeof(float) * B * T * 64);
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d] */
   lmn_linear_backward(A + p.dout[15], lmn_g(net, 61), lmn_g(net, 62), A + p.dout[16], A + p.out[15], lmn_w(net, 61), B * T, 64, 64);
+  memset(A + p.dout[14], 0, sizeof(float) * B * T * 64);
   /* op15 module: e6.m0 decoder_layer(m) [c -> d] */
   {
     lmn_block_w w;
@@ -545,6 +521,8 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[14]};
     lmn_block_backward(&cfg15, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[15], A + p.saved[15], B, T, scratch, pool);
   }
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 64);
+  memset(A + p.dout[9], 0, sizeof(float) * B * T * 64);
   /* op14 vertex: c = m(shared, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg14, B, T), n = (size_t)B * T * 64;
@@ -564,8 +542,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg14, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[14] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 64);
   /* op12 head: e8.m0 head(m) [b -> aux] */
   lmn_linear_backward(A + p.dout[8], lmn_g(net, 0), NULL, A + p.out[12], A + p.out[8], lmn_w(net, 0), B * T, 64, 256);
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 64);
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d] */
   lmn_linear_backward(A + p.dout[10], lmn_g(net, 50), lmn_g(net, 51), A + p.dout[11], A + p.out[10], lmn_w(net, 50), B * T, 64, 64);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d] */
@@ -578,6 +558,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c] */
   lmn_linear_backward(A + p.dout[8], lmn_g(net, 39), lmn_g(net, 40), A + p.dout[9], A + p.out[8], lmn_w(net, 39), B * T, 64, 64);
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 64);
   /* op8 vertex: b = m(shared, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 64;
@@ -597,6 +578,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg8, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[8] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 64);
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d] */
   lmn_linear_backward(A + p.dout[3], lmn_g(net, 37), lmn_g(net, 38), A + p.dout[7], A + p.out[3], lmn_w(net, 37), B * T, 64, 64);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c] */
@@ -605,6 +587,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_mlp_g g = {lmn_g(net, 33), lmn_g(net, 34), lmn_g(net, 35), lmn_g(net, 36)};
     lmn_mlp_backward(&w, &g, A + p.dout[3], A + p.dout[6], A + p.out[3], A + p.saved[6], 64, 32, B * T, scratch);
   }
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 64);
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b] */
   lmn_linear_backward(A + p.dout[4], lmn_g(net, 31), lmn_g(net, 32), A + p.dout[5], A + p.out[4], lmn_w(net, 31), B * T, 64, 64);
   /* op4 module: e1.m0 decoder_layer(m) [a -> b] */
@@ -615,6 +598,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg4, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[4], A + p.saved[4], B, T, scratch, pool);
   }
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 64);
   /* op3 vertex: a = m(shared, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 64;
@@ -634,8 +618,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg3, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[3] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 64);
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a] */
   lmn_linear_backward(A + p.dout[1], lmn_g(net, 10), lmn_g(net, 11), A + p.dout[2], A + p.out[1], lmn_w(net, 10), B * T, 64, 64);
+  memset(A + p.dout[0], 0, sizeof(float) * B * T * 64);
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a] */
   {
     lmn_block_w w;

@@ -477,20 +477,33 @@ typedef struct Plan {
 static void plan(int B, int T, int nt, Plan *p) {
   size_t off = 0, scratch = 0, s;
   (void)nt;
+  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
+  p->dout[0] = 0;
+  p->dout[1] = (size_t)B * T * 0;
+  p->dout[2] = (size_t)B * T * 1024;
+  p->dout[3] = (size_t)B * T * 0;
+  p->dout[4] = (size_t)B * T * 3072;
+  p->dout[5] = (size_t)B * T * 2048;
+  p->dout[6] = (size_t)B * T * 0;
+  p->dout[7] = (size_t)B * T * 2048;
+  p->dout[8] = (size_t)B * T * 3072;
+  p->dout[9] = 0;
+  p->dout[10] = (size_t)B * T * 2048;
+  p->dout[11] = (size_t)B * T * 0;
+  p->dout[12] = 0;
+  p->dout[13] = 0;
+  off += (size_t)B * T * 4096;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
   off += (size_t)B * T * 1024;
-  p->dout[0] = off;
   p->saved[0] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[1] = off;
-  off += (size_t)B * T * 1024;
-  p->dout[1] = off;
   off += (size_t)B * T * 1024;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
@@ -498,15 +511,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[2] = off;
   off += (size_t)B * T * 1024;
-  p->dout[2] = off;
-  off += (size_t)B * T * 1024;
   p->saved[2] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg2, B, T) + (size_t)B * T * 1024 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg2, B, T, nt) + 2 * (size_t)B * T * 1024;
   if (s > scratch) scratch = s;
   p->out[3] = off;
-  off += (size_t)B * T * 1024;
-  p->dout[3] = off;
   off += (size_t)B * T * 1024;
   p->saved[3] = off;
   off += lmn_block_saved_floats(&cfg3, B, T);
@@ -514,15 +523,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[4] = off;
   off += (size_t)B * T * 1024;
-  p->dout[4] = off;
-  off += (size_t)B * T * 1024;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
   s = lmn_block_scratch_floats(&cfg4, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[5] = off;
-  off += (size_t)B * T * 1024;
-  p->dout[5] = off;
   off += (size_t)B * T * 1024;
   p->saved[5] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg5, B, T) + (size_t)B * T * 1024 + 2 * (size_t)B * T;
@@ -530,15 +535,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[6] = off;
   off += (size_t)B * T * 1024;
-  p->dout[6] = off;
-  off += (size_t)B * T * 1024;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
   s = lmn_block_scratch_floats(&cfg6, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[7] = off;
-  off += (size_t)B * T * 1024;
-  p->dout[7] = off;
   off += (size_t)B * T * 1024;
   p->saved[7] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg7, B, T) + (size_t)B * T * 1024 + 2 * (size_t)B * T;
@@ -546,21 +547,16 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[8] = off;
   off += (size_t)B * T * 1024;
-  p->dout[8] = off;
-  off += (size_t)B * T * 1024;
   p->saved[8] = off;
   off += lmn_block_saved_floats(&cfg8, B, T);
   s = lmn_block_scratch_floats(&cfg8, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[9] = off;
-  p->dout[9] = off;
   p->saved[9] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[10] = off;
-  off += (size_t)B * T * 1024;
-  p->dout[10] = off;
   off += (size_t)B * T * 1024;
   p->saved[10] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg10, B, T) + (size_t)B * T * 1024 + 2 * (size_t)B * T;
@@ -568,21 +564,17 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[11] = off;
   off += (size_t)B * T * 1024;
-  p->dout[11] = off;
-  off += (size_t)B * T * 1024;
   p->saved[11] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[12] = off;
   off += (size_t)B * T * 50257;
-  p->dout[12] = off;
   p->saved[12] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[13] = off;
-  p->dout[13] = off;
   p->saved[13] = off;
   off += 0;
   s = 0;
@@ -778,21 +770,16 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int32_t *tokens = (const int32_t *)(A + p.tok); /* made by forward */
   (void)tokens_in;
   (void)tokens;
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 1024);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 1024);
   memset(A + p.dout[11], 0, sizeof(float) * B * T * 1024);
   /* op12 head: e5.m0 head(gpt) [last + first -> logits] */
   lmn_linear_backward(A + p.dout[11], lmn_g(net, 40), NULL, A + p.out[12], A + p.out[11], lmn_w(net, 40), B * T, 1024, 50257);
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 1024);
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 1024);
   /* op11 sum: e5 sum [last + first -> logits] */
   for (size_t k = 0; k < (size_t)B * T * 1024; k++) A[p.dout[10] + k] += A[p.dout[11] + k];
   for (size_t k = 0; k < (size_t)B * T * 1024; k++) A[p.dout[2] + k] += A[p.dout[11] + k];
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 1024);
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 1024);
   /* op10 vertex: last = gpt(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg10, B, T), n = (size_t)B * T * 1024;
@@ -812,6 +799,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg10, &w, NULL, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[10] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 1024);
   /* op8 module: e4.m0 gpt2_block(gpt, unscaled) [mid2 -> last] */
   {
     lmn_block_w w;
@@ -820,6 +808,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[7]};
     lmn_block_backward(&cfg8, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[8], A + p.saved[8], B, T, scratch, pool);
   }
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 1024);
   /* op7 vertex: mid2 = gpt(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg7, B, T), n = (size_t)B * T * 1024;
@@ -839,6 +828,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg7, &w, NULL, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[7] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 1024);
   /* op6 module: e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last] */
   {
     lmn_block_w w;
@@ -847,6 +837,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[5]};
     lmn_block_backward(&cfg6, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[6], A + p.saved[6], B, T, scratch, pool);
   }
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 1024);
   /* op5 vertex: mid1 = gpt(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg5, B, T), n = (size_t)B * T * 1024;
@@ -882,6 +873,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[2]};
     lmn_block_backward(&cfg3, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[3], A + p.saved[3], B, T, scratch, pool);
   }
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 1024);
   /* op2 vertex: first = gpt(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg2, B, T), n = (size_t)B * T * 1024;

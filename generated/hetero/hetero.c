@@ -737,20 +737,34 @@ typedef struct Plan {
 static void plan(int B, int T, int nt, Plan *p) {
   size_t off = 0, scratch = 0, s;
   (void)nt;
+  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
+  p->dout[0] = 0;
+  p->dout[1] = (size_t)B * T * 576;
+  p->dout[2] = (size_t)B * T * 0;
+  p->dout[3] = (size_t)B * T * 576;
+  p->dout[4] = (size_t)B * T * 0;
+  p->dout[5] = (size_t)B * T * 1152;
+  p->dout[6] = (size_t)B * T * 0;
+  p->dout[7] = (size_t)B * T * 576;
+  p->dout[8] = (size_t)B * T * 2624;
+  p->dout[9] = (size_t)B * T * 1728;
+  p->dout[10] = (size_t)B * T * 1152;
+  p->dout[11] = 0;
+  p->dout[12] = (size_t)B * T * 0;
+  p->dout[13] = 0;
+  p->dout[14] = 0;
+  off += (size_t)B * T * 3520;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
   off += (size_t)B * T * 576;
-  p->dout[0] = off;
   p->saved[0] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[1] = off;
-  off += (size_t)B * T * 576;
-  p->dout[1] = off;
   off += (size_t)B * T * 576;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
@@ -758,15 +772,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[2] = off;
   off += (size_t)B * T * 576;
-  p->dout[2] = off;
-  off += (size_t)B * T * 576;
   p->saved[2] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[3] = off;
-  off += (size_t)B * T * 576;
-  p->dout[3] = off;
   off += (size_t)B * T * 576;
   p->saved[3] = off;
   off += (size_t)30 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 576 + 2 * (size_t)B * T;
@@ -774,15 +784,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[4] = off;
   off += (size_t)B * T * 576;
-  p->dout[4] = off;
-  off += (size_t)B * T * 576;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
   s = lmn_block_scratch_floats(&cfg4, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[5] = off;
-  off += (size_t)B * T * 896;
-  p->dout[5] = off;
   off += (size_t)B * T * 896;
   p->saved[5] = off;
   off += 0;
@@ -790,15 +796,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[6] = off;
   off += (size_t)B * T * 576;
-  p->dout[6] = off;
-  off += (size_t)B * T * 576;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
   s = lmn_block_scratch_floats(&cfg6, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[7] = off;
-  off += (size_t)B * T * 576;
-  p->dout[7] = off;
   off += (size_t)B * T * 576;
   p->saved[7] = off;
   off += 0;
@@ -806,15 +808,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[8] = off;
   off += (size_t)B * T * 896;
-  p->dout[8] = off;
-  off += (size_t)B * T * 896;
   p->saved[8] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg8, B, T, nt) + 2 * (size_t)B * T * 896;
   if (s > scratch) scratch = s;
   p->out[9] = off;
-  off += (size_t)B * T * 896;
-  p->dout[9] = off;
   off += (size_t)B * T * 896;
   p->saved[9] = off;
   off += lmn_block_saved_floats(&cfg9, B, T);
@@ -822,21 +820,16 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[10] = off;
   off += (size_t)B * T * 576;
-  p->dout[10] = off;
-  off += (size_t)B * T * 576;
   p->saved[10] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[11] = off;
-  p->dout[11] = off;
   p->saved[11] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[12] = off;
-  off += (size_t)B * T * 576;
-  p->dout[12] = off;
   off += (size_t)B * T * 576;
   p->saved[12] = off;
   off += (size_t)30 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 576 + 2 * (size_t)B * T;
@@ -844,13 +837,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[13] = off;
   off += (size_t)B * T * 49152;
-  p->dout[13] = off;
   p->saved[13] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[14] = off;
-  p->dout[14] = off;
   p->saved[14] = off;
   off += 0;
   s = 0;
@@ -1026,19 +1017,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *rope1_cos = A + p.rope[1], *rope1_sin = rope1_cos + (size_t)T * 32;
   lmn_rope_table(rope1_cos, rope1_sin, T, 64, 1000000);
   const lmn_rope rope1 = {rope1_cos, rope1_sin, T};
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[9], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 576);
   memset(A + p.dout[12], 0, sizeof(float) * B * T * 576);
   /* op13 head: e4.m0 head(smol) [s2 -> logits] */
   lmn_linear_backward(A + p.dout[12], lmn_g(net, 47), NULL, A + p.out[13], A + p.out[12], lmn_w(net, 47), B * T, 576, 49152);
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 576);
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 576);
   /* op12 vertex: s2 = smol(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 576;
@@ -1055,11 +1038,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(29 - l) & 1], *dprev = dh[(29 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2.0f, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[9], 0, sizeof(float) * B * T * 896);
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2] */
   lmn_linear_backward(A + p.dout[9], lmn_g(net, 45), lmn_g(net, 46), A + p.dout[10], A + p.out[9], lmn_w(net, 45), B * T, 896, 576);
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 896);
   /* op9 module: e2.m0 decoder_layer(qwen) [q -> s2] */
   {
     lmn_block_w w;
@@ -1068,6 +1053,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[8]};
     lmn_block_backward(&cfg9, &w, &rope1, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[9], A + p.saved[9], B, T, scratch, pool);
   }
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 896);
   /* op8 vertex: q = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 896;
@@ -1087,8 +1073,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg8, &w, &rope1, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[8] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 576);
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2] */
   lmn_linear_backward(A + p.dout[6], lmn_g(net, 31), lmn_g(net, 32), A + p.dout[7], A + p.out[6], lmn_w(net, 31), B * T, 576, 576);
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 576);
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2] */
   {
     lmn_block_w w;
@@ -1097,6 +1085,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg6, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[6], A + p.saved[6], B, T, scratch, pool);
   }
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 576);
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q] */
   lmn_linear_backward(A + p.dout[4], lmn_g(net, 20), lmn_g(net, 21), A + p.dout[5], A + p.out[4], lmn_w(net, 20), B * T, 576, 896);
   /* op4 module: e1.m0 decoder_layer(smol) [s1 -> q] */
@@ -1107,6 +1096,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg4, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[4], A + p.saved[4], B, T, scratch, pool);
   }
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 576);
   /* op3 vertex: s1 = smol(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 576;
@@ -1126,6 +1116,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg3, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[3] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 576);
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1] */
   lmn_linear_backward(A + p.dout[1], lmn_g(net, 9), lmn_g(net, 10), A + p.dout[2], A + p.out[1], lmn_w(net, 9), B * T, 576, 576);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> s1] */

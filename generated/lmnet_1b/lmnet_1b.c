@@ -1330,20 +1330,127 @@ typedef struct Plan {
 static void plan(int B, int T, int nt, Plan *p) {
   size_t off = 0, scratch = 0, s;
   (void)nt;
+  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
+  p->dout[0] = 0;
+  p->dout[1] = (size_t)B * T * 0;
+  p->dout[2] = (size_t)B * T * 896;
+  p->dout[3] = (size_t)B * T * 0;
+  p->dout[4] = (size_t)B * T * 896;
+  p->dout[5] = (size_t)B * T * 1792;
+  p->dout[6] = (size_t)B * T * 896;
+  p->dout[7] = (size_t)B * T * 2688;
+  p->dout[8] = (size_t)B * T * 896;
+  p->dout[9] = (size_t)B * T * 3584;
+  p->dout[10] = (size_t)B * T * 896;
+  p->dout[11] = (size_t)B * T * 0;
+  p->dout[12] = (size_t)B * T * 896;
+  p->dout[13] = (size_t)B * T * 4480;
+  p->dout[14] = (size_t)B * T * 1792;
+  p->dout[15] = (size_t)B * T * 4480;
+  p->dout[16] = (size_t)B * T * 5376;
+  p->dout[17] = (size_t)B * T * 4480;
+  p->dout[18] = (size_t)B * T * 6272;
+  p->dout[19] = (size_t)B * T * 4480;
+  p->dout[20] = (size_t)B * T * 896;
+  p->dout[21] = (size_t)B * T * 8960;
+  p->dout[22] = (size_t)B * T * 4480;
+  p->dout[23] = (size_t)B * T * 2688;
+  p->dout[24] = (size_t)B * T * 4480;
+  p->dout[25] = (size_t)B * T * 7168;
+  p->dout[26] = (size_t)B * T * 4480;
+  p->dout[27] = (size_t)B * T * 8064;
+  p->dout[28] = (size_t)B * T * 4480;
+  p->dout[29] = (size_t)B * T * 8960;
+  p->dout[30] = (size_t)B * T * 11648;
+  p->dout[31] = (size_t)B * T * 4480;
+  p->dout[32] = (size_t)B * T * 3584;
+  p->dout[33] = (size_t)B * T * 4480;
+  p->dout[34] = (size_t)B * T * 9856;
+  p->dout[35] = (size_t)B * T * 4480;
+  p->dout[36] = (size_t)B * T * 10752;
+  p->dout[37] = (size_t)B * T * 4480;
+  p->dout[38] = (size_t)B * T * 11648;
+  p->dout[39] = (size_t)B * T * 14336;
+  p->dout[40] = (size_t)B * T * 0;
+  p->dout[41] = (size_t)B * T * 4480;
+  p->dout[42] = (size_t)B * T * 0;
+  p->dout[43] = (size_t)B * T * 12544;
+  p->dout[44] = (size_t)B * T * 0;
+  p->dout[45] = (size_t)B * T * 13440;
+  p->dout[46] = (size_t)B * T * 0;
+  p->dout[47] = (size_t)B * T * 14336;
+  p->dout[48] = 0;
+  p->dout[49] = (size_t)B * T * 0;
+  p->dout[50] = (size_t)B * T * 2688;
+  p->dout[51] = (size_t)B * T * 1792;
+  p->dout[52] = (size_t)B * T * 3584;
+  p->dout[53] = (size_t)B * T * 2688;
+  p->dout[54] = (size_t)B * T * 4480;
+  p->dout[55] = (size_t)B * T * 3584;
+  p->dout[56] = (size_t)B * T * 4480;
+  p->dout[57] = (size_t)B * T * 0;
+  p->dout[58] = 0;
+  p->dout[59] = (size_t)B * T * 4480;
+  p->dout[60] = (size_t)B * T * 5376;
+  p->dout[61] = (size_t)B * T * 12544;
+  p->dout[62] = (size_t)B * T * 5376;
+  p->dout[63] = (size_t)B * T * 9856;
+  p->dout[64] = (size_t)B * T * 5376;
+  p->dout[65] = (size_t)B * T * 7168;
+  p->dout[66] = (size_t)B * T * 5376;
+  p->dout[67] = (size_t)B * T * 4480;
+  p->dout[68] = 0;
+  p->dout[69] = (size_t)B * T * 5376;
+  p->dout[70] = (size_t)B * T * 6272;
+  p->dout[71] = (size_t)B * T * 13440;
+  p->dout[72] = (size_t)B * T * 6272;
+  p->dout[73] = (size_t)B * T * 10752;
+  p->dout[74] = (size_t)B * T * 6272;
+  p->dout[75] = (size_t)B * T * 8064;
+  p->dout[76] = (size_t)B * T * 6272;
+  p->dout[77] = (size_t)B * T * 5376;
+  p->dout[78] = 0;
+  p->dout[79] = (size_t)B * T * 6272;
+  p->dout[80] = (size_t)B * T * 896;
+  p->dout[81] = (size_t)B * T * 14336;
+  p->dout[82] = (size_t)B * T * 896;
+  p->dout[83] = (size_t)B * T * 11648;
+  p->dout[84] = (size_t)B * T * 896;
+  p->dout[85] = (size_t)B * T * 8960;
+  p->dout[86] = (size_t)B * T * 896;
+  p->dout[87] = (size_t)B * T * 6272;
+  p->dout[88] = 0;
+  p->dout[89] = (size_t)B * T * 896;
+  p->dout[90] = (size_t)B * T * 1792;
+  p->dout[91] = (size_t)B * T * 896;
+  p->dout[92] = 0;
+  p->dout[93] = (size_t)B * T * 1792;
+  p->dout[94] = (size_t)B * T * 2688;
+  p->dout[95] = (size_t)B * T * 1792;
+  p->dout[96] = 0;
+  p->dout[97] = (size_t)B * T * 2688;
+  p->dout[98] = (size_t)B * T * 3584;
+  p->dout[99] = (size_t)B * T * 2688;
+  p->dout[100] = 0;
+  p->dout[101] = (size_t)B * T * 3584;
+  p->dout[102] = (size_t)B * T * 0;
+  p->dout[103] = (size_t)B * T * 3584;
+  p->dout[104] = 0;
+  p->dout[105] = (size_t)B * T * 0;
+  p->dout[106] = 0;
+  p->dout[107] = 0;
+  off += (size_t)B * T * 15232;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
   off += (size_t)B * T * 896;
-  p->dout[0] = off;
   p->saved[0] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[1] = off;
-  off += (size_t)B * T * 896;
-  p->dout[1] = off;
   off += (size_t)B * T * 896;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
@@ -1351,15 +1458,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[2] = off;
   off += (size_t)B * T * 896;
-  p->dout[2] = off;
-  off += (size_t)B * T * 896;
   p->saved[2] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[3] = off;
-  off += (size_t)B * T * 896;
-  p->dout[3] = off;
   off += (size_t)B * T * 896;
   p->saved[3] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1367,15 +1470,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[4] = off;
   off += (size_t)B * T * 896;
-  p->dout[4] = off;
-  off += (size_t)B * T * 896;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
   s = lmn_block_scratch_floats(&cfg4, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[5] = off;
-  off += (size_t)B * T * 896;
-  p->dout[5] = off;
   off += (size_t)B * T * 896;
   p->saved[5] = off;
   off += 0;
@@ -1383,15 +1482,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[6] = off;
   off += (size_t)B * T * 896;
-  p->dout[6] = off;
-  off += (size_t)B * T * 896;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
   s = lmn_block_scratch_floats(&cfg6, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[7] = off;
-  off += (size_t)B * T * 896;
-  p->dout[7] = off;
   off += (size_t)B * T * 896;
   p->saved[7] = off;
   off += 0;
@@ -1399,15 +1494,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[8] = off;
   off += (size_t)B * T * 896;
-  p->dout[8] = off;
-  off += (size_t)B * T * 896;
   p->saved[8] = off;
   off += lmn_block_saved_floats(&cfg8, B, T);
   s = lmn_block_scratch_floats(&cfg8, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[9] = off;
-  off += (size_t)B * T * 896;
-  p->dout[9] = off;
   off += (size_t)B * T * 896;
   p->saved[9] = off;
   off += 0;
@@ -1415,15 +1506,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[10] = off;
   off += (size_t)B * T * 896;
-  p->dout[10] = off;
-  off += (size_t)B * T * 896;
   p->saved[10] = off;
   off += lmn_block_saved_floats(&cfg10, B, T);
   s = lmn_block_scratch_floats(&cfg10, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[11] = off;
-  off += (size_t)B * T * 896;
-  p->dout[11] = off;
   off += (size_t)B * T * 896;
   p->saved[11] = off;
   off += 0;
@@ -1431,15 +1518,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[12] = off;
   off += (size_t)B * T * 896;
-  p->dout[12] = off;
-  off += (size_t)B * T * 896;
   p->saved[12] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg12, B, T, nt) + 2 * (size_t)B * T * 896;
   if (s > scratch) scratch = s;
   p->out[13] = off;
-  off += (size_t)B * T * 896;
-  p->dout[13] = off;
   off += (size_t)B * T * 896;
   p->saved[13] = off;
   off += lmn_block_saved_floats(&cfg13, B, T);
@@ -1447,15 +1530,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[14] = off;
   off += (size_t)B * T * 896;
-  p->dout[14] = off;
-  off += (size_t)B * T * 896;
   p->saved[14] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[15] = off;
-  off += (size_t)B * T * 896;
-  p->dout[15] = off;
   off += (size_t)B * T * 896;
   p->saved[15] = off;
   off += lmn_block_saved_floats(&cfg15, B, T);
@@ -1463,15 +1542,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[16] = off;
   off += (size_t)B * T * 896;
-  p->dout[16] = off;
-  off += (size_t)B * T * 896;
   p->saved[16] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[17] = off;
-  off += (size_t)B * T * 896;
-  p->dout[17] = off;
   off += (size_t)B * T * 896;
   p->saved[17] = off;
   off += lmn_block_saved_floats(&cfg17, B, T);
@@ -1479,15 +1554,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[18] = off;
   off += (size_t)B * T * 896;
-  p->dout[18] = off;
-  off += (size_t)B * T * 896;
   p->saved[18] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[19] = off;
-  off += (size_t)B * T * 896;
-  p->dout[19] = off;
   off += (size_t)B * T * 896;
   p->saved[19] = off;
   off += lmn_block_saved_floats(&cfg19, B, T);
@@ -1495,15 +1566,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[20] = off;
   off += (size_t)B * T * 896;
-  p->dout[20] = off;
-  off += (size_t)B * T * 896;
   p->saved[20] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[21] = off;
-  off += (size_t)B * T * 896;
-  p->dout[21] = off;
   off += (size_t)B * T * 896;
   p->saved[21] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg21, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1511,15 +1578,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[22] = off;
   off += (size_t)B * T * 896;
-  p->dout[22] = off;
-  off += (size_t)B * T * 896;
   p->saved[22] = off;
   off += lmn_block_saved_floats(&cfg22, B, T);
   s = lmn_block_scratch_floats(&cfg22, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[23] = off;
-  off += (size_t)B * T * 896;
-  p->dout[23] = off;
   off += (size_t)B * T * 896;
   p->saved[23] = off;
   off += 0;
@@ -1527,15 +1590,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[24] = off;
   off += (size_t)B * T * 896;
-  p->dout[24] = off;
-  off += (size_t)B * T * 896;
   p->saved[24] = off;
   off += lmn_block_saved_floats(&cfg24, B, T);
   s = lmn_block_scratch_floats(&cfg24, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[25] = off;
-  off += (size_t)B * T * 896;
-  p->dout[25] = off;
   off += (size_t)B * T * 896;
   p->saved[25] = off;
   off += 0;
@@ -1543,15 +1602,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[26] = off;
   off += (size_t)B * T * 896;
-  p->dout[26] = off;
-  off += (size_t)B * T * 896;
   p->saved[26] = off;
   off += lmn_block_saved_floats(&cfg26, B, T);
   s = lmn_block_scratch_floats(&cfg26, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[27] = off;
-  off += (size_t)B * T * 896;
-  p->dout[27] = off;
   off += (size_t)B * T * 896;
   p->saved[27] = off;
   off += 0;
@@ -1559,15 +1614,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[28] = off;
   off += (size_t)B * T * 896;
-  p->dout[28] = off;
-  off += (size_t)B * T * 896;
   p->saved[28] = off;
   off += lmn_block_saved_floats(&cfg28, B, T);
   s = lmn_block_scratch_floats(&cfg28, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[29] = off;
-  off += (size_t)B * T * 896;
-  p->dout[29] = off;
   off += (size_t)B * T * 896;
   p->saved[29] = off;
   off += 0;
@@ -1575,15 +1626,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[30] = off;
   off += (size_t)B * T * 896;
-  p->dout[30] = off;
-  off += (size_t)B * T * 896;
   p->saved[30] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg30, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg30, B, T, nt) + 2 * (size_t)B * T * 896;
   if (s > scratch) scratch = s;
   p->out[31] = off;
-  off += (size_t)B * T * 896;
-  p->dout[31] = off;
   off += (size_t)B * T * 896;
   p->saved[31] = off;
   off += lmn_block_saved_floats(&cfg31, B, T);
@@ -1591,15 +1638,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[32] = off;
   off += (size_t)B * T * 896;
-  p->dout[32] = off;
-  off += (size_t)B * T * 896;
   p->saved[32] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[33] = off;
-  off += (size_t)B * T * 896;
-  p->dout[33] = off;
   off += (size_t)B * T * 896;
   p->saved[33] = off;
   off += lmn_block_saved_floats(&cfg33, B, T);
@@ -1607,15 +1650,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[34] = off;
   off += (size_t)B * T * 896;
-  p->dout[34] = off;
-  off += (size_t)B * T * 896;
   p->saved[34] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[35] = off;
-  off += (size_t)B * T * 896;
-  p->dout[35] = off;
   off += (size_t)B * T * 896;
   p->saved[35] = off;
   off += lmn_block_saved_floats(&cfg35, B, T);
@@ -1623,15 +1662,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[36] = off;
   off += (size_t)B * T * 896;
-  p->dout[36] = off;
-  off += (size_t)B * T * 896;
   p->saved[36] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[37] = off;
-  off += (size_t)B * T * 896;
-  p->dout[37] = off;
   off += (size_t)B * T * 896;
   p->saved[37] = off;
   off += lmn_block_saved_floats(&cfg37, B, T);
@@ -1639,15 +1674,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[38] = off;
   off += (size_t)B * T * 896;
-  p->dout[38] = off;
-  off += (size_t)B * T * 896;
   p->saved[38] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[39] = off;
-  off += (size_t)B * T * 896;
-  p->dout[39] = off;
   off += (size_t)B * T * 896;
   p->saved[39] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg39, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1655,15 +1686,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[40] = off;
   off += (size_t)B * T * 896;
-  p->dout[40] = off;
-  off += (size_t)B * T * 896;
   p->saved[40] = off;
   off += lmn_block_saved_floats(&cfg40, B, T);
   s = lmn_block_scratch_floats(&cfg40, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[41] = off;
-  off += (size_t)B * T * 896;
-  p->dout[41] = off;
   off += (size_t)B * T * 896;
   p->saved[41] = off;
   off += 0;
@@ -1671,15 +1698,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[42] = off;
   off += (size_t)B * T * 896;
-  p->dout[42] = off;
-  off += (size_t)B * T * 896;
   p->saved[42] = off;
   off += lmn_block_saved_floats(&cfg42, B, T);
   s = lmn_block_scratch_floats(&cfg42, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[43] = off;
-  off += (size_t)B * T * 896;
-  p->dout[43] = off;
   off += (size_t)B * T * 896;
   p->saved[43] = off;
   off += 0;
@@ -1687,15 +1710,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[44] = off;
   off += (size_t)B * T * 896;
-  p->dout[44] = off;
-  off += (size_t)B * T * 896;
   p->saved[44] = off;
   off += lmn_block_saved_floats(&cfg44, B, T);
   s = lmn_block_scratch_floats(&cfg44, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[45] = off;
-  off += (size_t)B * T * 896;
-  p->dout[45] = off;
   off += (size_t)B * T * 896;
   p->saved[45] = off;
   off += 0;
@@ -1703,29 +1722,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[46] = off;
   off += (size_t)B * T * 896;
-  p->dout[46] = off;
-  off += (size_t)B * T * 896;
   p->saved[46] = off;
   off += lmn_block_saved_floats(&cfg46, B, T);
   s = lmn_block_scratch_floats(&cfg46, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[47] = off;
   off += (size_t)B * T * 896;
-  p->dout[47] = off;
-  off += (size_t)B * T * 896;
   p->saved[47] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[48] = off;
-  p->dout[48] = off;
   p->saved[48] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[49] = off;
-  off += (size_t)B * T * 896;
-  p->dout[49] = off;
   off += (size_t)B * T * 896;
   p->saved[49] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg49, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1733,15 +1745,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[50] = off;
   off += (size_t)B * T * 896;
-  p->dout[50] = off;
-  off += (size_t)B * T * 896;
   p->saved[50] = off;
   off += lmn_block_saved_floats(&cfg50, B, T);
   s = lmn_block_scratch_floats(&cfg50, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[51] = off;
-  off += (size_t)B * T * 896;
-  p->dout[51] = off;
   off += (size_t)B * T * 896;
   p->saved[51] = off;
   off += 0;
@@ -1749,15 +1757,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[52] = off;
   off += (size_t)B * T * 896;
-  p->dout[52] = off;
-  off += (size_t)B * T * 896;
   p->saved[52] = off;
   off += lmn_block_saved_floats(&cfg52, B, T);
   s = lmn_block_scratch_floats(&cfg52, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[53] = off;
-  off += (size_t)B * T * 896;
-  p->dout[53] = off;
   off += (size_t)B * T * 896;
   p->saved[53] = off;
   off += 0;
@@ -1765,15 +1769,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[54] = off;
   off += (size_t)B * T * 896;
-  p->dout[54] = off;
-  off += (size_t)B * T * 896;
   p->saved[54] = off;
   off += lmn_block_saved_floats(&cfg54, B, T);
   s = lmn_block_scratch_floats(&cfg54, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[55] = off;
-  off += (size_t)B * T * 896;
-  p->dout[55] = off;
   off += (size_t)B * T * 896;
   p->saved[55] = off;
   off += 0;
@@ -1781,29 +1781,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[56] = off;
   off += (size_t)B * T * 896;
-  p->dout[56] = off;
-  off += (size_t)B * T * 896;
   p->saved[56] = off;
   off += lmn_block_saved_floats(&cfg56, B, T);
   s = lmn_block_scratch_floats(&cfg56, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[57] = off;
   off += (size_t)B * T * 896;
-  p->dout[57] = off;
-  off += (size_t)B * T * 896;
   p->saved[57] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[58] = off;
-  p->dout[58] = off;
   p->saved[58] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[59] = off;
-  off += (size_t)B * T * 896;
-  p->dout[59] = off;
   off += (size_t)B * T * 896;
   p->saved[59] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg59, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1811,15 +1804,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[60] = off;
   off += (size_t)B * T * 896;
-  p->dout[60] = off;
-  off += (size_t)B * T * 896;
   p->saved[60] = off;
   off += lmn_block_saved_floats(&cfg60, B, T);
   s = lmn_block_scratch_floats(&cfg60, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[61] = off;
-  off += (size_t)B * T * 896;
-  p->dout[61] = off;
   off += (size_t)B * T * 896;
   p->saved[61] = off;
   off += 0;
@@ -1827,15 +1816,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[62] = off;
   off += (size_t)B * T * 896;
-  p->dout[62] = off;
-  off += (size_t)B * T * 896;
   p->saved[62] = off;
   off += lmn_block_saved_floats(&cfg62, B, T);
   s = lmn_block_scratch_floats(&cfg62, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[63] = off;
-  off += (size_t)B * T * 896;
-  p->dout[63] = off;
   off += (size_t)B * T * 896;
   p->saved[63] = off;
   off += 0;
@@ -1843,15 +1828,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[64] = off;
   off += (size_t)B * T * 896;
-  p->dout[64] = off;
-  off += (size_t)B * T * 896;
   p->saved[64] = off;
   off += lmn_block_saved_floats(&cfg64, B, T);
   s = lmn_block_scratch_floats(&cfg64, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[65] = off;
-  off += (size_t)B * T * 896;
-  p->dout[65] = off;
   off += (size_t)B * T * 896;
   p->saved[65] = off;
   off += 0;
@@ -1859,29 +1840,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[66] = off;
   off += (size_t)B * T * 896;
-  p->dout[66] = off;
-  off += (size_t)B * T * 896;
   p->saved[66] = off;
   off += lmn_block_saved_floats(&cfg66, B, T);
   s = lmn_block_scratch_floats(&cfg66, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[67] = off;
   off += (size_t)B * T * 896;
-  p->dout[67] = off;
-  off += (size_t)B * T * 896;
   p->saved[67] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[68] = off;
-  p->dout[68] = off;
   p->saved[68] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[69] = off;
-  off += (size_t)B * T * 896;
-  p->dout[69] = off;
   off += (size_t)B * T * 896;
   p->saved[69] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg69, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1889,15 +1863,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[70] = off;
   off += (size_t)B * T * 896;
-  p->dout[70] = off;
-  off += (size_t)B * T * 896;
   p->saved[70] = off;
   off += lmn_block_saved_floats(&cfg70, B, T);
   s = lmn_block_scratch_floats(&cfg70, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[71] = off;
-  off += (size_t)B * T * 896;
-  p->dout[71] = off;
   off += (size_t)B * T * 896;
   p->saved[71] = off;
   off += 0;
@@ -1905,15 +1875,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[72] = off;
   off += (size_t)B * T * 896;
-  p->dout[72] = off;
-  off += (size_t)B * T * 896;
   p->saved[72] = off;
   off += lmn_block_saved_floats(&cfg72, B, T);
   s = lmn_block_scratch_floats(&cfg72, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[73] = off;
-  off += (size_t)B * T * 896;
-  p->dout[73] = off;
   off += (size_t)B * T * 896;
   p->saved[73] = off;
   off += 0;
@@ -1921,15 +1887,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[74] = off;
   off += (size_t)B * T * 896;
-  p->dout[74] = off;
-  off += (size_t)B * T * 896;
   p->saved[74] = off;
   off += lmn_block_saved_floats(&cfg74, B, T);
   s = lmn_block_scratch_floats(&cfg74, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[75] = off;
-  off += (size_t)B * T * 896;
-  p->dout[75] = off;
   off += (size_t)B * T * 896;
   p->saved[75] = off;
   off += 0;
@@ -1937,29 +1899,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[76] = off;
   off += (size_t)B * T * 896;
-  p->dout[76] = off;
-  off += (size_t)B * T * 896;
   p->saved[76] = off;
   off += lmn_block_saved_floats(&cfg76, B, T);
   s = lmn_block_scratch_floats(&cfg76, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[77] = off;
   off += (size_t)B * T * 896;
-  p->dout[77] = off;
-  off += (size_t)B * T * 896;
   p->saved[77] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[78] = off;
-  p->dout[78] = off;
   p->saved[78] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[79] = off;
-  off += (size_t)B * T * 896;
-  p->dout[79] = off;
   off += (size_t)B * T * 896;
   p->saved[79] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg79, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -1967,15 +1922,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[80] = off;
   off += (size_t)B * T * 896;
-  p->dout[80] = off;
-  off += (size_t)B * T * 896;
   p->saved[80] = off;
   off += lmn_block_saved_floats(&cfg80, B, T);
   s = lmn_block_scratch_floats(&cfg80, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[81] = off;
-  off += (size_t)B * T * 896;
-  p->dout[81] = off;
   off += (size_t)B * T * 896;
   p->saved[81] = off;
   off += 0;
@@ -1983,15 +1934,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[82] = off;
   off += (size_t)B * T * 896;
-  p->dout[82] = off;
-  off += (size_t)B * T * 896;
   p->saved[82] = off;
   off += lmn_block_saved_floats(&cfg82, B, T);
   s = lmn_block_scratch_floats(&cfg82, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[83] = off;
-  off += (size_t)B * T * 896;
-  p->dout[83] = off;
   off += (size_t)B * T * 896;
   p->saved[83] = off;
   off += 0;
@@ -1999,15 +1946,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[84] = off;
   off += (size_t)B * T * 896;
-  p->dout[84] = off;
-  off += (size_t)B * T * 896;
   p->saved[84] = off;
   off += lmn_block_saved_floats(&cfg84, B, T);
   s = lmn_block_scratch_floats(&cfg84, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[85] = off;
-  off += (size_t)B * T * 896;
-  p->dout[85] = off;
   off += (size_t)B * T * 896;
   p->saved[85] = off;
   off += 0;
@@ -2015,29 +1958,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[86] = off;
   off += (size_t)B * T * 896;
-  p->dout[86] = off;
-  off += (size_t)B * T * 896;
   p->saved[86] = off;
   off += lmn_block_saved_floats(&cfg86, B, T);
   s = lmn_block_scratch_floats(&cfg86, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[87] = off;
   off += (size_t)B * T * 896;
-  p->dout[87] = off;
-  off += (size_t)B * T * 896;
   p->saved[87] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[88] = off;
-  p->dout[88] = off;
   p->saved[88] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[89] = off;
-  off += (size_t)B * T * 896;
-  p->dout[89] = off;
   off += (size_t)B * T * 896;
   p->saved[89] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg89, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -2045,29 +1981,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[90] = off;
   off += (size_t)B * T * 896;
-  p->dout[90] = off;
-  off += (size_t)B * T * 896;
   p->saved[90] = off;
   off += lmn_block_saved_floats(&cfg90, B, T);
   s = lmn_block_scratch_floats(&cfg90, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[91] = off;
   off += (size_t)B * T * 896;
-  p->dout[91] = off;
-  off += (size_t)B * T * 896;
   p->saved[91] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[92] = off;
-  p->dout[92] = off;
   p->saved[92] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[93] = off;
-  off += (size_t)B * T * 896;
-  p->dout[93] = off;
   off += (size_t)B * T * 896;
   p->saved[93] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg93, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -2075,29 +2004,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[94] = off;
   off += (size_t)B * T * 896;
-  p->dout[94] = off;
-  off += (size_t)B * T * 896;
   p->saved[94] = off;
   off += lmn_block_saved_floats(&cfg94, B, T);
   s = lmn_block_scratch_floats(&cfg94, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[95] = off;
   off += (size_t)B * T * 896;
-  p->dout[95] = off;
-  off += (size_t)B * T * 896;
   p->saved[95] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[96] = off;
-  p->dout[96] = off;
   p->saved[96] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[97] = off;
-  off += (size_t)B * T * 896;
-  p->dout[97] = off;
   off += (size_t)B * T * 896;
   p->saved[97] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg97, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -2105,29 +2027,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[98] = off;
   off += (size_t)B * T * 896;
-  p->dout[98] = off;
-  off += (size_t)B * T * 896;
   p->saved[98] = off;
   off += lmn_block_saved_floats(&cfg98, B, T);
   s = lmn_block_scratch_floats(&cfg98, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[99] = off;
   off += (size_t)B * T * 896;
-  p->dout[99] = off;
-  off += (size_t)B * T * 896;
   p->saved[99] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[100] = off;
-  p->dout[100] = off;
   p->saved[100] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[101] = off;
-  off += (size_t)B * T * 896;
-  p->dout[101] = off;
   off += (size_t)B * T * 896;
   p->saved[101] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg101, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -2135,29 +2050,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[102] = off;
   off += (size_t)B * T * 896;
-  p->dout[102] = off;
-  off += (size_t)B * T * 896;
   p->saved[102] = off;
   off += lmn_block_saved_floats(&cfg102, B, T);
   s = lmn_block_scratch_floats(&cfg102, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[103] = off;
   off += (size_t)B * T * 896;
-  p->dout[103] = off;
-  off += (size_t)B * T * 896;
   p->saved[103] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[104] = off;
-  p->dout[104] = off;
   p->saved[104] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[105] = off;
-  off += (size_t)B * T * 896;
-  p->dout[105] = off;
   off += (size_t)B * T * 896;
   p->saved[105] = off;
   off += (size_t)24 * lmn_block_saved_floats(&cfg105, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
@@ -2165,13 +2073,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[106] = off;
   off += (size_t)B * T * 151936;
-  p->dout[106] = off;
   p->saved[106] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[107] = off;
-  p->dout[107] = off;
   p->saved[107] = off;
   off += 0;
   s = 0;
@@ -2989,104 +2895,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 32;
   lmn_rope_table(rope0_cos, rope0_sin, T, 64, 1000000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[9], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[11], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[12], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[13], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[14], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[15], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[16], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[17], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[18], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[19], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[20], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[21], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[22], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[23], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[24], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[25], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[26], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[27], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[28], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[29], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[30], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[31], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[32], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[33], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[34], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[35], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[36], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[37], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[38], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[39], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[40], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[41], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[42], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[43], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[44], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[45], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[46], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[47], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[49], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[50], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[51], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[52], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[53], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[54], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[55], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[56], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[57], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[59], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[60], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[61], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[62], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[63], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[64], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[65], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[66], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[67], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[69], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[70], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[71], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[72], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[73], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[74], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[75], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[76], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[77], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[79], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[80], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[81], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[82], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[83], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[84], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[85], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[86], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[87], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[89], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[90], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[91], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[93], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[94], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[95], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[97], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[98], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[99], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[101], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[102], 0, sizeof(float) * B * T * 896);
-  memset(A + p.dout[103], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[105], 0, sizeof(float) * B * T * 896);
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
   lmn_linear_backward(A + p.dout[105], lmn_g(net, 574), NULL, A + p.out[106], A + p.out[105], lmn_w(net, 574), B * T, 896, 151936);
+  memset(A + p.dout[91], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[95], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[99], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[103], 0, sizeof(float) * B * T * 896);
   /* op105 vertex: v4_0 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg105, B, T), n = (size_t)B * T * 896;
@@ -3103,11 +2918,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg105, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[105] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg105, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[105] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[102], 0, sizeof(float) * B * T * 896);
   /* op103 module: e39.m1 linear(896 -> 896, bias) [v3_3 -> v4_0] */
   lmn_linear_backward(A + p.dout[102], lmn_g(net, 572), lmn_g(net, 573), A + p.dout[103], A + p.out[102], lmn_w(net, 572), B * T, 896, 896);
+  memset(A + p.dout[101], 0, sizeof(float) * B * T * 896);
   /* op102 module: e39.m0 decoder_layer(qwen) [v3_3 -> v4_0] */
   {
     lmn_block_w w;
@@ -3116,6 +2933,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[101]};
     lmn_block_backward(&cfg102, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[102], A + p.saved[102], B, T, scratch, pool);
   }
+  memset(A + p.dout[57], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[67], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[77], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[87], 0, sizeof(float) * B * T * 896);
   /* op101 vertex: v3_3 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg101, B, T), n = (size_t)B * T * 896;
@@ -3132,11 +2953,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg101, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[101] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg101, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[101] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[98], 0, sizeof(float) * B * T * 896);
   /* op99 module: e38.m1 linear(896 -> 896, bias) [v3_2 -> v4_0] */
   lmn_linear_backward(A + p.dout[98], lmn_g(net, 558), lmn_g(net, 559), A + p.dout[99], A + p.out[98], lmn_w(net, 558), B * T, 896, 896);
+  memset(A + p.dout[97], 0, sizeof(float) * B * T * 896);
   /* op98 module: e38.m0 decoder_layer(qwen) [v3_2 -> v4_0] */
   {
     lmn_block_w w;
@@ -3145,6 +2968,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[97]};
     lmn_block_backward(&cfg98, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[98], A + p.saved[98], B, T, scratch, pool);
   }
+  memset(A + p.dout[55], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[65], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[75], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[85], 0, sizeof(float) * B * T * 896);
   /* op97 vertex: v3_2 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg97, B, T), n = (size_t)B * T * 896;
@@ -3161,11 +2988,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg97, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[97] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg97, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[97] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[94], 0, sizeof(float) * B * T * 896);
   /* op95 module: e37.m1 linear(896 -> 896, bias) [v3_1 -> v4_0] */
   lmn_linear_backward(A + p.dout[94], lmn_g(net, 544), lmn_g(net, 545), A + p.dout[95], A + p.out[94], lmn_w(net, 544), B * T, 896, 896);
+  memset(A + p.dout[93], 0, sizeof(float) * B * T * 896);
   /* op94 module: e37.m0 decoder_layer(qwen) [v3_1 -> v4_0] */
   {
     lmn_block_w w;
@@ -3174,6 +3003,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[93]};
     lmn_block_backward(&cfg94, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[94], A + p.saved[94], B, T, scratch, pool);
   }
+  memset(A + p.dout[53], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[63], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[73], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[83], 0, sizeof(float) * B * T * 896);
   /* op93 vertex: v3_1 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg93, B, T), n = (size_t)B * T * 896;
@@ -3190,11 +3023,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg93, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[93] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg93, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[93] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[90], 0, sizeof(float) * B * T * 896);
   /* op91 module: e36.m1 linear(896 -> 896, bias) [v3_0 -> v4_0] */
   lmn_linear_backward(A + p.dout[90], lmn_g(net, 530), lmn_g(net, 531), A + p.dout[91], A + p.out[90], lmn_w(net, 530), B * T, 896, 896);
+  memset(A + p.dout[89], 0, sizeof(float) * B * T * 896);
   /* op90 module: e36.m0 decoder_layer(qwen) [v3_0 -> v4_0] */
   {
     lmn_block_w w;
@@ -3203,6 +3038,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[89]};
     lmn_block_backward(&cfg90, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[90], A + p.saved[90], B, T, scratch, pool);
   }
+  memset(A + p.dout[51], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[61], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[71], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[81], 0, sizeof(float) * B * T * 896);
   /* op89 vertex: v3_0 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg89, B, T), n = (size_t)B * T * 896;
@@ -3219,11 +3058,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg89, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[89] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg89, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[89] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[86], 0, sizeof(float) * B * T * 896);
   /* op87 module: e35.m1 linear(896 -> 896, bias) [v2_3 -> v3_3] */
   lmn_linear_backward(A + p.dout[86], lmn_g(net, 516), lmn_g(net, 517), A + p.dout[87], A + p.out[86], lmn_w(net, 516), B * T, 896, 896);
+  memset(A + p.dout[79], 0, sizeof(float) * B * T * 896);
   /* op86 module: e35.m0 decoder_layer(qwen) [v2_3 -> v3_3] */
   {
     lmn_block_w w;
@@ -3232,6 +3073,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[79]};
     lmn_block_backward(&cfg86, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[86], A + p.saved[86], B, T, scratch, pool);
   }
+  memset(A + p.dout[84], 0, sizeof(float) * B * T * 896);
   /* op85 module: e34.m1 linear(896 -> 896, bias) [v2_3 -> v3_2] */
   lmn_linear_backward(A + p.dout[84], lmn_g(net, 502), lmn_g(net, 503), A + p.dout[85], A + p.out[84], lmn_w(net, 502), B * T, 896, 896);
   /* op84 module: e34.m0 decoder_layer(qwen) [v2_3 -> v3_2] */
@@ -3242,6 +3084,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[79]};
     lmn_block_backward(&cfg84, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[84], A + p.saved[84], B, T, scratch, pool);
   }
+  memset(A + p.dout[82], 0, sizeof(float) * B * T * 896);
   /* op83 module: e33.m1 linear(896 -> 896, bias) [v2_3 -> v3_1] */
   lmn_linear_backward(A + p.dout[82], lmn_g(net, 488), lmn_g(net, 489), A + p.dout[83], A + p.out[82], lmn_w(net, 488), B * T, 896, 896);
   /* op82 module: e33.m0 decoder_layer(qwen) [v2_3 -> v3_1] */
@@ -3252,6 +3095,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[79]};
     lmn_block_backward(&cfg82, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[82], A + p.saved[82], B, T, scratch, pool);
   }
+  memset(A + p.dout[80], 0, sizeof(float) * B * T * 896);
   /* op81 module: e32.m1 linear(896 -> 896, bias) [v2_3 -> v3_0] */
   lmn_linear_backward(A + p.dout[80], lmn_g(net, 474), lmn_g(net, 475), A + p.dout[81], A + p.out[80], lmn_w(net, 474), B * T, 896, 896);
   /* op80 module: e32.m0 decoder_layer(qwen) [v2_3 -> v3_0] */
@@ -3262,6 +3106,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[79]};
     lmn_block_backward(&cfg80, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[80], A + p.saved[80], B, T, scratch, pool);
   }
+  memset(A + p.dout[20], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[29], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[38], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[47], 0, sizeof(float) * B * T * 896);
   /* op79 vertex: v2_3 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg79, B, T), n = (size_t)B * T * 896;
@@ -3278,11 +3126,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg79, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[79] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg79, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[79] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[76], 0, sizeof(float) * B * T * 896);
   /* op77 module: e31.m1 linear(896 -> 896, bias) [v2_2 -> v3_3] */
   lmn_linear_backward(A + p.dout[76], lmn_g(net, 460), lmn_g(net, 461), A + p.dout[77], A + p.out[76], lmn_w(net, 460), B * T, 896, 896);
+  memset(A + p.dout[69], 0, sizeof(float) * B * T * 896);
   /* op76 module: e31.m0 decoder_layer(qwen) [v2_2 -> v3_3] */
   {
     lmn_block_w w;
@@ -3291,6 +3141,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[69]};
     lmn_block_backward(&cfg76, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[76], A + p.saved[76], B, T, scratch, pool);
   }
+  memset(A + p.dout[74], 0, sizeof(float) * B * T * 896);
   /* op75 module: e30.m1 linear(896 -> 896, bias) [v2_2 -> v3_2] */
   lmn_linear_backward(A + p.dout[74], lmn_g(net, 446), lmn_g(net, 447), A + p.dout[75], A + p.out[74], lmn_w(net, 446), B * T, 896, 896);
   /* op74 module: e30.m0 decoder_layer(qwen) [v2_2 -> v3_2] */
@@ -3301,6 +3152,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[69]};
     lmn_block_backward(&cfg74, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[74], A + p.saved[74], B, T, scratch, pool);
   }
+  memset(A + p.dout[72], 0, sizeof(float) * B * T * 896);
   /* op73 module: e29.m1 linear(896 -> 896, bias) [v2_2 -> v3_1] */
   lmn_linear_backward(A + p.dout[72], lmn_g(net, 432), lmn_g(net, 433), A + p.dout[73], A + p.out[72], lmn_w(net, 432), B * T, 896, 896);
   /* op72 module: e29.m0 decoder_layer(qwen) [v2_2 -> v3_1] */
@@ -3311,6 +3163,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[69]};
     lmn_block_backward(&cfg72, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[72], A + p.saved[72], B, T, scratch, pool);
   }
+  memset(A + p.dout[70], 0, sizeof(float) * B * T * 896);
   /* op71 module: e28.m1 linear(896 -> 896, bias) [v2_2 -> v3_0] */
   lmn_linear_backward(A + p.dout[70], lmn_g(net, 418), lmn_g(net, 419), A + p.dout[71], A + p.out[70], lmn_w(net, 418), B * T, 896, 896);
   /* op70 module: e28.m0 decoder_layer(qwen) [v2_2 -> v3_0] */
@@ -3321,6 +3174,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[69]};
     lmn_block_backward(&cfg70, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[70], A + p.saved[70], B, T, scratch, pool);
   }
+  memset(A + p.dout[18], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[27], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[36], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[45], 0, sizeof(float) * B * T * 896);
   /* op69 vertex: v2_2 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg69, B, T), n = (size_t)B * T * 896;
@@ -3337,11 +3194,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg69, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[69] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg69, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[69] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[66], 0, sizeof(float) * B * T * 896);
   /* op67 module: e27.m1 linear(896 -> 896, bias) [v2_1 -> v3_3] */
   lmn_linear_backward(A + p.dout[66], lmn_g(net, 404), lmn_g(net, 405), A + p.dout[67], A + p.out[66], lmn_w(net, 404), B * T, 896, 896);
+  memset(A + p.dout[59], 0, sizeof(float) * B * T * 896);
   /* op66 module: e27.m0 decoder_layer(qwen) [v2_1 -> v3_3] */
   {
     lmn_block_w w;
@@ -3350,6 +3209,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[59]};
     lmn_block_backward(&cfg66, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[66], A + p.saved[66], B, T, scratch, pool);
   }
+  memset(A + p.dout[64], 0, sizeof(float) * B * T * 896);
   /* op65 module: e26.m1 linear(896 -> 896, bias) [v2_1 -> v3_2] */
   lmn_linear_backward(A + p.dout[64], lmn_g(net, 390), lmn_g(net, 391), A + p.dout[65], A + p.out[64], lmn_w(net, 390), B * T, 896, 896);
   /* op64 module: e26.m0 decoder_layer(qwen) [v2_1 -> v3_2] */
@@ -3360,6 +3220,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[59]};
     lmn_block_backward(&cfg64, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[64], A + p.saved[64], B, T, scratch, pool);
   }
+  memset(A + p.dout[62], 0, sizeof(float) * B * T * 896);
   /* op63 module: e25.m1 linear(896 -> 896, bias) [v2_1 -> v3_1] */
   lmn_linear_backward(A + p.dout[62], lmn_g(net, 376), lmn_g(net, 377), A + p.dout[63], A + p.out[62], lmn_w(net, 376), B * T, 896, 896);
   /* op62 module: e25.m0 decoder_layer(qwen) [v2_1 -> v3_1] */
@@ -3370,6 +3231,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[59]};
     lmn_block_backward(&cfg62, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[62], A + p.saved[62], B, T, scratch, pool);
   }
+  memset(A + p.dout[60], 0, sizeof(float) * B * T * 896);
   /* op61 module: e24.m1 linear(896 -> 896, bias) [v2_1 -> v3_0] */
   lmn_linear_backward(A + p.dout[60], lmn_g(net, 362), lmn_g(net, 363), A + p.dout[61], A + p.out[60], lmn_w(net, 362), B * T, 896, 896);
   /* op60 module: e24.m0 decoder_layer(qwen) [v2_1 -> v3_0] */
@@ -3380,6 +3242,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[59]};
     lmn_block_backward(&cfg60, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[60], A + p.saved[60], B, T, scratch, pool);
   }
+  memset(A + p.dout[16], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[25], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[34], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[43], 0, sizeof(float) * B * T * 896);
   /* op59 vertex: v2_1 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg59, B, T), n = (size_t)B * T * 896;
@@ -3396,11 +3262,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg59, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[59] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg59, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[59] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[56], 0, sizeof(float) * B * T * 896);
   /* op57 module: e23.m1 linear(896 -> 896, bias) [v2_0 -> v3_3] */
   lmn_linear_backward(A + p.dout[56], lmn_g(net, 348), lmn_g(net, 349), A + p.dout[57], A + p.out[56], lmn_w(net, 348), B * T, 896, 896);
+  memset(A + p.dout[49], 0, sizeof(float) * B * T * 896);
   /* op56 module: e23.m0 decoder_layer(qwen) [v2_0 -> v3_3] */
   {
     lmn_block_w w;
@@ -3409,6 +3277,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[49]};
     lmn_block_backward(&cfg56, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[56], A + p.saved[56], B, T, scratch, pool);
   }
+  memset(A + p.dout[54], 0, sizeof(float) * B * T * 896);
   /* op55 module: e22.m1 linear(896 -> 896, bias) [v2_0 -> v3_2] */
   lmn_linear_backward(A + p.dout[54], lmn_g(net, 334), lmn_g(net, 335), A + p.dout[55], A + p.out[54], lmn_w(net, 334), B * T, 896, 896);
   /* op54 module: e22.m0 decoder_layer(qwen) [v2_0 -> v3_2] */
@@ -3419,6 +3288,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[49]};
     lmn_block_backward(&cfg54, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[54], A + p.saved[54], B, T, scratch, pool);
   }
+  memset(A + p.dout[52], 0, sizeof(float) * B * T * 896);
   /* op53 module: e21.m1 linear(896 -> 896, bias) [v2_0 -> v3_1] */
   lmn_linear_backward(A + p.dout[52], lmn_g(net, 320), lmn_g(net, 321), A + p.dout[53], A + p.out[52], lmn_w(net, 320), B * T, 896, 896);
   /* op52 module: e21.m0 decoder_layer(qwen) [v2_0 -> v3_1] */
@@ -3429,6 +3299,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[49]};
     lmn_block_backward(&cfg52, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[52], A + p.saved[52], B, T, scratch, pool);
   }
+  memset(A + p.dout[50], 0, sizeof(float) * B * T * 896);
   /* op51 module: e20.m1 linear(896 -> 896, bias) [v2_0 -> v3_0] */
   lmn_linear_backward(A + p.dout[50], lmn_g(net, 306), lmn_g(net, 307), A + p.dout[51], A + p.out[50], lmn_w(net, 306), B * T, 896, 896);
   /* op50 module: e20.m0 decoder_layer(qwen) [v2_0 -> v3_0] */
@@ -3439,6 +3310,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[49]};
     lmn_block_backward(&cfg50, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[50], A + p.saved[50], B, T, scratch, pool);
   }
+  memset(A + p.dout[14], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[23], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[32], 0, sizeof(float) * B * T * 896);
+  memset(A + p.dout[41], 0, sizeof(float) * B * T * 896);
   /* op49 vertex: v2_0 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg49, B, T), n = (size_t)B * T * 896;
@@ -3455,11 +3330,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg49, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4.0f, dy, A + p.saved[49] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg49, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[49] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[46], 0, sizeof(float) * B * T * 896);
   /* op47 module: e19.m1 linear(896 -> 896, bias) [v1_3 -> v2_3] */
   lmn_linear_backward(A + p.dout[46], lmn_g(net, 292), lmn_g(net, 293), A + p.dout[47], A + p.out[46], lmn_w(net, 292), B * T, 896, 896);
+  memset(A + p.dout[39], 0, sizeof(float) * B * T * 896);
   /* op46 module: e19.m0 decoder_layer(qwen) [v1_3 -> v2_3] */
   {
     lmn_block_w w;
@@ -3468,6 +3345,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[39]};
     lmn_block_backward(&cfg46, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[46], A + p.saved[46], B, T, scratch, pool);
   }
+  memset(A + p.dout[44], 0, sizeof(float) * B * T * 896);
   /* op45 module: e18.m1 linear(896 -> 896, bias) [v1_3 -> v2_2] */
   lmn_linear_backward(A + p.dout[44], lmn_g(net, 278), lmn_g(net, 279), A + p.dout[45], A + p.out[44], lmn_w(net, 278), B * T, 896, 896);
   /* op44 module: e18.m0 decoder_layer(qwen) [v1_3 -> v2_2] */
@@ -3478,6 +3356,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[39]};
     lmn_block_backward(&cfg44, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[44], A + p.saved[44], B, T, scratch, pool);
   }
+  memset(A + p.dout[42], 0, sizeof(float) * B * T * 896);
   /* op43 module: e17.m1 linear(896 -> 896, bias) [v1_3 -> v2_1] */
   lmn_linear_backward(A + p.dout[42], lmn_g(net, 264), lmn_g(net, 265), A + p.dout[43], A + p.out[42], lmn_w(net, 264), B * T, 896, 896);
   /* op42 module: e17.m0 decoder_layer(qwen) [v1_3 -> v2_1] */
@@ -3488,6 +3367,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[39]};
     lmn_block_backward(&cfg42, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[42], A + p.saved[42], B, T, scratch, pool);
   }
+  memset(A + p.dout[40], 0, sizeof(float) * B * T * 896);
   /* op41 module: e16.m1 linear(896 -> 896, bias) [v1_3 -> v2_0] */
   lmn_linear_backward(A + p.dout[40], lmn_g(net, 250), lmn_g(net, 251), A + p.dout[41], A + p.out[40], lmn_w(net, 250), B * T, 896, 896);
   /* op40 module: e16.m0 decoder_layer(qwen) [v1_3 -> v2_0] */
@@ -3498,6 +3378,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[39]};
     lmn_block_backward(&cfg40, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[40], A + p.saved[40], B, T, scratch, pool);
   }
+  memset(A + p.dout[11], 0, sizeof(float) * B * T * 896);
   /* op39 vertex: v1_3 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg39, B, T), n = (size_t)B * T * 896;
@@ -3517,8 +3398,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg39, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[39] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[37], 0, sizeof(float) * B * T * 896);
   /* op38 module: e15.m1 linear(896 -> 896, bias) [v1_2 -> v2_3] */
   lmn_linear_backward(A + p.dout[37], lmn_g(net, 236), lmn_g(net, 237), A + p.dout[38], A + p.out[37], lmn_w(net, 236), B * T, 896, 896);
+  memset(A + p.dout[30], 0, sizeof(float) * B * T * 896);
   /* op37 module: e15.m0 decoder_layer(qwen) [v1_2 -> v2_3] */
   {
     lmn_block_w w;
@@ -3527,6 +3410,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[30]};
     lmn_block_backward(&cfg37, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[37], A + p.saved[37], B, T, scratch, pool);
   }
+  memset(A + p.dout[35], 0, sizeof(float) * B * T * 896);
   /* op36 module: e14.m1 linear(896 -> 896, bias) [v1_2 -> v2_2] */
   lmn_linear_backward(A + p.dout[35], lmn_g(net, 222), lmn_g(net, 223), A + p.dout[36], A + p.out[35], lmn_w(net, 222), B * T, 896, 896);
   /* op35 module: e14.m0 decoder_layer(qwen) [v1_2 -> v2_2] */
@@ -3537,6 +3421,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[30]};
     lmn_block_backward(&cfg35, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[35], A + p.saved[35], B, T, scratch, pool);
   }
+  memset(A + p.dout[33], 0, sizeof(float) * B * T * 896);
   /* op34 module: e13.m1 linear(896 -> 896, bias) [v1_2 -> v2_1] */
   lmn_linear_backward(A + p.dout[33], lmn_g(net, 208), lmn_g(net, 209), A + p.dout[34], A + p.out[33], lmn_w(net, 208), B * T, 896, 896);
   /* op33 module: e13.m0 decoder_layer(qwen) [v1_2 -> v2_1] */
@@ -3547,6 +3432,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[30]};
     lmn_block_backward(&cfg33, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[33], A + p.saved[33], B, T, scratch, pool);
   }
+  memset(A + p.dout[31], 0, sizeof(float) * B * T * 896);
   /* op32 module: e12.m1 linear(896 -> 896, bias) [v1_2 -> v2_0] */
   lmn_linear_backward(A + p.dout[31], lmn_g(net, 194), lmn_g(net, 195), A + p.dout[32], A + p.out[31], lmn_w(net, 194), B * T, 896, 896);
   /* op31 module: e12.m0 decoder_layer(qwen) [v1_2 -> v2_0] */
@@ -3557,6 +3443,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[30]};
     lmn_block_backward(&cfg31, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[31], A + p.saved[31], B, T, scratch, pool);
   }
+  memset(A + p.dout[9], 0, sizeof(float) * B * T * 896);
   /* op30 vertex: v1_2 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg30, B, T), n = (size_t)B * T * 896;
@@ -3576,8 +3463,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg30, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[30] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[28], 0, sizeof(float) * B * T * 896);
   /* op29 module: e11.m1 linear(896 -> 896, bias) [v1_1 -> v2_3] */
   lmn_linear_backward(A + p.dout[28], lmn_g(net, 180), lmn_g(net, 181), A + p.dout[29], A + p.out[28], lmn_w(net, 180), B * T, 896, 896);
+  memset(A + p.dout[21], 0, sizeof(float) * B * T * 896);
   /* op28 module: e11.m0 decoder_layer(qwen) [v1_1 -> v2_3] */
   {
     lmn_block_w w;
@@ -3586,6 +3475,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[21]};
     lmn_block_backward(&cfg28, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[28], A + p.saved[28], B, T, scratch, pool);
   }
+  memset(A + p.dout[26], 0, sizeof(float) * B * T * 896);
   /* op27 module: e10.m1 linear(896 -> 896, bias) [v1_1 -> v2_2] */
   lmn_linear_backward(A + p.dout[26], lmn_g(net, 166), lmn_g(net, 167), A + p.dout[27], A + p.out[26], lmn_w(net, 166), B * T, 896, 896);
   /* op26 module: e10.m0 decoder_layer(qwen) [v1_1 -> v2_2] */
@@ -3596,6 +3486,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[21]};
     lmn_block_backward(&cfg26, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[26], A + p.saved[26], B, T, scratch, pool);
   }
+  memset(A + p.dout[24], 0, sizeof(float) * B * T * 896);
   /* op25 module: e9.m1 linear(896 -> 896, bias) [v1_1 -> v2_1] */
   lmn_linear_backward(A + p.dout[24], lmn_g(net, 152), lmn_g(net, 153), A + p.dout[25], A + p.out[24], lmn_w(net, 152), B * T, 896, 896);
   /* op24 module: e9.m0 decoder_layer(qwen) [v1_1 -> v2_1] */
@@ -3606,6 +3497,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[21]};
     lmn_block_backward(&cfg24, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[24], A + p.saved[24], B, T, scratch, pool);
   }
+  memset(A + p.dout[22], 0, sizeof(float) * B * T * 896);
   /* op23 module: e8.m1 linear(896 -> 896, bias) [v1_1 -> v2_0] */
   lmn_linear_backward(A + p.dout[22], lmn_g(net, 138), lmn_g(net, 139), A + p.dout[23], A + p.out[22], lmn_w(net, 138), B * T, 896, 896);
   /* op22 module: e8.m0 decoder_layer(qwen) [v1_1 -> v2_0] */
@@ -3616,6 +3508,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[21]};
     lmn_block_backward(&cfg22, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[22], A + p.saved[22], B, T, scratch, pool);
   }
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 896);
   /* op21 vertex: v1_1 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg21, B, T), n = (size_t)B * T * 896;
@@ -3635,8 +3528,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg21, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[21] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[19], 0, sizeof(float) * B * T * 896);
   /* op20 module: e7.m1 linear(896 -> 896, bias) [v1_0 -> v2_3] */
   lmn_linear_backward(A + p.dout[19], lmn_g(net, 124), lmn_g(net, 125), A + p.dout[20], A + p.out[19], lmn_w(net, 124), B * T, 896, 896);
+  memset(A + p.dout[12], 0, sizeof(float) * B * T * 896);
   /* op19 module: e7.m0 decoder_layer(qwen) [v1_0 -> v2_3] */
   {
     lmn_block_w w;
@@ -3645,6 +3540,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[12]};
     lmn_block_backward(&cfg19, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[19], A + p.saved[19], B, T, scratch, pool);
   }
+  memset(A + p.dout[17], 0, sizeof(float) * B * T * 896);
   /* op18 module: e6.m1 linear(896 -> 896, bias) [v1_0 -> v2_2] */
   lmn_linear_backward(A + p.dout[17], lmn_g(net, 110), lmn_g(net, 111), A + p.dout[18], A + p.out[17], lmn_w(net, 110), B * T, 896, 896);
   /* op17 module: e6.m0 decoder_layer(qwen) [v1_0 -> v2_2] */
@@ -3655,6 +3551,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[12]};
     lmn_block_backward(&cfg17, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[17], A + p.saved[17], B, T, scratch, pool);
   }
+  memset(A + p.dout[15], 0, sizeof(float) * B * T * 896);
   /* op16 module: e5.m1 linear(896 -> 896, bias) [v1_0 -> v2_1] */
   lmn_linear_backward(A + p.dout[15], lmn_g(net, 96), lmn_g(net, 97), A + p.dout[16], A + p.out[15], lmn_w(net, 96), B * T, 896, 896);
   /* op15 module: e5.m0 decoder_layer(qwen) [v1_0 -> v2_1] */
@@ -3665,6 +3562,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[12]};
     lmn_block_backward(&cfg15, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[15], A + p.saved[15], B, T, scratch, pool);
   }
+  memset(A + p.dout[13], 0, sizeof(float) * B * T * 896);
   /* op14 module: e4.m1 linear(896 -> 896, bias) [v1_0 -> v2_0] */
   lmn_linear_backward(A + p.dout[13], lmn_g(net, 82), lmn_g(net, 83), A + p.dout[14], A + p.out[13], lmn_w(net, 82), B * T, 896, 896);
   /* op13 module: e4.m0 decoder_layer(qwen) [v1_0 -> v2_0] */
@@ -3675,6 +3573,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[12]};
     lmn_block_backward(&cfg13, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[13], A + p.saved[13], B, T, scratch, pool);
   }
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 896);
   /* op12 vertex: v1_0 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 896;
@@ -3694,8 +3593,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 896);
   /* op11 module: e3.m1 linear(896 -> 896, bias) [v0_0 -> v1_3] */
   lmn_linear_backward(A + p.dout[10], lmn_g(net, 68), lmn_g(net, 69), A + p.dout[11], A + p.out[10], lmn_w(net, 68), B * T, 896, 896);
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 896);
   /* op10 module: e3.m0 decoder_layer(qwen) [v0_0 -> v1_3] */
   {
     lmn_block_w w;
@@ -3704,6 +3605,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg10, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[10], A + p.saved[10], B, T, scratch, pool);
   }
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 896);
   /* op9 module: e2.m1 linear(896 -> 896, bias) [v0_0 -> v1_2] */
   lmn_linear_backward(A + p.dout[8], lmn_g(net, 54), lmn_g(net, 55), A + p.dout[9], A + p.out[8], lmn_w(net, 54), B * T, 896, 896);
   /* op8 module: e2.m0 decoder_layer(qwen) [v0_0 -> v1_2] */
@@ -3714,6 +3616,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg8, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[8], A + p.saved[8], B, T, scratch, pool);
   }
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 896);
   /* op7 module: e1.m1 linear(896 -> 896, bias) [v0_0 -> v1_1] */
   lmn_linear_backward(A + p.dout[6], lmn_g(net, 40), lmn_g(net, 41), A + p.dout[7], A + p.out[6], lmn_w(net, 40), B * T, 896, 896);
   /* op6 module: e1.m0 decoder_layer(qwen) [v0_0 -> v1_1] */
@@ -3724,6 +3627,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg6, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[6], A + p.saved[6], B, T, scratch, pool);
   }
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 896);
   /* op5 module: e0.m1 linear(896 -> 896, bias) [v0_0 -> v1_0] */
   lmn_linear_backward(A + p.dout[4], lmn_g(net, 26), lmn_g(net, 27), A + p.dout[5], A + p.out[4], lmn_w(net, 26), B * T, 896, 896);
   /* op4 module: e0.m0 decoder_layer(qwen) [v0_0 -> v1_0] */
@@ -3734,6 +3638,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg4, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[4], A + p.saved[4], B, T, scratch, pool);
   }
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 896);
   /* op3 vertex: v0_0 = qwen(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 896;
@@ -3753,6 +3658,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg3, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[3] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 896);
   /* op2 module: e40.m2 linear(896 -> 896, bias) [tokens -> v0_0] */
   lmn_linear_backward(A + p.dout[1], lmn_g(net, 12), lmn_g(net, 13), A + p.dout[2], A + p.out[1], lmn_w(net, 12), B * T, 896, 896);
   /* op1 module: e40.m1 decoder_layer(qwen) [tokens -> v0_0] */

@@ -451,20 +451,34 @@ typedef struct Plan {
 static void plan(int B, int T, int nt, Plan *p) {
   size_t off = 0, scratch = 0, s;
   (void)nt;
+  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
+  p->dout[0] = 0;
+  p->dout[1] = (size_t)B * T * 576;
+  p->dout[2] = (size_t)B * T * 0;
+  p->dout[3] = (size_t)B * T * 576;
+  p->dout[4] = (size_t)B * T * 1152;
+  p->dout[5] = (size_t)B * T * 0;
+  p->dout[6] = (size_t)B * T * 1152;
+  p->dout[7] = (size_t)B * T * 576;
+  p->dout[8] = (size_t)B * T * 1152;
+  p->dout[9] = (size_t)B * T * 0;
+  p->dout[10] = (size_t)B * T * 1152;
+  p->dout[11] = 0;
+  p->dout[12] = (size_t)B * T * 0;
+  p->dout[13] = 0;
+  p->dout[14] = 0;
+  off += (size_t)B * T * 1728;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
   off += (size_t)B * T * 576;
-  p->dout[0] = off;
   p->saved[0] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[1] = off;
-  off += (size_t)B * T * 576;
-  p->dout[1] = off;
   off += (size_t)B * T * 576;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
@@ -472,15 +486,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[2] = off;
   off += (size_t)B * T * 576;
-  p->dout[2] = off;
-  off += (size_t)B * T * 576;
   p->saved[2] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[3] = off;
-  off += (size_t)B * T * 576;
-  p->dout[3] = off;
   off += (size_t)B * T * 576;
   p->saved[3] = off;
   off += (size_t)30 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 576 + 2 * (size_t)B * T;
@@ -488,15 +498,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[4] = off;
   off += (size_t)B * T * 576;
-  p->dout[4] = off;
-  off += (size_t)B * T * 576;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
   s = lmn_block_scratch_floats(&cfg4, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[5] = off;
-  off += (size_t)B * T * 576;
-  p->dout[5] = off;
   off += (size_t)B * T * 576;
   p->saved[5] = off;
   off += 0;
@@ -504,15 +510,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[6] = off;
   off += (size_t)B * T * 576;
-  p->dout[6] = off;
-  off += (size_t)B * T * 576;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
   s = lmn_block_scratch_floats(&cfg6, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[7] = off;
-  off += (size_t)B * T * 576;
-  p->dout[7] = off;
   off += (size_t)B * T * 576;
   p->saved[7] = off;
   off += 0;
@@ -520,15 +522,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[8] = off;
   off += (size_t)B * T * 576;
-  p->dout[8] = off;
-  off += (size_t)B * T * 576;
   p->saved[8] = off;
   off += (size_t)30 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 576 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg8, B, T, nt) + 2 * (size_t)B * T * 576;
   if (s > scratch) scratch = s;
   p->out[9] = off;
-  off += (size_t)B * T * 576;
-  p->dout[9] = off;
   off += (size_t)B * T * 576;
   p->saved[9] = off;
   off += lmn_block_saved_floats(&cfg9, B, T);
@@ -536,21 +534,16 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[10] = off;
   off += (size_t)B * T * 576;
-  p->dout[10] = off;
-  off += (size_t)B * T * 576;
   p->saved[10] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[11] = off;
-  p->dout[11] = off;
   p->saved[11] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[12] = off;
-  off += (size_t)B * T * 576;
-  p->dout[12] = off;
   off += (size_t)B * T * 576;
   p->saved[12] = off;
   off += (size_t)30 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 576 + 2 * (size_t)B * T;
@@ -558,13 +551,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[13] = off;
   off += (size_t)B * T * 49152;
-  p->dout[13] = off;
   p->saved[13] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[14] = off;
-  p->dout[14] = off;
   p->saved[14] = off;
   off += 0;
   s = 0;
@@ -732,19 +723,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 32;
   lmn_rope_table(rope0_cos, rope0_sin, T, 64, 100000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[9], 0, sizeof(float) * B * T * 576);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 576);
   memset(A + p.dout[12], 0, sizeof(float) * B * T * 576);
   /* op13 head: e4.m0 head(smol) [c -> logits] */
   lmn_linear_backward(A + p.dout[12], lmn_g(net, 44), NULL, A + p.out[13], A + p.out[12], lmn_w(net, 44), B * T, 576, 49152);
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 576);
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 576);
   /* op12 vertex: c = smol(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 576;
@@ -761,11 +744,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(29 - l) & 1], *dprev = dh[(29 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2.0f, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[9], 0, sizeof(float) * B * T * 576);
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c] */
   lmn_linear_backward(A + p.dout[9], lmn_g(net, 42), lmn_g(net, 43), A + p.dout[10], A + p.out[9], lmn_w(net, 42), B * T, 576, 576);
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 576);
   /* op9 module: e3.m0 decoder_layer(smol) [b -> c] */
   {
     lmn_block_w w;
@@ -774,6 +759,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[8]};
     lmn_block_backward(&cfg9, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[9], A + p.saved[9], B, T, scratch, pool);
   }
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 576);
   /* op8 vertex: b = smol(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 576;
@@ -793,8 +779,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg8, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[8] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 576);
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c] */
   lmn_linear_backward(A + p.dout[6], lmn_g(net, 31), lmn_g(net, 32), A + p.dout[7], A + p.out[6], lmn_w(net, 31), B * T, 576, 576);
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 576);
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c] */
   {
     lmn_block_w w;
@@ -803,6 +791,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg6, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[6], A + p.saved[6], B, T, scratch, pool);
   }
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 576);
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b] */
   lmn_linear_backward(A + p.dout[4], lmn_g(net, 20), lmn_g(net, 21), A + p.dout[5], A + p.out[4], lmn_w(net, 20), B * T, 576, 576);
   /* op4 module: e1.m0 decoder_layer(smol) [a -> b] */
@@ -813,6 +802,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg4, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[4], A + p.saved[4], B, T, scratch, pool);
   }
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 576);
   /* op3 vertex: a = smol(shared, frozen) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 576;
@@ -832,6 +822,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg3, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[3] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 576);
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a] */
   lmn_linear_backward(A + p.dout[1], lmn_g(net, 9), lmn_g(net, 10), A + p.dout[2], A + p.out[1], lmn_w(net, 9), B * T, 576, 576);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a] */

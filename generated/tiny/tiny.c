@@ -115,13 +115,28 @@ typedef struct Plan {
 static void plan(int B, int T, int nt, Plan *p) {
   size_t off = 0, scratch = 0, s;
   (void)nt;
+  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
+  p->dout[0] = (size_t)B * T * 0;
+  p->dout[1] = (size_t)B * T * 128;
+  p->dout[2] = (size_t)B * T * 0;
+  p->dout[3] = (size_t)B * T * 128;
+  p->dout[4] = (size_t)B * T * 256;
+  p->dout[5] = (size_t)B * T * 0;
+  p->dout[6] = (size_t)B * T * 256;
+  p->dout[7] = (size_t)B * T * 128;
+  p->dout[8] = (size_t)B * T * 256;
+  p->dout[9] = (size_t)B * T * 0;
+  p->dout[10] = (size_t)B * T * 256;
+  p->dout[11] = 0;
+  p->dout[12] = (size_t)B * T * 0;
+  p->dout[13] = 0;
+  p->dout[14] = 0;
+  off += (size_t)B * T * 384;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
-  off += (size_t)B * T * 128;
-  p->dout[0] = off;
   off += (size_t)B * T * 128;
   p->saved[0] = off;
   off += 0;
@@ -129,15 +144,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[1] = off;
   off += (size_t)B * T * 128;
-  p->dout[1] = off;
-  off += (size_t)B * T * 128;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
   s = lmn_block_scratch_floats(&cfg1, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[2] = off;
-  off += (size_t)B * T * 128;
-  p->dout[2] = off;
   off += (size_t)B * T * 128;
   p->saved[2] = off;
   off += 0;
@@ -145,15 +156,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[3] = off;
   off += (size_t)B * T * 128;
-  p->dout[3] = off;
-  off += (size_t)B * T * 128;
   p->saved[3] = off;
   off += (size_t)2 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 128 + 2 * (size_t)B * T;
   s = lmn_block_scratch_floats(&cfg3, B, T, nt) + 2 * (size_t)B * T * 128;
   if (s > scratch) scratch = s;
   p->out[4] = off;
-  off += (size_t)B * T * 128;
-  p->dout[4] = off;
   off += (size_t)B * T * 128;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
@@ -161,15 +168,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[5] = off;
   off += (size_t)B * T * 128;
-  p->dout[5] = off;
-  off += (size_t)B * T * 128;
   p->saved[5] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[6] = off;
-  off += (size_t)B * T * 128;
-  p->dout[6] = off;
   off += (size_t)B * T * 128;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
@@ -177,15 +180,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[7] = off;
   off += (size_t)B * T * 128;
-  p->dout[7] = off;
-  off += (size_t)B * T * 128;
   p->saved[7] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[8] = off;
-  off += (size_t)B * T * 128;
-  p->dout[8] = off;
   off += (size_t)B * T * 128;
   p->saved[8] = off;
   off += (size_t)2 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 128 + 2 * (size_t)B * T;
@@ -193,29 +192,22 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[9] = off;
   off += (size_t)B * T * 128;
-  p->dout[9] = off;
-  off += (size_t)B * T * 128;
   p->saved[9] = off;
   off += lmn_block_saved_floats(&cfg9, B, T);
   s = lmn_block_scratch_floats(&cfg9, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[10] = off;
   off += (size_t)B * T * 128;
-  p->dout[10] = off;
-  off += (size_t)B * T * 128;
   p->saved[10] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[11] = off;
-  p->dout[11] = off;
   p->saved[11] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[12] = off;
-  off += (size_t)B * T * 128;
-  p->dout[12] = off;
   off += (size_t)B * T * 128;
   p->saved[12] = off;
   off += (size_t)2 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 128 + 2 * (size_t)B * T;
@@ -223,13 +215,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   if (s > scratch) scratch = s;
   p->out[13] = off;
   off += (size_t)B * T * 256;
-  p->dout[13] = off;
   p->saved[13] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[14] = off;
-  p->dout[14] = off;
   p->saved[14] = off;
   off += 0;
   s = 0;
@@ -397,20 +387,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 16;
   lmn_rope_table(rope0_cos, rope0_sin, T, 32, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
-  memset(A + p.dout[0], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[9], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 128);
   memset(A + p.dout[12], 0, sizeof(float) * B * T * 128);
   /* op13 head: e4.m0 head(byte) [c -> logits] */
   lmn_linear_backward(A + p.dout[12], lmn_g(net, 0), NULL, A + p.out[13], A + p.out[12], lmn_w(net, 0), B * T, 128, 256);
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 128);
   /* op12 vertex: c = byte(shared, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 128;
@@ -427,11 +408,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       float *dy = dh[(1 - l) & 1], *dprev = dh[(1 - l + 1) & 1];
       if (l > 0) memset(dprev, 0, sizeof(float) * n);
       float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2.0f, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
+      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[9], 0, sizeof(float) * B * T * 128);
   /* op10 module: e3.m1 linear(128 -> 128, bias) [b -> c] */
   lmn_linear_backward(A + p.dout[9], lmn_g(net, 62), lmn_g(net, 63), A + p.dout[10], A + p.out[9], lmn_w(net, 62), B * T, 128, 128);
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 128);
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c] */
   {
     lmn_block_w w;
@@ -440,6 +423,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[8]};
     lmn_block_backward(&cfg9, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[9], A + p.saved[9], B, T, scratch, pool);
   }
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 128);
   /* op8 vertex: b = byte(shared, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 128;
@@ -459,8 +443,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg8, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[8] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 128);
   /* op7 module: e2.m1 linear(128 -> 128, bias) [a -> c] */
   lmn_linear_backward(A + p.dout[6], lmn_g(net, 51), lmn_g(net, 52), A + p.dout[7], A + p.out[6], lmn_w(net, 51), B * T, 128, 128);
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 128);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c] */
   {
     lmn_block_w w;
@@ -469,6 +455,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg6, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[6], A + p.saved[6], B, T, scratch, pool);
   }
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 128);
   /* op5 module: e1.m1 linear(128 -> 128, bias) [a -> b] */
   lmn_linear_backward(A + p.dout[4], lmn_g(net, 40), lmn_g(net, 41), A + p.dout[5], A + p.out[4], lmn_w(net, 40), B * T, 128, 128);
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b] */
@@ -479,6 +466,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg4, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[4], A + p.saved[4], B, T, scratch, pool);
   }
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 128);
   /* op3 vertex: a = byte(shared, trainable) */
   {
     const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 128;
@@ -498,8 +486,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg3, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[3] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 128);
   /* op2 module: e0.m2 linear(128 -> 128, bias) [tokens -> a] */
   lmn_linear_backward(A + p.dout[1], lmn_g(net, 10), lmn_g(net, 11), A + p.dout[2], A + p.out[1], lmn_w(net, 10), B * T, 128, 128);
+  memset(A + p.dout[0], 0, sizeof(float) * B * T * 128);
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a] */
   {
     lmn_block_w w;
