@@ -57,11 +57,21 @@ static const char *owner_name(const Emit *e, const Param *p, char *buf, size_t n
   return buf;
 }
 
-static int from_file(const Emit *e, const Param *p) {
+/* The model whose file holds a tensor, or -1 (edges, from-scratch models, the fixed prefix). */
+static int file_model(const Emit *e, const Param *p) {
   const Net *net = e->net;
-  if (p->owner == OWN_MODEL) return net->models[p->owner_index].source != SRC_NONE;
-  if (p->owner == OWN_VERTEX) return net->models[net->vertices[p->owner_index].model].source != SRC_NONE;
-  return 0;
+  int m = p->owner == OWN_MODEL ? p->owner_index : p->owner == OWN_VERTEX ? net->vertices[p->owner_index].model : -1;
+  if (m < 0 || net->models[m].source == SRC_NONE || ends_with(p->name, ".prefix")) return -1;
+  return m;
+}
+
+static int from_file(const Emit *e, const Param *p) { return file_model(e, p) >= 0; }
+
+/* Index of a model among those read from files (the desc's model table). */
+static int file_model_index(const Emit *e, int m) {
+  int k = 0;
+  for (int i = 0; i < m; i++) k += e->net->models[i].source != SRC_NONE;
+  return k;
 }
 
 /* For the fixed prefix "M.prefix": the generated index of "M.token_embd.weight", else -1. */
@@ -109,10 +119,27 @@ static void emit_param_table(Emit *e) {
   for (int k = 0; k < ir->n_params; k++) {
     const Param *p = &ir->params[e->order[k]];
     char ob[32];
-    out(e, "    {\"%s\", %ld, %ld, %ld, %d, %d, \"%s\", %s, %d, %d}, /* p%d */\n", p->name, e->offset[k], p->shape[0],
-        p->shape[1], p->trainable, p->owner == OWN_EDGE ? p->owner_index : -1, owner_name(e, p, ob, sizeof ob),
-        init_kind(p), from_file(e, p), like_param(e, p), k);
+    int fm = file_model(e, p);
+    out(e, "    {\"%s\", %ld, %ld, %ld, %d, %d, \"%s\", %s, %d, %d, %d, ", p->name, e->offset[k], p->shape[0], p->shape[1],
+        p->trainable, p->owner == OWN_EDGE ? p->owner_index : -1, owner_name(e, p, ob, sizeof ob), init_kind(p),
+        from_file(e, p), like_param(e, p), fm >= 0 ? file_model_index(e, fm) : -1);
+    if (fm >= 0) out(e, "\"%s\"}, /* p%d */\n", strchr(p->name, '.') + 1, k); /* the file's name: without the owner */
+    else out(e, "NULL}, /* p%d */\n", k);
   }
+  out(e, "};\n\n");
+  int n = 0;
+  for (int m = 0; m < e->net->n_models; m++) n += e->net->models[m].source != SRC_NONE;
+  out(e, "/* Models read from files, with the hyper-parameters this code was compiled for. */\n");
+  out(e, "static const lmn_model_info models[%d] = {\n", n ? n : 1);
+  for (int m = 0; m < e->net->n_models; m++) {
+    const Model *md = &e->net->models[m];
+    if (md->source == SRC_NONE) continue;
+    const lmn_hparams *h = &md->hp;
+    out(e, "    {\"%s\", \"%s\", %d, {%d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %.17g, %.17g, %d, %d}},\n", md->name, md->file,
+        md->source == SRC_GGUF ? 1 : 2, (int)h->arch, h->dim, h->layers, h->heads, h->kv_heads, h->ffn, h->vocab,
+        h->ctx, h->eps, h->rope_theta, h->tied, h->qkv_bias);
+  }
+  if (!n) out(e, "    {0},\n");
   out(e, "};\n\n");
 }
 
@@ -782,6 +809,9 @@ static void emit_desc(Emit *e, const char *source) {
       (unsigned long long)network_hash(e), net->aggregate == AGG_MEAN);
   out(e, "    .vocab = %ld,\n    .classes = %ld,\n    .ctx = %ld,\n    .prefix = %ld,\n", net->models[net->embed_model].hp.vocab, classes,
       ctx - net->prefix, net->prefix);
+  int n_models = 0;
+  for (int m = 0; m < net->n_models; m++) n_models += net->models[m].source != SRC_NONE;
+  out(e, "    .n_models = %d,\n    .models = models,\n", n_models);
   out(e, "    .n_params = %d,\n    .params = params,\n    .n_floats = %ld,\n    .n_train = %ld,\n    .n_train_decay = %ld,\n",
       ir->n_params, n_floats, n_train, n_train);
   out(e, "    .flops_bt = %.17g,\n    .flops_btt = %.17g,\n    .flops_b = %.17g,\n", tbt, tbtt, tb);

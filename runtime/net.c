@@ -89,6 +89,11 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   }
   for (int i = 0; i < desc->n_params; i++) net->trainable_mask[i] = (char)desc->params[i].trainable;
   init_params(net, seed);
+  /* pre-trained weights: from the paths compiled in, or from $LMN_MODEL_DIR when it is set */
+  if (desc->n_models > 0 && lmn_net_load_models(net, getenv("LMN_MODEL_DIR"), seed, err) != 0) {
+    lmn_net_destroy(net);
+    return -1;
+  }
   *out = net;
   return 0;
 }

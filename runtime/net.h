@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hparams.h"
 #include "lmn_error.h"
 #include "threads.h"
 
@@ -28,7 +29,17 @@ typedef struct lmn_param_info {
   lmn_init init;      /* from-scratch initialisation */
   int from_file;      /* comes from a model file (not saved in checkpoints unless trainable) */
   int like;           /* LMN_INIT_EMBED_STATS: the parameter whose statistics it takes, else -1 */
+  int model;          /* from_file: index into lmn_net_desc.models, else -1 */
+  const char *tensor; /* from_file: the tensor's name in the model file (GGUF naming), else NULL */
 } lmn_param_info;
+
+/* A model whose weights come from a file, with the hyper-parameters the network was compiled for. */
+typedef struct lmn_model_info {
+  const char *name;
+  const char *path;   /* as resolved when lmnc ran (relative to its working directory, or absolute) */
+  int format;         /* 1 GGUF, 2 safetensors */
+  lmn_hparams hp;
+} lmn_model_info;
 
 typedef struct lmn_net lmn_net;
 
@@ -43,6 +54,8 @@ typedef struct lmn_net_desc {
   int prefix;               /* fixed random prefix positions prepended inside the network (0 = none) */
   int n_params;
   const lmn_param_info *params;
+  int n_models;                 /* models read from files */
+  const lmn_model_info *models;
   size_t n_floats;          /* parameter buffer size */
   size_t n_train;           /* trainable floats (prefix of the buffer) */
   size_t n_train_decay;     /* of which the first n_train_decay take weight decay */
@@ -80,10 +93,15 @@ struct lmn_net {
   char *trainable_mask; /* [n_params]: 1 where the current stage trains the tensor */
 };
 
-/* Allocates buffers for batches up to B x T and initialises from-scratch tensors from seed. */
+/* Allocates buffers for batches up to B x T, initialises from-scratch tensors from seed and loads the
+ * tensors of model files (lmn_net_load_models; $LMN_MODEL_DIR replaces the compiled-in directories). */
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err);
 void lmn_net_destroy(lmn_net *net);
+/* Loads every tensor that comes from a model file (dequantised to f32), after checking each file's
+ * hyper-parameters against the compiled ones; dir, when not NULL, replaces the directory of each path.
+ * Then re-draws the tensors initialised from others' statistics. Errors name the file and the tensor. */
+int lmn_net_load_models(lmn_net *net, const char *dir, uint64_t seed, lmn_err *err);
 /* Re-draws the tensors initialised from others' statistics (after loading those others from a file). */
 void lmn_net_init_derived(lmn_net *net, uint64_t seed);
 /* Reserves KV caches for generation up to ctx positions. */

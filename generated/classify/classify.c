@@ -15,83 +15,88 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[77] = {
-    {"m.token_embd.weight", 0, 256, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p0 */
-    {"e4.m1.attn_norm.weight", 16384, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1}, /* p1 */
-    {"e4.m1.attn_q.weight", 16448, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p2 */
-    {"e4.m1.attn_k.weight", 20544, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p3 */
-    {"e4.m1.attn_v.weight", 22592, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p4 */
-    {"e4.m1.attn_output.weight", 24640, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p5 */
-    {"e4.m1.ffn_norm.weight", 28736, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1}, /* p6 */
-    {"e4.m1.ffn_gate.weight", 28800, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p7 */
-    {"e4.m1.ffn_up.weight", 39808, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p8 */
-    {"e4.m1.ffn_down.weight", 50816, 64, 172, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p9 */
-    {"e4.m2.weight", 61824, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1}, /* p10 */
-    {"e4.m2.bias", 65920, 64, 0, 1, 4, "e4", LMN_INIT_ZERO, 0, -1}, /* p11 */
-    {"m.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p12 */
-    {"m.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p13 */
-    {"m.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p14 */
-    {"m.blk.0.attn_v.weight", 72192, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p15 */
-    {"m.blk.0.attn_output.weight", 74240, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p16 */
-    {"m.blk.0.ffn_norm.weight", 78336, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p17 */
-    {"m.blk.0.ffn_gate.weight", 78400, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p18 */
-    {"m.blk.0.ffn_up.weight", 89408, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p19 */
-    {"m.blk.0.ffn_down.weight", 100416, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p20 */
-    {"m.blk.1.attn_norm.weight", 111424, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p21 */
-    {"m.blk.1.attn_q.weight", 111488, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p22 */
-    {"m.blk.1.attn_k.weight", 115584, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p23 */
-    {"m.blk.1.attn_v.weight", 117632, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"m.blk.1.attn_output.weight", 119680, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p25 */
-    {"m.blk.1.ffn_norm.weight", 123776, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p26 */
-    {"m.blk.1.ffn_gate.weight", 123840, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p27 */
-    {"m.blk.1.ffn_up.weight", 134848, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p28 */
-    {"m.blk.1.ffn_down.weight", 145856, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p29 */
-    {"m.output_norm.weight", 156864, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p30 */
-    {"e0.m0.attn_norm.weight", 156928, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1}, /* p31 */
-    {"e0.m0.attn_q.weight", 156992, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p32 */
-    {"e0.m0.attn_k.weight", 161088, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p33 */
-    {"e0.m0.attn_v.weight", 163136, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p34 */
-    {"e0.m0.attn_output.weight", 165184, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p35 */
-    {"e0.m0.ffn_norm.weight", 169280, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1}, /* p36 */
-    {"e0.m0.ffn_gate.weight", 169344, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p37 */
-    {"e0.m0.ffn_up.weight", 180352, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p38 */
-    {"e0.m0.ffn_down.weight", 191360, 64, 172, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p39 */
-    {"e0.m1.weight", 202368, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p40 */
-    {"e0.m1.bias", 206464, 64, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1}, /* p41 */
-    {"e1.m0.attn_norm.weight", 206528, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p42 */
-    {"e1.m0.attn_q.weight", 206592, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p43 */
-    {"e1.m0.attn_k.weight", 210688, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p44 */
-    {"e1.m0.attn_v.weight", 212736, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p45 */
-    {"e1.m0.attn_output.weight", 214784, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p46 */
-    {"e1.m0.ffn_norm.weight", 218880, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p47 */
-    {"e1.m0.ffn_gate.weight", 218944, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p48 */
-    {"e1.m0.ffn_up.weight", 229952, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p49 */
-    {"e1.m0.ffn_down.weight", 240960, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p50 */
-    {"e1.m1.weight", 251968, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p51 */
-    {"e1.m1.bias", 256064, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p52 */
-    {"e2.m0.attn_norm.weight", 256128, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p53 */
-    {"e2.m0.attn_q.weight", 256192, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p54 */
-    {"e2.m0.attn_k.weight", 260288, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p55 */
-    {"e2.m0.attn_v.weight", 262336, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p56 */
-    {"e2.m0.attn_output.weight", 264384, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p57 */
-    {"e2.m0.ffn_norm.weight", 268480, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p58 */
-    {"e2.m0.ffn_gate.weight", 268544, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p59 */
-    {"e2.m0.ffn_up.weight", 279552, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p60 */
-    {"e2.m0.ffn_down.weight", 290560, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p61 */
-    {"e2.m1.weight", 301568, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p62 */
-    {"e2.m1.bias", 305664, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p63 */
-    {"e3.m0.attn_norm.weight", 305728, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p64 */
-    {"e3.m0.attn_q.weight", 305792, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p65 */
-    {"e3.m0.attn_k.weight", 309888, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p66 */
-    {"e3.m0.attn_v.weight", 311936, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p67 */
-    {"e3.m0.attn_output.weight", 313984, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p68 */
-    {"e3.m0.ffn_norm.weight", 318080, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p69 */
-    {"e3.m0.ffn_gate.weight", 318144, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p70 */
-    {"e3.m0.ffn_up.weight", 329152, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p71 */
-    {"e3.m0.ffn_down.weight", 340160, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p72 */
-    {"e3.m1.weight", 351168, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p73 */
-    {"e3.m1.bias", 355264, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p74 */
-    {"e5.m0.weight", 355328, 4, 64, 1, 5, "e5", LMN_INIT_NORMAL, 0, -1}, /* p75 */
-    {"e5.m0.bias", 355584, 4, 0, 1, 5, "e5", LMN_INIT_ZERO, 0, -1}, /* p76 */
+    {"m.token_embd.weight", 0, 256, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p0 */
+    {"e4.m1.attn_norm.weight", 16384, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p1 */
+    {"e4.m1.attn_q.weight", 16448, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e4.m1.attn_k.weight", 20544, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e4.m1.attn_v.weight", 22592, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
+    {"e4.m1.attn_output.weight", 24640, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p5 */
+    {"e4.m1.ffn_norm.weight", 28736, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p6 */
+    {"e4.m1.ffn_gate.weight", 28800, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e4.m1.ffn_up.weight", 39808, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e4.m1.ffn_down.weight", 50816, 64, 172, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e4.m2.weight", 61824, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
+    {"e4.m2.bias", 65920, 64, 0, 1, 4, "e4", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p11 */
+    {"m.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p12 */
+    {"m.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
+    {"m.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"m.blk.0.attn_v.weight", 72192, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"m.blk.0.attn_output.weight", 74240, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p16 */
+    {"m.blk.0.ffn_norm.weight", 78336, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p17 */
+    {"m.blk.0.ffn_gate.weight", 78400, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"m.blk.0.ffn_up.weight", 89408, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"m.blk.0.ffn_down.weight", 100416, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
+    {"m.blk.1.attn_norm.weight", 111424, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p21 */
+    {"m.blk.1.attn_q.weight", 111488, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p22 */
+    {"m.blk.1.attn_k.weight", 115584, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"m.blk.1.attn_v.weight", 117632, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"m.blk.1.attn_output.weight", 119680, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"m.blk.1.ffn_norm.weight", 123776, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p26 */
+    {"m.blk.1.ffn_gate.weight", 123840, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p27 */
+    {"m.blk.1.ffn_up.weight", 134848, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
+    {"m.blk.1.ffn_down.weight", 145856, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"m.output_norm.weight", 156864, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p30 */
+    {"e0.m0.attn_norm.weight", 156928, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p31 */
+    {"e0.m0.attn_q.weight", 156992, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p32 */
+    {"e0.m0.attn_k.weight", 161088, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p33 */
+    {"e0.m0.attn_v.weight", 163136, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
+    {"e0.m0.attn_output.weight", 165184, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
+    {"e0.m0.ffn_norm.weight", 169280, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p36 */
+    {"e0.m0.ffn_gate.weight", 169344, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
+    {"e0.m0.ffn_up.weight", 180352, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
+    {"e0.m0.ffn_down.weight", 191360, 64, 172, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
+    {"e0.m1.weight", 202368, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
+    {"e0.m1.bias", 206464, 64, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p41 */
+    {"e1.m0.attn_norm.weight", 206528, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p42 */
+    {"e1.m0.attn_q.weight", 206592, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
+    {"e1.m0.attn_k.weight", 210688, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p44 */
+    {"e1.m0.attn_v.weight", 212736, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
+    {"e1.m0.attn_output.weight", 214784, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p46 */
+    {"e1.m0.ffn_norm.weight", 218880, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p47 */
+    {"e1.m0.ffn_gate.weight", 218944, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p48 */
+    {"e1.m0.ffn_up.weight", 229952, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p49 */
+    {"e1.m0.ffn_down.weight", 240960, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p50 */
+    {"e1.m1.weight", 251968, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p51 */
+    {"e1.m1.bias", 256064, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p52 */
+    {"e2.m0.attn_norm.weight", 256128, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p53 */
+    {"e2.m0.attn_q.weight", 256192, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p54 */
+    {"e2.m0.attn_k.weight", 260288, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p55 */
+    {"e2.m0.attn_v.weight", 262336, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p56 */
+    {"e2.m0.attn_output.weight", 264384, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p57 */
+    {"e2.m0.ffn_norm.weight", 268480, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p58 */
+    {"e2.m0.ffn_gate.weight", 268544, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p59 */
+    {"e2.m0.ffn_up.weight", 279552, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p60 */
+    {"e2.m0.ffn_down.weight", 290560, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p61 */
+    {"e2.m1.weight", 301568, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p62 */
+    {"e2.m1.bias", 305664, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p63 */
+    {"e3.m0.attn_norm.weight", 305728, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p64 */
+    {"e3.m0.attn_q.weight", 305792, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p65 */
+    {"e3.m0.attn_k.weight", 309888, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p66 */
+    {"e3.m0.attn_v.weight", 311936, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p67 */
+    {"e3.m0.attn_output.weight", 313984, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p68 */
+    {"e3.m0.ffn_norm.weight", 318080, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p69 */
+    {"e3.m0.ffn_gate.weight", 318144, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p70 */
+    {"e3.m0.ffn_up.weight", 329152, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p71 */
+    {"e3.m0.ffn_down.weight", 340160, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p72 */
+    {"e3.m1.weight", 351168, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p73 */
+    {"e3.m1.bias", 355264, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p74 */
+    {"e5.m0.weight", 355328, 4, 64, 1, 5, "e5", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p75 */
+    {"e5.m0.bias", 355584, 4, 0, 1, 5, "e5", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p76 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[1] = {
+    {0},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -697,6 +702,8 @@ const lmn_net_desc classify_desc = {
     .classes = 4,
     .ctx = 128,
     .prefix = 0,
+    .n_models = 0,
+    .models = models,
     .n_params = 77,
     .params = params,
     .n_floats = 355588,

@@ -15,79 +15,84 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[73] = {
-    {"m.token_embd.weight", 0, 256, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p0 */
-    {"e0.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p1 */
-    {"e0.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p2 */
-    {"e0.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p3 */
-    {"e0.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p4 */
-    {"e0.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p5 */
-    {"e0.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p6 */
-    {"e0.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p7 */
-    {"e0.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p8 */
-    {"e0.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p9 */
-    {"e0.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p10 */
-    {"e0.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p11 */
-    {"m.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p12 */
-    {"m.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p13 */
-    {"m.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p14 */
-    {"m.blk.0.attn_v.weight", 72192, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p15 */
-    {"m.blk.0.attn_output.weight", 74240, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p16 */
-    {"m.blk.0.ffn_norm.weight", 78336, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p17 */
-    {"m.blk.0.ffn_gate.weight", 78400, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p18 */
-    {"m.blk.0.ffn_up.weight", 89408, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p19 */
-    {"m.blk.0.ffn_down.weight", 100416, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1}, /* p20 */
-    {"m.output_norm.weight", 111424, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1}, /* p21 */
-    {"e1.m0.attn_norm.weight", 111488, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1}, /* p22 */
-    {"e1.m0.attn_q.weight", 111552, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p23 */
-    {"e1.m0.attn_k.weight", 115648, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"e1.m0.attn_v.weight", 117696, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p25 */
-    {"e1.m0.attn_output.weight", 119744, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p26 */
-    {"e1.m0.ffn_norm.weight", 123840, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1}, /* p27 */
-    {"e1.m0.ffn_gate.weight", 123904, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p28 */
-    {"e1.m0.ffn_up.weight", 134912, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p29 */
-    {"e1.m0.ffn_down.weight", 145920, 64, 172, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p30 */
-    {"e1.m1.weight", 156928, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1}, /* p31 */
-    {"e1.m1.bias", 161024, 64, 0, 1, 1, "deep", LMN_INIT_ZERO, 0, -1}, /* p32 */
-    {"e2.m0.fc1.weight", 161088, 32, 64, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1}, /* p33 */
-    {"e2.m0.fc1.bias", 163136, 32, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1}, /* p34 */
-    {"e2.m0.fc2.weight", 163168, 64, 32, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1}, /* p35 */
-    {"e2.m0.fc2.bias", 165216, 64, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1}, /* p36 */
-    {"e4.m0.weight", 165280, 64, 64, 1, 4, "lin", LMN_INIT_NORMAL, 0, -1}, /* p37 */
-    {"e4.m0.bias", 169376, 64, 0, 1, 4, "lin", LMN_INIT_ZERO, 0, -1}, /* p38 */
-    {"e3.m0.weight", 169440, 64, 64, 1, 3, "lin", LMN_INIT_NORMAL, 0, -1}, /* p39 */
-    {"e3.m0.bias", 173536, 64, 0, 1, 3, "lin", LMN_INIT_ZERO, 0, -1}, /* p40 */
-    {"e5.m0.attn_norm.weight", 173600, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1}, /* p41 */
-    {"e5.m0.attn_q.weight", 173664, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p42 */
-    {"e5.m0.attn_k.weight", 177760, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p43 */
-    {"e5.m0.attn_v.weight", 179808, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p44 */
-    {"e5.m0.attn_output.weight", 181856, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p45 */
-    {"e5.m0.ffn_norm.weight", 185952, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1}, /* p46 */
-    {"e5.m0.ffn_gate.weight", 186016, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p47 */
-    {"e5.m0.ffn_up.weight", 197024, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p48 */
-    {"e5.m0.ffn_down.weight", 208032, 64, 172, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p49 */
-    {"e5.m1.weight", 219040, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1}, /* p50 */
-    {"e5.m1.bias", 223136, 64, 0, 1, 5, "deep", LMN_INIT_ZERO, 0, -1}, /* p51 */
-    {"e6.m0.attn_norm.weight", 223200, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1}, /* p52 */
-    {"e6.m0.attn_q.weight", 223264, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p53 */
-    {"e6.m0.attn_k.weight", 227360, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p54 */
-    {"e6.m0.attn_v.weight", 229408, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p55 */
-    {"e6.m0.attn_output.weight", 231456, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p56 */
-    {"e6.m0.ffn_norm.weight", 235552, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1}, /* p57 */
-    {"e6.m0.ffn_gate.weight", 235616, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p58 */
-    {"e6.m0.ffn_up.weight", 246624, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p59 */
-    {"e6.m0.ffn_down.weight", 257632, 64, 172, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p60 */
-    {"e6.m1.weight", 268640, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1}, /* p61 */
-    {"e6.m1.bias", 272736, 64, 0, 1, 6, "deep", LMN_INIT_ZERO, 0, -1}, /* p62 */
-    {"d.blk.0.attn_norm.weight", 272800, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1}, /* p63 */
-    {"d.blk.0.attn_q.weight", 272864, 64, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p64 */
-    {"d.blk.0.attn_k.weight", 276960, 32, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p65 */
-    {"d.blk.0.attn_v.weight", 279008, 32, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p66 */
-    {"d.blk.0.attn_output.weight", 281056, 64, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p67 */
-    {"d.blk.0.ffn_norm.weight", 285152, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1}, /* p68 */
-    {"d.blk.0.ffn_gate.weight", 285216, 172, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p69 */
-    {"d.blk.0.ffn_up.weight", 296224, 172, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p70 */
-    {"d.blk.0.ffn_down.weight", 307232, 64, 172, 1, -1, "d", LMN_INIT_NORMAL, 0, -1}, /* p71 */
-    {"d.output_norm.weight", 318240, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1}, /* p72 */
+    {"m.token_embd.weight", 0, 256, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p0 */
+    {"e0.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p1 */
+    {"e0.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e0.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e0.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
+    {"e0.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p5 */
+    {"e0.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p6 */
+    {"e0.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e0.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e0.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e0.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
+    {"e0.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p11 */
+    {"m.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p12 */
+    {"m.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
+    {"m.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"m.blk.0.attn_v.weight", 72192, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"m.blk.0.attn_output.weight", 74240, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p16 */
+    {"m.blk.0.ffn_norm.weight", 78336, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p17 */
+    {"m.blk.0.ffn_gate.weight", 78400, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"m.blk.0.ffn_up.weight", 89408, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"m.blk.0.ffn_down.weight", 100416, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
+    {"m.output_norm.weight", 111424, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p21 */
+    {"e1.m0.attn_norm.weight", 111488, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p22 */
+    {"e1.m0.attn_q.weight", 111552, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"e1.m0.attn_k.weight", 115648, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"e1.m0.attn_v.weight", 117696, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"e1.m0.attn_output.weight", 119744, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p26 */
+    {"e1.m0.ffn_norm.weight", 123840, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p27 */
+    {"e1.m0.ffn_gate.weight", 123904, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
+    {"e1.m0.ffn_up.weight", 134912, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"e1.m0.ffn_down.weight", 145920, 64, 172, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p30 */
+    {"e1.m1.weight", 156928, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p31 */
+    {"e1.m1.bias", 161024, 64, 0, 1, 1, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p32 */
+    {"e2.m0.fc1.weight", 161088, 32, 64, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p33 */
+    {"e2.m0.fc1.bias", 163136, 32, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p34 */
+    {"e2.m0.fc2.weight", 163168, 64, 32, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
+    {"e2.m0.fc2.bias", 165216, 64, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p36 */
+    {"e4.m0.weight", 165280, 64, 64, 1, 4, "lin", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
+    {"e4.m0.bias", 169376, 64, 0, 1, 4, "lin", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p38 */
+    {"e3.m0.weight", 169440, 64, 64, 1, 3, "lin", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
+    {"e3.m0.bias", 173536, 64, 0, 1, 3, "lin", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p40 */
+    {"e5.m0.attn_norm.weight", 173600, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p41 */
+    {"e5.m0.attn_q.weight", 173664, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p42 */
+    {"e5.m0.attn_k.weight", 177760, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
+    {"e5.m0.attn_v.weight", 179808, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p44 */
+    {"e5.m0.attn_output.weight", 181856, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
+    {"e5.m0.ffn_norm.weight", 185952, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p46 */
+    {"e5.m0.ffn_gate.weight", 186016, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p47 */
+    {"e5.m0.ffn_up.weight", 197024, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p48 */
+    {"e5.m0.ffn_down.weight", 208032, 64, 172, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p49 */
+    {"e5.m1.weight", 219040, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p50 */
+    {"e5.m1.bias", 223136, 64, 0, 1, 5, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p51 */
+    {"e6.m0.attn_norm.weight", 223200, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p52 */
+    {"e6.m0.attn_q.weight", 223264, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p53 */
+    {"e6.m0.attn_k.weight", 227360, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p54 */
+    {"e6.m0.attn_v.weight", 229408, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p55 */
+    {"e6.m0.attn_output.weight", 231456, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p56 */
+    {"e6.m0.ffn_norm.weight", 235552, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p57 */
+    {"e6.m0.ffn_gate.weight", 235616, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p58 */
+    {"e6.m0.ffn_up.weight", 246624, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p59 */
+    {"e6.m0.ffn_down.weight", 257632, 64, 172, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p60 */
+    {"e6.m1.weight", 268640, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p61 */
+    {"e6.m1.bias", 272736, 64, 0, 1, 6, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p62 */
+    {"d.blk.0.attn_norm.weight", 272800, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p63 */
+    {"d.blk.0.attn_q.weight", 272864, 64, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p64 */
+    {"d.blk.0.attn_k.weight", 276960, 32, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p65 */
+    {"d.blk.0.attn_v.weight", 279008, 32, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p66 */
+    {"d.blk.0.attn_output.weight", 281056, 64, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p67 */
+    {"d.blk.0.ffn_norm.weight", 285152, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p68 */
+    {"d.blk.0.ffn_gate.weight", 285216, 172, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p69 */
+    {"d.blk.0.ffn_up.weight", 296224, 172, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p70 */
+    {"d.blk.0.ffn_down.weight", 307232, 64, 172, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p71 */
+    {"d.output_norm.weight", 318240, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p72 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[1] = {
+    {0},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -922,6 +927,8 @@ const lmn_net_desc dag_desc = {
     .classes = 0,
     .ctx = 128,
     .prefix = 0,
+    .n_models = 0,
+    .models = models,
     .n_params = 73,
     .params = params,
     .n_floats = 318304,

@@ -15,339 +15,344 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[333] = {
-    {"e0.m1.attn_qkv.weight", 0, 3072, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p0 */
-    {"e0.m1.attn_qkv.bias", 3145728, 3072, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p1 */
-    {"e0.m1.attn_output.weight", 3148800, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p2 */
-    {"e0.m1.attn_output.bias", 4197376, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p3 */
-    {"e0.m1.ffn_norm.weight", 4198400, 1024, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p4 */
-    {"e0.m1.ffn_norm.bias", 4199424, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p5 */
-    {"e0.m1.ffn_up.weight", 4200448, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p6 */
-    {"e0.m1.ffn_up.bias", 5249024, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p7 */
-    {"e1.m0.attn_qkv.weight", 5250048, 3072, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1}, /* p8 */
-    {"e1.m0.attn_qkv.bias", 8395776, 3072, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1}, /* p9 */
-    {"e1.m0.attn_output.weight", 8398848, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1}, /* p10 */
-    {"e1.m0.attn_output.bias", 9447424, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1}, /* p11 */
-    {"e1.m0.ffn_norm.weight", 9448448, 1024, 0, 1, 1, "attn", LMN_INIT_ONE, 0, -1}, /* p12 */
-    {"e1.m0.ffn_norm.bias", 9449472, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1}, /* p13 */
-    {"e1.m0.ffn_up.weight", 9450496, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1}, /* p14 */
-    {"e1.m0.ffn_up.bias", 10499072, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1}, /* p15 */
-    {"e2.m0.attn_qkv.weight", 10500096, 3072, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1}, /* p16 */
-    {"e2.m0.attn_qkv.bias", 13645824, 3072, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1}, /* p17 */
-    {"e2.m0.attn_output.weight", 13648896, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1}, /* p18 */
-    {"e2.m0.attn_output.bias", 14697472, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1}, /* p19 */
-    {"e2.m0.ffn_norm.weight", 14698496, 1024, 0, 1, 2, "attn", LMN_INIT_ONE, 0, -1}, /* p20 */
-    {"e2.m0.ffn_norm.bias", 14699520, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1}, /* p21 */
-    {"e2.m0.ffn_up.weight", 14700544, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1}, /* p22 */
-    {"e2.m0.ffn_up.bias", 15749120, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1}, /* p23 */
-    {"e3.m0.attn_qkv.weight", 15750144, 3072, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"e3.m0.attn_qkv.bias", 18895872, 3072, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1}, /* p25 */
-    {"e3.m0.attn_output.weight", 18898944, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1}, /* p26 */
-    {"e3.m0.attn_output.bias", 19947520, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1}, /* p27 */
-    {"e3.m0.ffn_norm.weight", 19948544, 1024, 0, 1, 3, "attn", LMN_INIT_ONE, 0, -1}, /* p28 */
-    {"e3.m0.ffn_norm.bias", 19949568, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1}, /* p29 */
-    {"e3.m0.ffn_up.weight", 19950592, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1}, /* p30 */
-    {"e3.m0.ffn_up.bias", 20999168, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1}, /* p31 */
-    {"e4.m0.attn_qkv.weight", 21000192, 3072, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1}, /* p32 */
-    {"e4.m0.attn_qkv.bias", 24145920, 3072, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1}, /* p33 */
-    {"e4.m0.attn_output.weight", 24148992, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1}, /* p34 */
-    {"e4.m0.attn_output.bias", 25197568, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1}, /* p35 */
-    {"e4.m0.ffn_norm.weight", 25198592, 1024, 0, 1, 4, "attn", LMN_INIT_ONE, 0, -1}, /* p36 */
-    {"e4.m0.ffn_norm.bias", 25199616, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1}, /* p37 */
-    {"e4.m0.ffn_up.weight", 25200640, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1}, /* p38 */
-    {"e4.m0.ffn_up.bias", 26249216, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1}, /* p39 */
-    {"gpt.token_embd.weight", 26250240, 50257, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p40 */
-    {"gpt.position_embd.weight", 77713408, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p41 */
-    {"gpt.prefix", 78761984, 32, 1024, 0, -1, "gpt", LMN_INIT_EMBED_STATS, 1, 40}, /* p42 */
-    {"gpt.blk.0.attn_norm.weight", 78794752, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p43 */
-    {"gpt.blk.0.attn_norm.bias", 78795776, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p44 */
-    {"gpt.blk.0.attn_qkv.weight", 78796800, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p45 */
-    {"gpt.blk.0.attn_qkv.bias", 81942528, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p46 */
-    {"gpt.blk.0.attn_output.weight", 81945600, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p47 */
-    {"gpt.blk.0.attn_output.bias", 82994176, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p48 */
-    {"gpt.blk.0.ffn_norm.weight", 82995200, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p49 */
-    {"gpt.blk.0.ffn_norm.bias", 82996224, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p50 */
-    {"gpt.blk.0.ffn_up.weight", 82997248, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p51 */
-    {"gpt.blk.0.ffn_up.bias", 87191552, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p52 */
-    {"gpt.blk.0.ffn_down.weight", 87195648, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p53 */
-    {"gpt.blk.0.ffn_down.bias", 91389952, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p54 */
-    {"gpt.blk.1.attn_norm.weight", 91390976, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p55 */
-    {"gpt.blk.1.attn_norm.bias", 91392000, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p56 */
-    {"gpt.blk.1.attn_qkv.weight", 91393024, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p57 */
-    {"gpt.blk.1.attn_qkv.bias", 94538752, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p58 */
-    {"gpt.blk.1.attn_output.weight", 94541824, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p59 */
-    {"gpt.blk.1.attn_output.bias", 95590400, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p60 */
-    {"gpt.blk.1.ffn_norm.weight", 95591424, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p61 */
-    {"gpt.blk.1.ffn_norm.bias", 95592448, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p62 */
-    {"gpt.blk.1.ffn_up.weight", 95593472, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p63 */
-    {"gpt.blk.1.ffn_up.bias", 99787776, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p64 */
-    {"gpt.blk.1.ffn_down.weight", 99791872, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p65 */
-    {"gpt.blk.1.ffn_down.bias", 103986176, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p66 */
-    {"gpt.blk.2.attn_norm.weight", 103987200, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p67 */
-    {"gpt.blk.2.attn_norm.bias", 103988224, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p68 */
-    {"gpt.blk.2.attn_qkv.weight", 103989248, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p69 */
-    {"gpt.blk.2.attn_qkv.bias", 107134976, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p70 */
-    {"gpt.blk.2.attn_output.weight", 107138048, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p71 */
-    {"gpt.blk.2.attn_output.bias", 108186624, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p72 */
-    {"gpt.blk.2.ffn_norm.weight", 108187648, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p73 */
-    {"gpt.blk.2.ffn_norm.bias", 108188672, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p74 */
-    {"gpt.blk.2.ffn_up.weight", 108189696, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p75 */
-    {"gpt.blk.2.ffn_up.bias", 112384000, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p76 */
-    {"gpt.blk.2.ffn_down.weight", 112388096, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p77 */
-    {"gpt.blk.2.ffn_down.bias", 116582400, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p78 */
-    {"gpt.blk.3.attn_norm.weight", 116583424, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p79 */
-    {"gpt.blk.3.attn_norm.bias", 116584448, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p80 */
-    {"gpt.blk.3.attn_qkv.weight", 116585472, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p81 */
-    {"gpt.blk.3.attn_qkv.bias", 119731200, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p82 */
-    {"gpt.blk.3.attn_output.weight", 119734272, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p83 */
-    {"gpt.blk.3.attn_output.bias", 120782848, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p84 */
-    {"gpt.blk.3.ffn_norm.weight", 120783872, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p85 */
-    {"gpt.blk.3.ffn_norm.bias", 120784896, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p86 */
-    {"gpt.blk.3.ffn_up.weight", 120785920, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p87 */
-    {"gpt.blk.3.ffn_up.bias", 124980224, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p88 */
-    {"gpt.blk.3.ffn_down.weight", 124984320, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p89 */
-    {"gpt.blk.3.ffn_down.bias", 129178624, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p90 */
-    {"gpt.blk.4.attn_norm.weight", 129179648, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p91 */
-    {"gpt.blk.4.attn_norm.bias", 129180672, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p92 */
-    {"gpt.blk.4.attn_qkv.weight", 129181696, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p93 */
-    {"gpt.blk.4.attn_qkv.bias", 132327424, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p94 */
-    {"gpt.blk.4.attn_output.weight", 132330496, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p95 */
-    {"gpt.blk.4.attn_output.bias", 133379072, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p96 */
-    {"gpt.blk.4.ffn_norm.weight", 133380096, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p97 */
-    {"gpt.blk.4.ffn_norm.bias", 133381120, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p98 */
-    {"gpt.blk.4.ffn_up.weight", 133382144, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p99 */
-    {"gpt.blk.4.ffn_up.bias", 137576448, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p100 */
-    {"gpt.blk.4.ffn_down.weight", 137580544, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p101 */
-    {"gpt.blk.4.ffn_down.bias", 141774848, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p102 */
-    {"gpt.blk.5.attn_norm.weight", 141775872, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p103 */
-    {"gpt.blk.5.attn_norm.bias", 141776896, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p104 */
-    {"gpt.blk.5.attn_qkv.weight", 141777920, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p105 */
-    {"gpt.blk.5.attn_qkv.bias", 144923648, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p106 */
-    {"gpt.blk.5.attn_output.weight", 144926720, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p107 */
-    {"gpt.blk.5.attn_output.bias", 145975296, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p108 */
-    {"gpt.blk.5.ffn_norm.weight", 145976320, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p109 */
-    {"gpt.blk.5.ffn_norm.bias", 145977344, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p110 */
-    {"gpt.blk.5.ffn_up.weight", 145978368, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p111 */
-    {"gpt.blk.5.ffn_up.bias", 150172672, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p112 */
-    {"gpt.blk.5.ffn_down.weight", 150176768, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p113 */
-    {"gpt.blk.5.ffn_down.bias", 154371072, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p114 */
-    {"gpt.blk.6.attn_norm.weight", 154372096, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p115 */
-    {"gpt.blk.6.attn_norm.bias", 154373120, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p116 */
-    {"gpt.blk.6.attn_qkv.weight", 154374144, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p117 */
-    {"gpt.blk.6.attn_qkv.bias", 157519872, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p118 */
-    {"gpt.blk.6.attn_output.weight", 157522944, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p119 */
-    {"gpt.blk.6.attn_output.bias", 158571520, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p120 */
-    {"gpt.blk.6.ffn_norm.weight", 158572544, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p121 */
-    {"gpt.blk.6.ffn_norm.bias", 158573568, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p122 */
-    {"gpt.blk.6.ffn_up.weight", 158574592, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p123 */
-    {"gpt.blk.6.ffn_up.bias", 162768896, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p124 */
-    {"gpt.blk.6.ffn_down.weight", 162772992, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p125 */
-    {"gpt.blk.6.ffn_down.bias", 166967296, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p126 */
-    {"gpt.blk.7.attn_norm.weight", 166968320, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p127 */
-    {"gpt.blk.7.attn_norm.bias", 166969344, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p128 */
-    {"gpt.blk.7.attn_qkv.weight", 166970368, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p129 */
-    {"gpt.blk.7.attn_qkv.bias", 170116096, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p130 */
-    {"gpt.blk.7.attn_output.weight", 170119168, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p131 */
-    {"gpt.blk.7.attn_output.bias", 171167744, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p132 */
-    {"gpt.blk.7.ffn_norm.weight", 171168768, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p133 */
-    {"gpt.blk.7.ffn_norm.bias", 171169792, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p134 */
-    {"gpt.blk.7.ffn_up.weight", 171170816, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p135 */
-    {"gpt.blk.7.ffn_up.bias", 175365120, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p136 */
-    {"gpt.blk.7.ffn_down.weight", 175369216, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p137 */
-    {"gpt.blk.7.ffn_down.bias", 179563520, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p138 */
-    {"gpt.blk.8.attn_norm.weight", 179564544, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p139 */
-    {"gpt.blk.8.attn_norm.bias", 179565568, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p140 */
-    {"gpt.blk.8.attn_qkv.weight", 179566592, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p141 */
-    {"gpt.blk.8.attn_qkv.bias", 182712320, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p142 */
-    {"gpt.blk.8.attn_output.weight", 182715392, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p143 */
-    {"gpt.blk.8.attn_output.bias", 183763968, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p144 */
-    {"gpt.blk.8.ffn_norm.weight", 183764992, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p145 */
-    {"gpt.blk.8.ffn_norm.bias", 183766016, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p146 */
-    {"gpt.blk.8.ffn_up.weight", 183767040, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p147 */
-    {"gpt.blk.8.ffn_up.bias", 187961344, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p148 */
-    {"gpt.blk.8.ffn_down.weight", 187965440, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p149 */
-    {"gpt.blk.8.ffn_down.bias", 192159744, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p150 */
-    {"gpt.blk.9.attn_norm.weight", 192160768, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p151 */
-    {"gpt.blk.9.attn_norm.bias", 192161792, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p152 */
-    {"gpt.blk.9.attn_qkv.weight", 192162816, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p153 */
-    {"gpt.blk.9.attn_qkv.bias", 195308544, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p154 */
-    {"gpt.blk.9.attn_output.weight", 195311616, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p155 */
-    {"gpt.blk.9.attn_output.bias", 196360192, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p156 */
-    {"gpt.blk.9.ffn_norm.weight", 196361216, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p157 */
-    {"gpt.blk.9.ffn_norm.bias", 196362240, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p158 */
-    {"gpt.blk.9.ffn_up.weight", 196363264, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p159 */
-    {"gpt.blk.9.ffn_up.bias", 200557568, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p160 */
-    {"gpt.blk.9.ffn_down.weight", 200561664, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p161 */
-    {"gpt.blk.9.ffn_down.bias", 204755968, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p162 */
-    {"gpt.blk.10.attn_norm.weight", 204756992, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p163 */
-    {"gpt.blk.10.attn_norm.bias", 204758016, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p164 */
-    {"gpt.blk.10.attn_qkv.weight", 204759040, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p165 */
-    {"gpt.blk.10.attn_qkv.bias", 207904768, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p166 */
-    {"gpt.blk.10.attn_output.weight", 207907840, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p167 */
-    {"gpt.blk.10.attn_output.bias", 208956416, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p168 */
-    {"gpt.blk.10.ffn_norm.weight", 208957440, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p169 */
-    {"gpt.blk.10.ffn_norm.bias", 208958464, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p170 */
-    {"gpt.blk.10.ffn_up.weight", 208959488, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p171 */
-    {"gpt.blk.10.ffn_up.bias", 213153792, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p172 */
-    {"gpt.blk.10.ffn_down.weight", 213157888, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p173 */
-    {"gpt.blk.10.ffn_down.bias", 217352192, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p174 */
-    {"gpt.blk.11.attn_norm.weight", 217353216, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p175 */
-    {"gpt.blk.11.attn_norm.bias", 217354240, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p176 */
-    {"gpt.blk.11.attn_qkv.weight", 217355264, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p177 */
-    {"gpt.blk.11.attn_qkv.bias", 220500992, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p178 */
-    {"gpt.blk.11.attn_output.weight", 220504064, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p179 */
-    {"gpt.blk.11.attn_output.bias", 221552640, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p180 */
-    {"gpt.blk.11.ffn_norm.weight", 221553664, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p181 */
-    {"gpt.blk.11.ffn_norm.bias", 221554688, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p182 */
-    {"gpt.blk.11.ffn_up.weight", 221555712, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p183 */
-    {"gpt.blk.11.ffn_up.bias", 225750016, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p184 */
-    {"gpt.blk.11.ffn_down.weight", 225754112, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p185 */
-    {"gpt.blk.11.ffn_down.bias", 229948416, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p186 */
-    {"gpt.blk.12.attn_norm.weight", 229949440, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p187 */
-    {"gpt.blk.12.attn_norm.bias", 229950464, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p188 */
-    {"gpt.blk.12.attn_qkv.weight", 229951488, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p189 */
-    {"gpt.blk.12.attn_qkv.bias", 233097216, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p190 */
-    {"gpt.blk.12.attn_output.weight", 233100288, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p191 */
-    {"gpt.blk.12.attn_output.bias", 234148864, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p192 */
-    {"gpt.blk.12.ffn_norm.weight", 234149888, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p193 */
-    {"gpt.blk.12.ffn_norm.bias", 234150912, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p194 */
-    {"gpt.blk.12.ffn_up.weight", 234151936, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p195 */
-    {"gpt.blk.12.ffn_up.bias", 238346240, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p196 */
-    {"gpt.blk.12.ffn_down.weight", 238350336, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p197 */
-    {"gpt.blk.12.ffn_down.bias", 242544640, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p198 */
-    {"gpt.blk.13.attn_norm.weight", 242545664, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p199 */
-    {"gpt.blk.13.attn_norm.bias", 242546688, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p200 */
-    {"gpt.blk.13.attn_qkv.weight", 242547712, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p201 */
-    {"gpt.blk.13.attn_qkv.bias", 245693440, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p202 */
-    {"gpt.blk.13.attn_output.weight", 245696512, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p203 */
-    {"gpt.blk.13.attn_output.bias", 246745088, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p204 */
-    {"gpt.blk.13.ffn_norm.weight", 246746112, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p205 */
-    {"gpt.blk.13.ffn_norm.bias", 246747136, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p206 */
-    {"gpt.blk.13.ffn_up.weight", 246748160, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p207 */
-    {"gpt.blk.13.ffn_up.bias", 250942464, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p208 */
-    {"gpt.blk.13.ffn_down.weight", 250946560, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p209 */
-    {"gpt.blk.13.ffn_down.bias", 255140864, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p210 */
-    {"gpt.blk.14.attn_norm.weight", 255141888, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p211 */
-    {"gpt.blk.14.attn_norm.bias", 255142912, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p212 */
-    {"gpt.blk.14.attn_qkv.weight", 255143936, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p213 */
-    {"gpt.blk.14.attn_qkv.bias", 258289664, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p214 */
-    {"gpt.blk.14.attn_output.weight", 258292736, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p215 */
-    {"gpt.blk.14.attn_output.bias", 259341312, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p216 */
-    {"gpt.blk.14.ffn_norm.weight", 259342336, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p217 */
-    {"gpt.blk.14.ffn_norm.bias", 259343360, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p218 */
-    {"gpt.blk.14.ffn_up.weight", 259344384, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p219 */
-    {"gpt.blk.14.ffn_up.bias", 263538688, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p220 */
-    {"gpt.blk.14.ffn_down.weight", 263542784, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p221 */
-    {"gpt.blk.14.ffn_down.bias", 267737088, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p222 */
-    {"gpt.blk.15.attn_norm.weight", 267738112, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p223 */
-    {"gpt.blk.15.attn_norm.bias", 267739136, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p224 */
-    {"gpt.blk.15.attn_qkv.weight", 267740160, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p225 */
-    {"gpt.blk.15.attn_qkv.bias", 270885888, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p226 */
-    {"gpt.blk.15.attn_output.weight", 270888960, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p227 */
-    {"gpt.blk.15.attn_output.bias", 271937536, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p228 */
-    {"gpt.blk.15.ffn_norm.weight", 271938560, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p229 */
-    {"gpt.blk.15.ffn_norm.bias", 271939584, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p230 */
-    {"gpt.blk.15.ffn_up.weight", 271940608, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p231 */
-    {"gpt.blk.15.ffn_up.bias", 276134912, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p232 */
-    {"gpt.blk.15.ffn_down.weight", 276139008, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p233 */
-    {"gpt.blk.15.ffn_down.bias", 280333312, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p234 */
-    {"gpt.blk.16.attn_norm.weight", 280334336, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p235 */
-    {"gpt.blk.16.attn_norm.bias", 280335360, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p236 */
-    {"gpt.blk.16.attn_qkv.weight", 280336384, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p237 */
-    {"gpt.blk.16.attn_qkv.bias", 283482112, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p238 */
-    {"gpt.blk.16.attn_output.weight", 283485184, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p239 */
-    {"gpt.blk.16.attn_output.bias", 284533760, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p240 */
-    {"gpt.blk.16.ffn_norm.weight", 284534784, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p241 */
-    {"gpt.blk.16.ffn_norm.bias", 284535808, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p242 */
-    {"gpt.blk.16.ffn_up.weight", 284536832, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p243 */
-    {"gpt.blk.16.ffn_up.bias", 288731136, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p244 */
-    {"gpt.blk.16.ffn_down.weight", 288735232, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p245 */
-    {"gpt.blk.16.ffn_down.bias", 292929536, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p246 */
-    {"gpt.blk.17.attn_norm.weight", 292930560, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p247 */
-    {"gpt.blk.17.attn_norm.bias", 292931584, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p248 */
-    {"gpt.blk.17.attn_qkv.weight", 292932608, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p249 */
-    {"gpt.blk.17.attn_qkv.bias", 296078336, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p250 */
-    {"gpt.blk.17.attn_output.weight", 296081408, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p251 */
-    {"gpt.blk.17.attn_output.bias", 297129984, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p252 */
-    {"gpt.blk.17.ffn_norm.weight", 297131008, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p253 */
-    {"gpt.blk.17.ffn_norm.bias", 297132032, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p254 */
-    {"gpt.blk.17.ffn_up.weight", 297133056, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p255 */
-    {"gpt.blk.17.ffn_up.bias", 301327360, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p256 */
-    {"gpt.blk.17.ffn_down.weight", 301331456, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p257 */
-    {"gpt.blk.17.ffn_down.bias", 305525760, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p258 */
-    {"gpt.blk.18.attn_norm.weight", 305526784, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p259 */
-    {"gpt.blk.18.attn_norm.bias", 305527808, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p260 */
-    {"gpt.blk.18.attn_qkv.weight", 305528832, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p261 */
-    {"gpt.blk.18.attn_qkv.bias", 308674560, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p262 */
-    {"gpt.blk.18.attn_output.weight", 308677632, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p263 */
-    {"gpt.blk.18.attn_output.bias", 309726208, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p264 */
-    {"gpt.blk.18.ffn_norm.weight", 309727232, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p265 */
-    {"gpt.blk.18.ffn_norm.bias", 309728256, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p266 */
-    {"gpt.blk.18.ffn_up.weight", 309729280, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p267 */
-    {"gpt.blk.18.ffn_up.bias", 313923584, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p268 */
-    {"gpt.blk.18.ffn_down.weight", 313927680, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p269 */
-    {"gpt.blk.18.ffn_down.bias", 318121984, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p270 */
-    {"gpt.blk.19.attn_norm.weight", 318123008, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p271 */
-    {"gpt.blk.19.attn_norm.bias", 318124032, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p272 */
-    {"gpt.blk.19.attn_qkv.weight", 318125056, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p273 */
-    {"gpt.blk.19.attn_qkv.bias", 321270784, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p274 */
-    {"gpt.blk.19.attn_output.weight", 321273856, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p275 */
-    {"gpt.blk.19.attn_output.bias", 322322432, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p276 */
-    {"gpt.blk.19.ffn_norm.weight", 322323456, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p277 */
-    {"gpt.blk.19.ffn_norm.bias", 322324480, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p278 */
-    {"gpt.blk.19.ffn_up.weight", 322325504, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p279 */
-    {"gpt.blk.19.ffn_up.bias", 326519808, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p280 */
-    {"gpt.blk.19.ffn_down.weight", 326523904, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p281 */
-    {"gpt.blk.19.ffn_down.bias", 330718208, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p282 */
-    {"gpt.blk.20.attn_norm.weight", 330719232, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p283 */
-    {"gpt.blk.20.attn_norm.bias", 330720256, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p284 */
-    {"gpt.blk.20.attn_qkv.weight", 330721280, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p285 */
-    {"gpt.blk.20.attn_qkv.bias", 333867008, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p286 */
-    {"gpt.blk.20.attn_output.weight", 333870080, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p287 */
-    {"gpt.blk.20.attn_output.bias", 334918656, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p288 */
-    {"gpt.blk.20.ffn_norm.weight", 334919680, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p289 */
-    {"gpt.blk.20.ffn_norm.bias", 334920704, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p290 */
-    {"gpt.blk.20.ffn_up.weight", 334921728, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p291 */
-    {"gpt.blk.20.ffn_up.bias", 339116032, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p292 */
-    {"gpt.blk.20.ffn_down.weight", 339120128, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p293 */
-    {"gpt.blk.20.ffn_down.bias", 343314432, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p294 */
-    {"gpt.blk.21.attn_norm.weight", 343315456, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p295 */
-    {"gpt.blk.21.attn_norm.bias", 343316480, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p296 */
-    {"gpt.blk.21.attn_qkv.weight", 343317504, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p297 */
-    {"gpt.blk.21.attn_qkv.bias", 346463232, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p298 */
-    {"gpt.blk.21.attn_output.weight", 346466304, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p299 */
-    {"gpt.blk.21.attn_output.bias", 347514880, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p300 */
-    {"gpt.blk.21.ffn_norm.weight", 347515904, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p301 */
-    {"gpt.blk.21.ffn_norm.bias", 347516928, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p302 */
-    {"gpt.blk.21.ffn_up.weight", 347517952, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p303 */
-    {"gpt.blk.21.ffn_up.bias", 351712256, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p304 */
-    {"gpt.blk.21.ffn_down.weight", 351716352, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p305 */
-    {"gpt.blk.21.ffn_down.bias", 355910656, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p306 */
-    {"gpt.blk.22.attn_norm.weight", 355911680, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p307 */
-    {"gpt.blk.22.attn_norm.bias", 355912704, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p308 */
-    {"gpt.blk.22.attn_qkv.weight", 355913728, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p309 */
-    {"gpt.blk.22.attn_qkv.bias", 359059456, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p310 */
-    {"gpt.blk.22.attn_output.weight", 359062528, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p311 */
-    {"gpt.blk.22.attn_output.bias", 360111104, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p312 */
-    {"gpt.blk.22.ffn_norm.weight", 360112128, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p313 */
-    {"gpt.blk.22.ffn_norm.bias", 360113152, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p314 */
-    {"gpt.blk.22.ffn_up.weight", 360114176, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p315 */
-    {"gpt.blk.22.ffn_up.bias", 364308480, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p316 */
-    {"gpt.blk.22.ffn_down.weight", 364312576, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p317 */
-    {"gpt.blk.22.ffn_down.bias", 368506880, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p318 */
-    {"gpt.blk.23.attn_norm.weight", 368507904, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p319 */
-    {"gpt.blk.23.attn_norm.bias", 368508928, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p320 */
-    {"gpt.blk.23.attn_qkv.weight", 368509952, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p321 */
-    {"gpt.blk.23.attn_qkv.bias", 371655680, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p322 */
-    {"gpt.blk.23.attn_output.weight", 371658752, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p323 */
-    {"gpt.blk.23.attn_output.bias", 372707328, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p324 */
-    {"gpt.blk.23.ffn_norm.weight", 372708352, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p325 */
-    {"gpt.blk.23.ffn_norm.bias", 372709376, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p326 */
-    {"gpt.blk.23.ffn_up.weight", 372710400, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p327 */
-    {"gpt.blk.23.ffn_up.bias", 376904704, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p328 */
-    {"gpt.blk.23.ffn_down.weight", 376908800, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1}, /* p329 */
-    {"gpt.blk.23.ffn_down.bias", 381103104, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p330 */
-    {"gpt.output_norm.weight", 381104128, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1}, /* p331 */
-    {"gpt.output_norm.bias", 381105152, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1}, /* p332 */
+    {"e0.m1.attn_qkv.weight", 0, 3072, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p0 */
+    {"e0.m1.attn_qkv.bias", 3145728, 3072, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p1 */
+    {"e0.m1.attn_output.weight", 3148800, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e0.m1.attn_output.bias", 4197376, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p3 */
+    {"e0.m1.ffn_norm.weight", 4198400, 1024, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p4 */
+    {"e0.m1.ffn_norm.bias", 4199424, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p5 */
+    {"e0.m1.ffn_up.weight", 4200448, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p6 */
+    {"e0.m1.ffn_up.bias", 5249024, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p7 */
+    {"e1.m0.attn_qkv.weight", 5250048, 3072, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e1.m0.attn_qkv.bias", 8395776, 3072, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p9 */
+    {"e1.m0.attn_output.weight", 8398848, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
+    {"e1.m0.attn_output.bias", 9447424, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p11 */
+    {"e1.m0.ffn_norm.weight", 9448448, 1024, 0, 1, 1, "attn", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p12 */
+    {"e1.m0.ffn_norm.bias", 9449472, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p13 */
+    {"e1.m0.ffn_up.weight", 9450496, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"e1.m0.ffn_up.bias", 10499072, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p15 */
+    {"e2.m0.attn_qkv.weight", 10500096, 3072, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p16 */
+    {"e2.m0.attn_qkv.bias", 13645824, 3072, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p17 */
+    {"e2.m0.attn_output.weight", 13648896, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"e2.m0.attn_output.bias", 14697472, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p19 */
+    {"e2.m0.ffn_norm.weight", 14698496, 1024, 0, 1, 2, "attn", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p20 */
+    {"e2.m0.ffn_norm.bias", 14699520, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p21 */
+    {"e2.m0.ffn_up.weight", 14700544, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p22 */
+    {"e2.m0.ffn_up.bias", 15749120, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p23 */
+    {"e3.m0.attn_qkv.weight", 15750144, 3072, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"e3.m0.attn_qkv.bias", 18895872, 3072, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p25 */
+    {"e3.m0.attn_output.weight", 18898944, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p26 */
+    {"e3.m0.attn_output.bias", 19947520, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p27 */
+    {"e3.m0.ffn_norm.weight", 19948544, 1024, 0, 1, 3, "attn", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p28 */
+    {"e3.m0.ffn_norm.bias", 19949568, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p29 */
+    {"e3.m0.ffn_up.weight", 19950592, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p30 */
+    {"e3.m0.ffn_up.bias", 20999168, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p31 */
+    {"e4.m0.attn_qkv.weight", 21000192, 3072, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p32 */
+    {"e4.m0.attn_qkv.bias", 24145920, 3072, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p33 */
+    {"e4.m0.attn_output.weight", 24148992, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
+    {"e4.m0.attn_output.bias", 25197568, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p35 */
+    {"e4.m0.ffn_norm.weight", 25198592, 1024, 0, 1, 4, "attn", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p36 */
+    {"e4.m0.ffn_norm.bias", 25199616, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p37 */
+    {"e4.m0.ffn_up.weight", 25200640, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
+    {"e4.m0.ffn_up.bias", 26249216, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p39 */
+    {"gpt.token_embd.weight", 26250240, 50257, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"}, /* p40 */
+    {"gpt.position_embd.weight", 77713408, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "position_embd.weight"}, /* p41 */
+    {"gpt.prefix", 78761984, 32, 1024, 0, -1, "gpt", LMN_INIT_EMBED_STATS, 0, 40, -1, NULL}, /* p42 */
+    {"gpt.blk.0.attn_norm.weight", 78794752, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.0.attn_norm.weight"}, /* p43 */
+    {"gpt.blk.0.attn_norm.bias", 78795776, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.0.attn_norm.bias"}, /* p44 */
+    {"gpt.blk.0.attn_qkv.weight", 78796800, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_qkv.weight"}, /* p45 */
+    {"gpt.blk.0.attn_qkv.bias", 81942528, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.0.attn_qkv.bias"}, /* p46 */
+    {"gpt.blk.0.attn_output.weight", 81945600, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_output.weight"}, /* p47 */
+    {"gpt.blk.0.attn_output.bias", 82994176, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.0.attn_output.bias"}, /* p48 */
+    {"gpt.blk.0.ffn_norm.weight", 82995200, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.0.ffn_norm.weight"}, /* p49 */
+    {"gpt.blk.0.ffn_norm.bias", 82996224, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.0.ffn_norm.bias"}, /* p50 */
+    {"gpt.blk.0.ffn_up.weight", 82997248, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_up.weight"}, /* p51 */
+    {"gpt.blk.0.ffn_up.bias", 87191552, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.0.ffn_up.bias"}, /* p52 */
+    {"gpt.blk.0.ffn_down.weight", 87195648, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_down.weight"}, /* p53 */
+    {"gpt.blk.0.ffn_down.bias", 91389952, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.0.ffn_down.bias"}, /* p54 */
+    {"gpt.blk.1.attn_norm.weight", 91390976, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.1.attn_norm.weight"}, /* p55 */
+    {"gpt.blk.1.attn_norm.bias", 91392000, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.1.attn_norm.bias"}, /* p56 */
+    {"gpt.blk.1.attn_qkv.weight", 91393024, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_qkv.weight"}, /* p57 */
+    {"gpt.blk.1.attn_qkv.bias", 94538752, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.1.attn_qkv.bias"}, /* p58 */
+    {"gpt.blk.1.attn_output.weight", 94541824, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_output.weight"}, /* p59 */
+    {"gpt.blk.1.attn_output.bias", 95590400, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.1.attn_output.bias"}, /* p60 */
+    {"gpt.blk.1.ffn_norm.weight", 95591424, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.1.ffn_norm.weight"}, /* p61 */
+    {"gpt.blk.1.ffn_norm.bias", 95592448, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.1.ffn_norm.bias"}, /* p62 */
+    {"gpt.blk.1.ffn_up.weight", 95593472, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_up.weight"}, /* p63 */
+    {"gpt.blk.1.ffn_up.bias", 99787776, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.1.ffn_up.bias"}, /* p64 */
+    {"gpt.blk.1.ffn_down.weight", 99791872, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_down.weight"}, /* p65 */
+    {"gpt.blk.1.ffn_down.bias", 103986176, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.1.ffn_down.bias"}, /* p66 */
+    {"gpt.blk.2.attn_norm.weight", 103987200, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.2.attn_norm.weight"}, /* p67 */
+    {"gpt.blk.2.attn_norm.bias", 103988224, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.2.attn_norm.bias"}, /* p68 */
+    {"gpt.blk.2.attn_qkv.weight", 103989248, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_qkv.weight"}, /* p69 */
+    {"gpt.blk.2.attn_qkv.bias", 107134976, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.2.attn_qkv.bias"}, /* p70 */
+    {"gpt.blk.2.attn_output.weight", 107138048, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_output.weight"}, /* p71 */
+    {"gpt.blk.2.attn_output.bias", 108186624, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.2.attn_output.bias"}, /* p72 */
+    {"gpt.blk.2.ffn_norm.weight", 108187648, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.2.ffn_norm.weight"}, /* p73 */
+    {"gpt.blk.2.ffn_norm.bias", 108188672, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.2.ffn_norm.bias"}, /* p74 */
+    {"gpt.blk.2.ffn_up.weight", 108189696, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_up.weight"}, /* p75 */
+    {"gpt.blk.2.ffn_up.bias", 112384000, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.2.ffn_up.bias"}, /* p76 */
+    {"gpt.blk.2.ffn_down.weight", 112388096, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_down.weight"}, /* p77 */
+    {"gpt.blk.2.ffn_down.bias", 116582400, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.2.ffn_down.bias"}, /* p78 */
+    {"gpt.blk.3.attn_norm.weight", 116583424, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.3.attn_norm.weight"}, /* p79 */
+    {"gpt.blk.3.attn_norm.bias", 116584448, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.3.attn_norm.bias"}, /* p80 */
+    {"gpt.blk.3.attn_qkv.weight", 116585472, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_qkv.weight"}, /* p81 */
+    {"gpt.blk.3.attn_qkv.bias", 119731200, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.3.attn_qkv.bias"}, /* p82 */
+    {"gpt.blk.3.attn_output.weight", 119734272, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_output.weight"}, /* p83 */
+    {"gpt.blk.3.attn_output.bias", 120782848, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.3.attn_output.bias"}, /* p84 */
+    {"gpt.blk.3.ffn_norm.weight", 120783872, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.3.ffn_norm.weight"}, /* p85 */
+    {"gpt.blk.3.ffn_norm.bias", 120784896, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.3.ffn_norm.bias"}, /* p86 */
+    {"gpt.blk.3.ffn_up.weight", 120785920, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_up.weight"}, /* p87 */
+    {"gpt.blk.3.ffn_up.bias", 124980224, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.3.ffn_up.bias"}, /* p88 */
+    {"gpt.blk.3.ffn_down.weight", 124984320, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_down.weight"}, /* p89 */
+    {"gpt.blk.3.ffn_down.bias", 129178624, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.3.ffn_down.bias"}, /* p90 */
+    {"gpt.blk.4.attn_norm.weight", 129179648, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.4.attn_norm.weight"}, /* p91 */
+    {"gpt.blk.4.attn_norm.bias", 129180672, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.4.attn_norm.bias"}, /* p92 */
+    {"gpt.blk.4.attn_qkv.weight", 129181696, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_qkv.weight"}, /* p93 */
+    {"gpt.blk.4.attn_qkv.bias", 132327424, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.4.attn_qkv.bias"}, /* p94 */
+    {"gpt.blk.4.attn_output.weight", 132330496, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_output.weight"}, /* p95 */
+    {"gpt.blk.4.attn_output.bias", 133379072, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.4.attn_output.bias"}, /* p96 */
+    {"gpt.blk.4.ffn_norm.weight", 133380096, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.4.ffn_norm.weight"}, /* p97 */
+    {"gpt.blk.4.ffn_norm.bias", 133381120, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.4.ffn_norm.bias"}, /* p98 */
+    {"gpt.blk.4.ffn_up.weight", 133382144, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_up.weight"}, /* p99 */
+    {"gpt.blk.4.ffn_up.bias", 137576448, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.4.ffn_up.bias"}, /* p100 */
+    {"gpt.blk.4.ffn_down.weight", 137580544, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_down.weight"}, /* p101 */
+    {"gpt.blk.4.ffn_down.bias", 141774848, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.4.ffn_down.bias"}, /* p102 */
+    {"gpt.blk.5.attn_norm.weight", 141775872, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.5.attn_norm.weight"}, /* p103 */
+    {"gpt.blk.5.attn_norm.bias", 141776896, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.5.attn_norm.bias"}, /* p104 */
+    {"gpt.blk.5.attn_qkv.weight", 141777920, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_qkv.weight"}, /* p105 */
+    {"gpt.blk.5.attn_qkv.bias", 144923648, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.5.attn_qkv.bias"}, /* p106 */
+    {"gpt.blk.5.attn_output.weight", 144926720, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_output.weight"}, /* p107 */
+    {"gpt.blk.5.attn_output.bias", 145975296, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.5.attn_output.bias"}, /* p108 */
+    {"gpt.blk.5.ffn_norm.weight", 145976320, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.5.ffn_norm.weight"}, /* p109 */
+    {"gpt.blk.5.ffn_norm.bias", 145977344, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.5.ffn_norm.bias"}, /* p110 */
+    {"gpt.blk.5.ffn_up.weight", 145978368, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_up.weight"}, /* p111 */
+    {"gpt.blk.5.ffn_up.bias", 150172672, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.5.ffn_up.bias"}, /* p112 */
+    {"gpt.blk.5.ffn_down.weight", 150176768, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_down.weight"}, /* p113 */
+    {"gpt.blk.5.ffn_down.bias", 154371072, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.5.ffn_down.bias"}, /* p114 */
+    {"gpt.blk.6.attn_norm.weight", 154372096, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.6.attn_norm.weight"}, /* p115 */
+    {"gpt.blk.6.attn_norm.bias", 154373120, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.6.attn_norm.bias"}, /* p116 */
+    {"gpt.blk.6.attn_qkv.weight", 154374144, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_qkv.weight"}, /* p117 */
+    {"gpt.blk.6.attn_qkv.bias", 157519872, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.6.attn_qkv.bias"}, /* p118 */
+    {"gpt.blk.6.attn_output.weight", 157522944, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_output.weight"}, /* p119 */
+    {"gpt.blk.6.attn_output.bias", 158571520, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.6.attn_output.bias"}, /* p120 */
+    {"gpt.blk.6.ffn_norm.weight", 158572544, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.6.ffn_norm.weight"}, /* p121 */
+    {"gpt.blk.6.ffn_norm.bias", 158573568, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.6.ffn_norm.bias"}, /* p122 */
+    {"gpt.blk.6.ffn_up.weight", 158574592, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_up.weight"}, /* p123 */
+    {"gpt.blk.6.ffn_up.bias", 162768896, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.6.ffn_up.bias"}, /* p124 */
+    {"gpt.blk.6.ffn_down.weight", 162772992, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_down.weight"}, /* p125 */
+    {"gpt.blk.6.ffn_down.bias", 166967296, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.6.ffn_down.bias"}, /* p126 */
+    {"gpt.blk.7.attn_norm.weight", 166968320, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.7.attn_norm.weight"}, /* p127 */
+    {"gpt.blk.7.attn_norm.bias", 166969344, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.7.attn_norm.bias"}, /* p128 */
+    {"gpt.blk.7.attn_qkv.weight", 166970368, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_qkv.weight"}, /* p129 */
+    {"gpt.blk.7.attn_qkv.bias", 170116096, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.7.attn_qkv.bias"}, /* p130 */
+    {"gpt.blk.7.attn_output.weight", 170119168, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_output.weight"}, /* p131 */
+    {"gpt.blk.7.attn_output.bias", 171167744, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.7.attn_output.bias"}, /* p132 */
+    {"gpt.blk.7.ffn_norm.weight", 171168768, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.7.ffn_norm.weight"}, /* p133 */
+    {"gpt.blk.7.ffn_norm.bias", 171169792, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.7.ffn_norm.bias"}, /* p134 */
+    {"gpt.blk.7.ffn_up.weight", 171170816, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_up.weight"}, /* p135 */
+    {"gpt.blk.7.ffn_up.bias", 175365120, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.7.ffn_up.bias"}, /* p136 */
+    {"gpt.blk.7.ffn_down.weight", 175369216, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_down.weight"}, /* p137 */
+    {"gpt.blk.7.ffn_down.bias", 179563520, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.7.ffn_down.bias"}, /* p138 */
+    {"gpt.blk.8.attn_norm.weight", 179564544, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.8.attn_norm.weight"}, /* p139 */
+    {"gpt.blk.8.attn_norm.bias", 179565568, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.8.attn_norm.bias"}, /* p140 */
+    {"gpt.blk.8.attn_qkv.weight", 179566592, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_qkv.weight"}, /* p141 */
+    {"gpt.blk.8.attn_qkv.bias", 182712320, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.8.attn_qkv.bias"}, /* p142 */
+    {"gpt.blk.8.attn_output.weight", 182715392, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_output.weight"}, /* p143 */
+    {"gpt.blk.8.attn_output.bias", 183763968, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.8.attn_output.bias"}, /* p144 */
+    {"gpt.blk.8.ffn_norm.weight", 183764992, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.8.ffn_norm.weight"}, /* p145 */
+    {"gpt.blk.8.ffn_norm.bias", 183766016, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.8.ffn_norm.bias"}, /* p146 */
+    {"gpt.blk.8.ffn_up.weight", 183767040, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_up.weight"}, /* p147 */
+    {"gpt.blk.8.ffn_up.bias", 187961344, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.8.ffn_up.bias"}, /* p148 */
+    {"gpt.blk.8.ffn_down.weight", 187965440, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_down.weight"}, /* p149 */
+    {"gpt.blk.8.ffn_down.bias", 192159744, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.8.ffn_down.bias"}, /* p150 */
+    {"gpt.blk.9.attn_norm.weight", 192160768, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.9.attn_norm.weight"}, /* p151 */
+    {"gpt.blk.9.attn_norm.bias", 192161792, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.9.attn_norm.bias"}, /* p152 */
+    {"gpt.blk.9.attn_qkv.weight", 192162816, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_qkv.weight"}, /* p153 */
+    {"gpt.blk.9.attn_qkv.bias", 195308544, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.9.attn_qkv.bias"}, /* p154 */
+    {"gpt.blk.9.attn_output.weight", 195311616, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_output.weight"}, /* p155 */
+    {"gpt.blk.9.attn_output.bias", 196360192, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.9.attn_output.bias"}, /* p156 */
+    {"gpt.blk.9.ffn_norm.weight", 196361216, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.9.ffn_norm.weight"}, /* p157 */
+    {"gpt.blk.9.ffn_norm.bias", 196362240, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.9.ffn_norm.bias"}, /* p158 */
+    {"gpt.blk.9.ffn_up.weight", 196363264, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_up.weight"}, /* p159 */
+    {"gpt.blk.9.ffn_up.bias", 200557568, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.9.ffn_up.bias"}, /* p160 */
+    {"gpt.blk.9.ffn_down.weight", 200561664, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_down.weight"}, /* p161 */
+    {"gpt.blk.9.ffn_down.bias", 204755968, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.9.ffn_down.bias"}, /* p162 */
+    {"gpt.blk.10.attn_norm.weight", 204756992, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.10.attn_norm.weight"}, /* p163 */
+    {"gpt.blk.10.attn_norm.bias", 204758016, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.10.attn_norm.bias"}, /* p164 */
+    {"gpt.blk.10.attn_qkv.weight", 204759040, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_qkv.weight"}, /* p165 */
+    {"gpt.blk.10.attn_qkv.bias", 207904768, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.10.attn_qkv.bias"}, /* p166 */
+    {"gpt.blk.10.attn_output.weight", 207907840, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_output.weight"}, /* p167 */
+    {"gpt.blk.10.attn_output.bias", 208956416, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.10.attn_output.bias"}, /* p168 */
+    {"gpt.blk.10.ffn_norm.weight", 208957440, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.10.ffn_norm.weight"}, /* p169 */
+    {"gpt.blk.10.ffn_norm.bias", 208958464, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.10.ffn_norm.bias"}, /* p170 */
+    {"gpt.blk.10.ffn_up.weight", 208959488, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_up.weight"}, /* p171 */
+    {"gpt.blk.10.ffn_up.bias", 213153792, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.10.ffn_up.bias"}, /* p172 */
+    {"gpt.blk.10.ffn_down.weight", 213157888, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_down.weight"}, /* p173 */
+    {"gpt.blk.10.ffn_down.bias", 217352192, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.10.ffn_down.bias"}, /* p174 */
+    {"gpt.blk.11.attn_norm.weight", 217353216, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.11.attn_norm.weight"}, /* p175 */
+    {"gpt.blk.11.attn_norm.bias", 217354240, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.11.attn_norm.bias"}, /* p176 */
+    {"gpt.blk.11.attn_qkv.weight", 217355264, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_qkv.weight"}, /* p177 */
+    {"gpt.blk.11.attn_qkv.bias", 220500992, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.11.attn_qkv.bias"}, /* p178 */
+    {"gpt.blk.11.attn_output.weight", 220504064, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_output.weight"}, /* p179 */
+    {"gpt.blk.11.attn_output.bias", 221552640, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.11.attn_output.bias"}, /* p180 */
+    {"gpt.blk.11.ffn_norm.weight", 221553664, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.11.ffn_norm.weight"}, /* p181 */
+    {"gpt.blk.11.ffn_norm.bias", 221554688, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.11.ffn_norm.bias"}, /* p182 */
+    {"gpt.blk.11.ffn_up.weight", 221555712, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_up.weight"}, /* p183 */
+    {"gpt.blk.11.ffn_up.bias", 225750016, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.11.ffn_up.bias"}, /* p184 */
+    {"gpt.blk.11.ffn_down.weight", 225754112, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_down.weight"}, /* p185 */
+    {"gpt.blk.11.ffn_down.bias", 229948416, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.11.ffn_down.bias"}, /* p186 */
+    {"gpt.blk.12.attn_norm.weight", 229949440, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.12.attn_norm.weight"}, /* p187 */
+    {"gpt.blk.12.attn_norm.bias", 229950464, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.12.attn_norm.bias"}, /* p188 */
+    {"gpt.blk.12.attn_qkv.weight", 229951488, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_qkv.weight"}, /* p189 */
+    {"gpt.blk.12.attn_qkv.bias", 233097216, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.12.attn_qkv.bias"}, /* p190 */
+    {"gpt.blk.12.attn_output.weight", 233100288, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_output.weight"}, /* p191 */
+    {"gpt.blk.12.attn_output.bias", 234148864, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.12.attn_output.bias"}, /* p192 */
+    {"gpt.blk.12.ffn_norm.weight", 234149888, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.12.ffn_norm.weight"}, /* p193 */
+    {"gpt.blk.12.ffn_norm.bias", 234150912, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.12.ffn_norm.bias"}, /* p194 */
+    {"gpt.blk.12.ffn_up.weight", 234151936, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_up.weight"}, /* p195 */
+    {"gpt.blk.12.ffn_up.bias", 238346240, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.12.ffn_up.bias"}, /* p196 */
+    {"gpt.blk.12.ffn_down.weight", 238350336, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_down.weight"}, /* p197 */
+    {"gpt.blk.12.ffn_down.bias", 242544640, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.12.ffn_down.bias"}, /* p198 */
+    {"gpt.blk.13.attn_norm.weight", 242545664, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.13.attn_norm.weight"}, /* p199 */
+    {"gpt.blk.13.attn_norm.bias", 242546688, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.13.attn_norm.bias"}, /* p200 */
+    {"gpt.blk.13.attn_qkv.weight", 242547712, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_qkv.weight"}, /* p201 */
+    {"gpt.blk.13.attn_qkv.bias", 245693440, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.13.attn_qkv.bias"}, /* p202 */
+    {"gpt.blk.13.attn_output.weight", 245696512, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_output.weight"}, /* p203 */
+    {"gpt.blk.13.attn_output.bias", 246745088, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.13.attn_output.bias"}, /* p204 */
+    {"gpt.blk.13.ffn_norm.weight", 246746112, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.13.ffn_norm.weight"}, /* p205 */
+    {"gpt.blk.13.ffn_norm.bias", 246747136, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.13.ffn_norm.bias"}, /* p206 */
+    {"gpt.blk.13.ffn_up.weight", 246748160, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_up.weight"}, /* p207 */
+    {"gpt.blk.13.ffn_up.bias", 250942464, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.13.ffn_up.bias"}, /* p208 */
+    {"gpt.blk.13.ffn_down.weight", 250946560, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_down.weight"}, /* p209 */
+    {"gpt.blk.13.ffn_down.bias", 255140864, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.13.ffn_down.bias"}, /* p210 */
+    {"gpt.blk.14.attn_norm.weight", 255141888, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.14.attn_norm.weight"}, /* p211 */
+    {"gpt.blk.14.attn_norm.bias", 255142912, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.14.attn_norm.bias"}, /* p212 */
+    {"gpt.blk.14.attn_qkv.weight", 255143936, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_qkv.weight"}, /* p213 */
+    {"gpt.blk.14.attn_qkv.bias", 258289664, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.14.attn_qkv.bias"}, /* p214 */
+    {"gpt.blk.14.attn_output.weight", 258292736, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_output.weight"}, /* p215 */
+    {"gpt.blk.14.attn_output.bias", 259341312, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.14.attn_output.bias"}, /* p216 */
+    {"gpt.blk.14.ffn_norm.weight", 259342336, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.14.ffn_norm.weight"}, /* p217 */
+    {"gpt.blk.14.ffn_norm.bias", 259343360, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.14.ffn_norm.bias"}, /* p218 */
+    {"gpt.blk.14.ffn_up.weight", 259344384, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_up.weight"}, /* p219 */
+    {"gpt.blk.14.ffn_up.bias", 263538688, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.14.ffn_up.bias"}, /* p220 */
+    {"gpt.blk.14.ffn_down.weight", 263542784, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_down.weight"}, /* p221 */
+    {"gpt.blk.14.ffn_down.bias", 267737088, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.14.ffn_down.bias"}, /* p222 */
+    {"gpt.blk.15.attn_norm.weight", 267738112, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.15.attn_norm.weight"}, /* p223 */
+    {"gpt.blk.15.attn_norm.bias", 267739136, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.15.attn_norm.bias"}, /* p224 */
+    {"gpt.blk.15.attn_qkv.weight", 267740160, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_qkv.weight"}, /* p225 */
+    {"gpt.blk.15.attn_qkv.bias", 270885888, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.15.attn_qkv.bias"}, /* p226 */
+    {"gpt.blk.15.attn_output.weight", 270888960, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_output.weight"}, /* p227 */
+    {"gpt.blk.15.attn_output.bias", 271937536, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.15.attn_output.bias"}, /* p228 */
+    {"gpt.blk.15.ffn_norm.weight", 271938560, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.15.ffn_norm.weight"}, /* p229 */
+    {"gpt.blk.15.ffn_norm.bias", 271939584, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.15.ffn_norm.bias"}, /* p230 */
+    {"gpt.blk.15.ffn_up.weight", 271940608, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_up.weight"}, /* p231 */
+    {"gpt.blk.15.ffn_up.bias", 276134912, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.15.ffn_up.bias"}, /* p232 */
+    {"gpt.blk.15.ffn_down.weight", 276139008, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_down.weight"}, /* p233 */
+    {"gpt.blk.15.ffn_down.bias", 280333312, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.15.ffn_down.bias"}, /* p234 */
+    {"gpt.blk.16.attn_norm.weight", 280334336, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.16.attn_norm.weight"}, /* p235 */
+    {"gpt.blk.16.attn_norm.bias", 280335360, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.16.attn_norm.bias"}, /* p236 */
+    {"gpt.blk.16.attn_qkv.weight", 280336384, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_qkv.weight"}, /* p237 */
+    {"gpt.blk.16.attn_qkv.bias", 283482112, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.16.attn_qkv.bias"}, /* p238 */
+    {"gpt.blk.16.attn_output.weight", 283485184, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_output.weight"}, /* p239 */
+    {"gpt.blk.16.attn_output.bias", 284533760, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.16.attn_output.bias"}, /* p240 */
+    {"gpt.blk.16.ffn_norm.weight", 284534784, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.16.ffn_norm.weight"}, /* p241 */
+    {"gpt.blk.16.ffn_norm.bias", 284535808, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.16.ffn_norm.bias"}, /* p242 */
+    {"gpt.blk.16.ffn_up.weight", 284536832, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_up.weight"}, /* p243 */
+    {"gpt.blk.16.ffn_up.bias", 288731136, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.16.ffn_up.bias"}, /* p244 */
+    {"gpt.blk.16.ffn_down.weight", 288735232, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_down.weight"}, /* p245 */
+    {"gpt.blk.16.ffn_down.bias", 292929536, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.16.ffn_down.bias"}, /* p246 */
+    {"gpt.blk.17.attn_norm.weight", 292930560, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.17.attn_norm.weight"}, /* p247 */
+    {"gpt.blk.17.attn_norm.bias", 292931584, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.17.attn_norm.bias"}, /* p248 */
+    {"gpt.blk.17.attn_qkv.weight", 292932608, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_qkv.weight"}, /* p249 */
+    {"gpt.blk.17.attn_qkv.bias", 296078336, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.17.attn_qkv.bias"}, /* p250 */
+    {"gpt.blk.17.attn_output.weight", 296081408, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_output.weight"}, /* p251 */
+    {"gpt.blk.17.attn_output.bias", 297129984, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.17.attn_output.bias"}, /* p252 */
+    {"gpt.blk.17.ffn_norm.weight", 297131008, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.17.ffn_norm.weight"}, /* p253 */
+    {"gpt.blk.17.ffn_norm.bias", 297132032, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.17.ffn_norm.bias"}, /* p254 */
+    {"gpt.blk.17.ffn_up.weight", 297133056, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_up.weight"}, /* p255 */
+    {"gpt.blk.17.ffn_up.bias", 301327360, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.17.ffn_up.bias"}, /* p256 */
+    {"gpt.blk.17.ffn_down.weight", 301331456, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_down.weight"}, /* p257 */
+    {"gpt.blk.17.ffn_down.bias", 305525760, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.17.ffn_down.bias"}, /* p258 */
+    {"gpt.blk.18.attn_norm.weight", 305526784, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.18.attn_norm.weight"}, /* p259 */
+    {"gpt.blk.18.attn_norm.bias", 305527808, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.18.attn_norm.bias"}, /* p260 */
+    {"gpt.blk.18.attn_qkv.weight", 305528832, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_qkv.weight"}, /* p261 */
+    {"gpt.blk.18.attn_qkv.bias", 308674560, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.18.attn_qkv.bias"}, /* p262 */
+    {"gpt.blk.18.attn_output.weight", 308677632, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_output.weight"}, /* p263 */
+    {"gpt.blk.18.attn_output.bias", 309726208, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.18.attn_output.bias"}, /* p264 */
+    {"gpt.blk.18.ffn_norm.weight", 309727232, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.18.ffn_norm.weight"}, /* p265 */
+    {"gpt.blk.18.ffn_norm.bias", 309728256, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.18.ffn_norm.bias"}, /* p266 */
+    {"gpt.blk.18.ffn_up.weight", 309729280, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_up.weight"}, /* p267 */
+    {"gpt.blk.18.ffn_up.bias", 313923584, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.18.ffn_up.bias"}, /* p268 */
+    {"gpt.blk.18.ffn_down.weight", 313927680, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_down.weight"}, /* p269 */
+    {"gpt.blk.18.ffn_down.bias", 318121984, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.18.ffn_down.bias"}, /* p270 */
+    {"gpt.blk.19.attn_norm.weight", 318123008, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.19.attn_norm.weight"}, /* p271 */
+    {"gpt.blk.19.attn_norm.bias", 318124032, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.19.attn_norm.bias"}, /* p272 */
+    {"gpt.blk.19.attn_qkv.weight", 318125056, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_qkv.weight"}, /* p273 */
+    {"gpt.blk.19.attn_qkv.bias", 321270784, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.19.attn_qkv.bias"}, /* p274 */
+    {"gpt.blk.19.attn_output.weight", 321273856, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_output.weight"}, /* p275 */
+    {"gpt.blk.19.attn_output.bias", 322322432, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.19.attn_output.bias"}, /* p276 */
+    {"gpt.blk.19.ffn_norm.weight", 322323456, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.19.ffn_norm.weight"}, /* p277 */
+    {"gpt.blk.19.ffn_norm.bias", 322324480, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.19.ffn_norm.bias"}, /* p278 */
+    {"gpt.blk.19.ffn_up.weight", 322325504, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_up.weight"}, /* p279 */
+    {"gpt.blk.19.ffn_up.bias", 326519808, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.19.ffn_up.bias"}, /* p280 */
+    {"gpt.blk.19.ffn_down.weight", 326523904, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_down.weight"}, /* p281 */
+    {"gpt.blk.19.ffn_down.bias", 330718208, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.19.ffn_down.bias"}, /* p282 */
+    {"gpt.blk.20.attn_norm.weight", 330719232, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.20.attn_norm.weight"}, /* p283 */
+    {"gpt.blk.20.attn_norm.bias", 330720256, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.20.attn_norm.bias"}, /* p284 */
+    {"gpt.blk.20.attn_qkv.weight", 330721280, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_qkv.weight"}, /* p285 */
+    {"gpt.blk.20.attn_qkv.bias", 333867008, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.20.attn_qkv.bias"}, /* p286 */
+    {"gpt.blk.20.attn_output.weight", 333870080, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_output.weight"}, /* p287 */
+    {"gpt.blk.20.attn_output.bias", 334918656, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.20.attn_output.bias"}, /* p288 */
+    {"gpt.blk.20.ffn_norm.weight", 334919680, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.20.ffn_norm.weight"}, /* p289 */
+    {"gpt.blk.20.ffn_norm.bias", 334920704, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.20.ffn_norm.bias"}, /* p290 */
+    {"gpt.blk.20.ffn_up.weight", 334921728, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_up.weight"}, /* p291 */
+    {"gpt.blk.20.ffn_up.bias", 339116032, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.20.ffn_up.bias"}, /* p292 */
+    {"gpt.blk.20.ffn_down.weight", 339120128, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_down.weight"}, /* p293 */
+    {"gpt.blk.20.ffn_down.bias", 343314432, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.20.ffn_down.bias"}, /* p294 */
+    {"gpt.blk.21.attn_norm.weight", 343315456, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.21.attn_norm.weight"}, /* p295 */
+    {"gpt.blk.21.attn_norm.bias", 343316480, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.21.attn_norm.bias"}, /* p296 */
+    {"gpt.blk.21.attn_qkv.weight", 343317504, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_qkv.weight"}, /* p297 */
+    {"gpt.blk.21.attn_qkv.bias", 346463232, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.21.attn_qkv.bias"}, /* p298 */
+    {"gpt.blk.21.attn_output.weight", 346466304, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_output.weight"}, /* p299 */
+    {"gpt.blk.21.attn_output.bias", 347514880, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.21.attn_output.bias"}, /* p300 */
+    {"gpt.blk.21.ffn_norm.weight", 347515904, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.21.ffn_norm.weight"}, /* p301 */
+    {"gpt.blk.21.ffn_norm.bias", 347516928, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.21.ffn_norm.bias"}, /* p302 */
+    {"gpt.blk.21.ffn_up.weight", 347517952, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_up.weight"}, /* p303 */
+    {"gpt.blk.21.ffn_up.bias", 351712256, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.21.ffn_up.bias"}, /* p304 */
+    {"gpt.blk.21.ffn_down.weight", 351716352, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_down.weight"}, /* p305 */
+    {"gpt.blk.21.ffn_down.bias", 355910656, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.21.ffn_down.bias"}, /* p306 */
+    {"gpt.blk.22.attn_norm.weight", 355911680, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.22.attn_norm.weight"}, /* p307 */
+    {"gpt.blk.22.attn_norm.bias", 355912704, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.22.attn_norm.bias"}, /* p308 */
+    {"gpt.blk.22.attn_qkv.weight", 355913728, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_qkv.weight"}, /* p309 */
+    {"gpt.blk.22.attn_qkv.bias", 359059456, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.22.attn_qkv.bias"}, /* p310 */
+    {"gpt.blk.22.attn_output.weight", 359062528, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_output.weight"}, /* p311 */
+    {"gpt.blk.22.attn_output.bias", 360111104, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.22.attn_output.bias"}, /* p312 */
+    {"gpt.blk.22.ffn_norm.weight", 360112128, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.22.ffn_norm.weight"}, /* p313 */
+    {"gpt.blk.22.ffn_norm.bias", 360113152, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.22.ffn_norm.bias"}, /* p314 */
+    {"gpt.blk.22.ffn_up.weight", 360114176, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_up.weight"}, /* p315 */
+    {"gpt.blk.22.ffn_up.bias", 364308480, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.22.ffn_up.bias"}, /* p316 */
+    {"gpt.blk.22.ffn_down.weight", 364312576, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_down.weight"}, /* p317 */
+    {"gpt.blk.22.ffn_down.bias", 368506880, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.22.ffn_down.bias"}, /* p318 */
+    {"gpt.blk.23.attn_norm.weight", 368507904, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.23.attn_norm.weight"}, /* p319 */
+    {"gpt.blk.23.attn_norm.bias", 368508928, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.23.attn_norm.bias"}, /* p320 */
+    {"gpt.blk.23.attn_qkv.weight", 368509952, 3072, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_qkv.weight"}, /* p321 */
+    {"gpt.blk.23.attn_qkv.bias", 371655680, 3072, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.23.attn_qkv.bias"}, /* p322 */
+    {"gpt.blk.23.attn_output.weight", 371658752, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_output.weight"}, /* p323 */
+    {"gpt.blk.23.attn_output.bias", 372707328, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.23.attn_output.bias"}, /* p324 */
+    {"gpt.blk.23.ffn_norm.weight", 372708352, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "blk.23.ffn_norm.weight"}, /* p325 */
+    {"gpt.blk.23.ffn_norm.bias", 372709376, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.23.ffn_norm.bias"}, /* p326 */
+    {"gpt.blk.23.ffn_up.weight", 372710400, 4096, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_up.weight"}, /* p327 */
+    {"gpt.blk.23.ffn_up.bias", 376904704, 4096, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.23.ffn_up.bias"}, /* p328 */
+    {"gpt.blk.23.ffn_down.weight", 376908800, 1024, 4096, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_down.weight"}, /* p329 */
+    {"gpt.blk.23.ffn_down.bias", 381103104, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "blk.23.ffn_down.bias"}, /* p330 */
+    {"gpt.output_norm.weight", 381104128, 1024, 0, 0, -1, "gpt", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight"}, /* p331 */
+    {"gpt.output_norm.bias", 381105152, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "output_norm.bias"}, /* p332 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[1] = {
+    {"gpt", "dsl-examples/../models/gpt2-medium.gguf", 1, {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -1355,6 +1360,8 @@ const lmn_net_desc gpt2_e2e_desc = {
     .classes = 0,
     .ctx = 992,
     .prefix = 32,
+    .n_models = 1,
+    .models = models,
     .n_params = 333,
     .params = params,
     .n_floats = 381106176,

@@ -15,614 +15,620 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[608] = {
-    {"e0.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p0 */
-    {"e0.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p1 */
-    {"e0.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p2 */
-    {"e0.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p3 */
-    {"e0.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p4 */
-    {"e0.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p5 */
-    {"e0.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p6 */
-    {"e0.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p7 */
-    {"e0.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p8 */
-    {"e0.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p9 */
-    {"e0.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p10 */
-    {"e1.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1}, /* p11 */
-    {"e1.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p12 */
-    {"e1.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p13 */
-    {"e1.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p14 */
-    {"e1.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p15 */
-    {"e1.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1}, /* p16 */
-    {"e1.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p17 */
-    {"e1.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p18 */
-    {"e1.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p19 */
-    {"e1.m1.weight", 7412544, 896, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1}, /* p20 */
-    {"e1.m1.bias", 7928640, 896, 0, 1, 1, "up", LMN_INIT_ZERO, 0, -1}, /* p21 */
-    {"e3.m0.attn_norm.weight", 7929536, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1}, /* p22 */
-    {"e3.m0.attn_q.weight", 7930112, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p23 */
-    {"e3.m0.attn_k.weight", 8261888, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"e3.m0.attn_v.weight", 8372480, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p25 */
-    {"e3.m0.attn_output.weight", 8483072, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p26 */
-    {"e3.m0.ffn_norm.weight", 8814848, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1}, /* p27 */
-    {"e3.m0.ffn_gate.weight", 8815424, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p28 */
-    {"e3.m0.ffn_up.weight", 9700160, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p29 */
-    {"e3.m0.ffn_down.weight", 10584896, 576, 1536, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p30 */
-    {"e3.m1.weight", 11469632, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1}, /* p31 */
-    {"e3.m1.bias", 11801408, 576, 0, 1, 3, "same", LMN_INIT_ZERO, 0, -1}, /* p32 */
-    {"e2.m0.attn_norm.weight", 11801984, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1}, /* p33 */
-    {"e2.m0.attn_q.weight", 11802880, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p34 */
-    {"e2.m0.attn_q.bias", 12605696, 896, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1}, /* p35 */
-    {"e2.m0.attn_k.weight", 12606592, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p36 */
-    {"e2.m0.attn_k.bias", 12721280, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1}, /* p37 */
-    {"e2.m0.attn_v.weight", 12721408, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p38 */
-    {"e2.m0.attn_v.bias", 12836096, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1}, /* p39 */
-    {"e2.m0.attn_output.weight", 12836224, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p40 */
-    {"e2.m0.ffn_norm.weight", 13639040, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1}, /* p41 */
-    {"e2.m0.ffn_gate.weight", 13639936, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p42 */
-    {"e2.m0.ffn_up.weight", 17998080, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p43 */
-    {"e2.m0.ffn_down.weight", 22356224, 896, 4864, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p44 */
-    {"e2.m1.weight", 26714368, 576, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1}, /* p45 */
-    {"e2.m1.bias", 27230464, 576, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1}, /* p46 */
-    {"smol.token_embd.weight", 27231040, 49152, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p47 */
-    {"smol.blk.0.attn_norm.weight", 55542592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p48 */
-    {"smol.blk.0.attn_q.weight", 55543168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p49 */
-    {"smol.blk.0.attn_k.weight", 55874944, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p50 */
-    {"smol.blk.0.attn_v.weight", 55985536, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p51 */
-    {"smol.blk.0.attn_output.weight", 56096128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p52 */
-    {"smol.blk.0.ffn_norm.weight", 56427904, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p53 */
-    {"smol.blk.0.ffn_gate.weight", 56428480, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p54 */
-    {"smol.blk.0.ffn_up.weight", 57313216, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p55 */
-    {"smol.blk.0.ffn_down.weight", 58197952, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p56 */
-    {"smol.blk.1.attn_norm.weight", 59082688, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p57 */
-    {"smol.blk.1.attn_q.weight", 59083264, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p58 */
-    {"smol.blk.1.attn_k.weight", 59415040, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p59 */
-    {"smol.blk.1.attn_v.weight", 59525632, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p60 */
-    {"smol.blk.1.attn_output.weight", 59636224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p61 */
-    {"smol.blk.1.ffn_norm.weight", 59968000, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p62 */
-    {"smol.blk.1.ffn_gate.weight", 59968576, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p63 */
-    {"smol.blk.1.ffn_up.weight", 60853312, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p64 */
-    {"smol.blk.1.ffn_down.weight", 61738048, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p65 */
-    {"smol.blk.2.attn_norm.weight", 62622784, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p66 */
-    {"smol.blk.2.attn_q.weight", 62623360, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p67 */
-    {"smol.blk.2.attn_k.weight", 62955136, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p68 */
-    {"smol.blk.2.attn_v.weight", 63065728, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p69 */
-    {"smol.blk.2.attn_output.weight", 63176320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p70 */
-    {"smol.blk.2.ffn_norm.weight", 63508096, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p71 */
-    {"smol.blk.2.ffn_gate.weight", 63508672, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p72 */
-    {"smol.blk.2.ffn_up.weight", 64393408, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p73 */
-    {"smol.blk.2.ffn_down.weight", 65278144, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p74 */
-    {"smol.blk.3.attn_norm.weight", 66162880, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p75 */
-    {"smol.blk.3.attn_q.weight", 66163456, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p76 */
-    {"smol.blk.3.attn_k.weight", 66495232, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p77 */
-    {"smol.blk.3.attn_v.weight", 66605824, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p78 */
-    {"smol.blk.3.attn_output.weight", 66716416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p79 */
-    {"smol.blk.3.ffn_norm.weight", 67048192, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p80 */
-    {"smol.blk.3.ffn_gate.weight", 67048768, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p81 */
-    {"smol.blk.3.ffn_up.weight", 67933504, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p82 */
-    {"smol.blk.3.ffn_down.weight", 68818240, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p83 */
-    {"smol.blk.4.attn_norm.weight", 69702976, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p84 */
-    {"smol.blk.4.attn_q.weight", 69703552, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p85 */
-    {"smol.blk.4.attn_k.weight", 70035328, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p86 */
-    {"smol.blk.4.attn_v.weight", 70145920, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p87 */
-    {"smol.blk.4.attn_output.weight", 70256512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p88 */
-    {"smol.blk.4.ffn_norm.weight", 70588288, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p89 */
-    {"smol.blk.4.ffn_gate.weight", 70588864, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p90 */
-    {"smol.blk.4.ffn_up.weight", 71473600, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p91 */
-    {"smol.blk.4.ffn_down.weight", 72358336, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p92 */
-    {"smol.blk.5.attn_norm.weight", 73243072, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p93 */
-    {"smol.blk.5.attn_q.weight", 73243648, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p94 */
-    {"smol.blk.5.attn_k.weight", 73575424, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p95 */
-    {"smol.blk.5.attn_v.weight", 73686016, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p96 */
-    {"smol.blk.5.attn_output.weight", 73796608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p97 */
-    {"smol.blk.5.ffn_norm.weight", 74128384, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p98 */
-    {"smol.blk.5.ffn_gate.weight", 74128960, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p99 */
-    {"smol.blk.5.ffn_up.weight", 75013696, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p100 */
-    {"smol.blk.5.ffn_down.weight", 75898432, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p101 */
-    {"smol.blk.6.attn_norm.weight", 76783168, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p102 */
-    {"smol.blk.6.attn_q.weight", 76783744, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p103 */
-    {"smol.blk.6.attn_k.weight", 77115520, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p104 */
-    {"smol.blk.6.attn_v.weight", 77226112, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p105 */
-    {"smol.blk.6.attn_output.weight", 77336704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p106 */
-    {"smol.blk.6.ffn_norm.weight", 77668480, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p107 */
-    {"smol.blk.6.ffn_gate.weight", 77669056, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p108 */
-    {"smol.blk.6.ffn_up.weight", 78553792, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p109 */
-    {"smol.blk.6.ffn_down.weight", 79438528, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p110 */
-    {"smol.blk.7.attn_norm.weight", 80323264, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p111 */
-    {"smol.blk.7.attn_q.weight", 80323840, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p112 */
-    {"smol.blk.7.attn_k.weight", 80655616, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p113 */
-    {"smol.blk.7.attn_v.weight", 80766208, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p114 */
-    {"smol.blk.7.attn_output.weight", 80876800, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p115 */
-    {"smol.blk.7.ffn_norm.weight", 81208576, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p116 */
-    {"smol.blk.7.ffn_gate.weight", 81209152, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p117 */
-    {"smol.blk.7.ffn_up.weight", 82093888, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p118 */
-    {"smol.blk.7.ffn_down.weight", 82978624, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p119 */
-    {"smol.blk.8.attn_norm.weight", 83863360, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p120 */
-    {"smol.blk.8.attn_q.weight", 83863936, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p121 */
-    {"smol.blk.8.attn_k.weight", 84195712, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p122 */
-    {"smol.blk.8.attn_v.weight", 84306304, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p123 */
-    {"smol.blk.8.attn_output.weight", 84416896, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p124 */
-    {"smol.blk.8.ffn_norm.weight", 84748672, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p125 */
-    {"smol.blk.8.ffn_gate.weight", 84749248, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p126 */
-    {"smol.blk.8.ffn_up.weight", 85633984, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p127 */
-    {"smol.blk.8.ffn_down.weight", 86518720, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p128 */
-    {"smol.blk.9.attn_norm.weight", 87403456, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p129 */
-    {"smol.blk.9.attn_q.weight", 87404032, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p130 */
-    {"smol.blk.9.attn_k.weight", 87735808, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p131 */
-    {"smol.blk.9.attn_v.weight", 87846400, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p132 */
-    {"smol.blk.9.attn_output.weight", 87956992, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p133 */
-    {"smol.blk.9.ffn_norm.weight", 88288768, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p134 */
-    {"smol.blk.9.ffn_gate.weight", 88289344, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p135 */
-    {"smol.blk.9.ffn_up.weight", 89174080, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p136 */
-    {"smol.blk.9.ffn_down.weight", 90058816, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p137 */
-    {"smol.blk.10.attn_norm.weight", 90943552, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p138 */
-    {"smol.blk.10.attn_q.weight", 90944128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p139 */
-    {"smol.blk.10.attn_k.weight", 91275904, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p140 */
-    {"smol.blk.10.attn_v.weight", 91386496, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p141 */
-    {"smol.blk.10.attn_output.weight", 91497088, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p142 */
-    {"smol.blk.10.ffn_norm.weight", 91828864, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p143 */
-    {"smol.blk.10.ffn_gate.weight", 91829440, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p144 */
-    {"smol.blk.10.ffn_up.weight", 92714176, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p145 */
-    {"smol.blk.10.ffn_down.weight", 93598912, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p146 */
-    {"smol.blk.11.attn_norm.weight", 94483648, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p147 */
-    {"smol.blk.11.attn_q.weight", 94484224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p148 */
-    {"smol.blk.11.attn_k.weight", 94816000, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p149 */
-    {"smol.blk.11.attn_v.weight", 94926592, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p150 */
-    {"smol.blk.11.attn_output.weight", 95037184, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p151 */
-    {"smol.blk.11.ffn_norm.weight", 95368960, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p152 */
-    {"smol.blk.11.ffn_gate.weight", 95369536, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p153 */
-    {"smol.blk.11.ffn_up.weight", 96254272, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p154 */
-    {"smol.blk.11.ffn_down.weight", 97139008, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p155 */
-    {"smol.blk.12.attn_norm.weight", 98023744, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p156 */
-    {"smol.blk.12.attn_q.weight", 98024320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p157 */
-    {"smol.blk.12.attn_k.weight", 98356096, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p158 */
-    {"smol.blk.12.attn_v.weight", 98466688, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p159 */
-    {"smol.blk.12.attn_output.weight", 98577280, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p160 */
-    {"smol.blk.12.ffn_norm.weight", 98909056, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p161 */
-    {"smol.blk.12.ffn_gate.weight", 98909632, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p162 */
-    {"smol.blk.12.ffn_up.weight", 99794368, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p163 */
-    {"smol.blk.12.ffn_down.weight", 100679104, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p164 */
-    {"smol.blk.13.attn_norm.weight", 101563840, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p165 */
-    {"smol.blk.13.attn_q.weight", 101564416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p166 */
-    {"smol.blk.13.attn_k.weight", 101896192, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p167 */
-    {"smol.blk.13.attn_v.weight", 102006784, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p168 */
-    {"smol.blk.13.attn_output.weight", 102117376, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p169 */
-    {"smol.blk.13.ffn_norm.weight", 102449152, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p170 */
-    {"smol.blk.13.ffn_gate.weight", 102449728, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p171 */
-    {"smol.blk.13.ffn_up.weight", 103334464, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p172 */
-    {"smol.blk.13.ffn_down.weight", 104219200, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p173 */
-    {"smol.blk.14.attn_norm.weight", 105103936, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p174 */
-    {"smol.blk.14.attn_q.weight", 105104512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p175 */
-    {"smol.blk.14.attn_k.weight", 105436288, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p176 */
-    {"smol.blk.14.attn_v.weight", 105546880, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p177 */
-    {"smol.blk.14.attn_output.weight", 105657472, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p178 */
-    {"smol.blk.14.ffn_norm.weight", 105989248, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p179 */
-    {"smol.blk.14.ffn_gate.weight", 105989824, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p180 */
-    {"smol.blk.14.ffn_up.weight", 106874560, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p181 */
-    {"smol.blk.14.ffn_down.weight", 107759296, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p182 */
-    {"smol.blk.15.attn_norm.weight", 108644032, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p183 */
-    {"smol.blk.15.attn_q.weight", 108644608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p184 */
-    {"smol.blk.15.attn_k.weight", 108976384, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p185 */
-    {"smol.blk.15.attn_v.weight", 109086976, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p186 */
-    {"smol.blk.15.attn_output.weight", 109197568, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p187 */
-    {"smol.blk.15.ffn_norm.weight", 109529344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p188 */
-    {"smol.blk.15.ffn_gate.weight", 109529920, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p189 */
-    {"smol.blk.15.ffn_up.weight", 110414656, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p190 */
-    {"smol.blk.15.ffn_down.weight", 111299392, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p191 */
-    {"smol.blk.16.attn_norm.weight", 112184128, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p192 */
-    {"smol.blk.16.attn_q.weight", 112184704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p193 */
-    {"smol.blk.16.attn_k.weight", 112516480, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p194 */
-    {"smol.blk.16.attn_v.weight", 112627072, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p195 */
-    {"smol.blk.16.attn_output.weight", 112737664, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p196 */
-    {"smol.blk.16.ffn_norm.weight", 113069440, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p197 */
-    {"smol.blk.16.ffn_gate.weight", 113070016, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p198 */
-    {"smol.blk.16.ffn_up.weight", 113954752, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p199 */
-    {"smol.blk.16.ffn_down.weight", 114839488, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p200 */
-    {"smol.blk.17.attn_norm.weight", 115724224, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p201 */
-    {"smol.blk.17.attn_q.weight", 115724800, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p202 */
-    {"smol.blk.17.attn_k.weight", 116056576, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p203 */
-    {"smol.blk.17.attn_v.weight", 116167168, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p204 */
-    {"smol.blk.17.attn_output.weight", 116277760, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p205 */
-    {"smol.blk.17.ffn_norm.weight", 116609536, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p206 */
-    {"smol.blk.17.ffn_gate.weight", 116610112, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p207 */
-    {"smol.blk.17.ffn_up.weight", 117494848, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p208 */
-    {"smol.blk.17.ffn_down.weight", 118379584, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p209 */
-    {"smol.blk.18.attn_norm.weight", 119264320, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p210 */
-    {"smol.blk.18.attn_q.weight", 119264896, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p211 */
-    {"smol.blk.18.attn_k.weight", 119596672, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p212 */
-    {"smol.blk.18.attn_v.weight", 119707264, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p213 */
-    {"smol.blk.18.attn_output.weight", 119817856, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p214 */
-    {"smol.blk.18.ffn_norm.weight", 120149632, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p215 */
-    {"smol.blk.18.ffn_gate.weight", 120150208, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p216 */
-    {"smol.blk.18.ffn_up.weight", 121034944, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p217 */
-    {"smol.blk.18.ffn_down.weight", 121919680, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p218 */
-    {"smol.blk.19.attn_norm.weight", 122804416, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p219 */
-    {"smol.blk.19.attn_q.weight", 122804992, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p220 */
-    {"smol.blk.19.attn_k.weight", 123136768, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p221 */
-    {"smol.blk.19.attn_v.weight", 123247360, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p222 */
-    {"smol.blk.19.attn_output.weight", 123357952, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p223 */
-    {"smol.blk.19.ffn_norm.weight", 123689728, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p224 */
-    {"smol.blk.19.ffn_gate.weight", 123690304, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p225 */
-    {"smol.blk.19.ffn_up.weight", 124575040, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p226 */
-    {"smol.blk.19.ffn_down.weight", 125459776, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p227 */
-    {"smol.blk.20.attn_norm.weight", 126344512, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p228 */
-    {"smol.blk.20.attn_q.weight", 126345088, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p229 */
-    {"smol.blk.20.attn_k.weight", 126676864, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p230 */
-    {"smol.blk.20.attn_v.weight", 126787456, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p231 */
-    {"smol.blk.20.attn_output.weight", 126898048, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p232 */
-    {"smol.blk.20.ffn_norm.weight", 127229824, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p233 */
-    {"smol.blk.20.ffn_gate.weight", 127230400, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p234 */
-    {"smol.blk.20.ffn_up.weight", 128115136, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p235 */
-    {"smol.blk.20.ffn_down.weight", 128999872, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p236 */
-    {"smol.blk.21.attn_norm.weight", 129884608, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p237 */
-    {"smol.blk.21.attn_q.weight", 129885184, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p238 */
-    {"smol.blk.21.attn_k.weight", 130216960, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p239 */
-    {"smol.blk.21.attn_v.weight", 130327552, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p240 */
-    {"smol.blk.21.attn_output.weight", 130438144, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p241 */
-    {"smol.blk.21.ffn_norm.weight", 130769920, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p242 */
-    {"smol.blk.21.ffn_gate.weight", 130770496, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p243 */
-    {"smol.blk.21.ffn_up.weight", 131655232, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p244 */
-    {"smol.blk.21.ffn_down.weight", 132539968, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p245 */
-    {"smol.blk.22.attn_norm.weight", 133424704, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p246 */
-    {"smol.blk.22.attn_q.weight", 133425280, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p247 */
-    {"smol.blk.22.attn_k.weight", 133757056, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p248 */
-    {"smol.blk.22.attn_v.weight", 133867648, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p249 */
-    {"smol.blk.22.attn_output.weight", 133978240, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p250 */
-    {"smol.blk.22.ffn_norm.weight", 134310016, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p251 */
-    {"smol.blk.22.ffn_gate.weight", 134310592, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p252 */
-    {"smol.blk.22.ffn_up.weight", 135195328, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p253 */
-    {"smol.blk.22.ffn_down.weight", 136080064, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p254 */
-    {"smol.blk.23.attn_norm.weight", 136964800, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p255 */
-    {"smol.blk.23.attn_q.weight", 136965376, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p256 */
-    {"smol.blk.23.attn_k.weight", 137297152, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p257 */
-    {"smol.blk.23.attn_v.weight", 137407744, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p258 */
-    {"smol.blk.23.attn_output.weight", 137518336, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p259 */
-    {"smol.blk.23.ffn_norm.weight", 137850112, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p260 */
-    {"smol.blk.23.ffn_gate.weight", 137850688, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p261 */
-    {"smol.blk.23.ffn_up.weight", 138735424, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p262 */
-    {"smol.blk.23.ffn_down.weight", 139620160, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p263 */
-    {"smol.blk.24.attn_norm.weight", 140504896, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p264 */
-    {"smol.blk.24.attn_q.weight", 140505472, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p265 */
-    {"smol.blk.24.attn_k.weight", 140837248, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p266 */
-    {"smol.blk.24.attn_v.weight", 140947840, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p267 */
-    {"smol.blk.24.attn_output.weight", 141058432, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p268 */
-    {"smol.blk.24.ffn_norm.weight", 141390208, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p269 */
-    {"smol.blk.24.ffn_gate.weight", 141390784, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p270 */
-    {"smol.blk.24.ffn_up.weight", 142275520, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p271 */
-    {"smol.blk.24.ffn_down.weight", 143160256, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p272 */
-    {"smol.blk.25.attn_norm.weight", 144044992, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p273 */
-    {"smol.blk.25.attn_q.weight", 144045568, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p274 */
-    {"smol.blk.25.attn_k.weight", 144377344, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p275 */
-    {"smol.blk.25.attn_v.weight", 144487936, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p276 */
-    {"smol.blk.25.attn_output.weight", 144598528, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p277 */
-    {"smol.blk.25.ffn_norm.weight", 144930304, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p278 */
-    {"smol.blk.25.ffn_gate.weight", 144930880, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p279 */
-    {"smol.blk.25.ffn_up.weight", 145815616, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p280 */
-    {"smol.blk.25.ffn_down.weight", 146700352, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p281 */
-    {"smol.blk.26.attn_norm.weight", 147585088, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p282 */
-    {"smol.blk.26.attn_q.weight", 147585664, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p283 */
-    {"smol.blk.26.attn_k.weight", 147917440, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p284 */
-    {"smol.blk.26.attn_v.weight", 148028032, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p285 */
-    {"smol.blk.26.attn_output.weight", 148138624, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p286 */
-    {"smol.blk.26.ffn_norm.weight", 148470400, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p287 */
-    {"smol.blk.26.ffn_gate.weight", 148470976, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p288 */
-    {"smol.blk.26.ffn_up.weight", 149355712, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p289 */
-    {"smol.blk.26.ffn_down.weight", 150240448, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p290 */
-    {"smol.blk.27.attn_norm.weight", 151125184, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p291 */
-    {"smol.blk.27.attn_q.weight", 151125760, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p292 */
-    {"smol.blk.27.attn_k.weight", 151457536, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p293 */
-    {"smol.blk.27.attn_v.weight", 151568128, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p294 */
-    {"smol.blk.27.attn_output.weight", 151678720, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p295 */
-    {"smol.blk.27.ffn_norm.weight", 152010496, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p296 */
-    {"smol.blk.27.ffn_gate.weight", 152011072, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p297 */
-    {"smol.blk.27.ffn_up.weight", 152895808, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p298 */
-    {"smol.blk.27.ffn_down.weight", 153780544, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p299 */
-    {"smol.blk.28.attn_norm.weight", 154665280, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p300 */
-    {"smol.blk.28.attn_q.weight", 154665856, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p301 */
-    {"smol.blk.28.attn_k.weight", 154997632, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p302 */
-    {"smol.blk.28.attn_v.weight", 155108224, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p303 */
-    {"smol.blk.28.attn_output.weight", 155218816, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p304 */
-    {"smol.blk.28.ffn_norm.weight", 155550592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p305 */
-    {"smol.blk.28.ffn_gate.weight", 155551168, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p306 */
-    {"smol.blk.28.ffn_up.weight", 156435904, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p307 */
-    {"smol.blk.28.ffn_down.weight", 157320640, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p308 */
-    {"smol.blk.29.attn_norm.weight", 158205376, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p309 */
-    {"smol.blk.29.attn_q.weight", 158205952, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p310 */
-    {"smol.blk.29.attn_k.weight", 158537728, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p311 */
-    {"smol.blk.29.attn_v.weight", 158648320, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p312 */
-    {"smol.blk.29.attn_output.weight", 158758912, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p313 */
-    {"smol.blk.29.ffn_norm.weight", 159090688, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p314 */
-    {"smol.blk.29.ffn_gate.weight", 159091264, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p315 */
-    {"smol.blk.29.ffn_up.weight", 159976000, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p316 */
-    {"smol.blk.29.ffn_down.weight", 160860736, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p317 */
-    {"smol.output_norm.weight", 161745472, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p318 */
-    {"qwen.blk.0.attn_norm.weight", 161746048, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p319 */
-    {"qwen.blk.0.attn_q.weight", 161746944, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p320 */
-    {"qwen.blk.0.attn_q.bias", 162549760, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p321 */
-    {"qwen.blk.0.attn_k.weight", 162550656, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p322 */
-    {"qwen.blk.0.attn_k.bias", 162665344, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p323 */
-    {"qwen.blk.0.attn_v.weight", 162665472, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p324 */
-    {"qwen.blk.0.attn_v.bias", 162780160, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p325 */
-    {"qwen.blk.0.attn_output.weight", 162780288, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p326 */
-    {"qwen.blk.0.ffn_norm.weight", 163583104, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p327 */
-    {"qwen.blk.0.ffn_gate.weight", 163584000, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p328 */
-    {"qwen.blk.0.ffn_up.weight", 167942144, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p329 */
-    {"qwen.blk.0.ffn_down.weight", 172300288, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p330 */
-    {"qwen.blk.1.attn_norm.weight", 176658432, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p331 */
-    {"qwen.blk.1.attn_q.weight", 176659328, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p332 */
-    {"qwen.blk.1.attn_q.bias", 177462144, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p333 */
-    {"qwen.blk.1.attn_k.weight", 177463040, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p334 */
-    {"qwen.blk.1.attn_k.bias", 177577728, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p335 */
-    {"qwen.blk.1.attn_v.weight", 177577856, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p336 */
-    {"qwen.blk.1.attn_v.bias", 177692544, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p337 */
-    {"qwen.blk.1.attn_output.weight", 177692672, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p338 */
-    {"qwen.blk.1.ffn_norm.weight", 178495488, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p339 */
-    {"qwen.blk.1.ffn_gate.weight", 178496384, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p340 */
-    {"qwen.blk.1.ffn_up.weight", 182854528, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p341 */
-    {"qwen.blk.1.ffn_down.weight", 187212672, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p342 */
-    {"qwen.blk.2.attn_norm.weight", 191570816, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p343 */
-    {"qwen.blk.2.attn_q.weight", 191571712, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p344 */
-    {"qwen.blk.2.attn_q.bias", 192374528, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p345 */
-    {"qwen.blk.2.attn_k.weight", 192375424, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p346 */
-    {"qwen.blk.2.attn_k.bias", 192490112, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p347 */
-    {"qwen.blk.2.attn_v.weight", 192490240, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p348 */
-    {"qwen.blk.2.attn_v.bias", 192604928, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p349 */
-    {"qwen.blk.2.attn_output.weight", 192605056, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p350 */
-    {"qwen.blk.2.ffn_norm.weight", 193407872, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p351 */
-    {"qwen.blk.2.ffn_gate.weight", 193408768, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p352 */
-    {"qwen.blk.2.ffn_up.weight", 197766912, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p353 */
-    {"qwen.blk.2.ffn_down.weight", 202125056, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p354 */
-    {"qwen.blk.3.attn_norm.weight", 206483200, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p355 */
-    {"qwen.blk.3.attn_q.weight", 206484096, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p356 */
-    {"qwen.blk.3.attn_q.bias", 207286912, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p357 */
-    {"qwen.blk.3.attn_k.weight", 207287808, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p358 */
-    {"qwen.blk.3.attn_k.bias", 207402496, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p359 */
-    {"qwen.blk.3.attn_v.weight", 207402624, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p360 */
-    {"qwen.blk.3.attn_v.bias", 207517312, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p361 */
-    {"qwen.blk.3.attn_output.weight", 207517440, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p362 */
-    {"qwen.blk.3.ffn_norm.weight", 208320256, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p363 */
-    {"qwen.blk.3.ffn_gate.weight", 208321152, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p364 */
-    {"qwen.blk.3.ffn_up.weight", 212679296, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p365 */
-    {"qwen.blk.3.ffn_down.weight", 217037440, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p366 */
-    {"qwen.blk.4.attn_norm.weight", 221395584, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p367 */
-    {"qwen.blk.4.attn_q.weight", 221396480, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p368 */
-    {"qwen.blk.4.attn_q.bias", 222199296, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p369 */
-    {"qwen.blk.4.attn_k.weight", 222200192, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p370 */
-    {"qwen.blk.4.attn_k.bias", 222314880, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p371 */
-    {"qwen.blk.4.attn_v.weight", 222315008, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p372 */
-    {"qwen.blk.4.attn_v.bias", 222429696, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p373 */
-    {"qwen.blk.4.attn_output.weight", 222429824, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p374 */
-    {"qwen.blk.4.ffn_norm.weight", 223232640, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p375 */
-    {"qwen.blk.4.ffn_gate.weight", 223233536, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p376 */
-    {"qwen.blk.4.ffn_up.weight", 227591680, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p377 */
-    {"qwen.blk.4.ffn_down.weight", 231949824, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p378 */
-    {"qwen.blk.5.attn_norm.weight", 236307968, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p379 */
-    {"qwen.blk.5.attn_q.weight", 236308864, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p380 */
-    {"qwen.blk.5.attn_q.bias", 237111680, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p381 */
-    {"qwen.blk.5.attn_k.weight", 237112576, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p382 */
-    {"qwen.blk.5.attn_k.bias", 237227264, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p383 */
-    {"qwen.blk.5.attn_v.weight", 237227392, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p384 */
-    {"qwen.blk.5.attn_v.bias", 237342080, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p385 */
-    {"qwen.blk.5.attn_output.weight", 237342208, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p386 */
-    {"qwen.blk.5.ffn_norm.weight", 238145024, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p387 */
-    {"qwen.blk.5.ffn_gate.weight", 238145920, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p388 */
-    {"qwen.blk.5.ffn_up.weight", 242504064, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p389 */
-    {"qwen.blk.5.ffn_down.weight", 246862208, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p390 */
-    {"qwen.blk.6.attn_norm.weight", 251220352, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p391 */
-    {"qwen.blk.6.attn_q.weight", 251221248, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p392 */
-    {"qwen.blk.6.attn_q.bias", 252024064, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p393 */
-    {"qwen.blk.6.attn_k.weight", 252024960, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p394 */
-    {"qwen.blk.6.attn_k.bias", 252139648, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p395 */
-    {"qwen.blk.6.attn_v.weight", 252139776, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p396 */
-    {"qwen.blk.6.attn_v.bias", 252254464, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p397 */
-    {"qwen.blk.6.attn_output.weight", 252254592, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p398 */
-    {"qwen.blk.6.ffn_norm.weight", 253057408, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p399 */
-    {"qwen.blk.6.ffn_gate.weight", 253058304, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p400 */
-    {"qwen.blk.6.ffn_up.weight", 257416448, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p401 */
-    {"qwen.blk.6.ffn_down.weight", 261774592, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p402 */
-    {"qwen.blk.7.attn_norm.weight", 266132736, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p403 */
-    {"qwen.blk.7.attn_q.weight", 266133632, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p404 */
-    {"qwen.blk.7.attn_q.bias", 266936448, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p405 */
-    {"qwen.blk.7.attn_k.weight", 266937344, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p406 */
-    {"qwen.blk.7.attn_k.bias", 267052032, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p407 */
-    {"qwen.blk.7.attn_v.weight", 267052160, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p408 */
-    {"qwen.blk.7.attn_v.bias", 267166848, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p409 */
-    {"qwen.blk.7.attn_output.weight", 267166976, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p410 */
-    {"qwen.blk.7.ffn_norm.weight", 267969792, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p411 */
-    {"qwen.blk.7.ffn_gate.weight", 267970688, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p412 */
-    {"qwen.blk.7.ffn_up.weight", 272328832, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p413 */
-    {"qwen.blk.7.ffn_down.weight", 276686976, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p414 */
-    {"qwen.blk.8.attn_norm.weight", 281045120, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p415 */
-    {"qwen.blk.8.attn_q.weight", 281046016, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p416 */
-    {"qwen.blk.8.attn_q.bias", 281848832, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p417 */
-    {"qwen.blk.8.attn_k.weight", 281849728, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p418 */
-    {"qwen.blk.8.attn_k.bias", 281964416, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p419 */
-    {"qwen.blk.8.attn_v.weight", 281964544, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p420 */
-    {"qwen.blk.8.attn_v.bias", 282079232, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p421 */
-    {"qwen.blk.8.attn_output.weight", 282079360, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p422 */
-    {"qwen.blk.8.ffn_norm.weight", 282882176, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p423 */
-    {"qwen.blk.8.ffn_gate.weight", 282883072, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p424 */
-    {"qwen.blk.8.ffn_up.weight", 287241216, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p425 */
-    {"qwen.blk.8.ffn_down.weight", 291599360, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p426 */
-    {"qwen.blk.9.attn_norm.weight", 295957504, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p427 */
-    {"qwen.blk.9.attn_q.weight", 295958400, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p428 */
-    {"qwen.blk.9.attn_q.bias", 296761216, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p429 */
-    {"qwen.blk.9.attn_k.weight", 296762112, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p430 */
-    {"qwen.blk.9.attn_k.bias", 296876800, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p431 */
-    {"qwen.blk.9.attn_v.weight", 296876928, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p432 */
-    {"qwen.blk.9.attn_v.bias", 296991616, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p433 */
-    {"qwen.blk.9.attn_output.weight", 296991744, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p434 */
-    {"qwen.blk.9.ffn_norm.weight", 297794560, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p435 */
-    {"qwen.blk.9.ffn_gate.weight", 297795456, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p436 */
-    {"qwen.blk.9.ffn_up.weight", 302153600, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p437 */
-    {"qwen.blk.9.ffn_down.weight", 306511744, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p438 */
-    {"qwen.blk.10.attn_norm.weight", 310869888, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p439 */
-    {"qwen.blk.10.attn_q.weight", 310870784, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p440 */
-    {"qwen.blk.10.attn_q.bias", 311673600, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p441 */
-    {"qwen.blk.10.attn_k.weight", 311674496, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p442 */
-    {"qwen.blk.10.attn_k.bias", 311789184, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p443 */
-    {"qwen.blk.10.attn_v.weight", 311789312, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p444 */
-    {"qwen.blk.10.attn_v.bias", 311904000, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p445 */
-    {"qwen.blk.10.attn_output.weight", 311904128, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p446 */
-    {"qwen.blk.10.ffn_norm.weight", 312706944, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p447 */
-    {"qwen.blk.10.ffn_gate.weight", 312707840, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p448 */
-    {"qwen.blk.10.ffn_up.weight", 317065984, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p449 */
-    {"qwen.blk.10.ffn_down.weight", 321424128, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p450 */
-    {"qwen.blk.11.attn_norm.weight", 325782272, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p451 */
-    {"qwen.blk.11.attn_q.weight", 325783168, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p452 */
-    {"qwen.blk.11.attn_q.bias", 326585984, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p453 */
-    {"qwen.blk.11.attn_k.weight", 326586880, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p454 */
-    {"qwen.blk.11.attn_k.bias", 326701568, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p455 */
-    {"qwen.blk.11.attn_v.weight", 326701696, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p456 */
-    {"qwen.blk.11.attn_v.bias", 326816384, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p457 */
-    {"qwen.blk.11.attn_output.weight", 326816512, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p458 */
-    {"qwen.blk.11.ffn_norm.weight", 327619328, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p459 */
-    {"qwen.blk.11.ffn_gate.weight", 327620224, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p460 */
-    {"qwen.blk.11.ffn_up.weight", 331978368, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p461 */
-    {"qwen.blk.11.ffn_down.weight", 336336512, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p462 */
-    {"qwen.blk.12.attn_norm.weight", 340694656, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p463 */
-    {"qwen.blk.12.attn_q.weight", 340695552, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p464 */
-    {"qwen.blk.12.attn_q.bias", 341498368, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p465 */
-    {"qwen.blk.12.attn_k.weight", 341499264, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p466 */
-    {"qwen.blk.12.attn_k.bias", 341613952, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p467 */
-    {"qwen.blk.12.attn_v.weight", 341614080, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p468 */
-    {"qwen.blk.12.attn_v.bias", 341728768, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p469 */
-    {"qwen.blk.12.attn_output.weight", 341728896, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p470 */
-    {"qwen.blk.12.ffn_norm.weight", 342531712, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p471 */
-    {"qwen.blk.12.ffn_gate.weight", 342532608, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p472 */
-    {"qwen.blk.12.ffn_up.weight", 346890752, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p473 */
-    {"qwen.blk.12.ffn_down.weight", 351248896, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p474 */
-    {"qwen.blk.13.attn_norm.weight", 355607040, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p475 */
-    {"qwen.blk.13.attn_q.weight", 355607936, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p476 */
-    {"qwen.blk.13.attn_q.bias", 356410752, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p477 */
-    {"qwen.blk.13.attn_k.weight", 356411648, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p478 */
-    {"qwen.blk.13.attn_k.bias", 356526336, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p479 */
-    {"qwen.blk.13.attn_v.weight", 356526464, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p480 */
-    {"qwen.blk.13.attn_v.bias", 356641152, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p481 */
-    {"qwen.blk.13.attn_output.weight", 356641280, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p482 */
-    {"qwen.blk.13.ffn_norm.weight", 357444096, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p483 */
-    {"qwen.blk.13.ffn_gate.weight", 357444992, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p484 */
-    {"qwen.blk.13.ffn_up.weight", 361803136, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p485 */
-    {"qwen.blk.13.ffn_down.weight", 366161280, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p486 */
-    {"qwen.blk.14.attn_norm.weight", 370519424, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p487 */
-    {"qwen.blk.14.attn_q.weight", 370520320, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p488 */
-    {"qwen.blk.14.attn_q.bias", 371323136, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p489 */
-    {"qwen.blk.14.attn_k.weight", 371324032, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p490 */
-    {"qwen.blk.14.attn_k.bias", 371438720, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p491 */
-    {"qwen.blk.14.attn_v.weight", 371438848, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p492 */
-    {"qwen.blk.14.attn_v.bias", 371553536, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p493 */
-    {"qwen.blk.14.attn_output.weight", 371553664, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p494 */
-    {"qwen.blk.14.ffn_norm.weight", 372356480, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p495 */
-    {"qwen.blk.14.ffn_gate.weight", 372357376, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p496 */
-    {"qwen.blk.14.ffn_up.weight", 376715520, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p497 */
-    {"qwen.blk.14.ffn_down.weight", 381073664, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p498 */
-    {"qwen.blk.15.attn_norm.weight", 385431808, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p499 */
-    {"qwen.blk.15.attn_q.weight", 385432704, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p500 */
-    {"qwen.blk.15.attn_q.bias", 386235520, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p501 */
-    {"qwen.blk.15.attn_k.weight", 386236416, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p502 */
-    {"qwen.blk.15.attn_k.bias", 386351104, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p503 */
-    {"qwen.blk.15.attn_v.weight", 386351232, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p504 */
-    {"qwen.blk.15.attn_v.bias", 386465920, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p505 */
-    {"qwen.blk.15.attn_output.weight", 386466048, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p506 */
-    {"qwen.blk.15.ffn_norm.weight", 387268864, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p507 */
-    {"qwen.blk.15.ffn_gate.weight", 387269760, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p508 */
-    {"qwen.blk.15.ffn_up.weight", 391627904, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p509 */
-    {"qwen.blk.15.ffn_down.weight", 395986048, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p510 */
-    {"qwen.blk.16.attn_norm.weight", 400344192, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p511 */
-    {"qwen.blk.16.attn_q.weight", 400345088, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p512 */
-    {"qwen.blk.16.attn_q.bias", 401147904, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p513 */
-    {"qwen.blk.16.attn_k.weight", 401148800, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p514 */
-    {"qwen.blk.16.attn_k.bias", 401263488, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p515 */
-    {"qwen.blk.16.attn_v.weight", 401263616, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p516 */
-    {"qwen.blk.16.attn_v.bias", 401378304, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p517 */
-    {"qwen.blk.16.attn_output.weight", 401378432, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p518 */
-    {"qwen.blk.16.ffn_norm.weight", 402181248, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p519 */
-    {"qwen.blk.16.ffn_gate.weight", 402182144, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p520 */
-    {"qwen.blk.16.ffn_up.weight", 406540288, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p521 */
-    {"qwen.blk.16.ffn_down.weight", 410898432, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p522 */
-    {"qwen.blk.17.attn_norm.weight", 415256576, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p523 */
-    {"qwen.blk.17.attn_q.weight", 415257472, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p524 */
-    {"qwen.blk.17.attn_q.bias", 416060288, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p525 */
-    {"qwen.blk.17.attn_k.weight", 416061184, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p526 */
-    {"qwen.blk.17.attn_k.bias", 416175872, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p527 */
-    {"qwen.blk.17.attn_v.weight", 416176000, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p528 */
-    {"qwen.blk.17.attn_v.bias", 416290688, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p529 */
-    {"qwen.blk.17.attn_output.weight", 416290816, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p530 */
-    {"qwen.blk.17.ffn_norm.weight", 417093632, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p531 */
-    {"qwen.blk.17.ffn_gate.weight", 417094528, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p532 */
-    {"qwen.blk.17.ffn_up.weight", 421452672, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p533 */
-    {"qwen.blk.17.ffn_down.weight", 425810816, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p534 */
-    {"qwen.blk.18.attn_norm.weight", 430168960, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p535 */
-    {"qwen.blk.18.attn_q.weight", 430169856, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p536 */
-    {"qwen.blk.18.attn_q.bias", 430972672, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p537 */
-    {"qwen.blk.18.attn_k.weight", 430973568, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p538 */
-    {"qwen.blk.18.attn_k.bias", 431088256, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p539 */
-    {"qwen.blk.18.attn_v.weight", 431088384, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p540 */
-    {"qwen.blk.18.attn_v.bias", 431203072, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p541 */
-    {"qwen.blk.18.attn_output.weight", 431203200, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p542 */
-    {"qwen.blk.18.ffn_norm.weight", 432006016, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p543 */
-    {"qwen.blk.18.ffn_gate.weight", 432006912, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p544 */
-    {"qwen.blk.18.ffn_up.weight", 436365056, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p545 */
-    {"qwen.blk.18.ffn_down.weight", 440723200, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p546 */
-    {"qwen.blk.19.attn_norm.weight", 445081344, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p547 */
-    {"qwen.blk.19.attn_q.weight", 445082240, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p548 */
-    {"qwen.blk.19.attn_q.bias", 445885056, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p549 */
-    {"qwen.blk.19.attn_k.weight", 445885952, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p550 */
-    {"qwen.blk.19.attn_k.bias", 446000640, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p551 */
-    {"qwen.blk.19.attn_v.weight", 446000768, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p552 */
-    {"qwen.blk.19.attn_v.bias", 446115456, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p553 */
-    {"qwen.blk.19.attn_output.weight", 446115584, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p554 */
-    {"qwen.blk.19.ffn_norm.weight", 446918400, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p555 */
-    {"qwen.blk.19.ffn_gate.weight", 446919296, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p556 */
-    {"qwen.blk.19.ffn_up.weight", 451277440, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p557 */
-    {"qwen.blk.19.ffn_down.weight", 455635584, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p558 */
-    {"qwen.blk.20.attn_norm.weight", 459993728, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p559 */
-    {"qwen.blk.20.attn_q.weight", 459994624, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p560 */
-    {"qwen.blk.20.attn_q.bias", 460797440, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p561 */
-    {"qwen.blk.20.attn_k.weight", 460798336, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p562 */
-    {"qwen.blk.20.attn_k.bias", 460913024, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p563 */
-    {"qwen.blk.20.attn_v.weight", 460913152, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p564 */
-    {"qwen.blk.20.attn_v.bias", 461027840, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p565 */
-    {"qwen.blk.20.attn_output.weight", 461027968, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p566 */
-    {"qwen.blk.20.ffn_norm.weight", 461830784, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p567 */
-    {"qwen.blk.20.ffn_gate.weight", 461831680, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p568 */
-    {"qwen.blk.20.ffn_up.weight", 466189824, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p569 */
-    {"qwen.blk.20.ffn_down.weight", 470547968, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p570 */
-    {"qwen.blk.21.attn_norm.weight", 474906112, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p571 */
-    {"qwen.blk.21.attn_q.weight", 474907008, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p572 */
-    {"qwen.blk.21.attn_q.bias", 475709824, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p573 */
-    {"qwen.blk.21.attn_k.weight", 475710720, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p574 */
-    {"qwen.blk.21.attn_k.bias", 475825408, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p575 */
-    {"qwen.blk.21.attn_v.weight", 475825536, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p576 */
-    {"qwen.blk.21.attn_v.bias", 475940224, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p577 */
-    {"qwen.blk.21.attn_output.weight", 475940352, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p578 */
-    {"qwen.blk.21.ffn_norm.weight", 476743168, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p579 */
-    {"qwen.blk.21.ffn_gate.weight", 476744064, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p580 */
-    {"qwen.blk.21.ffn_up.weight", 481102208, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p581 */
-    {"qwen.blk.21.ffn_down.weight", 485460352, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p582 */
-    {"qwen.blk.22.attn_norm.weight", 489818496, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p583 */
-    {"qwen.blk.22.attn_q.weight", 489819392, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p584 */
-    {"qwen.blk.22.attn_q.bias", 490622208, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p585 */
-    {"qwen.blk.22.attn_k.weight", 490623104, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p586 */
-    {"qwen.blk.22.attn_k.bias", 490737792, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p587 */
-    {"qwen.blk.22.attn_v.weight", 490737920, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p588 */
-    {"qwen.blk.22.attn_v.bias", 490852608, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p589 */
-    {"qwen.blk.22.attn_output.weight", 490852736, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p590 */
-    {"qwen.blk.22.ffn_norm.weight", 491655552, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p591 */
-    {"qwen.blk.22.ffn_gate.weight", 491656448, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p592 */
-    {"qwen.blk.22.ffn_up.weight", 496014592, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p593 */
-    {"qwen.blk.22.ffn_down.weight", 500372736, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p594 */
-    {"qwen.blk.23.attn_norm.weight", 504730880, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p595 */
-    {"qwen.blk.23.attn_q.weight", 504731776, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p596 */
-    {"qwen.blk.23.attn_q.bias", 505534592, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p597 */
-    {"qwen.blk.23.attn_k.weight", 505535488, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p598 */
-    {"qwen.blk.23.attn_k.bias", 505650176, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p599 */
-    {"qwen.blk.23.attn_v.weight", 505650304, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p600 */
-    {"qwen.blk.23.attn_v.bias", 505764992, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p601 */
-    {"qwen.blk.23.attn_output.weight", 505765120, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p602 */
-    {"qwen.blk.23.ffn_norm.weight", 506567936, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p603 */
-    {"qwen.blk.23.ffn_gate.weight", 506568832, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p604 */
-    {"qwen.blk.23.ffn_up.weight", 510926976, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p605 */
-    {"qwen.blk.23.ffn_down.weight", 515285120, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p606 */
-    {"qwen.output_norm.weight", 519643264, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p607 */
+    {"e0.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p0 */
+    {"e0.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p1 */
+    {"e0.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e0.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e0.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
+    {"e0.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p5 */
+    {"e0.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p6 */
+    {"e0.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e0.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e0.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e0.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p10 */
+    {"e1.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p11 */
+    {"e1.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p12 */
+    {"e1.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
+    {"e1.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"e1.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"e1.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p16 */
+    {"e1.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p17 */
+    {"e1.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"e1.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"e1.m1.weight", 7412544, 896, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
+    {"e1.m1.bias", 7928640, 896, 0, 1, 1, "up", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p21 */
+    {"e3.m0.attn_norm.weight", 7929536, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p22 */
+    {"e3.m0.attn_q.weight", 7930112, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"e3.m0.attn_k.weight", 8261888, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"e3.m0.attn_v.weight", 8372480, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"e3.m0.attn_output.weight", 8483072, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p26 */
+    {"e3.m0.ffn_norm.weight", 8814848, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p27 */
+    {"e3.m0.ffn_gate.weight", 8815424, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
+    {"e3.m0.ffn_up.weight", 9700160, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"e3.m0.ffn_down.weight", 10584896, 576, 1536, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p30 */
+    {"e3.m1.weight", 11469632, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p31 */
+    {"e3.m1.bias", 11801408, 576, 0, 1, 3, "same", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p32 */
+    {"e2.m0.attn_norm.weight", 11801984, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p33 */
+    {"e2.m0.attn_q.weight", 11802880, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
+    {"e2.m0.attn_q.bias", 12605696, 896, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p35 */
+    {"e2.m0.attn_k.weight", 12606592, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p36 */
+    {"e2.m0.attn_k.bias", 12721280, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p37 */
+    {"e2.m0.attn_v.weight", 12721408, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
+    {"e2.m0.attn_v.bias", 12836096, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p39 */
+    {"e2.m0.attn_output.weight", 12836224, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
+    {"e2.m0.ffn_norm.weight", 13639040, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p41 */
+    {"e2.m0.ffn_gate.weight", 13639936, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p42 */
+    {"e2.m0.ffn_up.weight", 17998080, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
+    {"e2.m0.ffn_down.weight", 22356224, 896, 4864, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p44 */
+    {"e2.m1.weight", 26714368, 576, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
+    {"e2.m1.bias", 27230464, 576, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p46 */
+    {"smol.token_embd.weight", 27231040, 49152, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"}, /* p47 */
+    {"smol.blk.0.attn_norm.weight", 55542592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.0.attn_norm.weight"}, /* p48 */
+    {"smol.blk.0.attn_q.weight", 55543168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_q.weight"}, /* p49 */
+    {"smol.blk.0.attn_k.weight", 55874944, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_k.weight"}, /* p50 */
+    {"smol.blk.0.attn_v.weight", 55985536, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_v.weight"}, /* p51 */
+    {"smol.blk.0.attn_output.weight", 56096128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_output.weight"}, /* p52 */
+    {"smol.blk.0.ffn_norm.weight", 56427904, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.0.ffn_norm.weight"}, /* p53 */
+    {"smol.blk.0.ffn_gate.weight", 56428480, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_gate.weight"}, /* p54 */
+    {"smol.blk.0.ffn_up.weight", 57313216, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_up.weight"}, /* p55 */
+    {"smol.blk.0.ffn_down.weight", 58197952, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_down.weight"}, /* p56 */
+    {"smol.blk.1.attn_norm.weight", 59082688, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.1.attn_norm.weight"}, /* p57 */
+    {"smol.blk.1.attn_q.weight", 59083264, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_q.weight"}, /* p58 */
+    {"smol.blk.1.attn_k.weight", 59415040, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_k.weight"}, /* p59 */
+    {"smol.blk.1.attn_v.weight", 59525632, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_v.weight"}, /* p60 */
+    {"smol.blk.1.attn_output.weight", 59636224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_output.weight"}, /* p61 */
+    {"smol.blk.1.ffn_norm.weight", 59968000, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.1.ffn_norm.weight"}, /* p62 */
+    {"smol.blk.1.ffn_gate.weight", 59968576, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_gate.weight"}, /* p63 */
+    {"smol.blk.1.ffn_up.weight", 60853312, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_up.weight"}, /* p64 */
+    {"smol.blk.1.ffn_down.weight", 61738048, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_down.weight"}, /* p65 */
+    {"smol.blk.2.attn_norm.weight", 62622784, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.2.attn_norm.weight"}, /* p66 */
+    {"smol.blk.2.attn_q.weight", 62623360, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_q.weight"}, /* p67 */
+    {"smol.blk.2.attn_k.weight", 62955136, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_k.weight"}, /* p68 */
+    {"smol.blk.2.attn_v.weight", 63065728, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_v.weight"}, /* p69 */
+    {"smol.blk.2.attn_output.weight", 63176320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_output.weight"}, /* p70 */
+    {"smol.blk.2.ffn_norm.weight", 63508096, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.2.ffn_norm.weight"}, /* p71 */
+    {"smol.blk.2.ffn_gate.weight", 63508672, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_gate.weight"}, /* p72 */
+    {"smol.blk.2.ffn_up.weight", 64393408, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_up.weight"}, /* p73 */
+    {"smol.blk.2.ffn_down.weight", 65278144, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_down.weight"}, /* p74 */
+    {"smol.blk.3.attn_norm.weight", 66162880, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.3.attn_norm.weight"}, /* p75 */
+    {"smol.blk.3.attn_q.weight", 66163456, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_q.weight"}, /* p76 */
+    {"smol.blk.3.attn_k.weight", 66495232, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_k.weight"}, /* p77 */
+    {"smol.blk.3.attn_v.weight", 66605824, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_v.weight"}, /* p78 */
+    {"smol.blk.3.attn_output.weight", 66716416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_output.weight"}, /* p79 */
+    {"smol.blk.3.ffn_norm.weight", 67048192, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.3.ffn_norm.weight"}, /* p80 */
+    {"smol.blk.3.ffn_gate.weight", 67048768, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_gate.weight"}, /* p81 */
+    {"smol.blk.3.ffn_up.weight", 67933504, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_up.weight"}, /* p82 */
+    {"smol.blk.3.ffn_down.weight", 68818240, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_down.weight"}, /* p83 */
+    {"smol.blk.4.attn_norm.weight", 69702976, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.4.attn_norm.weight"}, /* p84 */
+    {"smol.blk.4.attn_q.weight", 69703552, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_q.weight"}, /* p85 */
+    {"smol.blk.4.attn_k.weight", 70035328, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_k.weight"}, /* p86 */
+    {"smol.blk.4.attn_v.weight", 70145920, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_v.weight"}, /* p87 */
+    {"smol.blk.4.attn_output.weight", 70256512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_output.weight"}, /* p88 */
+    {"smol.blk.4.ffn_norm.weight", 70588288, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.4.ffn_norm.weight"}, /* p89 */
+    {"smol.blk.4.ffn_gate.weight", 70588864, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_gate.weight"}, /* p90 */
+    {"smol.blk.4.ffn_up.weight", 71473600, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_up.weight"}, /* p91 */
+    {"smol.blk.4.ffn_down.weight", 72358336, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_down.weight"}, /* p92 */
+    {"smol.blk.5.attn_norm.weight", 73243072, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.5.attn_norm.weight"}, /* p93 */
+    {"smol.blk.5.attn_q.weight", 73243648, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_q.weight"}, /* p94 */
+    {"smol.blk.5.attn_k.weight", 73575424, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_k.weight"}, /* p95 */
+    {"smol.blk.5.attn_v.weight", 73686016, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_v.weight"}, /* p96 */
+    {"smol.blk.5.attn_output.weight", 73796608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_output.weight"}, /* p97 */
+    {"smol.blk.5.ffn_norm.weight", 74128384, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.5.ffn_norm.weight"}, /* p98 */
+    {"smol.blk.5.ffn_gate.weight", 74128960, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_gate.weight"}, /* p99 */
+    {"smol.blk.5.ffn_up.weight", 75013696, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_up.weight"}, /* p100 */
+    {"smol.blk.5.ffn_down.weight", 75898432, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_down.weight"}, /* p101 */
+    {"smol.blk.6.attn_norm.weight", 76783168, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.6.attn_norm.weight"}, /* p102 */
+    {"smol.blk.6.attn_q.weight", 76783744, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_q.weight"}, /* p103 */
+    {"smol.blk.6.attn_k.weight", 77115520, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_k.weight"}, /* p104 */
+    {"smol.blk.6.attn_v.weight", 77226112, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_v.weight"}, /* p105 */
+    {"smol.blk.6.attn_output.weight", 77336704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_output.weight"}, /* p106 */
+    {"smol.blk.6.ffn_norm.weight", 77668480, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.6.ffn_norm.weight"}, /* p107 */
+    {"smol.blk.6.ffn_gate.weight", 77669056, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_gate.weight"}, /* p108 */
+    {"smol.blk.6.ffn_up.weight", 78553792, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_up.weight"}, /* p109 */
+    {"smol.blk.6.ffn_down.weight", 79438528, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_down.weight"}, /* p110 */
+    {"smol.blk.7.attn_norm.weight", 80323264, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.7.attn_norm.weight"}, /* p111 */
+    {"smol.blk.7.attn_q.weight", 80323840, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_q.weight"}, /* p112 */
+    {"smol.blk.7.attn_k.weight", 80655616, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_k.weight"}, /* p113 */
+    {"smol.blk.7.attn_v.weight", 80766208, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_v.weight"}, /* p114 */
+    {"smol.blk.7.attn_output.weight", 80876800, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_output.weight"}, /* p115 */
+    {"smol.blk.7.ffn_norm.weight", 81208576, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.7.ffn_norm.weight"}, /* p116 */
+    {"smol.blk.7.ffn_gate.weight", 81209152, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_gate.weight"}, /* p117 */
+    {"smol.blk.7.ffn_up.weight", 82093888, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_up.weight"}, /* p118 */
+    {"smol.blk.7.ffn_down.weight", 82978624, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_down.weight"}, /* p119 */
+    {"smol.blk.8.attn_norm.weight", 83863360, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.8.attn_norm.weight"}, /* p120 */
+    {"smol.blk.8.attn_q.weight", 83863936, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_q.weight"}, /* p121 */
+    {"smol.blk.8.attn_k.weight", 84195712, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_k.weight"}, /* p122 */
+    {"smol.blk.8.attn_v.weight", 84306304, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_v.weight"}, /* p123 */
+    {"smol.blk.8.attn_output.weight", 84416896, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_output.weight"}, /* p124 */
+    {"smol.blk.8.ffn_norm.weight", 84748672, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.8.ffn_norm.weight"}, /* p125 */
+    {"smol.blk.8.ffn_gate.weight", 84749248, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_gate.weight"}, /* p126 */
+    {"smol.blk.8.ffn_up.weight", 85633984, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_up.weight"}, /* p127 */
+    {"smol.blk.8.ffn_down.weight", 86518720, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_down.weight"}, /* p128 */
+    {"smol.blk.9.attn_norm.weight", 87403456, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.9.attn_norm.weight"}, /* p129 */
+    {"smol.blk.9.attn_q.weight", 87404032, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_q.weight"}, /* p130 */
+    {"smol.blk.9.attn_k.weight", 87735808, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_k.weight"}, /* p131 */
+    {"smol.blk.9.attn_v.weight", 87846400, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_v.weight"}, /* p132 */
+    {"smol.blk.9.attn_output.weight", 87956992, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_output.weight"}, /* p133 */
+    {"smol.blk.9.ffn_norm.weight", 88288768, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.9.ffn_norm.weight"}, /* p134 */
+    {"smol.blk.9.ffn_gate.weight", 88289344, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_gate.weight"}, /* p135 */
+    {"smol.blk.9.ffn_up.weight", 89174080, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_up.weight"}, /* p136 */
+    {"smol.blk.9.ffn_down.weight", 90058816, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_down.weight"}, /* p137 */
+    {"smol.blk.10.attn_norm.weight", 90943552, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.10.attn_norm.weight"}, /* p138 */
+    {"smol.blk.10.attn_q.weight", 90944128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_q.weight"}, /* p139 */
+    {"smol.blk.10.attn_k.weight", 91275904, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_k.weight"}, /* p140 */
+    {"smol.blk.10.attn_v.weight", 91386496, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_v.weight"}, /* p141 */
+    {"smol.blk.10.attn_output.weight", 91497088, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_output.weight"}, /* p142 */
+    {"smol.blk.10.ffn_norm.weight", 91828864, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.10.ffn_norm.weight"}, /* p143 */
+    {"smol.blk.10.ffn_gate.weight", 91829440, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_gate.weight"}, /* p144 */
+    {"smol.blk.10.ffn_up.weight", 92714176, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_up.weight"}, /* p145 */
+    {"smol.blk.10.ffn_down.weight", 93598912, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_down.weight"}, /* p146 */
+    {"smol.blk.11.attn_norm.weight", 94483648, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.11.attn_norm.weight"}, /* p147 */
+    {"smol.blk.11.attn_q.weight", 94484224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_q.weight"}, /* p148 */
+    {"smol.blk.11.attn_k.weight", 94816000, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_k.weight"}, /* p149 */
+    {"smol.blk.11.attn_v.weight", 94926592, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_v.weight"}, /* p150 */
+    {"smol.blk.11.attn_output.weight", 95037184, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_output.weight"}, /* p151 */
+    {"smol.blk.11.ffn_norm.weight", 95368960, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.11.ffn_norm.weight"}, /* p152 */
+    {"smol.blk.11.ffn_gate.weight", 95369536, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_gate.weight"}, /* p153 */
+    {"smol.blk.11.ffn_up.weight", 96254272, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_up.weight"}, /* p154 */
+    {"smol.blk.11.ffn_down.weight", 97139008, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_down.weight"}, /* p155 */
+    {"smol.blk.12.attn_norm.weight", 98023744, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.12.attn_norm.weight"}, /* p156 */
+    {"smol.blk.12.attn_q.weight", 98024320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_q.weight"}, /* p157 */
+    {"smol.blk.12.attn_k.weight", 98356096, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_k.weight"}, /* p158 */
+    {"smol.blk.12.attn_v.weight", 98466688, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_v.weight"}, /* p159 */
+    {"smol.blk.12.attn_output.weight", 98577280, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_output.weight"}, /* p160 */
+    {"smol.blk.12.ffn_norm.weight", 98909056, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.12.ffn_norm.weight"}, /* p161 */
+    {"smol.blk.12.ffn_gate.weight", 98909632, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_gate.weight"}, /* p162 */
+    {"smol.blk.12.ffn_up.weight", 99794368, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_up.weight"}, /* p163 */
+    {"smol.blk.12.ffn_down.weight", 100679104, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_down.weight"}, /* p164 */
+    {"smol.blk.13.attn_norm.weight", 101563840, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.13.attn_norm.weight"}, /* p165 */
+    {"smol.blk.13.attn_q.weight", 101564416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_q.weight"}, /* p166 */
+    {"smol.blk.13.attn_k.weight", 101896192, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_k.weight"}, /* p167 */
+    {"smol.blk.13.attn_v.weight", 102006784, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_v.weight"}, /* p168 */
+    {"smol.blk.13.attn_output.weight", 102117376, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_output.weight"}, /* p169 */
+    {"smol.blk.13.ffn_norm.weight", 102449152, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.13.ffn_norm.weight"}, /* p170 */
+    {"smol.blk.13.ffn_gate.weight", 102449728, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_gate.weight"}, /* p171 */
+    {"smol.blk.13.ffn_up.weight", 103334464, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_up.weight"}, /* p172 */
+    {"smol.blk.13.ffn_down.weight", 104219200, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_down.weight"}, /* p173 */
+    {"smol.blk.14.attn_norm.weight", 105103936, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.14.attn_norm.weight"}, /* p174 */
+    {"smol.blk.14.attn_q.weight", 105104512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_q.weight"}, /* p175 */
+    {"smol.blk.14.attn_k.weight", 105436288, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_k.weight"}, /* p176 */
+    {"smol.blk.14.attn_v.weight", 105546880, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_v.weight"}, /* p177 */
+    {"smol.blk.14.attn_output.weight", 105657472, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_output.weight"}, /* p178 */
+    {"smol.blk.14.ffn_norm.weight", 105989248, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.14.ffn_norm.weight"}, /* p179 */
+    {"smol.blk.14.ffn_gate.weight", 105989824, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_gate.weight"}, /* p180 */
+    {"smol.blk.14.ffn_up.weight", 106874560, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_up.weight"}, /* p181 */
+    {"smol.blk.14.ffn_down.weight", 107759296, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_down.weight"}, /* p182 */
+    {"smol.blk.15.attn_norm.weight", 108644032, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.15.attn_norm.weight"}, /* p183 */
+    {"smol.blk.15.attn_q.weight", 108644608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_q.weight"}, /* p184 */
+    {"smol.blk.15.attn_k.weight", 108976384, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_k.weight"}, /* p185 */
+    {"smol.blk.15.attn_v.weight", 109086976, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_v.weight"}, /* p186 */
+    {"smol.blk.15.attn_output.weight", 109197568, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_output.weight"}, /* p187 */
+    {"smol.blk.15.ffn_norm.weight", 109529344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.15.ffn_norm.weight"}, /* p188 */
+    {"smol.blk.15.ffn_gate.weight", 109529920, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_gate.weight"}, /* p189 */
+    {"smol.blk.15.ffn_up.weight", 110414656, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_up.weight"}, /* p190 */
+    {"smol.blk.15.ffn_down.weight", 111299392, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_down.weight"}, /* p191 */
+    {"smol.blk.16.attn_norm.weight", 112184128, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.16.attn_norm.weight"}, /* p192 */
+    {"smol.blk.16.attn_q.weight", 112184704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_q.weight"}, /* p193 */
+    {"smol.blk.16.attn_k.weight", 112516480, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_k.weight"}, /* p194 */
+    {"smol.blk.16.attn_v.weight", 112627072, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_v.weight"}, /* p195 */
+    {"smol.blk.16.attn_output.weight", 112737664, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_output.weight"}, /* p196 */
+    {"smol.blk.16.ffn_norm.weight", 113069440, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.16.ffn_norm.weight"}, /* p197 */
+    {"smol.blk.16.ffn_gate.weight", 113070016, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_gate.weight"}, /* p198 */
+    {"smol.blk.16.ffn_up.weight", 113954752, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_up.weight"}, /* p199 */
+    {"smol.blk.16.ffn_down.weight", 114839488, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_down.weight"}, /* p200 */
+    {"smol.blk.17.attn_norm.weight", 115724224, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.17.attn_norm.weight"}, /* p201 */
+    {"smol.blk.17.attn_q.weight", 115724800, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_q.weight"}, /* p202 */
+    {"smol.blk.17.attn_k.weight", 116056576, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_k.weight"}, /* p203 */
+    {"smol.blk.17.attn_v.weight", 116167168, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_v.weight"}, /* p204 */
+    {"smol.blk.17.attn_output.weight", 116277760, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_output.weight"}, /* p205 */
+    {"smol.blk.17.ffn_norm.weight", 116609536, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.17.ffn_norm.weight"}, /* p206 */
+    {"smol.blk.17.ffn_gate.weight", 116610112, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_gate.weight"}, /* p207 */
+    {"smol.blk.17.ffn_up.weight", 117494848, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_up.weight"}, /* p208 */
+    {"smol.blk.17.ffn_down.weight", 118379584, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_down.weight"}, /* p209 */
+    {"smol.blk.18.attn_norm.weight", 119264320, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.18.attn_norm.weight"}, /* p210 */
+    {"smol.blk.18.attn_q.weight", 119264896, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_q.weight"}, /* p211 */
+    {"smol.blk.18.attn_k.weight", 119596672, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_k.weight"}, /* p212 */
+    {"smol.blk.18.attn_v.weight", 119707264, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_v.weight"}, /* p213 */
+    {"smol.blk.18.attn_output.weight", 119817856, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_output.weight"}, /* p214 */
+    {"smol.blk.18.ffn_norm.weight", 120149632, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.18.ffn_norm.weight"}, /* p215 */
+    {"smol.blk.18.ffn_gate.weight", 120150208, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_gate.weight"}, /* p216 */
+    {"smol.blk.18.ffn_up.weight", 121034944, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_up.weight"}, /* p217 */
+    {"smol.blk.18.ffn_down.weight", 121919680, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_down.weight"}, /* p218 */
+    {"smol.blk.19.attn_norm.weight", 122804416, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.19.attn_norm.weight"}, /* p219 */
+    {"smol.blk.19.attn_q.weight", 122804992, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_q.weight"}, /* p220 */
+    {"smol.blk.19.attn_k.weight", 123136768, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_k.weight"}, /* p221 */
+    {"smol.blk.19.attn_v.weight", 123247360, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_v.weight"}, /* p222 */
+    {"smol.blk.19.attn_output.weight", 123357952, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_output.weight"}, /* p223 */
+    {"smol.blk.19.ffn_norm.weight", 123689728, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.19.ffn_norm.weight"}, /* p224 */
+    {"smol.blk.19.ffn_gate.weight", 123690304, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_gate.weight"}, /* p225 */
+    {"smol.blk.19.ffn_up.weight", 124575040, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_up.weight"}, /* p226 */
+    {"smol.blk.19.ffn_down.weight", 125459776, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_down.weight"}, /* p227 */
+    {"smol.blk.20.attn_norm.weight", 126344512, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.20.attn_norm.weight"}, /* p228 */
+    {"smol.blk.20.attn_q.weight", 126345088, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_q.weight"}, /* p229 */
+    {"smol.blk.20.attn_k.weight", 126676864, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_k.weight"}, /* p230 */
+    {"smol.blk.20.attn_v.weight", 126787456, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_v.weight"}, /* p231 */
+    {"smol.blk.20.attn_output.weight", 126898048, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_output.weight"}, /* p232 */
+    {"smol.blk.20.ffn_norm.weight", 127229824, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.20.ffn_norm.weight"}, /* p233 */
+    {"smol.blk.20.ffn_gate.weight", 127230400, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_gate.weight"}, /* p234 */
+    {"smol.blk.20.ffn_up.weight", 128115136, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_up.weight"}, /* p235 */
+    {"smol.blk.20.ffn_down.weight", 128999872, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_down.weight"}, /* p236 */
+    {"smol.blk.21.attn_norm.weight", 129884608, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.21.attn_norm.weight"}, /* p237 */
+    {"smol.blk.21.attn_q.weight", 129885184, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_q.weight"}, /* p238 */
+    {"smol.blk.21.attn_k.weight", 130216960, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_k.weight"}, /* p239 */
+    {"smol.blk.21.attn_v.weight", 130327552, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_v.weight"}, /* p240 */
+    {"smol.blk.21.attn_output.weight", 130438144, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_output.weight"}, /* p241 */
+    {"smol.blk.21.ffn_norm.weight", 130769920, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.21.ffn_norm.weight"}, /* p242 */
+    {"smol.blk.21.ffn_gate.weight", 130770496, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_gate.weight"}, /* p243 */
+    {"smol.blk.21.ffn_up.weight", 131655232, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_up.weight"}, /* p244 */
+    {"smol.blk.21.ffn_down.weight", 132539968, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_down.weight"}, /* p245 */
+    {"smol.blk.22.attn_norm.weight", 133424704, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.22.attn_norm.weight"}, /* p246 */
+    {"smol.blk.22.attn_q.weight", 133425280, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_q.weight"}, /* p247 */
+    {"smol.blk.22.attn_k.weight", 133757056, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_k.weight"}, /* p248 */
+    {"smol.blk.22.attn_v.weight", 133867648, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_v.weight"}, /* p249 */
+    {"smol.blk.22.attn_output.weight", 133978240, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_output.weight"}, /* p250 */
+    {"smol.blk.22.ffn_norm.weight", 134310016, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.22.ffn_norm.weight"}, /* p251 */
+    {"smol.blk.22.ffn_gate.weight", 134310592, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_gate.weight"}, /* p252 */
+    {"smol.blk.22.ffn_up.weight", 135195328, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_up.weight"}, /* p253 */
+    {"smol.blk.22.ffn_down.weight", 136080064, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_down.weight"}, /* p254 */
+    {"smol.blk.23.attn_norm.weight", 136964800, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.23.attn_norm.weight"}, /* p255 */
+    {"smol.blk.23.attn_q.weight", 136965376, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_q.weight"}, /* p256 */
+    {"smol.blk.23.attn_k.weight", 137297152, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_k.weight"}, /* p257 */
+    {"smol.blk.23.attn_v.weight", 137407744, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_v.weight"}, /* p258 */
+    {"smol.blk.23.attn_output.weight", 137518336, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_output.weight"}, /* p259 */
+    {"smol.blk.23.ffn_norm.weight", 137850112, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.23.ffn_norm.weight"}, /* p260 */
+    {"smol.blk.23.ffn_gate.weight", 137850688, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_gate.weight"}, /* p261 */
+    {"smol.blk.23.ffn_up.weight", 138735424, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_up.weight"}, /* p262 */
+    {"smol.blk.23.ffn_down.weight", 139620160, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_down.weight"}, /* p263 */
+    {"smol.blk.24.attn_norm.weight", 140504896, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.24.attn_norm.weight"}, /* p264 */
+    {"smol.blk.24.attn_q.weight", 140505472, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_q.weight"}, /* p265 */
+    {"smol.blk.24.attn_k.weight", 140837248, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_k.weight"}, /* p266 */
+    {"smol.blk.24.attn_v.weight", 140947840, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_v.weight"}, /* p267 */
+    {"smol.blk.24.attn_output.weight", 141058432, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_output.weight"}, /* p268 */
+    {"smol.blk.24.ffn_norm.weight", 141390208, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.24.ffn_norm.weight"}, /* p269 */
+    {"smol.blk.24.ffn_gate.weight", 141390784, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.ffn_gate.weight"}, /* p270 */
+    {"smol.blk.24.ffn_up.weight", 142275520, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.ffn_up.weight"}, /* p271 */
+    {"smol.blk.24.ffn_down.weight", 143160256, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.ffn_down.weight"}, /* p272 */
+    {"smol.blk.25.attn_norm.weight", 144044992, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.25.attn_norm.weight"}, /* p273 */
+    {"smol.blk.25.attn_q.weight", 144045568, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_q.weight"}, /* p274 */
+    {"smol.blk.25.attn_k.weight", 144377344, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_k.weight"}, /* p275 */
+    {"smol.blk.25.attn_v.weight", 144487936, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_v.weight"}, /* p276 */
+    {"smol.blk.25.attn_output.weight", 144598528, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_output.weight"}, /* p277 */
+    {"smol.blk.25.ffn_norm.weight", 144930304, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.25.ffn_norm.weight"}, /* p278 */
+    {"smol.blk.25.ffn_gate.weight", 144930880, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.ffn_gate.weight"}, /* p279 */
+    {"smol.blk.25.ffn_up.weight", 145815616, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.ffn_up.weight"}, /* p280 */
+    {"smol.blk.25.ffn_down.weight", 146700352, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.ffn_down.weight"}, /* p281 */
+    {"smol.blk.26.attn_norm.weight", 147585088, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.26.attn_norm.weight"}, /* p282 */
+    {"smol.blk.26.attn_q.weight", 147585664, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_q.weight"}, /* p283 */
+    {"smol.blk.26.attn_k.weight", 147917440, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_k.weight"}, /* p284 */
+    {"smol.blk.26.attn_v.weight", 148028032, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_v.weight"}, /* p285 */
+    {"smol.blk.26.attn_output.weight", 148138624, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_output.weight"}, /* p286 */
+    {"smol.blk.26.ffn_norm.weight", 148470400, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.26.ffn_norm.weight"}, /* p287 */
+    {"smol.blk.26.ffn_gate.weight", 148470976, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.ffn_gate.weight"}, /* p288 */
+    {"smol.blk.26.ffn_up.weight", 149355712, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.ffn_up.weight"}, /* p289 */
+    {"smol.blk.26.ffn_down.weight", 150240448, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.ffn_down.weight"}, /* p290 */
+    {"smol.blk.27.attn_norm.weight", 151125184, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.27.attn_norm.weight"}, /* p291 */
+    {"smol.blk.27.attn_q.weight", 151125760, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_q.weight"}, /* p292 */
+    {"smol.blk.27.attn_k.weight", 151457536, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_k.weight"}, /* p293 */
+    {"smol.blk.27.attn_v.weight", 151568128, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_v.weight"}, /* p294 */
+    {"smol.blk.27.attn_output.weight", 151678720, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_output.weight"}, /* p295 */
+    {"smol.blk.27.ffn_norm.weight", 152010496, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.27.ffn_norm.weight"}, /* p296 */
+    {"smol.blk.27.ffn_gate.weight", 152011072, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.ffn_gate.weight"}, /* p297 */
+    {"smol.blk.27.ffn_up.weight", 152895808, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.ffn_up.weight"}, /* p298 */
+    {"smol.blk.27.ffn_down.weight", 153780544, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.ffn_down.weight"}, /* p299 */
+    {"smol.blk.28.attn_norm.weight", 154665280, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.28.attn_norm.weight"}, /* p300 */
+    {"smol.blk.28.attn_q.weight", 154665856, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_q.weight"}, /* p301 */
+    {"smol.blk.28.attn_k.weight", 154997632, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_k.weight"}, /* p302 */
+    {"smol.blk.28.attn_v.weight", 155108224, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_v.weight"}, /* p303 */
+    {"smol.blk.28.attn_output.weight", 155218816, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_output.weight"}, /* p304 */
+    {"smol.blk.28.ffn_norm.weight", 155550592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.28.ffn_norm.weight"}, /* p305 */
+    {"smol.blk.28.ffn_gate.weight", 155551168, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.ffn_gate.weight"}, /* p306 */
+    {"smol.blk.28.ffn_up.weight", 156435904, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.ffn_up.weight"}, /* p307 */
+    {"smol.blk.28.ffn_down.weight", 157320640, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.ffn_down.weight"}, /* p308 */
+    {"smol.blk.29.attn_norm.weight", 158205376, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.29.attn_norm.weight"}, /* p309 */
+    {"smol.blk.29.attn_q.weight", 158205952, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_q.weight"}, /* p310 */
+    {"smol.blk.29.attn_k.weight", 158537728, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_k.weight"}, /* p311 */
+    {"smol.blk.29.attn_v.weight", 158648320, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_v.weight"}, /* p312 */
+    {"smol.blk.29.attn_output.weight", 158758912, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_output.weight"}, /* p313 */
+    {"smol.blk.29.ffn_norm.weight", 159090688, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.29.ffn_norm.weight"}, /* p314 */
+    {"smol.blk.29.ffn_gate.weight", 159091264, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.ffn_gate.weight"}, /* p315 */
+    {"smol.blk.29.ffn_up.weight", 159976000, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.ffn_up.weight"}, /* p316 */
+    {"smol.blk.29.ffn_down.weight", 160860736, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.ffn_down.weight"}, /* p317 */
+    {"smol.output_norm.weight", 161745472, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight"}, /* p318 */
+    {"qwen.blk.0.attn_norm.weight", 161746048, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.0.attn_norm.weight"}, /* p319 */
+    {"qwen.blk.0.attn_q.weight", 161746944, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.attn_q.weight"}, /* p320 */
+    {"qwen.blk.0.attn_q.bias", 162549760, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.0.attn_q.bias"}, /* p321 */
+    {"qwen.blk.0.attn_k.weight", 162550656, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.attn_k.weight"}, /* p322 */
+    {"qwen.blk.0.attn_k.bias", 162665344, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.0.attn_k.bias"}, /* p323 */
+    {"qwen.blk.0.attn_v.weight", 162665472, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.attn_v.weight"}, /* p324 */
+    {"qwen.blk.0.attn_v.bias", 162780160, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.0.attn_v.bias"}, /* p325 */
+    {"qwen.blk.0.attn_output.weight", 162780288, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.attn_output.weight"}, /* p326 */
+    {"qwen.blk.0.ffn_norm.weight", 163583104, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.0.ffn_norm.weight"}, /* p327 */
+    {"qwen.blk.0.ffn_gate.weight", 163584000, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.ffn_gate.weight"}, /* p328 */
+    {"qwen.blk.0.ffn_up.weight", 167942144, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.ffn_up.weight"}, /* p329 */
+    {"qwen.blk.0.ffn_down.weight", 172300288, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.0.ffn_down.weight"}, /* p330 */
+    {"qwen.blk.1.attn_norm.weight", 176658432, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.1.attn_norm.weight"}, /* p331 */
+    {"qwen.blk.1.attn_q.weight", 176659328, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.attn_q.weight"}, /* p332 */
+    {"qwen.blk.1.attn_q.bias", 177462144, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.1.attn_q.bias"}, /* p333 */
+    {"qwen.blk.1.attn_k.weight", 177463040, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.attn_k.weight"}, /* p334 */
+    {"qwen.blk.1.attn_k.bias", 177577728, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.1.attn_k.bias"}, /* p335 */
+    {"qwen.blk.1.attn_v.weight", 177577856, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.attn_v.weight"}, /* p336 */
+    {"qwen.blk.1.attn_v.bias", 177692544, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.1.attn_v.bias"}, /* p337 */
+    {"qwen.blk.1.attn_output.weight", 177692672, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.attn_output.weight"}, /* p338 */
+    {"qwen.blk.1.ffn_norm.weight", 178495488, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.1.ffn_norm.weight"}, /* p339 */
+    {"qwen.blk.1.ffn_gate.weight", 178496384, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.ffn_gate.weight"}, /* p340 */
+    {"qwen.blk.1.ffn_up.weight", 182854528, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.ffn_up.weight"}, /* p341 */
+    {"qwen.blk.1.ffn_down.weight", 187212672, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.1.ffn_down.weight"}, /* p342 */
+    {"qwen.blk.2.attn_norm.weight", 191570816, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.2.attn_norm.weight"}, /* p343 */
+    {"qwen.blk.2.attn_q.weight", 191571712, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.attn_q.weight"}, /* p344 */
+    {"qwen.blk.2.attn_q.bias", 192374528, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.2.attn_q.bias"}, /* p345 */
+    {"qwen.blk.2.attn_k.weight", 192375424, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.attn_k.weight"}, /* p346 */
+    {"qwen.blk.2.attn_k.bias", 192490112, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.2.attn_k.bias"}, /* p347 */
+    {"qwen.blk.2.attn_v.weight", 192490240, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.attn_v.weight"}, /* p348 */
+    {"qwen.blk.2.attn_v.bias", 192604928, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.2.attn_v.bias"}, /* p349 */
+    {"qwen.blk.2.attn_output.weight", 192605056, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.attn_output.weight"}, /* p350 */
+    {"qwen.blk.2.ffn_norm.weight", 193407872, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.2.ffn_norm.weight"}, /* p351 */
+    {"qwen.blk.2.ffn_gate.weight", 193408768, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.ffn_gate.weight"}, /* p352 */
+    {"qwen.blk.2.ffn_up.weight", 197766912, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.ffn_up.weight"}, /* p353 */
+    {"qwen.blk.2.ffn_down.weight", 202125056, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.2.ffn_down.weight"}, /* p354 */
+    {"qwen.blk.3.attn_norm.weight", 206483200, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.3.attn_norm.weight"}, /* p355 */
+    {"qwen.blk.3.attn_q.weight", 206484096, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.attn_q.weight"}, /* p356 */
+    {"qwen.blk.3.attn_q.bias", 207286912, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.3.attn_q.bias"}, /* p357 */
+    {"qwen.blk.3.attn_k.weight", 207287808, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.attn_k.weight"}, /* p358 */
+    {"qwen.blk.3.attn_k.bias", 207402496, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.3.attn_k.bias"}, /* p359 */
+    {"qwen.blk.3.attn_v.weight", 207402624, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.attn_v.weight"}, /* p360 */
+    {"qwen.blk.3.attn_v.bias", 207517312, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.3.attn_v.bias"}, /* p361 */
+    {"qwen.blk.3.attn_output.weight", 207517440, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.attn_output.weight"}, /* p362 */
+    {"qwen.blk.3.ffn_norm.weight", 208320256, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.3.ffn_norm.weight"}, /* p363 */
+    {"qwen.blk.3.ffn_gate.weight", 208321152, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.ffn_gate.weight"}, /* p364 */
+    {"qwen.blk.3.ffn_up.weight", 212679296, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.ffn_up.weight"}, /* p365 */
+    {"qwen.blk.3.ffn_down.weight", 217037440, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.3.ffn_down.weight"}, /* p366 */
+    {"qwen.blk.4.attn_norm.weight", 221395584, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.4.attn_norm.weight"}, /* p367 */
+    {"qwen.blk.4.attn_q.weight", 221396480, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.attn_q.weight"}, /* p368 */
+    {"qwen.blk.4.attn_q.bias", 222199296, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.4.attn_q.bias"}, /* p369 */
+    {"qwen.blk.4.attn_k.weight", 222200192, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.attn_k.weight"}, /* p370 */
+    {"qwen.blk.4.attn_k.bias", 222314880, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.4.attn_k.bias"}, /* p371 */
+    {"qwen.blk.4.attn_v.weight", 222315008, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.attn_v.weight"}, /* p372 */
+    {"qwen.blk.4.attn_v.bias", 222429696, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.4.attn_v.bias"}, /* p373 */
+    {"qwen.blk.4.attn_output.weight", 222429824, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.attn_output.weight"}, /* p374 */
+    {"qwen.blk.4.ffn_norm.weight", 223232640, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.4.ffn_norm.weight"}, /* p375 */
+    {"qwen.blk.4.ffn_gate.weight", 223233536, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.ffn_gate.weight"}, /* p376 */
+    {"qwen.blk.4.ffn_up.weight", 227591680, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.ffn_up.weight"}, /* p377 */
+    {"qwen.blk.4.ffn_down.weight", 231949824, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.4.ffn_down.weight"}, /* p378 */
+    {"qwen.blk.5.attn_norm.weight", 236307968, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.5.attn_norm.weight"}, /* p379 */
+    {"qwen.blk.5.attn_q.weight", 236308864, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.attn_q.weight"}, /* p380 */
+    {"qwen.blk.5.attn_q.bias", 237111680, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.5.attn_q.bias"}, /* p381 */
+    {"qwen.blk.5.attn_k.weight", 237112576, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.attn_k.weight"}, /* p382 */
+    {"qwen.blk.5.attn_k.bias", 237227264, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.5.attn_k.bias"}, /* p383 */
+    {"qwen.blk.5.attn_v.weight", 237227392, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.attn_v.weight"}, /* p384 */
+    {"qwen.blk.5.attn_v.bias", 237342080, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.5.attn_v.bias"}, /* p385 */
+    {"qwen.blk.5.attn_output.weight", 237342208, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.attn_output.weight"}, /* p386 */
+    {"qwen.blk.5.ffn_norm.weight", 238145024, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.5.ffn_norm.weight"}, /* p387 */
+    {"qwen.blk.5.ffn_gate.weight", 238145920, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.ffn_gate.weight"}, /* p388 */
+    {"qwen.blk.5.ffn_up.weight", 242504064, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.ffn_up.weight"}, /* p389 */
+    {"qwen.blk.5.ffn_down.weight", 246862208, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.5.ffn_down.weight"}, /* p390 */
+    {"qwen.blk.6.attn_norm.weight", 251220352, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.6.attn_norm.weight"}, /* p391 */
+    {"qwen.blk.6.attn_q.weight", 251221248, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.attn_q.weight"}, /* p392 */
+    {"qwen.blk.6.attn_q.bias", 252024064, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.6.attn_q.bias"}, /* p393 */
+    {"qwen.blk.6.attn_k.weight", 252024960, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.attn_k.weight"}, /* p394 */
+    {"qwen.blk.6.attn_k.bias", 252139648, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.6.attn_k.bias"}, /* p395 */
+    {"qwen.blk.6.attn_v.weight", 252139776, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.attn_v.weight"}, /* p396 */
+    {"qwen.blk.6.attn_v.bias", 252254464, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.6.attn_v.bias"}, /* p397 */
+    {"qwen.blk.6.attn_output.weight", 252254592, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.attn_output.weight"}, /* p398 */
+    {"qwen.blk.6.ffn_norm.weight", 253057408, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.6.ffn_norm.weight"}, /* p399 */
+    {"qwen.blk.6.ffn_gate.weight", 253058304, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.ffn_gate.weight"}, /* p400 */
+    {"qwen.blk.6.ffn_up.weight", 257416448, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.ffn_up.weight"}, /* p401 */
+    {"qwen.blk.6.ffn_down.weight", 261774592, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.6.ffn_down.weight"}, /* p402 */
+    {"qwen.blk.7.attn_norm.weight", 266132736, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.7.attn_norm.weight"}, /* p403 */
+    {"qwen.blk.7.attn_q.weight", 266133632, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.attn_q.weight"}, /* p404 */
+    {"qwen.blk.7.attn_q.bias", 266936448, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.7.attn_q.bias"}, /* p405 */
+    {"qwen.blk.7.attn_k.weight", 266937344, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.attn_k.weight"}, /* p406 */
+    {"qwen.blk.7.attn_k.bias", 267052032, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.7.attn_k.bias"}, /* p407 */
+    {"qwen.blk.7.attn_v.weight", 267052160, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.attn_v.weight"}, /* p408 */
+    {"qwen.blk.7.attn_v.bias", 267166848, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.7.attn_v.bias"}, /* p409 */
+    {"qwen.blk.7.attn_output.weight", 267166976, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.attn_output.weight"}, /* p410 */
+    {"qwen.blk.7.ffn_norm.weight", 267969792, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.7.ffn_norm.weight"}, /* p411 */
+    {"qwen.blk.7.ffn_gate.weight", 267970688, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.ffn_gate.weight"}, /* p412 */
+    {"qwen.blk.7.ffn_up.weight", 272328832, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.ffn_up.weight"}, /* p413 */
+    {"qwen.blk.7.ffn_down.weight", 276686976, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.7.ffn_down.weight"}, /* p414 */
+    {"qwen.blk.8.attn_norm.weight", 281045120, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.8.attn_norm.weight"}, /* p415 */
+    {"qwen.blk.8.attn_q.weight", 281046016, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.attn_q.weight"}, /* p416 */
+    {"qwen.blk.8.attn_q.bias", 281848832, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.8.attn_q.bias"}, /* p417 */
+    {"qwen.blk.8.attn_k.weight", 281849728, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.attn_k.weight"}, /* p418 */
+    {"qwen.blk.8.attn_k.bias", 281964416, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.8.attn_k.bias"}, /* p419 */
+    {"qwen.blk.8.attn_v.weight", 281964544, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.attn_v.weight"}, /* p420 */
+    {"qwen.blk.8.attn_v.bias", 282079232, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.8.attn_v.bias"}, /* p421 */
+    {"qwen.blk.8.attn_output.weight", 282079360, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.attn_output.weight"}, /* p422 */
+    {"qwen.blk.8.ffn_norm.weight", 282882176, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.8.ffn_norm.weight"}, /* p423 */
+    {"qwen.blk.8.ffn_gate.weight", 282883072, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.ffn_gate.weight"}, /* p424 */
+    {"qwen.blk.8.ffn_up.weight", 287241216, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.ffn_up.weight"}, /* p425 */
+    {"qwen.blk.8.ffn_down.weight", 291599360, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.8.ffn_down.weight"}, /* p426 */
+    {"qwen.blk.9.attn_norm.weight", 295957504, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.9.attn_norm.weight"}, /* p427 */
+    {"qwen.blk.9.attn_q.weight", 295958400, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.attn_q.weight"}, /* p428 */
+    {"qwen.blk.9.attn_q.bias", 296761216, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.9.attn_q.bias"}, /* p429 */
+    {"qwen.blk.9.attn_k.weight", 296762112, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.attn_k.weight"}, /* p430 */
+    {"qwen.blk.9.attn_k.bias", 296876800, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.9.attn_k.bias"}, /* p431 */
+    {"qwen.blk.9.attn_v.weight", 296876928, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.attn_v.weight"}, /* p432 */
+    {"qwen.blk.9.attn_v.bias", 296991616, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.9.attn_v.bias"}, /* p433 */
+    {"qwen.blk.9.attn_output.weight", 296991744, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.attn_output.weight"}, /* p434 */
+    {"qwen.blk.9.ffn_norm.weight", 297794560, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.9.ffn_norm.weight"}, /* p435 */
+    {"qwen.blk.9.ffn_gate.weight", 297795456, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.ffn_gate.weight"}, /* p436 */
+    {"qwen.blk.9.ffn_up.weight", 302153600, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.ffn_up.weight"}, /* p437 */
+    {"qwen.blk.9.ffn_down.weight", 306511744, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.9.ffn_down.weight"}, /* p438 */
+    {"qwen.blk.10.attn_norm.weight", 310869888, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.10.attn_norm.weight"}, /* p439 */
+    {"qwen.blk.10.attn_q.weight", 310870784, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.attn_q.weight"}, /* p440 */
+    {"qwen.blk.10.attn_q.bias", 311673600, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.10.attn_q.bias"}, /* p441 */
+    {"qwen.blk.10.attn_k.weight", 311674496, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.attn_k.weight"}, /* p442 */
+    {"qwen.blk.10.attn_k.bias", 311789184, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.10.attn_k.bias"}, /* p443 */
+    {"qwen.blk.10.attn_v.weight", 311789312, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.attn_v.weight"}, /* p444 */
+    {"qwen.blk.10.attn_v.bias", 311904000, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.10.attn_v.bias"}, /* p445 */
+    {"qwen.blk.10.attn_output.weight", 311904128, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.attn_output.weight"}, /* p446 */
+    {"qwen.blk.10.ffn_norm.weight", 312706944, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.10.ffn_norm.weight"}, /* p447 */
+    {"qwen.blk.10.ffn_gate.weight", 312707840, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.ffn_gate.weight"}, /* p448 */
+    {"qwen.blk.10.ffn_up.weight", 317065984, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.ffn_up.weight"}, /* p449 */
+    {"qwen.blk.10.ffn_down.weight", 321424128, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.10.ffn_down.weight"}, /* p450 */
+    {"qwen.blk.11.attn_norm.weight", 325782272, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.11.attn_norm.weight"}, /* p451 */
+    {"qwen.blk.11.attn_q.weight", 325783168, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.attn_q.weight"}, /* p452 */
+    {"qwen.blk.11.attn_q.bias", 326585984, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.11.attn_q.bias"}, /* p453 */
+    {"qwen.blk.11.attn_k.weight", 326586880, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.attn_k.weight"}, /* p454 */
+    {"qwen.blk.11.attn_k.bias", 326701568, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.11.attn_k.bias"}, /* p455 */
+    {"qwen.blk.11.attn_v.weight", 326701696, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.attn_v.weight"}, /* p456 */
+    {"qwen.blk.11.attn_v.bias", 326816384, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.11.attn_v.bias"}, /* p457 */
+    {"qwen.blk.11.attn_output.weight", 326816512, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.attn_output.weight"}, /* p458 */
+    {"qwen.blk.11.ffn_norm.weight", 327619328, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.11.ffn_norm.weight"}, /* p459 */
+    {"qwen.blk.11.ffn_gate.weight", 327620224, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.ffn_gate.weight"}, /* p460 */
+    {"qwen.blk.11.ffn_up.weight", 331978368, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.ffn_up.weight"}, /* p461 */
+    {"qwen.blk.11.ffn_down.weight", 336336512, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.11.ffn_down.weight"}, /* p462 */
+    {"qwen.blk.12.attn_norm.weight", 340694656, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.12.attn_norm.weight"}, /* p463 */
+    {"qwen.blk.12.attn_q.weight", 340695552, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.attn_q.weight"}, /* p464 */
+    {"qwen.blk.12.attn_q.bias", 341498368, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.12.attn_q.bias"}, /* p465 */
+    {"qwen.blk.12.attn_k.weight", 341499264, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.attn_k.weight"}, /* p466 */
+    {"qwen.blk.12.attn_k.bias", 341613952, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.12.attn_k.bias"}, /* p467 */
+    {"qwen.blk.12.attn_v.weight", 341614080, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.attn_v.weight"}, /* p468 */
+    {"qwen.blk.12.attn_v.bias", 341728768, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.12.attn_v.bias"}, /* p469 */
+    {"qwen.blk.12.attn_output.weight", 341728896, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.attn_output.weight"}, /* p470 */
+    {"qwen.blk.12.ffn_norm.weight", 342531712, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.12.ffn_norm.weight"}, /* p471 */
+    {"qwen.blk.12.ffn_gate.weight", 342532608, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.ffn_gate.weight"}, /* p472 */
+    {"qwen.blk.12.ffn_up.weight", 346890752, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.ffn_up.weight"}, /* p473 */
+    {"qwen.blk.12.ffn_down.weight", 351248896, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.12.ffn_down.weight"}, /* p474 */
+    {"qwen.blk.13.attn_norm.weight", 355607040, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.13.attn_norm.weight"}, /* p475 */
+    {"qwen.blk.13.attn_q.weight", 355607936, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.attn_q.weight"}, /* p476 */
+    {"qwen.blk.13.attn_q.bias", 356410752, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.13.attn_q.bias"}, /* p477 */
+    {"qwen.blk.13.attn_k.weight", 356411648, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.attn_k.weight"}, /* p478 */
+    {"qwen.blk.13.attn_k.bias", 356526336, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.13.attn_k.bias"}, /* p479 */
+    {"qwen.blk.13.attn_v.weight", 356526464, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.attn_v.weight"}, /* p480 */
+    {"qwen.blk.13.attn_v.bias", 356641152, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.13.attn_v.bias"}, /* p481 */
+    {"qwen.blk.13.attn_output.weight", 356641280, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.attn_output.weight"}, /* p482 */
+    {"qwen.blk.13.ffn_norm.weight", 357444096, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.13.ffn_norm.weight"}, /* p483 */
+    {"qwen.blk.13.ffn_gate.weight", 357444992, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.ffn_gate.weight"}, /* p484 */
+    {"qwen.blk.13.ffn_up.weight", 361803136, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.ffn_up.weight"}, /* p485 */
+    {"qwen.blk.13.ffn_down.weight", 366161280, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.13.ffn_down.weight"}, /* p486 */
+    {"qwen.blk.14.attn_norm.weight", 370519424, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.14.attn_norm.weight"}, /* p487 */
+    {"qwen.blk.14.attn_q.weight", 370520320, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.attn_q.weight"}, /* p488 */
+    {"qwen.blk.14.attn_q.bias", 371323136, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.14.attn_q.bias"}, /* p489 */
+    {"qwen.blk.14.attn_k.weight", 371324032, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.attn_k.weight"}, /* p490 */
+    {"qwen.blk.14.attn_k.bias", 371438720, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.14.attn_k.bias"}, /* p491 */
+    {"qwen.blk.14.attn_v.weight", 371438848, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.attn_v.weight"}, /* p492 */
+    {"qwen.blk.14.attn_v.bias", 371553536, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.14.attn_v.bias"}, /* p493 */
+    {"qwen.blk.14.attn_output.weight", 371553664, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.attn_output.weight"}, /* p494 */
+    {"qwen.blk.14.ffn_norm.weight", 372356480, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.14.ffn_norm.weight"}, /* p495 */
+    {"qwen.blk.14.ffn_gate.weight", 372357376, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.ffn_gate.weight"}, /* p496 */
+    {"qwen.blk.14.ffn_up.weight", 376715520, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.ffn_up.weight"}, /* p497 */
+    {"qwen.blk.14.ffn_down.weight", 381073664, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.14.ffn_down.weight"}, /* p498 */
+    {"qwen.blk.15.attn_norm.weight", 385431808, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.15.attn_norm.weight"}, /* p499 */
+    {"qwen.blk.15.attn_q.weight", 385432704, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.attn_q.weight"}, /* p500 */
+    {"qwen.blk.15.attn_q.bias", 386235520, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.15.attn_q.bias"}, /* p501 */
+    {"qwen.blk.15.attn_k.weight", 386236416, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.attn_k.weight"}, /* p502 */
+    {"qwen.blk.15.attn_k.bias", 386351104, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.15.attn_k.bias"}, /* p503 */
+    {"qwen.blk.15.attn_v.weight", 386351232, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.attn_v.weight"}, /* p504 */
+    {"qwen.blk.15.attn_v.bias", 386465920, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.15.attn_v.bias"}, /* p505 */
+    {"qwen.blk.15.attn_output.weight", 386466048, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.attn_output.weight"}, /* p506 */
+    {"qwen.blk.15.ffn_norm.weight", 387268864, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.15.ffn_norm.weight"}, /* p507 */
+    {"qwen.blk.15.ffn_gate.weight", 387269760, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.ffn_gate.weight"}, /* p508 */
+    {"qwen.blk.15.ffn_up.weight", 391627904, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.ffn_up.weight"}, /* p509 */
+    {"qwen.blk.15.ffn_down.weight", 395986048, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.15.ffn_down.weight"}, /* p510 */
+    {"qwen.blk.16.attn_norm.weight", 400344192, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.16.attn_norm.weight"}, /* p511 */
+    {"qwen.blk.16.attn_q.weight", 400345088, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.attn_q.weight"}, /* p512 */
+    {"qwen.blk.16.attn_q.bias", 401147904, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.16.attn_q.bias"}, /* p513 */
+    {"qwen.blk.16.attn_k.weight", 401148800, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.attn_k.weight"}, /* p514 */
+    {"qwen.blk.16.attn_k.bias", 401263488, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.16.attn_k.bias"}, /* p515 */
+    {"qwen.blk.16.attn_v.weight", 401263616, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.attn_v.weight"}, /* p516 */
+    {"qwen.blk.16.attn_v.bias", 401378304, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.16.attn_v.bias"}, /* p517 */
+    {"qwen.blk.16.attn_output.weight", 401378432, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.attn_output.weight"}, /* p518 */
+    {"qwen.blk.16.ffn_norm.weight", 402181248, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.16.ffn_norm.weight"}, /* p519 */
+    {"qwen.blk.16.ffn_gate.weight", 402182144, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.ffn_gate.weight"}, /* p520 */
+    {"qwen.blk.16.ffn_up.weight", 406540288, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.ffn_up.weight"}, /* p521 */
+    {"qwen.blk.16.ffn_down.weight", 410898432, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.16.ffn_down.weight"}, /* p522 */
+    {"qwen.blk.17.attn_norm.weight", 415256576, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.17.attn_norm.weight"}, /* p523 */
+    {"qwen.blk.17.attn_q.weight", 415257472, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.attn_q.weight"}, /* p524 */
+    {"qwen.blk.17.attn_q.bias", 416060288, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.17.attn_q.bias"}, /* p525 */
+    {"qwen.blk.17.attn_k.weight", 416061184, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.attn_k.weight"}, /* p526 */
+    {"qwen.blk.17.attn_k.bias", 416175872, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.17.attn_k.bias"}, /* p527 */
+    {"qwen.blk.17.attn_v.weight", 416176000, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.attn_v.weight"}, /* p528 */
+    {"qwen.blk.17.attn_v.bias", 416290688, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.17.attn_v.bias"}, /* p529 */
+    {"qwen.blk.17.attn_output.weight", 416290816, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.attn_output.weight"}, /* p530 */
+    {"qwen.blk.17.ffn_norm.weight", 417093632, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.17.ffn_norm.weight"}, /* p531 */
+    {"qwen.blk.17.ffn_gate.weight", 417094528, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.ffn_gate.weight"}, /* p532 */
+    {"qwen.blk.17.ffn_up.weight", 421452672, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.ffn_up.weight"}, /* p533 */
+    {"qwen.blk.17.ffn_down.weight", 425810816, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.17.ffn_down.weight"}, /* p534 */
+    {"qwen.blk.18.attn_norm.weight", 430168960, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.18.attn_norm.weight"}, /* p535 */
+    {"qwen.blk.18.attn_q.weight", 430169856, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.attn_q.weight"}, /* p536 */
+    {"qwen.blk.18.attn_q.bias", 430972672, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.18.attn_q.bias"}, /* p537 */
+    {"qwen.blk.18.attn_k.weight", 430973568, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.attn_k.weight"}, /* p538 */
+    {"qwen.blk.18.attn_k.bias", 431088256, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.18.attn_k.bias"}, /* p539 */
+    {"qwen.blk.18.attn_v.weight", 431088384, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.attn_v.weight"}, /* p540 */
+    {"qwen.blk.18.attn_v.bias", 431203072, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.18.attn_v.bias"}, /* p541 */
+    {"qwen.blk.18.attn_output.weight", 431203200, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.attn_output.weight"}, /* p542 */
+    {"qwen.blk.18.ffn_norm.weight", 432006016, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.18.ffn_norm.weight"}, /* p543 */
+    {"qwen.blk.18.ffn_gate.weight", 432006912, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.ffn_gate.weight"}, /* p544 */
+    {"qwen.blk.18.ffn_up.weight", 436365056, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.ffn_up.weight"}, /* p545 */
+    {"qwen.blk.18.ffn_down.weight", 440723200, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.18.ffn_down.weight"}, /* p546 */
+    {"qwen.blk.19.attn_norm.weight", 445081344, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.19.attn_norm.weight"}, /* p547 */
+    {"qwen.blk.19.attn_q.weight", 445082240, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.attn_q.weight"}, /* p548 */
+    {"qwen.blk.19.attn_q.bias", 445885056, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.19.attn_q.bias"}, /* p549 */
+    {"qwen.blk.19.attn_k.weight", 445885952, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.attn_k.weight"}, /* p550 */
+    {"qwen.blk.19.attn_k.bias", 446000640, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.19.attn_k.bias"}, /* p551 */
+    {"qwen.blk.19.attn_v.weight", 446000768, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.attn_v.weight"}, /* p552 */
+    {"qwen.blk.19.attn_v.bias", 446115456, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.19.attn_v.bias"}, /* p553 */
+    {"qwen.blk.19.attn_output.weight", 446115584, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.attn_output.weight"}, /* p554 */
+    {"qwen.blk.19.ffn_norm.weight", 446918400, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.19.ffn_norm.weight"}, /* p555 */
+    {"qwen.blk.19.ffn_gate.weight", 446919296, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.ffn_gate.weight"}, /* p556 */
+    {"qwen.blk.19.ffn_up.weight", 451277440, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.ffn_up.weight"}, /* p557 */
+    {"qwen.blk.19.ffn_down.weight", 455635584, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.19.ffn_down.weight"}, /* p558 */
+    {"qwen.blk.20.attn_norm.weight", 459993728, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.20.attn_norm.weight"}, /* p559 */
+    {"qwen.blk.20.attn_q.weight", 459994624, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.attn_q.weight"}, /* p560 */
+    {"qwen.blk.20.attn_q.bias", 460797440, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.20.attn_q.bias"}, /* p561 */
+    {"qwen.blk.20.attn_k.weight", 460798336, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.attn_k.weight"}, /* p562 */
+    {"qwen.blk.20.attn_k.bias", 460913024, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.20.attn_k.bias"}, /* p563 */
+    {"qwen.blk.20.attn_v.weight", 460913152, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.attn_v.weight"}, /* p564 */
+    {"qwen.blk.20.attn_v.bias", 461027840, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.20.attn_v.bias"}, /* p565 */
+    {"qwen.blk.20.attn_output.weight", 461027968, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.attn_output.weight"}, /* p566 */
+    {"qwen.blk.20.ffn_norm.weight", 461830784, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.20.ffn_norm.weight"}, /* p567 */
+    {"qwen.blk.20.ffn_gate.weight", 461831680, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.ffn_gate.weight"}, /* p568 */
+    {"qwen.blk.20.ffn_up.weight", 466189824, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.ffn_up.weight"}, /* p569 */
+    {"qwen.blk.20.ffn_down.weight", 470547968, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.20.ffn_down.weight"}, /* p570 */
+    {"qwen.blk.21.attn_norm.weight", 474906112, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.21.attn_norm.weight"}, /* p571 */
+    {"qwen.blk.21.attn_q.weight", 474907008, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.attn_q.weight"}, /* p572 */
+    {"qwen.blk.21.attn_q.bias", 475709824, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.21.attn_q.bias"}, /* p573 */
+    {"qwen.blk.21.attn_k.weight", 475710720, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.attn_k.weight"}, /* p574 */
+    {"qwen.blk.21.attn_k.bias", 475825408, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.21.attn_k.bias"}, /* p575 */
+    {"qwen.blk.21.attn_v.weight", 475825536, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.attn_v.weight"}, /* p576 */
+    {"qwen.blk.21.attn_v.bias", 475940224, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.21.attn_v.bias"}, /* p577 */
+    {"qwen.blk.21.attn_output.weight", 475940352, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.attn_output.weight"}, /* p578 */
+    {"qwen.blk.21.ffn_norm.weight", 476743168, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.21.ffn_norm.weight"}, /* p579 */
+    {"qwen.blk.21.ffn_gate.weight", 476744064, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.ffn_gate.weight"}, /* p580 */
+    {"qwen.blk.21.ffn_up.weight", 481102208, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.ffn_up.weight"}, /* p581 */
+    {"qwen.blk.21.ffn_down.weight", 485460352, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.21.ffn_down.weight"}, /* p582 */
+    {"qwen.blk.22.attn_norm.weight", 489818496, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.22.attn_norm.weight"}, /* p583 */
+    {"qwen.blk.22.attn_q.weight", 489819392, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.attn_q.weight"}, /* p584 */
+    {"qwen.blk.22.attn_q.bias", 490622208, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.22.attn_q.bias"}, /* p585 */
+    {"qwen.blk.22.attn_k.weight", 490623104, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.attn_k.weight"}, /* p586 */
+    {"qwen.blk.22.attn_k.bias", 490737792, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.22.attn_k.bias"}, /* p587 */
+    {"qwen.blk.22.attn_v.weight", 490737920, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.attn_v.weight"}, /* p588 */
+    {"qwen.blk.22.attn_v.bias", 490852608, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.22.attn_v.bias"}, /* p589 */
+    {"qwen.blk.22.attn_output.weight", 490852736, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.attn_output.weight"}, /* p590 */
+    {"qwen.blk.22.ffn_norm.weight", 491655552, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.22.ffn_norm.weight"}, /* p591 */
+    {"qwen.blk.22.ffn_gate.weight", 491656448, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.ffn_gate.weight"}, /* p592 */
+    {"qwen.blk.22.ffn_up.weight", 496014592, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.ffn_up.weight"}, /* p593 */
+    {"qwen.blk.22.ffn_down.weight", 500372736, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.22.ffn_down.weight"}, /* p594 */
+    {"qwen.blk.23.attn_norm.weight", 504730880, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.23.attn_norm.weight"}, /* p595 */
+    {"qwen.blk.23.attn_q.weight", 504731776, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.attn_q.weight"}, /* p596 */
+    {"qwen.blk.23.attn_q.bias", 505534592, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.23.attn_q.bias"}, /* p597 */
+    {"qwen.blk.23.attn_k.weight", 505535488, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.attn_k.weight"}, /* p598 */
+    {"qwen.blk.23.attn_k.bias", 505650176, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.23.attn_k.bias"}, /* p599 */
+    {"qwen.blk.23.attn_v.weight", 505650304, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.attn_v.weight"}, /* p600 */
+    {"qwen.blk.23.attn_v.bias", 505764992, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 1, "blk.23.attn_v.bias"}, /* p601 */
+    {"qwen.blk.23.attn_output.weight", 505765120, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.attn_output.weight"}, /* p602 */
+    {"qwen.blk.23.ffn_norm.weight", 506567936, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "blk.23.ffn_norm.weight"}, /* p603 */
+    {"qwen.blk.23.ffn_gate.weight", 506568832, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.ffn_gate.weight"}, /* p604 */
+    {"qwen.blk.23.ffn_up.weight", 510926976, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.ffn_up.weight"}, /* p605 */
+    {"qwen.blk.23.ffn_down.weight", 515285120, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 1, "blk.23.ffn_down.weight"}, /* p606 */
+    {"qwen.output_norm.weight", 519643264, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 1, "output_norm.weight"}, /* p607 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[2] = {
+    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}},
+    {"qwen", "dsl-examples/../models/qwen2.5-0.5b.gguf", 1, {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -1533,6 +1539,8 @@ const lmn_net_desc hetero_desc = {
     .classes = 0,
     .ctx = 8192,
     .prefix = 0,
+    .n_models = 2,
+    .models = models,
     .n_params = 608,
     .params = params,
     .n_floats = 519644160,

@@ -15,870 +15,875 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[864] = {
-    {"e40.m1.attn_norm.weight", 0, 896, 0, 1, 40, "e40", LMN_INIT_ONE, 0, -1}, /* p0 */
-    {"e40.m1.attn_q.weight", 896, 896, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p1 */
-    {"e40.m1.attn_q.bias", 803712, 896, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1}, /* p2 */
-    {"e40.m1.attn_k.weight", 804608, 128, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p3 */
-    {"e40.m1.attn_k.bias", 919296, 128, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1}, /* p4 */
-    {"e40.m1.attn_v.weight", 919424, 128, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p5 */
-    {"e40.m1.attn_v.bias", 1034112, 128, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1}, /* p6 */
-    {"e40.m1.attn_output.weight", 1034240, 896, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p7 */
-    {"e40.m1.ffn_norm.weight", 1837056, 896, 0, 1, 40, "e40", LMN_INIT_ONE, 0, -1}, /* p8 */
-    {"e40.m1.ffn_gate.weight", 1837952, 4864, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p9 */
-    {"e40.m1.ffn_up.weight", 6196096, 4864, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p10 */
-    {"e40.m1.ffn_down.weight", 10554240, 896, 4864, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p11 */
-    {"e40.m2.weight", 14912384, 896, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1}, /* p12 */
-    {"e40.m2.bias", 15715200, 896, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1}, /* p13 */
-    {"e0.m0.attn_norm.weight", 15716096, 896, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1}, /* p14 */
-    {"e0.m0.attn_q.weight", 15716992, 896, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p15 */
-    {"e0.m0.attn_q.bias", 16519808, 896, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1}, /* p16 */
-    {"e0.m0.attn_k.weight", 16520704, 128, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p17 */
-    {"e0.m0.attn_k.bias", 16635392, 128, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1}, /* p18 */
-    {"e0.m0.attn_v.weight", 16635520, 128, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p19 */
-    {"e0.m0.attn_v.bias", 16750208, 128, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1}, /* p20 */
-    {"e0.m0.attn_output.weight", 16750336, 896, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p21 */
-    {"e0.m0.ffn_norm.weight", 17553152, 896, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1}, /* p22 */
-    {"e0.m0.ffn_gate.weight", 17554048, 4864, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p23 */
-    {"e0.m0.ffn_up.weight", 21912192, 4864, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"e0.m0.ffn_down.weight", 26270336, 896, 4864, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p25 */
-    {"e0.m1.weight", 30628480, 896, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1}, /* p26 */
-    {"e0.m1.bias", 31431296, 896, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1}, /* p27 */
-    {"e1.m0.attn_norm.weight", 31432192, 896, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p28 */
-    {"e1.m0.attn_q.weight", 31433088, 896, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p29 */
-    {"e1.m0.attn_q.bias", 32235904, 896, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p30 */
-    {"e1.m0.attn_k.weight", 32236800, 128, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p31 */
-    {"e1.m0.attn_k.bias", 32351488, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p32 */
-    {"e1.m0.attn_v.weight", 32351616, 128, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p33 */
-    {"e1.m0.attn_v.bias", 32466304, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p34 */
-    {"e1.m0.attn_output.weight", 32466432, 896, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p35 */
-    {"e1.m0.ffn_norm.weight", 33269248, 896, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p36 */
-    {"e1.m0.ffn_gate.weight", 33270144, 4864, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p37 */
-    {"e1.m0.ffn_up.weight", 37628288, 4864, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p38 */
-    {"e1.m0.ffn_down.weight", 41986432, 896, 4864, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p39 */
-    {"e1.m1.weight", 46344576, 896, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p40 */
-    {"e1.m1.bias", 47147392, 896, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p41 */
-    {"e2.m0.attn_norm.weight", 47148288, 896, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p42 */
-    {"e2.m0.attn_q.weight", 47149184, 896, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p43 */
-    {"e2.m0.attn_q.bias", 47952000, 896, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p44 */
-    {"e2.m0.attn_k.weight", 47952896, 128, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p45 */
-    {"e2.m0.attn_k.bias", 48067584, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p46 */
-    {"e2.m0.attn_v.weight", 48067712, 128, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p47 */
-    {"e2.m0.attn_v.bias", 48182400, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p48 */
-    {"e2.m0.attn_output.weight", 48182528, 896, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p49 */
-    {"e2.m0.ffn_norm.weight", 48985344, 896, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p50 */
-    {"e2.m0.ffn_gate.weight", 48986240, 4864, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p51 */
-    {"e2.m0.ffn_up.weight", 53344384, 4864, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p52 */
-    {"e2.m0.ffn_down.weight", 57702528, 896, 4864, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p53 */
-    {"e2.m1.weight", 62060672, 896, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p54 */
-    {"e2.m1.bias", 62863488, 896, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p55 */
-    {"e3.m0.attn_norm.weight", 62864384, 896, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p56 */
-    {"e3.m0.attn_q.weight", 62865280, 896, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p57 */
-    {"e3.m0.attn_q.bias", 63668096, 896, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p58 */
-    {"e3.m0.attn_k.weight", 63668992, 128, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p59 */
-    {"e3.m0.attn_k.bias", 63783680, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p60 */
-    {"e3.m0.attn_v.weight", 63783808, 128, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p61 */
-    {"e3.m0.attn_v.bias", 63898496, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p62 */
-    {"e3.m0.attn_output.weight", 63898624, 896, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p63 */
-    {"e3.m0.ffn_norm.weight", 64701440, 896, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p64 */
-    {"e3.m0.ffn_gate.weight", 64702336, 4864, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p65 */
-    {"e3.m0.ffn_up.weight", 69060480, 4864, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p66 */
-    {"e3.m0.ffn_down.weight", 73418624, 896, 4864, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p67 */
-    {"e3.m1.weight", 77776768, 896, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p68 */
-    {"e3.m1.bias", 78579584, 896, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p69 */
-    {"e4.m0.attn_norm.weight", 78580480, 896, 0, 1, 4, "block", LMN_INIT_ONE, 0, -1}, /* p70 */
-    {"e4.m0.attn_q.weight", 78581376, 896, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p71 */
-    {"e4.m0.attn_q.bias", 79384192, 896, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1}, /* p72 */
-    {"e4.m0.attn_k.weight", 79385088, 128, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p73 */
-    {"e4.m0.attn_k.bias", 79499776, 128, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1}, /* p74 */
-    {"e4.m0.attn_v.weight", 79499904, 128, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p75 */
-    {"e4.m0.attn_v.bias", 79614592, 128, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1}, /* p76 */
-    {"e4.m0.attn_output.weight", 79614720, 896, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p77 */
-    {"e4.m0.ffn_norm.weight", 80417536, 896, 0, 1, 4, "block", LMN_INIT_ONE, 0, -1}, /* p78 */
-    {"e4.m0.ffn_gate.weight", 80418432, 4864, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p79 */
-    {"e4.m0.ffn_up.weight", 84776576, 4864, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p80 */
-    {"e4.m0.ffn_down.weight", 89134720, 896, 4864, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p81 */
-    {"e4.m1.weight", 93492864, 896, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1}, /* p82 */
-    {"e4.m1.bias", 94295680, 896, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1}, /* p83 */
-    {"e5.m0.attn_norm.weight", 94296576, 896, 0, 1, 5, "block", LMN_INIT_ONE, 0, -1}, /* p84 */
-    {"e5.m0.attn_q.weight", 94297472, 896, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p85 */
-    {"e5.m0.attn_q.bias", 95100288, 896, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1}, /* p86 */
-    {"e5.m0.attn_k.weight", 95101184, 128, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p87 */
-    {"e5.m0.attn_k.bias", 95215872, 128, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1}, /* p88 */
-    {"e5.m0.attn_v.weight", 95216000, 128, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p89 */
-    {"e5.m0.attn_v.bias", 95330688, 128, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1}, /* p90 */
-    {"e5.m0.attn_output.weight", 95330816, 896, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p91 */
-    {"e5.m0.ffn_norm.weight", 96133632, 896, 0, 1, 5, "block", LMN_INIT_ONE, 0, -1}, /* p92 */
-    {"e5.m0.ffn_gate.weight", 96134528, 4864, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p93 */
-    {"e5.m0.ffn_up.weight", 100492672, 4864, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p94 */
-    {"e5.m0.ffn_down.weight", 104850816, 896, 4864, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p95 */
-    {"e5.m1.weight", 109208960, 896, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1}, /* p96 */
-    {"e5.m1.bias", 110011776, 896, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1}, /* p97 */
-    {"e6.m0.attn_norm.weight", 110012672, 896, 0, 1, 6, "block", LMN_INIT_ONE, 0, -1}, /* p98 */
-    {"e6.m0.attn_q.weight", 110013568, 896, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p99 */
-    {"e6.m0.attn_q.bias", 110816384, 896, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1}, /* p100 */
-    {"e6.m0.attn_k.weight", 110817280, 128, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p101 */
-    {"e6.m0.attn_k.bias", 110931968, 128, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1}, /* p102 */
-    {"e6.m0.attn_v.weight", 110932096, 128, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p103 */
-    {"e6.m0.attn_v.bias", 111046784, 128, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1}, /* p104 */
-    {"e6.m0.attn_output.weight", 111046912, 896, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p105 */
-    {"e6.m0.ffn_norm.weight", 111849728, 896, 0, 1, 6, "block", LMN_INIT_ONE, 0, -1}, /* p106 */
-    {"e6.m0.ffn_gate.weight", 111850624, 4864, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p107 */
-    {"e6.m0.ffn_up.weight", 116208768, 4864, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p108 */
-    {"e6.m0.ffn_down.weight", 120566912, 896, 4864, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p109 */
-    {"e6.m1.weight", 124925056, 896, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1}, /* p110 */
-    {"e6.m1.bias", 125727872, 896, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1}, /* p111 */
-    {"e7.m0.attn_norm.weight", 125728768, 896, 0, 1, 7, "block", LMN_INIT_ONE, 0, -1}, /* p112 */
-    {"e7.m0.attn_q.weight", 125729664, 896, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p113 */
-    {"e7.m0.attn_q.bias", 126532480, 896, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1}, /* p114 */
-    {"e7.m0.attn_k.weight", 126533376, 128, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p115 */
-    {"e7.m0.attn_k.bias", 126648064, 128, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1}, /* p116 */
-    {"e7.m0.attn_v.weight", 126648192, 128, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p117 */
-    {"e7.m0.attn_v.bias", 126762880, 128, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1}, /* p118 */
-    {"e7.m0.attn_output.weight", 126763008, 896, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p119 */
-    {"e7.m0.ffn_norm.weight", 127565824, 896, 0, 1, 7, "block", LMN_INIT_ONE, 0, -1}, /* p120 */
-    {"e7.m0.ffn_gate.weight", 127566720, 4864, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p121 */
-    {"e7.m0.ffn_up.weight", 131924864, 4864, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p122 */
-    {"e7.m0.ffn_down.weight", 136283008, 896, 4864, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p123 */
-    {"e7.m1.weight", 140641152, 896, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1}, /* p124 */
-    {"e7.m1.bias", 141443968, 896, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1}, /* p125 */
-    {"e8.m0.attn_norm.weight", 141444864, 896, 0, 1, 8, "block", LMN_INIT_ONE, 0, -1}, /* p126 */
-    {"e8.m0.attn_q.weight", 141445760, 896, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p127 */
-    {"e8.m0.attn_q.bias", 142248576, 896, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1}, /* p128 */
-    {"e8.m0.attn_k.weight", 142249472, 128, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p129 */
-    {"e8.m0.attn_k.bias", 142364160, 128, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1}, /* p130 */
-    {"e8.m0.attn_v.weight", 142364288, 128, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p131 */
-    {"e8.m0.attn_v.bias", 142478976, 128, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1}, /* p132 */
-    {"e8.m0.attn_output.weight", 142479104, 896, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p133 */
-    {"e8.m0.ffn_norm.weight", 143281920, 896, 0, 1, 8, "block", LMN_INIT_ONE, 0, -1}, /* p134 */
-    {"e8.m0.ffn_gate.weight", 143282816, 4864, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p135 */
-    {"e8.m0.ffn_up.weight", 147640960, 4864, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p136 */
-    {"e8.m0.ffn_down.weight", 151999104, 896, 4864, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p137 */
-    {"e8.m1.weight", 156357248, 896, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1}, /* p138 */
-    {"e8.m1.bias", 157160064, 896, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1}, /* p139 */
-    {"e9.m0.attn_norm.weight", 157160960, 896, 0, 1, 9, "block", LMN_INIT_ONE, 0, -1}, /* p140 */
-    {"e9.m0.attn_q.weight", 157161856, 896, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p141 */
-    {"e9.m0.attn_q.bias", 157964672, 896, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1}, /* p142 */
-    {"e9.m0.attn_k.weight", 157965568, 128, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p143 */
-    {"e9.m0.attn_k.bias", 158080256, 128, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1}, /* p144 */
-    {"e9.m0.attn_v.weight", 158080384, 128, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p145 */
-    {"e9.m0.attn_v.bias", 158195072, 128, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1}, /* p146 */
-    {"e9.m0.attn_output.weight", 158195200, 896, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p147 */
-    {"e9.m0.ffn_norm.weight", 158998016, 896, 0, 1, 9, "block", LMN_INIT_ONE, 0, -1}, /* p148 */
-    {"e9.m0.ffn_gate.weight", 158998912, 4864, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p149 */
-    {"e9.m0.ffn_up.weight", 163357056, 4864, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p150 */
-    {"e9.m0.ffn_down.weight", 167715200, 896, 4864, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p151 */
-    {"e9.m1.weight", 172073344, 896, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1}, /* p152 */
-    {"e9.m1.bias", 172876160, 896, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1}, /* p153 */
-    {"e10.m0.attn_norm.weight", 172877056, 896, 0, 1, 10, "block", LMN_INIT_ONE, 0, -1}, /* p154 */
-    {"e10.m0.attn_q.weight", 172877952, 896, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p155 */
-    {"e10.m0.attn_q.bias", 173680768, 896, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1}, /* p156 */
-    {"e10.m0.attn_k.weight", 173681664, 128, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p157 */
-    {"e10.m0.attn_k.bias", 173796352, 128, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1}, /* p158 */
-    {"e10.m0.attn_v.weight", 173796480, 128, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p159 */
-    {"e10.m0.attn_v.bias", 173911168, 128, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1}, /* p160 */
-    {"e10.m0.attn_output.weight", 173911296, 896, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p161 */
-    {"e10.m0.ffn_norm.weight", 174714112, 896, 0, 1, 10, "block", LMN_INIT_ONE, 0, -1}, /* p162 */
-    {"e10.m0.ffn_gate.weight", 174715008, 4864, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p163 */
-    {"e10.m0.ffn_up.weight", 179073152, 4864, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p164 */
-    {"e10.m0.ffn_down.weight", 183431296, 896, 4864, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p165 */
-    {"e10.m1.weight", 187789440, 896, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1}, /* p166 */
-    {"e10.m1.bias", 188592256, 896, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1}, /* p167 */
-    {"e11.m0.attn_norm.weight", 188593152, 896, 0, 1, 11, "block", LMN_INIT_ONE, 0, -1}, /* p168 */
-    {"e11.m0.attn_q.weight", 188594048, 896, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p169 */
-    {"e11.m0.attn_q.bias", 189396864, 896, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1}, /* p170 */
-    {"e11.m0.attn_k.weight", 189397760, 128, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p171 */
-    {"e11.m0.attn_k.bias", 189512448, 128, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1}, /* p172 */
-    {"e11.m0.attn_v.weight", 189512576, 128, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p173 */
-    {"e11.m0.attn_v.bias", 189627264, 128, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1}, /* p174 */
-    {"e11.m0.attn_output.weight", 189627392, 896, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p175 */
-    {"e11.m0.ffn_norm.weight", 190430208, 896, 0, 1, 11, "block", LMN_INIT_ONE, 0, -1}, /* p176 */
-    {"e11.m0.ffn_gate.weight", 190431104, 4864, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p177 */
-    {"e11.m0.ffn_up.weight", 194789248, 4864, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p178 */
-    {"e11.m0.ffn_down.weight", 199147392, 896, 4864, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p179 */
-    {"e11.m1.weight", 203505536, 896, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1}, /* p180 */
-    {"e11.m1.bias", 204308352, 896, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1}, /* p181 */
-    {"e12.m0.attn_norm.weight", 204309248, 896, 0, 1, 12, "block", LMN_INIT_ONE, 0, -1}, /* p182 */
-    {"e12.m0.attn_q.weight", 204310144, 896, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p183 */
-    {"e12.m0.attn_q.bias", 205112960, 896, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1}, /* p184 */
-    {"e12.m0.attn_k.weight", 205113856, 128, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p185 */
-    {"e12.m0.attn_k.bias", 205228544, 128, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1}, /* p186 */
-    {"e12.m0.attn_v.weight", 205228672, 128, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p187 */
-    {"e12.m0.attn_v.bias", 205343360, 128, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1}, /* p188 */
-    {"e12.m0.attn_output.weight", 205343488, 896, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p189 */
-    {"e12.m0.ffn_norm.weight", 206146304, 896, 0, 1, 12, "block", LMN_INIT_ONE, 0, -1}, /* p190 */
-    {"e12.m0.ffn_gate.weight", 206147200, 4864, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p191 */
-    {"e12.m0.ffn_up.weight", 210505344, 4864, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p192 */
-    {"e12.m0.ffn_down.weight", 214863488, 896, 4864, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p193 */
-    {"e12.m1.weight", 219221632, 896, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1}, /* p194 */
-    {"e12.m1.bias", 220024448, 896, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1}, /* p195 */
-    {"e13.m0.attn_norm.weight", 220025344, 896, 0, 1, 13, "block", LMN_INIT_ONE, 0, -1}, /* p196 */
-    {"e13.m0.attn_q.weight", 220026240, 896, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p197 */
-    {"e13.m0.attn_q.bias", 220829056, 896, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1}, /* p198 */
-    {"e13.m0.attn_k.weight", 220829952, 128, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p199 */
-    {"e13.m0.attn_k.bias", 220944640, 128, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1}, /* p200 */
-    {"e13.m0.attn_v.weight", 220944768, 128, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p201 */
-    {"e13.m0.attn_v.bias", 221059456, 128, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1}, /* p202 */
-    {"e13.m0.attn_output.weight", 221059584, 896, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p203 */
-    {"e13.m0.ffn_norm.weight", 221862400, 896, 0, 1, 13, "block", LMN_INIT_ONE, 0, -1}, /* p204 */
-    {"e13.m0.ffn_gate.weight", 221863296, 4864, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p205 */
-    {"e13.m0.ffn_up.weight", 226221440, 4864, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p206 */
-    {"e13.m0.ffn_down.weight", 230579584, 896, 4864, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p207 */
-    {"e13.m1.weight", 234937728, 896, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1}, /* p208 */
-    {"e13.m1.bias", 235740544, 896, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1}, /* p209 */
-    {"e14.m0.attn_norm.weight", 235741440, 896, 0, 1, 14, "block", LMN_INIT_ONE, 0, -1}, /* p210 */
-    {"e14.m0.attn_q.weight", 235742336, 896, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p211 */
-    {"e14.m0.attn_q.bias", 236545152, 896, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1}, /* p212 */
-    {"e14.m0.attn_k.weight", 236546048, 128, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p213 */
-    {"e14.m0.attn_k.bias", 236660736, 128, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1}, /* p214 */
-    {"e14.m0.attn_v.weight", 236660864, 128, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p215 */
-    {"e14.m0.attn_v.bias", 236775552, 128, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1}, /* p216 */
-    {"e14.m0.attn_output.weight", 236775680, 896, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p217 */
-    {"e14.m0.ffn_norm.weight", 237578496, 896, 0, 1, 14, "block", LMN_INIT_ONE, 0, -1}, /* p218 */
-    {"e14.m0.ffn_gate.weight", 237579392, 4864, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p219 */
-    {"e14.m0.ffn_up.weight", 241937536, 4864, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p220 */
-    {"e14.m0.ffn_down.weight", 246295680, 896, 4864, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p221 */
-    {"e14.m1.weight", 250653824, 896, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1}, /* p222 */
-    {"e14.m1.bias", 251456640, 896, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1}, /* p223 */
-    {"e15.m0.attn_norm.weight", 251457536, 896, 0, 1, 15, "block", LMN_INIT_ONE, 0, -1}, /* p224 */
-    {"e15.m0.attn_q.weight", 251458432, 896, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p225 */
-    {"e15.m0.attn_q.bias", 252261248, 896, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1}, /* p226 */
-    {"e15.m0.attn_k.weight", 252262144, 128, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p227 */
-    {"e15.m0.attn_k.bias", 252376832, 128, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1}, /* p228 */
-    {"e15.m0.attn_v.weight", 252376960, 128, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p229 */
-    {"e15.m0.attn_v.bias", 252491648, 128, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1}, /* p230 */
-    {"e15.m0.attn_output.weight", 252491776, 896, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p231 */
-    {"e15.m0.ffn_norm.weight", 253294592, 896, 0, 1, 15, "block", LMN_INIT_ONE, 0, -1}, /* p232 */
-    {"e15.m0.ffn_gate.weight", 253295488, 4864, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p233 */
-    {"e15.m0.ffn_up.weight", 257653632, 4864, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p234 */
-    {"e15.m0.ffn_down.weight", 262011776, 896, 4864, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p235 */
-    {"e15.m1.weight", 266369920, 896, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1}, /* p236 */
-    {"e15.m1.bias", 267172736, 896, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1}, /* p237 */
-    {"e16.m0.attn_norm.weight", 267173632, 896, 0, 1, 16, "block", LMN_INIT_ONE, 0, -1}, /* p238 */
-    {"e16.m0.attn_q.weight", 267174528, 896, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p239 */
-    {"e16.m0.attn_q.bias", 267977344, 896, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1}, /* p240 */
-    {"e16.m0.attn_k.weight", 267978240, 128, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p241 */
-    {"e16.m0.attn_k.bias", 268092928, 128, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1}, /* p242 */
-    {"e16.m0.attn_v.weight", 268093056, 128, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p243 */
-    {"e16.m0.attn_v.bias", 268207744, 128, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1}, /* p244 */
-    {"e16.m0.attn_output.weight", 268207872, 896, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p245 */
-    {"e16.m0.ffn_norm.weight", 269010688, 896, 0, 1, 16, "block", LMN_INIT_ONE, 0, -1}, /* p246 */
-    {"e16.m0.ffn_gate.weight", 269011584, 4864, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p247 */
-    {"e16.m0.ffn_up.weight", 273369728, 4864, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p248 */
-    {"e16.m0.ffn_down.weight", 277727872, 896, 4864, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p249 */
-    {"e16.m1.weight", 282086016, 896, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1}, /* p250 */
-    {"e16.m1.bias", 282888832, 896, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1}, /* p251 */
-    {"e17.m0.attn_norm.weight", 282889728, 896, 0, 1, 17, "block", LMN_INIT_ONE, 0, -1}, /* p252 */
-    {"e17.m0.attn_q.weight", 282890624, 896, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p253 */
-    {"e17.m0.attn_q.bias", 283693440, 896, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1}, /* p254 */
-    {"e17.m0.attn_k.weight", 283694336, 128, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p255 */
-    {"e17.m0.attn_k.bias", 283809024, 128, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1}, /* p256 */
-    {"e17.m0.attn_v.weight", 283809152, 128, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p257 */
-    {"e17.m0.attn_v.bias", 283923840, 128, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1}, /* p258 */
-    {"e17.m0.attn_output.weight", 283923968, 896, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p259 */
-    {"e17.m0.ffn_norm.weight", 284726784, 896, 0, 1, 17, "block", LMN_INIT_ONE, 0, -1}, /* p260 */
-    {"e17.m0.ffn_gate.weight", 284727680, 4864, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p261 */
-    {"e17.m0.ffn_up.weight", 289085824, 4864, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p262 */
-    {"e17.m0.ffn_down.weight", 293443968, 896, 4864, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p263 */
-    {"e17.m1.weight", 297802112, 896, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1}, /* p264 */
-    {"e17.m1.bias", 298604928, 896, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1}, /* p265 */
-    {"e18.m0.attn_norm.weight", 298605824, 896, 0, 1, 18, "block", LMN_INIT_ONE, 0, -1}, /* p266 */
-    {"e18.m0.attn_q.weight", 298606720, 896, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p267 */
-    {"e18.m0.attn_q.bias", 299409536, 896, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1}, /* p268 */
-    {"e18.m0.attn_k.weight", 299410432, 128, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p269 */
-    {"e18.m0.attn_k.bias", 299525120, 128, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1}, /* p270 */
-    {"e18.m0.attn_v.weight", 299525248, 128, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p271 */
-    {"e18.m0.attn_v.bias", 299639936, 128, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1}, /* p272 */
-    {"e18.m0.attn_output.weight", 299640064, 896, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p273 */
-    {"e18.m0.ffn_norm.weight", 300442880, 896, 0, 1, 18, "block", LMN_INIT_ONE, 0, -1}, /* p274 */
-    {"e18.m0.ffn_gate.weight", 300443776, 4864, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p275 */
-    {"e18.m0.ffn_up.weight", 304801920, 4864, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p276 */
-    {"e18.m0.ffn_down.weight", 309160064, 896, 4864, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p277 */
-    {"e18.m1.weight", 313518208, 896, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1}, /* p278 */
-    {"e18.m1.bias", 314321024, 896, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1}, /* p279 */
-    {"e19.m0.attn_norm.weight", 314321920, 896, 0, 1, 19, "block", LMN_INIT_ONE, 0, -1}, /* p280 */
-    {"e19.m0.attn_q.weight", 314322816, 896, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p281 */
-    {"e19.m0.attn_q.bias", 315125632, 896, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1}, /* p282 */
-    {"e19.m0.attn_k.weight", 315126528, 128, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p283 */
-    {"e19.m0.attn_k.bias", 315241216, 128, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1}, /* p284 */
-    {"e19.m0.attn_v.weight", 315241344, 128, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p285 */
-    {"e19.m0.attn_v.bias", 315356032, 128, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1}, /* p286 */
-    {"e19.m0.attn_output.weight", 315356160, 896, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p287 */
-    {"e19.m0.ffn_norm.weight", 316158976, 896, 0, 1, 19, "block", LMN_INIT_ONE, 0, -1}, /* p288 */
-    {"e19.m0.ffn_gate.weight", 316159872, 4864, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p289 */
-    {"e19.m0.ffn_up.weight", 320518016, 4864, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p290 */
-    {"e19.m0.ffn_down.weight", 324876160, 896, 4864, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p291 */
-    {"e19.m1.weight", 329234304, 896, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1}, /* p292 */
-    {"e19.m1.bias", 330037120, 896, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1}, /* p293 */
-    {"e20.m0.attn_norm.weight", 330038016, 896, 0, 1, 20, "block", LMN_INIT_ONE, 0, -1}, /* p294 */
-    {"e20.m0.attn_q.weight", 330038912, 896, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p295 */
-    {"e20.m0.attn_q.bias", 330841728, 896, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1}, /* p296 */
-    {"e20.m0.attn_k.weight", 330842624, 128, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p297 */
-    {"e20.m0.attn_k.bias", 330957312, 128, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1}, /* p298 */
-    {"e20.m0.attn_v.weight", 330957440, 128, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p299 */
-    {"e20.m0.attn_v.bias", 331072128, 128, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1}, /* p300 */
-    {"e20.m0.attn_output.weight", 331072256, 896, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p301 */
-    {"e20.m0.ffn_norm.weight", 331875072, 896, 0, 1, 20, "block", LMN_INIT_ONE, 0, -1}, /* p302 */
-    {"e20.m0.ffn_gate.weight", 331875968, 4864, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p303 */
-    {"e20.m0.ffn_up.weight", 336234112, 4864, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p304 */
-    {"e20.m0.ffn_down.weight", 340592256, 896, 4864, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p305 */
-    {"e20.m1.weight", 344950400, 896, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1}, /* p306 */
-    {"e20.m1.bias", 345753216, 896, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1}, /* p307 */
-    {"e21.m0.attn_norm.weight", 345754112, 896, 0, 1, 21, "block", LMN_INIT_ONE, 0, -1}, /* p308 */
-    {"e21.m0.attn_q.weight", 345755008, 896, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p309 */
-    {"e21.m0.attn_q.bias", 346557824, 896, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1}, /* p310 */
-    {"e21.m0.attn_k.weight", 346558720, 128, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p311 */
-    {"e21.m0.attn_k.bias", 346673408, 128, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1}, /* p312 */
-    {"e21.m0.attn_v.weight", 346673536, 128, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p313 */
-    {"e21.m0.attn_v.bias", 346788224, 128, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1}, /* p314 */
-    {"e21.m0.attn_output.weight", 346788352, 896, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p315 */
-    {"e21.m0.ffn_norm.weight", 347591168, 896, 0, 1, 21, "block", LMN_INIT_ONE, 0, -1}, /* p316 */
-    {"e21.m0.ffn_gate.weight", 347592064, 4864, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p317 */
-    {"e21.m0.ffn_up.weight", 351950208, 4864, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p318 */
-    {"e21.m0.ffn_down.weight", 356308352, 896, 4864, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p319 */
-    {"e21.m1.weight", 360666496, 896, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1}, /* p320 */
-    {"e21.m1.bias", 361469312, 896, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1}, /* p321 */
-    {"e22.m0.attn_norm.weight", 361470208, 896, 0, 1, 22, "block", LMN_INIT_ONE, 0, -1}, /* p322 */
-    {"e22.m0.attn_q.weight", 361471104, 896, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p323 */
-    {"e22.m0.attn_q.bias", 362273920, 896, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1}, /* p324 */
-    {"e22.m0.attn_k.weight", 362274816, 128, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p325 */
-    {"e22.m0.attn_k.bias", 362389504, 128, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1}, /* p326 */
-    {"e22.m0.attn_v.weight", 362389632, 128, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p327 */
-    {"e22.m0.attn_v.bias", 362504320, 128, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1}, /* p328 */
-    {"e22.m0.attn_output.weight", 362504448, 896, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p329 */
-    {"e22.m0.ffn_norm.weight", 363307264, 896, 0, 1, 22, "block", LMN_INIT_ONE, 0, -1}, /* p330 */
-    {"e22.m0.ffn_gate.weight", 363308160, 4864, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p331 */
-    {"e22.m0.ffn_up.weight", 367666304, 4864, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p332 */
-    {"e22.m0.ffn_down.weight", 372024448, 896, 4864, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p333 */
-    {"e22.m1.weight", 376382592, 896, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1}, /* p334 */
-    {"e22.m1.bias", 377185408, 896, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1}, /* p335 */
-    {"e23.m0.attn_norm.weight", 377186304, 896, 0, 1, 23, "block", LMN_INIT_ONE, 0, -1}, /* p336 */
-    {"e23.m0.attn_q.weight", 377187200, 896, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p337 */
-    {"e23.m0.attn_q.bias", 377990016, 896, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1}, /* p338 */
-    {"e23.m0.attn_k.weight", 377990912, 128, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p339 */
-    {"e23.m0.attn_k.bias", 378105600, 128, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1}, /* p340 */
-    {"e23.m0.attn_v.weight", 378105728, 128, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p341 */
-    {"e23.m0.attn_v.bias", 378220416, 128, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1}, /* p342 */
-    {"e23.m0.attn_output.weight", 378220544, 896, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p343 */
-    {"e23.m0.ffn_norm.weight", 379023360, 896, 0, 1, 23, "block", LMN_INIT_ONE, 0, -1}, /* p344 */
-    {"e23.m0.ffn_gate.weight", 379024256, 4864, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p345 */
-    {"e23.m0.ffn_up.weight", 383382400, 4864, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p346 */
-    {"e23.m0.ffn_down.weight", 387740544, 896, 4864, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p347 */
-    {"e23.m1.weight", 392098688, 896, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1}, /* p348 */
-    {"e23.m1.bias", 392901504, 896, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1}, /* p349 */
-    {"e24.m0.attn_norm.weight", 392902400, 896, 0, 1, 24, "block", LMN_INIT_ONE, 0, -1}, /* p350 */
-    {"e24.m0.attn_q.weight", 392903296, 896, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p351 */
-    {"e24.m0.attn_q.bias", 393706112, 896, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1}, /* p352 */
-    {"e24.m0.attn_k.weight", 393707008, 128, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p353 */
-    {"e24.m0.attn_k.bias", 393821696, 128, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1}, /* p354 */
-    {"e24.m0.attn_v.weight", 393821824, 128, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p355 */
-    {"e24.m0.attn_v.bias", 393936512, 128, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1}, /* p356 */
-    {"e24.m0.attn_output.weight", 393936640, 896, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p357 */
-    {"e24.m0.ffn_norm.weight", 394739456, 896, 0, 1, 24, "block", LMN_INIT_ONE, 0, -1}, /* p358 */
-    {"e24.m0.ffn_gate.weight", 394740352, 4864, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p359 */
-    {"e24.m0.ffn_up.weight", 399098496, 4864, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p360 */
-    {"e24.m0.ffn_down.weight", 403456640, 896, 4864, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p361 */
-    {"e24.m1.weight", 407814784, 896, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1}, /* p362 */
-    {"e24.m1.bias", 408617600, 896, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1}, /* p363 */
-    {"e25.m0.attn_norm.weight", 408618496, 896, 0, 1, 25, "block", LMN_INIT_ONE, 0, -1}, /* p364 */
-    {"e25.m0.attn_q.weight", 408619392, 896, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p365 */
-    {"e25.m0.attn_q.bias", 409422208, 896, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1}, /* p366 */
-    {"e25.m0.attn_k.weight", 409423104, 128, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p367 */
-    {"e25.m0.attn_k.bias", 409537792, 128, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1}, /* p368 */
-    {"e25.m0.attn_v.weight", 409537920, 128, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p369 */
-    {"e25.m0.attn_v.bias", 409652608, 128, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1}, /* p370 */
-    {"e25.m0.attn_output.weight", 409652736, 896, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p371 */
-    {"e25.m0.ffn_norm.weight", 410455552, 896, 0, 1, 25, "block", LMN_INIT_ONE, 0, -1}, /* p372 */
-    {"e25.m0.ffn_gate.weight", 410456448, 4864, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p373 */
-    {"e25.m0.ffn_up.weight", 414814592, 4864, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p374 */
-    {"e25.m0.ffn_down.weight", 419172736, 896, 4864, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p375 */
-    {"e25.m1.weight", 423530880, 896, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1}, /* p376 */
-    {"e25.m1.bias", 424333696, 896, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1}, /* p377 */
-    {"e26.m0.attn_norm.weight", 424334592, 896, 0, 1, 26, "block", LMN_INIT_ONE, 0, -1}, /* p378 */
-    {"e26.m0.attn_q.weight", 424335488, 896, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p379 */
-    {"e26.m0.attn_q.bias", 425138304, 896, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1}, /* p380 */
-    {"e26.m0.attn_k.weight", 425139200, 128, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p381 */
-    {"e26.m0.attn_k.bias", 425253888, 128, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1}, /* p382 */
-    {"e26.m0.attn_v.weight", 425254016, 128, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p383 */
-    {"e26.m0.attn_v.bias", 425368704, 128, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1}, /* p384 */
-    {"e26.m0.attn_output.weight", 425368832, 896, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p385 */
-    {"e26.m0.ffn_norm.weight", 426171648, 896, 0, 1, 26, "block", LMN_INIT_ONE, 0, -1}, /* p386 */
-    {"e26.m0.ffn_gate.weight", 426172544, 4864, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p387 */
-    {"e26.m0.ffn_up.weight", 430530688, 4864, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p388 */
-    {"e26.m0.ffn_down.weight", 434888832, 896, 4864, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p389 */
-    {"e26.m1.weight", 439246976, 896, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1}, /* p390 */
-    {"e26.m1.bias", 440049792, 896, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1}, /* p391 */
-    {"e27.m0.attn_norm.weight", 440050688, 896, 0, 1, 27, "block", LMN_INIT_ONE, 0, -1}, /* p392 */
-    {"e27.m0.attn_q.weight", 440051584, 896, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p393 */
-    {"e27.m0.attn_q.bias", 440854400, 896, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1}, /* p394 */
-    {"e27.m0.attn_k.weight", 440855296, 128, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p395 */
-    {"e27.m0.attn_k.bias", 440969984, 128, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1}, /* p396 */
-    {"e27.m0.attn_v.weight", 440970112, 128, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p397 */
-    {"e27.m0.attn_v.bias", 441084800, 128, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1}, /* p398 */
-    {"e27.m0.attn_output.weight", 441084928, 896, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p399 */
-    {"e27.m0.ffn_norm.weight", 441887744, 896, 0, 1, 27, "block", LMN_INIT_ONE, 0, -1}, /* p400 */
-    {"e27.m0.ffn_gate.weight", 441888640, 4864, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p401 */
-    {"e27.m0.ffn_up.weight", 446246784, 4864, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p402 */
-    {"e27.m0.ffn_down.weight", 450604928, 896, 4864, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p403 */
-    {"e27.m1.weight", 454963072, 896, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1}, /* p404 */
-    {"e27.m1.bias", 455765888, 896, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1}, /* p405 */
-    {"e28.m0.attn_norm.weight", 455766784, 896, 0, 1, 28, "block", LMN_INIT_ONE, 0, -1}, /* p406 */
-    {"e28.m0.attn_q.weight", 455767680, 896, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p407 */
-    {"e28.m0.attn_q.bias", 456570496, 896, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1}, /* p408 */
-    {"e28.m0.attn_k.weight", 456571392, 128, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p409 */
-    {"e28.m0.attn_k.bias", 456686080, 128, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1}, /* p410 */
-    {"e28.m0.attn_v.weight", 456686208, 128, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p411 */
-    {"e28.m0.attn_v.bias", 456800896, 128, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1}, /* p412 */
-    {"e28.m0.attn_output.weight", 456801024, 896, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p413 */
-    {"e28.m0.ffn_norm.weight", 457603840, 896, 0, 1, 28, "block", LMN_INIT_ONE, 0, -1}, /* p414 */
-    {"e28.m0.ffn_gate.weight", 457604736, 4864, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p415 */
-    {"e28.m0.ffn_up.weight", 461962880, 4864, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p416 */
-    {"e28.m0.ffn_down.weight", 466321024, 896, 4864, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p417 */
-    {"e28.m1.weight", 470679168, 896, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1}, /* p418 */
-    {"e28.m1.bias", 471481984, 896, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1}, /* p419 */
-    {"e29.m0.attn_norm.weight", 471482880, 896, 0, 1, 29, "block", LMN_INIT_ONE, 0, -1}, /* p420 */
-    {"e29.m0.attn_q.weight", 471483776, 896, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p421 */
-    {"e29.m0.attn_q.bias", 472286592, 896, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1}, /* p422 */
-    {"e29.m0.attn_k.weight", 472287488, 128, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p423 */
-    {"e29.m0.attn_k.bias", 472402176, 128, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1}, /* p424 */
-    {"e29.m0.attn_v.weight", 472402304, 128, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p425 */
-    {"e29.m0.attn_v.bias", 472516992, 128, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1}, /* p426 */
-    {"e29.m0.attn_output.weight", 472517120, 896, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p427 */
-    {"e29.m0.ffn_norm.weight", 473319936, 896, 0, 1, 29, "block", LMN_INIT_ONE, 0, -1}, /* p428 */
-    {"e29.m0.ffn_gate.weight", 473320832, 4864, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p429 */
-    {"e29.m0.ffn_up.weight", 477678976, 4864, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p430 */
-    {"e29.m0.ffn_down.weight", 482037120, 896, 4864, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p431 */
-    {"e29.m1.weight", 486395264, 896, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1}, /* p432 */
-    {"e29.m1.bias", 487198080, 896, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1}, /* p433 */
-    {"e30.m0.attn_norm.weight", 487198976, 896, 0, 1, 30, "block", LMN_INIT_ONE, 0, -1}, /* p434 */
-    {"e30.m0.attn_q.weight", 487199872, 896, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p435 */
-    {"e30.m0.attn_q.bias", 488002688, 896, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1}, /* p436 */
-    {"e30.m0.attn_k.weight", 488003584, 128, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p437 */
-    {"e30.m0.attn_k.bias", 488118272, 128, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1}, /* p438 */
-    {"e30.m0.attn_v.weight", 488118400, 128, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p439 */
-    {"e30.m0.attn_v.bias", 488233088, 128, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1}, /* p440 */
-    {"e30.m0.attn_output.weight", 488233216, 896, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p441 */
-    {"e30.m0.ffn_norm.weight", 489036032, 896, 0, 1, 30, "block", LMN_INIT_ONE, 0, -1}, /* p442 */
-    {"e30.m0.ffn_gate.weight", 489036928, 4864, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p443 */
-    {"e30.m0.ffn_up.weight", 493395072, 4864, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p444 */
-    {"e30.m0.ffn_down.weight", 497753216, 896, 4864, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p445 */
-    {"e30.m1.weight", 502111360, 896, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1}, /* p446 */
-    {"e30.m1.bias", 502914176, 896, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1}, /* p447 */
-    {"e31.m0.attn_norm.weight", 502915072, 896, 0, 1, 31, "block", LMN_INIT_ONE, 0, -1}, /* p448 */
-    {"e31.m0.attn_q.weight", 502915968, 896, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p449 */
-    {"e31.m0.attn_q.bias", 503718784, 896, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1}, /* p450 */
-    {"e31.m0.attn_k.weight", 503719680, 128, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p451 */
-    {"e31.m0.attn_k.bias", 503834368, 128, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1}, /* p452 */
-    {"e31.m0.attn_v.weight", 503834496, 128, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p453 */
-    {"e31.m0.attn_v.bias", 503949184, 128, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1}, /* p454 */
-    {"e31.m0.attn_output.weight", 503949312, 896, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p455 */
-    {"e31.m0.ffn_norm.weight", 504752128, 896, 0, 1, 31, "block", LMN_INIT_ONE, 0, -1}, /* p456 */
-    {"e31.m0.ffn_gate.weight", 504753024, 4864, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p457 */
-    {"e31.m0.ffn_up.weight", 509111168, 4864, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p458 */
-    {"e31.m0.ffn_down.weight", 513469312, 896, 4864, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p459 */
-    {"e31.m1.weight", 517827456, 896, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1}, /* p460 */
-    {"e31.m1.bias", 518630272, 896, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1}, /* p461 */
-    {"e32.m0.attn_norm.weight", 518631168, 896, 0, 1, 32, "block", LMN_INIT_ONE, 0, -1}, /* p462 */
-    {"e32.m0.attn_q.weight", 518632064, 896, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p463 */
-    {"e32.m0.attn_q.bias", 519434880, 896, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1}, /* p464 */
-    {"e32.m0.attn_k.weight", 519435776, 128, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p465 */
-    {"e32.m0.attn_k.bias", 519550464, 128, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1}, /* p466 */
-    {"e32.m0.attn_v.weight", 519550592, 128, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p467 */
-    {"e32.m0.attn_v.bias", 519665280, 128, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1}, /* p468 */
-    {"e32.m0.attn_output.weight", 519665408, 896, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p469 */
-    {"e32.m0.ffn_norm.weight", 520468224, 896, 0, 1, 32, "block", LMN_INIT_ONE, 0, -1}, /* p470 */
-    {"e32.m0.ffn_gate.weight", 520469120, 4864, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p471 */
-    {"e32.m0.ffn_up.weight", 524827264, 4864, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p472 */
-    {"e32.m0.ffn_down.weight", 529185408, 896, 4864, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p473 */
-    {"e32.m1.weight", 533543552, 896, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1}, /* p474 */
-    {"e32.m1.bias", 534346368, 896, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1}, /* p475 */
-    {"e33.m0.attn_norm.weight", 534347264, 896, 0, 1, 33, "block", LMN_INIT_ONE, 0, -1}, /* p476 */
-    {"e33.m0.attn_q.weight", 534348160, 896, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p477 */
-    {"e33.m0.attn_q.bias", 535150976, 896, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1}, /* p478 */
-    {"e33.m0.attn_k.weight", 535151872, 128, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p479 */
-    {"e33.m0.attn_k.bias", 535266560, 128, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1}, /* p480 */
-    {"e33.m0.attn_v.weight", 535266688, 128, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p481 */
-    {"e33.m0.attn_v.bias", 535381376, 128, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1}, /* p482 */
-    {"e33.m0.attn_output.weight", 535381504, 896, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p483 */
-    {"e33.m0.ffn_norm.weight", 536184320, 896, 0, 1, 33, "block", LMN_INIT_ONE, 0, -1}, /* p484 */
-    {"e33.m0.ffn_gate.weight", 536185216, 4864, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p485 */
-    {"e33.m0.ffn_up.weight", 540543360, 4864, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p486 */
-    {"e33.m0.ffn_down.weight", 544901504, 896, 4864, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p487 */
-    {"e33.m1.weight", 549259648, 896, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1}, /* p488 */
-    {"e33.m1.bias", 550062464, 896, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1}, /* p489 */
-    {"e34.m0.attn_norm.weight", 550063360, 896, 0, 1, 34, "block", LMN_INIT_ONE, 0, -1}, /* p490 */
-    {"e34.m0.attn_q.weight", 550064256, 896, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p491 */
-    {"e34.m0.attn_q.bias", 550867072, 896, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1}, /* p492 */
-    {"e34.m0.attn_k.weight", 550867968, 128, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p493 */
-    {"e34.m0.attn_k.bias", 550982656, 128, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1}, /* p494 */
-    {"e34.m0.attn_v.weight", 550982784, 128, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p495 */
-    {"e34.m0.attn_v.bias", 551097472, 128, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1}, /* p496 */
-    {"e34.m0.attn_output.weight", 551097600, 896, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p497 */
-    {"e34.m0.ffn_norm.weight", 551900416, 896, 0, 1, 34, "block", LMN_INIT_ONE, 0, -1}, /* p498 */
-    {"e34.m0.ffn_gate.weight", 551901312, 4864, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p499 */
-    {"e34.m0.ffn_up.weight", 556259456, 4864, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p500 */
-    {"e34.m0.ffn_down.weight", 560617600, 896, 4864, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p501 */
-    {"e34.m1.weight", 564975744, 896, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1}, /* p502 */
-    {"e34.m1.bias", 565778560, 896, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1}, /* p503 */
-    {"e35.m0.attn_norm.weight", 565779456, 896, 0, 1, 35, "block", LMN_INIT_ONE, 0, -1}, /* p504 */
-    {"e35.m0.attn_q.weight", 565780352, 896, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p505 */
-    {"e35.m0.attn_q.bias", 566583168, 896, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1}, /* p506 */
-    {"e35.m0.attn_k.weight", 566584064, 128, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p507 */
-    {"e35.m0.attn_k.bias", 566698752, 128, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1}, /* p508 */
-    {"e35.m0.attn_v.weight", 566698880, 128, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p509 */
-    {"e35.m0.attn_v.bias", 566813568, 128, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1}, /* p510 */
-    {"e35.m0.attn_output.weight", 566813696, 896, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p511 */
-    {"e35.m0.ffn_norm.weight", 567616512, 896, 0, 1, 35, "block", LMN_INIT_ONE, 0, -1}, /* p512 */
-    {"e35.m0.ffn_gate.weight", 567617408, 4864, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p513 */
-    {"e35.m0.ffn_up.weight", 571975552, 4864, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p514 */
-    {"e35.m0.ffn_down.weight", 576333696, 896, 4864, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p515 */
-    {"e35.m1.weight", 580691840, 896, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1}, /* p516 */
-    {"e35.m1.bias", 581494656, 896, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1}, /* p517 */
-    {"e36.m0.attn_norm.weight", 581495552, 896, 0, 1, 36, "block", LMN_INIT_ONE, 0, -1}, /* p518 */
-    {"e36.m0.attn_q.weight", 581496448, 896, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p519 */
-    {"e36.m0.attn_q.bias", 582299264, 896, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1}, /* p520 */
-    {"e36.m0.attn_k.weight", 582300160, 128, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p521 */
-    {"e36.m0.attn_k.bias", 582414848, 128, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1}, /* p522 */
-    {"e36.m0.attn_v.weight", 582414976, 128, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p523 */
-    {"e36.m0.attn_v.bias", 582529664, 128, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1}, /* p524 */
-    {"e36.m0.attn_output.weight", 582529792, 896, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p525 */
-    {"e36.m0.ffn_norm.weight", 583332608, 896, 0, 1, 36, "block", LMN_INIT_ONE, 0, -1}, /* p526 */
-    {"e36.m0.ffn_gate.weight", 583333504, 4864, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p527 */
-    {"e36.m0.ffn_up.weight", 587691648, 4864, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p528 */
-    {"e36.m0.ffn_down.weight", 592049792, 896, 4864, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p529 */
-    {"e36.m1.weight", 596407936, 896, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1}, /* p530 */
-    {"e36.m1.bias", 597210752, 896, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1}, /* p531 */
-    {"e37.m0.attn_norm.weight", 597211648, 896, 0, 1, 37, "block", LMN_INIT_ONE, 0, -1}, /* p532 */
-    {"e37.m0.attn_q.weight", 597212544, 896, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p533 */
-    {"e37.m0.attn_q.bias", 598015360, 896, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1}, /* p534 */
-    {"e37.m0.attn_k.weight", 598016256, 128, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p535 */
-    {"e37.m0.attn_k.bias", 598130944, 128, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1}, /* p536 */
-    {"e37.m0.attn_v.weight", 598131072, 128, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p537 */
-    {"e37.m0.attn_v.bias", 598245760, 128, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1}, /* p538 */
-    {"e37.m0.attn_output.weight", 598245888, 896, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p539 */
-    {"e37.m0.ffn_norm.weight", 599048704, 896, 0, 1, 37, "block", LMN_INIT_ONE, 0, -1}, /* p540 */
-    {"e37.m0.ffn_gate.weight", 599049600, 4864, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p541 */
-    {"e37.m0.ffn_up.weight", 603407744, 4864, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p542 */
-    {"e37.m0.ffn_down.weight", 607765888, 896, 4864, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p543 */
-    {"e37.m1.weight", 612124032, 896, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1}, /* p544 */
-    {"e37.m1.bias", 612926848, 896, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1}, /* p545 */
-    {"e38.m0.attn_norm.weight", 612927744, 896, 0, 1, 38, "block", LMN_INIT_ONE, 0, -1}, /* p546 */
-    {"e38.m0.attn_q.weight", 612928640, 896, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p547 */
-    {"e38.m0.attn_q.bias", 613731456, 896, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1}, /* p548 */
-    {"e38.m0.attn_k.weight", 613732352, 128, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p549 */
-    {"e38.m0.attn_k.bias", 613847040, 128, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1}, /* p550 */
-    {"e38.m0.attn_v.weight", 613847168, 128, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p551 */
-    {"e38.m0.attn_v.bias", 613961856, 128, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1}, /* p552 */
-    {"e38.m0.attn_output.weight", 613961984, 896, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p553 */
-    {"e38.m0.ffn_norm.weight", 614764800, 896, 0, 1, 38, "block", LMN_INIT_ONE, 0, -1}, /* p554 */
-    {"e38.m0.ffn_gate.weight", 614765696, 4864, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p555 */
-    {"e38.m0.ffn_up.weight", 619123840, 4864, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p556 */
-    {"e38.m0.ffn_down.weight", 623481984, 896, 4864, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p557 */
-    {"e38.m1.weight", 627840128, 896, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1}, /* p558 */
-    {"e38.m1.bias", 628642944, 896, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1}, /* p559 */
-    {"e39.m0.attn_norm.weight", 628643840, 896, 0, 1, 39, "block", LMN_INIT_ONE, 0, -1}, /* p560 */
-    {"e39.m0.attn_q.weight", 628644736, 896, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p561 */
-    {"e39.m0.attn_q.bias", 629447552, 896, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1}, /* p562 */
-    {"e39.m0.attn_k.weight", 629448448, 128, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p563 */
-    {"e39.m0.attn_k.bias", 629563136, 128, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1}, /* p564 */
-    {"e39.m0.attn_v.weight", 629563264, 128, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p565 */
-    {"e39.m0.attn_v.bias", 629677952, 128, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1}, /* p566 */
-    {"e39.m0.attn_output.weight", 629678080, 896, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p567 */
-    {"e39.m0.ffn_norm.weight", 630480896, 896, 0, 1, 39, "block", LMN_INIT_ONE, 0, -1}, /* p568 */
-    {"e39.m0.ffn_gate.weight", 630481792, 4864, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p569 */
-    {"e39.m0.ffn_up.weight", 634839936, 4864, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p570 */
-    {"e39.m0.ffn_down.weight", 639198080, 896, 4864, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p571 */
-    {"e39.m1.weight", 643556224, 896, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1}, /* p572 */
-    {"e39.m1.bias", 644359040, 896, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1}, /* p573 */
-    {"qwen.token_embd.weight", 644359936, 151936, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p574 */
-    {"qwen.blk.0.attn_norm.weight", 780494592, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p575 */
-    {"qwen.blk.0.attn_q.weight", 780495488, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p576 */
-    {"qwen.blk.0.attn_q.bias", 781298304, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p577 */
-    {"qwen.blk.0.attn_k.weight", 781299200, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p578 */
-    {"qwen.blk.0.attn_k.bias", 781413888, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p579 */
-    {"qwen.blk.0.attn_v.weight", 781414016, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p580 */
-    {"qwen.blk.0.attn_v.bias", 781528704, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p581 */
-    {"qwen.blk.0.attn_output.weight", 781528832, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p582 */
-    {"qwen.blk.0.ffn_norm.weight", 782331648, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p583 */
-    {"qwen.blk.0.ffn_gate.weight", 782332544, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p584 */
-    {"qwen.blk.0.ffn_up.weight", 786690688, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p585 */
-    {"qwen.blk.0.ffn_down.weight", 791048832, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p586 */
-    {"qwen.blk.1.attn_norm.weight", 795406976, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p587 */
-    {"qwen.blk.1.attn_q.weight", 795407872, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p588 */
-    {"qwen.blk.1.attn_q.bias", 796210688, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p589 */
-    {"qwen.blk.1.attn_k.weight", 796211584, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p590 */
-    {"qwen.blk.1.attn_k.bias", 796326272, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p591 */
-    {"qwen.blk.1.attn_v.weight", 796326400, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p592 */
-    {"qwen.blk.1.attn_v.bias", 796441088, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p593 */
-    {"qwen.blk.1.attn_output.weight", 796441216, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p594 */
-    {"qwen.blk.1.ffn_norm.weight", 797244032, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p595 */
-    {"qwen.blk.1.ffn_gate.weight", 797244928, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p596 */
-    {"qwen.blk.1.ffn_up.weight", 801603072, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p597 */
-    {"qwen.blk.1.ffn_down.weight", 805961216, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p598 */
-    {"qwen.blk.2.attn_norm.weight", 810319360, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p599 */
-    {"qwen.blk.2.attn_q.weight", 810320256, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p600 */
-    {"qwen.blk.2.attn_q.bias", 811123072, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p601 */
-    {"qwen.blk.2.attn_k.weight", 811123968, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p602 */
-    {"qwen.blk.2.attn_k.bias", 811238656, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p603 */
-    {"qwen.blk.2.attn_v.weight", 811238784, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p604 */
-    {"qwen.blk.2.attn_v.bias", 811353472, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p605 */
-    {"qwen.blk.2.attn_output.weight", 811353600, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p606 */
-    {"qwen.blk.2.ffn_norm.weight", 812156416, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p607 */
-    {"qwen.blk.2.ffn_gate.weight", 812157312, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p608 */
-    {"qwen.blk.2.ffn_up.weight", 816515456, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p609 */
-    {"qwen.blk.2.ffn_down.weight", 820873600, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p610 */
-    {"qwen.blk.3.attn_norm.weight", 825231744, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p611 */
-    {"qwen.blk.3.attn_q.weight", 825232640, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p612 */
-    {"qwen.blk.3.attn_q.bias", 826035456, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p613 */
-    {"qwen.blk.3.attn_k.weight", 826036352, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p614 */
-    {"qwen.blk.3.attn_k.bias", 826151040, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p615 */
-    {"qwen.blk.3.attn_v.weight", 826151168, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p616 */
-    {"qwen.blk.3.attn_v.bias", 826265856, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p617 */
-    {"qwen.blk.3.attn_output.weight", 826265984, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p618 */
-    {"qwen.blk.3.ffn_norm.weight", 827068800, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p619 */
-    {"qwen.blk.3.ffn_gate.weight", 827069696, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p620 */
-    {"qwen.blk.3.ffn_up.weight", 831427840, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p621 */
-    {"qwen.blk.3.ffn_down.weight", 835785984, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p622 */
-    {"qwen.blk.4.attn_norm.weight", 840144128, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p623 */
-    {"qwen.blk.4.attn_q.weight", 840145024, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p624 */
-    {"qwen.blk.4.attn_q.bias", 840947840, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p625 */
-    {"qwen.blk.4.attn_k.weight", 840948736, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p626 */
-    {"qwen.blk.4.attn_k.bias", 841063424, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p627 */
-    {"qwen.blk.4.attn_v.weight", 841063552, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p628 */
-    {"qwen.blk.4.attn_v.bias", 841178240, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p629 */
-    {"qwen.blk.4.attn_output.weight", 841178368, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p630 */
-    {"qwen.blk.4.ffn_norm.weight", 841981184, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p631 */
-    {"qwen.blk.4.ffn_gate.weight", 841982080, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p632 */
-    {"qwen.blk.4.ffn_up.weight", 846340224, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p633 */
-    {"qwen.blk.4.ffn_down.weight", 850698368, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p634 */
-    {"qwen.blk.5.attn_norm.weight", 855056512, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p635 */
-    {"qwen.blk.5.attn_q.weight", 855057408, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p636 */
-    {"qwen.blk.5.attn_q.bias", 855860224, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p637 */
-    {"qwen.blk.5.attn_k.weight", 855861120, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p638 */
-    {"qwen.blk.5.attn_k.bias", 855975808, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p639 */
-    {"qwen.blk.5.attn_v.weight", 855975936, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p640 */
-    {"qwen.blk.5.attn_v.bias", 856090624, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p641 */
-    {"qwen.blk.5.attn_output.weight", 856090752, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p642 */
-    {"qwen.blk.5.ffn_norm.weight", 856893568, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p643 */
-    {"qwen.blk.5.ffn_gate.weight", 856894464, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p644 */
-    {"qwen.blk.5.ffn_up.weight", 861252608, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p645 */
-    {"qwen.blk.5.ffn_down.weight", 865610752, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p646 */
-    {"qwen.blk.6.attn_norm.weight", 869968896, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p647 */
-    {"qwen.blk.6.attn_q.weight", 869969792, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p648 */
-    {"qwen.blk.6.attn_q.bias", 870772608, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p649 */
-    {"qwen.blk.6.attn_k.weight", 870773504, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p650 */
-    {"qwen.blk.6.attn_k.bias", 870888192, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p651 */
-    {"qwen.blk.6.attn_v.weight", 870888320, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p652 */
-    {"qwen.blk.6.attn_v.bias", 871003008, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p653 */
-    {"qwen.blk.6.attn_output.weight", 871003136, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p654 */
-    {"qwen.blk.6.ffn_norm.weight", 871805952, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p655 */
-    {"qwen.blk.6.ffn_gate.weight", 871806848, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p656 */
-    {"qwen.blk.6.ffn_up.weight", 876164992, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p657 */
-    {"qwen.blk.6.ffn_down.weight", 880523136, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p658 */
-    {"qwen.blk.7.attn_norm.weight", 884881280, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p659 */
-    {"qwen.blk.7.attn_q.weight", 884882176, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p660 */
-    {"qwen.blk.7.attn_q.bias", 885684992, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p661 */
-    {"qwen.blk.7.attn_k.weight", 885685888, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p662 */
-    {"qwen.blk.7.attn_k.bias", 885800576, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p663 */
-    {"qwen.blk.7.attn_v.weight", 885800704, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p664 */
-    {"qwen.blk.7.attn_v.bias", 885915392, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p665 */
-    {"qwen.blk.7.attn_output.weight", 885915520, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p666 */
-    {"qwen.blk.7.ffn_norm.weight", 886718336, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p667 */
-    {"qwen.blk.7.ffn_gate.weight", 886719232, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p668 */
-    {"qwen.blk.7.ffn_up.weight", 891077376, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p669 */
-    {"qwen.blk.7.ffn_down.weight", 895435520, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p670 */
-    {"qwen.blk.8.attn_norm.weight", 899793664, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p671 */
-    {"qwen.blk.8.attn_q.weight", 899794560, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p672 */
-    {"qwen.blk.8.attn_q.bias", 900597376, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p673 */
-    {"qwen.blk.8.attn_k.weight", 900598272, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p674 */
-    {"qwen.blk.8.attn_k.bias", 900712960, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p675 */
-    {"qwen.blk.8.attn_v.weight", 900713088, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p676 */
-    {"qwen.blk.8.attn_v.bias", 900827776, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p677 */
-    {"qwen.blk.8.attn_output.weight", 900827904, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p678 */
-    {"qwen.blk.8.ffn_norm.weight", 901630720, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p679 */
-    {"qwen.blk.8.ffn_gate.weight", 901631616, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p680 */
-    {"qwen.blk.8.ffn_up.weight", 905989760, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p681 */
-    {"qwen.blk.8.ffn_down.weight", 910347904, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p682 */
-    {"qwen.blk.9.attn_norm.weight", 914706048, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p683 */
-    {"qwen.blk.9.attn_q.weight", 914706944, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p684 */
-    {"qwen.blk.9.attn_q.bias", 915509760, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p685 */
-    {"qwen.blk.9.attn_k.weight", 915510656, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p686 */
-    {"qwen.blk.9.attn_k.bias", 915625344, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p687 */
-    {"qwen.blk.9.attn_v.weight", 915625472, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p688 */
-    {"qwen.blk.9.attn_v.bias", 915740160, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p689 */
-    {"qwen.blk.9.attn_output.weight", 915740288, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p690 */
-    {"qwen.blk.9.ffn_norm.weight", 916543104, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p691 */
-    {"qwen.blk.9.ffn_gate.weight", 916544000, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p692 */
-    {"qwen.blk.9.ffn_up.weight", 920902144, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p693 */
-    {"qwen.blk.9.ffn_down.weight", 925260288, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p694 */
-    {"qwen.blk.10.attn_norm.weight", 929618432, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p695 */
-    {"qwen.blk.10.attn_q.weight", 929619328, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p696 */
-    {"qwen.blk.10.attn_q.bias", 930422144, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p697 */
-    {"qwen.blk.10.attn_k.weight", 930423040, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p698 */
-    {"qwen.blk.10.attn_k.bias", 930537728, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p699 */
-    {"qwen.blk.10.attn_v.weight", 930537856, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p700 */
-    {"qwen.blk.10.attn_v.bias", 930652544, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p701 */
-    {"qwen.blk.10.attn_output.weight", 930652672, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p702 */
-    {"qwen.blk.10.ffn_norm.weight", 931455488, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p703 */
-    {"qwen.blk.10.ffn_gate.weight", 931456384, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p704 */
-    {"qwen.blk.10.ffn_up.weight", 935814528, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p705 */
-    {"qwen.blk.10.ffn_down.weight", 940172672, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p706 */
-    {"qwen.blk.11.attn_norm.weight", 944530816, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p707 */
-    {"qwen.blk.11.attn_q.weight", 944531712, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p708 */
-    {"qwen.blk.11.attn_q.bias", 945334528, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p709 */
-    {"qwen.blk.11.attn_k.weight", 945335424, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p710 */
-    {"qwen.blk.11.attn_k.bias", 945450112, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p711 */
-    {"qwen.blk.11.attn_v.weight", 945450240, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p712 */
-    {"qwen.blk.11.attn_v.bias", 945564928, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p713 */
-    {"qwen.blk.11.attn_output.weight", 945565056, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p714 */
-    {"qwen.blk.11.ffn_norm.weight", 946367872, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p715 */
-    {"qwen.blk.11.ffn_gate.weight", 946368768, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p716 */
-    {"qwen.blk.11.ffn_up.weight", 950726912, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p717 */
-    {"qwen.blk.11.ffn_down.weight", 955085056, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p718 */
-    {"qwen.blk.12.attn_norm.weight", 959443200, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p719 */
-    {"qwen.blk.12.attn_q.weight", 959444096, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p720 */
-    {"qwen.blk.12.attn_q.bias", 960246912, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p721 */
-    {"qwen.blk.12.attn_k.weight", 960247808, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p722 */
-    {"qwen.blk.12.attn_k.bias", 960362496, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p723 */
-    {"qwen.blk.12.attn_v.weight", 960362624, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p724 */
-    {"qwen.blk.12.attn_v.bias", 960477312, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p725 */
-    {"qwen.blk.12.attn_output.weight", 960477440, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p726 */
-    {"qwen.blk.12.ffn_norm.weight", 961280256, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p727 */
-    {"qwen.blk.12.ffn_gate.weight", 961281152, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p728 */
-    {"qwen.blk.12.ffn_up.weight", 965639296, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p729 */
-    {"qwen.blk.12.ffn_down.weight", 969997440, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p730 */
-    {"qwen.blk.13.attn_norm.weight", 974355584, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p731 */
-    {"qwen.blk.13.attn_q.weight", 974356480, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p732 */
-    {"qwen.blk.13.attn_q.bias", 975159296, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p733 */
-    {"qwen.blk.13.attn_k.weight", 975160192, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p734 */
-    {"qwen.blk.13.attn_k.bias", 975274880, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p735 */
-    {"qwen.blk.13.attn_v.weight", 975275008, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p736 */
-    {"qwen.blk.13.attn_v.bias", 975389696, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p737 */
-    {"qwen.blk.13.attn_output.weight", 975389824, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p738 */
-    {"qwen.blk.13.ffn_norm.weight", 976192640, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p739 */
-    {"qwen.blk.13.ffn_gate.weight", 976193536, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p740 */
-    {"qwen.blk.13.ffn_up.weight", 980551680, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p741 */
-    {"qwen.blk.13.ffn_down.weight", 984909824, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p742 */
-    {"qwen.blk.14.attn_norm.weight", 989267968, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p743 */
-    {"qwen.blk.14.attn_q.weight", 989268864, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p744 */
-    {"qwen.blk.14.attn_q.bias", 990071680, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p745 */
-    {"qwen.blk.14.attn_k.weight", 990072576, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p746 */
-    {"qwen.blk.14.attn_k.bias", 990187264, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p747 */
-    {"qwen.blk.14.attn_v.weight", 990187392, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p748 */
-    {"qwen.blk.14.attn_v.bias", 990302080, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p749 */
-    {"qwen.blk.14.attn_output.weight", 990302208, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p750 */
-    {"qwen.blk.14.ffn_norm.weight", 991105024, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p751 */
-    {"qwen.blk.14.ffn_gate.weight", 991105920, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p752 */
-    {"qwen.blk.14.ffn_up.weight", 995464064, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p753 */
-    {"qwen.blk.14.ffn_down.weight", 999822208, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p754 */
-    {"qwen.blk.15.attn_norm.weight", 1004180352, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p755 */
-    {"qwen.blk.15.attn_q.weight", 1004181248, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p756 */
-    {"qwen.blk.15.attn_q.bias", 1004984064, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p757 */
-    {"qwen.blk.15.attn_k.weight", 1004984960, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p758 */
-    {"qwen.blk.15.attn_k.bias", 1005099648, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p759 */
-    {"qwen.blk.15.attn_v.weight", 1005099776, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p760 */
-    {"qwen.blk.15.attn_v.bias", 1005214464, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p761 */
-    {"qwen.blk.15.attn_output.weight", 1005214592, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p762 */
-    {"qwen.blk.15.ffn_norm.weight", 1006017408, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p763 */
-    {"qwen.blk.15.ffn_gate.weight", 1006018304, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p764 */
-    {"qwen.blk.15.ffn_up.weight", 1010376448, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p765 */
-    {"qwen.blk.15.ffn_down.weight", 1014734592, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p766 */
-    {"qwen.blk.16.attn_norm.weight", 1019092736, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p767 */
-    {"qwen.blk.16.attn_q.weight", 1019093632, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p768 */
-    {"qwen.blk.16.attn_q.bias", 1019896448, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p769 */
-    {"qwen.blk.16.attn_k.weight", 1019897344, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p770 */
-    {"qwen.blk.16.attn_k.bias", 1020012032, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p771 */
-    {"qwen.blk.16.attn_v.weight", 1020012160, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p772 */
-    {"qwen.blk.16.attn_v.bias", 1020126848, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p773 */
-    {"qwen.blk.16.attn_output.weight", 1020126976, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p774 */
-    {"qwen.blk.16.ffn_norm.weight", 1020929792, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p775 */
-    {"qwen.blk.16.ffn_gate.weight", 1020930688, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p776 */
-    {"qwen.blk.16.ffn_up.weight", 1025288832, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p777 */
-    {"qwen.blk.16.ffn_down.weight", 1029646976, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p778 */
-    {"qwen.blk.17.attn_norm.weight", 1034005120, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p779 */
-    {"qwen.blk.17.attn_q.weight", 1034006016, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p780 */
-    {"qwen.blk.17.attn_q.bias", 1034808832, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p781 */
-    {"qwen.blk.17.attn_k.weight", 1034809728, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p782 */
-    {"qwen.blk.17.attn_k.bias", 1034924416, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p783 */
-    {"qwen.blk.17.attn_v.weight", 1034924544, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p784 */
-    {"qwen.blk.17.attn_v.bias", 1035039232, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p785 */
-    {"qwen.blk.17.attn_output.weight", 1035039360, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p786 */
-    {"qwen.blk.17.ffn_norm.weight", 1035842176, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p787 */
-    {"qwen.blk.17.ffn_gate.weight", 1035843072, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p788 */
-    {"qwen.blk.17.ffn_up.weight", 1040201216, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p789 */
-    {"qwen.blk.17.ffn_down.weight", 1044559360, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p790 */
-    {"qwen.blk.18.attn_norm.weight", 1048917504, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p791 */
-    {"qwen.blk.18.attn_q.weight", 1048918400, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p792 */
-    {"qwen.blk.18.attn_q.bias", 1049721216, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p793 */
-    {"qwen.blk.18.attn_k.weight", 1049722112, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p794 */
-    {"qwen.blk.18.attn_k.bias", 1049836800, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p795 */
-    {"qwen.blk.18.attn_v.weight", 1049836928, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p796 */
-    {"qwen.blk.18.attn_v.bias", 1049951616, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p797 */
-    {"qwen.blk.18.attn_output.weight", 1049951744, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p798 */
-    {"qwen.blk.18.ffn_norm.weight", 1050754560, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p799 */
-    {"qwen.blk.18.ffn_gate.weight", 1050755456, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p800 */
-    {"qwen.blk.18.ffn_up.weight", 1055113600, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p801 */
-    {"qwen.blk.18.ffn_down.weight", 1059471744, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p802 */
-    {"qwen.blk.19.attn_norm.weight", 1063829888, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p803 */
-    {"qwen.blk.19.attn_q.weight", 1063830784, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p804 */
-    {"qwen.blk.19.attn_q.bias", 1064633600, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p805 */
-    {"qwen.blk.19.attn_k.weight", 1064634496, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p806 */
-    {"qwen.blk.19.attn_k.bias", 1064749184, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p807 */
-    {"qwen.blk.19.attn_v.weight", 1064749312, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p808 */
-    {"qwen.blk.19.attn_v.bias", 1064864000, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p809 */
-    {"qwen.blk.19.attn_output.weight", 1064864128, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p810 */
-    {"qwen.blk.19.ffn_norm.weight", 1065666944, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p811 */
-    {"qwen.blk.19.ffn_gate.weight", 1065667840, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p812 */
-    {"qwen.blk.19.ffn_up.weight", 1070025984, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p813 */
-    {"qwen.blk.19.ffn_down.weight", 1074384128, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p814 */
-    {"qwen.blk.20.attn_norm.weight", 1078742272, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p815 */
-    {"qwen.blk.20.attn_q.weight", 1078743168, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p816 */
-    {"qwen.blk.20.attn_q.bias", 1079545984, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p817 */
-    {"qwen.blk.20.attn_k.weight", 1079546880, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p818 */
-    {"qwen.blk.20.attn_k.bias", 1079661568, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p819 */
-    {"qwen.blk.20.attn_v.weight", 1079661696, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p820 */
-    {"qwen.blk.20.attn_v.bias", 1079776384, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p821 */
-    {"qwen.blk.20.attn_output.weight", 1079776512, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p822 */
-    {"qwen.blk.20.ffn_norm.weight", 1080579328, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p823 */
-    {"qwen.blk.20.ffn_gate.weight", 1080580224, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p824 */
-    {"qwen.blk.20.ffn_up.weight", 1084938368, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p825 */
-    {"qwen.blk.20.ffn_down.weight", 1089296512, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p826 */
-    {"qwen.blk.21.attn_norm.weight", 1093654656, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p827 */
-    {"qwen.blk.21.attn_q.weight", 1093655552, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p828 */
-    {"qwen.blk.21.attn_q.bias", 1094458368, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p829 */
-    {"qwen.blk.21.attn_k.weight", 1094459264, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p830 */
-    {"qwen.blk.21.attn_k.bias", 1094573952, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p831 */
-    {"qwen.blk.21.attn_v.weight", 1094574080, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p832 */
-    {"qwen.blk.21.attn_v.bias", 1094688768, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p833 */
-    {"qwen.blk.21.attn_output.weight", 1094688896, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p834 */
-    {"qwen.blk.21.ffn_norm.weight", 1095491712, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p835 */
-    {"qwen.blk.21.ffn_gate.weight", 1095492608, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p836 */
-    {"qwen.blk.21.ffn_up.weight", 1099850752, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p837 */
-    {"qwen.blk.21.ffn_down.weight", 1104208896, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p838 */
-    {"qwen.blk.22.attn_norm.weight", 1108567040, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p839 */
-    {"qwen.blk.22.attn_q.weight", 1108567936, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p840 */
-    {"qwen.blk.22.attn_q.bias", 1109370752, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p841 */
-    {"qwen.blk.22.attn_k.weight", 1109371648, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p842 */
-    {"qwen.blk.22.attn_k.bias", 1109486336, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p843 */
-    {"qwen.blk.22.attn_v.weight", 1109486464, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p844 */
-    {"qwen.blk.22.attn_v.bias", 1109601152, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p845 */
-    {"qwen.blk.22.attn_output.weight", 1109601280, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p846 */
-    {"qwen.blk.22.ffn_norm.weight", 1110404096, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p847 */
-    {"qwen.blk.22.ffn_gate.weight", 1110404992, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p848 */
-    {"qwen.blk.22.ffn_up.weight", 1114763136, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p849 */
-    {"qwen.blk.22.ffn_down.weight", 1119121280, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p850 */
-    {"qwen.blk.23.attn_norm.weight", 1123479424, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p851 */
-    {"qwen.blk.23.attn_q.weight", 1123480320, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p852 */
-    {"qwen.blk.23.attn_q.bias", 1124283136, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p853 */
-    {"qwen.blk.23.attn_k.weight", 1124284032, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p854 */
-    {"qwen.blk.23.attn_k.bias", 1124398720, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p855 */
-    {"qwen.blk.23.attn_v.weight", 1124398848, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p856 */
-    {"qwen.blk.23.attn_v.bias", 1124513536, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1}, /* p857 */
-    {"qwen.blk.23.attn_output.weight", 1124513664, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p858 */
-    {"qwen.blk.23.ffn_norm.weight", 1125316480, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p859 */
-    {"qwen.blk.23.ffn_gate.weight", 1125317376, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p860 */
-    {"qwen.blk.23.ffn_up.weight", 1129675520, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p861 */
-    {"qwen.blk.23.ffn_down.weight", 1134033664, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1}, /* p862 */
-    {"qwen.output_norm.weight", 1138391808, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1}, /* p863 */
+    {"e40.m1.attn_norm.weight", 0, 896, 0, 1, 40, "e40", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p0 */
+    {"e40.m1.attn_q.weight", 896, 896, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p1 */
+    {"e40.m1.attn_q.bias", 803712, 896, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p2 */
+    {"e40.m1.attn_k.weight", 804608, 128, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e40.m1.attn_k.bias", 919296, 128, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p4 */
+    {"e40.m1.attn_v.weight", 919424, 128, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p5 */
+    {"e40.m1.attn_v.bias", 1034112, 128, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p6 */
+    {"e40.m1.attn_output.weight", 1034240, 896, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e40.m1.ffn_norm.weight", 1837056, 896, 0, 1, 40, "e40", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p8 */
+    {"e40.m1.ffn_gate.weight", 1837952, 4864, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e40.m1.ffn_up.weight", 6196096, 4864, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
+    {"e40.m1.ffn_down.weight", 10554240, 896, 4864, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p11 */
+    {"e40.m2.weight", 14912384, 896, 896, 1, 40, "e40", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p12 */
+    {"e40.m2.bias", 15715200, 896, 0, 1, 40, "e40", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p13 */
+    {"e0.m0.attn_norm.weight", 15716096, 896, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p14 */
+    {"e0.m0.attn_q.weight", 15716992, 896, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"e0.m0.attn_q.bias", 16519808, 896, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p16 */
+    {"e0.m0.attn_k.weight", 16520704, 128, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p17 */
+    {"e0.m0.attn_k.bias", 16635392, 128, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p18 */
+    {"e0.m0.attn_v.weight", 16635520, 128, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"e0.m0.attn_v.bias", 16750208, 128, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p20 */
+    {"e0.m0.attn_output.weight", 16750336, 896, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p21 */
+    {"e0.m0.ffn_norm.weight", 17553152, 896, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p22 */
+    {"e0.m0.ffn_gate.weight", 17554048, 4864, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"e0.m0.ffn_up.weight", 21912192, 4864, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"e0.m0.ffn_down.weight", 26270336, 896, 4864, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"e0.m1.weight", 30628480, 896, 896, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p26 */
+    {"e0.m1.bias", 31431296, 896, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p27 */
+    {"e1.m0.attn_norm.weight", 31432192, 896, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p28 */
+    {"e1.m0.attn_q.weight", 31433088, 896, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"e1.m0.attn_q.bias", 32235904, 896, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p30 */
+    {"e1.m0.attn_k.weight", 32236800, 128, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p31 */
+    {"e1.m0.attn_k.bias", 32351488, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p32 */
+    {"e1.m0.attn_v.weight", 32351616, 128, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p33 */
+    {"e1.m0.attn_v.bias", 32466304, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p34 */
+    {"e1.m0.attn_output.weight", 32466432, 896, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
+    {"e1.m0.ffn_norm.weight", 33269248, 896, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p36 */
+    {"e1.m0.ffn_gate.weight", 33270144, 4864, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
+    {"e1.m0.ffn_up.weight", 37628288, 4864, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
+    {"e1.m0.ffn_down.weight", 41986432, 896, 4864, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
+    {"e1.m1.weight", 46344576, 896, 896, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
+    {"e1.m1.bias", 47147392, 896, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p41 */
+    {"e2.m0.attn_norm.weight", 47148288, 896, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p42 */
+    {"e2.m0.attn_q.weight", 47149184, 896, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
+    {"e2.m0.attn_q.bias", 47952000, 896, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p44 */
+    {"e2.m0.attn_k.weight", 47952896, 128, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
+    {"e2.m0.attn_k.bias", 48067584, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p46 */
+    {"e2.m0.attn_v.weight", 48067712, 128, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p47 */
+    {"e2.m0.attn_v.bias", 48182400, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p48 */
+    {"e2.m0.attn_output.weight", 48182528, 896, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p49 */
+    {"e2.m0.ffn_norm.weight", 48985344, 896, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p50 */
+    {"e2.m0.ffn_gate.weight", 48986240, 4864, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p51 */
+    {"e2.m0.ffn_up.weight", 53344384, 4864, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p52 */
+    {"e2.m0.ffn_down.weight", 57702528, 896, 4864, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p53 */
+    {"e2.m1.weight", 62060672, 896, 896, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p54 */
+    {"e2.m1.bias", 62863488, 896, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p55 */
+    {"e3.m0.attn_norm.weight", 62864384, 896, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p56 */
+    {"e3.m0.attn_q.weight", 62865280, 896, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p57 */
+    {"e3.m0.attn_q.bias", 63668096, 896, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p58 */
+    {"e3.m0.attn_k.weight", 63668992, 128, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p59 */
+    {"e3.m0.attn_k.bias", 63783680, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p60 */
+    {"e3.m0.attn_v.weight", 63783808, 128, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p61 */
+    {"e3.m0.attn_v.bias", 63898496, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p62 */
+    {"e3.m0.attn_output.weight", 63898624, 896, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p63 */
+    {"e3.m0.ffn_norm.weight", 64701440, 896, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p64 */
+    {"e3.m0.ffn_gate.weight", 64702336, 4864, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p65 */
+    {"e3.m0.ffn_up.weight", 69060480, 4864, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p66 */
+    {"e3.m0.ffn_down.weight", 73418624, 896, 4864, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p67 */
+    {"e3.m1.weight", 77776768, 896, 896, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p68 */
+    {"e3.m1.bias", 78579584, 896, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p69 */
+    {"e4.m0.attn_norm.weight", 78580480, 896, 0, 1, 4, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p70 */
+    {"e4.m0.attn_q.weight", 78581376, 896, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p71 */
+    {"e4.m0.attn_q.bias", 79384192, 896, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p72 */
+    {"e4.m0.attn_k.weight", 79385088, 128, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p73 */
+    {"e4.m0.attn_k.bias", 79499776, 128, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p74 */
+    {"e4.m0.attn_v.weight", 79499904, 128, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p75 */
+    {"e4.m0.attn_v.bias", 79614592, 128, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p76 */
+    {"e4.m0.attn_output.weight", 79614720, 896, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p77 */
+    {"e4.m0.ffn_norm.weight", 80417536, 896, 0, 1, 4, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p78 */
+    {"e4.m0.ffn_gate.weight", 80418432, 4864, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p79 */
+    {"e4.m0.ffn_up.weight", 84776576, 4864, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p80 */
+    {"e4.m0.ffn_down.weight", 89134720, 896, 4864, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p81 */
+    {"e4.m1.weight", 93492864, 896, 896, 1, 4, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p82 */
+    {"e4.m1.bias", 94295680, 896, 0, 1, 4, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p83 */
+    {"e5.m0.attn_norm.weight", 94296576, 896, 0, 1, 5, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p84 */
+    {"e5.m0.attn_q.weight", 94297472, 896, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p85 */
+    {"e5.m0.attn_q.bias", 95100288, 896, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p86 */
+    {"e5.m0.attn_k.weight", 95101184, 128, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p87 */
+    {"e5.m0.attn_k.bias", 95215872, 128, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p88 */
+    {"e5.m0.attn_v.weight", 95216000, 128, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p89 */
+    {"e5.m0.attn_v.bias", 95330688, 128, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p90 */
+    {"e5.m0.attn_output.weight", 95330816, 896, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p91 */
+    {"e5.m0.ffn_norm.weight", 96133632, 896, 0, 1, 5, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p92 */
+    {"e5.m0.ffn_gate.weight", 96134528, 4864, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p93 */
+    {"e5.m0.ffn_up.weight", 100492672, 4864, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p94 */
+    {"e5.m0.ffn_down.weight", 104850816, 896, 4864, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p95 */
+    {"e5.m1.weight", 109208960, 896, 896, 1, 5, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p96 */
+    {"e5.m1.bias", 110011776, 896, 0, 1, 5, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p97 */
+    {"e6.m0.attn_norm.weight", 110012672, 896, 0, 1, 6, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p98 */
+    {"e6.m0.attn_q.weight", 110013568, 896, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p99 */
+    {"e6.m0.attn_q.bias", 110816384, 896, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p100 */
+    {"e6.m0.attn_k.weight", 110817280, 128, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p101 */
+    {"e6.m0.attn_k.bias", 110931968, 128, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p102 */
+    {"e6.m0.attn_v.weight", 110932096, 128, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p103 */
+    {"e6.m0.attn_v.bias", 111046784, 128, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p104 */
+    {"e6.m0.attn_output.weight", 111046912, 896, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p105 */
+    {"e6.m0.ffn_norm.weight", 111849728, 896, 0, 1, 6, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p106 */
+    {"e6.m0.ffn_gate.weight", 111850624, 4864, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p107 */
+    {"e6.m0.ffn_up.weight", 116208768, 4864, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p108 */
+    {"e6.m0.ffn_down.weight", 120566912, 896, 4864, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p109 */
+    {"e6.m1.weight", 124925056, 896, 896, 1, 6, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p110 */
+    {"e6.m1.bias", 125727872, 896, 0, 1, 6, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p111 */
+    {"e7.m0.attn_norm.weight", 125728768, 896, 0, 1, 7, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p112 */
+    {"e7.m0.attn_q.weight", 125729664, 896, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p113 */
+    {"e7.m0.attn_q.bias", 126532480, 896, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p114 */
+    {"e7.m0.attn_k.weight", 126533376, 128, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p115 */
+    {"e7.m0.attn_k.bias", 126648064, 128, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p116 */
+    {"e7.m0.attn_v.weight", 126648192, 128, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p117 */
+    {"e7.m0.attn_v.bias", 126762880, 128, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p118 */
+    {"e7.m0.attn_output.weight", 126763008, 896, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p119 */
+    {"e7.m0.ffn_norm.weight", 127565824, 896, 0, 1, 7, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p120 */
+    {"e7.m0.ffn_gate.weight", 127566720, 4864, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p121 */
+    {"e7.m0.ffn_up.weight", 131924864, 4864, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p122 */
+    {"e7.m0.ffn_down.weight", 136283008, 896, 4864, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p123 */
+    {"e7.m1.weight", 140641152, 896, 896, 1, 7, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p124 */
+    {"e7.m1.bias", 141443968, 896, 0, 1, 7, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p125 */
+    {"e8.m0.attn_norm.weight", 141444864, 896, 0, 1, 8, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p126 */
+    {"e8.m0.attn_q.weight", 141445760, 896, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p127 */
+    {"e8.m0.attn_q.bias", 142248576, 896, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p128 */
+    {"e8.m0.attn_k.weight", 142249472, 128, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p129 */
+    {"e8.m0.attn_k.bias", 142364160, 128, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p130 */
+    {"e8.m0.attn_v.weight", 142364288, 128, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p131 */
+    {"e8.m0.attn_v.bias", 142478976, 128, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p132 */
+    {"e8.m0.attn_output.weight", 142479104, 896, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p133 */
+    {"e8.m0.ffn_norm.weight", 143281920, 896, 0, 1, 8, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p134 */
+    {"e8.m0.ffn_gate.weight", 143282816, 4864, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p135 */
+    {"e8.m0.ffn_up.weight", 147640960, 4864, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p136 */
+    {"e8.m0.ffn_down.weight", 151999104, 896, 4864, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p137 */
+    {"e8.m1.weight", 156357248, 896, 896, 1, 8, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p138 */
+    {"e8.m1.bias", 157160064, 896, 0, 1, 8, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p139 */
+    {"e9.m0.attn_norm.weight", 157160960, 896, 0, 1, 9, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p140 */
+    {"e9.m0.attn_q.weight", 157161856, 896, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p141 */
+    {"e9.m0.attn_q.bias", 157964672, 896, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p142 */
+    {"e9.m0.attn_k.weight", 157965568, 128, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p143 */
+    {"e9.m0.attn_k.bias", 158080256, 128, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p144 */
+    {"e9.m0.attn_v.weight", 158080384, 128, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p145 */
+    {"e9.m0.attn_v.bias", 158195072, 128, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p146 */
+    {"e9.m0.attn_output.weight", 158195200, 896, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p147 */
+    {"e9.m0.ffn_norm.weight", 158998016, 896, 0, 1, 9, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p148 */
+    {"e9.m0.ffn_gate.weight", 158998912, 4864, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p149 */
+    {"e9.m0.ffn_up.weight", 163357056, 4864, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p150 */
+    {"e9.m0.ffn_down.weight", 167715200, 896, 4864, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p151 */
+    {"e9.m1.weight", 172073344, 896, 896, 1, 9, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p152 */
+    {"e9.m1.bias", 172876160, 896, 0, 1, 9, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p153 */
+    {"e10.m0.attn_norm.weight", 172877056, 896, 0, 1, 10, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p154 */
+    {"e10.m0.attn_q.weight", 172877952, 896, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p155 */
+    {"e10.m0.attn_q.bias", 173680768, 896, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p156 */
+    {"e10.m0.attn_k.weight", 173681664, 128, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p157 */
+    {"e10.m0.attn_k.bias", 173796352, 128, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p158 */
+    {"e10.m0.attn_v.weight", 173796480, 128, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p159 */
+    {"e10.m0.attn_v.bias", 173911168, 128, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p160 */
+    {"e10.m0.attn_output.weight", 173911296, 896, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p161 */
+    {"e10.m0.ffn_norm.weight", 174714112, 896, 0, 1, 10, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p162 */
+    {"e10.m0.ffn_gate.weight", 174715008, 4864, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p163 */
+    {"e10.m0.ffn_up.weight", 179073152, 4864, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p164 */
+    {"e10.m0.ffn_down.weight", 183431296, 896, 4864, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p165 */
+    {"e10.m1.weight", 187789440, 896, 896, 1, 10, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p166 */
+    {"e10.m1.bias", 188592256, 896, 0, 1, 10, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p167 */
+    {"e11.m0.attn_norm.weight", 188593152, 896, 0, 1, 11, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p168 */
+    {"e11.m0.attn_q.weight", 188594048, 896, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p169 */
+    {"e11.m0.attn_q.bias", 189396864, 896, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p170 */
+    {"e11.m0.attn_k.weight", 189397760, 128, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p171 */
+    {"e11.m0.attn_k.bias", 189512448, 128, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p172 */
+    {"e11.m0.attn_v.weight", 189512576, 128, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p173 */
+    {"e11.m0.attn_v.bias", 189627264, 128, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p174 */
+    {"e11.m0.attn_output.weight", 189627392, 896, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p175 */
+    {"e11.m0.ffn_norm.weight", 190430208, 896, 0, 1, 11, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p176 */
+    {"e11.m0.ffn_gate.weight", 190431104, 4864, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p177 */
+    {"e11.m0.ffn_up.weight", 194789248, 4864, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p178 */
+    {"e11.m0.ffn_down.weight", 199147392, 896, 4864, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p179 */
+    {"e11.m1.weight", 203505536, 896, 896, 1, 11, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p180 */
+    {"e11.m1.bias", 204308352, 896, 0, 1, 11, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p181 */
+    {"e12.m0.attn_norm.weight", 204309248, 896, 0, 1, 12, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p182 */
+    {"e12.m0.attn_q.weight", 204310144, 896, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p183 */
+    {"e12.m0.attn_q.bias", 205112960, 896, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p184 */
+    {"e12.m0.attn_k.weight", 205113856, 128, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p185 */
+    {"e12.m0.attn_k.bias", 205228544, 128, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p186 */
+    {"e12.m0.attn_v.weight", 205228672, 128, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p187 */
+    {"e12.m0.attn_v.bias", 205343360, 128, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p188 */
+    {"e12.m0.attn_output.weight", 205343488, 896, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p189 */
+    {"e12.m0.ffn_norm.weight", 206146304, 896, 0, 1, 12, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p190 */
+    {"e12.m0.ffn_gate.weight", 206147200, 4864, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p191 */
+    {"e12.m0.ffn_up.weight", 210505344, 4864, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p192 */
+    {"e12.m0.ffn_down.weight", 214863488, 896, 4864, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p193 */
+    {"e12.m1.weight", 219221632, 896, 896, 1, 12, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p194 */
+    {"e12.m1.bias", 220024448, 896, 0, 1, 12, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p195 */
+    {"e13.m0.attn_norm.weight", 220025344, 896, 0, 1, 13, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p196 */
+    {"e13.m0.attn_q.weight", 220026240, 896, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p197 */
+    {"e13.m0.attn_q.bias", 220829056, 896, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p198 */
+    {"e13.m0.attn_k.weight", 220829952, 128, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p199 */
+    {"e13.m0.attn_k.bias", 220944640, 128, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p200 */
+    {"e13.m0.attn_v.weight", 220944768, 128, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p201 */
+    {"e13.m0.attn_v.bias", 221059456, 128, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p202 */
+    {"e13.m0.attn_output.weight", 221059584, 896, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p203 */
+    {"e13.m0.ffn_norm.weight", 221862400, 896, 0, 1, 13, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p204 */
+    {"e13.m0.ffn_gate.weight", 221863296, 4864, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p205 */
+    {"e13.m0.ffn_up.weight", 226221440, 4864, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p206 */
+    {"e13.m0.ffn_down.weight", 230579584, 896, 4864, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p207 */
+    {"e13.m1.weight", 234937728, 896, 896, 1, 13, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p208 */
+    {"e13.m1.bias", 235740544, 896, 0, 1, 13, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p209 */
+    {"e14.m0.attn_norm.weight", 235741440, 896, 0, 1, 14, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p210 */
+    {"e14.m0.attn_q.weight", 235742336, 896, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p211 */
+    {"e14.m0.attn_q.bias", 236545152, 896, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p212 */
+    {"e14.m0.attn_k.weight", 236546048, 128, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p213 */
+    {"e14.m0.attn_k.bias", 236660736, 128, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p214 */
+    {"e14.m0.attn_v.weight", 236660864, 128, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p215 */
+    {"e14.m0.attn_v.bias", 236775552, 128, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p216 */
+    {"e14.m0.attn_output.weight", 236775680, 896, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p217 */
+    {"e14.m0.ffn_norm.weight", 237578496, 896, 0, 1, 14, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p218 */
+    {"e14.m0.ffn_gate.weight", 237579392, 4864, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p219 */
+    {"e14.m0.ffn_up.weight", 241937536, 4864, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p220 */
+    {"e14.m0.ffn_down.weight", 246295680, 896, 4864, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p221 */
+    {"e14.m1.weight", 250653824, 896, 896, 1, 14, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p222 */
+    {"e14.m1.bias", 251456640, 896, 0, 1, 14, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p223 */
+    {"e15.m0.attn_norm.weight", 251457536, 896, 0, 1, 15, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p224 */
+    {"e15.m0.attn_q.weight", 251458432, 896, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p225 */
+    {"e15.m0.attn_q.bias", 252261248, 896, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p226 */
+    {"e15.m0.attn_k.weight", 252262144, 128, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p227 */
+    {"e15.m0.attn_k.bias", 252376832, 128, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p228 */
+    {"e15.m0.attn_v.weight", 252376960, 128, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p229 */
+    {"e15.m0.attn_v.bias", 252491648, 128, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p230 */
+    {"e15.m0.attn_output.weight", 252491776, 896, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p231 */
+    {"e15.m0.ffn_norm.weight", 253294592, 896, 0, 1, 15, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p232 */
+    {"e15.m0.ffn_gate.weight", 253295488, 4864, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p233 */
+    {"e15.m0.ffn_up.weight", 257653632, 4864, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p234 */
+    {"e15.m0.ffn_down.weight", 262011776, 896, 4864, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p235 */
+    {"e15.m1.weight", 266369920, 896, 896, 1, 15, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p236 */
+    {"e15.m1.bias", 267172736, 896, 0, 1, 15, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p237 */
+    {"e16.m0.attn_norm.weight", 267173632, 896, 0, 1, 16, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p238 */
+    {"e16.m0.attn_q.weight", 267174528, 896, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p239 */
+    {"e16.m0.attn_q.bias", 267977344, 896, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p240 */
+    {"e16.m0.attn_k.weight", 267978240, 128, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p241 */
+    {"e16.m0.attn_k.bias", 268092928, 128, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p242 */
+    {"e16.m0.attn_v.weight", 268093056, 128, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p243 */
+    {"e16.m0.attn_v.bias", 268207744, 128, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p244 */
+    {"e16.m0.attn_output.weight", 268207872, 896, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p245 */
+    {"e16.m0.ffn_norm.weight", 269010688, 896, 0, 1, 16, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p246 */
+    {"e16.m0.ffn_gate.weight", 269011584, 4864, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p247 */
+    {"e16.m0.ffn_up.weight", 273369728, 4864, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p248 */
+    {"e16.m0.ffn_down.weight", 277727872, 896, 4864, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p249 */
+    {"e16.m1.weight", 282086016, 896, 896, 1, 16, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p250 */
+    {"e16.m1.bias", 282888832, 896, 0, 1, 16, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p251 */
+    {"e17.m0.attn_norm.weight", 282889728, 896, 0, 1, 17, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p252 */
+    {"e17.m0.attn_q.weight", 282890624, 896, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p253 */
+    {"e17.m0.attn_q.bias", 283693440, 896, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p254 */
+    {"e17.m0.attn_k.weight", 283694336, 128, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p255 */
+    {"e17.m0.attn_k.bias", 283809024, 128, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p256 */
+    {"e17.m0.attn_v.weight", 283809152, 128, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p257 */
+    {"e17.m0.attn_v.bias", 283923840, 128, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p258 */
+    {"e17.m0.attn_output.weight", 283923968, 896, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p259 */
+    {"e17.m0.ffn_norm.weight", 284726784, 896, 0, 1, 17, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p260 */
+    {"e17.m0.ffn_gate.weight", 284727680, 4864, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p261 */
+    {"e17.m0.ffn_up.weight", 289085824, 4864, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p262 */
+    {"e17.m0.ffn_down.weight", 293443968, 896, 4864, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p263 */
+    {"e17.m1.weight", 297802112, 896, 896, 1, 17, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p264 */
+    {"e17.m1.bias", 298604928, 896, 0, 1, 17, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p265 */
+    {"e18.m0.attn_norm.weight", 298605824, 896, 0, 1, 18, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p266 */
+    {"e18.m0.attn_q.weight", 298606720, 896, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p267 */
+    {"e18.m0.attn_q.bias", 299409536, 896, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p268 */
+    {"e18.m0.attn_k.weight", 299410432, 128, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p269 */
+    {"e18.m0.attn_k.bias", 299525120, 128, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p270 */
+    {"e18.m0.attn_v.weight", 299525248, 128, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p271 */
+    {"e18.m0.attn_v.bias", 299639936, 128, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p272 */
+    {"e18.m0.attn_output.weight", 299640064, 896, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p273 */
+    {"e18.m0.ffn_norm.weight", 300442880, 896, 0, 1, 18, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p274 */
+    {"e18.m0.ffn_gate.weight", 300443776, 4864, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p275 */
+    {"e18.m0.ffn_up.weight", 304801920, 4864, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p276 */
+    {"e18.m0.ffn_down.weight", 309160064, 896, 4864, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p277 */
+    {"e18.m1.weight", 313518208, 896, 896, 1, 18, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p278 */
+    {"e18.m1.bias", 314321024, 896, 0, 1, 18, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p279 */
+    {"e19.m0.attn_norm.weight", 314321920, 896, 0, 1, 19, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p280 */
+    {"e19.m0.attn_q.weight", 314322816, 896, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p281 */
+    {"e19.m0.attn_q.bias", 315125632, 896, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p282 */
+    {"e19.m0.attn_k.weight", 315126528, 128, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p283 */
+    {"e19.m0.attn_k.bias", 315241216, 128, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p284 */
+    {"e19.m0.attn_v.weight", 315241344, 128, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p285 */
+    {"e19.m0.attn_v.bias", 315356032, 128, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p286 */
+    {"e19.m0.attn_output.weight", 315356160, 896, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p287 */
+    {"e19.m0.ffn_norm.weight", 316158976, 896, 0, 1, 19, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p288 */
+    {"e19.m0.ffn_gate.weight", 316159872, 4864, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p289 */
+    {"e19.m0.ffn_up.weight", 320518016, 4864, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p290 */
+    {"e19.m0.ffn_down.weight", 324876160, 896, 4864, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p291 */
+    {"e19.m1.weight", 329234304, 896, 896, 1, 19, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p292 */
+    {"e19.m1.bias", 330037120, 896, 0, 1, 19, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p293 */
+    {"e20.m0.attn_norm.weight", 330038016, 896, 0, 1, 20, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p294 */
+    {"e20.m0.attn_q.weight", 330038912, 896, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p295 */
+    {"e20.m0.attn_q.bias", 330841728, 896, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p296 */
+    {"e20.m0.attn_k.weight", 330842624, 128, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p297 */
+    {"e20.m0.attn_k.bias", 330957312, 128, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p298 */
+    {"e20.m0.attn_v.weight", 330957440, 128, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p299 */
+    {"e20.m0.attn_v.bias", 331072128, 128, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p300 */
+    {"e20.m0.attn_output.weight", 331072256, 896, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p301 */
+    {"e20.m0.ffn_norm.weight", 331875072, 896, 0, 1, 20, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p302 */
+    {"e20.m0.ffn_gate.weight", 331875968, 4864, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p303 */
+    {"e20.m0.ffn_up.weight", 336234112, 4864, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p304 */
+    {"e20.m0.ffn_down.weight", 340592256, 896, 4864, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p305 */
+    {"e20.m1.weight", 344950400, 896, 896, 1, 20, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p306 */
+    {"e20.m1.bias", 345753216, 896, 0, 1, 20, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p307 */
+    {"e21.m0.attn_norm.weight", 345754112, 896, 0, 1, 21, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p308 */
+    {"e21.m0.attn_q.weight", 345755008, 896, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p309 */
+    {"e21.m0.attn_q.bias", 346557824, 896, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p310 */
+    {"e21.m0.attn_k.weight", 346558720, 128, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p311 */
+    {"e21.m0.attn_k.bias", 346673408, 128, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p312 */
+    {"e21.m0.attn_v.weight", 346673536, 128, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p313 */
+    {"e21.m0.attn_v.bias", 346788224, 128, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p314 */
+    {"e21.m0.attn_output.weight", 346788352, 896, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p315 */
+    {"e21.m0.ffn_norm.weight", 347591168, 896, 0, 1, 21, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p316 */
+    {"e21.m0.ffn_gate.weight", 347592064, 4864, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p317 */
+    {"e21.m0.ffn_up.weight", 351950208, 4864, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p318 */
+    {"e21.m0.ffn_down.weight", 356308352, 896, 4864, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p319 */
+    {"e21.m1.weight", 360666496, 896, 896, 1, 21, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p320 */
+    {"e21.m1.bias", 361469312, 896, 0, 1, 21, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p321 */
+    {"e22.m0.attn_norm.weight", 361470208, 896, 0, 1, 22, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p322 */
+    {"e22.m0.attn_q.weight", 361471104, 896, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p323 */
+    {"e22.m0.attn_q.bias", 362273920, 896, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p324 */
+    {"e22.m0.attn_k.weight", 362274816, 128, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p325 */
+    {"e22.m0.attn_k.bias", 362389504, 128, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p326 */
+    {"e22.m0.attn_v.weight", 362389632, 128, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p327 */
+    {"e22.m0.attn_v.bias", 362504320, 128, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p328 */
+    {"e22.m0.attn_output.weight", 362504448, 896, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p329 */
+    {"e22.m0.ffn_norm.weight", 363307264, 896, 0, 1, 22, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p330 */
+    {"e22.m0.ffn_gate.weight", 363308160, 4864, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p331 */
+    {"e22.m0.ffn_up.weight", 367666304, 4864, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p332 */
+    {"e22.m0.ffn_down.weight", 372024448, 896, 4864, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p333 */
+    {"e22.m1.weight", 376382592, 896, 896, 1, 22, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p334 */
+    {"e22.m1.bias", 377185408, 896, 0, 1, 22, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p335 */
+    {"e23.m0.attn_norm.weight", 377186304, 896, 0, 1, 23, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p336 */
+    {"e23.m0.attn_q.weight", 377187200, 896, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p337 */
+    {"e23.m0.attn_q.bias", 377990016, 896, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p338 */
+    {"e23.m0.attn_k.weight", 377990912, 128, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p339 */
+    {"e23.m0.attn_k.bias", 378105600, 128, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p340 */
+    {"e23.m0.attn_v.weight", 378105728, 128, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p341 */
+    {"e23.m0.attn_v.bias", 378220416, 128, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p342 */
+    {"e23.m0.attn_output.weight", 378220544, 896, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p343 */
+    {"e23.m0.ffn_norm.weight", 379023360, 896, 0, 1, 23, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p344 */
+    {"e23.m0.ffn_gate.weight", 379024256, 4864, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p345 */
+    {"e23.m0.ffn_up.weight", 383382400, 4864, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p346 */
+    {"e23.m0.ffn_down.weight", 387740544, 896, 4864, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p347 */
+    {"e23.m1.weight", 392098688, 896, 896, 1, 23, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p348 */
+    {"e23.m1.bias", 392901504, 896, 0, 1, 23, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p349 */
+    {"e24.m0.attn_norm.weight", 392902400, 896, 0, 1, 24, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p350 */
+    {"e24.m0.attn_q.weight", 392903296, 896, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p351 */
+    {"e24.m0.attn_q.bias", 393706112, 896, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p352 */
+    {"e24.m0.attn_k.weight", 393707008, 128, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p353 */
+    {"e24.m0.attn_k.bias", 393821696, 128, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p354 */
+    {"e24.m0.attn_v.weight", 393821824, 128, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p355 */
+    {"e24.m0.attn_v.bias", 393936512, 128, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p356 */
+    {"e24.m0.attn_output.weight", 393936640, 896, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p357 */
+    {"e24.m0.ffn_norm.weight", 394739456, 896, 0, 1, 24, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p358 */
+    {"e24.m0.ffn_gate.weight", 394740352, 4864, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p359 */
+    {"e24.m0.ffn_up.weight", 399098496, 4864, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p360 */
+    {"e24.m0.ffn_down.weight", 403456640, 896, 4864, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p361 */
+    {"e24.m1.weight", 407814784, 896, 896, 1, 24, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p362 */
+    {"e24.m1.bias", 408617600, 896, 0, 1, 24, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p363 */
+    {"e25.m0.attn_norm.weight", 408618496, 896, 0, 1, 25, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p364 */
+    {"e25.m0.attn_q.weight", 408619392, 896, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p365 */
+    {"e25.m0.attn_q.bias", 409422208, 896, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p366 */
+    {"e25.m0.attn_k.weight", 409423104, 128, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p367 */
+    {"e25.m0.attn_k.bias", 409537792, 128, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p368 */
+    {"e25.m0.attn_v.weight", 409537920, 128, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p369 */
+    {"e25.m0.attn_v.bias", 409652608, 128, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p370 */
+    {"e25.m0.attn_output.weight", 409652736, 896, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p371 */
+    {"e25.m0.ffn_norm.weight", 410455552, 896, 0, 1, 25, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p372 */
+    {"e25.m0.ffn_gate.weight", 410456448, 4864, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p373 */
+    {"e25.m0.ffn_up.weight", 414814592, 4864, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p374 */
+    {"e25.m0.ffn_down.weight", 419172736, 896, 4864, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p375 */
+    {"e25.m1.weight", 423530880, 896, 896, 1, 25, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p376 */
+    {"e25.m1.bias", 424333696, 896, 0, 1, 25, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p377 */
+    {"e26.m0.attn_norm.weight", 424334592, 896, 0, 1, 26, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p378 */
+    {"e26.m0.attn_q.weight", 424335488, 896, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p379 */
+    {"e26.m0.attn_q.bias", 425138304, 896, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p380 */
+    {"e26.m0.attn_k.weight", 425139200, 128, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p381 */
+    {"e26.m0.attn_k.bias", 425253888, 128, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p382 */
+    {"e26.m0.attn_v.weight", 425254016, 128, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p383 */
+    {"e26.m0.attn_v.bias", 425368704, 128, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p384 */
+    {"e26.m0.attn_output.weight", 425368832, 896, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p385 */
+    {"e26.m0.ffn_norm.weight", 426171648, 896, 0, 1, 26, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p386 */
+    {"e26.m0.ffn_gate.weight", 426172544, 4864, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p387 */
+    {"e26.m0.ffn_up.weight", 430530688, 4864, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p388 */
+    {"e26.m0.ffn_down.weight", 434888832, 896, 4864, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p389 */
+    {"e26.m1.weight", 439246976, 896, 896, 1, 26, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p390 */
+    {"e26.m1.bias", 440049792, 896, 0, 1, 26, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p391 */
+    {"e27.m0.attn_norm.weight", 440050688, 896, 0, 1, 27, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p392 */
+    {"e27.m0.attn_q.weight", 440051584, 896, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p393 */
+    {"e27.m0.attn_q.bias", 440854400, 896, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p394 */
+    {"e27.m0.attn_k.weight", 440855296, 128, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p395 */
+    {"e27.m0.attn_k.bias", 440969984, 128, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p396 */
+    {"e27.m0.attn_v.weight", 440970112, 128, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p397 */
+    {"e27.m0.attn_v.bias", 441084800, 128, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p398 */
+    {"e27.m0.attn_output.weight", 441084928, 896, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p399 */
+    {"e27.m0.ffn_norm.weight", 441887744, 896, 0, 1, 27, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p400 */
+    {"e27.m0.ffn_gate.weight", 441888640, 4864, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p401 */
+    {"e27.m0.ffn_up.weight", 446246784, 4864, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p402 */
+    {"e27.m0.ffn_down.weight", 450604928, 896, 4864, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p403 */
+    {"e27.m1.weight", 454963072, 896, 896, 1, 27, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p404 */
+    {"e27.m1.bias", 455765888, 896, 0, 1, 27, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p405 */
+    {"e28.m0.attn_norm.weight", 455766784, 896, 0, 1, 28, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p406 */
+    {"e28.m0.attn_q.weight", 455767680, 896, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p407 */
+    {"e28.m0.attn_q.bias", 456570496, 896, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p408 */
+    {"e28.m0.attn_k.weight", 456571392, 128, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p409 */
+    {"e28.m0.attn_k.bias", 456686080, 128, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p410 */
+    {"e28.m0.attn_v.weight", 456686208, 128, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p411 */
+    {"e28.m0.attn_v.bias", 456800896, 128, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p412 */
+    {"e28.m0.attn_output.weight", 456801024, 896, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p413 */
+    {"e28.m0.ffn_norm.weight", 457603840, 896, 0, 1, 28, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p414 */
+    {"e28.m0.ffn_gate.weight", 457604736, 4864, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p415 */
+    {"e28.m0.ffn_up.weight", 461962880, 4864, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p416 */
+    {"e28.m0.ffn_down.weight", 466321024, 896, 4864, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p417 */
+    {"e28.m1.weight", 470679168, 896, 896, 1, 28, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p418 */
+    {"e28.m1.bias", 471481984, 896, 0, 1, 28, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p419 */
+    {"e29.m0.attn_norm.weight", 471482880, 896, 0, 1, 29, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p420 */
+    {"e29.m0.attn_q.weight", 471483776, 896, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p421 */
+    {"e29.m0.attn_q.bias", 472286592, 896, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p422 */
+    {"e29.m0.attn_k.weight", 472287488, 128, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p423 */
+    {"e29.m0.attn_k.bias", 472402176, 128, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p424 */
+    {"e29.m0.attn_v.weight", 472402304, 128, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p425 */
+    {"e29.m0.attn_v.bias", 472516992, 128, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p426 */
+    {"e29.m0.attn_output.weight", 472517120, 896, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p427 */
+    {"e29.m0.ffn_norm.weight", 473319936, 896, 0, 1, 29, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p428 */
+    {"e29.m0.ffn_gate.weight", 473320832, 4864, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p429 */
+    {"e29.m0.ffn_up.weight", 477678976, 4864, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p430 */
+    {"e29.m0.ffn_down.weight", 482037120, 896, 4864, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p431 */
+    {"e29.m1.weight", 486395264, 896, 896, 1, 29, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p432 */
+    {"e29.m1.bias", 487198080, 896, 0, 1, 29, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p433 */
+    {"e30.m0.attn_norm.weight", 487198976, 896, 0, 1, 30, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p434 */
+    {"e30.m0.attn_q.weight", 487199872, 896, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p435 */
+    {"e30.m0.attn_q.bias", 488002688, 896, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p436 */
+    {"e30.m0.attn_k.weight", 488003584, 128, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p437 */
+    {"e30.m0.attn_k.bias", 488118272, 128, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p438 */
+    {"e30.m0.attn_v.weight", 488118400, 128, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p439 */
+    {"e30.m0.attn_v.bias", 488233088, 128, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p440 */
+    {"e30.m0.attn_output.weight", 488233216, 896, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p441 */
+    {"e30.m0.ffn_norm.weight", 489036032, 896, 0, 1, 30, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p442 */
+    {"e30.m0.ffn_gate.weight", 489036928, 4864, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p443 */
+    {"e30.m0.ffn_up.weight", 493395072, 4864, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p444 */
+    {"e30.m0.ffn_down.weight", 497753216, 896, 4864, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p445 */
+    {"e30.m1.weight", 502111360, 896, 896, 1, 30, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p446 */
+    {"e30.m1.bias", 502914176, 896, 0, 1, 30, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p447 */
+    {"e31.m0.attn_norm.weight", 502915072, 896, 0, 1, 31, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p448 */
+    {"e31.m0.attn_q.weight", 502915968, 896, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p449 */
+    {"e31.m0.attn_q.bias", 503718784, 896, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p450 */
+    {"e31.m0.attn_k.weight", 503719680, 128, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p451 */
+    {"e31.m0.attn_k.bias", 503834368, 128, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p452 */
+    {"e31.m0.attn_v.weight", 503834496, 128, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p453 */
+    {"e31.m0.attn_v.bias", 503949184, 128, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p454 */
+    {"e31.m0.attn_output.weight", 503949312, 896, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p455 */
+    {"e31.m0.ffn_norm.weight", 504752128, 896, 0, 1, 31, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p456 */
+    {"e31.m0.ffn_gate.weight", 504753024, 4864, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p457 */
+    {"e31.m0.ffn_up.weight", 509111168, 4864, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p458 */
+    {"e31.m0.ffn_down.weight", 513469312, 896, 4864, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p459 */
+    {"e31.m1.weight", 517827456, 896, 896, 1, 31, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p460 */
+    {"e31.m1.bias", 518630272, 896, 0, 1, 31, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p461 */
+    {"e32.m0.attn_norm.weight", 518631168, 896, 0, 1, 32, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p462 */
+    {"e32.m0.attn_q.weight", 518632064, 896, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p463 */
+    {"e32.m0.attn_q.bias", 519434880, 896, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p464 */
+    {"e32.m0.attn_k.weight", 519435776, 128, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p465 */
+    {"e32.m0.attn_k.bias", 519550464, 128, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p466 */
+    {"e32.m0.attn_v.weight", 519550592, 128, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p467 */
+    {"e32.m0.attn_v.bias", 519665280, 128, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p468 */
+    {"e32.m0.attn_output.weight", 519665408, 896, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p469 */
+    {"e32.m0.ffn_norm.weight", 520468224, 896, 0, 1, 32, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p470 */
+    {"e32.m0.ffn_gate.weight", 520469120, 4864, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p471 */
+    {"e32.m0.ffn_up.weight", 524827264, 4864, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p472 */
+    {"e32.m0.ffn_down.weight", 529185408, 896, 4864, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p473 */
+    {"e32.m1.weight", 533543552, 896, 896, 1, 32, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p474 */
+    {"e32.m1.bias", 534346368, 896, 0, 1, 32, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p475 */
+    {"e33.m0.attn_norm.weight", 534347264, 896, 0, 1, 33, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p476 */
+    {"e33.m0.attn_q.weight", 534348160, 896, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p477 */
+    {"e33.m0.attn_q.bias", 535150976, 896, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p478 */
+    {"e33.m0.attn_k.weight", 535151872, 128, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p479 */
+    {"e33.m0.attn_k.bias", 535266560, 128, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p480 */
+    {"e33.m0.attn_v.weight", 535266688, 128, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p481 */
+    {"e33.m0.attn_v.bias", 535381376, 128, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p482 */
+    {"e33.m0.attn_output.weight", 535381504, 896, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p483 */
+    {"e33.m0.ffn_norm.weight", 536184320, 896, 0, 1, 33, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p484 */
+    {"e33.m0.ffn_gate.weight", 536185216, 4864, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p485 */
+    {"e33.m0.ffn_up.weight", 540543360, 4864, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p486 */
+    {"e33.m0.ffn_down.weight", 544901504, 896, 4864, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p487 */
+    {"e33.m1.weight", 549259648, 896, 896, 1, 33, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p488 */
+    {"e33.m1.bias", 550062464, 896, 0, 1, 33, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p489 */
+    {"e34.m0.attn_norm.weight", 550063360, 896, 0, 1, 34, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p490 */
+    {"e34.m0.attn_q.weight", 550064256, 896, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p491 */
+    {"e34.m0.attn_q.bias", 550867072, 896, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p492 */
+    {"e34.m0.attn_k.weight", 550867968, 128, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p493 */
+    {"e34.m0.attn_k.bias", 550982656, 128, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p494 */
+    {"e34.m0.attn_v.weight", 550982784, 128, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p495 */
+    {"e34.m0.attn_v.bias", 551097472, 128, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p496 */
+    {"e34.m0.attn_output.weight", 551097600, 896, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p497 */
+    {"e34.m0.ffn_norm.weight", 551900416, 896, 0, 1, 34, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p498 */
+    {"e34.m0.ffn_gate.weight", 551901312, 4864, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p499 */
+    {"e34.m0.ffn_up.weight", 556259456, 4864, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p500 */
+    {"e34.m0.ffn_down.weight", 560617600, 896, 4864, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p501 */
+    {"e34.m1.weight", 564975744, 896, 896, 1, 34, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p502 */
+    {"e34.m1.bias", 565778560, 896, 0, 1, 34, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p503 */
+    {"e35.m0.attn_norm.weight", 565779456, 896, 0, 1, 35, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p504 */
+    {"e35.m0.attn_q.weight", 565780352, 896, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p505 */
+    {"e35.m0.attn_q.bias", 566583168, 896, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p506 */
+    {"e35.m0.attn_k.weight", 566584064, 128, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p507 */
+    {"e35.m0.attn_k.bias", 566698752, 128, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p508 */
+    {"e35.m0.attn_v.weight", 566698880, 128, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p509 */
+    {"e35.m0.attn_v.bias", 566813568, 128, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p510 */
+    {"e35.m0.attn_output.weight", 566813696, 896, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p511 */
+    {"e35.m0.ffn_norm.weight", 567616512, 896, 0, 1, 35, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p512 */
+    {"e35.m0.ffn_gate.weight", 567617408, 4864, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p513 */
+    {"e35.m0.ffn_up.weight", 571975552, 4864, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p514 */
+    {"e35.m0.ffn_down.weight", 576333696, 896, 4864, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p515 */
+    {"e35.m1.weight", 580691840, 896, 896, 1, 35, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p516 */
+    {"e35.m1.bias", 581494656, 896, 0, 1, 35, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p517 */
+    {"e36.m0.attn_norm.weight", 581495552, 896, 0, 1, 36, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p518 */
+    {"e36.m0.attn_q.weight", 581496448, 896, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p519 */
+    {"e36.m0.attn_q.bias", 582299264, 896, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p520 */
+    {"e36.m0.attn_k.weight", 582300160, 128, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p521 */
+    {"e36.m0.attn_k.bias", 582414848, 128, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p522 */
+    {"e36.m0.attn_v.weight", 582414976, 128, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p523 */
+    {"e36.m0.attn_v.bias", 582529664, 128, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p524 */
+    {"e36.m0.attn_output.weight", 582529792, 896, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p525 */
+    {"e36.m0.ffn_norm.weight", 583332608, 896, 0, 1, 36, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p526 */
+    {"e36.m0.ffn_gate.weight", 583333504, 4864, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p527 */
+    {"e36.m0.ffn_up.weight", 587691648, 4864, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p528 */
+    {"e36.m0.ffn_down.weight", 592049792, 896, 4864, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p529 */
+    {"e36.m1.weight", 596407936, 896, 896, 1, 36, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p530 */
+    {"e36.m1.bias", 597210752, 896, 0, 1, 36, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p531 */
+    {"e37.m0.attn_norm.weight", 597211648, 896, 0, 1, 37, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p532 */
+    {"e37.m0.attn_q.weight", 597212544, 896, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p533 */
+    {"e37.m0.attn_q.bias", 598015360, 896, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p534 */
+    {"e37.m0.attn_k.weight", 598016256, 128, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p535 */
+    {"e37.m0.attn_k.bias", 598130944, 128, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p536 */
+    {"e37.m0.attn_v.weight", 598131072, 128, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p537 */
+    {"e37.m0.attn_v.bias", 598245760, 128, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p538 */
+    {"e37.m0.attn_output.weight", 598245888, 896, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p539 */
+    {"e37.m0.ffn_norm.weight", 599048704, 896, 0, 1, 37, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p540 */
+    {"e37.m0.ffn_gate.weight", 599049600, 4864, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p541 */
+    {"e37.m0.ffn_up.weight", 603407744, 4864, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p542 */
+    {"e37.m0.ffn_down.weight", 607765888, 896, 4864, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p543 */
+    {"e37.m1.weight", 612124032, 896, 896, 1, 37, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p544 */
+    {"e37.m1.bias", 612926848, 896, 0, 1, 37, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p545 */
+    {"e38.m0.attn_norm.weight", 612927744, 896, 0, 1, 38, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p546 */
+    {"e38.m0.attn_q.weight", 612928640, 896, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p547 */
+    {"e38.m0.attn_q.bias", 613731456, 896, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p548 */
+    {"e38.m0.attn_k.weight", 613732352, 128, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p549 */
+    {"e38.m0.attn_k.bias", 613847040, 128, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p550 */
+    {"e38.m0.attn_v.weight", 613847168, 128, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p551 */
+    {"e38.m0.attn_v.bias", 613961856, 128, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p552 */
+    {"e38.m0.attn_output.weight", 613961984, 896, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p553 */
+    {"e38.m0.ffn_norm.weight", 614764800, 896, 0, 1, 38, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p554 */
+    {"e38.m0.ffn_gate.weight", 614765696, 4864, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p555 */
+    {"e38.m0.ffn_up.weight", 619123840, 4864, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p556 */
+    {"e38.m0.ffn_down.weight", 623481984, 896, 4864, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p557 */
+    {"e38.m1.weight", 627840128, 896, 896, 1, 38, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p558 */
+    {"e38.m1.bias", 628642944, 896, 0, 1, 38, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p559 */
+    {"e39.m0.attn_norm.weight", 628643840, 896, 0, 1, 39, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p560 */
+    {"e39.m0.attn_q.weight", 628644736, 896, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p561 */
+    {"e39.m0.attn_q.bias", 629447552, 896, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p562 */
+    {"e39.m0.attn_k.weight", 629448448, 128, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p563 */
+    {"e39.m0.attn_k.bias", 629563136, 128, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p564 */
+    {"e39.m0.attn_v.weight", 629563264, 128, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p565 */
+    {"e39.m0.attn_v.bias", 629677952, 128, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p566 */
+    {"e39.m0.attn_output.weight", 629678080, 896, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p567 */
+    {"e39.m0.ffn_norm.weight", 630480896, 896, 0, 1, 39, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p568 */
+    {"e39.m0.ffn_gate.weight", 630481792, 4864, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p569 */
+    {"e39.m0.ffn_up.weight", 634839936, 4864, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p570 */
+    {"e39.m0.ffn_down.weight", 639198080, 896, 4864, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p571 */
+    {"e39.m1.weight", 643556224, 896, 896, 1, 39, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p572 */
+    {"e39.m1.bias", 644359040, 896, 0, 1, 39, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p573 */
+    {"qwen.token_embd.weight", 644359936, 151936, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"}, /* p574 */
+    {"qwen.blk.0.attn_norm.weight", 780494592, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.0.attn_norm.weight"}, /* p575 */
+    {"qwen.blk.0.attn_q.weight", 780495488, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_q.weight"}, /* p576 */
+    {"qwen.blk.0.attn_q.bias", 781298304, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.0.attn_q.bias"}, /* p577 */
+    {"qwen.blk.0.attn_k.weight", 781299200, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_k.weight"}, /* p578 */
+    {"qwen.blk.0.attn_k.bias", 781413888, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.0.attn_k.bias"}, /* p579 */
+    {"qwen.blk.0.attn_v.weight", 781414016, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_v.weight"}, /* p580 */
+    {"qwen.blk.0.attn_v.bias", 781528704, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.0.attn_v.bias"}, /* p581 */
+    {"qwen.blk.0.attn_output.weight", 781528832, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_output.weight"}, /* p582 */
+    {"qwen.blk.0.ffn_norm.weight", 782331648, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.0.ffn_norm.weight"}, /* p583 */
+    {"qwen.blk.0.ffn_gate.weight", 782332544, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_gate.weight"}, /* p584 */
+    {"qwen.blk.0.ffn_up.weight", 786690688, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_up.weight"}, /* p585 */
+    {"qwen.blk.0.ffn_down.weight", 791048832, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_down.weight"}, /* p586 */
+    {"qwen.blk.1.attn_norm.weight", 795406976, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.1.attn_norm.weight"}, /* p587 */
+    {"qwen.blk.1.attn_q.weight", 795407872, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_q.weight"}, /* p588 */
+    {"qwen.blk.1.attn_q.bias", 796210688, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.1.attn_q.bias"}, /* p589 */
+    {"qwen.blk.1.attn_k.weight", 796211584, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_k.weight"}, /* p590 */
+    {"qwen.blk.1.attn_k.bias", 796326272, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.1.attn_k.bias"}, /* p591 */
+    {"qwen.blk.1.attn_v.weight", 796326400, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_v.weight"}, /* p592 */
+    {"qwen.blk.1.attn_v.bias", 796441088, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.1.attn_v.bias"}, /* p593 */
+    {"qwen.blk.1.attn_output.weight", 796441216, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_output.weight"}, /* p594 */
+    {"qwen.blk.1.ffn_norm.weight", 797244032, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.1.ffn_norm.weight"}, /* p595 */
+    {"qwen.blk.1.ffn_gate.weight", 797244928, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_gate.weight"}, /* p596 */
+    {"qwen.blk.1.ffn_up.weight", 801603072, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_up.weight"}, /* p597 */
+    {"qwen.blk.1.ffn_down.weight", 805961216, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_down.weight"}, /* p598 */
+    {"qwen.blk.2.attn_norm.weight", 810319360, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.2.attn_norm.weight"}, /* p599 */
+    {"qwen.blk.2.attn_q.weight", 810320256, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_q.weight"}, /* p600 */
+    {"qwen.blk.2.attn_q.bias", 811123072, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.2.attn_q.bias"}, /* p601 */
+    {"qwen.blk.2.attn_k.weight", 811123968, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_k.weight"}, /* p602 */
+    {"qwen.blk.2.attn_k.bias", 811238656, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.2.attn_k.bias"}, /* p603 */
+    {"qwen.blk.2.attn_v.weight", 811238784, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_v.weight"}, /* p604 */
+    {"qwen.blk.2.attn_v.bias", 811353472, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.2.attn_v.bias"}, /* p605 */
+    {"qwen.blk.2.attn_output.weight", 811353600, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_output.weight"}, /* p606 */
+    {"qwen.blk.2.ffn_norm.weight", 812156416, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.2.ffn_norm.weight"}, /* p607 */
+    {"qwen.blk.2.ffn_gate.weight", 812157312, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_gate.weight"}, /* p608 */
+    {"qwen.blk.2.ffn_up.weight", 816515456, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_up.weight"}, /* p609 */
+    {"qwen.blk.2.ffn_down.weight", 820873600, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_down.weight"}, /* p610 */
+    {"qwen.blk.3.attn_norm.weight", 825231744, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.3.attn_norm.weight"}, /* p611 */
+    {"qwen.blk.3.attn_q.weight", 825232640, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_q.weight"}, /* p612 */
+    {"qwen.blk.3.attn_q.bias", 826035456, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.3.attn_q.bias"}, /* p613 */
+    {"qwen.blk.3.attn_k.weight", 826036352, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_k.weight"}, /* p614 */
+    {"qwen.blk.3.attn_k.bias", 826151040, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.3.attn_k.bias"}, /* p615 */
+    {"qwen.blk.3.attn_v.weight", 826151168, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_v.weight"}, /* p616 */
+    {"qwen.blk.3.attn_v.bias", 826265856, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.3.attn_v.bias"}, /* p617 */
+    {"qwen.blk.3.attn_output.weight", 826265984, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_output.weight"}, /* p618 */
+    {"qwen.blk.3.ffn_norm.weight", 827068800, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.3.ffn_norm.weight"}, /* p619 */
+    {"qwen.blk.3.ffn_gate.weight", 827069696, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_gate.weight"}, /* p620 */
+    {"qwen.blk.3.ffn_up.weight", 831427840, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_up.weight"}, /* p621 */
+    {"qwen.blk.3.ffn_down.weight", 835785984, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_down.weight"}, /* p622 */
+    {"qwen.blk.4.attn_norm.weight", 840144128, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.4.attn_norm.weight"}, /* p623 */
+    {"qwen.blk.4.attn_q.weight", 840145024, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_q.weight"}, /* p624 */
+    {"qwen.blk.4.attn_q.bias", 840947840, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.4.attn_q.bias"}, /* p625 */
+    {"qwen.blk.4.attn_k.weight", 840948736, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_k.weight"}, /* p626 */
+    {"qwen.blk.4.attn_k.bias", 841063424, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.4.attn_k.bias"}, /* p627 */
+    {"qwen.blk.4.attn_v.weight", 841063552, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_v.weight"}, /* p628 */
+    {"qwen.blk.4.attn_v.bias", 841178240, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.4.attn_v.bias"}, /* p629 */
+    {"qwen.blk.4.attn_output.weight", 841178368, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_output.weight"}, /* p630 */
+    {"qwen.blk.4.ffn_norm.weight", 841981184, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.4.ffn_norm.weight"}, /* p631 */
+    {"qwen.blk.4.ffn_gate.weight", 841982080, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_gate.weight"}, /* p632 */
+    {"qwen.blk.4.ffn_up.weight", 846340224, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_up.weight"}, /* p633 */
+    {"qwen.blk.4.ffn_down.weight", 850698368, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_down.weight"}, /* p634 */
+    {"qwen.blk.5.attn_norm.weight", 855056512, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.5.attn_norm.weight"}, /* p635 */
+    {"qwen.blk.5.attn_q.weight", 855057408, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_q.weight"}, /* p636 */
+    {"qwen.blk.5.attn_q.bias", 855860224, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.5.attn_q.bias"}, /* p637 */
+    {"qwen.blk.5.attn_k.weight", 855861120, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_k.weight"}, /* p638 */
+    {"qwen.blk.5.attn_k.bias", 855975808, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.5.attn_k.bias"}, /* p639 */
+    {"qwen.blk.5.attn_v.weight", 855975936, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_v.weight"}, /* p640 */
+    {"qwen.blk.5.attn_v.bias", 856090624, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.5.attn_v.bias"}, /* p641 */
+    {"qwen.blk.5.attn_output.weight", 856090752, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_output.weight"}, /* p642 */
+    {"qwen.blk.5.ffn_norm.weight", 856893568, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.5.ffn_norm.weight"}, /* p643 */
+    {"qwen.blk.5.ffn_gate.weight", 856894464, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_gate.weight"}, /* p644 */
+    {"qwen.blk.5.ffn_up.weight", 861252608, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_up.weight"}, /* p645 */
+    {"qwen.blk.5.ffn_down.weight", 865610752, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_down.weight"}, /* p646 */
+    {"qwen.blk.6.attn_norm.weight", 869968896, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.6.attn_norm.weight"}, /* p647 */
+    {"qwen.blk.6.attn_q.weight", 869969792, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_q.weight"}, /* p648 */
+    {"qwen.blk.6.attn_q.bias", 870772608, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.6.attn_q.bias"}, /* p649 */
+    {"qwen.blk.6.attn_k.weight", 870773504, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_k.weight"}, /* p650 */
+    {"qwen.blk.6.attn_k.bias", 870888192, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.6.attn_k.bias"}, /* p651 */
+    {"qwen.blk.6.attn_v.weight", 870888320, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_v.weight"}, /* p652 */
+    {"qwen.blk.6.attn_v.bias", 871003008, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.6.attn_v.bias"}, /* p653 */
+    {"qwen.blk.6.attn_output.weight", 871003136, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_output.weight"}, /* p654 */
+    {"qwen.blk.6.ffn_norm.weight", 871805952, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.6.ffn_norm.weight"}, /* p655 */
+    {"qwen.blk.6.ffn_gate.weight", 871806848, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_gate.weight"}, /* p656 */
+    {"qwen.blk.6.ffn_up.weight", 876164992, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_up.weight"}, /* p657 */
+    {"qwen.blk.6.ffn_down.weight", 880523136, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_down.weight"}, /* p658 */
+    {"qwen.blk.7.attn_norm.weight", 884881280, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.7.attn_norm.weight"}, /* p659 */
+    {"qwen.blk.7.attn_q.weight", 884882176, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_q.weight"}, /* p660 */
+    {"qwen.blk.7.attn_q.bias", 885684992, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.7.attn_q.bias"}, /* p661 */
+    {"qwen.blk.7.attn_k.weight", 885685888, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_k.weight"}, /* p662 */
+    {"qwen.blk.7.attn_k.bias", 885800576, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.7.attn_k.bias"}, /* p663 */
+    {"qwen.blk.7.attn_v.weight", 885800704, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_v.weight"}, /* p664 */
+    {"qwen.blk.7.attn_v.bias", 885915392, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.7.attn_v.bias"}, /* p665 */
+    {"qwen.blk.7.attn_output.weight", 885915520, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_output.weight"}, /* p666 */
+    {"qwen.blk.7.ffn_norm.weight", 886718336, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.7.ffn_norm.weight"}, /* p667 */
+    {"qwen.blk.7.ffn_gate.weight", 886719232, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_gate.weight"}, /* p668 */
+    {"qwen.blk.7.ffn_up.weight", 891077376, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_up.weight"}, /* p669 */
+    {"qwen.blk.7.ffn_down.weight", 895435520, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_down.weight"}, /* p670 */
+    {"qwen.blk.8.attn_norm.weight", 899793664, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.8.attn_norm.weight"}, /* p671 */
+    {"qwen.blk.8.attn_q.weight", 899794560, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_q.weight"}, /* p672 */
+    {"qwen.blk.8.attn_q.bias", 900597376, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.8.attn_q.bias"}, /* p673 */
+    {"qwen.blk.8.attn_k.weight", 900598272, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_k.weight"}, /* p674 */
+    {"qwen.blk.8.attn_k.bias", 900712960, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.8.attn_k.bias"}, /* p675 */
+    {"qwen.blk.8.attn_v.weight", 900713088, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_v.weight"}, /* p676 */
+    {"qwen.blk.8.attn_v.bias", 900827776, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.8.attn_v.bias"}, /* p677 */
+    {"qwen.blk.8.attn_output.weight", 900827904, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_output.weight"}, /* p678 */
+    {"qwen.blk.8.ffn_norm.weight", 901630720, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.8.ffn_norm.weight"}, /* p679 */
+    {"qwen.blk.8.ffn_gate.weight", 901631616, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_gate.weight"}, /* p680 */
+    {"qwen.blk.8.ffn_up.weight", 905989760, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_up.weight"}, /* p681 */
+    {"qwen.blk.8.ffn_down.weight", 910347904, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_down.weight"}, /* p682 */
+    {"qwen.blk.9.attn_norm.weight", 914706048, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.9.attn_norm.weight"}, /* p683 */
+    {"qwen.blk.9.attn_q.weight", 914706944, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_q.weight"}, /* p684 */
+    {"qwen.blk.9.attn_q.bias", 915509760, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.9.attn_q.bias"}, /* p685 */
+    {"qwen.blk.9.attn_k.weight", 915510656, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_k.weight"}, /* p686 */
+    {"qwen.blk.9.attn_k.bias", 915625344, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.9.attn_k.bias"}, /* p687 */
+    {"qwen.blk.9.attn_v.weight", 915625472, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_v.weight"}, /* p688 */
+    {"qwen.blk.9.attn_v.bias", 915740160, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.9.attn_v.bias"}, /* p689 */
+    {"qwen.blk.9.attn_output.weight", 915740288, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_output.weight"}, /* p690 */
+    {"qwen.blk.9.ffn_norm.weight", 916543104, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.9.ffn_norm.weight"}, /* p691 */
+    {"qwen.blk.9.ffn_gate.weight", 916544000, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_gate.weight"}, /* p692 */
+    {"qwen.blk.9.ffn_up.weight", 920902144, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_up.weight"}, /* p693 */
+    {"qwen.blk.9.ffn_down.weight", 925260288, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_down.weight"}, /* p694 */
+    {"qwen.blk.10.attn_norm.weight", 929618432, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.10.attn_norm.weight"}, /* p695 */
+    {"qwen.blk.10.attn_q.weight", 929619328, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_q.weight"}, /* p696 */
+    {"qwen.blk.10.attn_q.bias", 930422144, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.10.attn_q.bias"}, /* p697 */
+    {"qwen.blk.10.attn_k.weight", 930423040, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_k.weight"}, /* p698 */
+    {"qwen.blk.10.attn_k.bias", 930537728, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.10.attn_k.bias"}, /* p699 */
+    {"qwen.blk.10.attn_v.weight", 930537856, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_v.weight"}, /* p700 */
+    {"qwen.blk.10.attn_v.bias", 930652544, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.10.attn_v.bias"}, /* p701 */
+    {"qwen.blk.10.attn_output.weight", 930652672, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_output.weight"}, /* p702 */
+    {"qwen.blk.10.ffn_norm.weight", 931455488, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.10.ffn_norm.weight"}, /* p703 */
+    {"qwen.blk.10.ffn_gate.weight", 931456384, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_gate.weight"}, /* p704 */
+    {"qwen.blk.10.ffn_up.weight", 935814528, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_up.weight"}, /* p705 */
+    {"qwen.blk.10.ffn_down.weight", 940172672, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_down.weight"}, /* p706 */
+    {"qwen.blk.11.attn_norm.weight", 944530816, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.11.attn_norm.weight"}, /* p707 */
+    {"qwen.blk.11.attn_q.weight", 944531712, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_q.weight"}, /* p708 */
+    {"qwen.blk.11.attn_q.bias", 945334528, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.11.attn_q.bias"}, /* p709 */
+    {"qwen.blk.11.attn_k.weight", 945335424, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_k.weight"}, /* p710 */
+    {"qwen.blk.11.attn_k.bias", 945450112, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.11.attn_k.bias"}, /* p711 */
+    {"qwen.blk.11.attn_v.weight", 945450240, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_v.weight"}, /* p712 */
+    {"qwen.blk.11.attn_v.bias", 945564928, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.11.attn_v.bias"}, /* p713 */
+    {"qwen.blk.11.attn_output.weight", 945565056, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_output.weight"}, /* p714 */
+    {"qwen.blk.11.ffn_norm.weight", 946367872, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.11.ffn_norm.weight"}, /* p715 */
+    {"qwen.blk.11.ffn_gate.weight", 946368768, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_gate.weight"}, /* p716 */
+    {"qwen.blk.11.ffn_up.weight", 950726912, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_up.weight"}, /* p717 */
+    {"qwen.blk.11.ffn_down.weight", 955085056, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_down.weight"}, /* p718 */
+    {"qwen.blk.12.attn_norm.weight", 959443200, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.12.attn_norm.weight"}, /* p719 */
+    {"qwen.blk.12.attn_q.weight", 959444096, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_q.weight"}, /* p720 */
+    {"qwen.blk.12.attn_q.bias", 960246912, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.12.attn_q.bias"}, /* p721 */
+    {"qwen.blk.12.attn_k.weight", 960247808, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_k.weight"}, /* p722 */
+    {"qwen.blk.12.attn_k.bias", 960362496, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.12.attn_k.bias"}, /* p723 */
+    {"qwen.blk.12.attn_v.weight", 960362624, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_v.weight"}, /* p724 */
+    {"qwen.blk.12.attn_v.bias", 960477312, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.12.attn_v.bias"}, /* p725 */
+    {"qwen.blk.12.attn_output.weight", 960477440, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_output.weight"}, /* p726 */
+    {"qwen.blk.12.ffn_norm.weight", 961280256, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.12.ffn_norm.weight"}, /* p727 */
+    {"qwen.blk.12.ffn_gate.weight", 961281152, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_gate.weight"}, /* p728 */
+    {"qwen.blk.12.ffn_up.weight", 965639296, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_up.weight"}, /* p729 */
+    {"qwen.blk.12.ffn_down.weight", 969997440, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_down.weight"}, /* p730 */
+    {"qwen.blk.13.attn_norm.weight", 974355584, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.13.attn_norm.weight"}, /* p731 */
+    {"qwen.blk.13.attn_q.weight", 974356480, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_q.weight"}, /* p732 */
+    {"qwen.blk.13.attn_q.bias", 975159296, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.13.attn_q.bias"}, /* p733 */
+    {"qwen.blk.13.attn_k.weight", 975160192, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_k.weight"}, /* p734 */
+    {"qwen.blk.13.attn_k.bias", 975274880, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.13.attn_k.bias"}, /* p735 */
+    {"qwen.blk.13.attn_v.weight", 975275008, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_v.weight"}, /* p736 */
+    {"qwen.blk.13.attn_v.bias", 975389696, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.13.attn_v.bias"}, /* p737 */
+    {"qwen.blk.13.attn_output.weight", 975389824, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_output.weight"}, /* p738 */
+    {"qwen.blk.13.ffn_norm.weight", 976192640, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.13.ffn_norm.weight"}, /* p739 */
+    {"qwen.blk.13.ffn_gate.weight", 976193536, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_gate.weight"}, /* p740 */
+    {"qwen.blk.13.ffn_up.weight", 980551680, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_up.weight"}, /* p741 */
+    {"qwen.blk.13.ffn_down.weight", 984909824, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_down.weight"}, /* p742 */
+    {"qwen.blk.14.attn_norm.weight", 989267968, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.14.attn_norm.weight"}, /* p743 */
+    {"qwen.blk.14.attn_q.weight", 989268864, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_q.weight"}, /* p744 */
+    {"qwen.blk.14.attn_q.bias", 990071680, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.14.attn_q.bias"}, /* p745 */
+    {"qwen.blk.14.attn_k.weight", 990072576, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_k.weight"}, /* p746 */
+    {"qwen.blk.14.attn_k.bias", 990187264, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.14.attn_k.bias"}, /* p747 */
+    {"qwen.blk.14.attn_v.weight", 990187392, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_v.weight"}, /* p748 */
+    {"qwen.blk.14.attn_v.bias", 990302080, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.14.attn_v.bias"}, /* p749 */
+    {"qwen.blk.14.attn_output.weight", 990302208, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_output.weight"}, /* p750 */
+    {"qwen.blk.14.ffn_norm.weight", 991105024, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.14.ffn_norm.weight"}, /* p751 */
+    {"qwen.blk.14.ffn_gate.weight", 991105920, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_gate.weight"}, /* p752 */
+    {"qwen.blk.14.ffn_up.weight", 995464064, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_up.weight"}, /* p753 */
+    {"qwen.blk.14.ffn_down.weight", 999822208, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_down.weight"}, /* p754 */
+    {"qwen.blk.15.attn_norm.weight", 1004180352, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.15.attn_norm.weight"}, /* p755 */
+    {"qwen.blk.15.attn_q.weight", 1004181248, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_q.weight"}, /* p756 */
+    {"qwen.blk.15.attn_q.bias", 1004984064, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.15.attn_q.bias"}, /* p757 */
+    {"qwen.blk.15.attn_k.weight", 1004984960, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_k.weight"}, /* p758 */
+    {"qwen.blk.15.attn_k.bias", 1005099648, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.15.attn_k.bias"}, /* p759 */
+    {"qwen.blk.15.attn_v.weight", 1005099776, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_v.weight"}, /* p760 */
+    {"qwen.blk.15.attn_v.bias", 1005214464, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.15.attn_v.bias"}, /* p761 */
+    {"qwen.blk.15.attn_output.weight", 1005214592, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_output.weight"}, /* p762 */
+    {"qwen.blk.15.ffn_norm.weight", 1006017408, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.15.ffn_norm.weight"}, /* p763 */
+    {"qwen.blk.15.ffn_gate.weight", 1006018304, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_gate.weight"}, /* p764 */
+    {"qwen.blk.15.ffn_up.weight", 1010376448, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_up.weight"}, /* p765 */
+    {"qwen.blk.15.ffn_down.weight", 1014734592, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_down.weight"}, /* p766 */
+    {"qwen.blk.16.attn_norm.weight", 1019092736, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.16.attn_norm.weight"}, /* p767 */
+    {"qwen.blk.16.attn_q.weight", 1019093632, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_q.weight"}, /* p768 */
+    {"qwen.blk.16.attn_q.bias", 1019896448, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.16.attn_q.bias"}, /* p769 */
+    {"qwen.blk.16.attn_k.weight", 1019897344, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_k.weight"}, /* p770 */
+    {"qwen.blk.16.attn_k.bias", 1020012032, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.16.attn_k.bias"}, /* p771 */
+    {"qwen.blk.16.attn_v.weight", 1020012160, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_v.weight"}, /* p772 */
+    {"qwen.blk.16.attn_v.bias", 1020126848, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.16.attn_v.bias"}, /* p773 */
+    {"qwen.blk.16.attn_output.weight", 1020126976, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_output.weight"}, /* p774 */
+    {"qwen.blk.16.ffn_norm.weight", 1020929792, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.16.ffn_norm.weight"}, /* p775 */
+    {"qwen.blk.16.ffn_gate.weight", 1020930688, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_gate.weight"}, /* p776 */
+    {"qwen.blk.16.ffn_up.weight", 1025288832, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_up.weight"}, /* p777 */
+    {"qwen.blk.16.ffn_down.weight", 1029646976, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_down.weight"}, /* p778 */
+    {"qwen.blk.17.attn_norm.weight", 1034005120, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.17.attn_norm.weight"}, /* p779 */
+    {"qwen.blk.17.attn_q.weight", 1034006016, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_q.weight"}, /* p780 */
+    {"qwen.blk.17.attn_q.bias", 1034808832, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.17.attn_q.bias"}, /* p781 */
+    {"qwen.blk.17.attn_k.weight", 1034809728, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_k.weight"}, /* p782 */
+    {"qwen.blk.17.attn_k.bias", 1034924416, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.17.attn_k.bias"}, /* p783 */
+    {"qwen.blk.17.attn_v.weight", 1034924544, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_v.weight"}, /* p784 */
+    {"qwen.blk.17.attn_v.bias", 1035039232, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.17.attn_v.bias"}, /* p785 */
+    {"qwen.blk.17.attn_output.weight", 1035039360, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_output.weight"}, /* p786 */
+    {"qwen.blk.17.ffn_norm.weight", 1035842176, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.17.ffn_norm.weight"}, /* p787 */
+    {"qwen.blk.17.ffn_gate.weight", 1035843072, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_gate.weight"}, /* p788 */
+    {"qwen.blk.17.ffn_up.weight", 1040201216, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_up.weight"}, /* p789 */
+    {"qwen.blk.17.ffn_down.weight", 1044559360, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_down.weight"}, /* p790 */
+    {"qwen.blk.18.attn_norm.weight", 1048917504, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.18.attn_norm.weight"}, /* p791 */
+    {"qwen.blk.18.attn_q.weight", 1048918400, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_q.weight"}, /* p792 */
+    {"qwen.blk.18.attn_q.bias", 1049721216, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.18.attn_q.bias"}, /* p793 */
+    {"qwen.blk.18.attn_k.weight", 1049722112, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_k.weight"}, /* p794 */
+    {"qwen.blk.18.attn_k.bias", 1049836800, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.18.attn_k.bias"}, /* p795 */
+    {"qwen.blk.18.attn_v.weight", 1049836928, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_v.weight"}, /* p796 */
+    {"qwen.blk.18.attn_v.bias", 1049951616, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.18.attn_v.bias"}, /* p797 */
+    {"qwen.blk.18.attn_output.weight", 1049951744, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_output.weight"}, /* p798 */
+    {"qwen.blk.18.ffn_norm.weight", 1050754560, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.18.ffn_norm.weight"}, /* p799 */
+    {"qwen.blk.18.ffn_gate.weight", 1050755456, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_gate.weight"}, /* p800 */
+    {"qwen.blk.18.ffn_up.weight", 1055113600, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_up.weight"}, /* p801 */
+    {"qwen.blk.18.ffn_down.weight", 1059471744, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_down.weight"}, /* p802 */
+    {"qwen.blk.19.attn_norm.weight", 1063829888, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.19.attn_norm.weight"}, /* p803 */
+    {"qwen.blk.19.attn_q.weight", 1063830784, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_q.weight"}, /* p804 */
+    {"qwen.blk.19.attn_q.bias", 1064633600, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.19.attn_q.bias"}, /* p805 */
+    {"qwen.blk.19.attn_k.weight", 1064634496, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_k.weight"}, /* p806 */
+    {"qwen.blk.19.attn_k.bias", 1064749184, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.19.attn_k.bias"}, /* p807 */
+    {"qwen.blk.19.attn_v.weight", 1064749312, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_v.weight"}, /* p808 */
+    {"qwen.blk.19.attn_v.bias", 1064864000, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.19.attn_v.bias"}, /* p809 */
+    {"qwen.blk.19.attn_output.weight", 1064864128, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_output.weight"}, /* p810 */
+    {"qwen.blk.19.ffn_norm.weight", 1065666944, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.19.ffn_norm.weight"}, /* p811 */
+    {"qwen.blk.19.ffn_gate.weight", 1065667840, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_gate.weight"}, /* p812 */
+    {"qwen.blk.19.ffn_up.weight", 1070025984, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_up.weight"}, /* p813 */
+    {"qwen.blk.19.ffn_down.weight", 1074384128, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_down.weight"}, /* p814 */
+    {"qwen.blk.20.attn_norm.weight", 1078742272, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.20.attn_norm.weight"}, /* p815 */
+    {"qwen.blk.20.attn_q.weight", 1078743168, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_q.weight"}, /* p816 */
+    {"qwen.blk.20.attn_q.bias", 1079545984, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.20.attn_q.bias"}, /* p817 */
+    {"qwen.blk.20.attn_k.weight", 1079546880, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_k.weight"}, /* p818 */
+    {"qwen.blk.20.attn_k.bias", 1079661568, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.20.attn_k.bias"}, /* p819 */
+    {"qwen.blk.20.attn_v.weight", 1079661696, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_v.weight"}, /* p820 */
+    {"qwen.blk.20.attn_v.bias", 1079776384, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.20.attn_v.bias"}, /* p821 */
+    {"qwen.blk.20.attn_output.weight", 1079776512, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_output.weight"}, /* p822 */
+    {"qwen.blk.20.ffn_norm.weight", 1080579328, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.20.ffn_norm.weight"}, /* p823 */
+    {"qwen.blk.20.ffn_gate.weight", 1080580224, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_gate.weight"}, /* p824 */
+    {"qwen.blk.20.ffn_up.weight", 1084938368, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_up.weight"}, /* p825 */
+    {"qwen.blk.20.ffn_down.weight", 1089296512, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_down.weight"}, /* p826 */
+    {"qwen.blk.21.attn_norm.weight", 1093654656, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.21.attn_norm.weight"}, /* p827 */
+    {"qwen.blk.21.attn_q.weight", 1093655552, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_q.weight"}, /* p828 */
+    {"qwen.blk.21.attn_q.bias", 1094458368, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.21.attn_q.bias"}, /* p829 */
+    {"qwen.blk.21.attn_k.weight", 1094459264, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_k.weight"}, /* p830 */
+    {"qwen.blk.21.attn_k.bias", 1094573952, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.21.attn_k.bias"}, /* p831 */
+    {"qwen.blk.21.attn_v.weight", 1094574080, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_v.weight"}, /* p832 */
+    {"qwen.blk.21.attn_v.bias", 1094688768, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.21.attn_v.bias"}, /* p833 */
+    {"qwen.blk.21.attn_output.weight", 1094688896, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_output.weight"}, /* p834 */
+    {"qwen.blk.21.ffn_norm.weight", 1095491712, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.21.ffn_norm.weight"}, /* p835 */
+    {"qwen.blk.21.ffn_gate.weight", 1095492608, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_gate.weight"}, /* p836 */
+    {"qwen.blk.21.ffn_up.weight", 1099850752, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_up.weight"}, /* p837 */
+    {"qwen.blk.21.ffn_down.weight", 1104208896, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_down.weight"}, /* p838 */
+    {"qwen.blk.22.attn_norm.weight", 1108567040, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.22.attn_norm.weight"}, /* p839 */
+    {"qwen.blk.22.attn_q.weight", 1108567936, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_q.weight"}, /* p840 */
+    {"qwen.blk.22.attn_q.bias", 1109370752, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.22.attn_q.bias"}, /* p841 */
+    {"qwen.blk.22.attn_k.weight", 1109371648, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_k.weight"}, /* p842 */
+    {"qwen.blk.22.attn_k.bias", 1109486336, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.22.attn_k.bias"}, /* p843 */
+    {"qwen.blk.22.attn_v.weight", 1109486464, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_v.weight"}, /* p844 */
+    {"qwen.blk.22.attn_v.bias", 1109601152, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.22.attn_v.bias"}, /* p845 */
+    {"qwen.blk.22.attn_output.weight", 1109601280, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_output.weight"}, /* p846 */
+    {"qwen.blk.22.ffn_norm.weight", 1110404096, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.22.ffn_norm.weight"}, /* p847 */
+    {"qwen.blk.22.ffn_gate.weight", 1110404992, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_gate.weight"}, /* p848 */
+    {"qwen.blk.22.ffn_up.weight", 1114763136, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_up.weight"}, /* p849 */
+    {"qwen.blk.22.ffn_down.weight", 1119121280, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_down.weight"}, /* p850 */
+    {"qwen.blk.23.attn_norm.weight", 1123479424, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.23.attn_norm.weight"}, /* p851 */
+    {"qwen.blk.23.attn_q.weight", 1123480320, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_q.weight"}, /* p852 */
+    {"qwen.blk.23.attn_q.bias", 1124283136, 896, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.23.attn_q.bias"}, /* p853 */
+    {"qwen.blk.23.attn_k.weight", 1124284032, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_k.weight"}, /* p854 */
+    {"qwen.blk.23.attn_k.bias", 1124398720, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.23.attn_k.bias"}, /* p855 */
+    {"qwen.blk.23.attn_v.weight", 1124398848, 128, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_v.weight"}, /* p856 */
+    {"qwen.blk.23.attn_v.bias", 1124513536, 128, 0, 0, -1, "qwen", LMN_INIT_ZERO, 1, -1, 0, "blk.23.attn_v.bias"}, /* p857 */
+    {"qwen.blk.23.attn_output.weight", 1124513664, 896, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_output.weight"}, /* p858 */
+    {"qwen.blk.23.ffn_norm.weight", 1125316480, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "blk.23.ffn_norm.weight"}, /* p859 */
+    {"qwen.blk.23.ffn_gate.weight", 1125317376, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_gate.weight"}, /* p860 */
+    {"qwen.blk.23.ffn_up.weight", 1129675520, 4864, 896, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_up.weight"}, /* p861 */
+    {"qwen.blk.23.ffn_down.weight", 1134033664, 896, 4864, 0, -1, "qwen", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_down.weight"}, /* p862 */
+    {"qwen.output_norm.weight", 1138391808, 896, 0, 0, -1, "qwen", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight"}, /* p863 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[1] = {
+    {"qwen", "dsl-examples/../models/qwen2.5-0.5b.gguf", 1, {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -5571,6 +5576,8 @@ const lmn_net_desc lmnet_1b_desc = {
     .classes = 0,
     .ctx = 32768,
     .prefix = 0,
+    .n_models = 1,
+    .models = models,
     .n_params = 864,
     .params = params,
     .n_floats = 1138392704,

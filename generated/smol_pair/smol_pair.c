@@ -15,322 +15,327 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[316] = {
-    {"e0.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p0 */
-    {"e0.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p1 */
-    {"e0.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p2 */
-    {"e0.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p3 */
-    {"e0.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p4 */
-    {"e0.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p5 */
-    {"e0.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p6 */
-    {"e0.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p7 */
-    {"e0.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p8 */
-    {"e0.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p9 */
-    {"e0.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p10 */
-    {"e1.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p11 */
-    {"e1.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p12 */
-    {"e1.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p13 */
-    {"e1.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p14 */
-    {"e1.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p15 */
-    {"e1.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p16 */
-    {"e1.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p17 */
-    {"e1.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p18 */
-    {"e1.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p19 */
-    {"e1.m1.weight", 7412544, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p20 */
-    {"e1.m1.bias", 7744320, 576, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p21 */
-    {"e2.m0.attn_norm.weight", 7744896, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p22 */
-    {"e2.m0.attn_q.weight", 7745472, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p23 */
-    {"e2.m0.attn_k.weight", 8077248, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"e2.m0.attn_v.weight", 8187840, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p25 */
-    {"e2.m0.attn_output.weight", 8298432, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p26 */
-    {"e2.m0.ffn_norm.weight", 8630208, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p27 */
-    {"e2.m0.ffn_gate.weight", 8630784, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p28 */
-    {"e2.m0.ffn_up.weight", 9515520, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p29 */
-    {"e2.m0.ffn_down.weight", 10400256, 576, 1536, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p30 */
-    {"e2.m1.weight", 11284992, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p31 */
-    {"e2.m1.bias", 11616768, 576, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p32 */
-    {"e3.m0.attn_norm.weight", 11617344, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p33 */
-    {"e3.m0.attn_q.weight", 11617920, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p34 */
-    {"e3.m0.attn_k.weight", 11949696, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p35 */
-    {"e3.m0.attn_v.weight", 12060288, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p36 */
-    {"e3.m0.attn_output.weight", 12170880, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p37 */
-    {"e3.m0.ffn_norm.weight", 12502656, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p38 */
-    {"e3.m0.ffn_gate.weight", 12503232, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p39 */
-    {"e3.m0.ffn_up.weight", 13387968, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p40 */
-    {"e3.m0.ffn_down.weight", 14272704, 576, 1536, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p41 */
-    {"e3.m1.weight", 15157440, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p42 */
-    {"e3.m1.bias", 15489216, 576, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p43 */
-    {"smol.token_embd.weight", 15489792, 49152, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p44 */
-    {"smol.blk.0.attn_norm.weight", 43801344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p45 */
-    {"smol.blk.0.attn_q.weight", 43801920, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p46 */
-    {"smol.blk.0.attn_k.weight", 44133696, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p47 */
-    {"smol.blk.0.attn_v.weight", 44244288, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p48 */
-    {"smol.blk.0.attn_output.weight", 44354880, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p49 */
-    {"smol.blk.0.ffn_norm.weight", 44686656, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p50 */
-    {"smol.blk.0.ffn_gate.weight", 44687232, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p51 */
-    {"smol.blk.0.ffn_up.weight", 45571968, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p52 */
-    {"smol.blk.0.ffn_down.weight", 46456704, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p53 */
-    {"smol.blk.1.attn_norm.weight", 47341440, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p54 */
-    {"smol.blk.1.attn_q.weight", 47342016, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p55 */
-    {"smol.blk.1.attn_k.weight", 47673792, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p56 */
-    {"smol.blk.1.attn_v.weight", 47784384, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p57 */
-    {"smol.blk.1.attn_output.weight", 47894976, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p58 */
-    {"smol.blk.1.ffn_norm.weight", 48226752, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p59 */
-    {"smol.blk.1.ffn_gate.weight", 48227328, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p60 */
-    {"smol.blk.1.ffn_up.weight", 49112064, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p61 */
-    {"smol.blk.1.ffn_down.weight", 49996800, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p62 */
-    {"smol.blk.2.attn_norm.weight", 50881536, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p63 */
-    {"smol.blk.2.attn_q.weight", 50882112, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p64 */
-    {"smol.blk.2.attn_k.weight", 51213888, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p65 */
-    {"smol.blk.2.attn_v.weight", 51324480, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p66 */
-    {"smol.blk.2.attn_output.weight", 51435072, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p67 */
-    {"smol.blk.2.ffn_norm.weight", 51766848, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p68 */
-    {"smol.blk.2.ffn_gate.weight", 51767424, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p69 */
-    {"smol.blk.2.ffn_up.weight", 52652160, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p70 */
-    {"smol.blk.2.ffn_down.weight", 53536896, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p71 */
-    {"smol.blk.3.attn_norm.weight", 54421632, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p72 */
-    {"smol.blk.3.attn_q.weight", 54422208, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p73 */
-    {"smol.blk.3.attn_k.weight", 54753984, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p74 */
-    {"smol.blk.3.attn_v.weight", 54864576, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p75 */
-    {"smol.blk.3.attn_output.weight", 54975168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p76 */
-    {"smol.blk.3.ffn_norm.weight", 55306944, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p77 */
-    {"smol.blk.3.ffn_gate.weight", 55307520, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p78 */
-    {"smol.blk.3.ffn_up.weight", 56192256, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p79 */
-    {"smol.blk.3.ffn_down.weight", 57076992, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p80 */
-    {"smol.blk.4.attn_norm.weight", 57961728, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p81 */
-    {"smol.blk.4.attn_q.weight", 57962304, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p82 */
-    {"smol.blk.4.attn_k.weight", 58294080, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p83 */
-    {"smol.blk.4.attn_v.weight", 58404672, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p84 */
-    {"smol.blk.4.attn_output.weight", 58515264, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p85 */
-    {"smol.blk.4.ffn_norm.weight", 58847040, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p86 */
-    {"smol.blk.4.ffn_gate.weight", 58847616, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p87 */
-    {"smol.blk.4.ffn_up.weight", 59732352, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p88 */
-    {"smol.blk.4.ffn_down.weight", 60617088, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p89 */
-    {"smol.blk.5.attn_norm.weight", 61501824, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p90 */
-    {"smol.blk.5.attn_q.weight", 61502400, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p91 */
-    {"smol.blk.5.attn_k.weight", 61834176, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p92 */
-    {"smol.blk.5.attn_v.weight", 61944768, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p93 */
-    {"smol.blk.5.attn_output.weight", 62055360, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p94 */
-    {"smol.blk.5.ffn_norm.weight", 62387136, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p95 */
-    {"smol.blk.5.ffn_gate.weight", 62387712, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p96 */
-    {"smol.blk.5.ffn_up.weight", 63272448, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p97 */
-    {"smol.blk.5.ffn_down.weight", 64157184, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p98 */
-    {"smol.blk.6.attn_norm.weight", 65041920, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p99 */
-    {"smol.blk.6.attn_q.weight", 65042496, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p100 */
-    {"smol.blk.6.attn_k.weight", 65374272, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p101 */
-    {"smol.blk.6.attn_v.weight", 65484864, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p102 */
-    {"smol.blk.6.attn_output.weight", 65595456, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p103 */
-    {"smol.blk.6.ffn_norm.weight", 65927232, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p104 */
-    {"smol.blk.6.ffn_gate.weight", 65927808, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p105 */
-    {"smol.blk.6.ffn_up.weight", 66812544, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p106 */
-    {"smol.blk.6.ffn_down.weight", 67697280, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p107 */
-    {"smol.blk.7.attn_norm.weight", 68582016, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p108 */
-    {"smol.blk.7.attn_q.weight", 68582592, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p109 */
-    {"smol.blk.7.attn_k.weight", 68914368, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p110 */
-    {"smol.blk.7.attn_v.weight", 69024960, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p111 */
-    {"smol.blk.7.attn_output.weight", 69135552, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p112 */
-    {"smol.blk.7.ffn_norm.weight", 69467328, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p113 */
-    {"smol.blk.7.ffn_gate.weight", 69467904, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p114 */
-    {"smol.blk.7.ffn_up.weight", 70352640, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p115 */
-    {"smol.blk.7.ffn_down.weight", 71237376, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p116 */
-    {"smol.blk.8.attn_norm.weight", 72122112, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p117 */
-    {"smol.blk.8.attn_q.weight", 72122688, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p118 */
-    {"smol.blk.8.attn_k.weight", 72454464, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p119 */
-    {"smol.blk.8.attn_v.weight", 72565056, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p120 */
-    {"smol.blk.8.attn_output.weight", 72675648, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p121 */
-    {"smol.blk.8.ffn_norm.weight", 73007424, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p122 */
-    {"smol.blk.8.ffn_gate.weight", 73008000, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p123 */
-    {"smol.blk.8.ffn_up.weight", 73892736, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p124 */
-    {"smol.blk.8.ffn_down.weight", 74777472, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p125 */
-    {"smol.blk.9.attn_norm.weight", 75662208, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p126 */
-    {"smol.blk.9.attn_q.weight", 75662784, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p127 */
-    {"smol.blk.9.attn_k.weight", 75994560, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p128 */
-    {"smol.blk.9.attn_v.weight", 76105152, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p129 */
-    {"smol.blk.9.attn_output.weight", 76215744, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p130 */
-    {"smol.blk.9.ffn_norm.weight", 76547520, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p131 */
-    {"smol.blk.9.ffn_gate.weight", 76548096, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p132 */
-    {"smol.blk.9.ffn_up.weight", 77432832, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p133 */
-    {"smol.blk.9.ffn_down.weight", 78317568, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p134 */
-    {"smol.blk.10.attn_norm.weight", 79202304, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p135 */
-    {"smol.blk.10.attn_q.weight", 79202880, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p136 */
-    {"smol.blk.10.attn_k.weight", 79534656, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p137 */
-    {"smol.blk.10.attn_v.weight", 79645248, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p138 */
-    {"smol.blk.10.attn_output.weight", 79755840, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p139 */
-    {"smol.blk.10.ffn_norm.weight", 80087616, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p140 */
-    {"smol.blk.10.ffn_gate.weight", 80088192, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p141 */
-    {"smol.blk.10.ffn_up.weight", 80972928, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p142 */
-    {"smol.blk.10.ffn_down.weight", 81857664, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p143 */
-    {"smol.blk.11.attn_norm.weight", 82742400, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p144 */
-    {"smol.blk.11.attn_q.weight", 82742976, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p145 */
-    {"smol.blk.11.attn_k.weight", 83074752, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p146 */
-    {"smol.blk.11.attn_v.weight", 83185344, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p147 */
-    {"smol.blk.11.attn_output.weight", 83295936, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p148 */
-    {"smol.blk.11.ffn_norm.weight", 83627712, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p149 */
-    {"smol.blk.11.ffn_gate.weight", 83628288, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p150 */
-    {"smol.blk.11.ffn_up.weight", 84513024, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p151 */
-    {"smol.blk.11.ffn_down.weight", 85397760, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p152 */
-    {"smol.blk.12.attn_norm.weight", 86282496, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p153 */
-    {"smol.blk.12.attn_q.weight", 86283072, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p154 */
-    {"smol.blk.12.attn_k.weight", 86614848, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p155 */
-    {"smol.blk.12.attn_v.weight", 86725440, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p156 */
-    {"smol.blk.12.attn_output.weight", 86836032, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p157 */
-    {"smol.blk.12.ffn_norm.weight", 87167808, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p158 */
-    {"smol.blk.12.ffn_gate.weight", 87168384, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p159 */
-    {"smol.blk.12.ffn_up.weight", 88053120, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p160 */
-    {"smol.blk.12.ffn_down.weight", 88937856, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p161 */
-    {"smol.blk.13.attn_norm.weight", 89822592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p162 */
-    {"smol.blk.13.attn_q.weight", 89823168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p163 */
-    {"smol.blk.13.attn_k.weight", 90154944, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p164 */
-    {"smol.blk.13.attn_v.weight", 90265536, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p165 */
-    {"smol.blk.13.attn_output.weight", 90376128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p166 */
-    {"smol.blk.13.ffn_norm.weight", 90707904, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p167 */
-    {"smol.blk.13.ffn_gate.weight", 90708480, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p168 */
-    {"smol.blk.13.ffn_up.weight", 91593216, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p169 */
-    {"smol.blk.13.ffn_down.weight", 92477952, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p170 */
-    {"smol.blk.14.attn_norm.weight", 93362688, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p171 */
-    {"smol.blk.14.attn_q.weight", 93363264, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p172 */
-    {"smol.blk.14.attn_k.weight", 93695040, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p173 */
-    {"smol.blk.14.attn_v.weight", 93805632, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p174 */
-    {"smol.blk.14.attn_output.weight", 93916224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p175 */
-    {"smol.blk.14.ffn_norm.weight", 94248000, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p176 */
-    {"smol.blk.14.ffn_gate.weight", 94248576, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p177 */
-    {"smol.blk.14.ffn_up.weight", 95133312, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p178 */
-    {"smol.blk.14.ffn_down.weight", 96018048, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p179 */
-    {"smol.blk.15.attn_norm.weight", 96902784, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p180 */
-    {"smol.blk.15.attn_q.weight", 96903360, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p181 */
-    {"smol.blk.15.attn_k.weight", 97235136, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p182 */
-    {"smol.blk.15.attn_v.weight", 97345728, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p183 */
-    {"smol.blk.15.attn_output.weight", 97456320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p184 */
-    {"smol.blk.15.ffn_norm.weight", 97788096, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p185 */
-    {"smol.blk.15.ffn_gate.weight", 97788672, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p186 */
-    {"smol.blk.15.ffn_up.weight", 98673408, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p187 */
-    {"smol.blk.15.ffn_down.weight", 99558144, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p188 */
-    {"smol.blk.16.attn_norm.weight", 100442880, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p189 */
-    {"smol.blk.16.attn_q.weight", 100443456, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p190 */
-    {"smol.blk.16.attn_k.weight", 100775232, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p191 */
-    {"smol.blk.16.attn_v.weight", 100885824, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p192 */
-    {"smol.blk.16.attn_output.weight", 100996416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p193 */
-    {"smol.blk.16.ffn_norm.weight", 101328192, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p194 */
-    {"smol.blk.16.ffn_gate.weight", 101328768, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p195 */
-    {"smol.blk.16.ffn_up.weight", 102213504, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p196 */
-    {"smol.blk.16.ffn_down.weight", 103098240, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p197 */
-    {"smol.blk.17.attn_norm.weight", 103982976, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p198 */
-    {"smol.blk.17.attn_q.weight", 103983552, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p199 */
-    {"smol.blk.17.attn_k.weight", 104315328, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p200 */
-    {"smol.blk.17.attn_v.weight", 104425920, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p201 */
-    {"smol.blk.17.attn_output.weight", 104536512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p202 */
-    {"smol.blk.17.ffn_norm.weight", 104868288, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p203 */
-    {"smol.blk.17.ffn_gate.weight", 104868864, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p204 */
-    {"smol.blk.17.ffn_up.weight", 105753600, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p205 */
-    {"smol.blk.17.ffn_down.weight", 106638336, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p206 */
-    {"smol.blk.18.attn_norm.weight", 107523072, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p207 */
-    {"smol.blk.18.attn_q.weight", 107523648, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p208 */
-    {"smol.blk.18.attn_k.weight", 107855424, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p209 */
-    {"smol.blk.18.attn_v.weight", 107966016, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p210 */
-    {"smol.blk.18.attn_output.weight", 108076608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p211 */
-    {"smol.blk.18.ffn_norm.weight", 108408384, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p212 */
-    {"smol.blk.18.ffn_gate.weight", 108408960, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p213 */
-    {"smol.blk.18.ffn_up.weight", 109293696, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p214 */
-    {"smol.blk.18.ffn_down.weight", 110178432, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p215 */
-    {"smol.blk.19.attn_norm.weight", 111063168, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p216 */
-    {"smol.blk.19.attn_q.weight", 111063744, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p217 */
-    {"smol.blk.19.attn_k.weight", 111395520, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p218 */
-    {"smol.blk.19.attn_v.weight", 111506112, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p219 */
-    {"smol.blk.19.attn_output.weight", 111616704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p220 */
-    {"smol.blk.19.ffn_norm.weight", 111948480, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p221 */
-    {"smol.blk.19.ffn_gate.weight", 111949056, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p222 */
-    {"smol.blk.19.ffn_up.weight", 112833792, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p223 */
-    {"smol.blk.19.ffn_down.weight", 113718528, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p224 */
-    {"smol.blk.20.attn_norm.weight", 114603264, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p225 */
-    {"smol.blk.20.attn_q.weight", 114603840, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p226 */
-    {"smol.blk.20.attn_k.weight", 114935616, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p227 */
-    {"smol.blk.20.attn_v.weight", 115046208, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p228 */
-    {"smol.blk.20.attn_output.weight", 115156800, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p229 */
-    {"smol.blk.20.ffn_norm.weight", 115488576, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p230 */
-    {"smol.blk.20.ffn_gate.weight", 115489152, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p231 */
-    {"smol.blk.20.ffn_up.weight", 116373888, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p232 */
-    {"smol.blk.20.ffn_down.weight", 117258624, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p233 */
-    {"smol.blk.21.attn_norm.weight", 118143360, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p234 */
-    {"smol.blk.21.attn_q.weight", 118143936, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p235 */
-    {"smol.blk.21.attn_k.weight", 118475712, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p236 */
-    {"smol.blk.21.attn_v.weight", 118586304, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p237 */
-    {"smol.blk.21.attn_output.weight", 118696896, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p238 */
-    {"smol.blk.21.ffn_norm.weight", 119028672, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p239 */
-    {"smol.blk.21.ffn_gate.weight", 119029248, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p240 */
-    {"smol.blk.21.ffn_up.weight", 119913984, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p241 */
-    {"smol.blk.21.ffn_down.weight", 120798720, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p242 */
-    {"smol.blk.22.attn_norm.weight", 121683456, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p243 */
-    {"smol.blk.22.attn_q.weight", 121684032, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p244 */
-    {"smol.blk.22.attn_k.weight", 122015808, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p245 */
-    {"smol.blk.22.attn_v.weight", 122126400, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p246 */
-    {"smol.blk.22.attn_output.weight", 122236992, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p247 */
-    {"smol.blk.22.ffn_norm.weight", 122568768, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p248 */
-    {"smol.blk.22.ffn_gate.weight", 122569344, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p249 */
-    {"smol.blk.22.ffn_up.weight", 123454080, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p250 */
-    {"smol.blk.22.ffn_down.weight", 124338816, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p251 */
-    {"smol.blk.23.attn_norm.weight", 125223552, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p252 */
-    {"smol.blk.23.attn_q.weight", 125224128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p253 */
-    {"smol.blk.23.attn_k.weight", 125555904, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p254 */
-    {"smol.blk.23.attn_v.weight", 125666496, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p255 */
-    {"smol.blk.23.attn_output.weight", 125777088, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p256 */
-    {"smol.blk.23.ffn_norm.weight", 126108864, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p257 */
-    {"smol.blk.23.ffn_gate.weight", 126109440, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p258 */
-    {"smol.blk.23.ffn_up.weight", 126994176, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p259 */
-    {"smol.blk.23.ffn_down.weight", 127878912, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p260 */
-    {"smol.blk.24.attn_norm.weight", 128763648, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p261 */
-    {"smol.blk.24.attn_q.weight", 128764224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p262 */
-    {"smol.blk.24.attn_k.weight", 129096000, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p263 */
-    {"smol.blk.24.attn_v.weight", 129206592, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p264 */
-    {"smol.blk.24.attn_output.weight", 129317184, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p265 */
-    {"smol.blk.24.ffn_norm.weight", 129648960, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p266 */
-    {"smol.blk.24.ffn_gate.weight", 129649536, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p267 */
-    {"smol.blk.24.ffn_up.weight", 130534272, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p268 */
-    {"smol.blk.24.ffn_down.weight", 131419008, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p269 */
-    {"smol.blk.25.attn_norm.weight", 132303744, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p270 */
-    {"smol.blk.25.attn_q.weight", 132304320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p271 */
-    {"smol.blk.25.attn_k.weight", 132636096, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p272 */
-    {"smol.blk.25.attn_v.weight", 132746688, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p273 */
-    {"smol.blk.25.attn_output.weight", 132857280, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p274 */
-    {"smol.blk.25.ffn_norm.weight", 133189056, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p275 */
-    {"smol.blk.25.ffn_gate.weight", 133189632, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p276 */
-    {"smol.blk.25.ffn_up.weight", 134074368, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p277 */
-    {"smol.blk.25.ffn_down.weight", 134959104, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p278 */
-    {"smol.blk.26.attn_norm.weight", 135843840, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p279 */
-    {"smol.blk.26.attn_q.weight", 135844416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p280 */
-    {"smol.blk.26.attn_k.weight", 136176192, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p281 */
-    {"smol.blk.26.attn_v.weight", 136286784, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p282 */
-    {"smol.blk.26.attn_output.weight", 136397376, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p283 */
-    {"smol.blk.26.ffn_norm.weight", 136729152, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p284 */
-    {"smol.blk.26.ffn_gate.weight", 136729728, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p285 */
-    {"smol.blk.26.ffn_up.weight", 137614464, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p286 */
-    {"smol.blk.26.ffn_down.weight", 138499200, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p287 */
-    {"smol.blk.27.attn_norm.weight", 139383936, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p288 */
-    {"smol.blk.27.attn_q.weight", 139384512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p289 */
-    {"smol.blk.27.attn_k.weight", 139716288, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p290 */
-    {"smol.blk.27.attn_v.weight", 139826880, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p291 */
-    {"smol.blk.27.attn_output.weight", 139937472, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p292 */
-    {"smol.blk.27.ffn_norm.weight", 140269248, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p293 */
-    {"smol.blk.27.ffn_gate.weight", 140269824, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p294 */
-    {"smol.blk.27.ffn_up.weight", 141154560, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p295 */
-    {"smol.blk.27.ffn_down.weight", 142039296, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p296 */
-    {"smol.blk.28.attn_norm.weight", 142924032, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p297 */
-    {"smol.blk.28.attn_q.weight", 142924608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p298 */
-    {"smol.blk.28.attn_k.weight", 143256384, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p299 */
-    {"smol.blk.28.attn_v.weight", 143366976, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p300 */
-    {"smol.blk.28.attn_output.weight", 143477568, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p301 */
-    {"smol.blk.28.ffn_norm.weight", 143809344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p302 */
-    {"smol.blk.28.ffn_gate.weight", 143809920, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p303 */
-    {"smol.blk.28.ffn_up.weight", 144694656, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p304 */
-    {"smol.blk.28.ffn_down.weight", 145579392, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p305 */
-    {"smol.blk.29.attn_norm.weight", 146464128, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p306 */
-    {"smol.blk.29.attn_q.weight", 146464704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p307 */
-    {"smol.blk.29.attn_k.weight", 146796480, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p308 */
-    {"smol.blk.29.attn_v.weight", 146907072, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p309 */
-    {"smol.blk.29.attn_output.weight", 147017664, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p310 */
-    {"smol.blk.29.ffn_norm.weight", 147349440, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p311 */
-    {"smol.blk.29.ffn_gate.weight", 147350016, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p312 */
-    {"smol.blk.29.ffn_up.weight", 148234752, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p313 */
-    {"smol.blk.29.ffn_down.weight", 149119488, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1}, /* p314 */
-    {"smol.output_norm.weight", 150004224, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1}, /* p315 */
+    {"e0.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p0 */
+    {"e0.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p1 */
+    {"e0.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e0.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e0.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
+    {"e0.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p5 */
+    {"e0.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p6 */
+    {"e0.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e0.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e0.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e0.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p10 */
+    {"e1.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p11 */
+    {"e1.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p12 */
+    {"e1.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
+    {"e1.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"e1.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"e1.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p16 */
+    {"e1.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p17 */
+    {"e1.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"e1.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"e1.m1.weight", 7412544, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
+    {"e1.m1.bias", 7744320, 576, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p21 */
+    {"e2.m0.attn_norm.weight", 7744896, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p22 */
+    {"e2.m0.attn_q.weight", 7745472, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"e2.m0.attn_k.weight", 8077248, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"e2.m0.attn_v.weight", 8187840, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"e2.m0.attn_output.weight", 8298432, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p26 */
+    {"e2.m0.ffn_norm.weight", 8630208, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p27 */
+    {"e2.m0.ffn_gate.weight", 8630784, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
+    {"e2.m0.ffn_up.weight", 9515520, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"e2.m0.ffn_down.weight", 10400256, 576, 1536, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p30 */
+    {"e2.m1.weight", 11284992, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p31 */
+    {"e2.m1.bias", 11616768, 576, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p32 */
+    {"e3.m0.attn_norm.weight", 11617344, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p33 */
+    {"e3.m0.attn_q.weight", 11617920, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
+    {"e3.m0.attn_k.weight", 11949696, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
+    {"e3.m0.attn_v.weight", 12060288, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p36 */
+    {"e3.m0.attn_output.weight", 12170880, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
+    {"e3.m0.ffn_norm.weight", 12502656, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p38 */
+    {"e3.m0.ffn_gate.weight", 12503232, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
+    {"e3.m0.ffn_up.weight", 13387968, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
+    {"e3.m0.ffn_down.weight", 14272704, 576, 1536, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p41 */
+    {"e3.m1.weight", 15157440, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p42 */
+    {"e3.m1.bias", 15489216, 576, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p43 */
+    {"smol.token_embd.weight", 15489792, 49152, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"}, /* p44 */
+    {"smol.blk.0.attn_norm.weight", 43801344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.0.attn_norm.weight"}, /* p45 */
+    {"smol.blk.0.attn_q.weight", 43801920, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_q.weight"}, /* p46 */
+    {"smol.blk.0.attn_k.weight", 44133696, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_k.weight"}, /* p47 */
+    {"smol.blk.0.attn_v.weight", 44244288, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_v.weight"}, /* p48 */
+    {"smol.blk.0.attn_output.weight", 44354880, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_output.weight"}, /* p49 */
+    {"smol.blk.0.ffn_norm.weight", 44686656, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.0.ffn_norm.weight"}, /* p50 */
+    {"smol.blk.0.ffn_gate.weight", 44687232, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_gate.weight"}, /* p51 */
+    {"smol.blk.0.ffn_up.weight", 45571968, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_up.weight"}, /* p52 */
+    {"smol.blk.0.ffn_down.weight", 46456704, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_down.weight"}, /* p53 */
+    {"smol.blk.1.attn_norm.weight", 47341440, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.1.attn_norm.weight"}, /* p54 */
+    {"smol.blk.1.attn_q.weight", 47342016, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_q.weight"}, /* p55 */
+    {"smol.blk.1.attn_k.weight", 47673792, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_k.weight"}, /* p56 */
+    {"smol.blk.1.attn_v.weight", 47784384, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_v.weight"}, /* p57 */
+    {"smol.blk.1.attn_output.weight", 47894976, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.attn_output.weight"}, /* p58 */
+    {"smol.blk.1.ffn_norm.weight", 48226752, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.1.ffn_norm.weight"}, /* p59 */
+    {"smol.blk.1.ffn_gate.weight", 48227328, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_gate.weight"}, /* p60 */
+    {"smol.blk.1.ffn_up.weight", 49112064, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_up.weight"}, /* p61 */
+    {"smol.blk.1.ffn_down.weight", 49996800, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.1.ffn_down.weight"}, /* p62 */
+    {"smol.blk.2.attn_norm.weight", 50881536, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.2.attn_norm.weight"}, /* p63 */
+    {"smol.blk.2.attn_q.weight", 50882112, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_q.weight"}, /* p64 */
+    {"smol.blk.2.attn_k.weight", 51213888, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_k.weight"}, /* p65 */
+    {"smol.blk.2.attn_v.weight", 51324480, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_v.weight"}, /* p66 */
+    {"smol.blk.2.attn_output.weight", 51435072, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.attn_output.weight"}, /* p67 */
+    {"smol.blk.2.ffn_norm.weight", 51766848, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.2.ffn_norm.weight"}, /* p68 */
+    {"smol.blk.2.ffn_gate.weight", 51767424, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_gate.weight"}, /* p69 */
+    {"smol.blk.2.ffn_up.weight", 52652160, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_up.weight"}, /* p70 */
+    {"smol.blk.2.ffn_down.weight", 53536896, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.2.ffn_down.weight"}, /* p71 */
+    {"smol.blk.3.attn_norm.weight", 54421632, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.3.attn_norm.weight"}, /* p72 */
+    {"smol.blk.3.attn_q.weight", 54422208, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_q.weight"}, /* p73 */
+    {"smol.blk.3.attn_k.weight", 54753984, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_k.weight"}, /* p74 */
+    {"smol.blk.3.attn_v.weight", 54864576, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_v.weight"}, /* p75 */
+    {"smol.blk.3.attn_output.weight", 54975168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.attn_output.weight"}, /* p76 */
+    {"smol.blk.3.ffn_norm.weight", 55306944, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.3.ffn_norm.weight"}, /* p77 */
+    {"smol.blk.3.ffn_gate.weight", 55307520, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_gate.weight"}, /* p78 */
+    {"smol.blk.3.ffn_up.weight", 56192256, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_up.weight"}, /* p79 */
+    {"smol.blk.3.ffn_down.weight", 57076992, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.3.ffn_down.weight"}, /* p80 */
+    {"smol.blk.4.attn_norm.weight", 57961728, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.4.attn_norm.weight"}, /* p81 */
+    {"smol.blk.4.attn_q.weight", 57962304, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_q.weight"}, /* p82 */
+    {"smol.blk.4.attn_k.weight", 58294080, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_k.weight"}, /* p83 */
+    {"smol.blk.4.attn_v.weight", 58404672, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_v.weight"}, /* p84 */
+    {"smol.blk.4.attn_output.weight", 58515264, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.attn_output.weight"}, /* p85 */
+    {"smol.blk.4.ffn_norm.weight", 58847040, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.4.ffn_norm.weight"}, /* p86 */
+    {"smol.blk.4.ffn_gate.weight", 58847616, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_gate.weight"}, /* p87 */
+    {"smol.blk.4.ffn_up.weight", 59732352, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_up.weight"}, /* p88 */
+    {"smol.blk.4.ffn_down.weight", 60617088, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.4.ffn_down.weight"}, /* p89 */
+    {"smol.blk.5.attn_norm.weight", 61501824, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.5.attn_norm.weight"}, /* p90 */
+    {"smol.blk.5.attn_q.weight", 61502400, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_q.weight"}, /* p91 */
+    {"smol.blk.5.attn_k.weight", 61834176, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_k.weight"}, /* p92 */
+    {"smol.blk.5.attn_v.weight", 61944768, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_v.weight"}, /* p93 */
+    {"smol.blk.5.attn_output.weight", 62055360, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.attn_output.weight"}, /* p94 */
+    {"smol.blk.5.ffn_norm.weight", 62387136, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.5.ffn_norm.weight"}, /* p95 */
+    {"smol.blk.5.ffn_gate.weight", 62387712, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_gate.weight"}, /* p96 */
+    {"smol.blk.5.ffn_up.weight", 63272448, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_up.weight"}, /* p97 */
+    {"smol.blk.5.ffn_down.weight", 64157184, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.5.ffn_down.weight"}, /* p98 */
+    {"smol.blk.6.attn_norm.weight", 65041920, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.6.attn_norm.weight"}, /* p99 */
+    {"smol.blk.6.attn_q.weight", 65042496, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_q.weight"}, /* p100 */
+    {"smol.blk.6.attn_k.weight", 65374272, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_k.weight"}, /* p101 */
+    {"smol.blk.6.attn_v.weight", 65484864, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_v.weight"}, /* p102 */
+    {"smol.blk.6.attn_output.weight", 65595456, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.attn_output.weight"}, /* p103 */
+    {"smol.blk.6.ffn_norm.weight", 65927232, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.6.ffn_norm.weight"}, /* p104 */
+    {"smol.blk.6.ffn_gate.weight", 65927808, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_gate.weight"}, /* p105 */
+    {"smol.blk.6.ffn_up.weight", 66812544, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_up.weight"}, /* p106 */
+    {"smol.blk.6.ffn_down.weight", 67697280, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.6.ffn_down.weight"}, /* p107 */
+    {"smol.blk.7.attn_norm.weight", 68582016, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.7.attn_norm.weight"}, /* p108 */
+    {"smol.blk.7.attn_q.weight", 68582592, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_q.weight"}, /* p109 */
+    {"smol.blk.7.attn_k.weight", 68914368, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_k.weight"}, /* p110 */
+    {"smol.blk.7.attn_v.weight", 69024960, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_v.weight"}, /* p111 */
+    {"smol.blk.7.attn_output.weight", 69135552, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.attn_output.weight"}, /* p112 */
+    {"smol.blk.7.ffn_norm.weight", 69467328, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.7.ffn_norm.weight"}, /* p113 */
+    {"smol.blk.7.ffn_gate.weight", 69467904, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_gate.weight"}, /* p114 */
+    {"smol.blk.7.ffn_up.weight", 70352640, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_up.weight"}, /* p115 */
+    {"smol.blk.7.ffn_down.weight", 71237376, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.7.ffn_down.weight"}, /* p116 */
+    {"smol.blk.8.attn_norm.weight", 72122112, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.8.attn_norm.weight"}, /* p117 */
+    {"smol.blk.8.attn_q.weight", 72122688, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_q.weight"}, /* p118 */
+    {"smol.blk.8.attn_k.weight", 72454464, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_k.weight"}, /* p119 */
+    {"smol.blk.8.attn_v.weight", 72565056, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_v.weight"}, /* p120 */
+    {"smol.blk.8.attn_output.weight", 72675648, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.attn_output.weight"}, /* p121 */
+    {"smol.blk.8.ffn_norm.weight", 73007424, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.8.ffn_norm.weight"}, /* p122 */
+    {"smol.blk.8.ffn_gate.weight", 73008000, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_gate.weight"}, /* p123 */
+    {"smol.blk.8.ffn_up.weight", 73892736, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_up.weight"}, /* p124 */
+    {"smol.blk.8.ffn_down.weight", 74777472, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.8.ffn_down.weight"}, /* p125 */
+    {"smol.blk.9.attn_norm.weight", 75662208, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.9.attn_norm.weight"}, /* p126 */
+    {"smol.blk.9.attn_q.weight", 75662784, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_q.weight"}, /* p127 */
+    {"smol.blk.9.attn_k.weight", 75994560, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_k.weight"}, /* p128 */
+    {"smol.blk.9.attn_v.weight", 76105152, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_v.weight"}, /* p129 */
+    {"smol.blk.9.attn_output.weight", 76215744, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.attn_output.weight"}, /* p130 */
+    {"smol.blk.9.ffn_norm.weight", 76547520, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.9.ffn_norm.weight"}, /* p131 */
+    {"smol.blk.9.ffn_gate.weight", 76548096, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_gate.weight"}, /* p132 */
+    {"smol.blk.9.ffn_up.weight", 77432832, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_up.weight"}, /* p133 */
+    {"smol.blk.9.ffn_down.weight", 78317568, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.9.ffn_down.weight"}, /* p134 */
+    {"smol.blk.10.attn_norm.weight", 79202304, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.10.attn_norm.weight"}, /* p135 */
+    {"smol.blk.10.attn_q.weight", 79202880, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_q.weight"}, /* p136 */
+    {"smol.blk.10.attn_k.weight", 79534656, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_k.weight"}, /* p137 */
+    {"smol.blk.10.attn_v.weight", 79645248, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_v.weight"}, /* p138 */
+    {"smol.blk.10.attn_output.weight", 79755840, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.attn_output.weight"}, /* p139 */
+    {"smol.blk.10.ffn_norm.weight", 80087616, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.10.ffn_norm.weight"}, /* p140 */
+    {"smol.blk.10.ffn_gate.weight", 80088192, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_gate.weight"}, /* p141 */
+    {"smol.blk.10.ffn_up.weight", 80972928, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_up.weight"}, /* p142 */
+    {"smol.blk.10.ffn_down.weight", 81857664, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.10.ffn_down.weight"}, /* p143 */
+    {"smol.blk.11.attn_norm.weight", 82742400, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.11.attn_norm.weight"}, /* p144 */
+    {"smol.blk.11.attn_q.weight", 82742976, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_q.weight"}, /* p145 */
+    {"smol.blk.11.attn_k.weight", 83074752, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_k.weight"}, /* p146 */
+    {"smol.blk.11.attn_v.weight", 83185344, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_v.weight"}, /* p147 */
+    {"smol.blk.11.attn_output.weight", 83295936, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.attn_output.weight"}, /* p148 */
+    {"smol.blk.11.ffn_norm.weight", 83627712, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.11.ffn_norm.weight"}, /* p149 */
+    {"smol.blk.11.ffn_gate.weight", 83628288, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_gate.weight"}, /* p150 */
+    {"smol.blk.11.ffn_up.weight", 84513024, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_up.weight"}, /* p151 */
+    {"smol.blk.11.ffn_down.weight", 85397760, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.11.ffn_down.weight"}, /* p152 */
+    {"smol.blk.12.attn_norm.weight", 86282496, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.12.attn_norm.weight"}, /* p153 */
+    {"smol.blk.12.attn_q.weight", 86283072, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_q.weight"}, /* p154 */
+    {"smol.blk.12.attn_k.weight", 86614848, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_k.weight"}, /* p155 */
+    {"smol.blk.12.attn_v.weight", 86725440, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_v.weight"}, /* p156 */
+    {"smol.blk.12.attn_output.weight", 86836032, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.attn_output.weight"}, /* p157 */
+    {"smol.blk.12.ffn_norm.weight", 87167808, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.12.ffn_norm.weight"}, /* p158 */
+    {"smol.blk.12.ffn_gate.weight", 87168384, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_gate.weight"}, /* p159 */
+    {"smol.blk.12.ffn_up.weight", 88053120, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_up.weight"}, /* p160 */
+    {"smol.blk.12.ffn_down.weight", 88937856, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.12.ffn_down.weight"}, /* p161 */
+    {"smol.blk.13.attn_norm.weight", 89822592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.13.attn_norm.weight"}, /* p162 */
+    {"smol.blk.13.attn_q.weight", 89823168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_q.weight"}, /* p163 */
+    {"smol.blk.13.attn_k.weight", 90154944, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_k.weight"}, /* p164 */
+    {"smol.blk.13.attn_v.weight", 90265536, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_v.weight"}, /* p165 */
+    {"smol.blk.13.attn_output.weight", 90376128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.attn_output.weight"}, /* p166 */
+    {"smol.blk.13.ffn_norm.weight", 90707904, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.13.ffn_norm.weight"}, /* p167 */
+    {"smol.blk.13.ffn_gate.weight", 90708480, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_gate.weight"}, /* p168 */
+    {"smol.blk.13.ffn_up.weight", 91593216, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_up.weight"}, /* p169 */
+    {"smol.blk.13.ffn_down.weight", 92477952, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.13.ffn_down.weight"}, /* p170 */
+    {"smol.blk.14.attn_norm.weight", 93362688, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.14.attn_norm.weight"}, /* p171 */
+    {"smol.blk.14.attn_q.weight", 93363264, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_q.weight"}, /* p172 */
+    {"smol.blk.14.attn_k.weight", 93695040, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_k.weight"}, /* p173 */
+    {"smol.blk.14.attn_v.weight", 93805632, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_v.weight"}, /* p174 */
+    {"smol.blk.14.attn_output.weight", 93916224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.attn_output.weight"}, /* p175 */
+    {"smol.blk.14.ffn_norm.weight", 94248000, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.14.ffn_norm.weight"}, /* p176 */
+    {"smol.blk.14.ffn_gate.weight", 94248576, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_gate.weight"}, /* p177 */
+    {"smol.blk.14.ffn_up.weight", 95133312, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_up.weight"}, /* p178 */
+    {"smol.blk.14.ffn_down.weight", 96018048, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.14.ffn_down.weight"}, /* p179 */
+    {"smol.blk.15.attn_norm.weight", 96902784, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.15.attn_norm.weight"}, /* p180 */
+    {"smol.blk.15.attn_q.weight", 96903360, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_q.weight"}, /* p181 */
+    {"smol.blk.15.attn_k.weight", 97235136, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_k.weight"}, /* p182 */
+    {"smol.blk.15.attn_v.weight", 97345728, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_v.weight"}, /* p183 */
+    {"smol.blk.15.attn_output.weight", 97456320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.attn_output.weight"}, /* p184 */
+    {"smol.blk.15.ffn_norm.weight", 97788096, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.15.ffn_norm.weight"}, /* p185 */
+    {"smol.blk.15.ffn_gate.weight", 97788672, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_gate.weight"}, /* p186 */
+    {"smol.blk.15.ffn_up.weight", 98673408, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_up.weight"}, /* p187 */
+    {"smol.blk.15.ffn_down.weight", 99558144, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.15.ffn_down.weight"}, /* p188 */
+    {"smol.blk.16.attn_norm.weight", 100442880, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.16.attn_norm.weight"}, /* p189 */
+    {"smol.blk.16.attn_q.weight", 100443456, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_q.weight"}, /* p190 */
+    {"smol.blk.16.attn_k.weight", 100775232, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_k.weight"}, /* p191 */
+    {"smol.blk.16.attn_v.weight", 100885824, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_v.weight"}, /* p192 */
+    {"smol.blk.16.attn_output.weight", 100996416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.attn_output.weight"}, /* p193 */
+    {"smol.blk.16.ffn_norm.weight", 101328192, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.16.ffn_norm.weight"}, /* p194 */
+    {"smol.blk.16.ffn_gate.weight", 101328768, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_gate.weight"}, /* p195 */
+    {"smol.blk.16.ffn_up.weight", 102213504, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_up.weight"}, /* p196 */
+    {"smol.blk.16.ffn_down.weight", 103098240, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.16.ffn_down.weight"}, /* p197 */
+    {"smol.blk.17.attn_norm.weight", 103982976, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.17.attn_norm.weight"}, /* p198 */
+    {"smol.blk.17.attn_q.weight", 103983552, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_q.weight"}, /* p199 */
+    {"smol.blk.17.attn_k.weight", 104315328, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_k.weight"}, /* p200 */
+    {"smol.blk.17.attn_v.weight", 104425920, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_v.weight"}, /* p201 */
+    {"smol.blk.17.attn_output.weight", 104536512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.attn_output.weight"}, /* p202 */
+    {"smol.blk.17.ffn_norm.weight", 104868288, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.17.ffn_norm.weight"}, /* p203 */
+    {"smol.blk.17.ffn_gate.weight", 104868864, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_gate.weight"}, /* p204 */
+    {"smol.blk.17.ffn_up.weight", 105753600, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_up.weight"}, /* p205 */
+    {"smol.blk.17.ffn_down.weight", 106638336, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.17.ffn_down.weight"}, /* p206 */
+    {"smol.blk.18.attn_norm.weight", 107523072, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.18.attn_norm.weight"}, /* p207 */
+    {"smol.blk.18.attn_q.weight", 107523648, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_q.weight"}, /* p208 */
+    {"smol.blk.18.attn_k.weight", 107855424, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_k.weight"}, /* p209 */
+    {"smol.blk.18.attn_v.weight", 107966016, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_v.weight"}, /* p210 */
+    {"smol.blk.18.attn_output.weight", 108076608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.attn_output.weight"}, /* p211 */
+    {"smol.blk.18.ffn_norm.weight", 108408384, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.18.ffn_norm.weight"}, /* p212 */
+    {"smol.blk.18.ffn_gate.weight", 108408960, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_gate.weight"}, /* p213 */
+    {"smol.blk.18.ffn_up.weight", 109293696, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_up.weight"}, /* p214 */
+    {"smol.blk.18.ffn_down.weight", 110178432, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.18.ffn_down.weight"}, /* p215 */
+    {"smol.blk.19.attn_norm.weight", 111063168, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.19.attn_norm.weight"}, /* p216 */
+    {"smol.blk.19.attn_q.weight", 111063744, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_q.weight"}, /* p217 */
+    {"smol.blk.19.attn_k.weight", 111395520, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_k.weight"}, /* p218 */
+    {"smol.blk.19.attn_v.weight", 111506112, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_v.weight"}, /* p219 */
+    {"smol.blk.19.attn_output.weight", 111616704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.attn_output.weight"}, /* p220 */
+    {"smol.blk.19.ffn_norm.weight", 111948480, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.19.ffn_norm.weight"}, /* p221 */
+    {"smol.blk.19.ffn_gate.weight", 111949056, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_gate.weight"}, /* p222 */
+    {"smol.blk.19.ffn_up.weight", 112833792, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_up.weight"}, /* p223 */
+    {"smol.blk.19.ffn_down.weight", 113718528, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.19.ffn_down.weight"}, /* p224 */
+    {"smol.blk.20.attn_norm.weight", 114603264, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.20.attn_norm.weight"}, /* p225 */
+    {"smol.blk.20.attn_q.weight", 114603840, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_q.weight"}, /* p226 */
+    {"smol.blk.20.attn_k.weight", 114935616, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_k.weight"}, /* p227 */
+    {"smol.blk.20.attn_v.weight", 115046208, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_v.weight"}, /* p228 */
+    {"smol.blk.20.attn_output.weight", 115156800, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.attn_output.weight"}, /* p229 */
+    {"smol.blk.20.ffn_norm.weight", 115488576, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.20.ffn_norm.weight"}, /* p230 */
+    {"smol.blk.20.ffn_gate.weight", 115489152, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_gate.weight"}, /* p231 */
+    {"smol.blk.20.ffn_up.weight", 116373888, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_up.weight"}, /* p232 */
+    {"smol.blk.20.ffn_down.weight", 117258624, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.20.ffn_down.weight"}, /* p233 */
+    {"smol.blk.21.attn_norm.weight", 118143360, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.21.attn_norm.weight"}, /* p234 */
+    {"smol.blk.21.attn_q.weight", 118143936, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_q.weight"}, /* p235 */
+    {"smol.blk.21.attn_k.weight", 118475712, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_k.weight"}, /* p236 */
+    {"smol.blk.21.attn_v.weight", 118586304, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_v.weight"}, /* p237 */
+    {"smol.blk.21.attn_output.weight", 118696896, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.attn_output.weight"}, /* p238 */
+    {"smol.blk.21.ffn_norm.weight", 119028672, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.21.ffn_norm.weight"}, /* p239 */
+    {"smol.blk.21.ffn_gate.weight", 119029248, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_gate.weight"}, /* p240 */
+    {"smol.blk.21.ffn_up.weight", 119913984, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_up.weight"}, /* p241 */
+    {"smol.blk.21.ffn_down.weight", 120798720, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.21.ffn_down.weight"}, /* p242 */
+    {"smol.blk.22.attn_norm.weight", 121683456, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.22.attn_norm.weight"}, /* p243 */
+    {"smol.blk.22.attn_q.weight", 121684032, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_q.weight"}, /* p244 */
+    {"smol.blk.22.attn_k.weight", 122015808, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_k.weight"}, /* p245 */
+    {"smol.blk.22.attn_v.weight", 122126400, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_v.weight"}, /* p246 */
+    {"smol.blk.22.attn_output.weight", 122236992, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.attn_output.weight"}, /* p247 */
+    {"smol.blk.22.ffn_norm.weight", 122568768, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.22.ffn_norm.weight"}, /* p248 */
+    {"smol.blk.22.ffn_gate.weight", 122569344, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_gate.weight"}, /* p249 */
+    {"smol.blk.22.ffn_up.weight", 123454080, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_up.weight"}, /* p250 */
+    {"smol.blk.22.ffn_down.weight", 124338816, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.22.ffn_down.weight"}, /* p251 */
+    {"smol.blk.23.attn_norm.weight", 125223552, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.23.attn_norm.weight"}, /* p252 */
+    {"smol.blk.23.attn_q.weight", 125224128, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_q.weight"}, /* p253 */
+    {"smol.blk.23.attn_k.weight", 125555904, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_k.weight"}, /* p254 */
+    {"smol.blk.23.attn_v.weight", 125666496, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_v.weight"}, /* p255 */
+    {"smol.blk.23.attn_output.weight", 125777088, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.attn_output.weight"}, /* p256 */
+    {"smol.blk.23.ffn_norm.weight", 126108864, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.23.ffn_norm.weight"}, /* p257 */
+    {"smol.blk.23.ffn_gate.weight", 126109440, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_gate.weight"}, /* p258 */
+    {"smol.blk.23.ffn_up.weight", 126994176, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_up.weight"}, /* p259 */
+    {"smol.blk.23.ffn_down.weight", 127878912, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.23.ffn_down.weight"}, /* p260 */
+    {"smol.blk.24.attn_norm.weight", 128763648, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.24.attn_norm.weight"}, /* p261 */
+    {"smol.blk.24.attn_q.weight", 128764224, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_q.weight"}, /* p262 */
+    {"smol.blk.24.attn_k.weight", 129096000, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_k.weight"}, /* p263 */
+    {"smol.blk.24.attn_v.weight", 129206592, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_v.weight"}, /* p264 */
+    {"smol.blk.24.attn_output.weight", 129317184, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.attn_output.weight"}, /* p265 */
+    {"smol.blk.24.ffn_norm.weight", 129648960, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.24.ffn_norm.weight"}, /* p266 */
+    {"smol.blk.24.ffn_gate.weight", 129649536, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.ffn_gate.weight"}, /* p267 */
+    {"smol.blk.24.ffn_up.weight", 130534272, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.ffn_up.weight"}, /* p268 */
+    {"smol.blk.24.ffn_down.weight", 131419008, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.24.ffn_down.weight"}, /* p269 */
+    {"smol.blk.25.attn_norm.weight", 132303744, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.25.attn_norm.weight"}, /* p270 */
+    {"smol.blk.25.attn_q.weight", 132304320, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_q.weight"}, /* p271 */
+    {"smol.blk.25.attn_k.weight", 132636096, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_k.weight"}, /* p272 */
+    {"smol.blk.25.attn_v.weight", 132746688, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_v.weight"}, /* p273 */
+    {"smol.blk.25.attn_output.weight", 132857280, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.attn_output.weight"}, /* p274 */
+    {"smol.blk.25.ffn_norm.weight", 133189056, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.25.ffn_norm.weight"}, /* p275 */
+    {"smol.blk.25.ffn_gate.weight", 133189632, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.ffn_gate.weight"}, /* p276 */
+    {"smol.blk.25.ffn_up.weight", 134074368, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.ffn_up.weight"}, /* p277 */
+    {"smol.blk.25.ffn_down.weight", 134959104, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.25.ffn_down.weight"}, /* p278 */
+    {"smol.blk.26.attn_norm.weight", 135843840, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.26.attn_norm.weight"}, /* p279 */
+    {"smol.blk.26.attn_q.weight", 135844416, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_q.weight"}, /* p280 */
+    {"smol.blk.26.attn_k.weight", 136176192, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_k.weight"}, /* p281 */
+    {"smol.blk.26.attn_v.weight", 136286784, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_v.weight"}, /* p282 */
+    {"smol.blk.26.attn_output.weight", 136397376, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.attn_output.weight"}, /* p283 */
+    {"smol.blk.26.ffn_norm.weight", 136729152, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.26.ffn_norm.weight"}, /* p284 */
+    {"smol.blk.26.ffn_gate.weight", 136729728, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.ffn_gate.weight"}, /* p285 */
+    {"smol.blk.26.ffn_up.weight", 137614464, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.ffn_up.weight"}, /* p286 */
+    {"smol.blk.26.ffn_down.weight", 138499200, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.26.ffn_down.weight"}, /* p287 */
+    {"smol.blk.27.attn_norm.weight", 139383936, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.27.attn_norm.weight"}, /* p288 */
+    {"smol.blk.27.attn_q.weight", 139384512, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_q.weight"}, /* p289 */
+    {"smol.blk.27.attn_k.weight", 139716288, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_k.weight"}, /* p290 */
+    {"smol.blk.27.attn_v.weight", 139826880, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_v.weight"}, /* p291 */
+    {"smol.blk.27.attn_output.weight", 139937472, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.attn_output.weight"}, /* p292 */
+    {"smol.blk.27.ffn_norm.weight", 140269248, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.27.ffn_norm.weight"}, /* p293 */
+    {"smol.blk.27.ffn_gate.weight", 140269824, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.ffn_gate.weight"}, /* p294 */
+    {"smol.blk.27.ffn_up.weight", 141154560, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.ffn_up.weight"}, /* p295 */
+    {"smol.blk.27.ffn_down.weight", 142039296, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.27.ffn_down.weight"}, /* p296 */
+    {"smol.blk.28.attn_norm.weight", 142924032, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.28.attn_norm.weight"}, /* p297 */
+    {"smol.blk.28.attn_q.weight", 142924608, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_q.weight"}, /* p298 */
+    {"smol.blk.28.attn_k.weight", 143256384, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_k.weight"}, /* p299 */
+    {"smol.blk.28.attn_v.weight", 143366976, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_v.weight"}, /* p300 */
+    {"smol.blk.28.attn_output.weight", 143477568, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.attn_output.weight"}, /* p301 */
+    {"smol.blk.28.ffn_norm.weight", 143809344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.28.ffn_norm.weight"}, /* p302 */
+    {"smol.blk.28.ffn_gate.weight", 143809920, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.ffn_gate.weight"}, /* p303 */
+    {"smol.blk.28.ffn_up.weight", 144694656, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.ffn_up.weight"}, /* p304 */
+    {"smol.blk.28.ffn_down.weight", 145579392, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.28.ffn_down.weight"}, /* p305 */
+    {"smol.blk.29.attn_norm.weight", 146464128, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.29.attn_norm.weight"}, /* p306 */
+    {"smol.blk.29.attn_q.weight", 146464704, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_q.weight"}, /* p307 */
+    {"smol.blk.29.attn_k.weight", 146796480, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_k.weight"}, /* p308 */
+    {"smol.blk.29.attn_v.weight", 146907072, 192, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_v.weight"}, /* p309 */
+    {"smol.blk.29.attn_output.weight", 147017664, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.attn_output.weight"}, /* p310 */
+    {"smol.blk.29.ffn_norm.weight", 147349440, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.29.ffn_norm.weight"}, /* p311 */
+    {"smol.blk.29.ffn_gate.weight", 147350016, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.ffn_gate.weight"}, /* p312 */
+    {"smol.blk.29.ffn_up.weight", 148234752, 1536, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.ffn_up.weight"}, /* p313 */
+    {"smol.blk.29.ffn_down.weight", 149119488, 576, 1536, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.29.ffn_down.weight"}, /* p314 */
+    {"smol.output_norm.weight", 150004224, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight"}, /* p315 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[1] = {
+    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -1245,6 +1250,8 @@ const lmn_net_desc smol_pair_desc = {
     .classes = 0,
     .ctx = 8192,
     .prefix = 0,
+    .n_models = 1,
+    .models = models,
     .n_params = 316,
     .params = params,
     .n_floats = 150004800,

@@ -15,70 +15,75 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[64] = {
-    {"byte.token_embd.weight", 0, 256, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p0 */
-    {"e0.m1.attn_norm.weight", 32768, 128, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p1 */
-    {"e0.m1.attn_q.weight", 32896, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p2 */
-    {"e0.m1.attn_k.weight", 49280, 64, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p3 */
-    {"e0.m1.attn_v.weight", 57472, 64, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p4 */
-    {"e0.m1.attn_output.weight", 65664, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p5 */
-    {"e0.m1.ffn_norm.weight", 82048, 128, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1}, /* p6 */
-    {"e0.m1.ffn_gate.weight", 82176, 344, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p7 */
-    {"e0.m1.ffn_up.weight", 126208, 344, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p8 */
-    {"e0.m1.ffn_down.weight", 170240, 128, 344, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p9 */
-    {"e0.m2.weight", 214272, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1}, /* p10 */
-    {"e0.m2.bias", 230656, 128, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1}, /* p11 */
-    {"byte.blk.0.attn_norm.weight", 230784, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1}, /* p12 */
-    {"byte.blk.0.attn_q.weight", 230912, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p13 */
-    {"byte.blk.0.attn_k.weight", 247296, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p14 */
-    {"byte.blk.0.attn_v.weight", 255488, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p15 */
-    {"byte.blk.0.attn_output.weight", 263680, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p16 */
-    {"byte.blk.0.ffn_norm.weight", 280064, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1}, /* p17 */
-    {"byte.blk.0.ffn_gate.weight", 280192, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p18 */
-    {"byte.blk.0.ffn_up.weight", 324224, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p19 */
-    {"byte.blk.0.ffn_down.weight", 368256, 128, 344, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p20 */
-    {"byte.blk.1.attn_norm.weight", 412288, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1}, /* p21 */
-    {"byte.blk.1.attn_q.weight", 412416, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p22 */
-    {"byte.blk.1.attn_k.weight", 428800, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p23 */
-    {"byte.blk.1.attn_v.weight", 436992, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p24 */
-    {"byte.blk.1.attn_output.weight", 445184, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p25 */
-    {"byte.blk.1.ffn_norm.weight", 461568, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1}, /* p26 */
-    {"byte.blk.1.ffn_gate.weight", 461696, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p27 */
-    {"byte.blk.1.ffn_up.weight", 505728, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p28 */
-    {"byte.blk.1.ffn_down.weight", 549760, 128, 344, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1}, /* p29 */
-    {"byte.output_norm.weight", 593792, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1}, /* p30 */
-    {"e1.m0.attn_norm.weight", 593920, 128, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p31 */
-    {"e1.m0.attn_q.weight", 594048, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p32 */
-    {"e1.m0.attn_k.weight", 610432, 64, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p33 */
-    {"e1.m0.attn_v.weight", 618624, 64, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p34 */
-    {"e1.m0.attn_output.weight", 626816, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p35 */
-    {"e1.m0.ffn_norm.weight", 643200, 128, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1}, /* p36 */
-    {"e1.m0.ffn_gate.weight", 643328, 344, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p37 */
-    {"e1.m0.ffn_up.weight", 687360, 344, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p38 */
-    {"e1.m0.ffn_down.weight", 731392, 128, 344, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p39 */
-    {"e1.m1.weight", 775424, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1}, /* p40 */
-    {"e1.m1.bias", 791808, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1}, /* p41 */
-    {"e2.m0.attn_norm.weight", 791936, 128, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p42 */
-    {"e2.m0.attn_q.weight", 792064, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p43 */
-    {"e2.m0.attn_k.weight", 808448, 64, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p44 */
-    {"e2.m0.attn_v.weight", 816640, 64, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p45 */
-    {"e2.m0.attn_output.weight", 824832, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p46 */
-    {"e2.m0.ffn_norm.weight", 841216, 128, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1}, /* p47 */
-    {"e2.m0.ffn_gate.weight", 841344, 344, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p48 */
-    {"e2.m0.ffn_up.weight", 885376, 344, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p49 */
-    {"e2.m0.ffn_down.weight", 929408, 128, 344, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p50 */
-    {"e2.m1.weight", 973440, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1}, /* p51 */
-    {"e2.m1.bias", 989824, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1}, /* p52 */
-    {"e3.m0.attn_norm.weight", 989952, 128, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p53 */
-    {"e3.m0.attn_q.weight", 990080, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p54 */
-    {"e3.m0.attn_k.weight", 1006464, 64, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p55 */
-    {"e3.m0.attn_v.weight", 1014656, 64, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p56 */
-    {"e3.m0.attn_output.weight", 1022848, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p57 */
-    {"e3.m0.ffn_norm.weight", 1039232, 128, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1}, /* p58 */
-    {"e3.m0.ffn_gate.weight", 1039360, 344, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p59 */
-    {"e3.m0.ffn_up.weight", 1083392, 344, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p60 */
-    {"e3.m0.ffn_down.weight", 1127424, 128, 344, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p61 */
-    {"e3.m1.weight", 1171456, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1}, /* p62 */
-    {"e3.m1.bias", 1187840, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1}, /* p63 */
+    {"byte.token_embd.weight", 0, 256, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p0 */
+    {"e0.m1.attn_norm.weight", 32768, 128, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p1 */
+    {"e0.m1.attn_q.weight", 32896, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e0.m1.attn_k.weight", 49280, 64, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e0.m1.attn_v.weight", 57472, 64, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
+    {"e0.m1.attn_output.weight", 65664, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p5 */
+    {"e0.m1.ffn_norm.weight", 82048, 128, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p6 */
+    {"e0.m1.ffn_gate.weight", 82176, 344, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e0.m1.ffn_up.weight", 126208, 344, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e0.m1.ffn_down.weight", 170240, 128, 344, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e0.m2.weight", 214272, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
+    {"e0.m2.bias", 230656, 128, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p11 */
+    {"byte.blk.0.attn_norm.weight", 230784, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p12 */
+    {"byte.blk.0.attn_q.weight", 230912, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
+    {"byte.blk.0.attn_k.weight", 247296, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"byte.blk.0.attn_v.weight", 255488, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"byte.blk.0.attn_output.weight", 263680, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p16 */
+    {"byte.blk.0.ffn_norm.weight", 280064, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p17 */
+    {"byte.blk.0.ffn_gate.weight", 280192, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"byte.blk.0.ffn_up.weight", 324224, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"byte.blk.0.ffn_down.weight", 368256, 128, 344, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
+    {"byte.blk.1.attn_norm.weight", 412288, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p21 */
+    {"byte.blk.1.attn_q.weight", 412416, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p22 */
+    {"byte.blk.1.attn_k.weight", 428800, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"byte.blk.1.attn_v.weight", 436992, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"byte.blk.1.attn_output.weight", 445184, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"byte.blk.1.ffn_norm.weight", 461568, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p26 */
+    {"byte.blk.1.ffn_gate.weight", 461696, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p27 */
+    {"byte.blk.1.ffn_up.weight", 505728, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
+    {"byte.blk.1.ffn_down.weight", 549760, 128, 344, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"byte.output_norm.weight", 593792, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p30 */
+    {"e1.m0.attn_norm.weight", 593920, 128, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p31 */
+    {"e1.m0.attn_q.weight", 594048, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p32 */
+    {"e1.m0.attn_k.weight", 610432, 64, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p33 */
+    {"e1.m0.attn_v.weight", 618624, 64, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
+    {"e1.m0.attn_output.weight", 626816, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
+    {"e1.m0.ffn_norm.weight", 643200, 128, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p36 */
+    {"e1.m0.ffn_gate.weight", 643328, 344, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
+    {"e1.m0.ffn_up.weight", 687360, 344, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
+    {"e1.m0.ffn_down.weight", 731392, 128, 344, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
+    {"e1.m1.weight", 775424, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
+    {"e1.m1.bias", 791808, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p41 */
+    {"e2.m0.attn_norm.weight", 791936, 128, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p42 */
+    {"e2.m0.attn_q.weight", 792064, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
+    {"e2.m0.attn_k.weight", 808448, 64, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p44 */
+    {"e2.m0.attn_v.weight", 816640, 64, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
+    {"e2.m0.attn_output.weight", 824832, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p46 */
+    {"e2.m0.ffn_norm.weight", 841216, 128, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p47 */
+    {"e2.m0.ffn_gate.weight", 841344, 344, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p48 */
+    {"e2.m0.ffn_up.weight", 885376, 344, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p49 */
+    {"e2.m0.ffn_down.weight", 929408, 128, 344, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p50 */
+    {"e2.m1.weight", 973440, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p51 */
+    {"e2.m1.bias", 989824, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p52 */
+    {"e3.m0.attn_norm.weight", 989952, 128, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p53 */
+    {"e3.m0.attn_q.weight", 990080, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p54 */
+    {"e3.m0.attn_k.weight", 1006464, 64, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p55 */
+    {"e3.m0.attn_v.weight", 1014656, 64, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p56 */
+    {"e3.m0.attn_output.weight", 1022848, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p57 */
+    {"e3.m0.ffn_norm.weight", 1039232, 128, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p58 */
+    {"e3.m0.ffn_gate.weight", 1039360, 344, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p59 */
+    {"e3.m0.ffn_up.weight", 1083392, 344, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p60 */
+    {"e3.m0.ffn_down.weight", 1127424, 128, 344, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p61 */
+    {"e3.m1.weight", 1171456, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p62 */
+    {"e3.m1.bias", 1187840, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p63 */
+};
+
+/* Models read from files, with the hyper-parameters this code was compiled for. */
+static const lmn_model_info models[1] = {
+    {0},
 };
 
 /* Weight bindings of every block instance (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -744,6 +749,8 @@ const lmn_net_desc tiny_desc = {
     .classes = 0,
     .ctx = 256,
     .prefix = 0,
+    .n_models = 0,
+    .models = models,
     .n_params = 64,
     .params = params,
     .n_floats = 1187968,
