@@ -28,7 +28,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBLMN   := $(LIBDIR)/liblmn.a
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume demo fuzz install clean regen check-generated
+.PHONY: all deps test unit golden resume demo fuzz install clean regen check-generated models
 all: $(LMNC) $(LIBLMN)
 
 deps:
@@ -111,6 +111,10 @@ regen: $(LMNC)
 
 check-generated: $(LMNC)
 	@bash scripts/regen.sh $(LMNC) --check
+
+# models: pre-trained weights into models/ (git-ignored), SHA-256 checked; cached under ~/.cache/lmnet
+models:
+	@bash scripts/models.sh
 
 demo: deps
 	$(MAKE) all
