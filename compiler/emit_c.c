@@ -446,8 +446,10 @@ static void emit_op_forward(Emit *e, int i, int cached) {
       } else if (m->kind == MOD_MLP) {
         out(e, "  {\n    const lmn_mlp_w w = {lmn_w(net, %d), lmn_w(net, %d), lmn_w(net, %d), lmn_w(net, %d)};\n",
             e->gen[op->params[0]], e->gen[op->params[1]], e->gen[op->params[2]], e->gen[op->params[3]]);
-        out(e, "    lmn_mlp_forward(&w, %s + p.out[%d], %s + p.out[%d], %s, %ld, %ld, %s);\n  }\n", A, i, A, in,
-            cached ? "scratch" : "A + p.saved[OPI]", m->din, m->hidden, rows);
+        char saved[48];
+        snprintf(saved, sizeof saved, cached ? "scratch" : "A + p.saved[%d]", i);
+        out(e, "    lmn_mlp_forward(&w, %s + p.out[%d], %s + p.out[%d], %s, %ld, %ld, %s);\n  }\n", A, i, A, in, saved,
+            m->din, m->hidden, rows);
       } else {
         out(e, "  {\n    lmn_block_w w;\n    lmn_block_g g;\n    lmn_block_bind(net, blk[%d], &w, &g);\n", e->blk_first[i]);
         out(e, "    const float *xs[1] = {%s + p.out[%d]};\n", A, in);
@@ -481,7 +483,7 @@ static void emit_op_forward(Emit *e, int i, int cached) {
           k > 1 && net->aggregate == AGG_MEAN ? "1.0f / (float)k" : "1.0f");
       out(e, "    float *h[3] = {scratch, scratch + (size_t)%s * %ld, scratch + (size_t)2 * %s * %ld};\n", rows, d, rows, d);
       out(e, "    float *blk_scratch = h[%d];\n", cached ? 2 : 1);
-      out(e, "    %sblk_scratch += (size_t)%s * %ld;\n", "", rows, d);
+      out(e, "    blk_scratch += (size_t)%s * %ld;\n", rows, d);
       if (!cached) out(e, "    float *last = A + p.saved[%d] + (size_t)%ld * lmn_block_saved_floats(&cfg%d, B, T);\n", i, L, i);
       else out(e, "    float *last = h[2];\n");
       out(e, "    const float *cur;\n");
@@ -500,14 +502,12 @@ static void emit_op_forward(Emit *e, int i, int cached) {
         out(e, ", y, in, k, scale, A + p.saved[%d] + (size_t)l * lmn_block_saved_floats(&cfg%d, B, T), B, T, blk_scratch, pool);\n", i, i);
       }
       out(e, "      cur = y;\n      in = &cur;\n      k = 1;\n      scale = 1.0f;\n    }\n");
-      const char *stats = cached ? "blk_scratch" : "last + (size_t)B * T * D_";
       if (gpt2) {
         if (cached) out(e, "    lmn_layernorm_forward(%s + p.out[%d], blk_scratch, blk_scratch + T, last, lmn_w(net, %d), lmn_w(net, %d), T, %ld, (float)%.9g);\n",
                           A, i, norm_w, norm_b, d, md->hp.eps);
         else out(e, "    lmn_layernorm_forward(A + p.out[%d], last + (size_t)B * T * %ld, last + (size_t)B * T * %ld + (size_t)B * T, last, lmn_w(net, %d), lmn_w(net, %d), B * T, %ld, (float)%.9g);\n",
                  i, d, d, norm_w, norm_b, d, md->hp.eps);
       } else {
-        (void)stats;
         if (cached) out(e, "    lmn_rmsnorm_forward(%s + p.out[%d], blk_scratch, last, lmn_w(net, %d), T, %ld, (float)%.9g);\n", A, i, norm_w, d, md->hp.eps);
         else out(e, "    lmn_rmsnorm_forward(A + p.out[%d], last + (size_t)B * T * %ld + (size_t)B * T, last, lmn_w(net, %d), B * T, %ld, (float)%.9g);\n",
                  i, d, norm_w, d, md->hp.eps);
@@ -539,23 +539,7 @@ static void emit_forward(Emit *e) {
           op->inputs[0], rows, head->width, l->smoothing);
       continue;
     }
-    /* the MLP's saved region is per op: substitute the op index */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *save = e->o;
-    e->o = open_memstream(&buf, &len);
     emit_op_forward(e, i, 0);
-    fclose(e->o);
-    e->o = save;
-    char idx[16];
-    snprintf(idx, sizeof idx, "%d", i);
-    for (char *s = buf; *s; s++) {
-      if (!strncmp(s, "OPI", 3)) {
-        fputs(idx, e->o);
-        s += 2;
-      } else fputc(*s, e->o);
-    }
-    free(buf);
   }
   out(e, "  return loss;\n}\n\n");
 }
@@ -934,8 +918,6 @@ static void relative_root(const char *dir, const char *root, char *buf, size_t n
   if (!buf[0]) snprintf(buf, n, ".");
 }
 
-static void emit_makefile_fn(Emit *e, const char *root) { emit_makefile(e, root); }
-
 int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, lmn_err *err) {
   const Net *net = ir->net;
   for (int l = 0; l < net->n_losses; l++)
@@ -958,7 +940,7 @@ int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, 
   int rc = write_file(&e, dir, hname, emit_header, source, err);
   if (!rc) rc = write_file(&e, dir, cname, emit_source, source, err);
   if (!rc) rc = write_file(&e, dir, "main.c", emit_main, source, err);
-  if (!rc) rc = write_file(&e, dir, "Makefile", emit_makefile_fn, rel, err);
+  if (!rc) rc = write_file(&e, dir, "Makefile", emit_makefile, rel, err);
   free(e.gen);
   free(e.order);
   free(e.offset);
