@@ -316,6 +316,7 @@ static const char *sym_text(yysymbol_kind_t k) {
   }
 }
 
+/* The keywords are declared in one %token run, from 'network' to 'loss'. */
 static int is_keyword(yysymbol_kind_t k) { return k >= YYSYMBOL_NETWORK && k <= YYSYMBOL_LOSS; }
 
 static int has_sym(const yysymbol_kind_t *exp, int n, yysymbol_kind_t k) {
@@ -384,6 +385,8 @@ static void statement_hint(const ScanState *st, Diag *d) {
       break;
     case LAYERS: diag_hint(d, "layers read 'layers NAME = [1, 4, 1] of MODEL [OPTIONS], edges EDGE'"); break;
     case LOSS: diag_hint(d, "a loss reads 'loss NAME = cross_entropy(OUTPUT, next(tokens))'"); break;
+    case AGGREGATE: diag_hint(d, "aggregation reads 'aggregate mean' or 'aggregate sum'"); break;
+    case NETWORK: diag_hint(d, "the first line reads 'network NAME'"); break;
     default: break;
   }
 }
@@ -407,19 +410,23 @@ static void syntax_help(const ScanState *st, Diag *d, yysymbol_kind_t tok, const
   }
 }
 
-/* Reports a syntax error in gcc style: what was expected, before which token, and why. */
+/* Where a syntax error is shown: at the token, or just past the last token when the line or input ended. */
+static Loc error_loc(const yypcontext_t *yyctx, const ScanState *st, int at_end) {
+  if (at_end && st->prev.line > 0) return loc_make(st->prev.line, st->prev.col + st->prev.len, 1);
+  return L(*yypcontext_location(yyctx));
+}
+
+/* Reports a syntax error in gcc style: what was expected, before which token, and why. A missing closing
+ * bracket is named alone; a list of more than five choices is left out. */
 static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, ParseCtx *ctx) {
   ScanState *st = lmn_yyget_extra(scanner);
   yysymbol_kind_t tok = yypcontext_token(yyctx), all[YYNTOKENS], exp[YYNTOKENS];
-  int n_all = yypcontext_expected_tokens(yyctx, all, YYNTOKENS);
-  int n = useful_expected(all, n_all, exp);
-  int at_end = tok == YYSYMBOL_NEWLINE || tok == YYSYMBOL_YYEOF;
-  Loc at = L(*yypcontext_location(yyctx));
-  if (at_end && st->prev.line > 0) at = loc_make(st->prev.line, st->prev.col + st->prev.len, 1);
+  int n_all = yypcontext_expected_tokens(yyctx, all, YYNTOKENS), n = useful_expected(all, n_all, exp);
+  int at_end = tok == YYSYMBOL_NEWLINE || tok == YYSYMBOL_YYEOF, ob = open_bracket_index(st, tok);
+  Loc at = error_loc(yyctx, st, at_end);
   st->err_line = at.line;
-  char what[64], list[256], want[8] = "";
+  char what[64], list[256] = "", want[8] = "";
   token_text(st, tok, what, sizeof what);
-  int ob = open_bracket_index(st, tok);
   if (ob >= 0) snprintf(want, sizeof want, "'%c'", closer(st->open_ch[ob]));
   if (has_sym(all, n_all, YYSYMBOL_NETWORK)) {
     diag_error(ctx->diag, at, "unexpected %s at the start of a statement", what);
@@ -427,14 +434,10 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, Pa
               "chain 'SOURCE -> ...'");
     return 0;
   }
-  int bracket = (tok == YYSYMBOL_NEWLINE && st->unclosed && ob >= 0) || (n > 5 && has_name(exp, n, want)) ||
-                (n == 1 && has_name(exp, n, want));
-  if (bracket)
-    snprintf(list, sizeof list, "%s", want);
-  else if (n > 5 || n == 0)
-    list[0] = 0;
-  else
-    expected_list(exp, n, list, sizeof list);
+  int bracket = (tok == YYSYMBOL_NEWLINE && st->unclosed && ob >= 0) ||
+                ((n > 5 || n == 1) && has_name(exp, n, want));
+  if (bracket) snprintf(list, sizeof list, "%s", want);
+  else if (n > 0 && n <= 5) expected_list(exp, n, list, sizeof list);
   if (list[0]) diag_error(ctx->diag, at, "expected %s %s %s", list, at_end ? "at" : "before", what);
   else diag_error(ctx->diag, at, "unexpected %s", what);
   syntax_help(st, ctx->diag, tok, exp, n, bracket ? want : NULL);

@@ -537,6 +537,13 @@ static int bad_chain_end(Sema *s, const EdgeExpr *ex, const Call *c, const Sym *
       return -1;
     }
   }
+  const Call *end = ex->terms.items[ex->terms.n - 1];
+  if (!strcmp(end->name, "head") || !strcmp(end->name, "classify")) {
+    diag_error(s->diag, end->at, "the output of %s() needs a name", end->name);
+    s->unnamed_outputs++;
+    diag_hint(s->diag, "end the chain with it: ... -> %s(...) -> NAME, and read NAME in a loss", end->name);
+    return -1;
+  }
   diag_error(s->diag, c->at, "a chain must end at a vertex, or at an output name after head() or classify()");
   return -1;
 }

@@ -26,6 +26,17 @@ static int loss_target(Sema *s, const Arg *a, Target *t) {
   return -1;
 }
 
+/* A chain that forgot to name its head's output was reported; an unknown output that resembles no
+ * defined one is most likely that output. */
+static int probably_unnamed(Sema *s, const char *name) {
+  if (!s->unnamed_outputs) return 0;
+  for (int i = 0; i < s->n_syms; i++) {
+    const char *cand = s->syms[i].name;
+    if (s->syms[i].kind == SYM_OUTPUT && closest_name(name, &cand, 1)) return 0;
+  }
+  return 1;
+}
+
 static void sema_loss(Sema *s, const Stmt *st) {
   Net *net = s->net;
   const Call *c = st->loss;
@@ -54,7 +65,8 @@ static void sema_loss(Sema *s, const Stmt *st) {
   Sym *sym = sym_find(s, out->a.s);
   if (!sym || sym->kind != SYM_OUTPUT) {
     if (sym) wrong_kind(s, sym, out->at, "an output");
-    else unknown_name(s, "output", out->a.s, out->at, KIND(SYM_OUTPUT), NULL, 0);
+    else if (!probably_unnamed(s, out->a.s))
+      unknown_name(s, "output", out->a.s, out->at, KIND(SYM_OUTPUT), NULL, 0);
     if (sym && sym->kind == SYM_VERTEX && !failed_name_quiet(s, sym->name))
       diag_hint(s->diag, "a loss reads an output: add '%s -> head(%s) -> NAME' and use NAME here", out->a.s,
                 sym->index >= 0 ? net->models[net->vertices[sym->index].model].name : "MODEL");

@@ -50,6 +50,7 @@ typedef struct Sema {
   int seen_network, seen_aggregate;
   Loc aggregate_at;
   int vertices_full, edges_full; /* the limit was reported */
+  int unnamed_outputs;           /* chains that end in head() or classify() without a name */
 } Sema;
 
 /* Grows an arena array of `elem` bytes so that index n fits. */

@@ -132,6 +132,9 @@ for f in "${bad[@]}"; do
   piped "$f" "$want"
   robust "$f" "0 1$([ "$want" = 2 ] && echo " 2")"
 done
+for f in tests/bad/*.err tests/warn/*.err; do
+  [ -f "${f%.err}.lmn" ] || fail "$f: no ${f%.err}.lmn beside it"
+done
 for f in tests/warn/*.lmn; do
   golden "$f" 0
   robust "$f" "0"
