@@ -98,11 +98,12 @@ golden: $(LMNC)
 resume: $(LMNC) $(LIBLMN)
 	@bash tests/resume-test.sh $(LMNC)
 
-test: deps
+test: deps models
 	$(MAKE) all
 	$(MAKE) unit golden resume
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
+	$(MAKE) embed-test install-test
 	@echo "make test: all suites passed (normal and sanitizer builds)"
 
 # generated/: what lmnc emits for every example, kept in the repository.
@@ -134,3 +135,42 @@ clean:
 	rm -rf build build-san build-fuzz build-regen bin lib demo
 
 -include $(RT_OBJ:.o=.d) $(FE_OBJ:.o=.d)
+
+# embed-test: tests/embed/embed.c is a user's program embedding a compiled network outside the generator:
+# tiny.lmn is compiled into $(BUILD)/embed/ (not committed), the program includes its tiny.h, links liblmn.a,
+# and runs normally and then under valgrind (leaks and memory errors fail it; with SAN=1 ASan checks instead).
+EMBED_DIR    := $(BUILD)/embed
+EMBED_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -I$(EMBED_DIR) -Iruntime -I$(BLAS_INC) $(SANFLAGS)
+
+$(EMBED_DIR)/tiny.c: dsl-examples/tiny.lmn $(LMNC)
+	@mkdir -p $(@D)
+	$(LMNC) compile $< -o $(@D)
+$(EMBED_DIR)/tiny.h: $(EMBED_DIR)/tiny.c
+
+$(EMBED_DIR)/embed: tests/embed/embed.c $(EMBED_DIR)/tiny.c $(EMBED_DIR)/tiny.h $(LIBLMN) $(wildcard runtime/*.h)
+	$(CC) $(EMBED_CFLAGS) -o $@ tests/embed/embed.c $(EMBED_DIR)/tiny.c $(LIBLMN) $(LDFLAGS) $(LDLIBS)
+
+.PHONY: embed-test install-test
+embed-test: $(EMBED_DIR)/embed
+	@echo "== $(EMBED_DIR)/embed"
+	@$(EMBED_DIR)/embed
+	@echo "== valgrind --leak-check=full $(EMBED_DIR)/embed$(if $(SAN), (skipped: SAN build, ASan checked it))"
+	@$(if $(SAN),true,valgrind -q --leak-check=full --error-exitcode=1 $(EMBED_DIR)/embed)
+
+# install-test: `make install` into a temporary PREFIX (and a DESTDIR), then lmnc, pkg-config and the
+# generated Makefile used from the installed tree only; see tests/install-test.sh.
+install-test: all
+	@bash tests/install-test.sh
+
+# SmolLM2 parity (tests/test_smol_parity.c): dsl-examples/smol.lmn, the base model as one vertex, compiled
+# by lmnc and linked into its own suite, which compares it with llama.cpp's logits and greedy decoding
+# (tests/fixtures/smol/) when models/ holds the GGUF file. -Wno-unused-variable: the backward that lmnc emits
+# for a network with nothing trainable leaves `scratch` and `rope0` unused.
+$(BUILD)/smolnet/smol.o: dsl-examples/smol.lmn $(LMNC)
+	@mkdir -p $(BUILD)/smolnet
+	@$(LMNC) compile $< -o $(BUILD)/smolnet > /dev/null 2> $(BUILD)/smolnet/lmnc.log || { cat $(BUILD)/smolnet/lmnc.log; exit 1; }
+	$(CC) $(CFLAGS) -Wno-unused-function -Wno-unused-variable -I$(BUILD)/smolnet -c -o $@ $(BUILD)/smolnet/smol.c
+
+$(BUILD)/tests/test_smol_parity: tests/test_smol_parity.c $(BUILD)/smolnet/smol.o $(LIBLMN) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -I$(BUILD)/smolnet -o $@ $< $(BUILD)/smolnet/smol.o $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
