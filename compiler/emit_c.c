@@ -795,7 +795,9 @@ static void emit_desc(Emit *e, const char *source) {
       ctx - net->prefix, net->prefix);
   int n_models = 0;
   for (int m = 0; m < net->n_models; m++) n_models += net->models[m].source != SRC_NONE;
-  out(e, "    .n_models = %d,\n    .models = models,\n", n_models);
+  int em = net->embed_model;
+  out(e, "    .n_models = %d,\n    .models = models,\n    .tokenizer_model = %d,\n", n_models,
+      em >= 0 && net->models[em].source != SRC_NONE ? file_model_index(e, em) : -1);
   out(e, "    .n_params = %d,\n    .params = params,\n    .n_floats = %ld,\n    .n_train = %ld,\n    .n_train_decay = %ld,\n",
       ir->n_params, n_floats, n_train, n_train);
   out(e, "    .flops_bt = %.17g,\n    .flops_btt = %.17g,\n    .flops_b = %.17g,\n", tbt, tbtt, tb);

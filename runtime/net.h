@@ -56,6 +56,7 @@ typedef struct lmn_net_desc {
   const lmn_param_info *params;
   int n_models;                 /* models read from files */
   const lmn_model_info *models;
+  int tokenizer_model;          /* the model (index into models) whose tokenizer reads the text; -1: raw bytes */
   size_t n_floats;          /* parameter buffer size */
   size_t n_train;           /* trainable floats (prefix of the buffer) */
   size_t n_train_decay;     /* of which the first n_train_decay take weight decay */

@@ -704,6 +704,7 @@ const lmn_net_desc classify_desc = {
     .prefix = 0,
     .n_models = 0,
     .models = models,
+    .tokenizer_model = -1,
     .n_params = 77,
     .params = params,
     .n_floats = 355588,

@@ -929,6 +929,7 @@ const lmn_net_desc dag_desc = {
     .prefix = 0,
     .n_models = 0,
     .models = models,
+    .tokenizer_model = -1,
     .n_params = 73,
     .params = params,
     .n_floats = 318304,

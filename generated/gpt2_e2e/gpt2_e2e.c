@@ -1362,6 +1362,7 @@ const lmn_net_desc gpt2_e2e_desc = {
     .prefix = 32,
     .n_models = 1,
     .models = models,
+    .tokenizer_model = 0,
     .n_params = 333,
     .params = params,
     .n_floats = 381106176,

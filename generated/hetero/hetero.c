@@ -1541,6 +1541,7 @@ const lmn_net_desc hetero_desc = {
     .prefix = 0,
     .n_models = 2,
     .models = models,
+    .tokenizer_model = 0,
     .n_params = 608,
     .params = params,
     .n_floats = 519644160,

@@ -5578,6 +5578,7 @@ const lmn_net_desc lmnet_1b_desc = {
     .prefix = 0,
     .n_models = 1,
     .models = models,
+    .tokenizer_model = 0,
     .n_params = 864,
     .params = params,
     .n_floats = 1138392704,

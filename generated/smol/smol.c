@@ -611,6 +611,7 @@ const lmn_net_desc smol_desc = {
     .prefix = 0,
     .n_models = 1,
     .models = models,
+    .tokenizer_model = 0,
     .n_params = 272,
     .params = params,
     .n_floats = 134515008,

@@ -1252,6 +1252,7 @@ const lmn_net_desc smol_pair_desc = {
     .prefix = 0,
     .n_models = 1,
     .models = models,
+    .tokenizer_model = 0,
     .n_params = 316,
     .params = params,
     .n_floats = 150004800,

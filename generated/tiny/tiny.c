@@ -751,6 +751,7 @@ const lmn_net_desc tiny_desc = {
     .prefix = 0,
     .n_models = 0,
     .models = models,
+    .tokenizer_model = -1,
     .n_params = 64,
     .params = params,
     .n_floats = 1187968,
