@@ -73,7 +73,8 @@ typedef struct lmn_net_desc {
   /* generation: feeds T tokens at positions pos0.. through every cached module; writes the logits of the
    * last position into logits [vocab]. */
   void (*decode)(lmn_net *net, const int32_t *tokens, int T, int pos0, float *logits);
-  /* the primary output of the last forward with train = 0: logits [B*T, vocab] or class logits [B, classes] */
+  /* the primary output of the last forward with train = 0: logits [B*(prefix+T), vocab] (per sequence the
+   * prefix rows first) or class logits [B, classes] */
   float *(*output)(lmn_net *net, int B, int T);
 } lmn_net_desc;
 
