@@ -174,3 +174,49 @@ $(BUILD)/smolnet/smol.o: dsl-examples/smol.lmn $(LMNC)
 $(BUILD)/tests/test_smol_parity: tests/test_smol_parity.c $(BUILD)/smolnet/smol.o $(LIBLMN) tests/harness.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -I$(BUILD)/smolnet -o $@ $< $(BUILD)/smolnet/smol.o $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
+
+# PyTorch twin parity (tests/test_twin.c, tests/twin/README.md): every tests/twin/NAME.lmn is compiled by lmnc
+# into $(BUILD)/twin/NAME/ and linked into $(BUILD)/tests/test_twin with a registry of their descriptors; the
+# suite compares them with the committed fixtures tests/twin/NAME.twin.safetensors and needs no torch.
+# `make twin-fixtures` remakes those fixtures: for each NAME, with its config tests/twin/NAME.yaml (else
+# tests/twin/twin_lm.yaml), `NAME train` for TWIN_PRETRAIN steps (weights away from their initialisation:
+# nonzero biases, gains away from 1, activations in the nonlinear range), `NAME dump-state` of that
+# checkpoint, then tests/reference/torch_twin.py, run by TWIN_PYTHON, a python with torch (Debian's
+# python3-torch; found among python3 and /usr/bin/python3 unless given).
+TWIN_LMN    := $(wildcard tests/twin/*.lmn)
+TWIN_NAMES  := $(TWIN_LMN:tests/twin/%.lmn=%)
+TWIN_OBJ    := $(TWIN_NAMES:%=$(BUILD)/twin/%.o)
+TWIN_PRETRAIN := 40
+TWIN_PYTHON ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' 2>/dev/null && { echo $$p; break; }; done)
+
+$(BUILD)/twin/%.o: tests/twin/%.lmn $(LMNC)
+	@mkdir -p $(BUILD)/twin/$*
+	$(LMNC) compile $< -o $(BUILD)/twin/$* > /dev/null
+	$(CC) $(CFLAGS) -Wno-unused-function -I$(BUILD)/twin/$* -c -o $@ $(BUILD)/twin/$*/$*.c
+
+$(BUILD)/twin/registry.h: $(TWIN_LMN)
+	@mkdir -p $(@D)
+	@{ for n in $(TWIN_NAMES); do echo "extern const lmn_net_desc $${n}_desc;"; done; \
+	   echo "static const lmn_net_desc *const registry[] = {"; \
+	   for n in $(TWIN_NAMES); do echo "    &$${n}_desc,"; done; echo "    NULL};"; } > $@
+
+$(BUILD)/tests/test_twin: tests/test_twin.c $(TWIN_OBJ) $(BUILD)/twin/registry.h $(LIBLMN) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -I$(BUILD)/twin -o $@ $< $(TWIN_OBJ) $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
+
+.PHONY: twin-fixtures
+twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
+	@test -n "$(TWIN_PYTHON)" || { echo "twin-fixtures: no python with torch: apt-get install python3-torch, or set TWIN_PYTHON"; exit 1; }
+	@set -e; for n in $(TWIN_NAMES); do \
+	  d=$(BUILD)/twin/$$n; cfg=tests/twin/$$n.yaml; test -f $$cfg || cfg=tests/twin/twin_lm.yaml; \
+	  echo "== $$n ($$cfg)"; \
+	  $(CC) $(CFLAGS) -I$$d -o $$d/$$n $$d/main.c $$d.o $(LIBLMN) $(LDFLAGS) $(LDLIBS); \
+	  rm -rf $$d/pretrain; \
+	  sed -e 's|^  train: |  train: $(CURDIR)/tests/twin/|' -e 's|^steps: .*|steps: $(TWIN_PRETRAIN)|' $$cfg > $$d/pretrain.yaml; \
+	  printf 'checkpoint:\n  dir: pretrain\neval:\n  every: 0\n  batches: 1\nlog:\n  every: $(TWIN_PRETRAIN)\n' >> $$d/pretrain.yaml; \
+	  $$d/$$n train -c $$d/pretrain.yaml > $$d/pretrain.log; \
+	  $$d/$$n dump-state -c $$cfg --ckpt $$d/pretrain/$$(cat $$d/pretrain/latest) -o $$d.state.safetensors; \
+	  $(LMNC) ir --json tests/twin/$$n.lmn > $$d.ir.json; \
+	  $(TWIN_PYTHON) tests/reference/torch_twin.py --ir $$d.ir.json --state $$d.state.safetensors \
+	    -o tests/twin/$$n.twin.safetensors; \
+	done

@@ -125,7 +125,10 @@ static void json_edges(FILE *out, const Net *net) {
   fprintf(out, "  \"edges\": [\n");
   for (int i = 0; i < net->n_edges; i++) {
     const Edge *e = &net->edges[i];
-    fprintf(out, "    {\"id\": %d, \"label\": ", e->id);
+    fprintf(out, "    {\"id\": %d, \"type\": ", e->id);
+    if (e->type) json_str(out, e->type);
+    else fprintf(out, "null");
+    fprintf(out, ", \"label\": ");
     json_str(out, e->label);
     fprintf(out, ", \"sources\": [");
     for (int k = 0; k < e->n_src; k++)

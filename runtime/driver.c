@@ -1,6 +1,6 @@
 /* driver.c: lmn_main, the command line of every compiled network: option parsing and usage, and the
- * `info`, `train`, `eval` and `generate` subcommands on top of lmn_train, lmn_eval_loss, the checkpoint
- * functions and lmn_generate_stream. */
+ * `info`, `train`, `eval` and `generate` subcommands on top of lmn_train, lmn_eval_loss (lmn_eval_classes
+ * for a classification network), the checkpoint functions and lmn_generate_stream. */
 #include "driver.h"
 
 #include <cblas.h>
@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump.h"
 #include "progress.h"
 
 /* ---- options ------------------------------------------------------------------------------------- */
 
-typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_GENERATE, CMD_COUNT } cmd;
-static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "generate"};
+typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_GENERATE, CMD_DUMP, CMD_COUNT } cmd;
+static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "generate", "dump-state"};
 
 typedef struct args {
-  const char *config, *ckpt, *prompt;
+  const char *config, *ckpt, *prompt, *out;
   long resume, stop_at, n, top_k, batch, seq, threads;
   double temperature, top_p;
   uint64_t seed;
@@ -40,17 +41,20 @@ typedef struct opt {
 #define BIT(c) (1u << (c))
 #define OFF(f) offsetof(args, f)
 static const opt opts[] = {
-    {"config", 'c', OPT_STR, OFF(config), 0, 0, BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE)},
+    {"config", 'c', OPT_STR, OFF(config), 0, 0,
+     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
     {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
-    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE)},
+    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+    {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
     {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
     {"tokens", 'n', OPT_LONG, OFF(n), 0, 1 << 30, BIT(CMD_GENERATE)},
     {"temperature", 't', OPT_DOUBLE, OFF(temperature), 0, 1e6, BIT(CMD_GENERATE)},
     {"top-k", 'k', OPT_LONG, OFF(top_k), 0, 1 << 30, BIT(CMD_GENERATE)},
     {"top-p", 0, OPT_DOUBLE, OFF(top_p), 0, 1, BIT(CMD_GENERATE)},
     {"seed", 's', OPT_U64, OFF(seed), 0, 0, BIT(CMD_GENERATE)},
-    {"threads", 0, OPT_LONG, OFF(threads), 0, 4096, BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_GENERATE)},
+    {"threads", 0, OPT_LONG, OFF(threads), 0, 4096,
+     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"batch", 'b', OPT_LONG, OFF(batch), 1, 1 << 20, BIT(CMD_INFO)},
     {"seq", 0, OPT_LONG, OFF(seq), 1, 1 << 24, BIT(CMD_INFO)},
 };
@@ -66,11 +70,14 @@ static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
           "            train as the YAML config says; --resume continues from the newest checkpoint of\n"
           "            checkpoint.dir; --stop-at ends (with a checkpoint) after STEP of the config's steps\n"
           "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
-          "            validation loss and perplexity of PATH (default: the config's newest checkpoint)\n"
+          "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
+          "            the config's newest checkpoint)\n"
           "  generate  -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
           "            [--ckpt PATH | -c CONFIG.yaml] [--threads N]\n"
           "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
           "            T 0 is greedy; weights from PATH or the config's newest checkpoint\n"
+          "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
+          "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
           "exit status: 0 success, 1 failure, 2 usage error\n",
           prog, d->name, d->source ? d->source : "?");
 }
@@ -298,16 +305,33 @@ static int load_weights(lmn_net *net, const char *path, lmn_err *err) {
 
 static int bytes_network(const lmn_net_desc *d, const char *what, lmn_err *err) {
   if (d->classes > 0 && !strcmp(what, "generation"))
-    return lmn_errf(err, "%s: generation is not available for a classification network (%d classes)", d->name,
-                    d->classes);
-  if (d->classes > 0)
-    return lmn_errf(err, "%s: %s of a classifier (%d classes) needs labelled data, which is not read yet",
-                    d->name, what, d->classes);
+    return lmn_errf(err,
+                    "%s: generation is not available for a classification network (%d classes): it scores a "
+                    "whole text and writes none; use `eval` for its loss and accuracy",
+                    d->name, d->classes);
   if (d->vocab != 256)
     return lmn_errf(err,
                     "%s: %s with a vocabulary of %d tokens needs the model's tokenizer, which the runtime "
                     "cannot load yet (raw-byte networks, vocab 256, can)",
                     d->name, what, d->vocab);
+  return 0;
+}
+
+/* "val loss 1.2345 | ppl 3.44 | 8 batches of 4 x 32" (no newline) */
+static int eval_tokens(lmn_net *net, const lmn_data *data, const lmn_train_config *cfg, lmn_err *err) {
+  double loss;
+  if (lmn_eval_loss(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &loss, err)) return -1;
+  printf("val loss %.4f | ppl %.2f | %ld batches of %ld x %ld", loss, loss < 700 ? exp(loss) : INFINITY,
+         cfg->eval.batches, cfg->batch, cfg->seq_len);
+  return 0;
+}
+
+/* "val loss 0.4312 | accuracy 87.50% (35 of 40 examples) | batches of 16 x 96" (no newline) */
+static int eval_classes(lmn_net *net, const lmn_data *data, const lmn_train_config *cfg, lmn_err *err) {
+  lmn_class_eval ev;
+  if (lmn_eval_classes(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &ev, err)) return -1;
+  printf("val loss %.4f | accuracy %.2f%% (%ld of %ld examples) | batches of %ld x %ld", ev.loss,
+         100.0 * ev.accuracy, ev.correct, ev.examples, cfg->batch, cfg->seq_len);
   return 0;
 }
 
@@ -327,11 +351,9 @@ static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg,
   lmn_tokenizer_init_bytes(&tok);
   lmn_data_opts o;
   lmn_data_opts_from_config(&o, cfg, &tok);
-  if (lmn_data_open(data, &o, err)) return -1;
-  double loss;
-  if (lmn_eval_loss(*net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &loss, err)) return -1;
-  printf("val loss %.4f | ppl %.2f | %ld batches of %ld x %ld | %s", loss, loss < 700 ? exp(loss) : INFINITY,
-         cfg->eval.batches, cfg->batch, cfg->seq_len, path[0] ? path : "seeded initialisation");
+  if (lmn_data_open_classes(data, &o, d->classes, err)) return -1;
+  if (d->classes > 0 ? eval_classes(*net, data, cfg, err) : eval_tokens(*net, data, cfg, err)) return -1;
+  printf(" | %s", path[0] ? path : "seeded initialisation");
   if (path[0]) printf(" (step %ld)", (*net)->step);
   printf("\n");
   return 0;
@@ -413,6 +435,14 @@ static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) 
   return 0;
 }
 
+/* ---- dump-state (dump.c) ------------------------------------------------------------------------ */
+
+static int cmd_dump(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->config || !a->out) return usage_error(prog, d, "'dump-state' needs -c CONFIG.yaml and -o FILE");
+  lmn_err err = {{0}};
+  return lmn_dump_state_run(d, a->config, a->ckpt, a->threads, a->out, stdout, &err) ? fail(&err) : 0;
+}
+
 /* ---- main ---------------------------------------------------------------------------------------- */
 
 int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
@@ -436,6 +466,8 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
     return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
   case CMD_EVAL:
     return cmd_eval(prog, desc, &a);
+  case CMD_DUMP:
+    return cmd_dump(prog, desc, &a);
   default:
     return cmd_generate(prog, desc, &a);
   }

@@ -1,0 +1,221 @@
+/* dump.c: `NAME dump-state`: the network's parameters and one batch written to a safetensors file (format in
+ * dump.h) for the PyTorch twin, and the command around it (config, network as `eval` creates it, first
+ * training batch, optimizer settings as metadata). */
+#include "dump.h"
+
+#include <cblas.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "config.h"
+#include "data.h"
+#include "driver.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+#define F32_EXACT 16777216L /* 2^24: integers up to this are exact in F32 */
+
+/* The batch as floats, each value checked to lie in [lo, hi). */
+static float *ints_to_f32(const int32_t *x, size_t n, long lo, long hi, const char *what, const char *net,
+                          lmn_err *err) {
+  float *f = malloc((n ? n : 1) * sizeof *f);
+  if (!f) return lmn_errf(err, "%s: dump-state: out of memory for the %s", net, what), NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (x[i] < lo || x[i] >= hi || labs((long)x[i]) > F32_EXACT) {
+      lmn_errf(err, "%s: dump-state: %s[%zu] = %" PRId32 " is outside [%ld, %ld)", net, what, i, x[i], lo,
+               hi);
+      free(f);
+      return NULL;
+    }
+    f[i] = (float)x[i];
+  }
+  return f;
+}
+
+static int add_meta(lmn_st_writer *w, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int add_meta(lmn_st_writer *w, const char *key, const char *fmt, ...) {
+  char v[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v, sizeof v, fmt, ap);
+  va_end(ap);
+  return lmn_st_writer_add_meta(w, key, v, NULL);
+}
+
+static int add_params(lmn_st_writer *w, const lmn_net *net, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  for (int i = 0; i < d->n_params; i++) {
+    const lmn_param_info *p = &d->params[i];
+    int64_t shape[2] = {p->rows, p->cols};
+    if (lmn_st_writer_add_f32(w, p->name, p->cols ? 2 : 1, shape, net->params + p->offset, err)) return -1;
+  }
+  return 0;
+}
+
+static int add_header_meta(lmn_st_writer *w, const lmn_net *net, int B, int T) {
+  const lmn_net_desc *d = net->desc;
+  int bad = add_meta(w, "format", "%s", LMN_DUMP_FORMAT);
+  bad |= add_meta(w, "version", "%d", LMN_DUMP_VERSION);
+  bad |= add_meta(w, "network", "%s", d->name);
+  bad |= add_meta(w, "source", "%s", d->source ? d->source : "");
+  bad |= add_meta(w, "hash", "%016" PRIx64, d->hash);
+  bad |= add_meta(w, "aggregate", "%s", d->aggregate_mean ? "mean" : "sum");
+  bad |= add_meta(w, "batch", "%d", B);
+  bad |= add_meta(w, "seq", "%d", T);
+  bad |= add_meta(w, "prefix", "%d", d->prefix);
+  bad |= add_meta(w, "vocab", "%d", d->vocab);
+  bad |= add_meta(w, "classes", "%d", d->classes);
+  bad |= add_meta(w, "step", "%ld", net->step);
+  bad |= add_meta(w, "targets", "%s", d->classes > 0 ? "labels" : "next_tokens");
+  bad |= add_meta(w, "batch_dtype", "int32-as-f32");
+  return bad ? -1 : 0;
+}
+
+int lmn_dump_state_meta(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T,
+                        const char *const *meta, int n_meta, const char *path, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  if (B < 1 || T < 1 || (n_meta > 0 && !meta) || n_meta < 0)
+    return lmn_errf(err, "%s: dump-state: invalid batch %d x %d or metadata", d->name, B, T);
+  int cls = d->classes > 0;
+  size_t n = (size_t)B * (size_t)T, n_tg = cls ? (size_t)B : n;
+  float *tok = ints_to_f32(tokens, n, 0, d->vocab, "tokens", d->name, err);
+  float *tg = tok ? ints_to_f32(targets, n_tg, cls ? 0 : -1, cls ? d->classes : d->vocab,
+                                cls ? "labels" : "targets", d->name, err)
+                  : NULL;
+  lmn_st_writer *w = NULL;
+  int rc = tok && tg ? lmn_st_writer_new(&w, err) : -1;
+  int64_t shape_tok[2] = {B, T}, shape_tg[2] = {B, T};
+  if (!rc) rc = add_params(w, net, err);
+  if (!rc) rc = lmn_st_writer_add_f32(w, "batch:tokens", 2, shape_tok, tok, err);
+  if (!rc) rc = lmn_st_writer_add_f32(w, "batch:targets", cls ? 1 : 2, shape_tg, tg, err);
+  if (!rc && add_header_meta(w, net, B, T))
+    rc = lmn_errf(err, "%s: dump-state: out of memory for the metadata", d->name);
+  for (int i = 0; i < n_meta && !rc; i++) rc = lmn_st_writer_add_meta(w, meta[2 * i], meta[2 * i + 1], err);
+  if (!rc) rc = lmn_st_writer_write(w, path, err);
+  lmn_st_writer_free(w);
+  free(tok);
+  free(tg);
+  return rc;
+}
+
+int lmn_dump_state(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T,
+                   const char *path, lmn_err *err) {
+  return lmn_dump_state_meta(net, tokens, targets, B, T, NULL, 0, path, err);
+}
+
+/* ---- the command ---------------------------------------------------------------------------------- */
+
+typedef struct dump_run {
+  lmn_train_config cfg;
+  lmn_net *net;
+  lmn_data data;
+  int32_t *x, *y;
+  char weights[LMN_CKPT_PATH_MAX]; /* the checkpoint loaded, "" for the seeded initialisation */
+} dump_run;
+
+/* Weights as `eval` picks them: ckpt, else the newest checkpoint of checkpoint.dir, else none. */
+static int load_weights(dump_run *r, const char *ckpt, lmn_err *err) {
+  r->weights[0] = '\0';
+  if (ckpt) {
+    if (snprintf(r->weights, sizeof r->weights, "%s", ckpt) >= (int)sizeof r->weights)
+      return lmn_errf(err, "%s: path too long", ckpt);
+  } else if (r->cfg.checkpoint.dir) {
+    int found = lmn_checkpoint_latest(r->cfg.checkpoint.dir, r->weights, sizeof r->weights, NULL, err);
+    if (found < 0) return -1;
+    if (!found) r->weights[0] = '\0';
+  }
+  return r->weights[0] ? lmn_checkpoint_load(r->net, r->weights, err) : 0;
+}
+
+/* The first batch of the training stream, as step 1 of `train` draws it. */
+static int first_batch(dump_run *r, const lmn_net_desc *d, lmn_err *err) {
+  lmn_tokenizer tok;
+  lmn_tokenizer_init_bytes(&tok);
+  lmn_data_opts o;
+  lmn_data_opts_from_config(&o, &r->cfg, &tok);
+  if (lmn_data_open_classes(&r->data, &o, d->classes, err)) return -1;
+  size_t n = (size_t)r->cfg.batch * (size_t)r->cfg.seq_len;
+  r->x = malloc(n * sizeof *r->x);
+  r->y = malloc(n * sizeof *r->y);
+  if (!r->x || !r->y) return lmn_errf(err, "%s: out of memory for a batch of %zu tokens", r->cfg.path, n);
+  lmn_data_state st;
+  lmn_data_state_init(&st, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, r->cfg.seed);
+  return lmn_data_next(&r->data, &st, r->cfg.batch, r->cfg.seq_len, r->x, r->y, err);
+}
+
+static int select_first_stage(dump_run *r, lmn_err *err) {
+  const lmn_stage *s = &r->cfg.stages[0];
+  int names = s->train == LMN_TRAIN_NAMES;
+  return lmn_net_select(r->net, s->train == LMN_TRAIN_EDGES, names ? s->names : NULL, names ? s->n_names : 0,
+                        err);
+}
+
+/* The config's optimizer settings as metadata pairs; strings live in buf. */
+static int config_meta(const dump_run *r, const char **kv, char (*buf)[64], char *names, size_t names_cap) {
+  const lmn_train_config *c = &r->cfg;
+  const lmn_stage *s = &c->stages[0];
+  int n = 0;
+#define KV(key, ...) (snprintf(buf[n], 64, __VA_ARGS__), kv[2 * n] = key, kv[2 * n + 1] = buf[n], n++)
+  KV("seed", "%" PRIu64, c->seed);
+  KV("lr", "%.17g", c->optimizer.lr);
+  KV("beta1", "%.17g", c->optimizer.betas[0]);
+  KV("beta2", "%.17g", c->optimizer.betas[1]);
+  KV("eps", "%.17g", c->optimizer.eps);
+  KV("weight_decay", "%.17g", c->optimizer.weight_decay);
+  KV("grad_clip", "%.17g", c->grad_clip);
+  KV("schedule", "%s", lmn_decay_name(c->schedule.decay));
+  KV("warmup", "%ld", c->schedule.warmup);
+  KV("min_lr", "%.17g", c->schedule.min_lr);
+  KV("steps", "%ld", c->steps);
+  KV("stage_train", "%s",
+     s->train == LMN_TRAIN_ALL     ? "all"
+     : s->train == LMN_TRAIN_EDGES ? "edges"
+                                   : "names");
+#undef KV
+  names[0] = '\0';
+  for (int i = 0; i < s->n_names; i++) {
+    size_t len = strlen(names);
+    snprintf(names + len, names_cap - len, "%s%s", i ? "," : "", s->names[i]);
+  }
+  kv[2 * n] = "stage_names", kv[2 * n + 1] = names, n++;
+  kv[2 * n] = "config", kv[2 * n + 1] = c->path, n++;
+  kv[2 * n] = "weights", kv[2 * n + 1] = r->weights[0] ? r->weights : "seeded initialisation", n++;
+  return n;
+}
+
+int lmn_dump_state_run(const lmn_net_desc *d, const char *config, const char *ckpt, long threads,
+                       const char *out, FILE *log, lmn_err *err) {
+  dump_run r;
+  memset(&r, 0, sizeof r);
+  int rc = lmn_config_load(config, &r.cfg, err);
+  if (!rc) {
+    int nt = lmn_threads_resolve(threads ? threads : r.cfg.threads);
+    openblas_set_num_threads(nt);
+    if (lmn_net_create(&r.net, d, (int)r.cfg.batch, (int)r.cfg.seq_len, nt, r.cfg.seed, err)) {
+      char m[sizeof err->msg];
+      snprintf(m, sizeof m, "%s", err->msg);
+      rc = lmn_errf(err, "%s: %s", r.cfg.path, m);
+    }
+  }
+  if (!rc)
+    rc = load_weights(&r, ckpt, err) || select_first_stage(&r, err) || first_batch(&r, d, err) ? -1 : 0;
+  if (!rc) {
+    const char *kv[2 * 16];
+    char buf[16][64], names[4096];
+    int n = config_meta(&r, kv, buf, names, sizeof names);
+    rc = lmn_dump_state_meta(r.net, r.x, r.y, (int)r.cfg.batch, (int)r.cfg.seq_len, kv, n, out, err);
+  }
+  if (!rc && log)
+    fprintf(log, "%s: %d tensors and a batch of %ld x %ld (%s) written to %s\n", d->name, d->n_params,
+            r.cfg.batch, r.cfg.seq_len, r.weights[0] ? r.weights : "seeded initialisation", out);
+  lmn_net_destroy(r.net);
+  lmn_data_close(&r.data);
+  lmn_config_free(&r.cfg);
+  free(r.x);
+  free(r.y);
+  return rc;
+}
