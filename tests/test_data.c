@@ -1,6 +1,9 @@
 /* test_data.c: the token data loader: targets are inputs shifted by one, seeded streams are reproducible and
  * resume exactly from a saved state, the validation split is the tail (or a separate file), tokenizers that
- * need more ids than bytes work, and missing, empty and short files fail with their sizes in the message. */
+ * need more ids than bytes work, and missing, empty and short files fail with their sizes in the message.
+ * Labelled data (classification): the fixture tests/fixtures/classify/toy.tsv reads back line by line, texts
+ * are cut at the front and left-padded, each training epoch is a seeded permutation that resumes exactly, and
+ * malformed files fail naming file:line; arbitrary bytes never crash the parser. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +348,328 @@ static void test_bad_requests(void) {
   tmp_remove(&t);
 }
 
+/* ---- labelled data ------------------------------------------------------------------------------- */
+
+#define TOY "tests/fixtures/classify/toy.tsv"
+
+static int open_labelled(lmn_data *d, const char *train, const char *val, double frac, long T,
+                         const lmn_tokenizer *tok, lmn_err *err) {
+  lmn_data_opts o = {train, val, frac, T, tok};
+  return lmn_data_open_classes(d, &o, 4, err);
+}
+
+/* Row r of a batch of width T: pad (0) tokens, then the text's bytes; returns the text (NUL-terminated). */
+static int row_text(const int32_t *row, int T, char *text) {
+  int t = 0, n = 0;
+  while (t < T && row[t] == 0) t++;
+  for (; t < T; t++) {
+    if (row[t] <= 0 || row[t] > 255) return -1;
+    text[n++] = (char)row[t];
+  }
+  text[n] = '\0';
+  return n;
+}
+
+/* Serves every line of the fixture (training split, then validation) and compares it with the file. */
+static void test_labelled_fixture(void) {
+  lmn_tokenizer bytes;
+  lmn_tokenizer_init_bytes(&bytes);
+  lmn_data d;
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL_FATAL(open_labelled(&d, TOY, NULL, 0.1, 128, &bytes, &err), 0);
+  CU_ASSERT_EQUAL(lmn_data_examples(&d, LMN_SPLIT_TRAIN), 360);
+  CU_ASSERT_EQUAL(lmn_data_examples(&d, LMN_SPLIT_VAL), 40); /* the last 10% */
+  CU_ASSERT_EQUAL(lmn_data_windows(&d, LMN_SPLIT_VAL, 16), 40);
+  CU_ASSERT_EQUAL(d.pad, 0);
+  CU_ASSERT_PTR_NOT_NULL(d.split[LMN_SPLIT_TRAIN].bytes); /* raw bytes stay in the file's buffer */
+  FILE *f = fopen(TOY, "r");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  static const char *const keywords[4] = {"jazz", "quiver", "wok", "yoga"};
+  enum { T = 96 };
+  int32_t row[T], label;
+  char line[256], text[T + 1];
+  lmn_data_state st[2];
+  lmn_data_state_init(&st[0], LMN_SPLIT_TRAIN, LMN_ORDER_SEQUENTIAL, 0);
+  lmn_data_state_init(&st[1], LMN_SPLIT_VAL, LMN_ORDER_SEQUENTIAL, 0);
+  int n = 0;
+  for (; fgets(line, sizeof line, f); n++) {
+    line[strcspn(line, "\n")] = '\0';
+    CU_ASSERT_EQUAL_FATAL(lmn_data_next(&d, &st[n >= 360], 1, T, row, &label, &err), 0);
+    CU_ASSERT_EQUAL(row[T - 1], (unsigned char)line[strlen(line) - 1]); /* the last token is last */
+    CU_ASSERT(row_text(row, T, text) > 0);
+    CU_ASSERT_STRING_EQUAL(text, line + 2);
+    CU_ASSERT_EQUAL(label, line[0] - '0');
+    CU_ASSERT(label >= 0 && label < 4 && strstr(text, keywords[label]));
+  }
+  fclose(f);
+  CU_ASSERT_EQUAL(n, 400);
+  lmn_data_close(&d);
+}
+
+/* Writes a labelled file (len bytes of text) to dir/name. */
+static void write_tsv(const tmp *t, const char *name, const char *text, size_t len, char *path, size_t cap) {
+  write_bytes(t, name, text, len, path, cap);
+}
+
+static void expect_rows(const lmn_data *d, lmn_split split, int B, int T, const int32_t *want_rows,
+                        const int32_t *want_labels) {
+  int32_t in[64], lab[8];
+  lmn_data_state st;
+  lmn_err err = {{0}};
+  lmn_data_state_init(&st, split, LMN_ORDER_SEQUENTIAL, 0);
+  CU_ASSERT_EQUAL_FATAL(lmn_data_next(d, &st, B, T, in, lab, &err), 0);
+  CU_ASSERT_EQUAL(memcmp(in, want_rows, (size_t)(B * T) * sizeof *in), 0);
+  CU_ASSERT_EQUAL(memcmp(lab, want_labels, (size_t)B * sizeof *lab), 0);
+}
+
+static void test_pad_and_truncate(void) {
+  tmp t;
+  tmp_make(&t);
+  static const char text[] =
+      "\xEF\xBB\xBF"
+      "1\tabc\n0\t0123456789\r\n\n2\txy\r\n3\ta\tb";
+  char path[128], vpath[128];
+  write_tsv(&t, "p.tsv", text, sizeof text - 1, path, sizeof path);
+  write_tsv(&t, "v.tsv", "+0\tq\n", 5, vpath, sizeof vpath);
+  lmn_tokenizer bytes;
+  lmn_tokenizer_init_bytes(&bytes);
+  lmn_data d;
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL_FATAL(open_labelled(&d, path, vpath, 0.0, 4, &bytes, &err), 0); /* keeps 4 tokens */
+  CU_ASSERT_EQUAL(lmn_data_examples(&d, LMN_SPLIT_TRAIN), 4);
+  CU_ASSERT_EQUAL(lmn_data_examples(&d, LMN_SPLIT_VAL), 1);
+  CU_ASSERT_EQUAL(lmn_data_tokens(&d, LMN_SPLIT_TRAIN), 3 + 4 + 2 + 3);
+  const int32_t labels[] = {1, 0, 2, 3, 1};
+  const int32_t t4[] = {0,   'a', 'b', 'c', '6',  '7', '8', '9', 0,   0,
+                        'x', 'y', 0,   'a', '\t', 'b', 0,   'a', 'b', 'c'};
+  expect_rows(&d, LMN_SPLIT_TRAIN, 5, 4, t4, labels); /* the fifth row starts the file again */
+  const int32_t t2[] = {'b', 'c', '8', '9', 'x', 'y', '\t', 'b'};
+  expect_rows(&d, LMN_SPLIT_TRAIN, 4, 2, t2, labels);
+  const int32_t t6[] = {0, 0, 0, 'a', 'b', 'c', 0, 0, '6', '7', '8', '9'};
+  expect_rows(&d, LMN_SPLIT_TRAIN, 2, 6, t6, labels);
+  const int32_t v3[] = {0, 0, 'q'}, v_label[] = {0};
+  expect_rows(&d, LMN_SPLIT_VAL, 1, 3, v3, v_label);
+  lmn_data_close(&d);
+  /* a tokenizer of two ids per byte keeps the last 3 ids; the pad is its EOS when it has one */
+  CU_ASSERT_EQUAL_FATAL(open_labelled(&d, path, vpath, 0.0, 3, &nib_tok, &err), 0);
+  CU_ASSERT_EQUAL(d.pad, 0);
+  const int32_t n4[] = {0, 'b' & 15, 'c' >> 4, 'c' & 15};
+  expect_rows(&d, LMN_SPLIT_TRAIN, 1, 4, n4, labels);
+  lmn_data_close(&d);
+  lmn_tokenizer eos_tok = nib_tok;
+  eos_tok.eos = 15;
+  CU_ASSERT_EQUAL_FATAL(open_labelled(&d, path, vpath, 0.0, 3, &eos_tok, &err), 0);
+  CU_ASSERT_EQUAL(d.pad, 15);
+  const int32_t xy[] = {15, 15, 15, 'x' & 15, 'y' >> 4, 'y' & 15};
+  lmn_data_state st;
+  lmn_data_state_init(&st, LMN_SPLIT_TRAIN, LMN_ORDER_SEQUENTIAL, 0);
+  st.pos = 2; /* the third example */
+  int32_t in[6], lab[1];
+  CU_ASSERT_EQUAL_FATAL(lmn_data_next(&d, &st, 1, 6, in, lab, &err), 0);
+  CU_ASSERT_EQUAL(memcmp(in, xy, sizeof xy), 0);
+  CU_ASSERT_EQUAL(lab[0], 2);
+  lmn_data_close(&d);
+  tmp_remove(&t);
+}
+
+/* A file of n lines "label<TAB>i" (label = i % 4), all of them training examples (a separate val file). */
+static void open_numbered(const tmp *t, int n, lmn_data *d) {
+  char *text = malloc((size_t)n * 16 + 1), path[128], vpath[128];
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += (size_t)sprintf(text + len, "%d\t%d\n", i % 4, i);
+  write_tsv(t, "n.tsv", text, len, path, sizeof path);
+  write_tsv(t, "v.tsv", "0\tv\n", 4, vpath, sizeof vpath);
+  free(text);
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL_FATAL(open_labelled(d, path, vpath, 0.0, 8, NULL, &err), 0);
+}
+
+/* The example numbers of k batches of B from st. */
+static void draw_examples(const lmn_data *d, lmn_data_state *st, int k, int B, int *out) {
+  int32_t in[128 * 8], lab[128];
+  char text[9];
+  lmn_err err = {{0}};
+  for (int i = 0; i < k; i++) {
+    CU_ASSERT_EQUAL_FATAL(lmn_data_next(d, st, B, 8, in, lab, &err), 0);
+    for (int b = 0; b < B; b++) {
+      CU_ASSERT(row_text(in + b * 8, 8, text) > 0);
+      out[i * B + b] = atoi(text);
+      CU_ASSERT_EQUAL(lab[b], out[i * B + b] % 4);
+    }
+  }
+}
+
+/* out[0..n) is a permutation of 0..n-1. */
+static int is_permutation(const int *out, int n) {
+  char seen[128] = {0};
+  for (int i = 0; i < n; i++) {
+    if (out[i] < 0 || out[i] >= n || seen[out[i]]) return 0;
+    seen[out[i]] = 1;
+  }
+  return 1;
+}
+
+static void test_labelled_epochs(void) {
+  tmp t;
+  tmp_make(&t);
+  static const int sizes[] = {1, 2, 3, 63, 64, 65, 100};
+  int a[256], b[256], c[256];
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) { /* every epoch visits each example once */
+    int n = sizes[k];
+    lmn_data d;
+    open_numbered(&t, n, &d);
+    lmn_data_state st;
+    lmn_data_state_init(&st, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 11);
+    draw_examples(&d, &st, 2 * n, 1, a);
+    CU_ASSERT(is_permutation(a, n));
+    CU_ASSERT(is_permutation(a + n, n));
+    lmn_data_close(&d);
+  }
+  lmn_data d;
+  open_numbered(&t, 100, &d);
+  lmn_data_state s1, s2, s3;
+  lmn_data_state_init(&s1, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 11);
+  draw_examples(&d, &s1, 20, 10, a);
+  CU_ASSERT_NOT_EQUAL(memcmp(a, a + 100, 100 * sizeof *a), 0); /* a new order each epoch */
+  int identity = 1;
+  for (int i = 0; i < 100; i++) identity &= a[i] == i;
+  CU_ASSERT_FALSE(identity);
+  /* the same seed repeats; a byte copy of the state resumes mid-epoch and across the epoch's end */
+  lmn_data_state_init(&s2, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 11);
+  draw_examples(&d, &s2, 7, 10, b);
+  memcpy(&s3, &s2, sizeof s3);
+  draw_examples(&d, &s3, 13, 10, b + 70);
+  CU_ASSERT_EQUAL(memcmp(a, b, 200 * sizeof *a), 0);
+  CU_ASSERT_EQUAL(memcmp(&s1, &s3, sizeof s1), 0);
+  CU_ASSERT_EQUAL(s3.batches, 20);
+  lmn_data_state_init(&s2, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 12);
+  draw_examples(&d, &s2, 10, 10, c);
+  CU_ASSERT_NOT_EQUAL(memcmp(a, c, 100 * sizeof *a), 0); /* another seed, another order */
+  /* sequential: the file order, then again from the start */
+  lmn_data_state_init(&s2, LMN_SPLIT_TRAIN, LMN_ORDER_SEQUENTIAL, 0);
+  draw_examples(&d, &s2, 3, 70, c);
+  for (int i = 0; i < 210; i++) CU_ASSERT_EQUAL(c[i], i % 100);
+  lmn_data_close(&d);
+  tmp_remove(&t);
+}
+
+/* Opening text as labelled data (4 classes, seq_len 8, bytes) fails with "PATH" + want. */
+static void expect_labelled_error(const tmp *t, const char *text, double frac, const char *want) {
+  char path[128], full[512];
+  write_tsv(t, "bad.tsv", text, strlen(text), path, sizeof path);
+  snprintf(full, sizeof full, "%s%s", path, want);
+  lmn_data d;
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL(open_labelled(&d, path, NULL, frac, 8, NULL, &err), -1);
+  if (strcmp(err.msg, full)) fprintf(stderr, "\n  got:  %s\n  want: %s\n", err.msg, full);
+  CU_ASSERT_STRING_EQUAL(err.msg, full);
+  CU_ASSERT_PTR_NULL(d.buf[0]);
+  CU_ASSERT_PTR_NULL(d.examples[0]);
+}
+
+static void test_labelled_errors(void) {
+  tmp t;
+  tmp_make(&t);
+  expect_labelled_error(&t, "0\tok\n1 no tab here\n", 0.5, ":2: no tab: each line is LABEL<TAB>TEXT");
+  expect_labelled_error(&t, "0\tok\nx1\tfoo\n", 0.5,
+                        ":2: label 'x1' is not an integer (each line is LABEL<TAB>TEXT)");
+  expect_labelled_error(&t, "\tfoo\n", 0.5, ":1: label '' is not an integer (each line is LABEL<TAB>TEXT)");
+  expect_labelled_error(&t, "-\tfoo\n", 0.5, ":1: label '-' is not an integer (each line is LABEL<TAB>TEXT)");
+  expect_labelled_error(&t, "1.5\tfoo\n", 0.5,
+                        ":1: label '1.5' is not an integer (each line is LABEL<TAB>TEXT)");
+  expect_labelled_error(&t, "4\tfoo\n", 0.5, ":1: label 4 is outside [0, 4)");
+  expect_labelled_error(&t, "-1\tfoo\n", 0.5, ":1: label -1 is outside [0, 4)");
+  expect_labelled_error(&t, "99999999999999999999999999\tfoo\n", 0.5,
+                        ":1: label 99999999999999999999999999 is outside [0, 4)");
+  expect_labelled_error(&t, "0\ta\r\n\r\n\n5\tb\n", 0.5,
+                        ":4: label 5 is outside [0, 4)"); /* blank lines count */
+  expect_labelled_error(&t, "0\ta\n2\t\n", 0.5, ":2: empty text after the label");
+  expect_labelled_error(&t, "0\ta\n2\t\r\n", 0.5, ":2: empty text after the label");
+  expect_labelled_error(&t, "", 0.5, ": empty file");
+  expect_labelled_error(&t, "\n\r\n\n", 0.5, ": no examples: the file holds only blank lines");
+  expect_labelled_error(&t, "0\ta\n1\tb\n2\tc\n3\td\n0\te\n", 0.1,
+                        ": val_fraction 0.1 of 5 examples leaves no examples for validation; change "
+                        "val_fraction or give a separate val file");
+  /* errors of the tokenizer name the line too */
+  char path[128], want[512];
+  write_tsv(&t, "tok.tsv", "0\tok\n1\thi\n", 10, path, sizeof path);
+  lmn_data d;
+  lmn_err err = {{0}};
+  CU_ASSERT_EQUAL(open_labelled(&d, path, NULL, 0.5, 8, &small_tok, &err), -1);
+  snprintf(want, sizeof want, "%s:1: the tokenizer produced id 15 outside its vocabulary of 8 (token 1)",
+           path);
+  CU_ASSERT_STRING_EQUAL(err.msg, want);
+  CU_ASSERT_EQUAL(open_labelled(&d, path, NULL, 0.5, 8, &num_tok, &err), -1); /* "ok" is no 5-byte number */
+  snprintf(want, sizeof want, "%s:1: the text has no tokens", path);
+  CU_ASSERT_STRING_EQUAL(err.msg, want);
+  /* an empty val file, and nonsense arguments */
+  char vpath[128];
+  write_tsv(&t, "empty.tsv", "", 0, vpath, sizeof vpath);
+  CU_ASSERT_EQUAL(open_labelled(&d, path, vpath, 0.0, 8, NULL, &err), -1);
+  snprintf(want, sizeof want, "%s: empty file", vpath);
+  CU_ASSERT_STRING_EQUAL(err.msg, want);
+  lmn_data_opts o = {path, NULL, 0.5, 8, NULL};
+  CU_ASSERT_EQUAL(lmn_data_open_classes(&d, &o, -1, &err), -1);
+  CU_ASSERT_STRING_EQUAL(err.msg, "data: -1 classes is not a number of classes");
+  CU_ASSERT_EQUAL_FATAL(lmn_data_open_classes(&d, &o, 4, &err), 0);
+  int32_t in[16], lab[2];
+  lmn_data_state st;
+  lmn_data_state_init(&st, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 1);
+  CU_ASSERT_EQUAL(lmn_data_next(&d, &st, 0, 8, in, lab, &err), -1);
+  CU_ASSERT_STRING_EQUAL(err.msg, "data: invalid batch shape 0 x 8");
+  st.order = 9; /* a corrupt checkpoint */
+  CU_ASSERT_EQUAL(lmn_data_next(&d, &st, 1, 8, in, lab, &err), -1);
+  CU_ASSERT_STRING_EQUAL(err.msg, "data: invalid stream state (split 0, order 9)");
+  lmn_data_state_init(&st, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, 1);
+  st.pos = UINT64_MAX; /* out of range: a new epoch */
+  CU_ASSERT_EQUAL(lmn_data_next(&d, &st, 2, 8, in, lab, &err), 0);
+  CU_ASSERT_EQUAL(st.pos, 1); /* one training example: every row starts an epoch */
+  lmn_data_close(&d);
+  lmn_data_close(&d);
+  tmp_remove(&t);
+}
+
+/* A random line of the format's pieces, good or bad, appended to text (at most 16 bytes). */
+static size_t random_line(lmn_rng *rng, char *text) {
+  static const char *const labels[] = {"0", "3", "4", "-1", "+2", "x", "", "\xEF\xBB\xBF"};
+  static const char *const ends[] = {"\n", "\r\n", "", "\n\n"};
+  static const char bytes[] = {'a', '\t', '\r', '\0', (char)0xEF, '0'};
+  size_t n = (size_t)sprintf(text, "%s", labels[lmn_rng_below(rng, 8)]);
+  if (lmn_rng_below(rng, 10)) text[n++] = '\t';
+  for (uint64_t k = lmn_rng_below(rng, 6); k > 0; k--) text[n++] = bytes[lmn_rng_below(rng, sizeof bytes)];
+  return n + (size_t)sprintf(text + n, "%s", ends[lmn_rng_below(rng, 4)]);
+}
+
+/* Random files of the format's pieces: opening either fails naming the file or serves batches. */
+static void test_labelled_garbage(void) {
+  tmp t;
+  tmp_make(&t);
+  lmn_rng rng;
+  lmn_rng_seed(&rng, 5);
+  char text[8 * 16], path[128];
+  int opened = 0;
+  for (int k = 0; k < 1000; k++) {
+    size_t len = 0;
+    for (uint64_t lines = lmn_rng_below(&rng, 8); lines > 0; lines--) len += random_line(&rng, text + len);
+    write_tsv(&t, "g.tsv", text, len, path, sizeof path);
+    lmn_data d;
+    lmn_err err = {{0}};
+    if (open_labelled(&d, path, NULL, 0.5, 1 + (long)(k % 5), k % 2 ? &nib_tok : NULL, &err)) {
+      CU_ASSERT(strncmp(err.msg, path, strlen(path)) == 0);
+      continue;
+    }
+    opened++;
+    int32_t in[3 * 6], lab[3];
+    lmn_data_state st;
+    lmn_data_state_init(&st, (lmn_split)(k % 2), (lmn_order)(k / 2 % 2), (uint64_t)k);
+    for (int i = 0; i < 4; i++) CU_ASSERT_EQUAL(lmn_data_next(&d, &st, 3, 6, in, lab, &err), 0);
+    for (int i = 0; i < 3; i++) CU_ASSERT(lab[i] >= 0 && lab[i] < 4);
+    lmn_data_close(&d);
+  }
+  CU_ASSERT(opened > 20);
+  tmp_remove(&t);
+}
+
 static CU_TestInfo tests[] = {
     {"targets are inputs shifted by one", test_shift_by_one},
     {"byte tokenizer keeps raw bytes", test_bytes},
@@ -353,6 +678,11 @@ static CU_TestInfo tests[] = {
     {"tokenizer with more ids than bytes", test_more_ids_than_bytes},
     {"missing, empty and short files", test_errors},
     {"bad batch requests and states", test_bad_requests},
+    {"labelled data: the fixture reads back line by line", test_labelled_fixture},
+    {"labelled data: texts cut at the front and left-padded", test_pad_and_truncate},
+    {"labelled data: seeded epochs are permutations and resume exactly", test_labelled_epochs},
+    {"labelled data: malformed files fail naming file:line", test_labelled_errors},
+    {"labelled data: arbitrary bytes never crash the parser", test_labelled_garbage},
     CU_TEST_INFO_NULL,
 };
 
