@@ -390,7 +390,7 @@ static void emit_rope_setup(Emit *e, const char *npos, const char *base) {
     long hd = net->models[m].hp.dim / net->models[m].hp.heads;
     out(e, "  float *rope%d_cos = %s + p.rope[%d], *rope%d_sin = rope%d_cos + (size_t)%s * %ld;\n", m, base, m, m, m, npos, hd / 2);
     out(e, "  lmn_rope_table(rope%d_cos, rope%d_sin, %s, %ld, %.17g);\n", m, m, npos, hd, net->models[m].hp.rope_theta);
-    out(e, "  const lmn_rope rope%d = {rope%d_cos, rope%d_sin, %s};\n", m, m, m, npos);
+    out(e, "  const lmn_rope rope%d = {rope%d_cos, rope%d_sin, %s};\n  (void)rope%d;\n", m, m, m, npos, m);
   }
 }
 
@@ -658,7 +658,7 @@ static void emit_backward(Emit *e) {
   const Ir *ir = e->ir;
   out(e, "static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {\n");
   out(e, "  const int T = T_in + PREFIX;\n");
-  out(e, "  Plan p;\n  plan(B, T, net->n_threads, &p);\n  float *A = net->arena, *scratch = A + p.scratch;\n  lmn_pool *pool = net->pool;\n  (void)pool;\n");
+  out(e, "  Plan p;\n  plan(B, T, net->n_threads, &p);\n  float *A = net->arena, *scratch = A + p.scratch;\n  lmn_pool *pool = net->pool;\n  (void)pool;\n  (void)scratch;\n");
   if (e->net->prefix) out(e, "  const int32_t *tokens = (const int32_t *)(A + p.tok); /* made by forward */\n  (void)tokens_in;\n");
   else out(e, "  const int32_t *tokens = tokens_in;\n");
   out(e, "  (void)tokens;\n");

@@ -293,6 +293,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
   lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   /* op0 embed: e4.m0 embed(m) [tokens -> v0_0] */
   lmn_embed_forward(A + p.out[0], tokens, lmn_w(net, 0), lmn_w(net, -1), B, T, 64, 256, 0);
   /* op1 module: e4.m1 decoder_layer(m) [tokens -> v0_0] */
@@ -462,11 +463,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *A = net->arena, *scratch = A + p.scratch;
   lmn_pool *pool = net->pool;
   (void)pool;
+  (void)scratch;
   const int32_t *tokens = tokens_in;
   (void)tokens;
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
   lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   memset(A + p.dout[15], 0, sizeof(float) * B * T * 64);
   /* op16 classify: e5.m0 classify(4) [v2_0 -> answer] */
   {

@@ -309,6 +309,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
   lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   /* op0 embed: e0.m0 embed(m) [tokens -> a] */
   lmn_embed_forward(A + p.out[0], tokens, lmn_w(net, 0), lmn_w(net, -1), B, T, 64, 256, 0);
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a] */
@@ -484,11 +485,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *A = net->arena, *scratch = A + p.scratch;
   lmn_pool *pool = net->pool;
   (void)pool;
+  (void)scratch;
   const int32_t *tokens = tokens_in;
   (void)tokens;
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
   lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   memset(A + p.dout[18], 0, sizeof(float) * B * T * 64);
   /* op19 head: e7.m0 head(m) [d -> logits] */
   lmn_linear_backward(A + p.dout[18], lmn_g(net, 0), NULL, A + p.out[19], A + p.out[18], lmn_w(net, 0), B * T, 64, 256);

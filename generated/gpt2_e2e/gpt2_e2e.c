@@ -772,6 +772,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *A = net->arena, *scratch = A + p.scratch;
   lmn_pool *pool = net->pool;
   (void)pool;
+  (void)scratch;
   const int32_t *tokens = (const int32_t *)(A + p.tok); /* made by forward */
   (void)tokens_in;
   (void)tokens;

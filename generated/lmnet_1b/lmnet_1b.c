@@ -2112,6 +2112,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 32;
   lmn_rope_table(rope0_cos, rope0_sin, T, 64, 1000000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   /* op0 embed: e40.m0 embed(qwen) [tokens -> v0_0] */
   lmn_embed_forward(A + p.out[0], tokens, lmn_w(net, 574), lmn_w(net, -1), B, T, 896, 151936, 0);
   /* op1 module: e40.m1 decoder_layer(qwen) [tokens -> v0_0] */
@@ -2895,11 +2896,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *A = net->arena, *scratch = A + p.scratch;
   lmn_pool *pool = net->pool;
   (void)pool;
+  (void)scratch;
   const int32_t *tokens = tokens_in;
   (void)tokens;
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 32;
   lmn_rope_table(rope0_cos, rope0_sin, T, 64, 1000000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   memset(A + p.dout[105], 0, sizeof(float) * B * T * 896);
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
   lmn_linear_backward(A + p.dout[105], lmn_g(net, 574), NULL, A + p.out[106], A + p.out[105], lmn_w(net, 574), B * T, 896, 151936);

@@ -590,6 +590,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 32;
   lmn_rope_table(rope0_cos, rope0_sin, T, 64, 100000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   /* op0 embed: e0.m0 embed(smol) [tokens -> a] */
   lmn_embed_forward(A + p.out[0], tokens, lmn_w(net, 44), lmn_w(net, -1), B, T, 576, 49152, 0);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a] */
@@ -723,11 +724,13 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   float *A = net->arena, *scratch = A + p.scratch;
   lmn_pool *pool = net->pool;
   (void)pool;
+  (void)scratch;
   const int32_t *tokens = tokens_in;
   (void)tokens;
   float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 32;
   lmn_rope_table(rope0_cos, rope0_sin, T, 64, 100000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
+  (void)rope0;
   memset(A + p.dout[12], 0, sizeof(float) * B * T * 576);
   /* op13 head: e4.m0 head(smol) [c -> logits] */
   lmn_linear_backward(A + p.dout[12], lmn_g(net, 44), NULL, A + p.out[13], A + p.out[12], lmn_w(net, 44), B * T, 576, 49152);
