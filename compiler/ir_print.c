@@ -280,8 +280,10 @@ void ir_print_info(const Ir *ir, FILE *out, long batch, long seq) {
   long total = ir_param_total(ir, 0), train = ir_param_total(ir, 1);
   int trainable_edges = 0;
   for (int e = 0; e < net->n_edges; e++) trainable_edges += owner_total(ir, OWN_EDGE, e, 1) > 0;
-  fprintf(out, "network %s: %d vertices, %d edges (%d with trainable modules), %d outputs, %d losses, aggregate %s\n",
-          net->name, net->n_vertices, net->n_edges, trainable_edges, net->n_outputs, net->n_losses,
+  fprintf(out, "network %s: %d %s, %d edges (%d with trainable modules), %d %s, %d %s, aggregate %s\n", net->name,
+          net->n_vertices, net->n_vertices == 1 ? "vertex" : "vertices", net->n_edges, trainable_edges,
+          net->n_outputs, net->n_outputs == 1 ? "output" : "outputs", net->n_losses,
+          net->n_losses == 1 ? "loss" : "losses",
           net->aggregate == AGG_MEAN ? "mean" : "sum");
   fprintf(out, "parameters: %s total, %s trainable, %s frozen\n", commas(total, a), commas(train, b),
           commas(total - train, c));

@@ -52,8 +52,10 @@ static int cmd_check(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     Front f;
     int rc = front_load(&f, argv[i], stderr);
-    if (rc == 0) printf("%s: ok: network '%s', %d vertices, %d edges, %d losses%s\n", argv[i], f.net.name,
-                        f.net.n_vertices, f.net.n_edges, f.net.n_losses, f.diag.warnings ? " (with warnings)" : "");
+    if (rc == 0)
+      printf("%s: ok: network '%s', %d %s, %d %s, %d %s%s\n", argv[i], f.net.name, f.net.n_vertices,
+             f.net.n_vertices == 1 ? "vertex" : "vertices", f.net.n_edges, f.net.n_edges == 1 ? "edge" : "edges",
+             f.net.n_losses, f.net.n_losses == 1 ? "loss" : "losses", f.diag.warnings ? " (with warnings)" : "");
     if (rc > worst) worst = rc;
     front_free(&f);
   }
