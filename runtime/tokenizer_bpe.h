@@ -1,0 +1,82 @@
+/* tokenizer_bpe.h: the byte-level BPE tokenizer of a GGUF file (tokenizer.ggml.model = "gpt2") behind the
+ * lmn_tokenizer vtable, and the chat prompt of SmolLM2-Instruct.
+ *
+ * Encoding follows llama.cpp's llama_tokenize(..., add_special = false, parse_special = true):
+ *  1. special tokens (token types CONTROL, USER_DEFINED, UNKNOWN) are matched verbatim, longest first;
+ *  2. the text between them is split by the pre-tokenizer named by tokenizer.ggml.pre: "smollm" (and the
+ *     starcoder family sharing its regexes), "gpt-2", "qwen2" and "llama-bpe" (llama 3), each a
+ *     hand-written scanner equivalent to llama.cpp's (Unicode letters/numbers from runtime/tokenizer_ucd.h);
+ *  3. each piece's bytes go through GPT-2's bytes_to_unicode and are merged by rank (lowest first, leftmost
+ *     on ties), as llama.cpp's llm_tokenizer_bpe_session does.
+ * encode never adds BOS/EOS (see lmn_bpe_info.add_bos). Unlike llama.cpp, invalid UTF-8 is not replaced by
+ * U+FFFD: each invalid byte is pre-tokenized like U+FFFD (a symbol) but keeps its value. So decoding the
+ * ids of any byte string gives back exactly those bytes, except the bytes that no token of the
+ * vocabulary holds (lmn_bpe_info.byte_missing): like llama.cpp and Hugging Face's BPE without byte
+ * fallback, encode drops them. SmolLM2's vocabulary lacks 21 byte values: the control characters 0x04
+ * 0x06 0x13 0x14 0x16 0x1D, and 0xC0 0xC1 0xF1 0xF2 0xF5..0xFF, which no UTF-8 text of assigned code
+ * points contains; every other text round-trips. decode_token gives a normal token's bytes (bytes_to_unicode
+ * inverted) and a special token's text as stored. */
+#ifndef LMN_TOKENIZER_BPE_H
+#define LMN_TOKENIZER_BPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+#include "lmn_error.h"
+#include "tokenizer.h"
+
+/* Values of tokenizer.ggml.token_type. */
+enum {
+  LMN_TOKTYPE_NORMAL = 1,
+  LMN_TOKTYPE_UNKNOWN = 2,
+  LMN_TOKTYPE_CONTROL = 3,
+  LMN_TOKTYPE_USER_DEFINED = 4,
+  LMN_TOKTYPE_UNUSED = 5,
+  LMN_TOKTYPE_BYTE = 6
+};
+
+/* Makes t the byte-level BPE tokenizer of the GGUF file at path (only its header is read). On failure t
+ * is left zeroed and err names the file and the key at fault, e.g. "m.gguf: key 'tokenizer.ggml.merges':
+ * ...". Free with lmn_tokenizer_free. */
+int lmn_tokenizer_load_gguf(lmn_tokenizer *t, const char *path, lmn_err *err);
+/* The same from an already open file; g may be closed afterwards (the tokenizer copies what it needs). */
+int lmn_tokenizer_from_gguf(lmn_tokenizer *t, const lmn_gguf *g, lmn_err *err);
+
+/* What a BPE tokenizer read from its file besides the lmn_tokenizer fields. */
+typedef struct lmn_bpe_info {
+  const char *pre;                 /* pre-tokenizer in use: "smollm", "gpt-2", "qwen2" or "llama-bpe" */
+  int add_bos;                     /* tokenizer.ggml.add_bos_token (default: 1 for llama-bpe, else 0) */
+  int add_eos;                     /* tokenizer.ggml.add_eos_token (default 0) */
+  int32_t unk;                     /* tokenizer.ggml.unknown_token_id, or -1 */
+  int32_t pad;                     /* tokenizer.ggml.padding_token_id, or -1 */
+  int32_t eot;                     /* tokenizer.ggml.eot_token_id, or -1 */
+  int32_t n_merges;                /* merges in use (those whose parts and result are tokens) */
+  int32_t n_special;               /* tokens matched verbatim before pre-tokenization */
+  int ignore_merges;               /* a piece that is a whole token is not merged (llama-bpe) */
+  int n_bytes_missing;             /* byte values that no token holds: encode drops them */
+  unsigned char byte_missing[256]; /* 1 for each of those */
+} lmn_bpe_info;
+
+/* Fills info for a tokenizer made by lmn_tokenizer_load_gguf / _from_gguf; -1 for any other. */
+int lmn_tokenizer_bpe_info(const lmn_tokenizer *t, lmn_bpe_info *info);
+/* The LMN_TOKTYPE_* of id for a BPE tokenizer; -1 for another tokenizer or an id outside the vocabulary. */
+int lmn_tokenizer_token_type(const lmn_tokenizer *t, int32_t id);
+
+/* The system prompt SmolLM2-Instruct's chat template (tokenizer.chat_template) inserts when the
+ * conversation does not start with one. */
+#define LMN_CHAT_DEFAULT_SYSTEM "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+
+/* Writes the prompt SmolLM2-Instruct's tokenizer.chat_template renders for one user message with
+ * add_generation_prompt = true:
+ *   "<|im_start|>system\n" LMN_CHAT_DEFAULT_SYSTEM "<|im_end|>\n"
+ *   "<|im_start|>user\n" user_text "<|im_end|>\n"
+ *   "<|im_start|>assistant\n"
+ * snprintf-like: writes at most cap-1 bytes and a NUL (nothing when cap is 0) and returns the length of
+ * the whole prompt without the NUL; -1 when user_text is NULL or the prompt would exceed INT_MAX bytes. */
+int lmn_chat_format(const char *user_text, char *out, size_t cap);
+/* The same with a system message of one's own (NULL: the default one above; "" keeps an empty system
+ * turn, as the template does for a system message with empty content). */
+int lmn_chat_format_system(const char *system_text, const char *user_text, char *out, size_t cap);
+
+#endif
