@@ -2,6 +2,7 @@
  * `info`, `train`, `eval` and `generate` subcommands on top of lmn_train, lmn_eval_loss (lmn_eval_classes
  * for a classification network), the checkpoint functions and lmn_generate_stream. */
 #include "driver.h"
+#include "tokenizer_bpe.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -22,7 +23,7 @@ static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "gener
 
 typedef struct args {
   const char *config, *ckpt, *prompt, *out;
-  long resume, stop_at, n, top_k, batch, seq, threads;
+  long resume, stop_at, n, top_k, batch, seq, threads, chat;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -48,6 +49,7 @@ static const opt opts[] = {
     {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
     {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
+    {"chat", 0, OPT_FLAG, OFF(chat), 0, 0, BIT(CMD_GENERATE)},
     {"tokens", 'n', OPT_LONG, OFF(n), 0, 1 << 30, BIT(CMD_GENERATE)},
     {"temperature", 't', OPT_DOUBLE, OFF(temperature), 0, 1e6, BIT(CMD_GENERATE)},
     {"top-k", 'k', OPT_LONG, OFF(top_k), 0, 1 << 30, BIT(CMD_GENERATE)},
@@ -72,7 +74,7 @@ static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
           "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
           "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
           "            the config's newest checkpoint)\n"
-          "  generate  -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+          "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
           "            [--ckpt PATH | -c CONFIG.yaml] [--threads N]\n"
           "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
           "            T 0 is greedy; weights from PATH or the config's newest checkpoint\n"
@@ -303,17 +305,12 @@ static int load_weights(lmn_net *net, const char *path, lmn_err *err) {
   return lmn_checkpoint_load(net, path, err);
 }
 
-static int bytes_network(const lmn_net_desc *d, const char *what, lmn_err *err) {
+static int generating_network(const lmn_net_desc *d, const char *what, lmn_err *err) {
   if (d->classes > 0 && !strcmp(what, "generation"))
     return lmn_errf(err,
                     "%s: generation is not available for a classification network (%d classes): it scores a "
                     "whole text and writes none; use `eval` for its loss and accuracy",
                     d->name, d->classes);
-  if (d->vocab != 256)
-    return lmn_errf(err,
-                    "%s: %s with a vocabulary of %d tokens needs the model's tokenizer, which the runtime "
-                    "cannot load yet (raw-byte networks, vocab 256, can)",
-                    d->name, what, d->vocab);
   return 0;
 }
 
@@ -337,7 +334,7 @@ static int eval_classes(lmn_net *net, const lmn_data *data, const lmn_train_conf
 
 static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net,
                     lmn_data *data, lmn_err *err) {
-  if (lmn_config_load(a->config, cfg, err) || bytes_network(d, "evaluation", err)) return -1;
+  if (lmn_config_load(a->config, cfg, err) || generating_network(d, "evaluation", err)) return -1;
   int threads = lmn_threads_resolve(a->threads ? a->threads : cfg->threads);
   openblas_set_num_threads(threads);
   char path[LMN_CKPT_PATH_MAX];
@@ -348,10 +345,12 @@ static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg,
   }
   if (pick_ckpt(a, cfg, path, sizeof path, err) || load_weights(*net, path, err)) return -1;
   lmn_tokenizer tok;
-  lmn_tokenizer_init_bytes(&tok);
+  if (lmn_net_tokenizer(d, &tok, err)) return -1;
   lmn_data_opts o;
   lmn_data_opts_from_config(&o, cfg, &tok);
-  if (lmn_data_open_classes(data, &o, d->classes, err)) return -1;
+  int rc = lmn_data_open_classes(data, &o, d->classes, err);
+  lmn_tokenizer_free(&tok);
+  if (rc) return -1;
   if (d->classes > 0 ? eval_classes(*net, data, cfg, err) : eval_tokens(*net, data, cfg, err)) return -1;
   printf(" | %s", path[0] ? path : "seeded initialisation");
   if (path[0]) printf(" (step %ld)", (*net)->step);
@@ -414,20 +413,26 @@ static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) 
   if (!a->prompt) return usage_error(prog, d, "'generate' needs -p TEXT");
   if (a->ckpt && a->config) return usage_error(prog, d, "give --ckpt or -c, not both");
   lmn_err err = {{0}};
-  if (bytes_network(d, "generation", &err)) return fail(&err);
+  if (generating_network(d, "generation", &err)) return fail(&err);
   lmn_net *net = NULL;
   lmn_tokenizer tok;
-  lmn_tokenizer_init_bytes(&tok);
+  if (lmn_net_tokenizer(d, &tok, &err)) return fail(&err);
+  /* --chat: the instruction model's own prompt format (ChatML with its default system message) */
+  size_t cap = strlen(a->prompt) + 512;
+  char *prompt = malloc(cap);
+  if (!prompt) return fail(&err);
+  if (a->chat) lmn_chat_format(a->prompt, prompt, cap);
+  else snprintf(prompt, cap, "%s", a->prompt);
   lmn_sample_opts so = {(float)a->temperature, (int)a->top_k, (float)a->top_p};
   lmn_gen_stats st;
   int rc = gen_setup(d, a, &net, &err);
-  echo e = {a->prompt, 0};
+  echo e = {prompt, 0};
   if (!rc)
-    rc = lmn_generate_stream(net, &tok, a->prompt, strlen(a->prompt), (int)a->n, &so, a->seed, print_token,
-                             &e, &st, &err);
+    rc = lmn_generate_stream(net, &tok, prompt, strlen(prompt), (int)a->n, &so, a->seed, print_token, &e, &st, &err);
   if (!rc) echo_prompt(&e);
   lmn_net_destroy(net);
   lmn_tokenizer_free(&tok);
+  free(prompt);
   if (rc) return fail(&err);
   double tps = st.decode_s > 0 ? st.tokens / st.decode_s : 0;
   fprintf(stderr, "\n[prompt %d tokens in %.1f ms | %d tokens at %.1f tok/s%s]\n", st.prompt_tokens,

@@ -134,10 +134,12 @@ static int load_weights(dump_run *r, const char *ckpt, lmn_err *err) {
 /* The first batch of the training stream, as step 1 of `train` draws it. */
 static int first_batch(dump_run *r, const lmn_net_desc *d, lmn_err *err) {
   lmn_tokenizer tok;
-  lmn_tokenizer_init_bytes(&tok);
+  if (lmn_net_tokenizer(d, &tok, err)) return -1;
   lmn_data_opts o;
   lmn_data_opts_from_config(&o, &r->cfg, &tok);
-  if (lmn_data_open_classes(&r->data, &o, d->classes, err)) return -1;
+  int rc = lmn_data_open_classes(&r->data, &o, d->classes, err);
+  lmn_tokenizer_free(&tok);
+  if (rc) return -1;
   size_t n = (size_t)r->cfg.batch * (size_t)r->cfg.seq_len;
   r->x = malloc(n * sizeof *r->x);
   r->y = malloc(n * sizeof *r->y);

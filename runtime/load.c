@@ -2,11 +2,14 @@
  * its hyper-parameters are checked against the ones the network was compiled for, and every tensor that
  * comes from it is dequantised into the parameter buffer with its shape checked. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dequant.h"
 #include "gguf.h"
 #include "net.h"
+#include "tokenizer.h"
+#include "tokenizer_bpe.h"
 
 /* Compares the file's hyper-parameters with the compiled ones, naming the first that differs. */
 static int check_hparams(const char *path, const lmn_hparams *want, const lmn_hparams *got, lmn_err *err) {
@@ -22,6 +25,27 @@ static int check_hparams(const char *path, const lmn_hparams *want, const lmn_hp
     if (fields[i].want != fields[i].got)
       return lmn_errf(err, "%s: %s is %ld in the file but the network was compiled for %ld; recompile the .lmn file",
                       path, fields[i].key, fields[i].got, fields[i].want);
+  return 0;
+}
+
+static void model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n);
+
+int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err) {
+  if (desc->tokenizer_model < 0 || desc->tokenizer_model >= desc->n_models) {
+    if (desc->vocab != 256)
+      return lmn_errf(err, "%s: a from-scratch vocabulary of %d tokens has no tokenizer (raw bytes need 256)",
+                      desc->name, desc->vocab);
+    lmn_tokenizer_init_bytes(tok);
+    return 0;
+  }
+  char path[4096];
+  model_path(&desc->models[desc->tokenizer_model], getenv("LMN_MODEL_DIR"), path, sizeof path);
+  if (lmn_tokenizer_load_gguf(tok, path, err)) return -1;
+  if (tok->vocab_size != desc->vocab) {
+    lmn_tokenizer_free(tok);
+    return lmn_errf(err, "%s: the tokenizer has %d tokens but the network was compiled for %d", path,
+                    (int)tok->vocab_size, desc->vocab);
+  }
   return 0;
 }
 

@@ -19,7 +19,9 @@
  *                   GPT2_EDGE:   N (7d + heads + 2).
  * Recomputed in the backward instead (one element-wise pass each, and only when a weight gradient needs it):
  * the normalised n1 = norm(r) (for dWq/dWk/dWv), n2 = norm(h) (for the MLP's input weights), the SwiGLU
- * output silu(gate)*up and the GELU output gelu(u) (for dW_down). */
+ * output silu(gate)*up and the GELU output gelu(u) (for dW_down).
+ * The work of a call is cut into row chunks and weight-gradient slices that the pool runs in a few phases;
+ * see "parallel structure" below. */
 #include "modules.h"
 
 #include <cblas.h>
@@ -77,6 +79,31 @@ static void ln_apply(float *y, const float *x, const float *mean, const float *r
     const float *xr = x + (size_t)n * C;
     float *yr = y + (size_t)n * C, mu = mean[n], s = rstd[n];
     for (int j = 0; j < C; j++) yr[j] = b ? (xr[j] - mu) * s * w[j] + b[j] : (xr[j] - mu) * s * w[j];
+  }
+}
+
+/* The SwiGLU's backward fused with its recomputed output, element by element with the kernels' own
+ * expressions (k_act.c): a = silu(g) * up as lmn_swiglu_forward, dgate = d * up * s * (1 + g (1 - s)) and
+ * dup = d * g * s as lmn_swiglu_backward onto zeroed buffers. One sigmoid per element instead of two, and no
+ * zeroing pass. Any of a, dgate, dup may be NULL. */
+static inline lmn_vf sw_ld(const float *p, size_t i, size_t n) {
+  return i + LMN_VL <= n ? lmn_vload(p + i) : lmn_vload_part(p + i, (int)(n - i), 0.0f);
+}
+static inline void sw_st(float *p, size_t i, size_t n, lmn_vf v) {
+  if (i + LMN_VL <= n)
+    lmn_vstore(p + i, v);
+  else
+    lmn_vstore_part(p + i, v, (int)(n - i));
+}
+static void swiglu_fused_backward(float *a, float *dgate, float *dup, const float *d, const float *gate,
+                                  const float *up, size_t n) {
+  for (size_t i = 0; i < n; i += LMN_VL) {
+    lmn_vf g = sw_ld(gate, i, n), u = sw_ld(up, i, n), s = 1.0f / (1.0f + lmn_vexp(-g));
+    if (a) sw_st(a, i, n, g * u * s);
+    if (!dgate && !dup) continue;
+    lmn_vf dv = sw_ld(d, i, n);
+    if (dgate) sw_st(dgate, i, n, dv * u * s * (1.0f + g * (1.0f - s)));
+    if (dup) sw_st(dup, i, n, dv * g * s);
   }
 }
 
@@ -143,24 +170,28 @@ static size_t acts_layout(const geo *g, float *base, acts *a) {
 }
 
 /* Forward scratch after the saved tensors: n2 [N,d] and the MLP's hidden activation [N,F] (not GPT2_EDGE). */
+/* Forward scratch after the saved tensors: n2 [N,d] and the MLP's hidden activation [N,F] (not GPT2_EDGE). */
 static size_t fwd_work_floats(const geo *g) {
   return (size_t)g->N * g->d + (g->edge ? 0 : (size_t)g->N * g->F);
 }
 
-/* Backward scratch before the attention's: the larger of the MLP phase and the attention phase. */
+/* Backward scratch before the attention's: dn2 [N,d] (read by the second norm's weight gradient while the
+ * attention phase starts), then the larger of the MLP phase and the attention phase. Every buffer that a
+ * weight-gradient GEMM reads has its own place, so that those GEMMs can run beside the row work that
+ * follows them (see "parallel structure" below). */
 static size_t bwd_mlp_floats(const geo *g) {
   size_t N = (size_t)g->N;
-  if (g->rms) return 3 * N * g->F + N * g->d; /* swiglu out / dgate, ds, dup; n2 / dn2 */
-  if (!g->edge) return N * g->F + N * g->d;   /* gelu out / du; n2 / dn2 */
-  return 2 * N * g->d;                        /* du; n2 / dn2 */
+  if (g->rms) return 4 * N * g->F + N * g->d; /* silu(gate)*up, ds, dgate, dup; n2 */
+  if (!g->edge) return 2 * N * g->F + N * g->d; /* gelu(u), du; n2 */
+  return 2 * N * g->d;                          /* du; n2 */
 }
 static size_t bwd_attn_floats(const geo *g) {
   size_t N = (size_t)g->N, e = g->qd > g->d ? g->qd : g->d;
-  return N * (e + g->qd + 2 * (size_t)g->kvd); /* datt / n1 / dn1, dq, dk, dv */
+  return N * (e + g->qd + 2 * (size_t)g->kvd + g->d); /* datt / n1, dq, dk, dv, dn1 */
 }
 static size_t bwd_work_floats(const geo *g) {
   size_t a = bwd_mlp_floats(g), b = bwd_attn_floats(g);
-  return a > b ? a : b;
+  return (size_t)g->N * g->d + (a > b ? a : b);
 }
 
 size_t lmn_block_saved_floats(const lmn_block_cfg *c, int B, int T) {
@@ -226,7 +257,218 @@ static qkv_g qkv_grads(const lmn_block_cfg *c, const geo *g, const lmn_block_g *
   return q;
 }
 
+/* ---- parallel structure ----
+ * A block runs as a few phases. A phase is one parallel-for over a list of tasks: first the weight-gradient
+ * jobs whose inputs are complete (a slice of output rows of dW += dy^T x, a bias's column sums, a norm's
+ * weight gradient), then chunks of ROW_CHUNK rows, each of which carries every row-local step of the phase
+ * (norms, the projections of its rows, RoPE, activations, the input-gradient GEMMs of its rows), so that
+ * the activations of a chunk stay in cache and a step costs a handful of synchronisations rather than one
+ * per GEMM. How the work is cut depends on the shapes alone, never on the thread count, so any pool (or
+ * none) gives the same bits; the reductions over rows (weight gradients) are whole-N GEMMs or the kernels'
+ * own serial loops, as before.
+ * The phases are spread over the pool only while OpenBLAS runs single-threaded (lmn_train sets it so):
+ * OpenBLAS's own threads would compete with the pool's for the same cores (and its idle workers spin).
+ * Otherwise the tasks run one after another on the caller, each GEMM threaded by OpenBLAS as before. */
+
+#ifndef ROW_CHUNK /* (overridable, e.g. -DROW_CHUNK=3, to exercise many chunks with small test shapes) */
+#define ROW_CHUNK 128 /* rows per row task */
+#endif
+#ifndef WG_MIN_ROWS
+#define WG_MIN_ROWS 64 /* output rows per weight-gradient job, at least (a multiple of WG_ALIGN) */
+#endif
+#ifndef WG_ALIGN
+#define WG_ALIGN 16 /* job boundaries fall on multiples of this many rows */
+#endif
+#define WG_MAX_JOBS 16 /* jobs per weight-gradient GEMM, at most */
+#define MAX_JOBS 64
+
+typedef enum job_kind { JOB_WGRAD, JOB_BIAS, JOB_RMS_DW, JOB_LN_DW } job_kind;
+
+typedef struct job {
+  job_kind kind;
+  float *dst, *dst2;            /* dW; db; norms: dw, and LayerNorm's db */
+  const float *dy, *x;          /* WGRAD: dy [n,out], x [n,in]; BIAS: dy [n,out]; norms: dy, x [n,in] */
+  const float *w, *mean, *rstd; /* norms */
+  int n, out, in, o0, o1;       /* WGRAD: rows [o0, o1) of dW [out, in] */
+} job;
+
+typedef void (*rows_fn)(const void *ctx, int r0, int n);
+
+typedef struct phase {
+  int N;
+  int n_jobs;
+  job jobs[MAX_JOBS];
+  rows_fn rows; /* row-local work of rows [r0, r0 + n), or NULL */
+  const void *ctx;
+} phase;
+
+static void run_job(const job *j) {
+  switch (j->kind) {
+  case JOB_WGRAD: /* dW[o0:o1, :] += dy[:, o0:o1]^T x */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->o1 - j->o0, j->in, j->n, 1.0f, j->dy + j->o0, j->out,
+                j->x, j->in, 1.0f, j->dst + (size_t)j->o0 * j->in, j->in);
+    break;
+  case JOB_BIAS: /* the bias loop of lmn_linear_backward alone */
+    lmn_linear_backward(NULL, NULL, j->dst, j->dy, NULL, NULL, j->n, 1, j->out);
+    break;
+  case JOB_RMS_DW: /* dw only: the same accumulation, row by row, as the fused backward's */
+    lmn_rmsnorm_backward(NULL, j->dst, j->dy, j->x, j->w, j->rstd, j->n, j->in);
+    break;
+  case JOB_LN_DW:
+    lmn_layernorm_backward(NULL, j->dst, j->dst2, j->dy, j->x, j->w, j->mean, j->rstd, j->n, j->in);
+    break;
+  }
+}
+
+static void push(phase *p, job j) {
+  if (p->n_jobs < MAX_JOBS)
+    p->jobs[p->n_jobs++] = j;
+  else
+    run_job(&j); /* its inputs are complete already: running it now is as good */
+}
+
+/* dW [out, in] += dy^T x over n rows, in slices of output rows (none when dW is NULL: frozen). */
+static void push_wgrad(phase *p, float *dW, const float *dy, const float *x, int n, int in, int out) {
+  if (!dW || n <= 0 || in <= 0 || out <= 0) return;
+  int per = (out + WG_MAX_JOBS - 1) / WG_MAX_JOBS;
+  per = (per + WG_ALIGN - 1) / WG_ALIGN * WG_ALIGN;
+  if (per < WG_MIN_ROWS) per = WG_MIN_ROWS;
+  for (int o0 = 0; o0 < out; o0 += per)
+    push(p, (job){JOB_WGRAD, dW, NULL, dy, x, NULL, NULL, NULL, n, out, in, o0, o0 + per < out ? o0 + per : out});
+}
+
+static void push_bias(phase *p, float *db, const float *dy, int n, int out) {
+  if (db) push(p, (job){JOB_BIAS, db, NULL, dy, NULL, NULL, NULL, NULL, n, out, 1, 0, 0});
+}
+
+static void phase_task(void *pp, int t, int thread) {
+  (void)thread;
+  const phase *p = pp;
+  if (t < p->n_jobs) {
+    run_job(&p->jobs[t]);
+    return;
+  }
+  int r0 = (t - p->n_jobs) * ROW_CHUNK;
+  p->rows(p->ctx, r0, p->N - r0 < ROW_CHUNK ? p->N - r0 : ROW_CHUNK);
+}
+
+static int use_pool(lmn_pool *pool) { return lmn_pool_threads(pool) > 1 && openblas_get_num_threads() == 1; }
+
+/* Runs the phase's jobs and (when rows is set) its row chunks, then empties it. */
+static void run_phase(phase *p, rows_fn rows, const void *ctx, lmn_pool *pool) {
+  p->rows = rows;
+  p->ctx = ctx;
+  int n = p->n_jobs + (rows ? (p->N + ROW_CHUNK - 1) / ROW_CHUNK : 0);
+  if (n > 1 && use_pool(pool))
+    lmn_pool_run(pool, n, phase_task, p);
+  else
+    for (int t = 0; t < n; t++) phase_task(p, t, 0);
+  p->n_jobs = 0;
+}
+
+/* RoPE (forward or backward) on rows [r0, r0 + n) of x, row r at position pos0 + r % T: one call per piece
+ * of a sequence. */
+static void rope_rows(float *x, const lmn_rope *rope, const geo *g, int heads, int pos0, int r0, int n,
+                      int backward) {
+  size_t width = (size_t)heads * g->hd;
+  for (int r = r0; r < r0 + n;) {
+    int t = r % g->T, len = g->T - t < r0 + n - r ? g->T - t : r0 + n - r;
+    float *xr = x + (size_t)r * width;
+    if (backward)
+      lmn_rope_backward(xr, rope->cos_t, rope->sin_t, 1, len, heads, g->hd, pos0 + t, g->mode);
+    else
+      lmn_rope_forward(xr, rope->cos_t, rope->sin_t, 1, len, heads, g->hd, pos0 + t, g->mode);
+    r += len;
+  }
+}
+
 /* ---- forward ---- */
+
+typedef struct fwd_ctx {
+  const lmn_block_cfg *c;
+  const geo *g;
+  const lmn_block_w *w;
+  qkv_w p;
+  const lmn_rope *rope;
+  float *y;
+  const float *const *xs;
+  int k;
+  float scale;
+  const acts *a;
+  float *work; /* n2 [N,d], then the MLP's hidden activation [N,F] */
+  int pos0;
+} fwd_ctx;
+
+/* Rows before the attention: r = scale * sum xs, n1 = norm(r) (into y, free until the attention's
+ * projection), q, k, v, RoPE. */
+static void fwd_pre_rows(const void *ctx, int r0, int n) {
+  const fwd_ctx *f = ctx;
+  const geo *g = f->g;
+  const acts *a = f->a;
+  int d = g->d;
+  size_t o = (size_t)r0 * d;
+  const float *xo[f->k];
+  for (int i = 0; i < f->k; i++) xo[i] = f->xs[i] + o;
+  const float *n1 = f->y + o;
+  if (g->rms)
+    lmn_add_rmsnorm_forward(a->r + o, f->y + o, a->rstd1 + r0, xo, f->k, f->scale, f->w->attn_norm, n, d,
+                            f->c->eps);
+  else if (!g->edge)
+    lmn_add_layernorm_forward(a->r + o, f->y + o, a->mean1 + r0, a->rstd1 + r0, xo, f->k, f->scale,
+                              f->w->attn_norm, f->w->attn_norm_b, n, d, f->c->eps);
+  else {
+    aggregate(a->r + o, xo, f->k, f->scale, (size_t)n * d);
+    n1 = a->r + o;
+  }
+  float *q = a->q + (size_t)r0 * g->qd, *k = a->k + (size_t)r0 * g->kvd, *v = a->v + (size_t)r0 * g->kvd;
+  lmn_linear_forward(q, n1, f->p.wq, f->p.bq, n, d, g->qd);
+  lmn_linear_forward(k, n1, f->p.wk, f->p.bk, n, d, g->kvd);
+  lmn_linear_forward(v, n1, f->p.wv, f->p.bv, n, d, g->kvd);
+  if (g->rms) {
+    rope_rows(a->q, f->rope, g, g->H, f->pos0, r0, n, 0);
+    rope_rows(a->k, f->rope, g, g->KV, f->pos0, r0, n, 0);
+  }
+}
+
+/* Rows after the attention: h = r + att Wo^T (+ bo), n2 = norm(h) (the projection goes through y), then
+ * the MLP and its residual into y. */
+static void fwd_post_rows(const void *ctx, int r0, int n) {
+  const fwd_ctx *f = ctx;
+  const geo *g = f->g;
+  const acts *a = f->a;
+  const lmn_block_w *w = f->w;
+  int d = g->d, F = g->F;
+  size_t o = (size_t)r0 * d, of = (size_t)r0 * F, nf = (size_t)n * F;
+  float *y = f->y + o, *n2 = f->work + o;
+  lmn_linear_forward(y, a->att + (size_t)r0 * g->qd, w->wo, g->rms ? NULL : w->bo, n, g->qd, d);
+  if (g->rms)
+    lmn_residual_rmsnorm_forward(a->h + o, n2, a->rstd2 + r0, a->r + o, y, w->ffn_norm, n, d, f->c->eps);
+  else
+    lmn_residual_layernorm_forward(a->h + o, n2, a->mean2 + r0, a->rstd2 + r0, a->r + o, y, w->ffn_norm,
+                                   w->ffn_norm_b, n, d, f->c->eps);
+  if (g->rms) { /* y = h + W_down (silu(gate) * up) */
+    float *mid = f->work + (size_t)g->N * d + of;
+    lmn_linear_forward(a->m1 + of, n2, w->w_gate, NULL, n, d, F);
+    lmn_linear_forward(a->m2 + of, n2, w->w_up, NULL, n, d, F);
+    lmn_swiglu_forward(mid, a->m1 + of, a->m2 + of, nf);
+    residual_linear(y, a->h + o, mid, w->w_down, NULL, n, F, d);
+  } else if (!g->edge) { /* y = h + W_down gelu(W_up n2 + b_up) + b_down */
+    float *mid = f->work + (size_t)g->N * d + of;
+    mm_xwt(a->m1 + of, n2, w->w_up, n, d, F, 0.0f);
+    if (w->b_up)
+      lmn_bias_gelu_forward(mid, a->m1 + of, w->b_up, n, F);
+    else
+      lmn_gelu_forward(mid, a->m1 + of, nf);
+    residual_linear(y, a->h + o, mid, w->w_down, w->b_down, n, F, d);
+  } else { /* y = h + gelu(W_up n2 + b_up) */
+    mm_xwt(a->m1 + o, n2, w->w_up, n, d, d, 0.0f);
+    if (w->b_up)
+      lmn_bias_gelu_forward(y, a->m1 + o, w->b_up, n, d);
+    else
+      lmn_gelu_forward(y, a->m1 + o, (size_t)n * d);
+    for (size_t j = 0; j < (size_t)n * d; j++) y[j] += a->h[o + j];
+  }
+}
 
 /* The block on N = B*T rows. a: where the saved tensors go (a->lse NULL: not kept). work: fwd_work_floats
  * then the attention's scratch. kcache == NULL: positions 0..T-1 of each sequence, attention over the
@@ -235,29 +477,12 @@ static qkv_g qkv_grads(const lmn_block_cfg *c, const geo *g, const lmn_block_g *
 static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w *w, const lmn_rope *rope,
                          float *y, const float *const *xs, int k, float scale, const acts *a, float *work,
                          lmn_pool *pool, int pos0, const float *kcache, const float *vcache) {
-  int N = g->N, d = g->d, F = g->F;
-  float *n2 = work, *mid = work + (size_t)N * d, *ascr = work + fwd_work_floats(g);
-
-  /* r = scale * sum xs, n1 = norm(r) (into y, free until the attention's projection) */
-  const float *n1 = y;
-  if (g->rms)
-    lmn_add_rmsnorm_forward(a->r, y, a->rstd1, xs, k, scale, w->attn_norm, N, d, c->eps);
-  else if (!g->edge)
-    lmn_add_layernorm_forward(a->r, y, a->mean1, a->rstd1, xs, k, scale, w->attn_norm, w->attn_norm_b, N, d,
-                              c->eps);
-  else {
-    aggregate(a->r, xs, k, scale, (size_t)N * d);
-    n1 = a->r;
-  }
-
-  qkv_w p = qkv_weights(c, g, w);
-  lmn_linear_forward(a->q, n1, p.wq, p.bq, N, d, g->qd);
-  lmn_linear_forward(a->k, n1, p.wk, p.bk, N, d, g->kvd);
-  lmn_linear_forward(a->v, n1, p.wv, p.bv, N, d, g->kvd);
-  if (g->rms) {
-    lmn_rope_forward(a->q, rope->cos_t, rope->sin_t, g->B, g->T, g->H, g->hd, pos0, g->mode);
-    lmn_rope_forward(a->k, rope->cos_t, rope->sin_t, g->B, g->T, g->KV, g->hd, pos0, g->mode);
-  }
+  fwd_ctx f = {c, g, w, qkv_weights(c, g, w), rope, y, xs, k, scale, a, work, pos0};
+  float *ascr = work + fwd_work_floats(g);
+  phase ph;
+  ph.N = g->N;
+  ph.n_jobs = 0;
+  run_phase(&ph, fwd_pre_rows, &f, pool);
 
   lmn_attn at = attn_of(c, g);
   if (!kcache || pos0 == 0)
@@ -267,35 +492,7 @@ static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w
       lmn_attention_decode(a->att + (size_t)t * g->qd, a->q + (size_t)t * g->qd, kcache, vcache, pos0 + t,
                            &at, ascr, pool);
 
-  /* h = r + att Wo^T (+ bo), n2 = norm(h); the projection goes through y */
-  lmn_linear_forward(y, a->att, w->wo, g->rms ? NULL : w->bo, N, g->qd, d);
-  if (g->rms)
-    lmn_residual_rmsnorm_forward(a->h, n2, a->rstd2, a->r, y, w->ffn_norm, N, d, c->eps);
-  else
-    lmn_residual_layernorm_forward(a->h, n2, a->mean2, a->rstd2, a->r, y, w->ffn_norm, w->ffn_norm_b, N, d,
-                                   c->eps);
-
-  size_t nf = (size_t)N * F;
-  if (g->rms) { /* y = h + W_down (silu(gate) * up) */
-    lmn_linear_forward(a->m1, n2, w->w_gate, NULL, N, d, F);
-    lmn_linear_forward(a->m2, n2, w->w_up, NULL, N, d, F);
-    lmn_swiglu_forward(mid, a->m1, a->m2, nf);
-    residual_linear(y, a->h, mid, w->w_down, NULL, N, F, d);
-  } else if (!g->edge) { /* y = h + W_down gelu(W_up n2 + b_up) + b_down */
-    mm_xwt(a->m1, n2, w->w_up, N, d, F, 0.0f);
-    if (w->b_up)
-      lmn_bias_gelu_forward(mid, a->m1, w->b_up, N, F);
-    else
-      lmn_gelu_forward(mid, a->m1, nf);
-    residual_linear(y, a->h, mid, w->w_down, w->b_down, N, F, d);
-  } else { /* y = h + gelu(W_up n2 + b_up) */
-    mm_xwt(a->m1, n2, w->w_up, N, d, d, 0.0f);
-    if (w->b_up)
-      lmn_bias_gelu_forward(y, a->m1, w->b_up, N, d);
-    else
-      lmn_gelu_forward(y, a->m1, (size_t)N * d);
-    for (size_t j = 0; j < (size_t)N * d; j++) y[j] += a->h[j];
-  }
+  run_phase(&ph, fwd_post_rows, &f, pool);
 }
 
 void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
@@ -327,15 +524,160 @@ void lmn_block_forward_cached(const lmn_block_cfg *c, const lmn_block_w *w, cons
 
 /* ---- backward ---- */
 
+typedef struct bwd_ctx {
+  const lmn_block_cfg *c;
+  const geo *g;
+  const lmn_block_w *w;
+  const lmn_block_g *gr;
+  const lmn_rope *rope;
+  qkv_w p;
+  acts a;
+  float *const *dxs; /* NULL when no input gradient is wanted */
+  int k;
+  float scale;
+  float *dy; /* dL/dy, then dL/dh */
+  int need_dgate, need_dup, need_up, need_dn2, need_dh, need_datt, need_n1, need_dn1;
+  float *E;                      /* dn2 [N,d] */
+  float *A, *S, *G, *C, *D;      /* MLP: silu(gate)*up or gelu(u); ds or du; dgate; dup; n2 */
+  float *X, *dq, *dk, *dv, *Y;   /* attention: datt, then n1; dq, dk, dv (NULL: not needed); dn1 */
+} bwd_ctx;
+
+/* MLP rows: the recomputed hidden activation (for dW_down), its gradient, and n2 again (for the MLP's input
+ * weights). */
+static void bwd_mlp_rows(const void *ctx, int r0, int n) {
+  const bwd_ctx *b = ctx;
+  const geo *g = b->g;
+  const lmn_block_w *w = b->w;
+  const lmn_block_g *gr = b->gr;
+  int d = g->d, F = g->F;
+  size_t o = (size_t)r0 * d, of = (size_t)r0 * F, nf = (size_t)n * F;
+  const float *dy = b->dy + o;
+  if (g->rms) {
+    const float *gate = b->a.m1 + of, *up = b->a.m2 + of;
+    float *A = gr->w_down ? b->A + of : NULL;
+    if (b->need_dgate || b->need_dup) {
+      mm_dyw(b->S + of, dy, w->w_down, n, F, d, 0.0f);
+      float *dgate = b->need_dgate ? b->G + of : NULL, *dup = b->need_dup ? b->C + of : NULL;
+      swiglu_fused_backward(A, dgate, dup, b->S + of, gate, up, nf);
+      if (gr->w_gate || gr->w_up) rms_apply(b->D + o, b->a.h + o, b->a.rstd2 + r0, w->ffn_norm, n, d);
+    } else if (A) {
+      lmn_swiglu_forward(A, gate, up, nf);
+    }
+  } else {
+    const float *u = b->a.m1 + of;
+    if (!g->edge && gr->w_down) lmn_gelu_forward(b->A + of, u, nf);
+    if (b->need_up) {
+      if (g->edge)
+        memcpy(b->S + of, dy, nf * sizeof *dy); /* the GELU output is added to y directly */
+      else
+        mm_dyw(b->S + of, dy, w->w_down, n, F, d, 0.0f);
+      lmn_gelu_backward_inplace(b->S + of, u, nf); /* du, bias included */
+      if (gr->w_up)
+        ln_apply(b->D + o, b->a.h + o, b->a.mean2 + r0, b->a.rstd2 + r0, w->ffn_norm, w->ffn_norm_b, n, d);
+    }
+  }
+}
+
+/* dn2 rows: the MLP's input gradient. */
+static void bwd_dn2_rows(const void *ctx, int r0, int n) {
+  const bwd_ctx *b = ctx;
+  const geo *g = b->g;
+  int d = g->d, F = g->F;
+  size_t o = (size_t)r0 * d, of = (size_t)r0 * F;
+  if (g->rms) {
+    mm_dyw(b->E + o, b->G + of, b->w->w_gate, n, d, F, 0.0f);
+    mm_dyw(b->E + o, b->C + of, b->w->w_up, n, d, F, 1.0f);
+  } else {
+    mm_dyw(b->E + o, b->S + of, b->w->w_up, n, d, F, 0.0f);
+  }
+}
+
+/* dh rows (dy += the second norm's input gradient; its weight gradient is a job), then datt = dh Wo. */
+static void bwd_dh_rows(const void *ctx, int r0, int n) {
+  const bwd_ctx *b = ctx;
+  const geo *g = b->g;
+  const lmn_block_w *w = b->w;
+  int d = g->d;
+  size_t o = (size_t)r0 * d;
+  float *dh = b->dy + o;
+  if (g->rms)
+    lmn_residual_rmsnorm_backward(NULL, NULL, dh, NULL, b->E + o, b->a.h + o, w->ffn_norm, b->a.rstd2 + r0, n,
+                                  d);
+  else
+    lmn_residual_layernorm_backward(NULL, NULL, dh, NULL, NULL, b->E + o, b->a.h + o, w->ffn_norm,
+                                    b->a.mean2 + r0, b->a.rstd2 + r0, n, d);
+  if (!b->need_datt) return;
+  mm_dyw(b->X + (size_t)r0 * g->qd, dh, w->wo, n, g->qd, d, 0.0f);
+  if (b->dq) zero(b->dq + (size_t)r0 * g->qd, (size_t)n * g->qd);
+  if (b->dk) zero(b->dk + (size_t)r0 * g->kvd, (size_t)n * g->kvd);
+  if (b->dv) zero(b->dv + (size_t)r0 * g->kvd, (size_t)n * g->kvd);
+}
+
+/* After the attention's backward: RoPE backward on dq, dk; n1 again (for dWq, dWk, dWv) over datt. */
+static void bwd_qk_rows(const void *ctx, int r0, int n) {
+  const bwd_ctx *b = ctx;
+  const geo *g = b->g;
+  int d = g->d;
+  size_t o = (size_t)r0 * d;
+  if (g->rms) {
+    if (b->dq) rope_rows(b->dq, b->rope, g, g->H, 0, r0, n, 1);
+    if (b->dk) rope_rows(b->dk, b->rope, g, g->KV, 0, r0, n, 1);
+  }
+  if (!b->need_n1) return;
+  if (g->rms)
+    rms_apply(b->X + o, b->a.r + o, b->a.rstd1 + r0, b->w->attn_norm, n, d);
+  else
+    ln_apply(b->X + o, b->a.r + o, b->a.mean1 + r0, b->a.rstd1 + r0, b->w->attn_norm, b->w->attn_norm_b, n, d);
+}
+
+/* dn1 = dq Wq + dk Wk + dv Wv, then through the first norm and the aggregation: dL/dr = dh + norm'(dn1),
+ * dxs[i] += scale dL/dr (the first norm's weight gradient is a job). */
+static void bwd_dn1_rows(const void *ctx, int r0, int n) {
+  const bwd_ctx *b = ctx;
+  const geo *g = b->g;
+  int d = g->d;
+  size_t o = (size_t)r0 * d;
+  float *Y = b->Y + o, *dh = b->dy + o;
+  mm_dyw(Y, b->dq + (size_t)r0 * g->qd, b->p.wq, n, d, g->qd, 0.0f);
+  mm_dyw(Y, b->dk + (size_t)r0 * g->kvd, b->p.wk, n, d, g->kvd, 1.0f);
+  mm_dyw(Y, b->dv + (size_t)r0 * g->kvd, b->p.wv, n, d, g->kvd, 1.0f);
+  if (!b->dxs) return;
+  float *dx[b->k];
+  for (int i = 0; i < b->k; i++) dx[i] = b->dxs[i] ? b->dxs[i] + o : NULL;
+  if (g->rms)
+    lmn_add_rmsnorm_backward(dx, dh, NULL, Y, b->a.r + o, b->w->attn_norm, b->a.rstd1 + r0, b->k, b->scale, n,
+                             d);
+  else if (!g->edge)
+    lmn_add_layernorm_backward(dx, dh, NULL, NULL, Y, b->a.r + o, b->w->attn_norm, b->a.mean1 + r0,
+                               b->a.rstd1 + r0, b->k, b->scale, n, d);
+  else {
+    size_t nd = (size_t)n * d;
+    for (size_t j = 0; j < nd; j++) Y[j] += dh[j];
+    for (int i = 0; i < b->k; i++) {
+      if (!dx[i]) continue;
+      for (size_t j = 0; j < nd; j++) dx[i][j] += Y[j] * b->scale;
+    }
+  }
+}
+
 void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, lmn_block_g *gr,
                         float *const *dxs, int k, float scale, float *dy, const float *saved, int B, int T,
                         float *scratch, lmn_pool *pool) {
   geo g = geometry(c, B, T);
-  acts a;
-  acts_layout(&g, (float *)saved, &a);
+  bwd_ctx b;
+  memset(&b, 0, sizeof b);
+  b.c = c;
+  b.g = &g;
+  b.w = w;
+  b.gr = gr;
+  b.rope = rope;
+  b.p = qkv_weights(c, &g, w);
+  acts_layout(&g, (float *)saved, &b.a);
+  b.k = k;
+  b.scale = scale;
+  b.dy = dy;
   int N = g.N, d = g.d, F = g.F;
   size_t nd = (size_t)N * d, nf = (size_t)N * F;
-  qkv_w p = qkv_weights(c, &g, w);
   qkv_g pg = qkv_grads(c, &g, gr);
   float *bo_g = g.rms ? NULL : gr->bo, *bup_g = g.rms ? NULL : gr->b_up, *bdown_g = g.rms ? NULL : gr->b_down;
   float *ln2b_g = g.rms ? NULL : gr->ffn_norm_b;
@@ -343,120 +685,104 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
   /* Which gradients anything needs, from the input back to the output. */
   int want_dx = 0;
   for (int i = 0; dxs && i < k; i++) want_dx |= dxs[i] != NULL;
+  b.dxs = want_dx ? dxs : NULL;
   int g_norm1 = g.edge ? 0 : g.rms ? gr->attn_norm != NULL : gr->attn_norm || gr->attn_norm_b;
   int need_dn1 = want_dx || g_norm1;
   int need_dq = pg.wq || pg.bq || need_dn1, need_dk = pg.wk || pg.bk || need_dn1,
       need_dv = pg.wv || pg.bv || need_dn1;
-  int need_datt = need_dq || need_dk || need_dv;
-  int need_dh = want_dx || need_datt || gr->wo || bo_g;
-  int need_dn2 = need_dh || gr->ffn_norm || ln2b_g;
+  b.need_datt = need_dq || need_dk || need_dv;
+  b.need_dh = want_dx || b.need_datt || gr->wo || bo_g;
+  b.need_dn2 = b.need_dh || gr->ffn_norm || ln2b_g;
+  b.need_dgate = gr->w_gate || b.need_dn2;
+  b.need_dup = gr->w_up || b.need_dn2;
+  b.need_up = b.need_dn2 || gr->w_up || bup_g;
+  b.need_n1 = !g.edge && (pg.wq || pg.wk || pg.wv);
+  b.need_dn1 = need_dn1;
 
-  float *ascr = scratch + bwd_work_floats(&g);
-  /* MLP phase: y = h + mlp(norm(h)). Afterwards dy holds dL/dh (the residual's dy plus the norm's part). */
-  float *D = scratch + (g.rms ? 3 * nf : g.edge ? nd : nf); /* n2, then dn2 */
+  /* scratch: E = dn2 [N,d], then the MLP phase's buffers or (afterwards) the attention phase's */
+  float *R = scratch + nd, *ascr = scratch + bwd_work_floats(&g);
+  b.E = scratch;
   if (g.rms) {
-    float *A = scratch, *S = scratch + nf, *C = scratch + 2 * nf; /* silu(gate)*up then dgate; ds; dup */
-    const float *gate = a.m1, *up = a.m2;
-    if (gr->w_down) {
-      lmn_swiglu_forward(A, gate, up, nf);
-      lmn_linear_backward(NULL, gr->w_down, NULL, dy, A, w->w_down, N, F, d);
-    }
-    int need_dgate = gr->w_gate || need_dn2, need_dup = gr->w_up || need_dn2;
-    if (need_dgate || need_dup) {
-      mm_dyw(S, dy, w->w_down, N, F, d, 0.0f);
-      float *dgate = need_dgate ? A : NULL, *dup = need_dup ? C : NULL;
-      zero(dgate, nf);
-      zero(dup, nf);
-      lmn_swiglu_backward(dgate, dup, S, gate, up, nf);
-      if (gr->w_gate || gr->w_up) {
-        rms_apply(D, a.h, a.rstd2, w->ffn_norm, N, d);
-        lmn_linear_backward(NULL, gr->w_gate, NULL, A, D, w->w_gate, N, d, F);
-        lmn_linear_backward(NULL, gr->w_up, NULL, C, D, w->w_up, N, d, F);
-      }
-      if (need_dn2) {
-        mm_dyw(D, A, w->w_gate, N, d, F, 0.0f);
-        mm_dyw(D, C, w->w_up, N, d, F, 1.0f);
-        lmn_residual_rmsnorm_backward(NULL, NULL, need_dh ? dy : NULL, gr->ffn_norm, D, a.h, w->ffn_norm,
-                                      a.rstd2, N, d);
-      }
+    b.A = R, b.S = R + nf, b.G = R + 2 * nf, b.C = R + 3 * nf, b.D = R + 4 * nf;
+  } else {
+    b.A = R, b.S = g.edge ? R : R + nf, b.D = g.edge ? R + nd : R + 2 * nf;
+  }
+  size_t e = (size_t)N * (g.qd > d ? g.qd : d);
+  b.X = R;
+  b.dq = need_dq ? R + e : NULL;
+  b.dk = need_dk ? R + e + (size_t)N * g.qd : NULL;
+  b.dv = need_dv ? R + e + (size_t)N * (g.qd + g.kvd) : NULL;
+  b.Y = R + e + (size_t)N * (g.qd + 2 * g.kvd);
+
+  phase ph;
+  ph.N = N;
+  ph.n_jobs = 0;
+
+  /* MLP phase: y = h + mlp(norm(h)). Afterwards dy holds dL/dh (the residual's dy plus the norm's part). */
+  int mlp_rows = g.rms ? gr->w_down || b.need_dgate || b.need_dup : (!g.edge && gr->w_down) || b.need_up;
+  if (mlp_rows) run_phase(&ph, bwd_mlp_rows, &b, pool);
+  if (g.rms) {
+    push_wgrad(&ph, gr->w_down, dy, b.A, N, F, d);
+    if (b.need_dgate || b.need_dup) {
+      push_wgrad(&ph, gr->w_gate, b.G, b.D, N, d, F);
+      push_wgrad(&ph, gr->w_up, b.C, b.D, N, d, F);
     }
   } else {
-    float *A = scratch; /* [N,F] (GPT2) or [N,d] (edge): gelu(u), then du */
-    const float *u = a.m1;
-    if (!g.edge && (gr->w_down || bdown_g)) {
-      if (gr->w_down) lmn_gelu_forward(A, u, nf);
-      lmn_linear_backward(NULL, gr->w_down, bdown_g, dy, A, w->w_down, N, F, d);
+    if (!g.edge) {
+      push_wgrad(&ph, gr->w_down, dy, b.A, N, F, d);
+      push_bias(&ph, bdown_g, dy, N, d);
     }
-    if (need_dn2 || gr->w_up || bup_g) {
-      if (g.edge)
-        memcpy(A, dy, nd * sizeof *A); /* the GELU output is added to y directly */
-      else
-        mm_dyw(A, dy, w->w_down, N, F, d, 0.0f);
-      lmn_gelu_backward_inplace(A, u, nf); /* du, bias included */
-      if (gr->w_up) ln_apply(D, a.h, a.mean2, a.rstd2, w->ffn_norm, w->ffn_norm_b, N, d);
-      lmn_linear_backward(NULL, gr->w_up, bup_g, A, D, w->w_up, N, d, F);
-      if (need_dn2) {
-        mm_dyw(D, A, w->w_up, N, d, F, 0.0f);
-        lmn_residual_layernorm_backward(NULL, NULL, need_dh ? dy : NULL, gr->ffn_norm, ln2b_g, D, a.h,
-                                        w->ffn_norm, a.mean2, a.rstd2, N, d);
-      }
+    if (b.need_up) {
+      push_wgrad(&ph, gr->w_up, b.S, b.D, N, d, F);
+      push_bias(&ph, bup_g, b.S, N, F);
     }
   }
-  if (!need_dh) return;
+  run_phase(&ph, b.need_dn2 ? bwd_dn2_rows : NULL, &b, pool);
+
+  /* The second norm: its weight gradient as a job, its input gradient (into dy = dh) per row, and datt. */
+  if (b.need_dn2) {
+    if (g.rms && gr->ffn_norm)
+      push(&ph, (job){JOB_RMS_DW, gr->ffn_norm, NULL, b.E, b.a.h, w->ffn_norm, NULL, b.a.rstd2, N, 0, d, 0, 0});
+    else if (!g.rms && (gr->ffn_norm || ln2b_g))
+      push(&ph, (job){JOB_LN_DW, gr->ffn_norm, ln2b_g, b.E, b.a.h, w->ffn_norm, b.a.mean2, b.a.rstd2, N, 0, d,
+                      0, 0});
+  }
+  run_phase(&ph, b.need_dh ? bwd_dh_rows : NULL, &b, pool);
+  if (!b.need_dh) return;
 
   /* Attention phase: h = r + att Wo^T (+ bo); dh = dy. */
-  float *dh = dy;
-  lmn_linear_backward(NULL, gr->wo, bo_g, dh, a.att, w->wo, N, g.qd, d);
-  if (!need_datt) return; /* (then no input gradient is wanted either) */
-  size_t e = (size_t)N * (g.qd > d ? g.qd : d);
-  float *E = scratch, *dq = E + e, *dk = dq + (size_t)N * g.qd, *dv = dk + (size_t)N * g.kvd;
-  dq = need_dq ? dq : NULL;
-  dk = need_dk ? dk : NULL;
-  dv = need_dv ? dv : NULL;
-  mm_dyw(E, dh, w->wo, N, g.qd, d, 0.0f); /* datt */
-  zero(dq, (size_t)N * g.qd);
-  zero(dk, (size_t)N * g.kvd);
-  zero(dv, (size_t)N * g.kvd);
   lmn_attn at = attn_of(c, &g);
-  lmn_attention_backward(dq, dk, dv, E, a.att, a.lse, a.q, a.k, a.v, &at, ascr, pool);
-  if (g.rms) {
-    if (dq) lmn_rope_backward(dq, rope->cos_t, rope->sin_t, g.B, g.T, g.H, g.hd, 0, g.mode);
-    if (dk) lmn_rope_backward(dk, rope->cos_t, rope->sin_t, g.B, g.T, g.KV, g.hd, 0, g.mode);
-  }
+  if (b.need_datt)
+    lmn_attention_backward(b.dq, b.dk, b.dv, b.X, b.a.att, b.a.lse, b.a.q, b.a.k, b.a.v, &at, ascr, pool);
+  push_wgrad(&ph, gr->wo, dy, b.a.att, N, g.qd, d);
+  push_bias(&ph, bo_g, dy, N, d);
+  run_phase(&ph, b.need_datt ? bwd_qk_rows : NULL, &b, pool);
+  if (!b.need_datt) return; /* (then no input gradient is wanted either) */
 
-  /* q/k/v weight gradients need n1 = norm(r) again (the edge's n1 is r itself) */
-  const float *n1 = a.r;
-  if (!g.edge && (pg.wq || pg.wk || pg.wv)) {
-    if (g.rms)
-      rms_apply(E, a.r, a.rstd1, w->attn_norm, N, d);
-    else
-      ln_apply(E, a.r, a.mean1, a.rstd1, w->attn_norm, w->attn_norm_b, N, d);
-    n1 = E;
+  /* q/k/v weight gradients (n1 = norm(r) recomputed above; the edge's n1 is r itself), and dn1 per row */
+  const float *n1 = b.need_n1 ? b.X : b.a.r;
+  if (b.dq) {
+    push_wgrad(&ph, pg.wq, b.dq, n1, N, d, g.qd);
+    push_bias(&ph, pg.bq, b.dq, N, g.qd);
   }
-  if (dq) lmn_linear_backward(NULL, pg.wq, pg.bq, dq, n1, p.wq, N, d, g.qd);
-  if (dk) lmn_linear_backward(NULL, pg.wk, pg.bk, dk, n1, p.wk, N, d, g.kvd);
-  if (dv) lmn_linear_backward(NULL, pg.wv, pg.bv, dv, n1, p.wv, N, d, g.kvd);
-  if (!need_dn1) return;
+  if (b.dk) {
+    push_wgrad(&ph, pg.wk, b.dk, n1, N, d, g.kvd);
+    push_bias(&ph, pg.bk, b.dk, N, g.kvd);
+  }
+  if (b.dv) {
+    push_wgrad(&ph, pg.wv, b.dv, n1, N, d, g.kvd);
+    push_bias(&ph, pg.bv, b.dv, N, g.kvd);
+  }
+  run_phase(&ph, need_dn1 ? bwd_dn1_rows : NULL, &b, pool);
+  if (!need_dn1 || !g_norm1) return;
 
-  /* dn1 = dq Wq + dk Wk + dv Wv, then through the first norm and the aggregation: dL/dr = dh + norm'(dn1) */
-  mm_dyw(E, dq, p.wq, N, d, g.qd, 0.0f);
-  mm_dyw(E, dk, p.wk, N, d, g.kvd, 1.0f);
-  mm_dyw(E, dv, p.wv, N, d, g.kvd, 1.0f);
-  float *const *dx = want_dx ? dxs : NULL;
+  /* the first norm's weight gradient, from the complete dn1 */
   if (g.rms)
-    lmn_add_rmsnorm_backward(dx, dx ? dh : NULL, gr->attn_norm, E, a.r, w->attn_norm, a.rstd1, k, scale, N,
-                             d);
-  else if (!g.edge)
-    lmn_add_layernorm_backward(dx, dx ? dh : NULL, gr->attn_norm, gr->attn_norm_b, E, a.r, w->attn_norm,
-                               a.mean1, a.rstd1, k, scale, N, d);
-  else {
-    for (size_t j = 0; j < nd; j++) E[j] += dh[j];
-    for (int i = 0; i < k; i++) {
-      float *o = dxs[i];
-      if (!o) continue;
-      for (size_t j = 0; j < nd; j++) o[j] += E[j] * scale;
-    }
-  }
+    push(&ph, (job){JOB_RMS_DW, gr->attn_norm, NULL, b.Y, b.a.r, w->attn_norm, NULL, b.a.rstd1, N, 0, d, 0, 0});
+  else
+    push(&ph, (job){JOB_LN_DW, gr->attn_norm, gr->attn_norm_b, b.Y, b.a.r, w->attn_norm, b.a.mean1, b.a.rstd1,
+                    N, 0, d, 0, 0});
+  run_phase(&ph, NULL, &b, pool);
 }
 
 /* ---- MLP edge: y = x + gelu(W2 gelu(W1 x + b1) + b2) ----

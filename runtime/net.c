@@ -141,34 +141,99 @@ int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names
   return 0;
 }
 
-void lmn_net_zero_grad(lmn_net *net) { memset(net->grads, 0, net->desc->n_train * sizeof(float)); }
+/* ---- the optimizer step, spread over the network's pool ----
+ * Every pass is cut into pieces that do not depend on the thread count, and each piece runs the same kernel
+ * over the same elements as one serial call would: the results are the same bits with any pool. */
+
+#define NET_CHUNK (1 << 16) /* floats per task of the element-wise passes (a multiple of every LMN_VL) */
+
+typedef struct zero_ctx {
+  float *g;
+  size_t n;
+} zero_ctx;
+
+static void zero_task(void *ctxp, int t, int thread) {
+  (void)thread;
+  const zero_ctx *c = ctxp;
+  size_t a = (size_t)t * NET_CHUNK, n = c->n - a < NET_CHUNK ? c->n - a : NET_CHUNK;
+  memset(c->g + a, 0, n * sizeof(float));
+}
+
+static int n_chunks(size_t n) { return (int)((n + NET_CHUNK - 1) / NET_CHUNK); }
+
+void lmn_net_zero_grad(lmn_net *net) {
+  zero_ctx c = {net->grads, net->desc->n_train};
+  if (c.n) lmn_pool_run(net->pool, n_chunks(c.n), zero_task, &c);
+}
+
+static size_t numel(const lmn_param_info *p) { return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1); }
+
+static int selected(const lmn_net *net, int i) { return net->desc->params[i].trainable && net->trainable_mask[i]; }
+
+typedef struct sumsq_ctx {
+  const lmn_net *net;
+  double *sq; /* per parameter tensor */
+} sumsq_ctx;
+
+static void sumsq_task(void *ctxp, int i, int thread) {
+  (void)thread;
+  const sumsq_ctx *c = ctxp;
+  const lmn_param_info *p = &c->net->desc->params[i];
+  c->sq[i] = selected(c->net, i) ? lmn_sumsq(c->net->grads + p->offset, numel(p)) : 0.0;
+}
+
+/* A maximal run of selected tensors, contiguous in the buffers: one AdamW pass, cut into chunks. */
+typedef struct adam_run {
+  size_t start, n;
+  int first_task;
+} adam_run;
+
+typedef struct adam_ctx {
+  lmn_net *net;
+  const adam_run *runs;
+  int n_runs;
+  float lr, beta1, beta2, eps, weight_decay, scale;
+} adam_ctx;
+
+static void adam_task(void *ctxp, int t, int thread) {
+  (void)thread;
+  const adam_ctx *c = ctxp;
+  int r = c->n_runs - 1;
+  while (c->runs[r].first_task > t) r--;
+  size_t a = (size_t)(t - c->runs[r].first_task) * NET_CHUNK, rest = c->runs[r].n - a;
+  size_t off = c->runs[r].start + a, n = rest < NET_CHUNK ? rest : NET_CHUNK;
+  lmn_net *net = c->net;
+  lmn_adamw_update(net->params + off, net->grads + off, net->m + off, net->v + off, n, c->lr, c->beta1, c->beta2,
+                   c->eps, c->weight_decay, (int)net->step, c->scale);
+}
 
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
                       float max_norm) {
   const lmn_net_desc *d = net->desc;
+  int np = d->n_params > 0 ? d->n_params : 1;
+  double sq[np];
+  sumsq_ctx sc = {net, sq};
+  lmn_pool_run(net->pool, d->n_params, sumsq_task, &sc);
   double sumsq = 0;
-  for (int i = 0; i < d->n_params; i++) {
-    const lmn_param_info *p = &d->params[i];
-    if (p->trainable && net->trainable_mask[i])
-      sumsq += lmn_sumsq(net->grads + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1));
-  }
+  for (int i = 0; i < d->n_params; i++) sumsq += sq[i]; /* in tensor order, as one serial pass would */
   float scale = lmn_clip_scale(sumsq, max_norm);
   net->step++;
   /* one pass over each maximal run of selected tensors (all of them in the common case) */
-  int i = 0;
+  adam_run runs[np];
+  int n_runs = 0, n_tasks = 0, i = 0;
   while (i < d->n_params) {
-    if (!d->params[i].trainable || !net->trainable_mask[i]) {
+    if (!selected(net, i)) {
       i++;
       continue;
     }
     size_t start = d->params[i].offset, end = start;
-    while (i < d->n_params && d->params[i].trainable && net->trainable_mask[i] && d->params[i].offset == end) {
-      end += (size_t)d->params[i].rows * (size_t)(d->params[i].cols ? d->params[i].cols : 1);
-      i++;
-    }
-    lmn_adamw_update(net->params + start, net->grads + start, net->m + start, net->v + start, end - start, lr, beta1,
-                     beta2, eps, weight_decay, (int)net->step, scale);
+    while (i < d->n_params && selected(net, i) && d->params[i].offset == end) end += numel(&d->params[i++]);
+    runs[n_runs] = (adam_run){start, end - start, n_tasks};
+    n_tasks += n_chunks(end - start);
+    n_runs++;
   }
+  adam_ctx ac = {net, runs, n_runs, lr, beta1, beta2, eps, weight_decay, scale};
+  lmn_pool_run(net->pool, n_tasks, adam_task, &ac);
   return sqrt(sumsq);
 }
 

@@ -56,7 +56,8 @@ typedef struct lmn_net_desc {
   const lmn_param_info *params;
   int n_models;                 /* models read from files */
   const lmn_model_info *models;
-  int tokenizer_model;          /* the model (index into models) whose tokenizer reads the text; -1: raw bytes */
+  int tokenizer_model;          /* the model (index into models) whose tokenizer reads the text; -1 (or no
+                                 * such model): raw bytes */
   size_t n_floats;          /* parameter buffer size */
   size_t n_train;           /* trainable floats (prefix of the buffer) */
   size_t n_train_decay;     /* of which the first n_train_decay take weight decay */
@@ -104,6 +105,11 @@ void lmn_net_destroy(lmn_net *net);
  * hyper-parameters against the compiled ones; dir, when not NULL, replaces the directory of each path.
  * Then re-draws the tensors initialised from others' statistics. Errors name the file and the tensor. */
 int lmn_net_load_models(lmn_net *net, const char *dir, uint64_t seed, lmn_err *err);
+/* The tokenizer that reads the network's text: the BPE vocabulary of the embedding model's GGUF file
+ * (desc->tokenizer_model; $LMN_MODEL_DIR applies), or raw bytes for a from-scratch vocabulary of 256.
+ * Release it with lmn_tokenizer_free. */
+struct lmn_tokenizer;
+int lmn_net_tokenizer(const lmn_net_desc *desc, struct lmn_tokenizer *tok, lmn_err *err);
 /* Re-draws the tensors initialised from others' statistics (after loading those others from a file). */
 void lmn_net_init_derived(lmn_net *net, uint64_t seed);
 /* Reserves KV caches for generation up to ctx positions. */
