@@ -1,0 +1,301 @@
+/* test_smol_parity.c: SmolLM2-135M-Instruct as compiled by lmnc (dsl-examples/smol.lmn, one frozen vertex
+ * with the model's own embedding and tied head) computes what llama.cpp computes on the same GGUF file.
+ * The reference is the fixture tests/fixtures/smol/reference.dat written by tests/reference/smol_reference.py
+ * (README.md beside it): for fixed token sequences (a plain text and a chat-formatted prompt), the top-20
+ * logits of every position, the full logits of three positions and llama.cpp's greedy continuation.
+ *   logits   forward(train = 0) with B = 1: at every position the top-1 token equals the reference's and
+ *            max |ours - ref| over the compared logits <= LOGIT_TOL * (max - min of the reference row);
+ *   greedy   cached decoding (desc->decode: prefill, then one token at a time) continues every sequence
+ *            with exactly the reference's greedy tokens; the prefill's last row equals the forward's.
+ * Without models/SmolLM2-135M-Instruct.Q4_1.gguf (`make models`) the suite prints a notice and passes.
+ * $LMN_MODEL_DIR replaces the model directory, $LMN_SMOL_FIXTURE the fixture. Prints the worst errors and
+ * the decoding speed (tokens/s after the prefill, 2 threads). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "sample.h"
+#include "smol.h"
+
+#define FIXTURE "tests/fixtures/smol/reference.dat"
+#define LOGIT_TOL 1e-3   /* relative to the logit range of the position */
+#define PREFILL_TOL 1e-4 /* cached prefill vs forward, relative to the range */
+#define THREADS 2
+#define MAX_SEQ 8
+
+typedef struct Seq {
+  int T, n_full;
+  int32_t *ids;
+  float *min;        /* [T] smallest reference logit of each position */
+  int32_t *top_id;   /* [T, n_top] */
+  float *top_logit;  /* [T, n_top] */
+  int32_t *full_pos; /* [n_full] */
+  float *full;       /* [n_full, vocab] */
+  int32_t *gen;      /* [n_gen] */
+} Seq;
+
+typedef struct Ref {
+  int vocab, n_seq, n_top, n_gen;
+  Seq seq[MAX_SEQ];
+} Ref;
+
+static Ref ref;
+static int ref_loaded;      /* 1 loaded, -1 failed */
+static lmn_net *net;        /* one network for every test */
+static int have_model = -1; /* -1 not looked yet */
+static int max_T;
+
+static int rd(FILE *f, void *p, size_t size, size_t n) {
+  return fread(p, size, n, f) == n;
+}
+
+static uint32_t rd_u32(FILE *f, int *ok) {
+  uint32_t v = 0;
+  if (!rd(f, &v, sizeof v, 1)) *ok = 0;
+  return v;
+}
+
+static void *alloc(size_t n, size_t size) {
+  return calloc(n ? n : 1, size);
+}
+
+static void free_ref(void) {
+  for (int s = 0; s < ref.n_seq; s++) {
+    Seq *q = &ref.seq[s];
+    free(q->ids), free(q->min), free(q->top_id), free(q->top_logit), free(q->full_pos), free(q->full);
+    free(q->gen);
+  }
+  memset(&ref, 0, sizeof ref);
+}
+
+/* Reads the fixture (layout in tests/reference/smol_reference.py); 0 on success. */
+static int read_ref(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "cannot open %s\n", path);
+    return -1;
+  }
+  char magic[8];
+  int ok = rd(f, magic, 1, 8) && memcmp(magic, "LMNSMOL1", 8) == 0;
+  ref.vocab = (int)rd_u32(f, &ok);
+  ref.n_seq = (int)rd_u32(f, &ok);
+  ref.n_top = (int)rd_u32(f, &ok);
+  ref.n_gen = (int)rd_u32(f, &ok);
+  if (!ok || ref.n_seq < 1 || ref.n_seq > MAX_SEQ || ref.n_top < 1 || ref.n_top > 1000 || ref.n_gen < 0 ||
+      ref.n_gen > 4096 || ref.vocab != smol_desc.vocab) {
+    fprintf(stderr, "%s: bad header\n", path);
+    ref.n_seq = 0;
+    fclose(f);
+    return -1;
+  }
+  for (int s = 0; s < ref.n_seq && ok; s++) {
+    Seq *q = &ref.seq[s];
+    q->T = (int)rd_u32(f, &ok);
+    if (!ok || q->T < 1 || q->T > 4096) {
+      ok = 0;
+      break;
+    }
+    size_t T = (size_t)q->T, K = (size_t)ref.n_top;
+    q->ids = alloc(T, sizeof *q->ids);
+    q->min = alloc(T, sizeof *q->min);
+    q->top_id = alloc(T * K, sizeof *q->top_id);
+    q->top_logit = alloc(T * K, sizeof *q->top_logit);
+    q->gen = alloc((size_t)ref.n_gen, sizeof *q->gen);
+    ok = q->ids && q->min && q->top_id && q->top_logit && q->gen && rd(f, q->ids, sizeof *q->ids, T);
+    for (size_t t = 0; t < T && ok; t++)
+      ok = rd(f, &q->min[t], sizeof(float), 1) && rd(f, q->top_id + t * K, sizeof(int32_t), K) &&
+           rd(f, q->top_logit + t * K, sizeof(float), K);
+    q->n_full = (int)rd_u32(f, &ok);
+    if (!ok || q->n_full < 0 || q->n_full > q->T) {
+      ok = 0;
+      break;
+    }
+    q->full_pos = alloc((size_t)q->n_full, sizeof *q->full_pos);
+    q->full = alloc((size_t)q->n_full * ref.vocab, sizeof *q->full);
+    ok = q->full_pos && q->full;
+    for (int i = 0; i < q->n_full && ok; i++) {
+      uint32_t pos = rd_u32(f, &ok);
+      ok = ok && pos < (uint32_t)q->T &&
+           rd(f, q->full + (size_t)i * ref.vocab, sizeof(float), (size_t)ref.vocab);
+      q->full_pos[i] = (int32_t)pos;
+    }
+    ok = ok && rd(f, q->gen, sizeof *q->gen, (size_t)ref.n_gen);
+    for (size_t t = 0; t < T && ok; t++) ok = q->ids[t] >= 0 && q->ids[t] < ref.vocab;
+    for (size_t t = 0; t < T * K && ok; t++) ok = q->top_id[t] >= 0 && q->top_id[t] < ref.vocab;
+    if (q->T > max_T) max_T = q->T;
+  }
+  char extra;
+  if (ok && fread(&extra, 1, 1, f) != 0) ok = 0;
+  fclose(f);
+  if (!ok) {
+    fprintf(stderr, "%s: truncated or malformed\n", path);
+    free_ref();
+    return -1;
+  }
+  return 0;
+}
+
+static void cleanup(void) {
+  if (net) lmn_net_destroy(net);
+  net = NULL;
+  free_ref();
+}
+
+/* The path the network will load the model from, as lmn_net_load_models resolves it. */
+static void model_path(char *buf, size_t n) {
+  const char *dir = getenv("LMN_MODEL_DIR");
+  const char *p = smol_desc.models[0].path, *base = strrchr(p, '/');
+  if (dir)
+    snprintf(buf, n, "%s/%s", dir, base ? base + 1 : p);
+  else
+    snprintf(buf, n, "%s", p);
+}
+
+/* 1 when the test can run: the model file exists, the fixture is read and the network created. */
+static int setup(void) {
+  if (have_model < 0) {
+    char path[4096];
+    model_path(path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    have_model = f != NULL;
+    if (f) fclose(f);
+    if (!have_model)
+      printf("\n  NOTICE: %s is absent (run `make models`): SmolLM2 parity not checked\n  ", path);
+  }
+  if (!have_model) return 0;
+  if (!ref_loaded) {
+    const char *fx = getenv("LMN_SMOL_FIXTURE");
+    ref_loaded = read_ref(fx ? fx : FIXTURE) == 0 ? 1 : -1;
+    atexit(cleanup);
+  }
+  CU_ASSERT_FATAL(ref_loaded == 1);
+  if (!net) {
+    lmn_err err = {{0}};
+    if (lmn_net_create(&net, &smol_desc, 1, max_T, THREADS, 1, &err) != 0) fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_FATAL(net != NULL);
+  }
+  return 1;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_logits(void) {
+  if (!setup()) return;
+  const int V = ref.vocab, K = ref.n_top;
+  double worst_rel = 0, worst_abs = 0, min_margin = INFINITY;
+  int n_pos = 0, n_top1_bad = 0;
+  for (int s = 0; s < ref.n_seq; s++) {
+    const Seq *q = &ref.seq[s];
+    const int T = q->T;
+    int32_t *targets = malloc((size_t)T * sizeof *targets);
+    CU_ASSERT_FATAL(targets != NULL);
+    for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? q->ids[t + 1] : -1;
+    double t0 = now();
+    float loss = smol_desc.forward(net, q->ids, targets, 1, T, 0);
+    double dt = now() - t0;
+    free(targets);
+    const float *out = smol_desc.output(net, 1, T);
+    double seq_rel = 0, seq_abs = 0;
+    for (int t = 0; t < T; t++) {
+      const float *row = out + (size_t)t * V;
+      const int32_t *id = q->top_id + (size_t)t * K;
+      const float *lg = q->top_logit + (size_t)t * K;
+      double range = (double)lg[0] - q->min[t];
+      int ours = lmn_sample_argmax(row, V);
+      if (ours != id[0]) {
+        n_top1_bad++;
+        printf("\n  sequence %d position %d: top-1 %d (%.5f), reference %d (%.5f; ours %.5f)", s, t, ours,
+               row[ours], id[0], lg[0], row[id[0]]);
+      }
+      if (K > 1 && lg[0] - lg[1] < min_margin) min_margin = lg[0] - lg[1];
+      double e = 0;
+      for (int k = 0; k < K; k++) e = fmax(e, fabs((double)row[id[k]] - lg[k]));
+      for (int i = 0; i < q->n_full; i++)
+        if (q->full_pos[i] == t)
+          for (int v = 0; v < V; v++) e = fmax(e, fabs((double)row[v] - q->full[(size_t)i * V + v]));
+      CU_ASSERT(e <= LOGIT_TOL * range);
+      seq_abs = fmax(seq_abs, e);
+      seq_rel = fmax(seq_rel, e / range);
+      n_pos++;
+    }
+    printf(
+        "\n  sequence %d (%d tokens): loss %.4f, max |ours - ref| %.3g, max relative to the row's range %.3g"
+        " (tolerance %.0e), forward %.2f s",
+        s, T, loss, seq_abs, seq_rel, LOGIT_TOL, dt);
+    worst_abs = fmax(worst_abs, seq_abs);
+    worst_rel = fmax(worst_rel, seq_rel);
+  }
+  printf(
+      "\n  %d positions: top-1 disagreements %d, worst |diff| %.3g, worst |diff|/range %.3g, smallest "
+      "reference top-1 margin %.3g\n  ",
+      n_pos, n_top1_bad, worst_abs, worst_rel, min_margin);
+  CU_ASSERT_EQUAL(n_top1_bad, 0);
+}
+
+static void test_greedy(void) {
+  if (!setup()) return;
+  const int V = ref.vocab, G = ref.n_gen;
+  float *logits = malloc((size_t)V * sizeof *logits);
+  int32_t *gen = malloc(((size_t)G + 1) * sizeof *gen);
+  CU_ASSERT_FATAL(logits != NULL && gen != NULL);
+  for (int s = 0; s < ref.n_seq; s++) {
+    const Seq *q = &ref.seq[s];
+    const int T = q->T;
+    lmn_err err = {{0}};
+    if (lmn_net_enable_cache(net, T + G, &err) != 0) fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_FATAL(net->cache != NULL);
+    /* the prefill's last row against a full forward's */
+    int32_t *none = malloc((size_t)T * sizeof *none);
+    CU_ASSERT_FATAL(none != NULL);
+    for (int t = 0; t < T; t++) none[t] = -1;
+    smol_desc.forward(net, q->ids, none, 1, T, 0);
+    free(none);
+    const float *last = smol_desc.output(net, 1, T) + (size_t)(T - 1) * V;
+    double t0 = now();
+    smol_desc.decode(net, q->ids, T, 0, logits);
+    double t_prefill = now() - t0;
+    float lo = last[0], hi = last[0];
+    double e = 0;
+    for (int v = 0; v < V; v++) {
+      lo = fminf(lo, last[v]), hi = fmaxf(hi, last[v]);
+      e = fmax(e, fabs((double)logits[v] - last[v]));
+    }
+    CU_ASSERT(e <= PREFILL_TOL * (hi - lo));
+    int diverged = -1;
+    t0 = now();
+    for (int i = 0; i < G; i++) {
+      gen[i] = lmn_sample_argmax(logits, V);
+      if (diverged < 0 && gen[i] != q->gen[i]) diverged = i;
+      if (i + 1 < G) smol_desc.decode(net, &gen[i], 1, T + i, logits);
+    }
+    double dt = now() - t0;
+    printf(
+        "\n  sequence %d: prefill of %d tokens %.3f s (last row vs forward %.3g); %d greedy tokens %s the "
+        "reference's; %.1f tokens/s after the prefill (%d threads)",
+        s, T, t_prefill, e, G, diverged < 0 ? "equal" : "differ from", (G - 1) / dt, THREADS);
+    if (diverged >= 0) {
+      printf("\n  first difference at %d:", diverged);
+      for (int i = 0; i < G; i++) printf(" %d/%d", gen[i], q->gen[i]);
+    }
+    CU_ASSERT_EQUAL(diverged, -1);
+  }
+  printf("\n  ");
+  free(logits);
+  free(gen);
+}
+
+static CU_TestInfo tests[] = {
+    {"logits: top-1 everywhere, |diff| <= 1e-3 x range", test_logits},
+    {"greedy decoding with the KV cache", test_greedy},
+    CU_TEST_INFO_NULL,
+};
+
+LMN_TEST_MAIN("smol parity (llama.cpp reference)", tests)
