@@ -16,7 +16,10 @@ void lmn_linear_forward(float *y, const float *x, const float *W, const float *b
     for (int n = 0; n < N; n++) memcpy(y + (size_t)n * out, b, (size_t)out * sizeof *b);
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+  if (N == 1) /* one row (cached decoding): a matrix-vector product, which OpenBLAS runs much faster */
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, beta, y, 1);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
 void lmn_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,

@@ -44,6 +44,7 @@ static void init_params(lmn_net *net, uint64_t seed) {
   const lmn_net_desc *d = net->desc;
   for (int i = 0; i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
+    if (p->from_file && d->n_models > 0) continue; /* loaded from the model file right after */
     float *x = net->params + p->offset;
     size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
     lmn_rng r;
