@@ -1,13 +1,19 @@
 /* load.c: filling a compiled network's tensors from its model files: each GGUF is opened once (mapped),
  * its hyper-parameters are checked against the ones the network was compiled for, and every tensor that
- * comes from it is dequantised into the parameter buffer with its shape checked. */
+ * comes from it is dequantised into the parameter buffer with its shape checked. A Hugging Face directory
+ * (config.json + model.safetensors, or model-XXXXX-of-YYYYY.safetensors shards) is checked the same way;
+ * each GGUF tensor name is mapped to its HF name, llama q/k rows are permuted into GGUF order and gpt2
+ * Conv1D weights ([in, out]) are transposed. */
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dequant.h"
 #include "gguf.h"
 #include "net.h"
+#include "safetensors.h"
 #include "tokenizer.h"
 #include "tokenizer_bpe.h"
 
@@ -40,6 +46,10 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
   }
   char path[4096];
   model_path(&desc->models[desc->tokenizer_model], getenv("LMN_MODEL_DIR"), path, sizeof path);
+  if (desc->models[desc->tokenizer_model].format != 1)
+    return lmn_errf(
+        err, "%s: reading a tokenizer from a Hugging Face directory (tokenizer.json) is not supported yet",
+        path);
   if (lmn_tokenizer_load_gguf(tok, path, err)) return -1;
   if (tok->vocab_size != desc->vocab) {
     lmn_tokenizer_free(tok);
@@ -55,12 +65,15 @@ static void model_path(const lmn_model_info *m, const char *dir, char *buf, size
   else snprintf(buf, n, "%s", m->path);
 }
 
+static int load_hf(lmn_net *net, int mi, const char *path, lmn_err *err);
+
 static int load_model(lmn_net *net, int mi, const char *dir, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   const lmn_model_info *m = &d->models[mi];
   char path[4096];
   model_path(m, dir, path, sizeof path);
-  if (m->format != 1) return lmn_errf(err, "%s: only GGUF model files can be loaded so far", path);
+  if (m->format == 2) return load_hf(net, mi, path, err);
+  if (m->format != 1) return lmn_errf(err, "%s: unknown model file format %d", path, m->format);
   lmn_gguf *g = NULL;
   if (lmn_gguf_open(path, LMN_GGUF_MMAP, &g, err) != 0) return -1;
   lmn_hparams hp;
@@ -82,4 +95,207 @@ int lmn_net_load_models(lmn_net *net, const char *dir, uint64_t seed, lmn_err *e
     if (load_model(net, mi, dir, err) != 0) return -1;
   lmn_net_init_derived(net, seed);
   return 0;
+}
+
+/* ---------------------------------------------------------------- Hugging Face directories */
+
+enum { HF_MAX_SHARDS = 256 };
+
+typedef struct hf_files {
+  lmn_st *st[HF_MAX_SHARDS];
+  int n;
+} hf_files;
+
+static void hf_close(hf_files *f) {
+  for (int i = 0; i < f->n; i++) lmn_st_close(f->st[i]);
+  f->n = 0;
+}
+
+/* DIR/model.safetensors, else every DIR/model-*-of-*.safetensors shard (mapped). */
+static int hf_open(const char *dir, hf_files *f, lmn_err *err) {
+  char one[4200], pat[4200];
+  snprintf(one, sizeof one, "%s/model.safetensors", dir);
+  f->n = 0;
+  if (access(one, F_OK) == 0)
+    return lmn_st_open(one, LMN_ST_MMAP, &f->st[f->n++], err) == 0 ? 0 : (f->n = 0, -1);
+  snprintf(pat, sizeof pat, "%s/model-*-of-*.safetensors", dir);
+  glob_t g;
+  if (glob(pat, 0, NULL, &g) != 0)
+    return lmn_errf(err, "%s: no model.safetensors and no model-*-of-*.safetensors shards", dir);
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < g.gl_pathc; i++) {
+    if (f->n == HF_MAX_SHARDS)
+      rc = lmn_errf(err, "%s: more than %d shards", dir, HF_MAX_SHARDS);
+    else if (lmn_st_open(g.gl_pathv[i], LMN_ST_MMAP, &f->st[f->n], err) != 0)
+      rc = -1;
+    else
+      f->n++;
+  }
+  globfree(&g);
+  if (rc != 0) hf_close(f);
+  return rc;
+}
+
+/* The shard that holds name (NULL when none). */
+static const lmn_st *hf_find(const hf_files *f, const char *name) {
+  for (int i = 0; i < f->n; i++)
+    if (lmn_st_find(f->st[i], name)) return f->st[i];
+  return NULL;
+}
+
+/* How a tensor is stored in HF layout relative to ours. */
+typedef enum hf_fix { HF_AS_IS = 0, HF_PERMUTE_Q, HF_PERMUTE_K, HF_TRANSPOSE } hf_fix;
+
+typedef struct hf_rule {
+  const char *gguf, *hf;
+  hf_fix fix;
+} hf_rule;
+
+static const hf_rule llama_top[] = {{"token_embd.weight", "model.embed_tokens.weight", HF_AS_IS},
+                                    {"output_norm.weight", "model.norm.weight", HF_AS_IS},
+                                    {"output.weight", "lm_head.weight", HF_AS_IS},
+                                    {NULL, NULL, HF_AS_IS}};
+static const hf_rule llama_blk[] = {{"attn_norm.weight", "input_layernorm.weight", HF_AS_IS},
+                                    {"attn_q.weight", "self_attn.q_proj.weight", HF_PERMUTE_Q},
+                                    {"attn_q.bias", "self_attn.q_proj.bias", HF_PERMUTE_Q},
+                                    {"attn_k.weight", "self_attn.k_proj.weight", HF_PERMUTE_K},
+                                    {"attn_k.bias", "self_attn.k_proj.bias", HF_PERMUTE_K},
+                                    {"attn_v.weight", "self_attn.v_proj.weight", HF_AS_IS},
+                                    {"attn_v.bias", "self_attn.v_proj.bias", HF_AS_IS},
+                                    {"attn_output.weight", "self_attn.o_proj.weight", HF_AS_IS},
+                                    {"ffn_norm.weight", "post_attention_layernorm.weight", HF_AS_IS},
+                                    {"ffn_gate.weight", "mlp.gate_proj.weight", HF_AS_IS},
+                                    {"ffn_up.weight", "mlp.up_proj.weight", HF_AS_IS},
+                                    {"ffn_down.weight", "mlp.down_proj.weight", HF_AS_IS},
+                                    {NULL, NULL, HF_AS_IS}};
+static const hf_rule gpt2_top[] = {{"token_embd.weight", "wte.weight", HF_AS_IS},
+                                   {"position_embd.weight", "wpe.weight", HF_AS_IS},
+                                   {"output_norm.weight", "ln_f.weight", HF_AS_IS},
+                                   {"output_norm.bias", "ln_f.bias", HF_AS_IS},
+                                   {NULL, NULL, HF_AS_IS}};
+static const hf_rule gpt2_blk[] = {{"attn_norm.weight", "ln_1.weight", HF_AS_IS},
+                                   {"attn_norm.bias", "ln_1.bias", HF_AS_IS},
+                                   {"attn_qkv.weight", "attn.c_attn.weight", HF_TRANSPOSE},
+                                   {"attn_qkv.bias", "attn.c_attn.bias", HF_AS_IS},
+                                   {"attn_output.weight", "attn.c_proj.weight", HF_TRANSPOSE},
+                                   {"attn_output.bias", "attn.c_proj.bias", HF_AS_IS},
+                                   {"ffn_norm.weight", "ln_2.weight", HF_AS_IS},
+                                   {"ffn_norm.bias", "ln_2.bias", HF_AS_IS},
+                                   {"ffn_up.weight", "mlp.c_fc.weight", HF_TRANSPOSE},
+                                   {"ffn_up.bias", "mlp.c_fc.bias", HF_AS_IS},
+                                   {"ffn_down.weight", "mlp.c_proj.weight", HF_TRANSPOSE},
+                                   {"ffn_down.bias", "mlp.c_proj.bias", HF_AS_IS},
+                                   {NULL, NULL, HF_AS_IS}};
+
+static const hf_rule *hf_rule_find(const hf_rule *r, const char *gguf) {
+  for (; r->gguf; r++)
+    if (strcmp(r->gguf, gguf) == 0) return r;
+  return NULL;
+}
+
+/* GGUF name -> HF name (without gpt2's optional "transformer." prefix) and fix; -1 when unknown. */
+static int hf_name(lmn_arch arch, const char *gguf, char *out, size_t n, hf_fix *fix) {
+  int gpt2 = arch == LMN_ARCH_GPT2;
+  const hf_rule *r = NULL;
+  unsigned long blk = 0;
+  int used = 0;
+  if (sscanf(gguf, "blk.%lu.%n", &blk, &used) == 1 && used > 0) {
+    r = hf_rule_find(gpt2 ? gpt2_blk : llama_blk, gguf + used);
+    if (r) snprintf(out, n, gpt2 ? "h.%lu.%s" : "model.layers.%lu.%s", blk, r->hf);
+  } else if ((r = hf_rule_find(gpt2 ? gpt2_top : llama_top, gguf)) != NULL)
+    snprintf(out, n, "%s", r->hf);
+  else if (gpt2 && strcmp(gguf, "output.weight") == 0) {
+    static const hf_rule head = {"output.weight", "lm_head.weight", HF_AS_IS};
+    r = &head;
+    snprintf(out, n, "%s", r->hf);
+  }
+  if (!r) return -1;
+  *fix = r->fix;
+  if (arch != LMN_ARCH_LLAMA && (*fix == HF_PERMUTE_Q || *fix == HF_PERMUTE_K))
+    *fix = HF_AS_IS; /* qwen2: NEOX */
+  return 0;
+}
+
+/* HF q/k rows -> GGUF rows per head (formats.md 1.6): gguf[h*hd + 2j] = hf[h*hd + j],
+ * gguf[h*hd + 2j + 1] = hf[h*hd + hd/2 + j]; cols = 1 for a bias. */
+static void hf_permute(const float *src, float *dst, long rows, long cols, long n_head) {
+  long hd = rows / n_head, c = cols ? cols : 1;
+  for (long h = 0; h < n_head; h++)
+    for (long j = 0; j < hd / 2; j++) {
+      memcpy(dst + (h * hd + 2 * j) * c, src + (h * hd + j) * c, sizeof(float) * (size_t)c);
+      memcpy(dst + (h * hd + 2 * j + 1) * c, src + (h * hd + hd / 2 + j) * c, sizeof(float) * (size_t)c);
+    }
+}
+
+/* Conv1D [in = cols, out = rows] -> [rows, cols]. */
+static void hf_transpose(const float *src, float *dst, long rows, long cols) {
+  for (long i = 0; i < cols; i++)
+    for (long o = 0; o < rows; o++) dst[o * cols + i] = src[i * rows + o];
+}
+
+/* Loads one HF tensor into dst ([rows, cols] ours), through a temporary when it must be rearranged. */
+static int hf_load(const lmn_st *st, const char *name, const lmn_param_info *p, hf_fix fix,
+                   const lmn_hparams *hp, float *dst, lmn_err *err) {
+  long heads = fix == HF_PERMUTE_Q ? hp->heads : hp->kv_heads;
+  int64_t shape[2] = {p->rows, p->cols};
+  if (fix == HF_TRANSPOSE) shape[0] = p->cols, shape[1] = p->rows;
+  uint32_t nd = p->cols ? 2 : 1;
+  if (fix == HF_AS_IS) return lmn_st_load_f32(st, name, nd, shape, dst, err);
+  if (fix == HF_TRANSPOSE && !p->cols)
+    return lmn_errf(err, "%s: tensor '%s': expected a matrix", lmn_st_name(st), name);
+  if (fix != HF_TRANSPOSE && (p->rows % heads != 0 || (p->rows / heads) % 2 != 0))
+    return lmn_errf(err, "%s: tensor '%s': %ld rows do not split into %ld heads of even size",
+                    lmn_st_name(st), name, p->rows, heads);
+  size_t count = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+  float *tmp = malloc(sizeof(float) * count);
+  if (!tmp) return lmn_errf(err, "%s: tensor '%s': out of memory", lmn_st_name(st), name);
+  int rc = lmn_st_load_f32(st, name, nd, shape, tmp, err);
+  if (rc == 0 && fix == HF_TRANSPOSE)
+    hf_transpose(tmp, dst, p->rows, p->cols);
+  else if (rc == 0)
+    hf_permute(tmp, dst, p->rows, p->cols, heads);
+  free(tmp);
+  return rc;
+}
+
+/* One parameter: its HF name (gpt2 files may prefix "transformer."), the shard holding it, the load. */
+static int hf_param(const hf_files *f, const char *dir, const lmn_param_info *p, const lmn_hparams *hp,
+                    float *dst, lmn_err *err) {
+  char name[300], prefixed[320];
+  hf_fix fix;
+  if (hf_name(hp->arch, p->tensor, name, sizeof name, &fix) != 0)
+    return lmn_errf(err, "%s: tensor '%s' has no Hugging Face %s name", dir, p->tensor,
+                    lmn_arch_name(hp->arch));
+  snprintf(prefixed, sizeof prefixed, "transformer.%s", name);
+  const lmn_st *st = hf_find(f, name);
+  const char *use = name;
+  if (!st && hp->arch == LMN_ARCH_GPT2 && (st = hf_find(f, prefixed)) != NULL) use = prefixed;
+  if (!st) return lmn_errf(err, "%s: tensor '%s' (for '%s') not found", dir, name, p->tensor);
+  return hf_load(st, use, p, fix, hp, dst, err);
+}
+
+/* Tensors the blocks cannot use (llama o_proj bias) are an error rather than silently dropped. */
+static int hf_extra(const hf_files *f, const char *dir, const lmn_hparams *hp, lmn_err *err) {
+  if (hp->arch != LMN_ARCH_GPT2 && hf_find(f, "model.layers.0.self_attn.o_proj.bias"))
+    return lmn_errf(
+        err, "%s: tensor 'model.layers.0.self_attn.o_proj.bias': output projection biases are not supported",
+        dir);
+  return 0;
+}
+
+static int load_hf(lmn_net *net, int mi, const char *path, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  lmn_hparams hp;
+  char cfg[4200];
+  snprintf(cfg, sizeof cfg, "%s/config.json", path);
+  if (lmn_hf_hparams(path, &hp, err) != 0 || check_hparams(cfg, &d->models[mi].hp, &hp, err) != 0) return -1;
+  hf_files f;
+  if (hf_open(path, &f, err) != 0) return -1;
+  int rc = hf_extra(&f, path, &hp, err);
+  for (int i = 0; rc == 0 && i < d->n_params; i++) {
+    const lmn_param_info *p = &d->params[i];
+    if (p->from_file && p->model == mi) rc = hf_param(&f, path, p, &hp, net->params + p->offset, err);
+  }
+  hf_close(&f);
+  return rc;
 }

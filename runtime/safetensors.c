@@ -135,6 +135,7 @@ typedef struct jp {
   const char *s; /* the header, n bytes, not NUL-terminated */
   size_t n, pos;
   lmn_err *err;
+  const char *doc; /* a stand-alone JSON document (st NULL): its name in messages */
 } jp;
 
 static int jp_fail(jp *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -144,6 +145,7 @@ static int jp_fail(jp *p, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(cause, sizeof cause, fmt, ap);
   va_end(ap);
+  if (!p->st) return lmn_errf(p->err, "%s: JSON at offset %zu: %s", p->doc, p->pos, cause);
   return lmn_errf(p->err, "%s: header: JSON at offset %zu: %s", p->st->name, (size_t)8 + p->pos, cause);
 }
 
@@ -965,4 +967,343 @@ int lmn_st_writer_write(const lmn_st_writer *w, const char *path, lmn_err *err) 
     return -1;
   }
   return 0;
+}
+
+/* ---------------------------------------------------------------- JSON documents (config.json) */
+
+#define LMN_JSON_MAX_DEPTH 64
+#define LMN_JSON_MAX_FILE (16u << 20)
+
+struct lmn_json {
+  lmn_json_value *v;
+  size_t n, cap;
+};
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? as a finite double; *is_int when no fraction/exponent. */
+static int jp_number(jp *p, double *out, int *is_int) {
+  size_t i = p->pos, n = p->n;
+  const char *s = p->s;
+  if (i < n && s[i] == '-') i++;
+  if (i >= n || !is_digit(s[i])) return jp_fail(p, "expected a value");
+  if (s[i] == '0' && i + 1 < n && is_digit(s[i + 1])) return jp_fail(p, "number with a leading zero");
+  while (i < n && is_digit(s[i])) i++;
+  *is_int = 1;
+  if (i < n && s[i] == '.') {
+    *is_int = 0;
+    if (++i >= n || !is_digit(s[i])) return jp_fail(p, "digit expected after '.'");
+    while (i < n && is_digit(s[i])) i++;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    *is_int = 0;
+    if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
+    if (i >= n || !is_digit(s[i])) return jp_fail(p, "digit expected in exponent");
+    while (i < n && is_digit(s[i])) i++;
+  }
+  char buf[80];
+  if (i - p->pos >= sizeof buf) return jp_fail(p, "number too long");
+  memcpy(buf, s + p->pos, i - p->pos);
+  buf[i - p->pos] = 0;
+  char *end;
+  *out = strtod(buf, &end);
+  if (*end || *out != *out || *out > 1.7976931348623157e308 || *out < -1.7976931348623157e308)
+    return jp_fail(p, "number out of range");
+  p->pos = i;
+  return 0;
+}
+
+/* true, false or null at the current position. */
+static int jp_literal(jp *p, lmn_json_value *v) {
+  static const char *const words[] = {"null", "true", "false"};
+  for (int w = 0; w < 3; w++) {
+    size_t l = strlen(words[w]);
+    if (p->n - p->pos >= l && memcmp(p->s + p->pos, words[w], l) == 0) {
+      p->pos += l;
+      v->kind = w == 0 ? LMN_JSON_NULL : LMN_JSON_BOOL;
+      v->boolean = w == 1;
+      return 0;
+    }
+  }
+  return jp_fail(p, "expected a value");
+}
+
+/* A string, number, true, false or null into v (v->str allocated for strings). */
+static int jp_scalar(jp *p, lmn_json_value *v) {
+  jp_ws(p);
+  if (p->pos >= p->n) return jp_fail(p, "expected a value, found end of document");
+  char c = p->s[p->pos];
+  if (c == '"') {
+    v->kind = LMN_JSON_STRING;
+    return jp_cstring(p, (char **)&v->str);
+  }
+  if (c == '-' || is_digit(c)) {
+    v->kind = LMN_JSON_NUMBER;
+    return jp_number(p, &v->num, &v->is_int);
+  }
+  return jp_literal(p, v);
+}
+
+/* "key" ':' inside a nested object (the key is checked and dropped). */
+static int jp_skip_key(jp *p) {
+  char *k;
+  if (jp_cstring(p, &k) != 0) return -1;
+  free(k);
+  return jp_expect(p, ':');
+}
+
+/* After '[' or '{' (pushed on stack): 1 when the container is empty (closer consumed), else 0 / -1. */
+static int jp_open(jp *p, char *stack, int *depth) {
+  if (*depth == LMN_JSON_MAX_DEPTH) return jp_fail(p, "nested more than %d deep", LMN_JSON_MAX_DEPTH);
+  char open = p->s[p->pos++];
+  stack[(*depth)++] = open == '[' ? ']' : '}';
+  jp_ws(p);
+  if (p->pos < p->n && p->s[p->pos] == stack[*depth - 1]) return p->pos++, (*depth)--, 1;
+  return open == '{' && jp_skip_key(p) != 0 ? -1 : 0;
+}
+
+/* Validates and skips any value (containers without recursion). */
+static int jp_skip_value(jp *p) {
+  char stack[LMN_JSON_MAX_DEPTH];
+  int depth = 0, want_value = 1;
+  for (;;) {
+    if (want_value) {
+      jp_ws(p);
+      if (p->pos < p->n && (p->s[p->pos] == '[' || p->s[p->pos] == '{')) {
+        int r = jp_open(p, stack, &depth);
+        if (r < 0) return -1;
+        want_value = r == 0;
+        continue;
+      }
+      lmn_json_value tmp = {0};
+      int rc = jp_scalar(p, &tmp);
+      free((char *)tmp.str);
+      if (rc != 0) return -1;
+      want_value = 0;
+      continue;
+    }
+    if (depth == 0) return 0;
+    int more = jp_more(p, stack[depth - 1]);
+    if (more < 0) return -1;
+    if (more == 0) {
+      depth--;
+      continue;
+    }
+    if (stack[depth - 1] == '}' && jp_skip_key(p) != 0) return -1;
+    want_value = 1;
+  }
+}
+
+/* One top-level member: scalars are kept, objects and arrays validated and recorded by kind only. */
+static int jp_json_member(jp *p, lmn_json *j) {
+  char *key;
+  if (jp_cstring(p, &key) != 0) return -1;
+  if (lmn_json_get(j, key)) {
+    int rc = jp_fail(p, "duplicate key '%s'", key);
+    free(key);
+    return rc;
+  }
+  if (grow((void **)&j->v, &j->cap, j->n, sizeof *j->v) != 0) {
+    free(key);
+    return jp_fail(p, "out of memory");
+  }
+  lmn_json_value *v = &j->v[j->n++];
+  memset(v, 0, sizeof *v);
+  v->key = key;
+  if (jp_expect(p, ':') != 0) return -1;
+  jp_ws(p);
+  if (p->pos < p->n && (p->s[p->pos] == '[' || p->s[p->pos] == '{')) {
+    v->kind = p->s[p->pos] == '[' ? LMN_JSON_ARRAY : LMN_JSON_OBJECT;
+    return jp_skip_value(p);
+  }
+  return jp_scalar(p, v);
+}
+
+static int jp_document(jp *p, lmn_json *j) {
+  if (jp_expect(p, '{') != 0) return -1;
+  jp_ws(p);
+  if (p->pos < p->n && p->s[p->pos] == '}')
+    p->pos++;
+  else
+    for (int more = 1; more == 1;)
+      if (jp_json_member(p, j) != 0 || (more = jp_more(p, '}')) < 0) return -1;
+  jp_ws(p);
+  if (p->pos != p->n) return jp_fail(p, "unexpected data after the object");
+  return 0;
+}
+
+void lmn_json_free(lmn_json *j) {
+  if (!j) return;
+  for (size_t i = 0; i < j->n; i++) free((char *)j->v[i].key), free((char *)j->v[i].str);
+  free(j->v);
+  free(j);
+}
+
+int lmn_json_parse(const char *text, size_t n, const char *name, lmn_json **out, lmn_err *err) {
+  *out = NULL;
+  lmn_json *j = calloc(1, sizeof *j);
+  if (!j) return lmn_errf(err, "%s: out of memory", name);
+  jp p = {.st = NULL, .s = text, .n = n, .pos = 0, .err = err, .doc = name};
+  if (jp_document(&p, j) != 0) {
+    lmn_json_free(j);
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
+int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return lmn_errf(err, "%s: cannot open: %s", path, strerror(errno));
+  char *buf = malloc(LMN_JSON_MAX_FILE + 1);
+  size_t n = buf ? fread(buf, 1, LMN_JSON_MAX_FILE + 1, f) : 0;
+  int bad = ferror(f);
+  fclose(f);
+  int rc = !buf                    ? lmn_errf(err, "%s: out of memory", path)
+           : bad                   ? lmn_errf(err, "%s: read error", path)
+           : n > LMN_JSON_MAX_FILE ? lmn_errf(err, "%s: larger than %u bytes", path, LMN_JSON_MAX_FILE)
+                                   : lmn_json_parse(buf, n, path, out, err);
+  free(buf);
+  return rc;
+}
+
+const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key) {
+  for (size_t i = 0; j && i < j->n; i++)
+    if (strcmp(j->v[i].key, key) == 0) return &j->v[i];
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- Hugging Face config.json */
+
+typedef struct hf_cfg {
+  const lmn_json *j;
+  const char *path;
+  lmn_err *err;
+} hf_cfg;
+
+/* The first of up to three alternative keys present with a non-null value (NULL when none). */
+static const lmn_json_value *hf_get(const hf_cfg *c, const char *const *keys, const char **used) {
+  for (int i = 0; i < 3 && keys[i]; i++) {
+    const lmn_json_value *v = lmn_json_get(c->j, keys[i]);
+    if (v && v->kind != LMN_JSON_NULL) return *used = keys[i], v;
+  }
+  *used = keys[0];
+  return NULL;
+}
+
+/* A positive integer (<= 2^40) under one of keys; def < 0: required. */
+static int hf_int(const hf_cfg *c, const char *const *keys, long def, long *out) {
+  const char *k;
+  const lmn_json_value *v = hf_get(c, keys, &k);
+  if (!v) {
+    if (def < 0) return lmn_errf(c->err, "%s: key '%s' is missing", c->path, k);
+    return *out = def, 0;
+  }
+  if (v->kind != LMN_JSON_NUMBER || v->num != (double)(long)v->num || v->num < 1 || v->num > 1099511627776.0)
+    return lmn_errf(c->err, "%s: key '%s' must be a positive integer", c->path, k);
+  *out = (long)v->num;
+  return 0;
+}
+
+/* A positive finite number; def < 0: required. */
+static int hf_float(const hf_cfg *c, const char *const *keys, double def, double *out) {
+  const char *k;
+  const lmn_json_value *v = hf_get(c, keys, &k);
+  if (!v) {
+    if (def < 0) return lmn_errf(c->err, "%s: key '%s' is missing", c->path, k);
+    return *out = def, 0;
+  }
+  if (v->kind != LMN_JSON_NUMBER || !(v->num > 0))
+    return lmn_errf(c->err, "%s: key '%s' must be a positive number", c->path, k);
+  *out = v->num;
+  return 0;
+}
+
+/* A boolean; def < 0: required. */
+static int hf_bool(const hf_cfg *c, const char *key, int def, int *out) {
+  const char *keys[] = {key, NULL}, *k;
+  const lmn_json_value *v = hf_get(c, keys, &k);
+  if (!v) {
+    if (def < 0) return lmn_errf(c->err, "%s: key '%s' is missing", c->path, k);
+    return *out = def, 0;
+  }
+  if (v->kind != LMN_JSON_BOOL) return lmn_errf(c->err, "%s: key '%s' must be true or false", c->path, k);
+  *out = v->boolean;
+  return 0;
+}
+
+static int hf_arch(const hf_cfg *c, lmn_arch *arch) {
+  const lmn_json_value *v = lmn_json_get(c->j, "model_type");
+  if (!v) return lmn_errf(c->err, "%s: key 'model_type' is missing", c->path);
+  if (v->kind != LMN_JSON_STRING) return lmn_errf(c->err, "%s: key 'model_type' must be a string", c->path);
+  *arch = lmn_arch_from_name(v->str);
+  if (*arch == LMN_ARCH_NONE) {
+    char pv[100];
+    return lmn_errf(c->err, "%s: key 'model_type': '%s' is not supported (llama, qwen2, gpt2)", c->path,
+                    printable(pv, sizeof pv, v->str));
+  }
+  return 0;
+}
+
+/* Features the blocks cannot run: rope scaling, a head_dim other than hidden/heads, MLP biases. */
+static int hf_unsupported(const hf_cfg *c, const lmn_hparams *hp) {
+  const lmn_json_value *v = lmn_json_get(c->j, "rope_scaling");
+  if (v && v->kind != LMN_JSON_NULL)
+    return lmn_errf(c->err, "%s: key 'rope_scaling' is not supported", c->path);
+  long hd = 0;
+  const char *hk[] = {"head_dim", NULL};
+  if (hf_int(c, hk, hp->dim / hp->heads, &hd) != 0) return -1;
+  if (hd != hp->dim / hp->heads)
+    return lmn_errf(c->err, "%s: key 'head_dim': %ld differs from hidden_size / num_attention_heads = %ld",
+                    c->path, hd, hp->dim / hp->heads);
+  int mlp_bias = 0;
+  if (hf_bool(c, "mlp_bias", 0, &mlp_bias) != 0) return -1;
+  if (mlp_bias) return lmn_errf(c->err, "%s: key 'mlp_bias': MLP biases are not supported", c->path);
+  return 0;
+}
+
+static int hf_check(const hf_cfg *c, const lmn_hparams *hp) {
+  if (hp->dim % hp->heads != 0 || (hp->dim / hp->heads) % 2 != 0)
+    return lmn_errf(c->err,
+                    "%s: key 'num_attention_heads': %ld does not divide the hidden size %ld into even heads",
+                    c->path, hp->heads, hp->dim);
+  if (hp->kv_heads > hp->heads || hp->heads % hp->kv_heads != 0)
+    return lmn_errf(c->err, "%s: key 'num_key_value_heads': %ld does not divide num_attention_heads %ld",
+                    c->path, hp->kv_heads, hp->heads);
+  return hp->arch == LMN_ARCH_GPT2 ? 0 : hf_unsupported(c, hp);
+}
+
+static int hf_fill(const hf_cfg *c, lmn_hparams *hp) {
+  int gpt2 = hp->arch == LMN_ARCH_GPT2, attn_bias = 0;
+  const char *k_dim[] = {"hidden_size", "n_embd", NULL}, *k_layers[] = {"num_hidden_layers", "n_layer", NULL},
+             *k_heads[] = {"num_attention_heads", "n_head", NULL}, *k_kv[] = {"num_key_value_heads", NULL},
+             *k_ffn[] = {"intermediate_size", "n_inner", NULL}, *k_vocab[] = {"vocab_size", NULL},
+             *k_ctx[] = {"max_position_embeddings", "n_positions", "n_ctx"},
+             *k_eps[] = {"rms_norm_eps", "layer_norm_epsilon", NULL}, *k_theta[] = {"rope_theta", NULL};
+  if (hf_int(c, k_dim, -1, &hp->dim) != 0 || hf_int(c, k_layers, -1, &hp->layers) != 0 ||
+      hf_int(c, k_heads, -1, &hp->heads) != 0 || hf_int(c, k_kv, hp->heads, &hp->kv_heads) != 0 ||
+      hf_int(c, k_ffn, gpt2 ? 4 * hp->dim : -1, &hp->ffn) != 0 || hf_int(c, k_vocab, -1, &hp->vocab) != 0 ||
+      hf_int(c, k_ctx, -1, &hp->ctx) != 0 || hf_float(c, k_eps, -1, &hp->eps) != 0 ||
+      hf_bool(c, "tie_word_embeddings", gpt2 ? 1 : -1, &hp->tied) != 0)
+    return -1;
+  if (gpt2) return hp->kv_heads = hp->heads, hp->qkv_bias = 0, hf_check(c, hp);
+  if (hf_float(c, k_theta, 10000.0, &hp->rope_theta) != 0) return -1;
+  if (hp->arch == LMN_ARCH_LLAMA && hf_bool(c, "attention_bias", 0, &attn_bias) != 0) return -1;
+  hp->qkv_bias = hp->arch == LMN_ARCH_QWEN2 || attn_bias;
+  return hf_check(c, hp);
+}
+
+int lmn_hf_hparams(const char *dir, lmn_hparams *hp, lmn_err *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  lmn_json *j = NULL;
+  if (lmn_json_read_file(path, &j, err) != 0) return -1;
+  hf_cfg c = {j, path, err};
+  lmn_arch arch = LMN_ARCH_NONE;
+  int rc = hf_arch(&c, &arch);
+  if (rc == 0) {
+    lmn_hparams_defaults(hp, arch);
+    rc = hf_fill(&c, hp);
+  }
+  lmn_json_free(j);
+  return rc;
 }

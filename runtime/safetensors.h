@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hparams.h"
 #include "lmn_error.h"
 
 #define LMN_ST_MAX_DIMS 8
@@ -73,5 +74,38 @@ int lmn_st_writer_add_meta(lmn_st_writer *w, const char *key, const char *value,
 int lmn_st_writer_add_f32(lmn_st_writer *w, const char *name, uint32_t n_dims, const int64_t *shape,
                           const float *data, lmn_err *err);
 int lmn_st_writer_write(const lmn_st_writer *w, const char *path, lmn_err *err);
+
+/* JSON documents such as a Hugging Face config.json, read with the header's strict parser: one object whose
+ * top-level members are kept (scalars with their values; nested objects and arrays are validated, up to 64
+ * deep, and recorded by kind only). Duplicate top-level keys are an error. */
+typedef enum lmn_json_kind {
+  LMN_JSON_NULL = 0,
+  LMN_JSON_BOOL,
+  LMN_JSON_NUMBER,
+  LMN_JSON_STRING,
+  LMN_JSON_OBJECT,
+  LMN_JSON_ARRAY
+} lmn_json_kind;
+
+typedef struct lmn_json_value {
+  const char *key;
+  lmn_json_kind kind;
+  double num;      /* LMN_JSON_NUMBER */
+  int is_int;      /* the number was written without fraction or exponent */
+  int boolean;     /* LMN_JSON_BOOL */
+  const char *str; /* LMN_JSON_STRING (NUL-terminated, no NUL inside) */
+} lmn_json_value;
+
+typedef struct lmn_json lmn_json;
+
+/* name is used in messages ("NAME: JSON at offset N: cause"). */
+int lmn_json_parse(const char *text, size_t n, const char *name, lmn_json **out, lmn_err *err);
+int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err); /* at most 16 MiB */
+void lmn_json_free(lmn_json *j);
+const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key); /* NULL when absent */
+
+/* Hyper-parameters from a Hugging Face model directory's config.json (model_type llama, qwen2 or gpt2);
+ * a missing or invalid key, or a feature the blocks cannot run, is an error naming the file and the key. */
+int lmn_hf_hparams(const char *dir, lmn_hparams *hp, lmn_err *err);
 
 #endif
