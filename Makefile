@@ -222,3 +222,13 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 	  $(TWIN_PYTHON) tests/reference/torch_twin.py --ir $$d.ir.json --state $$d.state.safetensors \
 	    -o tests/twin/$$n.twin.safetensors; \
 	done
+
+# bench: lmnet's compiled networks against the PyTorch twin (bench/run.sh): training step time, peak RSS and
+# MFU on bench/nets/bench_tiny_{edges,all}.lmn (4 x 128) and dsl-examples/smol_pair.lmn (1 x 128, real
+# SmolLM2 from models/), generation tokens/s of dsl-examples/smol.lmn; 2 threads, ours and the twin
+# alternating for 5 rounds; writes bench/results.md and bench/results.png. Needs Debian's python3-torch
+# (TWIN_PYTHON) and gnuplot-nox (make deps). BENCH_THREADS, BENCH_ROUNDS (>= 5) override.
+.PHONY: bench
+bench: all
+	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
+	@TWIN_PYTHON=$(or $(TWIN_PYTHON),/usr/bin/python3) bash bench/run.sh

@@ -1,0 +1,150 @@
+/* bench_step.c: `make bench` driver, linked with one compiled network (BENCH_DESC, e.g. -DBENCH_DESC=smol_desc).
+ *
+ *   bench_step train  THREADS B T WARMUP STEPS [SEED]   time training steps on random tokens
+ *   bench_step decode THREADS PROMPT N [REPS]           time cached generation: prefill PROMPT random
+ *                                                       tokens, then N greedy single-token decodes
+ *
+ * Threads as the executable sets them: `train` follows runtime/train.c (OpenBLAS on THREADS threads while
+ * the network is created and the sgemm rate is measured, then OpenBLAS on the calling thread and the
+ * network's pool of THREADS spreading the blocks' GEMMs); `decode` follows `NAME generate` (driver.c
+ * gen_setup: OpenBLAS on THREADS threads, pool of THREADS).
+ * A training step is what train.c's train_step does: lmn_net_zero_grad, forward (train = 1), backward,
+ * lmn_net_update (AdamW, lr 1e-3, betas 0.9/0.95, eps 1e-8, weight decay 0, clip 1.0), every tensor the
+ * network compiles as trainable selected. Output: one `key value...` line per fact, read by bench/run.sh:
+ *   sgemm_gflops G | flops_per_step F | step_s S (one per timed step) | loss L | prefill_s S |
+ *   decode_tok_s R | peak_rss_kib K (getrusage ru_maxrss, the whole process). */
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "blasrate.h"
+#include "net.h"
+
+#ifndef BENCH_DESC
+#error "compile with -DBENCH_DESC=NAME_desc"
+#endif
+extern const lmn_net_desc BENCH_DESC;
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static long peak_rss_kib(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss; /* KiB on Linux */
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd(void) { /* xorshift64* */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (uint32_t)((rng_state * 0x2545f4914f6cdd1dULL) >> 32);
+}
+
+static int die(const char *what, const lmn_err *err) {
+  fprintf(stderr, "bench_step: %s: %s\n", what, err ? err->msg : "");
+  return 1;
+}
+
+static int argmax(const float *x, int n) {
+  int b = 0;
+  for (int i = 1; i < n; i++)
+    if (x[i] > x[b]) b = i;
+  return b;
+}
+
+static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int warmup, int steps, uint64_t seed) {
+  lmn_err err = {{0}};
+  lmn_net *net = NULL;
+  openblas_set_num_threads(threads);
+  if (lmn_net_create(&net, d, B, T, threads, seed, &err)) return die("create", &err);
+  if (lmn_net_select(net, 0, NULL, 0, &err)) return die("select", &err);
+  /* the MFU denominator as train.c measures it: best of three medians, OpenBLAS on every thread of the run */
+  double g = 0.0;
+  for (int i = 0; i < 3; i++) {
+    double x = lmn_measure_sgemm_gflops(512, 5);
+    g = x > g ? x : g;
+  }
+  openblas_set_num_threads(1);
+  printf("sgemm_gflops %.3f\n", g);
+  printf("flops_per_step %.6e\n", d->flops_bt * B * T + d->flops_btt * (double)B * T * T + d->flops_b * B);
+  printf("trainable_floats %zu\n", d->n_train);
+  size_t n = (size_t)B * (size_t)T;
+  int32_t *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  if (!x || !y) return die("out of memory", NULL);
+  rng_state ^= seed * 0x100000001b3ULL;
+  for (int s = 0; s < warmup + steps; s++) {
+    for (size_t i = 0; i < n; i++) x[i] = (int32_t)(rnd() % (uint32_t)d->vocab);
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T; t++) y[(size_t)b * T + t] = t + 1 < T ? x[(size_t)b * T + t + 1] : -1;
+    double t0 = now();
+    lmn_net_zero_grad(net);
+    float loss = d->forward(net, x, y, B, T, 1);
+    d->backward(net, x, B, T);
+    lmn_net_update(net, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f);
+    double dt = now() - t0;
+    if (s >= warmup) printf("step_s %.6f\n", dt);
+    else printf("warmup_s %.6f\n", dt);
+    if (s + 1 == warmup + steps) printf("loss %.6f\n", loss);
+    fflush(stdout);
+  }
+  printf("peak_rss_kib %ld\n", peak_rss_kib());
+  free(x);
+  free(y);
+  lmn_net_destroy(net);
+  return 0;
+}
+
+static int bench_decode(const lmn_net_desc *d, int threads, int P, int N, int reps) {
+  lmn_err err = {{0}};
+  lmn_net *net = NULL;
+  if (!d->decode || !d->cache_floats) return die("decode", &(lmn_err){.msg = "the network has no decode"});
+  openblas_set_num_threads(threads);
+  if (lmn_net_create(&net, d, 1, 1, threads, 1337, &err)) return die("create", &err);
+  if (lmn_net_enable_cache(net, P + N, &err)) return die("cache", &err);
+  int32_t *ids = malloc((size_t)(P + N) * sizeof *ids);
+  float *logits = malloc((size_t)d->vocab * sizeof *logits);
+  if (!ids || !logits) return die("out of memory", NULL);
+  for (int r = 0; r < reps; r++) {
+    for (int i = 0; i < P; i++) ids[i] = (int32_t)(rnd() % (uint32_t)d->vocab);
+    double t0 = now();
+    d->decode(net, ids, P, 0, logits); /* prefill: the cache is rewritten from position 0 */
+    double t1 = now();
+    int pos = P;
+    for (int g = 0; g < N; g++) {
+      int32_t id = argmax(logits, d->vocab);
+      ids[pos] = id;
+      d->decode(net, &id, 1, pos++, logits);
+    }
+    double t2 = now();
+    printf("prefill_s %.6f\n", t1 - t0);
+    printf("decode_tok_s %.4f\n", N / (t2 - t1));
+    fflush(stdout);
+  }
+  printf("peak_rss_kib %ld\n", peak_rss_kib());
+  free(ids);
+  free(logits);
+  lmn_net_destroy(net);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const lmn_net_desc *d = &BENCH_DESC;
+  if (argc >= 7 && !strcmp(argv[1], "train"))
+    return bench_train(d, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
+                       argc > 7 ? strtoull(argv[7], NULL, 10) : 1);
+  if (argc >= 5 && !strcmp(argv[1], "decode"))
+    return bench_decode(d, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 1);
+  fprintf(stderr,
+          "usage: %s train THREADS B T WARMUP STEPS [SEED] | decode THREADS PROMPT N [REPS]   (network %s)\n",
+          argv[0], d->name);
+  return 2;
+}
