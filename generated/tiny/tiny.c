@@ -15,70 +15,70 @@
 
 /* The parameter table: trainable tensors first (gradients and AdamW moments cover exactly those). */
 static const lmn_param_info params[64] = {
-    {"byte.token_embd.weight", 0, 256, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p0 */
-    {"e0.m1.attn_norm.weight", 32768, 128, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p1 */
-    {"e0.m1.attn_q.weight", 32896, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
-    {"e0.m1.attn_k.weight", 49280, 64, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
-    {"e0.m1.attn_v.weight", 57472, 64, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
-    {"e0.m1.attn_output.weight", 65664, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p5 */
-    {"e0.m1.ffn_norm.weight", 82048, 128, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p6 */
-    {"e0.m1.ffn_gate.weight", 82176, 344, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
-    {"e0.m1.ffn_up.weight", 126208, 344, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
-    {"e0.m1.ffn_down.weight", 170240, 128, 344, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
-    {"e0.m2.weight", 214272, 128, 128, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
-    {"e0.m2.bias", 230656, 128, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p11 */
-    {"byte.blk.0.attn_norm.weight", 230784, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p12 */
-    {"byte.blk.0.attn_q.weight", 230912, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
-    {"byte.blk.0.attn_k.weight", 247296, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
-    {"byte.blk.0.attn_v.weight", 255488, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
-    {"byte.blk.0.attn_output.weight", 263680, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p16 */
-    {"byte.blk.0.ffn_norm.weight", 280064, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p17 */
-    {"byte.blk.0.ffn_gate.weight", 280192, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
-    {"byte.blk.0.ffn_up.weight", 324224, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
-    {"byte.blk.0.ffn_down.weight", 368256, 128, 344, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
-    {"byte.blk.1.attn_norm.weight", 412288, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p21 */
-    {"byte.blk.1.attn_q.weight", 412416, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p22 */
-    {"byte.blk.1.attn_k.weight", 428800, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
-    {"byte.blk.1.attn_v.weight", 436992, 64, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
-    {"byte.blk.1.attn_output.weight", 445184, 128, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
-    {"byte.blk.1.ffn_norm.weight", 461568, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p26 */
-    {"byte.blk.1.ffn_gate.weight", 461696, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p27 */
-    {"byte.blk.1.ffn_up.weight", 505728, 344, 128, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
-    {"byte.blk.1.ffn_down.weight", 549760, 128, 344, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
-    {"byte.output_norm.weight", 593792, 128, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p30 */
-    {"e1.m0.attn_norm.weight", 593920, 128, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p31 */
-    {"e1.m0.attn_q.weight", 594048, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p32 */
-    {"e1.m0.attn_k.weight", 610432, 64, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p33 */
-    {"e1.m0.attn_v.weight", 618624, 64, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
-    {"e1.m0.attn_output.weight", 626816, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
-    {"e1.m0.ffn_norm.weight", 643200, 128, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p36 */
-    {"e1.m0.ffn_gate.weight", 643328, 344, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
-    {"e1.m0.ffn_up.weight", 687360, 344, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
-    {"e1.m0.ffn_down.weight", 731392, 128, 344, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
-    {"e1.m1.weight", 775424, 128, 128, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
-    {"e1.m1.bias", 791808, 128, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p41 */
-    {"e2.m0.attn_norm.weight", 791936, 128, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p42 */
-    {"e2.m0.attn_q.weight", 792064, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
-    {"e2.m0.attn_k.weight", 808448, 64, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p44 */
-    {"e2.m0.attn_v.weight", 816640, 64, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
-    {"e2.m0.attn_output.weight", 824832, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p46 */
-    {"e2.m0.ffn_norm.weight", 841216, 128, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p47 */
-    {"e2.m0.ffn_gate.weight", 841344, 344, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p48 */
-    {"e2.m0.ffn_up.weight", 885376, 344, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p49 */
-    {"e2.m0.ffn_down.weight", 929408, 128, 344, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p50 */
-    {"e2.m1.weight", 973440, 128, 128, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p51 */
-    {"e2.m1.bias", 989824, 128, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p52 */
-    {"e3.m0.attn_norm.weight", 989952, 128, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p53 */
-    {"e3.m0.attn_q.weight", 990080, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p54 */
-    {"e3.m0.attn_k.weight", 1006464, 64, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p55 */
-    {"e3.m0.attn_v.weight", 1014656, 64, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p56 */
-    {"e3.m0.attn_output.weight", 1022848, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p57 */
-    {"e3.m0.ffn_norm.weight", 1039232, 128, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p58 */
-    {"e3.m0.ffn_gate.weight", 1039360, 344, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p59 */
-    {"e3.m0.ffn_up.weight", 1083392, 344, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p60 */
-    {"e3.m0.ffn_down.weight", 1127424, 128, 344, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p61 */
-    {"e3.m1.weight", 1171456, 128, 128, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p62 */
-    {"e3.m1.bias", 1187840, 128, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p63 */
+    {"byte.token_embd.weight", 0, 256, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p0 */
+    {"e0.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p1 */
+    {"e0.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p2 */
+    {"e0.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p3 */
+    {"e0.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p4 */
+    {"e0.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p5 */
+    {"e0.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p6 */
+    {"e0.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p7 */
+    {"e0.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p8 */
+    {"e0.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p9 */
+    {"e0.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p10 */
+    {"e0.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p11 */
+    {"byte.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p12 */
+    {"byte.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p13 */
+    {"byte.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p14 */
+    {"byte.blk.0.attn_v.weight", 72192, 32, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p15 */
+    {"byte.blk.0.attn_output.weight", 74240, 64, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p16 */
+    {"byte.blk.0.ffn_norm.weight", 78336, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p17 */
+    {"byte.blk.0.ffn_gate.weight", 78400, 172, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p18 */
+    {"byte.blk.0.ffn_up.weight", 89408, 172, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p19 */
+    {"byte.blk.0.ffn_down.weight", 100416, 64, 172, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p20 */
+    {"byte.blk.1.attn_norm.weight", 111424, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p21 */
+    {"byte.blk.1.attn_q.weight", 111488, 64, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p22 */
+    {"byte.blk.1.attn_k.weight", 115584, 32, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p23 */
+    {"byte.blk.1.attn_v.weight", 117632, 32, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p24 */
+    {"byte.blk.1.attn_output.weight", 119680, 64, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p25 */
+    {"byte.blk.1.ffn_norm.weight", 123776, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p26 */
+    {"byte.blk.1.ffn_gate.weight", 123840, 172, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p27 */
+    {"byte.blk.1.ffn_up.weight", 134848, 172, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p28 */
+    {"byte.blk.1.ffn_down.weight", 145856, 64, 172, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p29 */
+    {"byte.output_norm.weight", 156864, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p30 */
+    {"e1.m0.attn_norm.weight", 156928, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p31 */
+    {"e1.m0.attn_q.weight", 156992, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p32 */
+    {"e1.m0.attn_k.weight", 161088, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p33 */
+    {"e1.m0.attn_v.weight", 163136, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p34 */
+    {"e1.m0.attn_output.weight", 165184, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p35 */
+    {"e1.m0.ffn_norm.weight", 169280, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p36 */
+    {"e1.m0.ffn_gate.weight", 169344, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p37 */
+    {"e1.m0.ffn_up.weight", 180352, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p38 */
+    {"e1.m0.ffn_down.weight", 191360, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p39 */
+    {"e1.m1.weight", 202368, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p40 */
+    {"e1.m1.bias", 206464, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p41 */
+    {"e2.m0.attn_norm.weight", 206528, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p42 */
+    {"e2.m0.attn_q.weight", 206592, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p43 */
+    {"e2.m0.attn_k.weight", 210688, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p44 */
+    {"e2.m0.attn_v.weight", 212736, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p45 */
+    {"e2.m0.attn_output.weight", 214784, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p46 */
+    {"e2.m0.ffn_norm.weight", 218880, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p47 */
+    {"e2.m0.ffn_gate.weight", 218944, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p48 */
+    {"e2.m0.ffn_up.weight", 229952, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p49 */
+    {"e2.m0.ffn_down.weight", 240960, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p50 */
+    {"e2.m1.weight", 251968, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p51 */
+    {"e2.m1.bias", 256064, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p52 */
+    {"e3.m0.attn_norm.weight", 256128, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p53 */
+    {"e3.m0.attn_q.weight", 256192, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p54 */
+    {"e3.m0.attn_k.weight", 260288, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p55 */
+    {"e3.m0.attn_v.weight", 262336, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p56 */
+    {"e3.m0.attn_output.weight", 264384, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p57 */
+    {"e3.m0.ffn_norm.weight", 268480, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL}, /* p58 */
+    {"e3.m0.ffn_gate.weight", 268544, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p59 */
+    {"e3.m0.ffn_up.weight", 279552, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p60 */
+    {"e3.m0.ffn_down.weight", 290560, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p61 */
+    {"e3.m1.weight", 301568, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL}, /* p62 */
+    {"e3.m1.bias", 305664, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL}, /* p63 */
 };
 
 /* Models read from files, with the hyper-parameters this code was compiled for. */
@@ -101,13 +101,13 @@ static const int blk[10][19] = {
     {21, -1, 22, -1, 23, -1, 24, -1, -1, -1, 25, -1, 26, -1, 27, 28, -1, 29, -1}, /* op12 layer 1 */
 };
 
-static const lmn_block_cfg cfg1 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
-static const lmn_block_cfg cfg3 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
-static const lmn_block_cfg cfg4 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
-static const lmn_block_cfg cfg6 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
-static const lmn_block_cfg cfg8 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
-static const lmn_block_cfg cfg9 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
-static const lmn_block_cfg cfg12 = {LMN_BLOCK_LLAMA, 128, 4, 2, 32, 344, (float)1e-05, 0, (float)0.176776692};
+static const lmn_block_cfg cfg1 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg cfg3 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg cfg4 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg cfg6 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg cfg8 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg cfg9 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg cfg12 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
 
 /* The activation plan: per op its output, the gradient of its output, and what its backward keeps;
  * then one scratch region reused by every op, and the RoPE tables. Offsets in floats. */
@@ -122,87 +122,87 @@ static void plan(int B, int T, int nt, Plan *p) {
   (void)nt;
   /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */
   p->dout[0] = (size_t)B * T * 0;
-  p->dout[1] = (size_t)B * T * 128;
+  p->dout[1] = (size_t)B * T * 64;
   p->dout[2] = (size_t)B * T * 0;
-  p->dout[3] = (size_t)B * T * 128;
-  p->dout[4] = (size_t)B * T * 256;
+  p->dout[3] = (size_t)B * T * 64;
+  p->dout[4] = (size_t)B * T * 128;
   p->dout[5] = (size_t)B * T * 0;
-  p->dout[6] = (size_t)B * T * 256;
-  p->dout[7] = (size_t)B * T * 128;
-  p->dout[8] = (size_t)B * T * 256;
+  p->dout[6] = (size_t)B * T * 128;
+  p->dout[7] = (size_t)B * T * 64;
+  p->dout[8] = (size_t)B * T * 128;
   p->dout[9] = (size_t)B * T * 0;
-  p->dout[10] = (size_t)B * T * 256;
+  p->dout[10] = (size_t)B * T * 128;
   p->dout[11] = 0;
   p->dout[12] = (size_t)B * T * 0;
   p->dout[13] = 0;
   p->dout[14] = 0;
-  off += (size_t)B * T * 384;
+  off += (size_t)B * T * 192;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
   off += PREFIX ? (size_t)B * T : 0;
   p->out[0] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[0] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[1] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[1] = off;
   off += lmn_block_saved_floats(&cfg1, B, T);
   s = lmn_block_scratch_floats(&cfg1, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[2] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[2] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[3] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[3] = off;
-  off += (size_t)2 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 128 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg3, B, T, nt) + 2 * (size_t)B * T * 128;
+  off += (size_t)2 * lmn_block_saved_floats(&cfg3, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
+  s = lmn_block_scratch_floats(&cfg3, B, T, nt) + 2 * (size_t)B * T * 64;
   if (s > scratch) scratch = s;
   p->out[4] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[4] = off;
   off += lmn_block_saved_floats(&cfg4, B, T);
   s = lmn_block_scratch_floats(&cfg4, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[5] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[5] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[6] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
   s = lmn_block_scratch_floats(&cfg6, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[7] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[7] = off;
   off += 0;
   s = 0;
   if (s > scratch) scratch = s;
   p->out[8] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[8] = off;
-  off += (size_t)2 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 128 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg8, B, T, nt) + 2 * (size_t)B * T * 128;
+  off += (size_t)2 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
+  s = lmn_block_scratch_floats(&cfg8, B, T, nt) + 2 * (size_t)B * T * 64;
   if (s > scratch) scratch = s;
   p->out[9] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[9] = off;
   off += lmn_block_saved_floats(&cfg9, B, T);
   s = lmn_block_scratch_floats(&cfg9, B, T, nt);
   if (s > scratch) scratch = s;
   p->out[10] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[10] = off;
   off += 0;
   s = 0;
@@ -213,10 +213,10 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->out[12] = off;
-  off += (size_t)B * T * 128;
+  off += (size_t)B * T * 64;
   p->saved[12] = off;
-  off += (size_t)2 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 128 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg12, B, T, nt) + 2 * (size_t)B * T * 128;
+  off += (size_t)2 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
+  s = lmn_block_scratch_floats(&cfg12, B, T, nt) + 2 * (size_t)B * T * 64;
   if (s > scratch) scratch = s;
   p->out[13] = off;
   off += (size_t)B * T * 256;
@@ -232,7 +232,7 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->scratch = off;
   off += scratch;
   p->rope[0] = off;
-  off += (size_t)T * 32; /* cos and sin, [T, hd/2] each */
+  off += (size_t)T * 16; /* cos and sin, [T, hd/2] each */
   p->total = off;
 }
 
@@ -251,12 +251,12 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   const int32_t *tokens = tokens_in;
   const int32_t *targets = targets_in;
   float loss = 0;
-  float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 16;
-  lmn_rope_table(rope0_cos, rope0_sin, T, 32, 10000);
+  float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
+  lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
   (void)rope0;
   /* op0 embed: e0.m0 embed(byte) [tokens -> a] */
-  lmn_embed_forward(A + p.out[0], tokens, lmn_w(net, 0), lmn_w(net, -1), B, T, 128, 256, 0);
+  lmn_embed_forward(A + p.out[0], tokens, lmn_w(net, 0), lmn_w(net, -1), B, T, 64, 256, 0);
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a] */
   {
     lmn_block_w w;
@@ -265,17 +265,17 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     const float *xs[1] = {A + p.out[0]};
     lmn_block_forward(&cfg1, &w, &rope0, A + p.out[1], xs, 1, 1.0f, A + p.saved[1], B, T, scratch, pool);
   }
-  /* op2 module: e0.m2 linear(128 -> 128, bias) [tokens -> a] */
-  lmn_linear_forward(A + p.out[2], A + p.out[1], lmn_w(net, 10), lmn_w(net, 11), B * T, 128, 128);
+  /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a] */
+  lmn_linear_forward(A + p.out[2], A + p.out[1], lmn_w(net, 10), lmn_w(net, 11), B * T, 64, 64);
   /* op3 vertex: a = byte(shared, trainable) */
   {
     const float *xs[1] = {A + p.out[2]};
     const float *const *in = xs;
     int k = 1;
     float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 128, scratch + (size_t)2 * B * T * 128};
+    float *h[3] = {scratch, scratch + (size_t)B * T * 64, scratch + (size_t)2 * B * T * 64};
     float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 128;
+    blk_scratch += (size_t)B * T * 64;
     float *last = A + p.saved[3] + (size_t)2 * lmn_block_saved_floats(&cfg3, B, T);
     const float *cur;
     for (int l = 0; l < 2; l++) {
@@ -289,7 +289,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
       k = 1;
       scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[3], last + (size_t)B * T * 128 + (size_t)B * T, last, lmn_w(net, 30), B * T, 128, (float)1e-05);
+    lmn_rmsnorm_forward(A + p.out[3], last + (size_t)B * T * 64 + (size_t)B * T, last, lmn_w(net, 30), B * T, 64, (float)1e-05);
   }
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b] */
   {
@@ -299,8 +299,8 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     const float *xs[1] = {A + p.out[3]};
     lmn_block_forward(&cfg4, &w, &rope0, A + p.out[4], xs, 1, 1.0f, A + p.saved[4], B, T, scratch, pool);
   }
-  /* op5 module: e1.m1 linear(128 -> 128, bias) [a -> b] */
-  lmn_linear_forward(A + p.out[5], A + p.out[4], lmn_w(net, 40), lmn_w(net, 41), B * T, 128, 128);
+  /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b] */
+  lmn_linear_forward(A + p.out[5], A + p.out[4], lmn_w(net, 40), lmn_w(net, 41), B * T, 64, 64);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c] */
   {
     lmn_block_w w;
@@ -309,17 +309,17 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     const float *xs[1] = {A + p.out[3]};
     lmn_block_forward(&cfg6, &w, &rope0, A + p.out[6], xs, 1, 1.0f, A + p.saved[6], B, T, scratch, pool);
   }
-  /* op7 module: e2.m1 linear(128 -> 128, bias) [a -> c] */
-  lmn_linear_forward(A + p.out[7], A + p.out[6], lmn_w(net, 51), lmn_w(net, 52), B * T, 128, 128);
+  /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c] */
+  lmn_linear_forward(A + p.out[7], A + p.out[6], lmn_w(net, 51), lmn_w(net, 52), B * T, 64, 64);
   /* op8 vertex: b = byte(shared, trainable) */
   {
     const float *xs[1] = {A + p.out[5]};
     const float *const *in = xs;
     int k = 1;
     float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 128, scratch + (size_t)2 * B * T * 128};
+    float *h[3] = {scratch, scratch + (size_t)B * T * 64, scratch + (size_t)2 * B * T * 64};
     float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 128;
+    blk_scratch += (size_t)B * T * 64;
     float *last = A + p.saved[8] + (size_t)2 * lmn_block_saved_floats(&cfg8, B, T);
     const float *cur;
     for (int l = 0; l < 2; l++) {
@@ -333,7 +333,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
       k = 1;
       scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[8], last + (size_t)B * T * 128 + (size_t)B * T, last, lmn_w(net, 30), B * T, 128, (float)1e-05);
+    lmn_rmsnorm_forward(A + p.out[8], last + (size_t)B * T * 64 + (size_t)B * T, last, lmn_w(net, 30), B * T, 64, (float)1e-05);
   }
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c] */
   {
@@ -343,8 +343,8 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     const float *xs[1] = {A + p.out[8]};
     lmn_block_forward(&cfg9, &w, &rope0, A + p.out[9], xs, 1, 1.0f, A + p.saved[9], B, T, scratch, pool);
   }
-  /* op10 module: e3.m1 linear(128 -> 128, bias) [b -> c] */
-  lmn_linear_forward(A + p.out[10], A + p.out[9], lmn_w(net, 62), lmn_w(net, 63), B * T, 128, 128);
+  /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c] */
+  lmn_linear_forward(A + p.out[10], A + p.out[9], lmn_w(net, 62), lmn_w(net, 63), B * T, 64, 64);
   /* op11 aggregate: c mean of 2 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op12 vertex: c = byte(shared, trainable) */
@@ -353,9 +353,9 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     const float *const *in = xs;
     int k = 2;
     float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 128, scratch + (size_t)2 * B * T * 128};
+    float *h[3] = {scratch, scratch + (size_t)B * T * 64, scratch + (size_t)2 * B * T * 64};
     float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 128;
+    blk_scratch += (size_t)B * T * 64;
     float *last = A + p.saved[12] + (size_t)2 * lmn_block_saved_floats(&cfg12, B, T);
     const float *cur;
     for (int l = 0; l < 2; l++) {
@@ -369,10 +369,10 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
       k = 1;
       scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[12], last + (size_t)B * T * 128 + (size_t)B * T, last, lmn_w(net, 30), B * T, 128, (float)1e-05);
+    lmn_rmsnorm_forward(A + p.out[12], last + (size_t)B * T * 64 + (size_t)B * T, last, lmn_w(net, 30), B * T, 64, (float)1e-05);
   }
   /* op13 head: e4.m0 head(byte) [c -> logits] */
-  lmn_linear_forward(A + p.out[13], A + p.out[12], lmn_w(net, 0), lmn_w(net, -1), B * T, 128, 256);
+  lmn_linear_forward(A + p.out[13], A + p.out[12], lmn_w(net, 0), lmn_w(net, -1), B * T, 64, 256);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[13], targets, B * T, 256, (float)0, (float)1, NULL, NULL, pool);
@@ -391,23 +391,23 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)scratch;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 16;
-  lmn_rope_table(rope0_cos, rope0_sin, T, 32, 10000);
+  float *rope0_cos = A + p.rope[0], *rope0_sin = rope0_cos + (size_t)T * 8;
+  lmn_rope_table(rope0_cos, rope0_sin, T, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, T};
   (void)rope0;
-  memset(A + p.dout[12], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[12], 0, sizeof(float) * B * T * 64);
   /* op13 head: e4.m0 head(byte) [c -> logits] */
-  lmn_linear_backward(A + p.dout[12], lmn_g(net, 0), NULL, A + p.out[13], A + p.out[12], lmn_w(net, 0), B * T, 128, 256);
-  memset(A + p.dout[7], 0, sizeof(float) * B * T * 128);
-  memset(A + p.dout[10], 0, sizeof(float) * B * T * 128);
+  lmn_linear_backward(A + p.dout[12], lmn_g(net, 0), NULL, A + p.out[13], A + p.out[12], lmn_w(net, 0), B * T, 64, 256);
+  memset(A + p.dout[7], 0, sizeof(float) * B * T * 64);
+  memset(A + p.dout[10], 0, sizeof(float) * B * T * 64);
   /* op12 vertex: c = byte(shared, trainable) */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 128;
+    const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 64;
     float *last = A + p.saved[12] + (size_t)2 * bs;
     float *dh[2] = {scratch, scratch + n};
     float *blk_scratch = dh[1] + n;
     memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[12], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 128);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[12], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 64);
     float *dins[2] = {A + p.dout[7], A + p.dout[10]};
     for (int l = 1; l >= 0; l--) {
       lmn_block_w w;
@@ -419,10 +419,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 2, l > 0 ? 1.0f : 1.0f / 2, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
-  memset(A + p.dout[9], 0, sizeof(float) * B * T * 128);
-  /* op10 module: e3.m1 linear(128 -> 128, bias) [b -> c] */
-  lmn_linear_backward(A + p.dout[9], lmn_g(net, 62), lmn_g(net, 63), A + p.dout[10], A + p.out[9], lmn_w(net, 62), B * T, 128, 128);
-  memset(A + p.dout[8], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[9], 0, sizeof(float) * B * T * 64);
+  /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c] */
+  lmn_linear_backward(A + p.dout[9], lmn_g(net, 62), lmn_g(net, 63), A + p.dout[10], A + p.out[9], lmn_w(net, 62), B * T, 64, 64);
+  memset(A + p.dout[8], 0, sizeof(float) * B * T * 64);
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c] */
   {
     lmn_block_w w;
@@ -431,15 +431,15 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[8]};
     lmn_block_backward(&cfg9, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[9], A + p.saved[9], B, T, scratch, pool);
   }
-  memset(A + p.dout[5], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[5], 0, sizeof(float) * B * T * 64);
   /* op8 vertex: b = byte(shared, trainable) */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 128;
+    const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 64;
     float *last = A + p.saved[8] + (size_t)2 * bs;
     float *dh[2] = {scratch, scratch + n};
     float *blk_scratch = dh[1] + n;
     memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[8], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 128);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[8], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 64);
     float *dins[1] = {A + p.dout[5]};
     for (int l = 1; l >= 0; l--) {
       lmn_block_w w;
@@ -451,10 +451,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg8, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[8] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
-  memset(A + p.dout[6], 0, sizeof(float) * B * T * 128);
-  /* op7 module: e2.m1 linear(128 -> 128, bias) [a -> c] */
-  lmn_linear_backward(A + p.dout[6], lmn_g(net, 51), lmn_g(net, 52), A + p.dout[7], A + p.out[6], lmn_w(net, 51), B * T, 128, 128);
-  memset(A + p.dout[3], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[6], 0, sizeof(float) * B * T * 64);
+  /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c] */
+  lmn_linear_backward(A + p.dout[6], lmn_g(net, 51), lmn_g(net, 52), A + p.dout[7], A + p.out[6], lmn_w(net, 51), B * T, 64, 64);
+  memset(A + p.dout[3], 0, sizeof(float) * B * T * 64);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c] */
   {
     lmn_block_w w;
@@ -463,9 +463,9 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg6, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[6], A + p.saved[6], B, T, scratch, pool);
   }
-  memset(A + p.dout[4], 0, sizeof(float) * B * T * 128);
-  /* op5 module: e1.m1 linear(128 -> 128, bias) [a -> b] */
-  lmn_linear_backward(A + p.dout[4], lmn_g(net, 40), lmn_g(net, 41), A + p.dout[5], A + p.out[4], lmn_w(net, 40), B * T, 128, 128);
+  memset(A + p.dout[4], 0, sizeof(float) * B * T * 64);
+  /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b] */
+  lmn_linear_backward(A + p.dout[4], lmn_g(net, 40), lmn_g(net, 41), A + p.dout[5], A + p.out[4], lmn_w(net, 40), B * T, 64, 64);
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b] */
   {
     lmn_block_w w;
@@ -474,15 +474,15 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     float *dxs[1] = {A + p.dout[3]};
     lmn_block_backward(&cfg4, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[4], A + p.saved[4], B, T, scratch, pool);
   }
-  memset(A + p.dout[2], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[2], 0, sizeof(float) * B * T * 64);
   /* op3 vertex: a = byte(shared, trainable) */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 128;
+    const size_t bs = lmn_block_saved_floats(&cfg3, B, T), n = (size_t)B * T * 64;
     float *last = A + p.saved[3] + (size_t)2 * bs;
     float *dh[2] = {scratch, scratch + n};
     float *blk_scratch = dh[1] + n;
     memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[3], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 128);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[3], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 64);
     float *dins[1] = {A + p.dout[2]};
     for (int l = 1; l >= 0; l--) {
       lmn_block_w w;
@@ -494,10 +494,10 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
       lmn_block_backward(&cfg3, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[3] + (size_t)l * bs, B, T, blk_scratch, pool);
     }
   }
-  memset(A + p.dout[1], 0, sizeof(float) * B * T * 128);
-  /* op2 module: e0.m2 linear(128 -> 128, bias) [tokens -> a] */
-  lmn_linear_backward(A + p.dout[1], lmn_g(net, 10), lmn_g(net, 11), A + p.dout[2], A + p.out[1], lmn_w(net, 10), B * T, 128, 128);
-  memset(A + p.dout[0], 0, sizeof(float) * B * T * 128);
+  memset(A + p.dout[1], 0, sizeof(float) * B * T * 64);
+  /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a] */
+  lmn_linear_backward(A + p.dout[1], lmn_g(net, 10), lmn_g(net, 11), A + p.dout[2], A + p.out[1], lmn_w(net, 10), B * T, 64, 64);
+  memset(A + p.dout[0], 0, sizeof(float) * B * T * 64);
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a] */
   {
     lmn_block_w w;
@@ -507,7 +507,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_block_backward(&cfg1, &w, &rope0, &g, dxs[0] ? dxs : NULL, 1, 1.0f, A + p.dout[1], A + p.saved[1], B, T, scratch, pool);
   }
   /* op0 embed: e0.m0 embed(byte) [tokens -> a] */
-  lmn_embed_backward(lmn_g(net, 0), lmn_g(net, -1), A + p.dout[0], tokens, B, T, 128, 256, 0);
+  lmn_embed_backward(lmn_g(net, 0), lmn_g(net, -1), A + p.dout[0], tokens, B, T, 64, 256, 0);
 }
 
 /* The decoding plan: KV caches of every block instance, per-op rows for up to ctx positions, scratch. */
@@ -523,63 +523,63 @@ static void cplan(int ctx, int nt, CPlan *p) {
   p->tok = off;
   off += PREFIX ? (size_t)ctx : 0;
   p->out[0] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->out[1] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[0] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg1, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg1, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[2] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->out[3] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[1] = off;
-  off += (size_t)2 * ctx * 64;
+  off += (size_t)2 * ctx * 32;
   p->kv[2] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg3, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg3, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[4] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[3] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg4, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg4, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[5] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->out[6] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[4] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg6, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg6, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[7] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->out[8] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[5] = off;
-  off += (size_t)2 * ctx * 64;
+  off += (size_t)2 * ctx * 32;
   p->kv[6] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg8, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg8, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[9] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[7] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg9, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg9, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[10] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->out[11] = off;
   p->out[12] = off;
-  off += (size_t)T * 128;
+  off += (size_t)T * 64;
   p->kv[8] = off;
-  off += (size_t)2 * ctx * 64;
+  off += (size_t)2 * ctx * 32;
   p->kv[9] = off;
-  off += (size_t)2 * ctx * 64;
-  s = lmn_block_cache_scratch_floats(&cfg12, T, nt) + (size_t)3 * T * 128 + 2 * (size_t)T;
+  off += (size_t)2 * ctx * 32;
+  s = lmn_block_cache_scratch_floats(&cfg12, T, nt) + (size_t)3 * T * 64 + 2 * (size_t)T;
   if (s > scratch) scratch = s;
   p->out[13] = off;
   p->out[14] = off;
@@ -588,7 +588,7 @@ static void cplan(int ctx, int nt, CPlan *p) {
   (void)s;
   (void)T;
   p->rope[0] = off;
-  off += (size_t)ctx * 32;
+  off += (size_t)ctx * 16;
   p->total = off;
 }
 
@@ -611,32 +611,32 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int32_t *tokens = tokens_in;
   (void)tokens;
   (void)pos0;
-  float *rope0_cos = C + p.rope[0], *rope0_sin = rope0_cos + (size_t)ctx * 16;
-  if (pos0 == 0) lmn_rope_table(rope0_cos, rope0_sin, ctx, 32, 10000);
+  float *rope0_cos = C + p.rope[0], *rope0_sin = rope0_cos + (size_t)ctx * 8;
+  if (pos0 == 0) lmn_rope_table(rope0_cos, rope0_sin, ctx, 16, 10000);
   const lmn_rope rope0 = {rope0_cos, rope0_sin, ctx};
   (void)rope0;
   (void)T;
   /* op0 embed: e0.m0 embed(byte) [tokens -> a] */
-  lmn_embed_forward(C + p.out[0], tokens, lmn_w(net, 0), lmn_w(net, -1), 1, T, 128, 256, pos0);
+  lmn_embed_forward(C + p.out[0], tokens, lmn_w(net, 0), lmn_w(net, -1), 1, T, 64, 256, pos0);
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, blk[0], &w, &g);
     const float *xs[1] = {C + p.out[0]};
-    lmn_block_forward_cached(&cfg1, &w, &rope0, C + p.out[1], xs, 1, 1.0f, C + p.kv[0], C + p.kv[0] + (size_t)ctx * 64, pos0, T, scratch, pool);
+    lmn_block_forward_cached(&cfg1, &w, &rope0, C + p.out[1], xs, 1, 1.0f, C + p.kv[0], C + p.kv[0] + (size_t)ctx * 32, pos0, T, scratch, pool);
   }
-  /* op2 module: e0.m2 linear(128 -> 128, bias) [tokens -> a] */
-  lmn_linear_forward(C + p.out[2], C + p.out[1], lmn_w(net, 10), lmn_w(net, 11), T, 128, 128);
+  /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a] */
+  lmn_linear_forward(C + p.out[2], C + p.out[1], lmn_w(net, 10), lmn_w(net, 11), T, 64, 64);
   /* op3 vertex: a = byte(shared, trainable) */
   {
     const float *xs[1] = {C + p.out[2]};
     const float *const *in = xs;
     int k = 1;
     float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)T * 128, scratch + (size_t)2 * T * 128};
+    float *h[3] = {scratch, scratch + (size_t)T * 64, scratch + (size_t)2 * T * 64};
     float *blk_scratch = h[2];
-    blk_scratch += (size_t)T * 128;
+    blk_scratch += (size_t)T * 64;
     float *last = h[2];
     const float *cur;
     for (int l = 0; l < 2; l++) {
@@ -644,13 +644,13 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
       lmn_block_g g;
       lmn_block_bind(net, blk[1 + l], &w, &g);
       float *y = l == 1 ? last : h[l & 1];
-      lmn_block_forward_cached(&cfg3, &w, &rope0, y, in, k, scale, C + p.kv[1 + l], C + p.kv[1 + l] + (size_t)ctx * 64, pos0, T, blk_scratch, pool);
+      lmn_block_forward_cached(&cfg3, &w, &rope0, y, in, k, scale, C + p.kv[1 + l], C + p.kv[1 + l] + (size_t)ctx * 32, pos0, T, blk_scratch, pool);
       cur = y;
       in = &cur;
       k = 1;
       scale = 1.0f;
     }
-    lmn_rmsnorm_forward(C + p.out[3], blk_scratch, last, lmn_w(net, 30), T, 128, (float)1e-05);
+    lmn_rmsnorm_forward(C + p.out[3], blk_scratch, last, lmn_w(net, 30), T, 64, (float)1e-05);
   }
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b] */
   {
@@ -658,29 +658,29 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_block_g g;
     lmn_block_bind(net, blk[3], &w, &g);
     const float *xs[1] = {C + p.out[3]};
-    lmn_block_forward_cached(&cfg4, &w, &rope0, C + p.out[4], xs, 1, 1.0f, C + p.kv[3], C + p.kv[3] + (size_t)ctx * 64, pos0, T, scratch, pool);
+    lmn_block_forward_cached(&cfg4, &w, &rope0, C + p.out[4], xs, 1, 1.0f, C + p.kv[3], C + p.kv[3] + (size_t)ctx * 32, pos0, T, scratch, pool);
   }
-  /* op5 module: e1.m1 linear(128 -> 128, bias) [a -> b] */
-  lmn_linear_forward(C + p.out[5], C + p.out[4], lmn_w(net, 40), lmn_w(net, 41), T, 128, 128);
+  /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b] */
+  lmn_linear_forward(C + p.out[5], C + p.out[4], lmn_w(net, 40), lmn_w(net, 41), T, 64, 64);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, blk[4], &w, &g);
     const float *xs[1] = {C + p.out[3]};
-    lmn_block_forward_cached(&cfg6, &w, &rope0, C + p.out[6], xs, 1, 1.0f, C + p.kv[4], C + p.kv[4] + (size_t)ctx * 64, pos0, T, scratch, pool);
+    lmn_block_forward_cached(&cfg6, &w, &rope0, C + p.out[6], xs, 1, 1.0f, C + p.kv[4], C + p.kv[4] + (size_t)ctx * 32, pos0, T, scratch, pool);
   }
-  /* op7 module: e2.m1 linear(128 -> 128, bias) [a -> c] */
-  lmn_linear_forward(C + p.out[7], C + p.out[6], lmn_w(net, 51), lmn_w(net, 52), T, 128, 128);
+  /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c] */
+  lmn_linear_forward(C + p.out[7], C + p.out[6], lmn_w(net, 51), lmn_w(net, 52), T, 64, 64);
   /* op8 vertex: b = byte(shared, trainable) */
   {
     const float *xs[1] = {C + p.out[5]};
     const float *const *in = xs;
     int k = 1;
     float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)T * 128, scratch + (size_t)2 * T * 128};
+    float *h[3] = {scratch, scratch + (size_t)T * 64, scratch + (size_t)2 * T * 64};
     float *blk_scratch = h[2];
-    blk_scratch += (size_t)T * 128;
+    blk_scratch += (size_t)T * 64;
     float *last = h[2];
     const float *cur;
     for (int l = 0; l < 2; l++) {
@@ -688,13 +688,13 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
       lmn_block_g g;
       lmn_block_bind(net, blk[5 + l], &w, &g);
       float *y = l == 1 ? last : h[l & 1];
-      lmn_block_forward_cached(&cfg8, &w, &rope0, y, in, k, scale, C + p.kv[5 + l], C + p.kv[5 + l] + (size_t)ctx * 64, pos0, T, blk_scratch, pool);
+      lmn_block_forward_cached(&cfg8, &w, &rope0, y, in, k, scale, C + p.kv[5 + l], C + p.kv[5 + l] + (size_t)ctx * 32, pos0, T, blk_scratch, pool);
       cur = y;
       in = &cur;
       k = 1;
       scale = 1.0f;
     }
-    lmn_rmsnorm_forward(C + p.out[8], blk_scratch, last, lmn_w(net, 30), T, 128, (float)1e-05);
+    lmn_rmsnorm_forward(C + p.out[8], blk_scratch, last, lmn_w(net, 30), T, 64, (float)1e-05);
   }
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c] */
   {
@@ -702,10 +702,10 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_block_g g;
     lmn_block_bind(net, blk[7], &w, &g);
     const float *xs[1] = {C + p.out[8]};
-    lmn_block_forward_cached(&cfg9, &w, &rope0, C + p.out[9], xs, 1, 1.0f, C + p.kv[7], C + p.kv[7] + (size_t)ctx * 64, pos0, T, scratch, pool);
+    lmn_block_forward_cached(&cfg9, &w, &rope0, C + p.out[9], xs, 1, 1.0f, C + p.kv[7], C + p.kv[7] + (size_t)ctx * 32, pos0, T, scratch, pool);
   }
-  /* op10 module: e3.m1 linear(128 -> 128, bias) [b -> c] */
-  lmn_linear_forward(C + p.out[10], C + p.out[9], lmn_w(net, 62), lmn_w(net, 63), T, 128, 128);
+  /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c] */
+  lmn_linear_forward(C + p.out[10], C + p.out[9], lmn_w(net, 62), lmn_w(net, 63), T, 64, 64);
   /* op11 aggregate: c mean of 2 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op12 vertex: c = byte(shared, trainable) */
@@ -714,9 +714,9 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     const float *const *in = xs;
     int k = 2;
     float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)T * 128, scratch + (size_t)2 * T * 128};
+    float *h[3] = {scratch, scratch + (size_t)T * 64, scratch + (size_t)2 * T * 64};
     float *blk_scratch = h[2];
-    blk_scratch += (size_t)T * 128;
+    blk_scratch += (size_t)T * 64;
     float *last = h[2];
     const float *cur;
     for (int l = 0; l < 2; l++) {
@@ -724,16 +724,16 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
       lmn_block_g g;
       lmn_block_bind(net, blk[8 + l], &w, &g);
       float *y = l == 1 ? last : h[l & 1];
-      lmn_block_forward_cached(&cfg12, &w, &rope0, y, in, k, scale, C + p.kv[8 + l], C + p.kv[8 + l] + (size_t)ctx * 64, pos0, T, blk_scratch, pool);
+      lmn_block_forward_cached(&cfg12, &w, &rope0, y, in, k, scale, C + p.kv[8 + l], C + p.kv[8 + l] + (size_t)ctx * 32, pos0, T, blk_scratch, pool);
       cur = y;
       in = &cur;
       k = 1;
       scale = 1.0f;
     }
-    lmn_rmsnorm_forward(C + p.out[12], blk_scratch, last, lmn_w(net, 30), T, 128, (float)1e-05);
+    lmn_rmsnorm_forward(C + p.out[12], blk_scratch, last, lmn_w(net, 30), T, 64, (float)1e-05);
   }
   /* op13 head: e4.m0 head(byte) [c -> logits] */
-  if (logits) lmn_linear_forward(logits, C + p.out[12] + (size_t)(T - 1) * 128, lmn_w(net, 0), NULL, 1, 128, 256);
+  if (logits) lmn_linear_forward(logits, C + p.out[12] + (size_t)(T - 1) * 64, lmn_w(net, 0), NULL, 1, 64, 256);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
@@ -746,7 +746,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc tiny_desc = {
     .name = "tiny",
     .source = "dsl-examples/tiny.lmn",
-    .hash = 0xa3a530ed9c6f67deULL,
+    .hash = 0xf5a6ba959f9f5e34ULL,
     .aggregate_mean = 1,
     .vocab = 256,
     .classes = 0,
@@ -757,14 +757,14 @@ const lmn_net_desc tiny_desc = {
     .tokenizer_model = -1,
     .n_params = 64,
     .params = params,
-    .n_floats = 1187968,
-    .n_train = 1187968,
-    .n_train_decay = 1187968,
-    .flops_bt = 11473664,
-    .flops_btt = 8960,
+    .n_floats = 305728,
+    .n_train = 305728,
+    .n_train_decay = 305728,
+    .flops_bt = 2919808,
+    .flops_btt = 4480,
     .flops_b = 0,
-    .fwd_bt = 3824128,
-    .fwd_btt = 2560,
+    .fwd_bt = 973056,
+    .fwd_btt = 1280,
     .fwd_b = 0,
     .arena_floats = arena_floats,
     .cache_floats = cache_floats,
