@@ -383,6 +383,23 @@ static void emit_prefix_tokens(Emit *e, const char *B, int with_targets) {
   out(e, "    }\n");
 }
 
+/* What the forward and backward of a vertex op both need: its model, the ops it aggregates, its final norm. */
+typedef struct VertexShape {
+  const Model *model;
+  int ins[64], k;
+  int gpt2, norm_w, norm_b; /* generated indices of the final norm's weight and (gpt2) bias */
+} VertexShape;
+
+static VertexShape vertex_shape(const Emit *e, const Op *op) {
+  VertexShape vs;
+  vs.model = op_model(e, op);
+  vs.k = vertex_inputs(e, op, vs.ins);
+  vs.gpt2 = vs.model->hp.arch == LMN_ARCH_GPT2;
+  vs.norm_w = e->gen[op->params[op->n_params - 1 - vs.gpt2]];
+  vs.norm_b = vs.gpt2 ? e->gen[op->params[op->n_params - 1]] : -1;
+  return vs;
+}
+
 static void emit_rope_setup(Emit *e, const char *npos, const char *base) {
   const Net *net = e->net;
   for (int m = 0; m < net->n_models; m++) {
@@ -472,11 +489,10 @@ static void emit_op_forward(Emit *e, int i, int cached) {
           e->gen[op->params[0]], e->gen[op->params[1]], m->din, m->dout);
       break;
     case OP_VERTEX: {
-      const Model *md = op_model(e, op);
-      int ins[64], k = vertex_inputs(e, op, ins);
+      VertexShape vs = vertex_shape(e, op);
+      const Model *md = vs.model;
+      int *ins = vs.ins, k = vs.k, gpt2 = vs.gpt2, norm_w = vs.norm_w, norm_b = vs.norm_b;
       long d = md->hp.dim, L = md->hp.layers;
-      int gpt2 = md->hp.arch == LMN_ARCH_GPT2;
-      int norm_w = e->gen[op->params[op->n_params - 1 - gpt2]], norm_b = gpt2 ? e->gen[op->params[op->n_params - 1]] : -1;
       out(e, "  {\n    const float *xs[%d] = {", k);
       for (int j = 0; j < k; j++) out(e, "%s%s + p.out[%d]", j ? ", " : "", A, ins[j]);
       out(e, "};\n    const float *const *in = xs;\n    int k = %d;\n    float scale = %s;\n", k,
@@ -614,11 +630,10 @@ static void emit_op_backward(Emit *e, int i) {
       }
       break;
     case OP_VERTEX: {
-      const Model *md = op_model(e, op);
-      int ins[64], k = vertex_inputs(e, op, ins);
+      VertexShape vs = vertex_shape(e, op);
+      const Model *md = vs.model;
+      int *ins = vs.ins, k = vs.k, gpt2 = vs.gpt2, norm_w = vs.norm_w, norm_b = vs.norm_b;
       long d = md->hp.dim, L = md->hp.layers;
-      int gpt2 = md->hp.arch == LMN_ARCH_GPT2;
-      int norm_w = e->gen[op->params[op->n_params - 1 - gpt2]], norm_b = gpt2 ? e->gen[op->params[op->n_params - 1]] : -1;
       out(e, "  {\n    const size_t bs = lmn_block_saved_floats(&cfg%d, B, T), n = (size_t)B * T * %ld;\n", i, d);
       out(e, "    float *last = A + p.saved[%d] + (size_t)%ld * bs;\n", i, L);
       out(e, "    float *dh[2] = {scratch, scratch + n};\n    float *blk_scratch = dh[1] + n;\n");

@@ -967,6 +967,11 @@ int lmn_write_atomic(const char *path, lmn_emit_fn emit, const void *ctx, lmn_er
   else
     sync_dir(path);
   free(tmp);
+  if (rc != 0 && err && strncmp(err->msg, path, n) != 0) { /* every message names the file */
+    char m[sizeof err->msg];
+    snprintf(m, sizeof m, "%s", err->msg);
+    lmn_errf(err, "%s: %s", path, m);
+  }
   return rc;
 }
 
@@ -1233,13 +1238,5 @@ static int emit_gguf(FILE *f, const void *ctx, lmn_err *err) {
 }
 
 int lmn_gguf_writer_write(const lmn_gguf_writer *w, const char *path, lmn_err *err) {
-  if (lmn_write_atomic(path, emit_gguf, w, err) != 0) {
-    char m[sizeof err->msg];
-    if (err && strncmp(err->msg, path, strlen(path)) != 0) {
-      snprintf(m, sizeof m, "%s", err->msg);
-      lmn_errf(err, "%s: %s", path, m);
-    }
-    return -1;
-  }
-  return 0;
+  return lmn_write_atomic(path, emit_gguf, w, err);
 }

@@ -154,7 +154,7 @@ int lmn_gguf_writer_write(const lmn_gguf_writer *w, const char *path, lmn_err *e
 
 /* Atomic file replacement, shared by the GGUF and safetensors writers: creates a temp file next to path,
  * lets emit write it, then fflush + fsync + rename (+ fsync of the directory). When emit or any step fails
- * the temp file is removed and path is left as it was. */
+ * the temp file is removed, path is left as it was, and the message starts with path. */
 typedef int (*lmn_emit_fn)(FILE *f, const void *ctx, lmn_err *err);
 int lmn_write_atomic(const char *path, lmn_emit_fn emit, const void *ctx, lmn_err *err);
 

@@ -958,15 +958,7 @@ static int emit_st(FILE *f, const void *ctx, lmn_err *err) {
 }
 
 int lmn_st_writer_write(const lmn_st_writer *w, const char *path, lmn_err *err) {
-  if (lmn_write_atomic(path, emit_st, w, err) != 0) {
-    char m[sizeof err->msg];
-    if (err && strncmp(err->msg, path, strlen(path)) != 0) {
-      snprintf(m, sizeof m, "%s", err->msg);
-      lmn_errf(err, "%s: %s", path, m);
-    }
-    return -1;
-  }
-  return 0;
+  return lmn_write_atomic(path, emit_st, w, err);
 }
 
 /* ---------------------------------------------------------------- JSON documents (config.json) */
