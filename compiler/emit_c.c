@@ -221,8 +221,6 @@ static void emit_blocks(Emit *e) {
 
 /* ---- plan -------------------------------------------------------------------------------------- */
 
-static long op_rows_per_seq(const Op *op) { return op->kind == OP_CLASSIFY ? 0 : 1; }
-
 static int needs_dout(const Op *op) {
   return op->backward && op->kind != OP_HEAD && op->kind != OP_CLASSIFY && op->kind != OP_LOSS &&
          op->kind != OP_AGGREGATE;
@@ -241,32 +239,93 @@ static int op_reads(const Ir *ir, const Op *op, int *ins) {
   return n;
 }
 
-/* Output gradients live from the backward of their last reader (which zeroes and first writes them) to
- * their own backward. Buffers whose lifetimes don't overlap share memory: first fit, in units of B*T
- * floats (every gradient is [B*T, width]). Fills first_use[i] and coef[i]; returns the region size. */
-static long plan_douts(const Ir *ir, int *first_use, long *coef) {
-  int ins[512];
-  for (int i = 0; i < ir->n_ops; i++) first_use[i] = -1, coef[i] = -1;
-  for (int j = 0; j < ir->n_ops; j++) {
-    int n = op_reads(ir, &ir->ops[j], ins);
-    for (int k = 0; k < n; k++)
-      if (needs_dout(&ir->ops[ins[k]]) && j > first_use[ins[k]]) first_use[ins[k]] = j;
-  }
+/* First fit of buffers with lifetimes [lo, hi] (inclusive, lo < 0: no buffer) and sizes w (in units of B*T
+ * floats): in order of lo, each at the lowest offset clear of every placed buffer whose lifetime overlaps.
+ * Fills coef (-1 where there is no buffer) and returns the region size. */
+static long first_fit(int n, const int *lo, const int *hi, const long *w, long *coef) {
   long size = 0;
-  for (int j = ir->n_ops - 1; j >= 0; j--) /* in the order the backward meets them */
-    for (int i = 0; i < ir->n_ops; i++) {
-      if (first_use[i] != j) continue;
-      long w = ir->ops[i].width, at = 0;
-      for (int moved = 1; moved;) { /* lowest offset clear of every live overlapping buffer */
+  for (int i = 0; i < n; i++) coef[i] = -1;
+  for (int t = 0; t <= 2 * n; t++)
+    for (int i = 0; i < n; i++) {
+      if (lo[i] != t || w[i] <= 0) continue;
+      long at = 0;
+      for (int moved = 1; moved;) {
         moved = 0;
-        for (int o = 0; o < ir->n_ops; o++) {
-          if (coef[o] < 0 || o == i || first_use[o] < i || o > j) continue; /* lifetimes [o, first_use[o]] vs [i, j] */
-          if (at < coef[o] + ir->ops[o].width && coef[o] < at + w) at = coef[o] + ir->ops[o].width, moved = 1;
+        for (int o = 0; o < n; o++) {
+          if (coef[o] < 0 || lo[o] > hi[i] || lo[i] > hi[o]) continue;
+          if (at < coef[o] + w[o] && coef[o] < at + w[i]) at = coef[o] + w[o], moved = 1;
         }
       }
       coef[i] = at;
-      if (at + w > size) size = at + w;
+      if (at + w[i] > size) size = at + w[i];
     }
+  return size;
+}
+
+/* Output gradients live from the backward of their last reader (which zeroes and first writes them) to
+ * their own backward; time runs backwards here (step n - j is the backward of op j). Fills first_use[i]
+ * (the reader whose backward writes dout[i] first) and coef[i]; returns the region size in B*T floats. */
+static long plan_douts(const Ir *ir, int *first_use, long *coef) {
+  int ins[512], n = ir->n_ops;
+  int *lo = calloc((size_t)n + 1, sizeof(int)), *hi = calloc((size_t)n + 1, sizeof(int));
+  long *w = calloc((size_t)n + 1, sizeof(long));
+  for (int i = 0; i < n; i++) first_use[i] = -1;
+  for (int j = 0; j < n; j++) {
+    int k = op_reads(ir, &ir->ops[j], ins);
+    for (int r = 0; r < k; r++)
+      if (needs_dout(&ir->ops[ins[r]]) && j > first_use[ins[r]]) first_use[ins[r]] = j;
+  }
+  for (int i = 0; i < n; i++) {
+    lo[i] = first_use[i] < 0 ? -1 : n - first_use[i];
+    hi[i] = n - i;
+    w[i] = first_use[i] < 0 ? 0 : ir->ops[i].width;
+  }
+  long size = first_fit(n, lo, hi, w, coef);
+  free(lo);
+  free(hi);
+  free(w);
+  return size;
+}
+
+/* Whether op j's backward reads the forward output of its input (for a weight gradient). Blocks and vertices
+ * keep their own copy of what they need; sums, embeddings and class heads read none. */
+static int backward_reads_input(const Emit *e, const Op *j) {
+  if (!j->backward) return 0;
+  if (j->kind == OP_HEAD) return 1;
+  if (j->kind != OP_MODULE) return 0;
+  ModKind k = e->net->edges[j->edge].mods[j->module].kind;
+  return k == MOD_LINEAR || k == MOD_MLP;
+}
+
+/* Forward outputs live from their op to their last reader in the forward pass, or to the backward of a reader
+ * that needs them (time 2n-1-j), or to the end for outputs read after the forward (the primary output) and
+ * for the logits the loss turns into their gradient in place. Class logits ([B] rows) are not shared. */
+static long plan_outs(const Emit *e, long *coef) {
+  const Ir *ir = e->ir;
+  int ins[512], n = ir->n_ops, prim = primary_output_op(e);
+  int *lo = calloc((size_t)n + 1, sizeof(int)), *hi = calloc((size_t)n + 1, sizeof(int));
+  long *w = calloc((size_t)n + 1, sizeof(long));
+  for (int i = 0; i < n; i++) {
+    const Op *op = &ir->ops[i];
+    int shared = op->kind != OP_LOSS && op->kind != OP_AGGREGATE && op->kind != OP_CLASSIFY;
+    lo[i] = shared ? i : -1;
+    hi[i] = i;
+    w[i] = shared ? op->width : 0;
+    if (op->kind == OP_HEAD) hi[i] = 2 * n; /* logits, then their gradient until the head's backward */
+    if (i == prim) hi[i] = 2 * n;
+  }
+  for (int j = 0; j < n; j++) {
+    int k = op_reads(ir, &ir->ops[j], ins);
+    int back = backward_reads_input(e, &ir->ops[j]);
+    for (int r = 0; r < k; r++) {
+      int t = back ? 2 * n - 1 - j : j;
+      if (t > hi[ins[r]]) hi[ins[r]] = t;
+    }
+  }
+  long size = first_fit(n, lo, hi, w, coef);
+  free(lo);
+  free(hi);
+  free(w);
   return size;
 }
 
@@ -329,12 +388,17 @@ static void emit_plan(Emit *e) {
   free(coef);
   out(e, "  p->tok = off;\n  off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */\n");
   out(e, "  p->tgt = off;\n  off += PREFIX ? (size_t)B * T : 0;\n");
+  long *ocoef = calloc((size_t)ir->n_ops + 1, sizeof(long));
+  long osize = plan_outs(e, ocoef);
+  out(e, "  /* forward outputs, sharing memory where their lifetimes (forward, and backward readers) don't overlap */\n");
+  for (int i = 0; i < ir->n_ops; i++)
+    if (ocoef[i] >= 0) out(e, "  p->out[%d] = off + (size_t)B * T * %ld;\n", i, ocoef[i]);
+  out(e, "  off += (size_t)B * T * %ld;\n", osize);
+  free(ocoef);
   for (int i = 0; i < ir->n_ops; i++) {
     const Op *op = &ir->ops[i];
-    long rows_bt = op_rows_per_seq(op);
-    out(e, "  p->out[%d] = off;\n", i);
-    if (op->kind != OP_LOSS && op->kind != OP_AGGREGATE)
-      out(e, "  off += (size_t)B * %s%ld;\n", rows_bt ? "T * " : "", op->width);
+    if (op->kind == OP_CLASSIFY) out(e, "  p->out[%d] = off;\n  off += (size_t)B * %ld;\n", i, op->width);
+    else if (op->kind == OP_LOSS || op->kind == OP_AGGREGATE) out(e, "  p->out[%d] = 0; /* no output */\n", i);
     out(e, "  p->saved[%d] = off;\n  off += ", i);
     saved_expr(e, op, i);
     out(e, ";\n  s = ");
