@@ -21,6 +21,7 @@ typedef struct Emit {
   int *blk_first; /* op -> first block row (vertex layers or the module's one block), -1 */
   int n_blk;
   int *head_of_loss; /* loss -> op producing its logits */
+  int *group;        /* vertex op -> first op of its group of shared instances run as one batch, or -1 */
 } Emit;
 
 static void out(Emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -213,8 +214,10 @@ static void emit_blocks(Emit *e) {
       kv = hp->heads;
       if (e->net->edges[op->edge].mods[op->module].unscaled) scale = 1.0f;
     }
-    out(e, "static const lmn_block_cfg cfg%d = {%s, %ld, %ld, %ld, %ld, %ld, (float)%.9g, %d, (float)%.9g};\n", i, kind, hp->dim,
-        hp->heads, kv, hd, ffn, hp->eps, hp->qkv_bias, scale);
+    /* a grouped call's own configuration serves only cached decoding, which class networks lack */
+    const char *unused = e->group[i] >= 0 && e->group[i] != i ? "__attribute__((unused)) " : "";
+    out(e, "static const lmn_block_cfg %scfg%d = {%s, %ld, %ld, %ld, %ld, %ld, (float)%.9g, %d, (float)%.9g};\n", unused, i,
+        kind, hp->dim, hp->heads, kv, hd, ffn, hp->eps, hp->qkv_bias, scale);
   }
   out(e, "\n");
 }
@@ -237,6 +240,39 @@ static int op_reads(const Ir *ir, const Op *op, int *ins) {
       ins[n++] = op->inputs[k];
   }
   return n;
+}
+
+/* The members of op f's group (f first), or 0 when op f leads no group. */
+static int group_members(const Emit *e, int f, int *members) {
+  int k = 0;
+  for (int i = 0; i < e->ir->n_ops; i++)
+    if (e->group[i] == f) members[k++] = i;
+  return k;
+}
+
+/* Vertex calls of one shared weight set (same trainability) whose inputs all exist before the first of them
+ * run as one batch of k*B sequences: every GEMM is one call over all their rows. */
+static void find_groups(Emit *e) {
+  const Ir *ir = e->ir;
+  int ins[512];
+  for (int i = 0; i < ir->n_ops; i++) e->group[i] = -1;
+  for (int f = 0; f < ir->n_ops; f++) {
+    const Op *a = &ir->ops[f];
+    if (a->kind != OP_VERTEX || e->group[f] >= 0 || !e->net->vertices[a->vertex].shared) continue;
+    int size = 1;
+    for (int m = f + 1; m < ir->n_ops; m++) {
+      const Op *b = &ir->ops[m];
+      if (b->kind != OP_VERTEX || e->group[m] >= 0) continue;
+      const Vertex *va = &e->net->vertices[a->vertex], *vb = &e->net->vertices[b->vertex];
+      if (!vb->shared || vb->model != va->model || vb->trainable != va->trainable || a->backward != b->backward) continue;
+      int ready = 1, k = op_reads(ir, b, ins);
+      for (int r = 0; r < k; r++) ready &= ins[r] < f;
+      if (!ready || size >= 64) continue;
+      e->group[m] = f;
+      size++;
+    }
+    if (size > 1) e->group[f] = f;
+  }
 }
 
 /* First fit of buffers with lifetimes [lo, hi] (inclusive, lo < 0: no buffer) and sizes w (in units of B*T
@@ -265,7 +301,8 @@ static long first_fit(int n, const int *lo, const int *hi, const long *w, long *
 /* Output gradients live from the backward of their last reader (which zeroes and first writes them) to
  * their own backward; time runs backwards here (step n - j is the backward of op j). Fills first_use[i]
  * (the reader whose backward writes dout[i] first) and coef[i]; returns the region size in B*T floats. */
-static long plan_douts(const Ir *ir, int *first_use, long *coef) {
+static long plan_douts(const Emit *e, int *first_use, long *coef) {
+  const Ir *ir = e->ir;
   int ins[512], n = ir->n_ops;
   int *lo = calloc((size_t)n + 1, sizeof(int)), *hi = calloc((size_t)n + 1, sizeof(int));
   long *w = calloc((size_t)n + 1, sizeof(long));
@@ -277,7 +314,7 @@ static long plan_douts(const Ir *ir, int *first_use, long *coef) {
   }
   for (int i = 0; i < n; i++) {
     lo[i] = first_use[i] < 0 ? -1 : n - first_use[i];
-    hi[i] = n - i;
+    hi[i] = n - (e->group[i] >= 0 ? e->group[i] : i); /* a group reads its members' gradients at its first */
     w[i] = first_use[i] < 0 ? 0 : ir->ops[i].width;
   }
   long size = first_fit(n, lo, hi, w, coef);
@@ -308,7 +345,7 @@ static long plan_outs(const Emit *e, long *coef) {
   for (int i = 0; i < n; i++) {
     const Op *op = &ir->ops[i];
     int shared = op->kind != OP_LOSS && op->kind != OP_AGGREGATE && op->kind != OP_CLASSIFY;
-    lo[i] = shared ? i : -1;
+    lo[i] = shared ? (e->group[i] >= 0 ? e->group[i] : i) : -1; /* a group writes all members at its first */
     hi[i] = i;
     w[i] = shared ? op->width : 0;
     if (op->kind == OP_HEAD) hi[i] = 2 * n; /* logits, then their gradient until the head's backward */
@@ -334,7 +371,13 @@ static long model_dim(const Emit *e, const Op *op) { return op_model(e, op)->hp.
 /* Emits `size` as a C expression of B, T (rows = B*T, or B for classify) for op i's saved region. */
 static void saved_expr(Emit *e, const Op *op, int i) {
   const Net *net = e->net;
-  if (op->kind == OP_VERTEX) {
+  int members[64], K = e->group[i] == i ? group_members(e, i, members) : 0;
+  if (op->kind == OP_VERTEX && e->group[i] >= 0 && !K) {
+    out(e, "0 /* in its group's region */");
+  } else if (K) {
+    out(e, "(size_t)%ld * lmn_block_saved_floats(&cfg%d, %d * B, T) + (size_t)%d * B * T * %ld + 2 * (size_t)%d * B * T",
+        op_layers(e, op), i, K, K, model_dim(e, op), K);
+  } else if (op->kind == OP_VERTEX) {
     out(e, "(size_t)%ld * lmn_block_saved_floats(&cfg%d, B, T) + (size_t)B * T * %ld + 2 * (size_t)B * T", op_layers(e, op), i,
         model_dim(e, op));
   } else if (is_block_op(e, op)) {
@@ -351,7 +394,12 @@ static void saved_expr(Emit *e, const Op *op, int i) {
 
 static void scratch_expr(Emit *e, const Op *op, int i) {
   const Net *net = e->net;
-  if (op->kind == OP_VERTEX) {
+  int members[64], K = e->group[i] == i ? group_members(e, i, members) : 0;
+  if (op->kind == OP_VERTEX && e->group[i] >= 0 && !K) {
+    out(e, "0");
+  } else if (K) {
+    out(e, "lmn_block_scratch_floats(&cfg%d, %d * B, T, nt) + (size_t)4 * %d * B * T * %ld", i, K, K, model_dim(e, op));
+  } else if (op->kind == OP_VERTEX) {
     out(e, "lmn_block_scratch_floats(&cfg%d, B, T, nt) + 2 * (size_t)B * T * %ld", i, model_dim(e, op));
   } else if (is_block_op(e, op)) {
     out(e, "lmn_block_scratch_floats(&cfg%d, B, T, nt)", i);
@@ -379,7 +427,7 @@ static void emit_plan(Emit *e) {
   out(e, "static void plan(int B, int T, int nt, Plan *p) {\n  size_t off = 0, scratch = 0, s;\n  (void)nt;\n");
   int *first_use = calloc((size_t)ir->n_ops + 1, sizeof(int));
   long *coef = calloc((size_t)ir->n_ops + 1, sizeof(long));
-  long dsize = plan_douts(ir, first_use, coef);
+  long dsize = plan_douts(e, first_use, coef);
   out(e, "  /* output gradients, sharing memory where their lifetimes in the backward pass don't overlap */\n");
   for (int i = 0; i < ir->n_ops; i++)
     out(e, "  p->dout[%d] = %s%ld;\n", i, coef[i] >= 0 ? "(size_t)B * T * " : "", coef[i] >= 0 ? coef[i] : 0L);
@@ -483,6 +531,99 @@ static void rope_arg(Emit *e, const Op *op) {
   else out(e, "NULL");
 }
 
+/* ---- groups of shared vertex calls ------------------------------------------------------------------ */
+
+/* Forward of a group led by op f: each member's aggregated input becomes slice j of one [K*B*T, d] batch, the
+ * layers run once over K*B sequences, and the final norm's rows are copied out to the members. */
+static void emit_group_forward(Emit *e, int f) {
+  const Ir *ir = e->ir;
+  int members[64], K = group_members(e, f, members);
+  const Op *op = &ir->ops[f];
+  VertexShape vs = vertex_shape(e, op);
+  const Model *md = vs.model;
+  long d = md->hp.dim, L = md->hp.layers;
+  out(e, "  /* op%d vertex group: %d calls of %s as one batch of %d x B sequences */\n  {\n", f, K, md->name, K);
+  out(e, "    const size_t n = (size_t)B * T * %ld, N = %d * n, rows = (size_t)%d * B * T;\n", d, K, K);
+  out(e, "    float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;\n");
+  out(e, "    float *blk_scratch = scratch + 4 * N;\n    (void)rows;\n");
+  for (int j = 0; j < K; j++) {
+    VertexShape mj = vertex_shape(e, &ir->ops[members[j]]);
+    double scale = mj.k > 1 && e->net->aggregate == AGG_MEAN ? 1.0 / mj.k : 1.0;
+    out(e, "    memcpy(gin + %d * n, A + p.out[%d], sizeof(float) * n); /* %s */\n", j, mj.ins[0],
+        ir->ops[members[j]].name);
+    for (int r = 1; r < mj.k; r++)
+      out(e, "    for (size_t x = 0; x < n; x++) gin[%d * n + x] += A[p.out[%d] + x];\n", j, mj.ins[r]);
+    if (scale != 1.0) out(e, "    for (size_t x = 0; x < n; x++) gin[%d * n + x] *= 1.0f / %d;\n", j, mj.k);
+  }
+  out(e, "    const size_t bs = lmn_block_saved_floats(&cfg%d, %d * B, T);\n", f, K);
+  out(e, "    float *last = A + p.saved[%d] + (size_t)%ld * bs;\n    const float *cur = gin;\n", f, L);
+  out(e, "    for (int l = 0; l < %ld; l++) {\n      lmn_block_w w;\n      lmn_block_g g;\n      lmn_block_bind(net, blk[%d + l], &w, &g);\n",
+      L, e->blk_first[f]);
+  out(e, "      float *y = l == %ld ? last : h[l & 1];\n      const float *xs[1] = {cur};\n", L - 1);
+  out(e, "      lmn_block_forward(&cfg%d, &w, ", f);
+  rope_arg(e, op);
+  out(e, ", y, xs, 1, 1.0f, A + p.saved[%d] + (size_t)l * bs, %d * B, T, blk_scratch, pool);\n      cur = y;\n    }\n", f, K);
+  if (vs.gpt2)
+    out(e, "    lmn_layernorm_forward(normed, last + N, last + N + rows, last, lmn_w(net, %d), lmn_w(net, %d), (int)rows, %ld, (float)%.9g);\n",
+        vs.norm_w, vs.norm_b, d, md->hp.eps);
+  else
+    out(e, "    lmn_rmsnorm_forward(normed, last + N + rows, last, lmn_w(net, %d), (int)rows, %ld, (float)%.9g);\n", vs.norm_w, d,
+        md->hp.eps);
+  for (int j = 0; j < K; j++) out(e, "    memcpy(A + p.out[%d], normed + %d * n, sizeof(float) * n);\n", members[j], j);
+  out(e, "  }\n");
+}
+
+/* Backward of a group: the members' output gradients are gathered into one batch, the layers run backward once,
+ * and the input gradient of each slice is scattered to that member's inputs with its aggregation scale. */
+static void emit_group_backward(Emit *e, int f) {
+  const Ir *ir = e->ir;
+  int members[64], K = group_members(e, f, members);
+  const Op *op = &ir->ops[f];
+  VertexShape vs = vertex_shape(e, op);
+  const Model *md = vs.model;
+  long d = md->hp.dim, L = md->hp.layers;
+  int any_in = 0;
+  for (int j = 0; j < K; j++) {
+    VertexShape mj = vertex_shape(e, &ir->ops[members[j]]);
+    for (int r = 0; r < mj.k; r++) any_in |= needs_dout(&ir->ops[mj.ins[r]]);
+  }
+  out(e, "  /* op%d vertex group: %d calls of %s, one backward over %d x B sequences */\n  {\n", f, K, md->name, K);
+  out(e, "    const size_t n = (size_t)B * T * %ld, N = %d * n, rows = (size_t)%d * B * T;\n", d, K, K);
+  out(e, "    const size_t bs = lmn_block_saved_floats(&cfg%d, %d * B, T);\n", f, K);
+  out(e, "    float *last = A + p.saved[%d] + (size_t)%ld * bs;\n", f, L);
+  out(e, "    float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N, *blk_scratch = scratch + 4 * N;\n");
+  for (int j = 0; j < K; j++) out(e, "    memcpy(dY + %d * n, A + p.dout[%d], sizeof(float) * n);\n", j, members[j]);
+  out(e, "    memset(dh[0], 0, sizeof(float) * N);\n");
+  if (vs.gpt2)
+    out(e, "    lmn_layernorm_backward(dh[0], lmn_g(net, %d), lmn_g(net, %d), dY, last, lmn_w(net, %d), last + N, last + N + rows, (int)rows, %ld);\n",
+        vs.norm_w, vs.norm_b, vs.norm_w, d);
+  else
+    out(e, "    lmn_rmsnorm_backward(dh[0], lmn_g(net, %d), dY, last, lmn_w(net, %d), last + N + rows, (int)rows, %ld);\n",
+        vs.norm_w, vs.norm_w, d);
+  if (any_in) out(e, "    memset(dgin, 0, sizeof(float) * N);\n");
+  else out(e, "    (void)dgin;\n");
+  out(e, "    for (int l = %ld; l >= 0; l--) {\n      lmn_block_w w;\n      lmn_block_g g;\n      lmn_block_bind(net, blk[%d + l], &w, &g);\n",
+      L - 1, e->blk_first[f]);
+  out(e, "      float *dy = dh[(%ld - l) & 1], *dprev = dh[(%ld - l + 1) & 1];\n", L - 1, L - 1);
+  out(e, "      if (l > 0) memset(dprev, 0, sizeof(float) * N);\n");
+  out(e, "      float *const *dxs = l > 0 ? &dprev : %s;\n", any_in ? "&dgin" : "NULL");
+  out(e, "      lmn_block_backward(&cfg%d, &w, ", f);
+  rope_arg(e, op);
+  out(e, ", &g, dxs, 1, 1.0f, dy, A + p.saved[%d] + (size_t)l * bs, %d * B, T, blk_scratch, pool);\n    }\n", f, K);
+  for (int j = 0; j < K; j++) {
+    VertexShape mj = vertex_shape(e, &ir->ops[members[j]]);
+    int mean = mj.k > 1 && e->net->aggregate == AGG_MEAN;
+    for (int r = 0; r < mj.k; r++)
+      if (needs_dout(&ir->ops[mj.ins[r]]))
+      {
+        char sc[32] = "";
+        if (mean) snprintf(sc, sizeof sc, "(1.0f / %d) * ", mj.k);
+        out(e, "    for (size_t x = 0; x < n; x++) A[p.dout[%d] + x] += %sdgin[%d * n + x];\n", mj.ins[r], sc, j);
+      }
+  }
+  out(e, "  }\n");
+}
+
 static void emit_op_forward(Emit *e, int i, int cached) {
   const Ir *ir = e->ir;
   const Net *net = e->net;
@@ -553,6 +694,11 @@ static void emit_op_forward(Emit *e, int i, int cached) {
           e->gen[op->params[0]], e->gen[op->params[1]], m->din, m->dout);
       break;
     case OP_VERTEX: {
+      if (!cached && e->group[i] >= 0) {
+        if (e->group[i] == i) emit_group_forward(e, i);
+        else out(e, "  /* computed with its group, op%d */\n", e->group[i]);
+        break;
+      }
       VertexShape vs = vertex_shape(e, op);
       const Model *md = vs.model;
       int *ins = vs.ins, k = vs.k, gpt2 = vs.gpt2, norm_w = vs.norm_w, norm_b = vs.norm_b;
@@ -694,6 +840,11 @@ static void emit_op_backward(Emit *e, int i) {
       }
       break;
     case OP_VERTEX: {
+      if (e->group[i] >= 0) {
+        if (e->group[i] == i) emit_group_backward(e, i);
+        else out(e, "  /* backward with its group, op%d */\n", e->group[i]);
+        break;
+      }
       VertexShape vs = vertex_shape(e, op);
       const Model *md = vs.model;
       int *ins = vs.ins, k = vs.k, gpt2 = vs.gpt2, norm_w = vs.norm_w, norm_b = vs.norm_b;
@@ -744,7 +895,7 @@ static void emit_backward(Emit *e) {
   emit_rope_setup(e, "T", "A");
   int *first_use = calloc((size_t)ir->n_ops + 1, sizeof(int));
   long *coef = calloc((size_t)ir->n_ops + 1, sizeof(long));
-  plan_douts(ir, first_use, coef);
+  plan_douts(e, first_use, coef);
   for (int j = ir->n_ops - 1; j >= 0; j--) {
     for (int i = 0; i < ir->n_ops; i++) /* gradients that op j's backward writes first */
       if (first_use[i] == j && ir->ops[j].backward)
@@ -1014,7 +1165,9 @@ int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, 
   e.order = calloc((size_t)np, sizeof(int));
   e.offset = calloc((size_t)np, sizeof(long));
   e.blk_first = calloc((size_t)ir->n_ops + 1, sizeof(int));
+  e.group = calloc((size_t)ir->n_ops + 1, sizeof(int));
   layout_params(&e);
+  find_groups(&e);
   char hname[128], cname[128], rel[4096];
   snprintf(hname, sizeof hname, "%s.h", net->name);
   snprintf(cname, sizeof cname, "%s.c", net->name);
@@ -1027,5 +1180,6 @@ int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, 
   free(e.order);
   free(e.offset);
   free(e.blk_first);
+  free(e.group);
   return rc;
 }

@@ -123,7 +123,7 @@ static const lmn_block_cfg cfg4 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e
 static const lmn_block_cfg cfg6 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
 static const lmn_block_cfg cfg8 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
 static const lmn_block_cfg cfg9 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
-static const lmn_block_cfg cfg11 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
+static const lmn_block_cfg __attribute__((unused)) cfg11 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
 static const lmn_block_cfg cfg12 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
 static const lmn_block_cfg cfg15 = {LMN_BLOCK_LLAMA, 64, 4, 2, 16, 172, (float)1e-05, 0, (float)0.25};
 
@@ -144,11 +144,11 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->dout[2] = (size_t)B * T * 64;
   p->dout[3] = (size_t)B * T * 0;
   p->dout[4] = (size_t)B * T * 64;
-  p->dout[5] = (size_t)B * T * 128;
+  p->dout[5] = (size_t)B * T * 192;
   p->dout[6] = (size_t)B * T * 64;
   p->dout[7] = (size_t)B * T * 0;
   p->dout[8] = (size_t)B * T * 64;
-  p->dout[9] = (size_t)B * T * 128;
+  p->dout[9] = (size_t)B * T * 192;
   p->dout[10] = (size_t)B * T * 64;
   p->dout[11] = (size_t)B * T * 128;
   p->dout[12] = (size_t)B * T * 0;
@@ -157,7 +157,7 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->dout[15] = (size_t)B * T * 0;
   p->dout[16] = 0;
   p->dout[17] = 0;
-  off += (size_t)B * T * 192;
+  off += (size_t)B * T * 256;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
@@ -212,8 +212,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[8] = off;
-  off += (size_t)2 * lmn_block_saved_floats(&cfg8, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg8, B, T, nt) + 2 * (size_t)B * T * 64;
+  off += (size_t)2 * lmn_block_saved_floats(&cfg8, 2 * B, T) + (size_t)2 * B * T * 64 + 2 * (size_t)2 * B * T;
+  s = lmn_block_scratch_floats(&cfg8, 2 * B, T, nt) + (size_t)4 * 2 * B * T * 64;
   if (s > scratch) scratch = s;
   p->saved[9] = off;
   off += lmn_block_saved_floats(&cfg9, B, T);
@@ -224,8 +224,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[11] = off;
-  off += (size_t)2 * lmn_block_saved_floats(&cfg11, B, T) + (size_t)B * T * 64 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg11, B, T, nt) + 2 * (size_t)B * T * 64;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[12] = off;
   off += lmn_block_saved_floats(&cfg12, B, T);
@@ -338,28 +338,29 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1] */
   lmn_linear_forward(A + p.out[7], A + p.out[6], lmn_w(net, 51), lmn_w(net, 52), B * T, 64, 64);
   /* op8 vertex: v1_0 = m(shared, trainable) */
+  /* op8 vertex group: 2 calls of m as one batch of 2 x B sequences */
   {
-    const float *xs[1] = {A + p.out[5]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 64, scratch + (size_t)2 * B * T * 64};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 64;
-    float *last = A + p.saved[8] + (size_t)2 * lmn_block_saved_floats(&cfg8, B, T);
-    const float *cur;
+    const size_t n = (size_t)B * T * 64, N = 2 * n, rows = (size_t)2 * B * T;
+    float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;
+    float *blk_scratch = scratch + 4 * N;
+    (void)rows;
+    memcpy(gin + 0 * n, A + p.out[5], sizeof(float) * n); /* v1_0 = m(shared, trainable) */
+    memcpy(gin + 1 * n, A + p.out[7], sizeof(float) * n); /* v1_1 = m(shared, trainable) */
+    const size_t bs = lmn_block_saved_floats(&cfg8, 2 * B, T);
+    float *last = A + p.saved[8] + (size_t)2 * bs;
+    const float *cur = gin;
     for (int l = 0; l < 2; l++) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[5 + l], &w, &g);
       float *y = l == 1 ? last : h[l & 1];
-      lmn_block_forward(&cfg8, &w, &rope0, y, in, k, scale, A + p.saved[8] + (size_t)l * lmn_block_saved_floats(&cfg8, B, T), B, T, blk_scratch, pool);
+      const float *xs[1] = {cur};
+      lmn_block_forward(&cfg8, &w, &rope0, y, xs, 1, 1.0f, A + p.saved[8] + (size_t)l * bs, 2 * B, T, blk_scratch, pool);
       cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[8], last + (size_t)B * T * 64 + (size_t)B * T, last, lmn_w(net, 30), B * T, 64, (float)1e-05);
+    lmn_rmsnorm_forward(normed, last + N + rows, last, lmn_w(net, 30), (int)rows, 64, (float)1e-05);
+    memcpy(A + p.out[8], normed + 0 * n, sizeof(float) * n);
+    memcpy(A + p.out[11], normed + 1 * n, sizeof(float) * n);
   }
   /* op9 module: e2.m0 decoder_layer(m) [v1_0 -> v2_0] */
   {
@@ -372,29 +373,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0] */
   lmn_linear_forward(A + p.out[10], A + p.out[9], lmn_w(net, 62), lmn_w(net, 63), B * T, 64, 64);
   /* op11 vertex: v1_1 = m(shared, trainable) */
-  {
-    const float *xs[1] = {A + p.out[7]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 64, scratch + (size_t)2 * B * T * 64};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 64;
-    float *last = A + p.saved[11] + (size_t)2 * lmn_block_saved_floats(&cfg11, B, T);
-    const float *cur;
-    for (int l = 0; l < 2; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[8 + l], &w, &g);
-      float *y = l == 1 ? last : h[l & 1];
-      lmn_block_forward(&cfg11, &w, &rope0, y, in, k, scale, A + p.saved[11] + (size_t)l * lmn_block_saved_floats(&cfg11, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[11], last + (size_t)B * T * 64 + (size_t)B * T, last, lmn_w(net, 30), B * T, 64, (float)1e-05);
-  }
+  /* computed with its group, op8 */
   /* op12 module: e3.m0 decoder_layer(m) [v1_1 -> v2_0] */
   {
     lmn_block_w w;
@@ -501,24 +480,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[7], 0, sizeof(float) * B * T * 64);
   /* op11 vertex: v1_1 = m(shared, trainable) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg11, B, T), n = (size_t)B * T * 64;
-    float *last = A + p.saved[11] + (size_t)2 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[11], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 64);
-    float *dins[1] = {A + p.dout[7]};
-    for (int l = 1; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[8 + l], &w, &g);
-      float *dy = dh[(1 - l) & 1], *dprev = dh[(1 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg11, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[11] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op8 */
   memset(A + p.dout[9], 0, sizeof(float) * B * T * 64);
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0] */
   lmn_linear_backward(A + p.dout[9], lmn_g(net, 62), lmn_g(net, 63), A + p.dout[10], A + p.out[9], lmn_w(net, 62), B * T, 64, 64);
@@ -533,23 +495,28 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[5], 0, sizeof(float) * B * T * 64);
   /* op8 vertex: v1_0 = m(shared, trainable) */
+  /* op8 vertex group: 2 calls of m, one backward over 2 x B sequences */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg8, B, T), n = (size_t)B * T * 64;
+    const size_t n = (size_t)B * T * 64, N = 2 * n, rows = (size_t)2 * B * T;
+    const size_t bs = lmn_block_saved_floats(&cfg8, 2 * B, T);
     float *last = A + p.saved[8] + (size_t)2 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), A + p.dout[8], last, lmn_w(net, 30), last + n + (size_t)B * T, B * T, 64);
-    float *dins[1] = {A + p.dout[5]};
+    float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N, *blk_scratch = scratch + 4 * N;
+    memcpy(dY + 0 * n, A + p.dout[8], sizeof(float) * n);
+    memcpy(dY + 1 * n, A + p.dout[11], sizeof(float) * n);
+    memset(dh[0], 0, sizeof(float) * N);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 30), dY, last, lmn_w(net, 30), last + N + rows, (int)rows, 64);
+    memset(dgin, 0, sizeof(float) * N);
     for (int l = 1; l >= 0; l--) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[5 + l], &w, &g);
       float *dy = dh[(1 - l) & 1], *dprev = dh[(1 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg8, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[8] + (size_t)l * bs, B, T, blk_scratch, pool);
+      if (l > 0) memset(dprev, 0, sizeof(float) * N);
+      float *const *dxs = l > 0 ? &dprev : &dgin;
+      lmn_block_backward(&cfg8, &w, &rope0, &g, dxs, 1, 1.0f, dy, A + p.saved[8] + (size_t)l * bs, 2 * B, T, blk_scratch, pool);
     }
+    for (size_t x = 0; x < n; x++) A[p.dout[5] + x] += dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[7] + x] += dgin[1 * n + x];
   }
   memset(A + p.dout[6], 0, sizeof(float) * B * T * 64);
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1] */

@@ -467,7 +467,7 @@ static const lmn_block_cfg cfg3 = {LMN_BLOCK_GPT2_EDGE, 1024, 16, 16, 64, 1024, 
 static const lmn_block_cfg cfg4 = {LMN_BLOCK_GPT2_EDGE, 1024, 16, 16, 64, 1024, (float)1e-05, 0, (float)1};
 static const lmn_block_cfg cfg5 = {LMN_BLOCK_GPT2, 1024, 16, 16, 64, 4096, (float)1e-05, 0, (float)0.125};
 static const lmn_block_cfg cfg6 = {LMN_BLOCK_GPT2_EDGE, 1024, 16, 16, 64, 1024, (float)1e-05, 0, (float)1};
-static const lmn_block_cfg cfg7 = {LMN_BLOCK_GPT2, 1024, 16, 16, 64, 4096, (float)1e-05, 0, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg7 = {LMN_BLOCK_GPT2, 1024, 16, 16, 64, 4096, (float)1e-05, 0, (float)0.125};
 static const lmn_block_cfg cfg8 = {LMN_BLOCK_GPT2_EDGE, 1024, 16, 16, 64, 1024, (float)1e-05, 0, (float)1};
 static const lmn_block_cfg cfg10 = {LMN_BLOCK_GPT2, 1024, 16, 16, 64, 4096, (float)1e-05, 0, (float)0.125};
 
@@ -488,7 +488,7 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->dout[2] = (size_t)B * T * 1024;
   p->dout[3] = (size_t)B * T * 0;
   p->dout[4] = (size_t)B * T * 3072;
-  p->dout[5] = (size_t)B * T * 2048;
+  p->dout[5] = (size_t)B * T * 4096;
   p->dout[6] = (size_t)B * T * 0;
   p->dout[7] = (size_t)B * T * 2048;
   p->dout[8] = (size_t)B * T * 3072;
@@ -497,7 +497,7 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->dout[11] = (size_t)B * T * 0;
   p->dout[12] = 0;
   p->dout[13] = 0;
-  off += (size_t)B * T * 4096;
+  off += (size_t)B * T * 5120;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
@@ -510,7 +510,7 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->out[4] = off + (size_t)B * T * 2048;
   p->out[5] = off + (size_t)B * T * 3072;
   p->out[6] = off + (size_t)B * T * 1024;
-  p->out[7] = off + (size_t)B * T * 3072;
+  p->out[7] = off + (size_t)B * T * 4096;
   p->out[8] = off + (size_t)B * T * 2048;
   p->out[10] = off + (size_t)B * T * 3072;
   p->out[11] = off + (size_t)B * T * 1024;
@@ -537,16 +537,16 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = lmn_block_scratch_floats(&cfg4, B, T, nt);
   if (s > scratch) scratch = s;
   p->saved[5] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg5, B, T) + (size_t)B * T * 1024 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg5, B, T, nt) + 2 * (size_t)B * T * 1024;
+  off += (size_t)24 * lmn_block_saved_floats(&cfg5, 2 * B, T) + (size_t)2 * B * T * 1024 + 2 * (size_t)2 * B * T;
+  s = lmn_block_scratch_floats(&cfg5, 2 * B, T, nt) + (size_t)4 * 2 * B * T * 1024;
   if (s > scratch) scratch = s;
   p->saved[6] = off;
   off += lmn_block_saved_floats(&cfg6, B, T);
   s = lmn_block_scratch_floats(&cfg6, B, T, nt);
   if (s > scratch) scratch = s;
   p->saved[7] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg7, B, T) + (size_t)B * T * 1024 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg7, B, T, nt) + 2 * (size_t)B * T * 1024;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[8] = off;
   off += lmn_block_saved_floats(&cfg8, B, T);
@@ -653,28 +653,29 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_forward(&cfg4, &w, NULL, A + p.out[4], xs, 1, 1.0f, A + p.saved[4], B, T, scratch, pool);
   }
   /* op5 vertex: mid1 = gpt(shared, frozen) */
+  /* op5 vertex group: 2 calls of gpt as one batch of 2 x B sequences */
   {
-    const float *xs[1] = {A + p.out[3]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 1024, scratch + (size_t)2 * B * T * 1024};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 1024;
-    float *last = A + p.saved[5] + (size_t)24 * lmn_block_saved_floats(&cfg5, B, T);
-    const float *cur;
+    const size_t n = (size_t)B * T * 1024, N = 2 * n, rows = (size_t)2 * B * T;
+    float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;
+    float *blk_scratch = scratch + 4 * N;
+    (void)rows;
+    memcpy(gin + 0 * n, A + p.out[3], sizeof(float) * n); /* mid1 = gpt(shared, frozen) */
+    memcpy(gin + 1 * n, A + p.out[4], sizeof(float) * n); /* mid2 = gpt(shared, frozen) */
+    const size_t bs = lmn_block_saved_floats(&cfg5, 2 * B, T);
+    float *last = A + p.saved[5] + (size_t)24 * bs;
+    const float *cur = gin;
     for (int l = 0; l < 24; l++) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[27 + l], &w, &g);
       float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg5, &w, NULL, y, in, k, scale, A + p.saved[5] + (size_t)l * lmn_block_saved_floats(&cfg5, B, T), B, T, blk_scratch, pool);
+      const float *xs[1] = {cur};
+      lmn_block_forward(&cfg5, &w, NULL, y, xs, 1, 1.0f, A + p.saved[5] + (size_t)l * bs, 2 * B, T, blk_scratch, pool);
       cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
     }
-    lmn_layernorm_forward(A + p.out[5], last + (size_t)B * T * 1024, last + (size_t)B * T * 1024 + (size_t)B * T, last, lmn_w(net, 331), lmn_w(net, 332), B * T, 1024, (float)1e-05);
+    lmn_layernorm_forward(normed, last + N, last + N + rows, last, lmn_w(net, 331), lmn_w(net, 332), (int)rows, 1024, (float)1e-05);
+    memcpy(A + p.out[5], normed + 0 * n, sizeof(float) * n);
+    memcpy(A + p.out[7], normed + 1 * n, sizeof(float) * n);
   }
   /* op6 module: e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last] */
   {
@@ -685,29 +686,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_forward(&cfg6, &w, NULL, A + p.out[6], xs, 1, 1.0f, A + p.saved[6], B, T, scratch, pool);
   }
   /* op7 vertex: mid2 = gpt(shared, frozen) */
-  {
-    const float *xs[1] = {A + p.out[4]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 1024, scratch + (size_t)2 * B * T * 1024};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 1024;
-    float *last = A + p.saved[7] + (size_t)24 * lmn_block_saved_floats(&cfg7, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[52 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg7, &w, NULL, y, in, k, scale, A + p.saved[7] + (size_t)l * lmn_block_saved_floats(&cfg7, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_layernorm_forward(A + p.out[7], last + (size_t)B * T * 1024, last + (size_t)B * T * 1024 + (size_t)B * T, last, lmn_w(net, 331), lmn_w(net, 332), B * T, 1024, (float)1e-05);
-  }
+  /* computed with its group, op5 */
   /* op8 module: e4.m0 gpt2_block(gpt, unscaled) [mid2 -> last] */
   {
     lmn_block_w w;
@@ -806,24 +785,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[4], 0, sizeof(float) * B * T * 1024);
   /* op7 vertex: mid2 = gpt(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg7, B, T), n = (size_t)B * T * 1024;
-    float *last = A + p.saved[7] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_layernorm_backward(dh[0], lmn_g(net, 331), lmn_g(net, 332), A + p.dout[7], last, lmn_w(net, 331), last + n, last + n + (size_t)B * T, B * T, 1024);
-    float *dins[1] = {A + p.dout[4]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[52 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg7, &w, NULL, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[7] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op5 */
   memset(A + p.dout[5], 0, sizeof(float) * B * T * 1024);
   /* op6 module: e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last] */
   {
@@ -835,23 +797,28 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[3], 0, sizeof(float) * B * T * 1024);
   /* op5 vertex: mid1 = gpt(shared, frozen) */
+  /* op5 vertex group: 2 calls of gpt, one backward over 2 x B sequences */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg5, B, T), n = (size_t)B * T * 1024;
+    const size_t n = (size_t)B * T * 1024, N = 2 * n, rows = (size_t)2 * B * T;
+    const size_t bs = lmn_block_saved_floats(&cfg5, 2 * B, T);
     float *last = A + p.saved[5] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_layernorm_backward(dh[0], lmn_g(net, 331), lmn_g(net, 332), A + p.dout[5], last, lmn_w(net, 331), last + n, last + n + (size_t)B * T, B * T, 1024);
-    float *dins[1] = {A + p.dout[3]};
+    float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N, *blk_scratch = scratch + 4 * N;
+    memcpy(dY + 0 * n, A + p.dout[5], sizeof(float) * n);
+    memcpy(dY + 1 * n, A + p.dout[7], sizeof(float) * n);
+    memset(dh[0], 0, sizeof(float) * N);
+    lmn_layernorm_backward(dh[0], lmn_g(net, 331), lmn_g(net, 332), dY, last, lmn_w(net, 331), last + N, last + N + rows, (int)rows, 1024);
+    memset(dgin, 0, sizeof(float) * N);
     for (int l = 23; l >= 0; l--) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[27 + l], &w, &g);
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg5, &w, NULL, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[5] + (size_t)l * bs, B, T, blk_scratch, pool);
+      if (l > 0) memset(dprev, 0, sizeof(float) * N);
+      float *const *dxs = l > 0 ? &dprev : &dgin;
+      lmn_block_backward(&cfg5, &w, NULL, &g, dxs, 1, 1.0f, dy, A + p.saved[5] + (size_t)l * bs, 2 * B, T, blk_scratch, pool);
     }
+    for (size_t x = 0; x < n; x++) A[p.dout[3] + x] += dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[4] + x] += dgin[1 * n + x];
   }
   /* op4 module: e2.m0 gpt2_block(gpt, unscaled) [first -> mid2] */
   {

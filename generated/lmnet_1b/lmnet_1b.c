@@ -1279,17 +1279,17 @@ static const lmn_block_cfg cfg13 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (floa
 static const lmn_block_cfg cfg15 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg17 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg19 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg21 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg21 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg22 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg24 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg26 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg28 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg30 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg30 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg31 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg33 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg35 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg37 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg39 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg39 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg40 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg42 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg44 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
@@ -1299,28 +1299,28 @@ static const lmn_block_cfg cfg50 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (floa
 static const lmn_block_cfg cfg52 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg54 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg56 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg59 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg59 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg60 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg62 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg64 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg66 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg69 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg69 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg70 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg72 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg74 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg76 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg79 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg79 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg80 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg82 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg84 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg86 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg89 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg90 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg93 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg93 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg94 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg97 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg97 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg98 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
-static const lmn_block_cfg cfg101 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
+static const lmn_block_cfg __attribute__((unused)) cfg101 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg102 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 static const lmn_block_cfg cfg105 = {LMN_BLOCK_QWEN2, 896, 14, 2, 64, 4864, (float)1e-06, 1, (float)0.125};
 
@@ -1341,100 +1341,100 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->dout[2] = (size_t)B * T * 896;
   p->dout[3] = (size_t)B * T * 0;
   p->dout[4] = (size_t)B * T * 896;
-  p->dout[5] = (size_t)B * T * 1792;
+  p->dout[5] = (size_t)B * T * 6272;
   p->dout[6] = (size_t)B * T * 896;
-  p->dout[7] = (size_t)B * T * 2688;
+  p->dout[7] = (size_t)B * T * 5376;
   p->dout[8] = (size_t)B * T * 896;
-  p->dout[9] = (size_t)B * T * 3584;
+  p->dout[9] = (size_t)B * T * 4480;
   p->dout[10] = (size_t)B * T * 896;
   p->dout[11] = (size_t)B * T * 0;
   p->dout[12] = (size_t)B * T * 896;
-  p->dout[13] = (size_t)B * T * 4480;
-  p->dout[14] = (size_t)B * T * 1792;
-  p->dout[15] = (size_t)B * T * 4480;
-  p->dout[16] = (size_t)B * T * 5376;
-  p->dout[17] = (size_t)B * T * 4480;
-  p->dout[18] = (size_t)B * T * 6272;
-  p->dout[19] = (size_t)B * T * 4480;
+  p->dout[13] = (size_t)B * T * 6272;
+  p->dout[14] = (size_t)B * T * 7168;
+  p->dout[15] = (size_t)B * T * 6272;
+  p->dout[16] = (size_t)B * T * 8064;
+  p->dout[17] = (size_t)B * T * 6272;
+  p->dout[18] = (size_t)B * T * 8960;
+  p->dout[19] = (size_t)B * T * 6272;
   p->dout[20] = (size_t)B * T * 896;
-  p->dout[21] = (size_t)B * T * 8960;
-  p->dout[22] = (size_t)B * T * 4480;
-  p->dout[23] = (size_t)B * T * 2688;
-  p->dout[24] = (size_t)B * T * 4480;
-  p->dout[25] = (size_t)B * T * 7168;
-  p->dout[26] = (size_t)B * T * 4480;
-  p->dout[27] = (size_t)B * T * 8064;
-  p->dout[28] = (size_t)B * T * 4480;
-  p->dout[29] = (size_t)B * T * 8960;
-  p->dout[30] = (size_t)B * T * 11648;
+  p->dout[21] = (size_t)B * T * 2688;
+  p->dout[22] = (size_t)B * T * 5376;
+  p->dout[23] = (size_t)B * T * 10752;
+  p->dout[24] = (size_t)B * T * 5376;
+  p->dout[25] = (size_t)B * T * 11648;
+  p->dout[26] = (size_t)B * T * 5376;
+  p->dout[27] = (size_t)B * T * 9856;
+  p->dout[28] = (size_t)B * T * 5376;
+  p->dout[29] = (size_t)B * T * 2688;
+  p->dout[30] = (size_t)B * T * 3584;
   p->dout[31] = (size_t)B * T * 4480;
-  p->dout[32] = (size_t)B * T * 3584;
+  p->dout[32] = (size_t)B * T * 14336;
   p->dout[33] = (size_t)B * T * 4480;
-  p->dout[34] = (size_t)B * T * 9856;
+  p->dout[34] = (size_t)B * T * 15232;
   p->dout[35] = (size_t)B * T * 4480;
-  p->dout[36] = (size_t)B * T * 10752;
+  p->dout[36] = (size_t)B * T * 12544;
   p->dout[37] = (size_t)B * T * 4480;
-  p->dout[38] = (size_t)B * T * 11648;
-  p->dout[39] = (size_t)B * T * 14336;
+  p->dout[38] = (size_t)B * T * 3584;
+  p->dout[39] = (size_t)B * T * 1792;
   p->dout[40] = (size_t)B * T * 0;
-  p->dout[41] = (size_t)B * T * 4480;
+  p->dout[41] = (size_t)B * T * 17024;
   p->dout[42] = (size_t)B * T * 0;
-  p->dout[43] = (size_t)B * T * 12544;
+  p->dout[43] = (size_t)B * T * 16128;
   p->dout[44] = (size_t)B * T * 0;
   p->dout[45] = (size_t)B * T * 13440;
   p->dout[46] = (size_t)B * T * 0;
-  p->dout[47] = (size_t)B * T * 14336;
+  p->dout[47] = (size_t)B * T * 6272;
   p->dout[48] = 0;
   p->dout[49] = (size_t)B * T * 0;
-  p->dout[50] = (size_t)B * T * 2688;
-  p->dout[51] = (size_t)B * T * 1792;
-  p->dout[52] = (size_t)B * T * 3584;
-  p->dout[53] = (size_t)B * T * 2688;
-  p->dout[54] = (size_t)B * T * 4480;
-  p->dout[55] = (size_t)B * T * 3584;
-  p->dout[56] = (size_t)B * T * 4480;
+  p->dout[50] = (size_t)B * T * 7168;
+  p->dout[51] = (size_t)B * T * 14336;
+  p->dout[52] = (size_t)B * T * 7168;
+  p->dout[53] = (size_t)B * T * 10752;
+  p->dout[54] = (size_t)B * T * 17024;
+  p->dout[55] = (size_t)B * T * 7168;
+  p->dout[56] = (size_t)B * T * 17024;
   p->dout[57] = (size_t)B * T * 0;
   p->dout[58] = 0;
   p->dout[59] = (size_t)B * T * 4480;
-  p->dout[60] = (size_t)B * T * 5376;
-  p->dout[61] = (size_t)B * T * 12544;
-  p->dout[62] = (size_t)B * T * 5376;
-  p->dout[63] = (size_t)B * T * 9856;
-  p->dout[64] = (size_t)B * T * 5376;
-  p->dout[65] = (size_t)B * T * 7168;
-  p->dout[66] = (size_t)B * T * 5376;
+  p->dout[60] = (size_t)B * T * 8064;
+  p->dout[61] = (size_t)B * T * 15232;
+  p->dout[62] = (size_t)B * T * 8064;
+  p->dout[63] = (size_t)B * T * 11648;
+  p->dout[64] = (size_t)B * T * 16128;
+  p->dout[65] = (size_t)B * T * 8064;
+  p->dout[66] = (size_t)B * T * 16128;
   p->dout[67] = (size_t)B * T * 4480;
   p->dout[68] = 0;
   p->dout[69] = (size_t)B * T * 5376;
-  p->dout[70] = (size_t)B * T * 6272;
-  p->dout[71] = (size_t)B * T * 13440;
-  p->dout[72] = (size_t)B * T * 6272;
-  p->dout[73] = (size_t)B * T * 10752;
-  p->dout[74] = (size_t)B * T * 6272;
-  p->dout[75] = (size_t)B * T * 8064;
-  p->dout[76] = (size_t)B * T * 6272;
+  p->dout[70] = (size_t)B * T * 8960;
+  p->dout[71] = (size_t)B * T * 16128;
+  p->dout[72] = (size_t)B * T * 8960;
+  p->dout[73] = (size_t)B * T * 12544;
+  p->dout[74] = (size_t)B * T * 9856;
+  p->dout[75] = (size_t)B * T * 8960;
+  p->dout[76] = (size_t)B * T * 9856;
   p->dout[77] = (size_t)B * T * 5376;
   p->dout[78] = 0;
-  p->dout[79] = (size_t)B * T * 6272;
+  p->dout[79] = (size_t)B * T * 1792;
   p->dout[80] = (size_t)B * T * 896;
-  p->dout[81] = (size_t)B * T * 14336;
+  p->dout[81] = (size_t)B * T * 17024;
   p->dout[82] = (size_t)B * T * 896;
-  p->dout[83] = (size_t)B * T * 11648;
+  p->dout[83] = (size_t)B * T * 13440;
   p->dout[84] = (size_t)B * T * 896;
-  p->dout[85] = (size_t)B * T * 8960;
+  p->dout[85] = (size_t)B * T * 9856;
   p->dout[86] = (size_t)B * T * 896;
   p->dout[87] = (size_t)B * T * 6272;
   p->dout[88] = 0;
   p->dout[89] = (size_t)B * T * 896;
-  p->dout[90] = (size_t)B * T * 1792;
+  p->dout[90] = (size_t)B * T * 14336;
   p->dout[91] = (size_t)B * T * 896;
   p->dout[92] = 0;
   p->dout[93] = (size_t)B * T * 1792;
-  p->dout[94] = (size_t)B * T * 2688;
+  p->dout[94] = (size_t)B * T * 10752;
   p->dout[95] = (size_t)B * T * 1792;
   p->dout[96] = 0;
   p->dout[97] = (size_t)B * T * 2688;
-  p->dout[98] = (size_t)B * T * 3584;
+  p->dout[98] = (size_t)B * T * 7168;
   p->dout[99] = (size_t)B * T * 2688;
   p->dout[100] = 0;
   p->dout[101] = (size_t)B * T * 3584;
@@ -1444,7 +1444,7 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->dout[105] = (size_t)B * T * 0;
   p->dout[106] = 0;
   p->dout[107] = 0;
-  off += (size_t)B * T * 15232;
+  off += (size_t)B * T * 17920;
   p->tok = off;
   off += PREFIX ? (size_t)B * T : 0; /* tokens with the prefix positions (int32) */
   p->tgt = off;
@@ -1464,32 +1464,32 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->out[11] = off + (size_t)B * T * 1792;
   p->out[12] = off + (size_t)B * T * 8064;
   p->out[13] = off + (size_t)B * T * 2688;
-  p->out[14] = off + (size_t)B * T * 8960;
-  p->out[15] = off + (size_t)B * T * 9856;
-  p->out[16] = off + (size_t)B * T * 10752;
-  p->out[17] = off + (size_t)B * T * 11648;
-  p->out[18] = off + (size_t)B * T * 12544;
-  p->out[19] = off + (size_t)B * T * 13440;
+  p->out[14] = off + (size_t)B * T * 11648;
+  p->out[15] = off + (size_t)B * T * 12544;
+  p->out[16] = off + (size_t)B * T * 13440;
+  p->out[17] = off + (size_t)B * T * 14336;
+  p->out[18] = off + (size_t)B * T * 15232;
+  p->out[19] = off + (size_t)B * T * 16128;
   p->out[20] = off + (size_t)B * T * 8064;
-  p->out[21] = off + (size_t)B * T * 14336;
+  p->out[21] = off + (size_t)B * T * 8960;
   p->out[22] = off + (size_t)B * T * 4480;
-  p->out[23] = off + (size_t)B * T * 15232;
-  p->out[24] = off + (size_t)B * T * 16128;
-  p->out[25] = off + (size_t)B * T * 17024;
-  p->out[26] = off + (size_t)B * T * 17920;
-  p->out[27] = off + (size_t)B * T * 18816;
-  p->out[28] = off + (size_t)B * T * 19712;
-  p->out[29] = off + (size_t)B * T * 14336;
-  p->out[30] = off + (size_t)B * T * 20608;
+  p->out[23] = off + (size_t)B * T * 17024;
+  p->out[24] = off + (size_t)B * T * 17920;
+  p->out[25] = off + (size_t)B * T * 18816;
+  p->out[26] = off + (size_t)B * T * 19712;
+  p->out[27] = off + (size_t)B * T * 20608;
+  p->out[28] = off + (size_t)B * T * 21504;
+  p->out[29] = off + (size_t)B * T * 8960;
+  p->out[30] = off + (size_t)B * T * 9856;
   p->out[31] = off + (size_t)B * T * 6272;
-  p->out[32] = off + (size_t)B * T * 21504;
-  p->out[33] = off + (size_t)B * T * 22400;
-  p->out[34] = off + (size_t)B * T * 23296;
-  p->out[35] = off + (size_t)B * T * 24192;
-  p->out[36] = off + (size_t)B * T * 25088;
-  p->out[37] = off + (size_t)B * T * 25984;
-  p->out[38] = off + (size_t)B * T * 20608;
-  p->out[39] = off + (size_t)B * T * 26880;
+  p->out[32] = off + (size_t)B * T * 22400;
+  p->out[33] = off + (size_t)B * T * 23296;
+  p->out[34] = off + (size_t)B * T * 24192;
+  p->out[35] = off + (size_t)B * T * 25088;
+  p->out[36] = off + (size_t)B * T * 25984;
+  p->out[37] = off + (size_t)B * T * 26880;
+  p->out[38] = off + (size_t)B * T * 9856;
+  p->out[39] = off + (size_t)B * T * 10752;
   p->out[40] = off + (size_t)B * T * 1792;
   p->out[41] = off + (size_t)B * T * 27776;
   p->out[42] = off + (size_t)B * T * 28672;
@@ -1497,55 +1497,55 @@ static void plan(int B, int T, int nt, Plan *p) {
   p->out[44] = off + (size_t)B * T * 30464;
   p->out[45] = off + (size_t)B * T * 31360;
   p->out[46] = off + (size_t)B * T * 32256;
-  p->out[47] = off + (size_t)B * T * 26880;
+  p->out[47] = off + (size_t)B * T * 10752;
   p->out[49] = off + (size_t)B * T * 33152;
-  p->out[50] = off + (size_t)B * T * 8960;
-  p->out[51] = off + (size_t)B * T * 15232;
-  p->out[52] = off + (size_t)B * T * 21504;
+  p->out[50] = off + (size_t)B * T * 11648;
+  p->out[51] = off + (size_t)B * T * 17024;
+  p->out[52] = off + (size_t)B * T * 22400;
   p->out[53] = off + (size_t)B * T * 27776;
-  p->out[54] = off + (size_t)B * T * 34048;
-  p->out[55] = off + (size_t)B * T * 34944;
-  p->out[56] = off + (size_t)B * T * 35840;
+  p->out[54] = off + (size_t)B * T * 36736;
+  p->out[55] = off + (size_t)B * T * 37632;
+  p->out[56] = off + (size_t)B * T * 38528;
   p->out[57] = off + (size_t)B * T * 33152;
-  p->out[59] = off + (size_t)B * T * 36736;
-  p->out[60] = off + (size_t)B * T * 10752;
-  p->out[61] = off + (size_t)B * T * 17024;
-  p->out[62] = off + (size_t)B * T * 23296;
+  p->out[59] = off + (size_t)B * T * 34048;
+  p->out[60] = off + (size_t)B * T * 13440;
+  p->out[61] = off + (size_t)B * T * 18816;
+  p->out[62] = off + (size_t)B * T * 24192;
   p->out[63] = off + (size_t)B * T * 29568;
-  p->out[64] = off + (size_t)B * T * 37632;
-  p->out[65] = off + (size_t)B * T * 38528;
-  p->out[66] = off + (size_t)B * T * 39424;
-  p->out[67] = off + (size_t)B * T * 36736;
-  p->out[69] = off + (size_t)B * T * 40320;
-  p->out[70] = off + (size_t)B * T * 12544;
-  p->out[71] = off + (size_t)B * T * 18816;
-  p->out[72] = off + (size_t)B * T * 25088;
+  p->out[64] = off + (size_t)B * T * 39424;
+  p->out[65] = off + (size_t)B * T * 40320;
+  p->out[66] = off + (size_t)B * T * 41216;
+  p->out[67] = off + (size_t)B * T * 34048;
+  p->out[69] = off + (size_t)B * T * 34944;
+  p->out[70] = off + (size_t)B * T * 15232;
+  p->out[71] = off + (size_t)B * T * 20608;
+  p->out[72] = off + (size_t)B * T * 25984;
   p->out[73] = off + (size_t)B * T * 31360;
-  p->out[74] = off + (size_t)B * T * 41216;
-  p->out[75] = off + (size_t)B * T * 42112;
-  p->out[76] = off + (size_t)B * T * 43008;
-  p->out[77] = off + (size_t)B * T * 40320;
-  p->out[79] = off + (size_t)B * T * 43904;
+  p->out[74] = off + (size_t)B * T * 42112;
+  p->out[75] = off + (size_t)B * T * 43008;
+  p->out[76] = off + (size_t)B * T * 43904;
+  p->out[77] = off + (size_t)B * T * 34944;
+  p->out[79] = off + (size_t)B * T * 35840;
   p->out[80] = off + (size_t)B * T * 8064;
-  p->out[81] = off + (size_t)B * T * 14336;
-  p->out[82] = off + (size_t)B * T * 20608;
-  p->out[83] = off + (size_t)B * T * 26880;
+  p->out[81] = off + (size_t)B * T * 8960;
+  p->out[82] = off + (size_t)B * T * 9856;
+  p->out[83] = off + (size_t)B * T * 10752;
   p->out[84] = off + (size_t)B * T * 44800;
   p->out[85] = off + (size_t)B * T * 45696;
   p->out[86] = off + (size_t)B * T * 46592;
-  p->out[87] = off + (size_t)B * T * 43904;
+  p->out[87] = off + (size_t)B * T * 35840;
   p->out[89] = off + (size_t)B * T * 47488;
-  p->out[90] = off + (size_t)B * T * 14336;
-  p->out[91] = off + (size_t)B * T * 15232;
-  p->out[93] = off + (size_t)B * T * 17024;
-  p->out[94] = off + (size_t)B * T * 18816;
-  p->out[95] = off + (size_t)B * T * 17024;
-  p->out[97] = off + (size_t)B * T * 26880;
-  p->out[98] = off + (size_t)B * T * 27776;
-  p->out[99] = off + (size_t)B * T * 26880;
-  p->out[101] = off + (size_t)B * T * 29568;
-  p->out[102] = off + (size_t)B * T * 31360;
-  p->out[103] = off + (size_t)B * T * 29568;
+  p->out[90] = off + (size_t)B * T * 8960;
+  p->out[91] = off + (size_t)B * T * 17024;
+  p->out[93] = off + (size_t)B * T * 48384;
+  p->out[94] = off + (size_t)B * T * 10752;
+  p->out[95] = off + (size_t)B * T * 18816;
+  p->out[97] = off + (size_t)B * T * 49280;
+  p->out[98] = off + (size_t)B * T * 20608;
+  p->out[99] = off + (size_t)B * T * 27776;
+  p->out[101] = off + (size_t)B * T * 50176;
+  p->out[102] = off + (size_t)B * T * 29568;
+  p->out[103] = off + (size_t)B * T * 31360;
   p->out[105] = off + (size_t)B * T * 33152;
   p->out[106] = off + (size_t)B * T * 47488;
   off += (size_t)B * T * 199424;
@@ -1598,8 +1598,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[12] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg12, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg12, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += (size_t)24 * lmn_block_saved_floats(&cfg12, 4 * B, T) + (size_t)4 * B * T * 896 + 2 * (size_t)4 * B * T;
+  s = lmn_block_scratch_floats(&cfg12, 4 * B, T, nt) + (size_t)4 * 4 * B * T * 896;
   if (s > scratch) scratch = s;
   p->saved[13] = off;
   off += lmn_block_saved_floats(&cfg13, B, T);
@@ -1634,8 +1634,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[21] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg21, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg21, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[22] = off;
   off += lmn_block_saved_floats(&cfg22, B, T);
@@ -1670,8 +1670,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[30] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg30, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg30, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[31] = off;
   off += lmn_block_saved_floats(&cfg31, B, T);
@@ -1706,8 +1706,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[39] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg39, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg39, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[40] = off;
   off += lmn_block_saved_floats(&cfg40, B, T);
@@ -1747,8 +1747,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[49] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg49, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg49, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += (size_t)24 * lmn_block_saved_floats(&cfg49, 4 * B, T) + (size_t)4 * B * T * 896 + 2 * (size_t)4 * B * T;
+  s = lmn_block_scratch_floats(&cfg49, 4 * B, T, nt) + (size_t)4 * 4 * B * T * 896;
   if (s > scratch) scratch = s;
   p->saved[50] = off;
   off += lmn_block_saved_floats(&cfg50, B, T);
@@ -1788,8 +1788,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[59] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg59, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg59, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[60] = off;
   off += lmn_block_saved_floats(&cfg60, B, T);
@@ -1829,8 +1829,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[69] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg69, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg69, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[70] = off;
   off += lmn_block_saved_floats(&cfg70, B, T);
@@ -1870,8 +1870,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[79] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg79, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg79, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[80] = off;
   off += lmn_block_saved_floats(&cfg80, B, T);
@@ -1911,8 +1911,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[89] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg89, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg89, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += (size_t)24 * lmn_block_saved_floats(&cfg89, 4 * B, T) + (size_t)4 * B * T * 896 + 2 * (size_t)4 * B * T;
+  s = lmn_block_scratch_floats(&cfg89, 4 * B, T, nt) + (size_t)4 * 4 * B * T * 896;
   if (s > scratch) scratch = s;
   p->saved[90] = off;
   off += lmn_block_saved_floats(&cfg90, B, T);
@@ -1928,8 +1928,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[93] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg93, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg93, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[94] = off;
   off += lmn_block_saved_floats(&cfg94, B, T);
@@ -1945,8 +1945,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[97] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg97, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg97, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[98] = off;
   off += lmn_block_saved_floats(&cfg98, B, T);
@@ -1962,8 +1962,8 @@ static void plan(int B, int T, int nt, Plan *p) {
   s = 0;
   if (s > scratch) scratch = s;
   p->saved[101] = off;
-  off += (size_t)24 * lmn_block_saved_floats(&cfg101, B, T) + (size_t)B * T * 896 + 2 * (size_t)B * T;
-  s = lmn_block_scratch_floats(&cfg101, B, T, nt) + 2 * (size_t)B * T * 896;
+  off += 0 /* in its group's region */;
+  s = 0;
   if (s > scratch) scratch = s;
   p->saved[102] = off;
   off += lmn_block_saved_floats(&cfg102, B, T);
@@ -2094,28 +2094,33 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op11 module: e3.m1 linear(896 -> 896, bias) [v0_0 -> v1_3] */
   lmn_linear_forward(A + p.out[11], A + p.out[10], lmn_w(net, 68), lmn_w(net, 69), B * T, 896, 896);
   /* op12 vertex: v1_0 = qwen(shared, frozen) */
+  /* op12 vertex group: 4 calls of qwen as one batch of 4 x B sequences */
   {
-    const float *xs[1] = {A + p.out[5]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[12] + (size_t)24 * lmn_block_saved_floats(&cfg12, B, T);
-    const float *cur;
+    const size_t n = (size_t)B * T * 896, N = 4 * n, rows = (size_t)4 * B * T;
+    float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;
+    float *blk_scratch = scratch + 4 * N;
+    (void)rows;
+    memcpy(gin + 0 * n, A + p.out[5], sizeof(float) * n); /* v1_0 = qwen(shared, frozen) */
+    memcpy(gin + 1 * n, A + p.out[7], sizeof(float) * n); /* v1_1 = qwen(shared, frozen) */
+    memcpy(gin + 2 * n, A + p.out[9], sizeof(float) * n); /* v1_2 = qwen(shared, frozen) */
+    memcpy(gin + 3 * n, A + p.out[11], sizeof(float) * n); /* v1_3 = qwen(shared, frozen) */
+    const size_t bs = lmn_block_saved_floats(&cfg12, 4 * B, T);
+    float *last = A + p.saved[12] + (size_t)24 * bs;
+    const float *cur = gin;
     for (int l = 0; l < 24; l++) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[29 + l], &w, &g);
       float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg12, &w, &rope0, y, in, k, scale, A + p.saved[12] + (size_t)l * lmn_block_saved_floats(&cfg12, B, T), B, T, blk_scratch, pool);
+      const float *xs[1] = {cur};
+      lmn_block_forward(&cfg12, &w, &rope0, y, xs, 1, 1.0f, A + p.saved[12] + (size_t)l * bs, 4 * B, T, blk_scratch, pool);
       cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[12], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
+    lmn_rmsnorm_forward(normed, last + N + rows, last, lmn_w(net, 863), (int)rows, 896, (float)1e-06);
+    memcpy(A + p.out[12], normed + 0 * n, sizeof(float) * n);
+    memcpy(A + p.out[21], normed + 1 * n, sizeof(float) * n);
+    memcpy(A + p.out[30], normed + 2 * n, sizeof(float) * n);
+    memcpy(A + p.out[39], normed + 3 * n, sizeof(float) * n);
   }
   /* op13 module: e4.m0 decoder_layer(qwen) [v1_0 -> v2_0] */
   {
@@ -2158,29 +2163,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op20 module: e7.m1 linear(896 -> 896, bias) [v1_0 -> v2_3] */
   lmn_linear_forward(A + p.out[20], A + p.out[19], lmn_w(net, 124), lmn_w(net, 125), B * T, 896, 896);
   /* op21 vertex: v1_1 = qwen(shared, frozen) */
-  {
-    const float *xs[1] = {A + p.out[7]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[21] + (size_t)24 * lmn_block_saved_floats(&cfg21, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[57 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg21, &w, &rope0, y, in, k, scale, A + p.saved[21] + (size_t)l * lmn_block_saved_floats(&cfg21, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[21], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op12 */
   /* op22 module: e8.m0 decoder_layer(qwen) [v1_1 -> v2_0] */
   {
     lmn_block_w w;
@@ -2222,29 +2205,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op29 module: e11.m1 linear(896 -> 896, bias) [v1_1 -> v2_3] */
   lmn_linear_forward(A + p.out[29], A + p.out[28], lmn_w(net, 180), lmn_w(net, 181), B * T, 896, 896);
   /* op30 vertex: v1_2 = qwen(shared, frozen) */
-  {
-    const float *xs[1] = {A + p.out[9]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[30] + (size_t)24 * lmn_block_saved_floats(&cfg30, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[85 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg30, &w, &rope0, y, in, k, scale, A + p.saved[30] + (size_t)l * lmn_block_saved_floats(&cfg30, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[30], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op12 */
   /* op31 module: e12.m0 decoder_layer(qwen) [v1_2 -> v2_0] */
   {
     lmn_block_w w;
@@ -2286,29 +2247,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op38 module: e15.m1 linear(896 -> 896, bias) [v1_2 -> v2_3] */
   lmn_linear_forward(A + p.out[38], A + p.out[37], lmn_w(net, 236), lmn_w(net, 237), B * T, 896, 896);
   /* op39 vertex: v1_3 = qwen(shared, frozen) */
-  {
-    const float *xs[1] = {A + p.out[11]};
-    const float *const *in = xs;
-    int k = 1;
-    float scale = 1.0f;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[39] + (size_t)24 * lmn_block_saved_floats(&cfg39, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[113 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg39, &w, &rope0, y, in, k, scale, A + p.saved[39] + (size_t)l * lmn_block_saved_floats(&cfg39, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[39], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op12 */
   /* op40 module: e16.m0 decoder_layer(qwen) [v1_3 -> v2_0] */
   {
     lmn_block_w w;
@@ -2352,28 +2291,49 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op48 aggregate: v2_0 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op49 vertex: v2_0 = qwen(shared, frozen) */
+  /* op49 vertex group: 4 calls of qwen as one batch of 4 x B sequences */
   {
-    const float *xs[4] = {A + p.out[14], A + p.out[23], A + p.out[32], A + p.out[41]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[49] + (size_t)24 * lmn_block_saved_floats(&cfg49, B, T);
-    const float *cur;
+    const size_t n = (size_t)B * T * 896, N = 4 * n, rows = (size_t)4 * B * T;
+    float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;
+    float *blk_scratch = scratch + 4 * N;
+    (void)rows;
+    memcpy(gin + 0 * n, A + p.out[14], sizeof(float) * n); /* v2_0 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] += A[p.out[23] + x];
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] += A[p.out[32] + x];
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] += A[p.out[41] + x];
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] *= 1.0f / 4;
+    memcpy(gin + 1 * n, A + p.out[16], sizeof(float) * n); /* v2_1 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] += A[p.out[25] + x];
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] += A[p.out[34] + x];
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] += A[p.out[43] + x];
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] *= 1.0f / 4;
+    memcpy(gin + 2 * n, A + p.out[18], sizeof(float) * n); /* v2_2 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] += A[p.out[27] + x];
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] += A[p.out[36] + x];
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] += A[p.out[45] + x];
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] *= 1.0f / 4;
+    memcpy(gin + 3 * n, A + p.out[20], sizeof(float) * n); /* v2_3 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] += A[p.out[29] + x];
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] += A[p.out[38] + x];
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] += A[p.out[47] + x];
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] *= 1.0f / 4;
+    const size_t bs = lmn_block_saved_floats(&cfg49, 4 * B, T);
+    float *last = A + p.saved[49] + (size_t)24 * bs;
+    const float *cur = gin;
     for (int l = 0; l < 24; l++) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[141 + l], &w, &g);
       float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg49, &w, &rope0, y, in, k, scale, A + p.saved[49] + (size_t)l * lmn_block_saved_floats(&cfg49, B, T), B, T, blk_scratch, pool);
+      const float *xs[1] = {cur};
+      lmn_block_forward(&cfg49, &w, &rope0, y, xs, 1, 1.0f, A + p.saved[49] + (size_t)l * bs, 4 * B, T, blk_scratch, pool);
       cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[49], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
+    lmn_rmsnorm_forward(normed, last + N + rows, last, lmn_w(net, 863), (int)rows, 896, (float)1e-06);
+    memcpy(A + p.out[49], normed + 0 * n, sizeof(float) * n);
+    memcpy(A + p.out[59], normed + 1 * n, sizeof(float) * n);
+    memcpy(A + p.out[69], normed + 2 * n, sizeof(float) * n);
+    memcpy(A + p.out[79], normed + 3 * n, sizeof(float) * n);
   }
   /* op50 module: e20.m0 decoder_layer(qwen) [v2_0 -> v3_0] */
   {
@@ -2418,29 +2378,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op58 aggregate: v2_1 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op59 vertex: v2_1 = qwen(shared, frozen) */
-  {
-    const float *xs[4] = {A + p.out[16], A + p.out[25], A + p.out[34], A + p.out[43]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[59] + (size_t)24 * lmn_block_saved_floats(&cfg59, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[169 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg59, &w, &rope0, y, in, k, scale, A + p.saved[59] + (size_t)l * lmn_block_saved_floats(&cfg59, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[59], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op49 */
   /* op60 module: e24.m0 decoder_layer(qwen) [v2_1 -> v3_0] */
   {
     lmn_block_w w;
@@ -2484,29 +2422,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op68 aggregate: v2_2 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op69 vertex: v2_2 = qwen(shared, frozen) */
-  {
-    const float *xs[4] = {A + p.out[18], A + p.out[27], A + p.out[36], A + p.out[45]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[69] + (size_t)24 * lmn_block_saved_floats(&cfg69, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[197 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg69, &w, &rope0, y, in, k, scale, A + p.saved[69] + (size_t)l * lmn_block_saved_floats(&cfg69, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[69], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op49 */
   /* op70 module: e28.m0 decoder_layer(qwen) [v2_2 -> v3_0] */
   {
     lmn_block_w w;
@@ -2550,29 +2466,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op78 aggregate: v2_3 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op79 vertex: v2_3 = qwen(shared, frozen) */
-  {
-    const float *xs[4] = {A + p.out[20], A + p.out[29], A + p.out[38], A + p.out[47]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[79] + (size_t)24 * lmn_block_saved_floats(&cfg79, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[225 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg79, &w, &rope0, y, in, k, scale, A + p.saved[79] + (size_t)l * lmn_block_saved_floats(&cfg79, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[79], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op49 */
   /* op80 module: e32.m0 decoder_layer(qwen) [v2_3 -> v3_0] */
   {
     lmn_block_w w;
@@ -2616,28 +2510,49 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op88 aggregate: v3_0 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op89 vertex: v3_0 = qwen(shared, frozen) */
+  /* op89 vertex group: 4 calls of qwen as one batch of 4 x B sequences */
   {
-    const float *xs[4] = {A + p.out[51], A + p.out[61], A + p.out[71], A + p.out[81]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[89] + (size_t)24 * lmn_block_saved_floats(&cfg89, B, T);
-    const float *cur;
+    const size_t n = (size_t)B * T * 896, N = 4 * n, rows = (size_t)4 * B * T;
+    float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;
+    float *blk_scratch = scratch + 4 * N;
+    (void)rows;
+    memcpy(gin + 0 * n, A + p.out[51], sizeof(float) * n); /* v3_0 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] += A[p.out[61] + x];
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] += A[p.out[71] + x];
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] += A[p.out[81] + x];
+    for (size_t x = 0; x < n; x++) gin[0 * n + x] *= 1.0f / 4;
+    memcpy(gin + 1 * n, A + p.out[53], sizeof(float) * n); /* v3_1 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] += A[p.out[63] + x];
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] += A[p.out[73] + x];
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] += A[p.out[83] + x];
+    for (size_t x = 0; x < n; x++) gin[1 * n + x] *= 1.0f / 4;
+    memcpy(gin + 2 * n, A + p.out[55], sizeof(float) * n); /* v3_2 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] += A[p.out[65] + x];
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] += A[p.out[75] + x];
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] += A[p.out[85] + x];
+    for (size_t x = 0; x < n; x++) gin[2 * n + x] *= 1.0f / 4;
+    memcpy(gin + 3 * n, A + p.out[57], sizeof(float) * n); /* v3_3 = qwen(shared, frozen) */
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] += A[p.out[67] + x];
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] += A[p.out[77] + x];
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] += A[p.out[87] + x];
+    for (size_t x = 0; x < n; x++) gin[3 * n + x] *= 1.0f / 4;
+    const size_t bs = lmn_block_saved_floats(&cfg89, 4 * B, T);
+    float *last = A + p.saved[89] + (size_t)24 * bs;
+    const float *cur = gin;
     for (int l = 0; l < 24; l++) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[253 + l], &w, &g);
       float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg89, &w, &rope0, y, in, k, scale, A + p.saved[89] + (size_t)l * lmn_block_saved_floats(&cfg89, B, T), B, T, blk_scratch, pool);
+      const float *xs[1] = {cur};
+      lmn_block_forward(&cfg89, &w, &rope0, y, xs, 1, 1.0f, A + p.saved[89] + (size_t)l * bs, 4 * B, T, blk_scratch, pool);
       cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
     }
-    lmn_rmsnorm_forward(A + p.out[89], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
+    lmn_rmsnorm_forward(normed, last + N + rows, last, lmn_w(net, 863), (int)rows, 896, (float)1e-06);
+    memcpy(A + p.out[89], normed + 0 * n, sizeof(float) * n);
+    memcpy(A + p.out[93], normed + 1 * n, sizeof(float) * n);
+    memcpy(A + p.out[97], normed + 2 * n, sizeof(float) * n);
+    memcpy(A + p.out[101], normed + 3 * n, sizeof(float) * n);
   }
   /* op90 module: e36.m0 decoder_layer(qwen) [v3_0 -> v4_0] */
   {
@@ -2652,29 +2567,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op92 aggregate: v3_1 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op93 vertex: v3_1 = qwen(shared, frozen) */
-  {
-    const float *xs[4] = {A + p.out[53], A + p.out[63], A + p.out[73], A + p.out[83]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[93] + (size_t)24 * lmn_block_saved_floats(&cfg93, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[278 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg93, &w, &rope0, y, in, k, scale, A + p.saved[93] + (size_t)l * lmn_block_saved_floats(&cfg93, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[93], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op89 */
   /* op94 module: e37.m0 decoder_layer(qwen) [v3_1 -> v4_0] */
   {
     lmn_block_w w;
@@ -2688,29 +2581,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op96 aggregate: v3_2 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op97 vertex: v3_2 = qwen(shared, frozen) */
-  {
-    const float *xs[4] = {A + p.out[55], A + p.out[65], A + p.out[75], A + p.out[85]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[97] + (size_t)24 * lmn_block_saved_floats(&cfg97, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[303 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg97, &w, &rope0, y, in, k, scale, A + p.saved[97] + (size_t)l * lmn_block_saved_floats(&cfg97, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[97], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op89 */
   /* op98 module: e38.m0 decoder_layer(qwen) [v3_2 -> v4_0] */
   {
     lmn_block_w w;
@@ -2724,29 +2595,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op100 aggregate: v3_3 mean of 4 inputs */
   /* fused into the first norm of the vertex that reads it */
   /* op101 vertex: v3_3 = qwen(shared, frozen) */
-  {
-    const float *xs[4] = {A + p.out[57], A + p.out[67], A + p.out[77], A + p.out[87]};
-    const float *const *in = xs;
-    int k = 4;
-    float scale = 1.0f / (float)k;
-    float *h[3] = {scratch, scratch + (size_t)B * T * 896, scratch + (size_t)2 * B * T * 896};
-    float *blk_scratch = h[1];
-    blk_scratch += (size_t)B * T * 896;
-    float *last = A + p.saved[101] + (size_t)24 * lmn_block_saved_floats(&cfg101, B, T);
-    const float *cur;
-    for (int l = 0; l < 24; l++) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[328 + l], &w, &g);
-      float *y = l == 23 ? last : h[l & 1];
-      lmn_block_forward(&cfg101, &w, &rope0, y, in, k, scale, A + p.saved[101] + (size_t)l * lmn_block_saved_floats(&cfg101, B, T), B, T, blk_scratch, pool);
-      cur = y;
-      in = &cur;
-      k = 1;
-      scale = 1.0f;
-    }
-    lmn_rmsnorm_forward(A + p.out[101], last + (size_t)B * T * 896 + (size_t)B * T, last, lmn_w(net, 863), B * T, 896, (float)1e-06);
-  }
+  /* computed with its group, op89 */
   /* op102 module: e39.m0 decoder_layer(qwen) [v3_3 -> v4_0] */
   {
     lmn_block_w w;
@@ -2850,24 +2699,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[77], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[87], 0, sizeof(float) * B * T * 896);
   /* op101 vertex: v3_3 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg101, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[101] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[101], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[57], A + p.dout[67], A + p.dout[77], A + p.dout[87]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[328 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg101, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[101] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op89 */
   memset(A + p.dout[98], 0, sizeof(float) * B * T * 896);
   /* op99 module: e38.m1 linear(896 -> 896, bias) [v3_2 -> v4_0] */
   lmn_linear_backward(A + p.dout[98], lmn_g(net, 558), lmn_g(net, 559), A + p.dout[99], A + p.out[98], lmn_w(net, 558), B * T, 896, 896);
@@ -2885,24 +2717,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[75], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[85], 0, sizeof(float) * B * T * 896);
   /* op97 vertex: v3_2 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg97, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[97] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[97], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[55], A + p.dout[65], A + p.dout[75], A + p.dout[85]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[303 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg97, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[97] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op89 */
   memset(A + p.dout[94], 0, sizeof(float) * B * T * 896);
   /* op95 module: e37.m1 linear(896 -> 896, bias) [v3_1 -> v4_0] */
   lmn_linear_backward(A + p.dout[94], lmn_g(net, 544), lmn_g(net, 545), A + p.dout[95], A + p.out[94], lmn_w(net, 544), B * T, 896, 896);
@@ -2920,24 +2735,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[73], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[83], 0, sizeof(float) * B * T * 896);
   /* op93 vertex: v3_1 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg93, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[93] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[93], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[53], A + p.dout[63], A + p.dout[73], A + p.dout[83]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[278 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg93, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[93] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op89 */
   memset(A + p.dout[90], 0, sizeof(float) * B * T * 896);
   /* op91 module: e36.m1 linear(896 -> 896, bias) [v3_0 -> v4_0] */
   lmn_linear_backward(A + p.dout[90], lmn_g(net, 530), lmn_g(net, 531), A + p.dout[91], A + p.out[90], lmn_w(net, 530), B * T, 896, 896);
@@ -2955,23 +2753,44 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[71], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[81], 0, sizeof(float) * B * T * 896);
   /* op89 vertex: v3_0 = qwen(shared, frozen) */
+  /* op89 vertex group: 4 calls of qwen, one backward over 4 x B sequences */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg89, B, T), n = (size_t)B * T * 896;
+    const size_t n = (size_t)B * T * 896, N = 4 * n, rows = (size_t)4 * B * T;
+    const size_t bs = lmn_block_saved_floats(&cfg89, 4 * B, T);
     float *last = A + p.saved[89] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[89], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[51], A + p.dout[61], A + p.dout[71], A + p.dout[81]};
+    float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N, *blk_scratch = scratch + 4 * N;
+    memcpy(dY + 0 * n, A + p.dout[89], sizeof(float) * n);
+    memcpy(dY + 1 * n, A + p.dout[93], sizeof(float) * n);
+    memcpy(dY + 2 * n, A + p.dout[97], sizeof(float) * n);
+    memcpy(dY + 3 * n, A + p.dout[101], sizeof(float) * n);
+    memset(dh[0], 0, sizeof(float) * N);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), dY, last, lmn_w(net, 863), last + N + rows, (int)rows, 896);
+    memset(dgin, 0, sizeof(float) * N);
     for (int l = 23; l >= 0; l--) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[253 + l], &w, &g);
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg89, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[89] + (size_t)l * bs, B, T, blk_scratch, pool);
+      if (l > 0) memset(dprev, 0, sizeof(float) * N);
+      float *const *dxs = l > 0 ? &dprev : &dgin;
+      lmn_block_backward(&cfg89, &w, &rope0, &g, dxs, 1, 1.0f, dy, A + p.saved[89] + (size_t)l * bs, 4 * B, T, blk_scratch, pool);
     }
+    for (size_t x = 0; x < n; x++) A[p.dout[51] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[61] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[71] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[81] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[53] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[63] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[73] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[83] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[55] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[65] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[75] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[85] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[57] + x] += (1.0f / 4) * dgin[3 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[67] + x] += (1.0f / 4) * dgin[3 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[77] + x] += (1.0f / 4) * dgin[3 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[87] + x] += (1.0f / 4) * dgin[3 * n + x];
   }
   memset(A + p.dout[86], 0, sizeof(float) * B * T * 896);
   /* op87 module: e35.m1 linear(896 -> 896, bias) [v2_3 -> v3_3] */
@@ -3023,24 +2842,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[38], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[47], 0, sizeof(float) * B * T * 896);
   /* op79 vertex: v2_3 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg79, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[79] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[79], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[20], A + p.dout[29], A + p.dout[38], A + p.dout[47]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[225 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg79, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[79] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op49 */
   memset(A + p.dout[76], 0, sizeof(float) * B * T * 896);
   /* op77 module: e31.m1 linear(896 -> 896, bias) [v2_2 -> v3_3] */
   lmn_linear_backward(A + p.dout[76], lmn_g(net, 460), lmn_g(net, 461), A + p.dout[77], A + p.out[76], lmn_w(net, 460), B * T, 896, 896);
@@ -3091,24 +2893,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[36], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[45], 0, sizeof(float) * B * T * 896);
   /* op69 vertex: v2_2 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg69, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[69] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[69], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[18], A + p.dout[27], A + p.dout[36], A + p.dout[45]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[197 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg69, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[69] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op49 */
   memset(A + p.dout[66], 0, sizeof(float) * B * T * 896);
   /* op67 module: e27.m1 linear(896 -> 896, bias) [v2_1 -> v3_3] */
   lmn_linear_backward(A + p.dout[66], lmn_g(net, 404), lmn_g(net, 405), A + p.dout[67], A + p.out[66], lmn_w(net, 404), B * T, 896, 896);
@@ -3159,24 +2944,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[34], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[43], 0, sizeof(float) * B * T * 896);
   /* op59 vertex: v2_1 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg59, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[59] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[59], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[16], A + p.dout[25], A + p.dout[34], A + p.dout[43]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[169 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg59, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[59] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op49 */
   memset(A + p.dout[56], 0, sizeof(float) * B * T * 896);
   /* op57 module: e23.m1 linear(896 -> 896, bias) [v2_0 -> v3_3] */
   lmn_linear_backward(A + p.dout[56], lmn_g(net, 348), lmn_g(net, 349), A + p.dout[57], A + p.out[56], lmn_w(net, 348), B * T, 896, 896);
@@ -3227,23 +2995,44 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(A + p.dout[32], 0, sizeof(float) * B * T * 896);
   memset(A + p.dout[41], 0, sizeof(float) * B * T * 896);
   /* op49 vertex: v2_0 = qwen(shared, frozen) */
+  /* op49 vertex group: 4 calls of qwen, one backward over 4 x B sequences */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg49, B, T), n = (size_t)B * T * 896;
+    const size_t n = (size_t)B * T * 896, N = 4 * n, rows = (size_t)4 * B * T;
+    const size_t bs = lmn_block_saved_floats(&cfg49, 4 * B, T);
     float *last = A + p.saved[49] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[49], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[4] = {A + p.dout[14], A + p.dout[23], A + p.dout[32], A + p.dout[41]};
+    float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N, *blk_scratch = scratch + 4 * N;
+    memcpy(dY + 0 * n, A + p.dout[49], sizeof(float) * n);
+    memcpy(dY + 1 * n, A + p.dout[59], sizeof(float) * n);
+    memcpy(dY + 2 * n, A + p.dout[69], sizeof(float) * n);
+    memcpy(dY + 3 * n, A + p.dout[79], sizeof(float) * n);
+    memset(dh[0], 0, sizeof(float) * N);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), dY, last, lmn_w(net, 863), last + N + rows, (int)rows, 896);
+    memset(dgin, 0, sizeof(float) * N);
     for (int l = 23; l >= 0; l--) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[141 + l], &w, &g);
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg49, &w, &rope0, &g, dxs, l > 0 ? 1 : 4, l > 0 ? 1.0f : 1.0f / 4, dy, A + p.saved[49] + (size_t)l * bs, B, T, blk_scratch, pool);
+      if (l > 0) memset(dprev, 0, sizeof(float) * N);
+      float *const *dxs = l > 0 ? &dprev : &dgin;
+      lmn_block_backward(&cfg49, &w, &rope0, &g, dxs, 1, 1.0f, dy, A + p.saved[49] + (size_t)l * bs, 4 * B, T, blk_scratch, pool);
     }
+    for (size_t x = 0; x < n; x++) A[p.dout[14] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[23] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[32] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[41] + x] += (1.0f / 4) * dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[16] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[25] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[34] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[43] + x] += (1.0f / 4) * dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[18] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[27] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[36] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[45] + x] += (1.0f / 4) * dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[20] + x] += (1.0f / 4) * dgin[3 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[29] + x] += (1.0f / 4) * dgin[3 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[38] + x] += (1.0f / 4) * dgin[3 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[47] + x] += (1.0f / 4) * dgin[3 * n + x];
   }
   memset(A + p.dout[46], 0, sizeof(float) * B * T * 896);
   /* op47 module: e19.m1 linear(896 -> 896, bias) [v1_3 -> v2_3] */
@@ -3292,24 +3081,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[11], 0, sizeof(float) * B * T * 896);
   /* op39 vertex: v1_3 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg39, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[39] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[39], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[1] = {A + p.dout[11]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[113 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg39, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[39] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op12 */
   memset(A + p.dout[37], 0, sizeof(float) * B * T * 896);
   /* op38 module: e15.m1 linear(896 -> 896, bias) [v1_2 -> v2_3] */
   lmn_linear_backward(A + p.dout[37], lmn_g(net, 236), lmn_g(net, 237), A + p.dout[38], A + p.out[37], lmn_w(net, 236), B * T, 896, 896);
@@ -3357,24 +3129,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[9], 0, sizeof(float) * B * T * 896);
   /* op30 vertex: v1_2 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg30, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[30] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[30], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[1] = {A + p.dout[9]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[85 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg30, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[30] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op12 */
   memset(A + p.dout[28], 0, sizeof(float) * B * T * 896);
   /* op29 module: e11.m1 linear(896 -> 896, bias) [v1_1 -> v2_3] */
   lmn_linear_backward(A + p.dout[28], lmn_g(net, 180), lmn_g(net, 181), A + p.dout[29], A + p.out[28], lmn_w(net, 180), B * T, 896, 896);
@@ -3422,24 +3177,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[7], 0, sizeof(float) * B * T * 896);
   /* op21 vertex: v1_1 = qwen(shared, frozen) */
-  {
-    const size_t bs = lmn_block_saved_floats(&cfg21, B, T), n = (size_t)B * T * 896;
-    float *last = A + p.saved[21] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[21], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[1] = {A + p.dout[7]};
-    for (int l = 23; l >= 0; l--) {
-      lmn_block_w w;
-      lmn_block_g g;
-      lmn_block_bind(net, blk[57 + l], &w, &g);
-      float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg21, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[21] + (size_t)l * bs, B, T, blk_scratch, pool);
-    }
-  }
+  /* backward with its group, op12 */
   memset(A + p.dout[19], 0, sizeof(float) * B * T * 896);
   /* op20 module: e7.m1 linear(896 -> 896, bias) [v1_0 -> v2_3] */
   lmn_linear_backward(A + p.dout[19], lmn_g(net, 124), lmn_g(net, 125), A + p.dout[20], A + p.out[19], lmn_w(net, 124), B * T, 896, 896);
@@ -3487,23 +3225,32 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(A + p.dout[5], 0, sizeof(float) * B * T * 896);
   /* op12 vertex: v1_0 = qwen(shared, frozen) */
+  /* op12 vertex group: 4 calls of qwen, one backward over 4 x B sequences */
   {
-    const size_t bs = lmn_block_saved_floats(&cfg12, B, T), n = (size_t)B * T * 896;
+    const size_t n = (size_t)B * T * 896, N = 4 * n, rows = (size_t)4 * B * T;
+    const size_t bs = lmn_block_saved_floats(&cfg12, 4 * B, T);
     float *last = A + p.saved[12] + (size_t)24 * bs;
-    float *dh[2] = {scratch, scratch + n};
-    float *blk_scratch = dh[1] + n;
-    memset(dh[0], 0, sizeof(float) * n);
-    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), A + p.dout[12], last, lmn_w(net, 863), last + n + (size_t)B * T, B * T, 896);
-    float *dins[1] = {A + p.dout[5]};
+    float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N, *blk_scratch = scratch + 4 * N;
+    memcpy(dY + 0 * n, A + p.dout[12], sizeof(float) * n);
+    memcpy(dY + 1 * n, A + p.dout[21], sizeof(float) * n);
+    memcpy(dY + 2 * n, A + p.dout[30], sizeof(float) * n);
+    memcpy(dY + 3 * n, A + p.dout[39], sizeof(float) * n);
+    memset(dh[0], 0, sizeof(float) * N);
+    lmn_rmsnorm_backward(dh[0], lmn_g(net, 863), dY, last, lmn_w(net, 863), last + N + rows, (int)rows, 896);
+    memset(dgin, 0, sizeof(float) * N);
     for (int l = 23; l >= 0; l--) {
       lmn_block_w w;
       lmn_block_g g;
       lmn_block_bind(net, blk[29 + l], &w, &g);
       float *dy = dh[(23 - l) & 1], *dprev = dh[(23 - l + 1) & 1];
-      if (l > 0) memset(dprev, 0, sizeof(float) * n);
-      float *const *dxs = l > 0 ? &dprev : dins;
-      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, l > 0 ? 1 : 1, l > 0 ? 1.0f : 1.0f, dy, A + p.saved[12] + (size_t)l * bs, B, T, blk_scratch, pool);
+      if (l > 0) memset(dprev, 0, sizeof(float) * N);
+      float *const *dxs = l > 0 ? &dprev : &dgin;
+      lmn_block_backward(&cfg12, &w, &rope0, &g, dxs, 1, 1.0f, dy, A + p.saved[12] + (size_t)l * bs, 4 * B, T, blk_scratch, pool);
     }
+    for (size_t x = 0; x < n; x++) A[p.dout[5] + x] += dgin[0 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[7] + x] += dgin[1 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[9] + x] += dgin[2 * n + x];
+    for (size_t x = 0; x < n; x++) A[p.dout[11] + x] += dgin[3 * n + x];
   }
   memset(A + p.dout[10], 0, sizeof(float) * B * T * 896);
   /* op11 module: e3.m1 linear(896 -> 896, bias) [v0_0 -> v1_3] */
