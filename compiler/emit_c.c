@@ -20,7 +20,6 @@ typedef struct Emit {
   long *offset;   /* generated index -> float offset */
   int *blk_first; /* op -> first block row (vertex layers or the module's one block), -1 */
   int n_blk;
-  int *head_of_loss; /* loss -> op producing its logits */
   int *group;        /* vertex op -> first op of its group of shared instances run as one batch, or -1 */
 } Emit;
 
