@@ -30,31 +30,56 @@ typedef struct lmn_block_cfg {
   float scale;             /* attention score scale: 1/sqrt(hd), or 1 for unscaled GPT-2 edges */
 } lmn_block_cfg;
 
-/* Weights of one block: pointers into the network's parameter buffer, shapes [out, in] as nn.Linear.
+/* The tensors of one block, defined once: X(member, GGUF name inside "blk.N.", llama/qwen2 HF name, gpt2 HF
+ * name) in lmn_block_w order. The weight and gradient structs, lmn_block_member and the name tables below are
+ * all made from this list (HF names: "" where the architecture has no such tensor).
  * LLAMA/QWEN2: attn_norm, wq [d,d], bq?, wk [kvd,d], bk?, wv [kvd,d], bv?, wo [d,d], ffn_norm,
  *              w_gate [ffn,d], w_up [ffn,d], w_down [d,ffn].
  * GPT2:        attn_norm, attn_norm_b, wqkv [3d,d], bqkv, wo, bo, ffn_norm, ffn_norm_b, w_up [ffn,d], b_up,
  *              w_down [d,ffn], b_down.
  * GPT2_EDGE:   wqkv, bqkv, wo, bo, ffn_norm, ffn_norm_b, w_up [d,d], b_up.  Unused members are NULL. */
+#define LMN_BLOCK_MEMBER_LIST(X)                                                                  \
+  X(attn_norm, "attn_norm.weight", "input_layernorm.weight", "ln_1.weight")                       \
+  X(attn_norm_b, "attn_norm.bias", "", "ln_1.bias")                                               \
+  X(wq, "attn_q.weight", "self_attn.q_proj.weight", "")                                           \
+  X(bq, "attn_q.bias", "self_attn.q_proj.bias", "")                                               \
+  X(wk, "attn_k.weight", "self_attn.k_proj.weight", "")                                           \
+  X(bk, "attn_k.bias", "self_attn.k_proj.bias", "")                                               \
+  X(wv, "attn_v.weight", "self_attn.v_proj.weight", "")                                           \
+  X(bv, "attn_v.bias", "self_attn.v_proj.bias", "")                                               \
+  X(wqkv, "attn_qkv.weight", "", "attn.c_attn.weight")                                            \
+  X(bqkv, "attn_qkv.bias", "", "attn.c_attn.bias")                                                \
+  X(wo, "attn_output.weight", "self_attn.o_proj.weight", "attn.c_proj.weight")                    \
+  X(bo, "attn_output.bias", "", "attn.c_proj.bias")                                               \
+  X(ffn_norm, "ffn_norm.weight", "post_attention_layernorm.weight", "ln_2.weight")                \
+  X(ffn_norm_b, "ffn_norm.bias", "", "ln_2.bias")                                                 \
+  X(w_gate, "ffn_gate.weight", "mlp.gate_proj.weight", "")                                        \
+  X(w_up, "ffn_up.weight", "mlp.up_proj.weight", "mlp.c_fc.weight")                               \
+  X(b_up, "ffn_up.bias", "", "mlp.c_fc.bias")                                                     \
+  X(w_down, "ffn_down.weight", "mlp.down_proj.weight", "mlp.c_proj.weight")                       \
+  X(b_down, "ffn_down.bias", "", "mlp.c_proj.bias")
+
+#define LMN_BM_ENUM_(m, gguf, hf, hf_gpt2) LMN_BM_##m,
+typedef enum lmn_block_member { LMN_BLOCK_MEMBER_LIST(LMN_BM_ENUM_) LMN_BM_COUNT } lmn_block_member;
+#undef LMN_BM_ENUM_
+
+/* GGUF tensor names of the members inside "blk.N." (lmn_block_member order). */
+extern const char *const lmn_block_member_gguf[LMN_BM_COUNT];
+
+#define LMN_BM_W_(m, gguf, hf, hf_gpt2) const float *m;
+#define LMN_BM_G_(m, gguf, hf, hf_gpt2) float *m;
+/* Weights of one block: pointers into the network's parameter buffer, shapes [out, in] as nn.Linear. */
 typedef struct lmn_block_w {
-  const float *attn_norm, *attn_norm_b;
-  const float *wq, *bq, *wk, *bk, *wv, *bv;
-  const float *wqkv, *bqkv;
-  const float *wo, *bo;
-  const float *ffn_norm, *ffn_norm_b;
-  const float *w_gate, *w_up, *b_up, *w_down, *b_down;
+  LMN_BLOCK_MEMBER_LIST(LMN_BM_W_)
 } lmn_block_w;
 
 /* Gradients, same members; a NULL member means the tensor is frozen: its gradient is not computed, and
  * when all are NULL the backward runs only the activation-gradient GEMMs. */
 typedef struct lmn_block_g {
-  float *attn_norm, *attn_norm_b;
-  float *wq, *bq, *wk, *bk, *wv, *bv;
-  float *wqkv, *bqkv;
-  float *wo, *bo;
-  float *ffn_norm, *ffn_norm_b;
-  float *w_gate, *w_up, *b_up, *w_down, *b_down;
+  LMN_BLOCK_MEMBER_LIST(LMN_BM_G_)
 } lmn_block_g;
+#undef LMN_BM_W_
+#undef LMN_BM_G_
 
 /* RoPE tables for positions 0..n_pos-1 (LLAMA/QWEN2), built once with lmn_rope_table. */
 typedef struct lmn_rope {
