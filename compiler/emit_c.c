@@ -490,7 +490,7 @@ static void emit_prefix_tokens(Emit *e, const char *B, int with_targets) {
   out(e, "  for (int b = 0; b < %s; b++)\n    for (int t = 0; t < T; t++) {\n", B);
   out(e, "      tokens[(size_t)b * T + t] = t < PREFIX ? -1 : tokens_in[(size_t)b * T_in + t - PREFIX];\n");
   if (with_targets && !labels)
-    out(e, "      targets[(size_t)b * T + t] = t < PREFIX ? -1 : targets_in[(size_t)b * T_in + t - PREFIX];\n");
+    out(e, "      targets[(size_t)b * T + t] = t < PREFIX || !targets_in ? -1 : targets_in[(size_t)b * T_in + t - PREFIX];\n");
   out(e, "    }\n");
 }
 
@@ -758,7 +758,7 @@ static void emit_forward(Emit *e) {
       const Op *head = &ir->ops[op->inputs[0]];
       const char *rows = head->kind == OP_CLASSIFY ? "B" : "B * T";
       out(e, "  /* op%d loss: %s */\n", i, op->name);
-      out(e, "  if (train)\n    loss += (float)%.17g * lmn_xent_forward_backward(A + p.out[%d], targets, %s, %ld, (float)%.9g, (float)%.17g, NULL, NULL, pool);\n",
+      out(e, "  if (!targets_in)\n    ; /* no targets: outputs only */\n  else if (train)\n    loss += (float)%.17g * lmn_xent_forward_backward(A + p.out[%d], targets, %s, %ld, (float)%.9g, (float)%.17g, NULL, NULL, pool);\n",
           l->weight, op->inputs[0], rows, head->width, l->smoothing, l->weight);
       out(e, "  else\n    loss += (float)%.17g * lmn_xent_forward(A + p.out[%d], targets, %s, %ld, (float)%.9g, NULL, NULL, pool);\n", l->weight,
           op->inputs[0], rows, head->width, l->smoothing);

@@ -67,7 +67,8 @@ typedef struct lmn_net_desc {
   /* Network-specific functions, generated. */
   size_t (*arena_floats)(int B, int T, int n_threads);   /* activations + saved + gradients + scratch */
   size_t (*cache_floats)(int ctx, int n_threads);        /* KV caches + decode buffers for generation */
-  /* loss of a batch: tokens [B*T], targets [B*T] (next tokens, -1 = ignore) or labels [B]; with train set
+  /* loss of a batch: tokens [B*T], targets [B*T] (next tokens, -1 = ignore) or labels [B], or NULL (no loss:
+   * outputs only, returns 0); with train set
    * the loss gradients are left in place for backward. */
   float (*forward)(lmn_net *net, const int32_t *tokens, const int32_t *targets, int B, int T, int train);
   void (*backward)(lmn_net *net, const int32_t *tokens, int B, int T);

@@ -415,7 +415,9 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     memcpy(A + p.saved[16] + (size_t)b * 64, A + p.out[15] + ((size_t)b * T + T - 1) * 64, sizeof(float) * 64);
   lmn_linear_forward(A + p.out[16], A + p.saved[16], lmn_w(net, 75), lmn_w(net, 76), B, 64, 4);
   /* op17 loss: task = 1 * cross_entropy(answer, labels) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[16], targets, B, 4, (float)0, (float)1, NULL, NULL, pool);
   else
     loss += (float)1 * lmn_xent_forward(A + p.out[16], targets, B, 4, (float)0, NULL, NULL, pool);

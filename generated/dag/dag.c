@@ -450,12 +450,16 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op19 head: e7.m0 head(m) [d -> logits] */
   lmn_linear_forward(A + p.out[19], A + p.out[18], lmn_w(net, 0), lmn_w(net, -1), B * T, 64, 256);
   /* op20 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[19], targets, B * T, 256, (float)0, (float)1, NULL, NULL, pool);
   else
     loss += (float)1 * lmn_xent_forward(A + p.out[19], targets, B * T, 256, (float)0, NULL, NULL, pool);
   /* op21 loss: probe = 0.3 * cross_entropy(aux, next(tokens)) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)0.29999999999999999 * lmn_xent_forward_backward(A + p.out[12], targets, B * T, 256, (float)0, (float)0.29999999999999999, NULL, NULL, pool);
   else
     loss += (float)0.29999999999999999 * lmn_xent_forward(A + p.out[12], targets, B * T, 256, (float)0, NULL, NULL, pool);

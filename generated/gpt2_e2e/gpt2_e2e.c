@@ -596,7 +596,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       tokens[(size_t)b * T + t] = t < PREFIX ? -1 : tokens_in[(size_t)b * T_in + t - PREFIX];
-      targets[(size_t)b * T + t] = t < PREFIX ? -1 : targets_in[(size_t)b * T_in + t - PREFIX];
+      targets[(size_t)b * T + t] = t < PREFIX || !targets_in ? -1 : targets_in[(size_t)b * T_in + t - PREFIX];
     }
   float loss = 0;
   /* op0 embed: e0.m0 embed(gpt, prefix 32) [tokens -> first] */
@@ -727,7 +727,9 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op12 head: e5.m0 head(gpt) [last + first -> logits] */
   lmn_linear_forward(A + p.out[12], A + p.out[11], lmn_w(net, 40), lmn_w(net, -1), B * T, 1024, 50257);
   /* op13 loss: lm = 1 * cross_entropy(logits, next(tokens), smoothed) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[12], targets, B * T, 50257, (float)0.1, (float)1, NULL, NULL, pool);
   else
     loss += (float)1 * lmn_xent_forward(A + p.out[12], targets, B * T, 50257, (float)0.1, NULL, NULL, pool);

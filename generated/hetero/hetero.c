@@ -992,7 +992,9 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op13 head: e4.m0 head(smol) [s2 -> logits] */
   lmn_linear_forward(A + p.out[13], A + p.out[12], lmn_w(net, 47), lmn_w(net, -1), B * T, 576, 49152);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[13], targets, B * T, 49152, (float)0, (float)1, NULL, NULL, pool);
   else
     loss += (float)1 * lmn_xent_forward(A + p.out[13], targets, B * T, 49152, (float)0, NULL, NULL, pool);

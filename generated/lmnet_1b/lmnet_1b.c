@@ -2635,7 +2635,9 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
   lmn_linear_forward(A + p.out[106], A + p.out[105], lmn_w(net, 574), lmn_w(net, -1), B * T, 896, 151936);
   /* op107 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[106], targets, B * T, 151936, (float)0, (float)1, NULL, NULL, pool);
   else
     loss += (float)1 * lmn_xent_forward(A + p.out[106], targets, B * T, 151936, (float)0, NULL, NULL, pool);

@@ -429,7 +429,9 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op2 head: e1.m0 head(smol) [v -> logits] */
   lmn_linear_forward(A + p.out[2], A + p.out[1], lmn_w(net, 0), lmn_w(net, -1), B * T, 576, 49152);
   /* op3 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
-  if (train)
+  if (!targets_in)
+    ; /* no targets: outputs only */
+  else if (train)
     loss += (float)1 * lmn_xent_forward_backward(A + p.out[2], targets, B * T, 49152, (float)0, (float)1, NULL, NULL, pool);
   else
     loss += (float)1 * lmn_xent_forward(A + p.out[2], targets, B * T, 49152, (float)0, NULL, NULL, pool);
