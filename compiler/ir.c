@@ -30,10 +30,60 @@ typedef struct Owner {
   const char *group;
 } Owner;
 
-static int add_param(Ir *ir, const Owner *o, long rows, long cols, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int add_param(Ir *ir, const Owner *o, long rows, long cols, const char *fmt, ...) {
+/* A block member's from-scratch initialisation: norm gains one, biases zero, weights N(0, 0.02). */
+static lmn_init member_init(int member) {
+  switch (member) {
+    case LMN_BM_attn_norm:
+    case LMN_BM_ffn_norm: return LMN_INIT_ONE;
+    case LMN_BM_attn_norm_b:
+    case LMN_BM_bq:
+    case LMN_BM_bk:
+    case LMN_BM_bv:
+    case LMN_BM_bqkv:
+    case LMN_BM_bo:
+    case LMN_BM_ffn_norm_b:
+    case LMN_BM_b_up:
+    case LMN_BM_b_down: return LMN_INIT_ZERO;
+    default: return LMN_INIT_NORMAL;
+  }
+}
+
+static lmn_init role_init(ParamRole role, int member) {
+  switch (role) {
+    case ROLE_BLOCK: return member_init(member);
+    case ROLE_OUTPUT_NORM: return LMN_INIT_ONE;
+    case ROLE_OUTPUT_NORM_B:
+    case ROLE_BIAS: return LMN_INIT_ZERO;
+    case ROLE_PREFIX: return LMN_INIT_EMBED_STATS;
+    default: return LMN_INIT_NORMAL;
+  }
+}
+
+/* What a new tensor is: its role, and for blocks the member and layer (for weights/biases: which one). */
+typedef struct Role {
+  ParamRole role;
+  int member, layer;
+} Role;
+
+/* The model whose file holds a tensor of this owner and role, or -1. */
+static int owner_file_model(const Ir *ir, const Owner *o, ParamRole role) {
+  const Net *net = ir->net;
+  int m = o->kind == OWN_MODEL ? o->index : o->kind == OWN_VERTEX ? net->vertices[o->index].model : -1;
+  if (m < 0 || net->models[m].source == SRC_NONE || role == ROLE_PREFIX) return -1;
+  return m;
+}
+
+static int add_param(Ir *ir, const Owner *o, Role r, long rows, long cols, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static int add_param(Ir *ir, const Owner *o, Role r, long rows, long cols, const char *fmt, ...) {
   Param *p = PUSH(ir->params, ir->n_params, ir->cap_params);
   memset(p, 0, sizeof *p);
+  p->role = r.role;
+  p->member = r.member;
+  p->layer = r.layer;
+  p->init = role_init(r.role, r.member);
+  p->like = -1;
+  p->file_model = owner_file_model(ir, o, r.role);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(p->name, sizeof p->name, fmt, ap);
@@ -49,14 +99,14 @@ static int add_param(Ir *ir, const Owner *o, long rows, long cols, const char *f
   return ir->n_params - 1;
 }
 
-/* The widths of one transformer block. */
+/* The widths of one transformer block; edge: LMNet's GPT-2 attention-block edge (no pre-norm, d -> d MLP). */
 typedef struct Block {
   long d, heads, kv_heads, ffn;
-  int gpt2, qkv_bias;
+  int gpt2, qkv_bias, edge;
 } Block;
 
 static Block model_block(const lmn_hparams *hp) {
-  Block b = {hp->dim, hp->heads, hp->kv_heads, hp->ffn, hp->arch == LMN_ARCH_GPT2, hp->qkv_bias};
+  Block b = {hp->dim, hp->heads, hp->kv_heads, hp->ffn, hp->arch == LMN_ARCH_GPT2, hp->qkv_bias, 0};
   return b;
 }
 
@@ -65,41 +115,58 @@ static void op_param(Op *op, int p) {
   op->params[op->n_params++] = p;
 }
 
-/* Adds the tensors of one decoder block under `prefix` (e.g. "qwen.blk.3."), in GGUF naming. */
-static void block_params(Ir *ir, Op *op, const Owner *o, const Block *b, const char *prefix) {
-  long d = b->d, kvd = b->kv_heads * (d / b->heads), f = b->ffn;
-  if (b->gpt2) {
-    const char *names[] = {"attn_norm.weight", "attn_norm.bias", "attn_qkv.weight", "attn_qkv.bias",
-                           "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_norm.bias",
-                           "ffn_up.weight", "ffn_up.bias", "ffn_down.weight", "ffn_down.bias"};
-    long shapes[][2] = {{d, 0}, {d, 0}, {3 * d, d}, {3 * d, 0}, {d, d}, {d, 0},
-                        {d, 0}, {d, 0}, {f, d},     {f, 0},     {d, f}, {d, 0}};
-    for (int i = 0; i < 12; i++) op_param(op, add_param(ir, o, shapes[i][0], shapes[i][1], "%s%s", prefix, names[i]));
-    return;
+/* The shape of block member m, [rows, cols] (cols 0: a vector); 0 when the block kind has no such tensor. */
+static int member_shape(const Block *b, int m, long shape[2]) {
+  long d = b->d, kvd = b->kv_heads * (d / b->heads), f = b->edge ? d : b->ffn;
+  long rows = 0, cols = 0;
+  switch (m) {
+    case LMN_BM_attn_norm: rows = b->edge ? 0 : d; break;
+    case LMN_BM_attn_norm_b: rows = b->gpt2 && !b->edge ? d : 0; break;
+    case LMN_BM_wq: rows = b->gpt2 ? 0 : d, cols = d; break;
+    case LMN_BM_wk:
+    case LMN_BM_wv: rows = b->gpt2 ? 0 : kvd, cols = d; break;
+    case LMN_BM_bq: rows = b->qkv_bias ? d : 0; break;
+    case LMN_BM_bk:
+    case LMN_BM_bv: rows = b->qkv_bias ? kvd : 0; break;
+    case LMN_BM_wqkv: rows = b->gpt2 ? 3 * d : 0, cols = d; break;
+    case LMN_BM_bqkv: rows = b->gpt2 ? 3 * d : 0; break;
+    case LMN_BM_wo: rows = d, cols = d; break;
+    case LMN_BM_bo:
+    case LMN_BM_ffn_norm_b: rows = b->gpt2 ? d : 0; break;
+    case LMN_BM_ffn_norm: rows = d; break;
+    case LMN_BM_w_gate: rows = b->gpt2 ? 0 : f, cols = d; break;
+    case LMN_BM_w_up: rows = f, cols = d; break;
+    case LMN_BM_b_up: rows = b->gpt2 ? f : 0; break;
+    case LMN_BM_w_down: rows = b->edge ? 0 : d, cols = f; break;
+    case LMN_BM_b_down: rows = b->gpt2 && !b->edge ? d : 0; break;
+    default: break;
   }
-  op_param(op, add_param(ir, o, d, 0, "%sattn_norm.weight", prefix));
-  op_param(op, add_param(ir, o, d, d, "%sattn_q.weight", prefix));
-  if (b->qkv_bias) op_param(op, add_param(ir, o, d, 0, "%sattn_q.bias", prefix));
-  op_param(op, add_param(ir, o, kvd, d, "%sattn_k.weight", prefix));
-  if (b->qkv_bias) op_param(op, add_param(ir, o, kvd, 0, "%sattn_k.bias", prefix));
-  op_param(op, add_param(ir, o, kvd, d, "%sattn_v.weight", prefix));
-  if (b->qkv_bias) op_param(op, add_param(ir, o, kvd, 0, "%sattn_v.bias", prefix));
-  op_param(op, add_param(ir, o, d, d, "%sattn_output.weight", prefix));
-  op_param(op, add_param(ir, o, d, 0, "%sffn_norm.weight", prefix));
-  op_param(op, add_param(ir, o, f, d, "%sffn_gate.weight", prefix));
-  op_param(op, add_param(ir, o, f, d, "%sffn_up.weight", prefix));
-  op_param(op, add_param(ir, o, d, f, "%sffn_down.weight", prefix));
+  shape[0] = rows;
+  shape[1] = rows ? cols : 0;
+  return rows > 0;
+}
+
+/* Adds the tensors of block `layer` under `prefix` (e.g. "qwen.blk.3."), in GGUF naming and member order. */
+static void block_params(Ir *ir, Op *op, const Owner *o, const Block *b, const char *prefix, int layer) {
+  for (int m = 0; m < LMN_BM_COUNT; m++) {
+    long shape[2];
+    if (!member_shape(b, m, shape)) continue;
+    Role r = {ROLE_BLOCK, m, layer};
+    op_param(op, add_param(ir, o, r, shape[0], shape[1], "%s%s", prefix, lmn_block_member_gguf[m]));
+  }
 }
 
 /* Multiply-adds per token of a block's GEMMs, and the floats it keeps for the backward pass. */
 static double block_gemm(const Block *b) {
   long d = b->d, kvd = b->kv_heads * (d / b->heads);
+  if (b->edge) return (double)(5 * d * d);
   if (b->gpt2) return (double)(3 * d * d + d * d + 2 * d * b->ffn);
   return (double)(2 * d * d + 2 * d * kvd + 3 * d * b->ffn);
 }
 
 static double block_saved(const Block *b) {
   long d = b->d, kvd = b->kv_heads * (d / b->heads);
+  if (b->edge) return (double)(8 * d + b->heads + 2);
   if (b->gpt2) return (double)(8 * d + 2 * b->ffn + b->heads + 4);
   return (double)(6 * d + 2 * kvd + 3 * b->ffn + b->heads + 2);
 }
@@ -125,7 +192,7 @@ static Op *new_op(Ir *ir, OpKind kind, const char *fmt, ...) {
   memset(op, 0, sizeof *op);
   op->id = ir->n_ops - 1;
   op->kind = kind;
-  op->edge = op->module = op->vertex = op->loss = -1;
+  op->edge = op->module = op->vertex = op->loss = op->model = op->norm_w = op->norm_b = -1;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(op->name, sizeof op->name, fmt, ap);
@@ -166,122 +233,129 @@ static void finish_op(Ir *ir, Op *op) {
   op->backward = op->grad_in || op->trainable;
 }
 
+static const Role R_TOKEN = {ROLE_TOKEN_EMBD, 0, 0}, R_POS = {ROLE_POS_EMBD, 0, 0}, R_PREFIX = {ROLE_PREFIX, 0, 0},
+                  R_HEAD = {ROLE_HEAD, 0, 0}, R_NORM = {ROLE_OUTPUT_NORM, 0, 0}, R_NORM_B = {ROLE_OUTPUT_NORM_B, 0, 0},
+                  R_W0 = {ROLE_WEIGHT, 0, 0}, R_B0 = {ROLE_BIAS, 0, 0}, R_W1 = {ROLE_WEIGHT, 1, 0},
+                  R_B1 = {ROLE_BIAS, 1, 0};
+
 static int model_embedding(Lower *lw, int m, int trainable) {
   Ir *ir = lw->ir;
   const Model *md = &lw->net->models[m];
   if (lw->embed_param[m] < 0) {
     Owner o = {OWN_MODEL, m, -1, trainable, "embedding"};
-    lw->embed_param[m] = add_param(ir, &o, md->hp.vocab, md->hp.dim, "%s.token_embd.weight", md->name);
+    lw->embed_param[m] = add_param(ir, &o, R_TOKEN, md->hp.vocab, md->hp.dim, "%s.token_embd.weight", md->name);
     if (md->hp.arch == LMN_ARCH_GPT2)
-      lw->pos_param[m] = add_param(ir, &o, md->hp.ctx, md->hp.dim, "%s.position_embd.weight", md->name);
+      lw->pos_param[m] = add_param(ir, &o, R_POS, md->hp.ctx, md->hp.dim, "%s.position_embd.weight", md->name);
   }
   return lw->embed_param[m];
 }
 
+/* The parameters of each module kind; returns the multiply-adds per row of its GEMMs. */
+static double embed_params(Lower *lw, Op *op, const Module *m) {
+  Ir *ir = lw->ir;
+  const Model *md = &lw->net->models[m->model];
+  op_param(op, model_embedding(lw, m->model, m->trainable));
+  if (lw->pos_param[m->model] >= 0) op_param(op, lw->pos_param[m->model]);
+  if (m->prefix) {
+    if (lw->prefix_param[m->model] < 0) {
+      Owner o = {OWN_MODEL, m->model, -1, 0, "prefix"}; /* fixed: drawn once, never trained */
+      int p = add_param(ir, &o, R_PREFIX, m->prefix, md->hp.dim, "%s.prefix", md->name);
+      ir->params[p].like = lw->embed_param[m->model];
+      lw->prefix_param[m->model] = p;
+    }
+    op_param(op, lw->prefix_param[m->model]);
+  }
+  return 0;
+}
+
+static double head_params(Lower *lw, Op *op, const Module *m) {
+  const Model *md = &lw->net->models[m->model];
+  if (md->hp.tied) {
+    op_param(op, model_embedding(lw, m->model, m->trainable));
+  } else {
+    if (lw->out_param[m->model] < 0) {
+      Owner o = {OWN_MODEL, m->model, -1, m->trainable, "head"};
+      lw->out_param[m->model] = add_param(lw->ir, &o, R_HEAD, md->hp.vocab, md->hp.dim, "%s.output.weight", md->name);
+    }
+    op_param(op, lw->out_param[m->model]);
+  }
+  return (double)(m->din * m->dout);
+}
+
+/* linear and classify: weight [out, in] and (when there is one) bias [out]. */
+static double linear_params(Lower *lw, Op *op, const Owner *o, const Module *m, int bias, const char *prefix) {
+  op_param(op, add_param(lw->ir, o, R_W0, m->dout, m->din, "%sweight", prefix));
+  if (bias) op_param(op, add_param(lw->ir, o, R_B0, m->dout, 0, "%sbias", prefix));
+  return (double)(m->din * m->dout);
+}
+
+static double mlp_params(Lower *lw, Op *op, const Owner *o, const Module *m, const char *prefix) {
+  op_param(op, add_param(lw->ir, o, R_W0, m->hidden, m->din, "%sfc1.weight", prefix));
+  op_param(op, add_param(lw->ir, o, R_B0, m->hidden, 0, "%sfc1.bias", prefix));
+  op_param(op, add_param(lw->ir, o, R_W1, m->dout, m->hidden, "%sfc2.weight", prefix));
+  op_param(op, add_param(lw->ir, o, R_B1, m->dout, 0, "%sfc2.bias", prefix));
+  return 2.0 * (double)(m->din * m->hidden);
+}
+
+/* Floats per row a module's backward keeps (linear-like modules: their input and output). */
+static double module_saved(const Module *m) {
+  if (m->kind == MOD_HEAD || m->kind == MOD_CLASSIFY) return (double)(m->din + m->dout);
+  if (m->kind == MOD_MLP) return 2.0 * (double)(m->din + m->hidden);
+  return (double)m->din;
+}
+
+/* Costs of a GEMM module: rows B*T (B for classify), 2 FLOPs per multiply-add, the backward's data and weight
+ * GEMMs only where needed. */
+static void gemm_cost(Op *op, const Module *m, double gemm) {
+  if (m->kind == MOD_CLASSIFY) {
+    op->fwd.b = 2.0 * gemm;
+    if (op->backward) op->bwd.b = op->fwd.b * ((op->grad_in || op->trainable) + op->trainable);
+    op->saved.b = module_saved(m);
+    return;
+  }
+  op->fwd.bt = 2.0 * gemm;
+  if (!op->backward) return;
+  op->bwd.bt = 2.0 * gemm * (op->grad_in + op->trainable);
+  op->saved.bt = module_saved(m);
+}
+
+/* A decoder_layer or gpt2 edge: one block of the model's shape. */
+static void block_module(Lower *lw, Op *op, const Owner *o, const Module *m, const char *prefix) {
+  const Model *md = &lw->net->models[m->model];
+  Block b = model_block(&md->hp);
+  if (m->kind == MOD_GPT2_EDGE) b = (Block){m->din, md->hp.heads, md->hp.heads, m->din, 1, 0, 1};
+  block_params(lw->ir, op, o, &b, prefix, 0);
+  op->layers = 1;
+  finish_op(lw->ir, op);
+  block_cost(op, &b, 1.0);
+}
+
 static void module_op(Lower *lw, const Edge *e, int j, int *prev) {
   Ir *ir = lw->ir;
-  const Net *net = lw->net;
   const Module *m = &e->mods[j];
   if (m->kind == MOD_IDENTITY) return;
-  char desc[160];
-  module_describe(net, m, desc, sizeof desc);
+  char desc[160], prefix[64];
+  module_describe(lw->net, m, desc, sizeof desc);
+  snprintf(prefix, sizeof prefix, "e%d.m%d.", e->id, j);
   OpKind kind = m->kind == MOD_EMBED ? OP_EMBED : m->kind == MOD_HEAD ? OP_HEAD : m->kind == MOD_CLASSIFY ? OP_CLASSIFY : OP_MODULE;
   Op *op = new_op(ir, kind, "e%d.m%d %s [%s]", e->id, j, desc, e->label);
   op->edge = e->id;
   op->module = j;
   op->width = m->dout;
+  op->model = m->model;
   if (*prev >= 0) op_input(op, *prev);
-  Owner o = {OWN_EDGE, e->id, j, 1, mod_kind_name(m->kind)};
-  double gemm = 0, saved = 0;
-  const Model *md = m->model >= 0 ? &net->models[m->model] : NULL;
-  switch (m->kind) {
-    case MOD_EMBED:
-      op_param(op, model_embedding(lw, m->model, m->trainable));
-      if (lw->pos_param[m->model] >= 0) op_param(op, lw->pos_param[m->model]);
-      if (m->prefix) {
-        if (lw->prefix_param[m->model] < 0) {
-          Owner op_owner = {OWN_MODEL, m->model, -1, 0, "prefix"}; /* fixed: drawn once, never trained */
-          lw->prefix_param[m->model] = add_param(ir, &op_owner, m->prefix, md->hp.dim, "%s.prefix", md->name);
-        }
-        op_param(op, lw->prefix_param[m->model]);
-      }
-      break;
-    case MOD_HEAD:
-      if (md->hp.tied) op_param(op, model_embedding(lw, m->model, m->trainable));
-      else {
-        if (lw->out_param[m->model] < 0) {
-          Owner oh = {OWN_MODEL, m->model, -1, m->trainable, "head"};
-          lw->out_param[m->model] = add_param(ir, &oh, md->hp.vocab, md->hp.dim, "%s.output.weight", md->name);
-        }
-        op_param(op, lw->out_param[m->model]);
-      }
-      gemm = (double)(m->din * m->dout);
-      saved = (double)(m->din + m->dout);
-      break;
-    case MOD_CLASSIFY:
-      o.trainable = m->trainable;
-      op_param(op, add_param(ir, &o, m->dout, m->din, "e%d.m%d.weight", e->id, j));
-      op_param(op, add_param(ir, &o, m->dout, 0, "e%d.m%d.bias", e->id, j));
-      break;
-    case MOD_LINEAR:
-      op_param(op, add_param(ir, &o, m->dout, m->din, "e%d.m%d.weight", e->id, j));
-      if (m->bias) op_param(op, add_param(ir, &o, m->dout, 0, "e%d.m%d.bias", e->id, j));
-      gemm = (double)(m->din * m->dout);
-      saved = (double)m->din;
-      break;
-    case MOD_MLP:
-      op_param(op, add_param(ir, &o, m->hidden, m->din, "e%d.m%d.fc1.weight", e->id, j));
-      op_param(op, add_param(ir, &o, m->hidden, 0, "e%d.m%d.fc1.bias", e->id, j));
-      op_param(op, add_param(ir, &o, m->dout, m->hidden, "e%d.m%d.fc2.weight", e->id, j));
-      op_param(op, add_param(ir, &o, m->dout, 0, "e%d.m%d.fc2.bias", e->id, j));
-      gemm = 2.0 * (double)(m->din * m->hidden);
-      saved = 2.0 * (double)(m->din + m->hidden);
-      break;
-    case MOD_GPT2_EDGE: {
-      long d = m->din;
-      const char *names[] = {"attn_qkv.weight", "attn_qkv.bias", "attn_output.weight", "attn_output.bias",
-                             "ffn_norm.weight", "ffn_norm.bias", "ffn_up.weight",      "ffn_up.bias"};
-      long shapes[][2] = {{3 * d, d}, {3 * d, 0}, {d, d}, {d, 0}, {d, 0}, {d, 0}, {d, d}, {d, 0}};
-      for (int i = 0; i < 8; i++)
-        op_param(op, add_param(ir, &o, shapes[i][0], shapes[i][1], "e%d.m%d.%s", e->id, j, names[i]));
-      finish_op(ir, op);
-      Block b = {d, md->hp.heads, md->hp.heads, d, 1, 0};
-      double attn = 2.0 * (double)d, g = (double)(5 * d * d);
-      op->fwd.bt = 2 * g + attn;
-      op->fwd.btt = attn;
-      if (op->backward) {
-        op->bwd.bt = 2 * g * (1 + op->trainable) + 2.5 * attn;
-        op->bwd.btt = 2.5 * attn;
-        op->saved.bt = (double)(8 * d + b.heads + 2);
-      }
-      *prev = op->id;
-      return;
-    }
-    case MOD_DECODER: {
-      Block b = model_block(&md->hp);
-      char prefix[64];
-      snprintf(prefix, sizeof prefix, "e%d.m%d.", e->id, j);
-      block_params(ir, op, &o, &b, prefix);
-      finish_op(ir, op);
-      block_cost(op, &b, 1.0);
-      *prev = op->id;
-      return;
-    }
-    case MOD_IDENTITY: return;
-  }
-  finish_op(ir, op);
-  if (m->kind == MOD_CLASSIFY) {
-    op->fwd.b = 2.0 * (double)(m->din * m->dout);
-    if (op->backward) op->bwd.b = op->fwd.b * ((op->grad_in || op->trainable) + op->trainable) / 1.0;
-    op->saved.b = (double)(m->din + m->dout);
-  } else {
-    op->fwd.bt = 2.0 * gemm;
-    if (op->backward) {
-      op->bwd.bt = 2.0 * gemm * (op->grad_in + op->trainable);
-      op->saved.bt = saved;
-    }
-  }
+  Owner o = {OWN_EDGE, e->id, j, m->kind == MOD_CLASSIFY ? m->trainable : 1, mod_kind_name(m->kind)};
   *prev = op->id;
+  if (m->kind == MOD_DECODER || m->kind == MOD_GPT2_EDGE) {
+    block_module(lw, op, &o, m, prefix);
+    return;
+  }
+  double gemm = m->kind == MOD_EMBED ? embed_params(lw, op, m)
+                : m->kind == MOD_HEAD ? head_params(lw, op, m)
+                : m->kind == MOD_MLP  ? mlp_params(lw, op, &o, m, prefix)
+                                      : linear_params(lw, op, &o, m, m->kind == MOD_CLASSIFY || m->bias, prefix);
+  finish_op(ir, op);
+  if (m->kind != MOD_EMBED) gemm_cost(op, m, gemm);
 }
 
 /* Emits the ops of one edge: an optional sum of its sources, then its modules. Returns the last op. */
@@ -301,6 +375,29 @@ static int edge_ops(Lower *lw, const Edge *e) {
   for (int j = 0; j < e->n_mods; j++) module_op(lw, e, j, &prev);
   lw->edge_done[e->id] = 1;
   return prev;
+}
+
+/* The layers and final norm of a vertex: its own, or (shared) its model's, created by the first call. */
+static void vertex_params(Lower *lw, Op *op, const Vertex *x) {
+  Ir *ir = lw->ir;
+  const Model *md = &lw->net->models[x->model];
+  if (x->shared && lw->model_params[x->model] >= 0) {
+    const Op *first = &ir->ops[lw->model_params[x->model]];
+    for (int k = 0; k < first->n_params; k++) op_param(op, first->params[k]);
+    return;
+  }
+  if (x->shared) lw->model_params[x->model] = op->id;
+  Block b = model_block(&md->hp);
+  Owner o = {x->shared ? OWN_MODEL : OWN_VERTEX, x->shared ? x->model : (int)(x - lw->net->vertices), -1, x->trainable,
+             "vertex"};
+  const char *owner_name = x->shared ? md->name : x->name;
+  for (int l = 0; l < md->hp.layers; l++) {
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "%s.blk.%d.", owner_name, l);
+    block_params(ir, op, &o, &b, prefix, l);
+  }
+  op_param(op, add_param(ir, &o, R_NORM, md->hp.dim, 0, "%s.output_norm.weight", owner_name));
+  if (b.gpt2) op_param(op, add_param(ir, &o, R_NORM_B, md->hp.dim, 0, "%s.output_norm.bias", owner_name));
 }
 
 static void vertex_ops(Lower *lw, int v) {
@@ -328,27 +425,12 @@ static void vertex_ops(Lower *lw, int v) {
                   x->trainable ? ", trainable" : ", frozen");
   op->vertex = v;
   op->width = md->hp.dim;
+  op->model = x->model;
+  op->layers = (int)md->hp.layers;
   op_input(op, in);
-  Block b = model_block(&md->hp);
-  Owner o = {x->shared ? OWN_MODEL : OWN_VERTEX, x->shared ? x->model : v, -1, x->trainable, "vertex"};
-  const char *owner_name = x->shared ? md->name : x->name;
-  if (x->shared && lw->model_params[x->model] >= 0) {
-    int first = lw->model_params[x->model];
-    for (int p = first; p < ir->n_params && ir->params[p].owner == OWN_MODEL && ir->params[p].owner_index == x->model &&
-                        !strcmp(ir->params[p].group, "vertex");
-         p++)
-      op_param(op, p);
-  } else {
-    if (x->shared) lw->model_params[x->model] = ir->n_params;
-    for (long l = 0; l < md->hp.layers; l++) {
-      char prefix[96];
-      snprintf(prefix, sizeof prefix, "%s.blk.%ld.", owner_name, l);
-      block_params(ir, op, &o, &b, prefix);
-    }
-    op_param(op, add_param(ir, &o, md->hp.dim, 0, "%s.output_norm.weight", owner_name));
-    if (b.gpt2) op_param(op, add_param(ir, &o, md->hp.dim, 0, "%s.output_norm.bias", owner_name));
-  }
+  vertex_params(lw, op, x);
   finish_op(ir, op);
+  Block b = model_block(&md->hp);
   block_cost(op, &b, (double)md->hp.layers);
   if (op->backward) op->saved.bt += (double)(md->hp.dim + 1);
   lw->vertex_op[v] = op->id;
@@ -389,6 +471,23 @@ static void emit_ready_edges(Lower *lw) {
     if (!lw->edge_done[i] && sources_ready(lw, &lw->net->edges[i])) lw->edge_last[i] = edge_ops(lw, &lw->net->edges[i]);
 }
 
+/* Each block op's binding table and each vertex's final norm, from the roles of its parameters. */
+static void bind_blocks(Ir *ir) {
+  for (int i = 0; i < ir->n_ops; i++) {
+    Op *op = &ir->ops[i];
+    if (op->layers > 0) {
+      op->bind = xrealloc(NULL, sizeof(int) * (size_t)op->layers * LMN_BM_COUNT);
+      for (int k = 0; k < op->layers * LMN_BM_COUNT; k++) op->bind[k] = -1;
+    }
+    for (int k = 0; k < op->n_params; k++) {
+      const Param *p = &ir->params[op->params[k]];
+      if (p->role == ROLE_BLOCK && op->bind) op->bind[p->layer * LMN_BM_COUNT + p->member] = op->params[k];
+      if (p->role == ROLE_OUTPUT_NORM && op->kind == OP_VERTEX) op->norm_w = op->params[k];
+      if (p->role == ROLE_OUTPUT_NORM_B && op->kind == OP_VERTEX) op->norm_b = op->params[k];
+    }
+  }
+}
+
 void ir_build(Ir *ir, const Net *net) {
   memset(ir, 0, sizeof *ir);
   ir->net = net;
@@ -421,6 +520,7 @@ void ir_build(Ir *ir, const Net *net) {
     op_input(op, lw.edge_last[o->edge]);
     finish_op(ir, op);
   }
+  bind_blocks(ir);
   free(lw.vertex_op);
   free(lw.model_params);
   free(lw.embed_param);
@@ -435,6 +535,7 @@ void ir_free(Ir *ir) {
   for (int i = 0; i < ir->n_ops; i++) {
     free(ir->ops[i].inputs);
     free(ir->ops[i].params);
+    free(ir->ops[i].bind);
   }
   free(ir->ops);
   free(ir->params);
@@ -452,4 +553,9 @@ long ir_param_total(const Ir *ir, int trainable_only) {
 const char *op_kind_name(OpKind kind) {
   static const char *const names[] = {"embed", "sum", "aggregate", "vertex", "module", "head", "classify", "loss"};
   return names[kind];
+}
+
+const char *param_file_name(const Param *p) {
+  const char *dot = strchr(p->name, '.');
+  return dot ? dot + 1 : p->name;
 }

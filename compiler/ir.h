@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#include "modules.h"
+#include "net.h"
 #include "sema.h"
 
 /* c_b*B + c_bt*B*T + c_btt*B*T*T */
@@ -18,6 +20,21 @@ double cost_eval(Cost c, long batch, long seq);
 
 typedef enum { OWN_MODEL, OWN_VERTEX, OWN_EDGE } OwnerKind;
 
+/* What a tensor is to the code that uses it: a member of a transformer block (member and layer say which),
+ * or one of the tensors around the blocks. Set where the tensor is created; nothing downstream reads names. */
+typedef enum {
+  ROLE_BLOCK,       /* member (lmn_block_member) of block `layer` of a vertex, or of a decoder/gpt2 edge */
+  ROLE_TOKEN_EMBD,  /* [vocab, d], also the tied head */
+  ROLE_POS_EMBD,    /* [ctx, d], GPT-2 */
+  ROLE_PREFIX,      /* [prefix, d], the fixed random prefix */
+  ROLE_HEAD,        /* [vocab, d], an untied output head */
+  ROLE_OUTPUT_NORM, /* [d], a vertex's final norm gain */
+  ROLE_OUTPUT_NORM_B,
+  ROLE_WEIGHT,      /* [out, in] of linear, classify, or mlp (index 0: fc1, 1: fc2) */
+  ROLE_BIAS,        /* [out] */
+  ROLE_COUNT
+} ParamRole;
+
 typedef struct Param {
   char name[96];   /* e.g. "qwen.blk.3.attn_q.weight", "e7.m0.ffn_up.weight", "e7.m1.weight" */
   long shape[2];   /* PyTorch order [out, in]; shape[1] == 0 for a vector */
@@ -27,6 +44,12 @@ typedef struct Param {
   int module;      /* edge module index (OWN_EDGE), else -1 */
   const char *group; /* what kind of module it belongs to: "embedding", "vertex", "head", "decoder_layer", ... */
   int trainable;
+  ParamRole role;
+  int member, layer; /* ROLE_BLOCK: lmn_block_member and layer; ROLE_WEIGHT/BIAS: 0, or 1 for an MLP's fc2 */
+  lmn_init init;     /* from-scratch initialisation */
+  int like;          /* LMN_INIT_EMBED_STATS: the tensor whose statistics it takes, else -1 */
+  int file_model;    /* the model whose file holds it, or -1 (edges, from-scratch models, the prefix) */
+  const char *file_name; /* file_model >= 0: its name in the file (GGUF naming), a suffix of name */
 } Param;
 
 typedef enum {
@@ -52,6 +75,10 @@ typedef struct Op {
   int loss;         /* OP_LOSS */
   int *params;
   int n_params;
+  int model;        /* OP_VERTEX, blocks, embed, head: the model whose shape it takes, else -1 */
+  int layers;       /* OP_VERTEX: the model's layers; decoder_layer and gpt2 edges: 1; else 0 */
+  int *bind;        /* blocks: [layers][LMN_BM_COUNT] parameter indices (-1: none), else NULL */
+  int norm_w, norm_b; /* OP_VERTEX: the final norm's gain and (LayerNorm) bias, else -1 */
   int trainable;    /* some parameter of the op is trainable */
   int grad_in;      /* a gradient must flow back into the op's inputs */
   int backward;     /* the op has a backward pass (grad_in or trainable) */
@@ -72,6 +99,8 @@ void ir_build(Ir *ir, const Net *net);
 void ir_free(Ir *ir);
 
 long ir_param_total(const Ir *ir, int trainable_only);
+/* A tensor's name in its model file: its name without the owner ("blk.3.attn_q.weight"). */
+const char *param_file_name(const Param *p);
 
 void ir_print_text(const Ir *ir, FILE *out);
 void ir_print_json(const Ir *ir, FILE *out);

@@ -24,6 +24,10 @@
  * see "parallel structure" below. */
 #include "modules.h"
 
+#define LMN_BM_GGUF_(m, gguf, hf, hf_gpt2) gguf,
+const char *const lmn_block_member_gguf[LMN_BM_COUNT] = {LMN_BLOCK_MEMBER_LIST(LMN_BM_GGUF_)};
+#undef LMN_BM_GGUF_
+
 #include <cblas.h>
 #include <string.h>
 
