@@ -11,16 +11,20 @@ typedef struct ArenaBlock {
   max_align_t data[];
 } ArenaBlock;
 
+_Noreturn void out_of_memory(const char *file) {
+  if (file) fprintf(stderr, "lmnc: %s: out of memory\n", file);
+  else fprintf(stderr, "lmnc: out of memory\n");
+  exit(2);
+}
+
 void *arena_alloc(Arena *a, size_t size) {
+  if (size > ((size_t)1 << 40)) out_of_memory(a->file);
   size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
   ArenaBlock *b = a->head;
   if (!b || b->cap - b->used < size) {
     size_t cap = size > 65536 ? size : 65536;
     b = malloc(sizeof(ArenaBlock) + cap);
-    if (!b) {
-      fprintf(stderr, "lmnc: out of memory\n");
-      exit(2);
-    }
+    if (!b) out_of_memory(a->file);
     b->next = a->head;
     b->used = 0;
     b->cap = cap;
@@ -49,6 +53,7 @@ void arena_free(Arena *a) {
 
 void plist_push(Arena *a, PtrList *l, void *item) {
   if (l->n == l->cap) {
+    if (l->cap > (1 << 29)) out_of_memory(a->file);
     int cap = l->cap ? l->cap * 2 : 4;
     void **items = arena_alloc(a, sizeof(void *) * (size_t)cap);
     if (l->n) memcpy(items, l->items, sizeof(void *) * (size_t)l->n);

@@ -9,9 +9,12 @@
 
 typedef struct Arena {
   struct ArenaBlock *head;
+  const char *file; /* the file being processed, named when memory runs out (may be NULL) */
 } Arena;
 
-void *arena_alloc(Arena *a, size_t size); /* zeroed; aborts only if malloc fails */
+/* Prints "lmnc: FILE: out of memory" (or "lmnc: out of memory" without a file) and exits with status 2. */
+_Noreturn void out_of_memory(const char *file);
+void *arena_alloc(Arena *a, size_t size); /* zeroed; exits through out_of_memory() if malloc fails */
 char *arena_strndup(Arena *a, const char *s, size_t n);
 void arena_free(Arena *a);
 

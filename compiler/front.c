@@ -1,4 +1,5 @@
-/* front.c: reads a .lmn file (size-limited), runs the parser and semantic analysis on it. */
+/* front.c: reads a .lmn file (size-limited), runs the parser and semantic analysis on it. Memory that runs
+ * out while a file is processed is reported with the file's name. */
 #include "front.h"
 
 #include <errno.h>
@@ -23,9 +24,10 @@ int front_load_mem(Front *f, const char *name, const char *src, size_t len, FILE
   f->src = malloc(len + 1);
   f->dir = dir_of(name);
   if (!f->src || !f->dir) {
-    fprintf(diag_out, "lmnc: out of memory\n");
+    fprintf(diag_out, "lmnc: %s: out of memory\n", name);
     return 2;
   }
+  f->prog.arena.file = f->arena.file = name;
   memcpy(f->src, src, len);
   f->src[len] = 0;
   f->len = len;
@@ -43,8 +45,13 @@ int front_load(Front *f, const char *path, FILE *diag_out) {
     return 2;
   }
   char *buf = malloc(FRONT_MAX_SOURCE + 1);
-  size_t n = buf ? fread(buf, 1, FRONT_MAX_SOURCE + 1, fp) : 0;
-  int bad = !buf || ferror(fp);
+  if (!buf) {
+    fclose(fp);
+    fprintf(diag_out, "lmnc: %s: out of memory\n", path);
+    return 2;
+  }
+  size_t n = fread(buf, 1, FRONT_MAX_SOURCE + 1, fp);
+  int bad = ferror(fp);
   fclose(fp);
   if (bad || n > FRONT_MAX_SOURCE) {
     fprintf(diag_out, "lmnc: cannot read '%s': %s\n", path, bad ? "read error" : "file larger than 16 MiB");

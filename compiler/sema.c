@@ -1,173 +1,12 @@
-/* sema.c: semantic analysis, part 1: the symbol table, the network statement, models (declared
- * hyper-parameters or read from the file's header), vertices and the `layers` sugar. Edges, losses
- * and graph checks live in sema_edges.c and sema_graph.c. */
+/* sema.c: semantic analysis, part 1: the network statement, models (declared hyper-parameters or read
+ * from the file's header, within the limits of sema_limits.c), vertices and the `layers` sugar. Names live
+ * in sema_names.c; edges, losses and graph checks in sema_edges.c and sema_graph.c. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "modelfile.h"
 #include "sema_int.h"
-
-void *grow(Arena *a, void *items, int n, int *cap, size_t elem) {
-  if (n < *cap) return items;
-  int ncap = *cap ? *cap * 2 : 8;
-  void *p = arena_alloc(a, elem * (size_t)ncap);
-  if (*cap) memcpy(p, items, elem * (size_t)*cap);
-  *cap = ncap;
-  return p;
-}
-
-const char *sym_kind_name(SymKind kind) {
-  static const char *const names[] = {"model", "edge type", "vertex", "output", "loss", "layers group"};
-  return names[kind];
-}
-
-const char *sym_kind_article(SymKind kind) {
-  static const char *const names[] = {"a model",   "an edge type", "a vertex",
-                                      "an output", "a loss",       "a layers group"};
-  return names[kind];
-}
-
-Sym *sym_find(Sema *s, const char *name) {
-  for (int i = 0; i < s->n_syms; i++)
-    if (strcmp(s->syms[i].name, name) == 0) return &s->syms[i];
-  return NULL;
-}
-
-static const char *const reserved_names[] = {
-    "tokens",     "labels", "next", "identity", "linear",        "mlp",  "decoder_layer",
-    "gpt2_block", "embed",  "head", "classify", "cross_entropy", "gguf", "safetensors"};
-
-int sym_reserved(const char *name) {
-  for (size_t i = 0; i < sizeof reserved_names / sizeof *reserved_names; i++)
-    if (strcmp(name, reserved_names[i]) == 0) return 1;
-  return 0;
-}
-
-void remember_failed(Sema *s, const char *name) {
-  GROW(s, s->failed, s->n_failed, s->cap_failed);
-  s->failed[s->n_failed++] = name;
-}
-
-int failed_name_quiet(const Sema *s, const char *name) {
-  for (int i = 0; i < s->n_failed; i++)
-    if (!strcmp(s->failed[i], name)) return 1;
-  return 0;
-}
-
-Sym *sym_define(Sema *s, const char *name, SymKind kind, int index, Loc at) {
-  if (sym_reserved(name)) {
-    diag_error(s->diag, at, "'%s' is a reserved name and cannot name %s", name, sym_kind_article(kind));
-    remember_failed(s, name);
-    return NULL;
-  }
-  Sym *old = sym_find(s, name);
-  if (old) {
-    diag_error(s->diag, at, "redefinition of '%s'", name);
-    diag_note(s->diag, old->at, "'%s' was first defined here (%s)", name, sym_kind_article(old->kind));
-    remember_failed(s, name);
-    return NULL;
-  }
-  GROW(s, s->syms, s->n_syms, s->cap_syms);
-  Sym *sym = &s->syms[s->n_syms++];
-  *sym = (Sym){name, kind, index, at, 0};
-  return sym;
-}
-
-void wrong_kind(Sema *s, const Sym *sym, Loc at, const char *what) {
-  if (failed_name_quiet(s, sym->name)) return;
-  diag_error(s->diag, at, "'%s' is %s, not %s", sym->name, sym_kind_article(sym->kind), what);
-  diag_note(s->diag, sym->at, "'%s' is defined here", sym->name);
-  if (sym->kind == SYM_VERTEX && sym->index >= 0 && !strcmp(what, "a model"))
-    diag_hint(s->diag, "vertex '%s' calls model '%s'", sym->name,
-              s->net->models[s->net->vertices[sym->index].model].name);
-}
-
-/* The vertices of a `layers` group NAME are NAME<layer>_<index>: matches `name` against a group. */
-static const LayerGroup *layer_group_of(const Sema *s, const char *name, int *layer, int *index) {
-  for (int g = 0; g < s->n_groups; g++) {
-    const LayerGroup *grp = &s->groups[g];
-    size_t n = strlen(grp->name);
-    int used = 0;
-    if (strncmp(name, grp->name, n) != 0 || name[n] < '0' || name[n] > '9') continue;
-    if (sscanf(name + n, "%d_%d%n", layer, index, &used) == 2 && name[n + (size_t)used] == 0) return grp;
-  }
-  return NULL;
-}
-
-/* A vertex name shaped like one of a layers group's: 0 when it is not, 1 when the group had errors (nothing
- * to say), 2 after reporting it. */
-static int unknown_layer_vertex(Sema *s, const char *name, Loc at) {
-  int layer, index;
-  const LayerGroup *grp = layer_group_of(s, name, &layer, &index);
-  if (!grp) return 0;
-  if (!grp->count) return 1;
-  diag_error(s->diag, at, "layers '%s' has no vertex '%s'", grp->name, name);
-  if (layer >= 0 && layer < grp->n_layers)
-    diag_hint(s->diag, "layer %d of '%s' holds %d vertices: %s%d_0 to %s%d_%d", layer, grp->name,
-              grp->count[layer], grp->name, layer, grp->name, layer, grp->count[layer] - 1);
-  else
-    diag_hint(s->diag, "'%s' has %d layers: %s0_* to %s%d_*", grp->name, grp->n_layers, grp->name, grp->name,
-              grp->n_layers - 1);
-  return 2;
-}
-
-static SymKind stmt_sym_kind(StmtKind k) {
-  return k == ST_MODEL ? SYM_MODEL : k == ST_EDGE ? SYM_EDGE_TYPE : k == ST_VERTEX ? SYM_VERTEX : SYM_LAYERS;
-}
-
-/* A declaration of `name` further down the file than `at`, or NULL. */
-static const NameRef *declared_later(const Sema *s, const char *name, Loc at, SymKind *kind) {
-  for (int i = 0; s->prog && i < s->prog->stmts.n; i++) {
-    const Stmt *st = s->prog->stmts.items[i];
-    if (st->at.line < at.line || (st->at.line == at.line && st->at.col <= at.col)) continue;
-    *kind = stmt_sym_kind(st->kind);
-    if (st->kind == ST_VERTEX) {
-      for (int j = 0; j < st->names.n; j++) {
-        const NameRef *n = st->names.items[j];
-        if (!strcmp(n->name, name)) return n;
-      }
-    } else if (st->kind != ST_CHAIN && st->kind != ST_LOSS && st->kind != ST_NETWORK &&
-               st->kind != ST_AGGREGATE && !strcmp(st->name.name, name)) {
-      return &st->name;
-    }
-  }
-  return NULL;
-}
-
-int unknown_name(Sema *s, const char *what, const char *name, Loc at, unsigned kinds,
-                 const char *const *extra, int n_extra) {
-  if (failed_name_quiet(s, name)) return 0;
-  int layered = kinds & KIND(SYM_VERTEX) ? unknown_layer_vertex(s, name, at) : 0;
-  if (layered) return layered == 2;
-  SymKind kind;
-  const NameRef *later = declared_later(s, name, at, &kind);
-  if (later && (kinds & KIND(kind))) {
-    diag_error(s->diag, at, "%s '%s' is used before its declaration", sym_kind_name(kind), name);
-    diag_note(s->diag, later->at, "'%s' is declared here", name);
-    diag_hint(s->diag, "move the declaration of '%s' above its first use", name);
-    return 1;
-  }
-  if (later) {
-    diag_error(s->diag, at, "'%s' is %s, not %s %s", name, sym_kind_article(kind),
-               strchr("aeiou", what[0]) ? "an" : "a", what);
-    diag_note(s->diag, later->at, "'%s' is declared here", name);
-    return 1;
-  }
-  const char *cands[512];
-  int n = 0;
-  for (int i = 0; i < s->n_syms && n < 480; i++)
-    if (kinds & KIND(s->syms[i].kind)) cands[n++] = s->syms[i].name;
-  for (int i = 0; i < n_extra && n < 512; i++) cands[n++] = extra[i];
-  unknown_word(s, at, what, name, cands, n);
-  return 1;
-}
-
-void unknown_word(Sema *s, Loc at, const char *what, const char *word, const char *const *words, int n) {
-  const char *best = closest_name(word, words, n);
-  if (best) diag_error(s->diag, at, "unknown %s '%s'; did you mean '%s'?", what, word, best);
-  else diag_error(s->diag, at, "unknown %s '%s'", what, word);
-}
 
 /* ---- models ---------------------------------------------------------------------------------- */
 
@@ -224,8 +63,8 @@ static int apply_setting(Sema *s, lmn_hparams *hp, const Setting *set) {
     return -1;
   }
   if (spec->kind == 0) {
-    if (set->value.kind != VAL_INT || set->value.i <= 0 || set->value.i > (1L << 24)) {
-      diag_error(s->diag, set->value.at, "'%s' must be a positive integer (at most 16777216)", set->key);
+    if (set->value.kind != VAL_INT || set->value.i <= 0) {
+      diag_error(s->diag, set->value.at, "'%s' must be a positive integer", set->key);
       return -1;
     }
     *hp_field(hp, set->key) = set->value.i;
@@ -248,20 +87,45 @@ static const Setting *find_setting(const Stmt *st, const char *key) {
   return NULL;
 }
 
-/* Checks that declared or read hyper-parameters make a runnable model. */
-static void check_hparams(Sema *s, const Stmt *st, const Model *m) {
+/* Checks the hyper-parameters of model m against their limits, at the settings of its statement st (or at
+ * the model, when they come from its file), then its parameter count. Returns 0 when all are within. */
+static int model_limits(Sema *s, const Stmt *st, Model *m) {
+  static const struct {
+    const char *key;
+    LimitId id;
+  } fields[] = {{"layers", LIM_LAYERS}, {"dim", LIM_DIM}, {"heads", LIM_HEADS}, {"kv_heads", LIM_KV_HEADS},
+                {"ffn", LIM_FFN},       {"vocab", LIM_VOCAB}, {"ctx", LIM_CTX}};
+  int bad = 0;
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+    const Setting *set = st ? find_setting(st, fields[i].key) : NULL;
+    long v = *hp_field(&m->hp, fields[i].key);
+    if (set) bad |= over_limit(s, fields[i].id, v, set->value.at, "model '%s' declares '%s %ld'", m->name,
+                               fields[i].key, v);
+    else if (!st) /* read from the file (a declared model without kv_heads has kv_heads = heads) */
+      bad |= over_limit(s, fields[i].id, v, m->at, "model '%s' has '%s %ld' in its file", m->name,
+                        fields[i].key, v);
+  }
+  if (bad) return -1;
+  long long n = model_params(&m->hp);
+  return over_limit(s, LIM_PARAMS, n, m->at, "model '%s' has %lld parameters", m->name, n) ? -1 : 0;
+}
+
+/* Checks that declared or read hyper-parameters make a runnable model; returns -1 when they are past a
+ * limit (the model is then unusable). */
+static int check_hparams(Sema *s, const Stmt *st, Model *m) {
   const lmn_hparams *hp = &m->hp;
   Loc at = m->at;
+  if (model_limits(s, st, m) != 0) return -1;
   const Setting *hs = st ? find_setting(st, "heads") : NULL, *ks = st ? find_setting(st, "kv_heads") : NULL;
   if (hp->dim % hp->heads != 0) {
     diag_error(s->diag, hs ? hs->value.at : at, "%ld heads do not divide the width %ld of model '%s'",
                hp->heads, hp->dim, m->name);
-    return;
+    return 0;
   }
   if (hp->heads % hp->kv_heads != 0) {
     diag_error(s->diag, ks ? ks->value.at : at, "%ld kv_heads do not divide the %ld heads of model '%s'",
                hp->kv_heads, hp->heads, m->name);
-    return;
+    return 0;
   }
   if (hp->arch == LMN_ARCH_GPT2 && hp->kv_heads != hp->heads)
     diag_error(s->diag, ks ? ks->value.at : at, "gpt2 models have kv_heads equal to heads (%ld)", hp->heads);
@@ -269,6 +133,28 @@ static void check_hparams(Sema *s, const Stmt *st, const Model *m) {
     diag_error(s->diag, hs ? hs->value.at : at,
                "head width %ld of model '%s' is odd; RoPE needs an even head width", hp->dim / hp->heads,
                m->name);
+  return 0;
+}
+
+/* Applies the settings of a model block; a known setting given twice is an error. Returns -1 after errors. */
+static int model_settings(Sema *s, const Stmt *st, Model *m) {
+  const Setting *first[N_SETTINGS] = {0};
+  int bad = 0;
+  for (int i = 0; i < st->settings.n && !diag_stopped(s->diag); i++) {
+    const Setting *set = st->settings.items[i];
+    for (int k = 0; k < N_SETTINGS; k++) {
+      if (strcmp(set->key, setting_specs[k].key) != 0) continue;
+      if (first[k]) {
+        diag_error(s->diag, set->at, "'%s' is set twice", set->key);
+        diag_note(s->diag, first[k]->at, "first set here");
+        bad = 1;
+      } else {
+        first[k] = set;
+      }
+    }
+    if (apply_setting(s, &m->hp, set) != 0) bad = 1;
+  }
+  return bad ? -1 : 0;
 }
 
 static int model_block(Sema *s, const Stmt *st, Model *m) {
@@ -280,20 +166,7 @@ static int model_block(Sema *s, const Stmt *st, Model *m) {
     return -1;
   }
   lmn_hparams_defaults(&m->hp, arch);
-  int bad = 0;
-  for (int i = 0; i < st->settings.n; i++) {
-    const Setting *set = st->settings.items[i];
-    for (int j = 0; j < i; j++) {
-      const Setting *prev = st->settings.items[j];
-      if (!strcmp(prev->key, set->key)) {
-        diag_error(s->diag, set->at, "'%s' is set twice", set->key);
-        diag_note(s->diag, prev->at, "first set here");
-        bad = 1;
-      }
-    }
-    if (apply_setting(s, &m->hp, set) != 0) bad = 1;
-  }
-  if (bad) return -1;
+  if (model_settings(s, st, m) != 0) return -1;
   static const char *const required[] = {"dim", "layers", "heads", "ffn", "vocab", "ctx"};
   for (int i = 0; i < 6; i++)
     if (!find_setting(st, required[i])) {
@@ -304,8 +177,7 @@ static int model_block(Sema *s, const Stmt *st, Model *m) {
     }
   if (!find_setting(st, "kv_heads")) m->hp.kv_heads = m->hp.heads;
   m->declared = 1;
-  check_hparams(s, st, m);
-  return 0;
+  return check_hparams(s, st, m);
 }
 
 /* Resolves a relative path against the .lmn file's directory. */
@@ -352,8 +224,7 @@ static int model_source(Sema *s, const Stmt *st, Model *m) {
               src->name, m->path);
     return -1;
   }
-  check_hparams(s, NULL, m);
-  return 0;
+  return check_hparams(s, NULL, m);
 }
 
 static void sema_model(Sema *s, const Stmt *st) {
@@ -417,9 +288,12 @@ static int lookup_model(Sema *s, const NameRef *ref) {
 
 static int add_vertex(Sema *s, const char *name, Loc at, int model, VertexOpts o, int layer) {
   Net *net = s->net;
-  if (net->n_vertices >= NET_MAX) {
-    if (!s->vertices_full) diag_error(s->diag, at, "too many vertices (the limit is %d)", NET_MAX);
+  if (net->n_vertices >= sema_limits[LIM_VERTICES].max) {
+    if (!s->vertices_full)
+      over_limit(s, LIM_VERTICES, net->n_vertices + 1LL, at, "too many vertices: '%s' is vertex %d", name,
+                 net->n_vertices + 1);
     s->vertices_full = 1;
+    sym_define(s, name, SYM_VERTEX, -1, at); /* known name, unusable: no cascades */
     return -1;
   }
   if (!sym_define(s, name, SYM_VERTEX, net->n_vertices, at)) return -1;
@@ -427,6 +301,7 @@ static int add_vertex(Sema *s, const char *name, Loc at, int model, VertexOpts o
   Vertex *v = &net->vertices[net->n_vertices++];
   *v = (Vertex){
       .name = name, .at = at, .model = model, .shared = o.shared, .trainable = o.trainable, .layer = layer};
+  count_vertex(s, v);
   return net->n_vertices - 1;
 }
 
@@ -441,34 +316,36 @@ static void sema_vertex(Sema *s, const Stmt *st) {
   }
 }
 
-#define MAX_LAYERS 64
-#define MAX_LAYER_SIZE 256
-
-/* Reads the layer sizes of a `layers` statement into count[]; returns the number of layers or -1. */
-static int layer_sizes(Sema *s, const Stmt *st, int *count) {
-  if (st->sizes.n > MAX_LAYERS) {
-    const Value *v = st->sizes.items[MAX_LAYERS];
-    diag_error(s->diag, v->at, "too many layers: %d (the limit is %d)", st->sizes.n, MAX_LAYERS);
+/* Reads the layer sizes of a `layers` statement into *count (arena); returns the number of layers or -1. */
+static int layer_sizes(Sema *s, const Stmt *st, int **count) {
+  const char *name = st->name.name;
+  int n = st->sizes.n;
+  if (n > sema_limits[LIM_LAYER_LIST].max) {
+    const Value *v = st->sizes.items[sema_limits[LIM_LAYER_LIST].max];
+    over_limit(s, LIM_LAYER_LIST, n, v->at, "layers '%s' lists %d layers", name, n);
     return -1;
   }
-  long vertices = 0, edges = 0;
-  for (int l = 0; l < st->sizes.n; l++) {
+  long long vertices = 0, edges = 0, size_max = sema_limits[LIM_LAYER_SIZE].max;
+  *count = arena_alloc(s->arena, sizeof(int) * (size_t)n);
+  for (int l = 0; l < n; l++) {
     const Value *v = st->sizes.items[l];
-    if (v->kind != VAL_INT || v->i < 1 || v->i > MAX_LAYER_SIZE) {
-      diag_error(s->diag, v->at, "a layer holds 1 to %d vertices", MAX_LAYER_SIZE);
+    if (v->kind != VAL_INT || v->i < 1) {
+      diag_error(s->diag, v->at, "a layer holds 1 to %lld vertices", size_max);
       return -1;
     }
-    count[l] = (int)v->i;
-    vertices += count[l];
-    if (l > 0) edges += (long)count[l - 1] * count[l];
+    if (over_limit(s, LIM_LAYER_SIZE, v->i, v->at, "layer %d of '%s' holds %ld vertices", l, name, v->i))
+      return -1;
+    (*count)[l] = (int)v->i;
+    vertices += v->i;
+    if (l > 0) edges += (long long)(*count)[l - 1] * v->i;
   }
-  if (s->net->n_vertices + vertices > NET_MAX || s->net->n_edges + edges > NET_MAX) {
-    diag_error(s->diag, st->at,
-               "layers '%s' makes %ld vertices and %ld edges; a network holds at most %d of each",
-               st->name.name, vertices, edges, NET_MAX);
+  vertices += s->net->n_vertices, edges += s->net->n_edges;
+  if (over_limit(s, LIM_VERTICES, vertices, st->at, "too many vertices: layers '%s' brings the network to %lld",
+                 name, vertices) ||
+      over_limit(s, LIM_EDGES, edges, st->at, "too many edges: layers '%s' brings the network to %lld", name,
+                 edges))
     return -1;
-  }
-  return st->sizes.n;
+  return n;
 }
 
 /* Defines the group; count == NULL marks a group whose statement had errors. */
@@ -486,13 +363,13 @@ static void define_group(Sema *s, const Stmt *st, const int *count, int n) {
 static void sema_layers(Sema *s, const Stmt *st) {
   int model = lookup_model(s, &st->model);
   VertexOpts o = {1, 0};
-  int count[MAX_LAYERS];
-  int n = layer_sizes(s, st, count);
+  int *count = NULL;
+  int n = layer_sizes(s, st, &count);
   if (model >= 0 && n >= 0 && vertex_options(s, &st->options, &s->net->models[model], &o) != 0) model = -1;
   int ok = model >= 0 && n >= 0;
   define_group(s, st, ok ? count : NULL, n);
   if (!ok) return;
-  int first[MAX_LAYERS];
+  int *first = arena_alloc(s->arena, sizeof(int) * (size_t)n);
   for (int l = 0; l < n; l++) {
     first[l] = s->net->n_vertices;
     for (int i = 0; i < count[l]; i++) {
@@ -577,7 +454,7 @@ int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const ch
   net->aggregate = AGG_MEAN;
   Sema s = {.net = net, .arena = arena, .diag = diag, .dir = dir, .prog = prog};
   int before = diag->errors;
-  for (int i = 0; i < prog->stmts.n; i++) {
+  for (int i = 0; i < prog->stmts.n && !diag_stopped(diag); i++) {
     const Stmt *st = prog->stmts.items[i];
     if (i == 0 && st->kind != ST_NETWORK) network_missing(&s, st);
     switch (st->kind) {
@@ -595,11 +472,12 @@ int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const ch
       diag_error(diag, loc_make(0, 0, 0), "no statements: a .lmn file starts with 'network NAME'");
     net->name = "network";
   }
-  for (int i = 0; i < prog->stmts.n; i++) {
+  for (int i = 0; i < prog->stmts.n && !diag_stopped(diag); i++) {
     const Stmt *st = prog->stmts.items[i];
     if (st->kind == ST_CHAIN) sema_chain(&s, st);
   }
   sema_losses(&s, prog);
+  net->params = s.params;
   if (diag->errors == before) sema_graph(&s);
   return diag->errors - before;
 }

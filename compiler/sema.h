@@ -8,6 +8,41 @@
 #include "diag.h"
 #include "hparams.h"
 
+/* The limits of a network (one table, sema_limits[], in sema_limits.c; docs/language.md lists them). Each
+ * is enforced by `lmnc check` with a located diagnostic and a hint; past them the compiler and the
+ * generated code could not hold the network, so nothing beyond them reaches the back end. */
+typedef enum {
+  LIM_LAYERS,     /* decoder blocks of one model */
+  LIM_DIM,        /* width of a model, and a width written in linear() */
+  LIM_HEADS,      /* query heads of a model */
+  LIM_KV_HEADS,   /* key/value heads of a model */
+  LIM_FFN,        /* MLP width of a model, and mlp(hidden N) */
+  LIM_VOCAB,      /* vocabulary of a model, and the classes of classify() */
+  LIM_CTX,        /* positions of a model */
+  LIM_PREFIX,     /* fixed random prefix of embed(M, prefix N) */
+  LIM_LAYER_LIST, /* layers of one `layers [...]` statement */
+  LIM_LAYER_SIZE, /* vertices in one layer of a `layers` statement */
+  LIM_VERTICES,   /* vertices of the network */
+  LIM_EDGES,      /* edges of the network */
+  LIM_MODULES,    /* modules of one edge */
+  LIM_INPUTS,     /* incoming edges of one vertex */
+  LIM_SUMMED,     /* sources summed with + at the start of a chain */
+  LIM_BLOCKS,     /* decoder blocks (of vertices and edges) and other modules of the network */
+  LIM_PARAMS,     /* parameters (floats) of the network, frozen ones included */
+  LIM_COUNT
+} LimitId;
+
+typedef struct Limit {
+  const char *name;   /* short name, as docs/language.md lists it */
+  long long max;
+  const char *bounds; /* what it bounds */
+  const char *hint;   /* what to do past it */
+} Limit;
+
+extern const Limit sema_limits[]; /* LIM_COUNT rows, indexed by LimitId */
+
+#define SEMA_MAX_SUMMED 8 /* sema_limits[LIM_SUMMED].max: the size of Edge.srcs */
+
 typedef enum { SRC_NONE, SRC_GGUF, SRC_SAFETENSORS } ModelSource;
 
 typedef struct Model {
@@ -61,7 +96,7 @@ typedef struct Edge {
   Loc at;
   const char *type;  /* edge type name when declared with `edge NAME = ...`, else NULL */
   EndKind src_kind;  /* END_TOKENS, END_VERTEX (one source) or END_SUM (several, summed) */
-  int srcs[8];
+  int srcs[SEMA_MAX_SUMMED];
   int n_src;
   EndKind dst_kind;  /* END_VERTEX or END_OUTPUT */
   int dst;
@@ -78,7 +113,8 @@ typedef struct Output {
   OutKind kind;
   long width;   /* vocabulary or classes */
   int edge;     /* the edge that produces it */
-  int used;     /* read by some loss */
+  int used;     /* read by a loss */
+  int loss;     /* the loss that reads it (one at most), or -1 */
 } Output;
 
 typedef enum { TGT_NEXT_TOKENS, TGT_LABELS } Target;
@@ -88,13 +124,12 @@ typedef struct Loss {
   Loc at;
   double weight;
   int output;
+  Loc output_at; /* where the loss names its output */
   Target target;
   double smoothing;
 } Loss;
 
 typedef enum { AGG_MEAN, AGG_SUM } Aggregate;
-
-#define NET_MAX 4096
 
 typedef struct Net {
   Arena *arena;
@@ -113,6 +148,7 @@ typedef struct Net {
   Aggregate aggregate;
   int embed_model;   /* model whose embedding (and tokenizer) reads the tokens; -1 if none */
   long prefix;       /* fixed random prefix length (0 = none) */
+  long long params;  /* parameters (floats) of the network as sema counts them, frozen ones included */
 } Net;
 
 /* Checks the program and builds net. `dir` is the .lmn file's directory (model paths are relative to

@@ -54,11 +54,11 @@ static int model_arg(Sema *s, const Value *v) {
 /* A width: a positive integer, or a model name standing for its width. */
 static long width_arg(Sema *s, const Value *v) {
   if (v->kind == VAL_INT) {
-    if (v->i < 1 || v->i > (1L << 24)) {
-      diag_error(s->diag, v->at, "width must be between 1 and 16777216");
+    if (v->i < 1) {
+      diag_error(s->diag, v->at, "width must be between 1 and %lld", sema_limits[LIM_DIM].max);
       return -1;
     }
-    return v->i;
+    return over_limit(s, LIM_DIM, v->i, v->at, "width %ld is too large", v->i) ? -1 : v->i;
   }
   if (v->kind == VAL_IDENT) {
     int m = model_arg(s, v);
@@ -68,12 +68,13 @@ static long width_arg(Sema *s, const Value *v) {
   return -1;
 }
 
-static long positive_int(Sema *s, const Value *v, const char *what, long max) {
-  if (v->kind != VAL_INT || v->i < 1 || v->i > max) {
-    diag_error(s->diag, v->at, "%s must be an integer between 1 and %ld", what, max);
+/* A positive integer within the limit `id`, or -1 with an error. */
+static long positive_int(Sema *s, const Value *v, const char *what, LimitId id) {
+  if (v->kind != VAL_INT || v->i < 1) {
+    diag_error(s->diag, v->at, "%s must be an integer between 1 and %lld", what, sema_limits[id].max);
     return -1;
   }
-  return v->i;
+  return over_limit(s, id, v->i, v->at, "%s %ld is too large", what, v->i) ? -1 : v->i;
 }
 
 /* `frozen` / `trainable` flags shared by embed, head and classify. */
@@ -139,7 +140,7 @@ static int model_module(Sema *s, const Call *c, Module *m) {
       continue;
     }
     if (m->kind == MOD_EMBED && a->kind == ARG_KEYWORD && !strcmp(a->key, "prefix")) {
-      if ((m->prefix = positive_int(s, &a->a, "prefix", 4096)) < 0) return -1;
+      if ((m->prefix = positive_int(s, &a->a, "prefix", LIM_PREFIX)) < 0) return -1;
       continue;
     }
     bad_arg(s, c, a, usage, words);
@@ -166,7 +167,7 @@ static int classify_module(Sema *s, const Call *c, Module *m) {
       bad_arg(s, c, a, usage, words);
       return -1;
     }
-    if ((m->dout = positive_int(s, v, "the number of classes", 1 << 20)) < 0) return -1;
+    if ((m->dout = positive_int(s, v, "the number of classes", LIM_VOCAB)) < 0) return -1;
   }
   if (m->dout < 0) {
     diag_error(s->diag, c->at, "classify() needs the number of classes: classify(N)");
@@ -198,7 +199,7 @@ static int builtin_module(Sema *s, const Call *c, int kind, Module *m) {
       for (int i = 0; i < c->args.n; i++) {
         const Arg *a = c->args.items[i];
         if (a->kind == ARG_KEYWORD && !strcmp(a->key, "hidden")) {
-          if ((m->hidden = positive_int(s, &a->a, "hidden", 1 << 24)) < 0) return -1;
+          if ((m->hidden = positive_int(s, &a->a, "hidden", LIM_FFN)) < 0) return -1;
         } else {
           static const char *const words[] = {"hidden", NULL};
           bad_arg(s, c, a, "mlp or mlp(hidden N)", words);
@@ -217,6 +218,11 @@ static void set_origin(Sema *s, int i, int type) {
   s->origin[i] = type;
 }
 
+/* Whether an edge of n modules, as term c makes it, is past the limit (reported). */
+static int too_many_modules(Sema *s, const Call *c, long long n) {
+  return over_limit(s, LIM_MODULES, n, c->at, "'%s' makes an edge of %lld modules", c->name, n);
+}
+
 /* Appends the modules of one edge expression to (mods, n); returns -1 after an error. The modules of an
  * edge type are placed where the type is used, so that diagnostics point at the use. */
 static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *cap) {
@@ -231,6 +237,7 @@ static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *
         sym->used = 1;
         const EdgeType *et = &s->types[sym->index];
         if (et->n_mods < 0) return -1; /* already reported */
+        if (too_many_modules(s, c, (long long)*n + et->n_mods)) return -1;
         for (int i = 0; i < et->n_mods; i++) {
           GROW(s, *mods, *n, *cap);
           set_origin(s, *n, sym->index);
@@ -253,6 +260,7 @@ static int expand_expr(Sema *s, const EdgeExpr *ex, Module **mods, int *n, int *
       diag_error(s->diag, c->at, "%s() needs a model: %s(MODEL)", c->name, c->name);
       return -1;
     }
+    if (too_many_modules(s, c, *n + 1LL)) return -1;
     GROW(s, *mods, *n, *cap);
     set_origin(s, *n, -1);
     if (builtin_module(s, c, kind, &(*mods)[*n]) != 0) return -1;
@@ -396,8 +404,9 @@ static int flow_widths(Sema *s, Edge *e) {
 
 static Edge *new_edge(Sema *s, Loc at) {
   Net *net = s->net;
-  if (net->n_edges >= NET_MAX) {
-    if (!s->edges_full) diag_error(s->diag, at, "too many edges (the limit is %d)", NET_MAX);
+  if (net->n_edges >= sema_limits[LIM_EDGES].max) {
+    if (!s->edges_full)
+      over_limit(s, LIM_EDGES, net->n_edges + 1LL, at, "too many edges: this is edge %d", net->n_edges + 1);
     s->edges_full = 1;
     return NULL;
   }
@@ -410,11 +419,23 @@ static Edge *new_edge(Sema *s, Loc at) {
   return e;
 }
 
+/* One more input into vertex v, by edge e: past the limit, reports it (once) and returns -1. */
+static int add_input(Sema *s, const Edge *e, int v) {
+  Vertex *x = &s->net->vertices[v];
+  if (x->n_in++ < sema_limits[LIM_INPUTS].max) return 0;
+  if (x->n_in == sema_limits[LIM_INPUTS].max + 1 &&
+      over_limit(s, LIM_INPUTS, x->n_in, e->at, "too many inputs: edge '%s' is input %d of vertex '%s'", e->label,
+                 x->n_in, x->name))
+    diag_note(s->diag, x->at, "'%s' is declared here", x->name);
+  return -1;
+}
+
 /* Finishes an edge whose sources, modules and destination are set; returns 0 when it is valid. */
 static int commit_edge(Sema *s, Edge *e) {
   edge_label(s->net, e);
   if (flow_widths(s, e) != 0) return -1;
-  if (e->dst_kind == END_VERTEX) s->net->vertices[e->dst].n_in++;
+  if (e->dst_kind == END_VERTEX && add_input(s, e, e->dst) != 0) return -1;
+  count_edge(s, e);
   s->net->n_edges++;
   return 0;
 }
@@ -442,8 +463,9 @@ static int type_mods(const Sema *s, const Sym *sym) { return s->types[sym->index
 
 /* Resolves a chain's sources: `tokens`, a vertex, or vertices joined by `+`. */
 static int chain_sources(Sema *s, const Stmt *st, Edge *e) {
-  if (st->sources.n > 8) {
-    diag_error(s->diag, st->at, "at most 8 sources may be summed");
+  if (st->sources.n > SEMA_MAX_SUMMED) {
+    const NameRef *r = st->sources.items[SEMA_MAX_SUMMED];
+    over_limit(s, LIM_SUMMED, st->sources.n, r->at, "too many sources: %d vertices are summed", st->sources.n);
     return -1;
   }
   for (int i = 0; i < st->sources.n; i++) {
@@ -497,7 +519,8 @@ static int define_output(Sema *s, Edge *e, const Call *c) {
                 .at = c->at,
                 .kind = last->kind == MOD_HEAD ? OUT_LM : OUT_CLASS,
                 .width = last->dout,
-                .edge = e->id};
+                .edge = e->id,
+                .loss = -1};
   e->dst_kind = END_OUTPUT;
   e->dst = net->n_outputs++;
   return 0;
@@ -521,6 +544,7 @@ static int chain_output(Sema *s, Edge *e, const Call *c, const Sym *sym) {
   edge_label(s->net, e);
   if (flow_widths(s, e) != 0 || define_output(s, e, c) != 0) return -1;
   edge_label(s->net, e);
+  count_edge(s, e);
   s->net->n_edges++;
   return 0;
 }

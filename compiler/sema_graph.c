@@ -1,8 +1,8 @@
-/* sema_graph.c: semantic analysis, part 3: losses (`loss NAME = [W *] cross_entropy(OUT, TARGET)`)
- * and whole-graph checks: cycles, vertices without input or not reaching a loss, the embedding and
- * head vocabularies, consistent sharing and trainability, nothing trainable. */
+/* sema_graph.c: semantic analysis, part 3: losses (`loss NAME = [W *] cross_entropy(OUT, TARGET)`, one
+ * loss per output) and whole-graph checks: cycles, vertices without input or not reaching a loss, the
+ * embedding and head vocabularies, consistent sharing and trainability, nothing trainable. Every check is
+ * linear in the vertices and edges (adjacency arrays, searches without recursion). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "sema_int.h"
@@ -30,11 +30,82 @@ static int loss_target(Sema *s, const Arg *a, Target *t) {
  * defined one is most likely that output. */
 static int probably_unnamed(Sema *s, const char *name) {
   if (!s->unnamed_outputs) return 0;
-  for (int i = 0; i < s->n_syms; i++) {
-    const char *cand = s->syms[i].name;
-    if (s->syms[i].kind == SYM_OUTPUT && closest_name(name, &cand, 1)) return 0;
+  for (int i = 0; i < s->net->n_outputs; i++) {
+    const char *cand = s->net->outputs[i].name;
+    if (closest_name(name, &cand, 1)) return 0;
   }
   return 1;
+}
+
+/* The output the first argument of a loss names, or -1 (after an error, unless one was reported before). */
+static int loss_output(Sema *s, const Arg *out) {
+  const Net *net = s->net;
+  if (out->kind != ARG_VALUE || out->a.kind != VAL_IDENT) {
+    diag_error(s->diag, out->at, "the first argument of cross_entropy names an output");
+    return -1;
+  }
+  Sym *sym = sym_find(s, out->a.s);
+  if (!sym || sym->kind != SYM_OUTPUT) {
+    if (sym) wrong_kind(s, sym, out->at, "an output");
+    else if (!probably_unnamed(s, out->a.s))
+      unknown_name(s, "output", out->a.s, out->at, KIND(SYM_OUTPUT), NULL, 0);
+    if (sym && sym->kind == SYM_VERTEX && !failed_name_quiet(s, sym->name))
+      diag_hint(s->diag, "a loss reads an output: add '%s -> head(%s) -> NAME' and use NAME here", out->a.s,
+                sym->index >= 0 ? net->models[net->vertices[sym->index].model].name : "MODEL");
+    return -1;
+  }
+  return sym->index; /* -1 when the chain that defines it had errors */
+}
+
+/* The optional arguments after the target (smoothing X); returns -1 after an error. */
+static int loss_options(Sema *s, const Call *c, Loss *l) {
+  for (int i = 2; i < c->args.n; i++) {
+    const Arg *a = c->args.items[i];
+    if (a->kind == ARG_KEYWORD && !strcmp(a->key, "smoothing") &&
+        (a->a.kind == VAL_FLOAT || a->a.kind == VAL_INT)) {
+      if (!(a->a.f >= 0 && a->a.f < 1)) {
+        diag_error(s->diag, a->a.at, "label smoothing must be in [0, 1)");
+        return -1;
+      }
+      l->smoothing = a->a.f;
+    } else {
+      diag_error(s->diag, a->at, "cross_entropy: unexpected argument");
+      diag_hint(s->diag, "usage: cross_entropy(OUTPUT, next(tokens) | labels [, smoothing X])");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The output fits the loss: its kind matches the target and no other loss reads it. */
+static int loss_fits(Sema *s, const Loss *l, const Arg *target) {
+  const Net *net = s->net;
+  const Output *o = &net->outputs[l->output];
+  if (o->kind == OUT_LM && l->target != TGT_NEXT_TOKENS) {
+    diag_error(s->diag, target->at, "output '%s' holds token logits; its target is next(tokens)", o->name);
+    diag_note(s->diag, o->at, "'%s' is the output of a head() here", o->name);
+    return 0;
+  }
+  if (o->kind == OUT_CLASS && l->target != TGT_LABELS) {
+    diag_error(s->diag, target->at, "output '%s' holds class logits; its target is labels", o->name);
+    diag_note(s->diag, o->at, "'%s' is the output of a classify() here", o->name);
+    return 0;
+  }
+  if (o->loss < 0) return 1;
+  const Loss *first = &net->losses[o->loss];
+  const Edge *e = &net->edges[o->edge];
+  char head[128];
+  module_describe(net, &e->mods[e->n_mods - 1], head, sizeof head);
+  const char *arrow = strstr(e->label, " -> ");
+  int plain = arrow && e->n_mods == 1 && e->src_kind != END_TOKENS; /* "a -> head(m) -> logits" */
+  diag_error(s->diag, l->output_at, "output '%s' is read by two losses, '%s' and '%s'", o->name, first->name,
+             l->name);
+  diag_note(s->diag, first->output_at, "loss '%s' reads '%s' first here", first->name, o->name);
+  diag_hint(s->diag,
+            "an output feeds one loss: give '%s' an output of its own ('%.*s -> %s -> %s_%s'), or fold both "
+            "into one weighted loss",
+            l->name, plain ? (int)(arrow - e->label) : 3, plain ? e->label : "...", head, o->name, l->name);
+  return 0;
 }
 
 static void sema_loss(Sema *s, const Stmt *st) {
@@ -58,58 +129,20 @@ static void sema_loss(Sema *s, const Stmt *st) {
     return;
   }
   const Arg *out = c->args.items[0];
-  if (out->kind != ARG_VALUE || out->a.kind != VAL_IDENT) {
-    diag_error(s->diag, out->at, "the first argument of cross_entropy names an output");
-    return;
-  }
-  Sym *sym = sym_find(s, out->a.s);
-  if (!sym || sym->kind != SYM_OUTPUT) {
-    if (sym) wrong_kind(s, sym, out->at, "an output");
-    else if (!probably_unnamed(s, out->a.s))
-      unknown_name(s, "output", out->a.s, out->at, KIND(SYM_OUTPUT), NULL, 0);
-    if (sym && sym->kind == SYM_VERTEX && !failed_name_quiet(s, sym->name))
-      diag_hint(s->diag, "a loss reads an output: add '%s -> head(%s) -> NAME' and use NAME here", out->a.s,
-                sym->index >= 0 ? net->models[net->vertices[sym->index].model].name : "MODEL");
-    return;
-  }
-  if (sym->index < 0) return; /* the chain that defines it had errors */
-  l.output = sym->index;
-  if (loss_target(s, c->args.items[1], &l.target) != 0) return;
-  for (int i = 2; i < c->args.n; i++) {
-    const Arg *a = c->args.items[i];
-    if (a->kind == ARG_KEYWORD && !strcmp(a->key, "smoothing") &&
-        (a->a.kind == VAL_FLOAT || a->a.kind == VAL_INT)) {
-      if (!(a->a.f >= 0 && a->a.f < 1)) {
-        diag_error(s->diag, a->a.at, "label smoothing must be in [0, 1)");
-        return;
-      }
-      l.smoothing = a->a.f;
-    } else {
-      diag_error(s->diag, a->at, "cross_entropy: unexpected argument");
-      diag_hint(s->diag, "usage: cross_entropy(OUTPUT, next(tokens) | labels [, smoothing X])");
-      return;
-    }
-  }
-  Output *o = &net->outputs[l.output];
-  const Arg *target = c->args.items[1];
-  if (o->kind == OUT_LM && l.target != TGT_NEXT_TOKENS) {
-    diag_error(s->diag, target->at, "output '%s' holds token logits; its target is next(tokens)", o->name);
-    diag_note(s->diag, o->at, "'%s' is the output of a head() here", o->name);
-    return;
-  }
-  if (o->kind == OUT_CLASS && l.target != TGT_LABELS) {
-    diag_error(s->diag, target->at, "output '%s' holds class logits; its target is labels", o->name);
-    diag_note(s->diag, o->at, "'%s' is the output of a classify() here", o->name);
-    return;
-  }
+  if ((l.output = loss_output(s, out)) < 0) return;
+  l.output_at = out->at;
+  if (loss_target(s, c->args.items[1], &l.target) != 0 || loss_options(s, c, &l) != 0) return;
+  if (!loss_fits(s, &l, c->args.items[1])) return;
   if (!sym_define(s, st->name.name, SYM_LOSS, net->n_losses, st->name.at)) return;
+  Output *o = &net->outputs[l.output];
   o->used = 1;
+  o->loss = net->n_losses;
   GROW(s, net->losses, net->n_losses, s->cap_losses);
   net->losses[net->n_losses++] = l;
 }
 
 void sema_losses(Sema *s, const Program *prog) {
-  for (int i = 0; i < prog->stmts.n; i++) {
+  for (int i = 0; i < prog->stmts.n && !diag_stopped(s->diag); i++) {
     const Stmt *st = prog->stmts.items[i];
     if (st->kind == ST_LOSS) sema_loss(s, st);
   }
@@ -117,73 +150,131 @@ void sema_losses(Sema *s, const Program *prog) {
 
 /* ---- graph ----------------------------------------------------------------------------------- */
 
-/* Depth-first search for a cycle through vertex v; state 1 = on the stack, 2 = done. */
-static int find_cycle(const Net *net, int v, char *state, int *stack, int depth, int *cycle_edge) {
-  state[v] = 1;
-  stack[depth] = v;
-  for (int i = 0; i < net->n_edges; i++) {
-    const Edge *e = &net->edges[i];
-    if (e->dst_kind != END_VERTEX) continue;
-    int from = 0;
-    for (int k = 0; k < e->n_src; k++) from |= e->src_kind != END_TOKENS && e->srcs[k] == v;
-    if (!from) continue;
-    if (state[e->dst] == 1) {
-      *cycle_edge = i;
-      stack[depth + 1] = e->dst;
+/* The vertex-to-vertex edges by one end: for vertex v, edge[start[v] .. start[v + 1]) are the indices of its
+ * edges, in edge order (a vertex summed twice into one edge counts once). */
+typedef struct Adj {
+  int *start, *edge;
+} Adj;
+
+/* Whether source k of edge e is a vertex not summed into e before. */
+static int distinct_src(const Edge *e, int k) {
+  if (e->src_kind == END_TOKENS) return 0;
+  for (int j = 0; j < k; j++)
+    if (e->srcs[j] == e->srcs[k]) return 0;
+  return 1;
+}
+
+/* Out-edges of each vertex (by_src) or in-edges (by destination) of the edges between vertices. */
+static Adj adjacency(Sema *s, int by_src) {
+  const Net *net = s->net;
+  Adj a;
+  int *at = arena_alloc(s->arena, sizeof(int) * (size_t)(net->n_vertices + 1));
+  a.start = arena_alloc(s->arena, sizeof(int) * (size_t)(net->n_vertices + 1));
+  for (int pass = 0; pass < 2; pass++) {
+    for (int i = 0; i < net->n_edges; i++) {
+      const Edge *e = &net->edges[i];
+      if (e->dst_kind != END_VERTEX || e->src_kind == END_TOKENS) continue;
+      for (int k = 0; k < (by_src ? e->n_src : 1); k++) {
+        if (by_src && !distinct_src(e, k)) continue;
+        int v = by_src ? e->srcs[k] : e->dst;
+        if (pass == 0) a.start[v + 1]++;
+        else a.edge[at[v]++] = i;
+      }
+    }
+    if (pass == 1) break;
+    for (int v = 0; v < net->n_vertices; v++) a.start[v + 1] += a.start[v];
+    memcpy(at, a.start, sizeof(int) * (size_t)net->n_vertices);
+    a.edge = arena_alloc(s->arena, sizeof(int) * (size_t)(a.start[net->n_vertices] + 1));
+  }
+  return a;
+}
+
+/* Depth-first search from vertex root, without recursion; state 1 = on the stack, 2 = done. On a cycle,
+ * returns the depth of the path in stack[] (its last vertex repeats an earlier one) and the closing edge. */
+static int find_cycle(const Net *net, const Adj *out, int root, char *state, int *stack, int *pos,
+                      int *cycle_edge) {
+  int depth = 0;
+  stack[0] = root, pos[0] = out->start[root], state[root] = 1;
+  while (depth >= 0) {
+    int v = stack[depth];
+    if (pos[depth] == out->start[v + 1]) {
+      state[v] = 2;
+      depth--;
+      continue;
+    }
+    int e = out->edge[pos[depth]++], w = net->edges[e].dst;
+    if (state[w] == 1) {
+      *cycle_edge = e;
+      stack[depth + 1] = w;
       return depth + 2;
     }
-    if (state[e->dst] == 0) {
-      int n = find_cycle(net, e->dst, state, stack, depth + 1, cycle_edge);
-      if (n) return n;
+    if (state[w] == 0) {
+      depth++;
+      stack[depth] = w, pos[depth] = out->start[w], state[w] = 1;
     }
   }
-  state[v] = 2;
   return 0;
+}
+
+static void report_cycle(Sema *s, const int *stack, int n, int edge) {
+  const Net *net = s->net;
+  int start = 0;
+  while (stack[start] != stack[n - 1]) start++;
+  char msg[512];
+  size_t len = 0;
+  for (int i = start; i < n && len < sizeof msg; i++)
+    len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", i > start ? " -> " : "",
+                            net->vertices[stack[i]].name);
+  if (len >= sizeof msg) memcpy(msg + sizeof msg - 5, " ...", 5);
+  diag_error(s->diag, net->edges[edge].at, "cycle: %s", msg);
+  diag_hint(s->diag, "a network must be a directed acyclic graph: remove or reverse one of these edges");
 }
 
 static int check_cycles(Sema *s) {
   const Net *net = s->net;
-  char *state = calloc((size_t)net->n_vertices + 1, 1);
-  int *stack = calloc((size_t)net->n_vertices + 2, sizeof(int));
-  int found = 0;
-  for (int v = 0; v < net->n_vertices && !found; v++) {
-    int edge = -1, n = state[v] ? 0 : find_cycle(net, v, state, stack, 0, &edge);
-    if (!n) continue;
-    int start = 0;
-    while (stack[start] != stack[n - 1]) start++;
-    char msg[512];
-    size_t len = 0;
-    for (int i = start; i < n && len < sizeof msg; i++)
-      len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", i > start ? " -> " : "",
-                              net->vertices[stack[i]].name);
-    diag_error(s->diag, net->edges[edge].at, "cycle: %s", msg);
-    diag_hint(s->diag, "a network must be a directed acyclic graph: remove or reverse one of these edges");
-    found = 1;
+  size_t n = (size_t)net->n_vertices + 2;
+  Adj out = adjacency(s, 1);
+  char *state = arena_alloc(s->arena, n);
+  int *stack = arena_alloc(s->arena, sizeof(int) * n), *pos = arena_alloc(s->arena, sizeof(int) * n);
+  for (int v = 0; v < net->n_vertices; v++) {
+    int edge = -1, depth = state[v] ? 0 : find_cycle(net, &out, v, state, stack, pos, &edge);
+    if (depth) {
+      report_cycle(s, stack, depth, edge);
+      return 1;
+    }
   }
-  free(state);
-  free(stack);
-  return found;
+  return 0;
 }
 
-/* Marks the vertices from which an output read by a loss can be reached. */
-static void mark_reaching(const Net *net, char *reach) {
-  for (int changed = 1; changed;) {
-    changed = 0;
-    for (int i = 0; i < net->n_edges; i++) {
-      const Edge *e = &net->edges[i];
-      int live = e->dst_kind == END_OUTPUT ? net->outputs[e->dst].used : reach[e->dst];
-      if (!live || e->src_kind == END_TOKENS) continue;
-      for (int k = 0; k < e->n_src; k++)
-        if (!reach[e->srcs[k]]) reach[e->srcs[k]] = 1, changed = 1;
-    }
+/* Marks the source vertices of edge e not marked yet and queues them; returns the new end of the queue. */
+static int mark_sources(const Edge *e, char *reach, int *queue, int tail) {
+  if (e->src_kind == END_TOKENS) return tail;
+  for (int k = 0; k < e->n_src; k++)
+    if (!reach[e->srcs[k]]) reach[e->srcs[k]] = 1, queue[tail++] = e->srcs[k];
+  return tail;
+}
+
+/* Marks the vertices from which an output read by a loss can be reached: a search backwards from the
+ * sources of the outputs' edges, each vertex visited once. */
+static void mark_reaching(Sema *s, char *reach) {
+  const Net *net = s->net;
+  Adj in = adjacency(s, 0);
+  int *queue = arena_alloc(s->arena, sizeof(int) * ((size_t)net->n_vertices + 1)), tail = 0;
+  for (int i = 0; i < net->n_edges; i++) {
+    const Edge *e = &net->edges[i];
+    if (e->dst_kind == END_OUTPUT && net->outputs[e->dst].used) tail = mark_sources(e, reach, queue, tail);
+  }
+  for (int head = 0; head < tail; head++) {
+    int v = queue[head];
+    for (int j = in.start[v]; j < in.start[v + 1]; j++) tail = mark_sources(&net->edges[in.edge[j]], reach, queue, tail);
   }
 }
 
 static void check_reach(Sema *s) {
   const Net *net = s->net;
-  char *reach = calloc((size_t)net->n_vertices + 1, 1);
-  mark_reaching(net, reach);
-  for (int v = 0; v < net->n_vertices; v++) {
+  char *reach = arena_alloc(s->arena, (size_t)net->n_vertices + 1);
+  mark_reaching(s, reach);
+  for (int v = 0; v < net->n_vertices && !diag_stopped(s->diag); v++) {
     const Vertex *x = &net->vertices[v];
     if (x->n_in == 0) {
       diag_error(s->diag, x->at, "vertex '%s' has no input", x->name);
@@ -194,7 +285,6 @@ static void check_reach(Sema *s) {
       diag_hint(s->diag, "connect it to a vertex that does, or read it through a head with a loss");
     }
   }
-  free(reach);
 }
 
 /* Embeddings and heads of one model agree; the vocabulary of the tokens matches every LM head. */
@@ -234,45 +324,61 @@ static void check_boundary(Sema *s) {
   }
 }
 
-/* The trainable flag of a model's own weight set: shared vertices, embeddings and tied heads agree. */
+/* What the uses of one model's own weight set say about being trainable: the first shared vertex and the
+ * first vertex disagreeing with it, the first embedding (or tied head) and the first disagreeing with it. */
+typedef struct Sharing {
+  const Vertex *first, *conflict;
+  const Module *tie, *tie_conflict;
+} Sharing;
+
+/* One pass over the vertices and one over the edges, whatever the number of models. */
+static void collect_sharing(Net *net, Sharing *sh) {
+  for (int v = 0; v < net->n_vertices; v++) {
+    const Vertex *x = &net->vertices[v];
+    Sharing *h = &sh[x->model];
+    if (!x->shared) continue;
+    net->models[x->model].used_shared = 1;
+    if (!h->first) h->first = x;
+    else if (h->first->trainable != x->trainable && !h->conflict) h->conflict = x;
+  }
+  for (int i = 0; i < net->n_edges; i++)
+    for (int j = 0; j < net->edges[i].n_mods; j++) {
+      const Module *m = &net->edges[i].mods[j];
+      if (m->model < 0 || (m->kind != MOD_EMBED && m->kind != MOD_HEAD)) continue;
+      Sharing *h = &sh[m->model];
+      net->models[m->model].used_shared = 1;
+      if (m->kind == MOD_HEAD && !net->models[m->model].hp.tied) continue;
+      if (!h->tie) h->tie = m;
+      else if (h->tie->trainable != m->trainable && !h->tie_conflict) h->tie_conflict = m;
+    }
+}
+
+/* The trainable flag of a model's own weight set: shared vertices, embeddings and tied heads agree. Reports
+ * the first model whose uses disagree. */
 static void check_sharing(Sema *s) {
   Net *net = s->net;
+  Sharing *sh = arena_alloc(s->arena, sizeof *sh * ((size_t)net->n_models + 1));
+  collect_sharing(net, sh);
   for (int mi = 0; mi < net->n_models; mi++) {
-    Model *model = &net->models[mi];
-    Loc first_at = {0, 0, 1};
-    int first = -1;
-    for (int v = 0; v < net->n_vertices; v++) {
-      const Vertex *x = &net->vertices[v];
-      if (x->model != mi || !x->shared) continue;
-      model->used_shared = 1;
-      if (first < 0) first = x->trainable, first_at = x->at;
-      else if (first != x->trainable) {
-        diag_error(s->diag, x->at, "vertex '%s' is %s but shares the weights of '%s' with %s vertices",
-                   x->name, x->trainable ? "trainable" : "frozen", model->name,
-                   first ? "trainable" : "frozen");
-        diag_note(s->diag, first_at, "a vertex sharing them is declared here");
-        diag_hint(s->diag, "make them agree, or declare one 'unshared' to give it its own copy");
-        return;
-      }
+    const Model *model = &net->models[mi];
+    const Sharing *h = &sh[mi];
+    if (h->conflict) {
+      const Vertex *x = h->conflict;
+      diag_error(s->diag, x->at, "vertex '%s' is %s but shares the weights of '%s' with %s vertices", x->name,
+                 x->trainable ? "trainable" : "frozen", model->name, h->first->trainable ? "trainable" : "frozen");
+      diag_note(s->diag, h->first->at, "a vertex sharing them is declared here");
+      diag_hint(s->diag, "make them agree, or declare one 'unshared' to give it its own copy");
+      return;
     }
-    const Module *tie = NULL;
-    for (int i = 0; i < net->n_edges; i++)
-      for (int j = 0; j < net->edges[i].n_mods; j++) {
-        const Module *m = &net->edges[i].mods[j];
-        if (m->model != mi || (m->kind != MOD_EMBED && m->kind != MOD_HEAD)) continue;
-        model->used_shared = 1;
-        if (m->kind == MOD_HEAD && !model->hp.tied) continue;
-        if (!tie) tie = m;
-        else if (tie->trainable != m->trainable) {
-          diag_error(s->diag, m->at, "%s(%s) is %s but %s(%s), whose weights it %s, is %s",
-                     mod_kind_name(m->kind), model->name, m->trainable ? "trainable" : "frozen",
-                     mod_kind_name(tie->kind), model->name, m->kind == MOD_HEAD ? "is tied to" : "shares",
-                     tie->trainable ? "trainable" : "frozen");
-          diag_note(s->diag, tie->at, "%s(%s) is here", mod_kind_name(tie->kind), model->name);
-          diag_hint(s->diag, "they are one matrix: mark both 'frozen' or both 'trainable'");
-          return;
-        }
-      }
+    if (h->tie_conflict) {
+      const Module *m = h->tie_conflict, *tie = h->tie;
+      diag_error(s->diag, m->at, "%s(%s) is %s but %s(%s), whose weights it %s, is %s", mod_kind_name(m->kind),
+                 model->name, m->trainable ? "trainable" : "frozen", mod_kind_name(tie->kind), model->name,
+                 m->kind == MOD_HEAD ? "is tied to" : "shares", tie->trainable ? "trainable" : "frozen");
+      diag_note(s->diag, tie->at, "%s(%s) is here", mod_kind_name(tie->kind), model->name);
+      diag_hint(s->diag, "they are one matrix: mark both 'frozen' or both 'trainable'");
+      return;
+    }
   }
 }
 

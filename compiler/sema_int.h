@@ -1,5 +1,6 @@
-/* sema_int.h: state shared by the files of semantic analysis (sema.c: declarations and models,
- * sema_edges.c: modules and chains, sema_graph.c: losses and whole-graph checks). */
+/* sema_int.h: state shared by the files of semantic analysis (sema_names.c: names and the symbol table,
+ * sema.c: declarations and models, sema_edges.c: modules and chains, sema_graph.c: losses and whole-graph
+ * checks, sema_limits.c: the limits and the network's size). */
 #ifndef LMNC_SEMA_INT_H
 #define LMNC_SEMA_INT_H
 
@@ -30,6 +31,16 @@ typedef struct LayerGroup {
   const int *count;
 } LayerGroup;
 
+/* A hash map from names (arena strings, not copied) to non-negative ints. */
+typedef struct NameMap {
+  const char **keys;
+  int *vals;
+  int n, cap;
+} NameMap;
+
+int map_get(const NameMap *m, const char *key); /* -1 when absent */
+void map_put(Arena *a, NameMap *m, const char *key, int val);
+
 typedef struct Sema {
   Net *net;
   Arena *arena;
@@ -38,18 +49,23 @@ typedef struct Sema {
   const Program *prog;
   Sym *syms;
   int n_syms, cap_syms;
+  NameMap sym_map; /* name -> index into syms */
   EdgeType *types;
   int n_types, cap_types;
   LayerGroup *groups;
   int n_groups, cap_groups;
-  const char **failed; /* names whose definition was rejected: later misuses of them stay quiet */
-  int n_failed, cap_failed;
+  NameMap failed; /* names whose definition was rejected: later misuses of them stay quiet */
   int *origin; /* per module of the edge being built: the edge type it came from, or -1 */
   int cap_origin;
   int cap_models, cap_vertices, cap_edges, cap_outputs, cap_losses;
   int seen_network, seen_aggregate;
   Loc aggregate_at;
   int vertices_full, edges_full; /* the limit was reported */
+  /* the network's size as vertices and edges are added (sema_limits.c) */
+  long long params, blocks;
+  int params_full, blocks_full;
+  unsigned char *counted; /* per model: which of its weight sets are already counted (COUNTED_*) */
+  int cap_counted;
   int unnamed_outputs;           /* chains that end in head() or classify() without a name */
 } Sema;
 
@@ -86,5 +102,18 @@ int sema_chain(Sema *s, const Stmt *st);
 int sema_add_layer_edge(Sema *s, int src, int dst, const EdgeExpr *ex, Loc at);
 void sema_losses(Sema *s, const Program *prog);
 void sema_graph(Sema *s);
+
+/* ---- limits (sema_limits.c) ---- */
+/* Reports `value` beyond the limit `id` at `at`: "MESSAGE; the limit is MAX" and the limit's hint. Returns 1
+ * when the value is beyond the limit (and 0, reporting nothing, when it is within). */
+int over_limit(Sema *s, LimitId id, long long value, Loc at, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* The parameters a model's file holds (decoder blocks, final norm, embedding, untied head), for
+ * hyper-parameters within their limits. */
+long long model_params(const lmn_hparams *hp);
+/* Adds a vertex or a committed edge to the network's parameter and block counts, reporting the first that
+ * goes past a limit. */
+void count_vertex(Sema *s, const Vertex *v);
+void count_edge(Sema *s, const Edge *e);
 
 #endif

@@ -7,12 +7,14 @@
 # Every bad file is also fed through stdin, and every file of tests/bad, tests/warn and dsl-examples goes
 # through `info`, `ir --json` and `dot`: each must exit 0 or 1 (2 only where a .status file says so), write
 # nothing on stdout when it fails, and never crash, hang or trip a sanitizer.
+# Generated large inputs (100,000 vertices, 100,000 chain links, a 120 KB line, 50,000 errors, past the limits on
+# vertices and inputs) must give the expected output; --times prints how long each took.
 # --update rewrites the .err files from the current output (review the diff before committing it).
 # Prints one line per failure and ends with `golden: N passed, M failed`; exits 1 on any failure.
 set -u
 
 if [ $# -lt 1 ]; then
-  echo "usage: $0 LMNC [--update]" >&2
+  echo "usage: $0 LMNC [--update | --times]" >&2
   exit 2
 fi
 lmnc=$1
@@ -151,6 +153,92 @@ for f in dsl-examples/*.lmn; do
   fi
   robust "$f" "0 1"
 done
+
+# ---- large inputs ---------------------------------------------------------------------------------------
+# Generated sources that a quadratic pass or unbuffered diagnostics would make take minutes: each must give the
+# expected output. Time is not asserted (no timed tests); `timeout 60` only catches a hang. The times are
+# reported by `tests/run-golden.sh LMNC --times`.
+header='network big
+model m = llama { dim 8 layers 1 heads 2 kv_heads 1 ffn 16 vocab 256 ctx 64 }'
+tail_lines='loss lm = cross_entropy(logits, next(tokens))'
+
+# large NAME STATUS WANT: `check $tmp/NAME.lmn` exits STATUS and its stdout+stderr contain WANT.
+large() {
+  local name=$1 want_status=$2 want=$3 start=$EPOCHREALTIME
+  timeout 60 "$lmnc" check "$tmp/$name.lmn" >"$tmp/out" 2>"$tmp/err"
+  status=$?
+  [ "$update" = --times ] && awk -v a="$start" -v b="$EPOCHREALTIME" -v n="$name" 'BEGIN { printf "time %s: %.2f s\n", n, b - a }' </dev/null
+  sane "check $name" || return 1
+  if [ "$status" -ne "$want_status" ]; then
+    fail "check $name: exit status $status, expected $want_status"
+    head -c 2000 "$tmp/err" | sed 's/^/    /'
+  elif ! grep -qF -- "$want" "$tmp/out" "$tmp/err"; then
+    fail "check $name: no '$want' in the output"
+    head -c 2000 "$tmp/err" | sed 's/^/    /'
+  else
+    passed=$((passed + 1))
+    return 0
+  fi
+  return 1
+}
+
+# 100,000 vertices, one statement each, joined in a chain of 100,000 statements.
+{
+  echo "$header"
+  awk 'BEGIN { for (i = 0; i < 100000; i++) print "vertex v" i " = m" }'
+  echo "tokens -> embed(m) -> v0"
+  awk 'BEGIN { for (i = 0; i < 99999; i++) print "v" i " -> v" i + 1 }'
+  echo "v99999 -> head(m) -> logits"
+  echo "$tail_lines"
+} >"$tmp/vertices.lmn"
+large vertices 0 "vertices.lmn: ok: network 'big', 100000 vertices, 100001 edges, 1 loss"
+
+# 100,000 links of one chain statement: a0 -> e -> a1 -> e -> a2 ... (two lines of 1.5 MB)
+{
+  echo "$header"
+  echo "edge e = linear"
+  awk 'BEGIN { printf "vertex a0"; for (i = 1; i <= 100000; i++) printf ", a%d", i; print " = m" }'
+  awk 'BEGIN { printf "tokens -> embed(m) -> a0"; for (i = 1; i <= 100000; i++) printf " -> e -> a%d", i; print "" }'
+  echo "a100000 -> head(m) -> logits"
+  echo "$tail_lines"
+} >"$tmp/links.lmn"
+large links 0 "links.lmn: ok: network 'big', 100001 vertices, 100002 edges, 1 loss"
+
+# An error at the end of a 120 KB line: the excerpt is a window of at most 200 columns around the caret.
+{
+  echo "$header"
+  awk 'BEGIN { printf "vertex x0"; for (i = 1; i < 16385; i++) printf ", x%d", i; print " = nosuch" }'
+} >"$tmp/longline.lmn"
+if large longline 1 "longline.lmn:3:119979: error: unknown model 'nosuch'"; then
+  if [ "$(awk '{ if (length($0) > n) n = length($0) } END { print n + 0 }' "$tmp/err")" -gt 210 ] ||
+    ! grep -q '^    3 | \.\.\..* = nosuch$' "$tmp/err"; then
+    fail "check longline: the excerpt is not a window around the caret"
+    cut -c1-300 "$tmp/err" | sed 's/^/    /'
+  fi
+fi
+
+# 50,000 errors: lmnc reports 100 and stops.
+{
+  echo "$header"
+  awk 'BEGIN { for (i = 0; i < 50000; i++) print "vertex x = nosuch" }'
+} >"$tmp/errors.lmn"
+if large errors 1 "errors.lmn: fatal error: too many errors emitted, stopping now"; then
+  n=$(grep -c ': error: ' "$tmp/err")
+  [ "$n" -eq 100 ] || fail "check errors: $n errors reported, expected 100"
+fi
+
+# Past the limit on vertices (262,144) and on the inputs of one vertex (4096).
+{
+  echo "$header"
+  awk 'BEGIN { for (i = 0; i <= 262144; i++) print "vertex v" i " = m" }'
+} >"$tmp/too-many-vertices.lmn"
+large too-many-vertices 1 "error: too many vertices: 'v262144' is vertex 262145; the limit is 262144 (2^18)"
+{
+  echo "$header"
+  awk 'BEGIN { for (i = 0; i <= 4096; i++) print "vertex s" i " = m"; for (i = 0; i <= 4096; i++) print "s" i " -> z" }' |
+    sed '1i vertex z = m'
+} >"$tmp/too-many-inputs.lmn"
+large too-many-inputs 1 "error: too many inputs: edge 's4096 -> z' is input 4097 of vertex 'z'; the limit is 4096"
 
 echo "golden: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -181,6 +181,7 @@ static void test_ir_lmnet_1b_counts(void) {
   Ir ir;
   ir_build(&ir, &f.net);
   CU_ASSERT_EQUAL(ir_param_total(&ir, 0), 1138392704L);
+  CU_ASSERT_EQUAL(f.net.params, 1138392704LL); /* sema counts them too, for the limit */
   CU_ASSERT_EQUAL(ir_param_total(&ir, 1), 644359936L);
   int trainable_edges = 0;
   long model_total = 0;
@@ -277,8 +278,87 @@ static void test_examples_check(void) {
     snprintf(path, sizeof path, "dsl-examples/%s.lmn", files[i]);
     Front f;
     CU_ASSERT_EQUAL(load_file(&f, path), 0);
+    Ir ir;
+    ir_build(&ir, &f.net);
+    CU_ASSERT_EQUAL(f.net.params, ir_param_total(&ir, 0)); /* sema's count (for the limit) is the IR's */
+    ir_free(&ir);
     front_free(&f);
   }
+}
+
+/* ---- limits and diagnostics at scale ---------------------------------------------------------------- */
+
+/* Loads src and expects exit status `rc` and every string of the NULL-terminated list in the diagnostics. */
+static void expect_diag(const char *src, int rc, const char *const *want) {
+  Front f;
+  char *text = NULL;
+  CU_ASSERT_EQUAL(load(&f, src, &text), rc);
+  for (int i = 0; want[i]; i++) {
+    if (!strstr(text, want[i])) fprintf(stderr, "\nexpected '%s' in:\n%s\n", want[i], text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, want[i]));
+  }
+  front_free(&f);
+  free(text);
+}
+
+static void test_sema_limits(void) {
+  for (int i = 0; i < LIM_COUNT; i++) { /* the table has a complete row for every limit */
+    CU_ASSERT_PTR_NOT_NULL(sema_limits[i].name);
+    CU_ASSERT_PTR_NOT_NULL(sema_limits[i].bounds);
+    CU_ASSERT_PTR_NOT_NULL(sema_limits[i].hint);
+    CU_ASSERT(sema_limits[i].max > 0);
+  }
+  CU_ASSERT_EQUAL(sema_limits[LIM_PARAMS].max, 1LL << 36);
+  const char *deep = "network t\n"
+                     "model m = llama { dim 8 layers 16777216 heads 2 kv_heads 1 ffn 16 vocab 256 ctx 64 }\n"
+                     "vertex a = m\ntokens -> embed(m) -> a\na -> head(m) -> logits\n"
+                     "loss lm = cross_entropy(logits, next(tokens))\n";
+  expect_diag(deep, 1, (const char *[]){"t.lmn:2:32: error: model 'm' declares 'layers 16777216'; the limit is 1024",
+                                        "= hint: ", NULL});
+  const char *wide = "network t\n"
+                     "model m = llama { dim 64 layers 1 heads 4 kv_heads 2 ffn 172 vocab 256 ctx 64 }\n"
+                     "layers v = [1, 256, 1] of m, edges linear\n"
+                     "tokens -> embed(m) -> v0_0\nv2_0 -> head(m) -> logits\n"
+                     "loss lm = cross_entropy(logits, next(tokens))\n";
+  expect_diag(wide, 0, (const char *[]){NULL}); /* 256 vertices in a layer are allowed */
+  char two[1024];
+  snprintf(two, sizeof two, "%sloss again = cross_entropy(logits, next(tokens))\n", tiny_src);
+  expect_diag(two, 1, (const char *[]){"t.lmn:9:28: error: output 'logits' is read by two losses, 'lm' and 'again'",
+                                       "t.lmn:8:25: note: loss 'lm' reads 'logits' first here", NULL});
+}
+
+/* A diagnostic on a very long line shows a window around the caret; after 100 errors lmnc stops. */
+static void test_diag_long_line_and_error_cap(void) {
+  size_t n = 120 * 1024;
+  char *src = malloc(n + 256);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+  size_t len = (size_t)sprintf(src, "network t\nvertex x0");
+  for (int i = 1; len < n; i++) len += (size_t)sprintf(src + len, ", x%d", i);
+  len += (size_t)sprintf(src + len, " = nosuch\n");
+  Front f;
+  char *text = NULL;
+  CU_ASSERT_EQUAL(load(&f, src, &text), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "error: unknown model 'nosuch'"));
+  for (char *line = text; *line;) {
+    char *end = strchr(line, '\n');
+    size_t w = end ? (size_t)(end - line) : strlen(line);
+    CU_ASSERT(w <= DIAG_SHOW_COLS + 16); /* "  NNN | " and "..." around the window */
+    line = end ? end + 1 : line + w;
+  }
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "^~~~~~\n"));
+  front_free(&f);
+  free(text);
+  len = (size_t)sprintf(src, "network t\n");
+  for (int i = 0; i < 150; i++) len += (size_t)sprintf(src + len, "vertex x%d = nosuch\n", i);
+  CU_ASSERT_EQUAL(load(&f, src, &text), 1);
+  CU_ASSERT(f.diag.stopped);
+  int errors = 0;
+  for (const char *p = text; (p = strstr(p, ": error: ")); p++) errors++;
+  CU_ASSERT_EQUAL(errors, DIAG_MAX_ERRORS);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, "t.lmn: fatal error: too many errors emitted, stopping now\n"));
+  front_free(&f);
+  free(text);
+  free(src);
 }
 
 /* A model without declared hyper-parameters reads them from the GGUF header. */
@@ -349,6 +429,8 @@ static CU_TestInfo tests[] = {
     {"ir: long skip sum and aggregation", test_ir_aggregate_and_sum},
     {"examples all check", test_examples_check},
     {"model hyper-parameters from a GGUF header", test_gguf_header_model},
+    {"sema: limits (one table), two losses on one output", test_sema_limits},
+    {"diag: long lines shortened, at most 100 errors", test_diag_long_line_and_error_cap},
     CU_TEST_INFO_NULL,
 };
 
