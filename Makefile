@@ -28,7 +28,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBLMN   := $(LIBDIR)/liblmn.a
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume demo fuzz install clean regen check-generated models
+.PHONY: all deps test unit golden resume backend demo fuzz install clean regen check-generated models
 all: $(LMNC) $(LIBLMN)
 
 deps:
@@ -94,13 +94,19 @@ unit: $(LMNC) $(TEST_BIN)
 golden: $(LMNC)
 	@bash tests/run-golden.sh $(LMNC)
 
+# the back end from outside: `lmnc info` == `NAME info` for every example, identical bytes when compiled twice,
+# and [1, 256, 1] vertices trained a step under the sanitizers (tests/backend-test.sh)
+backend: $(LMNC) $(LIBLMN)
+	@$(MAKE) -s BUILD=build-san SAN=1 build-san/lib/liblmn.a
+	@bash tests/backend-test.sh $(LMNC)
+
 # kill -9 during training, then --resume: bit-identical to an uninterrupted run
 resume: $(LMNC) $(LIBLMN)
 	@bash tests/resume-test.sh $(LMNC)
 
 test: deps models
 	$(MAKE) all
-	$(MAKE) unit golden resume
+	$(MAKE) unit golden resume backend
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test

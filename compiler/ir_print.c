@@ -204,13 +204,6 @@ static void human_flops(double f, char *buf, size_t n) {
   snprintf(buf, n, "%.2f %sFLOP", f, units[u]);
 }
 
-static void human_bytes(double b, char *buf, size_t n) {
-  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, u++;
-  snprintf(buf, n, "%.1f %s", b, units[u]);
-}
-
 static void info_groups(const Ir *ir, FILE *out) {
   const char *groups[32];
   int n = 0;
@@ -289,25 +282,15 @@ void ir_print_info(const Ir *ir, FILE *out, long batch, long seq) {
           commas(total - train, c));
   info_groups(ir, out);
   info_owners(ir, out);
-  double fwd = 0, bwd = 0, saved = 0, logits = 0;
+  double fwd = 0, bwd = 0;
   for (int i = 0; i < ir->n_ops; i++) {
-    const Op *op = &ir->ops[i];
-    fwd += cost_eval(op->fwd, batch, seq);
-    bwd += cost_eval(op->bwd, batch, seq);
-    saved += cost_eval(op->saved, batch, seq);
-    if (op->kind == OP_HEAD) logits += (double)op->width * (double)batch * (double)seq;
+    fwd += cost_eval(ir->ops[i].fwd, batch, seq);
+    bwd += cost_eval(ir->ops[i].bwd, batch, seq);
   }
   double tokens = (double)batch * (double)seq;
-  char f1[32], f2[32], m1[32], m2[32];
+  char f1[32], f2[32];
   human_flops(fwd / tokens, f1, sizeof f1);
   human_flops((fwd + bwd) / tokens, f2, sizeof f2);
   fprintf(out, "FLOPs per token at batch %ld x seq %ld: forward %s, training step %s (forward + backward)\n", batch, seq,
           f1, f2);
-  human_bytes(saved * 4, m1, sizeof m1);
-  human_bytes(logits * 4, m2, sizeof m2);
-  fprintf(out, "activation memory for training at %ld x %ld: %s kept for the backward pass (logits %s)\n", batch, seq,
-          m1, m2);
-  human_bytes((double)total * 4, m1, sizeof m1);
-  human_bytes((double)train * 4 * 3, m2, sizeof m2);
-  fprintf(out, "weights: %s as f32; gradients + AdamW state of trainable tensors: %s\n", m1, m2);
 }

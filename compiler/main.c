@@ -10,6 +10,7 @@
 #include "emit.h"
 #include "front.h"
 #include "ir.h"
+#include "schedule.h"
 
 #define LMNC_VERSION "0.1.0"
 
@@ -18,9 +19,10 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  check FILE...            check the files; print diagnostics; exit 1 on any error\n"
-    "  info FILE [--batch B] [--seq T]\n"
+    "  info FILE [--batch B] [--seq T] [--threads N]\n"
     "                           parameters (total, trainable, per module kind, per vertex and edge),\n"
-    "                           FLOPs per token (forward, training) and activation memory for B x T\n"
+    "                           FLOPs per token (forward, training) and memory for B x T on N threads\n"
+    "                           (default 1 x 256 on 1 thread), the same bytes `NAME info` prints\n"
     "  ir FILE [--json]         the lowered network: parameters and ops in topological order\n"
     "  dot FILE                 a Graphviz picture of the network (pipe into `dot -Tpng -o net.png`)\n"
     "  compile FILE -o DIR      write DIR/NAME.h, DIR/NAME.c, DIR/main.c and DIR/Makefile; `make -C DIR`\n"
@@ -64,7 +66,7 @@ static int cmd_check(int argc, char **argv) {
 
 typedef struct Opts {
   const char *file;
-  long batch, seq;
+  long batch, seq, threads;
   int json;
 } Opts;
 
@@ -72,10 +74,11 @@ static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow
   memset(o, 0, sizeof *o);
   o->batch = 1;
   o->seq = 256;
+  o->threads = 1;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
-    if (allow_shape && (!strcmp(a, "--batch") || !strcmp(a, "--seq"))) {
-      long *dst = !strcmp(a, "--batch") ? &o->batch : &o->seq;
+    if (allow_shape && (!strcmp(a, "--batch") || !strcmp(a, "--seq") || !strcmp(a, "--threads"))) {
+      long *dst = !strcmp(a, "--batch") ? &o->batch : !strcmp(a, "--seq") ? &o->seq : &o->threads;
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       if (parse_long(argv[++i], 1, 1 << 20, dst) != 0) return usage_error("bad value '%s' (expected 1..1048576)", argv[i]);
     } else if (allow_json && !strcmp(a, "--json")) {
@@ -92,6 +95,23 @@ static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow
   return 0;
 }
 
+/* The memory line of `NAME info`, from the same layout the generated code evaluates. */
+static int print_memory(const Ir *ir, const Opts *o) {
+  Sched s;
+  lmn_err err = {{0}};
+  if (sched_build(&s, ir, &err) != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 2;
+  }
+  lmn_arena_desc d = sched_arena(&s, 0);
+  lmn_arena a;
+  lmn_arena_layout(&d, (int)o->batch, (int)(o->seq + ir->net->prefix), (int)o->threads, &a);
+  lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, (size_t)ir_param_total(ir, 0),
+                   (size_t)ir_param_total(ir, 1), a.total);
+  sched_free(&s);
+  return 0;
+}
+
 static int cmd_with_ir(const char *cmd, int argc, char **argv) {
   Opts o;
   int is_info = !strcmp(cmd, "info"), is_ir = !strcmp(cmd, "ir");
@@ -103,6 +123,7 @@ static int cmd_with_ir(const char *cmd, int argc, char **argv) {
     Ir ir;
     ir_build(&ir, &f.net);
     if (is_info) ir_print_info(&ir, stdout, o.batch, o.seq);
+    if (is_info) rc = print_memory(&ir, &o);
     else if (is_ir && o.json) ir_print_json(&ir, stdout);
     else if (is_ir) ir_print_text(&ir, stdout);
     else ir_print_dot(&ir, stdout);

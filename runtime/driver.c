@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "dump.h"
 #include "progress.h"
 
@@ -180,15 +181,6 @@ static void si(double v, const char *unit, char *buf, size_t cap) {
   snprintf(buf, cap, "%.3g %s%s", v, pre[k], unit);
 }
 
-static void bytes_text(double b, char *buf, size_t cap) {
-  if (b < 1024.0 * 1024.0)
-    snprintf(buf, cap, "%.1f KiB", b / 1024.0);
-  else if (b < 1024.0 * 1024.0 * 1024.0)
-    snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
-  else
-    snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
-}
-
 static void info_params(const lmn_net_desc *d) {
   size_t total = 0, train = 0, file = 0;
   for (int i = 0; i < d->n_params; i++) {
@@ -210,17 +202,13 @@ static void info_cost(const lmn_net_desc *d, long B, long T, int threads) {
   double b = (double)B, t = (double)T, tok = b * t;
   double fwd = (d->fwd_bt * tok + d->fwd_btt * tok * t + d->fwd_b * b) / tok;
   double trn = (d->flops_bt * tok + d->flops_btt * tok * t + d->flops_b * b) / tok;
-  char f1[32], f2[32], m1[32], m2[32], m3[32];
+  char f1[32], f2[32];
   si(fwd, "FLOP", f1, sizeof f1);
   si(trn, "FLOP", f2, sizeof f2);
   printf("FLOPs per token at batch %ld x %ld: forward %s | training step (forward + backward) %s\n", B, T, f1,
          f2);
-  bytes_text(4.0 * (double)d->n_floats, m1, sizeof m1);
-  bytes_text(12.0 * (double)d->n_train, m2, sizeof m2);
-  bytes_text(4.0 * (double)(d->arena_floats ? d->arena_floats((int)B, (int)T, threads) : 0), m3, sizeof m3);
-  printf("memory at batch %ld x %ld on %d threads: parameters %s | gradients + AdamW moments %s | "
-         "activations %s\n",
-         B, T, threads, m1, m2, m3);
+  lmn_print_memory(stdout, B, T, threads, d->n_floats, d->n_train,
+                   d->arena_floats ? d->arena_floats((int)B, (int)T, threads) : 0);
 }
 
 static const char *init_name(const lmn_param_info *p) {

@@ -428,4 +428,18 @@ static inline lmn_vf lmn_vexp_le88(lmn_vf x) {
 static inline lmn_vf lmn_vexp(lmn_vf x) { return lmn_vexp_le88(lmn_vselect(x < 88.3f, x, lmn_vset(88.3f))); }
 static inline float lmn_expf(float x) { return lmn_vexp(lmn_vset(x))[0]; }
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Glue between modules (k_glue.c). */
+/* y[i] += x[i] for i < n. */
+void lmn_add(float *y, const float *x, size_t n);
+/* The fixed random prefix: tokens [B, prefix + T_in] get -1 at the prefix positions, then tokens_in [B, T_in];
+ * targets likewise (when not NULL; -1 throughout when targets_in is NULL). */
+void lmn_prefix_tokens(int32_t *tokens, int32_t *targets, const int32_t *tokens_in, const int32_t *targets_in, int B,
+                       int T_in, int prefix);
+/* y [B*T, C] += prefix_w [prefix, C] at positions pos0 + t < prefix. */
+void lmn_prefix_add(float *y, const float *prefix_w, int B, int T, int pos0, int C, int prefix);
+/* dst [B, C] = src [B*T, C] at t = T - 1; and its gradient: dst [B*T, C] at t = T - 1 += src [B, C]. */
+void lmn_last_rows(float *dst, const float *src, int B, int T, int C);
+void lmn_add_last_rows(float *dst, const float *src, int B, int T, int C);
+
 #endif

@@ -1,0 +1,61 @@
+/* arena.c: run-time half of the activation and cache layouts (arena.h): scratch sizes per op kind, the
+ * regions after the compiler-planned one, and the memory line `lmnc info` and `NAME info` both print. */
+#include "arena.h"
+
+size_t lmn_scratch_floats(const lmn_scratch *s, int B, int T, int nt) {
+  size_t N = (size_t)B * T;
+  switch (s->kind) {
+    case LMN_SCRATCH_BLOCK: return lmn_block_scratch_floats(s->blk, B, T, nt);
+    case LMN_SCRATCH_VERTEX: return lmn_vertex_scratch_floats(s->vtx, s->K, B, T, nt);
+    case LMN_SCRATCH_MLP: return lmn_mlp_scratch_floats(s->d, s->h, (int)N);
+    case LMN_SCRATCH_CLASSIFY: return (size_t)B * s->d;
+    case LMN_SCRATCH_BLOCK_CACHED:
+      return lmn_block_cache_scratch_floats(s->blk, T, nt) + 3 * (size_t)T * s->blk->d + 2 * (size_t)T;
+    case LMN_SCRATCH_VERTEX_CACHED: return lmn_vertex_cache_scratch_floats(s->vtx, T, nt);
+    case LMN_SCRATCH_MLP_CACHED: return lmn_mlp_saved_floats(s->d, s->h, T);
+    default: return 0;
+  }
+}
+
+void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int nt, lmn_arena *a) {
+  size_t N = (size_t)B * T, scratch = 0;
+  a->seq = N * (size_t)d->row_floats;
+  a->tokens = a->seq + (size_t)B * (size_t)d->seq_floats;
+  a->scratch = a->tokens + (size_t)d->token_arrays * N; /* int32 and float are both 4 bytes */
+  for (int i = 0; i < d->n_scratch; i++) {
+    size_t s = lmn_scratch_floats(&d->scratch[i], B, T, nt);
+    if (s > scratch) scratch = s;
+  }
+  a->rope = a->scratch + scratch;
+  a->total = a->rope;
+  for (int m = 0; m < d->n_rope; m++) a->total += (size_t)T * (size_t)d->rope_hd[m];
+}
+
+void lmn_arena_ropes(const lmn_arena_desc *d, const lmn_arena *a, float *base, int T, int build, lmn_rope *ropes) {
+  float *at = base + a->rope;
+  for (int m = 0; m < d->n_rope; m++) {
+    int hd = d->rope_hd[m];
+    float *cos_t = at, *sin_t = at + (size_t)T * (size_t)(hd / 2);
+    if (hd > 0 && build) lmn_rope_table(cos_t, sin_t, T, hd, d->rope_theta[m]);
+    ropes[m] = (lmn_rope){cos_t, sin_t, hd > 0 ? T : 0};
+    at += (size_t)T * (size_t)hd;
+  }
+}
+
+static void bytes_text(double b, char *buf, size_t cap) {
+  if (b < 1024.0 * 1024.0)
+    snprintf(buf, cap, "%.1f KiB", b / 1024.0);
+  else if (b < 1024.0 * 1024.0 * 1024.0)
+    snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
+  else
+    snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
+}
+
+void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats) {
+  char m1[32], m2[32], m3[32];
+  bytes_text(4.0 * (double)n_floats, m1, sizeof m1);
+  bytes_text(12.0 * (double)n_train, m2, sizeof m2);
+  bytes_text(4.0 * (double)arena_floats, m3, sizeof m3);
+  fprintf(f, "memory at batch %ld x %ld on %d thread%s: parameters %s | gradients + AdamW moments %s | activations %s (%zu bytes)\n",
+          B, T, threads, threads == 1 ? "" : "s", m1, m2, m3, 4 * arena_floats);
+}

@@ -1,0 +1,63 @@
+/* arena.h: the layout of a compiled network's activation arena (training and evaluation) and of its decoding
+ * cache, from data the compiler writes. lmnc plans every buffer whose size is a multiple of the rows (B*T
+ * positions, or ctx when decoding: outputs, their gradients, what the backward keeps, KV caches) into one
+ * region at compile time; what depends on B, T and the thread count otherwise (the largest scratch any op
+ * needs, the fixed prefix's token arrays, RoPE tables) is laid out here at run time. The generated code and
+ * lmnc evaluate the same function on the same data, so `lmnc info` and `NAME info` print the same bytes. */
+#ifndef LMN_ARENA_H
+#define LMN_ARENA_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "modules.h"
+#include "vertex.h"
+
+/* What one op needs as scratch (reused by every op in turn). */
+typedef enum lmn_scratch_kind {
+  LMN_SCRATCH_BLOCK,         /* lmn_block_scratch_floats(blk, B, T, nt) */
+  LMN_SCRATCH_VERTEX,        /* lmn_vertex_scratch_floats(vtx, K, B, T, nt) */
+  LMN_SCRATCH_MLP,           /* lmn_mlp_scratch_floats(d, h, B*T) */
+  LMN_SCRATCH_CLASSIFY,      /* B * d: the input gradient of the last positions */
+  LMN_SCRATCH_BLOCK_CACHED,  /* decoding T positions: lmn_block_cache_scratch_floats + 3*T*d + 2*T */
+  LMN_SCRATCH_VERTEX_CACHED, /* lmn_vertex_cache_scratch_floats(vtx, T, nt) */
+  LMN_SCRATCH_MLP_CACHED,    /* lmn_mlp_saved_floats(d, h, T): the MLP's forward workspace */
+  LMN_SCRATCH_KINDS
+} lmn_scratch_kind;
+
+typedef struct lmn_scratch {
+  lmn_scratch_kind kind;
+  const lmn_block_cfg *blk;   /* BLOCK kinds */
+  const lmn_vertex_cfg *vtx;  /* VERTEX kinds */
+  int K;                      /* VERTEX: calls run as one batch */
+  int d, h;                   /* MLP: widths; CLASSIFY: d */
+} lmn_scratch;
+
+typedef struct lmn_arena_desc {
+  long row_floats;            /* the planned region, floats per row (B*T rows; ctx rows for the cache) */
+  long seq_floats;            /* floats per sequence: [B]-row buffers (class logits, a classifier's inputs) */
+  int token_arrays;           /* int32 arrays of B*T each after them (the fixed prefix's tokens, targets) */
+  int n_scratch;
+  const lmn_scratch *scratch; /* the region is the largest of these */
+  int n_rope;
+  const int *rope_hd;         /* per model: head size of its RoPE table (cos and sin, [T, hd/2] each), or 0 */
+  const double *rope_theta;   /* per model: its RoPE base */
+} lmn_arena_desc;
+
+/* Offsets in floats: the planned region starts at 0. */
+typedef struct lmn_arena {
+  size_t seq, tokens, scratch, rope, total;
+} lmn_arena;
+
+/* Floats one op's scratch needs for B x T on n_threads threads. */
+size_t lmn_scratch_floats(const lmn_scratch *s, int B, int T, int n_threads);
+/* Lays out B x T (T counts every position inside the network, a fixed prefix included). */
+void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int n_threads, lmn_arena *a);
+/* The RoPE tables of every model in the arena at base (ropes[m] for m < n_rope; n_pos 0 where a model has
+ * none), filled for positions 0..T-1 when build is set. */
+void lmn_arena_ropes(const lmn_arena_desc *d, const lmn_arena *a, float *base, int T, int build, lmn_rope *ropes);
+
+/* The memory line of `info`: parameters, gradients + AdamW moments of n_train floats, activations. */
+void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats);
+
+#endif
