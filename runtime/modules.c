@@ -27,6 +27,12 @@
 #include <cblas.h>
 #include <string.h>
 
+#define LMN_BM_GGUF_(m, gguf, hf, hf_gpt2) gguf,
+const char *const lmn_block_member_gguf[] = {LMN_BLOCK_MEMBER_LIST(LMN_BM_GGUF_)};
+#undef LMN_BM_GGUF_
+_Static_assert(sizeof lmn_block_member_gguf / sizeof *lmn_block_member_gguf == LMN_BM_COUNT,
+               "one GGUF name per block member");
+
 /* ---- small helpers: GEMMs with a beta (no zeroing pass), element-wise epilogues ---- */
 
 /* y[N,out] = x[N,in] W[out,in]^T + beta y */

@@ -246,16 +246,3 @@ float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info
     }
   return NULL;
 }
-
-void lmn_block_bind(const lmn_net *net, const int idx[19], lmn_block_w *w, lmn_block_g *g) {
-  const float **ws[19] = {&w->attn_norm, &w->attn_norm_b, &w->wq, &w->bq, &w->wk, &w->bk, &w->wv,
-                          &w->bv,        &w->wqkv,        &w->bqkv, &w->wo, &w->bo, &w->ffn_norm, &w->ffn_norm_b,
-                          &w->w_gate,    &w->w_up,        &w->b_up, &w->w_down, &w->b_down};
-  float **gs[19] = {&g->attn_norm, &g->attn_norm_b, &g->wq, &g->bq, &g->wk, &g->bk, &g->wv,
-                    &g->bv,        &g->wqkv,        &g->bqkv, &g->wo, &g->bo, &g->ffn_norm, &g->ffn_norm_b,
-                    &g->w_gate,    &g->w_up,        &g->b_up, &g->w_down, &g->b_down};
-  for (int j = 0; j < 19; j++) {
-    *ws[j] = lmn_w(net, idx[j]);
-    *gs[j] = lmn_g(net, idx[j]);
-  }
-}

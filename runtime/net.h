@@ -138,8 +138,8 @@ static inline float *lmn_g(const lmn_net *net, int i) {
   return (i < 0 || !net->desc->params[i].trainable || !net->trainable_mask[i]) ? NULL
                                                                                 : net->grads + net->desc->params[i].offset;
 }
-/* Binds a block's weights and gradients from 19 parameter indices in lmn_block_w member order. */
-void lmn_block_bind(const lmn_net *net, const int idx[19], lmn_block_w *w, lmn_block_g *g);
 #endif
+/* Generated code calls the vertex functions and lmn_block_bind (vertex.h, which needs the helpers above). */
+#include "vertex.h"
 
 #endif
