@@ -12,6 +12,7 @@
 
 #include "dequant.h"
 #include "gguf.h"
+#include "modules.h"
 #include "net.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -155,37 +156,34 @@ static const hf_rule llama_top[] = {{"token_embd.weight", "model.embed_tokens.we
                                     {"output_norm.weight", "model.norm.weight", HF_AS_IS},
                                     {"output.weight", "lm_head.weight", HF_AS_IS},
                                     {NULL, NULL, HF_AS_IS}};
-static const hf_rule llama_blk[] = {{"attn_norm.weight", "input_layernorm.weight", HF_AS_IS},
-                                    {"attn_q.weight", "self_attn.q_proj.weight", HF_PERMUTE_Q},
-                                    {"attn_q.bias", "self_attn.q_proj.bias", HF_PERMUTE_Q},
-                                    {"attn_k.weight", "self_attn.k_proj.weight", HF_PERMUTE_K},
-                                    {"attn_k.bias", "self_attn.k_proj.bias", HF_PERMUTE_K},
-                                    {"attn_v.weight", "self_attn.v_proj.weight", HF_AS_IS},
-                                    {"attn_v.bias", "self_attn.v_proj.bias", HF_AS_IS},
-                                    {"attn_output.weight", "self_attn.o_proj.weight", HF_AS_IS},
-                                    {"ffn_norm.weight", "post_attention_layernorm.weight", HF_AS_IS},
-                                    {"ffn_gate.weight", "mlp.gate_proj.weight", HF_AS_IS},
-                                    {"ffn_up.weight", "mlp.up_proj.weight", HF_AS_IS},
-                                    {"ffn_down.weight", "mlp.down_proj.weight", HF_AS_IS},
-                                    {NULL, NULL, HF_AS_IS}};
 static const hf_rule gpt2_top[] = {{"token_embd.weight", "wte.weight", HF_AS_IS},
                                    {"position_embd.weight", "wpe.weight", HF_AS_IS},
                                    {"output_norm.weight", "ln_f.weight", HF_AS_IS},
                                    {"output_norm.bias", "ln_f.bias", HF_AS_IS},
                                    {NULL, NULL, HF_AS_IS}};
-static const hf_rule gpt2_blk[] = {{"attn_norm.weight", "ln_1.weight", HF_AS_IS},
-                                   {"attn_norm.bias", "ln_1.bias", HF_AS_IS},
-                                   {"attn_qkv.weight", "attn.c_attn.weight", HF_TRANSPOSE},
-                                   {"attn_qkv.bias", "attn.c_attn.bias", HF_AS_IS},
-                                   {"attn_output.weight", "attn.c_proj.weight", HF_TRANSPOSE},
-                                   {"attn_output.bias", "attn.c_proj.bias", HF_AS_IS},
-                                   {"ffn_norm.weight", "ln_2.weight", HF_AS_IS},
-                                   {"ffn_norm.bias", "ln_2.bias", HF_AS_IS},
-                                   {"ffn_up.weight", "mlp.c_fc.weight", HF_TRANSPOSE},
-                                   {"ffn_up.bias", "mlp.c_fc.bias", HF_AS_IS},
-                                   {"ffn_down.weight", "mlp.c_proj.weight", HF_TRANSPOSE},
-                                   {"ffn_down.bias", "mlp.c_proj.bias", HF_AS_IS},
-                                   {NULL, NULL, HF_AS_IS}};
+
+/* HF names of the block members inside "model.layers.N." (llama/qwen2) and "h.N." (gpt2), from modules.h's
+ * member list ("": the architecture has no such tensor). */
+#define HF_BLK_NAMES_(m, gguf, hf, hf_gpt2) {hf, hf_gpt2},
+static const char *const hf_blk_names[LMN_BM_COUNT][2] = {LMN_BLOCK_MEMBER_LIST(HF_BLK_NAMES_)};
+#undef HF_BLK_NAMES_
+
+/* How a block member is stored in HF layout: llama q/k rows (weights and biases) are interleaved differently,
+ * gpt2's Conv1D weights (every 2-D one) are transposed. */
+static hf_fix hf_blk_fix(int m, int gpt2) {
+  if (gpt2)
+    return m == LMN_BM_wqkv || m == LMN_BM_wo || m == LMN_BM_w_up || m == LMN_BM_w_down ? HF_TRANSPOSE
+                                                                                        : HF_AS_IS;
+  if (m == LMN_BM_wq || m == LMN_BM_bq) return HF_PERMUTE_Q;
+  return m == LMN_BM_wk || m == LMN_BM_bk ? HF_PERMUTE_K : HF_AS_IS;
+}
+
+/* The member with GGUF name `name` (inside "blk.N.") that the architecture has, or -1. */
+static int hf_blk_member(const char *name, int gpt2) {
+  for (int m = 0; m < LMN_BM_COUNT; m++)
+    if (strcmp(lmn_block_member_gguf[m], name) == 0) return hf_blk_names[m][gpt2][0] ? m : -1;
+  return -1;
+}
 
 static const hf_rule *hf_rule_find(const hf_rule *r, const char *gguf) {
   for (; r->gguf; r++)
@@ -195,22 +193,22 @@ static const hf_rule *hf_rule_find(const hf_rule *r, const char *gguf) {
 
 /* GGUF name -> HF name (without gpt2's optional "transformer." prefix) and fix; -1 when unknown. */
 static int hf_name(lmn_arch arch, const char *gguf, char *out, size_t n, hf_fix *fix) {
+  static const hf_rule gpt2_head = {"output.weight", "lm_head.weight", HF_AS_IS};
   int gpt2 = arch == LMN_ARCH_GPT2;
-  const hf_rule *r = NULL;
   unsigned long blk = 0;
   int used = 0;
   if (sscanf(gguf, "blk.%lu.%n", &blk, &used) == 1 && used > 0) {
-    r = hf_rule_find(gpt2 ? gpt2_blk : llama_blk, gguf + used);
-    if (r) snprintf(out, n, gpt2 ? "h.%lu.%s" : "model.layers.%lu.%s", blk, r->hf);
-  } else if ((r = hf_rule_find(gpt2 ? gpt2_top : llama_top, gguf)) != NULL)
+    int m = hf_blk_member(gguf + used, gpt2);
+    if (m < 0) return -1;
+    snprintf(out, n, gpt2 ? "h.%lu.%s" : "model.layers.%lu.%s", blk, hf_blk_names[m][gpt2]);
+    *fix = hf_blk_fix(m, gpt2);
+  } else {
+    const hf_rule *r = hf_rule_find(gpt2 ? gpt2_top : llama_top, gguf);
+    if (!r && gpt2 && strcmp(gguf, gpt2_head.gguf) == 0) r = &gpt2_head;
+    if (!r) return -1;
     snprintf(out, n, "%s", r->hf);
-  else if (gpt2 && strcmp(gguf, "output.weight") == 0) {
-    static const hf_rule head = {"output.weight", "lm_head.weight", HF_AS_IS};
-    r = &head;
-    snprintf(out, n, "%s", r->hf);
+    *fix = r->fix;
   }
-  if (!r) return -1;
-  *fix = r->fix;
   if (arch != LMN_ARCH_LLAMA && (*fix == HF_PERMUTE_Q || *fix == HF_PERMUTE_K))
     *fix = HF_AS_IS; /* qwen2: NEOX */
   return 0;

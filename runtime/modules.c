@@ -24,12 +24,14 @@
  * see "parallel structure" below. */
 #include "modules.h"
 
-#define LMN_BM_GGUF_(m, gguf, hf, hf_gpt2) gguf,
-const char *const lmn_block_member_gguf[LMN_BM_COUNT] = {LMN_BLOCK_MEMBER_LIST(LMN_BM_GGUF_)};
-#undef LMN_BM_GGUF_
-
 #include <cblas.h>
 #include <string.h>
+
+#define LMN_BM_GGUF_(m, gguf, hf, hf_gpt2) gguf,
+const char *const lmn_block_member_gguf[] = {LMN_BLOCK_MEMBER_LIST(LMN_BM_GGUF_)};
+#undef LMN_BM_GGUF_
+_Static_assert(sizeof lmn_block_member_gguf / sizeof *lmn_block_member_gguf == LMN_BM_COUNT,
+               "one GGUF name per block member");
 
 /* ---- small helpers: GEMMs with a beta (no zeroing pass), element-wise epilogues ---- */
 

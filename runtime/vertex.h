@@ -45,7 +45,9 @@ size_t lmn_vertex_cache_floats(const lmn_vertex_cfg *v, int ctx);
 /* io[0..K): the calls. saved: lmn_vertex_saved_floats(v, K, B, T) floats. Weights and gradients are read
  * through net (lmn_w / lmn_g: NULL gradients for frozen tensors or tensors the stage does not train); the
  * network's pool runs the threads. K = 1 fuses the aggregation into the first norm; K > 1 gathers each call's
- * aggregated input into one batch and copies the final norm's rows out to each y. */
+ * aggregated input into one batch (its inputs summed in order, then times its scale when that is not 1, as the
+ * generated group code did) and copies the final norm's rows out to each y; its backward adds scale * the
+ * batch's input gradient to each wanted dxs[i], call by call, input by input. */
 void lmn_vertex_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
                         int K, float *saved, int B, int T, float *scratch);
 /* Gradients of the calls of one lmn_vertex_forward (same io, K, saved, B, T). */
