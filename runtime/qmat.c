@@ -1,0 +1,374 @@
+/* qmat.c: the qmat API (see qmat.h): choice of the instruction-set path, quantization of the activations
+ * (portable C, the same bytes for every path), the matrix-vector products split over the pool by fixed
+ * chunks of rows, and the matrix-matrix products by panels (dequantized into per-thread scratch, or F32
+ * weights in place) passed to single-threaded cblas_sgemm calls. The kernels themselves live in
+ * qmat_scalar.c, qmat_avx2.c and qmat_avx512.c. */
+#include "qmat.h"
+
+#include <cblas.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "qmat_impl.h"
+
+/* ---------------------------------------------------------------- types and paths */
+
+int lmn_q_supported(uint32_t type) {
+  switch (type) {
+    case LMN_GGML_F32:
+    case LMN_GGML_F16:
+    case LMN_GGML_BF16:
+    case LMN_GGML_Q8_0:
+    case LMN_GGML_Q4_0:
+    case LMN_GGML_Q4_1:
+    case LMN_GGML_Q5_0:
+    case LMN_GGML_Q5_1:
+    case LMN_GGML_Q4_K:
+    case LMN_GGML_Q5_K:
+    case LMN_GGML_Q6_K: return 1;
+    default: return 0;
+  }
+}
+
+int lmn_qtensor_init(lmn_qtensor *t, uint32_t type, int64_t rows, int64_t cols, const void *data,
+                     lmn_err *err) {
+  const char *name = lmn_ggml_type_name(type);
+  if (!lmn_q_supported(type))
+    return lmn_errf(err, "qmat: weights of type %s are not supported", name ? name : "?");
+  uint64_t row_bytes;
+  if (lmn_ggml_row_size(type, cols, &row_bytes, err) != 0) return -1;
+  if (rows < 0 || (rows > 0 && row_bytes > SIZE_MAX / (uint64_t)rows))
+    return lmn_errf(err, "qmat: %" PRId64 " rows of %" PRIu64 " bytes overflow", rows, row_bytes);
+  *t = (lmn_qtensor){type, rows, cols, data, (size_t)row_bytes};
+  return 0;
+}
+
+/* The path in use; -1 until the first call chooses one. A process-wide choice (CPU features do not
+ * change), atomic so that concurrent first calls agree. */
+static atomic_int isa_in_use = -1;
+
+int lmn_q_isa_available(int isa) {
+  lmn_qk_ops ops;
+  switch (isa) {
+    case LMN_ISA_SCALAR: return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    case LMN_ISA_AVX2:
+      __builtin_cpu_init();
+      return lmn_qk_ops_avx2(LMN_GGML_F32, &ops) && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case LMN_ISA_AVX512:
+      return lmn_q_isa_available(LMN_ISA_AVX2) && lmn_qk_ops_avx512(LMN_GGML_F32, &ops) &&
+             __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#endif
+    default: (void)ops; return 0;
+  }
+}
+
+static int best_isa(void) {
+  for (int isa = LMN_ISA_COUNT - 1; isa > LMN_ISA_SCALAR; isa--)
+    if (lmn_q_isa_available(isa)) return isa;
+  return LMN_ISA_SCALAR;
+}
+
+int lmn_q_isa(void) {
+  int isa = atomic_load(&isa_in_use);
+  if (isa < 0) {
+    isa = best_isa();
+    atomic_store(&isa_in_use, isa);
+  }
+  return isa;
+}
+
+int lmn_q_force_isa(int isa) {
+  if (isa == LMN_ISA_AUTO) isa = best_isa();
+  if (!lmn_q_isa_available(isa)) return -1;
+  atomic_store(&isa_in_use, isa);
+  return 0;
+}
+
+const char *lmn_q_isa_name(int isa) {
+  static const char *const names[LMN_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+  return isa >= 0 && isa < LMN_ISA_COUNT ? names[isa] : "?";
+}
+
+/* Kernels of the path in use for W's type (W is supported: callers pass tensors from lmn_qtensor_init). */
+static lmn_qk_ops kernels(uint32_t type) {
+  lmn_qk_ops ops = {0};
+  switch (lmn_q_isa()) {
+    case LMN_ISA_AVX512: lmn_qk_ops_avx512(type, &ops); break;
+    case LMN_ISA_AVX2: lmn_qk_ops_avx2(type, &ops); break;
+    default: lmn_qk_ops_scalar(type, &ops); break;
+  }
+  return ops;
+}
+
+/* ---------------------------------------------------------------- activations */
+
+/* Scale of a block of n values: d = amax / 127, and its inverse (0 for an all-zero block). */
+static float act_scale(const float *x, int n, float *inv) {
+  float amax = 0.0f;
+  for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+  const float d = amax / 127.0f;
+  *inv = d > 0.0f ? 1.0f / d : 0.0f;
+  return d;
+}
+
+static int8_t act_level(float v, float inv) {
+  long q = lrintf(v * inv);
+  return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+}
+
+static void quant_q8b(const float *x, lmn_q8b *out, int64_t nb) {
+  for (int64_t b = 0; b < nb; b++, x += 32) {
+    float inv;
+    const float d = act_scale(x, 32, &inv);
+    int32_t sum = 0;
+    for (int j = 0; j < 32; j++) sum += out[b].q[j] = act_level(x[j], inv);
+    out[b].d = d;
+    out[b].s = d * (float)sum;
+  }
+}
+
+static void quant_q8k(const float *x, lmn_q8k *out, int64_t nsb) {
+  for (int64_t s = 0; s < nsb; s++, x += 256) {
+    float inv;
+    out[s].d = act_scale(x, 256, &inv);
+    for (int g = 0; g < 16; g++) {
+      int sum = 0;
+      for (int j = 16 * g; j < 16 * g + 16; j++) sum += out[s].q[j] = act_level(x[j], inv);
+      out[s].bsums[g] = (int16_t)sum;
+    }
+  }
+}
+
+/* Bytes of one quantized activation vector for W's type; 0 when the type keeps f32 activations. */
+static size_t act_bytes(const lmn_qtensor *W) {
+  switch (lmn_qd_blck(W->type)) {
+    case 32: return (size_t)(W->cols / 32) * sizeof(lmn_q8b);
+    case 256: return (size_t)(W->cols / 256) * sizeof(lmn_q8k);
+    default: return 0;
+  }
+}
+
+static void quantize(const lmn_qtensor *W, const float *x, void *out) {
+  if (lmn_qd_blck(W->type) == 32)
+    quant_q8b(x, out, W->cols / 32);
+  else
+    quant_q8k(x, out, W->cols / 256);
+}
+
+/* ---------------------------------------------------------------- matrix-vector */
+
+typedef struct mv_job {
+  const lmn_qtensor *W;
+  lmn_qk_ops ops;
+  const uint8_t *xq; /* n quantized vectors of stride bytes, or NULL: f32 activations X */
+  size_t stride;
+  const float *X;
+  float *Y;
+  int n;
+  int64_t chunk; /* rows per task */
+} mv_job;
+
+static void mv_task(void *p, int task, int thread) {
+  (void)thread;
+  const mv_job *j = p;
+  const lmn_qtensor *W = j->W;
+  const int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk < W->rows ? r0 + j->chunk : W->rows;
+  for (int64_t r = r0; r < r1; r++) {
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
+    for (int v = 0; v < j->n; v++)
+      j->Y[(size_t)v * W->rows + r] = j->xq ? j->ops.dotq(w, j->xq + v * j->stride, W->cols)
+                                            : j->ops.dotf(w, j->X + (size_t)v * W->cols, W->cols);
+  }
+}
+
+/* Runs n vectors (quantized in xq, or f32 in X) through W over the pool. */
+static void mv_run(float *Y, const lmn_qtensor *W, lmn_qk_ops ops, const uint8_t *xq, size_t stride,
+                   const float *X, int n, lmn_pool *pool) {
+  const int64_t chunk = W->row_bytes >= 16384 ? 1 : (int64_t)(16384 / (W->row_bytes ? W->row_bytes : 1));
+  mv_job j = {W, ops, xq, stride, X, Y, n, chunk};
+  lmn_pool_run(pool, (int)((W->rows + chunk - 1) / chunk), mv_task, &j);
+}
+
+#define MV_STACK 16384 /* bytes of quantized activations kept on the stack (cols up to 13k at once) */
+
+static void matvec(float *Y, const lmn_qtensor *W, const float *X, int n, int f32act, lmn_pool *pool) {
+  if (W->rows <= 0 || n <= 0) return;
+  if (W->cols == 0) {
+    memset(Y, 0, (size_t)n * (size_t)W->rows * sizeof *Y);
+    return;
+  }
+  const lmn_qk_ops ops = kernels(W->type);
+  const size_t stride = f32act || !ops.dotq ? 0 : act_bytes(W);
+  _Alignas(64) uint8_t stack[MV_STACK];
+  uint8_t *heap = NULL, *buf = stack;
+  int group = n; /* vectors quantized at a time */
+  if (stride && (size_t)n * stride > MV_STACK) {
+    heap = malloc((size_t)n * stride);
+    if (heap)
+      buf = heap;
+    else
+      group = (int)(MV_STACK / stride);
+  }
+  if (stride == 0 || group == 0) { /* f32 activations (by request, by type, or out of memory) */
+    mv_run(Y, W, ops, NULL, 0, X, n, pool);
+  } else {
+    for (int v0 = 0; v0 < n; v0 += group) {
+      const int g = n - v0 < group ? n - v0 : group;
+      for (int v = 0; v < g; v++) quantize(W, X + (size_t)(v0 + v) * W->cols, buf + v * stride);
+      mv_run(Y + (size_t)v0 * W->rows, W, ops, buf, stride, NULL, g, pool);
+    }
+  }
+  free(heap);
+}
+
+void lmn_q_matvec(float *y, const lmn_qtensor *W, const float *x, lmn_pool *pool) {
+  matvec(y, W, x, 1, 0, pool);
+}
+void lmn_q_matvec_f32act(float *y, const lmn_qtensor *W, const float *x, lmn_pool *pool) {
+  matvec(y, W, x, 1, 1, pool);
+}
+void lmn_q_matvec_rows(float *Y, const lmn_qtensor *W, const float *X, int n, lmn_pool *pool) {
+  matvec(Y, W, X, n, 0, pool);
+}
+void lmn_q_matvec_rows_f32act(float *Y, const lmn_qtensor *W, const float *X, int n, lmn_pool *pool) {
+  matvec(Y, W, X, n, 1, pool);
+}
+
+/* ---------------------------------------------------------------- dequantization */
+
+static void dequant_with(lmn_qk_ops ops, float *dst, int64_t ld, const lmn_qtensor *W, int64_t r0, int64_t nr,
+                         int64_t c0, int64_t nc) {
+  const size_t off = (size_t)(c0 / lmn_qd_blck(W->type)) * (size_t)lmn_qd_bytes(W->type);
+  for (int64_t i = 0; i < nr; i++)
+    ops.deq((const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes + off, dst + i * ld, nc);
+}
+
+void lmn_q_dequant(float *dst, int64_t ld, const lmn_qtensor *W, int64_t r0, int64_t nr, int64_t c0,
+                   int64_t nc) {
+  dequant_with(kernels(W->type), dst, ld, W, r0, nr, c0, nc);
+}
+
+/* ---------------------------------------------------------------- matrix-matrix */
+
+#define PANEL_FLOATS 131072 /* target size of one thread's panel (512 KiB) */
+
+static int64_t min64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Forward panels: fwd_rows rows of all columns. dx panels: dx_rows rows of dx_cols columns (a whole number
+ * of blocks, at least 64 values). All depend on W's shape only, never on the thread count. */
+static int64_t fwd_rows(const lmn_qtensor *W) {
+  const int64_t r = clamp64(PANEL_FLOATS / (W->cols > 0 ? W->cols : 1), 16, 256);
+  return min64(r - r % 8, W->rows);
+}
+static int64_t dx_cols(const lmn_qtensor *W) {
+  return min64(lmn_qd_blck(W->type) > 64 ? lmn_qd_blck(W->type) : 64, W->cols);
+}
+static int64_t dx_rows(const lmn_qtensor *W) {
+  return min64(clamp64(PANEL_FLOATS / (dx_cols(W) > 0 ? dx_cols(W) : 1), 16, 1024), W->rows);
+}
+static size_t panel_floats(const lmn_qtensor *W) {
+  const int64_t f = fwd_rows(W) * W->cols, d = dx_rows(W) * dx_cols(W);
+  return (size_t)(f > d ? f : d);
+}
+
+size_t lmn_q_matmul_work_floats(const lmn_qtensor *W, int n_threads) {
+  if (W->type == LMN_GGML_F32) return 0;
+  return panel_floats(W) * (size_t)(n_threads > 0 ? n_threads : 1);
+}
+
+typedef struct mm_job {
+  const lmn_qtensor *W;
+  lmn_qk_ops ops;
+  const float *A; /* X (forward) or dY (dx) */
+  float *C;       /* Y or dX */
+  int N;
+  float beta;
+  float *work;
+  size_t panel;
+} mm_job;
+
+/* The panel rows [r0, r0 + nr) x cols [c0, c0 + nc) of W as f32 with its row stride: F32 weights in place,
+ * the other types dequantized into this thread's scratch. */
+static const float *panel(const mm_job *j, int thread, int64_t r0, int64_t nr, int64_t c0, int64_t nc,
+                          int *ld) {
+  const lmn_qtensor *W = j->W;
+  if (W->type == LMN_GGML_F32) {
+    *ld = (int)(W->row_bytes / 4);
+    return (const float *)W->data + (size_t)r0 * (size_t)*ld + (size_t)c0;
+  }
+  float *P = j->work + (size_t)thread * j->panel;
+  dequant_with(j->ops, P, nc, W, r0, nr, c0, nc);
+  *ld = (int)nc;
+  return P;
+}
+
+/* Y[:, r0 : r0 + nr] = X P^T + beta Y, P = rows r0 .. r0 + nr of W. */
+static void mm_fwd_task(void *p, int task, int thread) {
+  const mm_job *j = p;
+  const lmn_qtensor *W = j->W;
+  const int64_t R = fwd_rows(W), r0 = (int64_t)task * R, nr = min64(R, W->rows - r0);
+  int ld;
+  const float *P = panel(j, thread, r0, nr, 0, W->cols, &ld);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, (int)nr, (int)W->cols, 1.0f, j->A, (int)W->cols,
+              P, ld, j->beta, j->C + r0, (int)W->rows);
+}
+
+/* dX[:, c0 : c0 + nc] = sum over row panels, in order, of dY[:, r0 : r0 + nr] P (+ beta dX once). */
+static void mm_dx_task(void *p, int task, int thread) {
+  const mm_job *j = p;
+  const lmn_qtensor *W = j->W;
+  const int64_t CW = dx_cols(W), R = dx_rows(W), c0 = (int64_t)task * CW, nc = min64(CW, W->cols - c0);
+  for (int64_t r0 = 0; r0 < W->rows; r0 += R) {
+    const int64_t nr = min64(R, W->rows - r0);
+    int ld;
+    const float *P = panel(j, thread, r0, nr, c0, nc, &ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->N, (int)nc, (int)nr, 1.0f, j->A + r0,
+                (int)W->rows, P, ld, r0 == 0 ? j->beta : 1.0f, j->C + c0, (int)W->cols);
+  }
+}
+
+/* C[N, n] = beta C (an empty product). */
+static void scale_out(float *C, int N, int64_t n, float beta) {
+  for (size_t i = 0; i < (size_t)N * (size_t)n; i++) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
+}
+
+/* Runs the panel tasks on the pool with OpenBLAS single-threaded (and restores its setting): the pool is
+ * the only parallelism, because OpenBLAS's sgemm rounds differently for different thread counts. */
+static void mm_run(lmn_pool *pool, int n_tasks, lmn_task_fn fn, mm_job *j) {
+  const int prev = openblas_get_num_threads();
+  if (prev != 1) openblas_set_num_threads(1);
+  lmn_pool_run(pool, n_tasks, fn, j);
+  if (prev != 1) openblas_set_num_threads(prev);
+}
+
+void lmn_q_matmul(float *Y, const float *X, const lmn_qtensor *W, int N, float beta, float *work,
+                  lmn_pool *pool) {
+  if (N <= 0 || W->rows <= 0) return;
+  if (W->cols == 0) {
+    scale_out(Y, N, W->rows, beta);
+    return;
+  }
+  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, panel_floats(W)};
+  mm_run(pool, (int)((W->rows + fwd_rows(W) - 1) / fwd_rows(W)), mm_fwd_task, &j);
+}
+
+void lmn_q_matmul_dx(float *dX, const float *dY, const lmn_qtensor *W, int N, float beta, float *work,
+                     lmn_pool *pool) {
+  if (N <= 0 || W->cols <= 0) return;
+  if (W->rows == 0) {
+    scale_out(dX, N, W->cols, beta);
+    return;
+  }
+  mm_job j = {W, kernels(W->type), dY, dX, N, beta, work, panel_floats(W)};
+  mm_run(pool, (int)((W->cols + dx_cols(W) - 1) / dx_cols(W)), mm_dx_task, &j);
+}
