@@ -75,8 +75,9 @@ endif
 
 # Generated scanner/parser code is not ours to lint: keep -Werror but drop the warnings flex/bison trip.
 $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o: CFLAGS += -Wno-unused-function -Wno-sign-compare -Wno-unused-parameter
-$(BUILD)/compiler/%.o: $(BUILD)/compiler/%.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+# parser.c includes lexer.h and lexer.c parser.h: both headers exist before either object compiles.
+$(BUILD)/compiler/%.o: $(BUILD)/compiler/%.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	@mkdir -p $(@D)
