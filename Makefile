@@ -2,6 +2,9 @@
 # `make install PREFIX=...`, `make clean`. Sources are found by wildcard: a new runtime/*.c joins liblmn,
 # a new compiler/*.c joins lmnc, a new tests/test_*.c becomes a CUnit suite that `make test` runs.
 # `make test` builds and runs every suite twice: normally and with -fsanitize=address,undefined.
+# Outputs: bin/lmnc, lib/liblmn.a and lib/liblmn.so (the same position-independent objects; the soname is
+# liblmn.so.MAJOR). Code that uses liblmn includes <lmn/NAME.h>: -Iruntime/include finds them in the tree
+# (runtime/include/lmn is a link to runtime/), -I$(PREFIX)/include once installed.
 
 CC       ?= gcc
 BUILD    ?= build
@@ -11,12 +14,23 @@ BLAS_INC := /usr/include/x86_64-linux-gnu/openblas-pthread
 SAN_ON   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SANFLAGS := $(if $(SAN),$(SAN_ON))
 OPT      := $(if $(SAN),-O1,-O2)
-CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Iruntime -Icompiler \
-            -I$(BUILD)/compiler -I$(BLAS_INC) $(SANFLAGS) $(EXTRA_CFLAGS)
+# -Iruntime/include: <lmn/net.h> and the other runtime headers, as generated code includes them; -Iruntime:
+# the plain "net.h" of code generated before that.
+CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Iruntime/include \
+            -Iruntime -Icompiler -I$(BUILD)/compiler -I$(BLAS_INC) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  := $(SANFLAGS)
 LDLIBS   := -lopenblas -lyaml -lm -lpthread
 BINDIR   := $(if $(SAN),$(BUILD)/bin,bin)
 LIBDIR   := $(if $(SAN),$(BUILD)/lib,lib)
+# liblmn: position-independent (one set of objects for the archive and the shared library), at the -O2 of
+# generated code but without -march=native, so that it runs on any x86-64: its hot kernels carry their own
+# AVX2 and AVX-512 versions, chosen when the program starts (LMN_CLONES in runtime/k_isa.h). No
+# floating-point contraction, so every version computes the same bits (-std=c11 implies it; said again for
+# builds that pass -std=gnu11).
+RT_CFLAGS := -fPIC -ffp-contract=off
+VERSION  := $(shell sed -n 's/^\#define LMN_VERSION "\(.*\)"$$/\1/p' runtime/lmn.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := liblmn.so.$(SOMAJOR)
 
 RT_SRC   := $(wildcard runtime/*.c)
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/%.o)
@@ -26,34 +40,63 @@ FE_OBJ   := $(FE_SRC:%.c=$(BUILD)/%.o) $(FE_GEN:.c=.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBLMN   := $(LIBDIR)/liblmn.a
+LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
 
 .PHONY: all deps test unit golden resume backend demo fuzz install clean regen check-generated models
-all: $(LMNC) $(LIBLMN)
+all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
 
 deps:
 	@bash scripts/install-deps.sh
 
-$(BUILD)/compiler/parser.c $(BUILD)/compiler/parser.h: compiler/parser.y
+# bison and flex each write two files in one run: a grouped target (`&:`, GNU make 4.3) runs each once under
+# -j; an older make gets the same from a stamp file.
+ifneq ($(filter grouped-target,$(.FEATURES)),)
+$(BUILD)/compiler/parser.c $(BUILD)/compiler/parser.h &: compiler/parser.y
 	@mkdir -p $(@D)
 	bison -Wall -Werror --defines=$(BUILD)/compiler/parser.h -o $(BUILD)/compiler/parser.c $<
 
-$(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h: compiler/lexer.l $(BUILD)/compiler/parser.h
+$(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h &: compiler/lexer.l $(BUILD)/compiler/parser.h
 	@mkdir -p $(@D)
 	flex --header-file=$(BUILD)/compiler/lexer.h -o $(BUILD)/compiler/lexer.c $<
+else
+$(BUILD)/compiler/parser.c $(BUILD)/compiler/parser.h: $(BUILD)/compiler/parser.stamp ;
+$(BUILD)/compiler/parser.stamp: compiler/parser.y
+	@mkdir -p $(@D)
+	bison -Wall -Werror --defines=$(BUILD)/compiler/parser.h -o $(BUILD)/compiler/parser.c $<
+	@touch $@
+
+$(BUILD)/compiler/lexer.c $(BUILD)/compiler/lexer.h: $(BUILD)/compiler/lexer.stamp ;
+$(BUILD)/compiler/lexer.stamp: compiler/lexer.l $(BUILD)/compiler/parser.h
+	@mkdir -p $(@D)
+	flex --header-file=$(BUILD)/compiler/lexer.h -o $(BUILD)/compiler/lexer.c $<
+	@touch $@
+endif
 
 # Generated scanner/parser code is not ours to lint: keep -Werror but drop the warnings flex/bison trip.
 $(BUILD)/compiler/lexer.o $(BUILD)/compiler/parser.o: CFLAGS += -Wno-unused-function -Wno-sign-compare -Wno-unused-parameter
-$(BUILD)/compiler/%.o: $(BUILD)/compiler/%.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+# parser.c includes lexer.h and lexer.c parser.h: both headers exist before either object compiles.
+$(BUILD)/compiler/%.o: $(BUILD)/compiler/%.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.o: %.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+$(RT_OBJ): CFLAGS += $(RT_CFLAGS)
+
 $(LIBLMN): $(RT_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
+
+# lib/liblmn.so -> liblmn.so.MAJOR -> liblmn.so.VERSION, the file itself; every symbol resolved at link time.
+$(LIBDIR)/liblmn.so.$(VERSION): $(RT_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(if $(SAN),,-Wl,--no-undefined) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(LIBDIR)/$(SONAME): $(LIBDIR)/liblmn.so.$(VERSION)
+	ln -sf $(<F) $@
+$(LIBLMN_SO): $(LIBDIR)/$(SONAME)
+	ln -sf $(<F) $@
 
 $(BUILD)/libfront.a: $(FE_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -133,38 +176,60 @@ demo: deps
 fuzz: deps
 	$(MAKE) -f tests/fuzz/fuzz.mk
 
+# install: bin/lmnc; lib/liblmn.a, lib/liblmn.so (-> .so.MAJOR -> .so.VERSION); the runtime headers in
+# include/lmn/ (included as <lmn/lmn.h>, <lmn/net.h>, ...: only include/ goes on a user's include path);
+# lib/pkgconfig/lmn.pc (`pkg-config --cflags --libs lmn`: the shared library; `--static`: what a static link
+# of liblmn.a needs). Run ldconfig after installing into a system directory.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/lmn $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(LMNC) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBLMN) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBDIR)/liblmn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf liblmn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liblmn.so
 	install -m 644 runtime/*.h $(DESTDIR)$(PREFIX)/include/lmn/
-	sed 's|@PREFIX@|$(PREFIX)|' scripts/lmn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmn.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_INC@|$(BLAS_INC)|' \
+	  scripts/lmn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lmn.pc
 
 clean:
 	rm -rf build build-san build-fuzz build-regen bin lib demo
 
 -include $(RT_OBJ:.o=.d) $(FE_OBJ:.o=.d)
 
-# embed-test: tests/embed/embed.c is a user's program embedding a compiled network outside the generator:
-# tiny.lmn is compiled into $(BUILD)/embed/ (not committed), the program includes its tiny.h, links liblmn.a,
-# and runs normally and then under valgrind (leaks and memory errors fail it; with SAN=1 ASan checks instead).
+# embed-test: two programs of a user embedding compiled networks outside the generator, built against the
+# tree's headers and liblmn.a, each run normally and then under valgrind (leaks and memory errors fail it;
+# with SAN=1 ASan checks instead):
+#   tests/embed/embed.c  tiny.lmn compiled into $(BUILD)/embed/ (not committed); includes its tiny.h and uses
+#                        checkpoints and generation (checkpoint.h, generate.h);
+#   tests/embed/api.c    only the public API of <lmn/lmn.h>, on tiny.lmn and tests/networks/classify_small.lmn
+#                        (compiled into $(BUILD)/embed/classify_small/): forward with and without targets,
+#                        logits, backward and update, decoding, checkpoints, and an error (no crash) for every
+#                        bad argument. tests/install-test.sh builds it against an installed tree and liblmn.so.
 EMBED_DIR    := $(BUILD)/embed
-EMBED_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -I$(EMBED_DIR) -Iruntime -I$(BLAS_INC) $(SANFLAGS)
+EMBED_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -I$(EMBED_DIR) -Iruntime/include -Iruntime -I$(BLAS_INC) \
+                $(SANFLAGS)
+EMBED_NETS   := $(EMBED_DIR)/tiny.c $(EMBED_DIR)/classify_small/classify_small.c
 
 $(EMBED_DIR)/tiny.c: dsl-examples/tiny.lmn $(LMNC)
 	@mkdir -p $(@D)
 	$(LMNC) compile $< -o $(@D)
 $(EMBED_DIR)/tiny.h: $(EMBED_DIR)/tiny.c
+$(EMBED_DIR)/classify_small/classify_small.c: tests/networks/classify_small.lmn $(LMNC)
+	@mkdir -p $(@D)
+	$(LMNC) compile $< -o $(@D) > /dev/null
 
 $(EMBED_DIR)/embed: tests/embed/embed.c $(EMBED_DIR)/tiny.c $(EMBED_DIR)/tiny.h $(LIBLMN) $(wildcard runtime/*.h)
 	$(CC) $(EMBED_CFLAGS) -o $@ tests/embed/embed.c $(EMBED_DIR)/tiny.c $(LIBLMN) $(LDFLAGS) $(LDLIBS)
 
+$(EMBED_DIR)/api: tests/embed/api.c $(EMBED_NETS) $(LIBLMN) $(wildcard runtime/*.h)
+	$(CC) $(EMBED_CFLAGS) -o $@ tests/embed/api.c $(EMBED_NETS) $(LIBLMN) $(LDFLAGS) $(LDLIBS)
+
 .PHONY: embed-test install-test
-embed-test: $(EMBED_DIR)/embed
-	@echo "== $(EMBED_DIR)/embed"
-	@$(EMBED_DIR)/embed
-	@echo "== valgrind --leak-check=full $(EMBED_DIR)/embed$(if $(SAN), (skipped: SAN build, ASan checked it))"
-	@$(if $(SAN),true,valgrind -q --leak-check=full --error-exitcode=1 $(EMBED_DIR)/embed)
+embed-test: $(EMBED_DIR)/embed $(EMBED_DIR)/api
+	@set -e; for p in $^; do \
+	  echo "== $$p"; $$p; \
+	  echo "== valgrind --leak-check=full $$p$(if $(SAN), (skipped: SAN build, ASan checked it))"; \
+	  $(if $(SAN),true,valgrind -q --leak-check=full --error-exitcode=1 $$p > /dev/null); done
 
 # install-test: `make install` into a temporary PREFIX (and a DESTDIR), then lmnc, pkg-config and the
 # generated Makefile used from the installed tree only; see tests/install-test.sh.

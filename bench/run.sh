@@ -31,7 +31,7 @@ build() { # NAME FILE.lmn
   mkdir -p "$B/$n"
   bin/lmnc compile "$src" -o "$B/$n" > /dev/null 2> "$B/$n/lmnc.log" || { cat "$B/$n/lmnc.log"; exit 1; }
   bin/lmnc ir --json "$src" > "$B/$n/ir.json" 2> /dev/null
-  gcc $CFLAGS -Iruntime -I"$B/$n" -I$BLAS_INC -DBENCH_DESC="${n}_desc" -o "$B/$n/bench_step" \
+  gcc $CFLAGS -Iruntime/include -Iruntime -I"$B/$n" -I$BLAS_INC -DBENCH_DESC="${n}_desc" -o "$B/$n/bench_step" \
     bench/bench_step.c "$B/$n/$n.c" lib/liblmn.a -lopenblas -lyaml -lm -lpthread
 }
 build bench_tiny_edges bench/nets/bench_tiny_edges.lmn

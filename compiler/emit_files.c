@@ -1,6 +1,7 @@
 /* emit_files.c: `lmnc compile`: runs the schedule pass, prints NAME.h (the API and its manual), NAME.c
  * (tables, then the step functions), main.c and the Makefile into memory, and only when all four are made
  * writes them, each atomically (nothing is written on an error). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,10 @@
 
 static void emit_header(Printer *pr, const char *source) {
   const char *n = pr->net->name;
+  char up[128];
+  size_t k = 0;
+  for (; n[k] && k + 1 < sizeof up; k++) up[k] = (char)toupper((unsigned char)n[k]);
+  up[k] = 0;
   long total = ir_param_total(pr->ir, 0), train = ir_param_total(pr->ir, 1);
   long classes = pr->p->primary >= 0 && pr->ir->ops[pr->p->primary].kind == OP_CLASSIFY ? pr->ir->ops[pr->p->primary].width : 0;
   long ctx = 1L << 30;
@@ -20,24 +25,29 @@ static void emit_header(Printer *pr, const char *source) {
   out(pr, " * %ld parameters, %ld trainable. %s.c computes the forward pass, the backward pass (weight gradients\n"
           " * only for trainable tensors) and cached decoding of exactly this network; it links against liblmn\n"
           " * (`pkg-config --cflags --libs lmn`), OpenBLAS and libyaml.\n *\n", total, train, n);
-  out(pr, " * Use it from C (every call returns 0, or -1 with a message in err.msg):\n"
-          " *   lmn_net *net;\n *   lmn_err err;\n *   float loss;\n"
-          " *   int32_t tokens[4] = {1, 2, 3, 4}, targets[4] = {2, 3, 4, -1};\n"
-          " *   if (%s_create(&net, 1, 4, 2, 1337, &err) != 0) return fprintf(stderr, \"%%s\\n\", err.msg), 1;\n"
-          " *   if (lmn_forward(net, tokens, targets, 1, 4, 0, &loss, &err) != 0) fprintf(stderr, \"%%s\\n\", err.msg);\n"
-          " *   %s_destroy(net);\n"
-          " * The standalone executable (main.c) trains, generates and evaluates from a YAML config:\n"
-          " * `%s train -c train.yaml`, `%s generate -p TEXT`, `%s eval -c train.yaml`, `%s info`. */\n",
-      n, n, n, n, n, n);
-  out(pr, "#ifndef %s_NET_H\n#define %s_NET_H\n\n#include <stdint.h>\n\n#include \"driver.h\"\n#include \"net.h\"\n\n", n, n);
+  out(pr, " * Use it from C: every lmn_* call returns 0, or -1 with a message in err.msg (the API and its rules are in\n"
+          " * <lmn/lmn.h>). This example compiles as it stands (tests/backend-test.sh builds and runs it):\n"
+          " *\n * BEGIN EXAMPLE\n"
+          " *   #include <stdio.h>\n *   #include \"%s.h\"\n *   int main(void) {\n *     lmn_net *net;\n *     lmn_err err;\n"
+          " *     float loss;\n *     int32_t tokens[4] = {1, 2, 3, 4};\n", n);
+  if (classes) out(pr, " *     int32_t labels[1] = {0}; // one label per sequence\n");
+  else out(pr, " *     int32_t targets[4] = {2, 3, 4, -1}; // the next tokens; -1: no loss\n");
+  out(pr, " *     if (%s_create(&net, 1, 4, 1, 1337, &err) != 0) return fprintf(stderr, \"%%s\\n\", err.msg), 1;\n"
+          " *     if (lmn_forward(net, tokens, %s, 1, 4, 0, &loss, &err) != 0) fprintf(stderr, \"%%s\\n\", err.msg);\n"
+          " *     else printf(\"loss %%.4f\\n\", loss);\n *     %s_destroy(net);\n *     return 0;\n *   }\n"
+          " * END EXAMPLE\n *\n",
+      n, classes ? "labels" : "targets", n);
+  out(pr, " * The standalone executable (main.c) trains, generates and evaluates from a YAML config:\n"
+          " * `%s train -c train.yaml`, `%s generate -p TEXT`, `%s eval -c train.yaml`, `%s info`. */\n", n, n, n, n);
+  out(pr, "#ifndef %s_NET_H\n#define %s_NET_H\n\n#include <lmn/lmn.h>\n\n", up, up);
   out(pr, "#define %s_VOCAB %ld /* token vocabulary */\n#define %s_CLASSES %ld /* classes (0: a language model) */\n"
           "#define %s_CTX %ld /* longest sequence */\n\n",
-      n, pr->net->models[pr->net->embed_model].hp.vocab, n, classes, n, ctx - pr->net->prefix);
+      up, pr->net->models[pr->net->embed_model].hp.vocab, up, classes, up, ctx - pr->net->prefix);
   out(pr, "extern const lmn_net_desc %s_desc;\n\n", n);
   out(pr, "/* Buffers for batches up to B x T on `threads` threads; from-scratch tensors initialised from seed. */\n");
   out(pr, "static inline int %s_create(lmn_net **net, int B, int T, int threads, uint64_t seed, lmn_err *err) {\n"
-          "  return lmn_net_create(net, &%s_desc, B, T, threads, seed, err);\n}\n\n", n, n);
-  out(pr, "static inline void %s_destroy(lmn_net *net) { lmn_net_destroy(net); }\n\n#endif\n", n);
+          "  return lmn_create(net, &%s_desc, B, T, threads, seed, err);\n}\n\n", n, n);
+  out(pr, "static inline void %s_destroy(lmn_net *net) { lmn_destroy(net); }\n\n#endif\n", n);
 }
 
 static void emit_source(Printer *pr, const char *source) {
@@ -46,7 +56,7 @@ static void emit_source(Printer *pr, const char *source) {
   out(pr, " * Network '%s': %d ops in topological order, %d parameter tensors. Every width, head count and layer count\n"
           " * is a constant; batch B and length T are laid out at creation. */\n", net->name, pr->ir->n_ops, pr->ir->n_params);
   out(pr, "#include \"%s.h\"\n\n#include <stdint.h>\n#include <string.h>\n\n", net->name);
-  out(pr, "#include \"arena.h\"\n#include \"kernels.h\"\n#include \"modules.h\"\n#include \"vertex.h\"\n\n");
+  out(pr, "#include <lmn/arena.h>\n#include <lmn/kernels.h>\n#include <lmn/modules.h>\n#include <lmn/net.h>\n#include <lmn/vertex.h>\n\n");
   out(pr, "#define PREFIX %ld /* fixed random prefix positions */\n#define NMODELS %d\n\n", net->prefix, net->n_models);
   emit_tables(pr);
   emit_functions(pr);
@@ -56,7 +66,7 @@ static void emit_source(Printer *pr, const char *source) {
 static void emit_main(Printer *pr, const char *source) {
   out(pr, "/* main.c: the standalone executable of network '%s' (generated by lmnc from %s): train, generate, eval, info. */\n",
       pr->net->name, source);
-  out(pr, "#include \"%s.h\"\n#include \"driver.h\"\n\nint main(int argc, char **argv) { return lmn_main(argc, argv, &%s_desc); }\n",
+  out(pr, "#include \"%s.h\"\n\n#include <lmn/driver.h>\n\nint main(int argc, char **argv) { return lmn_main(argc, argv, &%s_desc); }\n",
       pr->net->name, pr->net->name);
 }
 
@@ -65,7 +75,7 @@ static void emit_makefile(Printer *pr, const char *root) {
   out(pr, "# Makefile of network '%s', generated by lmnc. LMNET is the lmnet tree (runtime/ headers) or an install\n"
           "# prefix (include/lmn/ headers), each with lib/liblmn.a.\n", n);
   out(pr, "LMNET  ?= %s\nCC     ?= cc\nCFLAGS ?= -std=c11 -O2 -march=native -Wall -Wextra -Werror -Wno-format-truncation\n", root);
-  out(pr, "INC    := -I$(LMNET)/runtime -I$(LMNET)/include/lmn -I/usr/include/x86_64-linux-gnu/openblas-pthread\n");
+  out(pr, "INC    := -I$(LMNET)/runtime/include -I$(LMNET)/include -I/usr/include/x86_64-linux-gnu/openblas-pthread\n");
   out(pr, "LIBS   := $(LMNET)/lib/liblmn.a -lopenblas -lyaml -lm -lpthread\n\n");
   out(pr, "%s: %s.c %s.h main.c $(LMNET)/lib/liblmn.a\n\t$(CC) $(CFLAGS) $(INC) -o $@ %s.c main.c $(LIBS)\n\n", n, n, n, n);
   out(pr, "clean:\n\trm -f %s\n.PHONY: clean\n", n);

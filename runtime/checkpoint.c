@@ -134,8 +134,10 @@ static int add_meta(lmn_st_writer *w, const lmn_net *net, const lmn_ckpt_state *
   return st && st->has_run ? add_run_meta(w, st, err) : 0;
 }
 
-/* The tensors, then their first moments, then their second moments. */
-static int add_tensors(lmn_st_writer *w, const lmn_net *net, lmn_err *err) {
+/* The tensors, then their first moments, then their second moments. Moments that do not exist yet (training
+ * has not started) are written as the zeros they start from, all read from `zeros` (the largest trainable
+ * tensor's size), which must outlive the writer. */
+static int add_tensors(lmn_st_writer *w, const lmn_net *net, const float *zeros, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   static const char *const prefixes[3] = {"", "m.", "v."};
   const float *bufs[3] = {net->params, net->m, net->v};
@@ -147,7 +149,7 @@ static int add_tensors(lmn_st_writer *w, const lmn_net *net, lmn_err *err) {
       uint32_t nd = param_shape(p, shape);
       char *name = prefixed(prefixes[k], p->name);
       if (!name) return lmn_errf(err, "out of memory");
-      int rc = lmn_st_writer_add_f32(w, name, nd, shape, bufs[k] + p->offset, err);
+      int rc = lmn_st_writer_add_f32(w, name, nd, shape, bufs[k] ? bufs[k] + p->offset : zeros, err);
       free(name);
       if (rc) return -1;
     }
@@ -156,8 +158,18 @@ static int add_tensors(lmn_st_writer *w, const lmn_net *net, lmn_err *err) {
 
 int lmn_checkpoint_save(const lmn_net *net, const char *path, const lmn_ckpt_state *st, lmn_err *err) {
   lmn_st_writer *w = NULL;
-  if (lmn_st_writer_new(&w, err)) return -1;
-  int rc = add_meta(w, net, st, err) || add_tensors(w, net, err) ? -1 : 0;
+  float *zeros = NULL;
+  if (!net->m || !net->v) {
+    size_t most = 1;
+    for (int i = 0; i < net->desc->n_params; i++) {
+      const lmn_param_info *p = &net->desc->params[i];
+      size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+      if (p->trainable && n > most) most = n;
+    }
+    if (!(zeros = calloc(most, sizeof *zeros))) return lmn_errf(err, "%s: out of memory", path);
+  }
+  if (lmn_st_writer_new(&w, err)) return free(zeros), -1;
+  int rc = add_meta(w, net, st, err) || add_tensors(w, net, zeros, err) ? -1 : 0;
   if (rc) {
     char m[sizeof err->msg];
     snprintf(m, sizeof m, "%s", err ? err->msg : "");
@@ -166,6 +178,7 @@ int lmn_checkpoint_save(const lmn_net *net, const char *path, const lmn_ckpt_sta
     rc = lmn_st_writer_write(w, path, err);
   }
   lmn_st_writer_free(w);
+  free(zeros);
   return rc;
 }
 
@@ -322,7 +335,8 @@ int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st
                    check_tensors(f, net->desc, path, err)
                ? -1
                : 0;
-  if (!rc && load_tensors(f, net, err)) {
+  /* every check passed: the moments need somewhere to go (zeros until now, so nothing else changes) */
+  if (!rc && (lmn_net_enable_moments(net, err) || load_tensors(f, net, err))) {
     char m[sizeof err->msg];
     snprintf(m, sizeof m, "%s", err ? err->msg : "");
     rc = lmn_errf(err, "%s: %s", path, m);

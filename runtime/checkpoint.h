@@ -36,11 +36,13 @@ typedef struct lmn_ckpt_state {
 } lmn_ckpt_state;
 
 /* Writes net's checkpoint to path atomically. st may be NULL (an embedding program's own loop): then step
- * is net->step and no run metadata is written. On failure path is left as it was. */
+ * is net->step and no run metadata is written. Moments of a network that has not started training are
+ * written as zeros. On failure path is left as it was. */
 int lmn_checkpoint_save(const lmn_net *net, const char *path, const lmn_ckpt_state *st, lmn_err *err);
-/* Loads a checkpoint into net: its tensors, moments and optimizer step. Every check (format, version, hash,
- * aggregation, the presence, dtype and shape of every tensor, no tensor the network lacks) happens before
- * anything in net changes; errors name the file and the tensor or key. */
+/* Loads a checkpoint into net: its tensors, moments (allocated first when the network has none yet, see
+ * lmn_net_enable_moments) and optimizer step. Every check (format, version, hash, aggregation, the presence,
+ * dtype and shape of every tensor, no tensor the network lacks) happens before anything in net changes;
+ * errors name the file and the tensor or key. */
 int lmn_checkpoint_load(lmn_net *net, const char *path, lmn_err *err);
 /* As lmn_checkpoint_load, also returning the run state (st->has_run is 0 for checkpoints without it). */
 int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err);

@@ -55,7 +55,7 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
 int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss,
                   lmn_err *err);
 
-/* The resolved thread count of a config or option value (0 = every online core). */
-int lmn_threads_resolve(long threads);
+/* lmn_threads_resolve (threads.h) resolves the thread count of a config or option value (0 = every online
+ * core). */
 
 #endif

@@ -1,6 +1,7 @@
 /* k_act.c: the MLP activations, element-wise and vectorised: SwiGLU (silu(gate) * up, LLaMA/Qwen2), GELU
  * with GPT-2's tanh approximation (forward, accumulating backward, in-place backward) and the fused
  * bias + GELU epilogue of a GEMM. exp comes from lmn_vexp; gelu uses 0.5 (1 + tanh u) = sigmoid(2u). */
+#include "k_isa.h"
 #include "kernels.h"
 
 #define GELU_K0 0.7978845608028654f /* sqrt(2/pi) */
@@ -25,6 +26,7 @@ static inline lmn_vf gelu_grad(lmn_vf x) {
   return s + x * (2.0f * GELU_K0) * s * (1.0f - s) * (1.0f + 3.0f * GELU_K1 * x2);
 }
 
+LMN_CLONES
 void lmn_swiglu_forward(float *out, const float *gate, const float *up, size_t n) {
   for (size_t i = 0; i < n; i += LMN_VL) {
     lmn_vf g = ld(gate, i, n);
@@ -32,6 +34,7 @@ void lmn_swiglu_forward(float *out, const float *gate, const float *up, size_t n
   }
 }
 
+LMN_CLONES
 void lmn_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
                          size_t n) {
   if (!dgate && !dup) return;
@@ -42,18 +45,22 @@ void lmn_swiglu_backward(float *dgate, float *dup, const float *dout, const floa
   }
 }
 
+LMN_CLONES
 void lmn_gelu_forward(float *y, const float *x, size_t n) {
   for (size_t i = 0; i < n; i += LMN_VL) st(y, i, n, gelu(ld(x, i, n)));
 }
 
+LMN_CLONES
 void lmn_gelu_backward(float *dx, const float *dy, const float *x, size_t n) {
   for (size_t i = 0; i < n; i += LMN_VL) st(dx, i, n, ld(dx, i, n) + gelu_grad(ld(x, i, n)) * ld(dy, i, n));
 }
 
+LMN_CLONES
 void lmn_gelu_backward_inplace(float *d, const float *x, size_t n) {
   for (size_t i = 0; i < n; i += LMN_VL) st(d, i, n, gelu_grad(ld(x, i, n)) * ld(d, i, n));
 }
 
+LMN_CLONES
 void lmn_bias_gelu_forward(float *y, float *h, const float *b, int N, int C) {
   for (int r = 0; r < N; r++) {
     float *hr = h + (size_t)r * C, *yr = y + (size_t)r * C;
@@ -65,6 +72,7 @@ void lmn_bias_gelu_forward(float *y, float *h, const float *b, int N, int C) {
   }
 }
 
+LMN_CLONES
 void lmn_bias_gelu_backward(float *dh, float *db, const float *dy, const float *h, int N, int C) {
   if (!dh && !db) return;
   for (int r = 0; r < N; r++) {

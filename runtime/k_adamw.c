@@ -2,8 +2,10 @@
  * decay, optional gradient scale for clipping), and the sum of squares behind global-norm clipping. */
 #include <math.h>
 
+#include "k_isa.h"
 #include "kernels.h"
 
+LMN_CLONES
 void lmn_adamw_update(float *p, const float *grad, float *m, float *v, size_t n, double lr_d, double beta1_d,
                       double beta2_d, double eps_d, double weight_decay_d, int t, float grad_scale) {
   /* coefficients formed in double (1 - beta^t and 1 - beta lose digits in float), applied in float */
@@ -29,6 +31,7 @@ void lmn_adamw_update(float *p, const float *grad, float *m, float *v, size_t n,
   }
 }
 
+LMN_CLONES
 double lmn_sumsq(const float *x, size_t n) {
   double acc[8] = {0};
   size_t i = 0;

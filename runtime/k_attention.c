@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "k_isa.h"
 #include "kernels.h"
 
 #define TILE_MNK_MAX (1 << 18)
@@ -52,6 +53,7 @@ size_t lmn_attention_scratch_floats(const lmn_attn *a, int n_threads) {
 
 /* ---- row helpers (vectorised, tails through partial loads) ---- */
 
+LMN_CLONES
 static float row_max(const float *x, int n) {
   lmn_vf m = lmn_vset(-INFINITY);
   int j = 0;
@@ -61,6 +63,7 @@ static float row_max(const float *x, int n) {
 }
 
 /* x[j] = exp(x[j] - sub) for j < n, x[j] = 0 for n <= j < width; returns the sum. */
+LMN_CLONES
 static float row_exp(float *x, int n, int width, float sub) {
   lmn_vf s = {0};
   int j = 0;
@@ -79,6 +82,7 @@ static float row_exp(float *x, int n, int width, float sub) {
   return lmn_vhsum(s);
 }
 
+LMN_CLONES
 static void row_scale(float *x, int n, float a) {
   int j = 0;
   for (; j + LMN_VL <= n; j += LMN_VL) lmn_vstore(x + j, lmn_vload(x + j) * a);
@@ -90,6 +94,7 @@ static void row_scale(float *x, int n, float a) {
 /* Attention of nq query rows Q (stride ldq; row r at position qpos + r * qstep, seeing keys 0..that
  * position) over K, V (stride ldkv). Writes the nq output rows O (stride ldo) and, if lse != NULL, lse[r].
  * Scratch: S [nq, bk], m [nq], l [nq]. */
+LMN_CLONES
 static void fwd_block(float *O, size_t ldo, float *lse, const float *Q, size_t ldq, int nq, int qpos,
                       int qstep, const float *K, const float *V, size_t ldkv, int hd, float scale, int bk,
                       float *S, float *m, float *l) {
@@ -167,6 +172,7 @@ typedef struct bwd_ctx {
   size_t per_thread;
 } bwd_ctx;
 
+LMN_CLONES
 static void bwd_task(void *ctxp, int task, int thread) {
   const bwd_ctx *c = ctxp;
   const geom *g = &c->g;
@@ -270,6 +276,7 @@ typedef struct dec_ctx {
   int t, bk;
 } dec_ctx;
 
+LMN_CLONES
 static void dec_task(void *ctxp, int kvh, int thread) {
   const dec_ctx *c = ctxp;
   const lmn_attn *a = c->a;

@@ -1,7 +1,9 @@
 /* k_embed.c: token embedding gather (plus GPT-2's learned positions) and its backward, a scatter-add into
  * the embedding table when it is trainable. */
+#include "k_isa.h"
 #include "kernels.h"
 
+LMN_CLONES
 int lmn_embed_forward(float *out, const int *tokens, const float *wte, const float *wpe, int B, int T, int C,
                       int V, int pos0) {
   int bad = 0;
@@ -26,12 +28,14 @@ int lmn_embed_forward(float *out, const int *tokens, const float *wte, const flo
   return bad;
 }
 
+LMN_CLONES
 static void add_row(float *restrict d, const float *restrict s, int C) {
   int j = 0;
   for (; j + LMN_VL <= C; j += LMN_VL) lmn_vstore(d + j, lmn_vload(d + j) + lmn_vload(s + j));
   for (; j < C; j++) d[j] += s[j];
 }
 
+LMN_CLONES
 void lmn_embed_backward(float *dwte, float *dwpe, const float *dout, const int *tokens, int B, int T, int C,
                         int V, int pos0) {
   for (int b = 0; b < B; b++)

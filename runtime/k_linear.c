@@ -2,8 +2,10 @@
  * backward, each GEMM one cblas_sgemm. A frozen layer (dW = db = NULL) costs only the dx GEMM. */
 #include <cblas.h>
 
+#include "k_isa.h"
 #include "kernels.h"
 
+LMN_CLONES
 void lmn_linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in, int out) {
   if (N <= 0 || out <= 0) return;
   if (in <= 0) { /* an empty product: y = b (cblas would reject lda = 0) */
@@ -22,6 +24,7 @@ void lmn_linear_forward(float *y, const float *x, const float *W, const float *b
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
+LMN_CLONES
 void lmn_linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W,
                          int N, int in, int out) {
   if (N <= 0 || out <= 0) return;

@@ -5,6 +5,7 @@
  * during that sweep, so the write pass needs one multiply per logit instead of a second exp. */
 #include <math.h>
 
+#include "k_isa.h"
 #include "kernels.h"
 
 #define LOSS_BLOCK 512 /* logits per online-softmax block (more when V > LOSS_BLOCK * LOSS_MAX_BLOCKS) */
@@ -24,6 +25,7 @@ static int block_size(int V) {
 
 /* One sweep over the row. With `store`, x[j] is replaced by exp(x[j] - ref[block of j]) and ref[] receives
  * each block's reference (the running max when the block was processed). */
+LMN_CLONES
 static row_stats row_sweep(float *x, const float *cx, int V, int store, float *ref) {
   int bs = block_size(V);
   float M = -INFINITY, s = 0.0f;
@@ -80,6 +82,7 @@ typedef struct loss_ctx {
   double partial[LOSS_TASKS];
 } loss_ctx;
 
+LMN_CLONES
 static void loss_task(void *ctxp, int task, int thread) {
   (void)thread;
   loss_ctx *c = ctxp;

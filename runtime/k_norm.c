@@ -3,6 +3,7 @@
  * Each row is processed while it sits in L1: one pass over memory per tensor (see kernels.h). */
 #include <math.h>
 
+#include "k_isa.h"
 #include "kernels.h"
 
 /* Full or partial (the row's tail) vector load/store at column j of a row of C floats. */
@@ -18,6 +19,7 @@ static inline void st(float *p, int j, int C, lmn_vf v) {
 
 /* r[n] = scale * sum_i xs[i][n] for one row; returns the row the norm reads (r, or xs[0] when k == 1 and
  * scale == 1 and no r is wanted). */
+LMN_CLONES
 static const float *gather_row(float *r, const float *const *xs, int k, float scale, size_t off, int C) {
   if (!r) return xs[0] + off;
   float *ro = r + off;
@@ -30,6 +32,7 @@ static const float *gather_row(float *r, const float *const *xs, int k, float sc
 }
 
 /* Hands the gradient g of one row's r to dr (in/out) and to the k inputs: see kernels.h. */
+LMN_CLONES
 static void scatter_row(float *const *dxs, float *dr, int k, float scale, size_t off, int C,
                         float *restrict g) {
   if (dr) {
@@ -50,6 +53,7 @@ static void scatter_row(float *const *dxs, float *dr, int k, float scale, size_t
 
 /* ---- RMSNorm ---- */
 
+LMN_CLONES
 static void rms_forward(float *r, float *y, float *rstd, const float *const *xs, int k, float scale,
                         const float *w, int N, int C, float eps) {
   for (int n = 0; n < N; n++) {
@@ -67,6 +71,7 @@ static void rms_forward(float *r, float *y, float *rstd, const float *const *xs,
 }
 
 /* Coefficient c of one row's RMSNorm input gradient g = dy * w * s - x * c. */
+LMN_CLONES
 static float rms_row_coef(const float *dy, const float *x, const float *w, float s, int C) {
   lmn_vf dot = {0};
   for (int j = 0; j < C; j += LMN_VL) dot += ld(dy, j, C) * ld(w, j, C) * ld(x, j, C);
@@ -77,6 +82,7 @@ void lmn_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, 
   rms_forward(NULL, y, rstd, &x, 1, 1.0f, w, N, C, eps);
 }
 
+LMN_CLONES
 void lmn_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
                           const float *rstd, int N, int C) {
   if (!dx && !dw) return;
@@ -107,6 +113,7 @@ void lmn_add_rmsnorm_forward(float *r, float *y, float *rstd, const float *const
  * computed its scalar coefficients. */
 #define LMN_NORM_ROWBUF 1024
 
+LMN_CLONES
 void lmn_add_rmsnorm_backward(float *const *dxs, float *dr, float *dw, const float *dy, const float *r,
                               const float *w, const float *rstd, int k, float scale, int N, int C) {
   float buf[LMN_NORM_ROWBUF];
@@ -140,6 +147,7 @@ void lmn_residual_rmsnorm_backward(float *dx, float *da, float *dr, float *dw, c
 
 /* ---- LayerNorm ---- */
 
+LMN_CLONES
 static void ln_forward(float *r, float *y, float *mean, float *rstd, const float *const *xs, int k,
                        float scale, const float *w, const float *b, int N, int C, float eps) {
   for (int n = 0; n < N; n++) {
@@ -167,6 +175,7 @@ static void ln_forward(float *r, float *y, float *mean, float *rstd, const float
 
 /* g = dL/dx of the norm for one row of m columns starting at column j0 (whole row: j0 = 0, m = C), given
  * the row's coefficients mg = mean(dy*w), mgx = mean(dy*w*xhat); dw, db accumulated. */
+LMN_CLONES
 static void ln_row_grad(float *restrict g, float *dw, float *db, const float *dy, const float *x,
                         const float *w, float mu, float s, float mg, float mgx, int m) {
   for (int j = 0; j < m; j += LMN_VL) {
@@ -177,6 +186,7 @@ static void ln_row_grad(float *restrict g, float *dw, float *db, const float *dy
   }
 }
 
+LMN_CLONES
 static void ln_row_coef(const float *dy, const float *x, const float *w, float mu, float s, int C, float *mg,
                         float *mgx) {
   lmn_vf a = {0}, b = {0};
@@ -194,6 +204,7 @@ void lmn_layernorm_forward(float *y, float *mean, float *rstd, const float *x, c
   ln_forward(NULL, y, mean, rstd, &x, 1, 1.0f, w, b, N, C, eps);
 }
 
+LMN_CLONES
 void lmn_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                             const float *mean, const float *rstd, int N, int C) {
   if (!dx && !dw && !db) return;
@@ -220,6 +231,7 @@ void lmn_add_layernorm_forward(float *r, float *y, float *mean, float *rstd, con
   ln_forward(r, y, mean, rstd, xs, k, scale, w, b, N, C, eps);
 }
 
+LMN_CLONES
 void lmn_add_layernorm_backward(float *const *dxs, float *dr, float *dw, float *db, const float *dy,
                                 const float *r, const float *w, const float *mean, const float *rstd, int k,
                                 float scale, int N, int C) {

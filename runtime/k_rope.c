@@ -3,6 +3,7 @@
  * with a cos/sin table built once; the backward is the rotation by the opposite angle. */
 #include <math.h>
 
+#include "k_isa.h"
 #include "kernels.h"
 
 void lmn_rope_table(float *cos_t, float *sin_t, int n_pos, int hd, double theta) {
@@ -18,6 +19,7 @@ void lmn_rope_table(float *cos_t, float *sin_t, int n_pos, int hd, double theta)
 }
 
 /* Rotates every head of every row by +angle (sign = 1) or -angle (sign = -1). */
+LMN_CLONES
 static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int heads, int hd, int pos0,
                  lmn_rope_mode mode, float sign) {
   int half = hd / 2;

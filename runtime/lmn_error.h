@@ -6,6 +6,10 @@
 
 #include <stdarg.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lmn_err {
   char msg[1024]; /* NUL-terminated message of the last failure */
 } lmn_err;
@@ -13,5 +17,9 @@ typedef struct lmn_err {
 /* Formats a message into err (when err is not NULL) and returns -1. */
 int lmn_errf(lmn_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int lmn_verrf(lmn_err *err, const char *fmt, va_list ap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

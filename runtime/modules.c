@@ -358,7 +358,7 @@ static void phase_task(void *pp, int t, int thread) {
   p->rows(p->ctx, r0, p->N - r0 < ROW_CHUNK ? p->N - r0 : ROW_CHUNK);
 }
 
-static int use_pool(lmn_pool *pool) { return lmn_pool_threads(pool) > 1 && openblas_get_num_threads() == 1; }
+static int use_pool(lmn_pool *pool) { return lmn_pool_splits(pool); }
 
 /* Runs the phase's jobs and (when rows is set) its row chunks, then empties it. */
 static void run_phase(phase *p, rows_fn rows, const void *ctx, lmn_pool *pool) {

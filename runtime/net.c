@@ -57,17 +57,25 @@ static void init_params(lmn_net *net, uint64_t seed) {
   lmn_net_init_derived(net, seed);
 }
 
+/* Fails when the network's `floats` floats in all would take more than 90% of the machine's memory. */
+static int check_memory(const lmn_net_desc *d, double floats, int B, int T, const char *what, lmn_err *err) {
+  double need = floats * sizeof(float);
+  double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+  if (have > 0 && need > 0.9 * have)
+    return lmn_errf(err,
+                    "%s: batch %d x %d needs %.2f GiB of memory%s but the machine has %.2f GiB; lower batch or "
+                    "seq_len",
+                    d->name, B, T, need / (1 << 30), what, have / (1 << 30));
+  return 0;
+}
+
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err) {
   *out = NULL;
   if (B < 1 || T < 1 || T > desc->ctx)
     return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T, desc->ctx);
   size_t arena_need = desc->arena_floats(B, T, n_threads < 1 ? 1 : n_threads);
-  double need = (double)(desc->n_floats + 3 * desc->n_train + arena_need) * sizeof(float);
-  double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
-  if (have > 0 && need > 0.9 * have)
-    return lmn_errf(err, "%s: batch %d x %d needs %.2f GiB of memory but the machine has %.2f GiB; lower batch or seq_len",
-                    desc->name, B, T, need / (1 << 30), have / (1 << 30));
+  if (check_memory(desc, (double)desc->n_floats + (double)arena_need, B, T, "", err)) return -1;
   lmn_net *net = calloc(1, sizeof *net);
   if (!net) return lmn_errf(err, "%s: out of memory", desc->name);
   net->desc = desc;
@@ -76,14 +84,11 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   net->n_threads = n_threads < 1 ? 1 : n_threads;
   size_t arena = desc->arena_floats(B, T, net->n_threads);
   net->params = alloc_floats(desc->n_floats);
-  net->grads = alloc_floats(desc->n_train);
-  net->m = alloc_floats(desc->n_train);
-  net->v = alloc_floats(desc->n_train);
   net->arena = alloc_floats(arena);
   net->trainable_mask = calloc((size_t)desc->n_params + 1, 1);
   net->pool = lmn_pool_create(net->n_threads, err);
-  if (!net->params || !net->grads || !net->m || !net->v || !net->arena || !net->trainable_mask || !net->pool) {
-    double gib = (double)(desc->n_floats + 3 * desc->n_train + arena) * 4 / (1 << 30);
+  if (!net->params || !net->arena || !net->trainable_mask || !net->pool) {
+    double gib = (double)(desc->n_floats + arena) * 4 / (1 << 30);
     lmn_net_destroy(net);
     return lmn_errf(err, "%s: cannot allocate %.2f GiB for batch %d x %d (try a smaller batch or seq_len)",
                     desc->name, gib, B, T);
@@ -98,6 +103,33 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   *out = net;
   return 0;
 }
+
+/* Allocates what is missing of the gradients (grads) and the moments (moments). */
+static int enable(lmn_net *net, int grads, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  if ((!grads || net->grads) && net->m && net->v) return 0;
+  size_t arena = d->arena_floats(net->B, net->T, net->n_threads);
+  double more = (double)d->n_train * ((grads && !net->grads) + (!net->m) + (!net->v));
+  double all = (double)d->n_floats + (double)arena + (double)d->n_train * ((grads || net->grads) + 2);
+  if (check_memory(d, all, net->B, net->T, grads ? " with gradients and AdamW moments" : " with AdamW moments",
+                   err))
+    return -1;
+  float *g = grads && !net->grads ? alloc_floats(d->n_train) : NULL;
+  float *m = !net->m ? alloc_floats(d->n_train) : NULL, *v = !net->v ? alloc_floats(d->n_train) : NULL;
+  if ((grads && !net->grads && !g) || (!net->m && !m) || (!net->v && !v)) {
+    free(g), free(m), free(v);
+    return lmn_errf(err, "%s: cannot allocate %.2f GiB for %s", d->name, more * 4 / (1 << 30),
+                    grads ? "gradients and AdamW moments" : "AdamW moments");
+  }
+  if (g) net->grads = g;
+  if (m) net->m = m;
+  if (v) net->v = v;
+  return 0;
+}
+
+int lmn_net_enable_training(lmn_net *net, lmn_err *err) { return enable(net, 1, err); }
+
+int lmn_net_enable_moments(lmn_net *net, lmn_err *err) { return enable(net, 0, err); }
 
 void lmn_net_destroy(lmn_net *net) {
   if (!net) return;
@@ -118,6 +150,7 @@ int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err) {
   net->cache = alloc_floats(net->desc->cache_floats(ctx, net->n_threads));
   if (!net->cache) return lmn_errf(err, "%s: cannot allocate the KV caches for %d positions", net->desc->name, ctx);
   net->cache_ctx = ctx;
+  net->cache_len = 0;
   return 0;
 }
 
@@ -162,9 +195,11 @@ static void zero_task(void *ctxp, int t, int thread) {
 
 static int n_chunks(size_t n) { return (int)((n + NET_CHUNK - 1) / NET_CHUNK); }
 
-void lmn_net_zero_grad(lmn_net *net) {
+int lmn_net_zero_grad(lmn_net *net) {
+  if (!net->grads) return lmn_net_enable_training(net, NULL); /* freshly allocated: zero already */
   zero_ctx c = {net->grads, net->desc->n_train};
   if (c.n) lmn_pool_run(net->pool, n_chunks(c.n), zero_task, &c);
+  return 0;
 }
 
 static size_t numel(const lmn_param_info *p) { return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1); }
@@ -211,6 +246,7 @@ static void adam_task(void *ctxp, int t, int thread) {
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
                       float max_norm) {
   const lmn_net_desc *d = net->desc;
+  if (!net->grads || !net->m || !net->v) return 0.0; /* training has not started: nothing to step */
   int np = d->n_params > 0 ? d->n_params : 1;
   double sq[np];
   sumsq_ctx sc = {net, sq};

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "hparams.h"
+#include "lmn.h"
 #include "lmn_error.h"
 #include "threads.h"
 
@@ -41,9 +42,8 @@ typedef struct lmn_model_info {
   lmn_hparams hp;
 } lmn_model_info;
 
-typedef struct lmn_net lmn_net;
-
-typedef struct lmn_net_desc {
+/* lmn_net and lmn_net_desc are declared (opaque) in lmn.h, the public API; here are their insides. */
+struct lmn_net_desc {
   const char *name;         /* network name */
   const char *source;       /* the .lmn file it was compiled from */
   uint64_t hash;            /* hash of the network description: checkpoints must match */
@@ -78,30 +78,47 @@ typedef struct lmn_net_desc {
   /* the primary output of the last forward with train = 0: logits [B*(prefix+T), vocab] (per sequence the
    * prefix rows first) or class logits [B, classes] */
   float *(*output)(lmn_net *net, int B, int T);
-} lmn_net_desc;
+};
 
 /* The state of one network instance. Generated code reads params/grads/arena through it. */
 struct lmn_net {
   const lmn_net_desc *desc;
   float *params;    /* [n_floats] */
-  float *grads;     /* [n_train] */
-  float *m, *v;     /* [n_train] AdamW moments */
+  float *grads;     /* [n_train], or NULL until training starts (lmn_net_enable_training) */
+  float *m, *v;     /* [n_train] AdamW moments, or NULL until training starts or a checkpoint brings them */
   float *arena;     /* [arena_floats(B, T, threads)] */
   float *cache;     /* [cache_floats(ctx, threads)] or NULL before lmn_net_enable_cache */
   int B, T;         /* the largest batch and sequence the arena was planned for */
   int cache_ctx;
   int n_threads;
-  lmn_pool *pool;
+  lmn_pool *pool;   /* its strategy (lmn_pool_splits) is the network's, chosen by whoever created it */
   float *rope;      /* RoPE tables, laid out by the generated code */
   long step;        /* optimizer steps taken */
   char *trainable_mask; /* [n_params]: 1 where the current stage trains the tensor */
+  /* What the checked API (lmn.h, api.c) knows of the buffers' contents; the lmn_net_* functions and the
+   * generated ones ignore it. */
+  int fwd_state;      /* the last lmn_forward: LMN_FWD_NONE, _OUTPUTS (train = 0) or _TRAIN */
+  int fwd_B, fwd_T;   /* its batch shape */
+  uint64_t fwd_hash;  /* a hash of its tokens, which lmn_backward must repeat */
+  int cache_len;      /* positions lmn_decode has fed since the caches were reserved */
 };
 
+enum { LMN_FWD_NONE = 0, LMN_FWD_OUTPUTS, LMN_FWD_TRAIN };
+
 /* Allocates buffers for batches up to B x T, initialises from-scratch tensors from seed and loads the
- * tensors of model files (lmn_net_load_models; $LMN_MODEL_DIR replaces the compiled-in directories). */
+ * tensors of model files (lmn_net_load_models; $LMN_MODEL_DIR replaces the compiled-in directories). The
+ * network's pool splits modules into tasks when n_threads > 1 (threads.h; `NAME eval` and `NAME generate`
+ * turn that off with lmn_pool_set_split(net->pool, 0) before running anything). Gradients and optimizer
+ * moments are not allocated yet: see lmn_net_enable_training. */
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err);
 void lmn_net_destroy(lmn_net *net);
+/* Training starts: allocates the gradients and the AdamW moments (zeroed) that are still missing. Until
+ * then net->grads, net->m and net->v are NULL, lmn_g() returns NULL (the backward computes no weight
+ * gradient) and lmn_net_update does nothing. Idempotent. */
+int lmn_net_enable_training(lmn_net *net, lmn_err *err);
+/* Allocates only the AdamW moments (zeroed) when they are missing: what a checkpoint's moments load into. */
+int lmn_net_enable_moments(lmn_net *net, lmn_err *err);
 /* Loads every tensor that comes from a model file (dequantised to f32), after checking each file's
  * hyper-parameters against the compiled ones; dir, when not NULL, replaces the directory of each path.
  * Then re-draws the tensors initialised from others' statistics. Errors name the file and the tensor. */
@@ -113,12 +130,15 @@ struct lmn_tokenizer;
 int lmn_net_tokenizer(const lmn_net_desc *desc, struct lmn_tokenizer *tok, lmn_err *err);
 /* Re-draws the tensors initialised from others' statistics (after loading those others from a file). */
 void lmn_net_init_derived(lmn_net *net, uint64_t seed);
-/* Reserves KV caches for generation up to ctx positions. */
+/* Reserves KV caches for generation up to ctx positions (their contents start empty). */
 int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err);
 /* Sets which trainable tensors a stage trains: "all", "edges", or a list of owner names. */
 int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names, lmn_err *err);
-void lmn_net_zero_grad(lmn_net *net);
-/* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm. */
+/* Zeroes the gradients, first allocating them and the moments when training has not started
+ * (lmn_net_enable_training); -1 only when that allocation fails. */
+int lmn_net_zero_grad(lmn_net *net);
+/* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm.
+ * Before training has started (no gradients or moments) it does nothing and returns 0. */
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
                       float max_norm);
 /* Pointer to a parameter by name, or NULL. */
@@ -133,10 +153,12 @@ float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info
 static inline const float *lmn_w(const lmn_net *net, int i) {
   return i < 0 ? NULL : net->params + net->desc->params[i].offset;
 }
-/* Gradient of parameter i, or NULL when it is frozen or not trained by the current stage. */
+/* Gradient of parameter i, or NULL when it is frozen, not trained by the current stage, or training has
+ * not started (no gradient buffer yet). */
 static inline float *lmn_g(const lmn_net *net, int i) {
-  return (i < 0 || !net->desc->params[i].trainable || !net->trainable_mask[i]) ? NULL
-                                                                                : net->grads + net->desc->params[i].offset;
+  return (i < 0 || !net->grads || !net->desc->params[i].trainable || !net->trainable_mask[i])
+             ? NULL
+             : net->grads + net->desc->params[i].offset;
 }
 #endif
 

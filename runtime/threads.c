@@ -13,6 +13,7 @@
 
 struct lmn_pool {
   int n_threads; /* caller included */
+  int split;     /* the network's strategy: cut modules into tasks on this pool (see threads.h) */
   pthread_t *workers;
   int n_started;
   pthread_mutex_t mu;
@@ -74,6 +75,7 @@ lmn_pool *lmn_pool_create(int n_threads, lmn_err *err) {
     return NULL;
   }
   p->n_threads = n_threads;
+  p->split = 1;
   atomic_init(&p->next, 0);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
@@ -127,6 +129,18 @@ void lmn_pool_run(lmn_pool *p, int n_tasks, lmn_task_fn fn, void *ctx) {
 }
 
 int lmn_pool_threads(const lmn_pool *p) { return p ? p->n_threads : 1; }
+
+int lmn_threads_resolve(long threads) {
+  if (threads > 0) return threads > LMN_MAX_THREADS ? LMN_MAX_THREADS : (int)threads;
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > LMN_MAX_THREADS ? LMN_MAX_THREADS : (int)n;
+}
+
+void lmn_pool_set_split(lmn_pool *p, int split) {
+  if (p) p->split = split != 0;
+}
+
+int lmn_pool_splits(const lmn_pool *p) { return p && p->split && p->n_threads > 1; }
 
 void lmn_pool_destroy(lmn_pool *p) {
   if (!p) return;

@@ -16,12 +16,6 @@
 
 #define LMN_RUN_STREAM 0x72756eULL /* "run": the stream of the run's own generator */
 
-int lmn_threads_resolve(long threads) {
-  if (threads > 0) return threads > 4096 ? 4096 : (int)threads;
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 4096 ? 4096 : (int)n;
-}
-
 /* ---- validation ---------------------------------------------------------------------------------- */
 
 int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss,
@@ -195,7 +189,10 @@ static int setup(run *r, lmn_err *err) {
   if (lmn_config_load(r->o->config, &r->cfg, err)) return -1;
   r->threads = lmn_threads_resolve(r->cfg.threads);
   openblas_set_num_threads(r->threads);
-  if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err))
+  /* the network's pool splits the work (lmn_pool_splits), as in an embedding program; training starts here:
+   * gradients and moments are allocated before a checkpoint is resumed into them */
+  if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err) ||
+      lmn_net_enable_training(r->net, err))
     return cfg_err(r, err);
   if (check_stages(r, err) || open_data(r, err) || start_state(r, err)) return -1;
   return 0;
@@ -273,7 +270,7 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
   if (enter_stage(r, s, err)) return -1;
   if (lmn_data_next(&r->data, &r->stream, B, T, r->x, r->y, err)) return -1;
   *lr = lmn_lr_at(c, s);
-  lmn_net_zero_grad(r->net);
+  if (lmn_net_zero_grad(r->net)) return lmn_errf(err, "%s: out of memory for the gradients", r->d->name);
   *loss = r->d->forward(r->net, r->x, r->y, B, T, 1);
   if (!isfinite(*loss)) return bad_value(r, s + 1, "loss", *loss, err);
   r->d->backward(r->net, r->x, B, T);

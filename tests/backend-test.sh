@@ -3,7 +3,7 @@
 # 1. `lmnc info` and the compiled `NAME info` print the same memory line (parameters, gradients and AdamW
 #    moments, activations in bytes) for every dsl-examples/*.lmn at two (B, T, threads) shapes: both evaluate
 #    the one layout of runtime/arena.c on the data lmnc planned.
-# 2. Compiling the same network twice gives identical bytes.
+# 2. Compiling the same network twice gives identical bytes; the usage example in NAME.h compiles and runs.
 # 3. tests/wide/wide.lmn ([1, 256, 1] vertices) compiles, builds under AddressSanitizer + UBSan and trains
 #    one step.
 # Prints `backend: N passed, M failed`; exit 1 on a failure.
@@ -16,6 +16,7 @@ passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "  ok    $1"; }
 bad() { failed=$((failed + 1)); echo "  FAIL  $1"; [ -n "${2:-}" ] && [ -s "$2" ] && sed 's/^/        | /' "$2" | tail -n 20; }
 CFLAGS="-std=c11 -O0 -Wall -Wextra -Werror -Wno-format-truncation"
+BLAS_INC=/usr/include/x86_64-linux-gnu/openblas-pthread
 
 for f in "$root"/dsl-examples/*.lmn; do
   n=$(basename "$f" .lmn)
@@ -31,6 +32,16 @@ for f in "$root"/dsl-examples/*.lmn; do
     if [ -n "$a" ] && [ "$a" = "$b" ]; then ok "$n at $B x $T on $N threads: $a"; else
       echo "lmnc: $a" > "$tmp/diff"; echo "$n:   $b" >> "$tmp/diff"; bad "$n info at $B x $T" "$tmp/diff"; fi
   done
+  # the usage example in NAME.h, as it stands
+  sed -n '/^ \* BEGIN EXAMPLE$/,/^ \* END EXAMPLE$/p' "$tmp/$n/$n.h" | sed -e '1d' -e '$d' -e 's/^ \*   //' > "$tmp/$n/example.c"
+  if [ -s "$tmp/$n/example.c" ] && cc $CFLAGS -I"$tmp/$n" -I"$root/runtime/include" -I"$BLAS_INC" -o "$tmp/$n/example" \
+    "$tmp/$n/example.c" "$tmp/$n/$n.c" "$root/lib/liblmn.a" -lopenblas -lyaml -lm -lpthread > "$tmp/log" 2>&1; then
+    if "$tmp/$n/example" > "$tmp/log" 2>&1 && grep -q '^loss [0-9]' "$tmp/log"; then ok "$n.h: its example builds and runs: $(cat "$tmp/log")"
+    elif grep -q 'cannot open' "$tmp/log"; then ok "$n.h: its example builds (not run: $(head -c 120 "$tmp/log"))"
+    else bad "$n.h: its example runs" "$tmp/log"; fi
+  else
+    bad "$n.h: its example builds" "$tmp/log"
+  fi
   "$lmnc" compile "$f" -o "$tmp/$n-again" > /dev/null 2>&1
   if cmp -s "$tmp/$n/$n.c" "$tmp/$n-again/$n.c" && cmp -s "$tmp/$n/$n.h" "$tmp/$n-again/$n.h"; then ok "$n: the same bytes twice"
   else bad "$n: compiling twice differs"; fi

@@ -1,10 +1,12 @@
 /* embed.c: a user's program embedding a compiled network, built outside the generator the way a service
- * would be: it includes the generated tiny.h (lmnc compile dsl-examples/tiny.lmn, into the build folder),
- * links liblmn.a, and uses only the public embedding API: tiny_create/tiny_destroy, lmn_checkpoint_save/
- * load, lmn_tokenizer_init_bytes, lmn_generate and lmn_generate_stream. It saves the seeded weights of one
- * instance, loads them into a second one created with another seed, checks both generate the same text
- * greedily and with seeded sampling, checks that failures come back as messages (and leave the network as it
- * was), frees everything, and prints `embed: N passed, M failed`; exit status 1 on any failure.
+ * would be: it includes the generated tiny.h (lmnc compile dsl-examples/tiny.lmn, into the build folder) and
+ * the runtime headers it uses as <lmn/...>, links liblmn.a, and uses the embedding API of the runtime:
+ * tiny_create/tiny_destroy, lmn_checkpoint_save/load, lmn_tokenizer_init_bytes, lmn_generate and
+ * lmn_generate_stream (tests/embed/api.c is the same on the checked API of <lmn/lmn.h> alone). It saves the
+ * seeded weights of one instance, loads them into a second one created with another seed, checks both
+ * generate the same text greedily and with seeded sampling, checks that failures come back as messages (and
+ * leave the network as it was), that an instance that only generates never allocates gradients, frees
+ * everything, and prints `embed: N passed, M failed`; exit status 1 on any failure.
  * `make embed-test` runs it normally and under valgrind. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -12,6 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <lmn/checkpoint.h>
+#include <lmn/generate.h>
+#include <lmn/net.h>
+#include <lmn/threads.h>
+#include <lmn/tokenizer.h>
 
 #include "tiny.h"
 
@@ -94,6 +102,8 @@ int main(void) {
   if (rc != 0) goto done;
   check(a->desc == &tiny_desc && tiny_desc.vocab == 256, "the network is tiny on raw bytes", NULL);
   check(params_differ(a, b) > 0, "different seeds give different weights", NULL);
+  check(!a->grads && !a->m && !a->v, "no gradients or moments before training starts", NULL);
+  check(lmn_pool_splits(a->pool) == 1, "2 threads: the pool splits the work, as `tiny train` does", NULL);
 
   rc = lmn_checkpoint_save(a, ckpt, NULL, &err);
   check(rc == 0, "lmn_checkpoint_save", err.msg);
@@ -116,6 +126,7 @@ int main(void) {
   rc = lmn_checkpoint_load(b, ckpt, &err);
   check(rc == 0, "lmn_checkpoint_load", err.msg);
   check(params_differ(a, b) == 0, "the loaded weights equal the saved ones", NULL);
+  check(b->m && b->v && !b->grads, "a loaded checkpoint brings moments, not gradients", NULL);
 
   /* Greedy generation: the same text from both instances, one byte per token. */
   lmn_sample_opts greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 0.0f};
@@ -152,6 +163,8 @@ int main(void) {
   err.msg[0] = 0;
   check(lmn_generate(a, &tok, "", GEN_TOKENS, &samp, 42, small, sizeof small, &err) == -1 && err.msg[0] != 0,
         "an empty prompt is an error", err.msg);
+
+  check(!a->grads && !a->m, "generating allocates no gradients or moments", NULL);
 
   /* Printable output of the sampled text, for the log. */
   for (int i = 0; i < n1; i++)

@@ -5,7 +5,7 @@ FUZZ_SECONDS ?= 60
 CLANG        ?= clang
 FZ           := build-fuzz
 FFLAGS       := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-                -Iruntime -Icompiler -I$(FZ)/compiler -I/usr/include/x86_64-linux-gnu/openblas-pthread
+                -Iruntime/include -Iruntime -Icompiler -I$(FZ)/compiler -I/usr/include/x86_64-linux-gnu/openblas-pthread
 FE_SRC       := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
 RT_SRC       := runtime/gguf.c runtime/dequant.c runtime/hparams.c runtime/lmn_error.c  # what the front end uses
 
