@@ -142,7 +142,7 @@ check "tiny info (pkg-config build)" info_ok "$W/tiny-pc"
 # shellcheck disable=SC2046
 build_static() {
   "$CC" -std=c11 -O2 -static "${legacy[@]}" -o "$W/tiny-static" "$W/tiny/tiny.c" "$W/tiny/main.c" \
-    $(pc --static --cflags --libs lmn) && file "$W/tiny-static" | grep -q "statically linked"
+    $(pc --static --cflags --libs lmn) && ! readelf -d "$W/tiny-static" | grep -q NEEDED
 }
 if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.a ] && [ -e /usr/lib/x86_64-linux-gnu/libyaml.a ]; then
   check "cc -static tiny.c main.c \$(pkg-config --static --cflags --libs lmn)" build_static
