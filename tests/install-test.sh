@@ -133,7 +133,7 @@ build_pc() {
     $(pc --cflags --libs lmn) -Wl,-rpath,"$P/lib"
 }
 check "cc tiny.c main.c \$(pkg-config --cflags --libs lmn)" build_pc
-uses_installed_so() { ldd "$1" | tee /dev/stderr | grep -q "liblmn.so.$major => $P/lib/liblmn.so.$major"; }
+uses_installed_so() { ldd "$1" > "$tmp/ldd" && cat "$tmp/ldd" && grep -q "liblmn.so.$major => $P/lib/liblmn.so.$major" "$tmp/ldd"; }
 check "the pkg-config build runs on the installed liblmn.so" uses_installed_so "$W/tiny-pc"
 info_ok() { "$1" info > "$tmp/info" && cat "$tmp/info" && grep -q "tiny" "$tmp/info"; }
 check "tiny info (pkg-config build)" info_ok "$W/tiny-pc"

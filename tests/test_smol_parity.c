@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "net.h"
 #include "sample.h"
 #include "smol.h"
 

@@ -6,10 +6,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "arena.h"
-#include "kernels.h"
-#include "modules.h"
-#include "vertex.h"
+#include <lmn/arena.h>
+#include <lmn/kernels.h>
+#include <lmn/modules.h>
+#include <lmn/net.h>
+#include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
 #define NMODELS 1

@@ -4,35 +4,44 @@
  * only for trainable tensors) and cached decoding of exactly this network; it links against liblmn
  * (`pkg-config --cflags --libs lmn`), OpenBLAS and libyaml.
  *
- * Use it from C (every call returns 0, or -1 with a message in err.msg):
- *   lmn_net *net;
- *   lmn_err err;
- *   float loss;
- *   int32_t tokens[4] = {1, 2, 3, 4}, targets[4] = {2, 3, 4, -1};
- *   if (hetero_create(&net, 1, 4, 2, 1337, &err) != 0) return fprintf(stderr, "%s\n", err.msg), 1;
- *   if (lmn_forward(net, tokens, targets, 1, 4, 0, &loss, &err) != 0) fprintf(stderr, "%s\n", err.msg);
- *   hetero_destroy(net);
+ * Use it from C: every lmn_* call returns 0, or -1 with a message in err.msg (the API and its rules are in
+ * <lmn/lmn.h>). This example compiles as it stands (tests/backend-test.sh builds and runs it):
+ *
+ * BEGIN EXAMPLE
+ *   #include <stdio.h>
+ *   #include "hetero.h"
+ *   int main(void) {
+ *     lmn_net *net;
+ *     lmn_err err;
+ *     float loss;
+ *     int32_t tokens[4] = {1, 2, 3, 4};
+ *     int32_t targets[4] = {2, 3, 4, -1}; // the next tokens; -1: no loss
+ *     if (hetero_create(&net, 1, 4, 1, 1337, &err) != 0) return fprintf(stderr, "%s\n", err.msg), 1;
+ *     if (lmn_forward(net, tokens, targets, 1, 4, 0, &loss, &err) != 0) fprintf(stderr, "%s\n", err.msg);
+ *     else printf("loss %.4f\n", loss);
+ *     hetero_destroy(net);
+ *     return 0;
+ *   }
+ * END EXAMPLE
+ *
  * The standalone executable (main.c) trains, generates and evaluates from a YAML config:
  * `hetero train -c train.yaml`, `hetero generate -p TEXT`, `hetero eval -c train.yaml`, `hetero info`. */
-#ifndef hetero_NET_H
-#define hetero_NET_H
+#ifndef HETERO_NET_H
+#define HETERO_NET_H
 
-#include <stdint.h>
+#include <lmn/lmn.h>
 
-#include "driver.h"
-#include "net.h"
-
-#define hetero_VOCAB 49152 /* token vocabulary */
-#define hetero_CLASSES 0 /* classes (0: a language model) */
-#define hetero_CTX 8192 /* longest sequence */
+#define HETERO_VOCAB 49152 /* token vocabulary */
+#define HETERO_CLASSES 0 /* classes (0: a language model) */
+#define HETERO_CTX 8192 /* longest sequence */
 
 extern const lmn_net_desc hetero_desc;
 
 /* Buffers for batches up to B x T on `threads` threads; from-scratch tensors initialised from seed. */
 static inline int hetero_create(lmn_net **net, int B, int T, int threads, uint64_t seed, lmn_err *err) {
-  return lmn_net_create(net, &hetero_desc, B, T, threads, seed, err);
+  return lmn_create(net, &hetero_desc, B, T, threads, seed, err);
 }
 
-static inline void hetero_destroy(lmn_net *net) { lmn_net_destroy(net); }
+static inline void hetero_destroy(lmn_net *net) { lmn_destroy(net); }
 
 #endif
