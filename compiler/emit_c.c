@@ -300,14 +300,19 @@ static void prologue(Printer *pr, const char *desc, const char *B, const char *T
   out(pr, "  (void)scratch;\n  (void)pool;\n  (void)ropes;\n  (void)R;\n");
 }
 
+/* Forward and backward: T counts the prefix positions too; the arena holds B*T rows. */
+static void train_prologue(Printer *pr) {
+  out(pr, "  const int T = T_in + PREFIX;\n  const size_t N = (size_t)B * T, R = N;\n");
+  prologue(pr, "arena", "B", "T", "net->arena", 1);
+}
+
 static int has_labels(const Printer *pr) {
   return pr->p->primary >= 0 && pr->ir->ops[pr->p->primary].kind == OP_CLASSIFY;
 }
 
 static void emit_forward(Printer *pr) {
   out(pr, "static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {\n");
-  out(pr, "  const int T = T_in + PREFIX;\n  const size_t N = (size_t)B * T, R = N;\n");
-  prologue(pr, "arena", "B", "T", "net->arena", 1);
+  train_prologue(pr);
   if (pr->net->prefix) {
     out(pr, "  int32_t *tokens = (int32_t *)(A + L.tokens), *prefixed = tokens + N;\n");
     out(pr, "  const int32_t *targets = %s;\n", has_labels(pr) ? "targets_in; /* labels [B] */\n  (void)prefixed" : "prefixed");
@@ -323,8 +328,7 @@ static void emit_forward(Printer *pr) {
 
 static void emit_backward(Printer *pr) {
   out(pr, "static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {\n");
-  out(pr, "  const int T = T_in + PREFIX;\n  const size_t N = (size_t)B * T, R = N;\n");
-  prologue(pr, "arena", "B", "T", "net->arena", 1);
+  train_prologue(pr);
   if (pr->net->prefix) out(pr, "  const int32_t *tokens = (const int32_t *)(A + L.tokens); /* made by forward */\n  (void)tokens_in;\n");
   else out(pr, "  const int32_t *tokens = tokens_in;\n");
   out(pr, "  (void)tokens;\n");
