@@ -164,10 +164,9 @@ static const char *const scratch_kinds[] = {"LMN_SCRATCH_BLOCK",        "LMN_SCR
                                             "LMN_SCRATCH_MLP_CACHED"};
 _Static_assert(sizeof scratch_kinds / sizeof scratch_kinds[0] == LMN_SCRATCH_KINDS, "a name per scratch kind");
 
-static int op_of_cfg(const Printer *pr, const void *cfg) {
-  for (int i = 0; i < pr->ir->n_ops; i++)
-    if (cfg == (const void *)&pr->p->blk[i] || cfg == (const void *)&pr->p->vtx[i]) return i;
-  return -1;
+/* The op a scratch entry's shape belongs to (the shapes are arrays indexed by op). */
+static int op_of_scratch(const Printer *pr, const lmn_scratch *s) {
+  return s->blk ? (int)(s->blk - pr->p->blk) : (int)(s->vtx - pr->p->vtx);
 }
 
 static void emit_layout(Printer *pr, const char *name, int cached) {
@@ -176,8 +175,8 @@ static void emit_layout(Printer *pr, const char *name, int cached) {
   for (int k = 0; k < d.n_scratch; k++) {
     const lmn_scratch *s = &d.scratch[k];
     char blk[32] = "NULL", vtx[32] = "NULL";
-    if (s->blk) snprintf(blk, sizeof blk, "&blk_op%d", op_of_cfg(pr, s->blk));
-    if (s->vtx) snprintf(vtx, sizeof vtx, "&vtx_op%d", op_of_cfg(pr, s->vtx));
+    if (s->blk) snprintf(blk, sizeof blk, "&blk_op%d", op_of_scratch(pr, s));
+    if (s->vtx) snprintf(vtx, sizeof vtx, "&vtx_op%d", op_of_scratch(pr, s));
     out(pr, "    {%s, %s, %s, %d, %d, %d},\n", scratch_kinds[s->kind], blk, vtx, s->K, s->d, s->h);
   }
   if (!d.n_scratch) out(pr, "    {0},\n");

@@ -11,12 +11,14 @@ double cost_eval(Cost c, long batch, long seq) {
   return c.b * b + c.bt * b * t + c.btt * b * t * t;
 }
 
+static void oom(void) {
+  fprintf(stderr, "lmnc: out of memory\n");
+  exit(2);
+}
+
 static void *xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fprintf(stderr, "lmnc: out of memory\n");
-    exit(2);
-  }
+  if (!q) oom();
   return q;
 }
 
@@ -216,6 +218,8 @@ typedef struct Lower {
   int *prefix_param;   /* fixed random prefix of the embedding */
   char *edge_done;
   int *edge_last;       /* last op of each edge (or the source's op) */
+  int *in_at, *in_list;   /* edges into vertex v: in_list[in_at[v] .. in_at[v + 1]), in edge order */
+  int *out_at, *out_list; /* edges reading vertex v (once per source slot), in edge order */
 } Lower;
 
 /* A gradient must reach op's inputs when something trainable lies upstream. */
@@ -405,21 +409,14 @@ static void vertex_ops(Lower *lw, int v) {
   const Net *net = lw->net;
   const Vertex *x = &net->vertices[v];
   const Model *md = &net->models[x->model];
-  int in = -1;
-  int n_in = 0;
-  for (int i = 0; i < net->n_edges; i++)
-    if (net->edges[i].dst_kind == END_VERTEX && net->edges[i].dst == v) n_in++;
+  int n_in = lw->in_at[v + 1] - lw->in_at[v], in = n_in ? lw->edge_last[lw->in_list[lw->in_at[v + 1] - 1]] : -1;
   if (n_in > 1) {
     Op *agg = new_op(ir, OP_AGGREGATE, "%s %s of %d inputs", x->name, net->aggregate == AGG_MEAN ? "mean" : "sum", n_in);
     agg->vertex = v;
     agg->width = md->hp.dim;
-    for (int i = 0; i < net->n_edges; i++)
-      if (net->edges[i].dst_kind == END_VERTEX && net->edges[i].dst == v) op_input(agg, lw->edge_last[i]);
+    for (int k = lw->in_at[v]; k < lw->in_at[v + 1]; k++) op_input(agg, lw->edge_last[lw->in_list[k]]);
     finish_op(ir, agg);
     in = agg->id;
-  } else {
-    for (int i = 0; i < net->n_edges; i++)
-      if (net->edges[i].dst_kind == END_VERTEX && net->edges[i].dst == v) in = lw->edge_last[i];
   }
   Op *op = new_op(ir, OP_VERTEX, "%s = %s(%s%s)", x->name, md->name, x->shared ? "shared" : "own copy",
                   x->trainable ? ", trainable" : ", frozen");
@@ -436,27 +433,74 @@ static void vertex_ops(Lower *lw, int v) {
   lw->vertex_op[v] = op->id;
 }
 
-/* Kahn's algorithm over vertices, lowest index first among the ready ones. */
-static void topo_order(const Net *net, int *order) {
-  int *indeg = calloc((size_t)net->n_vertices + 1, sizeof(int));
-  char *done = calloc((size_t)net->n_vertices + 1, 1);
+/* Edges into and out of every vertex as index lists (counting sort, edge order kept). */
+static void adjacency(Lower *lw) {
+  const Net *net = lw->net;
+  int nv = net->n_vertices, ne = net->n_edges;
+  lw->in_at = calloc((size_t)nv + 2, sizeof(int));
+  lw->out_at = calloc((size_t)nv + 2, sizeof(int));
+  lw->in_list = malloc(sizeof(int) * (size_t)(ne + 1));
+  lw->out_list = malloc(sizeof(int) * (size_t)(ne * SEMA_MAX_SUMMED + 1));
+  if (!lw->in_at || !lw->out_at || !lw->in_list || !lw->out_list) oom();
+  for (int i = 0; i < ne; i++) {
+    const Edge *e = &net->edges[i];
+    if (e->dst_kind == END_VERTEX) lw->in_at[e->dst + 1]++;
+    for (int s = 0; e->src_kind != END_TOKENS && s < e->n_src; s++) lw->out_at[e->srcs[s] + 1]++;
+  }
+  for (int v = 0; v < nv; v++) lw->in_at[v + 1] += lw->in_at[v], lw->out_at[v + 1] += lw->out_at[v];
+  int *fill_in = calloc((size_t)nv + 1, sizeof(int)), *fill_out = calloc((size_t)nv + 1, sizeof(int));
+  if (!fill_in || !fill_out) oom();
+  for (int i = 0; i < ne; i++) {
+    const Edge *e = &net->edges[i];
+    if (e->dst_kind == END_VERTEX) lw->in_list[lw->in_at[e->dst] + fill_in[e->dst]++] = i;
+    for (int s = 0; e->src_kind != END_TOKENS && s < e->n_src; s++)
+      lw->out_list[lw->out_at[e->srcs[s]] + fill_out[e->srcs[s]]++] = i;
+  }
+  free(fill_in);
+  free(fill_out);
+}
+
+/* A min-heap of vertex indices: the ready vertex with the lowest index comes first. */
+static void heap_push(int *h, int *n, int v) {
+  int i = (*n)++;
+  for (; i > 0 && h[(i - 1) / 2] > v; i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+  h[i] = v;
+}
+
+static int heap_pop(int *h, int *n) {
+  int top = h[0], last = h[--*n], i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= *n) break;
+    if (c + 1 < *n && h[c + 1] < h[c]) c++;
+    if (h[c] >= last) break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (*n > 0) h[i] = last;
+  return top;
+}
+
+/* Kahn's algorithm over vertices, lowest index first among the ready ones: O((V + E) log V). */
+static void topo_order(const Lower *lw, int *order) {
+  const Net *net = lw->net;
+  int nv = net->n_vertices, n = 0;
+  int *indeg = calloc((size_t)nv + 1, sizeof(int)), *heap = malloc(sizeof(int) * (size_t)(nv + 1));
+  if (!indeg || !heap) oom();
   for (int i = 0; i < net->n_edges; i++)
     if (net->edges[i].dst_kind == END_VERTEX && net->edges[i].src_kind != END_TOKENS) indeg[net->edges[i].dst] += net->edges[i].n_src;
-  for (int k = 0; k < net->n_vertices; k++) {
-    int v = 0;
-    while (v < net->n_vertices && (done[v] || indeg[v] > 0)) v++;
-    if (v == net->n_vertices) break; /* sema rejects cycles */
-    done[v] = 1;
+  for (int v = 0; v < nv; v++)
+    if (!indeg[v]) heap_push(heap, &n, v);
+  for (int k = 0; k < nv && n > 0; k++) { /* sema rejects cycles */
+    int v = heap_pop(heap, &n);
     order[k] = v;
-    for (int i = 0; i < net->n_edges; i++) {
-      const Edge *e = &net->edges[i];
-      if (e->dst_kind != END_VERTEX || e->src_kind == END_TOKENS) continue;
-      for (int s = 0; s < e->n_src; s++)
-        if (e->srcs[s] == v) indeg[e->dst]--;
+    for (int j = lw->out_at[v]; j < lw->out_at[v + 1]; j++) {
+      const Edge *e = &net->edges[lw->out_list[j]];
+      if (e->dst_kind == END_VERTEX && --indeg[e->dst] == 0) heap_push(heap, &n, e->dst);
     }
   }
   free(indeg);
-  free(done);
+  free(heap);
 }
 
 static int sources_ready(const Lower *lw, const Edge *e) {
@@ -466,9 +510,19 @@ static int sources_ready(const Lower *lw, const Edge *e) {
   return 1;
 }
 
-static void emit_ready_edges(Lower *lw) {
-  for (int i = 0; i < lw->net->n_edges; i++)
-    if (!lw->edge_done[i] && sources_ready(lw, &lw->net->edges[i])) lw->edge_last[i] = edge_ops(lw, &lw->net->edges[i]);
+/* After vertex v (or at the start, v < 0: the token edges): every edge whose sources are now all computed,
+ * in edge order. */
+static void emit_ready_edges(Lower *lw, int v) {
+  const Net *net = lw->net;
+  if (v < 0) {
+    for (int i = 0; i < net->n_edges; i++)
+      if (!lw->edge_done[i] && sources_ready(lw, &net->edges[i])) lw->edge_last[i] = edge_ops(lw, &net->edges[i]);
+    return;
+  }
+  for (int j = lw->out_at[v]; j < lw->out_at[v + 1]; j++) { /* out_list is in edge order */
+    int i = lw->out_list[j];
+    if (!lw->edge_done[i] && sources_ready(lw, &net->edges[i])) lw->edge_last[i] = edge_ops(lw, &net->edges[i]);
+  }
 }
 
 /* Each block op's binding table and each vertex's final norm, from the roles of its parameters. */
@@ -505,11 +559,12 @@ void ir_build(Ir *ir, const Net *net) {
   for (int i = 0; i < nv; i++) lw.vertex_op[i] = -1;
   for (int i = 0; i < nm; i++)
     lw.model_params[i] = lw.embed_param[i] = lw.pos_param[i] = lw.out_param[i] = lw.prefix_param[i] = -1;
-  topo_order(net, ir->vertex_order);
-  emit_ready_edges(&lw);
+  adjacency(&lw);
+  topo_order(&lw, ir->vertex_order);
+  emit_ready_edges(&lw, -1);
   for (int k = 0; k < nv; k++) {
     vertex_ops(&lw, ir->vertex_order[k]);
-    emit_ready_edges(&lw);
+    emit_ready_edges(&lw, ir->vertex_order[k]);
   }
   for (int l = 0; l < net->n_losses; l++) {
     const Loss *loss = &net->losses[l];
@@ -529,6 +584,10 @@ void ir_build(Ir *ir, const Net *net) {
   free(lw.prefix_param);
   free(lw.edge_done);
   free(lw.edge_last);
+  free(lw.in_at);
+  free(lw.in_list);
+  free(lw.out_at);
+  free(lw.out_list);
 }
 
 void ir_free(Ir *ir) {

@@ -1,18 +1,10 @@
 /* plan.c: first-fit placement of buffers with lifetimes (plan.h). Buffers are placed in order of their
  * first use; each goes at the lowest offset that does not overlap a placed buffer live at the same time.
- * O(n^2 log n) in the worst case, n log n when few lifetimes overlap. */
+ * O(n A) for at most A buffers live at once. */
 #include "plan.h"
 
 #include <stdlib.h>
-
-typedef struct Span {
-  long at, end;
-} Span;
-
-static int by_at(const void *a, const void *b) {
-  const Span *x = a, *y = b;
-  return x->at < y->at ? -1 : x->at > y->at;
-}
+#include <string.h>
 
 /* Placement order: by first use, then index. */
 typedef struct Key {
@@ -27,25 +19,46 @@ static int by_lo(const void *a, const void *b) {
 
 static int live(const PlanBuf *b) { return b->size > 0 && b->lo >= 0 && b->hi >= b->lo; }
 
-/* The lowest offset for a buffer of `size` among the sorted busy spans. */
-static long lowest_gap(const Span *busy, int n, long size) {
-  long at = 0;
-  for (int k = 0; k < n; k++) {
-    if (busy[k].at >= at + size) break; /* the gap before this span fits */
-    if (busy[k].end > at) at = busy[k].end;
+/* Drops from active (sorted by offset) the buffers dead before time t; returns how many stay. */
+static int drop_dead(const PlanBuf *bufs, int *active, int n_active, int t) {
+  int kept = 0;
+  for (int j = 0; j < n_active; j++)
+    if (bufs[active[j]].hi >= t) active[kept++] = active[j];
+  return kept;
+}
+
+/* The lowest offset for size clear of the active buffers (sorted by offset). */
+static long lowest_free(const PlanBuf *bufs, const int *active, int n_active, const long *at, long size) {
+  long lo = 0;
+  for (int j = 0; j < n_active; j++) {
+    long start = at[active[j]], end = start + bufs[active[j]].size;
+    if (start >= lo + size) break; /* the gap before this buffer fits */
+    if (end > lo) lo = end;
   }
-  return at;
+  return lo;
+}
+
+/* Inserts buffer i into active, keeping it sorted by offset. */
+static void insert_sorted(int *active, int n_active, const long *at, int i) {
+  int a = 0, b = n_active;
+  while (a < b) {
+    int mid = (a + b) / 2;
+    if (at[active[mid]] <= at[i]) a = mid + 1;
+    else b = mid;
+  }
+  memmove(active + a + 1, active + a, sizeof(int) * (size_t)(n_active - a));
+  active[a] = i;
 }
 
 long plan_offsets(const PlanBuf *bufs, int n, long *at) {
   Key *order = malloc(sizeof(Key) * (size_t)(n > 0 ? n : 1));
-  Span *busy = malloc(sizeof(Span) * (size_t)(n > 0 ? n : 1));
-  if (!order || !busy) {
+  int *active = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+  if (!order || !active) {
     free(order);
-    free(busy);
+    free(active);
     return -1;
   }
-  int m = 0;
+  int m = 0, n_active = 0;
   for (int i = 0; i < n; i++) {
     at[i] = -1;
     if (live(&bufs[i])) order[m++] = (Key){bufs[i].lo, i};
@@ -53,17 +66,14 @@ long plan_offsets(const PlanBuf *bufs, int n, long *at) {
   qsort(order, (size_t)m, sizeof(Key), by_lo);
   long size = 0;
   for (int k = 0; k < m; k++) {
-    int i = order[k].index, nb = 0;
-    const PlanBuf *b = &bufs[i];
-    for (int j = 0; j < k; j++) {
-      const PlanBuf *o = &bufs[order[j].index];
-      if (o->lo <= b->hi && b->lo <= o->hi) busy[nb++] = (Span){at[order[j].index], at[order[j].index] + o->size};
-    }
-    qsort(busy, (size_t)nb, sizeof(Span), by_at);
-    at[i] = lowest_gap(busy, nb, b->size);
-    if (at[i] + b->size > size) size = at[i] + b->size;
+    int i = order[k].index;
+    /* placed in order of lo, so a placed buffer overlaps this one exactly when it lives until its first use */
+    if (k == 0 || order[k - 1].lo != order[k].lo) n_active = drop_dead(bufs, active, n_active, bufs[i].lo);
+    at[i] = lowest_free(bufs, active, n_active, at, bufs[i].size);
+    if (at[i] + bufs[i].size > size) size = at[i] + bufs[i].size;
+    insert_sorted(active, n_active++, at, i);
   }
   free(order);
-  free(busy);
+  free(active);
   return size;
 }

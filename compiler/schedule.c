@@ -59,33 +59,109 @@ static uint64_t network_hash(const Sched *p) {
 
 /* ---- batches of shared vertex calls -------------------------------------------------------------- */
 
-static int can_join(const Sched *p, const Op *a, const Op *b, int first, int *ins) {
-  const Vertex *va = &p->net->vertices[a->vertex], *vb = &p->net->vertices[b->vertex];
-  if (b->kind != OP_VERTEX || !vb->shared || vb->model != va->model || vb->trainable != va->trainable ||
-      a->backward != b->backward)
-    return 0;
-  int k = sched_reads(p->ir, b, ins);
-  for (int r = 0; r < k; r++)
-    if (ins[r] >= first) return 0;
-  return 1;
+/* A shared vertex call: its weight set (model, trainability, whether it has a backward), its index and the
+ * last op it reads. */
+typedef struct VCall {
+  int model, trainable, backward, index, maxin;
+} VCall;
+
+static int by_weights(const void *a, const void *b) {
+  const VCall *x = a, *y = b;
+  if (x->model != y->model) return x->model < y->model ? -1 : 1;
+  if (x->trainable != y->trainable) return x->trainable < y->trainable ? -1 : 1;
+  if (x->backward != y->backward) return x->backward < y->backward ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int same_weights(const VCall *x, const VCall *y) {
+  return x->model == y->model && x->trainable == y->trainable && x->backward == y->backward;
+}
+
+/* A min-heap of calls by the last op they read. */
+static int call_before(const VCall *x, const VCall *y) {
+  return x->maxin != y->maxin ? x->maxin < y->maxin : x->index < y->index;
+}
+
+static void call_push(VCall *h, int *n, VCall c) {
+  int i = (*n)++;
+  for (; i > 0 && call_before(&c, &h[(i - 1) / 2]); i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+  h[i] = c;
+}
+
+static VCall call_pop(VCall *h, int *n) {
+  VCall top = h[0], last = h[--*n];
+  int i = 0;
+  for (int c = 1; c < *n; i = c, c = 2 * c + 1) {
+    if (c + 1 < *n && call_before(&h[c + 1], &h[c])) c++;
+    if (!call_before(&h[c], &last)) break;
+    h[i] = h[c];
+  }
+  if (*n > 0) h[i] = last;
+  return top;
+}
+
+/* The calls of one weight set, calls[0..n) in op order: each call not yet in a batch leads one, joined by
+ * every later call of the set whose inputs all exist before it. */
+static void batch_calls(Sched *p, const VCall *calls, int n, VCall *heap, char *done) {
+  int nh = 0;
+  for (int k = 0; k < n; k++) call_push(heap, &nh, calls[k]);
+  for (int k = 0; k < n; k++) {
+    int f = calls[k].index, size = 1;
+    if (done[f]) continue;
+    done[f] = 1;
+    while (nh > 0 && heap[0].maxin < f) {
+      VCall m = call_pop(heap, &nh);
+      if (done[m.index] || m.index <= f) continue;
+      done[m.index] = 1;
+      p->group[m.index] = f;
+      size++;
+    }
+    if (size > 1) p->group[f] = f;
+  }
 }
 
 /* Calls of one shared weight set (same trainability) whose inputs all exist before the first of them run as
- * one batch of K*B sequences. */
-static void find_groups(Sched *p, int *ins) {
+ * one batch of K*B sequences. O(n log n). */
+static int find_groups(Sched *p, int *ins) {
   const Ir *ir = p->ir;
-  for (int i = 0; i < ir->n_ops; i++) p->group[i] = -1;
-  for (int f = 0; f < ir->n_ops; f++) {
-    const Op *a = &ir->ops[f];
-    if (a->kind != OP_VERTEX || p->group[f] >= 0 || !p->net->vertices[a->vertex].shared) continue;
-    int size = 1;
-    for (int m = f + 1; m < ir->n_ops; m++)
-      if (p->group[m] < 0 && can_join(p, a, &ir->ops[m], f, ins)) {
-        p->group[m] = f;
-        size++;
-      }
-    if (size > 1) p->group[f] = f;
+  int n = 0;
+  VCall *calls = malloc(sizeof(VCall) * (size_t)(ir->n_ops + 1)), *heap = malloc(sizeof(VCall) * (size_t)(ir->n_ops + 1));
+  char *done = calloc((size_t)ir->n_ops + 1, 1);
+  if (!calls || !heap || !done) return free(calls), free(heap), free(done), -1;
+  for (int i = 0; i < ir->n_ops; i++) {
+    const Op *op = &ir->ops[i];
+    p->group[i] = -1;
+    if (op->kind != OP_VERTEX || !p->net->vertices[op->vertex].shared) continue;
+    int k = sched_reads(ir, op, ins), maxin = -1;
+    for (int r = 0; r < k; r++) maxin = ins[r] > maxin ? ins[r] : maxin;
+    calls[n++] = (VCall){op->model, p->net->vertices[op->vertex].trainable, op->backward, i, maxin};
   }
+  qsort(calls, (size_t)n, sizeof(VCall), by_weights);
+  for (int a = 0, b; a < n; a = b) {
+    for (b = a + 1; b < n && same_weights(&calls[a], &calls[b]); b++) {}
+    batch_calls(p, calls + a, b - a, heap, done);
+  }
+  free(calls);
+  free(heap);
+  free(done);
+  return 0;
+}
+
+/* Each batch's calls, leader first, as index lists: calls of leader f at members[members_at[f] ..
+ * members_at[f + 1]). */
+static int list_members(Sched *p) {
+  int n = p->ir->n_ops;
+  p->members_at = calloc((size_t)n + 2, sizeof(int));
+  p->members = malloc(sizeof(int) * (size_t)(n + 1));
+  int *fill = calloc((size_t)n + 1, sizeof(int));
+  if (!p->members_at || !p->members || !fill) return free(fill), -1;
+  for (int i = 0; i < n; i++)
+    if (p->group[i] >= 0) p->members_at[p->group[i] + 1]++;
+  for (int i = 0; i < n; i++) p->members_at[i + 1] += p->members_at[i];
+  for (int i = 0; i < n; i++)
+    if (p->group[i] >= 0) p->members[p->members_at[p->group[i]] + fill[p->group[i]]++] = i;
+  free(fill);
+  return 0;
 }
 
 /* ---- block shapes -------------------------------------------------------------------------------- */
@@ -153,15 +229,14 @@ static Step *push_step(Schedule *s, const Sched *p, int op) {
 
 /* The calls a step runs: a batch leader's members, a member none (its leader runs it), else itself. */
 static int set_calls(Step *st, const Sched *p, int batched) {
-  int n = p->ir->n_ops, op = st->op, k = 0;
+  int op = st->op, k = 0, lead = batched && p->group[op] == op;
+  int n = lead ? p->members_at[op + 1] - p->members_at[op] : 1;
   st->calls = malloc(sizeof(int) * (size_t)(n + 1));
   if (!st->calls) return -1;
-  if (batched && p->group[op] >= 0) {
-    for (int i = op; i < n && p->group[op] == op; i++)
-      if (p->group[i] == op) st->calls[k++] = i;
-  } else {
+  if (lead)
+    for (int j = p->members_at[op]; j < p->members_at[op + 1]; j++) st->calls[k++] = p->members[j];
+  else if (!batched || p->group[op] < 0)
     st->calls[k++] = op;
-  }
   st->n_calls = k;
   return 0;
 }
@@ -179,16 +254,25 @@ static int forward_schedule(Sched *p) {
  * first to write it. first_use[i]: that reader, or -1. */
 static int backward_schedule(Sched *p, const int *first_use) {
   const Ir *ir = p->ir;
-  for (int j = ir->n_ops - 1; j >= 0; j--) {
+  int n = ir->n_ops, *at = calloc((size_t)n + 2, sizeof(int)), *list = malloc(sizeof(int) * (size_t)(n + 1));
+  if (!at || !list) return free(at), free(list), -1;
+  for (int i = 0; i < n; i++) /* the gradients each op's backward writes first, by counting sort */
+    if (first_use[i] >= 0) at[first_use[i] + 1]++;
+  for (int j = 0; j < n; j++) at[j + 1] += at[j];
+  for (int i = 0, *fill = at; i < n; i++)
+    if (first_use[i] >= 0) list[fill[first_use[i]]++] = i;
+  for (int j = n; j > 0; j--) at[j] = at[j - 1]; /* the fills moved each start to the next one's */
+  at[0] = 0;
+  for (int j = n - 1; j >= 0; j--) {
     const Op *op = &ir->ops[j];
     if (!op->backward || op->kind == OP_LOSS || op->kind == OP_AGGREGATE) continue;
     Step *st = push_step(&p->bwd, p, j);
-    if (set_calls(st, p, 1)) return -1;
-    st->zero = malloc(sizeof(int) * (size_t)(ir->n_ops + 1));
-    if (!st->zero) return -1;
-    for (int i = 0; i < ir->n_ops; i++)
-      if (first_use[i] == j) st->zero[st->n_zero++] = i;
+    st->zero = malloc(sizeof(int) * (size_t)(at[j + 1] - at[j] + 1));
+    if (set_calls(st, p, 1) || !st->zero) return free(at), free(list), -1;
+    for (int k = at[j]; k < at[j + 1]; k++) st->zero[st->n_zero++] = list[k];
   }
+  free(at);
+  free(list);
   return 0;
 }
 
@@ -262,10 +346,10 @@ int sched_build(Sched *p, const Ir *ir, lmn_err *err) {
     layout_params(p);
     p->hash = network_hash(p);
     p->primary = primary_op(ir);
-    find_groups(p, ins);
+    rc = find_groups(p, ins) || list_members(p) ? -1 : 0;
     bind_blocks(p);
     ropes(p);
-    rc = forward_schedule(p);
+    if (!rc) rc = forward_schedule(p);
     if (!rc) rc = decode_schedule(p, need);
     if (!rc) rc = sched_plan(p, need, first_use, ins, err);
     if (!rc) rc = backward_schedule(p, first_use);
@@ -298,6 +382,8 @@ void sched_free(Sched *p) {
   free(p->gen);
   free(p->offset);
   free(p->group);
+  free(p->members_at);
+  free(p->members);
   free(p->blk);
   free(p->vtx);
   free(p->vbind);

@@ -61,6 +61,7 @@ typedef struct Sched {
   long *offset;    /* generated index -> offset in the parameter buffer, in floats */
   uint64_t hash;   /* of the parameter names, shapes, trainability and the aggregation */
   int *group;      /* per op: the first op of its batch of shared vertex calls, or -1 */
+  int *members_at, *members; /* a batch leader f's calls: members[members_at[f] .. members_at[f + 1]) */
   int primary;     /* the op whose output the first loss reads */
   lmn_block_cfg *blk;  /* per op: block shape (vertices, decoder and gpt2 edges), else zeroed */
   lmn_vertex_cfg *vtx; /* per vertex op: its shape and bindings (generated indices in vbind) */

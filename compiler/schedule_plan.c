@@ -29,10 +29,7 @@ static int backward_reads_input(const Sched *p, const Op *j) {
 /* Calls in op i's batch (1 when it runs alone; 0 for a member its leader runs). */
 static int batch_size(const Sched *p, int i) {
   if (p->group[i] < 0) return 1;
-  if (p->group[i] != i) return 0;
-  int k = 0;
-  for (int m = i; m < p->ir->n_ops; m++) k += p->group[m] == i;
-  return k;
+  return p->group[i] == i ? p->members_at[i + 1] - p->members_at[i] : 0;
 }
 
 /* Floats per row a size function gives, checked linear in the rows (f(2, 3) = 6 f(1, 1)). */
