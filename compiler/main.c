@@ -1,4 +1,5 @@
-/* main.c: the lmnc command line: check, info, ir, dot (and later compile) on one .lmn file.
+/* main.c: the lmnc command line: check, info, ir, dot and compile on .lmn files; `lmnc COMMAND --help`
+ * for each command, and a did-you-mean for a misspelt one.
  * Exit status: 0 ok, 1 errors in the input, 2 usage or I/O errors. */
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "diag.h"
 #include "emit.h"
 #include "front.h"
 #include "ir.h"
@@ -27,10 +29,59 @@ static const char usage_text[] =
     "  dot FILE                 a Graphviz picture of the network (pipe into `dot -Tpng -o net.png`)\n"
     "  compile FILE -o DIR      write DIR/NAME.h, DIR/NAME.c, DIR/main.c and DIR/Makefile; `make -C DIR`\n"
     "                           builds the executable DIR/NAME (train, generate, eval, info)\n"
+    "  COMMAND --help           that command's own help\n"
     "  --help, -h               this text\n"
     "  --version                the version\n"
     "\n"
     "exit status: 0 ok, 1 errors in the input, 2 usage or I/O errors\n";
+
+/* Each command and its help text: one table, in the order `lmnc --help` lists them. */
+typedef struct Command {
+  const char *name, *help;
+} Command;
+
+static const Command commands[] = {
+    {"check", "usage: lmnc check FILE...\n"
+              "Checks each .lmn file and prints its diagnostics (gcc style: file:line:col, the source line, a caret,\n"
+              "notes and hints). Exit 1 when any file has an error.\n"},
+    {"info", "usage: lmnc info FILE [--batch B] [--seq T] [--threads N]\n"
+             "Parameters (total, trainable, per module kind, per vertex and edge), FLOPs per token for the forward\n"
+             "pass and a training step, and memory at batch B x T on N threads (default 1 x 256 on 1 thread):\n"
+             "parameters, gradients + AdamW moments, activations, the same line `NAME info` prints.\n"},
+    {"ir", "usage: lmnc ir FILE [--json]\n"
+           "The lowered network: every parameter tensor (shape, owner, trainable) and the ops in topological order\n"
+           "with their FLOPs and saved activations; --json for tools (tests/reference/torch_twin.py reads it).\n"},
+    {"dot", "usage: lmnc dot FILE\n"
+            "A Graphviz picture of the network: pipe it into `dot -Tpng -o net.png`.\n"},
+    {"compile", "usage: lmnc compile FILE -o DIR\n"
+                "Writes DIR/NAME.h (the API, with a usage example), DIR/NAME.c (forward, backward and cached decoding\n"
+                "of exactly this network), DIR/main.c and DIR/Makefile; DIR and its parents are created. `make -C DIR`\n"
+                "builds the executable DIR/NAME (train, generate, eval, info). The back end is described in\n"
+                "docs/backend.md.\n"},
+};
+
+static const Command *find_command(const char *name) {
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+    if (!strcmp(commands[i].name, name)) return &commands[i];
+  return NULL;
+}
+
+/* `lmnc COMMAND --help` (or -h) anywhere among the arguments: prints the command's help. */
+static int wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+  return 0;
+}
+
+static int unknown_command(const char *cmd) {
+  const char *names[sizeof commands / sizeof *commands];
+  for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) names[i] = commands[i].name;
+  const char *best = closest_name(cmd, names, (int)(sizeof names / sizeof *names));
+  fprintf(stderr, "lmnc: unknown command '%s'", cmd);
+  if (best) fprintf(stderr, "; did you mean '%s'?", best);
+  fprintf(stderr, "\nTry 'lmnc --help'.\n");
+  return 2;
+}
 
 static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "lmnc: ");
@@ -194,8 +245,14 @@ int main(int argc, char **argv) {
     printf("lmnc %s\n", LMNC_VERSION);
     return 0;
   }
+  const Command *c = find_command(cmd);
+  if (!c) return unknown_command(cmd);
+  if (wants_help(argc - 2, argv + 2)) {
+    fputs(c->help, stdout);
+    return 0;
+  }
   if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
   if (!strcmp(cmd, "info") || !strcmp(cmd, "ir") || !strcmp(cmd, "dot")) return cmd_with_ir(cmd, argc - 2, argv + 2);
-  return usage_error("unknown command '%s'", cmd);
+  return unknown_command(cmd);
 }

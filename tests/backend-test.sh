@@ -4,7 +4,8 @@
 #    moments, activations in bytes) for every dsl-examples/*.lmn at two (B, T, threads) shapes: both evaluate
 #    the one layout of runtime/arena.c on the data lmnc planned.
 # 2. Compiling the same network twice gives identical bytes; the usage example in NAME.h compiles and runs.
-# 3. tests/wide/wide.lmn ([1, 256, 1] vertices) compiles, builds under AddressSanitizer + UBSan and trains
+# 3. `lmnc COMMAND --help` for every command; a misspelt command gets a did-you-mean.
+# 4. tests/wide/wide.lmn ([1, 256, 1] vertices) compiles, builds under AddressSanitizer + UBSan and trains
 #    one step.
 # Prints `backend: N passed, M failed`; exit 1 on a failure.
 set -uo pipefail
@@ -46,6 +47,16 @@ for f in "$root"/dsl-examples/*.lmn; do
   if cmp -s "$tmp/$n/$n.c" "$tmp/$n-again/$n.c" && cmp -s "$tmp/$n/$n.h" "$tmp/$n-again/$n.h"; then ok "$n: the same bytes twice"
   else bad "$n: compiling twice differs"; fi
 done
+
+# The command line: each command's own help, a did-you-mean for a misspelt one.
+for c in check info ir dot compile; do
+  if "$lmnc" "$c" --help > "$tmp/log" 2>&1 && grep -q "^usage: lmnc $c" "$tmp/log"; then ok "lmnc $c --help"
+  else bad "lmnc $c --help" "$tmp/log"; fi
+done
+"$lmnc" chek x.lmn > "$tmp/log" 2>&1
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q "unknown command 'chek'; did you mean 'check'?" "$tmp/log"; then ok "lmnc chek: exit 2, did you mean 'check'"
+else bad "lmnc chek: exit 2, did you mean 'check' (exit $rc)" "$tmp/log"; fi
 
 # The widest layer, under the sanitizers.
 w=$tmp/wide
