@@ -610,9 +610,10 @@ int lmn_checkpoint_prune(const char *dir, long keep, long upto, lmn_err *err) {
 
 /* ---- temporaries and writability ----------------------------------------------------------------- */
 
-/* Whether name is a temporary of lmn_write_atomic in a checkpoint directory: "step-NNNNNN.safetensors" or
- * "latest", then ".tmp." and the six characters of mkstemp. */
+/* Whether name is a temporary of lmn_write_atomic in a checkpoint directory ("step-NNNNNN.safetensors" or
+ * "latest", then ".tmp." and the six characters of mkstemp) or of lmn_checkpoint_writable. */
 static int is_temporary(const char *name) {
+  if (strncmp(name, ".lmn-write-test.", 16) == 0 && strlen(name + 16) == 6) return 1;
   const char *tmp = strstr(name, ".tmp.");
   if (!tmp || strlen(tmp + 5) != 6 || strchr(tmp + 5, '/')) return 0;
   char base[256];

@@ -75,8 +75,9 @@ int lmn_checkpoint_list(const char *dir, long **steps, size_t *n, lmn_err *err);
 
 /* Called with the path of each temporary lmn_checkpoint_clean removes. */
 typedef void (*lmn_ckpt_report_fn)(void *ctx, const char *path);
-/* Removes the temporaries that killed writes left in dir (step-NNNNNN.safetensors.tmp.XXXXXX and
- * latest.tmp.XXXXXX), reporting each; returns how many (0 for a missing dir), or -1. */
+/* Removes the temporaries that killed writes left in dir (step-NNNNNN.safetensors.tmp.XXXXXX,
+ * latest.tmp.XXXXXX and .lmn-write-test.XXXXXX), reporting each; returns how many (0 for a missing dir), or
+ * -1. */
 int lmn_checkpoint_clean(const char *dir, lmn_ckpt_report_fn report, void *ctx, lmn_err *err);
 /* 0 when a file can be created in dir (tried: a temporary file written and removed), else an error naming
  * dir and the cause. */

@@ -203,7 +203,7 @@ static int open_data(const char *train, int classes, lmn_data *d, lmn_err *err) 
 }
 
 static void test_special_files(void) {
-  char fifo[128], yaml[160];
+  char fifo[128];
   in_tmp(fifo, sizeof fifo, "fifo");
   CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
   guard();
@@ -237,7 +237,6 @@ static void test_special_files(void) {
   unlink(latest);
   rmdir(dir);
   unlink(fifo);
-  (void)yaml;
 }
 
 static long rss_kib(void) {
@@ -452,20 +451,25 @@ static void test_checkpoint_litter(void) {
   char dir[128], p[256];
   in_tmp(dir, sizeof dir, "ck-litter");
   CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
-  static const char *const names[] = {
-      "step-000004.safetensors.tmp.Ab12Cd", "latest.tmp.Zz99Yy", "step-000004.safetensors", "notes.tmp.txt",
-      "step-4.safetensors.tmp.Ab12Cd",      "latest.tmp.toolong"};
-  for (int i = 0; i < 6; i++) {
+  static const char *const names[] = {/* three temporaries, then files that are not */
+                                      "step-000004.safetensors.tmp.Ab12Cd",
+                                      "latest.tmp.Zz99Yy",
+                                      ".lmn-write-test.q1W2e3",
+                                      "step-000004.safetensors",
+                                      "notes.tmp.txt",
+                                      "step-4.safetensors.tmp.Ab12Cd",
+                                      "latest.tmp.toolong"};
+  for (int i = 0; i < 7; i++) {
     snprintf(p, sizeof p, "%s/%s", dir, names[i]);
     write_text(p, "x");
   }
   int removed = 0;
   lmn_err err;
-  CU_ASSERT_EQUAL(lmn_checkpoint_clean(dir, count_removed, &removed, &err), 2);
-  CU_ASSERT_EQUAL(removed, 2);
-  for (int i = 0; i < 6; i++) {
+  CU_ASSERT_EQUAL(lmn_checkpoint_clean(dir, count_removed, &removed, &err), 3);
+  CU_ASSERT_EQUAL(removed, 3);
+  for (int i = 0; i < 7; i++) {
     snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-    CU_ASSERT_EQUAL(access(p, F_OK) == 0, i >= 2); /* only the two temporaries are gone */
+    CU_ASSERT_EQUAL(access(p, F_OK) == 0, i >= 3); /* only the temporaries are gone */
     unlink(p);
   }
   CU_ASSERT_EQUAL(lmn_checkpoint_writable(dir, &err), 0);
