@@ -150,6 +150,7 @@ resume: $(LMNC) $(LIBLMN)
 test: deps models
 	$(MAKE) all
 	$(MAKE) unit golden resume backend
+	@bash tests/hostile-test.sh $(LMNC) && bash tests/crash-test.sh $(LMNC)
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "lmn_file.h"
 #include "safetensors.h"
 
 /* ---- small helpers ------------------------------------------------------------------------------- */
@@ -129,14 +131,25 @@ static int add_meta(lmn_st_writer *w, const lmn_net *net, const lmn_ckpt_state *
       lmn_st_writer_add_meta(w, "network", d->name, err) || lmn_st_writer_add_meta(w, "hash", hash, err) ||
       lmn_st_writer_add_meta(w, "aggregate", d->aggregate_mean ? "mean" : "sum", err) ||
       add_meta_num(w, "step", st ? st->step : net->step, err) ||
-      add_meta_num(w, "optimizer_step", net->step, err))
+      add_meta_num(w, "optimizer_step", net->step, err) ||
+      lmn_st_writer_add_meta(w, "checksum", "crc32c", err))
     return -1;
   return st && st->has_run ? add_run_meta(w, st, err) : 0;
 }
 
-/* The tensors, then their first moments, then their second moments. Moments that do not exist yet (training
- * has not started) are written as the zeros they start from, all read from `zeros` (the largest trainable
- * tensor's size), which must outlive the writer. */
+/* "crc32c.NAME" = 8 hex digits: the CRC32C of the tensor's n floats as stored (little-endian f32). */
+static int add_checksum(lmn_st_writer *w, const char *name, const float *x, size_t n, lmn_err *err) {
+  char *key = prefixed(LMN_CKPT_CRC_PREFIX, name), hex[9];
+  if (!key) return lmn_errf(err, "out of memory");
+  snprintf(hex, sizeof hex, "%08" PRIx32, lmn_crc32c(0, x, n * sizeof *x));
+  int rc = lmn_st_writer_add_meta(w, key, hex, err);
+  free(key);
+  return rc;
+}
+
+/* The tensors, then their first moments, then their second moments, each with its checksum. Moments that do
+ * not exist yet (training has not started) are written as the zeros they start from, all read from `zeros`
+ * (the largest trainable tensor's size), which must outlive the writer. */
 static int add_tensors(lmn_st_writer *w, const lmn_net *net, const float *zeros, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   static const char *const prefixes[3] = {"", "m.", "v."};
@@ -149,7 +162,9 @@ static int add_tensors(lmn_st_writer *w, const lmn_net *net, const float *zeros,
       uint32_t nd = param_shape(p, shape);
       char *name = prefixed(prefixes[k], p->name);
       if (!name) return lmn_errf(err, "out of memory");
-      int rc = lmn_st_writer_add_f32(w, name, nd, shape, bufs[k] ? bufs[k] + p->offset : zeros, err);
+      const float *x = bufs[k] ? bufs[k] + p->offset : zeros;
+      int rc = lmn_st_writer_add_f32(w, name, nd, shape, x, err) ||
+               add_checksum(w, name, x, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), err);
       free(name);
       if (rc) return -1;
     }
@@ -224,10 +239,22 @@ static int parse_run(const lmn_st *f, const char *path, lmn_ckpt_state *st, lmn_
   if (!data || !rng || !batch || !seq || !seed) return -1;
   if (lmn_hex_decode(data, &st->data, sizeof st->data) || st->data.split > LMN_SPLIT_VAL ||
       st->data.order > LMN_ORDER_SEQUENTIAL)
-    return lmn_errf(err, "%s: checkpoint metadata 'data_state' is not a valid data stream state", path);
+    return lmn_errf(err, "%s: checkpoint metadata 'data_state' is not a valid data stream state",
+                    LMN_SHORT(path));
+  if (st->data.order == LMN_ORDER_RANDOM && !lmn_rng_valid(&st->data.rng))
+    return lmn_errf(
+        err,
+        "%s: checkpoint metadata 'data_state' holds an all-zero generator, which no run writes (it "
+        "would draw the same position for ever): the checkpoint is corrupt",
+        LMN_SHORT(path));
   if (lmn_hex_decode(rng, &st->rng, sizeof st->rng))
-    return lmn_errf(err, "%s: checkpoint metadata 'rng_state' is not %zu hex-encoded bytes", path,
+    return lmn_errf(err, "%s: checkpoint metadata 'rng_state' is not %zu hex-encoded bytes", LMN_SHORT(path),
                     sizeof st->rng);
+  if (!lmn_rng_valid(&st->rng))
+    return lmn_errf(err,
+                    "%s: checkpoint metadata 'rng_state' is all zeros, which no run writes: the checkpoint "
+                    "is corrupt",
+                    LMN_SHORT(path));
   if (parse_long(batch, 1, LONG_MAX, &st->batch) || parse_long(seq, 1, LONG_MAX, &st->seq_len) ||
       parse_u64(seed, &st->seed))
     return lmn_errf(err, "%s: checkpoint metadata 'batch', 'seq_len' or 'seed' is not a valid number", path);
@@ -307,6 +334,64 @@ static int check_tensors(const lmn_st *f, const lmn_net_desc *d, const char *pat
   return 0;
 }
 
+/* The checksum "crc32c.NAME" of tensor t: present (when the file says it carries them) and equal. */
+static int check_sum(const lmn_st *f, const lmn_st_tensor *t, const void *bytes, const char *path,
+                     lmn_err *err) {
+  char *key = prefixed(LMN_CKPT_CRC_PREFIX, t->name);
+  if (!key) return lmn_errf(err, "%s: out of memory", LMN_SHORT(path));
+  const char *want = lmn_st_meta(f, key);
+  free(key);
+  uint32_t got = lmn_crc32c(0, bytes, (size_t)(t->end - t->begin)), w = 0;
+  uint8_t b[4];
+  if (!want || lmn_hex_decode(want, b, 4))
+    return lmn_errf(err, "%s: tensor '%s' has no valid checksum (metadata '%s%s'): the checkpoint is corrupt",
+                    LMN_SHORT(path), t->name, LMN_CKPT_CRC_PREFIX, t->name);
+  w = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+  if (got != w)
+    return lmn_errf(err,
+                    "%s: tensor '%s' fails its checksum (CRC32C %08" PRIx32 ", written as %08" PRIx32
+                    "): the checkpoint is corrupt",
+                    LMN_SHORT(path), t->name, got, w);
+  return 0;
+}
+
+/* No NaN or infinity in tensor t (F32 read in place, F16 and BF16 through a buffer). */
+static int check_values(const lmn_st *f, const lmn_st_tensor *t, const void *bytes, const char *path,
+                        lmn_err *err) {
+  size_t n = (size_t)t->nelems, i = n;
+  if (t->dtype == LMN_ST_F32) {
+    i = lmn_first_nonfinite_f32(bytes, n);
+  } else {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    if (!x) return lmn_errf(err, "%s: out of memory checking tensor '%s'", LMN_SHORT(path), t->name);
+    int rc = lmn_st_load_f32(f, t->name, t->n_dims, t->shape, x, err) ||
+             lmn_check_finite(x, n, path, t->name, err);
+    free(x);
+    return rc ? -1 : 0;
+  }
+  if (i == n) return 0;
+  float v;
+  memcpy(&v, (const char *)bytes + 4 * i, 4);
+  return lmn_errf(err, "%s: tensor '%s' holds %s at index %zu: the checkpoint is corrupt", LMN_SHORT(path),
+                  t->name, isnan(v) ? "a NaN" : "an infinity", i);
+}
+
+/* Every tensor's bytes: its checksum (when the file carries them: metadata checksum = crc32c) and its values
+ * (all finite). */
+static int check_integrity(const lmn_st *f, const char *path, lmn_err *err) {
+  const char *kind = lmn_st_meta(f, "checksum");
+  if (kind && strcmp(kind, "crc32c") != 0)
+    return lmn_errf(err, "%s: checkpoint metadata 'checksum' is '%s'; this lmnet knows 'crc32c'",
+                    LMN_SHORT(path), kind);
+  for (size_t i = 0; i < lmn_st_n_tensors(f); i++) {
+    const lmn_st_tensor *t = lmn_st_tensor_at(f, i);
+    const void *bytes = lmn_st_tensor_data(f, t, err);
+    if (!bytes && t->end > t->begin) return -1;
+    if ((kind && check_sum(f, t, bytes, path, err)) || check_values(f, t, bytes, path, err)) return -1;
+  }
+  return 0;
+}
+
 static int load_tensors(const lmn_st *f, lmn_net *net, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   static const char *const prefixes[3] = {"", "m.", "v."};
@@ -326,20 +411,37 @@ static int load_tensors(const lmn_st *f, lmn_net *net, lmn_err *err) {
   return 0;
 }
 
+/* Every check of a checkpoint against a network, nothing loaded: identity, run state, tensors, integrity. */
+static int check_all(const lmn_st *f, const lmn_net_desc *d, const char *path, lmn_ckpt_state *st,
+                     long *opt_step, lmn_err *err) {
+  return check_identity(f, d, path, err) || parse_state(f, path, st, opt_step, err) ||
+                 check_tensors(f, d, path, err) || check_integrity(f, path, err)
+             ? -1
+             : 0;
+}
+
+int lmn_checkpoint_verify(const lmn_net_desc *d, const char *path, lmn_ckpt_state *st, lmn_err *err) {
+  lmn_st *f = NULL;
+  if (lmn_st_open(path, LMN_ST_MMAP, &f, err)) return -1;
+  lmn_ckpt_state tmp;
+  long opt_step = 0;
+  int rc = check_all(f, d, path, &tmp, &opt_step, err);
+  lmn_st_close(f);
+  if (!rc && st) *st = tmp;
+  return rc;
+}
+
 int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err) {
   lmn_st *f = NULL;
   if (lmn_st_open(path, LMN_ST_MMAP, &f, err)) return -1; /* atomic writers never change a file in place */
   lmn_ckpt_state tmp;
   long opt_step = 0;
-  int rc = check_identity(f, net->desc, path, err) || parse_state(f, path, &tmp, &opt_step, err) ||
-                   check_tensors(f, net->desc, path, err)
-               ? -1
-               : 0;
+  int rc = check_all(f, net->desc, path, &tmp, &opt_step, err);
   /* every check passed: the moments need somewhere to go (zeros until now, so nothing else changes) */
   if (!rc && (lmn_net_enable_moments(net, err) || load_tensors(f, net, err))) {
     char m[sizeof err->msg];
     snprintf(m, sizeof m, "%s", err ? err->msg : "");
-    rc = lmn_errf(err, "%s: %s", path, m);
+    rc = lmn_errf(err, "%s: %s", LMN_SHORT(path), m);
   }
   lmn_st_close(f);
   if (rc) return -1;
@@ -422,10 +524,11 @@ static int is_file(const char *path) {
 static long read_latest(const char *dir) {
   char path[LMN_CKPT_PATH_MAX], name[256];
   if (snprintf(path, sizeof path, "%s/latest", dir) >= (int)sizeof path) return -1;
-  FILE *f = fopen(path, "rb");
-  if (!f) return -1;
-  size_t len = fread(name, 1, sizeof name - 1, f);
-  fclose(f);
+  int fd = lmn_open_regular(path, NULL, NULL); /* never blocks: a FIFO named latest is ignored */
+  if (fd < 0) return -1;
+  ssize_t got = read(fd, name, sizeof name - 1);
+  close(fd);
+  size_t len = got > 0 ? (size_t)got : 0;
   name[len] = '\0';
   while (len && isspace((unsigned char)name[len - 1])) name[--len] = '\0';
   long step = parse_step_name(name);
@@ -503,4 +606,56 @@ int lmn_checkpoint_prune(const char *dir, long keep, long upto, lmn_err *err) {
   }
   free(steps);
   return rc;
+}
+
+/* ---- temporaries and writability ----------------------------------------------------------------- */
+
+/* Whether name is a temporary of lmn_write_atomic in a checkpoint directory ("step-NNNNNN.safetensors" or
+ * "latest", then ".tmp." and the six characters of mkstemp) or of lmn_checkpoint_writable. */
+static int is_temporary(const char *name) {
+  if (strncmp(name, ".lmn-write-test.", 16) == 0 && strlen(name + 16) == 6) return 1;
+  const char *tmp = strstr(name, ".tmp.");
+  if (!tmp || strlen(tmp + 5) != 6 || strchr(tmp + 5, '/')) return 0;
+  char base[256];
+  size_t n = (size_t)(tmp - name);
+  if (n >= sizeof base) return 0;
+  memcpy(base, name, n);
+  base[n] = '\0';
+  return strcmp(base, "latest") == 0 || parse_step_name(base) >= 0;
+}
+
+int lmn_checkpoint_clean(const char *dir, lmn_ckpt_report_fn report, void *ctx, lmn_err *err) {
+  DIR *dh = opendir(dir);
+  if (!dh)
+    return errno == ENOENT ? 0
+                           : lmn_errf(err, "%s: cannot open the checkpoint directory: %s", LMN_SHORT(dir),
+                                      strerror(errno));
+  int removed = 0, rc = 0;
+  struct dirent *e;
+  while ((e = readdir(dh)) != NULL && rc == 0) {
+    if (!is_temporary(e->d_name)) continue;
+    char path[LMN_CKPT_PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (unlink(path) != 0 && errno != ENOENT)
+      rc = lmn_errf(err, "%s: cannot remove the temporary of an interrupted write: %s", LMN_SHORT(path),
+                    strerror(errno));
+    else if (++removed, report)
+      report(ctx, path);
+  }
+  closedir(dh);
+  return rc ? -1 : removed;
+}
+
+int lmn_checkpoint_writable(const char *dir, lmn_err *err) {
+  char path[LMN_CKPT_PATH_MAX + 32];
+  if (snprintf(path, sizeof path, "%s/.lmn-write-test.XXXXXX", dir) >= (int)sizeof path)
+    return lmn_errf(err, "%s: path too long", LMN_SHORT(dir));
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return lmn_errf(err, "%s: the checkpoint directory is not writable: %s", LMN_SHORT(dir), strerror(errno));
+  int bad = write(fd, "x", 1) != 1, e = errno;
+  close(fd);
+  unlink(path);
+  return bad ? lmn_errf(err, "%s: the checkpoint directory is not writable: %s", LMN_SHORT(dir), strerror(e))
+             : 0;
 }

@@ -6,9 +6,12 @@
  *   aggregate ("mean" | "sum"), step (training steps completed), optimizer_step (AdamW steps taken),
  *   and, from a training run: data_state (the lmn_data_state of the training stream, hex), rng_state (the
  *   run's lmn_rng, hex), config (the YAML path), batch, seq_len, seed.
+ * and for every tensor NAME a checksum "crc32c.NAME" (8 hex digits: the CRC32C of its bytes as stored),
+ * announced by checksum "crc32c" (files without it, from before checksums, are read unverified).
  * Vectors are stored with shape [rows], matrices with [rows, cols], all F32. Files are written atomically
  * (temp file + fsync + rename); a directory of checkpoints holds step-NNNNNN.safetensors files and a text
- * file `latest` naming the newest one, itself replaced atomically. */
+ * file `latest` naming the newest one, itself replaced atomically. A write killed half-way leaves a
+ * temporary NAME.tmp.XXXXXX, which lmn_checkpoint_clean removes. */
 #ifndef LMN_CHECKPOINT_H
 #define LMN_CHECKPOINT_H
 
@@ -23,6 +26,7 @@
 #define LMN_CKPT_FORMAT "lmnet-checkpoint"
 #define LMN_CKPT_VERSION 1
 #define LMN_CKPT_PATH_MAX 4096
+#define LMN_CKPT_CRC_PREFIX "crc32c." /* the metadata key of a tensor's checksum: prefix + name */
 
 /* The training run's place, saved next to the tensors so that a resumed run continues exactly. */
 typedef struct lmn_ckpt_state {
@@ -41,11 +45,16 @@ typedef struct lmn_ckpt_state {
 int lmn_checkpoint_save(const lmn_net *net, const char *path, const lmn_ckpt_state *st, lmn_err *err);
 /* Loads a checkpoint into net: its tensors, moments (allocated first when the network has none yet, see
  * lmn_net_enable_moments) and optimizer step. Every check (format, version, hash, aggregation, the presence,
- * dtype and shape of every tensor, no tensor the network lacks) happens before anything in net changes;
- * errors name the file and the tensor or key. */
+ * dtype and shape of every tensor, no tensor the network lacks, every tensor's checksum, no NaN or infinity,
+ * a run state that can run: no all-zero generator) happens before anything in net changes; errors name the
+ * file and the tensor or key. */
 int lmn_checkpoint_load(lmn_net *net, const char *path, lmn_err *err);
 /* As lmn_checkpoint_load, also returning the run state (st->has_run is 0 for checkpoints without it). */
 int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err);
+
+/* Every check of lmn_checkpoint_load_state against network d, loading nothing: 0 when path would load (st,
+ * when not NULL, receives its run state), else -1 with the first fault. */
+int lmn_checkpoint_verify(const lmn_net_desc *d, const char *path, lmn_ckpt_state *st, lmn_err *err);
 
 /* "DIR/step-000123.safetensors" into buf; -1 when it does not fit. */
 int lmn_checkpoint_path(const char *dir, long step, char *buf, size_t cap, lmn_err *err);
@@ -63,6 +72,16 @@ int lmn_checkpoint_prune(const char *dir, long keep, long upto, lmn_err *err);
 /* Steps of the step-*.safetensors files in dir, ascending, in a malloc'ed array (*n of them; NULL when
  * none). A missing dir is an empty list. */
 int lmn_checkpoint_list(const char *dir, long **steps, size_t *n, lmn_err *err);
+
+/* Called with the path of each temporary lmn_checkpoint_clean removes. */
+typedef void (*lmn_ckpt_report_fn)(void *ctx, const char *path);
+/* Removes the temporaries that killed writes left in dir (step-NNNNNN.safetensors.tmp.XXXXXX,
+ * latest.tmp.XXXXXX and .lmn-write-test.XXXXXX), reporting each; returns how many (0 for a missing dir), or
+ * -1. */
+int lmn_checkpoint_clean(const char *dir, lmn_ckpt_report_fn report, void *ctx, lmn_err *err);
+/* 0 when a file can be created in dir (tried: a temporary file written and removed), else an error naming
+ * dir and the cause. */
+int lmn_checkpoint_writable(const char *dir, lmn_err *err);
 
 /* Lowercase hex of n bytes into out (2n + 1 chars with the NUL). */
 void lmn_hex_encode(const void *data, size_t n, char *out);

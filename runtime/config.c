@@ -7,11 +7,18 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
+
+#include "lmn_file.h"
 
 #define LMN_CFG_MAX_BYTES (1L << 20) /* a training configuration is a few hundred bytes */
 #define LMN_BIG 1e15                 /* upper bound of counts (steps, every, ...) */
 #define LMN_SHOW 48                  /* longest piece of user text quoted in a message */
+#define LMN_CFG_PATH_MAX                                                                            \
+  4000                       /* longest resolved path: PATH_MAX (4096) less room for the file names \
+                                written inside checkpoint.dir ("step-000000.safetensors.tmp.XXXXXX") */
+#define LMN_CFG_NAME_MAX 255 /* longest component of a path (NAME_MAX) */
 
 /* ---- schema ---------------------------------------------------------------------------------------- */
 
@@ -136,7 +143,7 @@ __attribute__((format(printf, 3, 4))) static int fail_at(ctx *c, yaml_mark_t m, 
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  return lmn_errf(c->err, "%.200s:%zu:%zu: error: %s", c->file, m.line + 1, m.column + 1, msg);
+  return lmn_errf(c->err, "%s:%zu:%zu: error: %s", LMN_SHORT(c->file), m.line + 1, m.column + 1, msg);
 }
 
 /* Copies user text for a message: at most LMN_SHOW bytes, control characters as '?', "..." when cut. */
@@ -314,11 +321,29 @@ static char *resolve(ctx *c, const char *s) {
   return p;
 }
 
+/* A path the system can open: at most LMN_CFG_PATH_MAX characters, none of its components longer than
+ * LMN_CFG_NAME_MAX; checked here, where the line is known, rather than at the first use hours later. */
+static int check_path_len(ctx *c, const yaml_node_t *n, const char *name, const char *p) {
+  size_t len = strlen(p), run = 0, longest = 0;
+  for (const char *q = p; *q; q++) {
+    run = *q == '/' ? 0 : run + 1;
+    if (run > longest) longest = run;
+  }
+  if (len > LMN_CFG_PATH_MAX)
+    return fail_at(c, n->start_mark, "'%s' is too long: a path of %zu characters (at most %d): %s", name, len,
+                   LMN_CFG_PATH_MAX, LMN_SHORT(p));
+  if (longest > LMN_CFG_NAME_MAX)
+    return fail_at(c, n->start_mark, "'%s' is too long: a path component of %zu characters (at most %d): %s",
+                   name, longest, LMN_CFG_NAME_MAX, LMN_SHORT(p));
+  return 0;
+}
+
 static int get_path(ctx *c, const yaml_node_t *n, const char *name, char **out) {
   const char *s = get_text(c, n, name, "a path");
   if (!s) return -1;
   char *p = resolve(c, s);
   if (!p) return -1;
+  if (check_path_len(c, n, name, p)) return free(p), -1;
   free(*out);
   *out = p;
   return 0;
@@ -551,18 +576,32 @@ static int settle(ctx *c, const yaml_node_t *root) {
 /* ---- loading --------------------------------------------------------------------------------------- */
 
 /* Reads the whole file (at most LMN_CFG_MAX_BYTES) into a NUL-terminated buffer. */
+/* err holds "FILE: cause" from a reader of liblmn: make it "FILE: error: cause", as the messages here are. */
+static int tag_error(const char *path, lmn_err *err) {
+  const char *shown = LMN_SHORT(path);
+  size_t k = strlen(shown);
+  if (err && strncmp(err->msg, shown, k) == 0 && err->msg[k] == ':' && err->msg[k + 1] == ' ') {
+    char cause[sizeof err->msg];
+    snprintf(cause, sizeof cause, "%s", err->msg + k + 2);
+    lmn_errf(err, "%s: error: %s", shown, cause);
+  }
+  return -1;
+}
+
 static int read_text(const char *path, char **text, size_t *len, lmn_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return lmn_errf(err, "%s: error: cannot open: %s", path, strerror(errno));
+  int fd = lmn_open_regular(path, NULL, err);
+  if (fd < 0) return tag_error(path, err);
+  FILE *f = fdopen(fd, "rb");
+  if (!f) return close(fd), lmn_errf(err, "%s: error: cannot open: %s", LMN_SHORT(path), strerror(errno));
   char *buf = malloc(LMN_CFG_MAX_BYTES + 1);
-  if (!buf) return fclose(f), lmn_errf(err, "%s: error: out of memory", path);
+  if (!buf) return fclose(f), lmn_errf(err, "%s: error: out of memory", LMN_SHORT(path));
   size_t n = fread(buf, 1, LMN_CFG_MAX_BYTES + 1, f);
-  int bad = ferror(f), e = errno;
+  int bad = ferror(f), en = errno;
   fclose(f);
-  if (bad) return free(buf), lmn_errf(err, "%s: error: cannot read: %s", path, strerror(e));
+  if (bad) return free(buf), lmn_errf(err, "%s: error: cannot read: %s", LMN_SHORT(path), strerror(en));
   if (n > LMN_CFG_MAX_BYTES)
     return free(buf), lmn_errf(err, "%s: error: too large for a training configuration (over %ld bytes)",
-                               path, LMN_CFG_MAX_BYTES);
+                               LMN_SHORT(path), LMN_CFG_MAX_BYTES);
   buf[n] = '\0';
   *text = buf;
   *len = n;

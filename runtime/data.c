@@ -5,45 +5,58 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "lmn_file.h"
 #include "net.h"
 #include "sample.h"
+#include "tokenizer_bpe.h"
 
 static const char *const split_names[2] = {"training", "validation"};
 
-/* Reads the whole file at path into a malloc'ed buffer (*len bytes, NUL-terminated for convenience). */
-static int read_file(const char *path, char **out, size_t *len, lmn_err *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return lmn_errf(err, "%s: cannot open: %s", path, strerror(errno));
-  struct stat sb;
-  if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode))
-    return fclose(f), lmn_errf(err, "%s: is a directory", path);
-  size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 65536, n = 0;
-  char *buf = malloc(cap + 1);
-  while (buf) {
-    n += fread(buf + n, 1, cap - n, f);
-    if (n < cap || ferror(f)) break;
-    char *bigger = cap < ((size_t)-1) / 4 ? realloc(buf, 2 * cap + 1) : NULL;
-    if (!bigger) free(buf);
-    buf = bigger;
-    cap *= 2;
-  }
-  int bad = buf && ferror(f), e = errno;
-  fclose(f);
-  if (!buf) return lmn_errf(err, "%s: out of memory reading the file", path);
-  if (bad) return free(buf), lmn_errf(err, "%s: cannot read: %s", path, strerror(e));
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
+/* ---- reading: mapped files, tokenised in bounded chunks ----------------------------------------- */
+
+#define LMN_DATA_CHUNK (4u << 20)       /* bytes of text tokenised at a time */
+#define LMN_DATA_CUT_SEARCH (64u << 20) /* how far past a chunk's end a place to cut it is looked for */
+#define LMN_DATA_MEM_TOKENS (16u << 20) /* ids kept in memory before they go to a token cache file */
+#define LMN_DATA_RELEASE (64u << 20)    /* bytes of a mapping read before the pages behind are let go */
+#define LMN_DATA_LINE_MAX (64u << 20)   /* the longest line of a labelled file */
+
+/* Maps the regular file at path read-only (*len bytes); an empty file is an error. */
+static int map_file(const char *path, void **addr, size_t *len, lmn_err *err) {
+  off_t size = 0;
+  int fd = lmn_open_regular(path, &size, err);
+  if (fd < 0) return -1;
+  if (size == 0) return close(fd), lmn_errf(err, "%s: empty file", LMN_SHORT(path));
+  if ((uint64_t)size > SIZE_MAX / 2)
+    return close(fd), lmn_errf(err, "%s: %lld bytes is too large", LMN_SHORT(path), (long long)size);
+  void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int e = errno;
+  close(fd);
+  if (m == MAP_FAILED)
+    return lmn_errf(err, "%s: cannot map %lld bytes: %s", LMN_SHORT(path), (long long)size, strerror(e));
+  madvise(m, (size_t)size, MADV_RANDOM); /* windows are read at random: no read-ahead around them */
+  *addr = m;
+  *len = (size_t)size;
   return 0;
+}
+
+/* Lets go of the pages of base[from, to) that a scan has read: they come back from the file when read
+ * again, so that reading a large file once does not keep it resident. */
+static void release(const void *base, size_t from, size_t to) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)base + from + page - 1) & ~(page - 1);
+  uintptr_t b = ((uintptr_t)base + to) & ~(page - 1);
+  if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 /* Tokenises text into a new int32 array, checking every id against the vocabulary. */
 static int tokenize(const lmn_tokenizer *tok, const char *path, const char *text, size_t len, int32_t **ids,
                     size_t *n, lmn_err *err) {
   size_t cap = len + 16;
-  if (cap > ((size_t)-1) / sizeof(int32_t)) return lmn_errf(err, "%s: too large to tokenise", path);
+  if (cap > ((size_t)-1) / sizeof(int32_t))
+    return lmn_errf(err, "%s: too large to tokenise", LMN_SHORT(path));
   int32_t *v = malloc(cap * sizeof *v);
   long r = v ? lmn_tokenizer_encode(tok, text, len, v, cap) : 0;
   if (v && r > 0 && (size_t)r > cap) { /* the tokenizer needs more room than one id per byte */
@@ -53,14 +66,14 @@ static int tokenize(const lmn_tokenizer *tok, const char *path, const char *text
     cap = (size_t)r;
     if (v && lmn_tokenizer_encode(tok, text, len, v, cap) != r) r = -1;
   }
-  if (!v) return lmn_errf(err, "%s: out of memory tokenising %zu bytes", path, len);
-  if (r < 0) return free(v), lmn_errf(err, "%s: the tokenizer failed", path);
+  if (!v) return lmn_errf(err, "%s: out of memory tokenising %zu bytes", LMN_SHORT(path), len);
+  if (r < 0) return free(v), lmn_errf(err, "%s: the tokenizer failed", LMN_SHORT(path));
   for (size_t i = 0; i < (size_t)r; i++)
     if (v[i] < 0 || v[i] >= tok->vocab_size) {
       int bad = (int)v[i];
       free(v);
-      return lmn_errf(err, "%s: the tokenizer produced id %d outside its vocabulary of %d (token %zu)", path,
-                      bad, (int)tok->vocab_size, i);
+      return lmn_errf(err, "%s: the tokenizer produced id %d outside its vocabulary of %d (token %zu)",
+                      LMN_SHORT(path), bad, (int)tok->vocab_size, i);
     }
   *ids = v;
   *n = (size_t)r;
@@ -69,37 +82,181 @@ static int tokenize(const lmn_tokenizer *tok, const char *path, const char *text
 
 static int keeps_bytes(const lmn_tokenizer *tok) { return !tok || tok->kind == LMN_TOK_BYTES; }
 
-/* Reads the file of split i of d (its path copied into d), which must not be empty. */
-static int read_split(lmn_data *d, int i, const char *path, char **text, size_t *len, lmn_err *err) {
-  if (!(d->path[i] = strdup(path))) return lmn_errf(err, "%s: out of memory", path);
-  if (read_file(path, text, len, err)) return -1;
-  if (*len == 0) return free(*text), lmn_errf(err, "%s: empty file", path);
-  d->split[i].path = d->path[i];
+/* What opening the data goes by: the options and the sizes of lmn_data_open_tuned. */
+typedef struct open_ctx {
+  const lmn_data_opts *o;
+  size_t chunk_bytes, memory_tokens;
+} open_ctx;
+
+/* Whether a text may be tokenised in pieces cut at the places cut_at finds: the BPE tokenizers' pieces
+ * never span such a place, unless a special token (matched verbatim) holds a line break. */
+static int cuttable(const lmn_tokenizer *tok) {
+  if (tok->kind != LMN_TOK_BPE) return 0;
+  for (int32_t id = 0; id < tok->vocab_size; id++) {
+    int type = lmn_tokenizer_token_type(tok, id);
+    size_t n = 0;
+    const char *t = type == LMN_TOKTYPE_NORMAL || type == LMN_TOKTYPE_BYTE || type == LMN_TOKTYPE_UNUSED
+                        ? NULL
+                        : lmn_tokenizer_decode_token(tok, id, &n);
+    if (t && memchr(t, '\n', n)) return 0;
+  }
+  return 1;
+}
+
+static int plain_ascii(unsigned char c) {
+  return c > ' ' && c < 0x7f;
+}
+
+/* The end of the chunk of text[from..len) that starts at from: len when the rest is short, else the first
+ * place at or after from + chunk where a line break stands between two printable ASCII characters
+ * ("x\ny": every pre-tokenizer ends a piece after such a break, and starts one at y whatever came before),
+ * so that tokenising the chunks one by one gives the ids of the whole text. 0 when none comes soon. */
+static size_t cut_at(const char *text, size_t len, size_t from, size_t chunk) {
+  if (len - from <= chunk) return len;
+  size_t p = from + chunk, limit = len - p > LMN_DATA_CUT_SEARCH ? p + LMN_DATA_CUT_SEARCH : len;
+  for (; p < limit; p++) { /* p: a place after a line break, text[p - 1] == '\n' */
+    const char *nl = memchr(text + p - 1, '\n', limit - (p - 1));
+    if (!nl) break;
+    p = (size_t)(nl - text) + 1;
+    if (p >= 2 && p < len && plain_ascii((unsigned char)text[p - 2]) && plain_ascii((unsigned char)text[p]))
+      return p;
+  }
+  return limit == len ? len : 0;
+}
+
+/* Where the ids of a text go: memory while they are few, then an unlinked temporary file (the token cache),
+ * mapped once complete, so that a large corpus is never held in memory. */
+typedef struct id_sink {
+  const char *path; /* the text, for messages */
+  int32_t *mem;
+  size_t n, cap, mem_max; /* ids so far, room in mem, ids memory may hold */
+  int fd;                 /* the cache file, or -1 */
+} id_sink;
+
+static int sink_spill(id_sink *s, lmn_err *err) {
+  const char *dir = getenv("TMPDIR");
+  char tmpl[4200];
+  snprintf(tmpl, sizeof tmpl, "%s/lmn-tokens-XXXXXX", dir && *dir ? dir : "/tmp");
+  s->fd = mkstemp(tmpl);
+  if (s->fd < 0)
+    return lmn_errf(err, "%s: cannot create a token cache file in %s: %s", LMN_SHORT(s->path),
+                    LMN_SHORT(dir && *dir ? dir : "/tmp"), strerror(errno));
+  unlink(tmpl); /* gone with the process, whatever happens to it */
   return 0;
 }
 
-/* Loads one file into buffer slot i of d and describes it as split s. */
-static int load_file(lmn_data *d, int i, const char *path, const lmn_tokenizer *tok, lmn_err *err) {
-  char *text = NULL;
+static int sink_write(id_sink *s, const int32_t *ids, size_t k, lmn_err *err) {
+  const char *p = (const char *)ids;
+  for (size_t left = k * sizeof *ids; left > 0;) {
+    ssize_t w = write(s->fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      return lmn_errf(err, "%s: cannot write the token cache: %s", LMN_SHORT(s->path), strerror(errno));
+    p += w, left -= (size_t)w;
+  }
+  return 0;
+}
+
+static int sink_add(id_sink *s, const int32_t *ids, size_t k, lmn_err *err) {
+  if (s->fd < 0 && s->n + k > s->mem_max) { /* too many for memory: to the cache file from now on */
+    if (sink_spill(s, err) || sink_write(s, s->mem, s->n, err)) return -1;
+    free(s->mem);
+    s->mem = NULL;
+  }
+  if (s->fd >= 0) return s->n += k, sink_write(s, ids, k, err);
+  if (s->n + k > s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 65536;
+    while (cap < s->n + k) cap *= 2;
+    int32_t *m = realloc(s->mem, cap * sizeof *m);
+    if (!m) return lmn_errf(err, "%s: out of memory for %zu token ids", LMN_SHORT(s->path), cap);
+    s->mem = m, s->cap = cap;
+  }
+  memcpy(s->mem + s->n, ids, k * sizeof *ids);
+  s->n += k;
+  return 0;
+}
+
+/* The ids of slot i of d: in memory (d->buf) or the mapped cache file (d->map). */
+static int sink_finish(id_sink *s, lmn_data *d, int i, lmn_err *err) {
+  if (s->fd < 0) {
+    d->buf[i] = s->mem;
+    d->split[i].ids = s->mem;
+    s->mem = NULL;
+    return 0;
+  }
+  void *m = s->n ? mmap(NULL, s->n * sizeof(int32_t), PROT_READ, MAP_PRIVATE, s->fd, 0) : MAP_FAILED;
+  if (m == MAP_FAILED)
+    return lmn_errf(err, "%s: cannot map the token cache of %zu ids: %s", LMN_SHORT(s->path), s->n,
+                    s->n ? strerror(errno) : "empty");
+  madvise(m, s->n * sizeof(int32_t), MADV_RANDOM);
+  d->map[i] = m;
+  d->map_len[i] = s->n * sizeof(int32_t);
+  d->split[i].ids = m;
+  return 0;
+}
+
+/* Tokenises the mapped text[0..len) chunk by chunk into slot i of d. */
+static int tokenize_chunks(lmn_data *d, int i, const char *text, size_t len, const open_ctx *c,
+                           lmn_err *err) {
+  const char *path = d->path[i];
+  const lmn_tokenizer *tok = c->o->tok;
+  size_t chunk = c->chunk_bytes ? c->chunk_bytes : LMN_DATA_CHUNK;
+  if (len > chunk && !cuttable(tok)) chunk = len; /* (the vocabulary is only searched for a text to cut) */
+  id_sink s = {path, NULL, 0, 0, c->memory_tokens ? c->memory_tokens : LMN_DATA_MEM_TOKENS, -1};
+  int rc = 0;
+  for (size_t from = 0, to; from < len && !rc; from = to) {
+    if ((to = cut_at(text, len, from, chunk)) == 0) {
+      rc = lmn_errf(err,
+                    "%s: no line break between printable characters in the %u MiB after byte %zu: the text "
+                    "cannot be tokenised in pieces",
+                    LMN_SHORT(path), LMN_DATA_CUT_SEARCH >> 20, from + chunk);
+      break;
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    rc = tokenize(tok, path, text + from, to - from, &ids, &n, err) || sink_add(&s, ids, n, err) ? -1 : 0;
+    free(ids);
+    release(text, 0, to);
+  }
+  d->split[i].n = s.n;
+  if (!rc) rc = sink_finish(&s, d, i, err);
+  free(s.mem);
+  if (s.fd >= 0) close(s.fd);
+  return rc;
+}
+
+/* Maps the file of split i of d (its path copied into d), which must not be empty. */
+static int map_split(lmn_data *d, int i, const char *path, const char **text, size_t *len, lmn_err *err) {
+  if (!(d->path[i] = strdup(path))) return lmn_errf(err, "%s: out of memory", LMN_SHORT(path));
+  void *m = NULL;
+  if (map_file(path, &m, len, err)) return -1;
+  d->map[i] = m;
+  d->map_len[i] = *len;
+  d->split[i].path = d->path[i];
+  *text = m;
+  return 0;
+}
+
+/* Loads one file into slot i of d: raw bytes are its mapped bytes, ids are tokenised in chunks (and the
+ * text unmapped afterwards). */
+static int load_file(lmn_data *d, int i, const char *path, const open_ctx *c, lmn_err *err) {
+  const char *text = NULL;
   size_t len = 0;
-  if (read_split(d, i, path, &text, &len, err)) return -1;
+  if (map_split(d, i, path, &text, &len, err)) return -1;
   lmn_data_split *s = &d->split[i];
-  if (keeps_bytes(tok)) {
-    d->buf[i] = text;
+  if (keeps_bytes(c->o->tok)) {
     s->bytes = (const uint8_t *)text;
     s->n = len;
   } else {
-    int32_t *ids = NULL;
-    int rc = tokenize(tok, path, text, len, &ids, &s->n, err);
-    free(text);
+    d->map[i] = NULL;
+    int rc = tokenize_chunks(d, i, text, len, c, err);
+    munmap((void *)text, len);
     if (rc) return -1;
-    d->buf[i] = ids;
-    s->ids = ids;
   }
   if (s->n < (size_t)d->seq_len + 1)
     return lmn_errf(err,
                     "%s: too short: %zu tokens (%zu bytes) but one sequence of seq_len %ld needs %ld tokens",
-                    path, s->n, len, d->seq_len, d->seq_len + 1);
+                    LMN_SHORT(path), s->n, len, d->seq_len, d->seq_len + 1);
   return 0;
 }
 
@@ -114,7 +271,7 @@ static int split_tail(lmn_data *d, double fraction, lmn_err *err) {
         err,
         "%s: the %s (val_fraction %g) holds %zu of %zu tokens but one sequence of seq_len %ld needs "
         "%zu; change val_fraction or give a separate val file",
-        tr->path, which, fraction, has, n, d->seq_len, need);
+        LMN_SHORT(tr->path), which, fraction, has, n, d->seq_len, need);
   *va = *tr;
   tr->n = n - nv;
   va->n = nv;
@@ -134,8 +291,8 @@ typedef struct labelled {
   const lmn_tokenizer *tok; /* NULL: the examples index the bytes of text */
   size_t keep;              /* seq_len: tokens kept of each text */
   int classes;
-  lmn_data_example *ex; /* n_ex of them */
-  size_t n_ex;
+  lmn_data_example *ex; /* n_ex of them, room for cap_ex */
+  size_t n_ex, cap_ex;
   int32_t *ids; /* the kept ids: n_ids of cap_ids */
   size_t n_ids, cap_ids;
 } labelled;
@@ -152,12 +309,13 @@ static int parse_label(const labelled *L, const char *s, size_t len, size_t line
   int digits = i < len;
   for (size_t k = i; k < len; k++) digits &= s[k] >= '0' && s[k] <= '9';
   if (!digits)
-    return lmn_errf(err, "%s:%zu: label '%.*s' is not an integer (each line is LABEL<TAB>TEXT)", L->path,
-                    line, shown, s);
+    return lmn_errf(err, "%s:%zu: label '%.*s' is not an integer (each line is LABEL<TAB>TEXT)",
+                    LMN_SHORT(L->path), line, shown, s);
   unsigned long long v = 0; /* stops growing once past classes, so it cannot overflow */
   for (size_t k = i; k < len && v <= (unsigned long long)L->classes; k++) v = v * 10 + (unsigned)(s[k] - '0');
   if ((neg && v) || v >= (unsigned long long)L->classes)
-    return lmn_errf(err, "%s:%zu: label %.*s is outside [0, %d)", L->path, line, shown, s, L->classes);
+    return lmn_errf(err, "%s:%zu: label %.*s is outside [0, %d)", LMN_SHORT(L->path), line, shown, s,
+                    L->classes);
   *label = (int32_t)v;
   return 0;
 }
@@ -176,8 +334,8 @@ static int reserve_ids(labelled *L, size_t more) {
 
 /* Tokenises text t[0..len) of line `line` and keeps its last `keep` ids as example e. */
 static int keep_ids(labelled *L, const char *t, size_t len, size_t line, lmn_data_example *e, lmn_err *err) {
-  char where[1024]; /* "file:line", the place tokenize's errors name */
-  snprintf(where, sizeof where, "%s:%zu", L->path, line);
+  char where[LMN_PATH_SHOWN + 32]; /* "file:line", the place tokenize's errors name */
+  snprintf(where, sizeof where, "%s:%zu", LMN_SHORT(L->path), line);
   int32_t *ids = NULL;
   size_t n = 0;
   if (tokenize(L->tok, where, t, len, &ids, &n, err)) return -1;
@@ -207,10 +365,16 @@ static int keep_text(labelled *L, const char *t, size_t len, size_t line, lmn_da
 /* One non-blank line s[0..eol) (without its line end): LABEL<TAB>TEXT. */
 static int parse_line(labelled *L, const char *s, const char *eol, size_t line, lmn_err *err) {
   const char *tab = memchr(s, '\t', (size_t)(eol - s));
-  if (!tab) return lmn_errf(err, "%s:%zu: no tab: each line is LABEL<TAB>TEXT", L->path, line);
+  if (!tab) return lmn_errf(err, "%s:%zu: no tab: each line is LABEL<TAB>TEXT", LMN_SHORT(L->path), line);
+  if (L->n_ex == L->cap_ex) {
+    size_t cap = L->cap_ex ? 2 * L->cap_ex : 1024;
+    lmn_data_example *ex = cap < ((size_t)-1) / sizeof *ex ? realloc(L->ex, cap * sizeof *ex) : NULL;
+    if (!ex) return lmn_errf(err, "%s:%zu: out of memory for %zu examples", LMN_SHORT(L->path), line, cap);
+    L->ex = ex, L->cap_ex = cap;
+  }
   lmn_data_example *e = &L->ex[L->n_ex];
   if (parse_label(L, s, (size_t)(tab - s), line, &e->label, err)) return -1;
-  if (tab + 1 == eol) return lmn_errf(err, "%s:%zu: empty text after the label", L->path, line);
+  if (tab + 1 == eol) return lmn_errf(err, "%s:%zu: empty text after the label", LMN_SHORT(L->path), line);
   if (keep_text(L, tab + 1, (size_t)(eol - tab - 1), line, e, err)) return -1;
   L->n_ex++;
   return 0;
@@ -221,20 +385,21 @@ static int parse_examples(labelled *L, size_t len, lmn_err *err) {
   const char *p = L->text, *end = p + len;
   if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) p += 3;
   for (size_t line = 1; p < end; line++) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p)), *eol = nl ? nl : end;
+    size_t left = (size_t)(end - p), look = left > LMN_DATA_LINE_MAX ? LMN_DATA_LINE_MAX + 1 : left;
+    const char *nl = memchr(p, '\n', look), *eol = nl ? nl : end;
+    if (!nl &&
+        look < left) /* a line is a text of one example, not a corpus: bounded, as the memory it takes */
+      return lmn_errf(err, "%s:%zu: a line longer than %u MiB", LMN_SHORT(L->path), line,
+                      LMN_DATA_LINE_MAX >> 20);
     const char *next = nl ? nl + 1 : end;
     if (eol > p && eol[-1] == '\r') eol--;
     if (eol > p && parse_line(L, p, eol, line, err)) return -1;
+    if ((size_t)(next - L->text) / LMN_DATA_RELEASE != (size_t)(p - L->text) / LMN_DATA_RELEASE)
+      release(L->text, 0, (size_t)(next - L->text)); /* the examples' bytes come back from the file */
     p = next;
   }
-  if (!L->n_ex) return lmn_errf(err, "%s: no examples: the file holds only blank lines", L->path);
+  if (!L->n_ex) return lmn_errf(err, "%s: no examples: the file holds only blank lines", LMN_SHORT(L->path));
   return 0;
-}
-
-static size_t count_lines(const char *text, size_t len) {
-  size_t n = 1;
-  for (const char *p = text, *end = text + len; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) n++;
-  return n;
 }
 
 static size_t kept_tokens(const lmn_data_split *s) {
@@ -243,28 +408,27 @@ static size_t kept_tokens(const lmn_data_split *s) {
   return n;
 }
 
-/* Loads one labelled file into slot i of d: its examples, and its text (raw bytes) or its kept ids. */
-static int load_labelled(lmn_data *d, int i, const char *path, const lmn_tokenizer *tok, lmn_err *err) {
-  char *text = NULL;
+/* Loads one labelled file into slot i of d: its examples, and its mapped text (raw bytes) or its kept ids
+ * (the text unmapped afterwards). */
+static int load_labelled(lmn_data *d, int i, const char *path, const open_ctx *c, lmn_err *err) {
+  const lmn_data_opts *o = c->o;
+  const char *text = NULL;
   size_t len = 0;
-  if (read_split(d, i, path, &text, &len, err)) return -1;
+  if (map_split(d, i, path, &text, &len, err)) return -1;
   labelled L = {.path = d->path[i],
                 .text = text,
-                .tok = keeps_bytes(tok) ? NULL : tok,
+                .tok = keeps_bytes(o->tok) ? NULL : o->tok,
                 .keep = (size_t)d->seq_len,
                 .classes = d->classes};
-  size_t lines = count_lines(text, len);
-  L.ex = lines <= ((size_t)-1) / sizeof *L.ex ? malloc(lines * sizeof *L.ex) : NULL;
-  int rc =
-      L.ex ? parse_examples(&L, len, err) : lmn_errf(err, "%s: out of memory for %zu lines", path, lines);
+  int rc = parse_examples(&L, len, err);
   lmn_data_split *s = &d->split[i];
   d->examples[i] = L.ex;
   if (L.tok) {
-    free(text);
+    munmap((void *)text, len);
+    d->map[i] = NULL;
     d->buf[i] = L.ids;
     s->ids = L.ids;
   } else {
-    d->buf[i] = text;
     s->bytes = (const uint8_t *)text;
   }
   s->ex = L.ex;
@@ -281,7 +445,7 @@ static int split_examples(lmn_data *d, double fraction, lmn_err *err) {
     return lmn_errf(err,
                     "%s: val_fraction %g of %zu examples leaves no examples for %s; change val_fraction or "
                     "give a separate val file",
-                    tr->path, fraction, n, nv == 0 ? "validation" : "training");
+                    LMN_SHORT(tr->path), fraction, n, nv == 0 ? "validation" : "training");
   *va = *tr;
   tr->n_ex = n - nv;
   va->ex += tr->n_ex;
@@ -312,9 +476,10 @@ static int check_opts(const lmn_data_opts *o, lmn_err *err) {
   return 0;
 }
 
-typedef int (*load_fn)(lmn_data *d, int i, const char *path, const lmn_tokenizer *tok, lmn_err *err);
+typedef int (*load_fn)(lmn_data *d, int i, const char *path, const open_ctx *c, lmn_err *err);
 
-static int open_data(lmn_data *d, const lmn_data_opts *o, int classes, lmn_err *err) {
+static int open_data(lmn_data *d, const open_ctx *c, int classes, lmn_err *err) {
+  const lmn_data_opts *o = c->o;
   memset(d, 0, sizeof *d);
   if (check_opts(o, err)) return -1;
   if (classes < 0) return lmn_errf(err, "data: %d classes is not a number of classes", classes);
@@ -322,9 +487,9 @@ static int open_data(lmn_data *d, const lmn_data_opts *o, int classes, lmn_err *
   d->classes = classes;
   d->pad = classes ? pad_id(o->tok) : 0;
   load_fn load = classes ? load_labelled : load_file;
-  int rc = load(d, LMN_SPLIT_TRAIN, o->train_path, o->tok, err);
+  int rc = load(d, LMN_SPLIT_TRAIN, o->train_path, c, err);
   if (!rc && o->val_path)
-    rc = load(d, LMN_SPLIT_VAL, o->val_path, o->tok, err);
+    rc = load(d, LMN_SPLIT_VAL, o->val_path, c, err);
   else if (!rc)
     rc = classes ? split_examples(d, o->val_fraction, err) : split_tail(d, o->val_fraction, err);
   if (rc) lmn_data_close(d);
@@ -332,16 +497,22 @@ static int open_data(lmn_data *d, const lmn_data_opts *o, int classes, lmn_err *
 }
 
 int lmn_data_open(lmn_data *d, const lmn_data_opts *o, lmn_err *err) {
-  return open_data(d, o, 0, err);
+  return open_data(d, &(open_ctx){o, 0, 0}, 0, err);
 }
 
 int lmn_data_open_classes(lmn_data *d, const lmn_data_opts *o, int classes, lmn_err *err) {
-  return open_data(d, o, classes, err);
+  return open_data(d, &(open_ctx){o, 0, 0}, classes, err);
+}
+
+int lmn_data_open_tuned(lmn_data *d, const lmn_data_opts *o, int classes, size_t chunk_bytes,
+                        size_t memory_tokens, lmn_err *err) {
+  return open_data(d, &(open_ctx){o, chunk_bytes, memory_tokens}, classes, err);
 }
 
 void lmn_data_close(lmn_data *d) {
   if (!d) return;
   for (int i = 0; i < 2; i++) {
+    if (d->map[i]) munmap(d->map[i], d->map_len[i]);
     free(d->buf[i]);
     free(d->path[i]);
     free(d->examples[i]);
@@ -461,6 +632,9 @@ static int check_next(const lmn_data *d, const lmn_data_state *st, long B, long 
   if (!d || !st || !in || !tg) return lmn_errf(err, "data: no loader, state or batch buffers given");
   if (st->split > LMN_SPLIT_VAL || st->order > LMN_ORDER_SEQUENTIAL)
     return lmn_errf(err, "data: invalid stream state (split %u, order %u)", st->split, st->order);
+  if (st->order == LMN_ORDER_RANDOM && !lmn_rng_valid(&st->rng))
+    return lmn_errf(err,
+                    "data: invalid stream state: its generator is all zeros (it would draw zeros for ever)");
   if (B < 1 || T < 1 || B > (1L << 30) / T) return lmn_errf(err, "data: invalid batch shape %ld x %ld", B, T);
   const lmn_data_split *sp = &d->split[st->split];
   const char *path = sp->path ? sp->path : "data";

@@ -1,9 +1,13 @@
 /* data.h: the data loader of training, for both kinds of network.
- * Next-token data (language models): a text file read whole, tokenised once by the caller's tokenizer into
- * int32 ids held in memory (kept as raw bytes when the tokenizer is the byte tokenizer), split into train and
+ * Next-token data (language models): a text file, mapped (never read whole into memory), split into train and
  * validation (a separate file, or the tail fraction of the training file), and served as batches of B
  * sequences of T+1 tokens: inputs [B][T] and next-token targets [B][T]. Windows start at positions drawn from
- * a seeded RNG (training) or one after another (validation).
+ * a seeded RNG (training) or one after another (validation). The byte tokenizer's tokens are the mapped
+ * bytes themselves; another tokenizer's ids are made once, in chunks of a few MiB cut at line breaks between
+ * printable characters (which gives the ids of the whole text, see cut_at in data.c), kept in memory while
+ * they are few and otherwise in an unlinked temporary file ($TMPDIR, else /tmp) that is mapped: the memory a
+ * corpus takes is bounded whatever its size. Only regular files are read: a FIFO, a device (/dev/zero) or a
+ * directory is refused at once. A file must not shrink while it is mapped.
  * Labelled data (classification networks, lmn_data_open_classes with classes > 0): the format below, served
  * as batches of B examples: tokens [B][T] and labels [B].
  * Where a stream stands is the POD lmn_data_state, which a checkpoint stores verbatim so that a resumed run
@@ -20,6 +24,7 @@
  * the val file, or the last val_fraction of the examples (rounded down). Errors name file:line for a line
  * without a tab, a label that is not an integer or is outside [0, classes), and an empty text; and the file
  * for an empty file (no examples) and a val_fraction that leaves no examples for validation (or training).
+ * The file is mapped; a line longer than 64 MiB is an error (file:line).
  * Training streams visit the examples in a new seeded random order each epoch (every example once per
  * epoch); validation streams visit them in file order. */
 #ifndef LMN_DATA_H
@@ -80,7 +85,9 @@ typedef struct lmn_data_split {
 typedef struct lmn_data {
   lmn_data_split split[2]; /* indexed by lmn_split */
   long seq_len;
-  void *buf[2];                  /* owned token buffers */
+  void *buf[2]; /* owned token buffers (malloc'ed ids), or NULL */
+  void *map[2]; /* owned mappings: the file (raw bytes) or the token cache (ids), or NULL */
+  size_t map_len[2];
   char *path[2];                 /* owned copies of the paths */
   int classes;                   /* > 0: labelled data for a classifier of that many classes */
   int32_t pad;                   /* labelled data: the token that left-pads short texts */
@@ -89,13 +96,19 @@ typedef struct lmn_data {
 
 /* Fills opts from a loaded configuration (paths, val_fraction, seq_len) and a tokenizer (may be NULL). */
 void lmn_data_opts_from_config(lmn_data_opts *opts, const lmn_train_config *cfg, const lmn_tokenizer *tok);
-/* Reads and tokenises the data. Errors name the file: cannot open, empty, a tokenizer failure or an id
- * outside its vocabulary, or too few tokens for seq_len (with the sizes). On failure d holds nothing. */
+/* Maps and tokenises the data. Errors name the file: cannot open, not a regular file (and what it is),
+ * empty, a tokenizer failure or an id outside its vocabulary, a token cache that cannot be written, or too
+ * few tokens for seq_len (with the sizes). On failure d holds nothing. */
 int lmn_data_open(lmn_data *d, const lmn_data_opts *opts, lmn_err *err);
 /* The data of a network with `classes` classes (lmn_net_desc.classes): lmn_data_open when classes is 0,
  * labelled data in the format above when it is > 0 (seq_len is how many tokens of each text are kept).
  * Errors as lmn_data_open's, and those of the format above. On failure d holds nothing. */
 int lmn_data_open_classes(lmn_data *d, const lmn_data_opts *opts, int classes, lmn_err *err);
+/* lmn_data_open_classes with the text tokenised chunk_bytes at a time (0: 4 MiB) and at most memory_tokens
+ * ids held in memory before they go to the token cache file (0: 16 Mi): small values exercise those paths
+ * on small files. */
+int lmn_data_open_tuned(lmn_data *d, const lmn_data_opts *opts, int classes, size_t chunk_bytes,
+                        size_t memory_tokens, lmn_err *err);
 /* Frees the tokens and zeroes d; safe on a zeroed or already closed loader. */
 void lmn_data_close(lmn_data *d);
 /* Tokens in a split (0 for an invalid split). */
@@ -111,7 +124,8 @@ void lmn_data_state_init(lmn_data_state *st, lmn_split split, lmn_order order, u
  * and targets[b*T + t] = w[t + 1]; advances st. Labelled data: for each row b an example, its last T kept
  * tokens left-padded to T in inputs[b*T ..], and its label in targets[b] (B labels: the targets a
  * classifier's forward takes). Fails (and leaves st unchanged) when B or T is below 1, the split holds
- * fewer than T+1 tokens (labelled data: no example), or st is not a valid state (a corrupt checkpoint). */
+ * fewer than T+1 tokens (labelled data: no example), or st is not a valid state (a corrupt checkpoint: an
+ * unknown split or order, or the all-zero generator of a random order, which would draw zeros for ever). */
 int lmn_data_next(const lmn_data *d, lmn_data_state *st, long B, long T, int32_t *inputs, int32_t *targets,
                   lmn_err *err);
 

@@ -24,7 +24,7 @@ static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "gener
 
 typedef struct args {
   const char *config, *ckpt, *prompt, *out;
-  long resume, stop_at, n, top_k, batch, seq, threads, chat;
+  long resume, resume_fallback, stop_at, n, top_k, batch, seq, threads, chat;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -46,6 +46,7 @@ static const opt opts[] = {
     {"config", 'c', OPT_STR, OFF(config), 0, 0,
      BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
+    {"resume-fallback", 0, OPT_FLAG, OFF(resume_fallback), 0, 0, BIT(CMD_TRAIN)},
     {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
     {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
@@ -64,25 +65,28 @@ static const opt opts[] = {
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
 static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
-  fprintf(f,
-          "usage: %s <command> [options]        network '%s' compiled from %s\n"
-          "commands:\n"
-          "  info      [--batch B] [--seq T] [--threads N]\n"
-          "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n"
-          "  train     -c CONFIG.yaml [--resume] [--stop-at STEP]\n"
-          "            train as the YAML config says; --resume continues from the newest checkpoint of\n"
-          "            checkpoint.dir; --stop-at ends (with a checkpoint) after STEP of the config's steps\n"
-          "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
-          "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
-          "            the config's newest checkpoint)\n"
-          "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-          "            [--ckpt PATH | -c CONFIG.yaml] [--threads N]\n"
-          "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
-          "            T 0 is greedy; weights from PATH or the config's newest checkpoint\n"
-          "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
-          "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
-          "exit status: 0 success, 1 failure, 2 usage error\n",
-          prog, d->name, d->source ? d->source : "?");
+  fprintf(
+      f,
+      "usage: %s <command> [options]        network '%s' compiled from %s\n"
+      "commands:\n"
+      "  info      [--batch B] [--seq T] [--threads N]\n"
+      "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n"
+      "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--stop-at STEP]\n"
+      "            train as the YAML config says; --resume continues from the newest checkpoint of\n"
+      "            checkpoint.dir; --resume-fallback (implies --resume): when that checkpoint is corrupt,\n"
+      "            from the newest intact one before it; --stop-at ends (with a checkpoint) after STEP\n"
+      "            of the config's steps\n"
+      "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
+      "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
+      "            the config's newest checkpoint)\n"
+      "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+      "            [--ckpt PATH | -c CONFIG.yaml] [--threads N]\n"
+      "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
+      "            T 0 is greedy; weights from PATH or the config's newest checkpoint\n"
+      "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
+      "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
+      "exit status: 0 success, 1 failure, 2 usage error\n",
+      prog, d->name, d->source ? d->source : "?");
 }
 
 static int usage_error(const char *prog, const lmn_net_desc *d, const char *fmt, ...)
@@ -266,7 +270,11 @@ static int fail(const lmn_err *err) {
 }
 
 static int cmd_train(const lmn_net_desc *d, const args *a) {
-  lmn_train_opts o = {.config = a->config, .resume = (int)a->resume, .stop_at = a->stop_at, .log = stdout};
+  lmn_train_opts o = {.config = a->config,
+                      .resume = (int)(a->resume || a->resume_fallback),
+                      .resume_fallback = (int)a->resume_fallback,
+                      .stop_at = a->stop_at,
+                      .log = stdout};
   lmn_err err = {{0}};
   return lmn_train(d, &o, &err) ? fail(&err) : 0;
 }
@@ -306,8 +314,10 @@ static int generating_network(const lmn_net_desc *d, const char *what, lmn_err *
 static int eval_tokens(lmn_net *net, const lmn_data *data, const lmn_train_config *cfg, lmn_err *err) {
   double loss;
   if (lmn_eval_loss(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &loss, err)) return -1;
+  size_t windows = lmn_data_windows(data, LMN_SPLIT_VAL, cfg->seq_len), B = (size_t)cfg->batch;
+  long batches = windows < (size_t)cfg->eval.batches * B ? (long)((windows + B - 1) / B) : cfg->eval.batches;
   printf("val loss %.4f | ppl %.2f | %ld batches of %ld x %ld", loss, loss < 700 ? exp(loss) : INFINITY,
-         cfg->eval.batches, cfg->batch, cfg->seq_len);
+         batches, cfg->batch, cfg->seq_len);
   return 0;
 }
 

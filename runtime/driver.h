@@ -1,7 +1,7 @@
 /* driver.h: the generic half of a compiled network's executable and its embedding API. The generated
  * main.c is `return lmn_main(argc, argv, &NAME_desc);`, which gives every network the command line
  *   NAME info [--batch B] [--seq T] [--threads N]
- *   NAME train -c CONFIG.yaml [--resume] [--stop-at STEP]
+ *   NAME train -c CONFIG.yaml [--resume] [--resume-fallback] [--stop-at STEP]
  *   NAME eval -c CONFIG.yaml [--ckpt PATH]
  *   NAME generate -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--ckpt PATH]
  *                 [-c CONFIG.yaml] [--threads N]
@@ -41,17 +41,23 @@ typedef struct lmn_train_opts {
                          still runs over the config's steps */
   FILE *log;          /* progress lines and notes; NULL: quiet */
   lmn_train_hooks hooks;
+  int resume_fallback; /* with resume: when the newest checkpoint fails its checks (a corrupt file), resume
+                          from the newest earlier one that passes them (the rejected file is renamed
+                          FILE.rejected); without it that is an error naming both files */
 } lmn_train_opts;
 
 /* Trains desc's network as the config says: stages, AdamW with schedule and clipping, progress lines,
- * periodic validation and checkpoints (see checkpoint.h). A checkpoint directory that already holds
- * checkpoints needs resume. A NaN or infinite loss or gradient norm stops the run with an error naming the
- * step, and no checkpoint is written after it. Returns 0 or -1 with err set; config errors read
- * "file:line:col: error: ...". */
+ * periodic validation and checkpoints (see checkpoint.h). Before the first step the checkpoint directory is
+ * created and checked for writability, and the temporaries of killed checkpoint writes are removed (each
+ * reported); after each checkpoint only the newest checkpoint.keep remain. A checkpoint directory that
+ * already holds checkpoints needs resume. A NaN or infinite loss or gradient norm stops the run with an
+ * error naming the step, and no checkpoint is written after it. Returns 0 or -1 with err set; config errors
+ * read "file:line:col: error: ...". */
 int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err);
 
 /* Mean validation loss of net over `batches` sequential batches of B x T from the start of the validation
- * split (forward without training). */
+ * split (forward without training), capped by the data: when the split holds fewer than batches x B windows
+ * of T + 1 tokens, each window is evaluated once (the last batch smaller) and the mean is per window. */
 int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss,
                   lmn_err *err);
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lmn_file.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "lmnet's GGUF writer assumes a little-endian host"
 #endif
@@ -570,15 +572,10 @@ int lmn_gguf_open(const char *path, lmn_gguf_mode mode, lmn_gguf **out, lmn_err 
     return lmn_errf(err, "%s: invalid open mode %d", path, (int)mode);
   lmn_gguf *g = gguf_new(path, err);
   if (!g) return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  if (fd < 0) {
-    lmn_errf(err, "%s: cannot open: %s", path, strerror(errno));
-  } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    lmn_errf(err, "%s: not a regular file", path);
-    close(fd);
-  } else {
-    g->size = (uint64_t)st.st_size;
+  off_t size = 0;
+  int fd = lmn_open_regular(path, &size, err);
+  if (fd >= 0) {
+    g->size = (uint64_t)size;
     errno = 0;
     if (load_image(g, fd, mode, err) == 0) return finish_open(g, out, err);
   }

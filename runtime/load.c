@@ -5,6 +5,7 @@
  * each GGUF tensor name is mapped to its HF name, llama q/k rows are permuted into GGUF order and gpt2
  * Conv1D weights ([in, out]) are transposed. */
 #include <glob.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +13,42 @@
 
 #include "dequant.h"
 #include "gguf.h"
+#include "lmn_file.h"
 #include "modules.h"
 #include "net.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "tokenizer_bpe.h"
 
-/* Compares the file's hyper-parameters with the compiled ones, naming the first that differs. */
-static int check_hparams(const char *path, const lmn_hparams *want, const lmn_hparams *got, lmn_err *err) {
+#define LMN_CTX_MAX 16777216L /* the most positions a model may have (the compiler's limit on `ctx`) */
+
+/* a and b agree as floats do: relative difference within a few float roundings. */
+static int close_enough(double a, double b) {
+  return fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b));
+}
+
+/* The file's context length: at least the positions the network uses (its sequences plus its prefix), and
+ * not beyond what any model has (a corrupt header, or a value meant as "unlimited"). */
+static int check_ctx(const char *path, const lmn_net_desc *d, long got, lmn_err *err) {
+  long used = (long)d->ctx + d->prefix;
+  if (got > LMN_CTX_MAX)
+    return lmn_errf(err,
+                    "%s: context_length %ld in the file is beyond the %ld positions a model may have: the "
+                    "header is corrupt",
+                    LMN_SHORT(path), got, LMN_CTX_MAX);
+  if (got < used)
+    return lmn_errf(err,
+                    "%s: context_length %ld in the file is shorter than the %ld positions network '%s' "
+                    "uses; recompile the .lmn file",
+                    LMN_SHORT(path), got, used, d->name);
+  return 0;
+}
+
+/* Compares the file's hyper-parameters with the compiled ones, naming the first that differs: the integers
+ * exactly, the context length as check_ctx says, eps and rope_theta (not used by gpt2) within float
+ * tolerance. */
+static int check_hparams(const char *path, const lmn_net_desc *d, const lmn_hparams *want,
+                         const lmn_hparams *got, lmn_err *err) {
   struct {
     const char *key;
     long want, got;
@@ -30,8 +59,19 @@ static int check_hparams(const char *path, const lmn_hparams *want, const lmn_hp
                 {"qkv_bias", want->qkv_bias, got->qkv_bias}};
   for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
     if (fields[i].want != fields[i].got)
-      return lmn_errf(err, "%s: %s is %ld in the file but the network was compiled for %ld; recompile the .lmn file",
-                      path, fields[i].key, fields[i].got, fields[i].want);
+      return lmn_errf(
+          err, "%s: %s is %ld in the file but the network was compiled for %ld; recompile the .lmn file",
+          LMN_SHORT(path), fields[i].key, fields[i].got, fields[i].want);
+  if (check_ctx(path, d, got->ctx, err)) return -1;
+  struct {
+    const char *key;
+    double want, got;
+  } reals[] = {{"eps", want->eps, got->eps}, {"rope_theta", want->rope_theta, got->rope_theta}};
+  for (size_t i = 0; i < (got->arch == LMN_ARCH_GPT2 ? 1u : 2u); i++)
+    if (!close_enough(reals[i].want, reals[i].got))
+      return lmn_errf(err,
+                      "%s: %s is %g in the file but the network was compiled for %g; recompile the .lmn file",
+                      LMN_SHORT(path), reals[i].key, reals[i].got, reals[i].want);
   return 0;
 }
 
@@ -79,13 +119,17 @@ static int load_model(lmn_net *net, int mi, const char *dir, lmn_err *err) {
   if (lmn_gguf_open(path, LMN_GGUF_MMAP, &g, err) != 0) return -1;
   lmn_hparams hp;
   int rc = lmn_gguf_hparams(g, &hp, err);
-  if (rc == 0) rc = check_hparams(path, &m->hp, &hp, err);
+  if (rc == 0) rc = check_hparams(path, d, &m->hp, &hp, err);
   for (int i = 0; rc == 0 && i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     if (!p->from_file || p->model != mi) continue;
     /* GGUF dims are the PyTorch shape reversed: ne0 = columns (or the vector length) */
     rc = lmn_gguf_load_f32(g, p->tensor, p->cols ? p->cols : p->rows, p->cols ? p->rows : 1, net->params + p->offset,
                            err);
+    /* a NaN or an infinity in a weight: a corrupt file, said now rather than as a NaN loss later */
+    if (rc == 0)
+      rc = lmn_check_finite(net->params + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), path,
+                            p->tensor, err);
   }
   lmn_gguf_close(g);
   return rc;
@@ -286,13 +330,18 @@ static int load_hf(lmn_net *net, int mi, const char *path, lmn_err *err) {
   lmn_hparams hp;
   char cfg[4200];
   snprintf(cfg, sizeof cfg, "%s/config.json", path);
-  if (lmn_hf_hparams(path, &hp, err) != 0 || check_hparams(cfg, &d->models[mi].hp, &hp, err) != 0) return -1;
+  if (lmn_hf_hparams(path, &hp, err) != 0 || check_hparams(cfg, d, &d->models[mi].hp, &hp, err) != 0)
+    return -1;
   hf_files f;
   if (hf_open(path, &f, err) != 0) return -1;
   int rc = hf_extra(&f, path, &hp, err);
   for (int i = 0; rc == 0 && i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
-    if (p->from_file && p->model == mi) rc = hf_param(&f, path, p, &hp, net->params + p->offset, err);
+    if (!p->from_file || p->model != mi) continue;
+    rc = hf_param(&f, path, p, &hp, net->params + p->offset, err);
+    if (rc == 0) /* a NaN or an infinity in a weight: a corrupt file (the tensor names its shard) */
+      rc = lmn_check_finite(net->params + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), path,
+                            p->tensor, err);
   }
   hf_close(&f);
   return rc;

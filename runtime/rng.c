@@ -35,13 +35,17 @@ uint64_t lmn_rng_u64(lmn_rng *r) {
   return result;
 }
 
+int lmn_rng_valid(const lmn_rng *r) {
+  return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0;
+}
+
 uint64_t lmn_rng_below(lmn_rng *r, uint64_t n) {
   if (n == 0) return 0;
   uint64_t threshold = (0 - n) % n; /* 2^64 mod n: values below it would bias the remainder */
-  for (;;) {
-    uint64_t x = lmn_rng_u64(r);
-    if (x >= threshold) return x % n;
-  }
+  uint64_t x = 0;
+  for (int tries = 0; tries < 64; tries++) /* bounded: an invalid (all-zero) state must not spin for ever */
+    if ((x = lmn_rng_u64(r)) >= threshold) return x % n;
+  return x % n;
 }
 
 float lmn_rng_uniform(lmn_rng *r) { return (float)(lmn_rng_u64(r) >> 40) * 0x1.0p-24f; }

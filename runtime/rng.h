@@ -15,9 +15,13 @@ typedef struct lmn_rng {
 void lmn_rng_seed(lmn_rng *r, uint64_t seed);
 /* Seeds one of several independent streams derived from one seed (data order, init, sampling, ...). */
 void lmn_rng_seed_stream(lmn_rng *r, uint64_t seed, uint64_t stream);
+/* 1 when r can generate: xoshiro's state must not be all zeros (a zeroed state draws zeros for ever). Every
+ * seeded state is valid; a state read from a file should be checked. */
+int lmn_rng_valid(const lmn_rng *r);
 /* Next 64 random bits. */
 uint64_t lmn_rng_u64(lmn_rng *r);
-/* Uniform integer in [0, n), without modulo bias; 0 when n is 0. */
+/* Uniform integer in [0, n), without modulo bias; 0 when n is 0. Always returns: after 64 rejected draws
+ * in a row (never, from a valid state: each is rejected with probability below 1/2) it takes the last. */
 uint64_t lmn_rng_below(lmn_rng *r, uint64_t n);
 /* Uniform float in [0, 1) with 24 random bits. */
 float lmn_rng_uniform(lmn_rng *r);

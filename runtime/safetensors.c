@@ -15,6 +15,7 @@
 
 #include "dequant.h"
 #include "gguf.h"
+#include "lmn_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "lmnet's safetensors code assumes a little-endian host"
@@ -667,15 +668,10 @@ int lmn_st_open(const char *path, lmn_st_mode mode, lmn_st **out, lmn_err *err) 
     return lmn_errf(err, "%s: invalid open mode %d", path, (int)mode);
   lmn_st *st = st_new(path, err);
   if (!st) return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
-  struct stat s;
-  if (fd < 0) {
-    lmn_errf(err, "%s: cannot open: %s", path, strerror(errno));
-  } else if (fstat(fd, &s) != 0 || !S_ISREG(s.st_mode)) {
-    lmn_errf(err, "%s: not a regular file", path);
-    close(fd);
-  } else {
-    st->size = (uint64_t)s.st_size;
+  off_t size = 0;
+  int fd = lmn_open_regular(path, &size, err), rc = -1;
+  if (fd >= 0) {
+    st->size = (uint64_t)size;
     rc = mode == LMN_ST_META ? load_meta(st, fd, err) : load_all(st, fd, mode, err);
     if (mode != LMN_ST_META) close(fd);
   }
@@ -1144,8 +1140,9 @@ int lmn_json_parse(const char *text, size_t n, const char *name, lmn_json **out,
 
 int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return lmn_errf(err, "%s: cannot open: %s", path, strerror(errno));
+  int fd = lmn_open_regular(path, NULL, err);
+  FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+  if (!f) return fd >= 0 ? (close(fd), lmn_errf(err, "%s: cannot open: %s", path, strerror(errno))) : -1;
   char *buf = malloc(LMN_JSON_MAX_FILE + 1);
   size_t n = buf ? fread(buf, 1, LMN_JSON_MAX_FILE + 1, f) : 0;
   int bad = ferror(f);

@@ -12,6 +12,7 @@
 
 #include "blasrate.h"
 #include "driver.h"
+#include "lmn_file.h"
 #include "progress.h"
 
 #define LMN_RUN_STREAM 0x72756eULL /* "run": the stream of the run's own generator */
@@ -23,19 +24,25 @@ int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long
   if (batches < 1 || B < 1 || T < 1 || B > net->B || T > net->T)
     return lmn_errf(err, "%s: cannot evaluate %ld batches of %ld x %ld (planned for %d x %d)",
                     net->desc->name, batches, B, T, net->B, net->T);
-  size_t n = (size_t)B * (size_t)T;
+  size_t n = (size_t)B * (size_t)T, windows = lmn_data_windows(data, LMN_SPLIT_VAL, T);
+  size_t rows = windows && windows / (size_t)B < (size_t)batches ? windows : (size_t)batches * (size_t)B;
   int32_t *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   int rc = x && y ? 0 : lmn_errf(err, "%s: out of memory for a validation batch", net->desc->name);
   lmn_data_state st;
   lmn_data_state_init(&st, LMN_SPLIT_VAL, LMN_ORDER_SEQUENTIAL, 0);
   double sum = 0.0;
-  for (long i = 0; i < batches && !rc; i++) {
-    rc = lmn_data_next(data, &st, B, T, x, y, err);
-    if (!rc) sum += net->desc->forward(net, x, y, (int)B, (int)T, 0);
+  long full = 0; /* batches of B rows: their plain mean is what an uncapped evaluation computes */
+  for (size_t done = 0, b; done < rows && !rc; done += b) {
+    b = rows - done < (size_t)B ? rows - done : (size_t)B;
+    rc = lmn_data_next(data, &st, (long)b, T, x, y, err);
+    if (rc) break;
+    double l = net->desc->forward(net, x, y, (int)b, (int)T, 0);
+    sum += b == (size_t)B ? l : l * (double)b / (double)B;
+    full++;
   }
   free(x);
   free(y);
-  if (!rc) *loss = sum / (double)batches;
+  if (!rc) *loss = rows % (size_t)B ? sum * (double)B / (double)rows : sum / (double)full;
   return rc;
 }
 
@@ -135,30 +142,118 @@ static void warn_if_changed(const run *r, const lmn_ckpt_state *st) {
        st->batch, st->seq_len, st->seed, c->batch, c->seq_len, c->seed);
 }
 
-static int resume_from(run *r, lmn_err *err) {
-  const char *dir = r->cfg.checkpoint.dir;
-  char path[LMN_CKPT_PATH_MAX];
-  int found = lmn_checkpoint_latest(dir, path, sizeof path, NULL, err);
-  if (found < 0) return -1;
-  if (!found)
-    return lmn_errf(err, "%s: no checkpoint to resume from (checkpoint.dir of %s)", dir, r->cfg.path);
-  lmn_ckpt_state st;
-  if (lmn_checkpoint_load_state(r->net, path, &st, err)) return -1;
-  if (!st.has_run)
+/* A checkpoint's run state fits this run: a training stream that served one batch a step, from a position
+ * inside this run's data, at a step within the config's; otherwise the file is corrupt or another run's. */
+static int check_run_state(const run *r, const char *path, const lmn_ckpt_state *st, lmn_err *err) {
+  if (!st->has_run)
     return lmn_errf(err, "%s: the checkpoint has no training state (data position, RNG) to resume from",
-                    path);
-  if (st.data.split != LMN_SPLIT_TRAIN)
-    return lmn_errf(err, "%s: the checkpoint's data state is not a training stream", path);
-  if (st.step > r->cfg.steps)
-    return lmn_errf(err, "%s: the checkpoint is at step %ld but %s trains %ld steps", path, st.step,
-                    r->cfg.path, r->cfg.steps);
+                    LMN_SHORT(path));
+  if (st->data.split != LMN_SPLIT_TRAIN || st->data.order != LMN_ORDER_RANDOM)
+    return lmn_errf(err, "%s: the checkpoint's data state is not a training stream", LMN_SHORT(path));
+  if (st->data.batches != (uint64_t)st->step)
+    return lmn_errf(err,
+                    "%s: checkpoint metadata 'data_state' has served %" PRIu64
+                    " batches at step %ld (one a "
+                    "step): the checkpoint is corrupt",
+                    LMN_SHORT(path), st->data.batches, st->step);
+  size_t most = r->d->classes ? lmn_data_examples(&r->data, LMN_SPLIT_TRAIN) : 0;
+  if (st->data.pos > most)
+    return lmn_errf(err,
+                    "%s: checkpoint metadata 'data_state' stands at example %" PRIu64
+                    " of %zu: the "
+                    "checkpoint is corrupt or of other data",
+                    LMN_SHORT(path), st->data.pos, most);
+  if (st->step > r->cfg.steps)
+    return lmn_errf(err, "%s: the checkpoint is at step %ld but %s trains %ld steps", LMN_SHORT(path),
+                    st->step, LMN_SHORT(r->cfg.path), r->cfg.steps);
+  return 0;
+}
+
+/* Loads the checkpoint at path into the run, all its checks first. */
+static int resume_at(run *r, const char *path, lmn_err *err) {
+  lmn_ckpt_state st;
+  if (lmn_checkpoint_verify(r->d, path, &st, err) || check_run_state(r, path, &st, err) ||
+      lmn_checkpoint_load_state(r->net, path, &st, err))
+    return -1;
   warn_if_changed(r, &st);
   r->step = st.step;
   r->stream = st.data;
   r->rng = st.rng;
   snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
-  note(r, "resumed from %s at step %ld/%ld", path, r->step, r->cfg.steps);
+  note(r, "resumed from %s at step %ld/%ld", LMN_SHORT(path), r->step, r->cfg.steps);
   return 0;
+}
+
+/* The newest checkpoint before step `below` that passes every check, into prev (*step its step); 0 none. */
+static int previous_good(const run *r, long below, char *prev, size_t cap, long *step) {
+  long *steps;
+  size_t n;
+  lmn_err ignored;
+  if (lmn_checkpoint_list(r->cfg.checkpoint.dir, &steps, &n, &ignored)) return 0;
+  int found = 0;
+  for (size_t i = n; i-- > 0 && !found;) {
+    lmn_ckpt_state st;
+    if (steps[i] >= below || lmn_checkpoint_path(r->cfg.checkpoint.dir, steps[i], prev, cap, &ignored))
+      continue;
+    found = !lmn_checkpoint_verify(r->d, prev, &st, &ignored) && !check_run_state(r, prev, &st, &ignored);
+    *step = steps[i];
+  }
+  free(steps);
+  return found;
+}
+
+/* The newest checkpoint failed (err says why): name the previous good one, and resume from it when told. */
+static int fall_back(run *r, const char *path, long step, lmn_err *err) {
+  char why[sizeof err->msg], prev[LMN_CKPT_PATH_MAX], aside[LMN_CKPT_PATH_MAX + 16];
+  snprintf(why, sizeof why, "%s", err->msg);
+  long pstep = 0;
+  if (!previous_good(r, step, prev, sizeof prev, &pstep))
+    return lmn_errf(err, "%s; no earlier checkpoint in %s passes its checks", why,
+                    LMN_SHORT(r->cfg.checkpoint.dir));
+  if (!r->o->resume_fallback)
+    return lmn_errf(err,
+                    "%s; the previous checkpoint %s (step %ld) is intact: pass --resume-fallback to resume "
+                    "from it",
+                    why, LMN_SHORT(prev), pstep);
+  note(r, "warning: %s", why);
+  snprintf(aside, sizeof aside, "%s.rejected", path);
+  if (rename(path, aside) == 0) note(r, "moved %s aside to %s", LMN_SHORT(path), LMN_SHORT(aside));
+  note(r, "falling back to %s (step %ld), as --resume-fallback asks", LMN_SHORT(prev), pstep);
+  return resume_at(r, prev, err);
+}
+
+/* A run killed between writing a checkpoint and naming it in `latest` left a newer complete one (a rename
+ * is atomic and follows an fsync): resume from that, so that no step is done twice and the directory holds
+ * no more than checkpoint.keep once pruned. Into path (and *step) when it passes every check. */
+static void prefer_newer(const run *r, char *path, size_t cap, long *step) {
+  long *steps;
+  size_t n;
+  lmn_err ignored;
+  char newer[LMN_CKPT_PATH_MAX];
+  lmn_ckpt_state st;
+  if (lmn_checkpoint_list(r->cfg.checkpoint.dir, &steps, &n, &ignored)) return;
+  long top = n ? steps[n - 1] : -1;
+  free(steps);
+  if (top <= *step || lmn_checkpoint_path(r->cfg.checkpoint.dir, top, newer, sizeof newer, &ignored) ||
+      lmn_checkpoint_verify(r->d, newer, &st, &ignored) || check_run_state(r, newer, &st, &ignored))
+    return;
+  note(r, "note: %s is newer than the one `latest` names (step %ld): resuming from it", LMN_SHORT(newer),
+       *step);
+  snprintf(path, cap, "%s", newer);
+  *step = top;
+}
+
+static int resume_from(run *r, lmn_err *err) {
+  const char *dir = r->cfg.checkpoint.dir;
+  char path[LMN_CKPT_PATH_MAX];
+  long step = 0;
+  int found = lmn_checkpoint_latest(dir, path, sizeof path, &step, err);
+  if (found < 0) return -1;
+  if (!found)
+    return lmn_errf(err, "%s: no checkpoint to resume from (checkpoint.dir of %s)", LMN_SHORT(dir),
+                    LMN_SHORT(r->cfg.path));
+  prefer_newer(r, path, sizeof path, &step);
+  return resume_at(r, path, err) ? fall_back(r, path, step, err) : 0;
 }
 
 /* A fresh run must not mix its checkpoints with another run's. */
@@ -176,11 +271,27 @@ static int check_fresh_dir(const run *r, lmn_err *err) {
       r->cfg.checkpoint.dir, newest, r->cfg.path);
 }
 
+static void report_removed(void *ctx, const char *path) {
+  note(ctx, "removed %s: the temporary of an interrupted checkpoint write", LMN_SHORT(path));
+}
+
+/* Before the first step: the checkpoint directory exists and takes files, and holds no temporaries. */
+static int prepare_dir(run *r, lmn_err *err) {
+  const char *dir = r->cfg.checkpoint.dir;
+  if (lmn_checkpoint_mkdir(dir, err) || lmn_checkpoint_writable(dir, err) ||
+      lmn_checkpoint_clean(dir, report_removed, r, err) < 0)
+    return cfg_err(r, err);
+  return 0;
+}
+
 static int start_state(run *r, lmn_err *err) {
   lmn_data_state_init(&r->stream, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, r->cfg.seed);
   lmn_rng_seed_stream(&r->rng, r->cfg.seed, LMN_RUN_STREAM);
   r->step = 0;
-  if (r->o->resume ? resume_from(r, err) : check_fresh_dir(r, err)) return -1;
+  if (prepare_dir(r, err) || (r->o->resume ? resume_from(r, err) : check_fresh_dir(r, err))) return -1;
+  lmn_err perr; /* a run killed between a checkpoint and its pruning left one too many */
+  if (r->o->resume && lmn_checkpoint_prune(r->cfg.checkpoint.dir, r->cfg.checkpoint.keep, r->step, &perr))
+    note(r, "warning: %s", perr.msg);
   r->end = r->o->stop_at > 0 && r->o->stop_at < r->cfg.steps ? r->o->stop_at : r->cfg.steps;
   return 0;
 }

@@ -330,7 +330,7 @@ static void test_missing(void) {
   snprintf(want, sizeof want, "%s: error: cannot open: No such file or directory", path);
   CU_ASSERT_STRING_EQUAL(err.msg, want);
   CU_ASSERT_EQUAL(lmn_config_load(t.dir, &c, &err), -1); /* a directory */
-  snprintf(want, sizeof want, "%s: error: cannot read: Is a directory", t.dir);
+  snprintf(want, sizeof want, "%s: error: is a directory, not a regular file", t.dir);
   CU_ASSERT_STRING_EQUAL(err.msg, want);
   lmn_config_free(&c);
   tmp_remove(&t);

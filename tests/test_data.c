@@ -312,7 +312,7 @@ static void test_errors(void) {
   expect_open_error(&o, "data: val_fraction must be in (0, 1), got 1.5");
   o.train_path = t.dir;
   o.val_fraction = 0.1;
-  snprintf(want, sizeof want, "%s: is a directory", t.dir);
+  snprintf(want, sizeof want, "%s: is a directory, not a regular file", t.dir);
   expect_open_error(&o, want);
   tmp_remove(&t);
 }

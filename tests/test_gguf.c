@@ -958,7 +958,7 @@ static void test_open_errors(void) {
   CU_ASSERT(lmn_gguf_open("/nonexistent/dir/m.gguf", LMN_GGUF_MMAP, &g, &e) == -1 && g == NULL);
   ASSERT_MSG(e, "/nonexistent/dir/m.gguf: cannot open: No such file or directory");
   CU_ASSERT(lmn_gguf_open("/tmp", LMN_GGUF_META, &g, &e) == -1);
-  ASSERT_MSG(e, "/tmp: not a regular file");
+  ASSERT_MSG(e, "/tmp: is a directory, not a regular file");
   CU_ASSERT(lmn_gguf_open(FIX "py_qwen2.gguf.dat", (lmn_gguf_mode)7, &g, &e) == -1);
   ASSERT_MSG(e, "invalid open mode");
 }

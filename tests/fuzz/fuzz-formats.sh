@@ -17,7 +17,7 @@ mkdir -p "$out"
 
 cflags="-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=all -fno-omit-frame-pointer -Iruntime"
-srcs="runtime/gguf.c runtime/dequant.c runtime/safetensors.c runtime/hparams.c runtime/lmn_error.c"
+srcs="runtime/gguf.c runtime/dequant.c runtime/safetensors.c runtime/hparams.c runtime/lmn_error.c runtime/lmn_file.c"
 
 seed_gguf() {
   local d=$1

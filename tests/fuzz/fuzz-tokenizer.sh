@@ -17,7 +17,7 @@ fi
 mkdir -p "$out" tests/fuzz/corpus-tokenizer
 cflags="-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=all -fno-omit-frame-pointer -Iruntime"
-srcs="runtime/tokenizer_bpe.c runtime/tokenizer.c runtime/gguf.c runtime/dequant.c runtime/hparams.c runtime/lmn_error.c"
+srcs="runtime/tokenizer_bpe.c runtime/tokenizer.c runtime/gguf.c runtime/dequant.c runtime/hparams.c runtime/lmn_error.c runtime/lmn_file.c"
 echo "== building fuzz_tokenizer"
 clang $cflags tests/fuzz/fuzz_tokenizer.c $srcs -lm -o "$out/fuzz_tokenizer"
 seeds=$out/seeds-tokenizer

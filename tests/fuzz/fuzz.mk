@@ -1,13 +1,14 @@
 # fuzz.mk: `make fuzz` builds the libFuzzer targets with clang (ASan + UBSan) and runs each for
-# FUZZ_SECONDS seconds (default 60), seeded from dsl-examples/ and the test fixtures. A crash leaves
-# its input in tests/fuzz/ (git-ignored) and fails the target. Run long: make fuzz FUZZ_SECONDS=600
+# FUZZ_SECONDS seconds (default 60), seeded from dsl-examples/, the test fixtures and tests/fuzz/corpus/.
+# A crash leaves its input in tests/fuzz/ (git-ignored) and fails the target. Run long:
+# make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 60
 CLANG        ?= clang
 FZ           := build-fuzz
 FFLAGS       := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
                 -Iruntime/include -Iruntime -Icompiler -I$(FZ)/compiler -I/usr/include/x86_64-linux-gnu/openblas-pthread
 FE_SRC       := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
-RT_SRC       := runtime/gguf.c runtime/dequant.c runtime/hparams.c runtime/lmn_error.c  # what the front end uses
+RT_SRC       := runtime/gguf.c runtime/dequant.c runtime/hparams.c runtime/lmn_error.c runtime/lmn_file.c  # what the front end uses
 
 .PHONY: run-front
 run-front: $(FZ)/fuzz_front
@@ -15,6 +16,12 @@ run-front: $(FZ)/fuzz_front
 	cd $(FZ) && ./fuzz_front -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  -artifact_prefix=../tests/fuzz/ corpus-front 2>&1 | tail -n 5
 	@if [ -x tests/fuzz/fuzz-formats.sh ]; then bash tests/fuzz/fuzz-formats.sh $(FUZZ_SECONDS); fi
+	@$(MAKE) -f tests/fuzz/fuzz.mk run-runtime
+
+# the runtime's readers: YAML config, corpora and TSV, checkpoints, chunked tokenisation (fuzz-runtime.sh)
+.PHONY: run-runtime
+run-runtime:
+	@bash tests/fuzz/fuzz-runtime.sh $(FUZZ_SECONDS)
 
 $(FZ)/compiler/parser.c: compiler/parser.y
 	@mkdir -p $(@D)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# fuzz-runtime.sh: builds the libFuzzer targets of the runtime's readers with clang
+# -fsanitize=fuzzer,address,undefined into build-fuzz/ and runs each for SECONDS seconds (default 60):
+#   config      the YAML training configuration (tests/fuzz/fuzz_config.c)
+#   data        corpora and labelled TSV files, raw bytes (tests/fuzz/fuzz_data.c)
+#   checkpoint  checkpoints into a small network (tests/fuzz/fuzz_checkpoint.c)
+#   tokens      a corpus tokenised whole and in chunks by the SmolLM2 BPE tokenizer (tests/fuzz/fuzz_tokens.c;
+#               skipped without models/SmolLM2-135M-Instruct.Q4_1.gguf: `make models`)
+# Each is seeded from tests/fuzz/corpus/NAME/ (committed, small files; NAME.dict there when present); the
+# corpus grows in tests/fuzz/corpus-NAME/ and a crash lands in tests/fuzz/crash-NAME-* (both git-ignored).
+# liblmn, less its quantized kernels (runtime/qmat*, which no reader calls), is built once into
+# build-fuzz/rt/ with the same sanitizers. Prints the executions of each run; exits non-zero when a target
+# crashed.
+#   usage: tests/fuzz/fuzz-runtime.sh [SECONDS] [config|data|checkpoint|tokens ...]
+set -eu
+secs=${1:-60}
+shift || true
+targets=${*:-config data checkpoint tokens}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=$root/build-fuzz
+cd "$root"
+mkdir -p "$out/rt"
+san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+cflags="-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror $san"
+cflags="$cflags -Iruntime -Iruntime/include -I/usr/include/x86_64-linux-gnu/openblas-pthread"
+
+echo "== building liblmn for fuzzing (build-fuzz/rt/)"
+objs=()
+for c in runtime/*.c; do
+  case $c in runtime/qmat*) continue ;; esac # nothing here calls them, and clang 14 rejects their CPU checks
+  o=$out/rt/$(basename "$c" .c).o
+  if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find runtime -name '*.h' -newer "$o" | head -n 1)" ]; then
+    clang $cflags -fsanitize=fuzzer-no-link -c -o "$o" "$c"
+  fi
+  objs+=("$o")
+done
+
+status=0
+for t in $targets; do
+  if [ "$t" = tokens ] && [ ! -r models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+    echo "fuzz_tokens: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (make models): skipped"
+    continue
+  fi
+  echo "== building fuzz_$t"
+  clang $cflags -fsanitize=fuzzer -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" "${objs[@]}" -lopenblas -lyaml -lm -lpthread
+  corpus=$root/tests/fuzz/corpus-$t
+  mkdir -p "$corpus"
+  dict=()
+  [ -f "tests/fuzz/corpus/$t.dict" ] && dict=(-dict="tests/fuzz/corpus/$t.dict")
+  echo "== running fuzz_$t for ${secs}s"
+  log=$out/fuzz_$t.log
+  if ! "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      "${dict[@]}" -artifact_prefix="$root/tests/fuzz/crash-$t-" "$corpus" "tests/fuzz/corpus/$t" > "$log" 2>&1; then
+    status=1
+    echo "fuzz_$t: CRASH (see $log and tests/fuzz/crash-$t-*)"
+    tail -n 40 "$log"
+  fi
+  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | sed "s/^/fuzz_$t: /" || true
+done
+exit $status
