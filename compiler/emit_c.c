@@ -163,7 +163,7 @@ static void block_bwd(Printer *pr, const Step *st) {
 /* Whether any input of vertex call c needs a gradient; fills ins and k. */
 static int call_inputs(const Printer *pr, int c, int *ins, int *k) {
   int any = 0;
-  *k = sched_vertex_inputs(pr->ir, &pr->ir->ops[c], ins);
+  *k = sched_reads(pr->ir, &pr->ir->ops[c], ins); /* a vertex reads its aggregation's inputs */
   for (int r = 0; r < *k; r++) any |= pr->l->dout[ins[r]] >= 0;
   return any;
 }
@@ -365,7 +365,7 @@ static void emit_output(Printer *pr) {
 
 void emit_functions(Printer *pr) {
   out(pr, "/* Buffers: BUF(at) is `at` floats per row into the planned region of R rows (B*T, or ctx when decoding);\n"
-          " * SEQ(at) the [B]-row region. The planner gave each its place by lifetime (lmnc ir shows them). */\n");
+          " * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */\n");
   out(pr, "#define BUF(at) (A + R * (size_t)(at))\n#define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))\n\n");
   pr->l = &pr->p->train;
   emit_forward(pr);

@@ -26,8 +26,6 @@ int sched_reads(const Ir *ir, const Op *op, int *ins) {
   return n;
 }
 
-int sched_vertex_inputs(const Ir *ir, const Op *op, int *ins) { return sched_reads(ir, op, ins); }
-
 /* ---- parameters ---------------------------------------------------------------------------------- */
 
 static void layout_params(Sched *p) {

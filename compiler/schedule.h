@@ -84,7 +84,5 @@ lmn_arena_desc sched_arena(const Sched *p, int cached);
 int sched_reads(const Ir *ir, const Op *op, int *ins);
 /* Whether op i's output gradient is kept (some op upstream is trainable and i is not a sink). */
 int sched_needs_dout(const Op *op);
-/* The aggregation scale of a vertex call with k inputs (mean: 1/k), as the C expression to print. */
-int sched_vertex_inputs(const Ir *ir, const Op *op, int *ins);
 
 #endif

@@ -246,7 +246,7 @@ static size_t cache_floats(int ctx, int nt) {
 }
 
 /* Buffers: BUF(at) is `at` floats per row into the planned region of R rows (B*T, or ctx when decoding);
- * SEQ(at) the [B]-row region. The planner gave each its place by lifetime (lmnc ir shows them). */
+ * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
 
