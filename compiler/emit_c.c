@@ -50,9 +50,9 @@ static void embed_fwd(Printer *pr, const Step *st) {
   const Op *op = op_of(pr, st);
   const lmn_hparams *hp = &pr->net->models[op->model].hp;
   const char *b = dec(pr) ? "1" : "B", *pos0 = dec(pr) ? "pos0" : "0";
-  out(pr, "  lmn_embed_forward(%s, tokens, lmn_w(net, %s), lmn_w(net, %s), %s, T, %ld, %ld, %s);\n", out_of(pr, st->op).s,
-      pref(pr, op_role(pr->ir, op, ROLE_TOKEN_EMBD, 0)), pref(pr, op_role(pr->ir, op, ROLE_POS_EMBD, 0)), b, hp->dim,
-      hp->vocab, pos0);
+  out(pr, "  lmn_net_embed(net, %s, %s, %s, tokens, %s, T, %ld, %ld, %s);\n",
+      pref(pr, op_role(pr->ir, op, ROLE_TOKEN_EMBD, 0)), pref(pr, op_role(pr->ir, op, ROLE_POS_EMBD, 0)),
+      out_of(pr, st->op).s, b, hp->dim, hp->vocab, pos0);
   int prefix = op_role(pr->ir, op, ROLE_PREFIX, 0);
   if (prefix >= 0)
     out(pr, "  lmn_prefix_add(%s, lmn_w(net, %s), %s, T, %s, %ld, PREFIX);\n", out_of(pr, st->op).s, pref(pr, prefix), b,
@@ -85,14 +85,18 @@ static void linear_fwd(Printer *pr, const Step *st) {
   const Op *op = op_of(pr, st);
   const Module *m = mod_of(pr, op);
   int head = op->kind == OP_HEAD, w = head ? op->params[0] : op_role(pr->ir, op, ROLE_WEIGHT, 0);
-  const char *bias = head ? "NULL" : pref(pr, op_role(pr->ir, op, ROLE_BIAS, 0));
   if (head && dec(pr)) {
-    out(pr, "  if (logits) lmn_linear_forward(logits, %s + (size_t)(T - 1) * %ld, lmn_w(net, %s), NULL, 1, %ld, %ld);\n",
-        out_of(pr, in_of(op)).s, m->din, pref(pr, w), m->din, m->dout);
+    out(pr, "  if (logits) lmn_net_linear_forward(net, %s, logits, %s + (size_t)(T - 1) * %ld, 1, %ld, %ld, 1);\n",
+        pref(pr, w), out_of(pr, in_of(op)).s, m->din, m->din, m->dout);
     return;
   }
-  out(pr, "  lmn_linear_forward(%s, %s, lmn_w(net, %s), %s%s%s, N, %ld, %ld);\n", out_of(pr, st->op).s,
-      out_of(pr, in_of(op)).s, pref(pr, w), head ? "" : "lmn_w(net, ", bias, head ? "" : ")", m->din, m->dout);
+  if (head) { /* the head's weight may be a frozen matrix kept in its file's format */
+    out(pr, "  lmn_net_linear_forward(net, %s, %s, %s, N, %ld, %ld, 0);\n", pref(pr, w), out_of(pr, st->op).s,
+        out_of(pr, in_of(op)).s, m->din, m->dout);
+    return;
+  }
+  out(pr, "  lmn_linear_forward(%s, %s, lmn_w(net, %s), lmn_w(net, %s), N, %ld, %ld);\n", out_of(pr, st->op).s,
+      out_of(pr, in_of(op)).s, pref(pr, w), pref(pr, op_role(pr->ir, op, ROLE_BIAS, 0)), m->din, m->dout);
 }
 
 static void linear_bwd(Printer *pr, const Step *st) {
@@ -101,10 +105,14 @@ static void linear_bwd(Printer *pr, const Step *st) {
   int head = op->kind == OP_HEAD, w = head ? op->params[0] : op_role(pr->ir, op, ROLE_WEIGHT, 0);
   /* the head's gradient is its logits buffer, which the loss turned into dL/dlogits in place */
   Ref dy = head ? out_of(pr, st->op) : dout_of(pr, st->op);
-  out(pr, "  lmn_linear_backward(%s, lmn_g(net, %s), %s%s%s, %s, %s, lmn_w(net, %s), N, %ld, %ld);\n",
-      dout_of(pr, in_of(op)).s, pref(pr, w), head ? "" : "lmn_g(net, ",
-      head ? "NULL" : pref(pr, op_role(pr->ir, op, ROLE_BIAS, 0)), head ? "" : ")", dy.s, out_of(pr, in_of(op)).s,
-      pref(pr, w), m->din, m->dout);
+  if (head) {
+    out(pr, "  lmn_net_linear_backward(net, %s, %s, %s, %s, N, %ld, %ld);\n", dout_of(pr, in_of(op)).s, pref(pr, w),
+        dy.s, out_of(pr, in_of(op)).s, m->din, m->dout);
+    return;
+  }
+  out(pr, "  lmn_linear_backward(%s, lmn_g(net, %s), lmn_g(net, %s), %s, %s, lmn_w(net, %s), N, %ld, %ld);\n",
+      dout_of(pr, in_of(op)).s, pref(pr, w), pref(pr, op_role(pr->ir, op, ROLE_BIAS, 0)), dy.s,
+      out_of(pr, in_of(op)).s, pref(pr, w), m->din, m->dout);
 }
 
 static void mlp_weights(Printer *pr, const Op *op, const char *type, const char *fn) {

@@ -56,7 +56,7 @@ static void emit_source(Printer *pr, const char *source) {
   out(pr, " * Network '%s': %d ops in topological order, %d parameter tensors. Every width, head count and layer count\n"
           " * is a constant; batch B and length T are laid out at creation. */\n", net->name, pr->ir->n_ops, pr->ir->n_params);
   out(pr, "#include \"%s.h\"\n\n#include <stdint.h>\n#include <string.h>\n\n", net->name);
-  out(pr, "#include <lmn/arena.h>\n#include <lmn/kernels.h>\n#include <lmn/modules.h>\n#include <lmn/net.h>\n#include <lmn/vertex.h>\n\n");
+  out(pr, "#include <lmn/arena.h>\n#include <lmn/kernels.h>\n#include <lmn/modules.h>\n#include <lmn/net.h>\n#include <lmn/qnet.h>\n#include <lmn/vertex.h>\n\n");
   out(pr, "#define PREFIX %ld /* fixed random prefix positions */\n#define NMODELS %d\n\n", net->prefix, net->n_models);
   emit_tables(pr);
   emit_functions(pr);

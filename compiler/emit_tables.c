@@ -97,7 +97,7 @@ static void emit_models(Printer *pr) {
     const Model *md = &net->models[m];
     if (md->source == SRC_NONE) continue;
     const lmn_hparams *h = &md->hp;
-    out(pr, "    {\"%s\", \"%s\", %d, {%d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %.17g, %.17g, %d, %d}},\n", md->name, md->file,
+    out(pr, "    {\"%s\", \"%s\", %d, {%d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %.17g, %.17g, %d, %d}, -1},\n", md->name, md->file,
         md->source == SRC_GGUF ? 1 : 2, (int)h->arch, h->dim, h->layers, h->heads, h->kv_heads, h->ffn, h->vocab, h->ctx,
         h->eps, h->rope_theta, h->tied, h->qkv_bias);
     n++;

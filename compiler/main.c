@@ -12,6 +12,7 @@
 #include "emit.h"
 #include "front.h"
 #include "ir.h"
+#include "qnet.h"
 #include "schedule.h"
 
 #define LMNC_VERSION "0.1.0"
@@ -146,6 +147,30 @@ static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow
   return 0;
 }
 
+/* 1 when the runtime keeps parameter p in its model file's format (qnet.h's lmn_param_kept). */
+static int param_kept(const Param *p) { return p->file_model >= 0 && !p->trainable && p->shape[1] > 0; }
+
+/* The line of `NAME info` on the frozen weights kept in their files' formats, from the files' headers. */
+static void print_kept(const Ir *ir) {
+  double bytes[64] = {0};
+  lmn_kept_tensor *t = calloc((size_t)ir->n_params + 1, sizeof *t);
+  lmn_err err = {{0}};
+  int rc = t ? 0 : lmn_errf(&err, "out of memory");
+  for (int m = 0; rc == 0 && m < ir->net->n_models; m++) {
+    const Model *md = &ir->net->models[m];
+    int n = 0;
+    for (int i = 0; i < ir->n_params; i++)
+      if (param_kept(&ir->params[i]) && ir->params[i].file_model == m)
+        t[n++] = (lmn_kept_tensor){param_file_name(&ir->params[i]), ir->params[i].shape[0], ir->params[i].shape[1]};
+    if (n > 0) rc = lmn_kept_bytes(md->file, md->source == SRC_GGUF ? 1 : 2, -1, t, n, bytes, &err);
+  }
+  free(t);
+  if (rc != 0)
+    printf("frozen weights: %s\n", err.msg);
+  else
+    lmn_print_kept(stdout, bytes);
+}
+
 /* The memory line of `NAME info`, from the same layout the generated code evaluates. */
 static int print_memory(const Ir *ir, const Opts *o) {
   Sched s;
@@ -157,8 +182,11 @@ static int print_memory(const Ir *ir, const Opts *o) {
   lmn_arena_desc d = sched_arena(&s, 0);
   lmn_arena a;
   lmn_arena_layout(&d, (int)o->batch, (int)(o->seq + ir->net->prefix), (int)o->threads, &a);
-  lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, (size_t)ir_param_total(ir, 0),
+  long kept = 0;
+  for (int i = 0; i < ir->n_params; i++) kept += param_kept(&ir->params[i]) ? ir->params[i].count : 0;
+  lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, (size_t)(ir_param_total(ir, 0) - kept),
                    (size_t)ir_param_total(ir, 1), a.total);
+  print_kept(ir);
   sched_free(&s);
   return 0;
 }

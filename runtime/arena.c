@@ -2,6 +2,8 @@
  * regions after the compiler-planned one, and the memory line `lmnc info` and `NAME info` both print. */
 #include "arena.h"
 
+#include "dequant.h"
+
 size_t lmn_scratch_floats(const lmn_scratch *s, int B, int T, int nt) {
   size_t N = (size_t)B * T;
   switch (s->kind) {
@@ -49,6 +51,24 @@ static void bytes_text(double b, char *buf, size_t cap) {
     snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
   else
     snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
+}
+
+void lmn_print_kept(FILE *f, const double bytes[64]) {
+  double total = 0;
+  for (int t = 0; t < 64; t++) total += bytes[t];
+  if (total <= 0) return;
+  fprintf(f, "frozen weights kept as");
+  const char *sep = " ";
+  char m[32];
+  for (int t = 0; t < 64; t++) {
+    if (bytes[t] <= 0) continue;
+    bytes_text(bytes[t], m, sizeof m);
+    const char *name = lmn_ggml_type_name((uint32_t)t);
+    fprintf(f, "%s%s %s", sep, name ? name : "?", m);
+    sep = " | ";
+  }
+  bytes_text(total, m, sizeof m);
+  fprintf(f, " (%s in all)\n", m);
 }
 
 void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats) {

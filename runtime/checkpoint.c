@@ -162,7 +162,7 @@ static int add_tensors(lmn_st_writer *w, const lmn_net *net, const float *zeros,
       uint32_t nd = param_shape(p, shape);
       char *name = prefixed(prefixes[k], p->name);
       if (!name) return lmn_errf(err, "out of memory");
-      const float *x = bufs[k] ? bufs[k] + p->offset : zeros;
+      const float *x = !bufs[k] ? zeros : k == 0 ? bufs[0] + net->poff[i] : bufs[k] + p->offset;
       int rc = lmn_st_writer_add_f32(w, name, nd, shape, x, err) ||
                add_checksum(w, name, x, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), err);
       free(name);
@@ -403,7 +403,8 @@ static int load_tensors(const lmn_st *f, lmn_net *net, lmn_err *err) {
       int64_t shape[2];
       uint32_t nd = param_shape(p, shape);
       char *name = prefixed(prefixes[k], p->name);
-      int rc = name ? lmn_st_load_f32(f, name, nd, shape, bufs[k] + p->offset, err)
+      float *x = k == 0 ? bufs[0] + net->poff[i] : bufs[k] + p->offset;
+      int rc = name ? lmn_st_load_f32(f, name, nd, shape, x, err)
                     : lmn_errf(err, "out of memory");
       free(name);
       if (rc) return -1;

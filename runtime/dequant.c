@@ -257,7 +257,7 @@ static void shape_str(char *buf, size_t cap, const int64_t *ne, uint32_t n_dims)
   if (k < cap) snprintf(buf + k, cap - k, "}");
 }
 
-static int check_shape(const lmn_gguf *g, const lmn_gguf_tensor *t, int64_t ne0, int64_t ne1, lmn_err *err) {
+int lmn_gguf_check_shape(const lmn_gguf *g, const lmn_gguf_tensor *t, int64_t ne0, int64_t ne1, lmn_err *err) {
   if (t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == 1 && t->ne[3] == 1) return 0;
   char have[128], want[64];
   int64_t w[2] = {ne0, ne1};
@@ -284,7 +284,7 @@ int lmn_gguf_load_f32(const lmn_gguf *g, const char *name, int64_t ne0, int64_t 
                       lmn_err *err) {
   const lmn_gguf_tensor *t = lmn_gguf_find_tensor(g, name);
   if (!t) return lmn_errf(err, "%s: tensor '%s' not found", lmn_gguf_name(g), name);
-  if (check_shape(g, t, ne0, ne1, err) != 0) return -1;
+  if (lmn_gguf_check_shape(g, t, ne0, ne1, err) != 0) return -1;
   if (!lmn_ggml_can_dequant(t->type))
     return lmn_errf(err, "%s: tensor '%s': type %s cannot be dequantised", lmn_gguf_name(g), name,
                     lmn_ggml_type_name(t->type));

@@ -55,6 +55,11 @@ uint16_t lmn_f32_to_fp16(float f);
 int lmn_dequant_row(uint32_t type, const void *src, float *dst, int64_t n, lmn_err *err);
 
 struct lmn_gguf;
+struct lmn_gguf_tensor;
+/* 0 when tensor t of g has exactly the shape ne1 rows x ne0 columns (ne1 = 1: a vector), else -1 with an
+ * error naming the tensor, its shape and the expected one. */
+int lmn_gguf_check_shape(const struct lmn_gguf *g, const struct lmn_gguf_tensor *t, int64_t ne0, int64_t ne1,
+                         lmn_err *err);
 /* Loads GGUF tensor `name` as f32 into dst (ne0 * ne1 floats, row-major: ne1 rows of ne0 contiguous
  * values; pass ne1 = 1 for a vector). The tensor must have exactly this shape (dims beyond ne1 equal to
  * 1); otherwise the error names the tensor, its shape and the expected one. Works in every open mode. */

@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "dump.h"
 #include "progress.h"
+#include "qnet.h"
 
 /* ---- options ------------------------------------------------------------------------------------- */
 
@@ -211,8 +212,14 @@ static void info_cost(const lmn_net_desc *d, long B, long T, int threads) {
   si(trn, "FLOP", f2, sizeof f2);
   printf("FLOPs per token at batch %ld x %ld: forward %s | training step (forward + backward) %s\n", B, T, f1,
          f2);
-  lmn_print_memory(stdout, B, T, threads, d->n_floats, d->n_train,
+  lmn_print_memory(stdout, B, T, threads, lmn_desc_f32_floats(d), d->n_train,
                    d->arena_floats ? d->arena_floats((int)B, (int)T, threads) : 0);
+  double kept[64] = {0};
+  lmn_err err = {{0}};
+  if (lmn_desc_kept_bytes(d, getenv("LMN_MODEL_DIR"), kept, &err) != 0)
+    printf("frozen weights: %s\n", err.msg);
+  else
+    lmn_print_kept(stdout, kept);
 }
 
 static const char *init_name(const lmn_param_info *p) {

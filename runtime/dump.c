@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "qnet.h"
 #include "config.h"
 #include "data.h"
 #include "driver.h"
@@ -46,12 +47,21 @@ static int add_meta(lmn_st_writer *w, const char *key, const char *fmt, ...) {
   return lmn_st_writer_add_meta(w, key, v, NULL);
 }
 
-static int add_params(lmn_st_writer *w, const lmn_net *net, lmn_err *err) {
+/* Every parameter as f32; the frozen matrices kept in a file format are dequantized into copies[i], which
+ * the caller frees after writing. */
+static int add_params(lmn_st_writer *w, const lmn_net *net, float **copies, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   for (int i = 0; i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     int64_t shape[2] = {p->rows, p->cols};
-    if (lmn_st_writer_add_f32(w, p->name, p->cols ? 2 : 1, shape, net->params + p->offset, err)) return -1;
+    const float *x = lmn_w(net, i);
+    if (!x) {
+      copies[i] = malloc((size_t)p->rows * (size_t)p->cols * sizeof(float));
+      if (!copies[i]) return lmn_errf(err, "%s: dump-state: out of memory for '%s'", d->name, p->name);
+      lmn_net_param_rows(net, i, 0, p->rows, copies[i]);
+      x = copies[i];
+    }
+    if (lmn_st_writer_add_f32(w, p->name, p->cols ? 2 : 1, shape, x, err)) return -1;
   }
   return 0;
 }
@@ -89,7 +99,9 @@ int lmn_dump_state_meta(lmn_net *net, const int32_t *tokens, const int32_t *targ
   lmn_st_writer *w = NULL;
   int rc = tok && tg ? lmn_st_writer_new(&w, err) : -1;
   int64_t shape_tok[2] = {B, T}, shape_tg[2] = {B, T};
-  if (!rc) rc = add_params(w, net, err);
+  float **copies = calloc((size_t)d->n_params + 1, sizeof *copies);
+  if (!copies) rc = lmn_errf(err, "%s: dump-state: out of memory", d->name);
+  if (!rc) rc = add_params(w, net, copies, err);
   if (!rc) rc = lmn_st_writer_add_f32(w, "batch:tokens", 2, shape_tok, tok, err);
   if (!rc) rc = lmn_st_writer_add_f32(w, "batch:targets", cls ? 1 : 2, shape_tg, tg, err);
   if (!rc && add_header_meta(w, net, B, T))
@@ -97,6 +109,8 @@ int lmn_dump_state_meta(lmn_net *net, const int32_t *tokens, const int32_t *targ
   for (int i = 0; i < n_meta && !rc; i++) rc = lmn_st_writer_add_meta(w, meta[2 * i], meta[2 * i + 1], err);
   if (!rc) rc = lmn_st_writer_write(w, path, err);
   lmn_st_writer_free(w);
+  for (int i = 0; copies && i < d->n_params; i++) free(copies[i]);
+  free(copies);
   free(tok);
   free(tg);
   return rc;

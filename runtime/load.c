@@ -1,6 +1,7 @@
 /* load.c: filling a compiled network's tensors from its model files: each GGUF is opened once (mapped),
  * its hyper-parameters are checked against the ones the network was compiled for, and every tensor that
- * comes from it is dequantised into the parameter buffer with its shape checked. A Hugging Face directory
+ * comes from it is dequantised into the parameter buffer with its shape checked, except the frozen matrices,
+ * which stay in the file's format (qnet.h: the file then stays mapped). A Hugging Face directory
  * (config.json + model.safetensors, or model-XXXXX-of-YYYYY.safetensors shards) is checked the same way;
  * each GGUF tensor name is mapped to its HF name, llama q/k rows are permuted into GGUF order and gpt2
  * Conv1D weights ([in, out]) are transposed. */
@@ -16,6 +17,7 @@
 #include "lmn_file.h"
 #include "modules.h"
 #include "net.h"
+#include "qnet.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "tokenizer_bpe.h"
@@ -75,7 +77,6 @@ static int check_hparams(const char *path, const lmn_net_desc *d, const lmn_hpar
   return 0;
 }
 
-static void model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n);
 
 int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err) {
   if (desc->tokenizer_model < 0 || desc->tokenizer_model >= desc->n_models) {
@@ -86,7 +87,7 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
     return 0;
   }
   char path[4096];
-  model_path(&desc->models[desc->tokenizer_model], getenv("LMN_MODEL_DIR"), path, sizeof path);
+  lmn_model_path(&desc->models[desc->tokenizer_model], getenv("LMN_MODEL_DIR"), path, sizeof path);
   if (desc->models[desc->tokenizer_model].format != 1)
     return lmn_errf(
         err, "%s: reading a tokenizer from a Hugging Face directory (tokenizer.json) is not supported yet",
@@ -100,7 +101,7 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
   return 0;
 }
 
-static void model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n) {
+void lmn_model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n) {
   const char *base = strrchr(m->path, '/');
   if (dir) snprintf(buf, n, "%s/%s", dir, base ? base + 1 : m->path);
   else snprintf(buf, n, "%s", m->path);
@@ -112,7 +113,7 @@ static int load_model(lmn_net *net, int mi, const char *dir, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   const lmn_model_info *m = &d->models[mi];
   char path[4096];
-  model_path(m, dir, path, sizeof path);
+  lmn_model_path(m, dir, path, sizeof path);
   if (m->format == 2) return load_hf(net, mi, path, err);
   if (m->format != 1) return lmn_errf(err, "%s: unknown model file format %d", path, m->format);
   lmn_gguf *g = NULL;
@@ -120,18 +121,25 @@ static int load_model(lmn_net *net, int mi, const char *dir, lmn_err *err) {
   lmn_hparams hp;
   int rc = lmn_gguf_hparams(g, &hp, err);
   if (rc == 0) rc = check_hparams(path, d, &m->hp, &hp, err);
+  int mapped = 0;
   for (int i = 0; rc == 0 && i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     if (!p->from_file || p->model != mi) continue;
+    if (lmn_param_kept(d, i)) {
+      rc = lmn_qnet_take_gguf(net, i, g, path, &mapped, err);
+      continue;
+    }
     /* GGUF dims are the PyTorch shape reversed: ne0 = columns (or the vector length) */
-    rc = lmn_gguf_load_f32(g, p->tensor, p->cols ? p->cols : p->rows, p->cols ? p->rows : 1, net->params + p->offset,
-                           err);
+    float *x = net->params + net->poff[i];
+    rc = lmn_gguf_load_f32(g, p->tensor, p->cols ? p->cols : p->rows, p->cols ? p->rows : 1, x, err);
     /* a NaN or an infinity in a weight: a corrupt file, said now rather than as a NaN loss later */
     if (rc == 0)
-      rc = lmn_check_finite(net->params + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), path,
-                            p->tensor, err);
+      rc = lmn_check_finite(x, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), path, p->tensor, err);
   }
-  lmn_gguf_close(g);
+  if (rc == 0 && mapped)
+    net->files[mi] = g; /* frozen weights point into it: closed with the network */
+  else
+    lmn_gguf_close(g);
   return rc;
 }
 
@@ -338,10 +346,17 @@ static int load_hf(lmn_net *net, int mi, const char *path, lmn_err *err) {
   for (int i = 0; rc == 0 && i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     if (!p->from_file || p->model != mi) continue;
-    rc = hf_param(&f, path, p, &hp, net->params + p->offset, err);
+    size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+    int kept = lmn_param_kept(d, i);
+    float *x = kept ? malloc(n * sizeof *x) : net->params + net->poff[i];
+    if (!x) {
+      rc = lmn_errf(err, "%s: tensor '%s': out of memory", LMN_SHORT(path), p->tensor);
+      break;
+    }
+    rc = hf_param(&f, path, p, &hp, x, err);
     if (rc == 0) /* a NaN or an infinity in a weight: a corrupt file (the tensor names its shard) */
-      rc = lmn_check_finite(net->params + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), path,
-                            p->tensor, err);
+      rc = lmn_check_finite(x, n, path, p->tensor, err);
+    if (kept) rc = rc == 0 ? lmn_qnet_take_f32(net, i, x, err) : (free(x), rc);
   }
   hf_close(&f);
   return rc;

@@ -45,20 +45,92 @@ static void mm_dyw(float *dx, const float *dy, const float *W, int N, int in, in
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, beta, dx, in);
 }
 
-static void zero(float *p, size_t n) {
-  if (p) memset(p, 0, n * sizeof *p);
+/* A weight matrix [out, in] of a block: f32 (f), or kept in its model file's format (kept: q). */
+typedef struct wmat {
+  const float *f;
+  lmn_qtensor q;
+  int kept;
+} wmat;
+
+/* Member m of the block's weights, f its f32 pointer (already moved to row r0); when kept, rows
+ * [r0, r0 + rows) of it (a view of GPT-2's fused qkv), or all rows when rows is 0. */
+static wmat wm_rows(const lmn_block_w *w, lmn_block_member m, const float *f, int64_t r0, int64_t rows) {
+  wmat x = {f, {0}, 0};
+  if (!w->q[m]) return x;
+  x.q = *w->q[m];
+  x.kept = 1;
+  if (rows > 0) {
+    x.q.data = (const uint8_t *)x.q.data + (size_t)r0 * x.q.row_bytes;
+    x.q.rows = rows;
+  }
+  return x;
+}
+static wmat wm(const lmn_block_w *w, lmn_block_member m, const float *f) { return wm_rows(w, m, f, 0, 0); }
+
+/* Where a row task runs the products with kept weights: on the pool when its phase runs on the calling
+ * thread alone (NULL inside a pool task), with that thread's panel scratch. */
+typedef struct where {
+  lmn_pool *pool;
+  float *work;
+} where;
+
+/* y[N,out] = x W^T + beta y. decode: cached generation, whose few rows meet kept weights through the
+ * matrix-vector kernels (qmat.h), with 8-bit activations unless the weights ask for f32 (decode 2); every
+ * other product is exact in f32. */
+static void wx(float *y, const float *x, const wmat *W, int N, int in, int out, float beta, int decode,
+               const where *at) {
+  if (!W->kept)
+    mm_xwt(y, x, W->f, N, in, out, beta);
+  else if (decode && beta == 0.0f && N <= LMN_Q_MATVEC_ROWS)
+    (decode == 2 ? lmn_q_matvec_rows_f32act : lmn_q_matvec_rows)(y, &W->q, x, N, at->pool);
+  else
+    lmn_q_matmul(y, x, &W->q, N, beta, at->work, at->pool);
 }
 
-/* y = h (+ b per row) + x W^T: the residual output of an MLP, the GEMM accumulating onto the copied rows. */
-static void residual_linear(float *y, const float *h, const float *x, const float *W, const float *b, int N,
-                            int in, int out) {
-  memcpy(y, h, (size_t)N * out * sizeof *y);
+/* dx[N,in] = dy W + beta dx */
+static void dyw(float *dx, const float *dy, const wmat *W, int N, int in, int out, float beta, const where *at) {
+  if (!W->kept)
+    mm_dyw(dx, dy, W->f, N, in, out, beta);
+  else
+    lmn_q_matmul_dx(dx, dy, &W->q, N, beta, at->work, at->pool);
+}
+
+static void add_bias(float *y, const float *b, int N, int out) {
   if (b)
     for (int n = 0; n < N; n++) {
       float *row = y + (size_t)n * out;
       for (int j = 0; j < out; j++) row[j] += b[j];
     }
-  mm_xwt(y, x, W, N, in, out, 1.0f);
+}
+
+/* y = x W^T + b (lmn_linear_forward for f32 weights). */
+static void linear(float *y, const float *x, const wmat *W, const float *b, int N, int in, int out, int decode,
+                   const where *at) {
+  if (!W->kept) {
+    lmn_linear_forward(y, x, W->f, b, N, in, out);
+    return;
+  }
+  wx(y, x, W, N, in, out, 0.0f, decode, at);
+  add_bias(y, b, N, out);
+}
+
+static void zero(float *p, size_t n) {
+  if (p) memset(p, 0, n * sizeof *p);
+}
+
+/* y = h (+ b per row) + x W^T: the residual output of an MLP, the GEMM accumulating onto the copied rows
+ * (kept weights: the product first, then h and b added). */
+static void residual_linear(float *y, const float *h, const float *x, const wmat *W, const float *b, int N,
+                            int in, int out, int decode, const where *at) {
+  if (W->kept) {
+    wx(y, x, W, N, in, out, 0.0f, decode, at);
+    for (size_t j = 0; j < (size_t)N * out; j++) y[j] += h[j];
+    add_bias(y, b, N, out);
+    return;
+  }
+  memcpy(y, h, (size_t)N * out * sizeof *y);
+  add_bias(y, b, N, out);
+  mm_xwt(y, x, W->f, N, in, out, 1.0f);
 }
 
 /* r = scale * sum_i xs[i] (GPT2_EDGE has no norm to fuse the aggregation into). */
@@ -224,7 +296,8 @@ size_t lmn_block_cache_scratch_floats(const lmn_block_cfg *c, int T, int n_threa
 /* ---- the q/k/v projections of a kind: separate tensors, or the row blocks of GPT-2's fused [3d, d] ---- */
 
 typedef struct qkv_w {
-  const float *wq, *bq, *wk, *bk, *wv, *bv;
+  wmat wq, wk, wv;
+  const float *bq, *bk, *bv;
 } qkv_w;
 typedef struct qkv_g {
   float *wq, *bq, *wk, *bk, *wv, *bv;
@@ -237,11 +310,13 @@ static qkv_w qkv_weights(const lmn_block_cfg *c, const geo *g, const lmn_block_w
   qkv_w q;
   if (g->rms) {
     int b = c->qkv_bias;
-    q = (qkv_w){w->wq, b ? w->bq : NULL, w->wk, b ? w->bk : NULL, w->wv, b ? w->bv : NULL};
+    q = (qkv_w){wm(w, LMN_BM_wq, w->wq), wm(w, LMN_BM_wk, w->wk), wm(w, LMN_BM_wv, w->wv),
+                b ? w->bq : NULL, b ? w->bk : NULL, b ? w->bv : NULL};
   } else { /* q | k | v along the 3d outputs: rows [0,d), [d,2d), [2d,3d) of wqkv, each a contiguous [d,d] */
     size_t m = (size_t)g->qd * g->d;
-    q = (qkv_w){
-        w->wqkv, w->bqkv, w->wqkv + m, off_c(w->bqkv, g->qd), w->wqkv + 2 * m, off_c(w->bqkv, 2 * g->qd)};
+    q = (qkv_w){wm_rows(w, LMN_BM_wqkv, w->wqkv, 0, g->qd), wm_rows(w, LMN_BM_wqkv, off_c(w->wqkv, m), g->qd, g->qd),
+                wm_rows(w, LMN_BM_wqkv, off_c(w->wqkv, 2 * m), 2 * g->qd, g->qd), w->bqkv, off_c(w->bqkv, g->qd),
+                off_c(w->bqkv, 2 * g->qd)};
   }
   return q;
 }
@@ -298,7 +373,7 @@ typedef struct job {
   int n, out, in, o0, o1;       /* WGRAD: rows [o0, o1) of dW [out, in] */
 } job;
 
-typedef void (*rows_fn)(const void *ctx, int r0, int n);
+typedef void (*rows_fn)(const void *ctx, int r0, int n, const where *at);
 
 typedef struct phase {
   int N;
@@ -306,7 +381,21 @@ typedef struct phase {
   job jobs[MAX_JOBS];
   rows_fn rows; /* row-local work of rows [r0, r0 + n), or NULL */
   const void *ctx;
+  float *qwork; /* panel scratch of kept weights: qwork_floats per thread */
+  size_t qwork_floats;
 } phase;
+
+/* A phase for a block's N rows with weights w. */
+static phase phase_of(int N, const lmn_block_w *w) {
+  phase p;
+  p.N = N;
+  p.n_jobs = 0;
+  p.rows = NULL;
+  p.ctx = NULL;
+  p.qwork = w->qwork;
+  p.qwork_floats = w->qwork_floats;
+  return p;
+}
 
 static void run_job(const job *j) {
   switch (j->kind) {
@@ -347,15 +436,19 @@ static void push_bias(phase *p, float *db, const float *dy, int n, int out) {
   if (db) push(p, (job){JOB_BIAS, db, NULL, dy, NULL, NULL, NULL, NULL, n, out, 1, 0, 0});
 }
 
-static void phase_task(void *pp, int t, int thread) {
-  (void)thread;
-  const phase *p = pp;
+static void run_task(const phase *p, int t, const where *at) {
   if (t < p->n_jobs) {
     run_job(&p->jobs[t]);
     return;
   }
   int r0 = (t - p->n_jobs) * ROW_CHUNK;
-  p->rows(p->ctx, r0, p->N - r0 < ROW_CHUNK ? p->N - r0 : ROW_CHUNK);
+  p->rows(p->ctx, r0, p->N - r0 < ROW_CHUNK ? p->N - r0 : ROW_CHUNK, at);
+}
+
+static void phase_task(void *pp, int t, int thread) {
+  const phase *p = pp;
+  where at = {NULL, p->qwork ? p->qwork + (size_t)thread * p->qwork_floats : NULL};
+  run_task(p, t, &at);
 }
 
 static int use_pool(lmn_pool *pool) { return lmn_pool_splits(pool); }
@@ -365,10 +458,11 @@ static void run_phase(phase *p, rows_fn rows, const void *ctx, lmn_pool *pool) {
   p->rows = rows;
   p->ctx = ctx;
   int n = p->n_jobs + (rows ? (p->N + ROW_CHUNK - 1) / ROW_CHUNK : 0);
+  where at = {pool, p->qwork}; /* on the calling thread alone: the kept weights' products may use the pool */
   if (n > 1 && use_pool(pool))
     lmn_pool_run(pool, n, phase_task, p);
   else
-    for (int t = 0; t < n; t++) phase_task(p, t, 0);
+    for (int t = 0; t < n; t++) run_task(p, t, &at);
   p->n_jobs = 0;
 }
 
@@ -403,11 +497,12 @@ typedef struct fwd_ctx {
   const acts *a;
   float *work; /* n2 [N,d], then the MLP's hidden activation [N,F] */
   int pos0;
+  int decode; /* cached generation: 1 (kept weights: 8-bit activations for a few rows), 2 (f32 ones) */
 } fwd_ctx;
 
 /* Rows before the attention: r = scale * sum xs, n1 = norm(r) (into y, free until the attention's
  * projection), q, k, v, RoPE. */
-static void fwd_pre_rows(const void *ctx, int r0, int n) {
+static void fwd_pre_rows(const void *ctx, int r0, int n, const where *at) {
   const fwd_ctx *f = ctx;
   const geo *g = f->g;
   const acts *a = f->a;
@@ -427,9 +522,9 @@ static void fwd_pre_rows(const void *ctx, int r0, int n) {
     n1 = a->r + o;
   }
   float *q = a->q + (size_t)r0 * g->qd, *k = a->k + (size_t)r0 * g->kvd, *v = a->v + (size_t)r0 * g->kvd;
-  lmn_linear_forward(q, n1, f->p.wq, f->p.bq, n, d, g->qd);
-  lmn_linear_forward(k, n1, f->p.wk, f->p.bk, n, d, g->kvd);
-  lmn_linear_forward(v, n1, f->p.wv, f->p.bv, n, d, g->kvd);
+  linear(q, n1, &f->p.wq, f->p.bq, n, d, g->qd, f->decode, at);
+  linear(k, n1, &f->p.wk, f->p.bk, n, d, g->kvd, f->decode, at);
+  linear(v, n1, &f->p.wv, f->p.bv, n, d, g->kvd, f->decode, at);
   if (g->rms) {
     rope_rows(a->q, f->rope, g, g->H, f->pos0, r0, n, 0);
     rope_rows(a->k, f->rope, g, g->KV, f->pos0, r0, n, 0);
@@ -438,7 +533,7 @@ static void fwd_pre_rows(const void *ctx, int r0, int n) {
 
 /* Rows after the attention: h = r + att Wo^T (+ bo), n2 = norm(h) (the projection goes through y), then
  * the MLP and its residual into y. */
-static void fwd_post_rows(const void *ctx, int r0, int n) {
+static void fwd_post_rows(const void *ctx, int r0, int n, const where *at) {
   const fwd_ctx *f = ctx;
   const geo *g = f->g;
   const acts *a = f->a;
@@ -446,7 +541,8 @@ static void fwd_post_rows(const void *ctx, int r0, int n) {
   int d = g->d, F = g->F;
   size_t o = (size_t)r0 * d, of = (size_t)r0 * F, nf = (size_t)n * F;
   float *y = f->y + o, *n2 = f->work + o;
-  lmn_linear_forward(y, a->att + (size_t)r0 * g->qd, w->wo, g->rms ? NULL : w->bo, n, g->qd, d);
+  const wmat wo = wm(w, LMN_BM_wo, w->wo), down = wm(w, LMN_BM_w_down, w->w_down), up = wm(w, LMN_BM_w_up, w->w_up);
+  linear(y, a->att + (size_t)r0 * g->qd, &wo, g->rms ? NULL : w->bo, n, g->qd, d, f->decode, at);
   if (g->rms)
     lmn_residual_rmsnorm_forward(a->h + o, n2, a->rstd2 + r0, a->r + o, y, w->ffn_norm, n, d, f->c->eps);
   else
@@ -454,20 +550,21 @@ static void fwd_post_rows(const void *ctx, int r0, int n) {
                                    w->ffn_norm_b, n, d, f->c->eps);
   if (g->rms) { /* y = h + W_down (silu(gate) * up) */
     float *mid = f->work + (size_t)g->N * d + of;
-    lmn_linear_forward(a->m1 + of, n2, w->w_gate, NULL, n, d, F);
-    lmn_linear_forward(a->m2 + of, n2, w->w_up, NULL, n, d, F);
+    const wmat gate = wm(w, LMN_BM_w_gate, w->w_gate);
+    linear(a->m1 + of, n2, &gate, NULL, n, d, F, f->decode, at);
+    linear(a->m2 + of, n2, &up, NULL, n, d, F, f->decode, at);
     lmn_swiglu_forward(mid, a->m1 + of, a->m2 + of, nf);
-    residual_linear(y, a->h + o, mid, w->w_down, NULL, n, F, d);
+    residual_linear(y, a->h + o, mid, &down, NULL, n, F, d, f->decode, at);
   } else if (!g->edge) { /* y = h + W_down gelu(W_up n2 + b_up) + b_down */
     float *mid = f->work + (size_t)g->N * d + of;
-    mm_xwt(a->m1 + of, n2, w->w_up, n, d, F, 0.0f);
+    wx(a->m1 + of, n2, &up, n, d, F, 0.0f, f->decode, at);
     if (w->b_up)
       lmn_bias_gelu_forward(mid, a->m1 + of, w->b_up, n, F);
     else
       lmn_gelu_forward(mid, a->m1 + of, nf);
-    residual_linear(y, a->h + o, mid, w->w_down, w->b_down, n, F, d);
+    residual_linear(y, a->h + o, mid, &down, w->b_down, n, F, d, f->decode, at);
   } else { /* y = h + gelu(W_up n2 + b_up) */
-    mm_xwt(a->m1 + o, n2, w->w_up, n, d, d, 0.0f);
+    wx(a->m1 + o, n2, &up, n, d, d, 0.0f, f->decode, at);
     if (w->b_up)
       lmn_bias_gelu_forward(y, a->m1 + o, w->b_up, n, d);
     else
@@ -483,11 +580,9 @@ static void fwd_post_rows(const void *ctx, int r0, int n) {
 static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w *w, const lmn_rope *rope,
                          float *y, const float *const *xs, int k, float scale, const acts *a, float *work,
                          lmn_pool *pool, int pos0, const float *kcache, const float *vcache) {
-  fwd_ctx f = {c, g, w, qkv_weights(c, g, w), rope, y, xs, k, scale, a, work, pos0};
+  fwd_ctx f = {c, g, w, qkv_weights(c, g, w), rope, y, xs, k, scale, a, work, pos0, kcache ? 1 + (w->q_f32act != 0) : 0};
   float *ascr = work + fwd_work_floats(g);
-  phase ph;
-  ph.N = g->N;
-  ph.n_jobs = 0;
+  phase ph = phase_of(g->N, w);
   run_phase(&ph, fwd_pre_rows, &f, pool);
 
   lmn_attn at = attn_of(c, g);
@@ -550,7 +645,7 @@ typedef struct bwd_ctx {
 
 /* MLP rows: the recomputed hidden activation (for dW_down), its gradient, and n2 again (for the MLP's input
  * weights). */
-static void bwd_mlp_rows(const void *ctx, int r0, int n) {
+static void bwd_mlp_rows(const void *ctx, int r0, int n, const where *at) {
   const bwd_ctx *b = ctx;
   const geo *g = b->g;
   const lmn_block_w *w = b->w;
@@ -558,11 +653,12 @@ static void bwd_mlp_rows(const void *ctx, int r0, int n) {
   int d = g->d, F = g->F;
   size_t o = (size_t)r0 * d, of = (size_t)r0 * F, nf = (size_t)n * F;
   const float *dy = b->dy + o;
+  const wmat down = wm(w, LMN_BM_w_down, w->w_down);
   if (g->rms) {
     const float *gate = b->a.m1 + of, *up = b->a.m2 + of;
     float *A = gr->w_down ? b->A + of : NULL;
     if (b->need_dgate || b->need_dup) {
-      mm_dyw(b->S + of, dy, w->w_down, n, F, d, 0.0f);
+      dyw(b->S + of, dy, &down, n, F, d, 0.0f, at);
       float *dgate = b->need_dgate ? b->G + of : NULL, *dup = b->need_dup ? b->C + of : NULL;
       swiglu_fused_backward(A, dgate, dup, b->S + of, gate, up, nf);
       if (gr->w_gate || gr->w_up) rms_apply(b->D + o, b->a.h + o, b->a.rstd2 + r0, w->ffn_norm, n, d);
@@ -576,7 +672,7 @@ static void bwd_mlp_rows(const void *ctx, int r0, int n) {
       if (g->edge)
         memcpy(b->S + of, dy, nf * sizeof *dy); /* the GELU output is added to y directly */
       else
-        mm_dyw(b->S + of, dy, w->w_down, n, F, d, 0.0f);
+        dyw(b->S + of, dy, &down, n, F, d, 0.0f, at);
       lmn_gelu_backward_inplace(b->S + of, u, nf); /* du, bias included */
       if (gr->w_up)
         ln_apply(b->D + o, b->a.h + o, b->a.mean2 + r0, b->a.rstd2 + r0, w->ffn_norm, w->ffn_norm_b, n, d);
@@ -585,21 +681,22 @@ static void bwd_mlp_rows(const void *ctx, int r0, int n) {
 }
 
 /* dn2 rows: the MLP's input gradient. */
-static void bwd_dn2_rows(const void *ctx, int r0, int n) {
+static void bwd_dn2_rows(const void *ctx, int r0, int n, const where *at) {
   const bwd_ctx *b = ctx;
   const geo *g = b->g;
   int d = g->d, F = g->F;
   size_t o = (size_t)r0 * d, of = (size_t)r0 * F;
+  const wmat gate = wm(b->w, LMN_BM_w_gate, b->w->w_gate), up = wm(b->w, LMN_BM_w_up, b->w->w_up);
   if (g->rms) {
-    mm_dyw(b->E + o, b->G + of, b->w->w_gate, n, d, F, 0.0f);
-    mm_dyw(b->E + o, b->C + of, b->w->w_up, n, d, F, 1.0f);
+    dyw(b->E + o, b->G + of, &gate, n, d, F, 0.0f, at);
+    dyw(b->E + o, b->C + of, &up, n, d, F, 1.0f, at);
   } else {
-    mm_dyw(b->E + o, b->S + of, b->w->w_up, n, d, F, 0.0f);
+    dyw(b->E + o, b->S + of, &up, n, d, F, 0.0f, at);
   }
 }
 
 /* dh rows (dy += the second norm's input gradient; its weight gradient is a job), then datt = dh Wo. */
-static void bwd_dh_rows(const void *ctx, int r0, int n) {
+static void bwd_dh_rows(const void *ctx, int r0, int n, const where *at) {
   const bwd_ctx *b = ctx;
   const geo *g = b->g;
   const lmn_block_w *w = b->w;
@@ -613,14 +710,16 @@ static void bwd_dh_rows(const void *ctx, int r0, int n) {
     lmn_residual_layernorm_backward(NULL, NULL, dh, NULL, NULL, b->E + o, b->a.h + o, w->ffn_norm,
                                     b->a.mean2 + r0, b->a.rstd2 + r0, n, d);
   if (!b->need_datt) return;
-  mm_dyw(b->X + (size_t)r0 * g->qd, dh, w->wo, n, g->qd, d, 0.0f);
+  const wmat wo = wm(w, LMN_BM_wo, w->wo);
+  dyw(b->X + (size_t)r0 * g->qd, dh, &wo, n, g->qd, d, 0.0f, at);
   if (b->dq) zero(b->dq + (size_t)r0 * g->qd, (size_t)n * g->qd);
   if (b->dk) zero(b->dk + (size_t)r0 * g->kvd, (size_t)n * g->kvd);
   if (b->dv) zero(b->dv + (size_t)r0 * g->kvd, (size_t)n * g->kvd);
 }
 
 /* After the attention's backward: RoPE backward on dq, dk; n1 again (for dWq, dWk, dWv) over datt. */
-static void bwd_qk_rows(const void *ctx, int r0, int n) {
+static void bwd_qk_rows(const void *ctx, int r0, int n, const where *at) {
+  (void)at;
   const bwd_ctx *b = ctx;
   const geo *g = b->g;
   int d = g->d;
@@ -638,15 +737,15 @@ static void bwd_qk_rows(const void *ctx, int r0, int n) {
 
 /* dn1 = dq Wq + dk Wk + dv Wv, then through the first norm and the aggregation: dL/dr = dh + norm'(dn1),
  * dxs[i] += scale dL/dr (the first norm's weight gradient is a job). */
-static void bwd_dn1_rows(const void *ctx, int r0, int n) {
+static void bwd_dn1_rows(const void *ctx, int r0, int n, const where *at) {
   const bwd_ctx *b = ctx;
   const geo *g = b->g;
   int d = g->d;
   size_t o = (size_t)r0 * d;
   float *Y = b->Y + o, *dh = b->dy + o;
-  mm_dyw(Y, b->dq + (size_t)r0 * g->qd, b->p.wq, n, d, g->qd, 0.0f);
-  mm_dyw(Y, b->dk + (size_t)r0 * g->kvd, b->p.wk, n, d, g->kvd, 1.0f);
-  mm_dyw(Y, b->dv + (size_t)r0 * g->kvd, b->p.wv, n, d, g->kvd, 1.0f);
+  dyw(Y, b->dq + (size_t)r0 * g->qd, &b->p.wq, n, d, g->qd, 0.0f, at);
+  dyw(Y, b->dk + (size_t)r0 * g->kvd, &b->p.wk, n, d, g->kvd, 1.0f, at);
+  dyw(Y, b->dv + (size_t)r0 * g->kvd, &b->p.wv, n, d, g->kvd, 1.0f, at);
   if (!b->dxs) return;
   float *dx[b->k];
   for (int i = 0; i < b->k; i++) dx[i] = b->dxs[i] ? b->dxs[i] + o : NULL;
@@ -720,9 +819,7 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
   b.dv = need_dv ? R + e + (size_t)N * (g.qd + g.kvd) : NULL;
   b.Y = R + e + (size_t)N * (g.qd + 2 * g.kvd);
 
-  phase ph;
-  ph.N = N;
-  ph.n_jobs = 0;
+  phase ph = phase_of(N, w);
 
   /* MLP phase: y = h + mlp(norm(h)). Afterwards dy holds dL/dh (the residual's dy plus the norm's part). */
   int mlp_rows = g.rms ? gr->w_down || b.need_dgate || b.need_dup : (!g.edge && gr->w_down) || b.need_up;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "kernels.h"
+#include "qmat.h"
 #include "threads.h"
 
 typedef enum lmn_block_kind {
@@ -68,9 +69,17 @@ extern const char *const lmn_block_member_gguf[LMN_BM_COUNT];
 
 #define LMN_BM_W_(m, gguf, hf, hf_gpt2) const float *m;
 #define LMN_BM_G_(m, gguf, hf, hf_gpt2) float *m;
-/* Weights of one block: pointers into the network's parameter buffer, shapes [out, in] as nn.Linear. */
+/* Weights of one block: pointers into the network's parameter buffer, shapes [out, in] as nn.Linear. A
+ * frozen matrix may instead be kept in its model file's format: q[member] is then set (and the f32 member
+ * NULL), and the products with it run through qmat.h, with qwork_floats floats of panel scratch per pool
+ * thread at qwork (lmn_q_matmul_work_floats). Cached decoding multiplies a few rows with them through the
+ * matrix-vector kernels, with activations rounded to 8 bits per block unless q_f32act is set. */
 typedef struct lmn_block_w {
   LMN_BLOCK_MEMBER_LIST(LMN_BM_W_)
+  const lmn_qtensor *q[LMN_BM_COUNT];
+  float *qwork;
+  size_t qwork_floats;
+  int q_f32act; /* cached decoding keeps activations in f32 for kept weights (else 8-bit: qmat.h) */
 } lmn_block_w;
 
 /* Gradients, same members; a NULL member means the tensor is frozen: its gradient is not computed, and

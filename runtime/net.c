@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kernels.h"
+#include "qnet.h"
 #include "rng.h"
 
 static float *alloc_floats(size_t n) {
@@ -19,14 +20,20 @@ static float *alloc_floats(size_t n) {
 }
 
 /* N(mean, std) of another tensor (the embedding statistics the fixed prefix is drawn from). */
-static void init_like(lmn_net *net, const lmn_param_info *p, lmn_rng *r) {
+static void init_like(lmn_net *net, int i_param, lmn_rng *r) {
+  const lmn_param_info *p = &net->desc->params[i_param];
   const lmn_param_info *src = &net->desc->params[p->like];
-  const float *x = net->params + src->offset;
-  size_t n = (size_t)src->rows * (size_t)(src->cols ? src->cols : 1);
+  long rows = src->cols ? src->rows : 1, cols = src->cols ? src->cols : src->rows;
+  float *row = malloc((size_t)cols * sizeof *row);
   double sum = 0, sq = 0;
-  for (size_t k = 0; k < n; k++) sum += x[k], sq += (double)x[k] * x[k];
+  for (long i = 0; row && i < rows; i++) { /* row by row: the source may be kept in a file format */
+    lmn_net_param_rows(net, p->like, i, 1, row);
+    for (long k = 0; k < cols; k++) sum += row[k], sq += (double)row[k] * row[k];
+  }
+  free(row);
+  size_t n = (size_t)rows * (size_t)cols;
   double mean = n ? sum / (double)n : 0, var = n ? sq / (double)n - mean * mean : 0;
-  lmn_rng_fill_normal(r, net->params + p->offset, (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), (float)mean,
+  lmn_rng_fill_normal(r, net->params + net->poff[i_param], (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), (float)mean,
                       (float)sqrt(var > 0 ? var : 0));
 }
 
@@ -36,7 +43,7 @@ void lmn_net_init_derived(lmn_net *net, uint64_t seed) {
     if (d->params[i].init != LMN_INIT_EMBED_STATS || d->params[i].like < 0) continue;
     lmn_rng r;
     lmn_rng_seed_stream(&r, seed, (uint64_t)i);
-    init_like(net, &d->params[i], &r);
+    init_like(net, i, &r);
   }
 }
 
@@ -45,7 +52,7 @@ static void init_params(lmn_net *net, uint64_t seed) {
   for (int i = 0; i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     if (p->from_file && d->n_models > 0) continue; /* loaded from the model file right after */
-    float *x = net->params + p->offset;
+    float *x = net->params + net->poff[i];
     size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
     lmn_rng r;
     lmn_rng_seed_stream(&r, seed, (uint64_t)i); /* one stream per tensor: independent of layout */
@@ -75,7 +82,7 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   if (B < 1 || T < 1 || T > desc->ctx)
     return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T, desc->ctx);
   size_t arena_need = desc->arena_floats(B, T, n_threads < 1 ? 1 : n_threads);
-  if (check_memory(desc, (double)desc->n_floats + (double)arena_need, B, T, "", err)) return -1;
+  if (check_memory(desc, (double)lmn_desc_f32_floats(desc) + (double)arena_need, B, T, "", err)) return -1;
   lmn_net *net = calloc(1, sizeof *net);
   if (!net) return lmn_errf(err, "%s: out of memory", desc->name);
   net->desc = desc;
@@ -83,12 +90,16 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   net->T = T;
   net->n_threads = n_threads < 1 ? 1 : n_threads;
   size_t arena = desc->arena_floats(B, T, net->n_threads);
-  net->params = alloc_floats(desc->n_floats);
+  if (lmn_qnet_plan(net, err) != 0) {
+    lmn_net_destroy(net);
+    return -1;
+  }
+  net->params = alloc_floats(net->n_f32);
   net->arena = alloc_floats(arena);
   net->trainable_mask = calloc((size_t)desc->n_params + 1, 1);
   net->pool = lmn_pool_create(net->n_threads, err);
   if (!net->params || !net->arena || !net->trainable_mask || !net->pool) {
-    double gib = (double)(desc->n_floats + arena) * 4 / (1 << 30);
+    double gib = (double)(net->n_f32 + arena) * 4 / (1 << 30);
     lmn_net_destroy(net);
     return lmn_errf(err, "%s: cannot allocate %.2f GiB for batch %d x %d (try a smaller batch or seq_len)",
                     desc->name, gib, B, T);
@@ -96,7 +107,8 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   for (int i = 0; i < desc->n_params; i++) net->trainable_mask[i] = (char)desc->params[i].trainable;
   init_params(net, seed);
   /* pre-trained weights: from the paths compiled in, or from $LMN_MODEL_DIR when it is set */
-  if (desc->n_models > 0 && lmn_net_load_models(net, getenv("LMN_MODEL_DIR"), seed, err) != 0) {
+  if ((desc->n_models > 0 && lmn_net_load_models(net, getenv("LMN_MODEL_DIR"), seed, err) != 0) ||
+      lmn_qnet_finish(net, err) != 0) {
     lmn_net_destroy(net);
     return -1;
   }
@@ -110,7 +122,7 @@ static int enable(lmn_net *net, int grads, lmn_err *err) {
   if ((!grads || net->grads) && net->m && net->v) return 0;
   size_t arena = d->arena_floats(net->B, net->T, net->n_threads);
   double more = (double)d->n_train * ((grads && !net->grads) + (!net->m) + (!net->v));
-  double all = (double)d->n_floats + (double)arena + (double)d->n_train * ((grads || net->grads) + 2);
+  double all = (double)net->n_f32 + (double)arena + (double)d->n_train * ((grads || net->grads) + 2);
   if (check_memory(d, all, net->B, net->T, grads ? " with gradients and AdamW moments" : " with AdamW moments",
                    err))
     return -1;
@@ -133,6 +145,7 @@ int lmn_net_enable_moments(lmn_net *net, lmn_err *err) { return enable(net, 0, e
 
 void lmn_net_destroy(lmn_net *net) {
   if (!net) return;
+  if (net->poff) lmn_qnet_free(net);
   free(net->params);
   free(net->grads);
   free(net->m);
@@ -278,7 +291,7 @@ float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info
   for (int i = 0; i < net->desc->n_params; i++)
     if (!strcmp(net->desc->params[i].name, name)) {
       if (info) *info = &net->desc->params[i];
-      return net->params + net->desc->params[i].offset;
+      return lmn_q(net, i) ? NULL : net->params + net->poff[i];
     }
   return NULL;
 }

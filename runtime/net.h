@@ -12,6 +12,7 @@
 #include "hparams.h"
 #include "lmn.h"
 #include "lmn_error.h"
+#include "qmat.h"
 #include "threads.h"
 
 /* NORMAL: N(0, 0.02); ZERO; ONE; EMBED_STATS: N(mean, std) of the tensor `like` (the fixed random prefix is
@@ -40,6 +41,7 @@ typedef struct lmn_model_info {
   const char *path;   /* as resolved when lmnc ran (relative to its working directory, or absolute) */
   int format;         /* 1 GGUF, 2 safetensors */
   lmn_hparams hp;
+  int weights;        /* frozen matrices kept as: -1 as stored in the file, else a ggml type (lmn_ggml_type in dequant.h) */
 } lmn_model_info;
 
 /* lmn_net and lmn_net_desc are declared (opaque) in lmn.h, the public API; here are their insides. */
@@ -101,6 +103,18 @@ struct lmn_net {
   int fwd_B, fwd_T;   /* its batch shape */
   uint64_t fwd_hash;  /* a hash of its tokens, which lmn_backward must repeat */
   int cache_len;      /* positions lmn_decode has fed since the caches were reserved */
+  /* Frozen weights (qnet.c): the frozen matrices of model files (lmn_param_kept) are not in params but
+   * kept in their file's format, or the model's `weights` format, as qw[i] (data != NULL), read by the
+   * kernels of qmat.h without being expanded. */
+  size_t *poff;       /* [n_params] offset of each f32 tensor in params (the desc's offsets, closed up) */
+  size_t n_f32;       /* floats in params */
+  lmn_qtensor *qw;    /* [n_params] */
+  struct lmn_gguf **files; /* [n_models] GGUF files kept mapped while qw points into them, or NULL */
+  void **owned;       /* [n_params] buffers of converted tensors (another format than the file's), or NULL */
+  float *qwork;       /* per-thread panels of lmn_q_matmul: qwork_floats floats for each of n_threads */
+  size_t qwork_floats;
+  int q_f32act;       /* cached decoding multiplies kept weights with f32 activations (exact) instead of
+                       * activations rounded to 8 bits per block (the default: faster, as llama.cpp does) */
 };
 
 enum { LMN_FWD_NONE = 0, LMN_FWD_OUTPUTS, LMN_FWD_TRAIN };
@@ -123,6 +137,8 @@ int lmn_net_enable_moments(lmn_net *net, lmn_err *err);
  * hyper-parameters against the compiled ones; dir, when not NULL, replaces the directory of each path.
  * Then re-draws the tensors initialised from others' statistics. Errors name the file and the tensor. */
 int lmn_net_load_models(lmn_net *net, const char *dir, uint64_t seed, lmn_err *err);
+/* The file (or directory) of model m: its compiled-in path, or its base name under dir when dir is set. */
+void lmn_model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n);
 /* The tokenizer that reads the network's text: the BPE vocabulary of the embedding model's GGUF file
  * (desc->tokenizer_model; $LMN_MODEL_DIR applies), or raw bytes for a from-scratch vocabulary of 256.
  * Release it with lmn_tokenizer_free. */
@@ -149,9 +165,13 @@ float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info
 #ifndef LMN_NET_HELPERS
 #define LMN_NET_HELPERS
 #include "modules.h"
-/* Weight of parameter i (i < 0: NULL). */
+/* Weight of parameter i as f32 (i < 0, or a frozen matrix kept in another format: NULL; see lmn_q). */
 static inline const float *lmn_w(const lmn_net *net, int i) {
-  return i < 0 ? NULL : net->params + net->desc->params[i].offset;
+  return i < 0 || net->qw[i].data ? NULL : net->params + net->poff[i];
+}
+/* Parameter i when it is a frozen matrix kept in its file's format, else NULL (it is f32: lmn_w). */
+static inline const lmn_qtensor *lmn_q(const lmn_net *net, int i) {
+  return i < 0 || !net->qw[i].data ? NULL : &net->qw[i];
 }
 /* Gradient of parameter i, or NULL when it is frozen, not trained by the current stage, or training has
  * not started (no gradient buffer yet). */

@@ -81,6 +81,9 @@ void lmn_q_matvec_f32act(float *y, const lmn_qtensor *W, const float *x, lmn_poo
  * lmn_q_matvec (or _f32act) of row v of X. */
 void lmn_q_matvec_rows(float *Y, const lmn_qtensor *W, const float *X, int n, lmn_pool *pool);
 void lmn_q_matvec_rows_f32act(float *Y, const lmn_qtensor *W, const float *X, int n, lmn_pool *pool);
+/* Cached decoding (modules.c, qnet.c) sends products of at most this many rows through lmn_q_matvec_rows
+ * (8-bit activations); longer ones (prefill, training) through the exact lmn_q_matmul. */
+#define LMN_Q_MATVEC_ROWS 4
 
 /* Dequantizes the block-aligned window rows [r0, r0 + nr) x cols [c0, c0 + nc) of W into dst (row stride
  * ld floats), bit-identical to lmn_dequant_row. c0 and nc must be multiples of the block size (nc may end

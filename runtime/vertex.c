@@ -7,11 +7,15 @@
 #include <string.h>
 
 void lmn_block_bind(const lmn_net *net, const int idx[LMN_BM_COUNT], lmn_block_w *w, lmn_block_g *g) {
-#define LMN_BIND_(m, gguf, hf, hf_gpt2)   \
-  w->m = lmn_w(net, idx[LMN_BM_##m]); \
+#define LMN_BIND_(m, gguf, hf, hf_gpt2)       \
+  w->m = lmn_w(net, idx[LMN_BM_##m]);         \
+  w->q[LMN_BM_##m] = lmn_q(net, idx[LMN_BM_##m]); \
   g->m = lmn_g(net, idx[LMN_BM_##m]);
   LMN_BLOCK_MEMBER_LIST(LMN_BIND_)
 #undef LMN_BIND_
+  w->qwork = net->qwork;
+  w->qwork_floats = net->qwork_floats;
+  w->q_f32act = net->q_f32act;
 }
 
 /* ---- sizes -------------------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include "front.h"
 #include "harness.h"
 #include "net.h"
+#include "qnet.h"
 #include "safetensors.h"
 
 #define FIX "tests/fixtures/hf/"
@@ -79,7 +80,7 @@ static void add_block(model_desc *m, long l, const lmn_hparams *hp) {
 static void build_desc(model_desc *m, const lmn_hparams *hp, int format, const char *path) {
   memset(m, 0, sizeof *m);
   snprintf(m->path, sizeof m->path, "%s", path);
-  m->model = (lmn_model_info){"m", m->path, format, *hp};
+  m->model = (lmn_model_info){"m", m->path, format, *hp, -1};
   m->desc = (lmn_net_desc){.name = "hftest",
                            .source = "test",
                            .vocab = (int)hp->vocab,
@@ -145,7 +146,8 @@ static float *load(const lmn_net_desc *desc, uint64_t seed, lmn_err *err) {
   lmn_net *net = NULL;
   if (lmn_net_create(&net, desc, 1, 4, 1, seed, err) != 0) return NULL;
   float *p = malloc(sizeof(float) * desc->n_floats);
-  memcpy(p, net->params, sizeof(float) * desc->n_floats);
+  for (int i = 0; i < desc->n_params; i++) /* f32 or kept in the file's format alike, in the desc's layout */
+    lmn_net_param_rows(net, i, 0, desc->params[i].cols ? desc->params[i].rows : 1, p + desc->params[i].offset);
   lmn_net_destroy(net);
   return p;
 }

@@ -11,6 +11,7 @@
 #include "gguf.h"
 #include "harness.h"
 #include "net.h"
+#include "qnet.h"
 
 enum { D = 8, V = 16, F = 12 };
 
@@ -32,7 +33,7 @@ static const lmn_param_info params[] = {
 };
 
 static char model_path[256];
-static lmn_model_info models[1] = {{"m", model_path, 1, {LMN_ARCH_LLAMA, D, 1, 2, 2, F, V, 64, 1e-5, 10000, 1, 0}}};
+static lmn_model_info models[1] = {{"m", model_path, 1, {LMN_ARCH_LLAMA, D, 1, 2, 2, F, V, 64, 1e-5, 10000, 1, 0}, -1}};
 
 static lmn_net_desc desc = {.name = "loadtest", .source = "test", .vocab = V, .ctx = 64, .n_params = 5,
                             .params = params, .n_models = 1, .models = models, .n_floats = 328, .n_train = 64,
@@ -75,7 +76,18 @@ static void test_load_values(void) {
   int rc = lmn_net_create(&net, &desc, 1, 4, 1, 5, &err);
   if (rc) fprintf(stderr, "%s\n", err.msg);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
-  const float *emb = net->params + 64, *up = net->params + 192, *norm = net->params + 288, *prefix = net->params + 296;
+  /* the frozen matrices stay in the file's format (F32 and F16, read in place), the rest closes up */
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lmn_q(net, 1));
+  CU_ASSERT_PTR_NOT_NULL_FATAL(lmn_q(net, 2));
+  CU_ASSERT_EQUAL(lmn_q(net, 1)->type, LMN_GGML_F32);
+  CU_ASSERT_EQUAL(lmn_q(net, 2)->type, LMN_GGML_F16);
+  CU_ASSERT_PTR_NULL(lmn_w(net, 1));
+  CU_ASSERT_EQUAL(net->n_f32, 328 - V * D - F * D);
+  static float emb[V * D], up[F * D];
+  lmn_net_param_rows(net, 1, 0, V, emb);
+  lmn_net_param_rows(net, 2, 0, F, up);
+  const float *norm = lmn_w(net, 3), *prefix = lmn_w(net, 4);
+  CU_ASSERT_PTR_EQUAL(prefix, net->params + 64 + D);
   for (int i = 0; i < V * D; i++) CU_ASSERT_EQUAL(emb[i], (float)i / 100.0f);
   for (int i = 0; i < F * D; i++) CU_ASSERT_EQUAL(up[i], (float)(i % 7) - 3.0f);
   for (int i = 0; i < D; i++) CU_ASSERT_EQUAL(norm[i], 2.0f);

@@ -178,6 +178,10 @@ static int setup(void) {
     lmn_err err = {{0}};
     if (lmn_net_create(&net, &smol_desc, 1, max_T, THREADS, 1, &err) != 0) fprintf(stderr, "%s\n", err.msg);
     CU_ASSERT_FATAL(net != NULL);
+    /* the reference ran llama.cpp with f32 activations (--mode f32): decode the same way; an 8-bit
+     * activation fixture (--mode quant) is read with LMN_SMOL_ACT=8 */
+    const char *act = getenv("LMN_SMOL_ACT");
+    net->q_f32act = !(act && !strcmp(act, "8"));
   }
   return 1;
 }

@@ -30,6 +30,8 @@ typedef struct tnet {
   lmn_param_info info[MAXP];
   char names[MAXP][48];
   char mask[MAXP];
+  size_t poff[MAXP];     /* every tensor f32, at its desc offset */
+  lmn_qtensor qw[MAXP];  /* none kept in a file format */
   lmn_net_desc desc;
   lmn_net net;
   lmn_rope rope;
@@ -114,8 +116,12 @@ static tnet *make_net(lmn_block_kind kind, lmn_pool *pool, rng *r) {
                      .grads = fzeros(off),
                      .n_threads = lmn_pool_threads(pool),
                      .pool = pool,
-                     .trainable_mask = t->mask};
+                     .trainable_mask = t->mask,
+                     .poff = t->poff,
+                     .n_f32 = off,
+                     .qw = t->qw};
   memset(t->mask, 1, sizeof t->mask);
+  for (int i = 0; i < t->desc.n_params; i++) t->poff[i] = t->info[i].offset;
   fill_params(t, r);
   if (!gpt2) {
     float *cs = fzeros((size_t)T * HD);

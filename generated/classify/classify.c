@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -269,7 +270,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e4.m0 embed(m) [tokens -> v0_0]
    * -> BUF(0) [B*T, 64] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, CLASSIFY_P_M_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 64, 256, 0);
+  lmn_net_embed(net, CLASSIFY_P_M_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 64, 256, 0);
   /* op1 module: e4.m1 decoder_layer(m) [tokens -> v0_0]
    * -> BUF(64) [B*T, 64] */
   {

@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -264,7 +265,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e0.m0 embed(m) [tokens -> a]
    * -> BUF(0) [B*T, 64] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 64, 256, 0);
+  lmn_net_embed(net, DAG_P_M_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 64, 256, 0);
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a]
    * -> BUF(64) [B*T, 64] */
   {
@@ -329,7 +330,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   lmn_linear_forward(BUF(4090), BUF(3356), lmn_w(net, DAG_P_E5_M1_WEIGHT), lmn_w(net, DAG_P_E5_M1_BIAS), N, 64, 64);
   /* op12 head: e8.m0 head(m) [b -> aux]
    * -> BUF(4154) [B*T, 256] */
-  lmn_linear_forward(BUF(4154), BUF(2556), lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), NULL, N, 64, 256);
+  lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(4154), BUF(2556), N, 64, 256, 0);
   /* op14 vertex: c = m(shared, trainable)
    * -> BUF(4410) [B*T, 64] */
   {
@@ -358,7 +359,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op19 head: e7.m0 head(m) [d -> logits]
    * -> BUF(6616) [B*T, 256] */
-  lmn_linear_forward(BUF(6616), BUF(4410), lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), NULL, N, 64, 256);
+  lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(6616), BUF(4410), N, 64, 256, 0);
   /* op20 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -393,7 +394,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(2332), 0, sizeof(float) * N * 64); /* d op18 */
   /* op19 head: e7.m0 head(m) [d -> logits] */
-  lmn_linear_backward(BUF(2332), lmn_g(net, DAG_P_M_TOKEN_EMBD_WEIGHT), NULL, BUF(6616), BUF(4410), lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), N, 64, 256);
+  lmn_net_linear_backward(net, BUF(2332), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(6616), BUF(4410), N, 64, 256);
   memset(BUF(2492), 0, sizeof(float) * N * 64); /* d op7 */
   memset(BUF(4090), 0, sizeof(float) * N * 64); /* d op11 */
   memset(BUF(4410), 0, sizeof(float) * N * 64); /* d op16 */
@@ -429,7 +430,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   memset(BUF(2268), 0, sizeof(float) * N * 64); /* d op8 */
   /* op12 head: e8.m0 head(m) [b -> aux] */
-  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_M_TOKEN_EMBD_WEIGHT), NULL, BUF(4154), BUF(2556), lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), N, 64, 256);
+  lmn_net_linear_backward(net, BUF(2268), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(4154), BUF(2556), N, 64, 256);
   memset(BUF(4474), 0, sizeof(float) * N * 64); /* d op10 */
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
    * d: BUF(4090) [B*T, 64] */
@@ -526,7 +527,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e0.m0 embed(m) [tokens -> a]
    * -> BUF(0) [T, 64] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), 1, T, 64, 256, pos0);
+  lmn_net_embed(net, DAG_P_M_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, 1, T, 64, 256, pos0);
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a]
    * -> BUF(576) [T, 64] */
   {
@@ -616,7 +617,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_vertex_forward_cached(net, &vtx_op18, &ropes[0], io, BUF(512), ctx, pos0, T, scratch);
   }
   /* op19 head: e7.m0 head(m) [d -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(0) + (size_t)(T - 1) * 64, lmn_w(net, DAG_P_M_TOKEN_EMBD_WEIGHT), NULL, 1, 64, 256);
+  if (logits) lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, logits, BUF(0) + (size_t)(T - 1) * 64, 1, 64, 256, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */

@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 32 /* fixed random prefix positions */
@@ -691,7 +692,7 @@ static const lmn_param_info params[333] = {
 
 /* Models read from files, with the hyper-parameters this code was compiled for. */
 static const lmn_model_info models[1] = {
-    {"gpt", "dsl-examples/../models/gpt2-medium.gguf", 1, {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}},
+    {"gpt", "dsl-examples/../models/gpt2-medium.gguf", 1, {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}, -1},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -879,7 +880,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e0.m0 embed(gpt, prefix 32) [tokens -> first]
    * -> BUF(0) [B*T, 1024] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT), lmn_w(net, GPT2_E2E_P_GPT_POSITION_EMBD_WEIGHT), B, T, 1024, 50257, 0);
+  lmn_net_embed(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, GPT2_E2E_P_GPT_POSITION_EMBD_WEIGHT, BUF(0), tokens, B, T, 1024, 50257, 0);
   lmn_prefix_add(BUF(0), lmn_w(net, GPT2_E2E_P_GPT_PREFIX), B, T, 0, 1024, PREFIX);
   /* op1 module: e0.m1 gpt2_block(gpt, unscaled) [tokens -> first]
    * -> BUF(1024) [B*T, 1024] */
@@ -957,7 +958,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   lmn_add(BUF(1024), BUF(0), N * 1024);
   /* op12 head: e5.m0 head(gpt) [last + first -> logits]
    * -> BUF(1030114) [B*T, 50257] */
-  lmn_linear_forward(BUF(1030114), BUF(1024), lmn_w(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT), NULL, N, 1024, 50257);
+  lmn_net_linear_forward(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(1030114), BUF(1024), N, 1024, 50257, 0);
   /* op13 loss: lm = 1 * cross_entropy(logits, next(tokens), smoothed) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -986,7 +987,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op11 */
   /* op12 head: e5.m0 head(gpt) [last + first -> logits] */
-  lmn_linear_backward(BUF(0), lmn_g(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT), NULL, BUF(1030114), BUF(1024), lmn_w(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT), N, 1024, 50257);
+  lmn_net_linear_backward(net, BUF(0), GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(1030114), BUF(1024), N, 1024, 50257);
   memset(BUF(1024), 0, sizeof(float) * N * 1024); /* d op2 */
   memset(BUF(263686), 0, sizeof(float) * N * 1024); /* d op10 */
   /* op11 sum: e5 sum [last + first -> logits]
@@ -1097,7 +1098,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e0.m0 embed(gpt, prefix 32) [tokens -> first]
    * -> BUF(0) [T, 1024] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT), lmn_w(net, GPT2_E2E_P_GPT_POSITION_EMBD_WEIGHT), 1, T, 1024, 50257, pos0);
+  lmn_net_embed(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, GPT2_E2E_P_GPT_POSITION_EMBD_WEIGHT, BUF(0), tokens, 1, T, 1024, 50257, pos0);
   lmn_prefix_add(BUF(0), lmn_w(net, GPT2_E2E_P_GPT_PREFIX), 1, T, pos0, 1024, PREFIX);
   /* op1 module: e0.m1 gpt2_block(gpt, unscaled) [tokens -> first]
    * -> BUF(207872) [T, 1024] */
@@ -1177,7 +1178,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   memcpy(BUF(207872), BUF(209920), sizeof(float) * N * 1024);
   lmn_add(BUF(207872), BUF(0), N * 1024);
   /* op12 head: e5.m0 head(gpt) [last + first -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(207872) + (size_t)(T - 1) * 1024, lmn_w(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT), NULL, 1, 1024, 50257);
+  if (logits) lmn_net_linear_forward(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, logits, BUF(207872) + (size_t)(T - 1) * 1024, 1, 1024, 50257, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */

@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -1241,8 +1242,8 @@ static const lmn_param_info params[608] = {
 
 /* Models read from files, with the hyper-parameters this code was compiled for. */
 static const lmn_model_info models[2] = {
-    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}},
-    {"qwen", "dsl-examples/../models/qwen2.5-0.5b.gguf", 1, {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}},
+    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}, -1},
+    {"qwen", "dsl-examples/../models/qwen2.5-0.5b.gguf", 1, {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}, -1},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -1410,7 +1411,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e0.m0 embed(smol) [tokens -> s1]
    * -> BUF(0) [B*T, 576] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 576, 49152, 0);
+  lmn_net_embed(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 576, 49152, 0);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> s1]
    * -> BUF(576) [B*T, 576] */
   {
@@ -1482,7 +1483,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op13 head: e4.m0 head(smol) [s2 -> logits]
    * -> BUF(709899) [B*T, 49152] */
-  lmn_linear_forward(BUF(709899), BUF(535615), lmn_w(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, N, 576, 49152);
+  lmn_net_linear_forward(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(709899), BUF(535615), N, 576, 49152, 0);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -1510,7 +1511,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op12 */
   /* op13 head: e4.m0 head(smol) [s2 -> logits] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, BUF(709899), BUF(535615), lmn_w(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT), N, 576, 49152);
+  lmn_net_linear_backward(net, BUF(6923), HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(709899), BUF(535615), N, 576, 49152);
   memset(BUF(194221), 0, sizeof(float) * N * 576); /* d op7 */
   memset(BUF(535615), 0, sizeof(float) * N * 576); /* d op10 */
   /* op12 vertex: s2 = smol(shared, frozen)
@@ -1613,7 +1614,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e0.m0 embed(smol) [tokens -> s1]
    * -> BUF(0) [T, 576] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), 1, T, 576, 49152, pos0);
+  lmn_net_embed(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, 1, T, 576, 49152, pos0);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> s1]
    * -> BUF(31168) [T, 576] */
   {
@@ -1684,7 +1685,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_vertex_forward_cached(net, &vtx_op12, &ropes[0], io, BUF(19648), ctx, pos0, T, scratch);
   }
   /* op13 head: e4.m0 head(smol) [s2 -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(31744) + (size_t)(T - 1) * 576, lmn_w(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, 1, 576, 49152);
+  if (logits) lmn_net_linear_forward(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, logits, BUF(31744) + (size_t)(T - 1) * 576, 1, 576, 49152, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */

@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -1753,7 +1754,7 @@ static const lmn_param_info params[864] = {
 
 /* Models read from files, with the hyper-parameters this code was compiled for. */
 static const lmn_model_info models[1] = {
-    {"qwen", "dsl-examples/../models/qwen2.5-0.5b.gguf", 1, {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}},
+    {"qwen", "dsl-examples/../models/qwen2.5-0.5b.gguf", 1, {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}, -1},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -2345,7 +2346,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e40.m0 embed(qwen) [tokens -> v0_0]
    * -> BUF(0) [B*T, 896] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 896, 151936, 0);
+  lmn_net_embed(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 896, 151936, 0);
   /* op1 module: e40.m1 decoder_layer(qwen) [tokens -> v0_0]
    * -> BUF(896) [B*T, 896] */
   {
@@ -2911,7 +2912,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits]
    * -> BUF(5184812) [B*T, 151936] */
-  lmn_linear_forward(BUF(5184812), BUF(1952986), lmn_w(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT), NULL, N, 896, 151936);
+  lmn_net_linear_forward(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(5184812), BUF(1952986), N, 896, 151936, 0);
   /* op107 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -2939,7 +2940,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(1787434), 0, sizeof(float) * N * 896); /* d op105 */
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
-  lmn_linear_backward(BUF(1787434), lmn_g(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT), NULL, BUF(5184812), BUF(1952986), lmn_w(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT), N, 896, 151936);
+  lmn_net_linear_backward(net, BUF(1787434), LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(5184812), BUF(1952986), N, 896, 151936);
   memset(BUF(1802810), 0, sizeof(float) * N * 896); /* d op91 */
   memset(BUF(1906858), 0, sizeof(float) * N * 896); /* d op95 */
   memset(BUF(1937610), 0, sizeof(float) * N * 896); /* d op99 */
@@ -3621,7 +3622,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e40.m0 embed(qwen) [tokens -> v0_0]
    * -> BUF(0) [T, 896] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), 1, T, 896, 151936, pos0);
+  lmn_net_embed(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, 1, T, 896, 151936, pos0);
   /* op1 module: e40.m1 decoder_layer(qwen) [tokens -> v0_0]
    * -> BUF(97408) [T, 896] */
   {
@@ -4213,7 +4214,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_vertex_forward_cached(net, &vtx_op105, &ropes[0], io, BUF(91264), ctx, pos0, T, scratch);
   }
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(97408) + (size_t)(T - 1) * 896, lmn_w(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT), NULL, 1, 896, 151936);
+  if (logits) lmn_net_linear_forward(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, logits, BUF(97408) + (size_t)(T - 1) * 896, 1, 896, 151936, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */

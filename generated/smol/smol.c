@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -569,7 +570,7 @@ static const lmn_param_info params[272] = {
 
 /* Models read from files, with the hyper-parameters this code was compiled for. */
 static const lmn_model_info models[1] = {
-    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 9.9999997473787516e-06, 100000, 1, 0}},
+    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 9.9999997473787516e-06, 100000, 1, 0}, -1},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -661,7 +662,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e0.m0 embed(smol) [tokens -> v]
    * -> BUF(0) [B*T, 576] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 576, 49152, 0);
+  lmn_net_embed(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 576, 49152, 0);
   /* op1 vertex: v = smol(shared, frozen)
    * -> BUF(576) [B*T, 576] */
   {
@@ -671,7 +672,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op2 head: e1.m0 head(smol) [v -> logits]
    * -> BUF(1152) [B*T, 49152] */
-  lmn_linear_forward(BUF(1152), BUF(576), lmn_w(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, N, 576, 49152);
+  lmn_net_linear_forward(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(1152), BUF(576), N, 576, 49152, 0);
   /* op3 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -720,7 +721,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e0.m0 embed(smol) [tokens -> v]
    * -> BUF(0) [T, 576] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), 1, T, 576, 49152, pos0);
+  lmn_net_embed(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, 1, T, 576, 49152, pos0);
   /* op1 vertex: v = smol(shared, frozen)
    * -> BUF(12096) [T, 576] */
   {
@@ -729,7 +730,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_vertex_forward_cached(net, &vtx_op1, &ropes[0], io, BUF(576), ctx, pos0, T, scratch);
   }
   /* op2 head: e1.m0 head(smol) [v -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(12096) + (size_t)(T - 1) * 576, lmn_w(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, 1, 576, 49152);
+  if (logits) lmn_net_linear_forward(net, SMOL_P_SMOL_TOKEN_EMBD_WEIGHT, logits, BUF(12096) + (size_t)(T - 1) * 576, 1, 576, 49152, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */

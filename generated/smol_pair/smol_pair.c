@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -657,7 +658,7 @@ static const lmn_param_info params[316] = {
 
 /* Models read from files, with the hyper-parameters this code was compiled for. */
 static const lmn_model_info models[1] = {
-    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}},
+    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}, -1},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in
@@ -831,7 +832,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e0.m0 embed(smol) [tokens -> a]
    * -> BUF(0) [B*T, 576] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 576, 49152, 0);
+  lmn_net_embed(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 576, 49152, 0);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a]
    * -> BUF(576) [B*T, 576] */
   {
@@ -903,7 +904,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op13 head: e4.m0 head(smol) [c -> logits]
    * -> BUF(548240) [B*T, 49152] */
-  lmn_linear_forward(BUF(548240), BUF(373956), lmn_w(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, N, 576, 49152);
+  lmn_net_linear_forward(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(548240), BUF(373956), N, 576, 49152, 0);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -931,7 +932,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op12 */
   /* op13 head: e4.m0 head(smol) [c -> logits] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, BUF(548240), BUF(373956), lmn_w(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT), N, 576, 49152);
+  lmn_net_linear_backward(net, BUF(6923), SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(548240), BUF(373956), N, 576, 49152);
   memset(BUF(193901), 0, sizeof(float) * N * 576); /* d op7 */
   memset(BUF(373956), 0, sizeof(float) * N * 576); /* d op10 */
   /* op12 vertex: c = smol(shared, frozen)
@@ -1034,7 +1035,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e0.m0 embed(smol) [tokens -> a]
    * -> BUF(0) [T, 576] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), 1, T, 576, 49152, pos0);
+  lmn_net_embed(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, 1, T, 576, 49152, pos0);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a]
    * -> BUF(36672) [T, 576] */
   {
@@ -1105,7 +1106,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_vertex_forward_cached(net, &vtx_op12, &ropes[0], io, BUF(25152), ctx, pos0, T, scratch);
   }
   /* op13 head: e4.m0 head(smol) [c -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(37248) + (size_t)(T - 1) * 576, lmn_w(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT), NULL, 1, 576, 49152);
+  if (logits) lmn_net_linear_forward(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, logits, BUF(37248) + (size_t)(T - 1) * 576, 1, 576, 49152, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */

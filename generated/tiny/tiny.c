@@ -10,6 +10,7 @@
 #include <lmn/kernels.h>
 #include <lmn/modules.h>
 #include <lmn/net.h>
+#include <lmn/qnet.h>
 #include <lmn/vertex.h>
 
 #define PREFIX 0 /* fixed random prefix positions */
@@ -243,7 +244,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   (void)targets;
   /* op0 embed: e0.m0 embed(byte) [tokens -> a]
    * -> BUF(0) [B*T, 64] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), B, T, 64, 256, 0);
+  lmn_net_embed(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, B, T, 64, 256, 0);
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a]
    * -> BUF(64) [B*T, 64] */
   {
@@ -315,7 +316,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op13 head: e4.m0 head(byte) [c -> logits]
    * -> BUF(7346) [B*T, 256] */
-  lmn_linear_forward(BUF(7346), BUF(5876), lmn_w(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), NULL, N, 64, 256);
+  lmn_net_linear_forward(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(7346), BUF(5876), N, 64, 256, 0);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -343,7 +344,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op12 */
   /* op13 head: e4.m0 head(byte) [c -> logits] */
-  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), NULL, BUF(7346), BUF(5876), lmn_w(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), N, 64, 256);
+  lmn_net_linear_backward(net, BUF(798), TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(7346), BUF(5876), N, 64, 256);
   memset(BUF(3736), 0, sizeof(float) * N * 64); /* d op7 */
   memset(BUF(5876), 0, sizeof(float) * N * 64); /* d op10 */
   /* op12 vertex: c = byte(shared, trainable)
@@ -450,7 +451,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   (void)logits;
   /* op0 embed: e0.m0 embed(byte) [tokens -> a]
    * -> BUF(0) [T, 64] */
-  lmn_embed_forward(BUF(0), tokens, lmn_w(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), lmn_w(net, -1), 1, T, 64, 256, pos0);
+  lmn_net_embed(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT, -1, BUF(0), tokens, 1, T, 64, 256, pos0);
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a]
    * -> BUF(704) [T, 64] */
   {
@@ -521,7 +522,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
     lmn_vertex_forward_cached(net, &vtx_op12, &ropes[0], io, BUF(576), ctx, pos0, T, scratch);
   }
   /* op13 head: e4.m0 head(byte) [c -> logits] */
-  if (logits) lmn_linear_forward(logits, BUF(768) + (size_t)(T - 1) * 64, lmn_w(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), NULL, 1, 64, 256);
+  if (logits) lmn_net_linear_forward(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT, logits, BUF(768) + (size_t)(T - 1) * 64, 1, 64, 256, 1);
 }
 
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
