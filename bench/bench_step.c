@@ -109,7 +109,7 @@ static int bench_decode(const lmn_net_desc *d, int threads, int P, int N, int re
   if (!d->decode || !d->cache_floats) return die("decode", &(lmn_err){.msg = "the network has no decode"});
   openblas_set_num_threads(threads);
   if (lmn_net_create(&net, d, 1, 1, threads, 1337, &err)) return die("create", &err);
-  lmn_pool_set_split(net->pool, 0); /* as `NAME generate`: each GEMM on all of OpenBLAS's threads */
+  lmn_net_set_inference_threads(net, threads); /* as `NAME generate` */
   if (lmn_net_enable_cache(net, P + N, &err)) return die("cache", &err);
   int32_t *ids = malloc((size_t)(P + N) * sizeof *ids);
   float *logits = malloc((size_t)d->vocab * sizeof *logits);

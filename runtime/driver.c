@@ -348,7 +348,7 @@ static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg,
     snprintf(m, sizeof m, "%s", err->msg);
     return lmn_errf(err, "%s: %s", cfg->path, m);
   }
-  lmn_pool_set_split((*net)->pool, 0); /* OpenBLAS has the threads: each GEMM on all of them */
+  lmn_net_set_inference_threads(*net, threads);
   if (pick_ckpt(a, cfg, path, sizeof path, err) || load_weights(*net, path, err)) return -1;
   lmn_tokenizer tok;
   if (lmn_net_tokenizer(d, &tok, err)) return -1;
@@ -407,7 +407,7 @@ static int gen_setup(const lmn_net_desc *d, const args *a, lmn_net **net, lmn_er
   openblas_set_num_threads(threads);
   char path[LMN_CKPT_PATH_MAX];
   int rc = lmn_net_create(net, d, 1, 1, threads, has_cfg ? cfg.seed : 1337, err);
-  if (!rc) lmn_pool_set_split((*net)->pool, 0); /* OpenBLAS has the threads: each GEMM on all of them */
+  if (!rc) lmn_net_set_inference_threads(*net, threads);
   if (!rc && (pick_ckpt(a, has_cfg ? &cfg : NULL, path, sizeof path, err) || load_weights(*net, path, err)))
     rc = -1;
   lmn_config_free(&cfg);

@@ -91,6 +91,44 @@ static void row_scale(float *x, int n, float a) {
 
 /* ---- forward ---- */
 
+/* The products of fwd_block for the few query rows of decoding, in registers: a cblas_sgemm of 1 to 4 rows
+ * spends more on packing its operands than on arithmetic.
+ * S[r, c] = scale * Q_r . K_c for c < nk. */
+#define SMALL_NQ 4
+LMN_CLONES
+static void small_qk(float *S, int bk, const float *Q, size_t ldq, int nq, const float *K, size_t ldkv, int nk,
+                     int hd, float scale) {
+  for (int c = 0; c < nk; c++) {
+    const float *k = K + (size_t)c * ldkv;
+    for (int r = 0; r < nq; r++) {
+      const float *q = Q + (size_t)r * ldq;
+      lmn_vf acc = {0};
+      int j = 0;
+      for (; j + LMN_VL <= hd; j += LMN_VL) acc += lmn_vload(q + j) * lmn_vload(k + j);
+      float t = lmn_vhsum(acc);
+      for (; j < hd; j++) t += q[j] * k[j];
+      S[(size_t)r * bk + c] = scale * t;
+    }
+  }
+}
+
+/* O_r = beta O_r + sum_{c < nk} S[r, c] V_c (beta 0 or 1). */
+LMN_CLONES
+static void small_sv(float *O, size_t ldo, const float *S, int bk, int nq, const float *V, size_t ldkv, int nk,
+                     int hd, float beta) {
+  for (int r = 0; r < nq; r++) {
+    float *o = O + (size_t)r * ldo;
+    if (beta == 0.0f) memset(o, 0, (size_t)hd * sizeof *o);
+    for (int c = 0; c < nk; c++) {
+      const float *v = V + (size_t)c * ldkv;
+      const float s = S[(size_t)r * bk + c];
+      int j = 0;
+      for (; j + LMN_VL <= hd; j += LMN_VL) lmn_vstore(o + j, lmn_vload(o + j) + s * lmn_vload(v + j));
+      for (; j < hd; j++) o[j] += s * v[j];
+    }
+  }
+}
+
 /* Attention of nq query rows Q (stride ldq; row r at position qpos + r * qstep, seeing keys 0..that
  * position) over K, V (stride ldkv). Writes the nq output rows O (stride ldo) and, if lse != NULL, lse[r].
  * Scratch: S [nq, bk], m [nq], l [nq]. */
@@ -105,8 +143,11 @@ static void fwd_block(float *O, size_t ldo, float *lse, const float *Q, size_t l
   }
   for (int j0 = 0; j0 < kend; j0 += bk) {
     int nk = kend - j0 < bk ? kend - j0 : bk;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, (int)ldq,
-                K + (size_t)j0 * ldkv, (int)ldkv, 0.0f, S, bk);
+    if (nq <= SMALL_NQ)
+      small_qk(S, bk, Q, ldq, nq, K + (size_t)j0 * ldkv, ldkv, nk, hd, scale);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, Q, (int)ldq,
+                  K + (size_t)j0 * ldkv, (int)ldkv, 0.0f, S, bk);
     for (int r = 0; r < nq; r++) {
       float *s = S + (size_t)r * bk;
       int lim = qpos + r * qstep - j0 + 1; /* visible keys of this row in the tile */
@@ -125,8 +166,11 @@ static void fwd_block(float *O, size_t ldo, float *lse, const float *Q, size_t l
       l[r] += sum;
       m[r] = mnew;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, S, bk, V + (size_t)j0 * ldkv,
-                (int)ldkv, j0 == 0 ? 0.0f : 1.0f, O, (int)ldo);
+    if (nq <= SMALL_NQ)
+      small_sv(O, ldo, S, bk, nq, V + (size_t)j0 * ldkv, ldkv, nk, hd, j0 == 0 ? 0.0f : 1.0f);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, S, bk, V + (size_t)j0 * ldkv,
+                  (int)ldkv, j0 == 0 ? 0.0f : 1.0f, O, (int)ldo);
   }
   for (int r = 0; r < nq; r++) {
     row_scale(O + (size_t)r * ldo, hd, 1.0f / l[r]);

@@ -383,11 +383,15 @@ typedef struct phase {
   const void *ctx;
   float *qwork; /* panel scratch of kept weights: qwork_floats per thread */
   size_t qwork_floats;
+  int chunk; /* rows per row task */
 } phase;
 
-/* A phase for a block's N rows with weights w. */
-static phase phase_of(int N, const lmn_block_w *w) {
+/* A phase for a block's N rows with weights w. The rows of cached generation with weights kept in a file
+ * format form one task: its products then spread over the pool panel by panel, each panel dequantized once
+ * for all rows (in ROW_CHUNK pieces every piece would dequantize all of W). */
+static phase phase_of(int N, const lmn_block_w *w, int decode) {
   phase p;
+  p.chunk = decode && w->qwork && N > 0 ? N : ROW_CHUNK;
   p.N = N;
   p.n_jobs = 0;
   p.rows = NULL;
@@ -441,8 +445,8 @@ static void run_task(const phase *p, int t, const where *at) {
     run_job(&p->jobs[t]);
     return;
   }
-  int r0 = (t - p->n_jobs) * ROW_CHUNK;
-  p->rows(p->ctx, r0, p->N - r0 < ROW_CHUNK ? p->N - r0 : ROW_CHUNK, at);
+  int r0 = (t - p->n_jobs) * p->chunk;
+  p->rows(p->ctx, r0, p->N - r0 < p->chunk ? p->N - r0 : p->chunk, at);
 }
 
 static void phase_task(void *pp, int t, int thread) {
@@ -457,7 +461,7 @@ static int use_pool(lmn_pool *pool) { return lmn_pool_splits(pool); }
 static void run_phase(phase *p, rows_fn rows, const void *ctx, lmn_pool *pool) {
   p->rows = rows;
   p->ctx = ctx;
-  int n = p->n_jobs + (rows ? (p->N + ROW_CHUNK - 1) / ROW_CHUNK : 0);
+  int n = p->n_jobs + (rows ? (p->N + p->chunk - 1) / p->chunk : 0);
   where at = {pool, p->qwork}; /* on the calling thread alone: the kept weights' products may use the pool */
   if (n > 1 && use_pool(pool))
     lmn_pool_run(pool, n, phase_task, p);
@@ -582,7 +586,7 @@ static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w
                          lmn_pool *pool, int pos0, const float *kcache, const float *vcache) {
   fwd_ctx f = {c, g, w, qkv_weights(c, g, w), rope, y, xs, k, scale, a, work, pos0, kcache ? 1 + (w->q_f32act != 0) : 0};
   float *ascr = work + fwd_work_floats(g);
-  phase ph = phase_of(g->N, w);
+  phase ph = phase_of(g->N, w, kcache != NULL);
   run_phase(&ph, fwd_pre_rows, &f, pool);
 
   lmn_attn at = attn_of(c, g);
@@ -819,7 +823,7 @@ void lmn_block_backward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_
   b.dv = need_dv ? R + e + (size_t)N * (g.qd + g.kvd) : NULL;
   b.Y = R + e + (size_t)N * (g.qd + 2 * g.kvd);
 
-  phase ph = phase_of(N, w);
+  phase ph = phase_of(N, w, 0);
 
   /* MLP phase: y = h + mlp(norm(h)). Afterwards dy holds dL/dh (the residual's dy plus the norm's part). */
   int mlp_rows = g.rms ? gr->w_down || b.need_dgate || b.need_dup : (!g.edge && gr->w_down) || b.need_up;

@@ -3,6 +3,7 @@
  * biases, unit norm gains); training-stage selection; global-norm clipping and the AdamW step. */
 #include "net.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,4 +295,11 @@ float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info
       return lmn_q(net, i) ? NULL : net->params + net->poff[i];
     }
   return NULL;
+}
+
+void lmn_net_set_inference_threads(lmn_net *net, int threads) {
+  int kept = 0;
+  for (int i = 0; i < net->desc->n_params && !kept; i++) kept = net->qw[i].data != NULL;
+  openblas_set_num_threads(kept ? 1 : threads);
+  lmn_pool_set_split(net->pool, kept);
 }

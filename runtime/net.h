@@ -157,6 +157,10 @@ int lmn_net_zero_grad(lmn_net *net);
  * Before training has started (no gradients or moments) it does nothing and returns 0. */
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
                       float max_norm);
+/* Threads for eval and generate, after lmn_net_create: a network whose frozen weights stay in their files'
+ * formats runs their products (and everything else) on its pool with OpenBLAS on one thread; any other
+ * runs each GEMM on OpenBLAS's `threads` threads with the pool not splitting modules. */
+void lmn_net_set_inference_threads(lmn_net *net, int threads);
 /* Pointer to a parameter by name, or NULL. */
 float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info);
 

@@ -62,15 +62,18 @@ LMN_QD_INLINE __m256 qx_legacy_term(uint32_t type, const uint8_t *w, const lmn_q
 
 LMN_QD_INLINE float qx_dot_legacy(uint32_t type, const uint8_t *w, const lmn_q8b *x, int64_t nb) {
   const int bytes = lmn_qd_bytes(type);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float summ = 0.0f;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+         acc3 = _mm256_setzero_ps();
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f; /* the min terms, one chain each (no shared latency) */
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) { /* two chains of FMAs */
-    acc0 = qx_legacy_term(type, w + b * bytes, x + b, acc0, &summ);
-    acc1 = qx_legacy_term(type, w + (b + 1) * bytes, x + b + 1, acc1, &summ);
+  for (; b + 4 <= nb; b += 4) { /* four independent chains */
+    acc0 = qx_legacy_term(type, w + b * bytes, x + b, acc0, &s0);
+    acc1 = qx_legacy_term(type, w + (b + 1) * bytes, x + b + 1, acc1, &s1);
+    acc2 = qx_legacy_term(type, w + (b + 2) * bytes, x + b + 2, acc2, &s2);
+    acc3 = qx_legacy_term(type, w + (b + 3) * bytes, x + b + 3, acc3, &s3);
   }
-  if (b < nb) acc0 = qx_legacy_term(type, w + b * bytes, x + b, acc0, &summ);
-  return qx_hsum(_mm256_add_ps(acc0, acc1)) + summ;
+  for (; b < nb; b++) acc0 = qx_legacy_term(type, w + b * bytes, x + b, acc0, &s0);
+  return qx_hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3))) + ((s0 + s1) + (s2 + s3));
 }
 
 /* Q4_K (five = 0) / Q5_K super-block: sum_g sc_g sum(L q) in int32 lanes; *msum = sum_g mn_g sum(q). */
@@ -146,13 +149,55 @@ LMN_QD_INLINE float qx_dot_k(uint32_t type, const uint8_t *w, const lmn_q8k *x, 
   return qx_hsum(acc) - summ;
 }
 
+/* The 32 levels of v as four vectors of 8 floats. */
+static inline void qx_levels_f32(__m256i v, __m256 f[4]) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  f[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+  f[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+  f[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+  f[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* Values k*8 .. k*8 + 7 of a 32-value block as lmn_qd_f32_legacy rounds them: L d, then + m (a product and a
+ * sum, never fused). */
+static inline __m256 qx_block_values(int has_min, __m256 L, __m256 d, __m256 m) {
+  const __m256 p = _mm256_mul_ps(L, d);
+  return has_min ? _mm256_add_ps(p, m) : p;
+}
+
+/* n values (whole blocks) of a 32-value block row to f32, bit-exact with lmn_dequant_row. */
+LMN_QD_INLINE void qx_deq_legacy(uint32_t type, const uint8_t *w, float *y, int64_t n) {
+  const int bytes = lmn_qd_bytes(type), has_min = lmn_qd_has_min(type);
+  for (int64_t b = 0; b < n / 32; b++) {
+    float d, m;
+    __m256 f[4];
+    qx_levels_f32(qx_legacy(type, w + b * bytes, &d, &m), f);
+    const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    for (int k = 0; k < 4; k++) _mm256_storeu_ps(y + 32 * b + 8 * k, qx_block_values(has_min, f[k], vd, vm));
+  }
+}
+
+/* Dot of a 32-value block row with f32 x: each block's values (as qx_deq_legacy) times x, four FMA chains. */
+LMN_QD_INLINE float qx_dotf_legacy(uint32_t type, const uint8_t *w, const float *x, int64_t cols) {
+  const int bytes = lmn_qd_bytes(type), has_min = lmn_qd_has_min(type);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < cols / 32; b++) {
+    float d, m;
+    __m256 f[4];
+    qx_levels_f32(qx_legacy(type, w + b * bytes, &d, &m), f);
+    const __m256 vd = _mm256_set1_ps(d), vm = _mm256_set1_ps(m);
+    for (int k = 0; k < 4; k++)
+      acc[k] = _mm256_fmadd_ps(qx_block_values(has_min, f[k], vd, vm), _mm256_loadu_ps(x + 32 * b + 8 * k), acc[k]);
+  }
+  return qx_hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
 #define QX_INSTANCE(T, KIND, DIV)                                           \
   static float qx_dotq_##T(const uint8_t *w, const void *x, int64_t cols) { \
     return qx_dot_##KIND(LMN_GGML_##T, w, x, cols / DIV);                   \
   }
 QX_INSTANCE(Q8_0, legacy, 32)
 QX_INSTANCE(Q4_0, legacy, 32)
-QX_INSTANCE(Q4_1, legacy, 32)
 QX_INSTANCE(Q5_0, legacy, 32)
 QX_INSTANCE(Q5_1, legacy, 32)
 QX_INSTANCE(Q4_K, k, 256)
@@ -160,7 +205,60 @@ QX_INSTANCE(Q5_K, k, 256)
 QX_INSTANCE(Q6_K, k, 256)
 #undef QX_INSTANCE
 
-/* Every kernel of this path for type: the template's f32 ones (qmat_f32.h) and the integer ones. */
+/* Q4_1, the format of most small GGUF files, two blocks at a time: the nibbles of blocks b and b + 1 in one
+ * register (lanes 0-3 hold block b's sums, 4-7 block b + 1's), the low and high nibbles' products added in
+ * 16 bits (at most 2 x 2 x 15 x 127 in magnitude), the four fp16 scales and mins converted by one vcvtph2ps
+ * and met with the activations' d and s as [d0 m0 d1 m1] * [xd0 xs0 xd1 xs1]. The integer sum of each block
+ * is the portable path's; only the order of f32 additions differs. */
+static float qx_dotq_Q4_1(const uint8_t *w, const void *xv, int64_t cols) {
+  const lmn_q8b *x = xv;
+  const int64_t nb = cols / 32;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m128 mins = _mm_setzero_ps(); /* lanes 1 and 3 gather m * s */
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t *w0 = w + b * 20, *w1 = w0 + 20;
+    const __m256i qs = _mm256_loadu2_m128i((const __m128i *)(w1 + 4), (const __m128i *)(w0 + 4));
+    const __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+    const __m256i xlo = _mm256_loadu2_m128i((const __m128i *)x[b + 1].q, (const __m128i *)x[b].q);
+    const __m256i xhi = _mm256_loadu2_m128i((const __m128i *)(x[b + 1].q + 16), (const __m128i *)(x[b].q + 16));
+    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+    const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+    uint32_t h0, h1;
+    memcpy(&h0, w0, 4);
+    memcpy(&h1, w1, 4);
+    const __m128 dm = _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128((int)h0), _mm_cvtsi32_si128((int)h1)));
+    const __m128 xds = _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)&x[b].d), (const __m64 *)&x[b + 1].d);
+    const __m128 prod = _mm_mul_ps(dm, xds); /* [d0 xd0, m0 xs0, d1 xd1, m1 xs1] */
+    mins = _mm_add_ps(mins, prod);
+    const __m256 scale = _mm256_set_m128(_mm_permute_ps(prod, 0xaa), _mm_permute_ps(prod, 0x00));
+    if (b & 2)
+      acc1 = _mm256_fmadd_ps(scale, p, acc1);
+    else
+      acc0 = _mm256_fmadd_ps(scale, p, acc0);
+  }
+  float summ = _mm_cvtss_f32(_mm_shuffle_ps(mins, mins, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(mins, mins, 3));
+  if (b < nb) acc0 = qx_legacy_term(LMN_GGML_Q4_1, w + b * 20, x + b, acc0, &summ);
+  return qx_hsum(_mm256_add_ps(acc0, acc1)) + summ;
+}
+
+#define QX_F32_INSTANCE(T)                                                             \
+  static void qx_deq_##T(const uint8_t *w, float *y, int64_t n) {                      \
+    qx_deq_legacy(LMN_GGML_##T, w, y, n);                                              \
+  }                                                                                    \
+  static float qx_dotf_##T(const uint8_t *w, const float *x, int64_t cols) {           \
+    return qx_dotf_legacy(LMN_GGML_##T, w, x, cols);                                   \
+  }
+QX_F32_INSTANCE(Q8_0)
+QX_F32_INSTANCE(Q4_0)
+QX_F32_INSTANCE(Q4_1)
+QX_F32_INSTANCE(Q5_0)
+QX_F32_INSTANCE(Q5_1)
+#undef QX_F32_INSTANCE
+
+/* Every kernel of this path for type: the template's f32 ones (qmat_f32.h), vector ones of this file for
+ * the 32-value block types, and the integer ones. */
 static int qx_fill(uint32_t type, lmn_qk_ops *ops) {
   ops->dotq = NULL;
   if (!qf_fill(type, ops)) return 0;
@@ -170,6 +268,16 @@ static int qx_fill(uint32_t type, lmn_qk_ops *ops) {
     QX_CASE(Q8_0)
     QX_CASE(Q4_0) QX_CASE(Q4_1) QX_CASE(Q5_0) QX_CASE(Q5_1) QX_CASE(Q4_K) QX_CASE(Q5_K) QX_CASE(Q6_K)
 #undef QX_CASE
+        default : break;
+  }
+  switch (type) {
+#define QX_F32_CASE(T)       \
+  case LMN_GGML_##T:         \
+    ops->deq = qx_deq_##T;   \
+    ops->dotf = qx_dotf_##T; \
+    break;
+    QX_F32_CASE(Q8_0) QX_F32_CASE(Q4_0) QX_F32_CASE(Q4_1) QX_F32_CASE(Q5_0) QX_F32_CASE(Q5_1)
+#undef QX_F32_CASE
         default : break;
   }
   return 1;

@@ -1,28 +1,44 @@
 /* threads.c: lmn_pool, a persistent pthread pool whose only operation is a parallel-for (see threads.h).
- * Workers sleep on a condition variable between runs; a run publishes (fn, ctx, n_tasks) under the mutex,
- * bumps a generation counter, and every thread (the caller too) then claims task indices from one atomic
- * counter until they run out. The caller waits until every worker has left the run. */
+ * A run publishes (fn, ctx, n_tasks) and bumps an atomic generation counter; every thread (the caller too)
+ * then claims task indices from one atomic counter until they run out, and the caller waits until every
+ * worker has left the run. Runs come in quick succession when decoding (a few hundred per token, each a
+ * few microseconds long), so a worker spins for a while (POOL_SPIN_NS) watching the generation before it
+ * sleeps on a condition variable, and the caller spins on the count of busy workers: a run then costs well
+ * under a microsecond of hand-over instead of a wake-up through the kernel. */
 #include "threads.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#ifndef POOL_SPIN_NS
+#define POOL_SPIN_NS 200000L /* how long an idle worker watches for the next run before sleeping */
+#endif
 
 struct lmn_pool {
   int n_threads; /* caller included */
-  int split;     /* the network's strategy: cut modules into tasks on this pool (see threads.h) */
+  atomic_int split; /* the network's strategy: cut modules into tasks on this pool (see threads.h) */
   pthread_t *workers;
   int n_started;
   pthread_mutex_t mu;
-  pthread_cond_t wake; /* workers wait here for a new generation (or stop) */
-  pthread_cond_t done; /* the caller waits here for busy == 0 */
-  unsigned long generation;
-  int stop;
-  int busy; /* workers still inside the current run */
-  /* the current run */
+  pthread_cond_t wake;         /* sleeping workers wait here for a new generation (or stop) */
+  atomic_ulong generation;     /* bumped once per run (and to stop) */
+  atomic_int sleepers;         /* workers waiting on wake */
+  atomic_int stop;
+  atomic_int busy;             /* workers still inside the current run */
+  /* the current run, written before generation is bumped */
   lmn_task_fn fn;
   void *ctx;
   int n_tasks;
@@ -42,26 +58,55 @@ static void drain(lmn_pool *p, lmn_task_fn fn, void *ctx, int n_tasks, int threa
   }
 }
 
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* The generation after `seen`: spins for POOL_SPIN_NS (only while the pool splits: otherwise OpenBLAS's
+ * threads want the cores between runs), then sleeps until a run (or stop) bumps it. */
+static unsigned long wait_generation(lmn_pool *p, unsigned long seen) {
+  unsigned long g;
+  long t0 = 0, spin = atomic_load_explicit(&p->split, memory_order_relaxed) ? POOL_SPIN_NS : 0;
+  for (int i = 0;; i++) {
+    g = atomic_load_explicit(&p->generation, memory_order_acquire);
+    if (g != seen) return g;
+    CPU_RELAX();
+    if ((i & 255) != 255) continue;
+    if (!t0) t0 = now_ns();
+    else if (now_ns() - t0 > spin) break;
+  }
+  pthread_mutex_lock(&p->mu);
+  atomic_fetch_add(&p->sleepers, 1); /* seq_cst: the runner sees it, or this sees its generation */
+  while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->wake, &p->mu);
+  atomic_fetch_sub(&p->sleepers, 1);
+  pthread_mutex_unlock(&p->mu);
+  return g;
+}
+
 static void *worker_main(void *argp) {
   worker_arg a = *(worker_arg *)argp;
   free(argp);
   lmn_pool *p = a.pool;
   unsigned long seen = 0;
-  pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
-    if (p->stop) break;
-    seen = p->generation;
-    lmn_task_fn fn = p->fn;
-    void *ctx = p->ctx;
-    int n_tasks = p->n_tasks;
-    pthread_mutex_unlock(&p->mu);
-    drain(p, fn, ctx, n_tasks, a.thread);
-    pthread_mutex_lock(&p->mu);
-    if (--p->busy == 0) pthread_cond_signal(&p->done);
+    seen = wait_generation(p, seen);
+    if (atomic_load(&p->stop)) break;
+    drain(p, p->fn, p->ctx, p->n_tasks, a.thread);
+    atomic_fetch_sub_explicit(&p->busy, 1, memory_order_release);
   }
-  pthread_mutex_unlock(&p->mu);
   return NULL;
+}
+
+/* Makes generation g + 1 visible and wakes the workers that sleep. */
+static void bump(lmn_pool *p) {
+  atomic_fetch_add(&p->generation, 1); /* seq_cst, paired with the sleepers count */
+  if (atomic_load(&p->sleepers) > 0) {
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+  }
 }
 
 lmn_pool *lmn_pool_create(int n_threads, lmn_err *err) {
@@ -75,11 +120,14 @@ lmn_pool *lmn_pool_create(int n_threads, lmn_err *err) {
     return NULL;
   }
   p->n_threads = n_threads;
-  p->split = 1;
+  atomic_init(&p->split, 1);
   atomic_init(&p->next, 0);
+  atomic_init(&p->generation, 0);
+  atomic_init(&p->sleepers, 0);
+  atomic_init(&p->stop, 0);
+  atomic_init(&p->busy, 0);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
-  pthread_cond_init(&p->done, NULL);
   if (n_threads > 1) {
     p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
     if (!p->workers) {
@@ -113,19 +161,18 @@ void lmn_pool_run(lmn_pool *p, int n_tasks, lmn_task_fn fn, void *ctx) {
     for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
     return;
   }
-  pthread_mutex_lock(&p->mu);
   p->fn = fn;
   p->ctx = ctx;
   p->n_tasks = n_tasks;
   atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-  p->busy = p->n_started;
-  p->generation++;
-  pthread_cond_broadcast(&p->wake);
-  pthread_mutex_unlock(&p->mu);
+  atomic_store_explicit(&p->busy, p->n_started, memory_order_relaxed);
+  bump(p);
   drain(p, fn, ctx, n_tasks, 0);
-  pthread_mutex_lock(&p->mu);
-  while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; atomic_load_explicit(&p->busy, memory_order_acquire) > 0; i++)
+    if ((i & 1023) == 1023)
+      sched_yield(); /* a worker was descheduled: let it run */
+    else
+      CPU_RELAX();
 }
 
 int lmn_pool_threads(const lmn_pool *p) { return p ? p->n_threads : 1; }
@@ -137,19 +184,16 @@ int lmn_threads_resolve(long threads) {
 }
 
 void lmn_pool_set_split(lmn_pool *p, int split) {
-  if (p) p->split = split != 0;
+  if (p) atomic_store(&p->split, split != 0);
 }
 
-int lmn_pool_splits(const lmn_pool *p) { return p && p->split && p->n_threads > 1; }
+int lmn_pool_splits(const lmn_pool *p) { return p && atomic_load(&p->split) && p->n_threads > 1; }
 
 void lmn_pool_destroy(lmn_pool *p) {
   if (!p) return;
-  pthread_mutex_lock(&p->mu);
-  p->stop = 1;
-  pthread_cond_broadcast(&p->wake);
-  pthread_mutex_unlock(&p->mu);
+  atomic_store(&p->stop, 1);
+  bump(p);
   for (int i = 0; i < p->n_started; i++) pthread_join(p->workers[i], NULL);
-  pthread_cond_destroy(&p->done);
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->mu);
   free(p->workers);

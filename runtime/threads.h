@@ -26,7 +26,8 @@ lmn_pool *lmn_pool_create(int n_threads, lmn_err *err);
  *   not split (`NAME eval` and `NAME generate`): a module's phases run one after the other on the caller,
  *     each GEMM spread over OpenBLAS's own threads.
  * Both run the same tasks cut the same way, so their results agree. lmn_pool_splits is 1 when the pool
- * splits and has more than one thread. */
+ * splits and has more than one thread. A splitting pool's idle workers spin a little while between runs
+ * (runs come every few microseconds when decoding); the others sleep at once. */
 void lmn_pool_set_split(lmn_pool *pool, int split);
 int lmn_pool_splits(const lmn_pool *pool);
 
