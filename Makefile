@@ -249,6 +249,17 @@ $(BUILD)/tests/test_smol_parity: tests/test_smol_parity.c $(BUILD)/smolnet/smol.
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -I$(BUILD)/smolnet -o $@ $< $(BUILD)/smolnet/smol.o $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
 
+# Frozen weights kept in their file's format (tests/test_qnet.c): tests/frozenq/frozenq.lmn and its f32
+# reference frozenq_f.lmn, compiled by lmnc and linked into the suite, which writes their model files.
+$(BUILD)/frozenq/%.o: tests/frozenq/%.lmn $(LMNC)
+	@mkdir -p $(BUILD)/frozenq/$*
+	@$(LMNC) compile $< -o $(BUILD)/frozenq/$* > /dev/null 2> $(BUILD)/frozenq/$*.log || { cat $(BUILD)/frozenq/$*.log; exit 1; }
+	$(CC) $(CFLAGS) -Wno-unused-function -I$(BUILD)/frozenq/$* -c -o $@ $(BUILD)/frozenq/$*/$*.c
+
+$(BUILD)/tests/test_qnet: tests/test_qnet.c $(BUILD)/frozenq/frozenq.o $(BUILD)/frozenq/frozenq_f.o $(LIBLMN) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/frozenq/frozenq.o $(BUILD)/frozenq/frozenq_f.o $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
+
 # PyTorch twin parity (tests/test_twin.c, tests/twin/README.md): every tests/twin/NAME.lmn is compiled by lmnc
 # into $(BUILD)/twin/NAME/ and linked into $(BUILD)/tests/test_twin with a registry of their descriptors; the
 # suite compares them with the committed fixtures tests/twin/NAME.twin.safetensors and needs no torch.
