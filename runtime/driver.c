@@ -25,7 +25,7 @@ static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "gener
 
 typedef struct args {
   const char *config, *ckpt, *prompt, *out;
-  long resume, resume_fallback, stop_at, n, top_k, batch, seq, threads, chat;
+  long resume, resume_fallback, stop_at, n, top_k, batch, seq, threads, chat, exact;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -53,6 +53,7 @@ static const opt opts[] = {
     {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
     {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
     {"chat", 0, OPT_FLAG, OFF(chat), 0, 0, BIT(CMD_GENERATE)},
+    {"exact", 0, OPT_FLAG, OFF(exact), 0, 0, BIT(CMD_GENERATE)},
     {"tokens", 'n', OPT_LONG, OFF(n), 0, 1 << 30, BIT(CMD_GENERATE)},
     {"temperature", 't', OPT_DOUBLE, OFF(temperature), 0, 1e6, BIT(CMD_GENERATE)},
     {"top-k", 'k', OPT_LONG, OFF(top_k), 0, 1 << 30, BIT(CMD_GENERATE)},
@@ -81,9 +82,10 @@ static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
       "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
       "            the config's newest checkpoint)\n"
       "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-      "            [--ckpt PATH | -c CONFIG.yaml] [--threads N]\n"
+      "            [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
       "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
-      "            T 0 is greedy; weights from PATH or the config's newest checkpoint\n"
+      "            T 0 is greedy; weights from PATH or the config's newest checkpoint; --exact: frozen\n"
+      "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n"
       "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
       "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
       "exit status: 0 success, 1 failure, 2 usage error\n",
@@ -431,6 +433,7 @@ static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) 
   lmn_sample_opts so = {(float)a->temperature, (int)a->top_k, (float)a->top_p};
   lmn_gen_stats st;
   int rc = gen_setup(d, a, &net, &err);
+  if (!rc) net->q_f32act = a->exact != 0;
   echo e = {prompt, 0};
   if (!rc)
     rc = lmn_generate_stream(net, &tok, prompt, strlen(prompt), (int)a->n, &so, a->seed, print_token, &e, &st, &err);
