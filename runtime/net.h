@@ -40,6 +40,7 @@ typedef struct lmn_model_info {
   const char *path;   /* as resolved when lmnc ran (relative to its working directory, or absolute) */
   int format;         /* 1 GGUF, 2 safetensors */
   lmn_hparams hp;
+  int weights;        /* frozen matrices kept as: -1 as stored in the file, else a ggml type (lmn_ggml_type in dequant.h) */
 } lmn_model_info;
 
 /* lmn_net and lmn_net_desc are declared (opaque) in lmn.h, the public API; here are their insides. */
