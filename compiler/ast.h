@@ -92,6 +92,7 @@ typedef struct Stmt {
   NameRef arch;      /* architecture name or name == NULL */
   PtrList settings;  /* Setting* */
   int has_block;     /* `{ ... }` present */
+  PtrList model_opts; /* Setting*: `KEY VALUE` after the source or block (`weights q8_0`), VAL_IDENT */
   /* ST_EDGE, ST_LAYERS (edges ...) */
   EdgeExpr *edge;
   /* ST_VERTEX, ST_LAYERS */

@@ -1,6 +1,7 @@
 /* emit_tables.c: the data half of a network's C code: an enum of parameter indices, the parameter table
- * with designated initializers, the models read from files, block and vertex shapes with their bindings,
- * the scratch needs and layouts of the arena and the decoding cache, and the network's descriptor. */
+ * with designated initializers, the models read from files (with the format of their frozen matrices), block
+ * and vertex shapes with their bindings, the scratch needs and layouts of the arena and the decoding cache,
+ * and the network's descriptor. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,18 +89,39 @@ static void emit_params(Printer *pr) {
   out(pr, "};\n\n");
 }
 
+/* `.weights = 8` with a comment naming the format and its LMN_GGML_ enum: the generated file does not include
+ * dequant.h, so the ggml type is written as a number. */
+static void emit_weights(Printer *pr, int weights) {
+  if (weights == WEIGHTS_FILE) {
+    out(pr, ".weights = -1 /* as stored in the file */");
+    return;
+  }
+  const char *name = weights_format_name(weights);
+  char upper[16];
+  size_t i = 0;
+  for (; name[i] && i + 1 < sizeof upper; i++) upper[i] = (char)toupper((unsigned char)name[i]);
+  upper[i] = 0;
+  out(pr, ".weights = %d /* %s: LMN_GGML_%s */", weights, name, upper);
+}
+
 static void emit_models(Printer *pr) {
   const Net *net = pr->net;
   int n = 0;
-  out(pr, "/* Models read from files, with the hyper-parameters this code was compiled for. */\n");
+  out(pr,
+      "/* Models read from files: the hyper-parameters this code was compiled for, and the format their\n"
+      " * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */\n");
   out(pr, "static const lmn_model_info models[%d] = {\n", file_model_index(net, net->n_models) ? file_model_index(net, net->n_models) : 1);
   for (int m = 0; m < net->n_models; m++) {
     const Model *md = &net->models[m];
     if (md->source == SRC_NONE) continue;
     const lmn_hparams *h = &md->hp;
-    out(pr, "    {\"%s\", \"%s\", %d, {%d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, %.17g, %.17g, %d, %d}, -1},\n", md->name, md->file,
-        md->source == SRC_GGUF ? 1 : 2, (int)h->arch, h->dim, h->layers, h->heads, h->kv_heads, h->ffn, h->vocab, h->ctx,
-        h->eps, h->rope_theta, h->tied, h->qkv_bias);
+    out(pr,
+        "    {.name = \"%s\", .path = \"%s\", .format = %d, .hp = {%d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, "
+        "%.17g, %.17g, %d, %d}, ",
+        md->name, md->file, md->source == SRC_GGUF ? 1 : 2, (int)h->arch, h->dim, h->layers, h->heads,
+        h->kv_heads, h->ffn, h->vocab, h->ctx, h->eps, h->rope_theta, h->tied, h->qkv_bias);
+    emit_weights(pr, md->weights);
+    out(pr, "},\n");
     n++;
   }
   if (!n) out(pr, "    {0},\n");

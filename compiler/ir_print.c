@@ -34,12 +34,27 @@ static void cost_str(Cost c, char *buf, size_t n) {
   snprintf(buf, n, "%.6g*B + %.6g*B*T + %.6g*B*T^2", c.b, c.bt, c.btt);
 }
 
+/* One line per model: architecture, file and the format its frozen matrices are kept in, or from scratch. */
+static void text_models(const Net *net, FILE *out) {
+  fprintf(out, "models:\n");
+  for (int i = 0; i < net->n_models; i++) {
+    const Model *m = &net->models[i];
+    fprintf(out, "  %-16s %-6s ", m->name, lmn_arch_name(m->hp.arch));
+    if (m->source == SRC_NONE)
+      fprintf(out, "from scratch\n");
+    else
+      fprintf(out, "%s(\"%s\") weights %s\n", m->source == SRC_GGUF ? "gguf" : "safetensors", m->file,
+              weights_format_name(m->weights));
+  }
+}
+
 void ir_print_text(const Ir *ir, FILE *out) {
   const Net *net = ir->net;
   char a[64], b[64], c[160];
-  fprintf(out, "network %s (aggregate %s)\n\nparameters (%d tensors, %s values, %s trainable):\n", net->name,
-          net->aggregate == AGG_MEAN ? "mean" : "sum", ir->n_params, commas(ir_param_total(ir, 0), a),
-          commas(ir_param_total(ir, 1), b));
+  fprintf(out, "network %s (aggregate %s)\n\n", net->name, net->aggregate == AGG_MEAN ? "mean" : "sum");
+  text_models(net, out);
+  fprintf(out, "\nparameters (%d tensors, %s values, %s trainable):\n", ir->n_params,
+          commas(ir_param_total(ir, 0), a), commas(ir_param_total(ir, 1), b));
   for (int i = 0; i < ir->n_params; i++) {
     const Param *p = &ir->params[i];
     char shape[48];
@@ -105,11 +120,18 @@ static void json_models(FILE *out, const Net *net) {
             m->source == SRC_GGUF ? "gguf" : m->source == SRC_SAFETENSORS ? "safetensors" : "none");
     if (m->path) json_str(out, m->file);
     else fprintf(out, "null");
-    fprintf(out,
-            ", \"dim\": %ld, \"layers\": %ld, \"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, "
-            "\"ctx\": %ld, \"eps\": %.9g, \"rope_theta\": %.9g, \"tied\": %s, \"qkv_bias\": %s}%s\n",
-            h->dim, h->layers, h->heads, h->kv_heads, h->ffn, h->vocab, h->ctx, h->eps, h->rope_theta,
-            h->tied ? "true" : "false", h->qkv_bias ? "true" : "false", i + 1 < net->n_models ? "," : "");
+    fprintf(
+        out,
+        ", \"dim\": %ld, \"layers\": %ld, \"heads\": %ld, \"kv_heads\": %ld, \"ffn\": %ld, \"vocab\": %ld, "
+        "\"ctx\": %ld, \"eps\": %.9g, \"rope_theta\": %.9g, \"tied\": %s, \"qkv_bias\": %s, \"weights\": ",
+        h->dim, h->layers, h->heads, h->kv_heads, h->ffn, h->vocab, h->ctx, h->eps, h->rope_theta,
+        h->tied ? "true" : "false", h->qkv_bias ? "true" : "false");
+    /* the format of the frozen matrices: null for a model without a file (its tensors are f32) */
+    if (m->source == SRC_NONE)
+      fprintf(out, "null");
+    else
+      json_str(out, weights_format_name(m->weights));
+    fprintf(out, "}%s\n", i + 1 < net->n_models ? "," : "");
   }
   fprintf(out, "  ],\n  \"vertices\": [\n");
   for (int i = 0; i < net->n_vertices; i++) {

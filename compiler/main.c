@@ -50,8 +50,9 @@ static const Command commands[] = {
              "pass and a training step, and memory at batch B x T on N threads (default 1 x 256 on 1 thread):\n"
              "parameters, gradients + AdamW moments, activations, the same line `NAME info` prints.\n"},
     {"ir", "usage: lmnc ir FILE [--json]\n"
-           "The lowered network: every parameter tensor (shape, owner, trainable) and the ops in topological order\n"
-           "with their FLOPs and saved activations; --json for tools (tests/reference/torch_twin.py reads it).\n"},
+           "The lowered network: its models (file and `weights` format), every parameter tensor (shape, owner,\n"
+           "trainable) and the ops in topological order with their FLOPs and saved activations; --json for tools\n"
+           "(tests/reference/torch_twin.py reads it).\n"},
     {"dot", "usage: lmnc dot FILE\n"
             "A Graphviz picture of the network: pipe it into `dot -Tpng -o net.png`.\n"},
     {"compile", "usage: lmnc compile FILE -o DIR\n"
@@ -162,7 +163,7 @@ static void print_kept(const Ir *ir) {
     for (int i = 0; i < ir->n_params; i++)
       if (param_kept(&ir->params[i]) && ir->params[i].file_model == m)
         t[n++] = (lmn_kept_tensor){param_file_name(&ir->params[i]), ir->params[i].shape[0], ir->params[i].shape[1]};
-    if (n > 0) rc = lmn_kept_bytes(md->file, md->source == SRC_GGUF ? 1 : 2, -1, t, n, bytes, &err);
+    if (n > 0) rc = lmn_kept_bytes(md->file, md->source == SRC_GGUF ? 1 : 2, md->weights, t, n, bytes, &err);
   }
   free(t);
   if (rc != 0)

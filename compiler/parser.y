@@ -20,9 +20,10 @@ typedef struct Num { long i; double f; int is_int; } Num;
 typedef struct ScanState {
   ParseCtx pc;
   Loc prev, cur;               /* the last two tokens returned to the parser */
-  int cur_kind;                /* the token kind of `cur` (0 before the first token) */
+  int cur_kind, prev_kind;     /* the token kinds of `cur` and `prev` (0 before the first token) */
   int stmt_kind;               /* the first token of the current statement */
   char cur_text[40];           /* the text of `cur`, truncated */
+  char prev_text[40];          /* the text of `prev`, truncated */
   Loc open[SCAN_MAX_OPEN];     /* the open brackets, innermost last */
   char open_ch[SCAN_MAX_OPEN];
   int unclosed;                /* brackets left open where the scanner cut a statement short */
@@ -62,6 +63,19 @@ static Call *call_new(ParseCtx *ctx, const char *name, YYLTYPE l, int parens) {
   c->has_parens = parens;
   return c;
 }
+/* The model statement of a file (or NULL), a block (or NULL: its architecture, settings and has_block are
+ * copied) and options (or NULL). */
+static Stmt *model_new(ParseCtx *ctx, YYLTYPE l, Call *file, const Stmt *block, const PtrList *opts) {
+  Stmt *st = stmt_new(ctx->prog, ST_MODEL, L(l));
+  st->source = file;
+  if (block) {
+    st->arch = block->arch;
+    st->settings = block->settings;
+    st->has_block = 1;
+  }
+  if (opts) st->model_opts = *opts;
+  return st;
+}
 }
 
 %union {
@@ -85,12 +99,12 @@ static Call *call_new(ParseCtx *ctx, const char *name, YYLTYPE l, int parens) {
 
 %type <val> value
 %type <arg> arg
-%type <call> term call
+%type <call> term call model_file
 %type <edge> edge_expr
-%type <list> args opt_args names options sizes sources hops settings
-%type <set> setting
+%type <list> args opt_args names options sizes sources hops settings model_opts
+%type <set> setting model_opt
 %type <s> key
-%type <stmt> stmt model_spec
+%type <stmt> stmt model_spec block
 
 %%
 
@@ -155,24 +169,46 @@ stmt: NETWORK IDENT {
       }
     ;
 
-model_spec: IDENT '(' opt_args ')' {
-        $$ = stmt_new(ctx->prog, ST_MODEL, L(@1));
-        $$->source = call_new(ctx, $1, @1, 1);
-        $$->source->args = $3;
-      }
-    | IDENT '(' opt_args ')' IDENT '{' settings '}' {
-        $$ = stmt_new(ctx->prog, ST_MODEL, L(@1));
-        $$->source = call_new(ctx, $1, @1, 1);
-        $$->source->args = $3;
-        $$->arch = name_ref($5, @5);
-        $$->settings = $7;
-        $$->has_block = 1;
-      }
-    | IDENT '{' settings '}' {
-        $$ = stmt_new(ctx->prog, ST_MODEL, L(@1));
+/* A model: a file, a file with an architecture block, or a block alone, each optionally followed by options
+ * `KEY VALUE` (`weights q8_0`). The key is a plain name, so `weights` stays usable as a name elsewhere; sema
+ * checks the keys, the values and that a model without a file takes no `weights`. Each form is spelt out with
+ * and without options: after the file, a name may start either the block or an option, and only the token
+ * after it tells which, so nothing may be reduced before it. */
+model_spec: model_file { $$ = model_new(ctx, @1, $1, NULL, NULL); }
+    | model_file model_opts { $$ = model_new(ctx, @1, $1, NULL, &$2); }
+    | model_file block { $$ = model_new(ctx, @1, $1, $2, NULL); }
+    | model_file block model_opts { $$ = model_new(ctx, @1, $1, $2, &$3); }
+    | block { $$ = model_new(ctx, @1, NULL, $1, NULL); }
+    | block model_opts { $$ = model_new(ctx, @1, NULL, $1, &$2); }
+    ;
+
+/* `llama { settings }`: a statement that only holds the architecture and the settings until model_new(). */
+block: IDENT '{' settings '}' {
+        $$ = arena_alloc(A, sizeof *$$);
         $$->arch = name_ref($1, @1);
         $$->settings = $3;
         $$->has_block = 1;
+      }
+    ;
+
+model_file: IDENT '(' opt_args ')' {
+        $$ = call_new(ctx, $1, @1, 1);
+        $$->args = $3;
+      }
+    ;
+
+model_opts: model_opt { memset(&$$, 0, sizeof $$); plist_push(A, &$$, $1); }
+    | model_opts model_opt { $$ = $1; plist_push(A, &$$, $2); }
+    ;
+
+model_opt: IDENT IDENT {
+        $$ = arena_alloc(A, sizeof *$$);
+        $$->key = $1;
+        $$->at = L(@1);
+        $$->has_value = 1;
+        $$->value.kind = VAL_IDENT;
+        $$->value.s = $2;
+        $$->value.at = L(@2);
       }
     ;
 
@@ -374,11 +410,19 @@ static int open_bracket_index(const ScanState *st, yysymbol_kind_t tok) {
   return depth > 0 && depth <= SCAN_MAX_OPEN ? depth - 1 : -1;
 }
 
-static void statement_hint(const ScanState *st, Diag *d) {
+/* A model statement: a `weights` without its format, an option written before the block, or the forms. */
+static void model_hint(const ScanState *st, Diag *d, yysymbol_kind_t tok) {
+  if (st->prev_kind == IDENT && !strcmp(st->prev_text, "weights") && tok != YYSYMBOL_IDENT)
+    diag_hint(d, "'weights' takes a format: file, f32, f16, bf16, q8_0, q4_0 or q4_1");
+  else if (st->prev_kind == IDENT && !strcmp(yysymbol_name(tok), "'{'"))
+    diag_hint(d, "options come after the architecture block: gguf(\"FILE\") llama { ... } weights q8_0");
+  else
+    diag_hint(d, "a model reads 'model NAME = llama { ... }' or 'model NAME = gguf(\"FILE\") [weights FORMAT]'");
+}
+
+static void statement_hint(const ScanState *st, Diag *d, yysymbol_kind_t tok) {
   switch (st->stmt_kind) {
-    case MODEL:
-      diag_hint(d, "a model reads 'model NAME = llama { ... }' or 'model NAME = gguf(\"FILE\")'");
-      break;
+    case MODEL: model_hint(st, d, tok); break;
     case EDGE: diag_hint(d, "an edge type reads 'edge NAME = MODULE >> MODULE ...'"); break;
     case VERTEX:
       diag_hint(d, "vertices read 'vertex NAME, NAME = MODEL [shared|unshared] [frozen|trainable]'");
@@ -406,7 +450,7 @@ static void syntax_help(const ScanState *st, Diag *d, yysymbol_kind_t tok, const
     diag_hint(d, "a chain reads 'SOURCE -> MODULE -> ... -> TARGET'; the modules of one edge are joined "
               "with '>>'");
   } else {
-    statement_hint(st, d);
+    statement_hint(st, d, tok);
   }
 }
 

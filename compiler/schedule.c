@@ -43,16 +43,30 @@ static void layout_params(Sched *p) {
     }
 }
 
-/* FNV-1a over "name:rows:cols:trainable;" of every tensor in generated order, then the aggregation. */
+static uint64_t fnv1a(uint64_t h, const char *s, int n) {
+  for (int k = 0; k < n; k++) h = (h ^ (unsigned char)s[k]) * 1099511628211ULL;
+  return h;
+}
+
+/* FNV-1a over "name:rows:cols:trainable;" of every tensor in generated order, then the aggregation, then
+ * "weights:MODEL:FORMAT;" of every model whose frozen matrices are not kept as stored in its file: a network
+ * without `weights` options hashes as it did before they existed, so its checkpoints still load. */
 static uint64_t network_hash(const Sched *p) {
   uint64_t h = 1469598103934665603ULL;
   char buf[256];
   for (int i = 0; i < p->ir->n_params; i++) {
     const Param *q = &p->ir->params[p->order[i]];
     int n = snprintf(buf, sizeof buf, "%s:%ld:%ld:%d;", q->name, q->shape[0], q->shape[1], q->trainable);
-    for (int k = 0; k < n && k < (int)sizeof buf; k++) h = (h ^ (unsigned char)buf[k]) * 1099511628211ULL;
+    h = fnv1a(h, buf, n < (int)sizeof buf ? n : (int)sizeof buf);
   }
-  return (h ^ (uint64_t)p->net->aggregate) * 1099511628211ULL;
+  h = (h ^ (uint64_t)p->net->aggregate) * 1099511628211ULL;
+  for (int m = 0; m < p->net->n_models; m++) {
+    const Model *md = &p->net->models[m];
+    if (md->weights == WEIGHTS_FILE) continue;
+    int n = snprintf(buf, sizeof buf, "weights:%s:%s;", md->name, weights_format_name(md->weights));
+    h = fnv1a(h, buf, n < (int)sizeof buf ? n : (int)sizeof buf);
+  }
+  return h;
 }
 
 /* ---- batches of shared vertex calls -------------------------------------------------------------- */

@@ -1,10 +1,13 @@
 /* sema.c: semantic analysis, part 1: the network statement, models (declared hyper-parameters or read
- * from the file's header, within the limits of sema_limits.c), vertices and the `layers` sugar. Names live
- * in sema_names.c; edges, losses and graph checks in sema_edges.c and sema_graph.c. */
+ * from the file's header, within the limits of sema_limits.c, and the `weights` option), vertices and the
+ * `layers` sugar. Names live in sema_names.c; edges, losses and graph checks in sema_edges.c and
+ * sema_graph.c. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dequant.h"
 #include "modelfile.h"
 #include "sema_int.h"
 
@@ -21,6 +24,27 @@ static const SettingSpec setting_specs[] = {
     {"untied", 2}, {"qkv_bias", 2}, {"no_qkv_bias", 2},
 };
 #define N_SETTINGS ((int)(sizeof setting_specs / sizeof *setting_specs))
+
+/* The formats of `weights FORMAT` and the ggml types they keep frozen matrices in. */
+static const struct {
+  const char *name;
+  int type;
+} weights_formats[] = {{"file", WEIGHTS_FILE},  {"f32", LMN_GGML_F32},   {"f16", LMN_GGML_F16},
+                       {"bf16", LMN_GGML_BF16}, {"q8_0", LMN_GGML_Q8_0}, {"q4_0", LMN_GGML_Q4_0},
+                       {"q4_1", LMN_GGML_Q4_1}};
+#define N_WEIGHTS_FORMATS ((int)(sizeof weights_formats / sizeof *weights_formats))
+
+static int weights_format_index(const char *name) {
+  for (int i = 0; i < N_WEIGHTS_FORMATS; i++)
+    if (!strcmp(name, weights_formats[i].name)) return i;
+  return -1;
+}
+
+const char *weights_format_name(int weights) {
+  for (int i = 0; i < N_WEIGHTS_FORMATS; i++)
+    if (weights_formats[i].type == weights) return weights_formats[i].name;
+  return "?";
+}
 
 static long *hp_field(lmn_hparams *hp, const char *key) {
   if (!strcmp(key, "dim")) return &hp->dim;
@@ -136,12 +160,28 @@ static int check_hparams(Sema *s, const Stmt *st, Model *m) {
   return 0;
 }
 
+/* `weights FORMAT` inside the block: one error, and its format is skipped. Returns the settings it took. */
+static int weights_in_block(Sema *s, const Stmt *st, int i) {
+  const Setting *set = st->settings.items[i],
+                *next = i + 1 < st->settings.n ? st->settings.items[i + 1] : NULL;
+  diag_error(s->diag, set->at, "'weights' is not a setting of the architecture block");
+  diag_hint(s->diag,
+            "'weights FORMAT' follows the block of a model read from a file: gguf(\"FILE\") llama { ... } "
+            "weights q8_0");
+  return next && !next->has_value && weights_format_index(next->key) >= 0 ? 2 : 1;
+}
+
 /* Applies the settings of a model block; a known setting given twice is an error. Returns -1 after errors. */
 static int model_settings(Sema *s, const Stmt *st, Model *m) {
   const Setting *first[N_SETTINGS] = {0};
   int bad = 0;
   for (int i = 0; i < st->settings.n && !diag_stopped(s->diag); i++) {
     const Setting *set = st->settings.items[i];
+    if (!strcmp(set->key, "weights")) {
+      i += weights_in_block(s, st, i) - 1;
+      bad = 1;
+      continue;
+    }
     for (int k = 0; k < N_SETTINGS; k++) {
       if (strcmp(set->key, setting_specs[k].key) != 0) continue;
       if (first[k]) {
@@ -227,6 +267,78 @@ static int model_source(Sema *s, const Stmt *st, Model *m) {
   return check_hparams(s, NULL, m);
 }
 
+/* ---- model options: `weights FORMAT` ------------------------------------------------------------ */
+
+/* An unknown format, with a did-you-mean: the format it spells in another case ("Q8_0"), else the closest by
+ * edit distance ("q8_1" -> q8_0), else the formats that start with it ("q8" -> q8_0, "q4" -> q4_0, q4_1). */
+static void unknown_format(Sema *s, const Value *v) {
+  const char *names[N_WEIGHTS_FORMATS], *pre[N_WEIGHTS_FORMATS], *best = NULL;
+  char lower[64];
+  int n_pre = 0;
+  size_t len = strlen(v->s);
+  for (size_t i = 0; i <= len && i < sizeof lower; i++) lower[i] = (char)tolower((unsigned char)v->s[i]);
+  lower[sizeof lower - 1] = 0;
+  for (int i = 0; i < N_WEIGHTS_FORMATS; i++) {
+    names[i] = weights_formats[i].name;
+    if (!strcmp(names[i], lower)) best = names[i];
+    if (!strncmp(names[i], lower, len)) pre[n_pre++] = names[i];
+  }
+  if (!best) best = closest_name(lower, names, N_WEIGHTS_FORMATS);
+  if (best)
+    diag_error(s->diag, v->at, "unknown weights format '%s'; did you mean '%s'?", v->s, best);
+  else if (n_pre == 1 || n_pre == 2)
+    diag_error(s->diag, v->at, "unknown weights format '%s'; did you mean '%s'%s%s%s?", v->s, pre[0],
+               n_pre == 2 ? " or '" : "", n_pre == 2 ? pre[1] : "", n_pre == 2 ? "'" : "");
+  else
+    diag_error(s->diag, v->at, "unknown weights format '%s'", v->s);
+  diag_hint(s->diag,
+            "formats are file (as stored in the file, the default), f32, f16, bf16, q8_0, q4_0 and q4_1");
+}
+
+/* `weights FORMAT` from its key to its format (the key alone when they are on different lines). */
+static Loc option_span(const Setting *o) {
+  Loc at = o->at;
+  if (o->value.at.line == at.line) at.len = o->value.at.col + o->value.at.len - at.col;
+  return at;
+}
+
+/* The first `weights FORMAT` of a model: the format, for a model with a file. */
+static void weights_option(Sema *s, const Stmt *st, Model *m, const Setting *o) {
+  int k = weights_format_index(o->value.s);
+  if (!st->source) {
+    diag_error(s->diag, option_span(o), "model '%s' has no file: its weights are trained from scratch in f32",
+               m->name);
+    diag_hint(s->diag,
+              "'weights' chooses how the frozen matrices of a model read from gguf(\"FILE\") or "
+              "safetensors(\"DIR\") are kept in memory; remove it");
+  } else if (k < 0) {
+    unknown_format(s, &o->value);
+  } else {
+    m->weights = weights_formats[k].type;
+    m->weights_at = option_span(o);
+  }
+}
+
+/* Reads the options after a model's source or block into m (only `weights FORMAT`, at most once, and only for
+ * a model with a file). Errors leave the model usable: no cascade. */
+static void model_options(Sema *s, const Stmt *st, Model *m) {
+  const Setting *seen = NULL;
+  static const char *const keys[] = {"weights"};
+  for (int i = 0; i < st->model_opts.n; i++) {
+    const Setting *o = st->model_opts.items[i];
+    if (strcmp(o->key, "weights") != 0) {
+      unknown_word(s, o->at, "model option", o->key, keys, 1);
+      diag_hint(s->diag, "a model read from a file takes one option after its file or block: weights FORMAT");
+    } else if (seen) {
+      diag_error(s->diag, option_span(o), "'weights' is given twice for model '%s'", m->name);
+      diag_note(s->diag, option_span(seen), "first given here");
+    } else {
+      seen = o;
+      weights_option(s, st, m, o);
+    }
+  }
+}
+
 static void sema_model(Sema *s, const Stmt *st) {
   Net *net = s->net;
   GROW(s, net->models, net->n_models, s->cap_models);
@@ -234,7 +346,9 @@ static void sema_model(Sema *s, const Stmt *st) {
   memset(m, 0, sizeof *m);
   m->name = st->name.name;
   m->at = st->name.at;
+  m->weights = WEIGHTS_FILE;
   int rc = st->source ? model_source(s, st, m) : model_block(s, st, m);
+  if (!diag_stopped(s->diag)) model_options(s, st, m);
   if (!sym_define(s, m->name, SYM_MODEL, net->n_models, m->at)) return;
   if (rc != 0) m->hp.arch = LMN_ARCH_NONE; /* keep the name defined: no cascade of "unknown model" */
   net->n_models++;

@@ -45,6 +45,11 @@ extern const Limit sema_limits[]; /* LIM_COUNT rows, indexed by LimitId */
 
 typedef enum { SRC_NONE, SRC_GGUF, SRC_SAFETENSORS } ModelSource;
 
+/* `weights FORMAT`: how a model's frozen matrices are kept in memory. WEIGHTS_FILE keeps the format of the
+ * file; the others are ggml type ids (lmn_ggml_type in runtime/dequant.h), the values of
+ * lmn_model_info.weights in generated code. */
+#define WEIGHTS_FILE (-1)
+
 typedef struct Model {
   const char *name;
   Loc at;
@@ -54,6 +59,8 @@ typedef struct Model {
   int declared;      /* hyper-parameters declared inline (a file is then verified at run time) */
   lmn_hparams hp;
   int used_shared;   /* some vertex, embed or head uses the model's own weight set */
+  int weights;       /* WEIGHTS_FILE (the default, and always for a model without a file) or a ggml type */
+  Loc weights_at;    /* the `weights FORMAT` option (line 0 when absent) */
 } Model;
 
 typedef struct Vertex {
@@ -156,6 +163,8 @@ typedef struct Net {
 int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const char *dir);
 
 const char *mod_kind_name(ModKind kind);
+/* The name of a `weights` format as written in .lmn files ("file", "q8_0", ...); "?" for another value. */
+const char *weights_format_name(int weights);
 /* "decoder_layer(smol) >> linear(576 -> 576, bias)" into buf. */
 void module_describe(const Net *net, const Module *m, char *buf, size_t size);
 void edge_describe(const Net *net, const Edge *e, char *buf, size_t size);

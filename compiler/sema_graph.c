@@ -1,7 +1,8 @@
 /* sema_graph.c: semantic analysis, part 3: losses (`loss NAME = [W *] cross_entropy(OUT, TARGET)`, one
  * loss per output) and whole-graph checks: cycles, vertices without input or not reaching a loss, the
- * embedding and head vocabularies, consistent sharing and trainability, nothing trainable. Every check is
- * linear in the vertices and edges (adjacency arrays, searches without recursion). */
+ * embedding and head vocabularies, consistent sharing and trainability, nothing trainable, a `weights`
+ * format on a model with nothing frozen. Every check is linear in the vertices and edges (adjacency arrays,
+ * searches without recursion). */
 #include <stdio.h>
 #include <string.h>
 
@@ -394,6 +395,35 @@ static int anything_trainable(const Net *net) {
   return 0;
 }
 
+/* Whether model m's file gives the network a frozen tensor: a frozen vertex of m, a frozen embed(m) or
+ * head(m). */
+static int has_frozen_file_tensor(const Net *net, int m) {
+  for (int v = 0; v < net->n_vertices; v++)
+    if (net->vertices[v].model == m && !net->vertices[v].trainable) return 1;
+  for (int i = 0; i < net->n_edges; i++)
+    for (int j = 0; j < net->edges[i].n_mods; j++) {
+      const Module *mod = &net->edges[i].mods[j];
+      if ((mod->kind == MOD_EMBED || mod->kind == MOD_HEAD) && mod->model == m && !mod->trainable) return 1;
+    }
+  return 0;
+}
+
+/* `weights FORMAT` changes nothing on a used model with no frozen tensor: trainable tensors are f32. */
+static void check_weights_format(Sema *s) {
+  const Net *net = s->net;
+  for (int m = 0; m < net->n_models; m++) {
+    const Model *md = &net->models[m];
+    const Sym *sym = sym_find(s, md->name);
+    if (md->weights == WEIGHTS_FILE || !sym || !sym->used || has_frozen_file_tensor(net, m)) continue;
+    diag_warning(s->diag, md->weights_at,
+                 "'weights %s' changes nothing: every tensor of model '%s' is trainable",
+                 weights_format_name(md->weights), md->name);
+    diag_hint(s->diag,
+              "trainable tensors are always kept in f32; the option applies to frozen vertices and a "
+              "frozen embed() or head()");
+  }
+}
+
 void sema_graph(Sema *s) {
   Net *net = s->net;
   check_boundary(s);
@@ -417,6 +447,7 @@ void sema_graph(Sema *s) {
     if (!sym->used && (sym->kind == SYM_MODEL || sym->kind == SYM_EDGE_TYPE))
       diag_warning(s->diag, sym->at, "%s '%s' is never used", sym_kind_name(sym->kind), sym->name);
   }
+  check_weights_format(s);
   if (!anything_trainable(net)) {
     diag_warning(s->diag, net->name_at, "nothing in network '%s' is trainable", net->name);
     diag_hint(s->diag,

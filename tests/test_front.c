@@ -1,16 +1,19 @@
 /* test_front.c: CUnit suite for the lmnc front end: lexer and parser (statements, locations, brackets,
  * error recovery), semantic checks (resolution, widths, diagnostics), the IR (parameter counts of the
- * paper's LMNet-1B, topological order, costs) and reading hyper-parameters from a GGUF header. */
+ * paper's LMNet-1B, topological order, costs), reading hyper-parameters from a GGUF header, and the
+ * `weights FORMAT` model option (parsed, resolved, printed, hashed only when not `file`). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dequant.h"
 #include "front.h"
 #include "gguf.h"
 #include "harness.h"
 #include "ir.h"
 #include "parse.h"
+#include "schedule.h"
 
 /* Loads a network from text; diagnostics are captured in diag_text (caller frees). */
 static int load(Front *f, const char *src, char **diag_text) {
@@ -417,6 +420,112 @@ static void test_gguf_header_model(void) {
   rmdir(dir);
 }
 
+/* A declared model from a file (the file is only opened at run time) with `OPT` after its block, and a vertex
+ * named `weights`: the option's key is a plain name, not a keyword. */
+static void weights_src(char *buf, size_t size, const char *opt) {
+  snprintf(
+      buf, size,
+      "network w\nmodel m = gguf(\"m.gguf\") llama { dim 64 layers 1 heads 4 kv_heads 2 ffn 172 vocab 256 "
+      "ctx 64 } %s\nvertex weights = m frozen\ntokens -> embed(m) -> linear(bias) -> weights\n"
+      "weights -> head(m) -> logits\nloss lm = cross_entropy(logits, next(tokens))\n",
+      opt);
+}
+
+/* Checks `weights OPT`: the model's format is `want`, `lmnc ir` text and JSON name it; returns the hash. */
+static uint64_t weights_hash(const char *opt, int want, const char *name) {
+  char src[512], *diag = NULL, *text = NULL, *json = NULL;
+  size_t nt = 0, nj = 0;
+  uint64_t hash = 0;
+  Front f;
+  weights_src(src, sizeof src, opt);
+  CU_ASSERT_EQUAL_FATAL(load(&f, src, &diag), 0);
+  CU_ASSERT_EQUAL(f.net.models[0].weights, want);
+  Ir ir;
+  ir_build(&ir, &f.net);
+  FILE *t = open_memstream(&text, &nt), *j = open_memstream(&json, &nj);
+  ir_print_text(&ir, t);
+  ir_print_json(&ir, j);
+  fclose(t);
+  fclose(j);
+  char line[64], key[64];
+  snprintf(line, sizeof line, ") weights %s\n", name);
+  snprintf(key, sizeof key, "\"weights\": \"%s\"}", name);
+  CU_ASSERT_PTR_NOT_NULL(strstr(text, line));
+  CU_ASSERT_PTR_NOT_NULL(strstr(json, key));
+  Sched p;
+  lmn_err err = {0};
+  CU_ASSERT_EQUAL(sched_build(&p, &ir, &err), 0);
+  hash = p.hash;
+  sched_free(&p);
+  ir_free(&ir);
+  front_free(&f);
+  free(diag);
+  free(text);
+  free(json);
+  return hash;
+}
+
+static void test_weights_option(void) {
+  /* parsed: the option and its location on the model statement */
+  char src[512];
+  weights_src(src, sizeof src, "weights q8_0");
+  int col = (int)(strstr(src, "weights q8_0") - strchr(src, '\n')); /* 1-based on line 2 */
+  Program prog = {0};
+  Diag d;
+  FILE *null = fopen("/dev/null", "w");
+  diag_init(&d, "t.lmn", src, null);
+  CU_ASSERT_EQUAL(parse_source(&prog, &d, src, strlen(src)), 0);
+  Stmt *model = prog.stmts.items[1];
+  CU_ASSERT_EQUAL_FATAL(model->model_opts.n, 1);
+  const Setting *o = model->model_opts.items[0];
+  CU_ASSERT_STRING_EQUAL(o->key, "weights");
+  CU_ASSERT_STRING_EQUAL(o->value.s, "q8_0");
+  CU_ASSERT_EQUAL(o->at.line, 2);
+  CU_ASSERT_EQUAL(o->at.col, col);
+  CU_ASSERT_EQUAL(o->at.len, 7);
+  CU_ASSERT_EQUAL(o->value.at.col, col + 8);
+  CU_ASSERT_EQUAL(o->value.at.len, 4);
+  arena_free(&prog.arena);
+  fclose(null);
+  /* resolved, printed and hashed: `file` (or nothing) keeps the hash of a network without the option */
+  uint64_t none = weights_hash("", WEIGHTS_FILE, "file"),
+           file = weights_hash("weights file", WEIGHTS_FILE, "file");
+  uint64_t q8 = weights_hash("weights q8_0", LMN_GGML_Q8_0, "q8_0");
+  uint64_t bf16 = weights_hash("weights bf16", LMN_GGML_BF16, "bf16");
+  CU_ASSERT_EQUAL(weights_hash("weights f32", LMN_GGML_F32, "f32") != none, 1);
+  CU_ASSERT_EQUAL(weights_hash("weights f16", LMN_GGML_F16, "f16") != none, 1);
+  CU_ASSERT_EQUAL(weights_hash("weights q4_0", LMN_GGML_Q4_0, "q4_0") != none, 1);
+  CU_ASSERT_EQUAL(weights_hash("weights q4_1", LMN_GGML_Q4_1, "q4_1") != none, 1);
+  CU_ASSERT_EQUAL(none, file);
+  CU_ASSERT_NOT_EQUAL(q8, none);
+  CU_ASSERT_NOT_EQUAL(q8, bf16);
+  /* errors: an unknown format, a second option, a model without a file */
+  const char *bad[][2] = {
+      {"weights q8", "unknown weights format 'q8'; did you mean 'q8_0'?"},
+      {"weights q8_0 weights q8_0", "'weights' is given twice for model 'm'"},
+      {"wieghts q8_0", "unknown model option 'wieghts'; did you mean 'weights'?"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *diag = NULL;
+    Front f;
+    weights_src(src, sizeof src, bad[i][0]);
+    CU_ASSERT_EQUAL(load(&f, src, &diag), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(diag, bad[i][1]));
+    front_free(&f);
+    free(diag);
+  }
+  char *diag = NULL;
+  Front f;
+  const char *scratch =
+      "network w\nmodel m = llama { dim 64 layers 1 heads 4 ffn 172 vocab 256 ctx 64 } weights f16\n"
+      "vertex a = m\ntokens -> embed(m) -> a\na -> head(m) -> logits\n"
+      "loss lm = cross_entropy(logits, next(tokens))\n";
+  CU_ASSERT_EQUAL(load(&f, scratch, &diag), 1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(diag, "model 'm' has no file: its weights are trained from scratch in f32"));
+  front_free(&f);
+  free(diag);
+}
+
 static CU_TestInfo tests[] = {
     {"parse: statements and locations", test_parse_statements},
     {"parse: brackets span lines, string escapes", test_parse_brackets_and_strings},
@@ -431,6 +540,7 @@ static CU_TestInfo tests[] = {
     {"model hyper-parameters from a GGUF header", test_gguf_header_model},
     {"sema: limits (one table), two losses on one output", test_sema_limits},
     {"diag: long lines shortened, at most 100 errors", test_diag_long_line_and_error_cap},
+    {"weights FORMAT: parsed, resolved, printed, hashed unless file", test_weights_option},
     CU_TEST_INFO_NULL,
 };
 

@@ -178,7 +178,8 @@ static const lmn_param_info params[77] = {
     [CLASSIFY_P_E5_M0_BIAS] = {"e5.m0.bias", 355584, 4, 0, 1, 5, "e5", LMN_INIT_ZERO, 0, -1, -1, NULL},
 };
 
-/* Models read from files, with the hyper-parameters this code was compiled for. */
+/* Models read from files: the hyper-parameters this code was compiled for, and the format their
+ * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
     {0},
 };

@@ -170,7 +170,8 @@ static const lmn_param_info params[73] = {
     [DAG_P_D_OUTPUT_NORM_WEIGHT] = {"d.output_norm.weight", 318240, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1, -1, NULL},
 };
 
-/* Models read from files, with the hyper-parameters this code was compiled for. */
+/* Models read from files: the hyper-parameters this code was compiled for, and the format their
+ * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
     {0},
 };

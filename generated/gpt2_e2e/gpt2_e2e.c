@@ -690,9 +690,10 @@ static const lmn_param_info params[333] = {
     [GPT2_E2E_P_GPT_OUTPUT_NORM_BIAS] = {"gpt.output_norm.bias", 381105152, 1024, 0, 0, -1, "gpt", LMN_INIT_ZERO, 1, -1, 0, "output_norm.bias"},
 };
 
-/* Models read from files, with the hyper-parameters this code was compiled for. */
+/* Models read from files: the hyper-parameters this code was compiled for, and the format their
+ * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
-    {"gpt", "dsl-examples/../models/gpt2-medium.gguf", 1, {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}, -1},
+    {.name = "gpt", .path = "dsl-examples/../models/gpt2-medium.gguf", .format = 1, .hp = {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}, .weights = -1 /* as stored in the file */},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in

@@ -568,9 +568,10 @@ static const lmn_param_info params[272] = {
     [SMOL_P_SMOL_OUTPUT_NORM_WEIGHT] = {"smol.output_norm.weight", 134514432, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight"},
 };
 
-/* Models read from files, with the hyper-parameters this code was compiled for. */
+/* Models read from files: the hyper-parameters this code was compiled for, and the format their
+ * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
-    {"smol", "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", 1, {1, 576, 30, 9, 3, 1536, 49152, 8192, 9.9999997473787516e-06, 100000, 1, 0}, -1},
+    {.name = "smol", .path = "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", .format = 1, .hp = {1, 576, 30, 9, 3, 1536, 49152, 8192, 9.9999997473787516e-06, 100000, 1, 0}, .weights = -1 /* as stored in the file */},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in

@@ -152,7 +152,8 @@ static const lmn_param_info params[64] = {
     [TINY_P_E3_M1_BIAS] = {"e3.m1.bias", 305664, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
 };
 
-/* Models read from files, with the hyper-parameters this code was compiled for. */
+/* Models read from files: the hyper-parameters this code was compiled for, and the format their
+ * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
     {0},
 };
