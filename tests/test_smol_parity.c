@@ -297,9 +297,59 @@ static void test_greedy(void) {
   free(gen);
 }
 
+/* llama.cpp's default decoding rounds activations to 8 bits, as ours does unless q_f32act: the greedy
+ * continuations of tests/fixtures/smol/greedy8.dat (tests/reference/smol_greedy8.py: five chat prompts, 128
+ * tokens each) against ours with q_f32act = 0. At least 4 of 5 must be equal; every divergence is reported. */
+#define GREEDY8 "tests/fixtures/smol/greedy8.dat"
+static void test_greedy8(void) {
+  if (!setup()) return;
+  FILE *f = fopen(GREEDY8, "rb");
+  if (!f) {
+    printf("\n  %s absent (tests/reference/smol_greedy8.py writes it): skipped\n  ", GREEDY8);
+    return;
+  }
+  char magic[8];
+  uint32_t np = 0, G = 0;
+  CU_ASSERT_FATAL(fread(magic, 1, 8, f) == 8 && !memcmp(magic, "LMNGRDY1", 8));
+  CU_ASSERT_FATAL(fread(&np, 4, 1, f) == 1 && fread(&G, 4, 1, f) == 1 && np <= 64 && G <= 4096);
+  const int V = smol_desc.vocab, saved = net->q_f32act;
+  net->q_f32act = 0;
+  float *logits = malloc((size_t)V * sizeof *logits);
+  int32_t *ids = malloc(4096 * sizeof *ids), *ref_gen = malloc((size_t)G * sizeof *ref_gen);
+  CU_ASSERT_FATAL(logits && ids && ref_gen);
+  int equal = 0;
+  for (uint32_t p = 0; p < np; p++) {
+    uint32_t T = 0;
+    CU_ASSERT_FATAL(fread(&T, 4, 1, f) == 1 && T >= 1 && T + G <= 4096);
+    CU_ASSERT_FATAL(fread(ids, 4, T, f) == T && fread(ref_gen, 4, G, f) == G);
+    lmn_err err = {{0}};
+    CU_ASSERT_FATAL(lmn_net_enable_cache(net, (int)(T + G), &err) == 0);
+    smol_desc.decode(net, ids, (int)T, 0, logits);
+    int diverged = -1;
+    for (uint32_t i = 0; i < G; i++) {
+      int32_t tok = lmn_sample_argmax(logits, V);
+      if (diverged < 0 && tok != ref_gen[i]) diverged = (int)i;
+      if (i + 1 < G) smol_desc.decode(net, &tok, 1, (int)(T + i), logits);
+    }
+    equal += diverged < 0;
+    if (diverged < 0)
+      printf("\n  prompt %u (%u tokens): %u greedy tokens equal llama.cpp's", p, T, G);
+    else
+      printf("\n  prompt %u (%u tokens): first divergence at token %d of %u", p, T, diverged, G);
+  }
+  fclose(f);
+  printf("\n  %d of %u continuations equal (8-bit activations both sides)\n  ", equal, np);
+  CU_ASSERT(equal >= (int)np - 1);
+  net->q_f32act = saved;
+  free(logits);
+  free(ids);
+  free(ref_gen);
+}
+
 static CU_TestInfo tests[] = {
     {"logits: top-1 everywhere, |diff| <= 1e-3 x range", test_logits},
     {"greedy decoding with the KV cache", test_greedy},
+    {"8-bit activations: greedy 128 tokens of 5 prompts vs llama.cpp's default", test_greedy8},
     CU_TEST_INFO_NULL,
 };
 
