@@ -268,7 +268,11 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
  * of blocks, at least 64 values). All depend on W's shape only, never on the thread count. */
 static int64_t fwd_rows(const lmn_qtensor *W) {
   const int64_t r = clamp64(PANEL_FLOATS / (W->cols > 0 ? W->cols : 1), 16, 256);
-  return min64(r - r % 8, W->rows);
+  /* a multiple of 4 panels (of a multiple of 8 rows), so that 2 or 4 threads get equal shares */
+  int64_t n = (W->rows + r - 1) / r;
+  n = (n + 3) / 4 * 4;
+  const int64_t rows = ((W->rows + n - 1) / n + 7) / 8 * 8;
+  return min64(rows, W->rows);
 }
 static int64_t dx_cols(const lmn_qtensor *W) {
   return min64(lmn_qd_blck(W->type) > 64 ? lmn_qd_blck(W->type) : 64, W->cols);
