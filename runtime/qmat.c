@@ -116,8 +116,9 @@ static float act_scale(const float *x, int n, float *inv) {
   return d;
 }
 
+/* The nearest level, halves away from zero (as ggml's reference quantizer rounds). */
 static int8_t act_level(float v, float inv) {
-  long q = lrintf(v * inv);
+  long q = lroundf(v * inv);
   return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
 }
 

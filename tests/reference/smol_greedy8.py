@@ -40,7 +40,8 @@ def main():
     ap.add_argument("--model", default=os.path.join(root, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--out", default=os.path.join(root, "tests", "fixtures", "smol", "greedy8.dat"))
     a = ap.parse_args()
-    llm = Llama(model_path=a.model, n_ctx=512, n_threads=2, n_threads_batch=2, verbose=False)
+    # logits_all: llama-cpp-python fills its scores rows only then; it changes no arithmetic
+    llm = Llama(model_path=a.model, n_ctx=512, n_threads=2, n_threads_batch=2, logits_all=True, verbose=False)
     out = [struct.pack("<8s2I", b"LMNGRDY1", len(PROMPTS), N_GEN)]
     for p in PROMPTS:
         ids = llm.tokenize(chat(p).encode(), add_bos=False, special=True)
