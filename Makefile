@@ -311,7 +311,13 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 # SmolLM2 from models/), generation tokens/s of dsl-examples/smol.lmn; 2 threads, ours and the twin
 # alternating for 5 rounds; writes bench/results.md and bench/results.png. Needs Debian's python3-torch
 # (TWIN_PYTHON) and gnuplot-nox (make deps). BENCH_THREADS, BENCH_ROUNDS (>= 5) override.
-.PHONY: bench
-bench: all
+# bench-decode: single-stream decoding and prefill of SmolLM2-135M against llama.cpp (llama-cpp-python from
+# PyPI, installed into build/bench/venv by the script), 1 and 2 threads, alternating rounds; writes
+# bench/decode_results.md (bench/decode_bench.sh).
+.PHONY: bench bench-decode
+bench-decode: all
+	@bash bench/decode_bench.sh
+
+bench: all bench-decode
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
 	@TWIN_PYTHON=$(or $(TWIN_PYTHON),/usr/bin/python3) bash bench/run.sh
