@@ -320,21 +320,22 @@ typedef struct dec_ctx {
   int t, bk;
 } dec_ctx;
 
+/* One query head h (rows of hd floats, all at position t) over its key/value head h / group: a task per query
+ * head rather than per key/value head, so that a few key/value heads still spread evenly over the pool (the
+ * group's heads read the same cached keys, from cache). */
 LMN_CLONES
-static void dec_task(void *ctxp, int kvh, int thread) {
+static void dec_task(void *ctxp, int h, int thread) {
   const dec_ctx *c = ctxp;
   const lmn_attn *a = c->a;
-  int group = a->heads / a->kv_heads, hd = a->hd;
-  size_t ldkv = (size_t)a->kv_heads * hd, qoff = (size_t)kvh * group * hd;
+  int group = a->heads / a->kv_heads, hd = a->hd, kvh = h / group;
+  size_t ldkv = (size_t)a->kv_heads * hd, qoff = (size_t)h * hd;
   float *S = c->scratch + (size_t)thread * decode_floats(a);
-  /* the group's query heads are contiguous rows of hd floats, all at position t */
-  fwd_block(c->out + qoff, (size_t)hd, NULL, c->q + qoff, (size_t)hd, group, c->t, 0,
-            c->kc + (size_t)kvh * hd, c->vc + (size_t)kvh * hd, ldkv, hd, a->scale, c->bk, S,
-            S + (size_t)group * c->bk, S + (size_t)group * c->bk + group);
+  fwd_block(c->out + qoff, (size_t)hd, NULL, c->q + qoff, (size_t)hd, 1, c->t, 0, c->kc + (size_t)kvh * hd,
+            c->vc + (size_t)kvh * hd, ldkv, hd, a->scale, c->bk, S, S + c->bk, S + c->bk + 1);
 }
 
 void lmn_attention_decode(float *out, const float *q, const float *kcache, const float *vcache, int t,
                           const lmn_attn *a, float *scratch, lmn_pool *pool) {
   dec_ctx c = {a, out, scratch, q, kcache, vcache, t, decode_bk(a)};
-  lmn_pool_run(pool, a->kv_heads, dec_task, &c);
+  lmn_pool_run(pool, a->heads, dec_task, &c);
 }
