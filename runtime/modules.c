@@ -114,6 +114,22 @@ static void linear(float *y, const float *x, const wmat *W, const float *b, int 
   add_bias(y, b, N, out);
 }
 
+/* ys[i] = x W_i^T + b_i for count matrices sharing the input x [N, in]: one run over the pool when cached
+ * decoding meets a single row with every matrix kept (x rounded once), else one linear() each. */
+static void linear_many(float *const *ys, const float *x, const wmat *const *W, const float *const *b,
+                        const int *outs, int count, int N, int in, int decode, const where *at) {
+  int fused = decode && N == 1 && count <= 4;
+  for (int i = 0; fused && i < count; i++) fused = W[i]->kept;
+  if (!fused) {
+    for (int i = 0; i < count; i++) linear(ys[i], x, W[i], b[i], N, in, outs[i], decode, at);
+    return;
+  }
+  const lmn_qtensor *q[4];
+  for (int i = 0; i < count; i++) q[i] = &W[i]->q;
+  lmn_q_matvec_multi(ys, q, count, x, decode == 2, at->pool);
+  for (int i = 0; i < count; i++) add_bias(ys[i], b[i], 1, outs[i]);
+}
+
 static void zero(float *p, size_t n) {
   if (p) memset(p, 0, n * sizeof *p);
 }
@@ -526,9 +542,11 @@ static void fwd_pre_rows(const void *ctx, int r0, int n, const where *at) {
     n1 = a->r + o;
   }
   float *q = a->q + (size_t)r0 * g->qd, *k = a->k + (size_t)r0 * g->kvd, *v = a->v + (size_t)r0 * g->kvd;
-  linear(q, n1, &f->p.wq, f->p.bq, n, d, g->qd, f->decode, at);
-  linear(k, n1, &f->p.wk, f->p.bk, n, d, g->kvd, f->decode, at);
-  linear(v, n1, &f->p.wv, f->p.bv, n, d, g->kvd, f->decode, at);
+  float *const ys[3] = {q, k, v};
+  const wmat *const ws[3] = {&f->p.wq, &f->p.wk, &f->p.wv};
+  const float *const bs[3] = {f->p.bq, f->p.bk, f->p.bv};
+  const int outs[3] = {g->qd, g->kvd, g->kvd};
+  linear_many(ys, n1, ws, bs, outs, 3, n, d, f->decode, at);
   if (g->rms) {
     rope_rows(a->q, f->rope, g, g->H, f->pos0, r0, n, 0);
     rope_rows(a->k, f->rope, g, g->KV, f->pos0, r0, n, 0);
@@ -555,8 +573,11 @@ static void fwd_post_rows(const void *ctx, int r0, int n, const where *at) {
   if (g->rms) { /* y = h + W_down (silu(gate) * up) */
     float *mid = f->work + (size_t)g->N * d + of;
     const wmat gate = wm(w, LMN_BM_w_gate, w->w_gate);
-    linear(a->m1 + of, n2, &gate, NULL, n, d, F, f->decode, at);
-    linear(a->m2 + of, n2, &up, NULL, n, d, F, f->decode, at);
+    float *const ys[2] = {a->m1 + of, a->m2 + of};
+    const wmat *const ws[2] = {&gate, &up};
+    const float *const bs[2] = {NULL, NULL};
+    const int outs[2] = {F, F};
+    linear_many(ys, n2, ws, bs, outs, 2, n, d, f->decode, at);
     lmn_swiglu_forward(mid, a->m1 + of, a->m2 + of, nf);
     residual_linear(y, a->h + o, mid, &down, NULL, n, F, d, f->decode, at);
   } else if (!g->edge) { /* y = h + W_down gelu(W_up n2 + b_up) + b_down */

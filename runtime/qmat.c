@@ -197,6 +197,50 @@ static void mv_run(float *Y, const lmn_qtensor *W, lmn_qk_ops ops, const uint8_t
 
 #define MV_STACK 16384 /* bytes of quantized activations kept on the stack (cols up to 13k at once) */
 
+static void matvec(float *Y, const lmn_qtensor *W, const float *X, int n, int f32act, lmn_pool *pool);
+
+/* Several matrices against one vector in one run over the pool: the tasks of every matrix in a row (the
+ * chunks of each as mv_run cuts them, so each result is bit-identical to its own lmn_q_matvec). */
+#define MV_MULTI_MAX 4
+typedef struct mv_multi {
+  mv_job jobs[MV_MULTI_MAX];
+  int first[MV_MULTI_MAX + 1]; /* task index where each matrix starts */
+  int count;
+} mv_multi;
+
+static void mv_multi_task(void *p, int task, int thread) {
+  const mv_multi *m = p;
+  int i = 0;
+  while (task >= m->first[i + 1]) i++;
+  mv_task((void *)&m->jobs[i], task - m->first[i], thread);
+}
+
+void lmn_q_matvec_multi(float *const *y, const lmn_qtensor *const *W, int count, const float *x, int f32act,
+                        lmn_pool *pool) {
+  int same = count >= 1 && count <= MV_MULTI_MAX;
+  for (int i = 1; same && i < count; i++)
+    same = W[i]->cols == W[0]->cols && lmn_qd_blck(W[i]->type) == lmn_qd_blck(W[0]->type);
+  const lmn_qk_ops ops0 = same ? kernels(W[0]->type) : (lmn_qk_ops){0};
+  const size_t stride = same && !f32act && ops0.dotq ? act_bytes(W[0]) : 0;
+  if (!same || stride > MV_STACK || W[0]->cols == 0) { /* one at a time */
+    for (int i = 0; i < count; i++) matvec(y[i], W[i], x, 1, f32act, pool);
+    return;
+  }
+  _Alignas(64) uint8_t xq[MV_STACK];
+  if (stride) quantize(W[0], x, xq); /* one rounding of x serves every matrix */
+  mv_multi m = {.count = count};
+  m.first[0] = 0;
+  for (int i = 0; i < count; i++) {
+    const lmn_qtensor *w = W[i];
+    const int64_t chunk = w->row_bytes >= 16384 ? 1 : (int64_t)(16384 / (w->row_bytes ? w->row_bytes : 1));
+    const lmn_qk_ops ops = kernels(w->type);
+    const int q = stride && ops.dotq;
+    m.jobs[i] = (mv_job){w, ops, q ? xq : NULL, stride, x, y[i], 1, chunk};
+    m.first[i + 1] = m.first[i] + (int)((w->rows + chunk - 1) / chunk);
+  }
+  lmn_pool_run(pool, m.first[count], mv_multi_task, &m);
+}
+
 static void matvec(float *Y, const lmn_qtensor *W, const float *X, int n, int f32act, lmn_pool *pool) {
   if (W->rows <= 0 || n <= 0) return;
   if (W->cols == 0) {

@@ -81,6 +81,10 @@ void lmn_q_matvec_f32act(float *y, const lmn_qtensor *W, const float *x, lmn_poo
  * lmn_q_matvec (or _f32act) of row v of X. */
 void lmn_q_matvec_rows(float *Y, const lmn_qtensor *W, const float *X, int n, lmn_pool *pool);
 void lmn_q_matvec_rows_f32act(float *Y, const lmn_qtensor *W, const float *X, int n, lmn_pool *pool);
+/* y[i] = W[i] x for count (at most 4) matrices with the same columns, in one run over the pool, x quantized
+ * once (f32act: kept in f32); each y[i] is bit-identical to lmn_q_matvec (or _f32act) of W[i] alone. */
+void lmn_q_matvec_multi(float *const *y, const lmn_qtensor *const *W, int count, const float *x, int f32act,
+                        lmn_pool *pool);
 /* Cached decoding (modules.c, qnet.c) sends products of at most this many rows through lmn_q_matvec_rows
  * (8-bit activations); longer ones (prefill, training) through the exact lmn_q_matmul. */
 #define LMN_Q_MATVEC_ROWS 4
