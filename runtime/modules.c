@@ -124,7 +124,7 @@ static void linear_many(float *const *ys, const float *x, const wmat *const *W, 
     for (int i = 0; i < count; i++) linear(ys[i], x, W[i], b[i], N, in, outs[i], decode, at);
     return;
   }
-  const lmn_qtensor *q[4];
+  const lmn_qtensor *q[4] = {NULL, NULL, NULL, NULL};
   for (int i = 0; i < count; i++) q[i] = &W[i]->q;
   lmn_q_matvec_multi(ys, q, count, x, decode == 2, at->pool);
   for (int i = 0; i < count; i++) add_bias(ys[i], b[i], 1, outs[i]);
