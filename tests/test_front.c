@@ -492,14 +492,15 @@ static void test_weights_option(void) {
            file = weights_hash("weights file", WEIGHTS_FILE, "file");
   uint64_t q8 = weights_hash("weights q8_0", LMN_GGML_Q8_0, "q8_0");
   uint64_t bf16 = weights_hash("weights bf16", LMN_GGML_BF16, "bf16");
-  CU_ASSERT_EQUAL(weights_hash("weights f32", LMN_GGML_F32, "f32") != none, 1);
-  CU_ASSERT_EQUAL(weights_hash("weights f16", LMN_GGML_F16, "f16") != none, 1);
-  CU_ASSERT_EQUAL(weights_hash("weights q4_0", LMN_GGML_Q4_0, "q4_0") != none, 1);
-  CU_ASSERT_EQUAL(weights_hash("weights q4_1", LMN_GGML_Q4_1, "q4_1") != none, 1);
+  CU_ASSERT_NOT_EQUAL(weights_hash("weights f32", LMN_GGML_F32, "f32"), none);
+  CU_ASSERT_NOT_EQUAL(weights_hash("weights f16", LMN_GGML_F16, "f16"), none);
+  CU_ASSERT_NOT_EQUAL(weights_hash("weights q4_0", LMN_GGML_Q4_0, "q4_0"), none);
+  CU_ASSERT_NOT_EQUAL(weights_hash("weights q4_1", LMN_GGML_Q4_1, "q4_1"), none);
   CU_ASSERT_EQUAL(none, file);
+  CU_ASSERT_EQUAL(none, 0x7ad66ffd9009c773ULL); /* this network's hash from lmnc before `weights` existed */
   CU_ASSERT_NOT_EQUAL(q8, none);
   CU_ASSERT_NOT_EQUAL(q8, bf16);
-  /* errors: an unknown format, a second option, a model without a file */
+  /* errors: an unknown format, a second option, an unknown option, a model without a file */
   const char *bad[][2] = {
       {"weights q8", "unknown weights format 'q8'; did you mean 'q8_0'?"},
       {"weights q8_0 weights q8_0", "'weights' is given twice for model 'm'"},
