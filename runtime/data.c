@@ -91,16 +91,8 @@ typedef struct open_ctx {
 /* Whether a text may be tokenised in pieces cut at the places cut_at finds: the BPE tokenizers' pieces
  * never span such a place, unless a special token (matched verbatim) holds a line break. */
 static int cuttable(const lmn_tokenizer *tok) {
-  if (tok->kind != LMN_TOK_BPE) return 0;
-  for (int32_t id = 0; id < tok->vocab_size; id++) {
-    int type = lmn_tokenizer_token_type(tok, id);
-    size_t n = 0;
-    const char *t = type == LMN_TOKTYPE_NORMAL || type == LMN_TOKTYPE_BYTE || type == LMN_TOKTYPE_UNUSED
-                        ? NULL
-                        : lmn_tokenizer_decode_token(tok, id, &n);
-    if (t && memchr(t, '\n', n)) return 0;
-  }
-  return 1;
+  lmn_bpe_info info;
+  return tok->kind == LMN_TOK_BPE && lmn_tokenizer_bpe_info(tok, &info) == 0 && !info.special_line_break;
 }
 
 static int plain_ascii(unsigned char c) {

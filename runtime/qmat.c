@@ -6,6 +6,9 @@
 #include "qmat.h"
 
 #include <cblas.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <inttypes.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -45,6 +48,14 @@ int lmn_qtensor_init(lmn_qtensor *t, uint32_t type, int64_t rows, int64_t cols, 
   return 0;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c". */
+static int cpu_has_f16c(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 /* The path in use; -1 until the first call chooses one. A process-wide choice (CPU features do not
  * change), atomic so that concurrent first calls agree. */
 static atomic_int isa_in_use = -1;
@@ -57,7 +68,7 @@ int lmn_q_isa_available(int isa) {
     case LMN_ISA_AVX2:
       __builtin_cpu_init();
       return lmn_qk_ops_avx2(LMN_GGML_F32, &ops) && __builtin_cpu_supports("avx2") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("fma") && cpu_has_f16c();
     case LMN_ISA_AVX512:
       return lmn_q_isa_available(LMN_ISA_AVX2) && lmn_qk_ops_avx512(LMN_GGML_F32, &ops) &&
              __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

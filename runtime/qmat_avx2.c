@@ -3,8 +3,13 @@
  * the f32 template (qmat_f32.h) on 8-float vectors (fp16 through vcvtph2ps, bf16 by a 16-bit shift) and the
  * integer template (qmat_x86.h) with vpmaddubsw + vpmaddwd products. Empty outside x86. */
 #if defined(__x86_64__) || defined(__i386__)
+#if defined(__clang__) /* clang takes the target as an attribute on every function below */
+#include <immintrin.h>
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
+#endif
 
 #define LMN_QD_HALF(p) _cvtsh_ss((unsigned short)((p)[0] | (p)[1] << 8))
 #include "qmat_impl.h"
@@ -32,6 +37,9 @@ int lmn_qk_ops_avx2(uint32_t type, lmn_qk_ops *ops) {
   return qx_fill(type, ops);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #else
 #include "qmat_impl.h"
 int lmn_qk_ops_avx2(uint32_t type, lmn_qk_ops *ops) {

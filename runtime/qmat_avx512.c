@@ -6,8 +6,13 @@
  * AVX512_BF16 (vdpbf16ps) is not used: it would round x to bf16, and converting bf16 weights to f32 is
  * one shift, so it buys nothing on a memory-bound product. Empty outside x86. */
 #if defined(__x86_64__) || defined(__i386__)
+#if defined(__clang__) /* clang takes the target as an attribute on every function below */
+#include <immintrin.h>
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #include <immintrin.h>
+#endif
 
 #define LMN_QD_HALF(p) _cvtsh_ss((unsigned short)((p)[0] | (p)[1] << 8))
 #include "qmat_impl.h"
@@ -34,6 +39,9 @@ int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
   return qx_fill(type, ops);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #else
 #include "qmat_impl.h"
 int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {

@@ -850,7 +850,11 @@ static int make_specials(bpe *b, lmn_err *err) {
     if (is_special_type(b->type[i]) && len > 0) k[n++] = (spec_key){len, i};
   }
   qsort(k, (size_t)n, sizeof *k, spec_cmp);
-  for (int32_t i = 0; i < n; i++) b->special[i] = k[i].id;
+  for (int32_t i = 0; i < n; i++) {
+    b->special[i] = k[i].id;
+    const char *text = b->bytes + b->bytes_off[k[i].id];
+    if (memchr(text, '\n', b->bytes_off[k[i].id + 1] - b->bytes_off[k[i].id])) b->info.special_line_break = 1;
+  }
   b->n_special = b->info.n_special = n;
   free(k);
   return 0;

@@ -53,6 +53,7 @@ typedef struct lmn_bpe_info {
   int32_t eot;                     /* tokenizer.ggml.eot_token_id, or -1 */
   int32_t n_merges;                /* merges in use (those whose parts and result are tokens) */
   int32_t n_special;               /* tokens matched verbatim before pre-tokenization */
+  int special_line_break;          /* one of those holds a line break ('\n') */
   int ignore_merges;               /* a piece that is a whole token is not merged (llama-bpe) */
   int n_bytes_missing;             /* byte values that no token holds: encode drops them */
   unsigned char byte_missing[256]; /* 1 for each of those */

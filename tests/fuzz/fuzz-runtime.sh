@@ -8,8 +8,7 @@
 #               skipped without models/SmolLM2-135M-Instruct.Q4_1.gguf: `make models`)
 # Each is seeded from tests/fuzz/corpus/NAME/ (committed, small files; NAME.dict there when present); the
 # corpus grows in tests/fuzz/corpus-NAME/ and a crash lands in tests/fuzz/crash-NAME-* (both git-ignored).
-# liblmn, less its quantized kernels (runtime/qmat*, which no reader calls), is built once into
-# build-fuzz/rt/ with the same sanitizers. Prints the executions of each run; exits non-zero when a target
+# liblmn is built once into build-fuzz/rt/ with the same sanitizers. Prints the executions of each run; exits non-zero when a target
 # crashed.
 #   usage: tests/fuzz/fuzz-runtime.sh [SECONDS] [config|data|checkpoint|tokens ...]
 set -eu
@@ -27,7 +26,6 @@ cflags="$cflags -Iruntime -Iruntime/include -I/usr/include/x86_64-linux-gnu/open
 echo "== building liblmn for fuzzing (build-fuzz/rt/)"
 objs=()
 for c in runtime/*.c; do
-  case $c in runtime/qmat*) continue ;; esac # nothing here calls them, and clang 14 rejects their CPU checks
   o=$out/rt/$(basename "$c" .c).o
   if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ -n "$(find runtime -name '*.h' -newer "$o" | head -n 1)" ]; then
     clang $cflags -fsanitize=fuzzer-no-link -c -o "$o" "$c"
