@@ -52,14 +52,6 @@ for t in $targets; do
   seeds=$out/seeds-$t
   mkdir -p "$corpus" "$seeds"
   "seed_$t" "$seeds"
-  echo "== running fuzz_$t for ${secs}s"
-  log=$out/fuzz_$t.log
-  if ! "$out/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -dict="$out/$t.dict" \
-      -artifact_prefix="$root/tests/fuzz/crash-$t-" "$corpus" "$seeds" >"$log" 2>&1; then
-    status=1
-    echo "fuzz_$t: CRASH (see $log and tests/fuzz/crash-$t-*)"
-    tail -n 40 "$log"
-  fi
-  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | sed "s/^/fuzz_$t: /" || true
+  bash tests/fuzz/run-target.sh "$t" "$secs" -dict="$out/$t.dict" "$corpus" "$seeds" || status=1
 done
 exit $status

@@ -45,14 +45,6 @@ for t in $targets; do
   mkdir -p "$corpus"
   dict=()
   [ -f "tests/fuzz/corpus/$t.dict" ] && dict=(-dict="tests/fuzz/corpus/$t.dict")
-  echo "== running fuzz_$t for ${secs}s"
-  log=$out/fuzz_$t.log
-  if ! "$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      "${dict[@]}" -artifact_prefix="$root/tests/fuzz/crash-$t-" "$corpus" "tests/fuzz/corpus/$t" > "$log" 2>&1; then
-    status=1
-    echo "fuzz_$t: CRASH (see $log and tests/fuzz/crash-$t-*)"
-    tail -n 40 "$log"
-  fi
-  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | sed "s/^/fuzz_$t: /" || true
+  bash tests/fuzz/run-target.sh "$t" "$secs" -max_len=4096 "${dict[@]}" "$corpus" "tests/fuzz/corpus/$t" || status=1
 done
 exit $status

@@ -31,14 +31,4 @@ grep -v '^[#@]' tests/fixtures/tokenizer/smollm2_ids.txt | cut -f1 | sort -u | w
   i=$((i + 1))
 done
 printf '"<|im_start|>"\n"<|im_end|>"\n"<|endoftext|>"\n"\\x27s"\n"\\x27ll"\n"\\xc3\\xa9"\n"\\xe2\\x80\\x8d"\n"\\xf0\\x9f\\x98\\x80"\n"\\x0d\\x0a"\n"    "\n' >"$out/tokenizer.dict"
-echo "== running fuzz_tokenizer for ${secs}s"
-log=$out/fuzz_tokenizer.log
-status=0
-if ! "$out/fuzz_tokenizer" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 -dict="$out/tokenizer.dict" \
-    -artifact_prefix="$root/tests/fuzz/crash-tokenizer-" tests/fuzz/corpus-tokenizer "$seeds" >"$log" 2>&1; then
-  status=1
-  echo "fuzz_tokenizer: CRASH (see $log and tests/fuzz/crash-tokenizer-*)"
-  tail -n 40 "$log"
-fi
-grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | sed "s/^/fuzz_tokenizer: /" || true
-exit $status
+exec bash tests/fuzz/run-target.sh tokenizer "$secs" -max_len=4096 -dict="$out/tokenizer.dict" tests/fuzz/corpus-tokenizer "$seeds"

@@ -8,14 +8,14 @@ FZ           := build-fuzz
 FFLAGS       := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
                 -Iruntime/include -Iruntime -Icompiler -I$(FZ)/compiler -I/usr/include/x86_64-linux-gnu/openblas-pthread
 FE_SRC       := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
-RT_SRC       := runtime/gguf.c runtime/dequant.c runtime/hparams.c runtime/lmn_error.c runtime/lmn_file.c  # what the front end uses
+RT_SRC       := $(wildcard runtime/*.c)  # lmnc links the whole runtime (the planner asks it for block sizes)
 
 .PHONY: run-front
 run-front: $(FZ)/fuzz_front
 	@mkdir -p $(FZ)/corpus-front && cp dsl-examples/*.lmn tests/bad/*.lmn $(FZ)/corpus-front/ 2>/dev/null || true
-	cd $(FZ) && ./fuzz_front -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
-	  -artifact_prefix=../tests/fuzz/ corpus-front 2>&1 | tail -n 5
-	@if [ -x tests/fuzz/fuzz-formats.sh ]; then bash tests/fuzz/fuzz-formats.sh $(FUZZ_SECONDS); fi
+	@bash tests/fuzz/run-target.sh front $(FUZZ_SECONDS) -max_len=4096 $(FZ)/corpus-front
+	@bash tests/fuzz/fuzz-formats.sh $(FUZZ_SECONDS)
+	@bash tests/fuzz/fuzz-tokenizer.sh $(FUZZ_SECONDS)
 	@$(MAKE) -f tests/fuzz/fuzz.mk run-runtime
 
 # the runtime's readers: YAML config, corpora and TSV, checkpoints, chunked tokenisation (fuzz-runtime.sh)
