@@ -143,14 +143,17 @@ backend: $(LMNC) $(LIBLMN)
 	@$(MAKE) -s BUILD=build-san SAN=1 build-san/lib/liblmn.a
 	@bash tests/backend-test.sh $(LMNC)
 
-# kill -9 during training, then --resume: bit-identical to an uninterrupted run
+# kill -9 during training, then --resume: bit-identical to an uninterrupted run; Ctrl-C (SIGINT/SIGTERM)
+# checkpoints and exits 130, --resume starts afresh without a checkpoint and refuses changed settings
 resume: $(LMNC) $(LIBLMN)
 	@bash tests/resume-test.sh $(LMNC)
+	@bash tests/interrupt-test.sh $(LMNC)
 
 test: deps models
 	$(MAKE) all
 	$(MAKE) unit golden resume backend
 	@bash tests/hostile-test.sh $(LMNC) && bash tests/crash-test.sh $(LMNC)
+	@bash tests/config-doc-test.sh
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test

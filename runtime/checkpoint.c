@@ -119,6 +119,7 @@ static int add_run_meta(lmn_st_writer *w, const lmn_ckpt_state *st, lmn_err *err
       lmn_st_writer_add_meta(w, "rng_state", rng, err) || add_meta_num(w, "batch", st->batch, err) ||
       add_meta_num(w, "seq_len", st->seq_len, err) || lmn_st_writer_add_meta(w, "seed", seed, err))
     return -1;
+  if (st->config_text && add_meta_path(w, "config_yaml", st->config_text, err)) return -1;
   return add_meta_path(w, "config", st->config, err);
 }
 
@@ -259,6 +260,7 @@ static int parse_run(const lmn_st *f, const char *path, lmn_ckpt_state *st, lmn_
       parse_u64(seed, &st->seed))
     return lmn_errf(err, "%s: checkpoint metadata 'batch', 'seq_len' or 'seed' is not a valid number", path);
   snprintf(st->config, sizeof st->config, "%s", config ? config : "");
+  st->config_text = NULL;
   st->has_run = 1;
   return 0;
 }
@@ -429,6 +431,16 @@ int lmn_checkpoint_verify(const lmn_net_desc *d, const char *path, lmn_ckpt_stat
   int rc = check_all(f, d, path, &tmp, &opt_step, err);
   lmn_st_close(f);
   if (!rc && st) *st = tmp;
+  return rc;
+}
+
+int lmn_checkpoint_config_text(const char *path, char **text, lmn_err *err) {
+  lmn_st *f = NULL;
+  *text = NULL;
+  if (lmn_st_open(path, LMN_ST_META, &f, err)) return -1;
+  const char *v = lmn_st_meta(f, "config_yaml");
+  int rc = v && !(*text = strdup(v)) ? lmn_errf(err, "%s: out of memory", LMN_SHORT(path)) : 0;
+  lmn_st_close(f);
   return rc;
 }
 

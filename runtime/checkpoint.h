@@ -5,7 +5,7 @@
  *   format "lmnet-checkpoint", version "1", network (desc->name), hash (16 hex digits of desc->hash),
  *   aggregate ("mean" | "sum"), step (training steps completed), optimizer_step (AdamW steps taken),
  *   and, from a training run: data_state (the lmn_data_state of the training stream, hex), rng_state (the
- *   run's lmn_rng, hex), config (the YAML path), batch, seq_len, seed.
+ *   run's lmn_rng, hex), config (the YAML path), config_yaml (the effective settings), batch, seq_len, seed.
  * and for every tensor NAME a checksum "crc32c.NAME" (8 hex digits: the CRC32C of its bytes as stored),
  * announced by checksum "crc32c" (files without it, from before checksums, are read unverified).
  * Vectors are stored with shape [rows], matrices with [rows, cols], all F32. Files are written atomically
@@ -37,6 +37,8 @@ typedef struct lmn_ckpt_state {
   long batch, seq_len; /* the batch shape of the run */
   uint64_t seed;
   char config[LMN_CKPT_PATH_MAX]; /* the YAML file of the run ("" when unknown) */
+  const char *config_text;        /* saving: the run's effective settings (lmn_config_text) to record, or
+                                     NULL; always NULL when read (see lmn_checkpoint_config_text) */
 } lmn_ckpt_state;
 
 /* Writes net's checkpoint to path atomically. st may be NULL (an embedding program's own loop): then step
@@ -51,6 +53,11 @@ int lmn_checkpoint_save(const lmn_net *net, const char *path, const lmn_ckpt_sta
 int lmn_checkpoint_load(lmn_net *net, const char *path, lmn_err *err);
 /* As lmn_checkpoint_load, also returning the run state (st->has_run is 0 for checkpoints without it). */
 int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err);
+
+/* The effective settings a training run recorded in the checkpoint at path (metadata 'config_yaml', the
+ * text of lmn_config_print) into *text (free() it), or NULL when it has none (written before they were
+ * recorded, or not by a training run). -1 when the file cannot be read. */
+int lmn_checkpoint_config_text(const char *path, char **text, lmn_err *err);
 
 /* Every check of lmn_checkpoint_load_state against network d, loading nothing: 0 when path would load (st,
  * when not NULL, receives its run state), else -1 with the first fault. */

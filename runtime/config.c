@@ -89,6 +89,7 @@ static const field ckpt_f[] = {
     {"dir", K_PATH, CFG(checkpoint.dir), RANGE(0, 0), 0, S_NONE, NULL},
     {"every", K_LONG, CFG(checkpoint.every), RANGE(0, LMN_BIG), 0, S_NONE, NULL},
     {"keep", K_LONG, CFG(checkpoint.keep), RANGE(0, 1e6), 0, S_NONE, NULL},
+    {"minutes", K_DOUBLE, CFG(checkpoint.minutes), RANGE(0, 1e9), 0, S_NONE, NULL},
 };
 static const field log_f[] = {
     {"every", K_LONG, CFG(log.every), RANGE(1, LMN_BIG), 0, S_NONE, NULL},
@@ -698,6 +699,7 @@ void lmn_config_defaults(lmn_train_config *cfg) {
   cfg->eval.every = 100;
   cfg->eval.batches = 20;
   cfg->checkpoint.keep = 3;
+  cfg->checkpoint.minutes = 15;
   cfg->seed = 1337;
   cfg->log.every = 1;
 }
@@ -767,9 +769,116 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "grad_clip: %.17g\neval:\n  every: %ld\n  batches: %ld\ncheckpoint:\n  dir: ", cfg->grad_clip,
           cfg->eval.every, cfg->eval.batches);
   print_quoted(out, cfg->checkpoint.dir ? cfg->checkpoint.dir : "checkpoints");
-  fprintf(out, "\n  every: %ld\n  keep: %ld\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
-          cfg->checkpoint.every, cfg->checkpoint.keep, (unsigned long long)cfg->seed, cfg->threads,
-          cfg->log.every);
+  fprintf(out, "\n  every: %ld\n  keep: %ld\n  minutes: %.17g\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
+          cfg->checkpoint.every, cfg->checkpoint.keep, cfg->checkpoint.minutes, (unsigned long long)cfg->seed,
+          cfg->threads, cfg->log.every);
+}
+
+char *lmn_config_text(const lmn_train_config *cfg) {
+  char *text = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&text, &n);
+  if (!f) return NULL;
+  lmn_config_print(cfg, f);
+  if (fclose(f) != 0) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}
+
+/* ---- comparing two runs' settings ------------------------------------------------------------------ */
+
+/* The keys (and sections, ending in '.') that do not change what a run computes: how often it evaluates,
+ * logs and saves, where it saves, and its thread count (results do not depend on it). */
+static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads", "log."};
+
+static int harmless(const char *key) {
+  for (size_t i = 0; i < sizeof harmless_keys / sizeof *harmless_keys; i++) {
+    size_t n = strlen(harmless_keys[i]);
+    if (harmless_keys[i][n - 1] == '.' ? strncmp(key, harmless_keys[i], n) == 0 : strcmp(key, harmless_keys[i]) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* One setting of a printed configuration: its key ("optimizer.lr"; the stages list is one setting, "stages")
+ * and its value text (stages: every line of the list, joined by ';'). */
+typedef struct setting {
+  char key[64];
+  char value[512];
+} setting;
+
+/* The next setting of text from *at (lmn_config_print's layout: sections at column 0 ending in ':', their
+ * keys indented by two spaces); 0 at the end. */
+static int next_setting(const char **at, char *section, size_t cap, setting *s) {
+  while (**at) {
+    const char *line = *at, *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    *at = line + len + (end != NULL);
+    const char *colon = memchr(line, ':', len);
+    if (!colon) continue;
+    int nested = line[0] == ' ';
+    const char *key = line + (nested ? 2 : 0);
+    size_t klen = (size_t)(colon - key), vlen = len - (size_t)(colon + 1 - line);
+    const char *value = colon + 1;
+    if (!nested && vlen == 0) { /* a section: "optimizer:" (or the stages list) */
+      snprintf(section, cap, "%.*s", (int)klen, key);
+      if (strcmp(section, "stages") != 0) continue;
+      snprintf(s->key, sizeof s->key, "stages");
+      s->value[0] = '\0';
+      while (**at == ' ') { /* every line of the list */
+        const char *e = strchr(*at, '\n'), *item = *at;
+        size_t n = e ? (size_t)(e - *at) : strlen(*at), used = strlen(s->value);
+        *at += n + (e != NULL);
+        while (n && (*item == ' ' || *item == '-')) item++, n--;
+        snprintf(s->value + used, sizeof s->value - used, "%s%.*s", used ? "; " : "", (int)n, item);
+      }
+      return 1;
+    }
+    if (nested && *section)
+      snprintf(s->key, sizeof s->key, "%s.%.*s", section, (int)klen, key);
+    else
+      snprintf(s->key, sizeof s->key, "%.*s", (int)klen, key);
+    if (!nested) section[0] = '\0';
+    while (vlen && *value == ' ') value++, vlen--;
+    snprintf(s->value, sizeof s->value, "%.*s", (int)vlen, value);
+    return 1;
+  }
+  return 0;
+}
+
+/* The value of key in text into s (an empty value when text lacks the key). */
+static void find_setting(const char *text, const char *key, setting *s) {
+  char section[64] = "";
+  while (next_setting(&text, section, sizeof section, s))
+    if (strcmp(s->key, key) == 0) return;
+  snprintf(s->key, sizeof s->key, "%s", key);
+  s->value[0] = '\0';
+}
+
+int lmn_config_compare(const char *was, const char *now, lmn_cfg_change_fn on_change, void *ctx) {
+  int breaking = 0;
+  char section[64] = "";
+  setting a, b;
+  const char *at = was;
+  while (next_setting(&at, section, sizeof section, &a)) { /* every key of the old text ... */
+    find_setting(now, a.key, &b);
+    if (strcmp(a.value, b.value) == 0) continue;
+    int harm = !harmless(a.key);
+    breaking += harm;
+    if (on_change) on_change(ctx, a.key, a.value, b.value, harm);
+  }
+  at = now;
+  section[0] = '\0';
+  while (next_setting(&at, section, sizeof section, &b)) { /* ... and those only the new one has */
+    find_setting(was, b.key, &a);
+    if (a.value[0] || !b.value[0]) continue;
+    int harm = !harmless(b.key);
+    breaking += harm;
+    if (on_change) on_change(ctx, b.key, "(absent)", b.value, harm);
+  }
+  return breaking;
 }
 
 /* ---- schedule -------------------------------------------------------------------------------------- */

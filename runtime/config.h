@@ -32,6 +32,8 @@
  *     dir: PATH                 = checkpoints (next to the YAML file)
  *     every: N                  = 0 steps, >= 0; 0 = only after the last step
  *     keep: N                   = 3, >= 0; newest checkpoints kept, 0 = all
+ *     minutes: F                = 15, >= 0; also a checkpoint when F minutes of training have passed since
+ *                               the last one (or the start), 0 = off
  *   seed: N                     = 1337; unsigned 64-bit
  *   threads: N                  = 0, in [0, 4096]; 0 = every core
  *   log:
@@ -99,6 +101,7 @@ typedef struct lmn_train_config {
     char *dir; /* resolved path */
     long every;
     long keep;
+    double minutes; /* wall-clock interval, 0 = off */
   } checkpoint;
   uint64_t seed;
   long threads;
@@ -117,6 +120,17 @@ void lmn_config_free(lmn_train_config *cfg);
 /* Writes cfg as YAML that lmn_config_load reads back to the same values (paths as resolved), e.g. to record
  * the effective configuration of a run. */
 void lmn_config_print(const lmn_train_config *cfg, FILE *out);
+/* lmn_config_print into a new NUL-terminated string (free() it), or NULL when out of memory. */
+char *lmn_config_text(const lmn_train_config *cfg);
+
+/* Called by lmn_config_compare for each setting whose value differs: key as "optimizer.lr" (the stages list
+ * is one setting, "stages"), the values as printed ("(absent)" for a key the old text lacks), and whether
+ * the change alters what the run computes (everything but eval.*, checkpoint.*, threads and log.*). */
+typedef void (*lmn_cfg_change_fn)(void *ctx, const char *key, const char *was, const char *now, int breaking);
+/* Compares two texts of lmn_config_print (e.g. a checkpoint's run against the config resuming it), calling
+ * on_change (when not NULL) for each difference; returns how many of them alter the computation. */
+int lmn_config_compare(const char *was, const char *now, lmn_cfg_change_fn on_change, void *ctx);
+
 /* "cosine", "linear", "constant" ("?" otherwise). */
 const char *lmn_decay_name(lmn_decay decay);
 

@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "dump.h"
@@ -25,7 +27,7 @@ static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "gener
 
 typedef struct args {
   const char *config, *ckpt, *prompt, *out;
-  long resume, resume_fallback, stop_at, n, top_k, batch, seq, threads, chat, exact;
+  long resume, resume_fallback, force, stop_at, n, top_k, batch, seq, threads, chat, exact;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -48,6 +50,7 @@ static const opt opts[] = {
      BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
     {"resume-fallback", 0, OPT_FLAG, OFF(resume_fallback), 0, 0, BIT(CMD_TRAIN)},
+    {"force", 0, OPT_FLAG, OFF(force), 0, 0, BIT(CMD_TRAIN)},
     {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
     {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
@@ -73,11 +76,14 @@ static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
       "commands:\n"
       "  info      [--batch B] [--seq T] [--threads N]\n"
       "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n"
-      "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--stop-at STEP]\n"
+      "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--force] [--stop-at STEP]\n"
       "            train as the YAML config says; --resume continues from the newest checkpoint of\n"
-      "            checkpoint.dir; --resume-fallback (implies --resume): when that checkpoint is corrupt,\n"
-      "            from the newest intact one before it; --stop-at ends (with a checkpoint) after STEP\n"
-      "            of the config's steps\n"
+      "            checkpoint.dir (or starts at step 0 when there is none); settings that differ from\n"
+      "            the checkpoint's run are listed, and those that change the computation refused\n"
+      "            unless --force; --resume-fallback (implies --resume): when that checkpoint is\n"
+      "            corrupt, from the newest intact one before it; --stop-at ends (with a checkpoint)\n"
+      "            after STEP of the config's steps. Ctrl-C (SIGINT) or SIGTERM: a checkpoint after the\n"
+      "            step in progress, then exit 130 (143); a second one exits at once\n"
       "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
       "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
       "            the config's newest checkpoint)\n"
@@ -88,7 +94,7 @@ static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
       "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n"
       "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
       "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
-      "exit status: 0 success, 1 failure, 2 usage error\n",
+      "exit status: 0 success, 1 failure, 2 usage error, 128 + signal after an interrupted train\n",
       prog, d->name, d->source ? d->source : "?");
 }
 
@@ -278,14 +284,42 @@ static int fail(const lmn_err *err) {
   return 1;
 }
 
+/* The signal that asked training to stop (SIGINT or SIGTERM), 0 before one came. The handler is reset by
+ * its first call (SA_RESETHAND), so a second signal ends the process at once; that loses nothing, since
+ * every checkpoint is written to a temporary and renamed (the next run removes the temporary). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+  static const char msg[] = "\ninterrupted: finishing the step in progress, then a checkpoint (again to quit "
+                            "at once)\n";
+  stop_signal = sig;
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+}
+
+static void catch_stop_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 static int cmd_train(const lmn_net_desc *d, const args *a) {
   lmn_train_opts o = {.config = a->config,
                       .resume = (int)(a->resume || a->resume_fallback),
                       .resume_fallback = (int)a->resume_fallback,
+                      .force = (int)a->force,
                       .stop_at = a->stop_at,
-                      .log = stdout};
+                      .log = stdout,
+                      .interrupt = &stop_signal};
   lmn_err err = {{0}};
-  return lmn_train(d, &o, &err) ? fail(&err) : 0;
+  catch_stop_signals();
+  int rc = lmn_train(d, &o, &err);
+  if (rc < 0) return fail(&err);
+  return rc ? 128 + (int)stop_signal : 0;
 }
 
 /* The weights to use: --ckpt, else the config's newest checkpoint (when a config is given), else none. */

@@ -12,6 +12,7 @@
 #define LMN_DRIVER_H
 
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "checkpoint.h"
@@ -44,14 +45,22 @@ typedef struct lmn_train_opts {
   int resume_fallback; /* with resume: when the newest checkpoint fails its checks (a corrupt file), resume
                           from the newest earlier one that passes them (the rejected file is renamed
                           FILE.rejected); without it that is an error naming both files */
+  int force;           /* with resume: accept settings that differ from the checkpoint's run in a way that
+                          changes what is computed (they are listed either way) */
+  const volatile sig_atomic_t *interrupt; /* when not NULL and set (a signal handler's flag): the run ends
+                                             after the step in progress with a checkpoint, returning 1 */
 } lmn_train_opts;
 
 /* Trains desc's network as the config says: stages, AdamW with schedule and clipping, progress lines,
  * periodic validation and checkpoints (see checkpoint.h). Before the first step the checkpoint directory is
  * created and checked for writability, and the temporaries of killed checkpoint writes are removed (each
  * reported); after each checkpoint only the newest checkpoint.keep remain. A checkpoint directory that
- * already holds checkpoints needs resume. A NaN or infinite loss or gradient norm stops the run with an
- * error naming the step, and no checkpoint is written after it. Returns 0 or -1 with err set; config errors
+ * already holds checkpoints needs resume; resume without a checkpoint starts afresh (and says so), and
+ * resume compares the checkpoint's recorded settings with the config: each difference is listed, and those
+ * that change what is computed (anything but eval, checkpoint, threads and log) are refused unless force.
+ * A NaN or infinite loss or gradient norm stops the run with an
+ * error naming the step, and no checkpoint is written after it. Returns 0, 1 when *interrupt ended the run
+ * (after its checkpoint), or -1 with err set; config errors
  * read "file:line:col: error: ...". */
 int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err);
 

@@ -64,6 +64,8 @@ typedef struct run {
   int threads;
   lmn_progress prog;
   char last_ckpt[LMN_CKPT_PATH_MAX]; /* newest checkpoint of this run, "" before the first */
+  char *settings;                    /* the effective config as text (lmn_config_text), recorded in checkpoints */
+  double saved_at;                   /* lmn_clock_s() of the last checkpoint, or of the start */
 } run;
 
 static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -169,13 +171,47 @@ static int check_run_state(const run *r, const char *path, const lmn_ckpt_state 
   return 0;
 }
 
-/* Loads the checkpoint at path into the run, all its checks first. */
+static void count_change(void *ctx, const char *key, const char *was, const char *now, int breaking) {
+  (void)key, (void)was, (void)now, (void)breaking;
+  ++*(int *)ctx;
+}
+
+static void list_change(void *ctx, const char *key, const char *was, const char *now, int breaking) {
+  note(ctx, "  %s: %s -> %s%s", key, was, now, breaking ? "" : " (does not change the computation)");
+}
+
+/* The checkpoint's recorded settings against this run's: every difference listed; those that change the
+ * computation refused unless --force. A checkpoint without recorded settings gets the older check of
+ * batch, seq_len and seed only. */
+static int compare_settings(run *r, const char *path, const lmn_ckpt_state *st, lmn_err *err) {
+  char *was;
+  if (lmn_checkpoint_config_text(path, &was, err)) return -1;
+  if (!was) return warn_if_changed(r, st), 0;
+  int changes = 0, breaking = 0;
+  lmn_config_compare(was, r->settings, count_change, &changes);
+  if (changes) {
+    note(r, "%s differs from the run that wrote %s:", LMN_SHORT(r->cfg.path), LMN_SHORT(path));
+    breaking = lmn_config_compare(was, r->settings, list_change, r);
+  }
+  free(was);
+  if (breaking && !r->o->force)
+    return lmn_errf(err,
+                    "%s: %d setting%s differ%s from the run that wrote %s (listed above) and change what is "
+                    "computed: the resumed run would not repeat an uninterrupted one; restore them, or pass "
+                    "--force to resume anyway",
+                    LMN_SHORT(r->cfg.path), breaking, breaking == 1 ? "" : "s", breaking == 1 ? "s" : "",
+                    LMN_SHORT(path));
+  if (breaking) note(r, "note: --force: resuming with the changed settings");
+  return 0;
+}
+
+/* Loads the checkpoint at path into the run, all its checks first: -1 when the file fails them, -2 when
+ * the settings differ (not the file's fault: no fallback to an older one). */
 static int resume_at(run *r, const char *path, lmn_err *err) {
   lmn_ckpt_state st;
-  if (lmn_checkpoint_verify(r->d, path, &st, err) || check_run_state(r, path, &st, err) ||
-      lmn_checkpoint_load_state(r->net, path, &st, err))
-    return -1;
-  warn_if_changed(r, &st);
+  if (lmn_checkpoint_verify(r->d, path, &st, err) || check_run_state(r, path, &st, err)) return -1;
+  if (compare_settings(r, path, &st, err)) return -2;
+  if (lmn_checkpoint_load_state(r->net, path, &st, err)) return -1;
   r->step = st.step;
   r->stream = st.data;
   r->rng = st.rng;
@@ -219,7 +255,7 @@ static int fall_back(run *r, const char *path, long step, lmn_err *err) {
   snprintf(aside, sizeof aside, "%s.rejected", path);
   if (rename(path, aside) == 0) note(r, "moved %s aside to %s", LMN_SHORT(path), LMN_SHORT(aside));
   note(r, "falling back to %s (step %ld), as --resume-fallback asks", LMN_SHORT(prev), pstep);
-  return resume_at(r, prev, err);
+  return resume_at(r, prev, err) ? -1 : 0;
 }
 
 /* A run killed between writing a checkpoint and naming it in `latest` left a newer complete one (a rename
@@ -243,19 +279,6 @@ static void prefer_newer(const run *r, char *path, size_t cap, long *step) {
   *step = top;
 }
 
-static int resume_from(run *r, lmn_err *err) {
-  const char *dir = r->cfg.checkpoint.dir;
-  char path[LMN_CKPT_PATH_MAX];
-  long step = 0;
-  int found = lmn_checkpoint_latest(dir, path, sizeof path, &step, err);
-  if (found < 0) return -1;
-  if (!found)
-    return lmn_errf(err, "%s: no checkpoint to resume from (checkpoint.dir of %s)", LMN_SHORT(dir),
-                    LMN_SHORT(r->cfg.path));
-  prefer_newer(r, path, sizeof path, &step);
-  return resume_at(r, path, err) ? fall_back(r, path, step, err) : 0;
-}
-
 /* A fresh run must not mix its checkpoints with another run's. */
 static int check_fresh_dir(const run *r, lmn_err *err) {
   long *steps;
@@ -269,6 +292,21 @@ static int check_fresh_dir(const run *r, lmn_err *err) {
       "%s: already holds checkpoints (newest step-%06ld.safetensors); pass --resume to continue from "
       "it, or set another checkpoint.dir in %s",
       r->cfg.checkpoint.dir, newest, r->cfg.path);
+}
+
+static int resume_from(run *r, lmn_err *err) {
+  const char *dir = r->cfg.checkpoint.dir;
+  char path[LMN_CKPT_PATH_MAX];
+  long step = 0;
+  int found = lmn_checkpoint_latest(dir, path, sizeof path, &step, err);
+  if (found < 0) return -1;
+  if (!found) {
+    note(r, "no checkpoint in %s to resume from: starting at step 0", LMN_SHORT(dir));
+    return check_fresh_dir(r, err);
+  }
+  prefer_newer(r, path, sizeof path, &step);
+  int rc = resume_at(r, path, err);
+  return rc == -1 ? fall_back(r, path, step, err) : rc ? -1 : 0;
 }
 
 static void report_removed(void *ctx, const char *path) {
@@ -298,6 +336,7 @@ static int start_state(run *r, lmn_err *err) {
 
 static int setup(run *r, lmn_err *err) {
   if (lmn_config_load(r->o->config, &r->cfg, err)) return -1;
+  if (!(r->settings = lmn_config_text(&r->cfg))) return lmn_errf(err, "%s: out of memory", r->cfg.path);
   r->threads = lmn_threads_resolve(r->cfg.threads);
   openblas_set_num_threads(r->threads);
   /* the network's pool splits the work (lmn_pool_splits), as in an embedding program; training starts here:
@@ -314,6 +353,7 @@ static void run_free(run *r) {
   lmn_data_close(&r->data);
   lmn_tokenizer_free(&r->tok);
   lmn_config_free(&r->cfg);
+  free(r->settings);
   free(r->x);
   free(r->y);
 }
@@ -429,9 +469,11 @@ static int save(run *r, lmn_err *err) {
                        .seq_len = c->seq_len,
                        .seed = c->seed};
   snprintf(st.config, sizeof st.config, "%s", c->path);
+  st.config_text = r->settings;
   if (lmn_checkpoint_save(r->net, path, &st, err) || lmn_checkpoint_write_latest(dir, r->step, err))
     return -1;
   snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+  r->saved_at = lmn_clock_s();
   lmn_err perr;
   if (lmn_checkpoint_prune(dir, c->checkpoint.keep, r->step, &perr)) note(r, "warning: %s", perr.msg);
   note(r, "checkpoint %s", path);
@@ -440,9 +482,26 @@ static int save(run *r, lmn_err *err) {
 
 static int due(long step, long every, long end) { return step == end || (every > 0 && step % every == 0); }
 
+static int interrupted(const run *r) { return r->o->interrupt && *r->o->interrupt; }
+
+/* checkpoint.minutes of training have passed since the last checkpoint (or the start). */
+static int time_to_save(const run *r) {
+  return r->cfg.checkpoint.minutes > 0 && lmn_clock_s() - r->saved_at >= 60.0 * r->cfg.checkpoint.minutes;
+}
+
+/* The run was interrupted after step r->step: a checkpoint (unless the step just wrote one), then 1. */
+static int stop_interrupted(run *r, int saved, lmn_err *err) {
+  if (!saved && save(r, err)) return -1;
+  note(r, "interrupted after step %ld/%ld: %s holds the run; continue with --resume", r->step, r->cfg.steps,
+       LMN_SHORT(r->last_ckpt));
+  return 1;
+}
+
 static int loop(run *r, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   r->stage = -1;
+  r->saved_at = lmn_clock_s();
+  if (interrupted(r)) return note(r, "interrupted before the first step: nothing to save"), 1;
   for (long s = r->step; s < r->end; s++) {
     float loss = 0;
     double lr = 0, norm = 0, t0 = lmn_clock_s();
@@ -451,8 +510,10 @@ static int loop(run *r, lmn_err *err) {
     if (r->o->hooks.on_step) r->o->hooks.on_step(r->o->hooks.ctx, r->step, loss, lr, norm);
     if (r->o->log && due(r->step, c->log.every, r->end))
       lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, dt);
-    if (due(r->step, c->eval.every, r->end) && evaluate(r, err)) return -1;
-    if (due(r->step, c->checkpoint.every, r->end) && save(r, err)) return -1;
+    if (due(r->step, c->eval.every, r->end) && !interrupted(r) && evaluate(r, err)) return -1;
+    int saved = due(r->step, c->checkpoint.every, r->end) || time_to_save(r);
+    if (saved && save(r, err)) return -1;
+    if (interrupted(r) && r->step < r->end) return stop_interrupted(r, saved, err);
   }
   return 0;
 }

@@ -87,7 +87,7 @@ static void test_every_key(void) {
                      "schedule: {warmup: 30, decay: linear, min_lr: 6e-5}\n"
                      "grad_clip: 0.5\n"
                      "eval: {every: 50, batches: 4}\n"
-                     "checkpoint: {dir: ckpt, every: 100, keep: 2}\n"
+                     "checkpoint: {dir: ckpt, every: 100, keep: 2, minutes: 2.5}\n"
                      "seed: 18446744073709551615\n"
                      "threads: 2\n"
                      "log: {every: 10}\n";
@@ -122,6 +122,7 @@ static void test_every_key(void) {
   CU_ASSERT_STRING_EQUAL(c.checkpoint.dir, want);
   CU_ASSERT_EQUAL(c.checkpoint.every, 100);
   CU_ASSERT_EQUAL(c.checkpoint.keep, 2);
+  CU_ASSERT_EQUAL(c.checkpoint.minutes, 2.5);
   CU_ASSERT(c.seed == UINT64_MAX);
   CU_ASSERT_EQUAL(c.threads, 2);
   CU_ASSERT_EQUAL(c.log.every, 10);
@@ -153,6 +154,7 @@ static void test_defaults(void) {
   CU_ASSERT_EQUAL(c.eval.batches, 20);
   CU_ASSERT_EQUAL(c.checkpoint.every, 0);
   CU_ASSERT_EQUAL(c.checkpoint.keep, 3);
+  CU_ASSERT_EQUAL(c.checkpoint.minutes, 15);
   CU_ASSERT(c.seed == 1337);
   CU_ASSERT_EQUAL(c.threads, 0);
   CU_ASSERT_EQUAL(c.log.every, 1);
@@ -394,6 +396,49 @@ static void test_cross_checks(void) {
                "4:28: error: 'stages[0].train' lists no names");
 }
 
+typedef struct changes {
+  int n, breaking;
+  char text[1024];
+} changes;
+
+static void on_change(void *ctx, const char *key, const char *was, const char *now, int breaking) {
+  changes *c = ctx;
+  size_t used = strlen(c->text);
+  snprintf(c->text + used, sizeof c->text - used, "%s: %s -> %s%s\n", key, was, now, breaking ? " !" : "");
+  c->n++, c->breaking += breaking;
+}
+
+/* The settings of two loaded configs as lmn_config_compare sees them. */
+static void compare(const char *yaml_a, const char *yaml_b, changes *c) {
+  tmp ta, tb;
+  lmn_train_config a, b;
+  memset(c, 0, sizeof *c);
+  if (load_ok(&ta, yaml_a, &a) == 0 && load_ok(&tb, yaml_b, &b) == 0) {
+    char *x = lmn_config_text(&a), *y = lmn_config_text(&b);
+    CU_ASSERT_FATAL(x && y);
+    CU_ASSERT_EQUAL(lmn_config_compare(x, y, on_change, c), c->breaking);
+    CU_ASSERT_EQUAL(lmn_config_compare(x, x, NULL, NULL), 0);
+    free(x), free(y);
+  }
+  lmn_config_free(&a), lmn_config_free(&b);
+  tmp_remove(&ta), tmp_remove(&tb);
+}
+
+static void test_compare(void) {
+  changes c;
+  compare("data: {train: /d/c.txt}\ncheckpoint: {dir: /d/ck}\nbatch: 4\nseq_len: 8\nsteps: 10\noptimizer: {lr: 0.001}\nlog: {every: 2}\n",
+          "data: {train: /d/c.txt}\ncheckpoint: {dir: /d/ck}\nbatch: 4\nseq_len: 8\nsteps: 10\noptimizer: {lr: 0.002}\nthreads: 3\n", &c);
+  CU_ASSERT_STRING_EQUAL(c.text, "optimizer.lr: 0.001 -> 0.002 !\nthreads: 0 -> 3\nlog.every: 2 -> 1\n");
+  CU_ASSERT_EQUAL(c.breaking, 1);
+  compare("data: {train: /d/c.txt}\ncheckpoint: {dir: /d/ck}\nbatch: 4\nseq_len: 8\nstages: [{steps: 4, train: edges}, {steps: 6}]\n",
+          "data: {train: /d/c.txt, val: /d/v.txt}\ncheckpoint: {dir: /d/ck}\nbatch: 4\nseq_len: 8\nstages: [{steps: 4}, {steps: 6}]\n", &c);
+  CU_ASSERT_EQUAL(c.n, 3); /* data.val_fraction gone, data.val new, the stages */
+  CU_ASSERT_EQUAL(c.breaking, 3);
+  CU_ASSERT_PTR_NOT_NULL(strstr(c.text, "stages: {steps: 4, train: edges}; {steps: 6, train: all} -> "
+                                        "{steps: 4, train: all}; {steps: 6, train: all} !\n"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(c.text, "data.val: (absent) -> "));
+}
+
 static void test_yaml_syntax(void) {
   expect_error("data: {train: x\nbatch: 1\n",
                "2:6: error: did not find expected ',' or '}' (while parsing a flow mapping at 1:7)");
@@ -415,6 +460,7 @@ static CU_TestInfo tests[] = {
     {"out-of-range values and bad names", test_out_of_range},
     {"checks across keys", test_cross_checks},
     {"YAML syntax errors", test_yaml_syntax},
+    {"two runs' settings compared", test_compare},
     CU_TEST_INFO_NULL,
 };
 
