@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "emit_int.h"
 #include "gguf.h"
@@ -81,6 +82,22 @@ static void emit_makefile(Printer *pr, const char *root) {
   out(pr, "clean:\n\trm -f %s\n.PHONY: clean\n", n);
 }
 
+/* The path from absolute folder `from` to absolute path `to`, into buf. */
+static void relative_between(const char *from, const char *to, char *buf, size_t n) {
+  size_t common = 0, i = 0;
+  while (from[i] && to[i] && from[i] == to[i]) {
+    i++;
+    if (from[i] == '/' || from[i] == 0) common = i;
+  }
+  if (to[common] && to[common] != '/') common = 0;
+  size_t len = 0;
+  buf[0] = 0;
+  for (const char *p = from + common; *p; p++)
+    if (*p == '/') len += (size_t)snprintf(buf + len, n - len, "%s..", len ? "/" : "");
+  if (to[common]) snprintf(buf + len, n - len, "%s%s", len ? "" : ".", to + common);
+  if (!buf[0]) snprintf(buf, n, ".");
+}
+
 /* The lmnet root relative to dir when both resolve, so generated Makefiles work from any clone. */
 static void relative_root(const char *dir, const char *root, char *buf, size_t n) {
   char rd[4096], rr[4096];
@@ -88,18 +105,37 @@ static void relative_root(const char *dir, const char *root, char *buf, size_t n
     snprintf(buf, n, "%s", root);
     return;
   }
-  size_t common = 0, i = 0;
-  while (rd[i] && rr[i] && rd[i] == rr[i]) {
-    i++;
-    if (rd[i] == '/' || rd[i] == 0) common = i;
-  }
-  if (rr[common] && rr[common] != '/') common = 0;
+  relative_between(rd, rr, buf, n);
+}
+
+/* path made absolute from the working directory, with "." and ".." and doubled slashes taken out. */
+static int absolute_lexical(const char *path, char *buf, size_t n) {
+  char joined[8192], cwd[4096];
+  if (path[0] == '/')
+    snprintf(joined, sizeof joined, "%s", path);
+  else if (!getcwd(cwd, sizeof cwd) || snprintf(joined, sizeof joined, "%s/%s", cwd, path) >= (int)sizeof joined)
+    return -1;
   size_t len = 0;
   buf[0] = 0;
-  for (const char *p = rd + common; *p; p++)
-    if (*p == '/') len += (size_t)snprintf(buf + len, n - len, "%s..", len ? "/" : "");
-  if (rr[common]) snprintf(buf + len, n - len, "%s%s", len ? "" : ".", rr + common);
-  if (!buf[0]) snprintf(buf, n, ".");
+  for (char *part = strtok(joined, "/"); part; part = strtok(NULL, "/")) {
+    if (!strcmp(part, ".")) continue;
+    if (!strcmp(part, "..")) {
+      char *slash = strrchr(buf, '/');
+      len = slash ? (size_t)(slash - buf) : 0;
+      buf[len] = 0;
+      continue;
+    }
+    if (len + strlen(part) + 2 > n) return -1;
+    len += (size_t)snprintf(buf + len, n - len, "/%s", part);
+  }
+  if (!len) snprintf(buf, n, "/");
+  return 0;
+}
+
+void relative_path(const char *dir, const char *target, char *buf, size_t n) {
+  char rd[4096], rt[4096];
+  buf[0] = 0;
+  if (realpath(dir, rd) && absolute_lexical(target, rt, sizeof rt) == 0) relative_between(rd, rt, buf, n);
 }
 
 /* ---- files ---------------------------------------------------------------------------------------- */
@@ -151,7 +187,7 @@ int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, 
   const Net *net = ir->net;
   Sched prog;
   if (sched_build(&prog, ir, err) != 0) return -1;
-  Printer pr = {.p = &prog, .ir = ir, .net = net};
+  Printer pr = {.p = &prog, .ir = ir, .net = net, .out_dir = dir};
   Text texts[4] = {{0}};
   char names[4][160], rel[4096];
   snprintf(names[0], sizeof names[0], "%s.h", net->name);

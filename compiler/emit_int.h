@@ -19,8 +19,13 @@ typedef struct Printer {
   char **pname;    /* generated parameter index -> its enum name */
   const Layout *l; /* the layout of the function being printed */
   Phase phase;
+  const char *out_dir; /* the folder the code is written into */
 } Printer;
 
+/* The path from folder dir to target (a file that need not exist) as "../../models/x.gguf", worked out on the
+ * absolute paths (dir through realpath, target lexically from the working directory); "" when dir does not
+ * resolve. */
+void relative_path(const char *dir, const char *target, char *buf, size_t n);
 void out(Printer *pr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* "NAME_P_..." of an IR parameter, or "-1". */

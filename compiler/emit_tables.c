@@ -115,10 +115,12 @@ static void emit_models(Printer *pr) {
     const Model *md = &net->models[m];
     if (md->source == SRC_NONE) continue;
     const lmn_hparams *h = &md->hp;
+    char from_build[4096] = "";
+    if (pr->out_dir) relative_path(pr->out_dir, md->file, from_build, sizeof from_build);
     out(pr,
-        "    {.name = \"%s\", .path = \"%s\", .format = %d, .hp = {%d, %ld, %ld, %ld, %ld, %ld, %ld, %ld, "
-        "%.17g, %.17g, %d, %d}, ",
-        md->name, md->file, md->source == SRC_GGUF ? 1 : 2, (int)h->arch, h->dim, h->layers, h->heads,
+        "    {.name = \"%s\", .path = \"%s\", .from_build = \"%s\", .format = %d, .hp = {%d, %ld, %ld, %ld, %ld, "
+        "%ld, %ld, %ld, %.17g, %.17g, %d, %d}, ",
+        md->name, md->file, from_build, md->source == SRC_GGUF ? 1 : 2, (int)h->arch, h->dim, h->layers, h->heads,
         h->kv_heads, h->ffn, h->vocab, h->ctx, h->eps, h->rope_theta, h->tied, h->qkv_bias);
     emit_weights(pr, md->weights);
     out(pr, "},\n");

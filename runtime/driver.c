@@ -26,7 +26,7 @@ typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_GENERATE, CMD_DUMP, CM
 static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "generate", "dump-state"};
 
 typedef struct args {
-  const char *config, *ckpt, *prompt, *out;
+  const char *config, *ckpt, *prompt, *out, *model_dir;
   long resume, resume_fallback, force, stop_at, n, top_k, batch, seq, threads, chat, exact;
   double temperature, top_p;
   uint64_t seed;
@@ -64,6 +64,8 @@ static const opt opts[] = {
     {"seed", 's', OPT_U64, OFF(seed), 0, 0, BIT(CMD_GENERATE)},
     {"threads", 0, OPT_LONG, OFF(threads), 0, 4096,
      BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+    {"model-dir", 0, OPT_STR, OFF(model_dir), 0, 0,
+     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"batch", 'b', OPT_LONG, OFF(batch), 1, 1 << 20, BIT(CMD_INFO)},
     {"seq", 0, OPT_LONG, OFF(seq), 1, 1 << 24, BIT(CMD_INFO)},
 };
@@ -94,6 +96,8 @@ static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
       "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n"
       "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
       "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
+      "every command: --model-dir DIR  model files from DIR (by their base names) instead of the paths\n"
+      "            compiled in (beside the executable, then from the working directory); as $LMN_MODEL_DIR\n"
       "exit status: 0 success, 1 failure, 2 usage error, 128 + signal after an interrupted train\n",
       prog, d->name, d->source ? d->source : "?");
 }
@@ -506,6 +510,8 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
   args a = {.n = 256, .temperature = 0.8, .top_k = 40, .top_p = 0.95, .seed = 1337};
   int done, rc = parse_args(argc, argv, (cmd)c, &a, desc, &done);
   if (done) return rc;
+  if (a.model_dir && setenv("LMN_MODEL_DIR", a.model_dir, 1) != 0) /* what the runtime reads, before any thread */
+    return usage_error(prog, desc, "--model-dir: cannot set it: %s", strerror(errno));
   switch ((cmd)c) {
   case CMD_INFO:
     return cmd_info(prog, desc, &a);

@@ -87,7 +87,9 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
     return 0;
   }
   char path[4096];
-  lmn_model_path(&desc->models[desc->tokenizer_model], getenv("LMN_MODEL_DIR"), path, sizeof path);
+  const char *dir = getenv("LMN_MODEL_DIR");
+  lmn_model_path(&desc->models[desc->tokenizer_model], dir, path, sizeof path);
+  if (lmn_model_check_exists(desc, &desc->models[desc->tokenizer_model], dir, path, err)) return -1;
   if (desc->models[desc->tokenizer_model].format != 1)
     return lmn_errf(
         err, "%s: reading a tokenizer from a Hugging Face directory (tokenizer.json) is not supported yet",
@@ -101,10 +103,47 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
   return 0;
 }
 
+/* m->from_build from the folder of the running executable into buf; 0 when there is no such path. */
+static int beside_executable(const lmn_model_info *m, char *buf, size_t n) {
+  char exe[4096];
+  ssize_t len = m->from_build && m->from_build[0] ? readlink("/proc/self/exe", exe, sizeof exe - 1) : -1;
+  if (len <= 0) return 0;
+  exe[len] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash) return 0;
+  *slash = '\0';
+  return snprintf(buf, n, "%s/%s", exe, m->from_build) < (int)n;
+}
+
 void lmn_model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n) {
   const char *base = strrchr(m->path, '/');
-  if (dir) snprintf(buf, n, "%s/%s", dir, base ? base + 1 : m->path);
-  else snprintf(buf, n, "%s", m->path);
+  if (dir) {
+    snprintf(buf, n, "%s/%s", dir, base ? base + 1 : m->path);
+    return;
+  }
+  if (m->path[0] != '/' && beside_executable(m, buf, n) && access(buf, F_OK) == 0) return;
+  snprintf(buf, n, "%s", m->path);
+}
+
+int lmn_model_check_exists(const lmn_net_desc *d, const lmn_model_info *m, const char *dir, const char *path,
+                           lmn_err *err) {
+  if (access(path, F_OK) == 0) return 0;
+  if (dir)
+    return lmn_errf(err,
+                    "%s: no such file: model '%s' of network '%s' looked for in %s, which --model-dir or "
+                    "$LMN_MODEL_DIR names",
+                    path, m->name, d->name, dir);
+  char beside[4096] = "";
+  if (m->path[0] != '/' && beside_executable(m, beside, sizeof beside))
+    return lmn_errf(err,
+                    "%s: no such file: model '%s' of network '%s' (compiled from %s) is neither at %s (beside "
+                    "the executable) nor at %s (from the working directory); give its folder with "
+                    "--model-dir DIR or $LMN_MODEL_DIR",
+                    path, m->name, d->name, d->source ? d->source : "?", beside, m->path);
+  return lmn_errf(err,
+                  "%s: no such file: model '%s' of network '%s' (compiled from %s); give its folder with "
+                  "--model-dir DIR or $LMN_MODEL_DIR",
+                  path, m->name, d->name, d->source ? d->source : "?");
 }
 
 static int load_hf(lmn_net *net, int mi, const char *path, lmn_err *err);
@@ -114,6 +153,7 @@ static int load_model(lmn_net *net, int mi, const char *dir, lmn_err *err) {
   const lmn_model_info *m = &d->models[mi];
   char path[4096];
   lmn_model_path(m, dir, path, sizeof path);
+  if (lmn_model_check_exists(d, m, dir, path, err)) return -1;
   if (m->format == 2) return load_hf(net, mi, path, err);
   if (m->format != 1) return lmn_errf(err, "%s: unknown model file format %d", path, m->format);
   lmn_gguf *g = NULL;

@@ -39,6 +39,8 @@ typedef struct lmn_param_info {
 typedef struct lmn_model_info {
   const char *name;
   const char *path;   /* as resolved when lmnc ran (relative to its working directory, or absolute) */
+  const char *from_build; /* relative path from the folder lmnc wrote the code into (where its Makefile
+                             builds the executable) to the file, or "" */
   int format;         /* 1 GGUF, 2 safetensors */
   lmn_hparams hp;
   int weights;        /* frozen matrices kept as: -1 as stored in the file, else a ggml type (lmn_ggml_type in dequant.h) */
@@ -137,8 +139,15 @@ int lmn_net_enable_moments(lmn_net *net, lmn_err *err);
  * hyper-parameters against the compiled ones; dir, when not NULL, replaces the directory of each path.
  * Then re-draws the tensors initialised from others' statistics. Errors name the file and the tensor. */
 int lmn_net_load_models(lmn_net *net, const char *dir, uint64_t seed, lmn_err *err);
-/* The file (or directory) of model m: its compiled-in path, or its base name under dir when dir is set. */
+/* The file (or directory) of model m: its base name under dir when dir is set; else its compiled-in path
+ * when that is absolute; else, when it exists, m->from_build taken from the folder of the running
+ * executable (so a compiled network finds its model from any working directory); else the compiled-in path
+ * (relative to the working directory, as lmnc saw it). */
 void lmn_model_path(const lmn_model_info *m, const char *dir, char *buf, size_t n);
+/* A model file that is not there: err says which model, the path(s) looked at, where they came from and
+ * how to point at the file (-1). 0 when path exists. */
+int lmn_model_check_exists(const lmn_net_desc *d, const lmn_model_info *m, const char *dir, const char *path,
+                           lmn_err *err);
 /* The tokenizer that reads the network's text: the BPE vocabulary of the embedding model's GGUF file
  * (desc->tokenizer_model; $LMN_MODEL_DIR applies), or raw bytes for a from-scratch vocabulary of 256.
  * Release it with lmn_tokenizer_free. */

@@ -300,7 +300,9 @@ int lmn_desc_kept_bytes(const lmn_net_desc *d, const char *dir, double bytes[64]
         t[n++] = (lmn_kept_tensor){d->params[i].tensor, d->params[i].rows, d->params[i].cols};
     char path[4096];
     lmn_model_path(&d->models[mi], dir, path, sizeof path);
-    if (n > 0) rc = lmn_kept_bytes(path, d->models[mi].format, d->models[mi].weights, t, n, bytes, err);
+    if (n > 0 && (lmn_model_check_exists(d, &d->models[mi], dir, path, err) ||
+                  lmn_kept_bytes(path, d->models[mi].format, d->models[mi].weights, t, n, bytes, err)))
+      rc = -1;
   }
   free(t);
   return rc;

@@ -80,7 +80,7 @@ static void add_block(model_desc *m, long l, const lmn_hparams *hp) {
 static void build_desc(model_desc *m, const lmn_hparams *hp, int format, const char *path) {
   memset(m, 0, sizeof *m);
   snprintf(m->path, sizeof m->path, "%s", path);
-  m->model = (lmn_model_info){"m", m->path, format, *hp, -1};
+  m->model = (lmn_model_info){"m", m->path, "", format, *hp, -1};
   m->desc = (lmn_net_desc){.name = "hftest",
                            .source = "test",
                            .vocab = (int)hp->vocab,

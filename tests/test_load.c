@@ -33,7 +33,7 @@ static const lmn_param_info params[] = {
 };
 
 static char model_path[256];
-static lmn_model_info models[1] = {{"m", model_path, 1, {LMN_ARCH_LLAMA, D, 1, 2, 2, F, V, 64, 1e-5, 10000, 1, 0}, -1}};
+static lmn_model_info models[1] = {{"m", model_path, "", 1, {LMN_ARCH_LLAMA, D, 1, 2, 2, F, V, 64, 1e-5, 10000, 1, 0}, -1}};
 
 static lmn_net_desc desc = {.name = "loadtest", .source = "test", .vocab = V, .ctx = 64, .n_params = 5,
                             .params = params, .n_models = 1, .models = models, .n_floats = 328, .n_train = 64,

@@ -693,7 +693,7 @@ static const lmn_param_info params[333] = {
 /* Models read from files: the hyper-parameters this code was compiled for, and the format their
  * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
-    {.name = "gpt", .path = "dsl-examples/../models/gpt2-medium.gguf", .format = 1, .hp = {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}, .weights = -1 /* as stored in the file */},
+    {.name = "gpt", .path = "dsl-examples/../models/gpt2-medium.gguf", .from_build = "../../models/gpt2-medium.gguf", .format = 1, .hp = {3, 1024, 24, 16, 16, 4096, 50257, 1024, 1.0000000000000001e-05, 10000, 1, 0}, .weights = -1 /* as stored in the file */},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in

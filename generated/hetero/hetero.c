@@ -1243,8 +1243,8 @@ static const lmn_param_info params[608] = {
 /* Models read from files: the hyper-parameters this code was compiled for, and the format their
  * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[2] = {
-    {.name = "smol", .path = "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", .format = 1, .hp = {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}, .weights = -1 /* as stored in the file */},
-    {.name = "qwen", .path = "dsl-examples/../models/qwen2.5-0.5b.gguf", .format = 1, .hp = {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}, .weights = -1 /* as stored in the file */},
+    {.name = "smol", .path = "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", .from_build = "../../models/SmolLM2-135M-Instruct.Q4_1.gguf", .format = 1, .hp = {1, 576, 30, 9, 3, 1536, 49152, 8192, 1.0000000000000001e-05, 100000, 1, 0}, .weights = -1 /* as stored in the file */},
+    {.name = "qwen", .path = "dsl-examples/../models/qwen2.5-0.5b.gguf", .from_build = "../../models/qwen2.5-0.5b.gguf", .format = 1, .hp = {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}, .weights = -1 /* as stored in the file */},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in

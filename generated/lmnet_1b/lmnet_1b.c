@@ -1755,7 +1755,7 @@ static const lmn_param_info params[864] = {
 /* Models read from files: the hyper-parameters this code was compiled for, and the format their
  * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
-    {.name = "qwen", .path = "dsl-examples/../models/qwen2.5-0.5b.gguf", .format = 1, .hp = {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}, .weights = -1 /* as stored in the file */},
+    {.name = "qwen", .path = "dsl-examples/../models/qwen2.5-0.5b.gguf", .from_build = "../../models/qwen2.5-0.5b.gguf", .format = 1, .hp = {2, 896, 24, 14, 2, 4864, 151936, 32768, 9.9999999999999995e-07, 1000000, 1, 1}, .weights = -1 /* as stored in the file */},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in

@@ -571,7 +571,7 @@ static const lmn_param_info params[272] = {
 /* Models read from files: the hyper-parameters this code was compiled for, and the format their
  * frozen matrices are kept in (weights: -1 as stored in the file, else an lmn_ggml_type). */
 static const lmn_model_info models[1] = {
-    {.name = "smol", .path = "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", .format = 1, .hp = {1, 576, 30, 9, 3, 1536, 49152, 8192, 9.9999997473787516e-06, 100000, 1, 0}, .weights = 8 /* q8_0: LMN_GGML_Q8_0 */},
+    {.name = "smol", .path = "dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf", .from_build = "../../models/SmolLM2-135M-Instruct.Q4_1.gguf", .format = 1, .hp = {1, 576, 30, 9, 3, 1536, 49152, 8192, 9.9999997473787516e-06, 100000, 1, 0}, .weights = 8 /* q8_0: LMN_GGML_Q8_0 */},
 };
 
 /* Weight bindings of every block (vertex layers, decoder and gpt2 edges): parameter indices in
