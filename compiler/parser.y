@@ -435,17 +435,26 @@ static void statement_hint(const ScanState *st, Diag *d, yysymbol_kind_t tok) {
   }
 }
 
+/* The keywords that start a statement: a misspelt one ("vertx a, b = m") reads as the start of a chain. */
+static const char *const statement_words[] = {"network", "model", "edge", "vertex", "layers", "aggregate", "loss"};
+#define N_STATEMENT_WORDS ((int)(sizeof statement_words / sizeof *statement_words))
+
 /* Adds the note or hint that explains the usual cause of this syntax error; `missing` is the bracket the
  * message said was expected, if that is all it said. */
 static void syntax_help(const ScanState *st, Diag *d, yysymbol_kind_t tok, const yysymbol_kind_t *exp, int n,
                         const char *missing) {
   int ob = open_bracket_index(st, tok);
+  const char *near;
   if (ob >= 0 && missing) {
     diag_note(d, st->open[ob], "to match this '%c'", st->open_ch[ob]);
   } else if (ob >= 0 && st->open_ch[ob] == '{') {
     diag_hint(d, "settings read 'KEY VALUE' or 'FLAG', e.g. { dim 576  layers 30  tied }");
   } else if (is_keyword(tok) && has_sym(exp, n, YYSYMBOL_IDENT)) {
     diag_hint(d, "'%s' is a keyword and cannot be used as a name", st->cur_text);
+  } else if (st->stmt_kind == IDENT && tok == YYSYMBOL_IDENT && st->prev_kind == IDENT &&
+             (near = closest_name(st->prev_text, statement_words, N_STATEMENT_WORDS))) {
+    diag_hint(d, "did you mean '%s'? a statement starting with a name is a chain ('SOURCE -> ... -> TARGET')",
+              near);
   } else if (st->stmt_kind == IDENT && has_sym(exp, n, YYSYMBOL_ARROW)) {
     diag_hint(d, "a chain reads 'SOURCE -> MODULE -> ... -> TARGET'; the modules of one edge are joined "
               "with '>>'");

@@ -186,38 +186,6 @@ static int type_error(ctx *c, const yaml_node_t *n, const char *name, const char
   return fail_at(c, n->start_mark, "'%s' must be %s, got %s", name, what, got);
 }
 
-/* Edit distance of two short strings (case-insensitive); a large number when either is long. */
-static int distance(const char *a, size_t la, const char *b) {
-  size_t lb = strlen(b);
-  if (la > 32 || lb > 32) return 99;
-  int row[33];
-  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-  for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
-    for (size_t j = 1; j <= lb; j++) {
-      int up = row[j], same = (a[i - 1] | 0x20) == (b[j - 1] | 0x20);
-      int best = diag + !same;
-      if (up + 1 < best) best = up + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      diag = up;
-      row[j] = best;
-    }
-  }
-  return row[lb];
-}
-
-/* The candidate closest to s when it is close enough to be a likely typo, else NULL. */
-static const char *nearest(const char *s, size_t len, const char *const *cands, int n) {
-  const char *best = NULL;
-  int bd = 99;
-  for (int i = 0; i < n; i++) {
-    int d = distance(s, len, cands[i]), lim = (int)strlen(cands[i]) / 2;
-    if (d <= (lim < 1 ? 1 : lim > 2 ? 2 : lim) && d < bd) bd = d, best = cands[i];
-  }
-  return best;
-}
-
 /* "a, b, c or d" into out. */
 static void list_keys(const char *const *keys, int n, char *out, size_t cap) {
   size_t k = 0;
@@ -356,7 +324,7 @@ static int get_decay(ctx *c, const yaml_node_t *n, const char *name, lmn_decay *
     if (!strcmp(sval(n), decay_names[i]) && strlen(decay_names[i]) == slen(n)) return *out = (lmn_decay)i, 0;
   char got[LMN_SHOW + 4];
   show(got, sval(n), slen(n));
-  const char *near = nearest(sval(n), slen(n), decay_names, 3);
+  const char *near = lmn_nearest(sval(n), slen(n), decay_names, 3);
   if (near) return fail_at(c, n->start_mark, "unknown decay '%s' (did you mean '%s'?)", got, near);
   return fail_at(c, n->start_mark, "unknown decay '%s' (expected cosine, linear or constant)", got);
 }
@@ -414,7 +382,7 @@ static int get_train(ctx *c, const yaml_node_t *n, const char *name, lmn_stage *
     if (!strcmp(sval(n), words[i]) && strlen(words[i]) == slen(n)) return st->train = (lmn_train_what)i, 0;
   char got[LMN_SHOW + 4];
   show(got, sval(n), slen(n));
-  const char *near = nearest(sval(n), slen(n), words, 2);
+  const char *near = lmn_nearest(sval(n), slen(n), words, 2);
   if (near)
     return fail_at(c, n->start_mark,
                    "'%s' must be edges, all or a list of names, got '%s' (did you mean '%s'?)", name, got,
@@ -478,7 +446,7 @@ static int unknown_key(ctx *c, const yaml_node_t *k, const table *t, const char 
   for (int i = 0; i < t->n; i++) keys[i] = t->f[i].key;
   show(got, sval(k), slen(k));
   if (section[0]) snprintf(in, sizeof in, " in '%s'", section);
-  const char *near = nearest(sval(k), slen(k), keys, t->n);
+  const char *near = lmn_nearest(sval(k), slen(k), keys, t->n);
   if (near)
     snprintf(hint, sizeof hint, "did you mean '%s'?", near);
   else {

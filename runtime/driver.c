@@ -71,35 +71,47 @@ static const opt opts[] = {
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
+/* Each command's synopsis and description, in cmd order (usage prints them all, `NAME CMD --help` one). */
+static const char *const cmd_help[] = {
+    "  info      [--batch B] [--seq T] [--threads N]\n"
+    "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n",
+    "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--force] [--stop-at STEP]\n"
+    "            train as the YAML config says (every key: docs/config.md); --resume continues from the\n"
+    "            newest checkpoint of checkpoint.dir (or starts at step 0 when there is none); settings\n"
+    "            that differ from the checkpoint's run are listed, and those that change the computation\n"
+    "            refused unless --force; --resume-fallback (implies --resume): when that checkpoint is\n"
+    "            corrupt, from the newest intact one before it; --stop-at ends (with a checkpoint)\n"
+    "            after STEP of the config's steps. Ctrl-C (SIGINT) or SIGTERM: a checkpoint after the\n"
+    "            step in progress, then exit 130 (143); a second one exits at once\n",
+    "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
+    "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
+    "            the config's newest checkpoint)\n",
+    "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "            [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
+    "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
+    "            T 0 is greedy; weights from PATH or the config's newest checkpoint; --exact: frozen\n"
+    "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n",
+    "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
+    "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n",
+};
+_Static_assert(sizeof cmd_help / sizeof *cmd_help == CMD_COUNT, "a help text for every command");
+
+static const char common_help[] =
+    "every command: --model-dir DIR  model files from DIR (by their base names) instead of the paths\n"
+    "            compiled in (beside the executable, then from the working directory); as $LMN_MODEL_DIR\n"
+    "exit status: 0 success, 1 failure, 2 usage error, 128 + signal after an interrupted train\n";
+
 static void usage(FILE *f, const char *prog, const lmn_net_desc *d) {
-  fprintf(
-      f,
-      "usage: %s <command> [options]        network '%s' compiled from %s\n"
-      "commands:\n"
-      "  info      [--batch B] [--seq T] [--threads N]\n"
-      "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n"
-      "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--force] [--stop-at STEP]\n"
-      "            train as the YAML config says; --resume continues from the newest checkpoint of\n"
-      "            checkpoint.dir (or starts at step 0 when there is none); settings that differ from\n"
-      "            the checkpoint's run are listed, and those that change the computation refused\n"
-      "            unless --force; --resume-fallback (implies --resume): when that checkpoint is\n"
-      "            corrupt, from the newest intact one before it; --stop-at ends (with a checkpoint)\n"
-      "            after STEP of the config's steps. Ctrl-C (SIGINT) or SIGTERM: a checkpoint after the\n"
-      "            step in progress, then exit 130 (143); a second one exits at once\n"
-      "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
-      "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
-      "            the config's newest checkpoint)\n"
-      "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-      "            [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
-      "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
-      "            T 0 is greedy; weights from PATH or the config's newest checkpoint; --exact: frozen\n"
-      "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n"
-      "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
-      "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n"
-      "every command: --model-dir DIR  model files from DIR (by their base names) instead of the paths\n"
-      "            compiled in (beside the executable, then from the working directory); as $LMN_MODEL_DIR\n"
-      "exit status: 0 success, 1 failure, 2 usage error, 128 + signal after an interrupted train\n",
-      prog, d->name, d->source ? d->source : "?");
+  fprintf(f, "usage: %s <command> [options]        network '%s' compiled from %s\ncommands:\n", prog, d->name,
+          d->source ? d->source : "?");
+  for (int c = 0; c < CMD_COUNT; c++) fputs(cmd_help[c], f);
+  fputs(common_help, f);
+}
+
+static void command_usage(FILE *f, const char *prog, cmd c) {
+  fprintf(f, "usage: %s %s [options]\n", prog, cmd_names[c]);
+  fputs(cmd_help[c], f);
+  fputs(common_help, f);
 }
 
 static int usage_error(const char *prog, const lmn_net_desc *d, const char *fmt, ...)
@@ -157,16 +169,28 @@ static const char *range_text(const opt *o, char *buf, size_t cap) {
   return buf;
 }
 
+/* An option cmd c does not take: the nearest one it does take, when one is near. */
+static int unknown_option(const char *prog, const lmn_net_desc *d, cmd c, const char *arg) {
+  const char *names[N_OPTS];
+  int n = 0;
+  for (size_t i = 0; i < N_OPTS; i++)
+    if (opts[i].cmds & BIT(c)) names[n++] = opts[i].name;
+  const char *name = arg + (arg[1] == '-' ? 2 : 1), *eq = strchr(name, '=');
+  const char *near = lmn_nearest(name, eq ? (size_t)(eq - name) : strlen(name), names, n);
+  if (near)
+    return usage_error(prog, d, "unknown option '%s' for '%s'; did you mean '--%s'?", arg, cmd_names[c], near);
+  return usage_error(prog, d, "unknown option '%s' for '%s'", arg, cmd_names[c]);
+}
+
 /* Fills a from argv[2..]; returns 0, or an exit status (2 usage error, 0 after --help). */
 static int parse_args(int argc, char **argv, cmd c, args *a, const lmn_net_desc *d, int *done) {
   const char *prog = argv[0];
   *done = 0;
   for (int i = 2; i < argc; i++) {
     const char *arg = argv[i], *v;
-    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return *done = 1, usage(stdout, prog, d), 0;
+    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return *done = 1, command_usage(stdout, prog, c), 0;
     const opt *o = arg[0] == '-' && arg[1] ? find_opt(arg, c, &v) : NULL;
-    if (!o && arg[0] == '-' && arg[1])
-      return *done = 1, usage_error(prog, d, "unknown option '%s' for '%s'", arg, cmd_names[c]);
+    if (!o && arg[0] == '-' && arg[1]) return *done = 1, unknown_option(prog, d, c, arg);
     if (!o) return *done = 1, usage_error(prog, d, "unexpected argument '%s' for '%s'", arg, cmd_names[c]);
     if (o->kind == OPT_FLAG) {
       if (v) return *done = 1, usage_error(prog, d, "option '%s' takes no value", arg);
@@ -506,7 +530,11 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
     return usage(stdout, prog, desc), 0;
   int c = 0;
   while (c < CMD_COUNT && strcmp(name, cmd_names[c]) != 0) c++;
-  if (c == CMD_COUNT) return usage_error(prog, desc, "unknown command '%s'", name);
+  if (c == CMD_COUNT) {
+    const char *near = lmn_nearest(name, strlen(name), cmd_names, CMD_COUNT);
+    if (near) return usage_error(prog, desc, "unknown command '%s'; did you mean '%s'?", name, near);
+    return usage_error(prog, desc, "unknown command '%s'", name);
+  }
   args a = {.n = 256, .temperature = 0.8, .top_k = 40, .top_p = 0.95, .seed = 1337};
   int done, rc = parse_args(argc, argv, (cmd)c, &a, desc, &done);
   if (done) return rc;

@@ -1,4 +1,4 @@
-/* lmn_error.c: formatting of lmn_err messages. A message never loses its cause to the size of msg: a run of
+/* lmn_error.c: formatting of lmn_err messages, and the nearest candidate for "did you mean". A message never loses its cause to the size of msg: a run of
  * more than LMN_PATH_SHOWN (+ a little) characters without white space (a long path, with its ":line:col:")
  * keeps its first and last LMN_PATH_KEEP characters (+ that little) with "..." between, and a message still
  * too long is shortened further in its long runs, then in its middle, so that its start (the file) and its
@@ -91,4 +91,37 @@ int lmn_errf(lmn_err *err, const char *fmt, ...) {
   lmn_verrf(err, fmt, ap);
   va_end(ap);
   return -1;
+}
+
+/* ---- did you mean ------------------------------------------------------------------------------- */
+
+/* Edit distance of two short strings (case-insensitive); a large number when either is long. */
+static int distance(const char *a, size_t la, const char *b) {
+  size_t lb = strlen(b);
+  if (la > 32 || lb > 32) return 99;
+  int row[33];
+  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+  for (size_t i = 1; i <= la; i++) {
+    int diag = row[0];
+    row[0] = (int)i;
+    for (size_t j = 1; j <= lb; j++) {
+      int up = row[j], same = (a[i - 1] | 0x20) == (b[j - 1] | 0x20);
+      int best = diag + !same;
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      diag = up;
+      row[j] = best;
+    }
+  }
+  return row[lb];
+}
+
+const char *lmn_nearest(const char *s, size_t len, const char *const *cands, int n) {
+  const char *best = NULL;
+  int bd = 99;
+  for (int i = 0; i < n; i++) {
+    int d = distance(s, len, cands[i]), lim = (int)strlen(cands[i]) / 2;
+    if (d <= (lim < 1 ? 1 : lim > 2 ? 2 : lim) && d < bd) bd = d, best = cands[i];
+  }
+  return best;
 }

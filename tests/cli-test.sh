@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# paths-test.sh LMNC: a compiled network finds its model file from any working directory (issue 13):
+# cli-test.sh LMNC: the command line of a compiled network (issue 13). `NAME CMD --help` prints that
+# command's help; a misspelt command or option gets "did you mean"; and it finds its model file from any
+# working directory:
 # `lmnc compile -o` creates missing folders; the executable run from / finds the model beside itself (the
 # path from the output folder is compiled in); moved where neither that nor the working-directory path
 # leads, it names the model, both places and --model-dir; --model-dir and $LMN_MODEL_DIR point at it.
@@ -31,5 +33,17 @@ rc=0
 (cd / && "$dir/a/b/c/d/e/f/g/h/smol" generate -p Hi --model-dir /nonexistent > "$dir/bad.txt" 2>&1) || rc=$?
 check test "$rc" = 1
 check grep -q '/nonexistent/SmolLM2-135M-Instruct.Q4_1.gguf: no such file' "$dir/bad.txt"
-echo "paths: $pass passed, $fail failed"
+out=$("$exe" train --help)
+check grep -q '^usage: .*smol train \[options\]' <<< "$out"
+check grep -q -- '--resume-fallback' <<< "$out"
+check test "$(grep -c -- '--temperature' <<< "$out")" = 0
+rc=0
+"$exe" trian > "$dir/typo.txt" 2>&1 || rc=$?
+check test "$rc" = 2
+check grep -q "unknown command 'trian'; did you mean 'train'?" "$dir/typo.txt"
+rc=0
+"$exe" generate -p x --temprature 0 > "$dir/typo2.txt" 2>&1 || rc=$?
+check test "$rc" = 2
+check grep -q "unknown option '--temprature' for 'generate'; did you mean '--temperature'?" "$dir/typo2.txt"
+echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
