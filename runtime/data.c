@@ -678,6 +678,11 @@ static int check_eval(const lmn_net *net, const lmn_data *d, long batches, long 
 
 int lmn_eval_classes(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
                      lmn_err *err) {
+  return lmn_eval_classes_each(net, d, batches, B, T, out, NULL, NULL, err);
+}
+
+int lmn_eval_classes_each(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
+                          lmn_class_row_fn on_row, void *ctx, lmn_err *err) {
   if (check_eval(net, d, batches, B, T, err)) return -1;
   size_t n = lmn_data_examples(d, LMN_SPLIT_VAL), b = (size_t)B;
   size_t total = (size_t)batches >= (n + b - 1) / b ? n : (size_t)batches * b;
@@ -692,7 +697,10 @@ int lmn_eval_classes(lmn_net *net, const lmn_data *d, long batches, long B, long
     rc = lmn_data_next(d, &st, (long)rows, T, x, y, err);
     if (rc) break;
     sum += (double)net->desc->forward(net, x, y, (int)rows, (int)T, 0) * (double)rows;
-    correct += lmn_count_correct(net->desc->output(net, (int)rows, (int)T), y, (long)rows, d->classes);
+    const float *logits = net->desc->output(net, (int)rows, (int)T);
+    correct += lmn_count_correct(logits, y, (long)rows, d->classes);
+    for (size_t r = 0; on_row && r < rows; r++)
+      on_row(ctx, (long)(done + r), logits + r * (size_t)d->classes, d->classes, y[r]);
   }
   free(x);
   free(y);

@@ -148,5 +148,11 @@ long lmn_count_correct(const float *logits, const int32_t *labels, long B, int c
  * labels. Fails when d is not labelled data for net's number of classes or the shape exceeds net's plan. */
 int lmn_eval_classes(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
                      lmn_err *err);
+/* Called by lmn_eval_classes_each for every example evaluated, in file order: its index in the split, the
+ * class logits (classes of them) and its label. */
+typedef void (*lmn_class_row_fn)(void *ctx, long index, const float *logits, int classes, int32_t label);
+/* lmn_eval_classes, also calling on_row (when not NULL) for each example. */
+int lmn_eval_classes_each(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
+                          lmn_class_row_fn on_row, void *ctx, lmn_err *err);
 
 #endif

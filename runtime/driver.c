@@ -1,5 +1,5 @@
 /* driver.c: lmn_main, the command line of every compiled network: option parsing and usage, and the
- * `info`, `train`, `eval` and `generate` subcommands on top of lmn_train, lmn_eval_loss (lmn_eval_classes
+ * `info`, `train`, `eval`, `predict` and `generate` subcommands on top of lmn_train, lmn_eval_loss (lmn_eval_classes
  * for a classification network), the checkpoint functions and lmn_generate_stream. */
 #include "driver.h"
 #include "tokenizer_bpe.h"
@@ -16,18 +16,19 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "classify.h"
 #include "dump.h"
 #include "progress.h"
 #include "qnet.h"
 
 /* ---- options ------------------------------------------------------------------------------------- */
 
-typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_GENERATE, CMD_DUMP, CMD_COUNT } cmd;
-static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "generate", "dump-state"};
+typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_GENERATE, CMD_DUMP, CMD_COUNT } cmd;
+static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "predict", "generate", "dump-state"};
 
 typedef struct args {
-  const char *config, *ckpt, *prompt, *out, *model_dir;
-  long resume, resume_fallback, force, stop_at, n, top_k, batch, seq, threads, chat, exact;
+  const char *config, *ckpt, *prompt, *out, *model_dir, *file;
+  long resume, resume_fallback, force, json, stop_at, n, top_k, batch, seq, threads, chat, exact;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -47,12 +48,14 @@ typedef struct opt {
 #define OFF(f) offsetof(args, f)
 static const opt opts[] = {
     {"config", 'c', OPT_STR, OFF(config), 0, 0,
-     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+    {"file", 'f', OPT_STR, OFF(file), 0, 0, BIT(CMD_PREDICT)},
+    {"json", 0, OPT_FLAG, OFF(json), 0, 0, BIT(CMD_PREDICT)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
     {"resume-fallback", 0, OPT_FLAG, OFF(resume_fallback), 0, 0, BIT(CMD_TRAIN)},
     {"force", 0, OPT_FLAG, OFF(force), 0, 0, BIT(CMD_TRAIN)},
     {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
-    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
     {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
     {"chat", 0, OPT_FLAG, OFF(chat), 0, 0, BIT(CMD_GENERATE)},
@@ -63,9 +66,9 @@ static const opt opts[] = {
     {"top-p", 0, OPT_DOUBLE, OFF(top_p), 0, 1, BIT(CMD_GENERATE)},
     {"seed", 's', OPT_U64, OFF(seed), 0, 0, BIT(CMD_GENERATE)},
     {"threads", 0, OPT_LONG, OFF(threads), 0, 4096,
-     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"model-dir", 0, OPT_STR, OFF(model_dir), 0, 0,
-     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
     {"batch", 'b', OPT_LONG, OFF(batch), 1, 1 << 20, BIT(CMD_INFO)},
     {"seq", 0, OPT_LONG, OFF(seq), 1, 1 << 24, BIT(CMD_INFO)},
 };
@@ -84,8 +87,12 @@ static const char *const cmd_help[] = {
     "            after STEP of the config's steps. Ctrl-C (SIGINT) or SIGTERM: a checkpoint after the\n"
     "            step in progress, then exit 130 (143); a second one exits at once\n",
     "  eval      -c CONFIG.yaml [--ckpt PATH] [--threads N]\n"
-    "            validation loss and perplexity (a classifier: loss and accuracy) of PATH (default:\n"
-    "            the config's newest checkpoint)\n",
+    "            validation loss and perplexity (a classifier: loss, accuracy, per-class precision,\n"
+    "            recall and F1, the confusion matrix) of PATH (default: the config's newest checkpoint)\n",
+    "  predict   -c CONFIG.yaml [--ckpt PATH] [-f FILE] [--json] [--threads N]\n"
+    "            a classifier labels each line of FILE (default: standard input): TEXT, or LABEL<TAB>TEXT\n"
+    "            (then accuracy and the per-class report on stderr); out: LABEL<TAB>probabilities per\n"
+    "            line, or JSON lines {\"line\", \"label\", \"probs\", \"true\"} with --json\n",
     "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
     "            [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
     "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
@@ -393,27 +400,37 @@ static int eval_tokens(lmn_net *net, const lmn_data *data, const lmn_train_confi
 }
 
 /* "val loss 0.4312 | accuracy 87.50% (35 of 40 examples) | batches of 16 x 96" (no newline) */
-static int eval_classes(lmn_net *net, const lmn_data *data, const lmn_train_config *cfg, lmn_err *err) {
+static int eval_classes(lmn_net *net, const lmn_data *data, const lmn_train_config *cfg, lmn_confusion *c,
+                        lmn_err *err) {
   lmn_class_eval ev;
-  if (lmn_eval_classes(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &ev, err)) return -1;
+  if (lmn_confusion_init(c, data->classes, err) ||
+      lmn_eval_classes_each(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &ev, lmn_confusion_add, c, err))
+    return -1;
   printf("val loss %.4f | accuracy %.2f%% (%ld of %ld examples) | batches of %ld x %ld", ev.loss,
          100.0 * ev.accuracy, ev.correct, ev.examples, cfg->batch, cfg->seq_len);
   return 0;
 }
 
-static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net,
-                    lmn_data *data, lmn_err *err) {
-  if (lmn_config_load(a->config, cfg, err) || generating_network(d, "evaluation", err)) return -1;
+/* What eval and predict start from: the config, the network at its batch shape, the weights (path: the
+ * checkpoint, "" for the seeded initialisation). */
+static int open_trained(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net, char *path,
+                        size_t cap, lmn_err *err) {
+  if (lmn_config_load(a->config, cfg, err)) return -1;
   int threads = lmn_threads_resolve(a->threads ? a->threads : cfg->threads);
   openblas_set_num_threads(threads);
-  char path[LMN_CKPT_PATH_MAX];
   if (lmn_net_create(net, d, (int)cfg->batch, (int)cfg->seq_len, threads, cfg->seed, err)) {
     char m[sizeof err->msg];
     snprintf(m, sizeof m, "%s", err->msg);
     return lmn_errf(err, "%s: %s", cfg->path, m);
   }
   lmn_net_set_inference_threads(*net, threads);
-  if (pick_ckpt(a, cfg, path, sizeof path, err) || load_weights(*net, path, err)) return -1;
+  return pick_ckpt(a, cfg, path, cap, err) || load_weights(*net, path, err) ? -1 : 0;
+}
+
+static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net,
+                    lmn_data *data, lmn_err *err) {
+  char path[LMN_CKPT_PATH_MAX];
+  if (open_trained(d, a, cfg, net, path, sizeof path, err)) return -1;
   lmn_tokenizer tok;
   if (lmn_net_tokenizer(d, &tok, err)) return -1;
   lmn_data_opts o;
@@ -421,11 +438,34 @@ static int eval_run(const lmn_net_desc *d, const args *a, lmn_train_config *cfg,
   int rc = lmn_data_open_classes(data, &o, d->classes, err);
   lmn_tokenizer_free(&tok);
   if (rc) return -1;
-  if (d->classes > 0 ? eval_classes(*net, data, cfg, err) : eval_tokens(*net, data, cfg, err)) return -1;
-  printf(" | %s", path[0] ? path : "seeded initialisation");
-  if (path[0]) printf(" (step %ld)", (*net)->step);
-  printf("\n");
-  return 0;
+  lmn_confusion c = {0};
+  rc = d->classes > 0 ? eval_classes(*net, data, cfg, &c, err) : eval_tokens(*net, data, cfg, err);
+  if (!rc) {
+    printf(" | %s", path[0] ? path : "seeded initialisation");
+    if (path[0]) printf(" (step %ld)", (*net)->step);
+    printf("\n");
+    if (c.counts) lmn_confusion_print(&c, stdout);
+  }
+  lmn_confusion_free(&c);
+  return rc;
+}
+
+static int cmd_predict(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->config) return usage_error(prog, d, "'predict' needs -c CONFIG.yaml (its batch and seq_len)");
+  lmn_err err = {{0}};
+  if (d->classes <= 0)
+    return lmn_errf(&err, "%s: predict labels texts with a classification network; use generate", d->name),
+           fail(&err);
+  lmn_train_config cfg;
+  lmn_net *net = NULL;
+  lmn_tokenizer tok = {0};
+  char path[LMN_CKPT_PATH_MAX];
+  int rc = open_trained(d, a, &cfg, &net, path, sizeof path, &err) || lmn_net_tokenizer(d, &tok, &err) ||
+           lmn_predict(net, &tok, a->file ? a->file : "-", cfg.batch, cfg.seq_len, (int)a->json, stdout, &err);
+  lmn_tokenizer_free(&tok);
+  lmn_net_destroy(net);
+  lmn_config_free(&cfg);
+  return rc ? fail(&err) : 0;
 }
 
 static int cmd_eval(const char *prog, const lmn_net_desc *d, const args *a) {
@@ -547,6 +587,8 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
     return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
   case CMD_EVAL:
     return cmd_eval(prog, desc, &a);
+  case CMD_PREDICT:
+    return cmd_predict(prog, desc, &a);
   case CMD_DUMP:
     return cmd_dump(prog, desc, &a);
   default:
