@@ -105,8 +105,10 @@ static void excerpt_window(const char *line, int len, int at, int *from, int *to
   *from = at - w / 3 > 0 ? at - w / 3 : 0;
   if (*from + w > len) *from = len - w;
   *to = *from + w;
-  while (*from > 0 && *from < len && ((unsigned char)line[*from] & 0xc0) == 0x80) (*from)++;
-  while (*to < len && ((unsigned char)line[*to] & 0xc0) == 0x80) (*to)--;
+  int a = *from, b = *to; /* bytes that are not UTF-8 may be continuation bytes all the way: then no moving */
+  while (a > 0 && a < b && ((unsigned char)line[a] & 0xc0) == 0x80) a++;
+  while (b > a && b < len && ((unsigned char)line[b] & 0xc0) == 0x80) b--;
+  if (a < b) *from = a, *to = b;
 }
 
 static void put_excerpt(Diag *d, Out *o, Loc at) {

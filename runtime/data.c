@@ -150,6 +150,7 @@ static int sink_write(id_sink *s, const int32_t *ids, size_t k, lmn_err *err) {
 }
 
 static int sink_add(id_sink *s, const int32_t *ids, size_t k, lmn_err *err) {
+  if (k == 0) return 0; /* a chunk of bytes that made no token (s->mem may still be NULL) */
   if (s->fd < 0 && s->n + k > s->mem_max) { /* too many for memory: to the cache file from now on */
     if (sink_spill(s, err) || sink_write(s, s->mem, s->n, err)) return -1;
     free(s->mem);

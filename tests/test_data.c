@@ -260,6 +260,31 @@ static void test_more_ids_than_bytes(void) {
   tmp_remove(&t);
 }
 
+/* A training split that makes no token (one byte, half of it for validation), whole and in chunks of one
+ * byte, in memory and through the cache file: the same answer (found by fuzz_tokens under UBSan). */
+static void test_split_without_tokens(void) {
+  tmp t;
+  tmp_make(&t);
+  char path[128];
+  write_bytes(&t, "one.txt", "\xc0", 1, path, sizeof path);
+  lmn_data_opts o = {path, NULL, 0.5, 1, &nib_tok};
+  lmn_data whole, cut;
+  lmn_err ew = {{0}}, ec = {{0}};
+  int rw = lmn_data_open(&whole, &o, &ew);
+  for (size_t memory = 0; memory <= 8; memory += 8) {
+    int rc = lmn_data_open_tuned(&cut, &o, 0, 1, memory, &ec);
+    CU_ASSERT_EQUAL(rc, rw);
+    if (rc) {
+      CU_ASSERT_STRING_EQUAL(ec.msg, ew.msg);
+      continue;
+    }
+    CU_ASSERT_EQUAL(lmn_data_tokens(&cut, LMN_SPLIT_TRAIN), lmn_data_tokens(&whole, LMN_SPLIT_TRAIN));
+    lmn_data_close(&cut);
+  }
+  if (rw == 0) lmn_data_close(&whole);
+  tmp_remove(&t);
+}
+
 static void expect_open_error(const lmn_data_opts *o, const char *want) {
   lmn_data d;
   lmn_err err = {{0}};
@@ -676,6 +701,7 @@ static CU_TestInfo tests[] = {
     {"seeded streams repeat and resume exactly", test_determinism_and_resume},
     {"sequential order and validation split", test_sequential_and_val},
     {"tokenizer with more ids than bytes", test_more_ids_than_bytes},
+    {"a split that makes no token", test_split_without_tokens},
     {"missing, empty and short files", test_errors},
     {"bad batch requests and states", test_bad_requests},
     {"labelled data: the fixture reads back line by line", test_labelled_fixture},
