@@ -8,6 +8,6 @@
 #include "lmn_error.h"
 
 /* root: the lmnet tree (holding runtime/ and lib/) the generated Makefile builds against. */
-int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, lmn_err *err);
+int emit_c(const Ir *ir, const char *source, const char *source_text, const char *dir, const char *root, lmn_err *err);
 
 #endif

@@ -183,11 +183,11 @@ static void free_printer(Printer *pr) {
   free(pr->pname);
 }
 
-int emit_c(const Ir *ir, const char *source, const char *dir, const char *root, lmn_err *err) {
+int emit_c(const Ir *ir, const char *source, const char *source_text, const char *dir, const char *root, lmn_err *err) {
   const Net *net = ir->net;
   Sched prog;
   if (sched_build(&prog, ir, err) != 0) return -1;
-  Printer pr = {.p = &prog, .ir = ir, .net = net, .out_dir = dir};
+  Printer pr = {.p = &prog, .ir = ir, .net = net, .out_dir = dir, .source_text = source_text};
   Text texts[4] = {{0}};
   char names[4][160], rel[4096];
   snprintf(names[0], sizeof names[0], "%s.h", net->name);

@@ -19,7 +19,8 @@ typedef struct Printer {
   char **pname;    /* generated parameter index -> its enum name */
   const Layout *l; /* the layout of the function being printed */
   Phase phase;
-  const char *out_dir; /* the folder the code is written into */
+  const char *out_dir;     /* the folder the code is written into */
+  const char *source_text; /* the .lmn text compiled (kept in the description), or NULL */
 } Printer;
 
 /* The path from folder dir to target (a file that need not exist) as "../../models/x.gguf", worked out on the

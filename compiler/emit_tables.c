@@ -241,6 +241,23 @@ static void flops(const Ir *ir, Cost *fwd, Cost *train) {
   }
 }
 
+/* s as a C string expression, a literal per source line; NULL when s is. Bytes outside printable ASCII are
+ * octal escapes and '?' is escaped, so that no trigraph forms. */
+static void out_c_string(Printer *pr, const char *s) {
+  if (!s) {
+    out(pr, "NULL");
+    return;
+  }
+  out(pr, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '\n') out(pr, p[1] ? "\\n\"\n        \"" : "\\n");
+    else if (*p == '"' || *p == '\\' || *p == '?') out(pr, "\\%c", *p);
+    else if (*p < 0x20 || *p >= 0x7f) out(pr, "\\%03o", *p);
+    else out(pr, "%c", *p);
+  }
+  out(pr, "\"");
+}
+
 void emit_desc(Printer *pr, const char *source) {
   const Ir *ir = pr->ir;
   const Net *net = pr->net;
@@ -251,8 +268,12 @@ void emit_desc(Printer *pr, const char *source) {
     if (net->models[m].hp.ctx < ctx) ctx = net->models[m].hp.ctx;
   int em = net->embed_model;
   out(pr, "const lmn_net_desc %s_desc = {\n", net->name);
-  out(pr, "    .name = \"%s\",\n    .source = \"%s\",\n    .hash = 0x%016llxULL,\n    .aggregate_mean = %d,\n", net->name, source,
-      (unsigned long long)pr->p->hash, net->aggregate == AGG_MEAN);
+  out(pr, "    .name = \"%s\",\n    .source = ", net->name);
+  out_c_string(pr, source);
+  out(pr, ",\n    .hash = 0x%016llxULL,\n    .aggregate_mean = %d,\n    .source_text = ", (unsigned long long)pr->p->hash,
+      net->aggregate == AGG_MEAN);
+  out_c_string(pr, pr->source_text);
+  out(pr, ",\n");
   out(pr, "    .vocab = %ld,\n    .classes = %ld,\n    .ctx = %ld,\n    .prefix = %ld,\n", net->models[em].hp.vocab, classes,
       ctx - net->prefix, net->prefix);
   out(pr, "    .n_models = %d,\n    .models = models,\n    .tokenizer_model = %d,\n", file_model_index(net, net->n_models),

@@ -250,7 +250,7 @@ static int cmd_compile(int argc, char **argv) {
     char root[4096];
     lmnet_root(root, sizeof root);
     lmn_err err;
-    if (emit_c(&ir, file, dir, root, &err) != 0) {
+    if (emit_c(&ir, file, f.src, dir, root, &err) != 0) {
       fprintf(stderr, "lmnc: %s\n", err.msg);
       rc = 2;
     }

@@ -16,6 +16,7 @@
 
 #include "gguf.h"
 #include "lmn_file.h"
+#include "runlog.h"
 #include "safetensors.h"
 
 /* ---- small helpers ------------------------------------------------------------------------------- */
@@ -623,8 +624,9 @@ int lmn_checkpoint_prune(const char *dir, long keep, long upto, lmn_err *err) {
 
 /* ---- temporaries and writability ----------------------------------------------------------------- */
 
-/* Whether name is a temporary of lmn_write_atomic in a checkpoint directory ("step-NNNNNN.safetensors" or
- * "latest", then ".tmp." and the six characters of mkstemp) or of lmn_checkpoint_writable. */
+/* Whether name is a temporary of lmn_write_atomic in a checkpoint directory ("step-NNNNNN.safetensors",
+ * "latest" or a file of the run's record, then ".tmp." and the six characters of mkstemp) or of
+ * lmn_checkpoint_writable. */
 static int is_temporary(const char *name) {
   if (strncmp(name, ".lmn-write-test.", 16) == 0 && strlen(name + 16) == 6) return 1;
   const char *tmp = strstr(name, ".tmp.");
@@ -634,7 +636,10 @@ static int is_temporary(const char *name) {
   if (n >= sizeof base) return 0;
   memcpy(base, name, n);
   base[n] = '\0';
-  return strcmp(base, "latest") == 0 || parse_step_name(base) >= 0;
+  static const char *const record[] = {"latest", LMN_RUNLOG_FILES};
+  for (size_t i = 0; i < sizeof record / sizeof *record; i++)
+    if (strcmp(base, record[i]) == 0) return 1;
+  return parse_step_name(base) >= 0;
 }
 
 int lmn_checkpoint_clean(const char *dir, lmn_ckpt_report_fn report, void *ctx, lmn_err *err) {

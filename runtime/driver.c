@@ -20,11 +20,13 @@
 #include "dump.h"
 #include "progress.h"
 #include "qnet.h"
+#include "runlog.h"
 
 /* ---- options ------------------------------------------------------------------------------------- */
 
-typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_GENERATE, CMD_DUMP, CMD_COUNT } cmd;
-static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "predict", "generate", "dump-state"};
+typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_GENERATE, CMD_DUMP, CMD_PLOT, CMD_COUNT } cmd;
+static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "predict", "generate", "dump-state",
+                                                     "plot"};
 
 typedef struct args {
   const char *config, *ckpt, *prompt, *out, *model_dir, *file;
@@ -48,7 +50,7 @@ typedef struct opt {
 #define OFF(f) offsetof(args, f)
 static const opt opts[] = {
     {"config", 'c', OPT_STR, OFF(config), 0, 0,
-     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_PLOT)},
     {"file", 'f', OPT_STR, OFF(file), 0, 0, BIT(CMD_PREDICT)},
     {"json", 0, OPT_FLAG, OFF(json), 0, 0, BIT(CMD_PREDICT)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
@@ -100,6 +102,9 @@ static const char *const cmd_help[] = {
     "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n",
     "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
     "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n",
+    "  plot      -c CONFIG.yaml\n"
+    "            draw the run's training and validation loss (checkpoint.dir/metrics.jsonl, written by\n"
+    "            train) into checkpoint.dir/loss.png with gnuplot\n",
 };
 _Static_assert(sizeof cmd_help / sizeof *cmd_help == CMD_COUNT, "a help text for every command");
 
@@ -558,6 +563,21 @@ static int cmd_dump(const char *prog, const lmn_net_desc *d, const args *a) {
   return lmn_dump_state_run(d, a->config, a->ckpt, a->threads, a->out, stdout, &err) ? fail(&err) : 0;
 }
 
+/* ---- plot (runlog.c) ---------------------------------------------------------------------------- */
+
+static int cmd_plot(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->config) return usage_error(prog, d, "'plot' needs -c CONFIG.yaml");
+  lmn_err err = {{0}};
+  lmn_train_config cfg;
+  char png[4300];
+  if (lmn_config_load(a->config, &cfg, &err)) return fail(&err);
+  int rc = lmn_runlog_plot(cfg.checkpoint.dir, d->name, png, sizeof png, &err);
+  lmn_config_free(&cfg);
+  if (rc) return fail(&err);
+  printf("%s\n", png);
+  return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------------------------- */
 
 int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
@@ -591,6 +611,8 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
     return cmd_predict(prog, desc, &a);
   case CMD_DUMP:
     return cmd_dump(prog, desc, &a);
+  case CMD_PLOT:
+    return cmd_plot(prog, desc, &a);
   default:
     return cmd_generate(prog, desc, &a);
   }

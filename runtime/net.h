@@ -50,6 +50,7 @@ typedef struct lmn_model_info {
 struct lmn_net_desc {
   const char *name;         /* network name */
   const char *source;       /* the .lmn file it was compiled from */
+  const char *source_text;  /* its text (copied next to a training run's checkpoints), or NULL */
   uint64_t hash;            /* hash of the network description: checkpoints must match */
   int aggregate_mean;       /* 1 mean, 0 sum */
   int vocab;                /* token vocabulary (256 = raw bytes) */

@@ -48,24 +48,26 @@ static long long tokens_per_s(const lmn_progress *p, double step_s) {
   return isfinite(r) && r < 9e18 ? llround(r) : 0;
 }
 
-int lmn_progress_format(const lmn_progress *p, long step, double loss, double lr, double step_s, char *buf,
-                        size_t cap) {
-  char tps[48], eta[48], mfu[32] = "";
+int lmn_progress_format(const lmn_progress *p, long step, double loss, double lr, double norm, double step_s,
+                        char *buf, size_t cap) {
+  char tps[48], eta[48], mfu[32] = "", gn[32] = "";
+  if (norm >= 0.0) snprintf(gn, sizeof gn, " | norm %.3g", norm);
   lmn_format_thousands(tokens_per_s(p, step_s), tps, sizeof tps);
   double avg = p->avg_step_s > 0.0 ? p->avg_step_s : step_s;
   lmn_format_duration(avg * (double)(p->total_steps - step), eta, sizeof eta);
   if (p->flops_per_step > 0.0 && p->peak_flops > 0.0 && step_s > 0.0)
     snprintf(mfu, sizeof mfu, " | MFU %.1f%%", 100.0 * p->flops_per_step / step_s / p->peak_flops);
-  return snprintf(buf, cap, "step %ld/%ld | loss %.4f | lr %.2e | %s tok/s | %.1f ms/step%s | ETA %s", step,
-                  p->total_steps, loss, lr, tps, 1e3 * step_s, mfu, eta);
+  return snprintf(buf, cap, "step %ld/%ld | loss %.4f | lr %.2e%s | %s tok/s | %.1f ms/step%s | ETA %s", step,
+                  p->total_steps, loss, lr, gn, tps, 1e3 * step_s, mfu, eta);
 }
 
-void lmn_progress_step(lmn_progress *p, FILE *out, long step, double loss, double lr, double step_s) {
+void lmn_progress_step(lmn_progress *p, FILE *out, long step, double loss, double lr, double norm,
+                       double step_s) {
   if (step_s > 0.0 && isfinite(step_s))
     p->avg_step_s =
         p->avg_step_s > 0.0 ? (1.0 - LMN_ETA_ALPHA) * p->avg_step_s + LMN_ETA_ALPHA * step_s : step_s;
   char line[256];
-  lmn_progress_format(p, step, loss, lr, step_s, line, sizeof line);
+  lmn_progress_format(p, step, loss, lr, norm, step_s, line, sizeof line);
   fprintf(out, "%s\n", line);
   fflush(out);
 }

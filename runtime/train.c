@@ -14,6 +14,7 @@
 #include "driver.h"
 #include "lmn_file.h"
 #include "progress.h"
+#include "runlog.h"
 
 #define LMN_RUN_STREAM 0x72756eULL /* "run": the stream of the run's own generator */
 
@@ -66,6 +67,8 @@ typedef struct run {
   char last_ckpt[LMN_CKPT_PATH_MAX]; /* newest checkpoint of this run, "" before the first */
   char *settings;                    /* the effective config as text (lmn_config_text), recorded in checkpoints */
   double saved_at;                   /* lmn_clock_s() of the last checkpoint, or of the start */
+  double started;                    /* lmn_clock_s() when the loop began */
+  lmn_runlog log;                    /* metrics.jsonl and the copies in checkpoint.dir */
 } run;
 
 static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -331,7 +334,7 @@ static int start_state(run *r, lmn_err *err) {
   if (r->o->resume && lmn_checkpoint_prune(r->cfg.checkpoint.dir, r->cfg.checkpoint.keep, r->step, &perr))
     note(r, "warning: %s", perr.msg);
   r->end = r->o->stop_at > 0 && r->o->stop_at < r->cfg.steps ? r->o->stop_at : r->cfg.steps;
-  return 0;
+  return lmn_runlog_open(&r->log, r->cfg.checkpoint.dir, r->step, r->settings, r->d->source_text, err);
 }
 
 static int setup(run *r, lmn_err *err) {
@@ -353,6 +356,7 @@ static void run_free(run *r) {
   lmn_data_close(&r->data);
   lmn_tokenizer_free(&r->tok);
   lmn_config_free(&r->cfg);
+  lmn_runlog_close(&r->log);
   free(r->settings);
   free(r->x);
   free(r->y);
@@ -440,6 +444,7 @@ static int evaluate_classes(run *r, double t0, double *loss, lmn_err *err) {
   *loss = ev.loss;
   note(r, "val step %ld/%ld | val loss %.4f | accuracy %.1f%% (%ld/%ld) | %.1f s", r->step, c->steps, ev.loss,
        100.0 * ev.accuracy, ev.correct, ev.examples, lmn_clock_s() - t0);
+  lmn_runlog_eval(&r->log, r->step, ev.loss, ev.accuracy, lmn_clock_s() - r->started);
   return 0;
 }
 
@@ -451,6 +456,7 @@ static int evaluate(run *r, lmn_err *err) {
     if (lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch, r->cfg.seq_len, &loss, err))
       return -1;
     if (r->o->log) lmn_progress_val(&r->prog, r->o->log, r->step, loss, lmn_clock_s() - t0);
+    lmn_runlog_eval(&r->log, r->step, loss, -1.0, lmn_clock_s() - r->started);
   }
   if (r->o->hooks.on_eval) r->o->hooks.on_eval(r->o->hooks.ctx, r->step, loss);
   return 0;
@@ -500,7 +506,7 @@ static int stop_interrupted(run *r, int saved, lmn_err *err) {
 static int loop(run *r, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   r->stage = -1;
-  r->saved_at = lmn_clock_s();
+  r->saved_at = r->started = lmn_clock_s();
   if (interrupted(r)) return note(r, "interrupted before the first step: nothing to save"), 1;
   for (long s = r->step; s < r->end; s++) {
     float loss = 0;
@@ -508,8 +514,10 @@ static int loop(run *r, lmn_err *err) {
     if (train_step(r, s, &loss, &lr, &norm, err)) return -1;
     double dt = lmn_clock_s() - t0;
     if (r->o->hooks.on_step) r->o->hooks.on_step(r->o->hooks.ctx, r->step, loss, lr, norm);
+    lmn_runlog_step(&r->log, r->step, loss, lr, norm, dt > 0 ? (double)c->batch * (double)c->seq_len / dt : 0.0,
+                    lmn_clock_s() - r->started);
     if (r->o->log && due(r->step, c->log.every, r->end))
-      lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, dt);
+      lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, norm, dt);
     if (due(r->step, c->eval.every, r->end) && !interrupted(r) && evaluate(r, err)) return -1;
     int saved = due(r->step, c->checkpoint.every, r->end) || time_to_save(r);
     if (saved && save(r, err)) return -1;

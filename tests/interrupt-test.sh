@@ -7,7 +7,9 @@
 #     end the run at once, and --resume still goes on from an intact checkpoint;
 #   - the final checkpoint's tensors and last losses equal those of an uninterrupted run;
 #   - resuming with a changed optimizer.lr is refused with the difference listed, --force accepts it, and a
-#     changed log.every is listed but accepted.
+#     changed log.every is listed but accepted;
+#   - the run record (metrics.jsonl: every step once, as in the straight run; config.yaml; network.lmn) and
+#     `tiny plot` (a PNG, when gnuplot is there).
 set -euo pipefail
 lmnc=${1:-bin/lmnc}
 dir=$(mktemp -d)
@@ -85,6 +87,24 @@ check cmp -s <(tensors straight/step-000300.safetensors) <(tensors stop/step-000
 losses() { grep -h -E '^step 300/300' "$@" | sed 's/ | [0-9,]* tok\/s.*//; s/ | [0-9.]* s$//'; }
 check test -n "$(losses straight.log)"
 check test "$(losses straight.log)" = "$(losses log.log)"
+
+# the run's record: every step once, in order, across the interruptions; the same numbers as the straight
+# run (less the timings); the effective config and the network's source beside it; the picture
+steps() { grep -o '^{"step": [0-9]*, "loss"' "$1" | grep -o '[0-9]*'; }
+check test "$(steps straight/metrics.jsonl)" = "$(seq 1 300)"
+check test "$(steps stop/metrics.jsonl)" = "$(seq 1 300)"
+numbers() { grep -h -E '^\{"step": (1|150|300), "loss"' "$1" | sed 's/, "tokens_per_s".*//'; }
+check test "$(numbers straight/metrics.jsonl | wc -l)" = 3
+check test "$(numbers straight/metrics.jsonl)" = "$(numbers stop/metrics.jsonl)"
+check grep -q '^  lr: 0.003' stop/config.yaml
+check cmp -s stop/network.lmn "$OLDPWD/dsl-examples/tiny.lmn"
+if command -v gnuplot > /dev/null; then
+  tiny/tiny plot -c stop.yaml > plot.log 2>&1
+  check test "$(head -c 4 stop/loss.png | od -An -c | tr -d ' ')" = '211PNG'
+  check test -z "$(ls stop | grep tmp)"
+else
+  echo "interrupt-test: gnuplot is absent: the picture is not checked"
+fi
 
 config stop 0.001
 rm stop/step-000300.safetensors

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # resume-test.sh LMNC: kill -9 in the middle of training, then --resume, must end bit-identical to an
 # uninterrupted run: same final checkpoint (weights, AdamW moments, step, data position) and the same
-# printed losses for the steps after the restart. Uses dsl-examples/dag.lmn on a tiny corpus.
+# printed losses for the steps after the restart and the same record (metrics.jsonl, every step once). Uses
+# dsl-examples/dag.lmn on a tiny corpus.
 set -euo pipefail
 lmnc=${1:-bin/lmnc}
 dir=$(mktemp -d)
@@ -50,5 +51,10 @@ grep '^step ' "$dir/killed2.log" | sed 's/ | [0-9,]* tok\/s.*//' > "$dir/resumed
 grep '^step ' "$dir/straight.log" | sed 's/ | [0-9,]* tok\/s.*//' | tail -n "$(wc -l < "$dir/resumed.txt")" > "$dir/expected.txt"
 check diff -u "$dir/expected.txt" "$dir/resumed.txt"
 check test "$(wc -l < "$dir/resumed.txt")" -gt 0
+# the run's record (metrics.jsonl): the killed run's steps after its checkpoint are dropped at the resume,
+# so every step is there once, with the numbers of the straight run (less the timings)
+record() { grep '^{"step"' "$1" | sed 's/, "tokens_per_s".*//; s/, "time_s".*//'; }
+check test "$(grep -o '^{"step": [0-9]*, "loss"' "$dir/killed/metrics.jsonl" | grep -o '[0-9]*')" = "$(seq 1 40)"
+check diff -u <(record "$dir/straight/metrics.jsonl") <(record "$dir/killed/metrics.jsonl")
 echo "resume: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -70,21 +70,21 @@ static void test_progress_line(void) {
   lmn_progress_init(&p, 200, 18532 * 0.0553, 0.412e12 * 0.0553, 1e12);
   p.avg_step_s = 104.0 / 188.0;
   char line[256];
-  int n = lmn_progress_format(&p, 12, 3.21409, 3e-4, 0.0553, line, sizeof line);
+  int n = lmn_progress_format(&p, 12, 3.21409, 3e-4, 0.81234, 0.0553, line, sizeof line);
   CU_ASSERT_STRING_EQUAL(
       line,
-      "step 12/200 | loss 3.2141 | lr 3.00e-04 | 18,532 tok/s | 55.3 ms/step | MFU 41.2% | ETA 0:01:44");
+      "step 12/200 | loss 3.2141 | lr 3.00e-04 | norm 0.812 | 18,532 tok/s | 55.3 ms/step | MFU 41.2% | ETA 0:01:44");
   CU_ASSERT_EQUAL(n, (int)strlen(line));
   lmn_progress_init(&p, 10, 1000, 0, 0); /* no FLOP counts: no MFU field; ETA from this step's time */
-  lmn_progress_format(&p, 4, 2.5, 1e-3, 2.0, line, sizeof line);
+  lmn_progress_format(&p, 4, 2.5, 1e-3, -1, 2.0, line, sizeof line);
   CU_ASSERT_STRING_EQUAL(line,
                          "step 4/10 | loss 2.5000 | lr 1.00e-03 | 500 tok/s | 2000.0 ms/step | ETA 0:00:12");
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-  lmn_progress_step(&p, f, 1, 2.0, 1e-3, 1.0);
-  lmn_progress_step(&p, f, 2, 2.0, 1e-3, 2.0);
+  lmn_progress_step(&p, f, 1, 2.0, 1e-3, -1, 1.0);
+  lmn_progress_step(&p, f, 2, 2.0, 1e-3, -1, 2.0);
   NEAR(p.avg_step_s, 1.1); /* moving average: 0.9 * 1 + 0.1 * 2 */
   lmn_progress_val(&p, f, 2, 3.1024, 1.25);
   fclose(f);

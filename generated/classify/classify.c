@@ -531,6 +531,21 @@ const lmn_net_desc classify_desc = {
     .source = "dsl-examples/classify.lmn",
     .hash = 0x834e2033557f4e19ULL,
     .aggregate_mean = 1,
+    .source_text = "# classify.lmn: a classification network (as in the paper's MMLU customisation, 4-way): [1,2,1] of a\n"
+        "# small from-scratch model, and a new linear head on the last position of the last vertex with its\n"
+        "# cross-entropy against integer labels.\n"
+        "network classify\n"
+        "\n"
+        "model m = llama { dim 64  layers 2  heads 4  kv_heads 2  ffn 172  vocab 256  ctx 128 }\n"
+        "\n"
+        "edge block = decoder_layer(m) >> linear(bias)\n"
+        "\n"
+        "layers v = [1, 2, 1] of m shared trainable, edges block\n"
+        "\n"
+        "tokens -> embed(m) -> block -> v0_0\n"
+        "v2_0 -> classify(classes 4) -> answer\n"
+        "\n"
+        "loss task = cross_entropy(answer, labels)\n",
     .vocab = 256,
     .classes = 4,
     .ctx = 128,

@@ -633,6 +633,33 @@ const lmn_net_desc dag_desc = {
     .source = "dsl-examples/dag.lmn",
     .hash = 0xf8c4176e784a7f76ULL,
     .aggregate_mean = 0,
+    .source_text = "# dag.lmn: a network that is not layered: a skip edge across layers (a -> d), a vertex with three\n"
+        "# inputs (d), an MLP edge, an unshared vertex with its own weights, and an auxiliary head on the\n"
+        "# intermediate vertex b whose cross-entropy joins the main loss with weight 0.3. Small and\n"
+        "# from-scratch, so it trains anywhere: `lmnc compile dsl-examples/dag.lmn -o build/dag`.\n"
+        "network dag\n"
+        "\n"
+        "model m = llama { dim 64  layers 1  heads 4  kv_heads 2  ffn 172  vocab 256  ctx 128 }\n"
+        "\n"
+        "edge deep = decoder_layer(m) >> linear(bias)\n"
+        "edge lin  = linear(bias)\n"
+        "\n"
+        "vertex a, b, c = m shared trainable\n"
+        "vertex d = m unshared trainable\n"
+        "\n"
+        "tokens -> embed(m) -> deep -> a\n"
+        "a -> deep -> b\n"
+        "a -> mlp -> c\n"
+        "b -> lin -> c\n"
+        "a -> lin -> d                 # skip edge across two layers\n"
+        "b -> deep -> d\n"
+        "c -> deep -> d                # d aggregates three inputs\n"
+        "d -> head(m) -> logits\n"
+        "b -> head(m) -> aux           # auxiliary head on an intermediate vertex\n"
+        "\n"
+        "aggregate sum\n"
+        "loss lm = cross_entropy(logits, next(tokens))\n"
+        "loss probe = 0.3 * cross_entropy(aux, next(tokens))\n",
     .vocab = 256,
     .classes = 0,
     .ctx = 128,

@@ -1194,6 +1194,29 @@ const lmn_net_desc gpt2_e2e_desc = {
     .source = "dsl-examples/gpt2_e2e.lmn",
     .hash = 0xf1ee1d8027ef9a5aULL,
     .aggregate_mean = 0,
+    .source_text = "# gpt2_e2e.lmn: the paper's GPT-2 variant for E2E NLG: [1,2,1] calls of one frozen GPT-2 Medium\n"
+        "# (LayerNorm, learned positions, GELU), GPT-2 attention-block edges with unscaled attention, a long\n"
+        "# skip H_last + H_first into the tied head, a fixed random prefix of 32 vectors before the tokens, and\n"
+        "# label smoothing 0.1. The paper sums the incoming messages.\n"
+        "network gpt2_e2e\n"
+        "\n"
+        "model gpt = gguf(\"../models/gpt2-medium.gguf\") gpt2 {\n"
+        "  dim 1024  layers 24  heads 16  ffn 4096  vocab 50257  ctx 1024  eps 1e-5  tied\n"
+        "}\n"
+        "\n"
+        "edge attn = gpt2_block(gpt, unscaled)\n"
+        "\n"
+        "vertex first, mid1, mid2, last = gpt shared frozen\n"
+        "\n"
+        "tokens -> embed(gpt, prefix 32) -> attn -> first\n"
+        "first -> attn -> mid1\n"
+        "first -> attn -> mid2\n"
+        "mid1 -> attn -> last\n"
+        "mid2 -> attn -> last\n"
+        "last + first -> head(gpt) -> logits      # long skip: H_last + H_first\n"
+        "\n"
+        "aggregate sum\n"
+        "loss lm = cross_entropy(logits, next(tokens), smoothing 0.1)\n",
     .vocab = 50257,
     .classes = 0,
     .ctx = 992,

@@ -1701,6 +1701,33 @@ const lmn_net_desc hetero_desc = {
     .source = "dsl-examples/hetero.lmn",
     .hash = 0x2ffd8b3cee0bc226ULL,
     .aggregate_mean = 1,
+    .source_text = "# hetero.lmn: heterogeneous vertices, which the paper never tried: SmolLM2-135M (width 576) and\n"
+        "# Qwen2.5-0.5B (width 896) in one network. Edges between them project d_src -> d_dst; a width given\n"
+        "# as a model name stands for that model's width. Tokens enter and leave through SmolLM2's vocabulary.\n"
+        "network hetero\n"
+        "\n"
+        "model smol = gguf(\"../models/SmolLM2-135M-Instruct.Q4_1.gguf\") llama {\n"
+        "  dim 576  layers 30  heads 9  kv_heads 3  ffn 1536  vocab 49152  ctx 8192  rope_theta 100000  tied\n"
+        "}\n"
+        "model qwen = gguf(\"../models/qwen2.5-0.5b.gguf\") qwen2 {\n"
+        "  dim 896  layers 24  heads 14  kv_heads 2  ffn 4864  vocab 151936  ctx 32768  eps 1e-6  rope_theta 1000000  qkv_bias  tied\n"
+        "}\n"
+        "\n"
+        "edge up   = decoder_layer(smol) >> linear(smol -> qwen, bias)     # 576 -> 896\n"
+        "edge down = decoder_layer(qwen) >> linear(qwen -> smol, bias)     # 896 -> 576\n"
+        "edge same = decoder_layer(smol) >> linear(bias)\n"
+        "\n"
+        "vertex s1, s2 = smol shared frozen\n"
+        "vertex q = qwen frozen\n"
+        "\n"
+        "tokens -> embed(smol) -> same -> s1\n"
+        "s1 -> up -> q\n"
+        "q -> down -> s2\n"
+        "s1 -> same -> s2\n"
+        "s2 -> head(smol) -> logits\n"
+        "\n"
+        "aggregate mean\n"
+        "loss lm = cross_entropy(logits, next(tokens))\n",
     .vocab = 49152,
     .classes = 0,
     .ctx = 8192,

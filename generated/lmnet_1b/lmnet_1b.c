@@ -4230,6 +4230,27 @@ const lmn_net_desc lmnet_1b_desc = {
     .source = "dsl-examples/lmnet_1b.lmn",
     .hash = 0xf0a362ee6c593ec2ULL,
     .aggregate_mean = 1,
+    .source_text = "# lmnet_1b.lmn: the paper's headline network \"LMNet-1B\" (arXiv 2505.12741): layers [1,4,4,4,1] of one\n"
+        "# shared, frozen Qwen2.5-0.5B (14 vertex calls), an input edge on the token embeddings, and 41 trainable\n"
+        "# edges, each a decoder layer shaped like the model followed by linear(d, d, bias). Mean aggregation\n"
+        "# (the official code since June 2026; the paper uses sum: write `aggregate sum`).\n"
+        "# The hyper-parameters are declared, so lmnc needs no file; the runtime checks the file against them.\n"
+        "network lmnet_1b\n"
+        "\n"
+        "model qwen = gguf(\"../models/qwen2.5-0.5b.gguf\") qwen2 {\n"
+        "  dim 896  layers 24  heads 14  kv_heads 2  ffn 4864  vocab 151936  ctx 32768\n"
+        "  eps 1e-6  rope_theta 1000000  qkv_bias  tied\n"
+        "}\n"
+        "\n"
+        "edge block = decoder_layer(qwen) >> linear(bias)\n"
+        "\n"
+        "layers v = [1, 4, 4, 4, 1] of qwen shared frozen, edges block\n"
+        "\n"
+        "tokens -> embed(qwen) -> block -> v0_0\n"
+        "v4_0 -> head(qwen) -> logits\n"
+        "\n"
+        "aggregate mean\n"
+        "loss lm = cross_entropy(logits, next(tokens))\n",
     .vocab = 151936,
     .classes = 0,
     .ctx = 32768,

@@ -746,6 +746,20 @@ const lmn_net_desc smol_desc = {
     .source = "dsl-examples/smol.lmn",
     .hash = 0xc6c3369de3ce657fULL,
     .aggregate_mean = 1,
+    .source_text = "# smol.lmn: SmolLM2-135M-Instruct as it is, one frozen vertex with the model's own embedding and tied\n"
+        "# head, hyper-parameters read from the GGUF header (no inline block). Compiled into the parity test\n"
+        "# tests/test_smol_parity.c, which checks its logits and greedy decoding against llama.cpp's on the same\n"
+        "# file (the fixture of tests/reference/smol_reference.py).\n"
+        "network smol\n"
+        "\n"
+        "model smol = gguf(\"../models/SmolLM2-135M-Instruct.Q4_1.gguf\")\n"
+        "\n"
+        "vertex v = smol frozen\n"
+        "\n"
+        "tokens -> embed(smol) -> v\n"
+        "v -> head(smol) -> logits\n"
+        "\n"
+        "loss lm = cross_entropy(logits, next(tokens))\n",
     .vocab = 49152,
     .classes = 0,
     .ctx = 8192,

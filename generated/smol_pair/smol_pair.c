@@ -1122,6 +1122,28 @@ const lmn_net_desc smol_pair_desc = {
     .source = "dsl-examples/smol_pair.lmn",
     .hash = 0x69cc04d443fb727aULL,
     .aggregate_mean = 1,
+    .source_text = "# smol_pair.lmn: three calls of one frozen SmolLM2-135M-Instruct (llama architecture, the GGUF that\n"
+        "# `make models` downloads) joined by four trainable edges, as in the design's pair.lmn: an input edge\n"
+        "# into a, then a -> b, a -> c, b -> c. The declared hyper-parameters let lmnc work without the file;\n"
+        "# the runtime verifies the file against them (drop the block to read them from the GGUF header).\n"
+        "network smol_pair\n"
+        "\n"
+        "model smol = gguf(\"../models/SmolLM2-135M-Instruct.Q4_1.gguf\") llama {\n"
+        "  dim 576  layers 30  heads 9  kv_heads 3  ffn 1536  vocab 49152  ctx 8192  rope_theta 100000  tied\n"
+        "}\n"
+        "\n"
+        "edge block = decoder_layer(smol) >> linear(bias)\n"
+        "\n"
+        "vertex a, b, c = smol shared frozen\n"
+        "\n"
+        "tokens -> embed(smol) -> block -> a\n"
+        "a -> block -> b\n"
+        "a -> block -> c\n"
+        "b -> block -> c\n"
+        "c -> head(smol) -> logits\n"
+        "\n"
+        "aggregate mean\n"
+        "loss lm = cross_entropy(logits, next(tokens))\n",
     .vocab = 49152,
     .classes = 0,
     .ctx = 8192,

@@ -746,6 +746,20 @@ const lmn_net_desc smol_q8_desc = {
     .source = "dsl-examples/smol_q8.lmn",
     .hash = 0xcb5a19f3e3523088ULL,
     .aggregate_mean = 1,
+    .source_text = "# smol_q8.lmn: smol.lmn with `weights q8_0`: SmolLM2-135M-Instruct as one frozen vertex whose frozen matrices\n"
+        "# are re-quantised from the file's Q4_1 to Q8_0 when the network loads (norm gains stay f32). The example of\n"
+        "# the `weights` option (docs/language.md): its generated code sets `.weights = 8` (LMN_GGML_Q8_0) in the\n"
+        "# model table, and its network hash differs from smol's, so checkpoints of the two do not mix.\n"
+        "network smol_q8\n"
+        "\n"
+        "model smol = gguf(\"../models/SmolLM2-135M-Instruct.Q4_1.gguf\") weights q8_0\n"
+        "\n"
+        "vertex v = smol frozen\n"
+        "\n"
+        "tokens -> embed(smol) -> v\n"
+        "v -> head(smol) -> logits\n"
+        "\n"
+        "loss lm = cross_entropy(logits, next(tokens))\n",
     .vocab = 49152,
     .classes = 0,
     .ctx = 8192,
