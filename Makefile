@@ -84,6 +84,8 @@ $(BUILD)/%.o: %.c $(BUILD)/compiler/parser.h $(BUILD)/compiler/lexer.h
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(RT_OBJ): CFLAGS += $(RT_CFLAGS)
+# AdamW's square roots: without errno a clone's lanes use vsqrtps (correctly rounded, the same bits as sqrtf)
+$(BUILD)/runtime/k_adamw.o: CFLAGS += -fno-math-errno
 
 $(LIBLMN): $(RT_OBJ)
 	@mkdir -p $(@D)
