@@ -311,11 +311,12 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 	    -o tests/twin/$$n.twin.safetensors; \
 	done
 
-# bench: lmnet's compiled networks against the PyTorch twin (bench/run.sh): training step time, peak RSS and
-# MFU on bench/nets/bench_tiny_{edges,all}.lmn (4 x 128) and dsl-examples/smol_pair.lmn (1 x 128, real
-# SmolLM2 from models/), generation tokens/s of dsl-examples/smol.lmn; 2 threads, ours and the twin
-# alternating for 5 rounds; writes bench/results.md and bench/results.png. Needs Debian's python3-torch
-# (TWIN_PYTHON) and gnuplot-nox (make deps). BENCH_THREADS, BENCH_ROUNDS (>= 5) override.
+# bench: training steps of lmnet's compiled networks against PyTorch from PyPI (the newest, installed by the
+# script into build/bench/torch-venv): eager f32, torch.compile f32 and bf16 autocast, on bench_tiny (edges,
+# all; 4 x 128), GPT-2-124M from scratch (4 x 64) and smol_pair (4 x 128, real SmolLM2 from models/); every
+# case and side alternating in one loop for 5 rounds, the load recorded before each process; step time,
+# ratios, MFU, peak RSS into bench/results.md and bench/results.png (bench/run.sh). BENCH_THREADS,
+# BENCH_ROUNDS (>= 5), BENCH_CASES, BENCH_SIDES override.
 # bench-decode: single-stream decoding and prefill of SmolLM2-135M against llama.cpp (llama-cpp-python from
 # PyPI, installed into build/bench/venv by the script), 1 and 2 threads, alternating rounds; writes
 # bench/decode_results.md (bench/decode_bench.sh).
@@ -325,4 +326,4 @@ bench-decode: all
 
 bench: all bench-decode
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
-	@TWIN_PYTHON=$(or $(TWIN_PYTHON),/usr/bin/python3) bash bench/run.sh
+	@bash bench/run.sh

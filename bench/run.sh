@@ -1,29 +1,54 @@
 #!/usr/bin/env bash
-# bench/run.sh: `make bench`. lmnet's compiled networks (bench/bench_step.c) against the PyTorch twin
-# (bench/twin_bench.py, float32) on the same network, batch, sequence and threads, in ONE invocation:
-# for each case the two sides alternate, ours then the twin's, for BENCH_ROUNDS rounds (>= 5); each round
-# is a fresh process (warm-up steps, then timed steps; the round's value is the median of its timed steps),
-# and the table gives the median over rounds. Writes bench/results.md and bench/results.png; raw output of
-# every process under build/bench/raw/.
+# bench/run.sh: `make bench`. Training steps of lmnet's compiled networks (bench/bench_step.c) against what a
+# user would otherwise run: PyTorch from PyPI (the newest that installs, in the git-ignored venv
+# build/bench/torch-venv that this script makes) driving the same network (bench/twin_bench.py over
+# tests/reference/torch_twin.py, float32) three ways: eager, torch.compile, and eager under bf16 autocast.
+# Same network, batch, sequence, threads, optimizer and clipping on every side.
 #
-# Cases: bench_tiny edges-trainable and all-trainable (4 x 128), smol_pair (real SmolLM2-135M from models/,
-# 1 x 128; the twin cannot read GGUF and times random weights of the same shapes), and single-stream
-# generation of smol.lmn (ours: KV cache; the twin has none and recomputes the whole sequence per token).
-# Environment: BENCH_THREADS (2), BENCH_ROUNDS (5), TWIN_PYTHON (/usr/bin/python3: Debian's python3-torch).
+# One loop: every round runs every case on every side, one after the other, each a fresh process (warm-up
+# steps, then timed steps; the process's value is the median of its timed steps), so that a slow spell of
+# the machine hits all sides alike. Before each process the 1-minute load average and the number of other
+# runnable processes (the running count of /proc/loadavg less the reader, sampled three times over 0.2 s)
+# are recorded; a process that started with another runnable process is "loaded". The 1-minute average
+# counts this benchmark's own previous process, so it is recorded, not used to judge. Medians come from the
+# quiet rounds (all rounds, marked LOADED, when fewer than 3 are quiet); results.md gives every round's value
+# with its load. MFU: the step's FLOPs / its time / the OpenBLAS sgemm rate measured in the same process
+# before and after the steps (the larger), so it cannot pass 100%.
+#
+# Cases: bench_tiny edges-trainable and all-trainable (4 x 128), GPT-2-124M from random initialisation
+# (bench/nets/bench_gpt2.lmn, 4 x 64), smol_pair (4 x 128; ours reads the real SmolLM2-135M Q4_1 GGUF and
+# keeps it quantized, PyTorch cannot read GGUF and runs random f32 weights of the same shapes).
+# Environment: BENCH_THREADS (2), BENCH_ROUNDS (5, at least 5), BENCH_CASES (tiny_edges tiny_all gpt2
+# smol_pair) and BENCH_SIDES (ours eager compile bf16; bf16 by default only on a CPU with AVX512_BF16),
+# space-separated, TORCH_PYTHON (a python with torch; default: the venv).
+# Writes bench/results.md and bench/results.png; the raw output of every process goes to build/bench/raw/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${BENCH_THREADS:-2}
 ROUNDS=${BENCH_ROUNDS:-5}
-PY=${TWIN_PYTHON:-/usr/bin/python3}
+CASES=(${BENCH_CASES:-tiny_edges tiny_all gpt2 smol_pair})
+# bf16 autocast only where the CPU has bf16 instructions: elsewhere PyTorch emulates them (about 30x slower than
+# its f32 on an AVX2-only machine, which would say nothing about a bf16 that users would pick)
+default_sides="ours eager compile"
+grep -q -w avx512_bf16 /proc/cpuinfo && default_sides="$default_sides bf16"
+SIDES=(${BENCH_SIDES:-$default_sides})
 B=build/bench
 RAW=$B/raw
+VENV=$B/torch-venv
+PY=${TORCH_PYTHON:-$VENV/bin/python}
 BLAS_INC=/usr/include/x86_64-linux-gnu/openblas-pthread
 CFLAGS="-std=c11 -O2 -g -Wall -Wextra -Werror -Wno-unused-function -Wno-format-truncation -D_GNU_SOURCE"
 [ "$ROUNDS" -ge 5 ] || { echo "bench: BENCH_ROUNDS must be at least 5" >&2; exit 2; }
-"$PY" -c 'import torch' 2>/dev/null || { echo "bench: $PY has no torch (apt-get install python3-torch)" >&2; exit 1; }
 command -v gnuplot > /dev/null || { echo "bench: no gnuplot (apt-get install gnuplot-nox, or make deps)" >&2; exit 1; }
 test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || { echo "bench: no models/SmolLM2-135M-Instruct.Q4_1.gguf (make models)" >&2; exit 1; }
-rm -rf "$RAW" && mkdir -p "$RAW"
+
+# ---- PyTorch from PyPI in a git-ignored venv (the CPU side of the default wheel; a few GiB) ----------------
+if [ -z "${TORCH_PYTHON:-}" ] && ! "$PY" -c "import torch, numpy" 2> /dev/null; then
+  echo "bench: installing the newest torch and numpy from PyPI into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q torch numpy
+fi
+"$PY" -c 'import torch' 2> /dev/null || { echo "bench: $PY has no torch" >&2; exit 1; }
 
 # ---- build: each case network compiled by lmnc and linked with the driver ------------------------------
 build() { # NAME FILE.lmn
@@ -34,58 +59,69 @@ build() { # NAME FILE.lmn
   gcc $CFLAGS -Iruntime/include -Iruntime -I"$B/$n" -I$BLAS_INC -DBENCH_DESC="${n}_desc" -o "$B/$n/bench_step" \
     bench/bench_step.c "$B/$n/$n.c" lib/liblmn.a -lopenblas -lyaml -lm -lpthread
 }
-build bench_tiny_edges bench/nets/bench_tiny_edges.lmn
-build bench_tiny_all bench/nets/bench_tiny_all.lmn
-build smol_pair dsl-examples/smol_pair.lmn
-build smol dsl-examples/smol.lmn
+declare -A NET SHAPE STEPS
+NET=([tiny_edges]=bench_tiny_edges [tiny_all]=bench_tiny_all [gpt2]=bench_gpt2 [smol_pair]=smol_pair)
+SHAPE=([tiny_edges]="4 128" [tiny_all]="4 128" [gpt2]="4 64" [smol_pair]="4 128")
+STEPS=([tiny_edges]="2 5" [tiny_all]="2 5" [gpt2]="1 3" [smol_pair]="1 3") # warm-up, timed
+for c in "${CASES[@]}"; do
+  [ -n "${NET[$c]:-}" ] || { echo "bench: unknown case '$c' (tiny_edges tiny_all gpt2 smol_pair)" >&2; exit 2; }
+  n=${NET[$c]}
+  src=bench/nets/$n.lmn
+  [ -f "$src" ] || src=dsl-examples/$n.lmn
+  build "$n" "$src"
+done
+rm -rf "$RAW" && mkdir -p "$RAW"
 
-# ---- the cases: ours and the twin's command lines (exactly what runs; recorded in results.md) -----------
-CASES=(tiny_edges tiny_all smol_pair smol_gen)
-declare -A OURS TWIN KIND
-OURS[tiny_edges]="$B/bench_tiny_edges/bench_step train $THREADS 4 128 2 3"
-TWIN[tiny_edges]="$PY bench/twin_bench.py train --ir $B/bench_tiny_edges/ir.json --threads $THREADS --batch 4 --seq 128 --warmup 1 --steps 1"
-OURS[tiny_all]="$B/bench_tiny_all/bench_step train $THREADS 4 128 2 3"
-TWIN[tiny_all]="$PY bench/twin_bench.py train --ir $B/bench_tiny_all/ir.json --threads $THREADS --batch 4 --seq 128 --warmup 1 --steps 1"
-OURS[smol_pair]="$B/smol_pair/bench_step train $THREADS 1 128 1 2"
-TWIN[smol_pair]="$PY bench/twin_bench.py train --ir $B/smol_pair/ir.json --threads $THREADS --batch 1 --seq 128 --warmup 1 --steps 1"
-OURS[smol_gen]="$B/smol/bench_step decode $THREADS 16 64 2"
-TWIN[smol_gen]="$PY bench/twin_bench.py decode --ir $B/smol/ir.json --threads $THREADS --prompt 16 --new 8 --reps 1"
+# The command line of one process. torch.compile compiles during the warm-up, so it gets one more warm-up step.
+command_of() { # CASE SIDE
+  local c=$1 side=$2 n=${NET[$1]} w s bt b t
+  read -r w s <<< "${STEPS[$c]}"
+  read -r b t <<< "${SHAPE[$c]}"
+  if [ "$side" = ours ]; then
+    echo "$B/$n/bench_step train $THREADS $b $t $w $s"
+  else
+    [ "$side" = compile ] && w=$((w + 1))
+    echo "$PY bench/twin_bench.py train --ir $B/$n/ir.json --threads $THREADS --batch $b --seq $t --warmup $w --steps $s --impl $side"
+  fi
+}
 
 t_start=$(date +%s)
-for c in "${CASES[@]}"; do
-  for r in $(seq 1 "$ROUNDS"); do
-    echo "== $c round $r/$ROUNDS: ours"
-    ${OURS[$c]} > "$RAW/$c.ours.$r.txt"
-    echo "== $c round $r/$ROUNDS: twin"
-    ${TWIN[$c]} > "$RAW/$c.twin.$r.txt"
+for r in $(seq 1 "$ROUNDS"); do
+  for c in "${CASES[@]}"; do
+    for side in "${SIDES[@]}"; do
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      others=0 # runnable processes besides this shell, read without forking
+      for i in 1 2 3; do
+        read -r _ _ _ run _ < /proc/loadavg
+        [ $((${run%/*} - 1)) -gt $others ] && others=$((${run%/*} - 1))
+        sleep 0.1
+      done
+      cmd=$(command_of "$c" "$side")
+      { echo "load $load"; echo "others $others"; $cmd 2>&1; } > "$RAW/$c.$side.$r.txt"
+      echo "== round $r/$ROUNDS $c $side (load $load, other runnable $others): $(grep -c '^step_s' "$RAW/$c.$side.$r.txt") timed steps"
+    done
   done
 done
 t_end=$(date +%s)
 
-# ---- where our step's time goes: perf on the tiny edges-trainable step -----------------------------------
-PERF_CMD="perf record -F 999 -g -o $B/perf.data $B/bench_tiny_edges/bench_step train $THREADS 4 128 0 8"
-if command -v perf > /dev/null && $PERF_CMD > "$RAW/perf.txt" 2> "$RAW/perf.err"; then
-  perf report -i $B/perf.data --no-children --sort symbol --stdio 2> /dev/null | grep -E '^ +[0-9.]+%' \
-    | head -30 > "$B/perf_top.txt" || true
-else
-  echo "(perf unavailable: $(tail -1 "$RAW/perf.err" 2>/dev/null))" > "$B/perf_top.txt"
-fi
-
 # ---- environment, then the table and the chart --------------------------------------------------------
 {
-  echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-  echo "cpus=$(nproc) online ($(lscpu | sed -n 's/^Core(s) per socket: *//p' | head -1) cores per socket, $(lscpu | sed -n 's/^Thread(s) per core: *//p' | head -1) threads per core)"
+  echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cpus"
+  echo "flags=$(grep -o -w -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "gcc=$(gcc --version | head -1)"
   echo "openblas=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo unknown) (openblas-pthread)"
-  echo "torch=$("$PY" -c 'import torch; print(torch.__version__)') (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?'))"
+  echo "torch=$("$PY" -c 'import torch; print(torch.__version__, "CPU capability", torch.backends.cpu.get_cpu_capability())') from $PY"
   echo "python=$("$PY" -c 'import sys; print(sys.version.split()[0])')"
-  echo "load=$(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo "wall=$((t_end - t_start)) s for all rounds"
   echo "threads=$THREADS"
   echo "rounds=$ROUNDS"
-  echo "perf_cmd=$PERF_CMD"
-  for c in "${CASES[@]}"; do echo "cmd_ours_$c=${OURS[$c]}"; echo "cmd_twin_$c=${TWIN[$c]}"; done
+  echo "cases=${CASES[*]}"
+  echo "sides=${SIDES[*]}"
+  for c in "${CASES[@]}"; do
+    echo "shape_$c=${SHAPE[$c]}"
+    for side in "${SIDES[@]}"; do echo "cmd_${c}_$side=$(command_of "$c" "$side")"; done
+  done
 } > "$B/env.txt"
-"$PY" bench/summarize.py "$RAW" "$B/env.txt" "$B/perf_top.txt" bench/results.md "$B/chart.dat"
+python3 bench/summarize.py "$RAW" "$B/env.txt" bench/results.md "$B/chart.dat"
 gnuplot -e "datafile='$B/chart.dat'; outfile='bench/results.png'" bench/chart.gp
 echo "bench: wrote bench/results.md and bench/results.png"

@@ -1,25 +1,30 @@
 #!/usr/bin/python3
-# summarize.py: bench/run.sh's table. Reads the raw `key value` lines of every process (RAW/CASE.SIDE.ROUND.txt),
-# takes per process the median of its timed steps (or decode repetitions), then the median over rounds, and
-# writes bench/results.md (environment, exact commands, medians and ratios ours/twin, MFU, targets, perf)
-# and the gnuplot data file of the chart.
-#   summarize.py RAW ENV PERF_TOP RESULTS.md CHART.dat
+# summarize.py: bench/run.sh's report. Reads the raw `key value` lines of every process
+# (RAW/CASE.SIDE.ROUND.txt: load, others, step_s per timed step, sgemm_gflops before and after, flops_per_step,
+# peak_rss_kib), takes per process the median of its timed steps, then per case and side the median over the
+# quiet rounds (no other runnable process when it started; all rounds, labelled LOADED, when fewer than 3 were
+# quiet), and writes bench/results.md (machine and versions, exact commands, medians, ratios, MFU, peak RSS,
+# every round's value with its load, the issue's targets) and the data of the chart.
+#   summarize.py RAW ENV RESULTS.md CHART.dat
 import glob
 import os
 import statistics
 import sys
 
-raw, env_path, perf_path, out_md, out_dat = sys.argv[1:6]
+raw, env_path, out_md, out_dat = sys.argv[1:5]
 env = {}
 with open(env_path) as f:
     for line in f:
         k, _, v = line.rstrip("\n").partition("=")
         env[k] = v
 
-CASES = [("tiny_edges", "bench_tiny edges-trainable", "train", "4 x 128"),
-         ("tiny_all", "bench_tiny all-trainable", "train", "4 x 128"),
-         ("smol_pair", "smol_pair (SmolLM2-135M; twin: random weights)", "train", "1 x 128"),
-         ("smol_gen", "smol.lmn generation (twin: no KV cache, full recompute)", "decode", "1 stream")]
+LABELS = {"tiny_edges": "bench_tiny, edges trainable", "tiny_all": "bench_tiny, all trainable",
+          "gpt2": "GPT-2-124M from scratch", "smol_pair": "smol_pair (SmolLM2-135M frozen, edges trainable)"}
+SIDE_LABELS = {"ours": "lmnet", "eager": "torch eager f32", "compile": "torch.compile f32",
+               "bf16": "torch eager bf16 autocast"}
+cases = env.get("cases", "").split()
+sides = env.get("sides", "").split()
+QUIET_MIN = 3
 
 
 def read(path):
@@ -27,7 +32,7 @@ def read(path):
     with open(path) as f:
         for line in f:
             p = line.split()
-            if len(p) >= 2:
+            if len(p) == 2:
                 try:
                     d.setdefault(p[0], []).append(float(p[1]))
                 except ValueError:
@@ -35,146 +40,160 @@ def read(path):
     return d
 
 
-def rounds(case, side):
-    files = sorted(glob.glob(os.path.join(raw, "%s.%s.*.txt" % (case, side))))
-    return [read(f) for f in files]
+def processes(case, side):
+    files = glob.glob(os.path.join(raw, "%s.%s.*.txt" % (case, side)))
+    files.sort(key=lambda p: int(p.rsplit(".", 2)[1]))
+    out = []
+    for path in files:
+        d = read(path)
+        if "step_s" not in d:  # a failed process: say so in the per-round list
+            out.append({"failed": True, "load": d.get("load", [0])[0], "others": d.get("others", [0])[0]})
+            continue
+        p = {"step": statistics.median(d["step_s"]), "load": d["load"][0], "others": d["others"][0],
+             "rss": d.get("peak_rss_kib", [float("nan")])[0] / 1024.0, "failed": False}
+        if "flops_per_step" in d:
+            rate = max(d.get("sgemm_gflops", [0]) + d.get("sgemm_gflops_after", [0]))
+            p["flops"], p["sgemm"] = d["flops_per_step"][0], rate
+            p["mfu"] = p["flops"] / p["step"] / (rate * 1e9) if rate > 0 else float("nan")
+        out.append(p)
+    return out
 
 
-def med_of(rs, key):
-    vals = [statistics.median(r[key]) for r in rs if key in r]
-    return statistics.median(vals) if vals else float("nan"), vals
+def summary(ps):
+    ok = [p for p in ps if not p["failed"]]
+    quiet = [p for p in ok if p["others"] == 0]
+    use, loaded = (quiet, False) if len(quiet) >= QUIET_MIN else (ok, True)
+    if not use:
+        return None
+    s = {"loaded": loaded, "n": len(use), "n_all": len(ps)}
+    for k in ("step", "rss", "mfu", "sgemm", "flops"):
+        vals = [p[k] for p in use if k in p]
+        if vals:
+            s[k] = statistics.median(vals)
+    return s
 
 
-res = {}
-for case, _, mode, _ in CASES:
-    o, t = rounds(case, "ours"), rounds(case, "twin")
-    r = {"n_ours": len(o), "n_twin": len(t)}
-    key = "step_s" if mode == "train" else "decode_tok_s"
-    r["ours"], r["ours_all"] = med_of(o, key)
-    r["twin"], r["twin_all"] = med_of(t, key)
-    r["rss_ours"], _ = med_of(o, "peak_rss_kib")
-    r["rss_twin"], _ = med_of(t, "peak_rss_kib")
-    r["rss_import"], _ = med_of(t, "rss_after_import_kib")
-    if mode == "train":
-        r["flops"], _ = med_of(o, "flops_per_step")
-        r["sgemm"], r["sgemm_all"] = med_of(o, "sgemm_gflops")
-        r["mfu"] = r["flops"] / r["ours"] / (r["sgemm"] * 1e9)
-        r["speed"] = r["twin"] / r["ours"]  # how many times faster we are
-    else:
-        r["prefill_ours"], _ = med_of(o, "prefill_s")
-        r["prefill_twin"], _ = med_of(t, "prefill_s")
-        r["speed"] = r["ours"] / r["twin"]
-    res[case] = r
+data = {c: {s: processes(c, s) for s in sides} for c in cases}
+summ = {c: {s: summary(data[c][s]) for s in sides} for c in cases}
+any_loaded = any(summ[c][s] is None or summ[c][s]["loaded"] for c in cases for s in sides)
 
 
-def mib(k):
-    return k / 1024.0
+def fmt_time(s):
+    if s is None:
+        return "failed"
+    return "%.3f s%s" % (s["step"], " (LOADED)" if s["loaded"] else "")
 
 
-L = []
-L.append("# lmnet `make bench`: compiled C vs the PyTorch twin\n")
-L.append("Generated by `make bench` (bench/run.sh); every number below comes from the run that wrote this file. "
-         "**The machine was shared with other jobs during the run**: the figures are medians over rounds "
-         "(each round a fresh process, its value the median of its timed steps), and absolute times move "
-         "with the load; the ratios come from the same rounds, ours and the twin's alternating.\n")
-L.append("## Machine and versions\n")
-for k, label in [("cpu", "CPU (lscpu model name)"), ("cpus", "CPUs"), ("gcc", "gcc"), ("openblas", "OpenBLAS"),
-                 ("torch", "torch"), ("python", "python"), ("load", "load average"), ("wall", "bench wall time"),
-                 ("threads", "threads, both sides"), ("rounds", "rounds per side per case")]:
+def ratio(c, side):
+    o, t = summ[c].get("ours"), summ[c].get(side)
+    if not o or not t:
+        return "-"
+    return "%.2fx%s" % (t["step"] / o["step"], " (LOADED)" if o["loaded"] or t["loaded"] else "")
+
+
+L = ["# lmnet `make bench`: training steps against PyTorch\n",
+     "Generated by `make bench` (bench/run.sh); every number comes from the run that wrote this file. Every "
+     "round runs every case on every side, each a fresh process, one after the other; a process's value is the "
+     "median of its timed steps, and a table entry is the median over the rounds that started with no other "
+     "runnable process on the machine (all rounds, marked LOADED, when fewer than %d were quiet)." % QUIET_MIN]
+if any_loaded:
+    L.append("\n**Some entries are LOADED: the machine was busy during their rounds; they are not results.**")
+L.append("\n## Machine and versions\n")
+for k, label in [("cpu", "CPU"), ("flags", "vector extensions"), ("gcc", "gcc"), ("openblas", "OpenBLAS"),
+                 ("torch", "torch"), ("python", "python"), ("wall", "wall time"), ("threads", "threads, every side"),
+                 ("rounds", "rounds")]:
     L.append("- %s: %s" % (label, env.get(k, "?")))
-L.append("")
-L.append("## Results (medians)\n")
-L.append("| case | batch x seq | ours | twin | ours/twin time | speed-up | MFU (ours) | peak RSS ours | peak RSS twin | RSS ours/twin |")
-L.append("|---|---|---|---|---|---|---|---|---|---|")
-dat = []
-for case, label, mode, shape in CASES:
-    r = res[case]
-    if mode == "train":
-        ours, twin = "%.3f s/step" % r["ours"], "%.3f s/step" % r["twin"]
-        ratio = "%.3f" % (r["ours"] / r["twin"])
-        mfu = "%.1f%%" % (100 * r["mfu"])
-    else:
-        ours, twin = "%.2f tok/s" % r["ours"], "%.2f tok/s" % r["twin"]
-        ratio = "%.2f (tok/s)" % (r["ours"] / r["twin"])
-        mfu = "-"
-    L.append("| %s | %s | %s | %s | %s | %.2fx | %s | %.0f MiB | %.0f MiB | %.2f |" % (
-        label, shape, ours, twin, ratio, r["speed"], mfu, mib(r["rss_ours"]), mib(r["rss_twin"]),
-        r["rss_ours"] / r["rss_twin"]))
-    dat.append((case, r["speed"], r["rss_twin"] / r["rss_ours"]))
-L.append("")
-L.append("- speed-up: twin time / our time for training steps; our tokens/s / the twin's for generation.")
-L.append("- MFU = training FLOPs per step (the compiled `flops_bt*B*T + flops_btt*B*T*T + flops_b*B`) / our "
-         "median step time / the OpenBLAS sgemm rate measured in the same processes (512^3, %s threads, "
-         "best of 3 medians of 5, as `NAME train` measures it): median %.1f GFLOP/s (per round: %s)." % (
-             env.get("threads"), res["tiny_edges"]["sgemm"],
-             ", ".join("%.1f" % x for x in res["tiny_edges"]["sgemm_all"])))
-L.append("- FLOPs per step: tiny edges %.2f GFLOP, tiny all %.2f GFLOP, smol_pair %.1f GFLOP." % (
-    res["tiny_edges"]["flops"] / 1e9, res["tiny_all"]["flops"] / 1e9, res["smol_pair"]["flops"] / 1e9))
-L.append("- Peak RSS is getrusage's ru_maxrss of the whole process. The twin's includes the Python "
-         "interpreter with torch imported: %.0f MiB before any tensor is made. Ours for smol_pair/smol "
-         "includes the dequantised f32 weights of the GGUF file." % mib(res["tiny_edges"]["rss_import"]))
-L.append("- The twin is tests/reference/torch_twin.py's nn.Modules in float32 (its default is float64), step = "
-         "zero_grad, forward, F.cross_entropy, backward, clip_grad_norm_(1.0), torch.optim.AdamW (defaults of "
-         "torch 1.13: no foreach); ours = lmn_net_zero_grad, forward, backward, lmn_net_update (clip 1.0, AdamW). "
-         "Same hyper-parameters, random tokens.")
-L.append("- smol_pair: ours loads the real SmolLM2-135M-Instruct Q4_1 GGUF (dequantised to f32); the twin "
-         "cannot read GGUF and is timed with random weights of the same shapes (same arithmetic).")
-L.append("- Generation: ours prefills 16 random tokens into the KV cache and then decodes 64 tokens greedily, "
-         "one at a time (median prefill %.3f s). **The twin has no KV cache**: each new token recomputes the "
-         "whole sequence (16 prompt + up to 8 new tokens, logits of every position), so its tokens/s is "
-         "full recomputation, not cached decoding (its prefill: %.3f s)." % (
-             res["smol_gen"]["prefill_ours"], res["smol_gen"]["prefill_twin"]))
-L.append("")
-L.append("Per-round values (the median of each process's timed steps):\n")
-for case, label, mode, _ in CASES:
-    r = res[case]
-    unit = "s/step" if mode == "train" else "tok/s"
-    L.append("- %s (%s): ours %s; twin %s" % (case, unit, " ".join("%.3f" % x for x in r["ours_all"]),
-                                            " ".join("%.3f" % x for x in r["twin_all"])))
-L.append("")
-L.append("## Targets\n")
-te, ta = res["tiny_edges"], res["tiny_all"]
+L.append("\n## Step time (medians) and how many times faster lmnet is\n")
+L.append("| case | batch x seq | " + " | ".join(SIDE_LABELS[s] for s in sides) + " | "
+         + " | ".join("vs %s" % SIDE_LABELS[s] for s in sides if s != "ours") + " |")
+L.append("|---|---|" + "---|" * len(sides) + "---|" * (len(sides) - ("ours" in sides)))
+for c in cases:
+    shape = env.get("shape_%s" % c, "?").replace(" ", " x ")
+    row = [LABELS[c], shape] + [fmt_time(summ[c][s]) for s in sides]
+    row += [ratio(c, s) for s in sides if s != "ours"]
+    L.append("| " + " | ".join(row) + " |")
+L.append("\n## MFU and memory\n")
+L.append("MFU = the step's FLOPs (the network's compiled count) / lmnet's step time / the OpenBLAS sgemm rate "
+         "(512^3, on the run's threads) measured in the same process before and after the steps, the larger "
+         "of the two.\n")
+L.append("| case | FLOPs per step | sgemm rate | MFU (lmnet) | " + " | ".join("peak RSS %s" % SIDE_LABELS[s] for s in sides)
+         + " | " + " | ".join("RSS lmnet / %s" % SIDE_LABELS[s] for s in sides if s != "ours") + " |")
+L.append("|---|---|---|---|" + "---|" * len(sides) + "---|" * (len(sides) - ("ours" in sides)))
+for c in cases:
+    o = summ[c].get("ours")
+    row = [LABELS[c], "%.2f GFLOP" % (o["flops"] / 1e9) if o and "flops" in o else "-",
+           "%.1f GFLOP/s" % o["sgemm"] if o and "sgemm" in o else "-",
+           "%.1f%%" % (100 * o["mfu"]) if o and "mfu" in o else "-"]
+    row += ["%.0f MiB" % summ[c][s]["rss"] if summ[c][s] else "-" for s in sides]
+    row += ["%.2f" % (o["rss"] / summ[c][s]["rss"]) if o and summ[c][s] else "-" for s in sides if s != "ours"]
+    L.append("| " + " | ".join(row) + " |")
+    if o and o.get("mfu", 0) > 1.0:
+        L.append("\n**MFU above 100% for %s: the sgemm rate was measured while the machine was busy.**\n" % c)
 
-
-def verdict(ok):
-    return "met" if ok else "**missed**"
-
-
+L.append("\n## Targets (issue 10; 2 threads, quiet machine)\n")
 L.append("| target | reached | |")
 L.append("|---|---|---|")
-L.append("| training step >= 3x faster than the twin, tiny edges-trainable | %.2fx | %s |" % (te["speed"], verdict(te["speed"] >= 3)))
-L.append("| training step >= 3x faster than the twin, tiny all-trainable | %.2fx | %s |" % (ta["speed"], verdict(ta["speed"] >= 3)))
-L.append("| peak memory <= half the twin's, tiny edges-trainable | %.2f of the twin's | %s |" % (te["rss_ours"] / te["rss_twin"], verdict(te["rss_ours"] <= 0.5 * te["rss_twin"])))
-L.append("| peak memory <= half the twin's, tiny all-trainable | %.2f of the twin's | %s |" % (ta["rss_ours"] / ta["rss_twin"], verdict(ta["rss_ours"] <= 0.5 * ta["rss_twin"])))
-L.append("| MFU >= 50%% of sgemm, tiny edges-trainable | %.1f%% | %s |" % (100 * te["mfu"], verdict(te["mfu"] >= 0.5)))
-L.append("")
-L.append("## Where our step's time goes (perf)\n")
-L.append("`%s`, then `perf report --no-children --sort symbol --stdio` (self time, top symbols; 8 steps and "
-         "no warm-up, so network creation is in it too: `normal_pair` and `__sincos_fma` are the random "
-         "initialisation and the RoPE tables, not the step):\n" % env.get("perf_cmd"))
-L.append("```")
-with open(perf_path) as f:
-    L.extend(line.rstrip() for line in f)
-L.append("```")
-L.append("")
-ANALYSIS = os.path.join(os.path.dirname(os.path.abspath(out_md)), "analysis.md")
-if os.path.exists(ANALYSIS):
-    with open(ANALYSIS) as f:
-        L.append(f.read().rstrip())
-    L.append("")
-L.append("## Exact commands\n")
-L.append("`make bench` runs `bash bench/run.sh`, which builds each network with "
-         "`bin/lmnc compile NET.lmn -o build/bench/NAME` and `gcc -std=c11 -O2 ... -DBENCH_DESC=NAME_desc "
-         "bench/bench_step.c build/bench/NAME/NAME.c lib/liblmn.a -lopenblas -lyaml -lm -lpthread`, writes "
-         "`bin/lmnc ir --json NET.lmn > build/bench/NAME/ir.json`, then per case and round runs, ours first:\n")
-L.append("```")
-for case, _, _, _ in CASES:
-    L.append(env.get("cmd_ours_" + case, "?"))
-    L.append(env.get("cmd_twin_" + case, "?"))
-L.append("```")
+
+
+def target(label, value, goal, higher=True, unit="x"):
+    if value is None:
+        L.append("| %s | not measured | |" % label)
+        return
+    met = value >= goal if higher else value <= goal
+    L.append("| %s | %.2f%s | %s |" % (label, value, unit, "met" if met else "not met"))
+
+
+def speedup(c, s):
+    o, t = summ.get(c, {}).get("ours"), summ.get(c, {}).get(s)
+    return t["step"] / o["step"] if o and t else None
+
+
+for c in ("tiny_all", "tiny_edges"):
+    for s in ("eager", "compile"):
+        if c in cases and s in sides:
+            target("f32 step >= 1.8x faster than %s, %s" % (SIDE_LABELS[s], LABELS[c]), speedup(c, s), 1.8)
+for c, goal in (("gpt2", 0.85), ("smol_pair", 0.85), ("tiny_all", 0.75), ("tiny_edges", 0.75)):
+    if c in cases and "ours" in sides and summ[c]["ours"] and "mfu" in summ[c]["ours"]:
+        target("MFU >= %d%%, %s" % (100 * goal, LABELS[c]), 100 * summ[c]["ours"]["mfu"], 100 * goal, unit="%")
+for c in cases:
+    for s in sides:
+        if s != "ours" and summ[c].get("ours") and summ[c][s]:
+            target("peak RSS <= 0.25x %s, %s" % (SIDE_LABELS[s], LABELS[c]),
+                   summ[c]["ours"]["rss"] / summ[c][s]["rss"], 0.25, higher=False)
+L.append("| bf16 step >= 1.6x our f32 step, >= 1.5x torch bf16 | lmnet has no bf16 mode yet | not met |")
+
+L.append("\n## Every round\n")
+L.append("Each process's median step time in seconds; in brackets the 1-minute load average and the other "
+         "runnable processes when it started; `*` marks a loaded process, `failed` one that printed no step.\n")
+for c in cases:
+    L.append("- %s:" % LABELS[c])
+    for s in sides:
+        vals = []
+        for p in data[c][s]:
+            if p["failed"]:
+                vals.append("failed")
+            else:
+                vals.append("%.3f%s (%.2f, %d)" % (p["step"], "*" if p["others"] > 0 else "", p["load"], p["others"]))
+        L.append("  - %s: %s" % (SIDE_LABELS[s], ", ".join(vals)))
+L.append("\n## Exact commands\n")
+for c in cases:
+    for s in sides:
+        L.append("- %s, %s: `%s`" % (c, s, env.get("cmd_%s_%s" % (c, s), "?")))
+L.append("\nPyTorch's side is tests/reference/torch_twin.py's nn.Modules in float32 built from `lmnc ir --json`; "
+         "one step = zero_grad, forward, F.cross_entropy, backward, clip_grad_norm_(1.0), torch.optim.AdamW "
+         "(the installed version's defaults); lmnet's = lmn_net_zero_grad, forward, backward, lmn_net_update "
+         "(clip 1.0, AdamW): same hyper-parameters, random tokens. smol_pair: lmnet reads the real GGUF and keeps "
+         "the frozen weights quantized (Q4_1/Q8_0); PyTorch cannot read GGUF and runs random f32 weights of the "
+         "same shapes. Peak RSS is getrusage's ru_maxrss of the whole process (Python and torch included).")
 with open(out_md, "w") as f:
     f.write("\n".join(L) + "\n")
-with open(out_dat, "w") as f:
-    f.write("# case speedup(twin/ours time; ours/twin tok/s) memory(twin rss / ours rss)\n")
-    for c, s, m in dat:
-        f.write('"%s" %.4f %.4f\n' % (c, s, m))
+
+with open(out_dat, "w") as f:  # per case: each torch side's time / ours (how many times faster we are)
+    f.write("case " + " ".join(s for s in sides if s != "ours") + "\n")
+    for c in cases:
+        vals = []
+        for s in sides:
+            if s != "ours":
+                x = speedup(c, s)
+                vals.append("%.4f" % x if x else "NaN")
+        f.write("%s %s\n" % (c, " ".join(vals)))

@@ -6,12 +6,15 @@
 # `NAME dump-state` file. The twin cannot read GGUF files: for networks whose weights come from a model file
 # the timing uses random weights of the same shapes (the arithmetic is the same).
 #
-#   twin_bench.py train  --ir NET.json --threads N --batch B --seq T --warmup W --steps S
+#   twin_bench.py train  --ir NET.json --threads N --batch B --seq T --warmup W --steps S [--impl I]
 #   twin_bench.py decode --ir NET.json --threads N --prompt P --new N [--reps R]
 #
 # train: one step = opt.zero_grad(), forward, loss, backward, clip_grad_norm_(1.0), AdamW step
 # (torch.optim.AdamW, lr 1e-3, betas 0.9/0.95, eps 1e-8, weight decay 0), every tensor the IR marks trainable,
-# random tokens, targets the next token (-1 at the last position), as bench_step.c does. The loss is
+# random tokens, targets the next token (-1 at the last position), as bench_step.c does. --impl: eager
+# (default), compile (the module through torch.compile, default options: its compilation happens in the
+# warm-up steps) or bf16 (eager under torch.autocast("cpu", dtype=torch.bfloat16), f32 weights and AdamW
+# state, the loss in f32). The loss is
 # F.cross_entropy (torch_twin.py's cross_entropy also recomputes it from its definition as a cross-check,
 # which a timing should not pay for).
 # decode: the twin has NO KV cache: every new token recomputes the whole sequence (the twin's forward on
@@ -67,6 +70,8 @@ def build(args):
 def train(args):
     ir, net, trained, vocab = build(args)
     out = ir["losses"][0]["output"]
+    run = torch.compile(net) if args.impl == "compile" else net
+    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.impl == "bf16")
     opt = torch.optim.AdamW(trained, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0)
     g = torch.Generator().manual_seed(args.seed + 1)
     print("trainable_floats %d" % sum(p.numel() for p in trained))
@@ -77,14 +82,15 @@ def train(args):
         y[:, :-1] = x[:, 1:]
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
-        logits = net(x)[out]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-1)
+        with cast:
+            logits = run(x)[out]
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-1)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         dt = time.perf_counter() - t0
         print("%s %.6f" % ("step_s" if s >= args.warmup else "warmup_s", dt), flush=True)
-    print("loss %.6f" % float(loss))
+    print("loss %.6f" % float(loss.detach()))
 
 
 def decode(args):
@@ -120,9 +126,10 @@ def main():
     ap.add_argument("--new", type=int, default=32)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--impl", choices=("eager", "compile", "bf16"), default="eager")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print("torch %s threads %d" % (torch.__version__, torch.get_num_threads()))
+    print("torch %s threads %d impl %s" % (torch.__version__, torch.get_num_threads(), args.impl))
     print("rss_after_import_kib %d" % rss_kib())
     (train if args.mode == "train" else decode)(args)
     print("peak_rss_kib %d" % rss_kib())
