@@ -22,7 +22,7 @@
 
 /* ---- schema ---------------------------------------------------------------------------------------- */
 
-typedef enum kind { K_LONG, K_SEED, K_DOUBLE, K_PATH, K_DECAY, K_BETAS, K_MAP, K_STAGES, K_TRAIN } kind;
+typedef enum kind { K_LONG, K_SEED, K_DOUBLE, K_PATH, K_TEXT, K_DECAY, K_BETAS, K_MAP, K_STAGES, K_TRAIN } kind;
 
 /* Values remembered for the checks that span keys. */
 typedef enum slot {
@@ -94,9 +94,17 @@ static const field ckpt_f[] = {
 static const field log_f[] = {
     {"every", K_LONG, CFG(log.every), RANGE(1, LMN_BIG), 0, S_NONE, NULL},
 };
+static const field sample_f[] = {
+    {"every", K_LONG, CFG(sample.every), RANGE(0, LMN_BIG), 0, S_NONE, NULL},
+    {"prompt", K_TEXT, CFG(sample.prompt), RANGE(0, 0), 0, S_NONE, NULL},
+    {"tokens", K_LONG, CFG(sample.tokens), RANGE(1, 4096), 0, S_NONE, NULL},
+    {"temperature", K_DOUBLE, CFG(sample.temperature), RANGE(0, 1e6), 0, S_NONE, NULL},
+    {"top_k", K_LONG, CFG(sample.top_k), RANGE(0, 1 << 30), 0, S_NONE, NULL},
+    {"top_p", K_DOUBLE, CFG(sample.top_p), RANGE(0, 1), 0, S_NONE, NULL},
+};
 static const table data_t = {data_f, NF(data_f)}, opt_t = {opt_f, NF(opt_f)},
                    sched_t = {sched_f, NF(sched_f)}, eval_t = {eval_f, NF(eval_f)},
-                   ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)};
+                   ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)}, sample_t = {sample_f, NF(sample_f)};
 
 static const field top_f[] = {
     {"data", K_MAP, 0, RANGE(0, 0), 1, S_NONE, &data_t},
@@ -112,6 +120,7 @@ static const field top_f[] = {
     {"seed", K_SEED, CFG(seed), RANGE(0, 0), 0, S_NONE, NULL},
     {"threads", K_LONG, CFG(threads), RANGE(0, 4096), 0, S_NONE, NULL},
     {"log", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &log_t},
+    {"sample", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &sample_t},
 };
 static const table top_t = {top_f, NF(top_f)};
 
@@ -318,6 +327,16 @@ static int get_path(ctx *c, const yaml_node_t *n, const char *name, char **out) 
   return 0;
 }
 
+/* A piece of text kept as written (a prompt). */
+static int get_string(ctx *c, const yaml_node_t *n, const char *name, char **out) {
+  const char *s = get_text(c, n, name, "a text");
+  char *d = s ? dup_str(c, s) : NULL;
+  if (!d) return -1;
+  free(*out);
+  *out = d;
+  return 0;
+}
+
 static int get_decay(ctx *c, const yaml_node_t *n, const char *name, lmn_decay *out) {
   if (n->type != YAML_SCALAR_NODE || is_null(n)) return type_error(c, n, name, "cosine, linear or constant");
   for (int i = 0; i < 3; i++)
@@ -426,6 +445,8 @@ static int parse_value(ctx *c, const field *f, const yaml_node_t *v, void *base,
     return get_double(c, v, name, f->r, (double *)(void *)p);
   case K_PATH:
     return get_path(c, v, name, (char **)(void *)p);
+  case K_TEXT:
+    return get_string(c, v, name, (char **)(void *)p);
   case K_DECAY:
     return get_decay(c, v, name, (lmn_decay *)(void *)p);
   case K_BETAS:
@@ -670,6 +691,10 @@ void lmn_config_defaults(lmn_train_config *cfg) {
   cfg->checkpoint.minutes = 15;
   cfg->seed = 1337;
   cfg->log.every = 1;
+  cfg->sample.tokens = 64;
+  cfg->sample.temperature = 0.8;
+  cfg->sample.top_k = 40;
+  cfg->sample.top_p = 0.95;
 }
 
 void lmn_config_free(lmn_train_config *cfg) {
@@ -684,6 +709,7 @@ void lmn_config_free(lmn_train_config *cfg) {
   free(cfg->data.train);
   free(cfg->data.val);
   free(cfg->checkpoint.dir);
+  free(cfg->sample.prompt);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -740,6 +766,10 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "\n  every: %ld\n  keep: %ld\n  minutes: %.17g\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
           cfg->checkpoint.every, cfg->checkpoint.keep, cfg->checkpoint.minutes, (unsigned long long)cfg->seed,
           cfg->threads, cfg->log.every);
+  fprintf(out, "sample:\n  every: %ld\n", cfg->sample.every);
+  if (cfg->sample.prompt) fputs("  prompt: ", out), print_quoted(out, cfg->sample.prompt), fputc('\n', out);
+  fprintf(out, "  tokens: %ld\n  temperature: %.17g\n  top_k: %ld\n  top_p: %.17g\n", cfg->sample.tokens,
+          cfg->sample.temperature, cfg->sample.top_k, cfg->sample.top_p);
 }
 
 char *lmn_config_text(const lmn_train_config *cfg) {
@@ -759,7 +789,7 @@ char *lmn_config_text(const lmn_train_config *cfg) {
 
 /* The keys (and sections, ending in '.') that do not change what a run computes: how often it evaluates,
  * logs and saves, where it saves, and its thread count (results do not depend on it). */
-static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads", "log."};
+static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads", "log.", "sample."};
 
 static int harmless(const char *key) {
   for (size_t i = 0; i < sizeof harmless_keys / sizeof *harmless_keys; i++) {

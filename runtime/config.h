@@ -38,6 +38,13 @@
  *   threads: N                  = 0, in [0, 4096]; 0 = every core
  *   log:
  *     every: N                  = 1 step, >= 1
+ *   sample:                     text generated with the current weights while training (language models)
+ *     every: N                  = 0 steps, >= 0; 0 = never
+ *     prompt: TEXT              = none (an empty prompt)
+ *     tokens: N                 = 64, in [1, 4096]
+ *     temperature: F            = 0.8, >= 0; 0 = greedy
+ *     top_k: N                  = 40, >= 0; 0 = no cut
+ *     top_p: F                  = 0.95, in [0, 1]
  * Relative paths are resolved against the directory of the YAML file. Numbers must be plain (unquoted)
  * scalars; integers are written without a decimal point. Only the first YAML document is read and a second
  * one is an error. */
@@ -108,6 +115,14 @@ typedef struct lmn_train_config {
   struct {
     long every;
   } log;
+  struct {
+    long every;
+    char *prompt; /* or NULL */
+    long tokens;
+    double temperature;
+    long top_k;
+    double top_p;
+  } sample;
 } lmn_train_config;
 
 /* Fills cfg with the defaults above; paths and stages stay NULL, required numbers 0. Allocates nothing. */
@@ -125,7 +140,7 @@ char *lmn_config_text(const lmn_train_config *cfg);
 
 /* Called by lmn_config_compare for each setting whose value differs: key as "optimizer.lr" (the stages list
  * is one setting, "stages"), the values as printed ("(absent)" for a key the old text lacks), and whether
- * the change alters what the run computes (everything but eval.*, checkpoint.*, threads and log.*). */
+ * the change alters what the run computes (everything but eval.*, checkpoint.*, threads, log.* and sample.*). */
 typedef void (*lmn_cfg_change_fn)(void *ctx, const char *key, const char *was, const char *now, int breaking);
 /* Compares two texts of lmn_config_print (e.g. a checkpoint's run against the config resuming it), calling
  * on_change (when not NULL) for each difference; returns how many of them alter the computation. */

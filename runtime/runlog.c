@@ -89,27 +89,67 @@ static void put_number(FILE *f, const char *key, double v) {
   else fprintf(f, ", \"%s\": null", key);
 }
 
-void lmn_runlog_step(lmn_runlog *l, long step, double loss, double lr, double norm, double tokens_per_s,
-                     double elapsed) {
-  if (!l->f) return;
-  fprintf(l->f, "{\"step\": %ld", step);
-  put_number(l->f, "loss", loss);
-  put_number(l->f, "lr", lr);
-  put_number(l->f, "grad_norm", norm);
-  put_number(l->f, "tokens_per_s", tokens_per_s);
+/* A line starts with its step and ends with the run's time; 0 when the record is off. */
+static int line_begin(lmn_runlog *l, long step) {
+  if (l->f) fprintf(l->f, "{\"step\": %ld", step);
+  return l->f != NULL;
+}
+
+static void line_end(lmn_runlog *l, double elapsed) {
   put_number(l->f, "time_s", l->time0 + elapsed);
   fputs("}\n", l->f);
   check_write(l);
 }
 
+void lmn_runlog_step(lmn_runlog *l, long step, double loss, double lr, double norm, double tokens_per_s,
+                     double elapsed) {
+  if (!line_begin(l, step)) return;
+  put_number(l->f, "loss", loss);
+  put_number(l->f, "lr", lr);
+  put_number(l->f, "grad_norm", norm);
+  put_number(l->f, "tokens_per_s", tokens_per_s);
+  line_end(l, elapsed);
+}
+
 void lmn_runlog_eval(lmn_runlog *l, long step, double val_loss, double accuracy, double elapsed) {
-  if (!l->f) return;
-  fprintf(l->f, "{\"step\": %ld", step);
+  if (!line_begin(l, step)) return;
   put_number(l->f, "val_loss", val_loss);
   if (accuracy >= 0) put_number(l->f, "val_accuracy", accuracy);
-  put_number(l->f, "time_s", l->time0 + elapsed);
-  fputs("}\n", l->f);
-  check_write(l);
+  line_end(l, elapsed);
+}
+
+/* The length of the valid UTF-8 character at s (1-4 bytes), or 0. */
+static int utf8_len(const unsigned char *s) {
+  int n = 0;
+  if (s[0] < 0x80) return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) n = 2;
+  else if ((s[0] & 0xf0) == 0xe0) n = 3;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4) n = 4;
+  for (int i = 1; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0; /* overlong, surrogate */
+  if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))) return 0; /* overlong, > U+10FFFF */
+  return n;
+}
+
+/* s as a JSON string. */
+static void put_string(FILE *f, const char *key, const char *s) {
+  fprintf(f, ", \"%s\": \"", key);
+  for (const unsigned char *p = (const unsigned char *)s; *p;) {
+    int n = utf8_len(p);
+    if (n == 0) fputs("\\ufffd", f), p++;
+    else if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p), p++;
+    else if (*p < 0x20) fprintf(f, "\\u%04x", *p), p++;
+    else fwrite(p, 1, (size_t)n, f), p += n;
+  }
+  fputc('"', f);
+}
+
+void lmn_runlog_sample(lmn_runlog *l, long step, const char *prompt, const char *text, double elapsed) {
+  if (!line_begin(l, step)) return;
+  put_string(l->f, "prompt", prompt);
+  put_string(l->f, "sample", text);
+  line_end(l, elapsed);
 }
 
 void lmn_runlog_close(lmn_runlog *l) {

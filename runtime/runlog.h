@@ -3,6 +3,7 @@
  *                   {"step": 12, "loss": 3.2141, "lr": 0.0003, "grad_norm": 0.812, "tokens_per_s": 18532,
  *                    "time_s": 6.64}
  *                   {"step": 100, "val_loss": 3.1024, "val_accuracy": 0.875, "time_s": 55.1}  (accuracy: classifiers)
+ *                   {"step": 100, "prompt": "Once", "sample": " upon a time", "time_s": 55.3}  (sample.every)
  *                   time_s counts the run's training seconds, across resumes. A resumed run keeps the lines
  *                   up to its checkpoint's step and drops the later ones (a killed run's steps are redone).
  *   config.yaml     the effective configuration (every default filled in), rewritten at each start
@@ -32,6 +33,9 @@ int lmn_runlog_open(lmn_runlog *l, const char *dir, long resume_step, const char
  * and the record stops (training goes on). */
 void lmn_runlog_step(lmn_runlog *l, long step, double loss, double lr, double norm, double tokens_per_s,
                      double elapsed);
+/* Appends a sample line: {"step": N, "prompt": "...", "sample": "...", "time_s": T} (JSON strings; bytes that
+ * are not UTF-8 become U+FFFD). */
+void lmn_runlog_sample(lmn_runlog *l, long step, const char *prompt, const char *text, double elapsed);
 /* Appends a validation line; accuracy < 0 for none. */
 void lmn_runlog_eval(lmn_runlog *l, long step, double val_loss, double accuracy, double elapsed);
 void lmn_runlog_close(lmn_runlog *l);

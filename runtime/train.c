@@ -337,6 +337,8 @@ static int start_state(run *r, lmn_err *err) {
   return lmn_runlog_open(&r->log, r->cfg.checkpoint.dir, r->step, r->settings, r->d->source_text, err);
 }
 
+static int check_sample(const run *r, lmn_err *err);
+
 static int setup(run *r, lmn_err *err) {
   if (lmn_config_load(r->o->config, &r->cfg, err)) return -1;
   if (!(r->settings = lmn_config_text(&r->cfg))) return lmn_errf(err, "%s: out of memory", r->cfg.path);
@@ -347,7 +349,7 @@ static int setup(run *r, lmn_err *err) {
   if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err) ||
       lmn_net_enable_training(r->net, err))
     return cfg_err(r, err);
-  if (check_stages(r, err) || open_data(r, err) || start_state(r, err)) return -1;
+  if (check_stages(r, err) || check_sample(r, err) || open_data(r, err) || start_state(r, err)) return -1;
   return 0;
 }
 
@@ -490,6 +492,39 @@ static int due(long step, long every, long end) { return step == end || (every >
 
 static int interrupted(const run *r) { return r->o->interrupt && *r->o->interrupt; }
 
+/* sample.every on a network that generates no text is refused before the first step. */
+static int check_sample(const run *r, lmn_err *err) {
+  if (r->cfg.sample.every == 0 || (r->d->classes == 0 && r->d->decode && r->d->cache_floats)) return 0;
+  return lmn_errf(err, "%s: sample.every: network '%s' %s; leave 'sample' out", r->cfg.path, r->d->name,
+                  r->d->classes > 0 ? "is a classifier and generates no text" : "cannot generate text");
+}
+
+static int put_bytes(void *ctx, int32_t id, const char *bytes, size_t len) {
+  (void)id;
+  return fwrite(bytes, 1, len, ctx) == len ? 0 : -1;
+}
+
+/* sample: text from the current weights, after sample.prompt, on the log and into the run's record. Its
+ * own KV caches and random stream (seed and step): the training's state and numbers are untouched. */
+static int sample(run *r, lmn_err *err) {
+  const lmn_train_config *c = &r->cfg;
+  lmn_sample_opts so = {(float)c->sample.temperature, (int)c->sample.top_k, (float)c->sample.top_p};
+  const char *prompt = c->sample.prompt ? c->sample.prompt : "";
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  if (!m) return lmn_errf(err, "%s: out of memory for a sample", r->d->name);
+  int rc = lmn_generate_stream(r->net, &r->tok, prompt, strlen(prompt), (int)c->sample.tokens, &so,
+                               c->seed ^ (uint64_t)r->step * 0x9e3779b97f4a7c15ULL, put_bytes, m, NULL, err);
+  if (fclose(m) != 0 && !rc) rc = lmn_errf(err, "%s: out of memory for a sample", r->d->name);
+  if (!rc) {
+    note(r, "sample step %ld/%ld | %s%s", r->step, c->steps, prompt, text);
+    lmn_runlog_sample(&r->log, r->step, prompt, text, lmn_clock_s() - r->started);
+  }
+  free(text);
+  return rc;
+}
+
 /* checkpoint.minutes of training have passed since the last checkpoint (or the start). */
 static int time_to_save(const run *r) {
   return r->cfg.checkpoint.minutes > 0 && lmn_clock_s() - r->saved_at >= 60.0 * r->cfg.checkpoint.minutes;
@@ -519,6 +554,8 @@ static int loop(run *r, lmn_err *err) {
     if (r->o->log && due(r->step, c->log.every, r->end))
       lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, norm, dt);
     if (due(r->step, c->eval.every, r->end) && !interrupted(r) && evaluate(r, err)) return -1;
+    if (c->sample.every > 0 && due(r->step, c->sample.every, r->end) && !interrupted(r) && sample(r, err))
+      return -1;
     int saved = due(r->step, c->checkpoint.every, r->end) || time_to_save(r);
     if (saved && save(r, err)) return -1;
     if (interrupted(r) && r->step < r->end) return stop_interrupted(r, saved, err);

@@ -5,7 +5,8 @@
 #   - predict on the held-out lines (the last 20% of the file, as val_fraction 0.2 holds out) labels them
 #     with the same correct count as eval (the texts are prepared as in training), each output line is
 #     LABEL<TAB>probabilities that sum to 1 with LABEL their argmax, and --json lines parse;
-#   - unlabelled texts are labelled without a report; bad input and a generative network are refused.
+#   - unlabelled texts are labelled without a report; bad input and a generative network are refused, and
+#     so is sample.every in training (a classifier generates no text).
 set -euo pipefail
 lmnc=$(cd "$(dirname "${1:-bin/lmnc}")" && pwd)/$(basename "${1:-bin/lmnc}")
 root=$PWD
@@ -51,5 +52,11 @@ rc=0
 echo hi | t/tiny predict -c c.yaml > /dev/null 2> gen.txt || rc=$?
 check test "$rc" = 1
 check grep -q 'predict labels texts with a classification network' gen.txt
+# a classifier generates no text: sampling during training is refused before the first step
+{ cat c.yaml; printf 'sample: {every: 10}\n'; } > s.yaml
+rc=0
+c/classify train -c s.yaml > s.log 2>&1 || rc=$?
+check test "$rc" = 1
+check grep -q "s.yaml: sample.every: network 'classify' is a classifier and generates no text" s.log
 echo "classify: $pass passed, $fail failed (eval: $correct of 80 correct)"
 [ "$fail" -eq 0 ]

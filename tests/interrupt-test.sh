@@ -9,7 +9,8 @@
 #   - resuming with a changed optimizer.lr is refused with the difference listed, --force accepts it, and a
 #     changed log.every is listed but accepted;
 #   - the run record (metrics.jsonl: every step once, as in the straight run; config.yaml; network.lmn) and
-#     `tiny plot` (a PNG, when gnuplot is there).
+#     `tiny plot` (a PNG, when gnuplot is there); samples every 100 steps leave the training's numbers as
+#     they are.
 set -euo pipefail
 lmnc=${1:-bin/lmnc}
 dir=$(mktemp -d)
@@ -18,7 +19,7 @@ trap 'rm -rf "$dir"' EXIT
 make -s -C "$dir/tiny" LMNET="$PWD" CFLAGS="-std=c11 -O2 -Wall -Wextra -Werror -Wno-format-truncation" > /dev/null
 cd "$dir"
 for i in $(seq 1 300); do echo "line $i: the quick brown fox jumps over the lazy dog, $((i * 7919 % 1000))."; done > corpus.txt
-config() { # config NAME [LR] [LOG_EVERY]
+config() { # config NAME [LR] [LOG_EVERY] [EXTRA YAML]
   cat > "$1.yaml" << YAML
 data: {train: corpus.txt, val_fraction: 0.1}
 batch: 2
@@ -30,6 +31,7 @@ checkpoint: {dir: $1, every: 100, keep: 0}
 seed: 7
 threads: 1
 log: {every: ${3:-1}}
+${4:-}
 YAML
 }
 pass=0 fail=0
@@ -98,6 +100,12 @@ check test "$(numbers straight/metrics.jsonl | wc -l)" = 3
 check test "$(numbers straight/metrics.jsonl)" = "$(numbers stop/metrics.jsonl)"
 check grep -q '^  lr: 0.003' stop/config.yaml
 check cmp -s stop/network.lmn "$OLDPWD/dsl-examples/tiny.lmn"
+config sampled 0.003 1 'sample: {every: 100, prompt: "line 1", tokens: 16}'
+tiny/tiny train -c sampled.yaml > sampled.log 2>&1
+check test "$(grep -c '^sample step [0-9]*/300 | line 1' sampled.log)" = 3
+check test "$(grep -c '^{"step": [0-9]*, "prompt": "line 1", "sample": "' sampled/metrics.jsonl)" = 3
+check test "$(numbers straight/metrics.jsonl)" = "$(numbers sampled/metrics.jsonl)"
+check cmp -s <(tensors straight/step-000300.safetensors) <(tensors sampled/step-000300.safetensors)
 if command -v gnuplot > /dev/null; then
   tiny/tiny plot -c stop.yaml > plot.log 2>&1
   check test "$(head -c 4 stop/loss.png | od -An -c | tr -d ' ')" = '211PNG'

@@ -158,6 +158,12 @@ static void test_defaults(void) {
   CU_ASSERT(c.seed == 1337);
   CU_ASSERT_EQUAL(c.threads, 0);
   CU_ASSERT_EQUAL(c.log.every, 1);
+  CU_ASSERT_EQUAL(c.sample.every, 0);
+  CU_ASSERT_PTR_NULL(c.sample.prompt);
+  CU_ASSERT_EQUAL(c.sample.tokens, 64);
+  CU_ASSERT_EQUAL(c.sample.temperature, 0.8);
+  CU_ASSERT_EQUAL(c.sample.top_k, 40);
+  CU_ASSERT_EQUAL(c.sample.top_p, 0.95);
   char want[256];
   snprintf(want, sizeof want, "%s/checkpoints", t.dir);
   CU_ASSERT_STRING_EQUAL(c.checkpoint.dir, want);
@@ -250,8 +256,11 @@ static void test_print_round_trip(void) {
   const char *yaml = "data: {train: x.txt}\nbatch: 3\nseq_len: 33\n"
                      "stages: [{steps: 4, train: edges}, {steps: 6, train: [\"we\\\"ird\", plain]}]\n"
                      "optimizer: {lr: 0.001, betas: [0.5, 0.75], eps: 1e-7, weight_decay: 0.2}\n"
-                     "schedule: {warmup: 2, decay: constant, min_lr: 1e-5}\nseed: 7\n";
+                     "schedule: {warmup: 2, decay: constant, min_lr: 1e-5}\nseed: 7\n"
+                     "sample: {every: 5, prompt: \"Once\\n\\\"upon\\\"\", tokens: 9, temperature: 0, top_k: 0, "
+                     "top_p: 1}\n";
   if (load_ok(&t, yaml, &a)) return tmp_remove(&t);
+  CU_ASSERT_STRING_EQUAL(a.sample.prompt, "Once\n\"upon\"");
   char out[192];
   snprintf(out, sizeof out, "%s/printed.yaml", t.dir);
   FILE *f = fopen(out, "w");
@@ -275,6 +284,12 @@ static void test_print_round_trip(void) {
   CU_ASSERT_EQUAL(a.schedule.min_lr, b.schedule.min_lr);
   CU_ASSERT_STRING_EQUAL(a.checkpoint.dir, b.checkpoint.dir);
   CU_ASSERT(b.seed == 7);
+  CU_ASSERT_EQUAL(b.sample.every, 5);
+  CU_ASSERT_STRING_EQUAL(b.sample.prompt, "Once\n\"upon\"");
+  CU_ASSERT_EQUAL(b.sample.tokens, 9);
+  CU_ASSERT_EQUAL(b.sample.temperature, 0.0);
+  CU_ASSERT_EQUAL(b.sample.top_k, 0);
+  CU_ASSERT_EQUAL(b.sample.top_p, 1.0);
   lmn_config_free(&a);
   lmn_config_free(&b);
   tmp_remove(&t);
