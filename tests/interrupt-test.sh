@@ -10,7 +10,7 @@
 #     changed log.every is listed but accepted;
 #   - the run record (metrics.jsonl: every step once, as in the straight run; config.yaml; network.lmn) and
 #     `tiny plot` (a PNG, when gnuplot is there); samples every 100 steps leave the training's numbers as
-#     they are.
+#     they are; MFU is never shown above 100% (LMN_PEAK_GFLOPS starting far too low).
 set -euo pipefail
 lmnc=${1:-bin/lmnc}
 dir=$(mktemp -d)
@@ -106,6 +106,11 @@ check test "$(grep -c '^sample step [0-9]*/300 | line 1' sampled.log)" = 3
 check test "$(grep -c '^{"step": [0-9]*, "prompt": "line 1", "sample": "' sampled/metrics.jsonl)" = 3
 check test "$(numbers straight/metrics.jsonl)" = "$(numbers sampled/metrics.jsonl)"
 check cmp -s <(tensors straight/step-000300.safetensors) <(tensors sampled/step-000300.safetensors)
+# MFU never above 100%: a starting rate far too low (as if measured on a busy machine) is measured again
+config mfu
+LMN_PEAK_GFLOPS=0.001 tiny/tiny train -c mfu.yaml --stop-at 20 > mfu.log 2>&1
+check test "$(grep -c '| MFU ' mfu.log)" = 20
+check test -z "$(grep -o 'MFU [0-9.]*%' mfu.log | awk '{ if ($2 + 0 > 100) print }')"
 if command -v gnuplot > /dev/null; then
   tiny/tiny plot -c stop.yaml > plot.log 2>&1
   check test "$(head -c 4 stop/loss.png | od -An -c | tr -d ' ')" = '211PNG'
