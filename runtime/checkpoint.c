@@ -468,6 +468,60 @@ int lmn_checkpoint_load(lmn_net *net, const char *path, lmn_err *err) {
   return lmn_checkpoint_load_state(net, path, NULL, err);
 }
 
+/* ---- warm start ---------------------------------------------------------------------------------- */
+
+/* Whether the file's tensor t can fill parameter p: a float type and p's shape. */
+static int fits(const lmn_st_tensor *t, const lmn_param_info *p, char *why, size_t cap) {
+  int64_t shape[2];
+  uint32_t nd = param_shape(p, shape);
+  int same = t->dtype != LMN_ST_OTHER && t->n_dims == nd;
+  for (uint32_t j = 0; same && j < nd; j++) same = t->shape[j] == shape[j];
+  if (same) return 1;
+  char got[160], want[64];
+  format_shape(got, sizeof got, t->n_dims, t->shape);
+  format_shape(want, sizeof want, nd, shape);
+  snprintf(why, cap, "%s %s in the checkpoint, %s here: left as initialised", t->dtype_name, got, want);
+  return 0;
+}
+
+/* Whether the file's tensor t is a saved tensor of d (an AdamW moment never is, for a warm start). */
+static int wanted(const lmn_net_desc *d, const lmn_st_tensor *t) {
+  for (int i = 0; i < d->n_params; i++)
+    if (param_saved(&d->params[i]) && strcmp(d->params[i].name, t->name) == 0) return 1;
+  return 0;
+}
+
+int lmn_checkpoint_warm_start(lmn_net *net, const char *path, lmn_warm_report_fn report, void *ctx, int *saved,
+                              lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  *saved = 0;
+  lmn_st *f = NULL;
+  if (lmn_st_open(path, LMN_ST_MMAP, &f, err)) return -1;
+  int loaded = check_integrity(f, path, err) ? -1 : 0;
+  for (int i = 0; i < d->n_params && loaded >= 0; i++) {
+    const lmn_param_info *p = &d->params[i];
+    if (!param_saved(p)) continue;
+    ++*saved;
+    const lmn_st_tensor *t = lmn_st_find(f, p->name);
+    char why[320] = "not in the checkpoint: left as initialised";
+    if (!t || !fits(t, p, why, sizeof why)) {
+      if (report) report(ctx, p->name, why);
+      continue;
+    }
+    int64_t shape[2];
+    uint32_t nd = param_shape(p, shape);
+    loaded = lmn_st_load_f32(f, p->name, nd, shape, net->params + net->poff[i], err) ? -1 : loaded + 1;
+  }
+  for (size_t i = 0; i < lmn_st_n_tensors(f) && loaded >= 0 && report; i++) {
+    const lmn_st_tensor *t = lmn_st_tensor_at(f, i);
+    /* AdamW's moments "m.X" and "v.X" of the file's own tensor X are not weights (a model may be named m) */
+    int moment = (t->name[0] == 'm' || t->name[0] == 'v') && t->name[1] == '.' && lmn_st_find(f, t->name + 2);
+    if (!moment && !wanted(d, t)) report(ctx, t->name, "in the checkpoint only: not used");
+  }
+  lmn_st_close(f);
+  return loaded;
+}
+
 /* ---- checkpoint directories ---------------------------------------------------------------------- */
 
 /* The step of a file name "step-<digits>.safetensors" spelt as lmn_checkpoint_path spells it, or -1. */

@@ -54,6 +54,17 @@ int lmn_checkpoint_load(lmn_net *net, const char *path, lmn_err *err);
 /* As lmn_checkpoint_load, also returning the run state (st->has_run is 0 for checkpoints without it). */
 int lmn_checkpoint_load_state(lmn_net *net, const char *path, lmn_ckpt_state *st, lmn_err *err);
 
+/* Called by lmn_checkpoint_warm_start for each tensor not carried over: a tensor of the network left as it
+ * was (absent from the file, or of another shape), or a tensor of the file that the network lacks. */
+typedef void (*lmn_warm_report_fn)(void *ctx, const char *name, const char *why);
+/* Warm start: copies into net every saved tensor of the checkpoint at path (weights, not AdamW moments) whose
+ * name and shape match one of net's; the file may come from another network, but must pass its integrity
+ * checks (every tensor's checksum, no NaN or infinity) before anything changes. Every tensor not carried
+ * over, on either side, goes to report. Returns the number of tensors loaded (of *saved, the network's tensors
+ * that checkpoints hold), or -1. */
+int lmn_checkpoint_warm_start(lmn_net *net, const char *path, lmn_warm_report_fn report, void *ctx, int *saved,
+                              lmn_err *err);
+
 /* The effective settings a training run recorded in the checkpoint at path (metadata 'config_yaml', the
  * text of lmn_config_print) into *text (free() it), or NULL when it has none (written before they were
  * recorded, or not by a training run). -1 when the file cannot be read. */

@@ -120,6 +120,7 @@ static const field top_f[] = {
     {"seed", K_SEED, CFG(seed), RANGE(0, 0), 0, S_NONE, NULL},
     {"threads", K_LONG, CFG(threads), RANGE(0, 4096), 0, S_NONE, NULL},
     {"log", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &log_t},
+    {"init_from", K_PATH, CFG(init_from), RANGE(0, 0), 0, S_NONE, NULL},
     {"sample", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &sample_t},
 };
 static const table top_t = {top_f, NF(top_f)};
@@ -710,6 +711,7 @@ void lmn_config_free(lmn_train_config *cfg) {
   free(cfg->data.val);
   free(cfg->checkpoint.dir);
   free(cfg->sample.prompt);
+  free(cfg->init_from);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -766,6 +768,7 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "\n  every: %ld\n  keep: %ld\n  minutes: %.17g\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
           cfg->checkpoint.every, cfg->checkpoint.keep, cfg->checkpoint.minutes, (unsigned long long)cfg->seed,
           cfg->threads, cfg->log.every);
+  if (cfg->init_from) fputs("init_from: ", out), print_quoted(out, cfg->init_from), fputc('\n', out);
   fprintf(out, "sample:\n  every: %ld\n", cfg->sample.every);
   if (cfg->sample.prompt) fputs("  prompt: ", out), print_quoted(out, cfg->sample.prompt), fputc('\n', out);
   fprintf(out, "  tokens: %ld\n  temperature: %.17g\n  top_k: %ld\n  top_p: %.17g\n", cfg->sample.tokens,
@@ -789,7 +792,7 @@ char *lmn_config_text(const lmn_train_config *cfg) {
 
 /* The keys (and sections, ending in '.') that do not change what a run computes: how often it evaluates,
  * logs and saves, where it saves, and its thread count (results do not depend on it). */
-static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads", "log.", "sample."};
+static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads", "log.", "sample.", "init_from"};
 
 static int harmless(const char *key) {
   for (size_t i = 0; i < sizeof harmless_keys / sizeof *harmless_keys; i++) {

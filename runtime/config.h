@@ -38,6 +38,7 @@
  *   threads: N                  = 0, in [0, 4096]; 0 = every core
  *   log:
  *     every: N                  = 1 step, >= 1
+ *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh run
  *   sample:                     text generated with the current weights while training (language models)
  *     every: N                  = 0 steps, >= 0; 0 = never
  *     prompt: TEXT              = none (an empty prompt)
@@ -115,6 +116,7 @@ typedef struct lmn_train_config {
   struct {
     long every;
   } log;
+  char *init_from; /* resolved path, or NULL */
   struct {
     long every;
     char *prompt; /* or NULL */
@@ -140,7 +142,7 @@ char *lmn_config_text(const lmn_train_config *cfg);
 
 /* Called by lmn_config_compare for each setting whose value differs: key as "optimizer.lr" (the stages list
  * is one setting, "stages"), the values as printed ("(absent)" for a key the old text lacks), and whether
- * the change alters what the run computes (everything but eval.*, checkpoint.*, threads, log.* and sample.*). */
+ * the change alters what the run computes (everything but eval.*, checkpoint.*, threads, log.*, sample.* and init_from). */
 typedef void (*lmn_cfg_change_fn)(void *ctx, const char *key, const char *was, const char *now, int breaking);
 /* Compares two texts of lmn_config_print (e.g. a checkpoint's run against the config resuming it), calling
  * on_change (when not NULL) for each difference; returns how many of them alter the computation. */

@@ -325,11 +325,24 @@ static int prepare_dir(run *r, lmn_err *err) {
   return 0;
 }
 
+static void report_warm(void *ctx, const char *name, const char *why) { note(ctx, "  %s: %s", name, why); }
+
+/* init_from: a fresh run starts from the tensors of another run's checkpoint that fit, saying which do not. */
+static int warm_start(run *r, lmn_err *err) {
+  int total = 0;
+  note(r, "init_from %s:", LMN_SHORT(r->cfg.init_from));
+  int n = lmn_checkpoint_warm_start(r->net, r->cfg.init_from, report_warm, r, &total, err);
+  if (n < 0) return cfg_err(r, err);
+  note(r, "init_from: %d of %d tensors loaded from %s", n, total, LMN_SHORT(r->cfg.init_from));
+  return 0;
+}
+
 static int start_state(run *r, lmn_err *err) {
   lmn_data_state_init(&r->stream, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, r->cfg.seed);
   lmn_rng_seed_stream(&r->rng, r->cfg.seed, LMN_RUN_STREAM);
   r->step = 0;
   if (prepare_dir(r, err) || (r->o->resume ? resume_from(r, err) : check_fresh_dir(r, err))) return -1;
+  if (r->step == 0 && r->cfg.init_from && warm_start(r, err)) return -1;
   lmn_err perr; /* a run killed between a checkpoint and its pruning left one too many */
   if (r->o->resume && lmn_checkpoint_prune(r->cfg.checkpoint.dir, r->cfg.checkpoint.keep, r->step, &perr))
     note(r, "warning: %s", perr.msg);

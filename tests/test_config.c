@@ -257,6 +257,7 @@ static void test_print_round_trip(void) {
                      "stages: [{steps: 4, train: edges}, {steps: 6, train: [\"we\\\"ird\", plain]}]\n"
                      "optimizer: {lr: 0.001, betas: [0.5, 0.75], eps: 1e-7, weight_decay: 0.2}\n"
                      "schedule: {warmup: 2, decay: constant, min_lr: 1e-5}\nseed: 7\n"
+                     "init_from: ck/step-000009.safetensors\n"
                      "sample: {every: 5, prompt: \"Once\\n\\\"upon\\\"\", tokens: 9, temperature: 0, top_k: 0, "
                      "top_p: 1}\n";
   if (load_ok(&t, yaml, &a)) return tmp_remove(&t);
@@ -284,6 +285,8 @@ static void test_print_round_trip(void) {
   CU_ASSERT_EQUAL(a.schedule.min_lr, b.schedule.min_lr);
   CU_ASSERT_STRING_EQUAL(a.checkpoint.dir, b.checkpoint.dir);
   CU_ASSERT(b.seed == 7);
+  CU_ASSERT_STRING_EQUAL(a.init_from, b.init_from);
+  CU_ASSERT_PTR_NOT_NULL(strstr(b.init_from, "/ck/step-000009.safetensors"));
   CU_ASSERT_EQUAL(b.sample.every, 5);
   CU_ASSERT_STRING_EQUAL(b.sample.prompt, "Once\n\"upon\"");
   CU_ASSERT_EQUAL(b.sample.tokens, 9);

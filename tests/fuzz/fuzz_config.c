@@ -44,7 +44,7 @@ static int same(const lmn_train_config *a, const lmn_train_config *b) {
            a->eval.every == b->eval.every && a->eval.batches == b->eval.batches &&
            same_str(a->checkpoint.dir, b->checkpoint.dir) && a->checkpoint.every == b->checkpoint.every &&
            a->checkpoint.keep == b->checkpoint.keep && a->seed == b->seed && a->threads == b->threads &&
-           a->log.every == b->log.every && a->sample.every == b->sample.every &&
+           a->log.every == b->log.every && same_str(a->init_from, b->init_from) && a->sample.every == b->sample.every &&
            same_str(a->sample.prompt, b->sample.prompt) && a->sample.tokens == b->sample.tokens &&
            a->sample.temperature == b->sample.temperature && a->sample.top_k == b->sample.top_k &&
            a->sample.top_p == b->sample.top_p;
