@@ -185,9 +185,11 @@ static void free_printer(Printer *pr) {
 
 int emit_c(const Ir *ir, const char *source, const char *source_text, const char *dir, const char *root, lmn_err *err) {
   const Net *net = ir->net;
+  char *ir_json = ir_json_compact(ir);
+  if (!ir_json) return lmn_errf(err, "lmnc: out of memory writing %s", dir);
   Sched prog;
-  if (sched_build(&prog, ir, err) != 0) return -1;
-  Printer pr = {.p = &prog, .ir = ir, .net = net, .out_dir = dir, .source_text = source_text};
+  if (sched_build(&prog, ir, err) != 0) return free(ir_json), -1;
+  Printer pr = {.p = &prog, .ir = ir, .net = net, .out_dir = dir, .source_text = source_text, .ir_json = ir_json};
   Text texts[4] = {{0}};
   char names[4][160], rel[4096];
   snprintf(names[0], sizeof names[0], "%s.h", net->name);
@@ -205,5 +207,6 @@ int emit_c(const Ir *ir, const char *source, const char *source_text, const char
   for (int k = 0; k < 4; k++) free(texts[k].data);
   free_printer(&pr);
   sched_free(&prog);
+  free(ir_json);
   return rc;
 }

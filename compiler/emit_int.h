@@ -21,6 +21,7 @@ typedef struct Printer {
   Phase phase;
   const char *out_dir;     /* the folder the code is written into */
   const char *source_text; /* the .lmn text compiled (kept in the description), or NULL */
+  const char *ir_json;     /* ir_json_compact: what `NAME export` writes as network.json, or NULL */
 } Printer;
 
 /* The path from folder dir to target (a file that need not exist) as "../../models/x.gguf", worked out on the

@@ -273,6 +273,8 @@ void emit_desc(Printer *pr, const char *source) {
   out(pr, ",\n    .hash = 0x%016llxULL,\n    .aggregate_mean = %d,\n    .source_text = ", (unsigned long long)pr->p->hash,
       net->aggregate == AGG_MEAN);
   out_c_string(pr, pr->source_text);
+  out(pr, ",\n    .ir_json = ");
+  out_c_string(pr, pr->ir_json);
   out(pr, ",\n");
   out(pr, "    .vocab = %ld,\n    .classes = %ld,\n    .ctx = %ld,\n    .prefix = %ld,\n", net->models[em].hp.vocab, classes,
       ctx - net->prefix, net->prefix);

@@ -338,9 +338,9 @@ static void module_op(Lower *lw, const Edge *e, int j, int *prev) {
   Ir *ir = lw->ir;
   const Module *m = &e->mods[j];
   if (m->kind == MOD_IDENTITY) return;
-  char desc[160], prefix[64];
+  char desc[160], prefix[SEMA_MAX_EDGE_KEY + 32];
   module_describe(lw->net, m, desc, sizeof desc);
-  snprintf(prefix, sizeof prefix, "e%d.m%d.", e->id, j);
+  snprintf(prefix, sizeof prefix, "%s.m%d.", e->key, j);
   OpKind kind = m->kind == MOD_EMBED ? OP_EMBED : m->kind == MOD_HEAD ? OP_HEAD : m->kind == MOD_CLASSIFY ? OP_CLASSIFY : OP_MODULE;
   Op *op = new_op(ir, kind, "e%d.m%d %s [%s]", e->id, j, desc, e->label);
   op->edge = e->id;

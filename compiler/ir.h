@@ -36,7 +36,7 @@ typedef enum {
 } ParamRole;
 
 typedef struct Param {
-  char name[96];   /* e.g. "qwen.blk.3.attn_q.weight", "e7.m0.ffn_up.weight", "e7.m1.weight" */
+  char name[SEMA_MAX_EDGE_KEY + 64]; /* "qwen.blk.3.attn_q.weight", "block.a->b.m0.ffn_up.weight", "edge.b->c.m1.weight" */
   long shape[2];   /* PyTorch order [out, in]; shape[1] == 0 for a vector */
   long count;
   OwnerKind owner;
@@ -104,6 +104,9 @@ const char *param_file_name(const Param *p);
 
 void ir_print_text(const Ir *ir, FILE *out);
 void ir_print_json(const Ir *ir, FILE *out);
+/* The JSON an exported network carries (`NAME export`): as ir_print_json without the ops, each parameter with
+ * its name, shape and trainable flag only. malloc'd; NULL when out of memory. */
+char *ir_json_compact(const Ir *ir);
 void ir_print_info(const Ir *ir, FILE *out, long batch, long seq);
 void ir_print_dot(const Ir *ir, FILE *out);
 

@@ -1,5 +1,6 @@
 /* ir_print.c: the IR as text (`lmnc ir`), as JSON for tools (`lmnc ir --json`: enough to rebuild
  * the network elsewhere), and the `lmnc info` summary (parameters, FLOPs per token, memory). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
@@ -150,6 +151,8 @@ static void json_edges(FILE *out, const Net *net) {
     fprintf(out, "    {\"id\": %d, \"type\": ", e->id);
     if (e->type) json_str(out, e->type);
     else fprintf(out, "null");
+    fprintf(out, ", \"key\": ");
+    json_str(out, e->key);
     fprintf(out, ", \"label\": ");
     json_str(out, e->label);
     fprintf(out, ", \"sources\": [");
@@ -179,7 +182,9 @@ static void json_edges(FILE *out, const Net *net) {
   fprintf(out, "  ],\n");
 }
 
-void ir_print_json(const Ir *ir, FILE *out) {
+/* The JSON of `lmnc ir --json`; without full, only what rebuilds the network elsewhere: no ops, and each
+ * parameter's name, shape and trainable flag. */
+static void write_json(const Ir *ir, FILE *out, int full) {
   const Net *net = ir->net;
   fprintf(out, "{\n  \"format\": \"lmnet-ir\",\n  \"version\": 1,\n  \"network\": \"%s\",\n  \"aggregate\": \"%s\",\n",
           net->name, net->aggregate == AGG_MEAN ? "mean" : "sum");
@@ -192,9 +197,16 @@ void ir_print_json(const Ir *ir, FILE *out) {
     const Param *p = &ir->params[i];
     fprintf(out, "    {\"name\": \"%s\", \"shape\": [%ld", p->name, p->shape[0]);
     if (p->shape[1]) fprintf(out, ", %ld", p->shape[1]);
-    fprintf(out, "], \"owner\": \"%s\", \"owner_index\": %d, \"module\": %d, \"group\": \"%s\", \"trainable\": %s}%s\n",
-            p->owner == OWN_MODEL ? "model" : p->owner == OWN_VERTEX ? "vertex" : "edge", p->owner_index, p->module,
-            p->group, p->trainable ? "true" : "false", i + 1 < ir->n_params ? "," : "");
+    fprintf(out, "], ");
+    if (full)
+      fprintf(out, "\"owner\": \"%s\", \"owner_index\": %d, \"module\": %d, \"group\": \"%s\", ",
+              p->owner == OWN_MODEL ? "model" : p->owner == OWN_VERTEX ? "vertex" : "edge", p->owner_index, p->module,
+              p->group);
+    fprintf(out, "\"trainable\": %s}%s\n", p->trainable ? "true" : "false", i + 1 < ir->n_params ? "," : "");
+  }
+  if (!full) {
+    fprintf(out, "  ]\n}\n");
+    return;
   }
   fprintf(out, "  ],\n  \"ops\": [\n");
   for (int i = 0; i < ir->n_ops; i++) {
@@ -215,6 +227,18 @@ void ir_print_json(const Ir *ir, FILE *out) {
     fprintf(out, "}%s\n", i + 1 < ir->n_ops ? "," : "");
   }
   fprintf(out, "  ]\n}\n");
+}
+
+void ir_print_json(const Ir *ir, FILE *out) { write_json(ir, out, 1); }
+
+char *ir_json_compact(const Ir *ir) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f = open_memstream(&text, &size);
+  if (!f) return NULL;
+  write_json(ir, f, 0);
+  if (fclose(f) != 0) return free(text), NULL;
+  return text;
 }
 
 /* ---- info ------------------------------------------------------------------------------------ */

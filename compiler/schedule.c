@@ -53,7 +53,7 @@ static uint64_t fnv1a(uint64_t h, const char *s, int n) {
  * without `weights` options hashes as it did before they existed, so its checkpoints still load. */
 static uint64_t network_hash(const Sched *p) {
   uint64_t h = 1469598103934665603ULL;
-  char buf[256];
+  char buf[sizeof(((Param *)0)->name) + 96];
   for (int i = 0; i < p->ir->n_params; i++) {
     const Param *q = &p->ir->params[p->order[i]];
     int n = snprintf(buf, sizeof buf, "%s:%ld:%ld:%d;", q->name, q->shape[0], q->shape[1], q->trainable);

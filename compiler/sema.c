@@ -593,5 +593,6 @@ int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const ch
   sema_losses(&s, prog);
   net->params = s.params;
   if (diag->errors == before) sema_graph(&s);
+  if (diag->errors == before) sema_edge_keys(net);
   return diag->errors - before;
 }

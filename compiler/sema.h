@@ -110,6 +110,7 @@ typedef struct Edge {
   Module *mods;
   int n_mods;
   char label[160];   /* "a -> b" */
+  const char *key;   /* stable name of its tensors: "block.a->b", "edge.tokens->a", "block.a->b#2" (sema_edge_keys) */
 } Edge;
 
 typedef enum { OUT_LM, OUT_CLASS } OutKind;
@@ -168,5 +169,10 @@ const char *weights_format_name(int weights);
 /* "decoder_layer(smol) >> linear(576 -> 576, bias)" into buf. */
 void module_describe(const Net *net, const Module *m, char *buf, size_t size);
 void edge_describe(const Net *net, const Edge *e, char *buf, size_t size);
+/* Names every edge from the source rather than its position: "TYPE.SRC->DST" (TYPE "edge" for an edge that is
+ * not exactly one `edge NAME = ...` type, sources joined by '+'), "#2", "#3", ... on the second and later edges
+ * with the same name, "TYPE.eN" when the name would pass SEMA_MAX_EDGE_KEY characters. */
+void sema_edge_keys(Net *net);
+#define SEMA_MAX_EDGE_KEY 160
 
 #endif

@@ -2,6 +2,7 @@
  * gpt2_block, embed, head, classify), `edge NAME = ...` types, and chains `a -> module -> b`, with
  * the width of every wire checked and a projection suggested where widths differ. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sema_int.h"
@@ -677,5 +678,46 @@ void edge_describe(const Net *net, const Edge *e, char *buf, size_t size) {
     char one[128];
     module_describe(net, &e->mods[i], one, sizeof one);
     n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? " >> " : "", one);
+  }
+}
+
+/* ---- stable edge names ------------------------------------------------------------------------ */
+
+/* "TYPE.SRC+SRC->DST" into buf (size SEMA_MAX_EDGE_KEY + 1); "TYPE.eN" when that does not fit. */
+static void edge_key_base(const Net *net, const Edge *e, char *buf) {
+  const size_t size = SEMA_MAX_EDGE_KEY + 1;
+  const char *type = e->type ? e->type : "edge";
+  size_t n = (size_t)snprintf(buf, size, "%s.", type);
+  for (int i = 0; i < e->n_src && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? "+" : "",
+                          end_name(net, e->src_kind == END_SUM ? END_VERTEX : e->src_kind, e->srcs[i]));
+  if (n < size) n += (size_t)snprintf(buf + n, size - n, "->%s", end_name(net, e->dst_kind, e->dst));
+  if (n + 4 >= size) snprintf(buf, size, "%s.e%d", type, e->id); /* room left for "#NN" keeps keys distinct */
+}
+
+static const Net *sort_net;
+static int by_key_then_id(const void *a, const void *b) {
+  const Edge *x = &sort_net->edges[*(const int *)a], *y = &sort_net->edges[*(const int *)b];
+  int c = strcmp(x->key, y->key);
+  return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+void sema_edge_keys(Net *net) {
+  char buf[SEMA_MAX_EDGE_KEY + 16];
+  for (int i = 0; i < net->n_edges; i++) {
+    edge_key_base(net, &net->edges[i], buf);
+    net->edges[i].key = arena_strndup(net->arena, buf, strlen(buf));
+  }
+  int *order = arena_alloc(net->arena, sizeof(int) * (size_t)(net->n_edges ? net->n_edges : 1));
+  for (int i = 0; i < net->n_edges; i++) order[i] = i;
+  sort_net = net;
+  qsort(order, (size_t)net->n_edges, sizeof *order, by_key_then_id); /* O(n log n): 262144 edges stay fast */
+  int *rank = arena_alloc(net->arena, sizeof(int) * (size_t)(net->n_edges ? net->n_edges : 1));
+  for (int i = 0; i < net->n_edges; i++)
+    rank[order[i]] = i && !strcmp(net->edges[order[i]].key, net->edges[order[i - 1]].key) ? rank[order[i - 1]] + 1 : 1;
+  for (int i = 0; i < net->n_edges; i++) {
+    if (rank[i] == 1) continue;
+    snprintf(buf, sizeof buf, "%s#%d", net->edges[i].key, rank[i]);
+    net->edges[i].key = arena_strndup(net->arena, buf, strlen(buf));
   }
 }

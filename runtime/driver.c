@@ -24,13 +24,23 @@
 
 /* ---- options ------------------------------------------------------------------------------------- */
 
-typedef enum cmd { CMD_INFO = 0, CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_GENERATE, CMD_DUMP, CMD_PLOT, CMD_COUNT } cmd;
-static const char *const cmd_names[CMD_COUNT] = {"info", "train", "eval", "predict", "generate", "dump-state",
-                                                     "plot"};
+typedef enum cmd {
+  CMD_INFO = 0,
+  CMD_TRAIN,
+  CMD_EVAL,
+  CMD_PREDICT,
+  CMD_GENERATE,
+  CMD_DUMP,
+  CMD_EXPORT,
+  CMD_PLOT,
+  CMD_COUNT
+} cmd;
+static const char *const cmd_names[CMD_COUNT] = {"info",       "train",  "eval", "predict", "generate",
+                                                     "dump-state", "export", "plot"};
 
 typedef struct args {
   const char *config, *ckpt, *prompt, *out, *model_dir, *file;
-  long resume, resume_fallback, force, json, stop_at, n, top_k, batch, seq, threads, chat, exact;
+  long resume, resume_fallback, force, json, stop_at, n, top_k, batch, seq, threads, chat, exact, all;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -50,15 +60,18 @@ typedef struct opt {
 #define OFF(f) offsetof(args, f)
 static const opt opts[] = {
     {"config", 'c', OPT_STR, OFF(config), 0, 0,
-     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_PLOT)},
+     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_EXPORT) |
+         BIT(CMD_PLOT)},
     {"file", 'f', OPT_STR, OFF(file), 0, 0, BIT(CMD_PREDICT)},
     {"json", 0, OPT_FLAG, OFF(json), 0, 0, BIT(CMD_PREDICT)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
     {"resume-fallback", 0, OPT_FLAG, OFF(resume_fallback), 0, 0, BIT(CMD_TRAIN)},
     {"force", 0, OPT_FLAG, OFF(force), 0, 0, BIT(CMD_TRAIN)},
     {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
-    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0, BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
-    {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP)},
+    {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0,
+     BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
+    {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
+    {"all", 0, OPT_FLAG, OFF(all), 0, 0, BIT(CMD_EXPORT)},
     {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
     {"chat", 0, OPT_FLAG, OFF(chat), 0, 0, BIT(CMD_GENERATE)},
     {"exact", 0, OPT_FLAG, OFF(exact), 0, 0, BIT(CMD_GENERATE)},
@@ -68,9 +81,10 @@ static const opt opts[] = {
     {"top-p", 0, OPT_DOUBLE, OFF(top_p), 0, 1, BIT(CMD_GENERATE)},
     {"seed", 's', OPT_U64, OFF(seed), 0, 0, BIT(CMD_GENERATE)},
     {"threads", 0, OPT_LONG, OFF(threads), 0, 4096,
-     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
     {"model-dir", 0, OPT_STR, OFF(model_dir), 0, 0,
-     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP)},
+     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) |
+         BIT(CMD_EXPORT)},
     {"batch", 'b', OPT_LONG, OFF(batch), 1, 1 << 20, BIT(CMD_INFO)},
     {"seq", 0, OPT_LONG, OFF(seq), 1, 1 << 24, BIT(CMD_INFO)},
 };
@@ -102,6 +116,10 @@ static const char *const cmd_help[] = {
     "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n",
     "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
     "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n",
+    "  export    -c CONFIG.yaml [--ckpt PATH] [--all] -o DIR [--threads N]\n"
+    "            the trained network into DIR for use outside lmnet: model.safetensors (the weights under\n"
+    "            their .lmn names; with --all also the frozen ones read from model files), network.json,\n"
+    "            network.lmn, test_data.safetensors (a sequence and our logits for it, to check against)\n",
     "  plot      -c CONFIG.yaml\n"
     "            draw the run's training and validation loss (checkpoint.dir/metrics.jsonl, written by\n"
     "            train) into checkpoint.dir/loss.png with gnuplot\n",
@@ -555,12 +573,18 @@ static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) 
   return 0;
 }
 
-/* ---- dump-state (dump.c) ------------------------------------------------------------------------ */
+/* ---- dump-state and export (dump.c) ------------------------------------------------------------------------ */
 
 static int cmd_dump(const char *prog, const lmn_net_desc *d, const args *a) {
   if (!a->config || !a->out) return usage_error(prog, d, "'dump-state' needs -c CONFIG.yaml and -o FILE");
   lmn_err err = {{0}};
   return lmn_dump_state_run(d, a->config, a->ckpt, a->threads, a->out, stdout, &err) ? fail(&err) : 0;
+}
+
+static int cmd_export(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->config || !a->out) return usage_error(prog, d, "'export' needs -c CONFIG.yaml and -o DIR");
+  lmn_err err = {{0}};
+  return lmn_export_run(d, a->config, a->ckpt, (int)a->all, a->threads, a->out, stdout, &err) ? fail(&err) : 0;
 }
 
 /* ---- plot (runlog.c) ---------------------------------------------------------------------------- */
@@ -611,6 +635,8 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
     return cmd_predict(prog, desc, &a);
   case CMD_DUMP:
     return cmd_dump(prog, desc, &a);
+  case CMD_EXPORT:
+    return cmd_export(prog, desc, &a);
   case CMD_PLOT:
     return cmd_plot(prog, desc, &a);
   default:

@@ -1,6 +1,7 @@
-/* dump.c: `NAME dump-state`: the network's parameters and one batch written to a safetensors file (format in
- * dump.h) for the PyTorch twin, and the command around it (config, network as `eval` creates it, first
- * training batch, optimizer settings as metadata). */
+/* dump.c: the network's state written for another implementation: `NAME dump-state` (the parameters and one
+ * batch in a safetensors file, format in dump.h, for the PyTorch twin: config, network as `eval` creates it,
+ * first training batch, optimizer settings as metadata) and `NAME export` (a folder that rebuilds the trained
+ * network elsewhere: weights, network JSON, source, and a self-check). */
 #include "dump.h"
 
 #include <cblas.h>
@@ -14,10 +15,12 @@
 #include "config.h"
 #include "data.h"
 #include "driver.h"
+#include "lmn_file.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
 #define F32_EXACT 16777216L /* 2^24: integers up to this are exact in F32 */
+#define EXPORT_TEST_SEQ 32  /* positions of the sequence whose outputs an export carries as its self-check */
 
 /* The batch as floats, each value checked to lie in [lo, hi). */
 static float *ints_to_f32(const int32_t *x, size_t n, long lo, long hi, const char *what, const char *net,
@@ -47,13 +50,14 @@ static int add_meta(lmn_st_writer *w, const char *key, const char *fmt, ...) {
   return lmn_st_writer_add_meta(w, key, v, NULL);
 }
 
-/* Every parameter as f32; the frozen matrices kept in a file format are dequantized into copies[i], which
- * the caller frees after writing. */
-static int add_params(lmn_st_writer *w, const lmn_net *net, float **copies, lmn_err *err) {
+/* Every parameter as f32 (without all: not the frozen ones read from model files); the frozen matrices kept
+ * in a file format are dequantized into copies[i], which the caller frees after writing. */
+static int add_params(lmn_st_writer *w, const lmn_net *net, int all, float **copies, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   for (int i = 0; i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
     int64_t shape[2] = {p->rows, p->cols};
+    if (!all && p->from_file && !p->trainable) continue;
     const float *x = lmn_w(net, i);
     if (!x) {
       copies[i] = malloc((size_t)p->rows * (size_t)p->cols * sizeof(float));
@@ -101,7 +105,7 @@ int lmn_dump_state_meta(lmn_net *net, const int32_t *tokens, const int32_t *targ
   int64_t shape_tok[2] = {B, T}, shape_tg[2] = {B, T};
   float **copies = calloc((size_t)d->n_params + 1, sizeof *copies);
   if (!copies) rc = lmn_errf(err, "%s: dump-state: out of memory", d->name);
-  if (!rc) rc = add_params(w, net, copies, err);
+  if (!rc) rc = add_params(w, net, 1, copies, err);
   if (!rc) rc = lmn_st_writer_add_f32(w, "batch:tokens", 2, shape_tok, tok, err);
   if (!rc) rc = lmn_st_writer_add_f32(w, "batch:targets", cls ? 1 : 2, shape_tg, tg, err);
   if (!rc && add_header_meta(w, net, B, T))
@@ -203,20 +207,38 @@ static int config_meta(const dump_run *r, const char **kv, char (*buf)[64], char
   return n;
 }
 
+/* Loads the config and creates the network as `eval` does (batch x seq_len of the config; with one_short, one
+ * sequence of at most EXPORT_TEST_SEQ positions). */
+static int run_open(dump_run *r, const lmn_net_desc *d, const char *config, long threads, int one_short,
+                    lmn_err *err) {
+  memset(r, 0, sizeof *r);
+  if (lmn_config_load(config, &r->cfg, err)) return -1;
+  if (one_short) {
+    r->cfg.batch = 1;
+    if (r->cfg.seq_len > EXPORT_TEST_SEQ) r->cfg.seq_len = EXPORT_TEST_SEQ;
+  }
+  int nt = lmn_threads_resolve(threads ? threads : r->cfg.threads);
+  openblas_set_num_threads(nt);
+  if (lmn_net_create(&r->net, d, (int)r->cfg.batch, (int)r->cfg.seq_len, nt, r->cfg.seed, err)) {
+    char m[sizeof err->msg];
+    snprintf(m, sizeof m, "%s", err->msg);
+    return lmn_errf(err, "%s: %s", r->cfg.path, m);
+  }
+  return 0;
+}
+
+static void run_close(dump_run *r) {
+  lmn_net_destroy(r->net);
+  lmn_data_close(&r->data);
+  lmn_config_free(&r->cfg);
+  free(r->x);
+  free(r->y);
+}
+
 int lmn_dump_state_run(const lmn_net_desc *d, const char *config, const char *ckpt, long threads,
                        const char *out, FILE *log, lmn_err *err) {
   dump_run r;
-  memset(&r, 0, sizeof r);
-  int rc = lmn_config_load(config, &r.cfg, err);
-  if (!rc) {
-    int nt = lmn_threads_resolve(threads ? threads : r.cfg.threads);
-    openblas_set_num_threads(nt);
-    if (lmn_net_create(&r.net, d, (int)r.cfg.batch, (int)r.cfg.seq_len, nt, r.cfg.seed, err)) {
-      char m[sizeof err->msg];
-      snprintf(m, sizeof m, "%s", err->msg);
-      rc = lmn_errf(err, "%s: %s", r.cfg.path, m);
-    }
-  }
+  int rc = run_open(&r, d, config, threads, 0, err);
   if (!rc)
     rc = load_weights(&r, ckpt, err) || select_first_stage(&r, err) || first_batch(&r, d, err) ? -1 : 0;
   if (!rc) {
@@ -228,10 +250,81 @@ int lmn_dump_state_run(const lmn_net_desc *d, const char *config, const char *ck
   if (!rc && log)
     fprintf(log, "%s: %d tensors and a batch of %ld x %ld (%s) written to %s\n", d->name, d->n_params,
             r.cfg.batch, r.cfg.seq_len, r.weights[0] ? r.weights : "seeded initialisation", out);
-  lmn_net_destroy(r.net);
-  lmn_data_close(&r.data);
-  lmn_config_free(&r.cfg);
-  free(r.x);
-  free(r.y);
+  run_close(&r);
+  return rc;
+}
+
+/* ---- export --------------------------------------------------------------------------------------- */
+
+/* DIR/model.safetensors: the parameters (see add_params) with what they are as metadata. */
+static int export_weights(const dump_run *r, int all, const char *dir, lmn_err *err) {
+  const lmn_net_desc *d = r->net->desc;
+  lmn_st_writer *w = NULL;
+  float **copies = calloc((size_t)d->n_params + 1, sizeof *copies);
+  if (!copies) return lmn_errf(err, "%s: export: out of memory", d->name);
+  char path[4200];
+  int rc = lmn_st_writer_new(&w, err);
+  if (!rc) rc = add_params(w, r->net, all, copies, err);
+  if (!rc && (add_meta(w, "format", "lmnet-export") || add_meta(w, "version", "1") ||
+              add_meta(w, "network", "%s", d->name) || add_meta(w, "hash", "%016" PRIx64, d->hash) ||
+              add_meta(w, "step", "%ld", r->net->step) ||
+              add_meta(w, "weights", "%s", r->weights[0] ? r->weights : "seeded initialisation") ||
+              add_meta(w, "model_file_tensors", "%s", all ? "included" : "omitted")))
+    rc = lmn_errf(err, "%s: export: out of memory for the metadata", d->name);
+  if (!rc && snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path)
+    rc = lmn_errf(err, "%s: path too long", dir);
+  if (!rc) rc = lmn_st_writer_write(w, path, err);
+  lmn_st_writer_free(w);
+  for (int i = 0; i < d->n_params; i++) free(copies[i]);
+  free(copies);
+  return rc;
+}
+
+/* DIR/test_data.safetensors: the first training sequence ("tokens" [1, T], int32 values as F32) and the
+ * primary output the network computes for it ("output": [1, T, vocab] without prefix rows, or [1, classes]),
+ * so that whoever rebuilds the network can check it reproduces ours. */
+static int export_test_data(const dump_run *r, const char *dir, lmn_err *err) {
+  const lmn_net_desc *d = r->net->desc;
+  int T = (int)r->cfg.seq_len, P = d->prefix, C = d->classes > 0 ? d->classes : d->vocab;
+  d->forward(r->net, r->x, r->y, 1, T, 0);
+  const float *y = d->output(r->net, 1, T);
+  float *tok = ints_to_f32(r->x, (size_t)T, 0, d->vocab, "tokens", d->name, err);
+  if (!tok) return -1;
+  lmn_st_writer *w = NULL;
+  char path[4200];
+  int64_t shape_tok[2] = {1, T}, shape_out[3] = {1, T, C}, shape_cls[2] = {1, C};
+  int rc = lmn_st_writer_new(&w, err);
+  if (!rc) rc = lmn_st_writer_add_f32(w, "tokens", 2, shape_tok, tok, err);
+  if (!rc && d->classes > 0) rc = lmn_st_writer_add_f32(w, "output", 2, shape_cls, y, err);
+  if (!rc && d->classes <= 0) rc = lmn_st_writer_add_f32(w, "output", 3, shape_out, y + (size_t)P * C, err);
+  if (!rc && snprintf(path, sizeof path, "%s/test_data.safetensors", dir) >= (int)sizeof path)
+    rc = lmn_errf(err, "%s: path too long", dir);
+  if (!rc) rc = lmn_st_writer_write(w, path, err);
+  lmn_st_writer_free(w);
+  free(tok);
+  return rc;
+}
+
+static int export_files(const dump_run *r, int all, const char *dir, lmn_err *err) {
+  const lmn_net_desc *d = r->net->desc;
+  if (!d->ir_json)
+    return lmn_errf(err, "%s: export: this executable carries no network description; recompile it with lmnc",
+                    d->name);
+  if (lmn_checkpoint_mkdir(dir, err) || export_weights(r, all, dir, err) || export_test_data(r, dir, err) ||
+      lmn_write_text_atomic(dir, "network.json", d->ir_json, err))
+    return -1;
+  return d->source_text ? lmn_write_text_atomic(dir, "network.lmn", d->source_text, err) : 0;
+}
+
+int lmn_export_run(const lmn_net_desc *d, const char *config, const char *ckpt, int all, long threads,
+                   const char *dir, FILE *log, lmn_err *err) {
+  dump_run r;
+  int rc = run_open(&r, d, config, threads, 1, err);
+  if (!rc) rc = load_weights(&r, ckpt, err) || first_batch(&r, d, err) || export_files(&r, all, dir, err) ? -1 : 0;
+  if (!rc && log)
+    fprintf(log, "%s: exported %s to %s/: model.safetensors (%s), network.json, network.lmn, test_data.safetensors\n",
+            d->name, r.weights[0] ? r.weights : "the seeded initialisation", dir,
+            all ? "every tensor" : "every tensor not read from a model file");
+  run_close(&r);
   return rc;
 }

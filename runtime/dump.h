@@ -43,4 +43,19 @@ int lmn_dump_state_meta(lmn_net *net, const int32_t *tokens, const int32_t *targ
 int lmn_dump_state_run(const lmn_net_desc *desc, const char *config, const char *ckpt, long threads,
                        const char *out, FILE *log, lmn_err *err);
 
+/* The `export -c CONFIG [--ckpt PATH] [--all] -o DIR` command: the network (weights as dump-state picks them)
+ * written to DIR (created) for use outside lmnet, each file atomically:
+ *   model.safetensors      every parameter as F32 under its lmnc name ("block.a->b.m0.attn_q.weight"); the
+ *                          frozen tensors read from model files only with all (else they stay in those files,
+ *                          named in network.json), metadata format "lmnet-export", network, hash, step, weights
+ *   network.json           the network as `lmnc ir --json` gives it, less the ops
+ *   network.lmn            the source it was compiled from
+ *   test_data.safetensors  "tokens" [1, T] (the first training sequence, T = min(seq_len, 32), int32 values as
+ *                          F32) and "output": the primary output lmnet computes for it ([1, T, vocab] logits, or
+ *                          [1, classes]); tests/reference/torch_twin.py --export DIR rebuilds the network in
+ *                          PyTorch and checks it against this
+ * A line saying what was written goes to log (may be NULL). */
+int lmn_export_run(const lmn_net_desc *desc, const char *config, const char *ckpt, int all, long threads,
+                   const char *dir, FILE *log, lmn_err *err);
+
 #endif

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gguf.h" /* lmn_write_atomic */
+
 const char *lmn_file_kind(mode_t mode) {
   if (S_ISDIR(mode)) return "a directory";
   if (S_ISFIFO(mode)) return "a FIFO";
@@ -102,4 +104,16 @@ uint32_t lmn_crc32c(uint32_t crc, const void *data, size_t n) {
   if (__builtin_cpu_supports("sse4.2")) return ~crc32c_sse42(c, data, n);
 #endif
   return ~crc32c_bits(c, data, n);
+}
+
+static int emit_text(FILE *f, const void *ctx, lmn_err *err) {
+  (void)err;
+  return fputs((const char *)ctx, f) < 0 ? -1 : 0;
+}
+
+int lmn_write_text_atomic(const char *dir, const char *name, const char *text, lmn_err *err) {
+  char path[4200];
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    return lmn_errf(err, "%s/%s: path too long", dir, name);
+  return lmn_write_atomic(path, emit_text, text, err);
 }

@@ -1,7 +1,7 @@
 /* lmn_file.h: what every reader of liblmn does before and after it reads a file: open only regular files
  * (a FIFO, a device, a socket or a directory is refused at once, without blocking), show a long path in a
  * message shortened in the middle, check loaded floats for non-finite values, and the CRC32C of the bytes
- * a checkpoint stores. */
+ * a checkpoint stores; a text file written whole and atomically. */
 #ifndef LMN_FILE_H
 #define LMN_FILE_H
 
@@ -37,5 +37,8 @@ size_t lmn_first_nonfinite_f32(const void *p, size_t n);
 /* CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of n bytes, continuing from crc (0 to start):
  * lmn_crc32c(0, "123456789", 9) == 0xE3069283. */
 uint32_t lmn_crc32c(uint32_t crc, const void *data, size_t n);
+
+/* Writes text as dir/name atomically (lmn_write_atomic); errors name the path. */
+int lmn_write_text_atomic(const char *dir, const char *name, const char *text, lmn_err *err);
 
 #endif

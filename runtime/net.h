@@ -51,6 +51,7 @@ struct lmn_net_desc {
   const char *name;         /* network name */
   const char *source;       /* the .lmn file it was compiled from */
   const char *source_text;  /* its text (copied next to a training run's checkpoints), or NULL */
+  const char *ir_json;      /* the network as JSON (`lmnc ir --json` less the ops), written by `export`, or NULL */
   uint64_t hash;            /* hash of the network description: checkpoints must match */
   int aggregate_mean;       /* 1 mean, 0 sum */
   int vocab;                /* token vocabulary (256 = raw bytes) */

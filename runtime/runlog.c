@@ -8,21 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h" /* lmn_write_atomic */
 #include "lmn_file.h"
-
-static int emit_text(FILE *f, const void *ctx, lmn_err *err) {
-  (void)err;
-  const char *s = ctx;
-  return fputs(s, f) < 0 ? -1 : 0;
-}
-
-static int write_file(const char *dir, const char *name, const char *text, lmn_err *err) {
-  char path[4200];
-  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-    return lmn_errf(err, "%s/%s: path too long", dir, name);
-  return lmn_write_atomic(path, emit_text, text, err);
-}
 
 /* The step of a metrics line ({"step": N, ...}), or -1. */
 static long line_step(const char *line) {
@@ -62,12 +48,13 @@ int lmn_runlog_open(lmn_runlog *l, const char *dir, long resume_step, const char
   memset(l, 0, sizeof *l);
   if (snprintf(l->path, sizeof l->path, "%s/metrics.jsonl", dir) >= (int)sizeof l->path)
     return lmn_errf(err, "%s: path too long", dir);
-  if (write_file(dir, "config.yaml", settings, err) || (source && write_file(dir, "network.lmn", source, err)))
+  if (lmn_write_text_atomic(dir, "config.yaml", settings, err) ||
+      (source && lmn_write_text_atomic(dir, "network.lmn", source, err)))
     return -1;
   char *kept = NULL;
   if (resume_step > 0 ? kept_lines(l->path, resume_step, &kept, &l->time0, err) : !(kept = strdup("")))
     return kept ? -1 : lmn_errf(err, "%s: out of memory", l->path);
-  int rc = lmn_write_atomic(l->path, emit_text, kept, err);
+  int rc = lmn_write_text_atomic(dir, "metrics.jsonl", kept, err);
   free(kept);
   if (rc) return -1;
   if (!(l->f = fopen(l->path, "a"))) return lmn_errf(err, "%s: cannot append: %s", l->path, strerror(errno));

@@ -497,7 +497,7 @@ static void test_weights_option(void) {
   CU_ASSERT_NOT_EQUAL(weights_hash("weights q4_0", LMN_GGML_Q4_0, "q4_0"), none);
   CU_ASSERT_NOT_EQUAL(weights_hash("weights q4_1", LMN_GGML_Q4_1, "q4_1"), none);
   CU_ASSERT_EQUAL(none, file);
-  CU_ASSERT_EQUAL(none, 0x7ad66ffd9009c773ULL); /* this network's hash from lmnc before `weights` existed */
+  CU_ASSERT_EQUAL(none, 0x6fc6b9d5cfa1b47bULL); /* this network's hash (edge tensors named from the .lmn) */
   CU_ASSERT_NOT_EQUAL(q8, none);
   CU_ASSERT_NOT_EQUAL(q8, bf16);
   /* errors: an unknown format, a second option, an unknown option, a model without a file */

@@ -577,13 +577,14 @@ static const lmn_net_desc *find_net(const char *name) {
 }
 
 /* The last linear of every edge into c (in-degree 2: a -> deep -> c, b -> lin -> c) and into d (in-degree 3:
- * a -> lin -> d, b -> deep -> d, c -> lin -> d), named as lmnc numbers the edges of agg_*.lmn (`lmnc ir`). */
+ * a -> lin -> d, b -> deep -> d, c -> lin -> d), named from agg_*.lmn as lmnc names edge tensors (`lmnc ir`). */
 static const struct {
   const char *name;
   float k;
-} agg_scaled[] = {{"e2.m1.weight", 2}, {"e2.m1.bias", 2}, {"e3.m0.weight", 2}, {"e3.m0.bias", 2},
-                  {"e4.m0.weight", 3}, {"e4.m0.bias", 3}, {"e5.m1.weight", 3}, {"e5.m1.bias", 3},
-                  {"e6.m0.weight", 3}, {"e6.m0.bias", 3}};
+} agg_scaled[] = {{"deep.a->c.m1.weight", 2}, {"deep.a->c.m1.bias", 2}, {"lin.b->c.m0.weight", 2},
+                  {"lin.b->c.m0.bias", 2},    {"lin.a->d.m0.weight", 3},  {"lin.a->d.m0.bias", 3},
+                  {"deep.b->d.m1.weight", 3}, {"deep.b->d.m1.bias", 3},   {"lin.c->d.m0.weight", 3},
+                  {"lin.c->d.m0.bias", 3}};
 enum { N_AGG_SCALED = sizeof agg_scaled / sizeof agg_scaled[0] };
 
 /* The in-degree factor of parameter i of the mean network (1 when it is not scaled). */
@@ -597,7 +598,7 @@ static void scale_incoming(lmn_net *mean) {
   for (int s = 0; s < N_AGG_SCALED; s++) {
     const lmn_param_info *p = NULL;
     float *x = lmn_net_param(mean, agg_scaled[s].name, &p);
-    if (!x) printf("\n  agg_mean: no parameter %s (did lmnc renumber the edges?)", agg_scaled[s].name);
+    if (!x) printf("\n  agg_mean: no parameter %s (did lmnc rename the edges?)", agg_scaled[s].name);
     CU_ASSERT_FATAL(x != NULL);
     for (size_t k = 0; k < numel(p); k++) x[k] *= agg_scaled[s].k;
   }

@@ -51,7 +51,7 @@ config wider 1 0.003 "$src" > wider.yaml
 w2/w2 train -c wider.yaml > wider.log 2>&1
 listed=$(grep -c '^  ' wider.log || true)
 check test "$listed" -gt 0
-check test "$(grep '^  ' wider.log | grep -v -c '^  e1\.')" = 0 # only the edge whose width changed
+check test "$(grep '^  ' wider.log | grep -v -c '^  wide\.a->b\.')" = 0 # only the edge whose width changed
 check test "$(grep '^  ' wider.log | grep -c 'in the checkpoint, .* here: left as initialised')" = "$listed"
 check grep -q "^init_from: $((total - listed)) of $total tensors loaded" wider.log
 

@@ -19,17 +19,17 @@
 /* Parameter indices, trainable tensors first (gradients and AdamW moments cover exactly those). */
 enum {
   CLASSIFY_P_M_TOKEN_EMBD_WEIGHT = 0,
-  CLASSIFY_P_E4_M1_ATTN_NORM_WEIGHT = 1,
-  CLASSIFY_P_E4_M1_ATTN_Q_WEIGHT = 2,
-  CLASSIFY_P_E4_M1_ATTN_K_WEIGHT = 3,
-  CLASSIFY_P_E4_M1_ATTN_V_WEIGHT = 4,
-  CLASSIFY_P_E4_M1_ATTN_OUTPUT_WEIGHT = 5,
-  CLASSIFY_P_E4_M1_FFN_NORM_WEIGHT = 6,
-  CLASSIFY_P_E4_M1_FFN_GATE_WEIGHT = 7,
-  CLASSIFY_P_E4_M1_FFN_UP_WEIGHT = 8,
-  CLASSIFY_P_E4_M1_FFN_DOWN_WEIGHT = 9,
-  CLASSIFY_P_E4_M2_WEIGHT = 10,
-  CLASSIFY_P_E4_M2_BIAS = 11,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_NORM_WEIGHT = 1,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_Q_WEIGHT = 2,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_K_WEIGHT = 3,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_V_WEIGHT = 4,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_OUTPUT_WEIGHT = 5,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_NORM_WEIGHT = 6,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_GATE_WEIGHT = 7,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_UP_WEIGHT = 8,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_DOWN_WEIGHT = 9,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT = 10,
+  CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS = 11,
   CLASSIFY_P_M_BLK_0_ATTN_NORM_WEIGHT = 12,
   CLASSIFY_P_M_BLK_0_ATTN_Q_WEIGHT = 13,
   CLASSIFY_P_M_BLK_0_ATTN_K_WEIGHT = 14,
@@ -49,68 +49,68 @@ enum {
   CLASSIFY_P_M_BLK_1_FFN_UP_WEIGHT = 28,
   CLASSIFY_P_M_BLK_1_FFN_DOWN_WEIGHT = 29,
   CLASSIFY_P_M_OUTPUT_NORM_WEIGHT = 30,
-  CLASSIFY_P_E0_M0_ATTN_NORM_WEIGHT = 31,
-  CLASSIFY_P_E0_M0_ATTN_Q_WEIGHT = 32,
-  CLASSIFY_P_E0_M0_ATTN_K_WEIGHT = 33,
-  CLASSIFY_P_E0_M0_ATTN_V_WEIGHT = 34,
-  CLASSIFY_P_E0_M0_ATTN_OUTPUT_WEIGHT = 35,
-  CLASSIFY_P_E0_M0_FFN_NORM_WEIGHT = 36,
-  CLASSIFY_P_E0_M0_FFN_GATE_WEIGHT = 37,
-  CLASSIFY_P_E0_M0_FFN_UP_WEIGHT = 38,
-  CLASSIFY_P_E0_M0_FFN_DOWN_WEIGHT = 39,
-  CLASSIFY_P_E0_M1_WEIGHT = 40,
-  CLASSIFY_P_E0_M1_BIAS = 41,
-  CLASSIFY_P_E1_M0_ATTN_NORM_WEIGHT = 42,
-  CLASSIFY_P_E1_M0_ATTN_Q_WEIGHT = 43,
-  CLASSIFY_P_E1_M0_ATTN_K_WEIGHT = 44,
-  CLASSIFY_P_E1_M0_ATTN_V_WEIGHT = 45,
-  CLASSIFY_P_E1_M0_ATTN_OUTPUT_WEIGHT = 46,
-  CLASSIFY_P_E1_M0_FFN_NORM_WEIGHT = 47,
-  CLASSIFY_P_E1_M0_FFN_GATE_WEIGHT = 48,
-  CLASSIFY_P_E1_M0_FFN_UP_WEIGHT = 49,
-  CLASSIFY_P_E1_M0_FFN_DOWN_WEIGHT = 50,
-  CLASSIFY_P_E1_M1_WEIGHT = 51,
-  CLASSIFY_P_E1_M1_BIAS = 52,
-  CLASSIFY_P_E2_M0_ATTN_NORM_WEIGHT = 53,
-  CLASSIFY_P_E2_M0_ATTN_Q_WEIGHT = 54,
-  CLASSIFY_P_E2_M0_ATTN_K_WEIGHT = 55,
-  CLASSIFY_P_E2_M0_ATTN_V_WEIGHT = 56,
-  CLASSIFY_P_E2_M0_ATTN_OUTPUT_WEIGHT = 57,
-  CLASSIFY_P_E2_M0_FFN_NORM_WEIGHT = 58,
-  CLASSIFY_P_E2_M0_FFN_GATE_WEIGHT = 59,
-  CLASSIFY_P_E2_M0_FFN_UP_WEIGHT = 60,
-  CLASSIFY_P_E2_M0_FFN_DOWN_WEIGHT = 61,
-  CLASSIFY_P_E2_M1_WEIGHT = 62,
-  CLASSIFY_P_E2_M1_BIAS = 63,
-  CLASSIFY_P_E3_M0_ATTN_NORM_WEIGHT = 64,
-  CLASSIFY_P_E3_M0_ATTN_Q_WEIGHT = 65,
-  CLASSIFY_P_E3_M0_ATTN_K_WEIGHT = 66,
-  CLASSIFY_P_E3_M0_ATTN_V_WEIGHT = 67,
-  CLASSIFY_P_E3_M0_ATTN_OUTPUT_WEIGHT = 68,
-  CLASSIFY_P_E3_M0_FFN_NORM_WEIGHT = 69,
-  CLASSIFY_P_E3_M0_FFN_GATE_WEIGHT = 70,
-  CLASSIFY_P_E3_M0_FFN_UP_WEIGHT = 71,
-  CLASSIFY_P_E3_M0_FFN_DOWN_WEIGHT = 72,
-  CLASSIFY_P_E3_M1_WEIGHT = 73,
-  CLASSIFY_P_E3_M1_BIAS = 74,
-  CLASSIFY_P_E5_M0_WEIGHT = 75,
-  CLASSIFY_P_E5_M0_BIAS = 76,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_NORM_WEIGHT = 31,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_Q_WEIGHT = 32,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_K_WEIGHT = 33,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_V_WEIGHT = 34,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_OUTPUT_WEIGHT = 35,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_NORM_WEIGHT = 36,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_GATE_WEIGHT = 37,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_UP_WEIGHT = 38,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_DOWN_WEIGHT = 39,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT = 40,
+  CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS = 41,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_NORM_WEIGHT = 42,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_Q_WEIGHT = 43,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_K_WEIGHT = 44,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_V_WEIGHT = 45,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_OUTPUT_WEIGHT = 46,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_NORM_WEIGHT = 47,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_GATE_WEIGHT = 48,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_UP_WEIGHT = 49,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_DOWN_WEIGHT = 50,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT = 51,
+  CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS = 52,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_NORM_WEIGHT = 53,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_Q_WEIGHT = 54,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_K_WEIGHT = 55,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_V_WEIGHT = 56,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_OUTPUT_WEIGHT = 57,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_NORM_WEIGHT = 58,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_GATE_WEIGHT = 59,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_UP_WEIGHT = 60,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_DOWN_WEIGHT = 61,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT = 62,
+  CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS = 63,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_NORM_WEIGHT = 64,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_Q_WEIGHT = 65,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_K_WEIGHT = 66,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_V_WEIGHT = 67,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_OUTPUT_WEIGHT = 68,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_NORM_WEIGHT = 69,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_GATE_WEIGHT = 70,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_UP_WEIGHT = 71,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_DOWN_WEIGHT = 72,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT = 73,
+  CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS = 74,
+  CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT = 75,
+  CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS = 76,
   NPARAMS = 77
 };
 
 static const lmn_param_info params[77] = {
     [CLASSIFY_P_M_TOKEN_EMBD_WEIGHT] = {"m.token_embd.weight", 0, 256, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_ATTN_NORM_WEIGHT] = {"e4.m1.attn_norm.weight", 16384, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_ATTN_Q_WEIGHT] = {"e4.m1.attn_q.weight", 16448, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_ATTN_K_WEIGHT] = {"e4.m1.attn_k.weight", 20544, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_ATTN_V_WEIGHT] = {"e4.m1.attn_v.weight", 22592, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_ATTN_OUTPUT_WEIGHT] = {"e4.m1.attn_output.weight", 24640, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_FFN_NORM_WEIGHT] = {"e4.m1.ffn_norm.weight", 28736, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_FFN_GATE_WEIGHT] = {"e4.m1.ffn_gate.weight", 28800, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_FFN_UP_WEIGHT] = {"e4.m1.ffn_up.weight", 39808, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M1_FFN_DOWN_WEIGHT] = {"e4.m1.ffn_down.weight", 50816, 64, 172, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M2_WEIGHT] = {"e4.m2.weight", 61824, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E4_M2_BIAS] = {"e4.m2.bias", 65920, 64, 0, 1, 4, "e4", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_NORM_WEIGHT] = {"edge.tokens->v0_0.m1.attn_norm.weight", 16384, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_Q_WEIGHT] = {"edge.tokens->v0_0.m1.attn_q.weight", 16448, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_K_WEIGHT] = {"edge.tokens->v0_0.m1.attn_k.weight", 20544, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_V_WEIGHT] = {"edge.tokens->v0_0.m1.attn_v.weight", 22592, 32, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_ATTN_OUTPUT_WEIGHT] = {"edge.tokens->v0_0.m1.attn_output.weight", 24640, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_NORM_WEIGHT] = {"edge.tokens->v0_0.m1.ffn_norm.weight", 28736, 64, 0, 1, 4, "e4", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_GATE_WEIGHT] = {"edge.tokens->v0_0.m1.ffn_gate.weight", 28800, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_UP_WEIGHT] = {"edge.tokens->v0_0.m1.ffn_up.weight", 39808, 172, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M1_FFN_DOWN_WEIGHT] = {"edge.tokens->v0_0.m1.ffn_down.weight", 50816, 64, 172, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT] = {"edge.tokens->v0_0.m2.weight", 61824, 64, 64, 1, 4, "e4", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS] = {"edge.tokens->v0_0.m2.bias", 65920, 64, 0, 1, 4, "e4", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [CLASSIFY_P_M_BLK_0_ATTN_NORM_WEIGHT] = {"m.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL},
     [CLASSIFY_P_M_BLK_0_ATTN_Q_WEIGHT] = {"m.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [CLASSIFY_P_M_BLK_0_ATTN_K_WEIGHT] = {"m.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
@@ -130,52 +130,52 @@ static const lmn_param_info params[77] = {
     [CLASSIFY_P_M_BLK_1_FFN_UP_WEIGHT] = {"m.blk.1.ffn_up.weight", 134848, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [CLASSIFY_P_M_BLK_1_FFN_DOWN_WEIGHT] = {"m.blk.1.ffn_down.weight", 145856, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [CLASSIFY_P_M_OUTPUT_NORM_WEIGHT] = {"m.output_norm.weight", 156864, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_ATTN_NORM_WEIGHT] = {"e0.m0.attn_norm.weight", 156928, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_ATTN_Q_WEIGHT] = {"e0.m0.attn_q.weight", 156992, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_ATTN_K_WEIGHT] = {"e0.m0.attn_k.weight", 161088, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_ATTN_V_WEIGHT] = {"e0.m0.attn_v.weight", 163136, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_ATTN_OUTPUT_WEIGHT] = {"e0.m0.attn_output.weight", 165184, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_FFN_NORM_WEIGHT] = {"e0.m0.ffn_norm.weight", 169280, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_FFN_GATE_WEIGHT] = {"e0.m0.ffn_gate.weight", 169344, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_FFN_UP_WEIGHT] = {"e0.m0.ffn_up.weight", 180352, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M0_FFN_DOWN_WEIGHT] = {"e0.m0.ffn_down.weight", 191360, 64, 172, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M1_WEIGHT] = {"e0.m1.weight", 202368, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E0_M1_BIAS] = {"e0.m1.bias", 206464, 64, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_ATTN_NORM_WEIGHT] = {"e1.m0.attn_norm.weight", 206528, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_ATTN_Q_WEIGHT] = {"e1.m0.attn_q.weight", 206592, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_ATTN_K_WEIGHT] = {"e1.m0.attn_k.weight", 210688, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_ATTN_V_WEIGHT] = {"e1.m0.attn_v.weight", 212736, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_ATTN_OUTPUT_WEIGHT] = {"e1.m0.attn_output.weight", 214784, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_FFN_NORM_WEIGHT] = {"e1.m0.ffn_norm.weight", 218880, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_FFN_GATE_WEIGHT] = {"e1.m0.ffn_gate.weight", 218944, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_FFN_UP_WEIGHT] = {"e1.m0.ffn_up.weight", 229952, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M0_FFN_DOWN_WEIGHT] = {"e1.m0.ffn_down.weight", 240960, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M1_WEIGHT] = {"e1.m1.weight", 251968, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E1_M1_BIAS] = {"e1.m1.bias", 256064, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_ATTN_NORM_WEIGHT] = {"e2.m0.attn_norm.weight", 256128, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_ATTN_Q_WEIGHT] = {"e2.m0.attn_q.weight", 256192, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_ATTN_K_WEIGHT] = {"e2.m0.attn_k.weight", 260288, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_ATTN_V_WEIGHT] = {"e2.m0.attn_v.weight", 262336, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_ATTN_OUTPUT_WEIGHT] = {"e2.m0.attn_output.weight", 264384, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_FFN_NORM_WEIGHT] = {"e2.m0.ffn_norm.weight", 268480, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_FFN_GATE_WEIGHT] = {"e2.m0.ffn_gate.weight", 268544, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_FFN_UP_WEIGHT] = {"e2.m0.ffn_up.weight", 279552, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M0_FFN_DOWN_WEIGHT] = {"e2.m0.ffn_down.weight", 290560, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M1_WEIGHT] = {"e2.m1.weight", 301568, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E2_M1_BIAS] = {"e2.m1.bias", 305664, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_ATTN_NORM_WEIGHT] = {"e3.m0.attn_norm.weight", 305728, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_ATTN_Q_WEIGHT] = {"e3.m0.attn_q.weight", 305792, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_ATTN_K_WEIGHT] = {"e3.m0.attn_k.weight", 309888, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_ATTN_V_WEIGHT] = {"e3.m0.attn_v.weight", 311936, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_ATTN_OUTPUT_WEIGHT] = {"e3.m0.attn_output.weight", 313984, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_FFN_NORM_WEIGHT] = {"e3.m0.ffn_norm.weight", 318080, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_FFN_GATE_WEIGHT] = {"e3.m0.ffn_gate.weight", 318144, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_FFN_UP_WEIGHT] = {"e3.m0.ffn_up.weight", 329152, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M0_FFN_DOWN_WEIGHT] = {"e3.m0.ffn_down.weight", 340160, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M1_WEIGHT] = {"e3.m1.weight", 351168, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E3_M1_BIAS] = {"e3.m1.bias", 355264, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [CLASSIFY_P_E5_M0_WEIGHT] = {"e5.m0.weight", 355328, 4, 64, 1, 5, "e5", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [CLASSIFY_P_E5_M0_BIAS] = {"e5.m0.bias", 355584, 4, 0, 1, 5, "e5", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_NORM_WEIGHT] = {"block.v0_0->v1_0.m0.attn_norm.weight", 156928, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_Q_WEIGHT] = {"block.v0_0->v1_0.m0.attn_q.weight", 156992, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_K_WEIGHT] = {"block.v0_0->v1_0.m0.attn_k.weight", 161088, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_V_WEIGHT] = {"block.v0_0->v1_0.m0.attn_v.weight", 163136, 32, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_ATTN_OUTPUT_WEIGHT] = {"block.v0_0->v1_0.m0.attn_output.weight", 165184, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_NORM_WEIGHT] = {"block.v0_0->v1_0.m0.ffn_norm.weight", 169280, 64, 0, 1, 0, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_GATE_WEIGHT] = {"block.v0_0->v1_0.m0.ffn_gate.weight", 169344, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_UP_WEIGHT] = {"block.v0_0->v1_0.m0.ffn_up.weight", 180352, 172, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M0_FFN_DOWN_WEIGHT] = {"block.v0_0->v1_0.m0.ffn_down.weight", 191360, 64, 172, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT] = {"block.v0_0->v1_0.m1.weight", 202368, 64, 64, 1, 0, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS] = {"block.v0_0->v1_0.m1.bias", 206464, 64, 0, 1, 0, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_NORM_WEIGHT] = {"block.v0_0->v1_1.m0.attn_norm.weight", 206528, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_Q_WEIGHT] = {"block.v0_0->v1_1.m0.attn_q.weight", 206592, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_K_WEIGHT] = {"block.v0_0->v1_1.m0.attn_k.weight", 210688, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_V_WEIGHT] = {"block.v0_0->v1_1.m0.attn_v.weight", 212736, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_ATTN_OUTPUT_WEIGHT] = {"block.v0_0->v1_1.m0.attn_output.weight", 214784, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_NORM_WEIGHT] = {"block.v0_0->v1_1.m0.ffn_norm.weight", 218880, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_GATE_WEIGHT] = {"block.v0_0->v1_1.m0.ffn_gate.weight", 218944, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_UP_WEIGHT] = {"block.v0_0->v1_1.m0.ffn_up.weight", 229952, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M0_FFN_DOWN_WEIGHT] = {"block.v0_0->v1_1.m0.ffn_down.weight", 240960, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT] = {"block.v0_0->v1_1.m1.weight", 251968, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS] = {"block.v0_0->v1_1.m1.bias", 256064, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_NORM_WEIGHT] = {"block.v1_0->v2_0.m0.attn_norm.weight", 256128, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_Q_WEIGHT] = {"block.v1_0->v2_0.m0.attn_q.weight", 256192, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_K_WEIGHT] = {"block.v1_0->v2_0.m0.attn_k.weight", 260288, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_V_WEIGHT] = {"block.v1_0->v2_0.m0.attn_v.weight", 262336, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_ATTN_OUTPUT_WEIGHT] = {"block.v1_0->v2_0.m0.attn_output.weight", 264384, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_NORM_WEIGHT] = {"block.v1_0->v2_0.m0.ffn_norm.weight", 268480, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_GATE_WEIGHT] = {"block.v1_0->v2_0.m0.ffn_gate.weight", 268544, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_UP_WEIGHT] = {"block.v1_0->v2_0.m0.ffn_up.weight", 279552, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M0_FFN_DOWN_WEIGHT] = {"block.v1_0->v2_0.m0.ffn_down.weight", 290560, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT] = {"block.v1_0->v2_0.m1.weight", 301568, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS] = {"block.v1_0->v2_0.m1.bias", 305664, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_NORM_WEIGHT] = {"block.v1_1->v2_0.m0.attn_norm.weight", 305728, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_Q_WEIGHT] = {"block.v1_1->v2_0.m0.attn_q.weight", 305792, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_K_WEIGHT] = {"block.v1_1->v2_0.m0.attn_k.weight", 309888, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_V_WEIGHT] = {"block.v1_1->v2_0.m0.attn_v.weight", 311936, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_ATTN_OUTPUT_WEIGHT] = {"block.v1_1->v2_0.m0.attn_output.weight", 313984, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_NORM_WEIGHT] = {"block.v1_1->v2_0.m0.ffn_norm.weight", 318080, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_GATE_WEIGHT] = {"block.v1_1->v2_0.m0.ffn_gate.weight", 318144, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_UP_WEIGHT] = {"block.v1_1->v2_0.m0.ffn_up.weight", 329152, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M0_FFN_DOWN_WEIGHT] = {"block.v1_1->v2_0.m0.ffn_down.weight", 340160, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT] = {"block.v1_1->v2_0.m1.weight", 351168, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS] = {"block.v1_1->v2_0.m1.bias", 355264, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT] = {"edge.v2_0->answer.m0.weight", 355328, 4, 64, 1, 5, "e5", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS] = {"edge.v2_0->answer.m0.bias", 355584, 4, 0, 1, 5, "e5", LMN_INIT_ZERO, 0, -1, -1, NULL},
 };
 
 /* Models read from files: the hyper-parameters this code was compiled for, and the format their
@@ -283,7 +283,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op2 module: e4.m2 linear(64 -> 64, bias) [tokens -> v0_0]
    * -> BUF(0) [B*T, 64] */
-  lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_E4_M2_WEIGHT), lmn_w(net, CLASSIFY_P_E4_M2_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS), N, 64, 64);
   /* op3 vertex: v0_0 = m(shared, trainable)
    * -> BUF(798) [B*T, 64] */
   {
@@ -302,7 +302,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op5 module: e0.m1 linear(64 -> 64, bias) [v0_0 -> v1_0]
    * -> BUF(2938) [B*T, 64] */
-  lmn_linear_forward(BUF(2938), BUF(0), lmn_w(net, CLASSIFY_P_E0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_E0_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(2938), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), N, 64, 64);
   /* op6 module: e1.m0 decoder_layer(m) [v0_0 -> v1_1]
    * -> BUF(3002) [B*T, 64] */
   {
@@ -314,7 +314,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1]
    * -> BUF(798) [B*T, 64] */
-  lmn_linear_forward(BUF(798), BUF(3002), lmn_w(net, CLASSIFY_P_E1_M1_WEIGHT), lmn_w(net, CLASSIFY_P_E1_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(798), BUF(3002), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), N, 64, 64);
   /* op8 vertex: v1_0 = m(shared, trainable)
    * -> BUF(3736) [B*T, 64] */
   {
@@ -334,7 +334,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0]
    * -> BUF(3736) [B*T, 64] */
-  lmn_linear_forward(BUF(3736), BUF(2938), lmn_w(net, CLASSIFY_P_E2_M1_WEIGHT), lmn_w(net, CLASSIFY_P_E2_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(3736), BUF(2938), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), N, 64, 64);
   /* op11 vertex: v1_1 = m(shared, trainable)
    * -> BUF(3800) [B*T, 64] */
   /* runs with its batch, op8 */
@@ -349,7 +349,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op13 module: e3.m1 linear(64 -> 64, bias) [v1_1 -> v2_0]
    * -> BUF(3800) [B*T, 64] */
-  lmn_linear_forward(BUF(3800), BUF(798), lmn_w(net, CLASSIFY_P_E3_M1_WEIGHT), lmn_w(net, CLASSIFY_P_E3_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(3800), BUF(798), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), N, 64, 64);
   /* op15 vertex: v2_0 = m(shared, trainable)
    * -> BUF(8016) [B*T, 64] */
   {
@@ -360,7 +360,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   /* op16 classify: e5.m0 classify(4) [v2_0 -> answer]
    * -> SEQ(0) [B, 4] */
   lmn_last_rows(SEQ(4), BUF(8016), B, T, 64);
-  lmn_linear_forward(SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_E5_M0_WEIGHT), lmn_w(net, CLASSIFY_P_E5_M0_BIAS), B, 64, 4);
+  lmn_linear_forward(SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS), B, 64, 4);
   /* op17 loss: task = 1 * cross_entropy(answer, labels) */
   if (!targets_in)
     ; /* no targets: outputs only */
@@ -391,7 +391,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   {
     float *dx = scratch; /* [B, 64] */
     memset(dx, 0, sizeof(float) * B * 64);
-    lmn_linear_backward(dx, lmn_g(net, CLASSIFY_P_E5_M0_WEIGHT), lmn_g(net, CLASSIFY_P_E5_M0_BIAS), SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_E5_M0_WEIGHT), B, 64, 4);
+    lmn_linear_backward(dx, lmn_g(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS), SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), B, 64, 4);
     lmn_add_last_rows(BUF(3736), dx, B, T, 64);
   }
   memset(BUF(3800), 0, sizeof(float) * N * 64); /* d op10 */
@@ -406,7 +406,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(3736), 0, sizeof(float) * N * 64); /* d op12 */
   /* op13 module: e3.m1 linear(64 -> 64, bias) [v1_1 -> v2_0]
    * d: BUF(8016) [B*T, 64] */
-  lmn_linear_backward(BUF(3736), lmn_g(net, CLASSIFY_P_E3_M1_WEIGHT), lmn_g(net, CLASSIFY_P_E3_M1_BIAS), BUF(8016), BUF(798), lmn_w(net, CLASSIFY_P_E3_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(3736), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(8016), BUF(798), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 64, 64);
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op11 */
   /* op12 module: e3.m0 decoder_layer(m) [v1_1 -> v2_0]
    * d: BUF(3736) [B*T, 64] */
@@ -424,7 +424,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(7346), 0, sizeof(float) * N * 64); /* d op9 */
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0]
    * d: BUF(3800) [B*T, 64] */
-  lmn_linear_backward(BUF(7346), lmn_g(net, CLASSIFY_P_E2_M1_WEIGHT), lmn_g(net, CLASSIFY_P_E2_M1_BIAS), BUF(3800), BUF(2938), lmn_w(net, CLASSIFY_P_E2_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(7346), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(3800), BUF(2938), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 64, 64);
   memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op8 */
   /* op9 module: e2.m0 decoder_layer(m) [v1_0 -> v2_0]
    * d: BUF(7346) [B*T, 64] */
@@ -447,7 +447,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op6 */
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1]
    * d: BUF(3736) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_E1_M1_WEIGHT), lmn_g(net, CLASSIFY_P_E1_M1_BIAS), BUF(3736), BUF(3002), lmn_w(net, CLASSIFY_P_E1_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(3736), BUF(3002), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 64, 64);
   memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op3 */
   /* op6 module: e1.m0 decoder_layer(m) [v0_0 -> v1_1]
    * d: BUF(798) [B*T, 64] */
@@ -461,7 +461,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e0.m1 linear(64 -> 64, bias) [v0_0 -> v1_0]
    * d: BUF(3800) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_E0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_E0_M1_BIAS), BUF(3800), BUF(0), lmn_w(net, CLASSIFY_P_E0_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(3800), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 64, 64);
   /* op4 module: e0.m0 decoder_layer(m) [v0_0 -> v1_0]
    * d: BUF(798) [B*T, 64] */
   {
@@ -482,7 +482,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e4.m2 linear(64 -> 64, bias) [tokens -> v0_0]
    * d: BUF(0) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_E4_M2_WEIGHT), lmn_g(net, CLASSIFY_P_E4_M2_BIAS), BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_E4_M2_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 64, 64);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e4.m1 decoder_layer(m) [tokens -> v0_0]
    * d: BUF(798) [B*T, 64] */
@@ -529,7 +529,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc classify_desc = {
     .name = "classify",
     .source = "dsl-examples/classify.lmn",
-    .hash = 0x834e2033557f4e19ULL,
+    .hash = 0x5911ab88f8aa26bdULL,
     .aggregate_mean = 1,
     .source_text = "# classify.lmn: a classification network (as in the paper's MMLU customisation, 4-way): [1,2,1] of a\n"
         "# small from-scratch model, and a new linear head on the last position of the last vertex with its\n"
@@ -546,6 +546,116 @@ const lmn_net_desc classify_desc = {
         "v2_0 -> classify(classes 4) -> answer\n"
         "\n"
         "loss task = cross_entropy(answer, labels)\n",
+    .ir_json = "{\n"
+        "  \"format\": \"lmnet-ir\",\n"
+        "  \"version\": 1,\n"
+        "  \"network\": \"classify\",\n"
+        "  \"aggregate\": \"mean\",\n"
+        "  \"prefix\": 0,\n"
+        "  \"embed_model\": \"m\",\n"
+        "  \"models\": [\n"
+        "    {\"name\": \"m\", \"arch\": \"llama\", \"source\": \"none\", \"path\": null, \"dim\": 64, \"layers\": 2, \"heads\": 4, \"kv_heads\": 2, \"ffn\": 172, \"vocab\": 256, \"ctx\": 128, \"eps\": 1e-05, \"rope_theta\": 10000, \"tied\": true, \"qkv_bias\": false, \"weights\": null}\n"
+        "  ],\n"
+        "  \"vertices\": [\n"
+        "    {\"name\": \"v0_0\", \"model\": \"m\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"v1_0\", \"model\": \"m\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"v1_1\", \"model\": \"m\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"v2_0\", \"model\": \"m\", \"shared\": true, \"trainable\": true}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"id\": 0, \"type\": \"block\", \"key\": \"block.v0_0->v1_0\", \"label\": \"v0_0 -> v1_0\", \"sources\": [\"v0_0\"], \"dst_kind\": \"vertex\", \"dst\": \"v1_0\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 1, \"type\": \"block\", \"key\": \"block.v0_0->v1_1\", \"label\": \"v0_0 -> v1_1\", \"sources\": [\"v0_0\"], \"dst_kind\": \"vertex\", \"dst\": \"v1_1\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 2, \"type\": \"block\", \"key\": \"block.v1_0->v2_0\", \"label\": \"v1_0 -> v2_0\", \"sources\": [\"v1_0\"], \"dst_kind\": \"vertex\", \"dst\": \"v2_0\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 3, \"type\": \"block\", \"key\": \"block.v1_1->v2_0\", \"label\": \"v1_1 -> v2_0\", \"sources\": [\"v1_1\"], \"dst_kind\": \"vertex\", \"dst\": \"v2_0\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 4, \"type\": null, \"key\": \"edge.tokens->v0_0\", \"label\": \"tokens -> v0_0\", \"sources\": [\"tokens\"], \"dst_kind\": \"vertex\", \"dst\": \"v0_0\", \"modules\": [{\"kind\": \"embed\", \"din\": 0, \"dout\": 64, \"model\": \"m\", \"prefix\": 0, \"trainable\": true}, {\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 5, \"type\": null, \"key\": \"edge.v2_0->answer\", \"label\": \"v2_0 -> answer\", \"sources\": [\"v2_0\"], \"dst_kind\": \"output\", \"dst\": \"answer\", \"modules\": [{\"kind\": \"classify\", \"din\": 64, \"dout\": 4, \"trainable\": true}]}\n"
+        "  ],\n"
+        "  \"outputs\": [\n"
+        "    {\"name\": \"answer\", \"kind\": \"class\", \"width\": 4, \"edge\": 5}\n"
+        "  ],\n"
+        "  \"losses\": [\n"
+        "    {\"name\": \"task\", \"output\": \"answer\", \"target\": \"labels\", \"weight\": 1, \"smoothing\": 0}\n"
+        "  ],\n"
+        "  \"params\": [\n"
+        "    {\"name\": \"m.token_embd.weight\", \"shape\": [256, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m1.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m2.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->v0_0.m2.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.1.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"m.output_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_0.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v0_0->v1_1.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_0->v2_0.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.v1_1->v2_0.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.v2_0->answer.m0.weight\", \"shape\": [4, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.v2_0->answer.m0.bias\", \"shape\": [4], \"trainable\": true}\n"
+        "  ]\n"
+        "}\n",
     .vocab = 256,
     .classes = 4,
     .ctx = 128,

@@ -19,17 +19,17 @@
 /* Parameter indices, trainable tensors first (gradients and AdamW moments cover exactly those). */
 enum {
   DAG_P_M_TOKEN_EMBD_WEIGHT = 0,
-  DAG_P_E0_M1_ATTN_NORM_WEIGHT = 1,
-  DAG_P_E0_M1_ATTN_Q_WEIGHT = 2,
-  DAG_P_E0_M1_ATTN_K_WEIGHT = 3,
-  DAG_P_E0_M1_ATTN_V_WEIGHT = 4,
-  DAG_P_E0_M1_ATTN_OUTPUT_WEIGHT = 5,
-  DAG_P_E0_M1_FFN_NORM_WEIGHT = 6,
-  DAG_P_E0_M1_FFN_GATE_WEIGHT = 7,
-  DAG_P_E0_M1_FFN_UP_WEIGHT = 8,
-  DAG_P_E0_M1_FFN_DOWN_WEIGHT = 9,
-  DAG_P_E0_M2_WEIGHT = 10,
-  DAG_P_E0_M2_BIAS = 11,
+  DAG_P_EDGE_TOKENS__A_M1_ATTN_NORM_WEIGHT = 1,
+  DAG_P_EDGE_TOKENS__A_M1_ATTN_Q_WEIGHT = 2,
+  DAG_P_EDGE_TOKENS__A_M1_ATTN_K_WEIGHT = 3,
+  DAG_P_EDGE_TOKENS__A_M1_ATTN_V_WEIGHT = 4,
+  DAG_P_EDGE_TOKENS__A_M1_ATTN_OUTPUT_WEIGHT = 5,
+  DAG_P_EDGE_TOKENS__A_M1_FFN_NORM_WEIGHT = 6,
+  DAG_P_EDGE_TOKENS__A_M1_FFN_GATE_WEIGHT = 7,
+  DAG_P_EDGE_TOKENS__A_M1_FFN_UP_WEIGHT = 8,
+  DAG_P_EDGE_TOKENS__A_M1_FFN_DOWN_WEIGHT = 9,
+  DAG_P_EDGE_TOKENS__A_M2_WEIGHT = 10,
+  DAG_P_EDGE_TOKENS__A_M2_BIAS = 11,
   DAG_P_M_BLK_0_ATTN_NORM_WEIGHT = 12,
   DAG_P_M_BLK_0_ATTN_Q_WEIGHT = 13,
   DAG_P_M_BLK_0_ATTN_K_WEIGHT = 14,
@@ -40,47 +40,47 @@ enum {
   DAG_P_M_BLK_0_FFN_UP_WEIGHT = 19,
   DAG_P_M_BLK_0_FFN_DOWN_WEIGHT = 20,
   DAG_P_M_OUTPUT_NORM_WEIGHT = 21,
-  DAG_P_E1_M0_ATTN_NORM_WEIGHT = 22,
-  DAG_P_E1_M0_ATTN_Q_WEIGHT = 23,
-  DAG_P_E1_M0_ATTN_K_WEIGHT = 24,
-  DAG_P_E1_M0_ATTN_V_WEIGHT = 25,
-  DAG_P_E1_M0_ATTN_OUTPUT_WEIGHT = 26,
-  DAG_P_E1_M0_FFN_NORM_WEIGHT = 27,
-  DAG_P_E1_M0_FFN_GATE_WEIGHT = 28,
-  DAG_P_E1_M0_FFN_UP_WEIGHT = 29,
-  DAG_P_E1_M0_FFN_DOWN_WEIGHT = 30,
-  DAG_P_E1_M1_WEIGHT = 31,
-  DAG_P_E1_M1_BIAS = 32,
-  DAG_P_E2_M0_FC1_WEIGHT = 33,
-  DAG_P_E2_M0_FC1_BIAS = 34,
-  DAG_P_E2_M0_FC2_WEIGHT = 35,
-  DAG_P_E2_M0_FC2_BIAS = 36,
-  DAG_P_E4_M0_WEIGHT = 37,
-  DAG_P_E4_M0_BIAS = 38,
-  DAG_P_E3_M0_WEIGHT = 39,
-  DAG_P_E3_M0_BIAS = 40,
-  DAG_P_E5_M0_ATTN_NORM_WEIGHT = 41,
-  DAG_P_E5_M0_ATTN_Q_WEIGHT = 42,
-  DAG_P_E5_M0_ATTN_K_WEIGHT = 43,
-  DAG_P_E5_M0_ATTN_V_WEIGHT = 44,
-  DAG_P_E5_M0_ATTN_OUTPUT_WEIGHT = 45,
-  DAG_P_E5_M0_FFN_NORM_WEIGHT = 46,
-  DAG_P_E5_M0_FFN_GATE_WEIGHT = 47,
-  DAG_P_E5_M0_FFN_UP_WEIGHT = 48,
-  DAG_P_E5_M0_FFN_DOWN_WEIGHT = 49,
-  DAG_P_E5_M1_WEIGHT = 50,
-  DAG_P_E5_M1_BIAS = 51,
-  DAG_P_E6_M0_ATTN_NORM_WEIGHT = 52,
-  DAG_P_E6_M0_ATTN_Q_WEIGHT = 53,
-  DAG_P_E6_M0_ATTN_K_WEIGHT = 54,
-  DAG_P_E6_M0_ATTN_V_WEIGHT = 55,
-  DAG_P_E6_M0_ATTN_OUTPUT_WEIGHT = 56,
-  DAG_P_E6_M0_FFN_NORM_WEIGHT = 57,
-  DAG_P_E6_M0_FFN_GATE_WEIGHT = 58,
-  DAG_P_E6_M0_FFN_UP_WEIGHT = 59,
-  DAG_P_E6_M0_FFN_DOWN_WEIGHT = 60,
-  DAG_P_E6_M1_WEIGHT = 61,
-  DAG_P_E6_M1_BIAS = 62,
+  DAG_P_DEEP_A__B_M0_ATTN_NORM_WEIGHT = 22,
+  DAG_P_DEEP_A__B_M0_ATTN_Q_WEIGHT = 23,
+  DAG_P_DEEP_A__B_M0_ATTN_K_WEIGHT = 24,
+  DAG_P_DEEP_A__B_M0_ATTN_V_WEIGHT = 25,
+  DAG_P_DEEP_A__B_M0_ATTN_OUTPUT_WEIGHT = 26,
+  DAG_P_DEEP_A__B_M0_FFN_NORM_WEIGHT = 27,
+  DAG_P_DEEP_A__B_M0_FFN_GATE_WEIGHT = 28,
+  DAG_P_DEEP_A__B_M0_FFN_UP_WEIGHT = 29,
+  DAG_P_DEEP_A__B_M0_FFN_DOWN_WEIGHT = 30,
+  DAG_P_DEEP_A__B_M1_WEIGHT = 31,
+  DAG_P_DEEP_A__B_M1_BIAS = 32,
+  DAG_P_EDGE_A__C_M0_FC1_WEIGHT = 33,
+  DAG_P_EDGE_A__C_M0_FC1_BIAS = 34,
+  DAG_P_EDGE_A__C_M0_FC2_WEIGHT = 35,
+  DAG_P_EDGE_A__C_M0_FC2_BIAS = 36,
+  DAG_P_LIN_A__D_M0_WEIGHT = 37,
+  DAG_P_LIN_A__D_M0_BIAS = 38,
+  DAG_P_LIN_B__C_M0_WEIGHT = 39,
+  DAG_P_LIN_B__C_M0_BIAS = 40,
+  DAG_P_DEEP_B__D_M0_ATTN_NORM_WEIGHT = 41,
+  DAG_P_DEEP_B__D_M0_ATTN_Q_WEIGHT = 42,
+  DAG_P_DEEP_B__D_M0_ATTN_K_WEIGHT = 43,
+  DAG_P_DEEP_B__D_M0_ATTN_V_WEIGHT = 44,
+  DAG_P_DEEP_B__D_M0_ATTN_OUTPUT_WEIGHT = 45,
+  DAG_P_DEEP_B__D_M0_FFN_NORM_WEIGHT = 46,
+  DAG_P_DEEP_B__D_M0_FFN_GATE_WEIGHT = 47,
+  DAG_P_DEEP_B__D_M0_FFN_UP_WEIGHT = 48,
+  DAG_P_DEEP_B__D_M0_FFN_DOWN_WEIGHT = 49,
+  DAG_P_DEEP_B__D_M1_WEIGHT = 50,
+  DAG_P_DEEP_B__D_M1_BIAS = 51,
+  DAG_P_DEEP_C__D_M0_ATTN_NORM_WEIGHT = 52,
+  DAG_P_DEEP_C__D_M0_ATTN_Q_WEIGHT = 53,
+  DAG_P_DEEP_C__D_M0_ATTN_K_WEIGHT = 54,
+  DAG_P_DEEP_C__D_M0_ATTN_V_WEIGHT = 55,
+  DAG_P_DEEP_C__D_M0_ATTN_OUTPUT_WEIGHT = 56,
+  DAG_P_DEEP_C__D_M0_FFN_NORM_WEIGHT = 57,
+  DAG_P_DEEP_C__D_M0_FFN_GATE_WEIGHT = 58,
+  DAG_P_DEEP_C__D_M0_FFN_UP_WEIGHT = 59,
+  DAG_P_DEEP_C__D_M0_FFN_DOWN_WEIGHT = 60,
+  DAG_P_DEEP_C__D_M1_WEIGHT = 61,
+  DAG_P_DEEP_C__D_M1_BIAS = 62,
   DAG_P_D_BLK_0_ATTN_NORM_WEIGHT = 63,
   DAG_P_D_BLK_0_ATTN_Q_WEIGHT = 64,
   DAG_P_D_BLK_0_ATTN_K_WEIGHT = 65,
@@ -96,17 +96,17 @@ enum {
 
 static const lmn_param_info params[73] = {
     [DAG_P_M_TOKEN_EMBD_WEIGHT] = {"m.token_embd.weight", 0, 256, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_ATTN_NORM_WEIGHT] = {"e0.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_ATTN_Q_WEIGHT] = {"e0.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_ATTN_K_WEIGHT] = {"e0.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_ATTN_V_WEIGHT] = {"e0.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_ATTN_OUTPUT_WEIGHT] = {"e0.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_FFN_NORM_WEIGHT] = {"e0.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_FFN_GATE_WEIGHT] = {"e0.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_FFN_UP_WEIGHT] = {"e0.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M1_FFN_DOWN_WEIGHT] = {"e0.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M2_WEIGHT] = {"e0.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E0_M2_BIAS] = {"e0.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_ATTN_NORM_WEIGHT] = {"edge.tokens->a.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_ATTN_Q_WEIGHT] = {"edge.tokens->a.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_ATTN_K_WEIGHT] = {"edge.tokens->a.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_ATTN_V_WEIGHT] = {"edge.tokens->a.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_ATTN_OUTPUT_WEIGHT] = {"edge.tokens->a.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_FFN_NORM_WEIGHT] = {"edge.tokens->a.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_FFN_GATE_WEIGHT] = {"edge.tokens->a.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_FFN_UP_WEIGHT] = {"edge.tokens->a.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M1_FFN_DOWN_WEIGHT] = {"edge.tokens->a.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M2_WEIGHT] = {"edge.tokens->a.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_TOKENS__A_M2_BIAS] = {"edge.tokens->a.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [DAG_P_M_BLK_0_ATTN_NORM_WEIGHT] = {"m.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL},
     [DAG_P_M_BLK_0_ATTN_Q_WEIGHT] = {"m.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [DAG_P_M_BLK_0_ATTN_K_WEIGHT] = {"m.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
@@ -117,47 +117,47 @@ static const lmn_param_info params[73] = {
     [DAG_P_M_BLK_0_FFN_UP_WEIGHT] = {"m.blk.0.ffn_up.weight", 89408, 172, 64, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [DAG_P_M_BLK_0_FFN_DOWN_WEIGHT] = {"m.blk.0.ffn_down.weight", 100416, 64, 172, 1, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [DAG_P_M_OUTPUT_NORM_WEIGHT] = {"m.output_norm.weight", 111424, 64, 0, 1, -1, "m", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_ATTN_NORM_WEIGHT] = {"e1.m0.attn_norm.weight", 111488, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_ATTN_Q_WEIGHT] = {"e1.m0.attn_q.weight", 111552, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_ATTN_K_WEIGHT] = {"e1.m0.attn_k.weight", 115648, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_ATTN_V_WEIGHT] = {"e1.m0.attn_v.weight", 117696, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_ATTN_OUTPUT_WEIGHT] = {"e1.m0.attn_output.weight", 119744, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_FFN_NORM_WEIGHT] = {"e1.m0.ffn_norm.weight", 123840, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_FFN_GATE_WEIGHT] = {"e1.m0.ffn_gate.weight", 123904, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_FFN_UP_WEIGHT] = {"e1.m0.ffn_up.weight", 134912, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M0_FFN_DOWN_WEIGHT] = {"e1.m0.ffn_down.weight", 145920, 64, 172, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M1_WEIGHT] = {"e1.m1.weight", 156928, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E1_M1_BIAS] = {"e1.m1.bias", 161024, 64, 0, 1, 1, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [DAG_P_E2_M0_FC1_WEIGHT] = {"e2.m0.fc1.weight", 161088, 32, 64, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E2_M0_FC1_BIAS] = {"e2.m0.fc1.bias", 163136, 32, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [DAG_P_E2_M0_FC2_WEIGHT] = {"e2.m0.fc2.weight", 163168, 64, 32, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E2_M0_FC2_BIAS] = {"e2.m0.fc2.bias", 165216, 64, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [DAG_P_E4_M0_WEIGHT] = {"e4.m0.weight", 165280, 64, 64, 1, 4, "lin", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E4_M0_BIAS] = {"e4.m0.bias", 169376, 64, 0, 1, 4, "lin", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [DAG_P_E3_M0_WEIGHT] = {"e3.m0.weight", 169440, 64, 64, 1, 3, "lin", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E3_M0_BIAS] = {"e3.m0.bias", 173536, 64, 0, 1, 3, "lin", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_ATTN_NORM_WEIGHT] = {"e5.m0.attn_norm.weight", 173600, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_ATTN_Q_WEIGHT] = {"e5.m0.attn_q.weight", 173664, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_ATTN_K_WEIGHT] = {"e5.m0.attn_k.weight", 177760, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_ATTN_V_WEIGHT] = {"e5.m0.attn_v.weight", 179808, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_ATTN_OUTPUT_WEIGHT] = {"e5.m0.attn_output.weight", 181856, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_FFN_NORM_WEIGHT] = {"e5.m0.ffn_norm.weight", 185952, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_FFN_GATE_WEIGHT] = {"e5.m0.ffn_gate.weight", 186016, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_FFN_UP_WEIGHT] = {"e5.m0.ffn_up.weight", 197024, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M0_FFN_DOWN_WEIGHT] = {"e5.m0.ffn_down.weight", 208032, 64, 172, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M1_WEIGHT] = {"e5.m1.weight", 219040, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E5_M1_BIAS] = {"e5.m1.bias", 223136, 64, 0, 1, 5, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_ATTN_NORM_WEIGHT] = {"e6.m0.attn_norm.weight", 223200, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_ATTN_Q_WEIGHT] = {"e6.m0.attn_q.weight", 223264, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_ATTN_K_WEIGHT] = {"e6.m0.attn_k.weight", 227360, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_ATTN_V_WEIGHT] = {"e6.m0.attn_v.weight", 229408, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_ATTN_OUTPUT_WEIGHT] = {"e6.m0.attn_output.weight", 231456, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_FFN_NORM_WEIGHT] = {"e6.m0.ffn_norm.weight", 235552, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_FFN_GATE_WEIGHT] = {"e6.m0.ffn_gate.weight", 235616, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_FFN_UP_WEIGHT] = {"e6.m0.ffn_up.weight", 246624, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M0_FFN_DOWN_WEIGHT] = {"e6.m0.ffn_down.weight", 257632, 64, 172, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M1_WEIGHT] = {"e6.m1.weight", 268640, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [DAG_P_E6_M1_BIAS] = {"e6.m1.bias", 272736, 64, 0, 1, 6, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_ATTN_NORM_WEIGHT] = {"deep.a->b.m0.attn_norm.weight", 111488, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_ATTN_Q_WEIGHT] = {"deep.a->b.m0.attn_q.weight", 111552, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_ATTN_K_WEIGHT] = {"deep.a->b.m0.attn_k.weight", 115648, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_ATTN_V_WEIGHT] = {"deep.a->b.m0.attn_v.weight", 117696, 32, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_ATTN_OUTPUT_WEIGHT] = {"deep.a->b.m0.attn_output.weight", 119744, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_FFN_NORM_WEIGHT] = {"deep.a->b.m0.ffn_norm.weight", 123840, 64, 0, 1, 1, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_FFN_GATE_WEIGHT] = {"deep.a->b.m0.ffn_gate.weight", 123904, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_FFN_UP_WEIGHT] = {"deep.a->b.m0.ffn_up.weight", 134912, 172, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M0_FFN_DOWN_WEIGHT] = {"deep.a->b.m0.ffn_down.weight", 145920, 64, 172, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M1_WEIGHT] = {"deep.a->b.m1.weight", 156928, 64, 64, 1, 1, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_A__B_M1_BIAS] = {"deep.a->b.m1.bias", 161024, 64, 0, 1, 1, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_EDGE_A__C_M0_FC1_WEIGHT] = {"edge.a->c.m0.fc1.weight", 161088, 32, 64, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_A__C_M0_FC1_BIAS] = {"edge.a->c.m0.fc1.bias", 163136, 32, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_EDGE_A__C_M0_FC2_WEIGHT] = {"edge.a->c.m0.fc2.weight", 163168, 64, 32, 1, 2, "e2", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_EDGE_A__C_M0_FC2_BIAS] = {"edge.a->c.m0.fc2.bias", 165216, 64, 0, 1, 2, "e2", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_LIN_A__D_M0_WEIGHT] = {"lin.a->d.m0.weight", 165280, 64, 64, 1, 4, "lin", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_LIN_A__D_M0_BIAS] = {"lin.a->d.m0.bias", 169376, 64, 0, 1, 4, "lin", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_LIN_B__C_M0_WEIGHT] = {"lin.b->c.m0.weight", 169440, 64, 64, 1, 3, "lin", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_LIN_B__C_M0_BIAS] = {"lin.b->c.m0.bias", 173536, 64, 0, 1, 3, "lin", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_ATTN_NORM_WEIGHT] = {"deep.b->d.m0.attn_norm.weight", 173600, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_ATTN_Q_WEIGHT] = {"deep.b->d.m0.attn_q.weight", 173664, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_ATTN_K_WEIGHT] = {"deep.b->d.m0.attn_k.weight", 177760, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_ATTN_V_WEIGHT] = {"deep.b->d.m0.attn_v.weight", 179808, 32, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_ATTN_OUTPUT_WEIGHT] = {"deep.b->d.m0.attn_output.weight", 181856, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_FFN_NORM_WEIGHT] = {"deep.b->d.m0.ffn_norm.weight", 185952, 64, 0, 1, 5, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_FFN_GATE_WEIGHT] = {"deep.b->d.m0.ffn_gate.weight", 186016, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_FFN_UP_WEIGHT] = {"deep.b->d.m0.ffn_up.weight", 197024, 172, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M0_FFN_DOWN_WEIGHT] = {"deep.b->d.m0.ffn_down.weight", 208032, 64, 172, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M1_WEIGHT] = {"deep.b->d.m1.weight", 219040, 64, 64, 1, 5, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_B__D_M1_BIAS] = {"deep.b->d.m1.bias", 223136, 64, 0, 1, 5, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_ATTN_NORM_WEIGHT] = {"deep.c->d.m0.attn_norm.weight", 223200, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_ATTN_Q_WEIGHT] = {"deep.c->d.m0.attn_q.weight", 223264, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_ATTN_K_WEIGHT] = {"deep.c->d.m0.attn_k.weight", 227360, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_ATTN_V_WEIGHT] = {"deep.c->d.m0.attn_v.weight", 229408, 32, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_ATTN_OUTPUT_WEIGHT] = {"deep.c->d.m0.attn_output.weight", 231456, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_FFN_NORM_WEIGHT] = {"deep.c->d.m0.ffn_norm.weight", 235552, 64, 0, 1, 6, "deep", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_FFN_GATE_WEIGHT] = {"deep.c->d.m0.ffn_gate.weight", 235616, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_FFN_UP_WEIGHT] = {"deep.c->d.m0.ffn_up.weight", 246624, 172, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M0_FFN_DOWN_WEIGHT] = {"deep.c->d.m0.ffn_down.weight", 257632, 64, 172, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M1_WEIGHT] = {"deep.c->d.m1.weight", 268640, 64, 64, 1, 6, "deep", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [DAG_P_DEEP_C__D_M1_BIAS] = {"deep.c->d.m1.bias", 272736, 64, 0, 1, 6, "deep", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [DAG_P_D_BLK_0_ATTN_NORM_WEIGHT] = {"d.blk.0.attn_norm.weight", 272800, 64, 0, 1, -1, "d", LMN_INIT_ONE, 0, -1, -1, NULL},
     [DAG_P_D_BLK_0_ATTN_Q_WEIGHT] = {"d.blk.0.attn_q.weight", 272864, 64, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [DAG_P_D_BLK_0_ATTN_K_WEIGHT] = {"d.blk.0.attn_k.weight", 276960, 32, 64, 1, -1, "d", LMN_INIT_NORMAL, 0, -1, -1, NULL},
@@ -278,7 +278,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * -> BUF(0) [B*T, 64] */
-  lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, DAG_P_E0_M2_WEIGHT), lmn_w(net, DAG_P_E0_M2_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), N, 64, 64);
   /* op3 vertex: a = m(shared, trainable)
    * -> BUF(798) [B*T, 64] */
   {
@@ -297,16 +297,16 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * -> BUF(2268) [B*T, 64] */
-  lmn_linear_forward(BUF(2268), BUF(0), lmn_w(net, DAG_P_E1_M1_WEIGHT), lmn_w(net, DAG_P_E1_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(2268), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_A__B_M1_BIAS), N, 64, 64);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c]
    * -> BUF(2332) [B*T, 64] */
   {
-    const lmn_mlp_w w = {lmn_w(net, DAG_P_E2_M0_FC1_WEIGHT), lmn_w(net, DAG_P_E2_M0_FC1_BIAS), lmn_w(net, DAG_P_E2_M0_FC2_WEIGHT), lmn_w(net, DAG_P_E2_M0_FC2_BIAS)};
+    const lmn_mlp_w w = {lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
     lmn_mlp_forward(&w, BUF(2332), BUF(798), BUF(2396), 64, 32, (int)N);
   }
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d]
    * -> BUF(2492) [B*T, 64] */
-  lmn_linear_forward(BUF(2492), BUF(798), lmn_w(net, DAG_P_E4_M0_WEIGHT), lmn_w(net, DAG_P_E4_M0_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(2492), BUF(798), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_w(net, DAG_P_LIN_A__D_M0_BIAS), N, 64, 64);
   /* op8 vertex: b = m(shared, trainable)
    * -> BUF(2556) [B*T, 64] */
   {
@@ -316,7 +316,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c]
    * -> BUF(2268) [B*T, 64] */
-  lmn_linear_forward(BUF(2268), BUF(2556), lmn_w(net, DAG_P_E3_M0_WEIGHT), lmn_w(net, DAG_P_E3_M0_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(2268), BUF(2556), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_w(net, DAG_P_LIN_B__C_M0_BIAS), N, 64, 64);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d]
    * -> BUF(3356) [B*T, 64] */
   {
@@ -328,7 +328,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
    * -> BUF(4090) [B*T, 64] */
-  lmn_linear_forward(BUF(4090), BUF(3356), lmn_w(net, DAG_P_E5_M1_WEIGHT), lmn_w(net, DAG_P_E5_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(4090), BUF(3356), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_B__D_M1_BIAS), N, 64, 64);
   /* op12 head: e8.m0 head(m) [b -> aux]
    * -> BUF(4154) [B*T, 256] */
   lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(4154), BUF(2556), N, 64, 256, 0);
@@ -350,7 +350,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d]
    * -> BUF(2332) [B*T, 64] */
-  lmn_linear_forward(BUF(2332), BUF(2268), lmn_w(net, DAG_P_E6_M1_WEIGHT), lmn_w(net, DAG_P_E6_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(2332), BUF(2268), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_C__D_M1_BIAS), N, 64, 64);
   /* op18 vertex: d = m(own copy, trainable)
    * -> BUF(4410) [B*T, 64] */
   {
@@ -409,7 +409,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(2332), 0, sizeof(float) * N * 64); /* d op15 */
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d]
    * d: BUF(4410) [B*T, 64] */
-  lmn_linear_backward(BUF(2332), lmn_g(net, DAG_P_E6_M1_WEIGHT), lmn_g(net, DAG_P_E6_M1_BIAS), BUF(4410), BUF(2268), lmn_w(net, DAG_P_E6_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(2332), lmn_g(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_C__D_M1_BIAS), BUF(4410), BUF(2268), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), N, 64, 64);
   memset(BUF(2268), 0, sizeof(float) * N * 64); /* d op14 */
   /* op15 module: e6.m0 decoder_layer(m) [c -> d]
    * d: BUF(2332) [B*T, 64] */
@@ -435,7 +435,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(4474), 0, sizeof(float) * N * 64); /* d op10 */
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
    * d: BUF(4090) [B*T, 64] */
-  lmn_linear_backward(BUF(4474), lmn_g(net, DAG_P_E5_M1_WEIGHT), lmn_g(net, DAG_P_E5_M1_BIAS), BUF(4090), BUF(3356), lmn_w(net, DAG_P_E5_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(4474), lmn_g(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_B__D_M1_BIAS), BUF(4090), BUF(3356), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), N, 64, 64);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d]
    * d: BUF(4474) [B*T, 64] */
   {
@@ -447,7 +447,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   }
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c]
    * d: BUF(4410) [B*T, 64] */
-  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_E3_M0_WEIGHT), lmn_g(net, DAG_P_E3_M0_BIAS), BUF(4410), BUF(2556), lmn_w(net, DAG_P_E3_M0_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_g(net, DAG_P_LIN_B__C_M0_BIAS), BUF(4410), BUF(2556), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), N, 64, 64);
   memset(BUF(2556), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: b = m(shared, trainable)
    * d: BUF(2268) [B*T, 64] */
@@ -459,18 +459,18 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(2268), 0, sizeof(float) * N * 64); /* d op3 */
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d]
    * d: BUF(2492) [B*T, 64] */
-  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_E4_M0_WEIGHT), lmn_g(net, DAG_P_E4_M0_BIAS), BUF(2492), BUF(798), lmn_w(net, DAG_P_E4_M0_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_g(net, DAG_P_LIN_A__D_M0_BIAS), BUF(2492), BUF(798), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), N, 64, 64);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c]
    * d: BUF(2332) [B*T, 64] */
   {
-    const lmn_mlp_w w = {lmn_w(net, DAG_P_E2_M0_FC1_WEIGHT), lmn_w(net, DAG_P_E2_M0_FC1_BIAS), lmn_w(net, DAG_P_E2_M0_FC2_WEIGHT), lmn_w(net, DAG_P_E2_M0_FC2_BIAS)};
-    lmn_mlp_g g = {lmn_g(net, DAG_P_E2_M0_FC1_WEIGHT), lmn_g(net, DAG_P_E2_M0_FC1_BIAS), lmn_g(net, DAG_P_E2_M0_FC2_WEIGHT), lmn_g(net, DAG_P_E2_M0_FC2_BIAS)};
+    const lmn_mlp_w w = {lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
+    lmn_mlp_g g = {lmn_g(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_g(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_g(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_g(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
     lmn_mlp_backward(&w, &g, BUF(2268), BUF(2332), BUF(798), BUF(2396), 64, 32, (int)N, scratch);
   }
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * d: BUF(2556) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, DAG_P_E1_M1_WEIGHT), lmn_g(net, DAG_P_E1_M1_BIAS), BUF(2556), BUF(0), lmn_w(net, DAG_P_E1_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_A__B_M1_BIAS), BUF(2556), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), N, 64, 64);
   /* op4 module: e1.m0 decoder_layer(m) [a -> b]
    * d: BUF(798) [B*T, 64] */
   {
@@ -491,7 +491,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, DAG_P_E0_M2_WEIGHT), lmn_g(net, DAG_P_E0_M2_BIAS), BUF(0), BUF(64), lmn_w(net, DAG_P_E0_M2_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a]
    * d: BUF(798) [B*T, 64] */
@@ -540,7 +540,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * -> BUF(0) [T, 64] */
-  lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, DAG_P_E0_M2_WEIGHT), lmn_w(net, DAG_P_E0_M2_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), N, 64, 64);
   /* op3 vertex: a = m(shared, trainable)
    * -> BUF(576) [T, 64] */
   {
@@ -559,16 +559,16 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * -> BUF(640) [T, 64] */
-  lmn_linear_forward(BUF(640), BUF(0), lmn_w(net, DAG_P_E1_M1_WEIGHT), lmn_w(net, DAG_P_E1_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(640), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_A__B_M1_BIAS), N, 64, 64);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c]
    * -> BUF(0) [T, 64] */
   {
-    const lmn_mlp_w w = {lmn_w(net, DAG_P_E2_M0_FC1_WEIGHT), lmn_w(net, DAG_P_E2_M0_FC1_BIAS), lmn_w(net, DAG_P_E2_M0_FC2_WEIGHT), lmn_w(net, DAG_P_E2_M0_FC2_BIAS)};
+    const lmn_mlp_w w = {lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
     lmn_mlp_forward(&w, BUF(0), BUF(576), scratch, 64, 32, (int)N);
   }
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d]
    * -> BUF(704) [T, 64] */
-  lmn_linear_forward(BUF(704), BUF(576), lmn_w(net, DAG_P_E4_M0_WEIGHT), lmn_w(net, DAG_P_E4_M0_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(704), BUF(576), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_w(net, DAG_P_LIN_A__D_M0_BIAS), N, 64, 64);
   /* op8 vertex: b = m(shared, trainable)
    * -> BUF(576) [T, 64] */
   {
@@ -578,7 +578,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c]
    * -> BUF(640) [T, 64] */
-  lmn_linear_forward(BUF(640), BUF(576), lmn_w(net, DAG_P_E3_M0_WEIGHT), lmn_w(net, DAG_P_E3_M0_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(640), BUF(576), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_w(net, DAG_P_LIN_B__C_M0_BIAS), N, 64, 64);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d]
    * -> BUF(768) [T, 64] */
   {
@@ -590,7 +590,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
    * -> BUF(576) [T, 64] */
-  lmn_linear_forward(BUF(576), BUF(768), lmn_w(net, DAG_P_E5_M1_WEIGHT), lmn_w(net, DAG_P_E5_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(576), BUF(768), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_B__D_M1_BIAS), N, 64, 64);
   /* op14 vertex: c = m(shared, trainable)
    * -> BUF(768) [T, 64] */
   {
@@ -609,7 +609,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d]
    * -> BUF(640) [T, 64] */
-  lmn_linear_forward(BUF(640), BUF(0), lmn_w(net, DAG_P_E6_M1_WEIGHT), lmn_w(net, DAG_P_E6_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(640), BUF(0), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_C__D_M1_BIAS), N, 64, 64);
   /* op18 vertex: d = m(own copy, trainable)
    * -> BUF(0) [T, 64] */
   {
@@ -631,7 +631,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc dag_desc = {
     .name = "dag",
     .source = "dsl-examples/dag.lmn",
-    .hash = 0xf8c4176e784a7f76ULL,
+    .hash = 0x520f29d7d3bff794ULL,
     .aggregate_mean = 0,
     .source_text = "# dag.lmn: a network that is not layered: a skip edge across layers (a -> d), a vertex with three\n"
         "# inputs (d), an MLP edge, an unshared vertex with its own weights, and an auxiliary head on the\n"
@@ -660,6 +660,117 @@ const lmn_net_desc dag_desc = {
         "aggregate sum\n"
         "loss lm = cross_entropy(logits, next(tokens))\n"
         "loss probe = 0.3 * cross_entropy(aux, next(tokens))\n",
+    .ir_json = "{\n"
+        "  \"format\": \"lmnet-ir\",\n"
+        "  \"version\": 1,\n"
+        "  \"network\": \"dag\",\n"
+        "  \"aggregate\": \"sum\",\n"
+        "  \"prefix\": 0,\n"
+        "  \"embed_model\": \"m\",\n"
+        "  \"models\": [\n"
+        "    {\"name\": \"m\", \"arch\": \"llama\", \"source\": \"none\", \"path\": null, \"dim\": 64, \"layers\": 1, \"heads\": 4, \"kv_heads\": 2, \"ffn\": 172, \"vocab\": 256, \"ctx\": 128, \"eps\": 1e-05, \"rope_theta\": 10000, \"tied\": true, \"qkv_bias\": false, \"weights\": null}\n"
+        "  ],\n"
+        "  \"vertices\": [\n"
+        "    {\"name\": \"a\", \"model\": \"m\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"b\", \"model\": \"m\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"c\", \"model\": \"m\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"d\", \"model\": \"m\", \"shared\": false, \"trainable\": true}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"id\": 0, \"type\": null, \"key\": \"edge.tokens->a\", \"label\": \"tokens -> a\", \"sources\": [\"tokens\"], \"dst_kind\": \"vertex\", \"dst\": \"a\", \"modules\": [{\"kind\": \"embed\", \"din\": 0, \"dout\": 64, \"model\": \"m\", \"prefix\": 0, \"trainable\": true}, {\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 1, \"type\": \"deep\", \"key\": \"deep.a->b\", \"label\": \"a -> b\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"b\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 2, \"type\": null, \"key\": \"edge.a->c\", \"label\": \"a -> c\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"c\", \"modules\": [{\"kind\": \"mlp\", \"din\": 64, \"dout\": 64, \"hidden\": 32}]},\n"
+        "    {\"id\": 3, \"type\": \"lin\", \"key\": \"lin.b->c\", \"label\": \"b -> c\", \"sources\": [\"b\"], \"dst_kind\": \"vertex\", \"dst\": \"c\", \"modules\": [{\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 4, \"type\": \"lin\", \"key\": \"lin.a->d\", \"label\": \"a -> d\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"d\", \"modules\": [{\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 5, \"type\": \"deep\", \"key\": \"deep.b->d\", \"label\": \"b -> d\", \"sources\": [\"b\"], \"dst_kind\": \"vertex\", \"dst\": \"d\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 6, \"type\": \"deep\", \"key\": \"deep.c->d\", \"label\": \"c -> d\", \"sources\": [\"c\"], \"dst_kind\": \"vertex\", \"dst\": \"d\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"m\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 7, \"type\": null, \"key\": \"edge.d->logits\", \"label\": \"d -> logits\", \"sources\": [\"d\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 64, \"dout\": 256, \"model\": \"m\", \"trainable\": true}]},\n"
+        "    {\"id\": 8, \"type\": null, \"key\": \"edge.b->aux\", \"label\": \"b -> aux\", \"sources\": [\"b\"], \"dst_kind\": \"output\", \"dst\": \"aux\", \"modules\": [{\"kind\": \"head\", \"din\": 64, \"dout\": 256, \"model\": \"m\", \"trainable\": true}]}\n"
+        "  ],\n"
+        "  \"outputs\": [\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 256, \"edge\": 7},\n"
+        "    {\"name\": \"aux\", \"kind\": \"lm\", \"width\": 256, \"edge\": 8}\n"
+        "  ],\n"
+        "  \"losses\": [\n"
+        "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0},\n"
+        "    {\"name\": \"probe\", \"output\": \"aux\", \"target\": \"next_tokens\", \"weight\": 0.29999999999999999, \"smoothing\": 0}\n"
+        "  ],\n"
+        "  \"params\": [\n"
+        "    {\"name\": \"m.token_embd.weight\", \"shape\": [256, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m2.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m2.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"m.blk.0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"m.output_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.a->b.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.a->c.m0.fc1.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.a->c.m0.fc1.bias\", \"shape\": [32], \"trainable\": true},\n"
+        "    {\"name\": \"edge.a->c.m0.fc2.weight\", \"shape\": [64, 32], \"trainable\": true},\n"
+        "    {\"name\": \"edge.a->c.m0.fc2.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"lin.a->d.m0.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"lin.a->d.m0.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"lin.b->c.m0.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"lin.b->c.m0.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.b->d.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"deep.c->d.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"d.blk.0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"d.output_norm.weight\", \"shape\": [64], \"trainable\": true}\n"
+        "  ]\n"
+        "}\n",
     .vocab = 256,
     .classes = 0,
     .ctx = 128,

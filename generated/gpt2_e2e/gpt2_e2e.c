@@ -18,46 +18,46 @@
 
 /* Parameter indices, trainable tensors first (gradients and AdamW moments cover exactly those). */
 enum {
-  GPT2_E2E_P_E0_M1_ATTN_QKV_WEIGHT = 0,
-  GPT2_E2E_P_E0_M1_ATTN_QKV_BIAS = 1,
-  GPT2_E2E_P_E0_M1_ATTN_OUTPUT_WEIGHT = 2,
-  GPT2_E2E_P_E0_M1_ATTN_OUTPUT_BIAS = 3,
-  GPT2_E2E_P_E0_M1_FFN_NORM_WEIGHT = 4,
-  GPT2_E2E_P_E0_M1_FFN_NORM_BIAS = 5,
-  GPT2_E2E_P_E0_M1_FFN_UP_WEIGHT = 6,
-  GPT2_E2E_P_E0_M1_FFN_UP_BIAS = 7,
-  GPT2_E2E_P_E1_M0_ATTN_QKV_WEIGHT = 8,
-  GPT2_E2E_P_E1_M0_ATTN_QKV_BIAS = 9,
-  GPT2_E2E_P_E1_M0_ATTN_OUTPUT_WEIGHT = 10,
-  GPT2_E2E_P_E1_M0_ATTN_OUTPUT_BIAS = 11,
-  GPT2_E2E_P_E1_M0_FFN_NORM_WEIGHT = 12,
-  GPT2_E2E_P_E1_M0_FFN_NORM_BIAS = 13,
-  GPT2_E2E_P_E1_M0_FFN_UP_WEIGHT = 14,
-  GPT2_E2E_P_E1_M0_FFN_UP_BIAS = 15,
-  GPT2_E2E_P_E2_M0_ATTN_QKV_WEIGHT = 16,
-  GPT2_E2E_P_E2_M0_ATTN_QKV_BIAS = 17,
-  GPT2_E2E_P_E2_M0_ATTN_OUTPUT_WEIGHT = 18,
-  GPT2_E2E_P_E2_M0_ATTN_OUTPUT_BIAS = 19,
-  GPT2_E2E_P_E2_M0_FFN_NORM_WEIGHT = 20,
-  GPT2_E2E_P_E2_M0_FFN_NORM_BIAS = 21,
-  GPT2_E2E_P_E2_M0_FFN_UP_WEIGHT = 22,
-  GPT2_E2E_P_E2_M0_FFN_UP_BIAS = 23,
-  GPT2_E2E_P_E3_M0_ATTN_QKV_WEIGHT = 24,
-  GPT2_E2E_P_E3_M0_ATTN_QKV_BIAS = 25,
-  GPT2_E2E_P_E3_M0_ATTN_OUTPUT_WEIGHT = 26,
-  GPT2_E2E_P_E3_M0_ATTN_OUTPUT_BIAS = 27,
-  GPT2_E2E_P_E3_M0_FFN_NORM_WEIGHT = 28,
-  GPT2_E2E_P_E3_M0_FFN_NORM_BIAS = 29,
-  GPT2_E2E_P_E3_M0_FFN_UP_WEIGHT = 30,
-  GPT2_E2E_P_E3_M0_FFN_UP_BIAS = 31,
-  GPT2_E2E_P_E4_M0_ATTN_QKV_WEIGHT = 32,
-  GPT2_E2E_P_E4_M0_ATTN_QKV_BIAS = 33,
-  GPT2_E2E_P_E4_M0_ATTN_OUTPUT_WEIGHT = 34,
-  GPT2_E2E_P_E4_M0_ATTN_OUTPUT_BIAS = 35,
-  GPT2_E2E_P_E4_M0_FFN_NORM_WEIGHT = 36,
-  GPT2_E2E_P_E4_M0_FFN_NORM_BIAS = 37,
-  GPT2_E2E_P_E4_M0_FFN_UP_WEIGHT = 38,
-  GPT2_E2E_P_E4_M0_FFN_UP_BIAS = 39,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_QKV_WEIGHT = 0,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_QKV_BIAS = 1,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_OUTPUT_WEIGHT = 2,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_OUTPUT_BIAS = 3,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_NORM_WEIGHT = 4,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_NORM_BIAS = 5,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_UP_WEIGHT = 6,
+  GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_UP_BIAS = 7,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_QKV_WEIGHT = 8,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_QKV_BIAS = 9,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_OUTPUT_WEIGHT = 10,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_OUTPUT_BIAS = 11,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_NORM_WEIGHT = 12,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_NORM_BIAS = 13,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_UP_WEIGHT = 14,
+  GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_UP_BIAS = 15,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_QKV_WEIGHT = 16,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_QKV_BIAS = 17,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_OUTPUT_WEIGHT = 18,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_OUTPUT_BIAS = 19,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_NORM_WEIGHT = 20,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_NORM_BIAS = 21,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_UP_WEIGHT = 22,
+  GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_UP_BIAS = 23,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_QKV_WEIGHT = 24,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_QKV_BIAS = 25,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_OUTPUT_WEIGHT = 26,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_OUTPUT_BIAS = 27,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_NORM_WEIGHT = 28,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_NORM_BIAS = 29,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_UP_WEIGHT = 30,
+  GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_UP_BIAS = 31,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_QKV_WEIGHT = 32,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_QKV_BIAS = 33,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_OUTPUT_WEIGHT = 34,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_OUTPUT_BIAS = 35,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_NORM_WEIGHT = 36,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_NORM_BIAS = 37,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_UP_WEIGHT = 38,
+  GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_UP_BIAS = 39,
   GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT = 40,
   GPT2_E2E_P_GPT_POSITION_EMBD_WEIGHT = 41,
   GPT2_E2E_P_GPT_PREFIX = 42,
@@ -355,46 +355,46 @@ enum {
 };
 
 static const lmn_param_info params[333] = {
-    [GPT2_E2E_P_E0_M1_ATTN_QKV_WEIGHT] = {"e0.m1.attn_qkv.weight", 0, 3072, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_ATTN_QKV_BIAS] = {"e0.m1.attn_qkv.bias", 3145728, 3072, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_ATTN_OUTPUT_WEIGHT] = {"e0.m1.attn_output.weight", 3148800, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_ATTN_OUTPUT_BIAS] = {"e0.m1.attn_output.bias", 4197376, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_FFN_NORM_WEIGHT] = {"e0.m1.ffn_norm.weight", 4198400, 1024, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_FFN_NORM_BIAS] = {"e0.m1.ffn_norm.bias", 4199424, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_FFN_UP_WEIGHT] = {"e0.m1.ffn_up.weight", 4200448, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E0_M1_FFN_UP_BIAS] = {"e0.m1.ffn_up.bias", 5249024, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_ATTN_QKV_WEIGHT] = {"e1.m0.attn_qkv.weight", 5250048, 3072, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_ATTN_QKV_BIAS] = {"e1.m0.attn_qkv.bias", 8395776, 3072, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_ATTN_OUTPUT_WEIGHT] = {"e1.m0.attn_output.weight", 8398848, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_ATTN_OUTPUT_BIAS] = {"e1.m0.attn_output.bias", 9447424, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_FFN_NORM_WEIGHT] = {"e1.m0.ffn_norm.weight", 9448448, 1024, 0, 1, 1, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_FFN_NORM_BIAS] = {"e1.m0.ffn_norm.bias", 9449472, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_FFN_UP_WEIGHT] = {"e1.m0.ffn_up.weight", 9450496, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E1_M0_FFN_UP_BIAS] = {"e1.m0.ffn_up.bias", 10499072, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_ATTN_QKV_WEIGHT] = {"e2.m0.attn_qkv.weight", 10500096, 3072, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_ATTN_QKV_BIAS] = {"e2.m0.attn_qkv.bias", 13645824, 3072, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_ATTN_OUTPUT_WEIGHT] = {"e2.m0.attn_output.weight", 13648896, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_ATTN_OUTPUT_BIAS] = {"e2.m0.attn_output.bias", 14697472, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_FFN_NORM_WEIGHT] = {"e2.m0.ffn_norm.weight", 14698496, 1024, 0, 1, 2, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_FFN_NORM_BIAS] = {"e2.m0.ffn_norm.bias", 14699520, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_FFN_UP_WEIGHT] = {"e2.m0.ffn_up.weight", 14700544, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E2_M0_FFN_UP_BIAS] = {"e2.m0.ffn_up.bias", 15749120, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_ATTN_QKV_WEIGHT] = {"e3.m0.attn_qkv.weight", 15750144, 3072, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_ATTN_QKV_BIAS] = {"e3.m0.attn_qkv.bias", 18895872, 3072, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_ATTN_OUTPUT_WEIGHT] = {"e3.m0.attn_output.weight", 18898944, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_ATTN_OUTPUT_BIAS] = {"e3.m0.attn_output.bias", 19947520, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_FFN_NORM_WEIGHT] = {"e3.m0.ffn_norm.weight", 19948544, 1024, 0, 1, 3, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_FFN_NORM_BIAS] = {"e3.m0.ffn_norm.bias", 19949568, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_FFN_UP_WEIGHT] = {"e3.m0.ffn_up.weight", 19950592, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E3_M0_FFN_UP_BIAS] = {"e3.m0.ffn_up.bias", 20999168, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_ATTN_QKV_WEIGHT] = {"e4.m0.attn_qkv.weight", 21000192, 3072, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_ATTN_QKV_BIAS] = {"e4.m0.attn_qkv.bias", 24145920, 3072, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_ATTN_OUTPUT_WEIGHT] = {"e4.m0.attn_output.weight", 24148992, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_ATTN_OUTPUT_BIAS] = {"e4.m0.attn_output.bias", 25197568, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_FFN_NORM_WEIGHT] = {"e4.m0.ffn_norm.weight", 25198592, 1024, 0, 1, 4, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_FFN_NORM_BIAS] = {"e4.m0.ffn_norm.bias", 25199616, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_FFN_UP_WEIGHT] = {"e4.m0.ffn_up.weight", 25200640, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [GPT2_E2E_P_E4_M0_FFN_UP_BIAS] = {"e4.m0.ffn_up.bias", 26249216, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_QKV_WEIGHT] = {"edge.tokens->first.m1.attn_qkv.weight", 0, 3072, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_QKV_BIAS] = {"edge.tokens->first.m1.attn_qkv.bias", 3145728, 3072, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_OUTPUT_WEIGHT] = {"edge.tokens->first.m1.attn_output.weight", 3148800, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_ATTN_OUTPUT_BIAS] = {"edge.tokens->first.m1.attn_output.bias", 4197376, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_NORM_WEIGHT] = {"edge.tokens->first.m1.ffn_norm.weight", 4198400, 1024, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_NORM_BIAS] = {"edge.tokens->first.m1.ffn_norm.bias", 4199424, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_UP_WEIGHT] = {"edge.tokens->first.m1.ffn_up.weight", 4200448, 1024, 1024, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_EDGE_TOKENS__FIRST_M1_FFN_UP_BIAS] = {"edge.tokens->first.m1.ffn_up.bias", 5249024, 1024, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_QKV_WEIGHT] = {"attn.first->mid1.m0.attn_qkv.weight", 5250048, 3072, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_QKV_BIAS] = {"attn.first->mid1.m0.attn_qkv.bias", 8395776, 3072, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_OUTPUT_WEIGHT] = {"attn.first->mid1.m0.attn_output.weight", 8398848, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_ATTN_OUTPUT_BIAS] = {"attn.first->mid1.m0.attn_output.bias", 9447424, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_NORM_WEIGHT] = {"attn.first->mid1.m0.ffn_norm.weight", 9448448, 1024, 0, 1, 1, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_NORM_BIAS] = {"attn.first->mid1.m0.ffn_norm.bias", 9449472, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_UP_WEIGHT] = {"attn.first->mid1.m0.ffn_up.weight", 9450496, 1024, 1024, 1, 1, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID1_M0_FFN_UP_BIAS] = {"attn.first->mid1.m0.ffn_up.bias", 10499072, 1024, 0, 1, 1, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_QKV_WEIGHT] = {"attn.first->mid2.m0.attn_qkv.weight", 10500096, 3072, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_QKV_BIAS] = {"attn.first->mid2.m0.attn_qkv.bias", 13645824, 3072, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_OUTPUT_WEIGHT] = {"attn.first->mid2.m0.attn_output.weight", 13648896, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_ATTN_OUTPUT_BIAS] = {"attn.first->mid2.m0.attn_output.bias", 14697472, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_NORM_WEIGHT] = {"attn.first->mid2.m0.ffn_norm.weight", 14698496, 1024, 0, 1, 2, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_NORM_BIAS] = {"attn.first->mid2.m0.ffn_norm.bias", 14699520, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_UP_WEIGHT] = {"attn.first->mid2.m0.ffn_up.weight", 14700544, 1024, 1024, 1, 2, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_FIRST__MID2_M0_FFN_UP_BIAS] = {"attn.first->mid2.m0.ffn_up.bias", 15749120, 1024, 0, 1, 2, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_QKV_WEIGHT] = {"attn.mid1->last.m0.attn_qkv.weight", 15750144, 3072, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_QKV_BIAS] = {"attn.mid1->last.m0.attn_qkv.bias", 18895872, 3072, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_OUTPUT_WEIGHT] = {"attn.mid1->last.m0.attn_output.weight", 18898944, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_ATTN_OUTPUT_BIAS] = {"attn.mid1->last.m0.attn_output.bias", 19947520, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_NORM_WEIGHT] = {"attn.mid1->last.m0.ffn_norm.weight", 19948544, 1024, 0, 1, 3, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_NORM_BIAS] = {"attn.mid1->last.m0.ffn_norm.bias", 19949568, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_UP_WEIGHT] = {"attn.mid1->last.m0.ffn_up.weight", 19950592, 1024, 1024, 1, 3, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID1__LAST_M0_FFN_UP_BIAS] = {"attn.mid1->last.m0.ffn_up.bias", 20999168, 1024, 0, 1, 3, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_QKV_WEIGHT] = {"attn.mid2->last.m0.attn_qkv.weight", 21000192, 3072, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_QKV_BIAS] = {"attn.mid2->last.m0.attn_qkv.bias", 24145920, 3072, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_OUTPUT_WEIGHT] = {"attn.mid2->last.m0.attn_output.weight", 24148992, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_ATTN_OUTPUT_BIAS] = {"attn.mid2->last.m0.attn_output.bias", 25197568, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_NORM_WEIGHT] = {"attn.mid2->last.m0.ffn_norm.weight", 25198592, 1024, 0, 1, 4, "attn", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_NORM_BIAS] = {"attn.mid2->last.m0.ffn_norm.bias", 25199616, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_UP_WEIGHT] = {"attn.mid2->last.m0.ffn_up.weight", 25200640, 1024, 1024, 1, 4, "attn", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [GPT2_E2E_P_ATTN_MID2__LAST_M0_FFN_UP_BIAS] = {"attn.mid2->last.m0.ffn_up.bias", 26249216, 1024, 0, 1, 4, "attn", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT] = {"gpt.token_embd.weight", 26250240, 50257, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"},
     [GPT2_E2E_P_GPT_POSITION_EMBD_WEIGHT] = {"gpt.position_embd.weight", 77713408, 1024, 1024, 0, -1, "gpt", LMN_INIT_NORMAL, 1, -1, 0, "position_embd.weight"},
     [GPT2_E2E_P_GPT_PREFIX] = {"gpt.prefix", 78761984, 32, 1024, 0, -1, "gpt", LMN_INIT_EMBED_STATS, 0, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, -1, NULL},
@@ -1192,7 +1192,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc gpt2_e2e_desc = {
     .name = "gpt2_e2e",
     .source = "dsl-examples/gpt2_e2e.lmn",
-    .hash = 0xf1ee1d8027ef9a5aULL,
+    .hash = 0x7e767d80327a09daULL,
     .aggregate_mean = 0,
     .source_text = "# gpt2_e2e.lmn: the paper's GPT-2 variant for E2E NLG: [1,2,1] calls of one frozen GPT-2 Medium\n"
         "# (LayerNorm, learned positions, GELU), GPT-2 attention-block edges with unscaled attention, a long\n"
@@ -1217,6 +1217,372 @@ const lmn_net_desc gpt2_e2e_desc = {
         "\n"
         "aggregate sum\n"
         "loss lm = cross_entropy(logits, next(tokens), smoothing 0.1)\n",
+    .ir_json = "{\n"
+        "  \"format\": \"lmnet-ir\",\n"
+        "  \"version\": 1,\n"
+        "  \"network\": \"gpt2_e2e\",\n"
+        "  \"aggregate\": \"sum\",\n"
+        "  \"prefix\": 32,\n"
+        "  \"embed_model\": \"gpt\",\n"
+        "  \"models\": [\n"
+        "    {\"name\": \"gpt\", \"arch\": \"gpt2\", \"source\": \"gguf\", \"path\": \"dsl-examples/../models/gpt2-medium.gguf\", \"dim\": 1024, \"layers\": 24, \"heads\": 16, \"kv_heads\": 16, \"ffn\": 4096, \"vocab\": 50257, \"ctx\": 1024, \"eps\": 1e-05, \"rope_theta\": 10000, \"tied\": true, \"qkv_bias\": false, \"weights\": \"file\"}\n"
+        "  ],\n"
+        "  \"vertices\": [\n"
+        "    {\"name\": \"first\", \"model\": \"gpt\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"mid1\", \"model\": \"gpt\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"mid2\", \"model\": \"gpt\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"last\", \"model\": \"gpt\", \"shared\": true, \"trainable\": false}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"id\": 0, \"type\": null, \"key\": \"edge.tokens->first\", \"label\": \"tokens -> first\", \"sources\": [\"tokens\"], \"dst_kind\": \"vertex\", \"dst\": \"first\", \"modules\": [{\"kind\": \"embed\", \"din\": 0, \"dout\": 1024, \"model\": \"gpt\", \"prefix\": 32, \"trainable\": false}, {\"kind\": \"gpt2_block\", \"din\": 1024, \"dout\": 1024, \"model\": \"gpt\", \"scaled\": false}]},\n"
+        "    {\"id\": 1, \"type\": \"attn\", \"key\": \"attn.first->mid1\", \"label\": \"first -> mid1\", \"sources\": [\"first\"], \"dst_kind\": \"vertex\", \"dst\": \"mid1\", \"modules\": [{\"kind\": \"gpt2_block\", \"din\": 1024, \"dout\": 1024, \"model\": \"gpt\", \"scaled\": false}]},\n"
+        "    {\"id\": 2, \"type\": \"attn\", \"key\": \"attn.first->mid2\", \"label\": \"first -> mid2\", \"sources\": [\"first\"], \"dst_kind\": \"vertex\", \"dst\": \"mid2\", \"modules\": [{\"kind\": \"gpt2_block\", \"din\": 1024, \"dout\": 1024, \"model\": \"gpt\", \"scaled\": false}]},\n"
+        "    {\"id\": 3, \"type\": \"attn\", \"key\": \"attn.mid1->last\", \"label\": \"mid1 -> last\", \"sources\": [\"mid1\"], \"dst_kind\": \"vertex\", \"dst\": \"last\", \"modules\": [{\"kind\": \"gpt2_block\", \"din\": 1024, \"dout\": 1024, \"model\": \"gpt\", \"scaled\": false}]},\n"
+        "    {\"id\": 4, \"type\": \"attn\", \"key\": \"attn.mid2->last\", \"label\": \"mid2 -> last\", \"sources\": [\"mid2\"], \"dst_kind\": \"vertex\", \"dst\": \"last\", \"modules\": [{\"kind\": \"gpt2_block\", \"din\": 1024, \"dout\": 1024, \"model\": \"gpt\", \"scaled\": false}]},\n"
+        "    {\"id\": 5, \"type\": null, \"key\": \"edge.last+first->logits\", \"label\": \"last + first -> logits\", \"sources\": [\"last\", \"first\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 1024, \"dout\": 50257, \"model\": \"gpt\", \"trainable\": false}]}\n"
+        "  ],\n"
+        "  \"outputs\": [\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 50257, \"edge\": 5}\n"
+        "  ],\n"
+        "  \"losses\": [\n"
+        "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0.10000000000000001}\n"
+        "  ],\n"
+        "  \"params\": [\n"
+        "    {\"name\": \"gpt.token_embd.weight\", \"shape\": [50257, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.position_embd.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.prefix\", \"shape\": [32, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"edge.tokens->first.m1.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.attn_qkv.bias\", \"shape\": [3072], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.attn_output.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.ffn_norm.weight\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.ffn_norm.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.ffn_up.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->first.m1.ffn_up.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"gpt.blk.0.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.0.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.1.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.2.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.3.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.4.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.5.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.6.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.7.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.8.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.9.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.10.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.11.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.12.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.13.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.14.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.15.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.16.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.17.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.18.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.19.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.20.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.21.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.22.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.attn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.attn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.attn_qkv.bias\", \"shape\": [3072], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.attn_output.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.ffn_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.ffn_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.ffn_up.weight\", \"shape\": [4096, 1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.ffn_up.bias\", \"shape\": [4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.ffn_down.weight\", \"shape\": [1024, 4096], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.blk.23.ffn_down.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.output_norm.weight\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"gpt.output_norm.bias\", \"shape\": [1024], \"trainable\": false},\n"
+        "    {\"name\": \"attn.first->mid1.m0.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.attn_qkv.bias\", \"shape\": [3072], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.attn_output.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.ffn_norm.weight\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.ffn_norm.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.ffn_up.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid1.m0.ffn_up.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.attn_qkv.bias\", \"shape\": [3072], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.attn_output.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.ffn_norm.weight\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.ffn_norm.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.ffn_up.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.first->mid2.m0.ffn_up.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.attn_qkv.bias\", \"shape\": [3072], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.attn_output.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.ffn_norm.weight\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.ffn_norm.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.ffn_up.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid1->last.m0.ffn_up.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.attn_qkv.weight\", \"shape\": [3072, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.attn_qkv.bias\", \"shape\": [3072], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.attn_output.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.attn_output.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.ffn_norm.weight\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.ffn_norm.bias\", \"shape\": [1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.ffn_up.weight\", \"shape\": [1024, 1024], \"trainable\": true},\n"
+        "    {\"name\": \"attn.mid2->last.m0.ffn_up.bias\", \"shape\": [1024], \"trainable\": true}\n"
+        "  ]\n"
+        "}\n",
     .vocab = 50257,
     .classes = 0,
     .ctx = 992,

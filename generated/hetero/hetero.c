@@ -18,53 +18,53 @@
 
 /* Parameter indices, trainable tensors first (gradients and AdamW moments cover exactly those). */
 enum {
-  HETERO_P_E0_M1_ATTN_NORM_WEIGHT = 0,
-  HETERO_P_E0_M1_ATTN_Q_WEIGHT = 1,
-  HETERO_P_E0_M1_ATTN_K_WEIGHT = 2,
-  HETERO_P_E0_M1_ATTN_V_WEIGHT = 3,
-  HETERO_P_E0_M1_ATTN_OUTPUT_WEIGHT = 4,
-  HETERO_P_E0_M1_FFN_NORM_WEIGHT = 5,
-  HETERO_P_E0_M1_FFN_GATE_WEIGHT = 6,
-  HETERO_P_E0_M1_FFN_UP_WEIGHT = 7,
-  HETERO_P_E0_M1_FFN_DOWN_WEIGHT = 8,
-  HETERO_P_E0_M2_WEIGHT = 9,
-  HETERO_P_E0_M2_BIAS = 10,
-  HETERO_P_E1_M0_ATTN_NORM_WEIGHT = 11,
-  HETERO_P_E1_M0_ATTN_Q_WEIGHT = 12,
-  HETERO_P_E1_M0_ATTN_K_WEIGHT = 13,
-  HETERO_P_E1_M0_ATTN_V_WEIGHT = 14,
-  HETERO_P_E1_M0_ATTN_OUTPUT_WEIGHT = 15,
-  HETERO_P_E1_M0_FFN_NORM_WEIGHT = 16,
-  HETERO_P_E1_M0_FFN_GATE_WEIGHT = 17,
-  HETERO_P_E1_M0_FFN_UP_WEIGHT = 18,
-  HETERO_P_E1_M0_FFN_DOWN_WEIGHT = 19,
-  HETERO_P_E1_M1_WEIGHT = 20,
-  HETERO_P_E1_M1_BIAS = 21,
-  HETERO_P_E3_M0_ATTN_NORM_WEIGHT = 22,
-  HETERO_P_E3_M0_ATTN_Q_WEIGHT = 23,
-  HETERO_P_E3_M0_ATTN_K_WEIGHT = 24,
-  HETERO_P_E3_M0_ATTN_V_WEIGHT = 25,
-  HETERO_P_E3_M0_ATTN_OUTPUT_WEIGHT = 26,
-  HETERO_P_E3_M0_FFN_NORM_WEIGHT = 27,
-  HETERO_P_E3_M0_FFN_GATE_WEIGHT = 28,
-  HETERO_P_E3_M0_FFN_UP_WEIGHT = 29,
-  HETERO_P_E3_M0_FFN_DOWN_WEIGHT = 30,
-  HETERO_P_E3_M1_WEIGHT = 31,
-  HETERO_P_E3_M1_BIAS = 32,
-  HETERO_P_E2_M0_ATTN_NORM_WEIGHT = 33,
-  HETERO_P_E2_M0_ATTN_Q_WEIGHT = 34,
-  HETERO_P_E2_M0_ATTN_Q_BIAS = 35,
-  HETERO_P_E2_M0_ATTN_K_WEIGHT = 36,
-  HETERO_P_E2_M0_ATTN_K_BIAS = 37,
-  HETERO_P_E2_M0_ATTN_V_WEIGHT = 38,
-  HETERO_P_E2_M0_ATTN_V_BIAS = 39,
-  HETERO_P_E2_M0_ATTN_OUTPUT_WEIGHT = 40,
-  HETERO_P_E2_M0_FFN_NORM_WEIGHT = 41,
-  HETERO_P_E2_M0_FFN_GATE_WEIGHT = 42,
-  HETERO_P_E2_M0_FFN_UP_WEIGHT = 43,
-  HETERO_P_E2_M0_FFN_DOWN_WEIGHT = 44,
-  HETERO_P_E2_M1_WEIGHT = 45,
-  HETERO_P_E2_M1_BIAS = 46,
+  HETERO_P_EDGE_TOKENS__S1_M1_ATTN_NORM_WEIGHT = 0,
+  HETERO_P_EDGE_TOKENS__S1_M1_ATTN_Q_WEIGHT = 1,
+  HETERO_P_EDGE_TOKENS__S1_M1_ATTN_K_WEIGHT = 2,
+  HETERO_P_EDGE_TOKENS__S1_M1_ATTN_V_WEIGHT = 3,
+  HETERO_P_EDGE_TOKENS__S1_M1_ATTN_OUTPUT_WEIGHT = 4,
+  HETERO_P_EDGE_TOKENS__S1_M1_FFN_NORM_WEIGHT = 5,
+  HETERO_P_EDGE_TOKENS__S1_M1_FFN_GATE_WEIGHT = 6,
+  HETERO_P_EDGE_TOKENS__S1_M1_FFN_UP_WEIGHT = 7,
+  HETERO_P_EDGE_TOKENS__S1_M1_FFN_DOWN_WEIGHT = 8,
+  HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT = 9,
+  HETERO_P_EDGE_TOKENS__S1_M2_BIAS = 10,
+  HETERO_P_UP_S1__Q_M0_ATTN_NORM_WEIGHT = 11,
+  HETERO_P_UP_S1__Q_M0_ATTN_Q_WEIGHT = 12,
+  HETERO_P_UP_S1__Q_M0_ATTN_K_WEIGHT = 13,
+  HETERO_P_UP_S1__Q_M0_ATTN_V_WEIGHT = 14,
+  HETERO_P_UP_S1__Q_M0_ATTN_OUTPUT_WEIGHT = 15,
+  HETERO_P_UP_S1__Q_M0_FFN_NORM_WEIGHT = 16,
+  HETERO_P_UP_S1__Q_M0_FFN_GATE_WEIGHT = 17,
+  HETERO_P_UP_S1__Q_M0_FFN_UP_WEIGHT = 18,
+  HETERO_P_UP_S1__Q_M0_FFN_DOWN_WEIGHT = 19,
+  HETERO_P_UP_S1__Q_M1_WEIGHT = 20,
+  HETERO_P_UP_S1__Q_M1_BIAS = 21,
+  HETERO_P_SAME_S1__S2_M0_ATTN_NORM_WEIGHT = 22,
+  HETERO_P_SAME_S1__S2_M0_ATTN_Q_WEIGHT = 23,
+  HETERO_P_SAME_S1__S2_M0_ATTN_K_WEIGHT = 24,
+  HETERO_P_SAME_S1__S2_M0_ATTN_V_WEIGHT = 25,
+  HETERO_P_SAME_S1__S2_M0_ATTN_OUTPUT_WEIGHT = 26,
+  HETERO_P_SAME_S1__S2_M0_FFN_NORM_WEIGHT = 27,
+  HETERO_P_SAME_S1__S2_M0_FFN_GATE_WEIGHT = 28,
+  HETERO_P_SAME_S1__S2_M0_FFN_UP_WEIGHT = 29,
+  HETERO_P_SAME_S1__S2_M0_FFN_DOWN_WEIGHT = 30,
+  HETERO_P_SAME_S1__S2_M1_WEIGHT = 31,
+  HETERO_P_SAME_S1__S2_M1_BIAS = 32,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_NORM_WEIGHT = 33,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_Q_WEIGHT = 34,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_Q_BIAS = 35,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_K_WEIGHT = 36,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_K_BIAS = 37,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_V_WEIGHT = 38,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_V_BIAS = 39,
+  HETERO_P_DOWN_Q__S2_M0_ATTN_OUTPUT_WEIGHT = 40,
+  HETERO_P_DOWN_Q__S2_M0_FFN_NORM_WEIGHT = 41,
+  HETERO_P_DOWN_Q__S2_M0_FFN_GATE_WEIGHT = 42,
+  HETERO_P_DOWN_Q__S2_M0_FFN_UP_WEIGHT = 43,
+  HETERO_P_DOWN_Q__S2_M0_FFN_DOWN_WEIGHT = 44,
+  HETERO_P_DOWN_Q__S2_M1_WEIGHT = 45,
+  HETERO_P_DOWN_Q__S2_M1_BIAS = 46,
   HETERO_P_SMOL_TOKEN_EMBD_WEIGHT = 47,
   HETERO_P_SMOL_BLK_0_ATTN_NORM_WEIGHT = 48,
   HETERO_P_SMOL_BLK_0_ATTN_Q_WEIGHT = 49,
@@ -630,53 +630,53 @@ enum {
 };
 
 static const lmn_param_info params[608] = {
-    [HETERO_P_E0_M1_ATTN_NORM_WEIGHT] = {"e0.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_ATTN_Q_WEIGHT] = {"e0.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_ATTN_K_WEIGHT] = {"e0.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_ATTN_V_WEIGHT] = {"e0.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_ATTN_OUTPUT_WEIGHT] = {"e0.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_FFN_NORM_WEIGHT] = {"e0.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_FFN_GATE_WEIGHT] = {"e0.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_FFN_UP_WEIGHT] = {"e0.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M1_FFN_DOWN_WEIGHT] = {"e0.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M2_WEIGHT] = {"e0.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E0_M2_BIAS] = {"e0.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_ATTN_NORM_WEIGHT] = {"e1.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_ATTN_Q_WEIGHT] = {"e1.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_ATTN_K_WEIGHT] = {"e1.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_ATTN_V_WEIGHT] = {"e1.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_ATTN_OUTPUT_WEIGHT] = {"e1.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_FFN_NORM_WEIGHT] = {"e1.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_FFN_GATE_WEIGHT] = {"e1.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_FFN_UP_WEIGHT] = {"e1.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M0_FFN_DOWN_WEIGHT] = {"e1.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M1_WEIGHT] = {"e1.m1.weight", 7412544, 896, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E1_M1_BIAS] = {"e1.m1.bias", 7928640, 896, 0, 1, 1, "up", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_ATTN_NORM_WEIGHT] = {"e3.m0.attn_norm.weight", 7929536, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_ATTN_Q_WEIGHT] = {"e3.m0.attn_q.weight", 7930112, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_ATTN_K_WEIGHT] = {"e3.m0.attn_k.weight", 8261888, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_ATTN_V_WEIGHT] = {"e3.m0.attn_v.weight", 8372480, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_ATTN_OUTPUT_WEIGHT] = {"e3.m0.attn_output.weight", 8483072, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_FFN_NORM_WEIGHT] = {"e3.m0.ffn_norm.weight", 8814848, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_FFN_GATE_WEIGHT] = {"e3.m0.ffn_gate.weight", 8815424, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_FFN_UP_WEIGHT] = {"e3.m0.ffn_up.weight", 9700160, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M0_FFN_DOWN_WEIGHT] = {"e3.m0.ffn_down.weight", 10584896, 576, 1536, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M1_WEIGHT] = {"e3.m1.weight", 11469632, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E3_M1_BIAS] = {"e3.m1.bias", 11801408, 576, 0, 1, 3, "same", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_NORM_WEIGHT] = {"e2.m0.attn_norm.weight", 11801984, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_Q_WEIGHT] = {"e2.m0.attn_q.weight", 11802880, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_Q_BIAS] = {"e2.m0.attn_q.bias", 12605696, 896, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_K_WEIGHT] = {"e2.m0.attn_k.weight", 12606592, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_K_BIAS] = {"e2.m0.attn_k.bias", 12721280, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_V_WEIGHT] = {"e2.m0.attn_v.weight", 12721408, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_V_BIAS] = {"e2.m0.attn_v.bias", 12836096, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_ATTN_OUTPUT_WEIGHT] = {"e2.m0.attn_output.weight", 12836224, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_FFN_NORM_WEIGHT] = {"e2.m0.ffn_norm.weight", 13639040, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_FFN_GATE_WEIGHT] = {"e2.m0.ffn_gate.weight", 13639936, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_FFN_UP_WEIGHT] = {"e2.m0.ffn_up.weight", 17998080, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M0_FFN_DOWN_WEIGHT] = {"e2.m0.ffn_down.weight", 22356224, 896, 4864, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M1_WEIGHT] = {"e2.m1.weight", 26714368, 576, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [HETERO_P_E2_M1_BIAS] = {"e2.m1.bias", 27230464, 576, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_ATTN_NORM_WEIGHT] = {"edge.tokens->s1.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_ATTN_Q_WEIGHT] = {"edge.tokens->s1.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_ATTN_K_WEIGHT] = {"edge.tokens->s1.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_ATTN_V_WEIGHT] = {"edge.tokens->s1.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_ATTN_OUTPUT_WEIGHT] = {"edge.tokens->s1.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_FFN_NORM_WEIGHT] = {"edge.tokens->s1.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_FFN_GATE_WEIGHT] = {"edge.tokens->s1.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_FFN_UP_WEIGHT] = {"edge.tokens->s1.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M1_FFN_DOWN_WEIGHT] = {"edge.tokens->s1.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT] = {"edge.tokens->s1.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_EDGE_TOKENS__S1_M2_BIAS] = {"edge.tokens->s1.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_ATTN_NORM_WEIGHT] = {"up.s1->q.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_ATTN_Q_WEIGHT] = {"up.s1->q.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_ATTN_K_WEIGHT] = {"up.s1->q.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_ATTN_V_WEIGHT] = {"up.s1->q.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_ATTN_OUTPUT_WEIGHT] = {"up.s1->q.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_FFN_NORM_WEIGHT] = {"up.s1->q.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "up", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_FFN_GATE_WEIGHT] = {"up.s1->q.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_FFN_UP_WEIGHT] = {"up.s1->q.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M0_FFN_DOWN_WEIGHT] = {"up.s1->q.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M1_WEIGHT] = {"up.s1->q.m1.weight", 7412544, 896, 576, 1, 1, "up", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_UP_S1__Q_M1_BIAS] = {"up.s1->q.m1.bias", 7928640, 896, 0, 1, 1, "up", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_ATTN_NORM_WEIGHT] = {"same.s1->s2.m0.attn_norm.weight", 7929536, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_ATTN_Q_WEIGHT] = {"same.s1->s2.m0.attn_q.weight", 7930112, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_ATTN_K_WEIGHT] = {"same.s1->s2.m0.attn_k.weight", 8261888, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_ATTN_V_WEIGHT] = {"same.s1->s2.m0.attn_v.weight", 8372480, 192, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_ATTN_OUTPUT_WEIGHT] = {"same.s1->s2.m0.attn_output.weight", 8483072, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_FFN_NORM_WEIGHT] = {"same.s1->s2.m0.ffn_norm.weight", 8814848, 576, 0, 1, 3, "same", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_FFN_GATE_WEIGHT] = {"same.s1->s2.m0.ffn_gate.weight", 8815424, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_FFN_UP_WEIGHT] = {"same.s1->s2.m0.ffn_up.weight", 9700160, 1536, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M0_FFN_DOWN_WEIGHT] = {"same.s1->s2.m0.ffn_down.weight", 10584896, 576, 1536, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M1_WEIGHT] = {"same.s1->s2.m1.weight", 11469632, 576, 576, 1, 3, "same", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_SAME_S1__S2_M1_BIAS] = {"same.s1->s2.m1.bias", 11801408, 576, 0, 1, 3, "same", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_NORM_WEIGHT] = {"down.q->s2.m0.attn_norm.weight", 11801984, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_Q_WEIGHT] = {"down.q->s2.m0.attn_q.weight", 11802880, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_Q_BIAS] = {"down.q->s2.m0.attn_q.bias", 12605696, 896, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_K_WEIGHT] = {"down.q->s2.m0.attn_k.weight", 12606592, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_K_BIAS] = {"down.q->s2.m0.attn_k.bias", 12721280, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_V_WEIGHT] = {"down.q->s2.m0.attn_v.weight", 12721408, 128, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_V_BIAS] = {"down.q->s2.m0.attn_v.bias", 12836096, 128, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_ATTN_OUTPUT_WEIGHT] = {"down.q->s2.m0.attn_output.weight", 12836224, 896, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_FFN_NORM_WEIGHT] = {"down.q->s2.m0.ffn_norm.weight", 13639040, 896, 0, 1, 2, "down", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_FFN_GATE_WEIGHT] = {"down.q->s2.m0.ffn_gate.weight", 13639936, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_FFN_UP_WEIGHT] = {"down.q->s2.m0.ffn_up.weight", 17998080, 4864, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M0_FFN_DOWN_WEIGHT] = {"down.q->s2.m0.ffn_down.weight", 22356224, 896, 4864, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M1_WEIGHT] = {"down.q->s2.m1.weight", 26714368, 576, 896, 1, 2, "down", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [HETERO_P_DOWN_Q__S2_M1_BIAS] = {"down.q->s2.m1.bias", 27230464, 576, 0, 1, 2, "down", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [HETERO_P_SMOL_TOKEN_EMBD_WEIGHT] = {"smol.token_embd.weight", 27231040, 49152, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"},
     [HETERO_P_SMOL_BLK_0_ATTN_NORM_WEIGHT] = {"smol.blk.0.attn_norm.weight", 55542592, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.0.attn_norm.weight"},
     [HETERO_P_SMOL_BLK_0_ATTN_Q_WEIGHT] = {"smol.blk.0.attn_q.weight", 55543168, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_q.weight"},
@@ -1424,7 +1424,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1]
    * -> BUF(0) [B*T, 576] */
-  lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, HETERO_P_E0_M2_WEIGHT), lmn_w(net, HETERO_P_E0_M2_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), N, 576, 576);
   /* op3 vertex: s1 = smol(shared, frozen)
    * -> BUF(6923) [B*T, 576] */
   {
@@ -1443,7 +1443,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q]
    * -> BUF(186978) [B*T, 896] */
-  lmn_linear_forward(BUF(186978), BUF(0), lmn_w(net, HETERO_P_E1_M1_WEIGHT), lmn_w(net, HETERO_P_E1_M1_BIAS), N, 576, 896);
+  lmn_linear_forward(BUF(186978), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_w(net, HETERO_P_UP_S1__Q_M1_BIAS), N, 576, 896);
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2]
    * -> BUF(187874) [B*T, 576] */
   {
@@ -1455,7 +1455,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2]
    * -> BUF(6923) [B*T, 576] */
-  lmn_linear_forward(BUF(6923), BUF(187874), lmn_w(net, HETERO_P_E3_M1_WEIGHT), lmn_w(net, HETERO_P_E3_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(6923), BUF(187874), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_w(net, HETERO_P_SAME_S1__S2_M1_BIAS), N, 576, 576);
   /* op8 vertex: q = qwen(shared, frozen)
    * -> BUF(194221) [B*T, 896] */
   {
@@ -1474,7 +1474,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2]
    * -> BUF(194221) [B*T, 576] */
-  lmn_linear_forward(BUF(194221), BUF(186978), lmn_w(net, HETERO_P_E2_M1_WEIGHT), lmn_w(net, HETERO_P_E2_M1_BIAS), N, 896, 576);
+  lmn_linear_forward(BUF(194221), BUF(186978), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_BIAS), N, 896, 576);
   /* op12 vertex: s2 = smol(shared, frozen)
    * -> BUF(535615) [B*T, 576] */
   {
@@ -1525,7 +1525,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(536191), 0, sizeof(float) * N * 896); /* d op9 */
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2]
    * d: BUF(535615) [B*T, 576] */
-  lmn_linear_backward(BUF(536191), lmn_g(net, HETERO_P_E2_M1_WEIGHT), lmn_g(net, HETERO_P_E2_M1_BIAS), BUF(535615), BUF(186978), lmn_w(net, HETERO_P_E2_M1_WEIGHT), N, 896, 576);
+  lmn_linear_backward(BUF(536191), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_BIAS), BUF(535615), BUF(186978), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), N, 896, 576);
   memset(BUF(186978), 0, sizeof(float) * N * 896); /* d op8 */
   /* op9 module: e2.m0 decoder_layer(qwen) [q -> s2]
    * d: BUF(536191) [B*T, 896] */
@@ -1547,7 +1547,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2]
    * d: BUF(194221) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_E3_M1_WEIGHT), lmn_g(net, HETERO_P_E3_M1_BIAS), BUF(194221), BUF(187874), lmn_w(net, HETERO_P_E3_M1_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_g(net, HETERO_P_SAME_S1__S2_M1_BIAS), BUF(194221), BUF(187874), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), N, 576, 576);
   memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2]
    * d: BUF(6923) [B*T, 576] */
@@ -1561,7 +1561,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q]
    * d: BUF(522031) [B*T, 896] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_E1_M1_WEIGHT), lmn_g(net, HETERO_P_E1_M1_BIAS), BUF(522031), BUF(0), lmn_w(net, HETERO_P_E1_M1_WEIGHT), N, 576, 896);
+  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_g(net, HETERO_P_UP_S1__Q_M1_BIAS), BUF(522031), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), N, 576, 896);
   /* op4 module: e1.m0 decoder_layer(smol) [s1 -> q]
    * d: BUF(6923) [B*T, 576] */
   {
@@ -1582,7 +1582,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op1 */
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1]
    * d: BUF(0) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_E0_M2_WEIGHT), lmn_g(net, HETERO_P_E0_M2_BIAS), BUF(0), BUF(576), lmn_w(net, HETERO_P_E0_M2_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), BUF(0), BUF(576), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), N, 576, 576);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> s1]
    * d: BUF(6923) [B*T, 576] */
   {
@@ -1627,7 +1627,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1]
    * -> BUF(0) [T, 576] */
-  lmn_linear_forward(BUF(0), BUF(31168), lmn_w(net, HETERO_P_E0_M2_WEIGHT), lmn_w(net, HETERO_P_E0_M2_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(0), BUF(31168), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), N, 576, 576);
   /* op3 vertex: s1 = smol(shared, frozen)
    * -> BUF(31168) [T, 576] */
   {
@@ -1646,7 +1646,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q]
    * -> BUF(31744) [T, 896] */
-  lmn_linear_forward(BUF(31744), BUF(0), lmn_w(net, HETERO_P_E1_M1_WEIGHT), lmn_w(net, HETERO_P_E1_M1_BIAS), N, 576, 896);
+  lmn_linear_forward(BUF(31744), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_w(net, HETERO_P_UP_S1__Q_M1_BIAS), N, 576, 896);
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2]
    * -> BUF(0) [T, 576] */
   {
@@ -1658,7 +1658,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2]
    * -> BUF(31168) [T, 576] */
-  lmn_linear_forward(BUF(31168), BUF(0), lmn_w(net, HETERO_P_E3_M1_WEIGHT), lmn_w(net, HETERO_P_E3_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(31168), BUF(0), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_w(net, HETERO_P_SAME_S1__S2_M1_BIAS), N, 576, 576);
   /* op8 vertex: q = qwen(shared, frozen)
    * -> BUF(32640) [T, 896] */
   {
@@ -1677,7 +1677,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2]
    * -> BUF(0) [T, 576] */
-  lmn_linear_forward(BUF(0), BUF(31744), lmn_w(net, HETERO_P_E2_M1_WEIGHT), lmn_w(net, HETERO_P_E2_M1_BIAS), N, 896, 576);
+  lmn_linear_forward(BUF(0), BUF(31744), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_BIAS), N, 896, 576);
   /* op12 vertex: s2 = smol(shared, frozen)
    * -> BUF(31744) [T, 576] */
   {
@@ -1699,7 +1699,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc hetero_desc = {
     .name = "hetero",
     .source = "dsl-examples/hetero.lmn",
-    .hash = 0x2ffd8b3cee0bc226ULL,
+    .hash = 0x398ce0342e05451aULL,
     .aggregate_mean = 1,
     .source_text = "# hetero.lmn: heterogeneous vertices, which the paper never tried: SmolLM2-135M (width 576) and\n"
         "# Qwen2.5-0.5B (width 896) in one network. Edges between them project d_src -> d_dst; a width given\n"
@@ -1728,6 +1728,646 @@ const lmn_net_desc hetero_desc = {
         "\n"
         "aggregate mean\n"
         "loss lm = cross_entropy(logits, next(tokens))\n",
+    .ir_json = "{\n"
+        "  \"format\": \"lmnet-ir\",\n"
+        "  \"version\": 1,\n"
+        "  \"network\": \"hetero\",\n"
+        "  \"aggregate\": \"mean\",\n"
+        "  \"prefix\": 0,\n"
+        "  \"embed_model\": \"smol\",\n"
+        "  \"models\": [\n"
+        "    {\"name\": \"smol\", \"arch\": \"llama\", \"source\": \"gguf\", \"path\": \"dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf\", \"dim\": 576, \"layers\": 30, \"heads\": 9, \"kv_heads\": 3, \"ffn\": 1536, \"vocab\": 49152, \"ctx\": 8192, \"eps\": 1e-05, \"rope_theta\": 100000, \"tied\": true, \"qkv_bias\": false, \"weights\": \"file\"},\n"
+        "    {\"name\": \"qwen\", \"arch\": \"qwen2\", \"source\": \"gguf\", \"path\": \"dsl-examples/../models/qwen2.5-0.5b.gguf\", \"dim\": 896, \"layers\": 24, \"heads\": 14, \"kv_heads\": 2, \"ffn\": 4864, \"vocab\": 151936, \"ctx\": 32768, \"eps\": 1e-06, \"rope_theta\": 1000000, \"tied\": true, \"qkv_bias\": true, \"weights\": \"file\"}\n"
+        "  ],\n"
+        "  \"vertices\": [\n"
+        "    {\"name\": \"s1\", \"model\": \"smol\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"s2\", \"model\": \"smol\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"q\", \"model\": \"qwen\", \"shared\": true, \"trainable\": false}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"id\": 0, \"type\": null, \"key\": \"edge.tokens->s1\", \"label\": \"tokens -> s1\", \"sources\": [\"tokens\"], \"dst_kind\": \"vertex\", \"dst\": \"s1\", \"modules\": [{\"kind\": \"embed\", \"din\": 0, \"dout\": 576, \"model\": \"smol\", \"prefix\": 0, \"trainable\": false}, {\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 1, \"type\": \"up\", \"key\": \"up.s1->q\", \"label\": \"s1 -> q\", \"sources\": [\"s1\"], \"dst_kind\": \"vertex\", \"dst\": \"q\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 896, \"bias\": true}]},\n"
+        "    {\"id\": 2, \"type\": \"down\", \"key\": \"down.q->s2\", \"label\": \"q -> s2\", \"sources\": [\"q\"], \"dst_kind\": \"vertex\", \"dst\": \"s2\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 896, \"dout\": 896, \"model\": \"qwen\"}, {\"kind\": \"linear\", \"din\": 896, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 3, \"type\": \"same\", \"key\": \"same.s1->s2\", \"label\": \"s1 -> s2\", \"sources\": [\"s1\"], \"dst_kind\": \"vertex\", \"dst\": \"s2\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 4, \"type\": null, \"key\": \"edge.s2->logits\", \"label\": \"s2 -> logits\", \"sources\": [\"s2\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 576, \"dout\": 49152, \"model\": \"smol\", \"trainable\": false}]}\n"
+        "  ],\n"
+        "  \"outputs\": [\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 49152, \"edge\": 4}\n"
+        "  ],\n"
+        "  \"losses\": [\n"
+        "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0}\n"
+        "  ],\n"
+        "  \"params\": [\n"
+        "    {\"name\": \"smol.token_embd.weight\", \"shape\": [49152, 576], \"trainable\": false},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m1.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m2.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->s1.m2.bias\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"smol.blk.0.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.output_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"up.s1->q.m0.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m1.weight\", \"shape\": [896, 576], \"trainable\": true},\n"
+        "    {\"name\": \"up.s1->q.m1.bias\", \"shape\": [896], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m1.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"same.s1->s2.m1.bias\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"qwen.blk.0.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.0.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.1.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.2.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.3.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.4.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.5.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.6.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.7.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.8.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.9.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.10.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.11.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.12.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.13.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.14.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.15.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.16.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.17.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.18.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.19.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.20.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.21.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.22.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_q.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_q.bias\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_k.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_k.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_v.weight\", \"shape\": [128, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_v.bias\", \"shape\": [128], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.attn_output.weight\", \"shape\": [896, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.ffn_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.blk.23.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": false},\n"
+        "    {\"name\": \"qwen.output_norm.weight\", \"shape\": [896], \"trainable\": false},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_norm.weight\", \"shape\": [896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_q.weight\", \"shape\": [896, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_q.bias\", \"shape\": [896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_k.weight\", \"shape\": [128, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_k.bias\", \"shape\": [128], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_v.weight\", \"shape\": [128, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_v.bias\", \"shape\": [128], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.attn_output.weight\", \"shape\": [896, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.ffn_norm.weight\", \"shape\": [896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.ffn_gate.weight\", \"shape\": [4864, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.ffn_up.weight\", \"shape\": [4864, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m0.ffn_down.weight\", \"shape\": [896, 4864], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m1.weight\", \"shape\": [576, 896], \"trainable\": true},\n"
+        "    {\"name\": \"down.q->s2.m1.bias\", \"shape\": [576], \"trainable\": true}\n"
+        "  ]\n"
+        "}\n",
     .vocab = 49152,
     .classes = 0,
     .ctx = 8192,

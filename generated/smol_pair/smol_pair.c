@@ -18,50 +18,50 @@
 
 /* Parameter indices, trainable tensors first (gradients and AdamW moments cover exactly those). */
 enum {
-  SMOL_PAIR_P_E0_M1_ATTN_NORM_WEIGHT = 0,
-  SMOL_PAIR_P_E0_M1_ATTN_Q_WEIGHT = 1,
-  SMOL_PAIR_P_E0_M1_ATTN_K_WEIGHT = 2,
-  SMOL_PAIR_P_E0_M1_ATTN_V_WEIGHT = 3,
-  SMOL_PAIR_P_E0_M1_ATTN_OUTPUT_WEIGHT = 4,
-  SMOL_PAIR_P_E0_M1_FFN_NORM_WEIGHT = 5,
-  SMOL_PAIR_P_E0_M1_FFN_GATE_WEIGHT = 6,
-  SMOL_PAIR_P_E0_M1_FFN_UP_WEIGHT = 7,
-  SMOL_PAIR_P_E0_M1_FFN_DOWN_WEIGHT = 8,
-  SMOL_PAIR_P_E0_M2_WEIGHT = 9,
-  SMOL_PAIR_P_E0_M2_BIAS = 10,
-  SMOL_PAIR_P_E1_M0_ATTN_NORM_WEIGHT = 11,
-  SMOL_PAIR_P_E1_M0_ATTN_Q_WEIGHT = 12,
-  SMOL_PAIR_P_E1_M0_ATTN_K_WEIGHT = 13,
-  SMOL_PAIR_P_E1_M0_ATTN_V_WEIGHT = 14,
-  SMOL_PAIR_P_E1_M0_ATTN_OUTPUT_WEIGHT = 15,
-  SMOL_PAIR_P_E1_M0_FFN_NORM_WEIGHT = 16,
-  SMOL_PAIR_P_E1_M0_FFN_GATE_WEIGHT = 17,
-  SMOL_PAIR_P_E1_M0_FFN_UP_WEIGHT = 18,
-  SMOL_PAIR_P_E1_M0_FFN_DOWN_WEIGHT = 19,
-  SMOL_PAIR_P_E1_M1_WEIGHT = 20,
-  SMOL_PAIR_P_E1_M1_BIAS = 21,
-  SMOL_PAIR_P_E2_M0_ATTN_NORM_WEIGHT = 22,
-  SMOL_PAIR_P_E2_M0_ATTN_Q_WEIGHT = 23,
-  SMOL_PAIR_P_E2_M0_ATTN_K_WEIGHT = 24,
-  SMOL_PAIR_P_E2_M0_ATTN_V_WEIGHT = 25,
-  SMOL_PAIR_P_E2_M0_ATTN_OUTPUT_WEIGHT = 26,
-  SMOL_PAIR_P_E2_M0_FFN_NORM_WEIGHT = 27,
-  SMOL_PAIR_P_E2_M0_FFN_GATE_WEIGHT = 28,
-  SMOL_PAIR_P_E2_M0_FFN_UP_WEIGHT = 29,
-  SMOL_PAIR_P_E2_M0_FFN_DOWN_WEIGHT = 30,
-  SMOL_PAIR_P_E2_M1_WEIGHT = 31,
-  SMOL_PAIR_P_E2_M1_BIAS = 32,
-  SMOL_PAIR_P_E3_M0_ATTN_NORM_WEIGHT = 33,
-  SMOL_PAIR_P_E3_M0_ATTN_Q_WEIGHT = 34,
-  SMOL_PAIR_P_E3_M0_ATTN_K_WEIGHT = 35,
-  SMOL_PAIR_P_E3_M0_ATTN_V_WEIGHT = 36,
-  SMOL_PAIR_P_E3_M0_ATTN_OUTPUT_WEIGHT = 37,
-  SMOL_PAIR_P_E3_M0_FFN_NORM_WEIGHT = 38,
-  SMOL_PAIR_P_E3_M0_FFN_GATE_WEIGHT = 39,
-  SMOL_PAIR_P_E3_M0_FFN_UP_WEIGHT = 40,
-  SMOL_PAIR_P_E3_M0_FFN_DOWN_WEIGHT = 41,
-  SMOL_PAIR_P_E3_M1_WEIGHT = 42,
-  SMOL_PAIR_P_E3_M1_BIAS = 43,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_NORM_WEIGHT = 0,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_Q_WEIGHT = 1,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_K_WEIGHT = 2,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_V_WEIGHT = 3,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_OUTPUT_WEIGHT = 4,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_NORM_WEIGHT = 5,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_GATE_WEIGHT = 6,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_UP_WEIGHT = 7,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_DOWN_WEIGHT = 8,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT = 9,
+  SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS = 10,
+  SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_NORM_WEIGHT = 11,
+  SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_Q_WEIGHT = 12,
+  SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_K_WEIGHT = 13,
+  SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_V_WEIGHT = 14,
+  SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_OUTPUT_WEIGHT = 15,
+  SMOL_PAIR_P_BLOCK_A__B_M0_FFN_NORM_WEIGHT = 16,
+  SMOL_PAIR_P_BLOCK_A__B_M0_FFN_GATE_WEIGHT = 17,
+  SMOL_PAIR_P_BLOCK_A__B_M0_FFN_UP_WEIGHT = 18,
+  SMOL_PAIR_P_BLOCK_A__B_M0_FFN_DOWN_WEIGHT = 19,
+  SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT = 20,
+  SMOL_PAIR_P_BLOCK_A__B_M1_BIAS = 21,
+  SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_NORM_WEIGHT = 22,
+  SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_Q_WEIGHT = 23,
+  SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_K_WEIGHT = 24,
+  SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_V_WEIGHT = 25,
+  SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_OUTPUT_WEIGHT = 26,
+  SMOL_PAIR_P_BLOCK_A__C_M0_FFN_NORM_WEIGHT = 27,
+  SMOL_PAIR_P_BLOCK_A__C_M0_FFN_GATE_WEIGHT = 28,
+  SMOL_PAIR_P_BLOCK_A__C_M0_FFN_UP_WEIGHT = 29,
+  SMOL_PAIR_P_BLOCK_A__C_M0_FFN_DOWN_WEIGHT = 30,
+  SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT = 31,
+  SMOL_PAIR_P_BLOCK_A__C_M1_BIAS = 32,
+  SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_NORM_WEIGHT = 33,
+  SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_Q_WEIGHT = 34,
+  SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_K_WEIGHT = 35,
+  SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_V_WEIGHT = 36,
+  SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_OUTPUT_WEIGHT = 37,
+  SMOL_PAIR_P_BLOCK_B__C_M0_FFN_NORM_WEIGHT = 38,
+  SMOL_PAIR_P_BLOCK_B__C_M0_FFN_GATE_WEIGHT = 39,
+  SMOL_PAIR_P_BLOCK_B__C_M0_FFN_UP_WEIGHT = 40,
+  SMOL_PAIR_P_BLOCK_B__C_M0_FFN_DOWN_WEIGHT = 41,
+  SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT = 42,
+  SMOL_PAIR_P_BLOCK_B__C_M1_BIAS = 43,
   SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT = 44,
   SMOL_PAIR_P_SMOL_BLK_0_ATTN_NORM_WEIGHT = 45,
   SMOL_PAIR_P_SMOL_BLK_0_ATTN_Q_WEIGHT = 46,
@@ -338,50 +338,50 @@ enum {
 };
 
 static const lmn_param_info params[316] = {
-    [SMOL_PAIR_P_E0_M1_ATTN_NORM_WEIGHT] = {"e0.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_ATTN_Q_WEIGHT] = {"e0.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_ATTN_K_WEIGHT] = {"e0.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_ATTN_V_WEIGHT] = {"e0.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_ATTN_OUTPUT_WEIGHT] = {"e0.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_FFN_NORM_WEIGHT] = {"e0.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_FFN_GATE_WEIGHT] = {"e0.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_FFN_UP_WEIGHT] = {"e0.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M1_FFN_DOWN_WEIGHT] = {"e0.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M2_WEIGHT] = {"e0.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E0_M2_BIAS] = {"e0.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_ATTN_NORM_WEIGHT] = {"e1.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_ATTN_Q_WEIGHT] = {"e1.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_ATTN_K_WEIGHT] = {"e1.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_ATTN_V_WEIGHT] = {"e1.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_ATTN_OUTPUT_WEIGHT] = {"e1.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_FFN_NORM_WEIGHT] = {"e1.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_FFN_GATE_WEIGHT] = {"e1.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_FFN_UP_WEIGHT] = {"e1.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M0_FFN_DOWN_WEIGHT] = {"e1.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M1_WEIGHT] = {"e1.m1.weight", 7412544, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E1_M1_BIAS] = {"e1.m1.bias", 7744320, 576, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_ATTN_NORM_WEIGHT] = {"e2.m0.attn_norm.weight", 7744896, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_ATTN_Q_WEIGHT] = {"e2.m0.attn_q.weight", 7745472, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_ATTN_K_WEIGHT] = {"e2.m0.attn_k.weight", 8077248, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_ATTN_V_WEIGHT] = {"e2.m0.attn_v.weight", 8187840, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_ATTN_OUTPUT_WEIGHT] = {"e2.m0.attn_output.weight", 8298432, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_FFN_NORM_WEIGHT] = {"e2.m0.ffn_norm.weight", 8630208, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_FFN_GATE_WEIGHT] = {"e2.m0.ffn_gate.weight", 8630784, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_FFN_UP_WEIGHT] = {"e2.m0.ffn_up.weight", 9515520, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M0_FFN_DOWN_WEIGHT] = {"e2.m0.ffn_down.weight", 10400256, 576, 1536, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M1_WEIGHT] = {"e2.m1.weight", 11284992, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E2_M1_BIAS] = {"e2.m1.bias", 11616768, 576, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_ATTN_NORM_WEIGHT] = {"e3.m0.attn_norm.weight", 11617344, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_ATTN_Q_WEIGHT] = {"e3.m0.attn_q.weight", 11617920, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_ATTN_K_WEIGHT] = {"e3.m0.attn_k.weight", 11949696, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_ATTN_V_WEIGHT] = {"e3.m0.attn_v.weight", 12060288, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_ATTN_OUTPUT_WEIGHT] = {"e3.m0.attn_output.weight", 12170880, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_FFN_NORM_WEIGHT] = {"e3.m0.ffn_norm.weight", 12502656, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_FFN_GATE_WEIGHT] = {"e3.m0.ffn_gate.weight", 12503232, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_FFN_UP_WEIGHT] = {"e3.m0.ffn_up.weight", 13387968, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M0_FFN_DOWN_WEIGHT] = {"e3.m0.ffn_down.weight", 14272704, 576, 1536, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M1_WEIGHT] = {"e3.m1.weight", 15157440, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [SMOL_PAIR_P_E3_M1_BIAS] = {"e3.m1.bias", 15489216, 576, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_NORM_WEIGHT] = {"edge.tokens->a.m1.attn_norm.weight", 0, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_Q_WEIGHT] = {"edge.tokens->a.m1.attn_q.weight", 576, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_K_WEIGHT] = {"edge.tokens->a.m1.attn_k.weight", 332352, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_V_WEIGHT] = {"edge.tokens->a.m1.attn_v.weight", 442944, 192, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_ATTN_OUTPUT_WEIGHT] = {"edge.tokens->a.m1.attn_output.weight", 553536, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_NORM_WEIGHT] = {"edge.tokens->a.m1.ffn_norm.weight", 885312, 576, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_GATE_WEIGHT] = {"edge.tokens->a.m1.ffn_gate.weight", 885888, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_UP_WEIGHT] = {"edge.tokens->a.m1.ffn_up.weight", 1770624, 1536, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M1_FFN_DOWN_WEIGHT] = {"edge.tokens->a.m1.ffn_down.weight", 2655360, 576, 1536, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT] = {"edge.tokens->a.m2.weight", 3540096, 576, 576, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS] = {"edge.tokens->a.m2.bias", 3871872, 576, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_NORM_WEIGHT] = {"block.a->b.m0.attn_norm.weight", 3872448, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_Q_WEIGHT] = {"block.a->b.m0.attn_q.weight", 3873024, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_K_WEIGHT] = {"block.a->b.m0.attn_k.weight", 4204800, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_V_WEIGHT] = {"block.a->b.m0.attn_v.weight", 4315392, 192, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_ATTN_OUTPUT_WEIGHT] = {"block.a->b.m0.attn_output.weight", 4425984, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_FFN_NORM_WEIGHT] = {"block.a->b.m0.ffn_norm.weight", 4757760, 576, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_FFN_GATE_WEIGHT] = {"block.a->b.m0.ffn_gate.weight", 4758336, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_FFN_UP_WEIGHT] = {"block.a->b.m0.ffn_up.weight", 5643072, 1536, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M0_FFN_DOWN_WEIGHT] = {"block.a->b.m0.ffn_down.weight", 6527808, 576, 1536, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT] = {"block.a->b.m1.weight", 7412544, 576, 576, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__B_M1_BIAS] = {"block.a->b.m1.bias", 7744320, 576, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_NORM_WEIGHT] = {"block.a->c.m0.attn_norm.weight", 7744896, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_Q_WEIGHT] = {"block.a->c.m0.attn_q.weight", 7745472, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_K_WEIGHT] = {"block.a->c.m0.attn_k.weight", 8077248, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_V_WEIGHT] = {"block.a->c.m0.attn_v.weight", 8187840, 192, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_ATTN_OUTPUT_WEIGHT] = {"block.a->c.m0.attn_output.weight", 8298432, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_FFN_NORM_WEIGHT] = {"block.a->c.m0.ffn_norm.weight", 8630208, 576, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_FFN_GATE_WEIGHT] = {"block.a->c.m0.ffn_gate.weight", 8630784, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_FFN_UP_WEIGHT] = {"block.a->c.m0.ffn_up.weight", 9515520, 1536, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M0_FFN_DOWN_WEIGHT] = {"block.a->c.m0.ffn_down.weight", 10400256, 576, 1536, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT] = {"block.a->c.m1.weight", 11284992, 576, 576, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_A__C_M1_BIAS] = {"block.a->c.m1.bias", 11616768, 576, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_NORM_WEIGHT] = {"block.b->c.m0.attn_norm.weight", 11617344, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_Q_WEIGHT] = {"block.b->c.m0.attn_q.weight", 11617920, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_K_WEIGHT] = {"block.b->c.m0.attn_k.weight", 11949696, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_V_WEIGHT] = {"block.b->c.m0.attn_v.weight", 12060288, 192, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_ATTN_OUTPUT_WEIGHT] = {"block.b->c.m0.attn_output.weight", 12170880, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_FFN_NORM_WEIGHT] = {"block.b->c.m0.ffn_norm.weight", 12502656, 576, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_FFN_GATE_WEIGHT] = {"block.b->c.m0.ffn_gate.weight", 12503232, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_FFN_UP_WEIGHT] = {"block.b->c.m0.ffn_up.weight", 13387968, 1536, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M0_FFN_DOWN_WEIGHT] = {"block.b->c.m0.ffn_down.weight", 14272704, 576, 1536, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT] = {"block.b->c.m1.weight", 15157440, 576, 576, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [SMOL_PAIR_P_BLOCK_B__C_M1_BIAS] = {"block.b->c.m1.bias", 15489216, 576, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT] = {"smol.token_embd.weight", 15489792, 49152, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"},
     [SMOL_PAIR_P_SMOL_BLK_0_ATTN_NORM_WEIGHT] = {"smol.blk.0.attn_norm.weight", 43801344, 576, 0, 0, -1, "smol", LMN_INIT_ONE, 1, -1, 0, "blk.0.attn_norm.weight"},
     [SMOL_PAIR_P_SMOL_BLK_0_ATTN_Q_WEIGHT] = {"smol.blk.0.attn_q.weight", 43801920, 576, 576, 0, -1, "smol", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.attn_q.weight"},
@@ -845,7 +845,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a]
    * -> BUF(0) [B*T, 576] */
-  lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_E0_M2_WEIGHT), lmn_w(net, SMOL_PAIR_P_E0_M2_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), N, 576, 576);
   /* op3 vertex: a = smol(shared, frozen)
    * -> BUF(6923) [B*T, 576] */
   {
@@ -864,7 +864,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b]
    * -> BUF(186978) [B*T, 576] */
-  lmn_linear_forward(BUF(186978), BUF(0), lmn_w(net, SMOL_PAIR_P_E1_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_E1_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(186978), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), N, 576, 576);
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c]
    * -> BUF(187554) [B*T, 576] */
   {
@@ -876,7 +876,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c]
    * -> BUF(6923) [B*T, 576] */
-  lmn_linear_forward(BUF(6923), BUF(187554), lmn_w(net, SMOL_PAIR_P_E2_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_E2_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(6923), BUF(187554), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), N, 576, 576);
   /* op8 vertex: b = smol(shared, frozen)
    * -> BUF(193901) [B*T, 576] */
   {
@@ -895,7 +895,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c]
    * -> BUF(193901) [B*T, 576] */
-  lmn_linear_forward(BUF(193901), BUF(186978), lmn_w(net, SMOL_PAIR_P_E3_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_E3_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(193901), BUF(186978), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), N, 576, 576);
   /* op12 vertex: c = smol(shared, frozen)
    * -> BUF(373956) [B*T, 576] */
   {
@@ -946,7 +946,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op9 */
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c]
    * d: BUF(373956) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_E3_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_E3_M1_BIAS), BUF(373956), BUF(186978), lmn_w(net, SMOL_PAIR_P_E3_M1_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), BUF(373956), BUF(186978), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), N, 576, 576);
   memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op8 */
   /* op9 module: e3.m0 decoder_layer(smol) [b -> c]
    * d: BUF(6923) [B*T, 576] */
@@ -968,7 +968,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c]
    * d: BUF(193901) [B*T, 576] */
-  lmn_linear_backward(BUF(186978), lmn_g(net, SMOL_PAIR_P_E2_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_E2_M1_BIAS), BUF(193901), BUF(187554), lmn_w(net, SMOL_PAIR_P_E2_M1_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(186978), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), BUF(193901), BUF(187554), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
   memset(BUF(187554), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c]
    * d: BUF(186978) [B*T, 576] */
@@ -982,7 +982,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b]
    * d: BUF(6923) [B*T, 576] */
-  lmn_linear_backward(BUF(186978), lmn_g(net, SMOL_PAIR_P_E1_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_E1_M1_BIAS), BUF(6923), BUF(0), lmn_w(net, SMOL_PAIR_P_E1_M1_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(186978), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), BUF(6923), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
   /* op4 module: e1.m0 decoder_layer(smol) [a -> b]
    * d: BUF(186978) [B*T, 576] */
   {
@@ -1003,7 +1003,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op1 */
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a]
    * d: BUF(0) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_E0_M2_WEIGHT), lmn_g(net, SMOL_PAIR_P_E0_M2_BIAS), BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_E0_M2_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), N, 576, 576);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a]
    * d: BUF(6923) [B*T, 576] */
   {
@@ -1048,7 +1048,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a]
    * -> BUF(0) [T, 576] */
-  lmn_linear_forward(BUF(0), BUF(36672), lmn_w(net, SMOL_PAIR_P_E0_M2_WEIGHT), lmn_w(net, SMOL_PAIR_P_E0_M2_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(0), BUF(36672), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), N, 576, 576);
   /* op3 vertex: a = smol(shared, frozen)
    * -> BUF(36672) [T, 576] */
   {
@@ -1067,7 +1067,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b]
    * -> BUF(37248) [T, 576] */
-  lmn_linear_forward(BUF(37248), BUF(0), lmn_w(net, SMOL_PAIR_P_E1_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_E1_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(37248), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), N, 576, 576);
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c]
    * -> BUF(0) [T, 576] */
   {
@@ -1079,7 +1079,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c]
    * -> BUF(36672) [T, 576] */
-  lmn_linear_forward(BUF(36672), BUF(0), lmn_w(net, SMOL_PAIR_P_E2_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_E2_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(36672), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), N, 576, 576);
   /* op8 vertex: b = smol(shared, frozen)
    * -> BUF(0) [T, 576] */
   {
@@ -1098,7 +1098,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c]
    * -> BUF(0) [T, 576] */
-  lmn_linear_forward(BUF(0), BUF(37248), lmn_w(net, SMOL_PAIR_P_E3_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_E3_M1_BIAS), N, 576, 576);
+  lmn_linear_forward(BUF(0), BUF(37248), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), N, 576, 576);
   /* op12 vertex: c = smol(shared, frozen)
    * -> BUF(37248) [T, 576] */
   {
@@ -1120,7 +1120,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc smol_pair_desc = {
     .name = "smol_pair",
     .source = "dsl-examples/smol_pair.lmn",
-    .hash = 0x69cc04d443fb727aULL,
+    .hash = 0x209a2d89cabffac1ULL,
     .aggregate_mean = 1,
     .source_text = "# smol_pair.lmn: three calls of one frozen SmolLM2-135M-Instruct (llama architecture, the GGUF that\n"
         "# `make models` downloads) joined by four trainable edges, as in the design's pair.lmn: an input edge\n"
@@ -1144,6 +1144,353 @@ const lmn_net_desc smol_pair_desc = {
         "\n"
         "aggregate mean\n"
         "loss lm = cross_entropy(logits, next(tokens))\n",
+    .ir_json = "{\n"
+        "  \"format\": \"lmnet-ir\",\n"
+        "  \"version\": 1,\n"
+        "  \"network\": \"smol_pair\",\n"
+        "  \"aggregate\": \"mean\",\n"
+        "  \"prefix\": 0,\n"
+        "  \"embed_model\": \"smol\",\n"
+        "  \"models\": [\n"
+        "    {\"name\": \"smol\", \"arch\": \"llama\", \"source\": \"gguf\", \"path\": \"dsl-examples/../models/SmolLM2-135M-Instruct.Q4_1.gguf\", \"dim\": 576, \"layers\": 30, \"heads\": 9, \"kv_heads\": 3, \"ffn\": 1536, \"vocab\": 49152, \"ctx\": 8192, \"eps\": 1e-05, \"rope_theta\": 100000, \"tied\": true, \"qkv_bias\": false, \"weights\": \"file\"}\n"
+        "  ],\n"
+        "  \"vertices\": [\n"
+        "    {\"name\": \"a\", \"model\": \"smol\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"b\", \"model\": \"smol\", \"shared\": true, \"trainable\": false},\n"
+        "    {\"name\": \"c\", \"model\": \"smol\", \"shared\": true, \"trainable\": false}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"id\": 0, \"type\": null, \"key\": \"edge.tokens->a\", \"label\": \"tokens -> a\", \"sources\": [\"tokens\"], \"dst_kind\": \"vertex\", \"dst\": \"a\", \"modules\": [{\"kind\": \"embed\", \"din\": 0, \"dout\": 576, \"model\": \"smol\", \"prefix\": 0, \"trainable\": false}, {\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 1, \"type\": \"block\", \"key\": \"block.a->b\", \"label\": \"a -> b\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"b\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 2, \"type\": \"block\", \"key\": \"block.a->c\", \"label\": \"a -> c\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"c\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 3, \"type\": \"block\", \"key\": \"block.b->c\", \"label\": \"b -> c\", \"sources\": [\"b\"], \"dst_kind\": \"vertex\", \"dst\": \"c\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 576, \"dout\": 576, \"model\": \"smol\"}, {\"kind\": \"linear\", \"din\": 576, \"dout\": 576, \"bias\": true}]},\n"
+        "    {\"id\": 4, \"type\": null, \"key\": \"edge.c->logits\", \"label\": \"c -> logits\", \"sources\": [\"c\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 576, \"dout\": 49152, \"model\": \"smol\", \"trainable\": false}]}\n"
+        "  ],\n"
+        "  \"outputs\": [\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 49152, \"edge\": 4}\n"
+        "  ],\n"
+        "  \"losses\": [\n"
+        "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0}\n"
+        "  ],\n"
+        "  \"params\": [\n"
+        "    {\"name\": \"smol.token_embd.weight\", \"shape\": [49152, 576], \"trainable\": false},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m2.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m2.bias\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"smol.blk.0.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.1.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.2.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.3.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.4.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.5.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.6.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.7.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.8.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.9.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.10.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.11.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.12.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.13.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.14.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.15.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.16.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.17.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.18.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.19.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.20.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.21.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.22.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.23.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.24.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.25.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.26.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.27.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.28.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_q.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_k.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_v.weight\", \"shape\": [192, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.attn_output.weight\", \"shape\": [576, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": false},\n"
+        "    {\"name\": \"smol.blk.29.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": false},\n"
+        "    {\"name\": \"smol.output_norm.weight\", \"shape\": [576], \"trainable\": false},\n"
+        "    {\"name\": \"block.a->b.m0.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m1.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m1.bias\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m1.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m1.bias\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_q.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_k.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_v.weight\", \"shape\": [192, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_output.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_norm.weight\", \"shape\": [576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_gate.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_up.weight\", \"shape\": [1536, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_down.weight\", \"shape\": [576, 1536], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m1.weight\", \"shape\": [576, 576], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m1.bias\", \"shape\": [576], \"trainable\": true}\n"
+        "  ]\n"
+        "}\n",
     .vocab = 49152,
     .classes = 0,
     .ctx = 8192,

@@ -19,17 +19,17 @@
 /* Parameter indices, trainable tensors first (gradients and AdamW moments cover exactly those). */
 enum {
   TINY_P_BYTE_TOKEN_EMBD_WEIGHT = 0,
-  TINY_P_E0_M1_ATTN_NORM_WEIGHT = 1,
-  TINY_P_E0_M1_ATTN_Q_WEIGHT = 2,
-  TINY_P_E0_M1_ATTN_K_WEIGHT = 3,
-  TINY_P_E0_M1_ATTN_V_WEIGHT = 4,
-  TINY_P_E0_M1_ATTN_OUTPUT_WEIGHT = 5,
-  TINY_P_E0_M1_FFN_NORM_WEIGHT = 6,
-  TINY_P_E0_M1_FFN_GATE_WEIGHT = 7,
-  TINY_P_E0_M1_FFN_UP_WEIGHT = 8,
-  TINY_P_E0_M1_FFN_DOWN_WEIGHT = 9,
-  TINY_P_E0_M2_WEIGHT = 10,
-  TINY_P_E0_M2_BIAS = 11,
+  TINY_P_EDGE_TOKENS__A_M1_ATTN_NORM_WEIGHT = 1,
+  TINY_P_EDGE_TOKENS__A_M1_ATTN_Q_WEIGHT = 2,
+  TINY_P_EDGE_TOKENS__A_M1_ATTN_K_WEIGHT = 3,
+  TINY_P_EDGE_TOKENS__A_M1_ATTN_V_WEIGHT = 4,
+  TINY_P_EDGE_TOKENS__A_M1_ATTN_OUTPUT_WEIGHT = 5,
+  TINY_P_EDGE_TOKENS__A_M1_FFN_NORM_WEIGHT = 6,
+  TINY_P_EDGE_TOKENS__A_M1_FFN_GATE_WEIGHT = 7,
+  TINY_P_EDGE_TOKENS__A_M1_FFN_UP_WEIGHT = 8,
+  TINY_P_EDGE_TOKENS__A_M1_FFN_DOWN_WEIGHT = 9,
+  TINY_P_EDGE_TOKENS__A_M2_WEIGHT = 10,
+  TINY_P_EDGE_TOKENS__A_M2_BIAS = 11,
   TINY_P_BYTE_BLK_0_ATTN_NORM_WEIGHT = 12,
   TINY_P_BYTE_BLK_0_ATTN_Q_WEIGHT = 13,
   TINY_P_BYTE_BLK_0_ATTN_K_WEIGHT = 14,
@@ -49,55 +49,55 @@ enum {
   TINY_P_BYTE_BLK_1_FFN_UP_WEIGHT = 28,
   TINY_P_BYTE_BLK_1_FFN_DOWN_WEIGHT = 29,
   TINY_P_BYTE_OUTPUT_NORM_WEIGHT = 30,
-  TINY_P_E1_M0_ATTN_NORM_WEIGHT = 31,
-  TINY_P_E1_M0_ATTN_Q_WEIGHT = 32,
-  TINY_P_E1_M0_ATTN_K_WEIGHT = 33,
-  TINY_P_E1_M0_ATTN_V_WEIGHT = 34,
-  TINY_P_E1_M0_ATTN_OUTPUT_WEIGHT = 35,
-  TINY_P_E1_M0_FFN_NORM_WEIGHT = 36,
-  TINY_P_E1_M0_FFN_GATE_WEIGHT = 37,
-  TINY_P_E1_M0_FFN_UP_WEIGHT = 38,
-  TINY_P_E1_M0_FFN_DOWN_WEIGHT = 39,
-  TINY_P_E1_M1_WEIGHT = 40,
-  TINY_P_E1_M1_BIAS = 41,
-  TINY_P_E2_M0_ATTN_NORM_WEIGHT = 42,
-  TINY_P_E2_M0_ATTN_Q_WEIGHT = 43,
-  TINY_P_E2_M0_ATTN_K_WEIGHT = 44,
-  TINY_P_E2_M0_ATTN_V_WEIGHT = 45,
-  TINY_P_E2_M0_ATTN_OUTPUT_WEIGHT = 46,
-  TINY_P_E2_M0_FFN_NORM_WEIGHT = 47,
-  TINY_P_E2_M0_FFN_GATE_WEIGHT = 48,
-  TINY_P_E2_M0_FFN_UP_WEIGHT = 49,
-  TINY_P_E2_M0_FFN_DOWN_WEIGHT = 50,
-  TINY_P_E2_M1_WEIGHT = 51,
-  TINY_P_E2_M1_BIAS = 52,
-  TINY_P_E3_M0_ATTN_NORM_WEIGHT = 53,
-  TINY_P_E3_M0_ATTN_Q_WEIGHT = 54,
-  TINY_P_E3_M0_ATTN_K_WEIGHT = 55,
-  TINY_P_E3_M0_ATTN_V_WEIGHT = 56,
-  TINY_P_E3_M0_ATTN_OUTPUT_WEIGHT = 57,
-  TINY_P_E3_M0_FFN_NORM_WEIGHT = 58,
-  TINY_P_E3_M0_FFN_GATE_WEIGHT = 59,
-  TINY_P_E3_M0_FFN_UP_WEIGHT = 60,
-  TINY_P_E3_M0_FFN_DOWN_WEIGHT = 61,
-  TINY_P_E3_M1_WEIGHT = 62,
-  TINY_P_E3_M1_BIAS = 63,
+  TINY_P_BLOCK_A__B_M0_ATTN_NORM_WEIGHT = 31,
+  TINY_P_BLOCK_A__B_M0_ATTN_Q_WEIGHT = 32,
+  TINY_P_BLOCK_A__B_M0_ATTN_K_WEIGHT = 33,
+  TINY_P_BLOCK_A__B_M0_ATTN_V_WEIGHT = 34,
+  TINY_P_BLOCK_A__B_M0_ATTN_OUTPUT_WEIGHT = 35,
+  TINY_P_BLOCK_A__B_M0_FFN_NORM_WEIGHT = 36,
+  TINY_P_BLOCK_A__B_M0_FFN_GATE_WEIGHT = 37,
+  TINY_P_BLOCK_A__B_M0_FFN_UP_WEIGHT = 38,
+  TINY_P_BLOCK_A__B_M0_FFN_DOWN_WEIGHT = 39,
+  TINY_P_BLOCK_A__B_M1_WEIGHT = 40,
+  TINY_P_BLOCK_A__B_M1_BIAS = 41,
+  TINY_P_BLOCK_A__C_M0_ATTN_NORM_WEIGHT = 42,
+  TINY_P_BLOCK_A__C_M0_ATTN_Q_WEIGHT = 43,
+  TINY_P_BLOCK_A__C_M0_ATTN_K_WEIGHT = 44,
+  TINY_P_BLOCK_A__C_M0_ATTN_V_WEIGHT = 45,
+  TINY_P_BLOCK_A__C_M0_ATTN_OUTPUT_WEIGHT = 46,
+  TINY_P_BLOCK_A__C_M0_FFN_NORM_WEIGHT = 47,
+  TINY_P_BLOCK_A__C_M0_FFN_GATE_WEIGHT = 48,
+  TINY_P_BLOCK_A__C_M0_FFN_UP_WEIGHT = 49,
+  TINY_P_BLOCK_A__C_M0_FFN_DOWN_WEIGHT = 50,
+  TINY_P_BLOCK_A__C_M1_WEIGHT = 51,
+  TINY_P_BLOCK_A__C_M1_BIAS = 52,
+  TINY_P_BLOCK_B__C_M0_ATTN_NORM_WEIGHT = 53,
+  TINY_P_BLOCK_B__C_M0_ATTN_Q_WEIGHT = 54,
+  TINY_P_BLOCK_B__C_M0_ATTN_K_WEIGHT = 55,
+  TINY_P_BLOCK_B__C_M0_ATTN_V_WEIGHT = 56,
+  TINY_P_BLOCK_B__C_M0_ATTN_OUTPUT_WEIGHT = 57,
+  TINY_P_BLOCK_B__C_M0_FFN_NORM_WEIGHT = 58,
+  TINY_P_BLOCK_B__C_M0_FFN_GATE_WEIGHT = 59,
+  TINY_P_BLOCK_B__C_M0_FFN_UP_WEIGHT = 60,
+  TINY_P_BLOCK_B__C_M0_FFN_DOWN_WEIGHT = 61,
+  TINY_P_BLOCK_B__C_M1_WEIGHT = 62,
+  TINY_P_BLOCK_B__C_M1_BIAS = 63,
   NPARAMS = 64
 };
 
 static const lmn_param_info params[64] = {
     [TINY_P_BYTE_TOKEN_EMBD_WEIGHT] = {"byte.token_embd.weight", 0, 256, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_ATTN_NORM_WEIGHT] = {"e0.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_ATTN_Q_WEIGHT] = {"e0.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_ATTN_K_WEIGHT] = {"e0.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_ATTN_V_WEIGHT] = {"e0.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_ATTN_OUTPUT_WEIGHT] = {"e0.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_FFN_NORM_WEIGHT] = {"e0.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_FFN_GATE_WEIGHT] = {"e0.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_FFN_UP_WEIGHT] = {"e0.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M1_FFN_DOWN_WEIGHT] = {"e0.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M2_WEIGHT] = {"e0.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E0_M2_BIAS] = {"e0.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_ATTN_NORM_WEIGHT] = {"edge.tokens->a.m1.attn_norm.weight", 16384, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_ATTN_Q_WEIGHT] = {"edge.tokens->a.m1.attn_q.weight", 16448, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_ATTN_K_WEIGHT] = {"edge.tokens->a.m1.attn_k.weight", 20544, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_ATTN_V_WEIGHT] = {"edge.tokens->a.m1.attn_v.weight", 22592, 32, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_ATTN_OUTPUT_WEIGHT] = {"edge.tokens->a.m1.attn_output.weight", 24640, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_FFN_NORM_WEIGHT] = {"edge.tokens->a.m1.ffn_norm.weight", 28736, 64, 0, 1, 0, "e0", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_FFN_GATE_WEIGHT] = {"edge.tokens->a.m1.ffn_gate.weight", 28800, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_FFN_UP_WEIGHT] = {"edge.tokens->a.m1.ffn_up.weight", 39808, 172, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M1_FFN_DOWN_WEIGHT] = {"edge.tokens->a.m1.ffn_down.weight", 50816, 64, 172, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M2_WEIGHT] = {"edge.tokens->a.m2.weight", 61824, 64, 64, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_EDGE_TOKENS__A_M2_BIAS] = {"edge.tokens->a.m2.bias", 65920, 64, 0, 1, 0, "e0", LMN_INIT_ZERO, 0, -1, -1, NULL},
     [TINY_P_BYTE_BLK_0_ATTN_NORM_WEIGHT] = {"byte.blk.0.attn_norm.weight", 65984, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL},
     [TINY_P_BYTE_BLK_0_ATTN_Q_WEIGHT] = {"byte.blk.0.attn_q.weight", 66048, 64, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [TINY_P_BYTE_BLK_0_ATTN_K_WEIGHT] = {"byte.blk.0.attn_k.weight", 70144, 32, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL},
@@ -117,39 +117,39 @@ static const lmn_param_info params[64] = {
     [TINY_P_BYTE_BLK_1_FFN_UP_WEIGHT] = {"byte.blk.1.ffn_up.weight", 134848, 172, 64, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [TINY_P_BYTE_BLK_1_FFN_DOWN_WEIGHT] = {"byte.blk.1.ffn_down.weight", 145856, 64, 172, 1, -1, "byte", LMN_INIT_NORMAL, 0, -1, -1, NULL},
     [TINY_P_BYTE_OUTPUT_NORM_WEIGHT] = {"byte.output_norm.weight", 156864, 64, 0, 1, -1, "byte", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_ATTN_NORM_WEIGHT] = {"e1.m0.attn_norm.weight", 156928, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_ATTN_Q_WEIGHT] = {"e1.m0.attn_q.weight", 156992, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_ATTN_K_WEIGHT] = {"e1.m0.attn_k.weight", 161088, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_ATTN_V_WEIGHT] = {"e1.m0.attn_v.weight", 163136, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_ATTN_OUTPUT_WEIGHT] = {"e1.m0.attn_output.weight", 165184, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_FFN_NORM_WEIGHT] = {"e1.m0.ffn_norm.weight", 169280, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_FFN_GATE_WEIGHT] = {"e1.m0.ffn_gate.weight", 169344, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_FFN_UP_WEIGHT] = {"e1.m0.ffn_up.weight", 180352, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M0_FFN_DOWN_WEIGHT] = {"e1.m0.ffn_down.weight", 191360, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M1_WEIGHT] = {"e1.m1.weight", 202368, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E1_M1_BIAS] = {"e1.m1.bias", 206464, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_ATTN_NORM_WEIGHT] = {"e2.m0.attn_norm.weight", 206528, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_ATTN_Q_WEIGHT] = {"e2.m0.attn_q.weight", 206592, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_ATTN_K_WEIGHT] = {"e2.m0.attn_k.weight", 210688, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_ATTN_V_WEIGHT] = {"e2.m0.attn_v.weight", 212736, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_ATTN_OUTPUT_WEIGHT] = {"e2.m0.attn_output.weight", 214784, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_FFN_NORM_WEIGHT] = {"e2.m0.ffn_norm.weight", 218880, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_FFN_GATE_WEIGHT] = {"e2.m0.ffn_gate.weight", 218944, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_FFN_UP_WEIGHT] = {"e2.m0.ffn_up.weight", 229952, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M0_FFN_DOWN_WEIGHT] = {"e2.m0.ffn_down.weight", 240960, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M1_WEIGHT] = {"e2.m1.weight", 251968, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E2_M1_BIAS] = {"e2.m1.bias", 256064, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_ATTN_NORM_WEIGHT] = {"e3.m0.attn_norm.weight", 256128, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_ATTN_Q_WEIGHT] = {"e3.m0.attn_q.weight", 256192, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_ATTN_K_WEIGHT] = {"e3.m0.attn_k.weight", 260288, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_ATTN_V_WEIGHT] = {"e3.m0.attn_v.weight", 262336, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_ATTN_OUTPUT_WEIGHT] = {"e3.m0.attn_output.weight", 264384, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_FFN_NORM_WEIGHT] = {"e3.m0.ffn_norm.weight", 268480, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_FFN_GATE_WEIGHT] = {"e3.m0.ffn_gate.weight", 268544, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_FFN_UP_WEIGHT] = {"e3.m0.ffn_up.weight", 279552, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M0_FFN_DOWN_WEIGHT] = {"e3.m0.ffn_down.weight", 290560, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M1_WEIGHT] = {"e3.m1.weight", 301568, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    [TINY_P_E3_M1_BIAS] = {"e3.m1.bias", 305664, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_ATTN_NORM_WEIGHT] = {"block.a->b.m0.attn_norm.weight", 156928, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_ATTN_Q_WEIGHT] = {"block.a->b.m0.attn_q.weight", 156992, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_ATTN_K_WEIGHT] = {"block.a->b.m0.attn_k.weight", 161088, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_ATTN_V_WEIGHT] = {"block.a->b.m0.attn_v.weight", 163136, 32, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_ATTN_OUTPUT_WEIGHT] = {"block.a->b.m0.attn_output.weight", 165184, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_FFN_NORM_WEIGHT] = {"block.a->b.m0.ffn_norm.weight", 169280, 64, 0, 1, 1, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_FFN_GATE_WEIGHT] = {"block.a->b.m0.ffn_gate.weight", 169344, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_FFN_UP_WEIGHT] = {"block.a->b.m0.ffn_up.weight", 180352, 172, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M0_FFN_DOWN_WEIGHT] = {"block.a->b.m0.ffn_down.weight", 191360, 64, 172, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M1_WEIGHT] = {"block.a->b.m1.weight", 202368, 64, 64, 1, 1, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__B_M1_BIAS] = {"block.a->b.m1.bias", 206464, 64, 0, 1, 1, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_ATTN_NORM_WEIGHT] = {"block.a->c.m0.attn_norm.weight", 206528, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_ATTN_Q_WEIGHT] = {"block.a->c.m0.attn_q.weight", 206592, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_ATTN_K_WEIGHT] = {"block.a->c.m0.attn_k.weight", 210688, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_ATTN_V_WEIGHT] = {"block.a->c.m0.attn_v.weight", 212736, 32, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_ATTN_OUTPUT_WEIGHT] = {"block.a->c.m0.attn_output.weight", 214784, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_FFN_NORM_WEIGHT] = {"block.a->c.m0.ffn_norm.weight", 218880, 64, 0, 1, 2, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_FFN_GATE_WEIGHT] = {"block.a->c.m0.ffn_gate.weight", 218944, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_FFN_UP_WEIGHT] = {"block.a->c.m0.ffn_up.weight", 229952, 172, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M0_FFN_DOWN_WEIGHT] = {"block.a->c.m0.ffn_down.weight", 240960, 64, 172, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M1_WEIGHT] = {"block.a->c.m1.weight", 251968, 64, 64, 1, 2, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_A__C_M1_BIAS] = {"block.a->c.m1.bias", 256064, 64, 0, 1, 2, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_ATTN_NORM_WEIGHT] = {"block.b->c.m0.attn_norm.weight", 256128, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_ATTN_Q_WEIGHT] = {"block.b->c.m0.attn_q.weight", 256192, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_ATTN_K_WEIGHT] = {"block.b->c.m0.attn_k.weight", 260288, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_ATTN_V_WEIGHT] = {"block.b->c.m0.attn_v.weight", 262336, 32, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_ATTN_OUTPUT_WEIGHT] = {"block.b->c.m0.attn_output.weight", 264384, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_FFN_NORM_WEIGHT] = {"block.b->c.m0.ffn_norm.weight", 268480, 64, 0, 1, 3, "block", LMN_INIT_ONE, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_FFN_GATE_WEIGHT] = {"block.b->c.m0.ffn_gate.weight", 268544, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_FFN_UP_WEIGHT] = {"block.b->c.m0.ffn_up.weight", 279552, 172, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M0_FFN_DOWN_WEIGHT] = {"block.b->c.m0.ffn_down.weight", 290560, 64, 172, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M1_WEIGHT] = {"block.b->c.m1.weight", 301568, 64, 64, 1, 3, "block", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    [TINY_P_BLOCK_B__C_M1_BIAS] = {"block.b->c.m1.bias", 305664, 64, 0, 1, 3, "block", LMN_INIT_ZERO, 0, -1, -1, NULL},
 };
 
 /* Models read from files: the hyper-parameters this code was compiled for, and the format their
@@ -257,7 +257,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * -> BUF(0) [B*T, 64] */
-  lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, TINY_P_E0_M2_WEIGHT), lmn_w(net, TINY_P_E0_M2_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), N, 64, 64);
   /* op3 vertex: a = byte(shared, trainable)
    * -> BUF(798) [B*T, 64] */
   {
@@ -276,7 +276,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * -> BUF(2938) [B*T, 64] */
-  lmn_linear_forward(BUF(2938), BUF(0), lmn_w(net, TINY_P_E1_M1_WEIGHT), lmn_w(net, TINY_P_E1_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(2938), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__B_M1_BIAS), N, 64, 64);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c]
    * -> BUF(3002) [B*T, 64] */
   {
@@ -288,7 +288,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c]
    * -> BUF(798) [B*T, 64] */
-  lmn_linear_forward(BUF(798), BUF(3002), lmn_w(net, TINY_P_E2_M1_WEIGHT), lmn_w(net, TINY_P_E2_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(798), BUF(3002), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__C_M1_BIAS), N, 64, 64);
   /* op8 vertex: b = byte(shared, trainable)
    * -> BUF(3736) [B*T, 64] */
   {
@@ -307,7 +307,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   }
   /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c]
    * -> BUF(3736) [B*T, 64] */
-  lmn_linear_forward(BUF(3736), BUF(2938), lmn_w(net, TINY_P_E3_M1_WEIGHT), lmn_w(net, TINY_P_E3_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(3736), BUF(2938), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_B__C_M1_BIAS), N, 64, 64);
   /* op12 vertex: c = byte(shared, trainable)
    * -> BUF(5876) [B*T, 64] */
   {
@@ -358,7 +358,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op9 */
   /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c]
    * d: BUF(5876) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_E3_M1_WEIGHT), lmn_g(net, TINY_P_E3_M1_BIAS), BUF(5876), BUF(2938), lmn_w(net, TINY_P_E3_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_B__C_M1_BIAS), BUF(5876), BUF(2938), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), N, 64, 64);
   memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op8 */
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c]
    * d: BUF(798) [B*T, 64] */
@@ -380,7 +380,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op6 */
   /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c]
    * d: BUF(3736) [B*T, 64] */
-  lmn_linear_backward(BUF(2938), lmn_g(net, TINY_P_E2_M1_WEIGHT), lmn_g(net, TINY_P_E2_M1_BIAS), BUF(3736), BUF(3002), lmn_w(net, TINY_P_E2_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(2938), lmn_g(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__C_M1_BIAS), BUF(3736), BUF(3002), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), N, 64, 64);
   memset(BUF(3002), 0, sizeof(float) * N * 64); /* d op3 */
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c]
    * d: BUF(2938) [B*T, 64] */
@@ -394,7 +394,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * d: BUF(798) [B*T, 64] */
-  lmn_linear_backward(BUF(2938), lmn_g(net, TINY_P_E1_M1_WEIGHT), lmn_g(net, TINY_P_E1_M1_BIAS), BUF(798), BUF(0), lmn_w(net, TINY_P_E1_M1_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(2938), lmn_g(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__B_M1_BIAS), BUF(798), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), N, 64, 64);
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b]
    * d: BUF(2938) [B*T, 64] */
   {
@@ -415,7 +415,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(798), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_E0_M2_WEIGHT), lmn_g(net, TINY_P_E0_M2_BIAS), BUF(0), BUF(64), lmn_w(net, TINY_P_E0_M2_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a]
    * d: BUF(798) [B*T, 64] */
@@ -464,7 +464,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * -> BUF(0) [T, 64] */
-  lmn_linear_forward(BUF(0), BUF(704), lmn_w(net, TINY_P_E0_M2_WEIGHT), lmn_w(net, TINY_P_E0_M2_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(0), BUF(704), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), N, 64, 64);
   /* op3 vertex: a = byte(shared, trainable)
    * -> BUF(704) [T, 64] */
   {
@@ -483,7 +483,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * -> BUF(768) [T, 64] */
-  lmn_linear_forward(BUF(768), BUF(0), lmn_w(net, TINY_P_E1_M1_WEIGHT), lmn_w(net, TINY_P_E1_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(768), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__B_M1_BIAS), N, 64, 64);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c]
    * -> BUF(0) [T, 64] */
   {
@@ -495,7 +495,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c]
    * -> BUF(704) [T, 64] */
-  lmn_linear_forward(BUF(704), BUF(0), lmn_w(net, TINY_P_E2_M1_WEIGHT), lmn_w(net, TINY_P_E2_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(704), BUF(0), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__C_M1_BIAS), N, 64, 64);
   /* op8 vertex: b = byte(shared, trainable)
    * -> BUF(0) [T, 64] */
   {
@@ -514,7 +514,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   }
   /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c]
    * -> BUF(0) [T, 64] */
-  lmn_linear_forward(BUF(0), BUF(768), lmn_w(net, TINY_P_E3_M1_WEIGHT), lmn_w(net, TINY_P_E3_M1_BIAS), N, 64, 64);
+  lmn_linear_forward(BUF(0), BUF(768), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_B__C_M1_BIAS), N, 64, 64);
   /* op12 vertex: c = byte(shared, trainable)
    * -> BUF(768) [T, 64] */
   {
@@ -536,7 +536,7 @@ static float *output(lmn_net *net, int B, int T) {
 const lmn_net_desc tiny_desc = {
     .name = "tiny",
     .source = "dsl-examples/tiny.lmn",
-    .hash = 0xf5a6ba959f9f5e34ULL,
+    .hash = 0x8ae3b9a01d52fdebULL,
     .aggregate_mean = 1,
     .source_text = "# tiny.lmn: small from-scratch llama vertices on raw bytes; the default network of `make demo` and of\n"
         "# the tests. Three calls of one trainable model, joined like the paper's [1,2,1] with decoder-layer\n"
@@ -558,6 +558,101 @@ const lmn_net_desc tiny_desc = {
         "\n"
         "aggregate mean\n"
         "loss lm = cross_entropy(logits, next(tokens))\n",
+    .ir_json = "{\n"
+        "  \"format\": \"lmnet-ir\",\n"
+        "  \"version\": 1,\n"
+        "  \"network\": \"tiny\",\n"
+        "  \"aggregate\": \"mean\",\n"
+        "  \"prefix\": 0,\n"
+        "  \"embed_model\": \"byte\",\n"
+        "  \"models\": [\n"
+        "    {\"name\": \"byte\", \"arch\": \"llama\", \"source\": \"none\", \"path\": null, \"dim\": 64, \"layers\": 2, \"heads\": 4, \"kv_heads\": 2, \"ffn\": 172, \"vocab\": 256, \"ctx\": 256, \"eps\": 1e-05, \"rope_theta\": 10000, \"tied\": true, \"qkv_bias\": false, \"weights\": null}\n"
+        "  ],\n"
+        "  \"vertices\": [\n"
+        "    {\"name\": \"a\", \"model\": \"byte\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"b\", \"model\": \"byte\", \"shared\": true, \"trainable\": true},\n"
+        "    {\"name\": \"c\", \"model\": \"byte\", \"shared\": true, \"trainable\": true}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"id\": 0, \"type\": null, \"key\": \"edge.tokens->a\", \"label\": \"tokens -> a\", \"sources\": [\"tokens\"], \"dst_kind\": \"vertex\", \"dst\": \"a\", \"modules\": [{\"kind\": \"embed\", \"din\": 0, \"dout\": 64, \"model\": \"byte\", \"prefix\": 0, \"trainable\": true}, {\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"byte\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 1, \"type\": \"block\", \"key\": \"block.a->b\", \"label\": \"a -> b\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"b\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"byte\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 2, \"type\": \"block\", \"key\": \"block.a->c\", \"label\": \"a -> c\", \"sources\": [\"a\"], \"dst_kind\": \"vertex\", \"dst\": \"c\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"byte\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 3, \"type\": \"block\", \"key\": \"block.b->c\", \"label\": \"b -> c\", \"sources\": [\"b\"], \"dst_kind\": \"vertex\", \"dst\": \"c\", \"modules\": [{\"kind\": \"decoder_layer\", \"din\": 64, \"dout\": 64, \"model\": \"byte\"}, {\"kind\": \"linear\", \"din\": 64, \"dout\": 64, \"bias\": true}]},\n"
+        "    {\"id\": 4, \"type\": null, \"key\": \"edge.c->logits\", \"label\": \"c -> logits\", \"sources\": [\"c\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 64, \"dout\": 256, \"model\": \"byte\", \"trainable\": true}]}\n"
+        "  ],\n"
+        "  \"outputs\": [\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 256, \"edge\": 4}\n"
+        "  ],\n"
+        "  \"losses\": [\n"
+        "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0}\n"
+        "  ],\n"
+        "  \"params\": [\n"
+        "    {\"name\": \"byte.token_embd.weight\", \"shape\": [256, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m1.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m2.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"edge.tokens->a.m2.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"byte.blk.1.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"byte.output_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->b.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.a->c.m1.bias\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_q.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_k.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_v.weight\", \"shape\": [32, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.attn_output.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_norm.weight\", \"shape\": [64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_gate.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_up.weight\", \"shape\": [172, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m0.ffn_down.weight\", \"shape\": [64, 172], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m1.weight\", \"shape\": [64, 64], \"trainable\": true},\n"
+        "    {\"name\": \"block.b->c.m1.bias\", \"shape\": [64], \"trainable\": true}\n"
+        "  ]\n"
+        "}\n",
     .vocab = 256,
     .classes = 0,
     .ctx = 256,

@@ -350,7 +350,7 @@ class Twin(nn.Module):
     def build_chain(self, e):
         mods = []
         for i, m in enumerate(e["modules"]):
-            pre = "e%d.m%d." % (e["id"], i)
+            pre = "%s.m%d." % (e["key"], i)
             k = m["kind"]
             if k == "embed":
                 if self.embed is None:
@@ -444,7 +444,7 @@ def cross_entropy(logits, targets, smoothing):
     logp = torch.log_softmax(logits[keep], dim=-1)
     nll = -logp.gather(1, targets[keep][:, None]).squeeze(1)
     ref = ((1.0 - smoothing) * nll - smoothing * logp.mean(-1)).mean()
-    if abs(float(loss) - float(ref)) > 1e-6 * max(1.0, abs(float(ref))):
+    if abs(float(loss.detach()) - float(ref.detach())) > 1e-6 * max(1.0, abs(float(ref.detach()))):
         raise RuntimeError("torch's cross_entropy (%r) differs from its definition (%r)"
                            % (float(loss), float(ref)))
     return ref
@@ -475,24 +475,66 @@ def check_ops(ir, reg):
         raise RuntimeError("parameters the twin does not use: %s" % ", ".join(missing))
 
 
+EXPORT_TOL = 1e-5  # max |ours - twin| over the largest |twin| output (float64 twin against float32 lmnet)
+
+
+def run_export(d, dtype):
+    """Rebuilds the network `NAME export` wrote into folder d from network.json and model.safetensors alone,
+    runs test_data.safetensors' tokens through it and checks the outputs against the ones lmnet computed."""
+    with open(os.path.join(d, "network.json")) as f:
+        ir = json.load(f)
+    state, meta = st_read(os.path.join(d, "model.safetensors"))
+    if meta.get("format") != "lmnet-export" or meta.get("network") != ir["network"]:
+        sys.exit("%s: not an lmnet export of '%s'" % (d, ir["network"]))
+    data, _ = st_read(os.path.join(d, "test_data.safetensors"))
+    net = Twin(ir, dtype)
+    with torch.no_grad():
+        for name, p in net.reg.tensors.items():
+            if name not in state:
+                sys.exit("%s/model.safetensors: no tensor '%s' (a frozen tensor of a model file: export with --all)"
+                         % (d, name))
+            p.copy_(torch.from_numpy(state[name].astype(np.float64)).to(dtype))
+        extra = sorted(set(state) - set(net.reg.tensors))
+        if extra:
+            sys.exit("%s/model.safetensors: tensors the network does not use: %s" % (d, ", ".join(extra)))
+        tokens = torch.from_numpy(data["tokens"].astype(np.int64))
+        y = net(tokens)[ir["losses"][0]["output"]].numpy()
+    want = data["output"]
+    if y.shape != want.shape:
+        sys.exit("%s: output shape %s, test_data holds %s" % (d, y.shape, want.shape))
+    err = float(np.max(np.abs(y - want)))
+    rel = err / max(float(np.max(np.abs(y))), 1e-30)
+    ok = rel <= EXPORT_TOL
+    print("%s: %d tensors from %s/model.safetensors | output %s | max abs %.3e rel %.3e (tol %.0e) | %s" % (
+        ir["network"], len(net.reg.tensors), d, "x".join(map(str, y.shape)), err, rel, EXPORT_TOL,
+        "ok" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(
-        description="The PyTorch twin of an LMNet network: writes a parity fixture from a dump-state file.")
+        description="The PyTorch twin of an LMNet network: writes a parity fixture from a dump-state file, "
+                    "or (--export DIR) rebuilds an exported network and checks its outputs.")
     ap.add_argument("--ir", help="the network's `lmnc ir --json` output")
     ap.add_argument("--lmn", help="or the .lmn file (with --lmnc)")
     ap.add_argument("--lmnc", default="bin/lmnc")
-    ap.add_argument("--state", required=True, help="what `NAME dump-state` wrote")
-    ap.add_argument("-o", "--out", required=True, help="the fixture to write")
+    ap.add_argument("--export", help="a folder `NAME export` wrote: rebuild it and check test_data")
+    ap.add_argument("--state", help="what `NAME dump-state` wrote")
+    ap.add_argument("-o", "--out", help="the fixture to write")
     ap.add_argument("--steps", type=int, default=10, help="AdamW steps (default 10)")
     ap.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                     help="precision of the twin's arithmetic (default float64: the oracle's own error stays "
                          "far below float32's)")
     args = ap.parse_args()
-    if not args.ir and not args.lmn:
-        ap.error("give --ir or --lmn")
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
+    if args.export:
+        sys.exit(run_export(args.export, dtype))
+    if not args.ir and not args.lmn:
+        ap.error("give --ir or --lmn")
+    if not args.state or not args.out:
+        ap.error("give --state and -o (or --export)")
 
     ir = load_ir(args)
     state, meta = st_read(args.state)
