@@ -70,6 +70,15 @@ static int file_model_index(const Net *net, int m) {
 }
 
 static const char *const init_names[] = {"LMN_INIT_NORMAL", "LMN_INIT_ZERO", "LMN_INIT_ONE", "LMN_INIT_EMBED_STATS"};
+/* lmn_param_info.kind by its LMN_PARAM_ flags */
+static const char *const kind_names[8] = {"0",
+                                          "LMN_PARAM_BIAS",
+                                          "LMN_PARAM_NORM",
+                                          "LMN_PARAM_NORM | LMN_PARAM_BIAS",
+                                          "LMN_PARAM_EMBEDDING",
+                                          "LMN_PARAM_EMBEDDING | LMN_PARAM_BIAS",
+                                          "LMN_PARAM_EMBEDDING | LMN_PARAM_NORM",
+                                          "LMN_PARAM_EMBEDDING | LMN_PARAM_NORM | LMN_PARAM_BIAS"};
 
 static void emit_params(Printer *pr) {
   const Ir *ir = pr->ir;
@@ -81,10 +90,10 @@ static void emit_params(Printer *pr) {
     const Param *p = &ir->params[pr->p->order[g]];
     char ob[32], tensor[200] = "NULL";
     if (p->file_model >= 0) snprintf(tensor, sizeof tensor, "\"%s\"", param_file_name(p));
-    out(pr, "    [%s] = {\"%s\", %ld, %ld, %ld, %d, %d, \"%s\", %s, %d, %s, %d, %s},\n", pr->pname[g], p->name,
+    out(pr, "    [%s] = {\"%s\", %ld, %ld, %ld, %d, %d, \"%s\", %s, %d, %s, %d, %s, %s},\n", pr->pname[g], p->name,
         pr->p->offset[g], p->shape[0], p->shape[1], p->trainable, p->owner == OWN_EDGE ? p->owner_index : -1,
         owner_name(pr, p, ob, sizeof ob), init_names[p->init], p->file_model >= 0, pref(pr, p->like),
-        p->file_model >= 0 ? file_model_index(pr->net, p->file_model) : -1, tensor);
+        p->file_model >= 0 ? file_model_index(pr->net, p->file_model) : -1, tensor, kind_names[p->kind & 7]);
   }
   out(pr, "};\n\n");
 }

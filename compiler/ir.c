@@ -61,6 +61,25 @@ static lmn_init role_init(ParamRole role, int member) {
   }
 }
 
+/* The LMN_PARAM_ flags of a tensor (what `optimizer.no_decay` selects by). */
+static unsigned role_kind(ParamRole role, int member) {
+  if (role == ROLE_BLOCK) {
+    int norm = member == LMN_BM_attn_norm || member == LMN_BM_ffn_norm || member == LMN_BM_attn_norm_b ||
+               member == LMN_BM_ffn_norm_b;
+    int bias = member_init(member) == LMN_INIT_ZERO; /* every bias, the LayerNorm ones too, starts at zero */
+    return (norm ? LMN_PARAM_NORM : 0u) | (bias ? LMN_PARAM_BIAS : 0u);
+  }
+  switch (role) {
+    case ROLE_OUTPUT_NORM: return LMN_PARAM_NORM;
+    case ROLE_OUTPUT_NORM_B: return LMN_PARAM_NORM | LMN_PARAM_BIAS;
+    case ROLE_BIAS: return LMN_PARAM_BIAS;
+    case ROLE_TOKEN_EMBD:
+    case ROLE_POS_EMBD:
+    case ROLE_PREFIX: return LMN_PARAM_EMBEDDING;
+    default: return 0;
+  }
+}
+
 /* What a new tensor is: its role, and for blocks the member and layer (for weights/biases: which one). */
 typedef struct Role {
   ParamRole role;
@@ -84,6 +103,7 @@ static int add_param(Ir *ir, const Owner *o, Role r, long rows, long cols, const
   p->member = r.member;
   p->layer = r.layer;
   p->init = role_init(r.role, r.member);
+  p->kind = role_kind(r.role, r.member);
   p->like = -1;
   p->file_model = owner_file_model(ir, o, r.role);
   va_list ap;

@@ -47,6 +47,7 @@ typedef struct Param {
   ParamRole role;
   int member, layer; /* ROLE_BLOCK: lmn_block_member and layer; ROLE_WEIGHT/BIAS: 0, or 1 for an MLP's fc2 */
   lmn_init init;     /* from-scratch initialisation */
+  unsigned kind;     /* LMN_PARAM_ flags (bias, norm, embedding) */
   int like;          /* LMN_INIT_EMBED_STATS: the tensor whose statistics it takes, else -1 */
   int file_model;    /* the model whose file holds it, or -1 (edges, from-scratch models, the prefix) */
   const char *file_name; /* file_model >= 0: its name in the file (GGUF naming), a suffix of name */

@@ -11,6 +11,7 @@
 #include <yaml.h>
 
 #include "lmn_file.h"
+#include "net.h" /* LMN_PARAM_ flags */
 
 #define LMN_CFG_MAX_BYTES (1L << 20) /* a training configuration is a few hundred bytes */
 #define LMN_BIG 1e15                 /* upper bound of counts (steps, every, ...) */
@@ -22,7 +23,19 @@
 
 /* ---- schema ---------------------------------------------------------------------------------------- */
 
-typedef enum kind { K_LONG, K_SEED, K_DOUBLE, K_PATH, K_TEXT, K_DECAY, K_BETAS, K_MAP, K_STAGES, K_TRAIN } kind;
+typedef enum kind {
+  K_LONG,
+  K_SEED,
+  K_DOUBLE,
+  K_PATH,
+  K_TEXT,
+  K_DECAY,
+  K_BETAS,
+  K_NO_DECAY,
+  K_MAP,
+  K_STAGES,
+  K_TRAIN
+} kind;
 
 /* Values remembered for the checks that span keys. */
 typedef enum slot {
@@ -75,6 +88,7 @@ static const field opt_f[] = {
     {"betas", K_BETAS, CFG(optimizer.betas), {0, 1, 0, 1}, 0, S_NONE, NULL},
     {"eps", K_DOUBLE, CFG(optimizer.eps), RANGE(0, INFINITY), 0, S_NONE, NULL},
     {"weight_decay", K_DOUBLE, CFG(optimizer.weight_decay), RANGE(0, INFINITY), 0, S_NONE, NULL},
+    {"no_decay", K_NO_DECAY, CFG(optimizer.no_decay), RANGE(0, 0), 0, S_NONE, NULL},
 };
 static const field sched_f[] = {
     {"warmup", K_LONG, CFG(schedule.warmup), RANGE(0, LMN_BIG), 0, S_WARMUP, NULL},
@@ -134,6 +148,9 @@ static const table stage_t = {stage_f, NF(stage_f)};
 #define LMN_MAX_KEYS 16 /* the most keys of one mapping in the schema */
 
 static const char *const decay_names[] = {"cosine", "linear", "constant"};
+/* optimizer.no_decay words, bit i of the flags (LMN_PARAM_BIAS, _NORM, _EMBEDDING) */
+static const char *const no_decay_names[] = {"bias", "norm", "embedding"};
+_Static_assert(LMN_PARAM_BIAS == 1 && LMN_PARAM_NORM == 2 && LMN_PARAM_EMBEDDING == 4, "no_decay_names order");
 
 /* ---- parse context and messages --------------------------------------------------------------------- */
 
@@ -338,15 +355,37 @@ static int get_string(ctx *c, const yaml_node_t *n, const char *name, char **out
   return 0;
 }
 
-static int get_decay(ctx *c, const yaml_node_t *n, const char *name, lmn_decay *out) {
-  if (n->type != YAML_SCALAR_NODE || is_null(n)) return type_error(c, n, name, "cosine, linear or constant");
-  for (int i = 0; i < 3; i++)
-    if (!strcmp(sval(n), decay_names[i]) && strlen(decay_names[i]) == slen(n)) return *out = (lmn_decay)i, 0;
+/* The index of scalar n among words (each "what" of 'name'), with a did-you-mean; -1 after reporting. */
+static int get_word(ctx *c, const yaml_node_t *n, const char *name, const char *const *words, int n_words,
+                    const char *what, const char *expected) {
+  if (n->type != YAML_SCALAR_NODE || is_null(n)) return type_error(c, n, name, expected), -1;
+  for (int i = 0; i < n_words; i++)
+    if (!strcmp(sval(n), words[i]) && strlen(words[i]) == slen(n)) return i;
   char got[LMN_SHOW + 4];
   show(got, sval(n), slen(n));
-  const char *near = lmn_nearest(sval(n), slen(n), decay_names, 3);
-  if (near) return fail_at(c, n->start_mark, "unknown decay '%s' (did you mean '%s'?)", got, near);
-  return fail_at(c, n->start_mark, "unknown decay '%s' (expected cosine, linear or constant)", got);
+  const char *near = lmn_nearest(sval(n), slen(n), words, n_words);
+  if (near) return fail_at(c, n->start_mark, "unknown %s '%s' (did you mean '%s'?)", what, got, near), -1;
+  return fail_at(c, n->start_mark, "unknown %s '%s' (expected %s)", what, got, expected), -1;
+}
+
+static int get_decay(ctx *c, const yaml_node_t *n, const char *name, lmn_decay *out) {
+  int i = get_word(c, n, name, decay_names, 3, "decay", "cosine, linear or constant");
+  return i < 0 ? -1 : (*out = (lmn_decay)i, 0);
+}
+
+/* optimizer.no_decay: a list of tensor kinds, as LMN_PARAM_ flags (bit i for no_decay_names[i]). */
+static int get_no_decay(ctx *c, const yaml_node_t *n, const char *name, unsigned *out) {
+  if (n->type != YAML_SEQUENCE_NODE) return type_error(c, n, name, "a list of bias, norm, embedding (or [])");
+  unsigned flags = 0;
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+    const yaml_node_t *item = yaml_document_get_node(c->doc, *it);
+    int i = get_word(c, item, name, no_decay_names, 3, "tensor kind", "bias, norm or embedding");
+    if (i < 0) return -1;
+    if (flags & (1u << i)) return fail_at(c, item->start_mark, "'%s' lists '%s' twice", name, no_decay_names[i]);
+    flags |= 1u << i;
+  }
+  *out = flags;
+  return 0;
 }
 
 static int get_betas(ctx *c, const yaml_node_t *n, const char *name, range r, double *out) {
@@ -452,6 +491,8 @@ static int parse_value(ctx *c, const field *f, const yaml_node_t *v, void *base,
     return get_decay(c, v, name, (lmn_decay *)(void *)p);
   case K_BETAS:
     return get_betas(c, v, name, f->r, (double *)(void *)p);
+  case K_NO_DECAY:
+    return get_no_decay(c, v, name, (unsigned *)(void *)p);
   case K_MAP:
     return parse_map(c, v, f->sub, base, name);
   case K_STAGES:
@@ -684,6 +725,7 @@ void lmn_config_defaults(lmn_train_config *cfg) {
   cfg->optimizer.betas[1] = 0.95;
   cfg->optimizer.eps = 1e-8;
   cfg->optimizer.weight_decay = 0.0;
+  cfg->optimizer.no_decay = LMN_NO_DECAY_DEFAULT;
   cfg->schedule.decay = LMN_DECAY_COSINE;
   cfg->grad_clip = 1.0;
   cfg->eval.every = 100;
@@ -713,6 +755,14 @@ void lmn_config_free(lmn_train_config *cfg) {
   free(cfg->sample.prompt);
   free(cfg->init_from);
   memset(cfg, 0, sizeof *cfg);
+}
+
+const char *lmn_no_decay_text(unsigned flags, char *buf, size_t cap) {
+  size_t n = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < 3; i++)
+    if (flags & (1u << i)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", no_decay_names[i]);
+  return buf;
 }
 
 const char *lmn_decay_name(lmn_decay decay) {
@@ -760,6 +810,8 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "optimizer:\n  lr: %.17g\n  betas: [%.17g, %.17g]\n  eps: %.17g\n  weight_decay: %.17g\n",
           cfg->optimizer.lr, cfg->optimizer.betas[0], cfg->optimizer.betas[1], cfg->optimizer.eps,
           cfg->optimizer.weight_decay);
+  char nd[64];
+  fprintf(out, "  no_decay: [%s]\n", lmn_no_decay_text(cfg->optimizer.no_decay, nd, sizeof nd));
   fprintf(out, "schedule:\n  warmup: %ld\n  decay: %s\n  min_lr: %.17g\n", cfg->schedule.warmup,
           lmn_decay_name(cfg->schedule.decay), cfg->schedule.min_lr);
   fprintf(out, "grad_clip: %.17g\neval:\n  every: %ld\n  batches: %ld\ncheckpoint:\n  dir: ", cfg->grad_clip,

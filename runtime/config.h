@@ -20,6 +20,8 @@
  *     betas: [B1, B2]           = [0.9, 0.95], each in [0, 1)
  *     eps: F                    = 1e-8, >= 0
  *     weight_decay: F           = 0.0, >= 0
+ *     no_decay: [KIND, ...]     = [bias]; tensors weight decay skips: bias, norm (norm gains, LayerNorm's
+ *                               bias too), embedding (token and position embeddings); [] decays all
  *   schedule:
  *     warmup: N                 = 0 steps, <= steps; lr rises linearly from 0
  *     decay: cosine | linear | constant     = cosine; from lr down to min_lr at the last step
@@ -94,6 +96,7 @@ typedef struct lmn_train_config {
     double betas[2];
     double eps;
     double weight_decay;
+    unsigned no_decay; /* LMN_PARAM_ flags (net.h) */
   } optimizer;
   struct {
     long warmup;
@@ -150,6 +153,8 @@ int lmn_config_compare(const char *was, const char *now, lmn_cfg_change_fn on_ch
 
 /* "cosine", "linear", "constant" ("?" otherwise). */
 const char *lmn_decay_name(lmn_decay decay);
+/* "bias, norm" for LMN_PARAM_ flags, into buf (cap >= 32); "" for none. */
+const char *lmn_no_decay_text(unsigned flags, char *buf, size_t cap);
 
 /* The learning rate for optimizer step `step` (0-based, in [0, steps)): lr * step / warmup while step <
  * warmup (0 at step 0), then the decay from lr at step == warmup to min_lr at step == steps (constant stays

@@ -186,6 +186,8 @@ static int config_meta(const dump_run *r, const char **kv, char (*buf)[64], char
   KV("beta2", "%.17g", c->optimizer.betas[1]);
   KV("eps", "%.17g", c->optimizer.eps);
   KV("weight_decay", "%.17g", c->optimizer.weight_decay);
+  char nd[64];
+  KV("no_decay", "%s", lmn_no_decay_text(c->optimizer.no_decay, nd, sizeof nd));
   KV("grad_clip", "%.17g", c->grad_clip);
   KV("schedule", "%s", lmn_decay_name(c->schedule.decay));
   KV("warmup", "%ld", c->schedule.warmup);
@@ -242,8 +244,8 @@ int lmn_dump_state_run(const lmn_net_desc *d, const char *config, const char *ck
   if (!rc)
     rc = load_weights(&r, ckpt, err) || select_first_stage(&r, err) || first_batch(&r, d, err) ? -1 : 0;
   if (!rc) {
-    const char *kv[2 * 16];
-    char buf[16][64], names[4096];
+    const char *kv[2 * 20];
+    char buf[20][64], names[4096];
     int n = config_meta(&r, kv, buf, names, sizeof names);
     rc = lmn_dump_state_meta(r.net, r.x, r.y, (int)r.cfg.batch, (int)r.cfg.seq_len, kv, n, out, err);
   }

@@ -90,6 +90,7 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   net->B = B;
   net->T = T;
   net->n_threads = n_threads < 1 ? 1 : n_threads;
+  net->no_decay = LMN_NO_DECAY_DEFAULT;
   size_t arena = desc->arena_floats(B, T, net->n_threads);
   if (lmn_qnet_plan(net, err) != 0) {
     lmn_net_destroy(net);
@@ -236,6 +237,7 @@ static void sumsq_task(void *ctxp, int i, int thread) {
 typedef struct adam_run {
   size_t start, n;
   int first_task;
+  int decay; /* weight decay applies (decays()) */
 } adam_run;
 
 typedef struct adam_ctx {
@@ -244,6 +246,9 @@ typedef struct adam_ctx {
   int n_runs;
   float lr, beta1, beta2, eps, weight_decay, scale;
 } adam_ctx;
+
+/* 1 when AdamW decays tensor i: none of its kinds is in net->no_decay. */
+static int decays(const lmn_net *net, int i) { return !(net->desc->params[i].kind & net->no_decay); }
 
 static void adam_task(void *ctxp, int t, int thread) {
   (void)thread;
@@ -254,7 +259,7 @@ static void adam_task(void *ctxp, int t, int thread) {
   size_t off = c->runs[r].start + a, n = rest < NET_CHUNK ? rest : NET_CHUNK;
   lmn_net *net = c->net;
   lmn_adamw_update(net->params + off, net->grads + off, net->m + off, net->v + off, n, c->lr, c->beta1, c->beta2,
-                   c->eps, c->weight_decay, (int)net->step, c->scale);
+                   c->eps, c->runs[r].decay ? c->weight_decay : 0.0f, (int)net->step, c->scale);
 }
 
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
@@ -269,7 +274,7 @@ double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float ep
   for (int i = 0; i < d->n_params; i++) sumsq += sq[i]; /* in tensor order, as one serial pass would */
   float scale = lmn_clip_scale(sumsq, max_norm);
   net->step++;
-  /* one pass over each maximal run of selected tensors (all of them in the common case) */
+  /* one pass over each maximal run of selected tensors with the same decay */
   adam_run runs[np];
   int n_runs = 0, n_tasks = 0, i = 0;
   while (i < d->n_params) {
@@ -278,8 +283,10 @@ double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float ep
       continue;
     }
     size_t start = d->params[i].offset, end = start;
-    while (i < d->n_params && selected(net, i) && d->params[i].offset == end) end += numel(&d->params[i++]);
-    runs[n_runs] = (adam_run){start, end - start, n_tasks};
+    int decay = decays(net, i);
+    while (i < d->n_params && selected(net, i) && decays(net, i) == decay && d->params[i].offset == end)
+      end += numel(&d->params[i++]);
+    runs[n_runs] = (adam_run){start, end - start, n_tasks, decay};
     n_tasks += n_chunks(end - start);
     n_runs++;
   }

@@ -19,10 +19,14 @@
  * drawn from the statistics of the token embedding). */
 typedef enum lmn_init { LMN_INIT_NORMAL = 0, LMN_INIT_ZERO, LMN_INIT_ONE, LMN_INIT_EMBED_STATS } lmn_init;
 
-/* One parameter tensor. Trainable tensors come first in the parameter buffer (those with weight decay,
- * then those without), so gradients and AdamW moments cover exactly [0, n_train). */
+/* What a tensor is, for `optimizer.no_decay` (flags: a LayerNorm bias is both a bias and a norm). */
+enum { LMN_PARAM_BIAS = 1, LMN_PARAM_NORM = 2, LMN_PARAM_EMBEDDING = 4 };
+#define LMN_NO_DECAY_DEFAULT LMN_PARAM_BIAS /* the official LMNet path (HF Trainer) exempts every bias */
+
+/* One parameter tensor. Trainable tensors come first in the parameter buffer, so gradients and AdamW
+ * moments cover exactly [0, n_train). */
 typedef struct lmn_param_info {
-  const char *name;   /* e.g. "e3.m0.attn_q.weight", "byte.token_embd.weight" */
+  const char *name;   /* e.g. "block.a->b.m0.attn_q.weight", "byte.token_embd.weight" */
   size_t offset;      /* into the parameter buffer (floats) */
   long rows, cols;    /* [rows, cols] as nn.Linear's [out, in]; cols = 0 for a vector */
   int trainable;      /* compiled with gradient kernels (can still be held still by a training stage) */
@@ -33,6 +37,7 @@ typedef struct lmn_param_info {
   int like;           /* LMN_INIT_EMBED_STATS: the parameter whose statistics it takes, else -1 */
   int model;          /* from_file: index into lmn_net_desc.models, else -1 */
   const char *tensor; /* from_file: the tensor's name in the model file (GGUF naming), else NULL */
+  unsigned kind;      /* LMN_PARAM_ flags; 0: a weight matrix (or another tensor that is none of those) */
 } lmn_param_info;
 
 /* A model whose weights come from a file, with the hyper-parameters the network was compiled for. */
@@ -101,6 +106,7 @@ struct lmn_net {
   float *rope;      /* RoPE tables, laid out by the generated code */
   long step;        /* optimizer steps taken */
   char *trainable_mask; /* [n_params]: 1 where the current stage trains the tensor */
+  unsigned no_decay;    /* LMN_PARAM_ flags of the tensors AdamW does not decay (LMN_NO_DECAY_DEFAULT) */
   /* What the checked API (lmn.h, api.c) knows of the buffers' contents; the lmn_net_* functions and the
    * generated ones ignore it. */
   int fwd_state;      /* the last lmn_forward: LMN_FWD_NONE, _OUTPUTS (train = 0) or _TRAIN */
@@ -165,7 +171,9 @@ int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names
  * (lmn_net_enable_training); -1 only when that allocation fails. */
 int lmn_net_zero_grad(lmn_net *net);
 /* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm.
- * Before training has started (no gradients or moments) it does nothing and returns 0. */
+ * Weight decay skips the tensors whose kind is in net->no_decay (set it directly; lmn_net_create sets
+ * LMN_NO_DECAY_DEFAULT). Before training has started (no gradients or moments) it does nothing and
+ * returns 0. */
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
                       float max_norm);
 /* Threads for eval and generate, after lmn_net_create: a network whose frozen weights stay in their files'

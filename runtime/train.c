@@ -362,6 +362,7 @@ static int setup(run *r, lmn_err *err) {
   if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err) ||
       lmn_net_enable_training(r->net, err))
     return cfg_err(r, err);
+  r->net->no_decay = r->cfg.optimizer.no_decay;
   if (check_stages(r, err) || check_sample(r, err) || open_data(r, err) || start_state(r, err)) return -1;
   return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "net.h" /* LMN_PARAM_ flags */
 
 /* A scratch directory under /tmp holding the YAML files of one test. */
 typedef struct tmp {
@@ -84,6 +85,7 @@ static void test_every_key(void) {
                      "  betas: [0.8, 0.99]\n"
                      "  eps: 1.0e-6\n"
                      "  weight_decay: 0.1\n"
+                     "  no_decay: [embedding, bias, norm]\n"
                      "schedule: {warmup: 30, decay: linear, min_lr: 6e-5}\n"
                      "grad_clip: 0.5\n"
                      "eval: {every: 50, batches: 4}\n"
@@ -112,6 +114,7 @@ static void test_every_key(void) {
   CU_ASSERT_EQUAL(c.optimizer.betas[1], 0.99);
   CU_ASSERT_EQUAL(c.optimizer.eps, 1e-6);
   CU_ASSERT_EQUAL(c.optimizer.weight_decay, 0.1);
+  CU_ASSERT_EQUAL(c.optimizer.no_decay, LMN_PARAM_BIAS | LMN_PARAM_NORM | LMN_PARAM_EMBEDDING);
   CU_ASSERT_EQUAL(c.schedule.warmup, 30);
   CU_ASSERT_EQUAL(c.schedule.decay, LMN_DECAY_LINEAR);
   CU_ASSERT_EQUAL(c.schedule.min_lr, 6e-5);
@@ -146,6 +149,7 @@ static void test_defaults(void) {
   CU_ASSERT_EQUAL(c.optimizer.betas[1], 0.95);
   CU_ASSERT_EQUAL(c.optimizer.eps, 1e-8);
   CU_ASSERT_EQUAL(c.optimizer.weight_decay, 0.0);
+  CU_ASSERT_EQUAL(c.optimizer.no_decay, LMN_PARAM_BIAS); /* the official path: biases exempt */
   CU_ASSERT_EQUAL(c.schedule.warmup, 0);
   CU_ASSERT_EQUAL(c.schedule.decay, LMN_DECAY_COSINE);
   CU_ASSERT_EQUAL(c.schedule.min_lr, 0.0);
@@ -255,7 +259,7 @@ static void test_print_round_trip(void) {
   lmn_train_config a, b;
   const char *yaml = "data: {train: x.txt}\nbatch: 3\nseq_len: 33\n"
                      "stages: [{steps: 4, train: edges}, {steps: 6, train: [\"we\\\"ird\", plain]}]\n"
-                     "optimizer: {lr: 0.001, betas: [0.5, 0.75], eps: 1e-7, weight_decay: 0.2}\n"
+                     "optimizer: {lr: 0.001, betas: [0.5, 0.75], eps: 1e-7, weight_decay: 0.2, no_decay: []}\n"
                      "schedule: {warmup: 2, decay: constant, min_lr: 1e-5}\nseed: 7\n"
                      "init_from: ck/step-000009.safetensors\n"
                      "sample: {every: 5, prompt: \"Once\\n\\\"upon\\\"\", tokens: 9, temperature: 0, top_k: 0, "
@@ -273,6 +277,8 @@ static void test_print_round_trip(void) {
   if (rc) fprintf(stderr, "\n  reload: %s\n", err.msg);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_STRING_EQUAL(a.data.train, b.data.train);
+  CU_ASSERT_EQUAL(a.optimizer.no_decay, 0);
+  CU_ASSERT_EQUAL(b.optimizer.no_decay, 0);
   CU_ASSERT_EQUAL(a.data.val_fraction, b.data.val_fraction);
   CU_ASSERT_EQUAL(a.steps, b.steps);
   CU_ASSERT_EQUAL(b.n_stages, 2);
@@ -312,7 +318,7 @@ static void test_unknown_key(void) {
                "2:12: error: unknown key 'warmpu' in 'schedule' (did you mean 'warmup'?)");
   expect_error(
       "data: {train: x}\noptimizer: {momentum: 0.9}\n",
-      "2:13: error: unknown key 'momentum' in 'optimizer' (expected lr, betas, eps or weight_decay)");
+      "2:13: error: unknown key 'momentum' in 'optimizer' (expected lr, betas, eps, weight_decay or no_decay)");
   expect_error("data: {train: x}\nbatch: 1\nseq_len: 1\nstages:\n  - {steps: 1, trian: all}\n",
                "5:16: error: unknown key 'trian' in 'stages[0]' (did you mean 'train'?)");
 }
@@ -331,6 +337,12 @@ static void test_wrong_type(void) {
   expect_error("data: {train: [a, b]}\n", "1:15: error: 'data.train' must be a path, got a list");
   expect_error("data: {train: x}\nbatch:\n", "2:7: error: 'batch' must be an integer, got nothing");
   expect_error("data: {train: x}\nseed: -1\n", "2:7: error: 'seed' must be an unsigned integer, got '-1'");
+  expect_error("data: {train: x}\noptimizer: {no_decay: bias}\n",
+               "2:23: error: 'optimizer.no_decay' must be a list of bias, norm, embedding (or []), got 'bias'");
+  expect_error("data: {train: x}\noptimizer: {no_decay: [bias, biass]}\n",
+               "2:30: error: unknown tensor kind 'biass' (did you mean 'bias'?)");
+  expect_error("data: {train: x}\noptimizer: {no_decay: [norm, norm]}\n",
+               "2:30: error: 'optimizer.no_decay' lists 'norm' twice");
   expect_error("data: {train: x}\noptimizer: {betas: 0.9}\n",
                "2:20: error: 'optimizer.betas' must be a list of two numbers [beta1, beta2], got '0.9'");
   expect_error("data: {train: x}\noptimizer: {betas: [0.9]}\n",

@@ -27,9 +27,9 @@
 enum { P_TABLE = 0, P_BIAS = 1, P_MODEL = 2 };
 
 static const lmn_param_info bigram_params[] = {
-    {"table.weight", 0, V, V, 1, 0, "table", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    {"bias", V *V, V, 0, 0, -1, "bias", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    {"model.scale", V *V + V, 4, 0, 0, -1, "model", LMN_INIT_ONE, 1, -1, -1, NULL},
+    {"table.weight", 0, V, V, 1, 0, "table", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
+    {"bias", V *V, V, 0, 0, -1, "bias", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
+    {"model.scale", V *V + V, 4, 0, 0, -1, "model", LMN_INIT_ONE, 1, -1, -1, NULL, 0},
 };
 
 static size_t bigram_arena(int B, int T, int n_threads) {
@@ -107,8 +107,8 @@ static const lmn_net_desc bigram_desc = {
 enum { P_EMBED = 0, P_HEAD = 1 };
 
 static const lmn_param_info bag_params[] = {
-    {"embed.weight", 0, V, C, 1, 0, "embed", LMN_INIT_ZERO, 0, -1, -1, NULL},
-    {"head.bias", V *C, C, 0, 1, -1, "head", LMN_INIT_ZERO, 0, -1, -1, NULL},
+    {"embed.weight", 0, V, C, 1, 0, "embed", LMN_INIT_ZERO, 0, -1, -1, NULL, 0},
+    {"head.bias", V *C, C, 0, 1, -1, "head", LMN_INIT_ZERO, 0, -1, -1, NULL, 0},
 };
 
 static size_t bag_arena(int B, int T, int n_threads) {

@@ -44,7 +44,7 @@ static void add(model_desc *m, const char *tensor, long rows, long cols) {
   snprintf(m->names[i][0], 64, "m.%s", tensor);
   snprintf(m->names[i][1], 64, "%s", tensor);
   lmn_param_info p = {m->names[i][0], m->desc.n_floats, rows, cols, 0, -1, "m", LMN_INIT_NORMAL, 1, -1, 0,
-                      m->names[i][1]};
+                      m->names[i][1], 0};
   m->params[i] = p;
   m->desc.n_floats += (size_t)rows * (size_t)(cols ? cols : 1);
 }

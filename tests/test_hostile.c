@@ -42,10 +42,10 @@ static size_t cache_floats(int ctx, int nt) {
 }
 
 static const lmn_param_info params[] = {
-    {"e0.m0.weight", 0, D, D, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    {"m.token_embd.weight", 64, V, D, 0, -1, "m", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight"},
-    {"m.blk.0.ffn_up.weight", 192, F, D, 0, -1, "m", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_up.weight"},
-    {"m.output_norm.weight", 288, D, 0, 0, -1, "m", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight"},
+    {"e0.m0.weight", 0, D, D, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
+    {"m.token_embd.weight", 64, V, D, 0, -1, "m", LMN_INIT_NORMAL, 1, -1, 0, "token_embd.weight", 0},
+    {"m.blk.0.ffn_up.weight", 192, F, D, 0, -1, "m", LMN_INIT_NORMAL, 1, -1, 0, "blk.0.ffn_up.weight", 0},
+    {"m.output_norm.weight", 288, D, 0, 0, -1, "m", LMN_INIT_ONE, 1, -1, 0, "output_norm.weight", 0},
 };
 
 static char model_path[256];
@@ -324,8 +324,8 @@ static void test_chunked_tokens(void) {
  */
 
 static const lmn_param_info ck_params[] = {
-    {"w", 0, 4, 4, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    {"b", 16, 4, 0, 0, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    {"w", 0, 4, 4, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
+    {"b", 16, 4, 0, 0, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
 };
 static const lmn_net_desc ck_desc = {.name = "ck",
                                      .source = "test",

@@ -327,6 +327,40 @@ static void test_frozen(void) {
   }
 }
 
+/* ====================================== weight decay groups ====================================== */
+
+/* One AdamW step with zero gradients (and zero moments) moves a tensor only by its decay: p(1 - lr wd) where
+ * it decays, not at all where optimizer.no_decay exempts its kind. Every trainable tensor of every network,
+ * for the default [bias], [bias, norm, embedding] and [] (all decay). */
+static void test_weight_decay(void) {
+  const float lr = 0.125f, wd = 0.5f;
+  const unsigned masks[] = {LMN_NO_DECAY_DEFAULT, LMN_PARAM_BIAS | LMN_PARAM_NORM | LMN_PARAM_EMBEDDING, 0};
+  for (int i = 0; registry[i]; i++) {
+    const lmn_net_desc *d = registry[i];
+    int kinds[3] = {0, 0, 0}, bad = 0;
+    for (size_t m = 0; m < sizeof masks / sizeof *masks; m++) {
+      lmn_net *net = new_net(d, BATCH, SEQ, 1);
+      CU_ASSERT_EQUAL(net->no_decay, LMN_NO_DECAY_DEFAULT);
+      net->no_decay = masks[m];
+      float *before = dup_floats(net->params, d->n_train);
+      CU_ASSERT_FATAL(lmn_net_zero_grad(net) == 0);
+      lmn_net_update(net, lr, 0.9f, 0.95f, 1e-8f, wd, 0.0f);
+      for (int k = 0; k < d->n_params; k++) {
+        const lmn_param_info *p = &d->params[k];
+        if (!p->trainable) continue;
+        for (int b = 0; b < 3; b++) kinds[b] += m == 0 && (p->kind >> b & 1);
+        float f = p->kind & masks[m] ? 1.0f : 1.0f - lr * wd;
+        for (size_t j = 0; j < numel(p); j++) bad += net->params[p->offset + j] != before[p->offset + j] * f;
+      }
+      free(before);
+      lmn_net_destroy(net);
+    }
+    printf("\n  decay  %-16s %d bias, %d norm, %d embedding tensors; [bias], [bias, norm, embedding], []: %d off",
+           d->name, kinds[0], kinds[1], kinds[2], bad);
+    CU_ASSERT_EQUAL(bad, 0);
+  }
+}
+
 /* ======================================= KV-cache decoding ======================================= */
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
@@ -648,6 +682,7 @@ static void test_aggregation(void) {
 static CU_TestInfo tests[] = {
     {"every trainable tensor matches finite differences", test_gradients},
     {"frozen and unselected tensors are not updated", test_frozen},
+    {"weight decay skips the kinds optimizer.no_decay lists", test_weight_decay},
     {"KV-cache decoding equals full recomputation", test_cache},
     {"repeatable bits, 1 vs 2 threads", test_determinism},
     {"sequences of a batch are independent", test_batch},

@@ -71,7 +71,7 @@ static void member_shape(const lmn_block_cfg *c, int m, long *rows, long *cols) 
 static int add_param(tnet *t, const char *name, long rows, long cols, size_t *off) {
   int i = t->desc.n_params++;
   snprintf(t->names[i], sizeof t->names[i], "%s", name);
-  t->info[i] = (lmn_param_info){t->names[i], *off, rows, cols, 1, -1, "vx", LMN_INIT_NORMAL, 0, -1, -1, NULL};
+  t->info[i] = (lmn_param_info){t->names[i], *off, rows, cols, 1, -1, "vx", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0};
   *off += (size_t)rows * (size_t)(cols ? cols : 1);
   return i;
 }

@@ -26,8 +26,8 @@ static size_t cache_floats(int ctx, int nt) {
 }
 
 static const lmn_param_info params[] = {
-    {"w", 0, 4, 4, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL},
-    {"b", 16, 4, 0, 0, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL},
+    {"w", 0, 4, 4, 1, 0, "e0", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
+    {"b", 16, 4, 0, 0, -1, "m", LMN_INIT_NORMAL, 0, -1, -1, NULL, 0},
 };
 static const lmn_net_desc desc = {.name = "ck",
                                   .source = "fuzz",
