@@ -69,7 +69,8 @@ static int file_model_index(const Net *net, int m) {
   return k;
 }
 
-static const char *const init_names[] = {"LMN_INIT_NORMAL", "LMN_INIT_ZERO", "LMN_INIT_ONE", "LMN_INIT_EMBED_STATS"};
+static const char *const init_names[] = {"LMN_INIT_NORMAL", "LMN_INIT_ZERO", "LMN_INIT_ONE", "LMN_INIT_EMBED_STATS",
+                                         "LMN_INIT_IDENTITY"};
 /* lmn_param_info.kind by its LMN_PARAM_ flags */
 static const char *const kind_names[8] = {"0",
                                           "LMN_PARAM_BIAS",

@@ -308,7 +308,9 @@ static double head_params(Lower *lw, Op *op, const Module *m) {
 
 /* linear and classify: weight [out, in] and (when there is one) bias [out]. */
 static double linear_params(Lower *lw, Op *op, const Owner *o, const Module *m, int bias, const char *prefix) {
-  op_param(op, add_param(lw->ir, o, R_W0, m->dout, m->din, "%sweight", prefix));
+  int w = add_param(lw->ir, o, R_W0, m->dout, m->din, "%sweight", prefix);
+  if (m->init != INIT_NORMAL) lw->ir->params[w].init = m->init == INIT_ZERO ? LMN_INIT_ZERO : LMN_INIT_IDENTITY;
+  op_param(op, w);
   if (bias) op_param(op, add_param(lw->ir, o, R_B0, m->dout, 0, "%sbias", prefix));
   return (double)(m->din * m->dout);
 }
@@ -396,9 +398,31 @@ static int edge_ops(Lower *lw, const Edge *e) {
   } else if (e->src_kind == END_VERTEX) {
     prev = lw->vertex_op[e->srcs[0]];
   }
-  for (int j = 0; j < e->n_mods; j++) module_op(lw, e, j, &prev);
+  /* a chain into an output that several chains end in stops before its head (joined_heads) */
+  int n = e->dst_kind == END_OUTPUT && lw->net->outputs[e->dst].n_more > 0 ? e->n_mods - 1 : e->n_mods;
+  for (int j = 0; j < n; j++) module_op(lw, e, j, &prev);
   lw->edge_done[e->id] = 1;
   return prev;
+}
+
+/* Outputs that several chains end in: the chains' vectors summed, then the one head they all name. */
+static void joined_heads(Lower *lw) {
+  const Net *net = lw->net;
+  for (int i = 0; i < net->n_outputs; i++) {
+    const Output *o = &net->outputs[i];
+    if (o->n_more == 0) continue;
+    const Edge *first = &net->edges[o->edge];
+    Op *sum = new_op(lw->ir, OP_SUM, "%s: sum of %d chains before the head", o->name, o->n_more + 1);
+    sum->edge = first->id;
+    sum->width = first->mods[first->n_mods - 1].din;
+    op_input(sum, lw->edge_last[o->edge]);
+    for (int k = 0; k < o->n_more; k++) op_input(sum, lw->edge_last[o->more[k]]);
+    finish_op(lw->ir, sum);
+    int prev = sum->id;
+    module_op(lw, first, first->n_mods - 1, &prev);
+    lw->edge_last[o->edge] = prev;
+    for (int k = 0; k < o->n_more; k++) lw->edge_last[o->more[k]] = prev;
+  }
 }
 
 /* The layers and final norm of a vertex: its own, or (shared) its model's, created by the first call. */
@@ -586,6 +610,7 @@ void ir_build(Ir *ir, const Net *net) {
     vertex_ops(&lw, ir->vertex_order[k]);
     emit_ready_edges(&lw, ir->vertex_order[k]);
   }
+  joined_heads(&lw);
   for (int l = 0; l < net->n_losses; l++) {
     const Loss *loss = &net->losses[l];
     const Output *o = &net->outputs[loss->output];

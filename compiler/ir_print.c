@@ -102,7 +102,9 @@ static void json_cost(FILE *out, const char *key, Cost c) {
 
 static void json_module(FILE *out, const Net *net, const Module *m) {
   fprintf(out, "{\"kind\": \"%s\", \"din\": %ld, \"dout\": %ld", mod_kind_name(m->kind), m->din, m->dout);
-  if (m->kind == MOD_LINEAR) fprintf(out, ", \"bias\": %s", m->bias ? "true" : "false");
+  if (m->kind == MOD_LINEAR)
+    fprintf(out, ", \"bias\": %s, \"init\": \"%s\"", m->bias ? "true" : "false",
+            m->init == INIT_ZERO ? "zero" : m->init == INIT_IDENTITY ? "identity" : "normal");
   if (m->kind == MOD_MLP) fprintf(out, ", \"hidden\": %ld", m->hidden);
   if (m->model >= 0) fprintf(out, ", \"model\": \"%s\"", net->models[m->model].name);
   if (m->kind == MOD_GPT2_EDGE) fprintf(out, ", \"scaled\": %s", m->unscaled ? "false" : "true");
@@ -169,8 +171,10 @@ static void json_edges(FILE *out, const Net *net) {
   fprintf(out, "  ],\n  \"outputs\": [\n");
   for (int i = 0; i < net->n_outputs; i++) {
     const Output *o = &net->outputs[i];
-    fprintf(out, "    {\"name\": \"%s\", \"kind\": \"%s\", \"width\": %ld, \"edge\": %d}%s\n", o->name,
-            o->kind == OUT_LM ? "lm" : "class", o->width, o->edge, i + 1 < net->n_outputs ? "," : "");
+    fprintf(out, "    {\"name\": \"%s\", \"kind\": \"%s\", \"width\": %ld, \"edge\": %d, \"edges\": [%d", o->name,
+            o->kind == OUT_LM ? "lm" : "class", o->width, o->edge, o->edge);
+    for (int k = 0; k < o->n_more; k++) fprintf(out, ", %d", o->more[k]);
+    fprintf(out, "]}%s\n", i + 1 < net->n_outputs ? "," : "");
   }
   fprintf(out, "  ],\n  \"losses\": [\n");
   for (int i = 0; i < net->n_losses; i++) {

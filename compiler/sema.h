@@ -84,9 +84,13 @@ typedef enum {
   MOD_CLASSIFY,   /* classify(N): linear d -> N on the last position */
 } ModKind;
 
+typedef enum { INIT_NORMAL, INIT_ZERO, INIT_IDENTITY } ModInit; /* linear's `init` (order as written) */
+
 typedef struct Module {
   ModKind kind;
   Loc at;
+  ModInit init;   /* linear: how its weight starts (INIT_NORMAL: N(0, 0.02), the paper's) */
+  Loc init_at;    /* the `init` argument (line 0 when absent) */
   long din, dout;
   int bias;       /* linear */
   int model;      /* decoder, gpt2 edge, embed, head: index into Net.models, else -1 */
@@ -120,7 +124,9 @@ typedef struct Output {
   Loc at;
   OutKind kind;
   long width;   /* vocabulary or classes */
-  int edge;     /* the edge that produces it */
+  int edge;     /* the (first) edge that produces it */
+  int *more;    /* the other chains that end in it (n_more): their pre-head vectors are summed, then one head */
+  int n_more;
   int used;     /* read by a loss */
   int loss;     /* the loss that reads it (one at most), or -1 */
 } Output;

@@ -88,16 +88,37 @@ static int train_flag(const Arg *a, int *trainable, int *given) {
   return 1;
 }
 
+/* `init zero | identity | normal` of linear: the weight's start (identity needs a square matrix, checked once
+ * the widths are known). */
+static int init_arg(Sema *s, const Call *c, const Arg *a, Module *m, const char *usage) {
+  static const char *const inits[] = {"normal", "zero", "identity", NULL};
+  for (int k = 0; inits[k]; k++)
+    if (a->a.kind == VAL_IDENT && !strcmp(a->a.s, inits[k])) {
+      m->init = (ModInit)k;
+      m->init_at = a->at;
+      return 0;
+    }
+  const char *best = a->a.kind == VAL_IDENT ? closest_name(a->a.s, inits, 3) : NULL;
+  if (best)
+    diag_error(s->diag, a->a.at, "%s: unknown init '%s'; did you mean '%s'?", c->name, a->a.s, best);
+  else
+    diag_error(s->diag, a->a.at, "%s: init must be normal, zero or identity", c->name);
+  diag_hint(s->diag, "usage: %s", usage);
+  return -1;
+}
+
 static int linear_module(Sema *s, const Call *c, Module *m) {
-  const char *usage =
-      "linear, linear(bias), linear(OUT), linear(IN -> OUT, bias); a width is a number or a model";
-  static const char *const flags[] = {"bias", "nobias", NULL};
+  const char *usage = "linear, linear(bias), linear(OUT), linear(IN -> OUT, bias), linear(bias, init zero | "
+                      "identity | normal); a width is a number or a model";
+  static const char *const flags[] = {"bias", "nobias", "init", NULL};
   for (int i = 0; i < c->args.n; i++) {
     const Arg *a = c->args.items[i];
     int ident = a->kind == ARG_VALUE && a->a.kind == VAL_IDENT;
-    if (ident && !strcmp(a->a.s, "bias")) m->bias = 1;
+    if (a->kind == ARG_KEYWORD && !strcmp(a->key, "init")) {
+      if (init_arg(s, c, a, m, usage)) return -1;
+    } else if (ident && !strcmp(a->a.s, "bias")) m->bias = 1;
     else if (ident && !strcmp(a->a.s, "nobias")) m->bias = 0;
-    else if (ident && !sym_find(s, a->a.s) && closest_name(a->a.s, flags, 2)) {
+    else if (ident && !sym_find(s, a->a.s) && closest_name(a->a.s, flags, 3)) {
       bad_arg(s, c, a, usage, flags); /* a misspelt flag, not an unknown model */
       return -1;
     } else if (a->kind == ARG_ARROW) {
@@ -370,6 +391,12 @@ static int module_width(Sema *s, Edge *e, int i, long w) {
       m->dout = w;
       if (!m->hidden) m->hidden = w / 2 > 0 ? w / 2 : 1;
     }
+    if (m->init == INIT_IDENTITY && m->din != m->dout) {
+      diag_error(s->diag, m->init_at, "linear(%ld -> %ld): init identity needs a square weight", m->din, m->dout);
+      origin_note(s, i);
+      diag_hint(s->diag, "init identity keeps a width; use init zero or normal for a projection");
+      return -1;
+    }
   } else if (m->din != w) {
     diag_error(s->diag, m->at, "%s(%s) takes width %ld but receives %ld", mod_kind_name(m->kind),
                s->net->models[m->model].name, m->din, w);
@@ -532,8 +559,55 @@ static int ends_in_output(const Edge *e) {
          (e->mods[e->n_mods - 1].kind == MOD_HEAD || e->mods[e->n_mods - 1].kind == MOD_CLASSIFY);
 }
 
-/* The last hop of a chain that ends after head() or classify(): the name of a new output. */
+/* A chain into an output that exists: allowed for head() outputs of the same head (the chains' vectors are
+ * summed before that one head, so the logits are the sum of each chain's); 1 when e joins it, 0 when it is not
+ * such a chain (nothing reported), -1 after an error. */
+static int join_output(Sema *s, Edge *e, const Call *c, const Sym *sym) {
+  Net *net = s->net;
+  if (!sym || sym->kind != SYM_OUTPUT || sym->index < 0 || e->mods[e->n_mods - 1].kind != MOD_HEAD) return 0;
+  Output *o = &net->outputs[sym->index];
+  const Module *head = &e->mods[e->n_mods - 1], *first = &net->edges[o->edge].mods[net->edges[o->edge].n_mods - 1];
+  if (o->kind != OUT_LM || first->model != head->model || first->trainable != head->trainable) {
+    char want[160];
+    module_describe(net, first, want, sizeof want);
+    if (first->model == head->model) /* the same model, another trainability: say which it must be */
+      snprintf(want + strlen(want) - 1, sizeof want - strlen(want) + 1, ", %s)", first->trainable ? "trainable" : "frozen");
+    if (o->kind != OUT_LM)
+      diag_error(s->diag, c->at, "'%s' is the output of classify(); only head() outputs take more chains", c->name);
+    else
+      diag_error(s->diag, c->at, "'%s' is the output of %s; a second chain into it must end in the same head",
+                 c->name, want);
+    diag_note(s->diag, o->at, "'%s' is defined here", c->name);
+    if (o->kind != OUT_LM)
+      diag_hint(s->diag, "give the output of head() a new name");
+    else
+      diag_hint(s->diag, "chains into one output are summed before its one head: end this one with %s too", want);
+    return -1;
+  }
+  e->dst_kind = END_OUTPUT;
+  e->dst = sym->index;
+  edge_label(net, e);
+  if (flow_widths(s, e) != 0) return -1;
+  if (o->n_more + 1 >= sema_limits[LIM_INPUTS].max) {
+    over_limit(s, LIM_INPUTS, o->n_more + 2LL, e->at, "too many chains into output '%s'", o->name);
+    return -1;
+  }
+  if ((o->n_more & (o->n_more - 1)) == 0) { /* 0, 1, 2, 4, ...: room for twice as many */
+    int *more = arena_alloc(net->arena, sizeof(int) * (size_t)(o->n_more ? 2 * o->n_more : 1));
+    if (o->n_more) memcpy(more, o->more, sizeof(int) * (size_t)o->n_more);
+    o->more = more;
+  }
+  o->more[o->n_more++] = e->id;
+  count_edge(s, e);
+  net->n_edges++;
+  return 1;
+}
+
+/* The last hop of a chain that ends after head() or classify(): the name of a new output, or an output that
+ * exists (join_output). */
 static int chain_output(Sema *s, Edge *e, const Call *c, const Sym *sym) {
+  int joined = join_output(s, e, c, sym);
+  if (joined) return joined > 0 ? 0 : -1;
   if (sym) {
     if (failed_name_quiet(s, c->name)) return -1;
     diag_error(s->diag, c->at, "'%s' is already %s; give the output of %s() a new name", c->name,
@@ -650,7 +724,8 @@ void module_describe(const Net *net, const Module *m, char *buf, size_t size) {
   switch (m->kind) {
     case MOD_IDENTITY: snprintf(buf, size, "identity"); break;
     case MOD_LINEAR:
-      snprintf(buf, size, "linear(%ld -> %ld%s)", m->din, m->dout, m->bias ? ", bias" : "");
+      snprintf(buf, size, "linear(%ld -> %ld%s%s)", m->din, m->dout, m->bias ? ", bias" : "",
+               m->init == INIT_ZERO ? ", init zero" : m->init == INIT_IDENTITY ? ", init identity" : "");
       break;
     case MOD_MLP: snprintf(buf, size, "mlp(%ld -> %ld -> %ld)", m->din, m->hidden, m->dout); break;
     case MOD_DECODER: snprintf(buf, size, "decoder_layer(%s)", model); break;

@@ -61,6 +61,8 @@ static void init_params(lmn_net *net, uint64_t seed) {
     else if (p->init == LMN_INIT_ONE)
       for (size_t k = 0; k < n; k++) x[k] = 1.0f;
     else memset(x, 0, n * sizeof(float));
+    if (p->init == LMN_INIT_IDENTITY) /* zeroed above; a square matrix (lmnc checks) */
+      for (long k = 0; k < p->rows && k < p->cols; k++) x[(size_t)k * (size_t)p->cols + (size_t)k] = 1.0f;
   }
   lmn_net_init_derived(net, seed);
 }

@@ -16,8 +16,14 @@
 #include "threads.h"
 
 /* NORMAL: N(0, 0.02); ZERO; ONE; EMBED_STATS: N(mean, std) of the tensor `like` (the fixed random prefix is
- * drawn from the statistics of the token embedding). */
-typedef enum lmn_init { LMN_INIT_NORMAL = 0, LMN_INIT_ZERO, LMN_INIT_ONE, LMN_INIT_EMBED_STATS } lmn_init;
+ * drawn from the statistics of the token embedding); IDENTITY: the identity matrix (square weights). */
+typedef enum lmn_init {
+  LMN_INIT_NORMAL = 0,
+  LMN_INIT_ZERO,
+  LMN_INIT_ONE,
+  LMN_INIT_EMBED_STATS,
+  LMN_INIT_IDENTITY
+} lmn_init;
 
 /* What a tensor is, for `optimizer.no_decay` (flags: a LayerNorm bias is both a bias and a norm). */
 enum { LMN_PARAM_BIAS = 1, LMN_PARAM_NORM = 2, LMN_PARAM_EMBEDDING = 4 };

@@ -456,11 +456,14 @@ static void test_hetero(void) {
 static void test_qwen2(void) {
   run_family("twin_qwen2");
 }
+static void test_joined(void) {
+  run_family("twin_joined");
+}
 
 /* Every network of the registry has a test above. */
 static void test_registry_covered(void) {
-  static const char *const families[] = {"twin_tiny", "twin_dag",    "twin_classify",
-                                         "twin_gpt2", "twin_hetero", "twin_qwen2"};
+  static const char *const families[] = {"twin_tiny",   "twin_dag",   "twin_classify", "twin_gpt2",
+                                         "twin_hetero", "twin_qwen2", "twin_joined"};
   for (int i = 0; registry[i]; i++) {
     int found = 0;
     for (size_t k = 0; k < sizeof families / sizeof families[0]; k++)
@@ -477,6 +480,7 @@ static CU_TestInfo tests[] = {
     {"gpt2_e2e: gpt2, prefix, long skip, smoothing", test_gpt2_e2e},
     {"hetero: llama + qwen2 widths, frozen vertices", test_hetero},
     {"qwen2: biases, NEOX RoPE, untied head", test_qwen2},
+    {"joined: three chains summed before one head, init identity", test_joined},
     {"every twin network has a test", test_registry_covered},
     {"lmn_dump_state: tensors, batch, metadata, refusals", test_dump_roundtrip},
     {"dump-state command: seeded weights, first training batch", test_dump_command},

@@ -1242,7 +1242,7 @@ const lmn_net_desc gpt2_e2e_desc = {
         "    {\"id\": 5, \"type\": null, \"key\": \"edge.last+first->logits\", \"label\": \"last + first -> logits\", \"sources\": [\"last\", \"first\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 1024, \"dout\": 50257, \"model\": \"gpt\", \"trainable\": false}]}\n"
         "  ],\n"
         "  \"outputs\": [\n"
-        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 50257, \"edge\": 5}\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 50257, \"edge\": 5, \"edges\": [5]}\n"
         "  ],\n"
         "  \"losses\": [\n"
         "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0.10000000000000001}\n"

@@ -778,7 +778,7 @@ const lmn_net_desc smol_q8_desc = {
         "    {\"id\": 1, \"type\": null, \"key\": \"edge.v->logits\", \"label\": \"v -> logits\", \"sources\": [\"v\"], \"dst_kind\": \"output\", \"dst\": \"logits\", \"modules\": [{\"kind\": \"head\", \"din\": 576, \"dout\": 49152, \"model\": \"smol\", \"trainable\": false}]}\n"
         "  ],\n"
         "  \"outputs\": [\n"
-        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 49152, \"edge\": 1}\n"
+        "    {\"name\": \"logits\", \"kind\": \"lm\", \"width\": 49152, \"edge\": 1, \"edges\": [1]}\n"
         "  ],\n"
         "  \"losses\": [\n"
         "    {\"name\": \"lm\", \"output\": \"logits\", \"target\": \"next_tokens\", \"weight\": 1, \"smoothing\": 0}\n"

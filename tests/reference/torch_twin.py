@@ -408,7 +408,8 @@ class Twin(nn.Module):
 
         outs = {}
         for o in self.ir["outputs"]:
-            y = edge_out(self.ir["edges"][o["edge"]])
+            # several chains into one output: their logits add (one head, linear, after their sum)
+            y = sum(edge_out(self.ir["edges"][i]) for i in o.get("edges", [o["edge"]]))
             outs[o["name"]] = y[:, self.prefix :, :] if o["kind"] == "lm" else y
         return outs
 
