@@ -43,7 +43,7 @@ LIBLMN   := $(LIBDIR)/liblmn.a
 LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume backend demo fuzz install clean regen check-generated models
+.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models
 all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
 
 deps:
@@ -157,6 +157,7 @@ test: deps models
 	@bash tests/hostile-test.sh $(LMNC) && bash tests/crash-test.sh $(LMNC)
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
 	@bash tests/warmstart-test.sh $(LMNC) && bash tests/export-test.sh $(LMNC) && bash tests/preserve-test.sh $(LMNC)
+	@bash scripts/paper.sh --smoke
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test
@@ -179,6 +180,17 @@ models:
 demo: deps
 	$(MAKE) all
 	@bash scripts/demo.sh
+
+# paper: the LMNet claim in miniature on SmolLM2-135M (scripts/paper.sh): four variants, one budget, one seed;
+# writes docs/paper.md and docs/paper.png (about 60-90 minutes on a quiet 2-core machine). paper-smoke: the
+# same pipeline at a tiny budget into build/paper-smoke/ (part of make test).
+paper: deps models
+	$(MAKE) all
+	@bash scripts/paper.sh
+
+paper-smoke: deps models
+	$(MAKE) all
+	@bash scripts/paper.sh --smoke
 
 fuzz: deps
 	$(MAKE) -f tests/fuzz/fuzz.mk

@@ -10,20 +10,9 @@ bin/lmnc info dsl-examples/tiny.lmn --batch 8 --seq 128 | sed -n '1,2p;/FLOPs/p'
 bin/lmnc dot dsl-examples/tiny.lmn | dot -Tpng -o demo/tiny.png
 echo "== wrote demo/tiny.png"
 
-# The corpus: the English fortune files (plain text, one saying per '%' line). Every 50th saying of each
-# file goes to the validation text and the rest to the training text, so that validation measures the same
-# mix of files that training sees (a tail of the concatenation would be the last files alone).
+# The corpus: the English fortune files, every 50th saying of each file held out (scripts/corpus.sh).
 if [ ! -s demo/train.txt ] || [ ! -s demo/val.txt ]; then
-  files=()
-  for f in fortunes literature people wisdom science humorists platitudes work love men-women politics \
-           education computers art food goedel law linuxcookie magic medicine miscellaneous news pets \
-           riddles songs-poems sports startrek translate-me zippy; do
-    p=/usr/share/games/fortunes/$f
-    [ -f "$p" ] && files+=("$p")
-  done
-  [ ${#files[@]} -gt 0 ] || { echo "demo: no fortune files in /usr/share/games/fortunes (apt-get install fortunes)" >&2; exit 1; }
-  awk -v train=demo/train.txt -v val=demo/val.txt \
-      'FNR == 1 { n = 0 } /^%$/ { n++; next } { if (n % 50 == 49) print > val; else print > train }' "${files[@]}"
+  bash scripts/corpus.sh demo/train.txt demo/val.txt 50
 fi
 echo "== corpus: demo/train.txt $(wc -c < demo/train.txt) bytes, demo/val.txt $(wc -c < demo/val.txt) bytes"
 cat > demo/train.yaml <<YAML
