@@ -336,7 +336,11 @@ static void tokenizer_option(Sema *s, const Stmt *st, Model *m, const Setting *o
     diag_hint(s->diag, "'tokenizer \"FILE\"' lends a tokenizer to a model trained from scratch; remove it");
     return;
   }
-  if (o->value.kind != VAL_STRING || !o->value.s[0]) {
+  if (o->value.kind == VAL_STRING && !o->value.s[0]) {
+    diag_error(s->diag, o->value.at, "empty tokenizer path");
+    return;
+  }
+  if (o->value.kind != VAL_STRING) {
     diag_error(s->diag, o->value.at, "'tokenizer' takes the path of a GGUF file or a Hugging Face directory");
     diag_hint(s->diag, "write it in quotes: tokenizer \"../models/SmolLM2-135M-Instruct.Q4_1.gguf\"");
     return;
