@@ -164,7 +164,7 @@ test: deps models
 	$(MAKE) unit golden resume backend
 	@bash tests/hostile-test.sh $(LMNC) && bash tests/crash-test.sh $(LMNC)
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
-	@bash tests/warmstart-test.sh $(LMNC)
+	@bash tests/warmstart-test.sh $(LMNC) && bash tests/tokenizer-test.sh $(LMNC)
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test
