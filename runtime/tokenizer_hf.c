@@ -90,6 +90,9 @@ static int count_tokens(hf_tok *h, const lmn_json_value *vocab, const lmn_json_v
     if (id >= n) n = id + 1;
   }
   if (n == 0) return bad(h, "model.vocab", "no tokens");
+  if ((size_t)n > vocab->n + (added ? added->n : 0)) /* before allocating for ids that cannot all be there */
+    return bad(h, "model.vocab", "ids run to %d but model.vocab and added_tokens give only %zu tokens (every id "
+               "from 0 must have one)", (int)n - 1, vocab->n + (added ? added->n : 0));
   h->p.n = n;
   h->tokens = calloc((size_t)n, sizeof *h->tokens);
   h->types = malloc((size_t)n);
@@ -415,14 +418,13 @@ static int read_tokenizer_json(hf_tok *h, const lmn_json *j) {
   return 0;
 }
 
-int lmn_tokenizer_load_hf(lmn_tokenizer *t, const char *dir, lmn_err *err) {
-  if (t) memset(t, 0, sizeof *t);
-  if (!t || !dir) return lmn_errf(err, "tokenizer: no tokenizer or directory given");
-  char path[4200];
-  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+/* Builds t from a tokenizer.json document named path (read from a file, or given), then, with dir set, BOS
+ * and EOS from that directory's configuration files. */
+static int load_hf(lmn_tokenizer *t, const char *path, const char *text, size_t n, const char *dir, lmn_err *err) {
   hf_tok h = {.path = path, .err = err, .p = {.name = path, .bos = -1, .eos = -1, .unk = -1, .pad = -1, .eot = -1}};
   lmn_json *j = NULL;
-  int rc = lmn_json_read_file(path, &j, err) != 0 || read_tokenizer_json(&h, j) != 0 || read_special(&h, dir) != 0
+  int rc = (text ? lmn_json_parse(text, n, path, &j, err) : lmn_json_read_file(path, &j, err)) != 0 ||
+                   read_tokenizer_json(&h, j) != 0 || (dir && read_special(&h, dir) != 0)
                ? -1
                : lmn_tokenizer_from_parts(t, &h.p, err);
   lmn_json_free(j);
@@ -430,6 +432,20 @@ int lmn_tokenizer_load_hf(lmn_tokenizer *t, const char *dir, lmn_err *err) {
   free(h.types);
   free(h.merges);
   return rc;
+}
+
+int lmn_tokenizer_load_hf(lmn_tokenizer *t, const char *dir, lmn_err *err) {
+  if (t) memset(t, 0, sizeof *t);
+  if (!t || !dir) return lmn_errf(err, "tokenizer: no tokenizer or directory given");
+  char path[4200];
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  return load_hf(t, path, NULL, 0, dir, err);
+}
+
+int lmn_tokenizer_parse_hf(lmn_tokenizer *t, const char *text, size_t n, const char *name, lmn_err *err) {
+  if (t) memset(t, 0, sizeof *t);
+  if (!t || (!text && n) || !name) return lmn_errf(err, "tokenizer: no tokenizer, text or name given");
+  return load_hf(t, name, text ? text : "", n, NULL, err);
 }
 
 int lmn_tokenizer_load(lmn_tokenizer *t, const char *path, lmn_err *err) {
