@@ -310,8 +310,10 @@ static void info_tokenizer(const Net *net, FILE *out) {
   else if (m->hp.vocab == 256)
     fprintf(out, "tokenizer: raw bytes (model %s, vocabulary 256)\n", m->name);
   else
-    fprintf(out, "tokenizer: none: model %s has a vocabulary of %s; give it one with tokenizer \"FILE\" to train "
-            "on text\n", m->name, commas(m->hp.vocab, a));
+    fprintf(out,
+            "tokenizer: none: model %s has a vocabulary of %s; give it one with tokenizer \"FILE\" to train "
+            "on text\n",
+            m->name, commas(m->hp.vocab, a));
 }
 
 void ir_print_info(const Ir *ir, FILE *out, long batch, long seq) {

@@ -170,10 +170,10 @@ stmt: NETWORK IDENT {
     ;
 
 /* A model: a file, a file with an architecture block, or a block alone, each optionally followed by options
- * `KEY VALUE` (`weights q8_0`, `tokenizer "FILE"`). The key is a plain name, so `weights` and `tokenizer` stay
- * usable as names elsewhere; sema checks the keys, the values and which models take which option. Each form is spelt out with
- * and without options: after the file, a name may start either the block or an option, and only the token
- * after it tells which, so nothing may be reduced before it. */
+ * `KEY VALUE` (`weights q8_0`, `tokenizer "FILE"`). The key is a plain name, so `weights` and `tokenizer`
+ * stay usable as names elsewhere; sema checks the keys, the values and which models take which option. Each
+ * form is spelt out with and without options: after the file, a name may start either the block or an option,
+ * and only the token after it tells which, so nothing may be reduced before it. */
 model_spec: model_file { $$ = model_new(ctx, @1, $1, NULL, NULL); }
     | model_file model_opts { $$ = model_new(ctx, @1, $1, NULL, &$2); }
     | model_file block { $$ = model_new(ctx, @1, $1, $2, NULL); }

@@ -70,7 +70,8 @@ static uint64_t network_hash(const Sched *p) {
   const Model *em = p->net->embed_model >= 0 ? &p->net->models[p->net->embed_model] : NULL;
   if (em && em->tok_path) { /* the ids mean other tokens: by the file's base name, so that it may move */
     const char *base = strrchr(em->tok_path, '/');
-    int n = snprintf(buf, sizeof buf, "tokenizer:%s:%s;", em->name, base && base[1] ? base + 1 : em->tok_path);
+    int n =
+        snprintf(buf, sizeof buf, "tokenizer:%s:%s;", em->name, base && base[1] ? base + 1 : em->tok_path);
     h = fnv1a(h, buf, n < (int)sizeof buf ? n : (int)sizeof buf);
   }
   return h;

@@ -349,11 +349,13 @@ static void tokenizer_option(Sema *s, const Stmt *st, Model *m, const Setting *o
   lmn_tokenizer tok;
   lmn_err err;
   if (lmn_tokenizer_load(&tok, file, &err) != 0) {
-    diag_error(s->diag, o->value.at, "cannot read the tokenizer that model '%s' borrows: %s", m->name, err.msg);
+    diag_error(s->diag, o->value.at, "cannot read the tokenizer that model '%s' borrows: %s", m->name,
+               err.msg);
     if (access(file, F_OK) != 0 && o->value.s[0] != '/')
       diag_hint(s->diag, "a relative path is relative to the directory of the .lmn file");
     else
-      diag_hint(s->diag, "a tokenizer comes from a GGUF file or a Hugging Face directory with a tokenizer.json");
+      diag_hint(s->diag,
+                "a tokenizer comes from a GGUF file or a Hugging Face directory with a tokenizer.json");
     return;
   }
   struct stat sb;
@@ -361,10 +363,12 @@ static void tokenizer_option(Sema *s, const Stmt *st, Model *m, const Setting *o
   m->tok_vocab = tok.vocab_size;
   lmn_tokenizer_free(&tok);
   if (m->hp.arch != LMN_ARCH_NONE && m->tok_vocab > m->hp.vocab) {
-    diag_error(s->diag, vocab_at(st, m), "model '%s' has a vocabulary of %ld but the tokenizer it borrows has %ld tokens",
-               m->name, m->hp.vocab, m->tok_vocab);
+    diag_error(s->diag, vocab_at(st, m),
+               "model '%s' has a vocabulary of %ld but the tokenizer it borrows has %ld tokens", m->name,
+               m->hp.vocab, m->tok_vocab);
     diag_note(s->diag, option_span(o), "the tokenizer is borrowed here");
-    diag_hint(s->diag, "make it 'vocab %ld' or more (ids beyond the tokenizer's are never produced)", m->tok_vocab);
+    diag_hint(s->diag, "make it 'vocab %ld' or more (ids beyond the tokenizer's are never produced)",
+              m->tok_vocab);
     return;
   }
   m->tok_path = o->value.s;
@@ -382,8 +386,9 @@ static void model_options(Sema *s, const Stmt *st, Model *m) {
     int k = !strcmp(o->key, keys[0]) ? 0 : !strcmp(o->key, keys[1]) ? 1 : -1;
     if (k < 0) {
       unknown_word(s, o->at, "model option", o->key, keys, 2);
-      diag_hint(s->diag, "model options are 'weights FORMAT' (a model read from a file) and 'tokenizer \"FILE\"' "
-                         "(a model trained from scratch)");
+      diag_hint(s->diag,
+                "model options are 'weights FORMAT' (a model read from a file) and 'tokenizer \"FILE\"' "
+                "(a model trained from scratch)");
     } else if (seen[k]) {
       diag_error(s->diag, option_span(o), "'%s' is given twice for model '%s'", keys[k], m->name);
       diag_note(s->diag, option_span(seen[k]), "first given here");
@@ -393,8 +398,10 @@ static void model_options(Sema *s, const Stmt *st, Model *m) {
       diag_hint(s->diag, "formats are file, f32, f16, bf16, q8_0, q4_0 and q4_1: weights q8_0");
     } else {
       seen[k] = o;
-      if (k == 0) weights_option(s, st, m, o);
-      else tokenizer_option(s, st, m, o);
+      if (k == 0)
+        weights_option(s, st, m, o);
+      else
+        tokenizer_option(s, st, m, o);
     }
   }
 }

@@ -431,9 +431,11 @@ static void check_borrowed_tokenizers(Sema *s) {
     const Model *md = &net->models[m];
     const Sym *sym = sym_find(s, md->name);
     if (!md->tok_file || m == net->embed_model || !sym || !sym->used) continue;
-    diag_warning(s->diag, md->tok_at, "the tokenizer of model '%s' is never used: the tokens are embedded by '%s'",
-                 md->name, net->embed_model >= 0 ? net->models[net->embed_model].name : "?");
-    diag_hint(s->diag, "the model of embed(...) reads the text; give the tokenizer to it, or remove this one");
+    diag_warning(s->diag, md->tok_at,
+                 "the tokenizer of model '%s' is never used: the tokens are embedded by '%s'", md->name,
+                 net->embed_model >= 0 ? net->models[net->embed_model].name : "?");
+    diag_hint(s->diag,
+              "the model of embed(...) reads the text; give the tokenizer to it, or remove this one");
   }
 }
 

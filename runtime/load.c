@@ -77,7 +77,6 @@ static int check_hparams(const char *path, const lmn_net_desc *d, const lmn_hpar
   return 0;
 }
 
-
 /* Where the network's tokenizer comes from: the file of a borrowed one (`tokenizer "PATH"`), else the file
  * of the model whose embedding reads the tokens; NULL: neither (raw bytes). */
 static const lmn_model_info *tokenizer_source(const lmn_net_desc *d) {
@@ -95,8 +94,10 @@ static int check_vocab(const lmn_net_desc *d, const lmn_model_info *m, const cha
     return lmn_errf(err, "%s: the tokenizer has %d tokens but the network was compiled for %d", path, (int)n,
                     d->vocab);
   if (n > d->vocab)
-    return lmn_errf(err, "%s: the tokenizer has %d tokens, more than the vocabulary of %d that network '%s' "
-                    "was compiled for", path, (int)n, d->vocab, d->name);
+    return lmn_errf(err,
+                    "%s: the tokenizer has %d tokens, more than the vocabulary of %d that network '%s' "
+                    "was compiled for",
+                    path, (int)n, d->vocab, d->name);
   return 0;
 }
 
@@ -104,10 +105,11 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
   const lmn_model_info *m = tokenizer_source(desc);
   if (!m) {
     if (desc->vocab != 256)
-      return lmn_errf(err,
-                      "%s: a from-scratch vocabulary of %d tokens has no tokenizer (raw bytes need 256; borrow "
-                      "one with `tokenizer \"FILE\"` on the model)",
-                      desc->name, desc->vocab);
+      return lmn_errf(
+          err,
+          "%s: a from-scratch vocabulary of %d tokens has no tokenizer (raw bytes need 256; borrow "
+          "one with `tokenizer \"FILE\"` on the model)",
+          desc->name, desc->vocab);
     lmn_tokenizer_init_bytes(tok);
     return 0;
   }
@@ -115,7 +117,8 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
   const char *dir = getenv("LMN_MODEL_DIR");
   lmn_model_path(m, dir, path, sizeof path);
   if (lmn_model_check_exists(desc, m, dir, path, err)) return -1;
-  if (m->format != 1 && m->format != 2) return lmn_errf(err, "%s: unknown tokenizer file format %d", path, m->format);
+  if (m->format != 1 && m->format != 2)
+    return lmn_errf(err, "%s: unknown tokenizer file format %d", path, m->format);
   if ((m->format == 2 ? lmn_tokenizer_load_hf(tok, path, err) : lmn_tokenizer_load_gguf(tok, path, err)) != 0)
     return -1;
   if (check_vocab(desc, m, path, tok->vocab_size, err) != 0) {

@@ -64,8 +64,8 @@ struct lmn_net_desc {
   int tokenizer_model;          /* the model (index into models) whose tokenizer reads the text; -1 (or no
                                  * such model): raw bytes */
   const lmn_model_info *tokenizer; /* a borrowed tokenizer (`tokenizer "FILE"` on a from-scratch model), used
-                                 * instead: its name (the model's), path, from_build and format (1 GGUF, 2 a
-                                 * Hugging Face directory's tokenizer.json); NULL: none */
+                                    * instead: its name (the model's), path, from_build and format (1 GGUF, 2
+                                    * a Hugging Face directory's tokenizer.json); NULL: none */
   size_t n_floats;          /* parameter buffer size */
   size_t n_train;           /* trainable floats (prefix of the buffer) */
   size_t n_train_decay;     /* of which the first n_train_decay take weight decay */

@@ -1065,7 +1065,8 @@ static int jt_duplicates(jp *p, const jt_frame *f) {
 
 /* A new item at the end of frame f (with its key, read here, for an object): the value to read next. */
 static lmn_json_value *jt_slot(jp *p, jt_frame *f) {
-  if (grow((void **)&f->items, &f->cap, f->n, sizeof *f->items) != 0) return jp_fail(p, "out of memory"), NULL;
+  if (grow((void **)&f->items, &f->cap, f->n, sizeof *f->items) != 0)
+    return jp_fail(p, "out of memory"), NULL;
   lmn_json_value *v = &f->items[f->n++];
   memset(v, 0, sizeof *v);
   if (f->close == '}' && (jp_cstring(p, (char **)&v->key) != 0 || jp_expect(p, ':') != 0)) return NULL;
@@ -1174,9 +1175,12 @@ static int json_slurp(const char *path, char **buf, size_t *n, lmn_err *err) {
     rc = lmn_errf(err, "%s: larger than %u bytes", path, LMN_JSON_MAX_FILE);
   else if (!(*buf = malloc((size_t)size + 1)))
     rc = lmn_errf(err, "%s: out of memory", path);
-  for (ssize_t r = 1; rc == 0 && r > 0 && *n < (size_t)size; *n += r > 0 ? (size_t)r : 0)
-    if ((r = read(fd, *buf + *n, (size_t)size - *n)) < 0)
-      rc = lmn_errf(err, "%s: read error: %s", path, strerror(errno));
+  while (rc == 0 && *n < (size_t)size) { /* a file that shrinks meanwhile ends early: parsed as it is */
+    ssize_t r = read(fd, *buf + *n, (size_t)size - *n);
+    if (r < 0 && errno != EINTR) rc = lmn_errf(err, "%s: read error: %s", path, strerror(errno));
+    if (r == 0) break;
+    if (r > 0) *n += (size_t)r;
+  }
   close(fd);
   if (rc != 0) free(*buf), *buf = NULL;
   return rc;

@@ -104,8 +104,8 @@ typedef struct lmn_json lmn_json;
 int lmn_json_parse(const char *text, size_t n, const char *name, lmn_json **out, lmn_err *err);
 int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err); /* at most 64 MiB */
 void lmn_json_free(lmn_json *j);
-const lmn_json_value *lmn_json_root(const lmn_json *j);                   /* the top-level object */
-const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key);   /* NULL when absent */
+const lmn_json_value *lmn_json_root(const lmn_json *j);                 /* the top-level object */
+const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key); /* NULL when absent */
 /* The member key of obj; NULL when absent or obj is not an object. */
 const lmn_json_value *lmn_json_member(const lmn_json_value *obj, const char *key);
 

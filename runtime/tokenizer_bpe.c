@@ -107,7 +107,6 @@ static size_t run_of(const uint8_t *s, size_t pos, size_t end, unsigned mask) {
 
 /* ---------------------------------------------------------------- the tokenizer */
 
-
 typedef struct merge_slot {
   uint64_t key;   /* (left id << 32) | right id */
   int32_t rank;   /* -1: empty slot */
@@ -759,8 +758,13 @@ int lmn_tokenizer_from_parts(lmn_tokenizer *t, const lmn_bpe_parts *p, lmn_err *
   bpe *b = calloc(1, sizeof *b);
   if (!b) return lmn_errf(err, "%s: out of memory", p->name);
   b->pre = p->pre;
-  b->info = (lmn_bpe_info){.pre = lmn_bpe_pre_name(p->pre), .add_bos = p->add_bos, .add_eos = p->add_eos,
-                           .unk = p->unk, .pad = p->pad, .eot = p->eot, .ignore_merges = p->ignore_merges};
+  b->info = (lmn_bpe_info){.pre = lmn_bpe_pre_name(p->pre),
+                           .add_bos = p->add_bos,
+                           .add_eos = p->add_eos,
+                           .unk = p->unk,
+                           .pad = p->pad,
+                           .eot = p->eot,
+                           .ignore_merges = p->ignore_merges};
   if (copy_tokens(b, p, err) != 0 || make_bytes(b, err) != 0 || make_token_table(b, err) != 0 ||
       add_merges(b, p, err) != 0 || make_specials(b, err) != 0) {
     bpe_free(b);
@@ -775,7 +779,8 @@ int lmn_tokenizer_from_parts(lmn_tokenizer *t, const lmn_bpe_parts *p, lmn_err *
   return 0;
 }
 
-/* ---------------------------------------------------------------- the tokenizer.ggml.* keys of a GGUF file */
+/* ---------------------------------------------------------------- the tokenizer.ggml.* keys of a GGUF file
+ */
 
 #define K_MODEL "tokenizer.ggml.model"
 #define K_PRE "tokenizer.ggml.pre"

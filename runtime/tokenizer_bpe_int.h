@@ -22,13 +22,13 @@ typedef struct lmn_bpe_str {
 typedef struct lmn_bpe_parts {
   const char *name; /* the file, in messages */
   lmn_bpe_pre pre;
-  int ignore_merges;          /* a piece that is a whole token is not merged */
-  int add_bos, add_eos;       /* lmn_bpe_info */
-  int32_t n;                  /* tokens, 1 to LMN_BPE_MAX_VOCAB */
-  const lmn_bpe_str *tokens;  /* [n] as stored: bytes_to_unicode form, special tokens as their text */
-  const uint8_t *types;       /* [n] LMN_TOKTYPE_* */
-  size_t n_merges;            /* at most LMN_BPE_MAX_MERGES */
-  const lmn_bpe_str *merges;  /* [2 * n_merges]: left and right part of each merge, lowest rank first */
+  int ignore_merges;               /* a piece that is a whole token is not merged */
+  int add_bos, add_eos;            /* lmn_bpe_info */
+  int32_t n;                       /* tokens, 1 to LMN_BPE_MAX_VOCAB */
+  const lmn_bpe_str *tokens;       /* [n] as stored: bytes_to_unicode form, special tokens as their text */
+  const uint8_t *types;            /* [n] LMN_TOKTYPE_* */
+  size_t n_merges;                 /* at most LMN_BPE_MAX_MERGES */
+  const lmn_bpe_str *merges;       /* [2 * n_merges]: left and right part of each merge, lowest rank first */
   int32_t bos, eos, unk, pad, eot; /* ids in [0, n), or -1 */
 } lmn_bpe_parts;
 

@@ -46,7 +46,8 @@ static const char *shown(char *buf, size_t cap, const char *s) {
 }
 #define SHOWN(s) shown((char[120]){0}, 120, (s))
 
-static const char *const kind_names[] = {"null", "a boolean", "a number", "a string", "an object", "an array"};
+static const char *const kind_names[] = {"null",     "a boolean", "a number",
+                                         "a string", "an object", "an array"};
 
 /* Member key of obj, which must be of kind want (or absent when optional); *out NULL when absent. */
 static int member(const hf_tok *h, const lmn_json_value *obj, const char *name, const char *key,
@@ -91,8 +92,10 @@ static int count_tokens(hf_tok *h, const lmn_json_value *vocab, const lmn_json_v
   }
   if (n == 0) return bad(h, "model.vocab", "no tokens");
   if ((size_t)n > vocab->n + (added ? added->n : 0)) /* before allocating for ids that cannot all be there */
-    return bad(h, "model.vocab", "ids run to %d but model.vocab and added_tokens give only %zu tokens (every id "
-               "from 0 must have one)", (int)n - 1, vocab->n + (added ? added->n : 0));
+    return bad(h, "model.vocab",
+               "ids run to %d but model.vocab and added_tokens give only %zu tokens (every id "
+               "from 0 must have one)",
+               (int)n - 1, vocab->n + (added ? added->n : 0));
   h->p.n = n;
   h->tokens = calloc((size_t)n, sizeof *h->tokens);
   h->types = malloc((size_t)n);
@@ -140,8 +143,10 @@ static int read_added(hf_tok *h, const lmn_json_value *added) {
 static int check_no_gaps(const hf_tok *h) {
   for (int32_t i = 0; i < h->p.n; i++)
     if (!h->tokens[i].s)
-      return bad(h, "model.vocab", "no token has id %d (model.vocab and added_tokens must give every id from 0 "
-                 "to %d)", (int)i, (int)h->p.n - 1);
+      return bad(h, "model.vocab",
+                 "no token has id %d (model.vocab and added_tokens must give every id from 0 "
+                 "to %d)",
+                 (int)i, (int)h->p.n - 1);
   return 0;
 }
 
@@ -191,7 +196,8 @@ static int check_model_options(const hf_tok *h, const lmn_json_value *model) {
                                         {"end_of_word_suffix", "model.end_of_word_suffix"}};
   const lmn_json_value *v;
   if (member(h, model, "model.byte_fallback", "byte_fallback", LMN_JSON_BOOL, 1, &v) != 0) return -1;
-  if (v && v->boolean) return bad(h, "model.byte_fallback", "true is not supported (byte-level BPE needs none)");
+  if (v && v->boolean)
+    return bad(h, "model.byte_fallback", "true is not supported (byte-level BPE needs none)");
   for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
     if (member(h, model, strs[i][1], strs[i][0], LMN_JSON_STRING, 1, &v) != 0) return -1;
     if (v && v->str[0]) return bad(h, strs[i][1], "'%s' is not supported (only an empty one)", SHOWN(v->str));
@@ -294,7 +300,8 @@ static int split_regex(const hf_tok *h, const lmn_json_value *pt, const char *ke
   if (member(h, pat, k, "Regex", LMN_JSON_STRING, 0, &rx) != 0) return -1;
   snprintf(k, sizeof k, "%s.behavior", key);
   if (member(h, pt, k, "behavior", LMN_JSON_STRING, 0, &v) != 0) return -1;
-  if (strcmp(v->str, "Isolated") != 0) return bad(h, k, "'%s' is not supported (only Isolated)", SHOWN(v->str));
+  if (strcmp(v->str, "Isolated") != 0)
+    return bad(h, k, "'%s' is not supported (only Isolated)", SHOWN(v->str));
   snprintf(k, sizeof k, "%s.invert", key);
   if (member(h, pt, k, "invert", LMN_JSON_BOOL, 1, &v) != 0) return -1;
   if (v && v->boolean) return bad(h, k, "true is not supported");
@@ -309,11 +316,12 @@ static int first_step(hf_tok *h, const lmn_json_value *pt, int use_regex) {
   int r = pre_is(h, pt, key, "Digits");
   if (r < 0) return -1;
   if (r == 0) {
-    if (member(h, pt, "pre_tokenizer.pretokenizers[0].individual_digits", "individual_digits", LMN_JSON_BOOL, 1,
-               &v) != 0)
+    if (member(h, pt, "pre_tokenizer.pretokenizers[0].individual_digits", "individual_digits", LMN_JSON_BOOL,
+               1, &v) != 0)
       return -1;
     if (!v || !v->boolean || !use_regex)
-      return bad(h, key, "Digits is supported with individual_digits true, before a ByteLevel with use_regex");
+      return bad(h, key,
+                 "Digits is supported with individual_digits true, before a ByteLevel with use_regex");
     return h->p.pre = LMN_PRE_SMOLLM, 0;
   }
   if ((r = pre_is(h, pt, key, "Split")) != 0)
@@ -322,9 +330,10 @@ static int first_step(hf_tok *h, const lmn_json_value *pt, int use_regex) {
   if (use_regex && strcmp(re, SMOLLM_DIGITS) == 0) return h->p.pre = LMN_PRE_SMOLLM, 0;
   for (size_t i = 0; !use_regex && i < sizeof known_regexes / sizeof *known_regexes; i++)
     if (strcmp(re, known_regexes[i].regex) == 0) return h->p.pre = known_regexes[i].pre, 0;
-  return bad(h, "pre_tokenizer.pretokenizers[0].pattern.Regex",
-             "the pattern \"%s\"%s is not one of the supported pre-tokenizers (GPT-2, SmolLM, Llama 3, Qwen2)",
-             SHOWN(re), use_regex ? " followed by a ByteLevel with use_regex" : "");
+  return bad(
+      h, "pre_tokenizer.pretokenizers[0].pattern.Regex",
+      "the pattern \"%s\"%s is not one of the supported pre-tokenizers (GPT-2, SmolLM, Llama 3, Qwen2)",
+      SHOWN(re), use_regex ? " followed by a ByteLevel with use_regex" : "");
 }
 
 static int read_pre_tokenizer(hf_tok *h, const lmn_json *j) {
@@ -367,7 +376,8 @@ static int config_id(hf_tok *h, const lmn_json *cfg, const char *key, int32_t *i
   if (!v || v->kind == LMN_JSON_NULL || (v->kind == LMN_JSON_ARRAY && v->n == 0)) return 0;
   if (v->kind == LMN_JSON_ARRAY) v = &v->items[0];
   if (token_id_value(h, v, key, id) != 0) return -1;
-  if (*id >= h->p.n) return bad(h, key, "token id %d is outside the vocabulary of %d tokens", (int)*id, (int)h->p.n);
+  if (*id >= h->p.n)
+    return bad(h, key, "token id %d is outside the vocabulary of %d tokens", (int)*id, (int)h->p.n);
   return 0;
 }
 
@@ -386,7 +396,8 @@ static int read_special(hf_tok *h, const char *dir) {
   char tc_path[4200], c_path[4200];
   lmn_json *tc, *c;
   int32_t *ids[2] = {&h->p.bos, &h->p.eos}, got;
-  static const char *const tok_keys[2] = {"bos_token", "eos_token"}, *const id_keys[2] = {"bos_token_id", "eos_token_id"},
+  static const char *const tok_keys[2] = {"bos_token", "eos_token"},
+                           *const id_keys[2] = {"bos_token_id", "eos_token_id"},
                            *const add_keys[2] = {"add_bos_token", "add_eos_token"};
   if (optional_json(h, dir, "tokenizer_config.json", tc_path, sizeof tc_path, &tc) != 0) return -1;
   int rc = 0;
@@ -420,8 +431,10 @@ static int read_tokenizer_json(hf_tok *h, const lmn_json *j) {
 
 /* Builds t from a tokenizer.json document named path (read from a file, or given), then, with dir set, BOS
  * and EOS from that directory's configuration files. */
-static int load_hf(lmn_tokenizer *t, const char *path, const char *text, size_t n, const char *dir, lmn_err *err) {
-  hf_tok h = {.path = path, .err = err, .p = {.name = path, .bos = -1, .eos = -1, .unk = -1, .pad = -1, .eot = -1}};
+static int load_hf(lmn_tokenizer *t, const char *path, const char *text, size_t n, const char *dir,
+                   lmn_err *err) {
+  hf_tok h = {
+      .path = path, .err = err, .p = {.name = path, .bos = -1, .eos = -1, .unk = -1, .pad = -1, .eot = -1}};
   lmn_json *j = NULL;
   int rc = (text ? lmn_json_parse(text, n, path, &j, err) : lmn_json_read_file(path, &j, err)) != 0 ||
                    read_tokenizer_json(&h, j) != 0 || (dir && read_special(&h, dir) != 0)

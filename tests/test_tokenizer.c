@@ -5,8 +5,8 @@
  * for all single bytes, random byte strings and invalid UTF-8; output capacity; the chat prompt; files
  * that must be refused with the file and key named; and the encoding speed on a large text. The same
  * fixture through Hugging Face tokenizer.json files holding the GGUF's vocabulary and merges (written by
- * tests/reference/make_tokenizer_json.py into $LMN_TOKJSON), which must also match the GGUF tokenizer. Tests that
- * need models/SmolLM2-135M-Instruct.Q4_1.gguf (`make models`) pass with a notice when it is absent. */
+ * tests/reference/make_tokenizer_json.py into $LMN_TOKJSON), which must also match the GGUF tokenizer. Tests
+ * that need models/SmolLM2-135M-Instruct.Q4_1.gguf (`make models`) pass with a notice when it is absent. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,15 +195,17 @@ static int check_case(const lmn_tokenizer *t, const char *pre, char *line, int l
   return ok;
 }
 
-/* The directory of tokenizer.json files made from MODEL by tests/reference/make_tokenizer_json.py ($LMN_TOKJSON,
- * set by `make unit`), or NULL with a notice when it is not there. */
+/* The directory of tokenizer.json files made from MODEL by tests/reference/make_tokenizer_json.py
+ * ($LMN_TOKJSON, set by `make unit`), or NULL with a notice when it is not there. */
 static const char *tokjson_dir(void) {
   const char *d = getenv("LMN_TOKJSON");
   char probe[4200];
   snprintf(probe, sizeof probe, "%s/smollm/tokenizer.json", d ? d : "build/tokjson");
   if (access(probe, R_OK) == 0) return d ? d : "build/tokjson";
-  printf("\n    NOTE: %s is absent (make unit writes it with tests/reference/make_tokenizer_json.py): test "
-         "skipped ", probe);
+  printf(
+      "\n    NOTE: %s is absent (make unit writes it with tests/reference/make_tokenizer_json.py): test "
+      "skipped ",
+      probe);
   CU_PASS("tokenizer.json absent: skipped");
   return NULL;
 }

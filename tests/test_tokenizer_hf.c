@@ -16,9 +16,10 @@
 /* "Ġ" is the space of bytes_to_unicode. Ids: a b ab Ġ <s> Ġa; merges a+b, Ġ+a. */
 #define VOCAB "{\"a\": 0, \"b\": 1, \"ab\": 2, \"\\u0120\": 3, \"<s>\": 4, \"\\u0120a\": 5}"
 #define PRE_BL "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}"
-#define BASE                                                                                            \
-  "{\"added_tokens\": [{\"id\": 4, \"content\": \"<s>\", \"special\": true}], \"normalizer\": null, "    \
-  "\"pre_tokenizer\": " PRE_BL ", \"model\": {\"type\": \"BPE\", \"byte_fallback\": false, \"vocab\": " VOCAB \
+#define BASE                                                                                          \
+  "{\"added_tokens\": [{\"id\": 4, \"content\": \"<s>\", \"special\": true}], \"normalizer\": null, " \
+  "\"pre_tokenizer\": " PRE_BL                                                                        \
+  ", \"model\": {\"type\": \"BPE\", \"byte_fallback\": false, \"vocab\": " VOCAB                      \
   ", \"merges\": [\"a b\", \"\\u0120 a\"]}}"
 
 static char dir[64];
@@ -65,12 +66,14 @@ static void test_builds(void) {
   CU_ASSERT_EQUAL(lmn_tokenizer_token_type(&t, 4), LMN_TOKTYPE_CONTROL);
   lmn_bpe_info info;
   CU_ASSERT_EQUAL(lmn_tokenizer_bpe_info(&t, &info), 0);
-  CU_ASSERT(strcmp(info.pre, "gpt-2") == 0 && info.n_merges == 2 && info.n_special == 1 && !info.ignore_merges);
+  CU_ASSERT(strcmp(info.pre, "gpt-2") == 0 && info.n_merges == 2 && info.n_special == 1 &&
+            !info.ignore_merges);
   lmn_tokenizer_free(&t);
   /* merges as pairs give the same; tokenizer_config.json wins over config.json */
   write_file("tokenizer.json", variant("[\"a b\", \"\\u0120 a\"]", "[[\"a\", \"b\"], [\"\\u0120\", \"a\"]]"));
-  write_file("tokenizer_config.json", "{\"bos_token\": {\"content\": \"<s>\"}, \"eos_token\": \"ab\", "
-                                      "\"add_bos_token\": true}");
+  write_file("tokenizer_config.json",
+             "{\"bos_token\": {\"content\": \"<s>\"}, \"eos_token\": \"ab\", "
+             "\"add_bos_token\": true}");
   CU_ASSERT_EQUAL_FATAL(load(&t, &e), 0);
   n = lmn_tokenizer_encode(&t, "ab a", 4, ids, 16);
   CU_ASSERT(n == 2 && ids[0] == 2 && ids[1] == 5);
@@ -89,8 +92,8 @@ static void test_pre_tokenizers(void) {
   static const struct {
     const char *pre, *name;
   } cases[] = {
-      {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": true}, " PRE_BL
-       "]}",
+      {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": "
+       "true}, " PRE_BL "]}",
        "smollm"},
       {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
        "\"\\\\p{N}\"}, \"behavior\": \"Isolated\", \"invert\": false}, " PRE_BL "]}",
@@ -106,7 +109,8 @@ static void test_pre_tokenizers(void) {
        "\"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
        "qwen2"},
       {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
-       "\"'s|'t|'re|'ve|'m|'ll|'d| ?\\\\p{L}+| ?\\\\p{N}+| ?[^\\\\s\\\\p{L}\\\\p{N}]+|\\\\s+(?!\\\\S)|\\\\s+\"}, "
+       "\"'s|'t|'re|'ve|'m|'ll|'d| ?\\\\p{L}+| ?\\\\p{N}+| "
+       "?[^\\\\s\\\\p{L}\\\\p{N}]+|\\\\s+(?!\\\\S)|\\\\s+\"}, "
        "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
        "gpt-2"},
   };
@@ -138,39 +142,51 @@ static const bad_case bad_cases[] = {
      "tokenizer.json: key 'model.type': 'WordPiece' is not supported"},
     {"tokenizer.json", "\"type\": \"BPE\", ", "", "tokenizer.json: key 'model.type': missing"},
     {"tokenizer.json", "\"model\":", "\"modle\":", "tokenizer.json: key 'model': missing"},
-    {"tokenizer.json", "\"vocab\": {", "\"vocab\": [1], \"x\": {", "key 'model.vocab': an object is expected, not an array"},
+    {"tokenizer.json", "\"vocab\": {", "\"vocab\": [1], \"x\": {",
+     "key 'model.vocab': an object is expected, not an array"},
     {"tokenizer.json", "\"a\": 0", "\"a\": -1", "key 'model.vocab.a': a token id"},
     {"tokenizer.json", "\"a\": 0", "\"a\": 0.5", "key 'model.vocab.a': a token id"},
     {"tokenizer.json", "\"a\": 0", "\"a\": \"0\"", "key 'model.vocab.a': a token id"},
-    {"tokenizer.json", "\"ab\": 2", "\"ab\": 7", "key 'model.vocab': ids run to 7 but model.vocab and added_tokens give only 7"},
+    {"tokenizer.json", "\"ab\": 2", "\"ab\": 7",
+     "key 'model.vocab': ids run to 7 but model.vocab and added_tokens give only 7"},
     {"tokenizer.json", "\"ab\": 2", "\"ab\": 16777215", "key 'model.vocab': ids run to 16777215"},
     {"tokenizer.json", "\"ab\": 2", "\"ab\": 16777216", "key 'model.vocab.ab': a token id"},
     {"tokenizer.json", "\"ab\": 2", "\"ab\": 6", "key 'model.vocab': no token has id 2"},
     {"tokenizer.json", "\"b\": 1", "\"b\": 0", "key 'model.vocab': id 0 is 'b' here but 'a' elsewhere"},
     {"tokenizer.json", "\"vocab\": {", "\"vocab\": {\"a\": 9, ", "duplicate key 'a'"},
-    {"tokenizer.json", "\"merges\": [", "\"merges\": 3, \"m\": [", "key 'model.merges': an array is expected, not a number"},
-    {"tokenizer.json", "\"a b\"", "\"ab\"", "key 'model.merges[0]': 'ab' is not two tokens separated by a space"},
+    {"tokenizer.json", "\"merges\": [", "\"merges\": 3, \"m\": [",
+     "key 'model.merges': an array is expected, not a number"},
+    {"tokenizer.json", "\"a b\"", "\"ab\"",
+     "key 'model.merges[0]': 'ab' is not two tokens separated by a space"},
     {"tokenizer.json", "\"a b\"", "\"a \"", "key 'model.merges[0]': 'a ' is not two tokens"},
     {"tokenizer.json", "\"a b\"", "[\"a\"]", "key 'model.merges[0]': a string \"left right\" or a pair"},
     {"tokenizer.json", "\"a b\"", "[\"a\", 1]", "key 'model.merges[0]': a string \"left right\" or a pair"},
     {"tokenizer.json", "\"a b\"", "[\"a\", \"\"]", "key 'model.merges[0]': an empty token"},
     {"tokenizer.json", "\"\\u0120 a\"", "null", "key 'model.merges[1]'"},
-    {"tokenizer.json", "[{\"id\": 4,", "[1, {\"id\": 4,", "key 'added_tokens[0]': an object is expected, not a number"},
+    {"tokenizer.json", "[{\"id\": 4,", "[1, {\"id\": 4,",
+     "key 'added_tokens[0]': an object is expected, not a number"},
     {"tokenizer.json", "\"id\": 4", "\"id\": 3", "key 'added_tokens[0]': id 3 is '<s>' here but"},
     {"tokenizer.json", "\"id\": 4", "\"id\": 1e3", "key 'added_tokens[0].id': a token id"},
     {"tokenizer.json", "\"id\": 4,", "", "key 'added_tokens[0].id': missing"},
-    {"tokenizer.json", "\"content\": \"<s>\"", "\"content\": 4", "key 'added_tokens[0].content': a string is expected"},
-    {"tokenizer.json", "\"content\": \"<s>\"", "\"content\": \"\"", "key 'added_tokens[0].content': an empty token"},
-    {"tokenizer.json", "\"special\": true", "\"special\": 1", "key 'added_tokens[0].special': a boolean is expected"},
-    {"tokenizer.json", "\"added_tokens\": [", "\"added_tokens\": {}, \"x\": [", "key 'added_tokens': an array is expected"},
+    {"tokenizer.json", "\"content\": \"<s>\"", "\"content\": 4",
+     "key 'added_tokens[0].content': a string is expected"},
+    {"tokenizer.json", "\"content\": \"<s>\"", "\"content\": \"\"",
+     "key 'added_tokens[0].content': an empty token"},
+    {"tokenizer.json", "\"special\": true", "\"special\": 1",
+     "key 'added_tokens[0].special': a boolean is expected"},
+    {"tokenizer.json", "\"added_tokens\": [", "\"added_tokens\": {}, \"x\": [",
+     "key 'added_tokens': an array is expected"},
     {"tokenizer.json", "\"pre_tokenizer\": " PRE_BL ", ", "", "key 'pre_tokenizer': missing"},
-    {"tokenizer.json", "\"type\": \"ByteLevel\"", "\"type\": \"Whitespace\"", "key 'pre_tokenizer': ByteLevel is expected"},
-    {"tokenizer.json", "\"type\": \"ByteLevel\"", "\"type\": 3", "key 'pre_tokenizer.type': a string is expected"},
+    {"tokenizer.json", "\"type\": \"ByteLevel\"", "\"type\": \"Whitespace\"",
+     "key 'pre_tokenizer': ByteLevel is expected"},
+    {"tokenizer.json", "\"type\": \"ByteLevel\"", "\"type\": 3",
+     "key 'pre_tokenizer.type': a string is expected"},
     {"tokenizer.json", "\"add_prefix_space\": false", "\"add_prefix_space\": true",
      "key 'pre_tokenizer.add_prefix_space': true is not supported"},
     {"tokenizer.json", "\"use_regex\": true", "\"use_regex\": false", "key 'pre_tokenizer.use_regex'"},
     {"tokenizer.json", PRE_BL,
-     "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, "
+     "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
+     "\"\\\\w+\"}, "
      "\"behavior\": \"Isolated\"}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
      "key 'pre_tokenizer.pretokenizers[0].pattern.Regex': the pattern \"\\w+\" is not one of the supported"},
     {"tokenizer.json", PRE_BL,
@@ -178,11 +194,13 @@ static const bad_case bad_cases[] = {
      "\"behavior\": \"Isolated\"}, " PRE_BL "]}",
      "key 'pre_tokenizer.pretokenizers[0].pattern.Regex': missing"},
     {"tokenizer.json", PRE_BL,
-     "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\p{N}\"}, "
+     "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": "
+     "\"\\\\p{N}\"}, "
      "\"behavior\": \"Removed\"}, " PRE_BL "]}",
      "key 'pre_tokenizer.pretokenizers[0].behavior': 'Removed' is not supported"},
     {"tokenizer.json", PRE_BL,
-     "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": false}, " PRE_BL "]}",
+     "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": "
+     "false}, " PRE_BL "]}",
      "key 'pre_tokenizer.pretokenizers[0]': Digits is supported with individual_digits true"},
     {"tokenizer.json", PRE_BL, "{\"type\": \"Sequence\", \"pretokenizers\": [" PRE_BL "]}",
      "key 'pre_tokenizer.pretokenizers': 1 steps"},
@@ -192,21 +210,29 @@ static const bad_case bad_cases[] = {
      "key 'pre_tokenizer.pretokenizers[0]': an object is expected, not a number"},
     {"tokenizer.json", "\"normalizer\": null", "\"normalizer\": {\"type\": \"Lowercase\"}",
      "key 'normalizer.type': 'Lowercase' is not supported"},
-    {"tokenizer.json", "\"normalizer\": null", "\"normalizer\": 1", "key 'normalizer': an object is expected"},
-    {"tokenizer.json", "\"byte_fallback\": false", "\"byte_fallback\": true", "key 'model.byte_fallback': true"},
+    {"tokenizer.json", "\"normalizer\": null", "\"normalizer\": 1",
+     "key 'normalizer': an object is expected"},
+    {"tokenizer.json", "\"byte_fallback\": false", "\"byte_fallback\": true",
+     "key 'model.byte_fallback': true"},
     {"tokenizer.json", "\"byte_fallback\": false", "\"continuing_subword_prefix\": \"##\"",
      "key 'model.continuing_subword_prefix': '##' is not supported"},
     {"tokenizer.json", "\"byte_fallback\": false", "\"dropout\": 0.1", "key 'model.dropout': 0.1"},
-    {"tokenizer.json", "\"byte_fallback\": false", "\"unk_token\": \"<unk>\"", "key 'model.unk_token': '<unk>' is not a token"},
-    {"tokenizer.json", "\"byte_fallback\": false", "\"ignore_merges\": 1", "key 'model.ignore_merges': a boolean"},
+    {"tokenizer.json", "\"byte_fallback\": false", "\"unk_token\": \"<unk>\"",
+     "key 'model.unk_token': '<unk>' is not a token"},
+    {"tokenizer.json", "\"byte_fallback\": false", "\"ignore_merges\": 1",
+     "key 'model.ignore_merges': a boolean"},
     {"tokenizer.json", "\"vocab\": ", "\"vocab\" ", "tokenizer.json: JSON at offset"},
     {"tokenizer.json", NULL, "[]", "tokenizer.json: JSON at offset 0: expected '{'"},
-    {"tokenizer_config.json", NULL, "{\"bos_token\": \"<x>\"}", "tokenizer_config.json: key 'bos_token': '<x>' is not a token"},
+    {"tokenizer_config.json", NULL, "{\"bos_token\": \"<x>\"}",
+     "tokenizer_config.json: key 'bos_token': '<x>' is not a token"},
     {"tokenizer_config.json", NULL, "{\"eos_token\": 4}", "tokenizer_config.json: key 'eos_token': a token"},
-    {"tokenizer_config.json", NULL, "{\"eos_token\": {\"id\": 4}}", "tokenizer_config.json: key 'eos_token': a token"},
-    {"tokenizer_config.json", NULL, "{\"add_bos_token\": \"yes\"}", "tokenizer_config.json: key 'add_bos_token'"},
+    {"tokenizer_config.json", NULL, "{\"eos_token\": {\"id\": 4}}",
+     "tokenizer_config.json: key 'eos_token': a token"},
+    {"tokenizer_config.json", NULL, "{\"add_bos_token\": \"yes\"}",
+     "tokenizer_config.json: key 'add_bos_token'"},
     {"tokenizer_config.json", NULL, "{", "tokenizer_config.json: JSON at offset"},
-    {"config.json", NULL, "{\"eos_token_id\": 99}", "config.json: key 'eos_token_id': token id 99 is outside"},
+    {"config.json", NULL, "{\"eos_token_id\": 99}",
+     "config.json: key 'eos_token_id': token id 99 is outside"},
     {"config.json", NULL, "{\"bos_token_id\": -1}", "config.json: key 'bos_token_id': a token id"},
     {"config.json", NULL, "{\"bos_token_id\": [\"x\"]}", "config.json: key 'bos_token_id': a token id"},
 };
@@ -223,8 +249,8 @@ static void test_refused(void) {
     lmn_err e;
     snprintf(want, sizeof want, "%s/%s", dir, c->want);
     int rc = load(&t, &e);
-    int named = rc != 0 && (strstr(e.msg, want) || (strstr(c->want, "JSON") == NULL && strstr(e.msg, c->want) &&
-                                                    strstr(e.msg, dir)));
+    int named = rc != 0 && (strstr(e.msg, want) || (strstr(c->want, "JSON") == NULL &&
+                                                    strstr(e.msg, c->want) && strstr(e.msg, dir)));
     if (!named) printf("\n    case %zu: want '%s', got %s\n", i, want, rc ? e.msg : "success");
     CU_ASSERT(named);
     CU_ASSERT_PTR_NULL(t.self);
