@@ -132,9 +132,17 @@ $(BUILD)/tests/test_networks: tests/test_networks.c $(NET_OBJ) $(BUILD)/nets/reg
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests -I$(BUILD)/nets -o $@ $< $(NET_OBJ) $(LIBLMN) $(LDFLAGS) -lcunit $(LDLIBS)
 
+# tokenizer.json directories made from the SmolLM2 GGUF's vocabulary and merges (tests/test_tokenizer.c reads
+# them from $LMN_TOKJSON), when models/ holds the GGUF.
+SMOL_GGUF := models/SmolLM2-135M-Instruct.Q4_1.gguf
+TOKJSON   := $(BUILD)/tokjson
+$(TOKJSON)/stamp: tests/reference/make_tokenizer_json.py $(wildcard $(SMOL_GGUF))
+	@mkdir -p $(@D)
+	python3 $< $(SMOL_GGUF) $(@D) && touch $@
+
 # unit: build and run every CUnit suite of this BUILD; a failure or a sanitizer report fails the target.
-unit: $(LMNC) $(TEST_BIN)
-	@set -e; for t in $(TEST_BIN); do echo "== $$t"; LMNC=$(LMNC) $$t; done
+unit: $(LMNC) $(TEST_BIN) $(if $(wildcard $(SMOL_GGUF)),$(TOKJSON)/stamp)
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; LMNC=$(LMNC) LMN_TOKJSON=$(TOKJSON) $$t; done
 
 golden: $(LMNC)
 	@bash tests/run-golden.sh $(LMNC)
@@ -157,7 +165,7 @@ test: deps models
 	@bash tests/hostile-test.sh $(LMNC) && bash tests/crash-test.sh $(LMNC)
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
 	@bash tests/warmstart-test.sh $(LMNC) && bash tests/export-test.sh $(LMNC) && bash tests/preserve-test.sh $(LMNC)
-	@bash scripts/paper.sh --smoke
+	@bash tests/tokenizer-test.sh $(LMNC) && bash scripts/paper.sh --smoke
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test

@@ -268,9 +268,28 @@ static void out_c_string(Printer *pr, const char *s) {
   out(pr, "\"");
 }
 
+/* The tokenizer the embedding model borrows (`tokenizer "FILE"`), as a model file without hyper-parameters;
+ * returns whether there is one. */
+static int emit_tokenizer(Printer *pr) {
+  const Net *net = pr->net;
+  const Model *md = net->embed_model >= 0 ? &net->models[net->embed_model] : NULL;
+  if (!md || !md->tok_file) return 0;
+  char from_build[4096] = "";
+  if (pr->out_dir) relative_path(pr->out_dir, md->tok_file, from_build, sizeof from_build);
+  out(pr, "/* The tokenizer model '%s' borrows: a GGUF file (format 1) or a Hugging Face directory (2). */\n",
+      md->name);
+  out(pr, "static const lmn_model_info borrowed_tokenizer = {.name = \"%s\", .path = ", md->name);
+  out_c_string(pr, md->tok_file);
+  out(pr, ", .from_build = ");
+  out_c_string(pr, from_build);
+  out(pr, ", .format = %d};\n\n", md->tok_format);
+  return 1;
+}
+
 void emit_desc(Printer *pr, const char *source) {
   const Ir *ir = pr->ir;
   const Net *net = pr->net;
+  int borrowed = emit_tokenizer(pr);
   Cost f, t;
   flops(ir, &f, &t);
   long ctx = 1L << 30, classes = pr->p->primary >= 0 && ir->ops[pr->p->primary].kind == OP_CLASSIFY ? ir->ops[pr->p->primary].width : 0;
@@ -290,6 +309,7 @@ void emit_desc(Printer *pr, const char *source) {
       ctx - net->prefix, net->prefix);
   out(pr, "    .n_models = %d,\n    .models = models,\n    .tokenizer_model = %d,\n", file_model_index(net, net->n_models),
       em >= 0 && net->models[em].source != SRC_NONE ? file_model_index(net, em) : -1);
+  if (borrowed) out(pr, "    .tokenizer = &borrowed_tokenizer,\n");
   out(pr, "    .n_params = NPARAMS,\n    .params = params,\n    .n_floats = %ld,\n    .n_train = %ld,\n    .n_train_decay = %ld,\n",
       ir_param_total(ir, 0), ir_param_total(ir, 1), ir_param_total(ir, 1));
   out(pr, "    .flops_bt = %.17g,\n    .flops_btt = %.17g,\n    .flops_b = %.17g,\n", t.bt, t.btt, t.b);

@@ -41,7 +41,9 @@ static void text_models(const Net *net, FILE *out) {
   for (int i = 0; i < net->n_models; i++) {
     const Model *m = &net->models[i];
     fprintf(out, "  %-16s %-6s ", m->name, lmn_arch_name(m->hp.arch));
-    if (m->source == SRC_NONE)
+    if (m->source == SRC_NONE && m->tok_file)
+      fprintf(out, "from scratch, tokenizer \"%s\" (%ld tokens)\n", m->tok_file, m->tok_vocab);
+    else if (m->source == SRC_NONE)
       fprintf(out, "from scratch\n");
     else
       fprintf(out, "%s(\"%s\") weights %s\n", m->source == SRC_GGUF ? "gguf" : "safetensors", m->file,
@@ -134,6 +136,10 @@ static void json_models(FILE *out, const Net *net) {
       fprintf(out, "null");
     else
       json_str(out, weights_format_name(m->weights));
+    if (m->tok_file) { /* a borrowed tokenizer: only then, so that other networks print as before */
+      fprintf(out, ", \"tokenizer\": ");
+      json_str(out, m->tok_file);
+    }
     fprintf(out, "}%s\n", i + 1 < net->n_models ? "," : "");
   }
   fprintf(out, "  ],\n  \"vertices\": [\n");
@@ -317,6 +323,27 @@ static void info_owners(const Ir *ir, FILE *out) {
   }
 }
 
+/* Where the text's tokens come from: the embedding model's file, a borrowed tokenizer, raw bytes, or none. */
+static void info_tokenizer(const Net *net, FILE *out) {
+  const Model *m = net->embed_model >= 0 ? &net->models[net->embed_model] : NULL;
+  char a[32], b[32];
+  if (!m) return;
+  if (m->source == SRC_GGUF)
+    fprintf(out, "tokenizer: byte-level BPE of model %s's file %s\n", m->name, m->file);
+  else if (m->source == SRC_SAFETENSORS)
+    fprintf(out, "tokenizer: byte-level BPE of model %s's directory, %s/tokenizer.json\n", m->name, m->file);
+  else if (m->tok_file)
+    fprintf(out, "tokenizer: %s, borrowed by model %s (%s tokens for its vocabulary of %s)\n", m->tok_file,
+            m->name, commas(m->tok_vocab, a), commas(m->hp.vocab, b));
+  else if (m->hp.vocab == 256)
+    fprintf(out, "tokenizer: raw bytes (model %s, vocabulary 256)\n", m->name);
+  else
+    fprintf(out,
+            "tokenizer: none: model %s has a vocabulary of %s; give it one with tokenizer \"FILE\" to train "
+            "on text\n",
+            m->name, commas(m->hp.vocab, a));
+}
+
 void ir_print_info(const Ir *ir, FILE *out, long batch, long seq) {
   const Net *net = ir->net;
   char a[32], b[32], c[32];
@@ -330,6 +357,7 @@ void ir_print_info(const Ir *ir, FILE *out, long batch, long seq) {
           net->aggregate == AGG_MEAN ? "mean" : "sum");
   fprintf(out, "parameters: %s total, %s trainable, %s frozen\n", commas(total, a), commas(train, b),
           commas(total - train, c));
+  info_tokenizer(net, out);
   info_groups(ir, out);
   info_owners(ir, out);
   double fwd = 0, bwd = 0;

@@ -170,10 +170,10 @@ stmt: NETWORK IDENT {
     ;
 
 /* A model: a file, a file with an architecture block, or a block alone, each optionally followed by options
- * `KEY VALUE` (`weights q8_0`). The key is a plain name, so `weights` stays usable as a name elsewhere; sema
- * checks the keys, the values and that a model without a file takes no `weights`. Each form is spelt out with
- * and without options: after the file, a name may start either the block or an option, and only the token
- * after it tells which, so nothing may be reduced before it. */
+ * `KEY VALUE` (`weights q8_0`, `tokenizer "FILE"`). The key is a plain name, so `weights` and `tokenizer`
+ * stay usable as names elsewhere; sema checks the keys, the values and which models take which option. Each
+ * form is spelt out with and without options: after the file, a name may start either the block or an option,
+ * and only the token after it tells which, so nothing may be reduced before it. */
 model_spec: model_file { $$ = model_new(ctx, @1, $1, NULL, NULL); }
     | model_file model_opts { $$ = model_new(ctx, @1, $1, NULL, &$2); }
     | model_file block { $$ = model_new(ctx, @1, $1, $2, NULL); }
@@ -207,6 +207,15 @@ model_opt: IDENT IDENT {
         $$->at = L(@1);
         $$->has_value = 1;
         $$->value.kind = VAL_IDENT;
+        $$->value.s = $2;
+        $$->value.at = L(@2);
+      }
+    | IDENT STRING {
+        $$ = arena_alloc(A, sizeof *$$);
+        $$->key = $1;
+        $$->at = L(@1);
+        $$->has_value = 1;
+        $$->value.kind = VAL_STRING;
         $$->value.s = $2;
         $$->value.at = L(@2);
       }
@@ -412,8 +421,11 @@ static int open_bracket_index(const ScanState *st, yysymbol_kind_t tok) {
 
 /* A model statement: a `weights` without its format, an option written before the block, or the forms. */
 static void model_hint(const ScanState *st, Diag *d, yysymbol_kind_t tok) {
-  if (st->prev_kind == IDENT && !strcmp(st->prev_text, "weights") && tok != YYSYMBOL_IDENT)
+  int value = tok == YYSYMBOL_IDENT || tok == YYSYMBOL_STRING;
+  if (st->prev_kind == IDENT && !strcmp(st->prev_text, "weights") && !value)
     diag_hint(d, "'weights' takes a format: file, f32, f16, bf16, q8_0, q4_0 or q4_1");
+  else if (st->prev_kind == IDENT && !strcmp(st->prev_text, "tokenizer") && !value)
+    diag_hint(d, "'tokenizer' takes the path of a GGUF file or a Hugging Face directory: tokenizer \"FILE\"");
   else if (st->prev_kind == IDENT && !strcmp(yysymbol_name(tok), "'{'"))
     diag_hint(d, "options come after the architecture block: gguf(\"FILE\") llama { ... } weights q8_0");
   else

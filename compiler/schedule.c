@@ -49,8 +49,9 @@ static uint64_t fnv1a(uint64_t h, const char *s, int n) {
 }
 
 /* FNV-1a over "name:rows:cols:trainable;" of every tensor in generated order, then the aggregation, then
- * "weights:MODEL:FORMAT;" of every model whose frozen matrices are not kept as stored in its file: a network
- * without `weights` options hashes as it did before they existed, so its checkpoints still load. */
+ * "weights:MODEL:FORMAT;" of every model whose frozen matrices are not kept as stored in its file, then
+ * "tokenizer:MODEL:BASENAME;" when the embedding model borrows a tokenizer: a network without these options
+ * hashes as it did before they existed, so its checkpoints still load. */
 static uint64_t network_hash(const Sched *p) {
   uint64_t h = 1469598103934665603ULL;
   char buf[sizeof(((Param *)0)->name) + 96];
@@ -64,6 +65,13 @@ static uint64_t network_hash(const Sched *p) {
     const Model *md = &p->net->models[m];
     if (md->weights == WEIGHTS_FILE) continue;
     int n = snprintf(buf, sizeof buf, "weights:%s:%s;", md->name, weights_format_name(md->weights));
+    h = fnv1a(h, buf, n < (int)sizeof buf ? n : (int)sizeof buf);
+  }
+  const Model *em = p->net->embed_model >= 0 ? &p->net->models[p->net->embed_model] : NULL;
+  if (em && em->tok_path) { /* the ids mean other tokens: by the file's base name, so that it may move */
+    const char *base = strrchr(em->tok_path, '/');
+    int n =
+        snprintf(buf, sizeof buf, "tokenizer:%s:%s;", em->name, base && base[1] ? base + 1 : em->tok_path);
     h = fnv1a(h, buf, n < (int)sizeof buf ? n : (int)sizeof buf);
   }
   return h;

@@ -1,15 +1,17 @@
 /* sema.c: semantic analysis, part 1: the network statement, models (declared hyper-parameters or read
- * from the file's header, within the limits of sema_limits.c, and the `weights` option), vertices and the
- * `layers` sugar. Names live in sema_names.c; edges, losses and graph checks in sema_edges.c and
- * sema_graph.c. */
+ * from the file's header, within the limits of sema_limits.c, and the `weights` and `tokenizer` options),
+ * vertices and the `layers` sugar. Names live in sema_names.c; edges, losses and graph checks in
+ * sema_edges.c and sema_graph.c. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dequant.h"
 #include "modelfile.h"
 #include "sema_int.h"
+#include "tokenizer_bpe.h"
 
 /* ---- models ---------------------------------------------------------------------------------- */
 
@@ -319,22 +321,87 @@ static void weights_option(Sema *s, const Stmt *st, Model *m, const Setting *o) 
   }
 }
 
-/* Reads the options after a model's source or block into m (only `weights FORMAT`, at most once, and only for
- * a model with a file). Errors leave the model usable: no cascade. */
+/* The model's `vocab` setting (or, without one, the model), where a vocabulary problem is shown. */
+static Loc vocab_at(const Stmt *st, const Model *m) {
+  const Setting *set = find_setting(st, "vocab");
+  return set && set->has_value ? set->value.at : m->at;
+}
+
+/* `tokenizer "PATH"`: a from-scratch model borrows the tokenizer of a GGUF file or a Hugging Face directory
+ * (DIR/tokenizer.json), read now: it must load and have at most the model's vocabulary. */
+static void tokenizer_option(Sema *s, const Stmt *st, Model *m, const Setting *o) {
+  if (st->source) {
+    diag_error(s->diag, option_span(o), "model '%s' is read from a file and uses that file's tokenizer",
+               m->name);
+    diag_hint(s->diag, "'tokenizer \"FILE\"' lends a tokenizer to a model trained from scratch; remove it");
+    return;
+  }
+  if (o->value.kind == VAL_STRING && !o->value.s[0]) {
+    diag_error(s->diag, o->value.at, "empty tokenizer path");
+    return;
+  }
+  if (o->value.kind != VAL_STRING) {
+    diag_error(s->diag, o->value.at, "'tokenizer' takes the path of a GGUF file or a Hugging Face directory");
+    diag_hint(s->diag, "write it in quotes: tokenizer \"../models/SmolLM2-135M-Instruct.Q4_1.gguf\"");
+    return;
+  }
+  const char *file = resolve_path(s, o->value.s);
+  lmn_tokenizer tok;
+  lmn_err err;
+  if (lmn_tokenizer_load(&tok, file, &err) != 0) {
+    diag_error(s->diag, o->value.at, "cannot read the tokenizer that model '%s' borrows: %s", m->name,
+               err.msg);
+    if (access(file, F_OK) != 0 && o->value.s[0] != '/')
+      diag_hint(s->diag, "a relative path is relative to the directory of the .lmn file");
+    else
+      diag_hint(s->diag,
+                "a tokenizer comes from a GGUF file or a Hugging Face directory with a tokenizer.json");
+    return;
+  }
+  struct stat sb;
+  m->tok_format = stat(file, &sb) == 0 && S_ISDIR(sb.st_mode) ? 2 : 1;
+  m->tok_vocab = tok.vocab_size;
+  lmn_tokenizer_free(&tok);
+  if (m->hp.arch != LMN_ARCH_NONE && m->tok_vocab > m->hp.vocab) {
+    diag_error(s->diag, vocab_at(st, m),
+               "model '%s' has a vocabulary of %ld but the tokenizer it borrows has %ld tokens", m->name,
+               m->hp.vocab, m->tok_vocab);
+    diag_note(s->diag, option_span(o), "the tokenizer is borrowed here");
+    diag_hint(s->diag, "make it 'vocab %ld' or more (ids beyond the tokenizer's are never produced)",
+              m->tok_vocab);
+    return;
+  }
+  m->tok_path = o->value.s;
+  m->tok_file = file;
+  m->tok_at = option_span(o);
+}
+
+/* The options after a model's source or block, each at most once: `weights FORMAT` (a model with a file)
+ * and `tokenizer "PATH"` (a model without one). Errors leave the model usable: no cascade. */
 static void model_options(Sema *s, const Stmt *st, Model *m) {
-  const Setting *seen = NULL;
-  static const char *const keys[] = {"weights"};
+  static const char *const keys[] = {"weights", "tokenizer"};
+  const Setting *seen[2] = {NULL, NULL};
   for (int i = 0; i < st->model_opts.n; i++) {
     const Setting *o = st->model_opts.items[i];
-    if (strcmp(o->key, "weights") != 0) {
-      unknown_word(s, o->at, "model option", o->key, keys, 1);
-      diag_hint(s->diag, "a model read from a file takes one option after its file or block: weights FORMAT");
-    } else if (seen) {
-      diag_error(s->diag, option_span(o), "'weights' is given twice for model '%s'", m->name);
-      diag_note(s->diag, option_span(seen), "first given here");
+    int k = !strcmp(o->key, keys[0]) ? 0 : !strcmp(o->key, keys[1]) ? 1 : -1;
+    if (k < 0) {
+      unknown_word(s, o->at, "model option", o->key, keys, 2);
+      diag_hint(s->diag,
+                "model options are 'weights FORMAT' (a model read from a file) and 'tokenizer \"FILE\"' "
+                "(a model trained from scratch)");
+    } else if (seen[k]) {
+      diag_error(s->diag, option_span(o), "'%s' is given twice for model '%s'", keys[k], m->name);
+      diag_note(s->diag, option_span(seen[k]), "first given here");
+    } else if (k == 0 && o->value.kind == VAL_STRING) {
+      seen[k] = o;
+      diag_error(s->diag, o->value.at, "'weights' takes a format name, not a string");
+      diag_hint(s->diag, "formats are file, f32, f16, bf16, q8_0, q4_0 and q4_1: weights q8_0");
     } else {
-      seen = o;
-      weights_option(s, st, m, o);
+      seen[k] = o;
+      if (k == 0)
+        weights_option(s, st, m, o);
+      else
+        tokenizer_option(s, st, m, o);
     }
   }
 }

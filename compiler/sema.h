@@ -61,6 +61,13 @@ typedef struct Model {
   int used_shared;   /* some vertex, embed or head uses the model's own weight set */
   int weights;       /* WEIGHTS_FILE (the default, and always for a model without a file) or a ggml type */
   Loc weights_at;    /* the `weights FORMAT` option (line 0 when absent) */
+  /* `tokenizer "PATH"` (a from-scratch model borrows the tokenizer of a GGUF file or a Hugging Face
+   * directory) */
+  const char *tok_path; /* as written, or NULL */
+  const char *tok_file; /* resolved relative to the .lmn file */
+  int tok_format;       /* 1 GGUF file, 2 Hugging Face directory (its tokenizer.json) */
+  long tok_vocab;       /* tokens of the borrowed tokenizer */
+  Loc tok_at;           /* the option (line 0 when absent) */
 } Model;
 
 typedef struct Vertex {

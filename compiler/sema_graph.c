@@ -424,6 +424,21 @@ static void check_weights_format(Sema *s) {
   }
 }
 
+/* A tokenizer borrowed by a model that does not embed the tokens reads nothing. */
+static void check_borrowed_tokenizers(Sema *s) {
+  const Net *net = s->net;
+  for (int m = 0; m < net->n_models; m++) {
+    const Model *md = &net->models[m];
+    const Sym *sym = sym_find(s, md->name);
+    if (!md->tok_file || m == net->embed_model || !sym || !sym->used) continue;
+    diag_warning(s->diag, md->tok_at,
+                 "the tokenizer of model '%s' is never used: the tokens are embedded by '%s'", md->name,
+                 net->embed_model >= 0 ? net->models[net->embed_model].name : "?");
+    diag_hint(s->diag,
+              "the model of embed(...) reads the text; give the tokenizer to it, or remove this one");
+  }
+}
+
 void sema_graph(Sema *s) {
   Net *net = s->net;
   check_boundary(s);
@@ -448,6 +463,7 @@ void sema_graph(Sema *s) {
       diag_warning(s->diag, sym->at, "%s '%s' is never used", sym_kind_name(sym->kind), sym->name);
   }
   check_weights_format(s);
+  check_borrowed_tokenizers(s);
   if (!anything_trainable(net)) {
     diag_warning(s->diag, net->name_at, "nothing in network '%s' is trainable", net->name);
     diag_hint(s->diag,

@@ -87,9 +87,11 @@ static int gen_loop(lmn_net *net, const lmn_tokenizer *tok, gen_buf *b, int P, i
   lmn_rng rng;
   lmn_rng_seed(&rng, seed);
   int pos = P;
+  /* a borrowed tokenizer may have fewer tokens than the network: the ids beyond are never sampled */
+  int vocab = tok->vocab_size < d->vocab ? tok->vocab_size : d->vocab;
   double t0 = lmn_clock_s();
   for (int g = 0; g < n; g++) {
-    int32_t id = lmn_sample(b->logits, d->vocab, opts, &rng, b->scratch);
+    int32_t id = lmn_sample(b->logits, vocab, opts, &rng, b->scratch);
     if (id < 0) return lmn_errf(err, "%s: sampling failed at token %d", d->name, g);
     size_t len = 0;
     const char *bytes = lmn_tokenizer_decode_token(tok, id, &len);

@@ -77,28 +77,53 @@ static int check_hparams(const char *path, const lmn_net_desc *d, const lmn_hpar
   return 0;
 }
 
+/* Where the network's tokenizer comes from: the file of a borrowed one (`tokenizer "PATH"`), else the file
+ * of the model whose embedding reads the tokens; NULL: neither (raw bytes). */
+static const lmn_model_info *tokenizer_source(const lmn_net_desc *d) {
+  if (d->tokenizer) return d->tokenizer;
+  if (d->tokenizer_model >= 0 && d->tokenizer_model < d->n_models) return &d->models[d->tokenizer_model];
+  return NULL;
+}
+
+/* The tokenizer's vocabulary against the network's: a model's own GGUF tokenizer has exactly its vocabulary;
+ * a borrowed one, or a Hugging Face directory's (whose embedding may have padding rows: Qwen2 has 151,936
+ * for 151,665 tokens), may have fewer, and the ids beyond are never produced. */
+static int check_vocab(const lmn_net_desc *d, const lmn_model_info *m, const char *path, int32_t n,
+                       lmn_err *err) {
+  if (!d->tokenizer && m->format == 1 && n != d->vocab)
+    return lmn_errf(err, "%s: the tokenizer has %d tokens but the network was compiled for %d", path, (int)n,
+                    d->vocab);
+  if (n > d->vocab)
+    return lmn_errf(err,
+                    "%s: the tokenizer has %d tokens, more than the vocabulary of %d that network '%s' "
+                    "was compiled for",
+                    path, (int)n, d->vocab, d->name);
+  return 0;
+}
 
 int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err) {
-  if (desc->tokenizer_model < 0 || desc->tokenizer_model >= desc->n_models) {
+  const lmn_model_info *m = tokenizer_source(desc);
+  if (!m) {
     if (desc->vocab != 256)
-      return lmn_errf(err, "%s: a from-scratch vocabulary of %d tokens has no tokenizer (raw bytes need 256)",
-                      desc->name, desc->vocab);
+      return lmn_errf(
+          err,
+          "%s: a from-scratch vocabulary of %d tokens has no tokenizer (raw bytes need 256; borrow "
+          "one with `tokenizer \"FILE\"` on the model)",
+          desc->name, desc->vocab);
     lmn_tokenizer_init_bytes(tok);
     return 0;
   }
   char path[4096];
   const char *dir = getenv("LMN_MODEL_DIR");
-  lmn_model_path(&desc->models[desc->tokenizer_model], dir, path, sizeof path);
-  if (lmn_model_check_exists(desc, &desc->models[desc->tokenizer_model], dir, path, err)) return -1;
-  if (desc->models[desc->tokenizer_model].format != 1)
-    return lmn_errf(
-        err, "%s: reading a tokenizer from a Hugging Face directory (tokenizer.json) is not supported yet",
-        path);
-  if (lmn_tokenizer_load_gguf(tok, path, err)) return -1;
-  if (tok->vocab_size != desc->vocab) {
+  lmn_model_path(m, dir, path, sizeof path);
+  if (lmn_model_check_exists(desc, m, dir, path, err)) return -1;
+  if (m->format != 1 && m->format != 2)
+    return lmn_errf(err, "%s: unknown tokenizer file format %d", path, m->format);
+  if ((m->format == 2 ? lmn_tokenizer_load_hf(tok, path, err) : lmn_tokenizer_load_gguf(tok, path, err)) != 0)
+    return -1;
+  if (check_vocab(desc, m, path, tok->vocab_size, err) != 0) {
     lmn_tokenizer_free(tok);
-    return lmn_errf(err, "%s: the tokenizer has %d tokens but the network was compiled for %d", path,
-                    (int)tok->vocab_size, desc->vocab);
+    return -1;
   }
   return 0;
 }
@@ -128,22 +153,24 @@ void lmn_model_path(const lmn_model_info *m, const char *dir, char *buf, size_t 
 int lmn_model_check_exists(const lmn_net_desc *d, const lmn_model_info *m, const char *dir, const char *path,
                            lmn_err *err) {
   if (access(path, F_OK) == 0) return 0;
+  char what[200];
+  snprintf(what, sizeof what, "%s '%s'", m == d->tokenizer ? "the tokenizer of model" : "model", m->name);
   if (dir)
     return lmn_errf(err,
-                    "%s: no such file: model '%s' of network '%s' looked for in %s, which --model-dir or "
+                    "%s: no such file: %s of network '%s' looked for in %s, which --model-dir or "
                     "$LMN_MODEL_DIR names",
-                    path, m->name, d->name, dir);
+                    path, what, d->name, dir);
   char beside[4096] = "";
   if (m->path[0] != '/' && beside_executable(m, beside, sizeof beside))
     return lmn_errf(err,
-                    "%s: no such file: model '%s' of network '%s' (compiled from %s) is neither at %s (beside "
+                    "%s: no such file: %s of network '%s' (compiled from %s) is neither at %s (beside "
                     "the executable) nor at %s (from the working directory); give its folder with "
                     "--model-dir DIR or $LMN_MODEL_DIR",
-                    path, m->name, d->name, d->source ? d->source : "?", beside, m->path);
+                    path, what, d->name, d->source ? d->source : "?", beside, m->path);
   return lmn_errf(err,
-                  "%s: no such file: model '%s' of network '%s' (compiled from %s); give its folder with "
+                  "%s: no such file: %s of network '%s' (compiled from %s); give its folder with "
                   "--model-dir DIR or $LMN_MODEL_DIR",
-                  path, m->name, d->name, d->source ? d->source : "?");
+                  path, what, d->name, d->source ? d->source : "?");
 }
 
 static int load_hf(lmn_net *net, int mi, const char *path, lmn_err *err);

@@ -75,6 +75,9 @@ struct lmn_net_desc {
   const lmn_model_info *models;
   int tokenizer_model;          /* the model (index into models) whose tokenizer reads the text; -1 (or no
                                  * such model): raw bytes */
+  const lmn_model_info *tokenizer; /* a borrowed tokenizer (`tokenizer "FILE"` on a from-scratch model), used
+                                    * instead: its name (the model's), path, from_build and format (1 GGUF, 2
+                                    * a Hugging Face directory's tokenizer.json); NULL: none */
   size_t n_floats;          /* parameter buffer size */
   size_t n_train;           /* trainable floats (prefix of the buffer) */
   size_t n_train_decay;     /* of which the first n_train_decay take weight decay */
@@ -162,9 +165,12 @@ void lmn_model_path(const lmn_model_info *m, const char *dir, char *buf, size_t 
  * how to point at the file (-1). 0 when path exists. */
 int lmn_model_check_exists(const lmn_net_desc *d, const lmn_model_info *m, const char *dir, const char *path,
                            lmn_err *err);
-/* The tokenizer that reads the network's text: the BPE vocabulary of the embedding model's GGUF file
- * (desc->tokenizer_model; $LMN_MODEL_DIR applies), or raw bytes for a from-scratch vocabulary of 256.
- * Release it with lmn_tokenizer_free. */
+/* The tokenizer that reads the network's text: a borrowed one (desc->tokenizer: a GGUF file or a Hugging Face
+ * directory's tokenizer.json), else the byte-level BPE of the embedding model's file (desc->tokenizer_model:
+ * its GGUF, or its directory's tokenizer.json), else raw bytes for a from-scratch vocabulary of 256;
+ * $LMN_MODEL_DIR applies. A model's own GGUF tokenizer must have the network's vocabulary; a borrowed or a
+ * Hugging Face one at most that many tokens (the ids beyond are never produced). Release it with
+ * lmn_tokenizer_free. */
 struct lmn_tokenizer;
 int lmn_net_tokenizer(const lmn_net_desc *desc, struct lmn_tokenizer *tok, lmn_err *err);
 /* Re-draws the tensors initialised from others' statistics (after loading those others from a file). */

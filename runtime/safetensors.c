@@ -960,11 +960,10 @@ int lmn_st_writer_write(const lmn_st_writer *w, const char *path, lmn_err *err) 
 /* ---------------------------------------------------------------- JSON documents (config.json) */
 
 #define LMN_JSON_MAX_DEPTH 64
-#define LMN_JSON_MAX_FILE (16u << 20)
+#define LMN_JSON_MAX_FILE (64u << 20)
 
 struct lmn_json {
-  lmn_json_value *v;
-  size_t n, cap;
+  lmn_json_value root; /* the top-level object */
 };
 
 /* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? as a finite double; *is_int when no fraction/exponent. */
@@ -1030,89 +1029,117 @@ static int jp_scalar(jp *p, lmn_json_value *v) {
   return jp_literal(p, v);
 }
 
-/* "key" ':' inside a nested object (the key is checked and dropped). */
-static int jp_skip_key(jp *p) {
-  char *k;
-  if (jp_cstring(p, &k) != 0) return -1;
-  free(k);
-  return jp_expect(p, ':');
+/* Frees what v owns (its key, string and items; the depth of a tree is at most LMN_JSON_MAX_DEPTH). */
+static void json_value_free(lmn_json_value *v) {
+  free((char *)v->key);
+  free((char *)v->str);
+  for (size_t i = 0; i < v->n; i++) json_value_free((lmn_json_value *)&v->items[i]);
+  free((void *)v->items);
 }
 
-/* After '[' or '{' (pushed on stack): 1 when the container is empty (closer consumed), else 0 / -1. */
-static int jp_open(jp *p, char *stack, int *depth) {
+/* An object or array being read: its items so far. */
+typedef struct jt_frame {
+  lmn_json_value *items;
+  size_t n, cap;
+  char close; /* ']' or '}' */
+} jt_frame;
+
+static int key_cmp(const void *a, const void *b) {
+  return strcmp((*(const lmn_json_value *const *)a)->key, (*(const lmn_json_value *const *)b)->key);
+}
+
+/* A duplicate key among the members of an object (sorted copies of their addresses, n log n). */
+static int jt_duplicates(jp *p, const jt_frame *f) {
+  if (f->close != '}' || f->n < 2) return 0;
+  const lmn_json_value **s = malloc(f->n * sizeof *s);
+  if (!s) return jp_fail(p, "out of memory");
+  for (size_t i = 0; i < f->n; i++) s[i] = &f->items[i];
+  qsort(s, f->n, sizeof *s, key_cmp);
+  const char *dup = NULL;
+  for (size_t i = 1; i < f->n && !dup; i++)
+    if (strcmp(s[i - 1]->key, s[i]->key) == 0) dup = s[i]->key;
+  free(s);
+  char pv[100];
+  return dup ? jp_fail(p, "duplicate key '%s'", printable(pv, sizeof pv, dup)) : 0;
+}
+
+/* A new item at the end of frame f (with its key, read here, for an object): the value to read next. */
+static lmn_json_value *jt_slot(jp *p, jt_frame *f) {
+  if (grow((void **)&f->items, &f->cap, f->n, sizeof *f->items) != 0)
+    return jp_fail(p, "out of memory"), NULL;
+  lmn_json_value *v = &f->items[f->n++];
+  memset(v, 0, sizeof *v);
+  if (f->close == '}' && (jp_cstring(p, (char **)&v->key) != 0 || jp_expect(p, ':') != 0)) return NULL;
+  return v;
+}
+
+/* The value that owns frame d: the root, or the last item of the frame below. */
+static lmn_json_value *jt_owner(jt_frame *f, int d, lmn_json_value *root) {
+  return d == 0 ? root : &f[d - 1].items[f[d - 1].n - 1];
+}
+
+/* Reads a value into *v; an object or array opens a frame (1: it is empty and already closed). */
+static int jt_open_or_scalar(jp *p, jt_frame *f, int *depth, lmn_json_value *v) {
+  jp_ws(p);
+  if (p->pos >= p->n || (p->s[p->pos] != '[' && p->s[p->pos] != '{')) return jp_scalar(p, v) != 0 ? -1 : 1;
   if (*depth == LMN_JSON_MAX_DEPTH) return jp_fail(p, "nested more than %d deep", LMN_JSON_MAX_DEPTH);
   char open = p->s[p->pos++];
-  stack[(*depth)++] = open == '[' ? ']' : '}';
+  v->kind = open == '[' ? LMN_JSON_ARRAY : LMN_JSON_OBJECT;
+  f[*depth] = (jt_frame){NULL, 0, 0, open == '[' ? ']' : '}'};
   jp_ws(p);
-  if (p->pos < p->n && p->s[p->pos] == stack[*depth - 1]) return p->pos++, (*depth)--, 1;
-  return open == '{' && jp_skip_key(p) != 0 ? -1 : 0;
+  if (p->pos < p->n && p->s[p->pos] == f[*depth].close) return p->pos++, 1;
+  (*depth)++;
+  return 0;
 }
 
-/* Validates and skips any value (containers without recursion). */
-static int jp_skip_value(jp *p) {
-  char stack[LMN_JSON_MAX_DEPTH];
-  int depth = 0, want_value = 1;
-  for (;;) {
-    if (want_value) {
-      jp_ws(p);
-      if (p->pos < p->n && (p->s[p->pos] == '[' || p->s[p->pos] == '{')) {
-        int r = jp_open(p, stack, &depth);
-        if (r < 0) return -1;
-        want_value = r == 0;
-        continue;
-      }
-      lmn_json_value tmp = {0};
-      int rc = jp_scalar(p, &tmp);
-      free((char *)tmp.str);
-      if (rc != 0) return -1;
-      want_value = 0;
-      continue;
+/* Closes frames until one takes another item: its new slot, or NULL at the end of the value (*rc -1 on
+ * error). Items pass to their owner as each frame closes, after the duplicate-key check. */
+static lmn_json_value *jt_next(jp *p, jt_frame *f, int *depth, lmn_json_value *root, int *rc) {
+  while (*depth > 0) {
+    jt_frame *top = &f[*depth - 1];
+    int more = jp_more(p, top->close);
+    if (more < 0) return *rc = -1, NULL;
+    if (more == 1) {
+      lmn_json_value *v = jt_slot(p, top);
+      return v ? v : (*rc = -1, NULL);
     }
-    if (depth == 0) return 0;
-    int more = jp_more(p, stack[depth - 1]);
-    if (more < 0) return -1;
-    if (more == 0) {
-      depth--;
-      continue;
-    }
-    if (stack[depth - 1] == '}' && jp_skip_key(p) != 0) return -1;
-    want_value = 1;
+    if (jt_duplicates(p, top) != 0) return *rc = -1, NULL;
+    lmn_json_value *owner = jt_owner(f, *depth - 1, root);
+    owner->items = top->items, owner->n = top->n;
+    *top = (jt_frame){NULL, 0, 0, 0};
+    (*depth)--;
   }
+  return *rc = 0, NULL;
 }
 
-/* One top-level member: scalars are kept, objects and arrays validated and recorded by kind only. */
-static int jp_json_member(jp *p, lmn_json *j) {
-  char *key;
-  if (jp_cstring(p, &key) != 0) return -1;
-  if (lmn_json_get(j, key)) {
-    int rc = jp_fail(p, "duplicate key '%s'", key);
-    free(key);
-    return rc;
+/* One value into root, objects and arrays without recursion; on failure everything read is freed. */
+static int jt_value(jp *p, lmn_json_value *root) {
+  jt_frame f[LMN_JSON_MAX_DEPTH];
+  int depth = 0, rc = 0;
+  for (lmn_json_value *v = root; v;) {
+    int r = jt_open_or_scalar(p, f, &depth, v);
+    if (r < 0) {
+      rc = -1;
+      break;
+    }
+    if (r == 0) { /* a frame opened: its first item */
+      if (!(v = jt_slot(p, &f[depth - 1]))) rc = -1;
+      continue;
+    }
+    v = jt_next(p, f, &depth, root, &rc);
   }
-  if (grow((void **)&j->v, &j->cap, j->n, sizeof *j->v) != 0) {
-    free(key);
-    return jp_fail(p, "out of memory");
-  }
-  lmn_json_value *v = &j->v[j->n++];
-  memset(v, 0, sizeof *v);
-  v->key = key;
-  if (jp_expect(p, ':') != 0) return -1;
-  jp_ws(p);
-  if (p->pos < p->n && (p->s[p->pos] == '[' || p->s[p->pos] == '{')) {
-    v->kind = p->s[p->pos] == '[' ? LMN_JSON_ARRAY : LMN_JSON_OBJECT;
-    return jp_skip_value(p);
-  }
-  return jp_scalar(p, v);
+  if (rc != 0) /* the open frames' items are owned by no value yet */
+    for (int d = depth - 1; d >= 0; d--) {
+      lmn_json_value tmp = {.items = f[d].items, .n = f[d].n};
+      json_value_free(&tmp);
+    }
+  return rc;
 }
 
 static int jp_document(jp *p, lmn_json *j) {
-  if (jp_expect(p, '{') != 0) return -1;
   jp_ws(p);
-  if (p->pos < p->n && p->s[p->pos] == '}')
-    p->pos++;
-  else
-    for (int more = 1; more == 1;)
-      if (jp_json_member(p, j) != 0 || (more = jp_more(p, '}')) < 0) return -1;
+  if (p->pos >= p->n || p->s[p->pos] != '{') return jp_expect(p, '{');
+  if (jt_value(p, &j->root) != 0) return -1;
   jp_ws(p);
   if (p->pos != p->n) return jp_fail(p, "unexpected data after the object");
   return 0;
@@ -1120,8 +1147,7 @@ static int jp_document(jp *p, lmn_json *j) {
 
 void lmn_json_free(lmn_json *j) {
   if (!j) return;
-  for (size_t i = 0; i < j->n; i++) free((char *)j->v[i].key), free((char *)j->v[i].str);
-  free(j->v);
+  json_value_free(&j->root);
   free(j);
 }
 
@@ -1138,27 +1164,51 @@ int lmn_json_parse(const char *text, size_t n, const char *name, lmn_json **out,
   return 0;
 }
 
+/* The whole of the regular file at path into a new buffer (*n bytes), at most LMN_JSON_MAX_FILE. */
+static int json_slurp(const char *path, char **buf, size_t *n, lmn_err *err) {
+  off_t size = 0;
+  int fd = lmn_open_regular(path, &size, err);
+  if (fd < 0) return -1;
+  int rc = 0;
+  *buf = NULL, *n = 0;
+  if (size > (off_t)LMN_JSON_MAX_FILE)
+    rc = lmn_errf(err, "%s: larger than %u bytes", path, LMN_JSON_MAX_FILE);
+  else if (!(*buf = malloc((size_t)size + 1)))
+    rc = lmn_errf(err, "%s: out of memory", path);
+  while (rc == 0 && *n < (size_t)size) { /* a file that shrinks meanwhile ends early: parsed as it is */
+    ssize_t r = read(fd, *buf + *n, (size_t)size - *n);
+    if (r < 0 && errno != EINTR) rc = lmn_errf(err, "%s: read error: %s", path, strerror(errno));
+    if (r == 0) break;
+    if (r > 0) *n += (size_t)r;
+  }
+  close(fd);
+  if (rc != 0) free(*buf), *buf = NULL;
+  return rc;
+}
+
 int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err) {
   *out = NULL;
-  int fd = lmn_open_regular(path, NULL, err);
-  FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-  if (!f) return fd >= 0 ? (close(fd), lmn_errf(err, "%s: cannot open: %s", path, strerror(errno))) : -1;
-  char *buf = malloc(LMN_JSON_MAX_FILE + 1);
-  size_t n = buf ? fread(buf, 1, LMN_JSON_MAX_FILE + 1, f) : 0;
-  int bad = ferror(f);
-  fclose(f);
-  int rc = !buf                    ? lmn_errf(err, "%s: out of memory", path)
-           : bad                   ? lmn_errf(err, "%s: read error", path)
-           : n > LMN_JSON_MAX_FILE ? lmn_errf(err, "%s: larger than %u bytes", path, LMN_JSON_MAX_FILE)
-                                   : lmn_json_parse(buf, n, path, out, err);
+  char *buf;
+  size_t n;
+  if (json_slurp(path, &buf, &n, err) != 0) return -1;
+  int rc = lmn_json_parse(buf, n, path, out, err);
   free(buf);
   return rc;
 }
 
-const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key) {
-  for (size_t i = 0; j && i < j->n; i++)
-    if (strcmp(j->v[i].key, key) == 0) return &j->v[i];
+const lmn_json_value *lmn_json_member(const lmn_json_value *obj, const char *key) {
+  if (!obj || obj->kind != LMN_JSON_OBJECT) return NULL;
+  for (size_t i = 0; i < obj->n; i++)
+    if (strcmp(obj->items[i].key, key) == 0) return &obj->items[i];
   return NULL;
+}
+
+const lmn_json_value *lmn_json_root(const lmn_json *j) {
+  return j ? &j->root : NULL;
+}
+
+const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key) {
+  return lmn_json_member(lmn_json_root(j), key);
 }
 
 /* ---------------------------------------------------------------- Hugging Face config.json */

@@ -75,9 +75,9 @@ int lmn_st_writer_add_f32(lmn_st_writer *w, const char *name, uint32_t n_dims, c
                           const float *data, lmn_err *err);
 int lmn_st_writer_write(const lmn_st_writer *w, const char *path, lmn_err *err);
 
-/* JSON documents such as a Hugging Face config.json, read with the header's strict parser: one object whose
- * top-level members are kept (scalars with their values; nested objects and arrays are validated, up to 64
- * deep, and recorded by kind only). Duplicate top-level keys are an error. */
+/* JSON documents such as a Hugging Face config.json or tokenizer.json, read with the header's strict parser
+ * (without recursion, up to 64 deep) into a tree: one object at the top, every value kept. A key given twice
+ * in one object is an error. */
 typedef enum lmn_json_kind {
   LMN_JSON_NULL = 0,
   LMN_JSON_BOOL,
@@ -88,21 +88,26 @@ typedef enum lmn_json_kind {
 } lmn_json_kind;
 
 typedef struct lmn_json_value {
-  const char *key;
+  const char *key; /* a member of an object: its key; else NULL */
   lmn_json_kind kind;
   double num;      /* LMN_JSON_NUMBER */
   int is_int;      /* the number was written without fraction or exponent */
   int boolean;     /* LMN_JSON_BOOL */
   const char *str; /* LMN_JSON_STRING (NUL-terminated, no NUL inside) */
+  size_t n;        /* LMN_JSON_OBJECT: members, LMN_JSON_ARRAY: elements */
+  const struct lmn_json_value *items; /* [n], in document order (members with their keys) */
 } lmn_json_value;
 
 typedef struct lmn_json lmn_json;
 
 /* name is used in messages ("NAME: JSON at offset N: cause"). */
 int lmn_json_parse(const char *text, size_t n, const char *name, lmn_json **out, lmn_err *err);
-int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err); /* at most 16 MiB */
+int lmn_json_read_file(const char *path, lmn_json **out, lmn_err *err); /* at most 64 MiB */
 void lmn_json_free(lmn_json *j);
+const lmn_json_value *lmn_json_root(const lmn_json *j);                 /* the top-level object */
 const lmn_json_value *lmn_json_get(const lmn_json *j, const char *key); /* NULL when absent */
+/* The member key of obj; NULL when absent or obj is not an object. */
+const lmn_json_value *lmn_json_member(const lmn_json_value *obj, const char *key);
 
 /* Hyper-parameters from a Hugging Face model directory's config.json (model_type llama, qwen2 or gpt2);
  * a missing or invalid key, or a feature the blocks cannot run, is an error naming the file and the key. */

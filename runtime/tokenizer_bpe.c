@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer_bpe_int.h"
 #include "tokenizer_ucd.h"
 
 /* ---------------------------------------------------------------- UTF-8 and Unicode classes */
@@ -106,8 +107,6 @@ static size_t run_of(const uint8_t *s, size_t pos, size_t end, unsigned mask) {
 
 /* ---------------------------------------------------------------- the tokenizer */
 
-typedef enum pre_kind { PRE_SMOLLM, PRE_GPT2, PRE_QWEN2, PRE_LLAMA3 } pre_kind;
-
 typedef struct merge_slot {
   uint64_t key;   /* (left id << 32) | right id */
   int32_t rank;   /* -1: empty slot */
@@ -129,7 +128,7 @@ typedef struct bpe {
   int32_t byte_id[256]; /* the token of each single byte, or -1 */
   int32_t *special;     /* ids matched verbatim, longest text first */
   int32_t n_special;
-  pre_kind pre;
+  lmn_bpe_pre pre;
   lmn_bpe_info info;
 } bpe;
 
@@ -443,10 +442,10 @@ static void split_llama3(enc *e, const uint8_t *s, size_t pos, size_t end, int m
 
 static void encode_raw(enc *e, const uint8_t *s, size_t len) {
   switch (e->b->pre) {
-    case PRE_SMOLLM: split_smollm(e, s, 0, len); break;
-    case PRE_GPT2: split_gpt2(e, s, 0, len); break;
-    case PRE_QWEN2: split_llama3(e, s, 0, len, 1); break;
-    case PRE_LLAMA3: split_llama3(e, s, 0, len, 3); break;
+    case LMN_PRE_SMOLLM: split_smollm(e, s, 0, len); break;
+    case LMN_PRE_GPT2: split_gpt2(e, s, 0, len); break;
+    case LMN_PRE_QWEN2: split_llama3(e, s, 0, len, 1); break;
+    case LMN_PRE_LLAMA3: split_llama3(e, s, 0, len, 3); break;
   }
 }
 
@@ -534,137 +533,80 @@ static const lmn_tokenizer_ops bpe_ops = {bpe_encode, bpe_decode_token, bpe_dest
 
 /* ---------------------------------------------------------------- loading */
 
-#define K_MODEL "tokenizer.ggml.model"
-#define K_PRE "tokenizer.ggml.pre"
-#define K_TOKENS "tokenizer.ggml.tokens"
-#define K_TYPES "tokenizer.ggml.token_type"
-#define K_MERGES "tokenizer.ggml.merges"
-#define MAX_VOCAB (1 << 24) /* far above any real vocabulary; keeps every size computation small */
-
-static int str_is(lmn_gguf_str s, const char *z) {
-  return s.len == strlen(z) && memcmp(s.s, z, s.len) == 0;
-}
+/* ---------------------------------------------------------------- pre-tokenizer names */
 
 /* The pre-tokenizer names of llama.cpp's llama_vocab::impl::load whose regexes are one of the four done
  * here, with the flags llama.cpp sets for them. The first name of each kind is the canonical one. */
 typedef struct pre_name {
   const char *name;
-  pre_kind kind;
+  lmn_bpe_pre kind;
   int ignore_merges, add_bos;
 } pre_name;
 
 static const pre_name pre_names[] = {
-    {"smollm", PRE_SMOLLM, 0, 0},
-    {"starcoder", PRE_SMOLLM, 0, 0},
-    {"refact", PRE_SMOLLM, 0, 0},
-    {"command-r", PRE_SMOLLM, 0, 0},
-    {"codeshell", PRE_SMOLLM, 0, 0},
-    {"exaone", PRE_SMOLLM, 0, 0},
-    {"minerva-7b", PRE_SMOLLM, 0, 0},
-    {"mellum2", PRE_SMOLLM, 0, 0},
-    {"gpt-2", PRE_GPT2, 0, 0},
-    {"phi-2", PRE_GPT2, 0, 0},
-    {"mpt", PRE_GPT2, 0, 0},
-    {"olmo", PRE_GPT2, 0, 0},
-    {"jais", PRE_GPT2, 0, 0},
-    {"trillion", PRE_GPT2, 0, 0},
-    {"roberta-bpe", PRE_GPT2, 0, 0},
-    {"qwen2", PRE_QWEN2, 0, 0},
-    {"deepseek-r1-qwen", PRE_QWEN2, 0, 0},
-    {"stablelm2", PRE_QWEN2, 0, 0},
-    {"hunyuan", PRE_QWEN2, 0, 0},
-    {"llama-bpe", PRE_LLAMA3, 1, 1},
-    {"llama3", PRE_LLAMA3, 1, 1},
-    {"llama-v3", PRE_LLAMA3, 1, 1},
-    {"falcon3", PRE_LLAMA3, 1, 1},
-    {"pixtral", PRE_LLAMA3, 1, 1},
-    {"dbrx", PRE_LLAMA3, 0, 0},
-    {"smaug-bpe", PRE_LLAMA3, 0, 0},
+    {"smollm", LMN_PRE_SMOLLM, 0, 0},
+    {"starcoder", LMN_PRE_SMOLLM, 0, 0},
+    {"refact", LMN_PRE_SMOLLM, 0, 0},
+    {"command-r", LMN_PRE_SMOLLM, 0, 0},
+    {"codeshell", LMN_PRE_SMOLLM, 0, 0},
+    {"exaone", LMN_PRE_SMOLLM, 0, 0},
+    {"minerva-7b", LMN_PRE_SMOLLM, 0, 0},
+    {"mellum2", LMN_PRE_SMOLLM, 0, 0},
+    {"gpt-2", LMN_PRE_GPT2, 0, 0},
+    {"phi-2", LMN_PRE_GPT2, 0, 0},
+    {"mpt", LMN_PRE_GPT2, 0, 0},
+    {"olmo", LMN_PRE_GPT2, 0, 0},
+    {"jais", LMN_PRE_GPT2, 0, 0},
+    {"trillion", LMN_PRE_GPT2, 0, 0},
+    {"roberta-bpe", LMN_PRE_GPT2, 0, 0},
+    {"qwen2", LMN_PRE_QWEN2, 0, 0},
+    {"deepseek-r1-qwen", LMN_PRE_QWEN2, 0, 0},
+    {"stablelm2", LMN_PRE_QWEN2, 0, 0},
+    {"hunyuan", LMN_PRE_QWEN2, 0, 0},
+    {"llama-bpe", LMN_PRE_LLAMA3, 1, 1},
+    {"llama3", LMN_PRE_LLAMA3, 1, 1},
+    {"llama-v3", LMN_PRE_LLAMA3, 1, 1},
+    {"falcon3", LMN_PRE_LLAMA3, 1, 1},
+    {"pixtral", LMN_PRE_LLAMA3, 1, 1},
+    {"dbrx", LMN_PRE_LLAMA3, 0, 0},
+    {"smaug-bpe", LMN_PRE_LLAMA3, 0, 0},
 };
 
-static const pre_name *pre_find(lmn_gguf_str s) {
+static const pre_name *pre_canonical(lmn_bpe_pre k) {
   for (size_t i = 0; i < sizeof pre_names / sizeof *pre_names; i++)
-    if (str_is(s, pre_names[i].name)) return &pre_names[i];
-  return NULL;
+    if (pre_names[i].kind == k) return &pre_names[i];
+  return &pre_names[0];
 }
 
-static const char *pre_canonical(pre_kind k) {
-  for (size_t i = 0; i < sizeof pre_names / sizeof *pre_names; i++)
-    if (pre_names[i].kind == k) return pre_names[i].name;
-  return "?";
+const char *lmn_bpe_pre_name(lmn_bpe_pre pre) {
+  return pre_canonical(pre)->name;
 }
 
-static int read_model(bpe *b, const lmn_gguf *g, lmn_err *err) {
-  const char *name = lmn_gguf_name(g);
-  lmn_gguf_str s;
-  if (lmn_gguf_get_str(g, K_MODEL, &s, err) != 0) return -1;
-  if (!str_is(s, "gpt2"))
-    return lmn_errf(err, "%s: key '" K_MODEL "': '%.*s' is not supported (only 'gpt2', byte-level BPE)", name,
-                    (int)(s.len > 64 ? 64 : s.len), s.s);
-  if (!lmn_gguf_find_kv(g, K_PRE))
-    return lmn_errf(err, "%s: key '" K_PRE "' is missing (the pre-tokenizer must be named)", name);
-  if (lmn_gguf_get_str(g, K_PRE, &s, err) != 0) return -1;
-  const pre_name *p = pre_find(s);
-  if (!p)
-    return lmn_errf(err,
-                    "%s: key '" K_PRE
-                    "': pre-tokenizer '%.*s' is not supported (smollm, gpt-2, qwen2, "
-                    "llama-bpe and their aliases are)",
-                    name, (int)(s.len > 64 ? 64 : s.len), s.s);
-  b->pre = p->kind;
-  b->info.pre = pre_canonical(p->kind);
-  b->info.ignore_merges = p->ignore_merges;
-  b->info.add_bos = p->add_bos; /* tokenizer.ggml.add_bos_token overrides it */
-  return 0;
+int lmn_bpe_pre_ignore_merges(lmn_bpe_pre pre) {
+  return pre_canonical(pre)->ignore_merges;
 }
 
-/* Copies the token strings into one block. */
-static int read_tokens(bpe *b, const lmn_gguf *g, lmn_err *err) {
-  const char *name = lmn_gguf_name(g);
-  lmn_gguf_vtype et;
-  uint64_t n, total = 0;
-  lmn_gguf_str s;
-  if (lmn_gguf_get_arr(g, K_TOKENS, &et, &n, err) != 0) return -1;
-  if (et != LMN_GGUF_STRING)
-    return lmn_errf(err, "%s: key '" K_TOKENS "': an ARRAY of STRING is expected", name);
-  if (n == 0 || n > MAX_VOCAB)
-    return lmn_errf(err, "%s: key '" K_TOKENS "': %" PRIu64 " tokens (1 to %d expected)", name, n, MAX_VOCAB);
-  b->n = (int32_t)n;
-  for (uint64_t i = 0; i < n; i++) {
-    if (lmn_gguf_get_arr_str(g, K_TOKENS, i, &s, err) != 0) return -1;
-    total += s.len; /* bounded by the file size */
-  }
+int lmn_bpe_pre_add_bos(lmn_bpe_pre pre) {
+  return pre_canonical(pre)->add_bos;
+}
+
+/* ---------------------------------------------------------------- building from a file's parts */
+
+/* Copies the token strings into one block and the types beside them. */
+static int copy_tokens(bpe *b, const lmn_bpe_parts *p, lmn_err *err) {
+  size_t total = 0;
+  for (int32_t i = 0; i < p->n; i++) total += p->tokens[i].len; /* each bounded by its file's size */
+  b->n = p->n;
   b->text = malloc(total ? total : 1);
-  b->text_off = malloc((n + 1) * sizeof *b->text_off);
-  if (!b->text || !b->text_off) return lmn_errf(err, "%s: key '" K_TOKENS "': out of memory", name);
+  b->text_off = malloc(((size_t)p->n + 1) * sizeof *b->text_off);
+  b->type = malloc((size_t)p->n);
+  if (!b->text || !b->text_off || !b->type) return lmn_errf(err, "%s: tokenizer: out of memory", p->name);
   b->text_off[0] = 0;
-  for (uint64_t i = 0; i < n; i++) {
-    lmn_gguf_get_arr_str(g, K_TOKENS, i, &s, err);
-    memcpy(b->text + b->text_off[i], s.s, s.len);
-    b->text_off[i + 1] = b->text_off[i] + s.len;
+  for (int32_t i = 0; i < p->n; i++) {
+    memcpy(b->text + b->text_off[i], p->tokens[i].s, p->tokens[i].len);
+    b->text_off[i + 1] = b->text_off[i] + p->tokens[i].len;
   }
-  return 0;
-}
-
-/* Token types: all NORMAL when the key is absent. */
-static int read_types(bpe *b, const lmn_gguf *g, lmn_err *err) {
-  const char *name = lmn_gguf_name(g);
-  b->type = malloc((size_t)b->n);
-  if (!b->type) return lmn_errf(err, "%s: key '" K_TYPES "': out of memory", name);
-  memset(b->type, LMN_TOKTYPE_NORMAL, (size_t)b->n);
-  if (!lmn_gguf_find_kv(g, K_TYPES)) return 0;
-  uint64_t n;
-  if (lmn_gguf_get_arr(g, K_TYPES, NULL, &n, err) != 0) return -1;
-  if (n != (uint64_t)b->n)
-    return lmn_errf(err, "%s: key '" K_TYPES "': %" PRIu64 " types for %d tokens", name, n, (int)b->n);
-  for (uint64_t i = 0; i < n; i++) {
-    int64_t v;
-    if (lmn_gguf_get_arr_int(g, K_TYPES, i, &v, err) != 0) return -1;
-    if (v < LMN_TOKTYPE_NORMAL || v > LMN_TOKTYPE_BYTE)
-      return lmn_errf(err, "%s: key '" K_TYPES "': token %" PRIu64 " has type %" PRId64 " (1 to 6 expected)",
-                      name, i, v);
-    b->type[i] = (uint8_t)v;
-  }
+  memcpy(b->type, p->types, (size_t)p->n);
   return 0;
 }
 
@@ -740,19 +682,16 @@ static int make_token_table(bpe *b, lmn_err *err) {
   return 0;
 }
 
-/* One merge "left right" (split at the first space after the first byte, as llama.cpp does): parts and
- * result must be tokens, else the merge can never apply to this vocabulary and is left out. The first
- * (lowest) rank of a pair wins. */
-static int add_merge(bpe *b, lmn_gguf_str s, int32_t rank, char **buf, size_t *cap) {
-  const char *sp = s.len > 1 ? memchr(s.s + 1, ' ', s.len - 1) : NULL;
-  if (!sp) return 0;
-  size_t ln = (size_t)(sp - s.s), rn = s.len - ln - 1;
-  int32_t l = token_id(b, s.s, ln), r = token_id(b, sp + 1, rn);
+/* One merge of parts l and r: parts and result must be tokens, else the merge can never apply to this
+ * vocabulary and is left out. The first (lowest) rank of a pair wins. */
+static int add_merge(bpe *b, lmn_bpe_str ls, lmn_bpe_str rs, int32_t rank, char **buf, size_t *cap) {
+  if (!ls.s || !rs.s) return 0;
+  int32_t l = token_id(b, ls.s, ls.len), r = token_id(b, rs.s, rs.len);
   if (l < 0 || r < 0) return 0;
-  if (grow((void **)buf, cap, ln + rn, 1) != 0) return -1;
-  memcpy(*buf, s.s, ln);
-  memcpy(*buf + ln, sp + 1, rn);
-  int32_t res = token_id(b, *buf, ln + rn);
+  if (grow((void **)buf, cap, ls.len + rs.len, 1) != 0) return -1;
+  memcpy(*buf, ls.s, ls.len);
+  memcpy(*buf + ls.len, rs.s, rs.len);
+  int32_t res = token_id(b, *buf, ls.len + rs.len);
   if (res < 0) return 0;
   uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
   size_t i = hash_pair(key) & b->merge_mask;
@@ -763,67 +702,21 @@ static int add_merge(bpe *b, lmn_gguf_str s, int32_t rank, char **buf, size_t *c
   return 0;
 }
 
-static int read_merges(bpe *b, const lmn_gguf *g, lmn_err *err) {
-  const char *name = lmn_gguf_name(g);
-  lmn_gguf_vtype et;
-  uint64_t n;
-  if (lmn_gguf_get_arr(g, K_MERGES, &et, &n, err) != 0) return -1;
-  if (et != LMN_GGUF_STRING)
-    return lmn_errf(err, "%s: key '" K_MERGES "': an ARRAY of STRING is expected", name);
-  if (n > INT32_MAX / 4)
-    return lmn_errf(err, "%s: key '" K_MERGES "': %" PRIu64 " merges is too many", name, n);
-  size_t size = table_size((size_t)n);
+static int add_merges(bpe *b, const lmn_bpe_parts *p, lmn_err *err) {
+  size_t size = table_size(p->n_merges);
   b->merge = malloc(size * sizeof *b->merge);
-  if (!b->merge) return lmn_errf(err, "%s: key '" K_MERGES "': out of memory", name);
+  if (!b->merge) return lmn_errf(err, "%s: merges: out of memory", p->name);
   for (size_t i = 0; i < size; i++) b->merge[i].rank = -1;
   b->merge_mask = size - 1;
   char *buf = NULL;
   size_t cap = 0;
   int rc = 0;
-  for (uint64_t i = 0; i < n && rc == 0; i++) {
-    lmn_gguf_str s;
-    if (lmn_gguf_get_arr_str(g, K_MERGES, i, &s, err) != 0)
-      rc = -1;
-    else if (add_merge(b, s, (int32_t)i, &buf, &cap) != 0)
-      rc = lmn_errf(err, "%s: key '" K_MERGES "': out of memory", name);
-  }
+  for (size_t i = 0; i < p->n_merges && rc == 0; i++)
+    if (add_merge(b, p->merges[2 * i], p->merges[2 * i + 1], (int32_t)i, &buf, &cap) != 0)
+      rc = lmn_errf(err, "%s: merges: out of memory", p->name);
   free(buf);
   b->info.n_merges = b->n_merges;
   return rc;
-}
-
-/* An optional token id key: -1 when absent, an error when outside the vocabulary. */
-static int read_id(const lmn_gguf *g, const char *key, int32_t n, int32_t *out, lmn_err *err) {
-  int64_t v;
-  *out = -1;
-  if (!lmn_gguf_find_kv(g, key)) return 0;
-  if (lmn_gguf_get_int(g, key, 0, INT64_MAX, &v, err) != 0) return -1;
-  if (v >= n)
-    return lmn_errf(err, "%s: key '%s': token id %" PRId64 " is outside the vocabulary of %d tokens",
-                    lmn_gguf_name(g), key, v, (int)n);
-  *out = (int32_t)v;
-  return 0;
-}
-
-static int read_flag(const lmn_gguf *g, const char *key, int *out, lmn_err *err) {
-  if (!lmn_gguf_find_kv(g, key)) return 0;
-  return lmn_gguf_get_bool(g, key, out, err);
-}
-
-static int read_special_ids(bpe *b, lmn_tokenizer *t, const lmn_gguf *g, lmn_err *err) {
-  int32_t bos, eos;
-  if (read_id(g, "tokenizer.ggml.bos_token_id", b->n, &bos, err) != 0 ||
-      read_id(g, "tokenizer.ggml.eos_token_id", b->n, &eos, err) != 0 ||
-      read_id(g, "tokenizer.ggml.unknown_token_id", b->n, &b->info.unk, err) != 0 ||
-      read_id(g, "tokenizer.ggml.padding_token_id", b->n, &b->info.pad, err) != 0 ||
-      read_id(g, "tokenizer.ggml.eot_token_id", b->n, &b->info.eot, err) != 0)
-    return -1;
-  if (read_flag(g, "tokenizer.ggml.add_bos_token", &b->info.add_bos, err) != 0 ||
-      read_flag(g, "tokenizer.ggml.add_eos_token", &b->info.add_eos, err) != 0)
-    return -1;
-  t->bos = bos;
-  t->eos = eos;
-  return 0;
 }
 
 /* Longest text first, then lowest id. qsort's context-free comparator gets the block through a pair. */
@@ -860,23 +753,195 @@ static int make_specials(bpe *b, lmn_err *err) {
   return 0;
 }
 
-int lmn_tokenizer_from_gguf(lmn_tokenizer *t, const lmn_gguf *g, lmn_err *err) {
-  if (!t || !g) return lmn_errf(err, "tokenizer: no tokenizer or file given");
+int lmn_tokenizer_from_parts(lmn_tokenizer *t, const lmn_bpe_parts *p, lmn_err *err) {
   memset(t, 0, sizeof *t);
   bpe *b = calloc(1, sizeof *b);
-  if (!b) return lmn_errf(err, "%s: out of memory", lmn_gguf_name(g));
-  if (read_model(b, g, err) != 0 || read_tokens(b, g, err) != 0 || read_types(b, g, err) != 0 ||
-      make_bytes(b, err) != 0 || make_token_table(b, err) != 0 || read_merges(b, g, err) != 0 ||
-      read_special_ids(b, t, g, err) != 0 || make_specials(b, err) != 0) {
+  if (!b) return lmn_errf(err, "%s: out of memory", p->name);
+  b->pre = p->pre;
+  b->info = (lmn_bpe_info){.pre = lmn_bpe_pre_name(p->pre),
+                           .add_bos = p->add_bos,
+                           .add_eos = p->add_eos,
+                           .unk = p->unk,
+                           .pad = p->pad,
+                           .eot = p->eot,
+                           .ignore_merges = p->ignore_merges};
+  if (copy_tokens(b, p, err) != 0 || make_bytes(b, err) != 0 || make_token_table(b, err) != 0 ||
+      add_merges(b, p, err) != 0 || make_specials(b, err) != 0) {
     bpe_free(b);
-    memset(t, 0, sizeof *t);
     return -1;
   }
   t->ops = &bpe_ops;
   t->self = b;
   t->kind = LMN_TOK_BPE;
   t->vocab_size = b->n;
+  t->bos = p->bos;
+  t->eos = p->eos;
   return 0;
+}
+
+/* ---------------------------------------------------------------- the tokenizer.ggml.* keys of a GGUF file
+ */
+
+#define K_MODEL "tokenizer.ggml.model"
+#define K_PRE "tokenizer.ggml.pre"
+#define K_TOKENS "tokenizer.ggml.tokens"
+#define K_TYPES "tokenizer.ggml.token_type"
+#define K_MERGES "tokenizer.ggml.merges"
+
+/* What the parts of a GGUF file point to (the strings stay in the open file). */
+typedef struct gguf_store {
+  lmn_bpe_str *tokens, *merges;
+  uint8_t *types;
+} gguf_store;
+
+static int str_is(lmn_gguf_str s, const char *z) {
+  return s.len == strlen(z) && memcmp(s.s, z, s.len) == 0;
+}
+
+static const pre_name *pre_find(lmn_gguf_str s) {
+  for (size_t i = 0; i < sizeof pre_names / sizeof *pre_names; i++)
+    if (str_is(s, pre_names[i].name)) return &pre_names[i];
+  return NULL;
+}
+
+static int read_model(lmn_bpe_parts *p, const lmn_gguf *g, lmn_err *err) {
+  const char *name = lmn_gguf_name(g);
+  lmn_gguf_str s;
+  if (lmn_gguf_get_str(g, K_MODEL, &s, err) != 0) return -1;
+  if (!str_is(s, "gpt2"))
+    return lmn_errf(err, "%s: key '" K_MODEL "': '%.*s' is not supported (only 'gpt2', byte-level BPE)", name,
+                    (int)(s.len > 64 ? 64 : s.len), s.s);
+  if (!lmn_gguf_find_kv(g, K_PRE))
+    return lmn_errf(err, "%s: key '" K_PRE "' is missing (the pre-tokenizer must be named)", name);
+  if (lmn_gguf_get_str(g, K_PRE, &s, err) != 0) return -1;
+  const pre_name *pn = pre_find(s);
+  if (!pn)
+    return lmn_errf(err,
+                    "%s: key '" K_PRE
+                    "': pre-tokenizer '%.*s' is not supported (smollm, gpt-2, qwen2, "
+                    "llama-bpe and their aliases are)",
+                    name, (int)(s.len > 64 ? 64 : s.len), s.s);
+  p->pre = pn->kind;
+  p->ignore_merges = pn->ignore_merges;
+  p->add_bos = pn->add_bos; /* tokenizer.ggml.add_bos_token overrides it */
+  return 0;
+}
+
+static int read_tokens(lmn_bpe_parts *p, gguf_store *st, const lmn_gguf *g, lmn_err *err) {
+  const char *name = lmn_gguf_name(g);
+  lmn_gguf_vtype et;
+  uint64_t n;
+  if (lmn_gguf_get_arr(g, K_TOKENS, &et, &n, err) != 0) return -1;
+  if (et != LMN_GGUF_STRING)
+    return lmn_errf(err, "%s: key '" K_TOKENS "': an ARRAY of STRING is expected", name);
+  if (n == 0 || n > LMN_BPE_MAX_VOCAB)
+    return lmn_errf(err, "%s: key '" K_TOKENS "': %" PRIu64 " tokens (1 to %d expected)", name, n,
+                    LMN_BPE_MAX_VOCAB);
+  p->n = (int32_t)n;
+  st->tokens = malloc(n * sizeof *st->tokens);
+  if (!st->tokens) return lmn_errf(err, "%s: key '" K_TOKENS "': out of memory", name);
+  for (uint64_t i = 0; i < n; i++) {
+    lmn_gguf_str s;
+    if (lmn_gguf_get_arr_str(g, K_TOKENS, i, &s, err) != 0) return -1;
+    st->tokens[i] = (lmn_bpe_str){s.s, s.len};
+  }
+  p->tokens = st->tokens;
+  return 0;
+}
+
+/* Token types: all NORMAL when the key is absent. */
+static int read_types(lmn_bpe_parts *p, gguf_store *st, const lmn_gguf *g, lmn_err *err) {
+  const char *name = lmn_gguf_name(g);
+  p->types = st->types = malloc((size_t)p->n);
+  if (!st->types) return lmn_errf(err, "%s: key '" K_TYPES "': out of memory", name);
+  memset(st->types, LMN_TOKTYPE_NORMAL, (size_t)p->n);
+  if (!lmn_gguf_find_kv(g, K_TYPES)) return 0;
+  uint64_t n;
+  if (lmn_gguf_get_arr(g, K_TYPES, NULL, &n, err) != 0) return -1;
+  if (n != (uint64_t)p->n)
+    return lmn_errf(err, "%s: key '" K_TYPES "': %" PRIu64 " types for %d tokens", name, n, (int)p->n);
+  for (uint64_t i = 0; i < n; i++) {
+    int64_t v;
+    if (lmn_gguf_get_arr_int(g, K_TYPES, i, &v, err) != 0) return -1;
+    if (v < LMN_TOKTYPE_NORMAL || v > LMN_TOKTYPE_BYTE)
+      return lmn_errf(err, "%s: key '" K_TYPES "': token %" PRIu64 " has type %" PRId64 " (1 to 6 expected)",
+                      name, i, v);
+    st->types[i] = (uint8_t)v;
+  }
+  return 0;
+}
+
+/* Merges "left right", split at the first space after the first byte as llama.cpp does (one without such a
+ * space can never apply and is left out). */
+static int read_merges(lmn_bpe_parts *p, gguf_store *st, const lmn_gguf *g, lmn_err *err) {
+  const char *name = lmn_gguf_name(g);
+  lmn_gguf_vtype et;
+  uint64_t n;
+  if (lmn_gguf_get_arr(g, K_MERGES, &et, &n, err) != 0) return -1;
+  if (et != LMN_GGUF_STRING)
+    return lmn_errf(err, "%s: key '" K_MERGES "': an ARRAY of STRING is expected", name);
+  if (n > LMN_BPE_MAX_MERGES)
+    return lmn_errf(err, "%s: key '" K_MERGES "': %" PRIu64 " merges is too many", name, n);
+  st->merges = malloc((2 * n + 1) * sizeof *st->merges);
+  if (!st->merges) return lmn_errf(err, "%s: key '" K_MERGES "': out of memory", name);
+  for (uint64_t i = 0; i < n; i++) {
+    lmn_gguf_str s;
+    if (lmn_gguf_get_arr_str(g, K_MERGES, i, &s, err) != 0) return -1;
+    const char *sp = s.len > 1 ? memchr(s.s + 1, ' ', s.len - 1) : NULL;
+    size_t ln = sp ? (size_t)(sp - s.s) : 0;
+    st->merges[2 * i] = (lmn_bpe_str){sp ? s.s : NULL, ln};
+    st->merges[2 * i + 1] = (lmn_bpe_str){sp ? sp + 1 : NULL, sp ? s.len - ln - 1 : 0};
+  }
+  p->n_merges = (size_t)n;
+  p->merges = st->merges;
+  return 0;
+}
+
+/* An optional token id key: -1 when absent, an error when outside the vocabulary. */
+static int read_id(const lmn_gguf *g, const char *key, int32_t n, int32_t *out, lmn_err *err) {
+  int64_t v;
+  *out = -1;
+  if (!lmn_gguf_find_kv(g, key)) return 0;
+  if (lmn_gguf_get_int(g, key, 0, INT64_MAX, &v, err) != 0) return -1;
+  if (v >= n)
+    return lmn_errf(err, "%s: key '%s': token id %" PRId64 " is outside the vocabulary of %d tokens",
+                    lmn_gguf_name(g), key, v, (int)n);
+  *out = (int32_t)v;
+  return 0;
+}
+
+static int read_flag(const lmn_gguf *g, const char *key, int *out, lmn_err *err) {
+  if (!lmn_gguf_find_kv(g, key)) return 0;
+  return lmn_gguf_get_bool(g, key, out, err);
+}
+
+static int read_special_ids(lmn_bpe_parts *p, const lmn_gguf *g, lmn_err *err) {
+  if (read_id(g, "tokenizer.ggml.bos_token_id", p->n, &p->bos, err) != 0 ||
+      read_id(g, "tokenizer.ggml.eos_token_id", p->n, &p->eos, err) != 0 ||
+      read_id(g, "tokenizer.ggml.unknown_token_id", p->n, &p->unk, err) != 0 ||
+      read_id(g, "tokenizer.ggml.padding_token_id", p->n, &p->pad, err) != 0 ||
+      read_id(g, "tokenizer.ggml.eot_token_id", p->n, &p->eot, err) != 0)
+    return -1;
+  if (read_flag(g, "tokenizer.ggml.add_bos_token", &p->add_bos, err) != 0 ||
+      read_flag(g, "tokenizer.ggml.add_eos_token", &p->add_eos, err) != 0)
+    return -1;
+  return 0;
+}
+
+int lmn_tokenizer_from_gguf(lmn_tokenizer *t, const lmn_gguf *g, lmn_err *err) {
+  if (!t || !g) return lmn_errf(err, "tokenizer: no tokenizer or file given");
+  memset(t, 0, sizeof *t);
+  lmn_bpe_parts p = {.name = lmn_gguf_name(g)};
+  gguf_store st = {0};
+  int rc = read_model(&p, g, err) != 0 || read_tokens(&p, &st, g, err) != 0 ||
+                   read_types(&p, &st, g, err) != 0 || read_merges(&p, &st, g, err) != 0 ||
+                   read_special_ids(&p, g, err) != 0
+               ? -1
+               : lmn_tokenizer_from_parts(t, &p, err);
+  free(st.tokens);
+  free(st.types);
+  free(st.merges);
+  return rc;
 }
 
 int lmn_tokenizer_load_gguf(lmn_tokenizer *t, const char *path, lmn_err *err) {

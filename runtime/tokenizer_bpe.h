@@ -40,6 +40,16 @@ enum {
  * is left zeroed and err names the file and the key at fault, e.g. "m.gguf: key 'tokenizer.ggml.merges':
  * ...". Free with lmn_tokenizer_free. */
 int lmn_tokenizer_load_gguf(lmn_tokenizer *t, const char *path, lmn_err *err);
+/* The same from a Hugging Face model directory: DIR/tokenizer.json (model.type "BPE", byte-level; the
+ * pre-tokenizer ByteLevel alone, Digits + ByteLevel, or Split on the GPT-2, Llama 3 or Qwen2 regex +
+ * ByteLevel; normalizer none or NFC, which is not applied, as in llama.cpp), BOS/EOS from
+ * DIR/tokenizer_config.json (bos_token, eos_token), else from DIR/config.json (bos_token_id, eos_token_id).
+ * Errors name the file and the JSON key ("DIR/tokenizer.json: key 'model.merges[3]': ..."). */
+int lmn_tokenizer_load_hf(lmn_tokenizer *t, const char *dir, lmn_err *err);
+/* The same from the text of a tokenizer.json (n bytes; name in messages), without BOS/EOS (-1). */
+int lmn_tokenizer_parse_hf(lmn_tokenizer *t, const char *text, size_t n, const char *name, lmn_err *err);
+/* A directory as lmn_tokenizer_load_hf, anything else as lmn_tokenizer_load_gguf. */
+int lmn_tokenizer_load(lmn_tokenizer *t, const char *path, lmn_err *err);
 /* The same from an already open file; g may be closed afterwards (the tokenizer copies what it needs). */
 int lmn_tokenizer_from_gguf(lmn_tokenizer *t, const lmn_gguf *g, lmn_err *err);
 

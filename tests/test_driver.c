@@ -795,7 +795,7 @@ static void test_config_errors(void) {
   d = bigram_desc;
   d.vocab = 1000;
   CU_ASSERT_EQUAL(train(&d, &t, 0, 0, &r, &err), -1);
-  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has no tokenizer (raw bytes need 256)"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has no tokenizer (raw bytes need 256; borrow one with `tokenizer"));
   tmp_remove(&t);
 }
 

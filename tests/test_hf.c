@@ -346,7 +346,23 @@ static void test_json_values(void) {
   CU_ASSERT(lmn_json_get(j, "o") && lmn_json_get(j, "o")->kind == LMN_JSON_OBJECT);
   CU_ASSERT(lmn_json_get(j, "a") && lmn_json_get(j, "a")->kind == LMN_JSON_ARRAY);
   CU_ASSERT_PTR_NULL(lmn_json_get(j, "x"));
+  /* nested values are kept: o.x = [1, {"y": []}, "z"], o.e = {} */
+  const lmn_json_value *x = lmn_json_member(lmn_json_get(j, "o"), "x");
+  CU_ASSERT_FATAL(x && x->kind == LMN_JSON_ARRAY && x->n == 3);
+  CU_ASSERT(x->items[0].kind == LMN_JSON_NUMBER && x->items[0].num == 1 && !x->items[0].key);
+  const lmn_json_value *y = lmn_json_member(&x->items[1], "y");
+  CU_ASSERT(y && y->kind == LMN_JSON_ARRAY && y->n == 0 && strcmp(y->key, "y") == 0);
+  CU_ASSERT(x->items[2].kind == LMN_JSON_STRING && strcmp(x->items[2].str, "z") == 0);
+  const lmn_json_value *e = lmn_json_member(lmn_json_get(j, "o"), "e");
+  CU_ASSERT(e && e->kind == LMN_JSON_OBJECT && e->n == 0);
+  CU_ASSERT_PTR_NULL(lmn_json_member(x, "y")); /* not an object */
+  const lmn_json_value *a = lmn_json_get(j, "a");
+  CU_ASSERT(a && a->n == 2 && a->items[1].n == 1 && a->items[1].items[0].kind == LMN_JSON_ARRAY);
   lmn_json_free(j);
+  /* a key twice in a nested object is an error too */
+  const char *dup = "{\"o\": {\"k\": 1, \"b\": 2, \"k\": 3}}";
+  CU_ASSERT_NOT_EQUAL(lmn_json_parse(dup, strlen(dup), "doc", &j, &err), 0);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "duplicate key 'k'"));
   /* every prefix of the document is rejected without a crash */
   for (size_t n = 0; n < strlen(doc); n++) {
     CU_ASSERT_NOT_EQUAL(lmn_json_parse(doc, n, "doc", &j, &err), 0);

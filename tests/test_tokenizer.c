@@ -3,8 +3,10 @@
  * implementation, see tests/reference/make_tokenizer_fixture.py) for the smollm pre-tokenizer and, on the
  * same vocabulary with tokenizer.ggml.pre replaced, for gpt-2, qwen2 and llama-bpe; decode(encode(s)) == s
  * for all single bytes, random byte strings and invalid UTF-8; output capacity; the chat prompt; files
- * that must be refused with the file and key named; and the encoding speed on a large text. Tests that
- * need models/SmolLM2-135M-Instruct.Q4_1.gguf (`make models`) pass with a notice when it is absent. */
+ * that must be refused with the file and key named; and the encoding speed on a large text. The same
+ * fixture through Hugging Face tokenizer.json files holding the GGUF's vocabulary and merges (written by
+ * tests/reference/make_tokenizer_json.py into $LMN_TOKJSON), which must also match the GGUF tokenizer. Tests
+ * that need models/SmolLM2-135M-Instruct.Q4_1.gguf (`make models`) pass with a notice when it is absent. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,13 +195,42 @@ static int check_case(const lmn_tokenizer *t, const char *pre, char *line, int l
   return ok;
 }
 
-static void test_fixture(void) {
-  if (model_absent()) return;
+/* The directory of tokenizer.json files made from MODEL by tests/reference/make_tokenizer_json.py
+ * ($LMN_TOKJSON, set by `make unit`), or NULL with a notice when it is not there. */
+static const char *tokjson_dir(void) {
+  const char *d = getenv("LMN_TOKJSON");
+  char probe[4200];
+  snprintf(probe, sizeof probe, "%s/smollm/tokenizer.json", d ? d : "build/tokjson");
+  if (access(probe, R_OK) == 0) return d ? d : "build/tokjson";
+  printf(
+      "\n    NOTE: %s is absent (make unit writes it with tests/reference/make_tokenizer_json.py): test "
+      "skipped ",
+      probe);
+  CU_PASS("tokenizer.json absent: skipped");
+  return NULL;
+}
+
+/* Loads the tokenizer.json directory made for pre (see tokjson_dir). */
+static int load_hf(lmn_tokenizer *t, const char *pre) {
+  char dir[4200];
+  lmn_err e;
+  snprintf(dir, sizeof dir, "%s/%s", tokjson_dir(), pre);
+  int rc = lmn_tokenizer_load(t, dir, &e);
+  if (rc != 0) printf("\n    %s: %s\n", dir, e.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  lmn_bpe_info info;
+  CU_ASSERT_EQUAL(lmn_tokenizer_bpe_info(t, &info), 0);
+  CU_ASSERT_STRING_EQUAL(info.pre, strcmp(pre, "smollm-pairs") == 0 ? "smollm" : pre);
+  return 0;
+}
+
+/* Every case of the fixture through the tokenizers that load(pre) gives for its sections. */
+static void run_fixture(int (*load)(lmn_tokenizer *, const char *)) {
   FILE *f = fopen(FIXTURE, "r");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
   lmn_tokenizer t = {0};
   char pre[64] = "smollm";
-  load_pre(&t, pre);
+  load(&t, pre);
   static char line[1 << 16];
   int lineno = 0, cases = 0, bad = 0, sections = 1;
   while (fgets(line, sizeof line, f)) {
@@ -209,7 +240,7 @@ static void test_fixture(void) {
     if (strncmp(line, "@pre ", 5) == 0) {
       lmn_tokenizer_free(&t);
       snprintf(pre, sizeof pre, "%s", line + 5);
-      load_pre(&t, pre);
+      load(&t, pre);
       sections++;
       continue;
     }
@@ -221,6 +252,57 @@ static void test_fixture(void) {
   printf("\n    %d cases in %d pre-tokenizer sections, %d mismatches ", cases, sections, bad);
   CU_ASSERT(cases >= 200);
   CU_ASSERT_EQUAL(bad, 0);
+}
+
+static void test_fixture(void) {
+  if (!model_absent()) run_fixture(load_pre);
+}
+
+/* The same ids from tokenizer.json files holding MODEL's vocabulary and merges, one per section. */
+static void test_fixture_hf(void) {
+  if (!model_absent() && tokjson_dir()) run_fixture(load_hf);
+}
+
+/* tokenizer.json (merges as strings, and as pairs with the digits as a Split) against the GGUF itself: the
+ * same tokens, types, merges in use, special tokens, BOS/EOS (from tokenizer_config.json) and ids. */
+static void test_hf_same_as_gguf(void) {
+  if (model_absent() || !tokjson_dir()) return;
+  lmn_tokenizer g, h;
+  load_model(&g);
+  lmn_bpe_info gi, hi;
+  lmn_tokenizer_bpe_info(&g, &gi);
+  static const char *const dirs[] = {"smollm", "smollm-pairs"};
+  uint64_t seed = 7;
+  for (int d = 0; d < 2; d++) {
+    load_hf(&h, dirs[d]);
+    lmn_tokenizer_bpe_info(&h, &hi);
+    CU_ASSERT(h.vocab_size == g.vocab_size && h.bos == g.bos && h.eos == g.eos);
+    CU_ASSERT(hi.n_merges == gi.n_merges && hi.n_special == gi.n_special && hi.add_bos == gi.add_bos &&
+              hi.ignore_merges == gi.ignore_merges && hi.n_bytes_missing == gi.n_bytes_missing);
+    int same = 1;
+    for (int32_t id = 0; id < g.vocab_size; id++) {
+      size_t gl = 0, hl = 0;
+      const char *gs = lmn_tokenizer_decode_token(&g, id, &gl), *hs = lmn_tokenizer_decode_token(&h, id, &hl);
+      same &= gl == hl && memcmp(gs, hs, gl) == 0 &&
+              lmn_tokenizer_token_type(&g, id) == lmn_tokenizer_token_type(&h, id);
+    }
+    CU_ASSERT(same);
+    char text[512];
+    for (int k = 0; k < 200; k++) { /* random printable text, digits, spaces and special tokens */
+      size_t n = 0;
+      while (n < sizeof text - 16) {
+        uint64_t r = rnd(&seed) % 100;
+        n += r < 3 ? (size_t)snprintf(text + n, 16, "<|im_end|>") : (text[n] = (char)(32 + r % 95), 1);
+      }
+      long gn, hn;
+      int32_t *gids = encode_all(&g, text, n, &gn), *hids = encode_all(&h, text, n, &hn);
+      CU_ASSERT(gids && hids && gn == hn && memcmp(gids, hids, (size_t)gn * sizeof *gids) == 0);
+      free(gids);
+      free(hids);
+    }
+    lmn_tokenizer_free(&h);
+  }
+  lmn_tokenizer_free(&g);
 }
 
 /* Self-check vectors of formats.md §2.4 (third-party, confirmed by the fixture). */
@@ -654,6 +736,8 @@ static void test_speed(void) {
 }
 
 static CU_TestInfo tests[] = {{"fixture ids (llama.cpp)", test_fixture},
+                              {"fixture ids from tokenizer.json", test_fixture_hf},
+                              {"tokenizer.json same as the GGUF", test_hf_same_as_gguf},
                               {"known vectors and info", test_known_vectors},
                               {"all 256 single bytes", test_single_bytes},
                               {"every token decodes", test_every_token_decodes},

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # fuzz-formats.sh: builds the libFuzzer targets of the model-file readers (tests/fuzz/fuzz_gguf.c,
-# tests/fuzz/fuzz_safetensors.c) with clang -fsanitize=fuzzer,address,undefined into build-fuzz/ and runs
+# tests/fuzz/fuzz_safetensors.c, tests/fuzz/fuzz_tokjson.c: Hugging Face tokenizer.json) with clang -fsanitize=fuzzer,address,undefined into build-fuzz/ and runs
 # each for SECONDS seconds (default 60) on a seed corpus made from tests/fixtures/quant/ plus a few
-# hand-made headers. Corpora grow in tests/fuzz/corpus-*/ and crashes land in tests/fuzz/crash-* (both
+# hand-made headers (tokjson: the tokenizer.json files of tests/bad/files/ and tests/fixtures/hf/tokenizer/). Corpora grow in tests/fuzz/corpus-*/ and crashes land in tests/fuzz/crash-* (both
 # git-ignored). Prints the executions of each run; exits non-zero when a target crashed.
-#   usage: tests/fuzz/fuzz-formats.sh [SECONDS] [gguf|safetensors ...]
+#   usage: tests/fuzz/fuzz-formats.sh [SECONDS] [gguf|safetensors|tokjson ...]
 set -eu
 secs=${1:-60}
 shift || true
-targets=${*:-gguf safetensors}
+targets=${*:-gguf safetensors tokjson}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$root/build-fuzz
 fix=$root/tests/fixtures/quant
@@ -18,6 +18,7 @@ mkdir -p "$out"
 cflags="-std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined"
 cflags="$cflags -fno-sanitize-recover=all -fno-omit-frame-pointer -Iruntime"
 srcs="runtime/gguf.c runtime/dequant.c runtime/safetensors.c runtime/hparams.c runtime/lmn_error.c runtime/lmn_file.c"
+srcs="$srcs runtime/tokenizer.c runtime/tokenizer_bpe.c runtime/tokenizer_hf.c"
 
 seed_gguf() {
   local d=$1
@@ -34,7 +35,17 @@ seed_safetensors() {
   { printf "$(printf '\\%03o' $((${#h} & 255)) $(((${#h} >> 8) & 255)) 0 0 0 0 0 0)"; printf '%s' "$h"; printf 'abcde'; } >"$d/hand"
 }
 
+seed_tokjson() {
+  local d=$1
+  cp "$root"/tests/bad/files/tok/tokenizer.json "$d/tok"
+  cp "$root"/tests/bad/files/tok-regex/tokenizer.json "$d/tok-regex"
+  cp "$root"/tests/fixtures/hf/tokenizer/tokenizer.json "$d/hf32"
+}
+
 write_dicts() {
+  printf '"\\"model\\""\n"\\"vocab\\""\n"\\"merges\\""\n"\\"added_tokens\\""\n"\\"pre_tokenizer\\""\n' >"$out/tokjson.dict"
+  printf '"\\"type\\""\n"\\"BPE\\""\n"\\"ByteLevel\\""\n"\\"Sequence\\""\n"\\"Split\\""\n"\\"Digits\\""\n' >>"$out/tokjson.dict"
+  printf '"\\"pretokenizers\\""\n"\\"Regex\\""\n"\\"special\\""\n"\\"content\\""\n"\\"id\\""\n"\\\\p{N}"\n' >>"$out/tokjson.dict"
   printf '"GGUF"\n"general.alignment"\n"general.architecture"\n"llama"\n"qwen2"\n"gpt2"\n".block_count"\n' >"$out/gguf.dict"
   printf '"tokenizer.ggml.tokens"\n"token_embd.weight"\n"output.weight"\n"blk.0.attn_q.bias"\n' >>"$out/gguf.dict"
   printf '".embedding_length"\n".attention.head_count"\n".attention.head_count_kv"\n".context_length"\n' >>"$out/gguf.dict"
