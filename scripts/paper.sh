@@ -19,7 +19,7 @@ root=$PWD
 if [ $smoke = 1 ]; then
   out=build/paper-smoke steps=${PAPER_STEPS:-4} batch=1 seq=32 eval_batches=2 eval_every=0
 else
-  out=build/paper steps=${PAPER_STEPS:-300} batch=2 seq=128 eval_batches=40 eval_every=100
+  out=build/paper steps=${PAPER_STEPS:-400} batch=2 seq=128 eval_batches=40 eval_every=100
 fi
 threads=${PAPER_THREADS:-2}
 warmup=$((steps / 10))
