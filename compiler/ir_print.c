@@ -105,8 +105,7 @@ static void json_cost(FILE *out, const char *key, Cost c) {
 static void json_module(FILE *out, const Net *net, const Module *m) {
   fprintf(out, "{\"kind\": \"%s\", \"din\": %ld, \"dout\": %ld", mod_kind_name(m->kind), m->din, m->dout);
   if (m->kind == MOD_LINEAR)
-    fprintf(out, ", \"bias\": %s, \"init\": \"%s\"", m->bias ? "true" : "false",
-            m->init == INIT_ZERO ? "zero" : m->init == INIT_IDENTITY ? "identity" : "normal");
+    fprintf(out, ", \"bias\": %s, \"init\": \"%s\"", m->bias ? "true" : "false", mod_init_name(m->init));
   if (m->kind == MOD_MLP) fprintf(out, ", \"hidden\": %ld", m->hidden);
   if (m->model >= 0) fprintf(out, ", \"model\": \"%s\"", net->models[m->model].name);
   if (m->kind == MOD_GPT2_EDGE) fprintf(out, ", \"scaled\": %s", m->unscaled ? "false" : "true");

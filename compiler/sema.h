@@ -177,6 +177,8 @@ typedef struct Net {
 int sema_check(const Program *prog, Net *net, Arena *arena, Diag *diag, const char *dir);
 
 const char *mod_kind_name(ModKind kind);
+/* "normal", "zero", "identity": linear's `init` as written in .lmn files. */
+const char *mod_init_name(ModInit init);
 /* The name of a `weights` format as written in .lmn files ("file", "q8_0", ...); "?" for another value. */
 const char *weights_format_name(int weights);
 /* "decoder_layer(smol) >> linear(576 -> 576, bias)" into buf. */

@@ -13,6 +13,11 @@ static const char *const module_names[] = {"identity",   "linear", "mlp",  "deco
 
 const char *mod_kind_name(ModKind kind) { return module_names[kind]; }
 
+/* linear's `init` words, in ModInit order */
+static const char *const init_names[] = {"normal", "zero", "identity", NULL};
+
+const char *mod_init_name(ModInit init) { return init_names[init]; }
+
 /* Reports an argument a module does not take (or a missing one when a == NULL), with a did-you-mean over the
  * flags or keywords it does take (a NULL-terminated list). */
 static void bad_arg(Sema *s, const Call *c, const Arg *a, const char *usage, const char *const *words) {
@@ -91,14 +96,13 @@ static int train_flag(const Arg *a, int *trainable, int *given) {
 /* `init zero | identity | normal` of linear: the weight's start (identity needs a square matrix, checked once
  * the widths are known). */
 static int init_arg(Sema *s, const Call *c, const Arg *a, Module *m, const char *usage) {
-  static const char *const inits[] = {"normal", "zero", "identity", NULL};
-  for (int k = 0; inits[k]; k++)
-    if (a->a.kind == VAL_IDENT && !strcmp(a->a.s, inits[k])) {
+  for (int k = 0; init_names[k]; k++)
+    if (a->a.kind == VAL_IDENT && !strcmp(a->a.s, init_names[k])) {
       m->init = (ModInit)k;
       m->init_at = a->at;
       return 0;
     }
-  const char *best = a->a.kind == VAL_IDENT ? closest_name(a->a.s, inits, 3) : NULL;
+  const char *best = a->a.kind == VAL_IDENT ? closest_name(a->a.s, init_names, 3) : NULL;
   if (best)
     diag_error(s->diag, a->a.at, "%s: unknown init '%s'; did you mean '%s'?", c->name, a->a.s, best);
   else
@@ -724,8 +728,8 @@ void module_describe(const Net *net, const Module *m, char *buf, size_t size) {
   switch (m->kind) {
     case MOD_IDENTITY: snprintf(buf, size, "identity"); break;
     case MOD_LINEAR:
-      snprintf(buf, size, "linear(%ld -> %ld%s%s)", m->din, m->dout, m->bias ? ", bias" : "",
-               m->init == INIT_ZERO ? ", init zero" : m->init == INIT_IDENTITY ? ", init identity" : "");
+      snprintf(buf, size, "linear(%ld -> %ld%s%s%s)", m->din, m->dout, m->bias ? ", bias" : "",
+               m->init != INIT_NORMAL ? ", init " : "", m->init != INIT_NORMAL ? mod_init_name(m->init) : "");
       break;
     case MOD_MLP: snprintf(buf, size, "mlp(%ld -> %ld -> %ld)", m->din, m->hidden, m->dout); break;
     case MOD_DECODER: snprintf(buf, size, "decoder_layer(%s)", model); break;

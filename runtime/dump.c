@@ -273,8 +273,7 @@ static int export_weights(const dump_run *r, int all, const char *dir, lmn_err *
               add_meta(w, "weights", "%s", r->weights[0] ? r->weights : "seeded initialisation") ||
               add_meta(w, "model_file_tensors", "%s", all ? "included" : "omitted")))
     rc = lmn_errf(err, "%s: export: out of memory for the metadata", d->name);
-  if (!rc && snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path)
-    rc = lmn_errf(err, "%s: path too long", dir);
+  if (!rc) rc = lmn_path_join(path, sizeof path, dir, "model.safetensors", err);
   if (!rc) rc = lmn_st_writer_write(w, path, err);
   lmn_st_writer_free(w);
   for (int i = 0; i < d->n_params; i++) free(copies[i]);
@@ -299,8 +298,7 @@ static int export_test_data(const dump_run *r, const char *dir, lmn_err *err) {
   if (!rc) rc = lmn_st_writer_add_f32(w, "tokens", 2, shape_tok, tok, err);
   if (!rc && d->classes > 0) rc = lmn_st_writer_add_f32(w, "output", 2, shape_cls, y, err);
   if (!rc && d->classes <= 0) rc = lmn_st_writer_add_f32(w, "output", 3, shape_out, y + (size_t)P * C, err);
-  if (!rc && snprintf(path, sizeof path, "%s/test_data.safetensors", dir) >= (int)sizeof path)
-    rc = lmn_errf(err, "%s: path too long", dir);
+  if (!rc) rc = lmn_path_join(path, sizeof path, dir, "test_data.safetensors", err);
   if (!rc) rc = lmn_st_writer_write(w, path, err);
   lmn_st_writer_free(w);
   free(tok);

@@ -111,9 +111,13 @@ static int emit_text(FILE *f, const void *ctx, lmn_err *err) {
   return fputs((const char *)ctx, f) < 0 ? -1 : 0;
 }
 
+int lmn_path_join(char *buf, size_t cap, const char *dir, const char *name, lmn_err *err) {
+  if (snprintf(buf, cap, "%s/%s", dir, name) >= (int)cap) return lmn_errf(err, "%s/%s: path too long", dir, name);
+  return 0;
+}
+
 int lmn_write_text_atomic(const char *dir, const char *name, const char *text, lmn_err *err) {
   char path[4200];
-  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-    return lmn_errf(err, "%s/%s: path too long", dir, name);
+  if (lmn_path_join(path, sizeof path, dir, name, err)) return -1;
   return lmn_write_atomic(path, emit_text, text, err);
 }

@@ -38,6 +38,8 @@ size_t lmn_first_nonfinite_f32(const void *p, size_t n);
  * lmn_crc32c(0, "123456789", 9) == 0xE3069283. */
 uint32_t lmn_crc32c(uint32_t crc, const void *data, size_t n);
 
+/* "dir/name" into buf; -1 with "dir/name: path too long" when it does not fit in cap. */
+int lmn_path_join(char *buf, size_t cap, const char *dir, const char *name, lmn_err *err);
 /* Writes text as dir/name atomically (lmn_write_atomic); errors name the path. */
 int lmn_write_text_atomic(const char *dir, const char *name, const char *text, lmn_err *err);
 
