@@ -19,7 +19,7 @@ OPT      := $(if $(SAN),-O1,-O2)
 CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Iruntime/include \
             -Iruntime -Icompiler -I$(BUILD)/compiler -I$(BLAS_INC) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  := $(SANFLAGS)
-LDLIBS   := -lopenblas -lyaml -lm -lpthread
+LDLIBS   := -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread
 BINDIR   := $(if $(SAN),$(BUILD)/bin,bin)
 LIBDIR   := $(if $(SAN),$(BUILD)/lib,lib)
 # liblmn: position-independent (one set of objects for the archive and the shared library), at the -O2 of

@@ -77,7 +77,7 @@ static void emit_makefile(Printer *pr, const char *root) {
           "# prefix (include/lmn/ headers), each with lib/liblmn.a.\n", n);
   out(pr, "LMNET  ?= %s\nCC     ?= cc\nCFLAGS ?= -std=c11 -O2 -march=native -Wall -Wextra -Werror -Wno-format-truncation\n", root);
   out(pr, "INC    := -I$(LMNET)/runtime/include -I$(LMNET)/include -I/usr/include/x86_64-linux-gnu/openblas-pthread\n");
-  out(pr, "LIBS   := $(LMNET)/lib/liblmn.a -lopenblas -lyaml -lm -lpthread\n\n");
+  out(pr, "LIBS   := $(LMNET)/lib/liblmn.a -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread\n\n");
   out(pr, "%s: %s.c %s.h main.c $(LMNET)/lib/liblmn.a\n\t$(CC) $(CFLAGS) $(INC) -o $@ %s.c main.c $(LIBS)\n\n", n, n, n, n);
   out(pr, "clean:\n\trm -f %s\n.PHONY: clean\n", n);
 }

@@ -1,8 +1,8 @@
 /* driver.c: lmn_main, the command line of every compiled network: option parsing and usage, and the
- * `info`, `train`, `eval`, `predict` and `generate` subcommands on top of lmn_train, lmn_eval_loss (lmn_eval_classes
- * for a classification network), the checkpoint functions and lmn_generate_stream. */
+ * `info`, `train`, `eval`, `predict`, `generate`, `chat` and `serve` subcommands on top of lmn_train,
+ * lmn_eval_loss (lmn_eval_classes for a classification network), the checkpoint functions,
+ * lmn_generate_stream, the conversation API (chat.c, repl.c) and the HTTP server (serve.c). */
 #include "driver.h"
-#include "tokenizer_bpe.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -16,11 +16,16 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "chat.h"
 #include "classify.h"
 #include "dump.h"
+#include "lmn_file.h"
 #include "progress.h"
 #include "qnet.h"
+#include "repl.h"
 #include "runlog.h"
+#include "serve.h"
+#include "tokenizer_bpe.h"
 
 /* ---- options ------------------------------------------------------------------------------------- */
 
@@ -33,14 +38,17 @@ typedef enum cmd {
   CMD_DUMP,
   CMD_EXPORT,
   CMD_PLOT,
+  CMD_CHAT,
+  CMD_SERVE,
   CMD_COUNT
 } cmd;
 static const char *const cmd_names[CMD_COUNT] = {"info",       "train",  "eval", "predict", "generate",
-                                                     "dump-state", "export", "plot"};
+                                                 "dump-state", "export", "plot", "chat",    "serve"};
 
 typedef struct args {
-  const char *config, *ckpt, *prompt, *out, *model_dir, *file;
+  const char *config, *ckpt, *prompt, *out, *model_dir, *file, *system, *stop, *host, *api_key;
   long resume, resume_fallback, force, json, stop_at, n, top_k, batch, seq, threads, chat, exact, all;
+  long ctx, port, parallel, queue, timeout;
   double temperature, top_p;
   uint64_t seed;
 } args;
@@ -57,33 +65,44 @@ typedef struct opt {
 } opt;
 
 #define BIT(c) (1u << (c))
+#define SAMPLING (BIT(CMD_GENERATE) | BIT(CMD_CHAT))
+#define WEIGHTS (BIT(CMD_GENERATE) | BIT(CMD_CHAT) | BIT(CMD_SERVE))
 #define OFF(f) offsetof(args, f)
 static const opt opts[] = {
     {"config", 'c', OPT_STR, OFF(config), 0, 0,
-     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_EXPORT) |
+     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | WEIGHTS | BIT(CMD_DUMP) | BIT(CMD_EXPORT) |
          BIT(CMD_PLOT)},
-    {"file", 'f', OPT_STR, OFF(file), 0, 0, BIT(CMD_PREDICT)},
+    {"file", 'f', OPT_STR, OFF(file), 0, 0, BIT(CMD_PREDICT) | SAMPLING},
     {"json", 0, OPT_FLAG, OFF(json), 0, 0, BIT(CMD_PREDICT)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
     {"resume-fallback", 0, OPT_FLAG, OFF(resume_fallback), 0, 0, BIT(CMD_TRAIN)},
     {"force", 0, OPT_FLAG, OFF(force), 0, 0, BIT(CMD_TRAIN)},
     {"stop-at", 0, OPT_LONG, OFF(stop_at), 1, 1e15, BIT(CMD_TRAIN)},
     {"ckpt", 0, OPT_STR, OFF(ckpt), 0, 0,
-     BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
+     BIT(CMD_EVAL) | BIT(CMD_PREDICT) | WEIGHTS | BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
     {"out", 'o', OPT_STR, OFF(out), 0, 0, BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
     {"all", 0, OPT_FLAG, OFF(all), 0, 0, BIT(CMD_EXPORT)},
     {"prompt", 'p', OPT_STR, OFF(prompt), 0, 0, BIT(CMD_GENERATE)},
     {"chat", 0, OPT_FLAG, OFF(chat), 0, 0, BIT(CMD_GENERATE)},
-    {"exact", 0, OPT_FLAG, OFF(exact), 0, 0, BIT(CMD_GENERATE)},
-    {"tokens", 'n', OPT_LONG, OFF(n), 0, 1 << 30, BIT(CMD_GENERATE)},
-    {"temperature", 't', OPT_DOUBLE, OFF(temperature), 0, 1e6, BIT(CMD_GENERATE)},
-    {"top-k", 'k', OPT_LONG, OFF(top_k), 0, 1 << 30, BIT(CMD_GENERATE)},
-    {"top-p", 0, OPT_DOUBLE, OFF(top_p), 0, 1, BIT(CMD_GENERATE)},
-    {"seed", 's', OPT_U64, OFF(seed), 0, 0, BIT(CMD_GENERATE)},
+    {"exact", 0, OPT_FLAG, OFF(exact), 0, 0, WEIGHTS},
+    {"tokens", 'n', OPT_LONG, OFF(n), 0, 1 << 30, SAMPLING},
+    {"temperature", 't', OPT_DOUBLE, OFF(temperature), 0, 1e6, SAMPLING},
+    {"top-k", 'k', OPT_LONG, OFF(top_k), 0, 1 << 30, SAMPLING},
+    {"top-p", 0, OPT_DOUBLE, OFF(top_p), 0, 1, SAMPLING},
+    {"seed", 's', OPT_U64, OFF(seed), 0, 0, SAMPLING},
+    {"system", 0, OPT_STR, OFF(system), 0, 0, BIT(CMD_CHAT)},
+    {"stop", 0, OPT_STR, OFF(stop), 0, 0, SAMPLING},
+    {"ctx", 0, OPT_LONG, OFF(ctx), 1, 1 << 24, BIT(CMD_CHAT) | BIT(CMD_SERVE)},
+    {"host", 0, OPT_STR, OFF(host), 0, 0, BIT(CMD_SERVE)},
+    {"port", 0, OPT_LONG, OFF(port), 0, 65535, BIT(CMD_SERVE)},
+    {"parallel", 0, OPT_LONG, OFF(parallel), 1, 256, BIT(CMD_SERVE)},
+    {"queue", 0, OPT_LONG, OFF(queue), 0, 100000, BIT(CMD_SERVE)},
+    {"timeout", 0, OPT_LONG, OFF(timeout), 1, 86400, BIT(CMD_SERVE)},
+    {"api-key", 0, OPT_STR, OFF(api_key), 0, 0, BIT(CMD_SERVE)},
     {"threads", 0, OPT_LONG, OFF(threads), 0, 4096,
-     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
+     BIT(CMD_INFO) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | WEIGHTS | BIT(CMD_DUMP) | BIT(CMD_EXPORT)},
     {"model-dir", 0, OPT_STR, OFF(model_dir), 0, 0,
-     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | BIT(CMD_GENERATE) | BIT(CMD_DUMP) |
+     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | WEIGHTS | BIT(CMD_DUMP) |
          BIT(CMD_EXPORT)},
     {"batch", 'b', OPT_LONG, OFF(batch), 1, 1 << 20, BIT(CMD_INFO)},
     {"seq", 0, OPT_LONG, OFF(seq), 1, 1 << 24, BIT(CMD_INFO)},
@@ -109,11 +128,13 @@ static const char *const cmd_help[] = {
     "            a classifier labels each line of FILE (default: standard input): TEXT, or LABEL<TAB>TEXT\n"
     "            (then accuracy and the per-class report on stderr); out: LABEL<TAB>probabilities per\n"
     "            line, or JSON lines {\"line\", \"label\", \"probs\", \"true\"} with --json\n",
-    "  generate  -p TEXT [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-    "            [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
-    "            sample N tokens (default 256) after TEXT; defaults T 0.8, K 40, P 0.95, S 1337;\n"
-    "            T 0 is greedy; weights from PATH or the config's newest checkpoint; --exact: frozen\n"
-    "            weights kept in a file format meet f32 activations (default: 8-bit ones, faster)\n",
+    "  generate  -p TEXT | -f FILE [--chat] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "            [--stop STR] [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
+    "            sample N tokens (default 256) after TEXT (-p - or -f FILE: the text of standard input or\n"
+    "            FILE); defaults T 0.8, K 40, P 0.95, S 1337; T 0 is greedy; --chat: TEXT as one user turn\n"
+    "            in the model's chat template; --stop: end before STR; weights from PATH or the config's\n"
+    "            newest checkpoint; --exact: frozen weights kept in a file format meet f32 activations\n"
+    "            (default: 8-bit ones, faster)\n",
     "  dump-state -c CONFIG.yaml [--ckpt PATH] -o FILE [--threads N]\n"
     "            every tensor and the first training batch to FILE (safetensors) for the PyTorch twin\n",
     "  export    -c CONFIG.yaml [--ckpt PATH] [--all] -o DIR [--threads N]\n"
@@ -123,6 +144,19 @@ static const char *const cmd_help[] = {
     "  plot      -c CONFIG.yaml\n"
     "            draw the run's training and validation loss (checkpoint.dir/metrics.jsonl, written by\n"
     "            train) into checkpoint.dir/loss.png with gnuplot\n",
+    "  chat      [--system TEXT] [-f FILE] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
+    "            [--stop STR] [--ctx N] [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
+    "            a conversation in the model's chat template (ChatML, Llama-3, Gemma), one user turn per\n"
+    "            line of standard input or FILE (a line ending in \\ goes on); replies of at most N\n"
+    "            tokens (default 512) print as they come, earlier turns stay in the KV caches of --ctx\n"
+    "            positions (default: the context, at most 4096); /reset starts over, /save FILE writes\n"
+    "            the conversation as JSON, /quit ends; Ctrl-C stops a reply\n",
+    "  serve     [--port P] [--host ADDR] [--parallel N] [--queue Q] [--ctx N] [--api-key KEY]\n"
+    "            [--timeout S] [--ckpt PATH | -c CONFIG.yaml] [--threads N] [--exact]\n"
+    "            an OpenAI-compatible HTTP API (docs/serve.md) on ADDR:P (default 127.0.0.1:8080; port 0:\n"
+    "            any free one): /v1/completions, /v1/chat/completions, /v1/models, /health, /v1/classify;\n"
+    "            N slots (default 2) of --ctx positions generate at once, Q more requests (default 16)\n"
+    "            wait, then 503; idle connections close after S seconds (default 10); SIGINT stops\n",
 };
 _Static_assert(sizeof cmd_help / sizeof *cmd_help == CMD_COUNT, "a help text for every command");
 
@@ -195,7 +229,8 @@ static int set_number(const opt *o, const char *v, args *a) {
 
 static const char *range_text(const opt *o, char *buf, size_t cap) {
   if (o->kind == OPT_U64) return "an unsigned whole number";
-  snprintf(buf, cap, "%s in [%.15g, %.15g]", o->kind == OPT_LONG ? "a whole number" : "a number", o->lo, o->hi);
+  snprintf(buf, cap, "%s in [%.15g, %.15g]", o->kind == OPT_LONG ? "a whole number" : "a number", o->lo,
+           o->hi);
   return buf;
 }
 
@@ -208,7 +243,8 @@ static int unknown_option(const char *prog, const lmn_net_desc *d, cmd c, const 
   const char *name = arg + (arg[1] == '-' ? 2 : 1), *eq = strchr(name, '=');
   const char *near = lmn_nearest(name, eq ? (size_t)(eq - name) : strlen(name), names, n);
   if (near)
-    return usage_error(prog, d, "unknown option '%s' for '%s'; did you mean '--%s'?", arg, cmd_names[c], near);
+    return usage_error(prog, d, "unknown option '%s' for '%s'; did you mean '--%s'?", arg, cmd_names[c],
+                       near);
   return usage_error(prog, d, "unknown option '%s' for '%s'", arg, cmd_names[c]);
 }
 
@@ -242,7 +278,9 @@ static int parse_args(int argc, char **argv, cmd c, args *a, const lmn_net_desc 
 
 /* ---- info ---------------------------------------------------------------------------------------- */
 
-static size_t count_of(const lmn_param_info *p) { return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1); }
+static size_t count_of(const lmn_param_info *p) {
+  return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+}
 
 /* "12.3 M" style: value with k/M/G/T/P. */
 static void si(double v, const char *unit, char *buf, size_t cap) {
@@ -348,8 +386,9 @@ static int fail(const lmn_err *err) {
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig) {
-  static const char msg[] = "\ninterrupted: finishing the step in progress, then a checkpoint (again to quit "
-                            "at once)\n";
+  static const char msg[] =
+      "\ninterrupted: finishing the step in progress, then a checkpoint (again to quit "
+      "at once)\n";
   stop_signal = sig;
   ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
   (void)ignored;
@@ -427,7 +466,8 @@ static int eval_classes(lmn_net *net, const lmn_data *data, const lmn_train_conf
                         lmn_err *err) {
   lmn_class_eval ev;
   if (lmn_confusion_init(c, data->classes, err) ||
-      lmn_eval_classes_each(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &ev, lmn_confusion_add, c, err))
+      lmn_eval_classes_each(net, data, cfg->eval.batches, cfg->batch, cfg->seq_len, &ev, lmn_confusion_add, c,
+                            err))
     return -1;
   printf("val loss %.4f | accuracy %.2f%% (%ld of %ld examples) | batches of %ld x %ld", ev.loss,
          100.0 * ev.accuracy, ev.correct, ev.examples, cfg->batch, cfg->seq_len);
@@ -436,8 +476,8 @@ static int eval_classes(lmn_net *net, const lmn_data *data, const lmn_train_conf
 
 /* What eval and predict start from: the config, the network at its batch shape, the weights (path: the
  * checkpoint, "" for the seeded initialisation). */
-static int open_trained(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net, char *path,
-                        size_t cap, lmn_err *err) {
+static int open_trained(const lmn_net_desc *d, const args *a, lmn_train_config *cfg, lmn_net **net,
+                        char *path, size_t cap, lmn_err *err) {
   if (lmn_config_load(a->config, cfg, err)) return -1;
   int threads = lmn_threads_resolve(a->threads ? a->threads : cfg->threads);
   openblas_set_num_threads(threads);
@@ -483,8 +523,9 @@ static int cmd_predict(const char *prog, const lmn_net_desc *d, const args *a) {
   lmn_net *net = NULL;
   lmn_tokenizer tok = {0};
   char path[LMN_CKPT_PATH_MAX];
-  int rc = open_trained(d, a, &cfg, &net, path, sizeof path, &err) || lmn_net_tokenizer(d, &tok, &err) ||
-           lmn_predict(net, &tok, a->file ? a->file : "-", cfg.batch, cfg.seq_len, (int)a->json, stdout, &err);
+  int rc =
+      open_trained(d, a, &cfg, &net, path, sizeof path, &err) || lmn_net_tokenizer(d, &tok, &err) ||
+      lmn_predict(net, &tok, a->file ? a->file : "-", cfg.batch, cfg.seq_len, (int)a->json, stdout, &err);
   lmn_tokenizer_free(&tok);
   lmn_net_destroy(net);
   lmn_config_free(&cfg);
@@ -541,39 +582,185 @@ static int gen_setup(const lmn_net_desc *d, const args *a, lmn_net **net, lmn_er
   return rc;
 }
 
+/* The whole of f into a malloc'ed NUL-terminated buffer. */
+static int read_all(FILE *f, const char *name, char **out, size_t *len, lmn_err *err) {
+  size_t cap = 4096, n = 0, got;
+  char *b = malloc(cap);
+  while (b && (got = fread(b + n, 1, cap - n - 1, f)) > 0) {
+    n += got;
+    char *more = n + 1 == cap ? realloc(b, cap *= 2) : b;
+    if (!more) free(b);
+    b = more;
+  }
+  if (!b) return lmn_errf(err, "%s: out of memory", name);
+  if (ferror(f)) return free(b), lmn_errf(err, "%s: read error: %s", name, strerror(errno));
+  b[n] = '\0';
+  *out = b;
+  *len = n;
+  return 0;
+}
+
+/* generate's text: -p TEXT, -p - (standard input) or -f FILE. */
+static int read_prompt(const args *a, char **text, size_t *len, lmn_err *err) {
+  if (a->prompt && strcmp(a->prompt, "-") != 0) {
+    *len = strlen(a->prompt);
+    *text = strdup(a->prompt);
+    return *text ? 0 : lmn_errf(err, "out of memory");
+  }
+  if (!a->file || !strcmp(a->file, "-")) return read_all(stdin, "standard input", text, len, err);
+  int fd = lmn_open_regular(a->file, NULL, err);
+  FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+  if (!f) return fd >= 0 ? (close(fd), lmn_errf(err, "%s: %s", a->file, strerror(errno))) : -1;
+  int rc = read_all(f, a->file, text, len, err);
+  fclose(f);
+  return rc;
+}
+
+/* --chat: the text as one user turn of the model's chat template (its default system message), rendered
+ * into *text; the reply ends at the template's end of turn. */
+static int chat_prompt(const lmn_net_desc *d, char **text, size_t *len, lmn_chat_template *t, lmn_err *err) {
+  if (lmn_net_chat_template(d, t, err)) return -1;
+  lmn_chat_msg m = {"user", *text};
+  long n = lmn_chat_render(t, &m, 1, 1, NULL, NULL, 0, err);
+  char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (!out) return n < 0 ? -1 : lmn_errf(err, "out of memory");
+  lmn_chat_render(t, &m, 1, 1, NULL, out, (size_t)n + 1, err);
+  free(*text);
+  *text = out;
+  *len = (size_t)n;
+  return 0;
+}
+
+static void print_gen_stats(const lmn_gen_stats *st) {
+  double tps = st->decode_s > 0 ? st->tokens / st->decode_s : 0;
+  fprintf(stderr, "\n[prompt %d tokens in %.1f ms | %d tokens at %.1f tok/s%s]\n", st->prompt_tokens,
+          1e3 * st->prefill_s, st->tokens, tps, st->stopped_ctx ? " | stopped at the context length" : "");
+}
+
 static int cmd_generate(const char *prog, const lmn_net_desc *d, const args *a) {
-  if (!a->prompt) return usage_error(prog, d, "'generate' needs -p TEXT");
+  if (!a->prompt && !a->file) return usage_error(prog, d, "'generate' needs -p TEXT (or -p - or -f FILE)");
+  if (a->prompt && a->file) return usage_error(prog, d, "give -p or -f, not both");
   if (a->ckpt && a->config) return usage_error(prog, d, "give --ckpt or -c, not both");
   lmn_err err = {{0}};
   if (generating_network(d, "generation", &err)) return fail(&err);
+  char *prompt = NULL;
+  size_t len = 0;
+  lmn_chat_template tpl;
+  if (read_prompt(a, &prompt, &len, &err) || (a->chat && chat_prompt(d, &prompt, &len, &tpl, &err)))
+    return free(prompt), fail(&err);
   lmn_net *net = NULL;
-  lmn_tokenizer tok;
-  if (lmn_net_tokenizer(d, &tok, &err)) return fail(&err);
-  /* --chat: the instruction model's own prompt format (ChatML with its default system message) */
-  size_t cap = strlen(a->prompt) + 512;
-  char *prompt = malloc(cap);
-  if (!prompt) return fail(&err);
-  if (a->chat) lmn_chat_format(a->prompt, prompt, cap);
-  else snprintf(prompt, cap, "%s", a->prompt);
-  lmn_sample_opts so = {(float)a->temperature, (int)a->top_k, (float)a->top_p};
+  lmn_tokenizer tok = {0};
+  const char *stop[2];
+  int n_stop = 0;
+  if (a->stop) stop[n_stop++] = a->stop;
+  if (a->chat) stop[n_stop++] = tpl.end_of_turn;
+  lmn_gen_req r = {.n = (int)a->n,
+                   .sample = {(float)a->temperature, (int)a->top_k, (float)a->top_p},
+                   .seed = a->seed,
+                   .stop = stop,
+                   .n_stop = n_stop,
+                   .hide_eos = a->chat != 0,
+                   .fn = print_token};
+  echo e = {a->chat ? "" : prompt, 0};
+  r.ctx = &e;
   lmn_gen_stats st;
-  int rc = gen_setup(d, a, &net, &err);
+  int rc = lmn_net_tokenizer(d, &tok, &err) || gen_setup(d, a, &net, &err);
   if (!rc) net->q_f32act = a->exact != 0;
-  echo e = {prompt, 0};
-  if (!rc)
-    rc = lmn_generate_stream(net, &tok, prompt, strlen(prompt), (int)a->n, &so, a->seed, print_token, &e, &st, &err);
+  if (!rc) rc = lmn_generate_text(net, &tok, prompt, len, &r, &st, &err);
   if (!rc) echo_prompt(&e);
   lmn_net_destroy(net);
   lmn_tokenizer_free(&tok);
   free(prompt);
   if (rc) return fail(&err);
-  double tps = st.decode_s > 0 ? st.tokens / st.decode_s : 0;
-  fprintf(stderr, "\n[prompt %d tokens in %.1f ms | %d tokens at %.1f tok/s%s]\n", st.prompt_tokens,
-          1e3 * st.prefill_s, st.tokens, tps, st.stopped_ctx ? " | stopped at the context length" : "");
+  print_gen_stats(&st);
   return 0;
 }
 
-/* ---- dump-state and export (dump.c) ------------------------------------------------------------------------ */
+/* ---- chat and serve ------------------------------------------------------------------------------ */
+
+static int cmd_chat(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (a->ckpt && a->config) return usage_error(prog, d, "give --ckpt or -c, not both");
+  lmn_err err = {{0}};
+  if (generating_network(d, "chat", &err)) return fail(&err);
+  FILE *in = stdin;
+  if (a->file && strcmp(a->file, "-")) {
+    int fd = lmn_open_regular(a->file, NULL, &err);
+    if (fd < 0 || !(in = fdopen(fd, "r"))) return fd >= 0 ? close(fd) : 0, fail(&err);
+  }
+  lmn_net *net = NULL;
+  lmn_chat *chat = NULL;
+  int ctx = (int)(a->ctx ? a->ctx : d->ctx < 4096 ? d->ctx : 4096);
+  int rc = gen_setup(d, a, &net, &err) || lmn_chat_open(&chat, net, a->system, ctx, &err);
+  if (!rc) {
+    net->q_f32act = a->exact != 0;
+    const char *stop[1] = {a->stop};
+    lmn_chat_opts o = {(int)a->n,
+                       (float)a->temperature,
+                       (int)a->top_k,
+                       (float)a->top_p,
+                       a->seed,
+                       stop,
+                       a->stop != NULL,
+                       NULL,
+                       NULL};
+    rc = lmn_chat_repl(chat, in, a->file ? 0 : isatty(fileno(in)), a->system, &o, stdout, &err);
+  }
+  lmn_chat_close(chat);
+  lmn_net_destroy(net);
+  if (in != stdin) fclose(in);
+  return rc ? fail(&err) : 0;
+}
+
+/* A classifier's batch and sequence length: the training config's. */
+static int serve_shape(const lmn_net_desc *d, const args *a, lmn_serve_opts *o, lmn_err *err) {
+  if (d->classes <= 0) return 0;
+  if (!a->config)
+    return lmn_errf(err, "%s: serving a classifier needs -c CONFIG.yaml (its batch and seq_len)", d->name);
+  lmn_train_config cfg;
+  if (lmn_config_load(a->config, &cfg, err)) return -1;
+  o->cls_batch = cfg.batch;
+  o->cls_seq = cfg.seq_len;
+  lmn_config_free(&cfg);
+  return 0;
+}
+
+static int cmd_serve(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (a->ckpt && a->config) return usage_error(prog, d, "give --ckpt or -c, not both");
+  lmn_serve_opts o = {a->host ? a->host : "127.0.0.1",
+                      (int)a->port,
+                      (int)a->parallel,
+                      (int)a->queue,
+                      (int)(a->ctx          ? a->ctx
+                            : d->ctx < 4096 ? d->ctx
+                                            : 4096),
+                      (int)a->threads,
+                      (int)a->timeout,
+                      a->api_key,
+                      0,
+                      0};
+  lmn_err err = {{0}};
+  lmn_net *net = NULL;
+  int rc = serve_shape(d, a, &o, &err);
+  if (!rc && d->classes > 0) {
+    lmn_train_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char path[LMN_CKPT_PATH_MAX];
+    rc = open_trained(d, a, &cfg, &net, path, sizeof path, &err);
+    lmn_config_free(&cfg);
+  } else if (!rc) {
+    rc = gen_setup(d, a, &net, &err);
+  }
+  if (!rc) {
+    net->q_f32act = a->exact != 0;
+    o.threads = net->n_threads;
+    rc = lmn_serve(net, &o, &err);
+  }
+  lmn_net_destroy(net);
+  return rc ? fail(&err) : 0;
+}
+
+/* ---- dump-state and export (dump.c)
+ * ------------------------------------------------------------------------ */
 
 static int cmd_dump(const char *prog, const lmn_net_desc *d, const args *a) {
   if (!a->config || !a->out) return usage_error(prog, d, "'dump-state' needs -c CONFIG.yaml and -o FILE");
@@ -584,7 +771,8 @@ static int cmd_dump(const char *prog, const lmn_net_desc *d, const args *a) {
 static int cmd_export(const char *prog, const lmn_net_desc *d, const args *a) {
   if (!a->config || !a->out) return usage_error(prog, d, "'export' needs -c CONFIG.yaml and -o DIR");
   lmn_err err = {{0}};
-  return lmn_export_run(d, a->config, a->ckpt, (int)a->all, a->threads, a->out, stdout, &err) ? fail(&err) : 0;
+  return lmn_export_run(d, a->config, a->ckpt, (int)a->all, a->threads, a->out, stdout, &err) ? fail(&err)
+                                                                                              : 0;
 }
 
 /* ---- plot (runlog.c) ---------------------------------------------------------------------------- */
@@ -619,27 +807,31 @@ int lmn_main(int argc, char **argv, const lmn_net_desc *desc) {
     if (near) return usage_error(prog, desc, "unknown command '%s'; did you mean '%s'?", name, near);
     return usage_error(prog, desc, "unknown command '%s'", name);
   }
-  args a = {.n = 256, .temperature = 0.8, .top_k = 40, .top_p = 0.95, .seed = 1337};
+  args a = {.n = c == CMD_CHAT ? 512 : 256,
+            .temperature = 0.8,
+            .top_k = 40,
+            .top_p = 0.95,
+            .seed = 1337,
+            .port = 8080,
+            .parallel = 2,
+            .queue = 16,
+            .timeout = 10};
   int done, rc = parse_args(argc, argv, (cmd)c, &a, desc, &done);
   if (done) return rc;
-  if (a.model_dir && setenv("LMN_MODEL_DIR", a.model_dir, 1) != 0) /* what the runtime reads, before any thread */
+  if (a.model_dir &&
+      setenv("LMN_MODEL_DIR", a.model_dir, 1) != 0) /* what the runtime reads, before any thread */
     return usage_error(prog, desc, "--model-dir: cannot set it: %s", strerror(errno));
   switch ((cmd)c) {
-  case CMD_INFO:
-    return cmd_info(prog, desc, &a);
-  case CMD_TRAIN:
-    return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
-  case CMD_EVAL:
-    return cmd_eval(prog, desc, &a);
-  case CMD_PREDICT:
-    return cmd_predict(prog, desc, &a);
-  case CMD_DUMP:
-    return cmd_dump(prog, desc, &a);
-  case CMD_EXPORT:
-    return cmd_export(prog, desc, &a);
-  case CMD_PLOT:
-    return cmd_plot(prog, desc, &a);
-  default:
-    return cmd_generate(prog, desc, &a);
+    case CMD_INFO: return cmd_info(prog, desc, &a);
+    case CMD_TRAIN:
+      return a.config ? cmd_train(desc, &a) : usage_error(prog, desc, "'train' needs -c CONFIG.yaml");
+    case CMD_EVAL: return cmd_eval(prog, desc, &a);
+    case CMD_PREDICT: return cmd_predict(prog, desc, &a);
+    case CMD_DUMP: return cmd_dump(prog, desc, &a);
+    case CMD_EXPORT: return cmd_export(prog, desc, &a);
+    case CMD_PLOT: return cmd_plot(prog, desc, &a);
+    case CMD_CHAT: return cmd_chat(prog, desc, &a);
+    case CMD_SERVE: return cmd_serve(prog, desc, &a);
+    default: return cmd_generate(prog, desc, &a);
   }
 }

@@ -37,6 +37,7 @@
 #ifndef LMN_LMN_H
 #define LMN_LMN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lmn_error.h"
@@ -136,6 +137,61 @@ int lmn_reserve_cache(lmn_net *net, int ctx, lmn_err *err);
  * pos0 = 0 starts a new sequence, a smaller pos0 rewinds. pos0 + T must fit the caches. What lmn_logits
  * returned is no longer valid afterwards. One call at a time per network. */
 int lmn_decode(lmn_net *net, const int32_t *tokens, int T, int pos0, float *logits, lmn_err *err);
+
+/* Chat (a language model whose model file has a chat template: ChatML, Llama-3 or Gemma). A conversation
+ * keeps its history in the network's KV caches: each lmn_chat_send renders the whole conversation with the
+ * model's template, finds the part the caches already hold and feeds only the rest (the new user message),
+ * then samples the reply, which ends at the template's end of turn, the model's end-of-sequence token, a
+ * stop string or max_tokens. The reply holds no template markup. While a conversation is open it owns the
+ * network's caches (do not lmn_decode in between). One call at a time per conversation; any number of
+ * conversations on different networks at once. */
+typedef struct lmn_chat lmn_chat;
+
+typedef struct lmn_chat_opts {
+  int max_tokens;           /* the reply's length at most, in tokens (>= 0) */
+  float temperature;        /* 0: greedy */
+  int top_k;                /* 0: off */
+  float top_p;              /* 1 (or 0): off */
+  uint64_t seed;            /* of the sampling; each reply draws from seed + its turn number */
+  const char *const *stop;  /* strings that end the reply besides the template's own (not part of it) */
+  int n_stop;
+  /* the reply's text as it comes (may be NULL); a non-zero return stops the reply there */
+  int (*on_text)(void *ctx, const char *text, size_t len);
+  void *ctx;
+} lmn_chat_opts;
+#define LMN_CHAT_OPTS_DEFAULT {256, 0.8f, 40, 0.95f, 1337, NULL, 0, NULL, NULL}
+
+/* What the last reply cost. */
+typedef struct lmn_chat_stats {
+  int prompt_tokens;  /* tokens of the rendered conversation */
+  int reused_tokens;  /* of which the caches already held these (not fed again) */
+  int reply_tokens;
+  double prefill_s;   /* feeding prompt_tokens - reused_tokens */
+  double decode_s;
+  int finish;         /* LMN_CHAT_FINISH_* */
+} lmn_chat_stats;
+enum { LMN_CHAT_FINISH_STOP = 0, LMN_CHAT_FINISH_LENGTH, LMN_CHAT_FINISH_CONTEXT, LMN_CHAT_FINISH_CANCELLED };
+
+/* Opens a conversation on net with a system message (NULL: the template's default, if it has one) and KV
+ * caches of ctx positions (0: the network's context). Fails for classifiers, byte-level networks and models
+ * without a recognised template (the message names the file and the template). */
+int lmn_chat_open(lmn_chat **chat, lmn_net *net, const char *system, int ctx, lmn_err *err);
+/* Adds the user's message, generates the reply and adds it; *reply (may be NULL) points at the reply's text
+ * (NUL-terminated, valid until the next call on the conversation). Fails, leaving the conversation as it was,
+ * when the conversation would not fit the context. */
+int lmn_chat_send(lmn_chat *chat, const char *user, const lmn_chat_opts *opts, const char **reply, lmn_err *err);
+/* Starts over with a system message (NULL: the default); the caches keep what a new conversation shares. */
+int lmn_chat_reset(lmn_chat *chat, const char *system, lmn_err *err);
+/* The conversation so far: n messages; role and content of message i (system first when there is one). */
+int lmn_chat_messages(const lmn_chat *chat);
+const char *lmn_chat_role(const lmn_chat *chat, int i);
+const char *lmn_chat_content(const lmn_chat *chat, int i);
+/* The template's name ("ChatML", "Llama-3", "Gemma"). */
+const char *lmn_chat_template_name(const lmn_chat *chat);
+void lmn_chat_last_stats(const lmn_chat *chat, lmn_chat_stats *stats);
+/* Writes the conversation as JSON {"template", "messages": [{"role", "content"}...]} to path atomically. */
+int lmn_chat_save(const lmn_chat *chat, const char *path, lmn_err *err);
+void lmn_chat_close(lmn_chat *chat);
 
 /* Checkpoints (safetensors, see checkpoint.h): the trainable and from-scratch tensors, AdamW moments and
  * step. lmn_load_checkpoint checks everything (network hash, every tensor's shape) before it changes the

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "dequant.h"
 #include "gguf.h"
 #include "lmn_file.h"
@@ -126,6 +127,31 @@ int lmn_net_tokenizer(const lmn_net_desc *desc, lmn_tokenizer *tok, lmn_err *err
     return -1;
   }
   return 0;
+}
+
+int lmn_net_chat_template(const lmn_net_desc *desc, lmn_chat_template *t, lmn_err *err) {
+  const lmn_model_info *m = tokenizer_source(desc);
+  if (!m)
+    return lmn_errf(err, "%s: a byte-level network has no chat template (chat needs a model file with one)",
+                    desc->name);
+  char path[4096];
+  const char *dir = getenv("LMN_MODEL_DIR");
+  lmn_model_path(m, dir, path, sizeof path);
+  if (lmn_model_check_exists(desc, m, dir, path, err)) return -1;
+  if (m->format != 1)
+    return lmn_errf(err, "%s: lmnet reads chat templates from GGUF files only (tokenizer.chat_template)", path);
+  lmn_gguf *g = NULL;
+  if (lmn_gguf_open(path, LMN_GGUF_META, &g, err)) return -1;
+  lmn_gguf_str s;
+  int rc = 0;
+  if (!lmn_gguf_find_kv(g, "tokenizer.chat_template"))
+    rc = lmn_errf(err, "%s: the model has no chat template (tokenizer.chat_template); use generate", path);
+  else if (lmn_gguf_get_str(g, "tokenizer.chat_template", &s, err) == 0)
+    rc = lmn_chat_template_parse(s.s, s.len, path, t, err);
+  else
+    rc = -1;
+  lmn_gguf_close(g);
+  return rc;
 }
 
 /* m->from_build from the folder of the running executable into buf; 0 when there is no such path. */

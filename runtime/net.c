@@ -34,8 +34,8 @@ static void init_like(lmn_net *net, int i_param, lmn_rng *r) {
   free(row);
   size_t n = (size_t)rows * (size_t)cols;
   double mean = n ? sum / (double)n : 0, var = n ? sq / (double)n - mean * mean : 0;
-  lmn_rng_fill_normal(r, net->params + net->poff[i_param], (size_t)p->rows * (size_t)(p->cols ? p->cols : 1), (float)mean,
-                      (float)sqrt(var > 0 ? var : 0));
+  lmn_rng_fill_normal(r, net->params + net->poff[i_param], (size_t)p->rows * (size_t)(p->cols ? p->cols : 1),
+                      (float)mean, (float)sqrt(var > 0 ? var : 0));
 }
 
 void lmn_net_init_derived(lmn_net *net, uint64_t seed) {
@@ -57,10 +57,12 @@ static void init_params(lmn_net *net, uint64_t seed) {
     size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
     lmn_rng r;
     lmn_rng_seed_stream(&r, seed, (uint64_t)i); /* one stream per tensor: independent of layout */
-    if (p->init == LMN_INIT_NORMAL) lmn_rng_fill_normal(&r, x, n, 0.0f, 0.02f);
+    if (p->init == LMN_INIT_NORMAL)
+      lmn_rng_fill_normal(&r, x, n, 0.0f, 0.02f);
     else if (p->init == LMN_INIT_ONE)
       for (size_t k = 0; k < n; k++) x[k] = 1.0f;
-    else memset(x, 0, n * sizeof(float));
+    else
+      memset(x, 0, n * sizeof(float));
     if (p->init == LMN_INIT_IDENTITY) /* zeroed above; a square matrix (lmnc checks) */
       for (long k = 0; k < p->rows && k < p->cols; k++) x[(size_t)k * (size_t)p->cols + (size_t)k] = 1.0f;
   }
@@ -72,10 +74,11 @@ static int check_memory(const lmn_net_desc *d, double floats, int B, int T, cons
   double need = floats * sizeof(float);
   double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
   if (have > 0 && need > 0.9 * have)
-    return lmn_errf(err,
-                    "%s: batch %d x %d needs %.2f GiB of memory%s but the machine has %.2f GiB; lower batch or "
-                    "seq_len",
-                    d->name, B, T, need / (1 << 30), what, have / (1 << 30));
+    return lmn_errf(
+        err,
+        "%s: batch %d x %d needs %.2f GiB of memory%s but the machine has %.2f GiB; lower batch or "
+        "seq_len",
+        d->name, B, T, need / (1 << 30), what, have / (1 << 30));
   return 0;
 }
 
@@ -83,7 +86,8 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
                    lmn_err *err) {
   *out = NULL;
   if (B < 1 || T < 1 || T > desc->ctx)
-    return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T, desc->ctx);
+    return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T,
+                    desc->ctx);
   size_t arena_need = desc->arena_floats(B, T, n_threads < 1 ? 1 : n_threads);
   if (check_memory(desc, (double)lmn_desc_f32_floats(desc) + (double)arena_need, B, T, "", err)) return -1;
   lmn_net *net = calloc(1, sizeof *net);
@@ -127,8 +131,8 @@ static int enable(lmn_net *net, int grads, lmn_err *err) {
   size_t arena = d->arena_floats(net->B, net->T, net->n_threads);
   double more = (double)d->n_train * ((grads && !net->grads) + (!net->m) + (!net->v));
   double all = (double)net->n_f32 + (double)arena + (double)d->n_train * ((grads || net->grads) + 2);
-  if (check_memory(d, all, net->B, net->T, grads ? " with gradients and AdamW moments" : " with AdamW moments",
-                   err))
+  if (check_memory(d, all, net->B, net->T,
+                   grads ? " with gradients and AdamW moments" : " with AdamW moments", err))
     return -1;
   float *g = grads && !net->grads ? alloc_floats(d->n_train) : NULL;
   float *m = !net->m ? alloc_floats(d->n_train) : NULL, *v = !net->v ? alloc_floats(d->n_train) : NULL;
@@ -143,12 +147,51 @@ static int enable(lmn_net *net, int grads, lmn_err *err) {
   return 0;
 }
 
-int lmn_net_enable_training(lmn_net *net, lmn_err *err) { return enable(net, 1, err); }
+int lmn_net_enable_training(lmn_net *net, lmn_err *err) {
+  return enable(net, 1, err);
+}
 
-int lmn_net_enable_moments(lmn_net *net, lmn_err *err) { return enable(net, 0, err); }
+int lmn_net_enable_moments(lmn_net *net, lmn_err *err) {
+  return enable(net, 0, err);
+}
+
+/* Some frozen weights stay in their file's format (qnet.c). */
+static int keeps_weights(const lmn_net *net) {
+  for (int i = 0; net->qw && i < net->desc->n_params; i++)
+    if (net->qw[i].data) return 1;
+  return 0;
+}
+
+int lmn_net_share(const lmn_net *src, int n_threads, lmn_net **out, lmn_err *err) {
+  *out = NULL;
+  lmn_net *net = malloc(sizeof *net);
+  if (!net) return lmn_errf(err, "%s: out of memory for a decoding sibling", src->desc->name);
+  *net = *src;
+  net->weights_of = src->weights_of ? src->weights_of : src;
+  net->grads = net->m = net->v = net->arena = net->cache = net->rope = net->qwork = NULL;
+  net->trainable_mask = NULL;
+  net->cache_ctx = net->cache_len = 0;
+  net->n_threads = lmn_threads_resolve(n_threads);
+  net->pool = lmn_pool_create(net->n_threads, err);
+  if (net->pool) lmn_pool_set_split(net->pool, keeps_weights(net));
+  if (src->qwork) net->qwork = malloc(net->qwork_floats * (size_t)net->n_threads * sizeof(float));
+  if (!net->pool || (src->qwork && !net->qwork)) {
+    lmn_net_destroy(net);
+    return lmn_errf(err, "%s: out of memory for a decoding sibling", src->desc->name);
+  }
+  *out = net;
+  return 0;
+}
 
 void lmn_net_destroy(lmn_net *net) {
   if (!net) return;
+  if (net->weights_of) { /* a sibling owns only its caches, panels and threads */
+    free(net->cache);
+    free(net->qwork);
+    if (net->pool) lmn_pool_destroy(net->pool);
+    free(net);
+    return;
+  }
   if (net->poff) lmn_qnet_free(net);
   free(net->params);
   free(net->grads);
@@ -162,10 +205,12 @@ void lmn_net_destroy(lmn_net *net) {
 }
 
 int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err) {
-  if (ctx < 1 || ctx > net->desc->ctx) return lmn_errf(err, "%s: context %d outside 1..%d", net->desc->name, ctx, net->desc->ctx);
+  if (ctx < 1 || ctx > net->desc->ctx)
+    return lmn_errf(err, "%s: context %d outside 1..%d", net->desc->name, ctx, net->desc->ctx);
   free(net->cache);
   net->cache = alloc_floats(net->desc->cache_floats(ctx, net->n_threads));
-  if (!net->cache) return lmn_errf(err, "%s: cannot allocate the KV caches for %d positions", net->desc->name, ctx);
+  if (!net->cache)
+    return lmn_errf(err, "%s: cannot allocate the KV caches for %d positions", net->desc->name, ctx);
   net->cache_ctx = ctx;
   net->cache_len = 0;
   return 0;
@@ -175,8 +220,11 @@ int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names
   const lmn_net_desc *d = net->desc;
   for (int n = 0; n < n_names; n++) {
     int found = 0;
-    for (int i = 0; i < d->n_params && !found; i++) found = d->params[i].trainable && !strcmp(d->params[i].owner, names[n]);
-    if (!found) return lmn_errf(err, "%s: stage trains '%s', which names no trainable vertex, model or edge type", d->name, names[n]);
+    for (int i = 0; i < d->n_params && !found; i++)
+      found = d->params[i].trainable && !strcmp(d->params[i].owner, names[n]);
+    if (!found)
+      return lmn_errf(err, "%s: stage trains '%s', which names no trainable vertex, model or edge type",
+                      d->name, names[n]);
   }
   for (int i = 0; i < d->n_params; i++) {
     const lmn_param_info *p = &d->params[i];
@@ -210,7 +258,9 @@ static void zero_task(void *ctxp, int t, int thread) {
   memset(c->g + a, 0, n * sizeof(float));
 }
 
-static int n_chunks(size_t n) { return (int)((n + NET_CHUNK - 1) / NET_CHUNK); }
+static int n_chunks(size_t n) {
+  return (int)((n + NET_CHUNK - 1) / NET_CHUNK);
+}
 
 int lmn_net_zero_grad(lmn_net *net) {
   if (!net->grads) return lmn_net_enable_training(net, NULL); /* freshly allocated: zero already */
@@ -219,9 +269,13 @@ int lmn_net_zero_grad(lmn_net *net) {
   return 0;
 }
 
-static size_t numel(const lmn_param_info *p) { return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1); }
+static size_t numel(const lmn_param_info *p) {
+  return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+}
 
-static int selected(const lmn_net *net, int i) { return net->desc->params[i].trainable && net->trainable_mask[i]; }
+static int selected(const lmn_net *net, int i) {
+  return net->desc->params[i].trainable && net->trainable_mask[i];
+}
 
 typedef struct sumsq_ctx {
   const lmn_net *net;
@@ -250,7 +304,9 @@ typedef struct adam_ctx {
 } adam_ctx;
 
 /* 1 when AdamW decays tensor i: none of its kinds is in net->no_decay. */
-static int decays(const lmn_net *net, int i) { return !(net->desc->params[i].kind & net->no_decay); }
+static int decays(const lmn_net *net, int i) {
+  return !(net->desc->params[i].kind & net->no_decay);
+}
 
 static void adam_task(void *ctxp, int t, int thread) {
   (void)thread;
@@ -260,8 +316,8 @@ static void adam_task(void *ctxp, int t, int thread) {
   size_t a = (size_t)(t - c->runs[r].first_task) * NET_CHUNK, rest = c->runs[r].n - a;
   size_t off = c->runs[r].start + a, n = rest < NET_CHUNK ? rest : NET_CHUNK;
   lmn_net *net = c->net;
-  lmn_adamw_update(net->params + off, net->grads + off, net->m + off, net->v + off, n, c->lr, c->beta1, c->beta2,
-                   c->eps, c->runs[r].decay ? c->weight_decay : 0.0f, (int)net->step, c->scale);
+  lmn_adamw_update(net->params + off, net->grads + off, net->m + off, net->v + off, n, c->lr, c->beta1,
+                   c->beta2, c->eps, c->runs[r].decay ? c->weight_decay : 0.0f, (int)net->step, c->scale);
 }
 
 double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float eps, float weight_decay,
@@ -307,8 +363,7 @@ float *lmn_net_param(lmn_net *net, const char *name, const lmn_param_info **info
 }
 
 void lmn_net_set_inference_threads(lmn_net *net, int threads) {
-  int kept = 0;
-  for (int i = 0; i < net->desc->n_params && !kept; i++) kept = net->qw[i].data != NULL;
+  int kept = keeps_weights(net);
   openblas_set_num_threads(kept ? 1 : threads);
   lmn_pool_set_split(net->pool, kept);
 }

@@ -132,6 +132,7 @@ struct lmn_net {
   void **owned;       /* [n_params] buffers of converted tensors (another format than the file's), or NULL */
   float *qwork;       /* per-thread panels of lmn_q_matmul: qwork_floats floats for each of n_threads */
   size_t qwork_floats;
+  const lmn_net *weights_of; /* a decoding sibling (lmn_net_share): every weight belongs to this network */
   int q_f32act;       /* cached decoding multiplies kept weights with f32 activations (exact) instead of
                        * activations rounded to 8 bits per block (the default: faster, as llama.cpp does) */
 };
@@ -146,6 +147,10 @@ enum { LMN_FWD_NONE = 0, LMN_FWD_OUTPUTS, LMN_FWD_TRAIN };
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err);
 void lmn_net_destroy(lmn_net *net);
+/* A sibling of src for decoding only (lmn_net_enable_cache, desc->decode): it reads src's weights (no copy)
+ * and has KV caches, weight panels and n_threads threads of its own, so several siblings decode different
+ * sequences at once on different threads. src must outlive it and its weights must not change meanwhile. */
+int lmn_net_share(const lmn_net *src, int n_threads, lmn_net **out, lmn_err *err);
 /* Training starts: allocates the gradients and the AdamW moments (zeroed) that are still missing. Until
  * then net->grads, net->m and net->v are NULL, lmn_g() returns NULL (the backward computes no weight
  * gradient) and lmn_net_update does nothing. Idempotent. */
@@ -173,6 +178,10 @@ int lmn_model_check_exists(const lmn_net_desc *d, const lmn_model_info *m, const
  * lmn_tokenizer_free. */
 struct lmn_tokenizer;
 int lmn_net_tokenizer(const lmn_net_desc *desc, struct lmn_tokenizer *tok, lmn_err *err);
+/* The chat template of the network's tokenizer file (its GGUF's tokenizer.chat_template), recognised;
+ * fails for byte-level networks, files without one and templates of an unknown style. */
+struct lmn_chat_template;
+int lmn_net_chat_template(const lmn_net_desc *desc, struct lmn_chat_template *t, lmn_err *err);
 /* Re-draws the tensors initialised from others' statistics (after loading those others from a file). */
 void lmn_net_init_derived(lmn_net *net, uint64_t seed);
 /* Reserves KV caches for generation up to ctx positions (their contents start empty). */
