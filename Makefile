@@ -19,7 +19,7 @@ OPT      := $(if $(SAN),-O1,-O2)
 CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -Iruntime/include \
             -Iruntime -Icompiler -I$(BUILD)/compiler -I$(BLAS_INC) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  := $(SANFLAGS)
-LDLIBS   := -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread
+LDLIBS   := -lopenblas -lyaml -ljansson -lm -lpthread
 BINDIR   := $(if $(SAN),$(BUILD)/bin,bin)
 LIBDIR   := $(if $(SAN),$(BUILD)/lib,lib)
 # liblmn: position-independent (one set of objects for the archive and the shared library), at the -O2 of
@@ -43,7 +43,7 @@ LIBLMN   := $(LIBDIR)/liblmn.a
 LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models
+.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models serve-test
 all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
 
 deps:
@@ -166,10 +166,26 @@ test: deps models
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
 	@bash tests/warmstart-test.sh $(LMNC) && bash tests/export-test.sh $(LMNC) && bash tests/preserve-test.sh $(LMNC)
 	@bash tests/tokenizer-test.sh $(LMNC) && bash scripts/paper.sh --smoke
+	$(MAKE) serve-test
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test
 	@echo "make test: all suites passed (normal and sanitizer builds)"
+
+# `NAME chat` and `NAME serve` from outside (tests/chat-test.sh, tests/serve-test.sh: curl, the openai client
+# from PyPI in build/serve-venv, malformed requests, a load test): tiny, the classifier and, when models/
+# holds it, SmolLM2, compiled under $(BUILD)/serve/ with their own Makefiles.
+SERVE_DIR := $(BUILD)/serve
+SERVE_NETS := tiny classify $(if $(wildcard $(SMOL_GGUF)),smol)
+serve-test: $(LMNC) $(LIBLMN)
+	@mkdir -p $(SERVE_DIR)
+	@for n in $(SERVE_NETS); do \
+	  $(LMNC) compile dsl-examples/$$n.lmn -o $(SERVE_DIR)/$$n > $(SERVE_DIR)/$$n.log 2>&1 && \
+	  $(MAKE) -s -C $(SERVE_DIR)/$$n LMNET=$(CURDIR) >> $(SERVE_DIR)/$$n.log 2>&1 || { cat $(SERVE_DIR)/$$n.log; exit 1; }; \
+	done
+	@bash tests/chat-test.sh $(SERVE_DIR)/tiny/tiny $(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)
+	@bash tests/serve-test.sh $(SERVE_DIR)/tiny/tiny "$(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)" \
+	  $(SERVE_DIR)/classify/classify
 
 # generated/: what lmnc emits for every example, kept in the repository.
 regen: $(LMNC)

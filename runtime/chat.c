@@ -66,6 +66,7 @@ int lmn_chat_reset(lmn_chat *chat, const char *system, lmn_err *err) {
   if (!chat) return lmn_errf(err, "lmn_chat_reset: no conversation");
   clear_messages(chat);
   chat->turns = 0;
+  chat->session.n_cached = 0; /* a fresh start: nothing of the old conversation is reused */
   return system ? push_message(chat, "system", system, strlen(system), err) : 0;
 }
 

@@ -180,7 +180,7 @@ int lmn_chat_open(lmn_chat **chat, lmn_net *net, const char *system, int ctx, lm
  * (NUL-terminated, valid until the next call on the conversation). Fails, leaving the conversation as it was,
  * when the conversation would not fit the context. */
 int lmn_chat_send(lmn_chat *chat, const char *user, const lmn_chat_opts *opts, const char **reply, lmn_err *err);
-/* Starts over with a system message (NULL: the default); the caches keep what a new conversation shares. */
+/* Starts over with a system message (NULL: the default) and empty caches. */
 int lmn_chat_reset(lmn_chat *chat, const char *system, lmn_err *err);
 /* The conversation so far: n messages; role and content of message i (system first when there is one). */
 int lmn_chat_messages(const lmn_chat *chat);

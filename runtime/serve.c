@@ -5,6 +5,7 @@
 #include "serve.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -22,6 +23,37 @@
 
 #include "chat.h"
 #include "classify.h"
+
+/* GNU libmicrohttpd is opened when a server starts (dlopen), so that liblmn links without it: its static
+ * library needs GnuTLS and p11-kit, which have none, and fully static executables stay possible. */
+#define MHD_LIBRARY "libmicrohttpd.so.12"
+#define MHD_FUNCS(X)                   \
+  X(MHD_start_daemon)                  \
+  X(MHD_stop_daemon)                   \
+  X(MHD_get_daemon_info)               \
+  X(MHD_create_response_from_buffer)   \
+  X(MHD_create_response_from_callback) \
+  X(MHD_add_response_header)           \
+  X(MHD_queue_response)                \
+  X(MHD_destroy_response)              \
+  X(MHD_lookup_connection_value)       \
+  X(MHD_get_connection_info)
+#define MHD_DECLARE(f) __typeof__(&f) f;
+static struct { MHD_FUNCS(MHD_DECLARE) } mhd;
+
+static int mhd_load(lmn_err *err) {
+  if (mhd.MHD_start_daemon) return 0;
+  void *h = dlopen(MHD_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (!h)
+    return lmn_errf(
+        err,
+        "serve: cannot load GNU libmicrohttpd (%s); install it (Debian: apt-get install libmicrohttpd12)",
+        dlerror());
+#define MHD_LOAD(f) \
+  if (!(*(void **)&mhd.f = dlsym(h, #f))) return lmn_errf(err, "serve: %s has no %s", MHD_LIBRARY, #f);
+  MHD_FUNCS(MHD_LOAD)
+  return 0;
+}
 
 #define BODY_MAX (1 << 20) /* bytes of a request body */
 #define MAX_STOP 4         /* stop strings of a request, as OpenAI's API allows */
@@ -55,11 +87,11 @@ typedef struct server {
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, char *text, const char *type) {
   if (!text) return MHD_NO;
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  struct MHD_Response *r = mhd.MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
   if (!r) return free(text), MHD_NO;
-  MHD_add_response_header(r, "Content-Type", type);
-  enum MHD_Result ret = MHD_queue_response(c, status, r);
-  MHD_destroy_response(r);
+  mhd.MHD_add_response_header(r, "Content-Type", type);
+  enum MHD_Result ret = mhd.MHD_queue_response(c, status, r);
+  mhd.MHD_destroy_response(r);
   return ret;
 }
 
@@ -353,19 +385,19 @@ static enum MHD_Result start_stream(struct MHD_Connection *c, job *j) {
   j->refs = 2;
   if (j->chat) push_event(j, chunk(j, NULL, 0, 1));
   struct MHD_Response *r =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, j, stream_closed);
+      mhd.MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, j, stream_closed);
   pthread_t t;
   if (!r || pthread_create(&t, NULL, stream_thread, j) != 0) {
-    if (r) MHD_destroy_response(r);
+    if (r) mhd.MHD_destroy_response(r);
     release(j->sv, j->sl);
     job_free(j);
     return reply_error(c, 500, "cannot start the stream");
   }
   pthread_detach(t);
-  MHD_add_response_header(r, "Content-Type", "text/event-stream");
-  MHD_add_response_header(r, "Cache-Control", "no-cache");
-  enum MHD_Result ret = MHD_queue_response(c, 200, r);
-  MHD_destroy_response(r);
+  mhd.MHD_add_response_header(r, "Content-Type", "text/event-stream");
+  mhd.MHD_add_response_header(r, "Cache-Control", "no-cache");
+  enum MHD_Result ret = mhd.MHD_queue_response(c, 200, r);
+  mhd.MHD_destroy_response(r);
   return ret;
 }
 
@@ -568,7 +600,7 @@ static enum MHD_Result complete(server *sv, struct MHD_Connection *c, json_t *bo
   j->created = (long)time(NULL);
   snprintf(j->id, sizeof j->id, "%s-%lx%lx", chat ? "chatcmpl" : "cmpl", j->created,
            atomic_fetch_add(&sv->next_id, 1));
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *ci = mhd.MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   j->fd = ci ? ci->connect_fd : MHD_INVALID_SOCKET;
   if (!(j->sl = acquire(sv, j->ids, j->req.n_prompt))) {
     job_free(j);
@@ -677,7 +709,7 @@ _Static_assert(sizeof routes / sizeof *routes == R_COUNT, "a path for every rout
 
 static int authorised(const server *sv, struct MHD_Connection *c) {
   if (!sv->o->api_key) return 1;
-  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *h = mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, sv->o->api_key);
 }
 
@@ -713,7 +745,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (!rq) { /* the headers: a body announced as too large is refused before it is read */
     if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
     *state = rq;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = mhd.MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > BODY_MAX) {
       rq->too_big = 1;
       return reply_error(c, 413, "the body is larger than %d bytes", BODY_MAX);
@@ -797,7 +829,7 @@ static struct MHD_Daemon *listen_on(server *sv, lmn_err *err) {
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv->o->port)};
   if (inet_pton(AF_INET, sv->o->host, &addr.sin_addr) != 1)
     return lmn_errf(err, "serve: '%s' is not an IPv4 address", sv->o->host), NULL;
-  struct MHD_Daemon *d = MHD_start_daemon(
+  struct MHD_Daemon *d = mhd.MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
       (uint16_t)sv->o->port, NULL, NULL, on_request, sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)sv->o->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
@@ -810,22 +842,23 @@ static struct MHD_Daemon *listen_on(server *sv, lmn_err *err) {
 
 int lmn_serve(lmn_net *net, const lmn_serve_opts *o, lmn_err *err) {
   server sv;
+  memset(&sv, 0, sizeof sv);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
   signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_BLOCK, &stop, NULL); /* every thread started from here on leaves them to sigwait */
-  int rc = server_init(&sv, net, o, err);
+  int rc = mhd_load(err) || server_init(&sv, net, o, err);
   struct MHD_Daemon *d = rc ? NULL : listen_on(&sv, err);
   if (d) {
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *di = mhd.MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     fprintf(stderr, "%s serve: listening on http://%s:%u (%d slots, queue %d)\n", sv.d->name, o->host,
             di ? di->port : (unsigned)o->port, sv.d->classes > 0 ? 1 : sv.n_slots, o->queue);
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "%s serve: %s, stopping\n", sv.d->name, sig == SIGINT ? "SIGINT" : "SIGTERM");
-    MHD_stop_daemon(d);
+    mhd.MHD_stop_daemon(d);
     pthread_mutex_lock(&sv.mu); /* streams still generating end when they notice their client is gone */
     for (int busy = 1; busy;) {
       busy = 0;

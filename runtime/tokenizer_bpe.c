@@ -970,23 +970,3 @@ int lmn_tokenizer_token_type(const lmn_tokenizer *t, int32_t id) {
   return b && id >= 0 && id < b->n ? b->type[id] : -1;
 }
 
-/* ---------------------------------------------------------------- chat prompt */
-
-int lmn_chat_format_system(const char *system_text, const char *user_text, char *out, size_t cap) {
-  if (!user_text || (!out && cap)) return -1;
-  const char *parts[] = {"<|im_start|>system\n", system_text ? system_text : LMN_CHAT_DEFAULT_SYSTEM,
-                         "<|im_end|>\n<|im_start|>user\n", user_text, "<|im_end|>\n<|im_start|>assistant\n"};
-  size_t total = 0, room = cap ? cap - 1 : 0;
-  for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-    size_t n = strlen(parts[i]);
-    if (total < room) memcpy(out + total, parts[i], n < room - total ? n : room - total);
-    if (n > (size_t)INT_MAX - total) return -1;
-    total += n;
-  }
-  if (cap) out[total < room ? total : room] = '\0';
-  return (int)total;
-}
-
-int lmn_chat_format(const char *user_text, char *out, size_t cap) {
-  return lmn_chat_format_system(NULL, user_text, out, cap);
-}

@@ -74,20 +74,4 @@ int lmn_tokenizer_bpe_info(const lmn_tokenizer *t, lmn_bpe_info *info);
 /* The LMN_TOKTYPE_* of id for a BPE tokenizer; -1 for another tokenizer or an id outside the vocabulary. */
 int lmn_tokenizer_token_type(const lmn_tokenizer *t, int32_t id);
 
-/* The system prompt SmolLM2-Instruct's chat template (tokenizer.chat_template) inserts when the
- * conversation does not start with one. */
-#define LMN_CHAT_DEFAULT_SYSTEM "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-
-/* Writes the prompt SmolLM2-Instruct's tokenizer.chat_template renders for one user message with
- * add_generation_prompt = true:
- *   "<|im_start|>system\n" LMN_CHAT_DEFAULT_SYSTEM "<|im_end|>\n"
- *   "<|im_start|>user\n" user_text "<|im_end|>\n"
- *   "<|im_start|>assistant\n"
- * snprintf-like: writes at most cap-1 bytes and a NUL (nothing when cap is 0) and returns the length of
- * the whole prompt without the NUL; -1 when user_text is NULL or the prompt would exceed INT_MAX bytes. */
-int lmn_chat_format(const char *user_text, char *out, size_t cap);
-/* The same with a system message of one's own (NULL: the default one above; "" keeps an empty system
- * turn, as the template does for a system message with empty content). */
-int lmn_chat_format_system(const char *system_text, const char *user_text, char *out, size_t cap);
-
 #endif

@@ -36,7 +36,7 @@ for f in "$root"/dsl-examples/*.lmn; do
   # the usage example in NAME.h, as it stands
   sed -n '/^ \* BEGIN EXAMPLE$/,/^ \* END EXAMPLE$/p' "$tmp/$n/$n.h" | sed -e '1d' -e '$d' -e 's/^ \*   //' > "$tmp/$n/example.c"
   if [ -s "$tmp/$n/example.c" ] && cc $CFLAGS -I"$tmp/$n" -I"$root/runtime/include" -I"$BLAS_INC" -o "$tmp/$n/example" \
-    "$tmp/$n/example.c" "$tmp/$n/$n.c" "$root/lib/liblmn.a" -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread > "$tmp/log" 2>&1; then
+    "$tmp/$n/example.c" "$tmp/$n/$n.c" "$root/lib/liblmn.a" -lopenblas -lyaml -ljansson -lm -lpthread > "$tmp/log" 2>&1; then
     if "$tmp/$n/example" > "$tmp/log" 2>&1 && grep -q '^loss [0-9]' "$tmp/log"; then ok "$n.h: its example builds and runs: $(cat "$tmp/log")"
     elif grep -q -e 'cannot open' -e 'no such file' "$tmp/log"; then ok "$n.h: its example builds (not run: $(head -c 120 "$tmp/log"))"
     else bad "$n.h: its example runs" "$tmp/log"; fi
@@ -65,7 +65,7 @@ for i in $(seq 1 60); do echo "line $i of a small corpus for the widest network,
 printf 'data: {train: %s, val_fraction: 0.1}\nbatch: 2\nseq_len: 16\nsteps: 1\neval: {every: 0, batches: 1}\nthreads: 2\nlog: {every: 1}\n' \
   "$tmp/corpus.txt" > "$tmp/wide.yaml"
 if "$lmnc" compile "$root/tests/wide/wide.lmn" -o "$w" > "$tmp/log" 2>&1 &&
-  make -s -C "$w" LMNET="$root" CFLAGS="$CFLAGS $SAN" LIBS="$root/${SANLIB:-build-san/lib}/liblmn.a -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread $SAN" > "$tmp/log" 2>&1 &&
+  make -s -C "$w" LMNET="$root" CFLAGS="$CFLAGS $SAN" LIBS="$root/${SANLIB:-build-san/lib}/liblmn.a -lopenblas -lyaml -ljansson -lm -lpthread $SAN" > "$tmp/log" 2>&1 &&
   "$w/wide" train -c "$tmp/wide.yaml" > "$tmp/log" 2>&1 && grep -q 'step' "$tmp/log"; then
   ok "[1, 256, 1] compiles, builds and trains a step under ASan + UBSan"
 else

@@ -187,7 +187,9 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
   return remove(p);
 }
 
-static void tmp_remove(tmp *t) { nftw(t->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS); }
+static void tmp_remove(tmp *t) {
+  nftw(t->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
 
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
@@ -347,7 +349,9 @@ static void scramble(lmn_net *net, float base) {
   }
 }
 
-static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof *a) == 0; }
+static int same_floats(const float *a, const float *b, size_t n) {
+  return memcmp(a, b, n * sizeof *a) == 0;
+}
 
 static void test_checkpoint_roundtrip(void) {
   tmp t;
@@ -804,10 +808,10 @@ static int run_main(const lmn_net_desc *d, int argc, const char **argv) {
   return lmn_main(argc, (char **)argv, d);
 }
 
-#define MAIN(d, ...)                                                                                         \
-  ({                                                                                                         \
-    const char *av_[] = {"bigram", __VA_ARGS__};                                                             \
-    run_main(d, (int)(sizeof av_ / sizeof av_[0]), av_);                                                     \
+#define MAIN(d, ...)                                     \
+  ({                                                     \
+    const char *av_[] = {"bigram", __VA_ARGS__};         \
+    run_main(d, (int)(sizeof av_ / sizeof av_[0]), av_); \
   })
 
 static void test_command_line(void) {
@@ -997,6 +1001,81 @@ static void test_classifier_command_line(void) {
   tmp_remove(&t);
 }
 
+/* Collects what generation hands over. */
+typedef struct pieces {
+  char text[256];
+  size_t len;
+  int calls;
+} pieces;
+
+static int collect(void *ctx, int32_t id, const char *bytes, size_t len) {
+  (void)id;
+  pieces *p = ctx;
+  if (p->len + len < sizeof p->text) memcpy(p->text + p->len, bytes, len), p->len += len;
+  p->calls++;
+  return 0;
+}
+
+/* Sessions: a stop string ends the text before it (never emitted, even when it arrives split over tokens);
+ * a second prompt that begins with the first reuses the cached positions and gives what a fresh session
+ * gives. */
+static void test_session(void) {
+  lmn_net *net = new_net(&bigram_desc, 11);
+  lmn_tokenizer tok;
+  lmn_tokenizer_init_bytes(&tok);
+  lmn_err err = {{0}};
+  lmn_session s;
+  CU_ASSERT_FATAL(lmn_session_init(&s, net, &tok, 64, &err) == 0);
+  int32_t prompt[10] = {'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'};
+  pieces all = {0};
+  lmn_gen_req r = {.prompt = prompt,
+                   .n_prompt = 10,
+                   .n = 24,
+                   .sample = {1.0f, 0, 0.0f},
+                   .seed = 5,
+                   .fn = collect,
+                   .ctx = &all};
+  lmn_gen_stats st;
+  CU_ASSERT_EQUAL(lmn_session_generate(&s, &r, &st, &err), 0);
+  CU_ASSERT_EQUAL(all.len, 24);
+  CU_ASSERT_EQUAL(s.n_cached, 10 + 23); /* the prompt and every generated token but the last */
+  /* a stop string of three bytes from the middle of that text */
+  char stop[4];
+  memcpy(stop, all.text + 10, 3);
+  stop[3] = '\0';
+  const char *stops[] = {"\x01\x02 never", stop};
+  size_t first = 10;
+  for (size_t i = 0; i + 3 <= 13; i++)
+    if (!memcmp(all.text + i, stop, 3)) first = i < first ? i : first;
+  pieces cut = {0};
+  r.ctx = &cut;
+  r.stop = stops;
+  r.n_stop = 2;
+  CU_ASSERT_EQUAL(lmn_session_generate(&s, &r, &st, &err), 0);
+  CU_ASSERT_EQUAL(st.stopped_stop, 1);
+  CU_ASSERT_EQUAL(cut.len, first);
+  CU_ASSERT_EQUAL(memcmp(cut.text, all.text, first), 0);
+  CU_ASSERT_EQUAL(st.reused, 10 - 5); /* cached from the first run; the last 5 are fed again */
+  /* the same request on a fresh session: the same text */
+  lmn_session fresh;
+  CU_ASSERT_FATAL(lmn_session_init(&fresh, net, &tok, 64, &err) == 0);
+  pieces again = {0};
+  r.ctx = &again;
+  CU_ASSERT_EQUAL(lmn_session_generate(&fresh, &r, &st, &err), 0);
+  CU_ASSERT_EQUAL(st.reused, 0);
+  CU_ASSERT(again.len == cut.len && !memcmp(again.text, cut.text, cut.len));
+  /* errors: a prompt beyond the context, ids outside the vocabulary */
+  int32_t big[65] = {0}, bad[1] = {V};
+  r.prompt = big, r.n_prompt = 65;
+  CU_ASSERT_EQUAL(lmn_session_generate(&fresh, &r, &st, &err), -1);
+  r.prompt = bad, r.n_prompt = 1;
+  CU_ASSERT_EQUAL(lmn_session_generate(&fresh, &r, &st, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "outside the vocabulary"));
+  lmn_session_free(&fresh);
+  lmn_session_free(&s);
+  lmn_net_destroy(net);
+}
+
 static CU_TestInfo tests[] = {
     {"hex encoding of the run state", test_hex},
     {"training lowers the loss and rotates checkpoints", test_train_lowers_loss},
@@ -1007,6 +1086,7 @@ static CU_TestInfo tests[] = {
     {"a resumed run repeats an uninterrupted one bit for bit", test_resume_is_exact},
     {"a NaN loss stops without writing a checkpoint", test_nan_stops_without_checkpoint},
     {"generation: deterministic per seed, bounded by the context", test_generate},
+    {"sessions: stop strings, cached prefixes reused", test_session},
     {"config errors keep file:line:col", test_config_errors},
     {"the command line: exit codes and a whole session", test_command_line},
     {"a classifier learns the labelled fixture", test_classifier_trains},

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "chat.h"
 #include "harness.h"
 #include "net.h"
 #include "sample.h"
@@ -342,9 +344,10 @@ static void test_greedy8(void) {
       printf("\n  prompt %u (%u tokens): first divergence at token %d of %u", p, T, diverged, G);
   }
   fclose(f);
-  printf("\n  %d of %u continuations equal for all %u tokens, %d of %u agree on the first (8-bit activations "
-         "both sides)\n  ",
-         equal, np, G, first_equal, np);
+  printf(
+      "\n  %d of %u continuations equal for all %u tokens, %d of %u agree on the first (8-bit activations "
+      "both sides)\n  ",
+      equal, np, G, first_equal, np);
   CU_ASSERT_EQUAL(first_equal, (int)np);
   net->q_f32act = saved;
   free(logits);
@@ -352,10 +355,92 @@ static void test_greedy8(void) {
   free(ref_gen);
 }
 
+/* Appends generated text to a NUL-terminated buffer of 512 bytes. */
+static int append_piece(void *ctx, int32_t id, const char *bytes, size_t len) {
+  (void)id;
+  char *s = ctx;
+  size_t n = strlen(s);
+  if (n + len < 512) memcpy(s + n, bytes, len), s[n + len] = '\0';
+  return 0;
+}
+
+/* The conversation API on the real model: replies without markup; the first equals a one-shot generation
+ * of the rendered conversation (what `generate --chat` prints); the second turn feeds only what is new (the
+ * first turn stays in the KV caches) and its first token comes after that short prefill. */
+static void test_chat(void) {
+  if (!setup()) return;
+  lmn_err err = {{0}};
+  lmn_chat *chat = NULL;
+  CU_ASSERT_FATAL(lmn_chat_open(&chat, net, NULL, 1024, &err) == 0);
+  CU_ASSERT_STRING_EQUAL(lmn_chat_template_name(chat), "ChatML");
+  lmn_chat_opts o = LMN_CHAT_OPTS_DEFAULT;
+  o.temperature = 0.0f;
+  o.max_tokens = 24;
+  const char *reply = NULL;
+  CU_ASSERT_FATAL(lmn_chat_send(chat, "What is the capital of France?", &o, &reply, &err) == 0);
+  char first[512];
+  snprintf(first, sizeof first, "%s", reply);
+  lmn_chat_stats s1, s2;
+  lmn_chat_last_stats(chat, &s1);
+  CU_ASSERT(first[0] && !strstr(first, "<|im_") && !strstr(first, "<|endoftext|>"));
+  /* the same turn as a one-shot generation */
+  lmn_chat_template t;
+  lmn_tokenizer tok;
+  CU_ASSERT_FATAL(lmn_net_chat_template(&smol_desc, &t, &err) == 0 &&
+                  lmn_net_tokenizer(&smol_desc, &tok, &err) == 0);
+  lmn_chat_msg m = {"user", "What is the capital of France?"};
+  char prompt[1024], once[512] = "";
+  long n = lmn_chat_render(&t, &m, 1, 1, NULL, prompt, sizeof prompt, &err);
+  const char *stop[] = {t.end_of_turn};
+  lmn_gen_req r = {.n = 24, .stop = stop, .n_stop = 1, .hide_eos = 1, .fn = append_piece, .ctx = once};
+  CU_ASSERT(n > 0 && lmn_generate_text(net, &tok, prompt, (size_t)n, &r, NULL, &err) == 0);
+  CU_ASSERT_STRING_EQUAL(once, first);
+  lmn_tokenizer_free(&tok);
+  /* the second turn: the first one (prompt and reply) is not fed again */
+  lmn_chat_close(chat);
+  CU_ASSERT_FATAL(lmn_chat_open(&chat, net, NULL, 1024, &err) == 0);
+  CU_ASSERT_FATAL(lmn_chat_send(chat, "What is the capital of France?", &o, &reply, &err) == 0);
+  CU_ASSERT_STRING_EQUAL(reply, first);
+  CU_ASSERT_FATAL(lmn_chat_send(chat, "And the capital of Germany?", &o, &reply, &err) == 0);
+  lmn_chat_last_stats(chat, &s2);
+  CU_ASSERT(reply[0] && !strstr(reply, "<|im_"));
+  CU_ASSERT(s2.reused_tokens >= s1.prompt_tokens);
+  CU_ASSERT(s2.prompt_tokens - s2.reused_tokens < s1.prompt_tokens / 2);
+  CU_ASSERT_EQUAL(lmn_chat_messages(chat), 4);
+  printf(
+      "\n  turn 1: %d prompt tokens fed, first token after %.1f ms; turn 2: %d of %d prompt tokens were in "
+      "the "
+      "caches, %d fed, first token after %.1f ms\n  reply 1: %s\n  reply 2: %s\n  ",
+      s1.prompt_tokens, 1e3 * s1.prefill_s, s2.reused_tokens, s2.prompt_tokens,
+      s2.prompt_tokens - s2.reused_tokens, 1e3 * s2.prefill_s, first, reply);
+  /* saved as JSON; reset keeps nothing but the new system message */
+  char path[] = "/tmp/lmn-chat-XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  close(fd);
+  CU_ASSERT_EQUAL(lmn_chat_save(chat, path, &err), 0);
+  FILE *f = fopen(path, "r");
+  char saved[4096] = "";
+  CU_ASSERT_FATAL(f != NULL);
+  CU_ASSERT(fread(saved, 1, sizeof saved - 1, f) > 0);
+  fclose(f);
+  unlink(path);
+  CU_ASSERT_PTR_NOT_NULL(strstr(saved, "\"content\": \"And the capital of Germany?\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(saved, "\"template\": \"ChatML\""));
+  CU_ASSERT_EQUAL(lmn_chat_reset(chat, "Be brief.", &err), 0);
+  CU_ASSERT_EQUAL(lmn_chat_messages(chat), 1);
+  CU_ASSERT_STRING_EQUAL(lmn_chat_role(chat, 0), "system");
+  o.max_tokens = -1;
+  CU_ASSERT_EQUAL(lmn_chat_send(chat, "x", &o, &reply, &err), -1);
+  CU_ASSERT_EQUAL(lmn_chat_messages(chat), 1); /* a failed turn leaves the conversation as it was */
+  lmn_chat_close(chat);
+}
+
 static CU_TestInfo tests[] = {
     {"logits: top-1 everywhere, |diff| <= 1e-3 x range", test_logits},
     {"greedy decoding with the KV cache", test_greedy},
     {"8-bit activations: greedy continuations of 5 prompts vs llama.cpp's default", test_greedy8},
+    {"chat: replies without markup, the second turn prefills only what is new", test_chat},
     CU_TEST_INFO_NULL,
 };
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "gguf.h"
 #include "harness.h"
 #include "tokenizer.h"
@@ -562,37 +563,90 @@ static void test_unicode_table(void) {
   CU_ASSERT_STRING_EQUAL(LMN_UCD_VERSION, "15.1.0");
 }
 
-/* ---------------------------------------------------------------- chat prompt */
+/* ---------------------------------------------------------------- chat templates */
+
+/* SmolLM2-Instruct's tokenizer.chat_template, as its GGUF holds it (real line breaks inside the strings). */
+static const char smol_template[] =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
+    "'<|im_start|>system\n"
+    "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+static long render(const char *tpl, const lmn_chat_msg *m, int n, char *out, size_t cap) {
+  lmn_chat_template t;
+  lmn_err err = {{0}};
+  if (lmn_chat_template_parse(tpl, strlen(tpl), "t", &t, &err)) return -2;
+  return lmn_chat_render(&t, m, n, 1, "<BOS>", out, cap, &err);
+}
 
 static void test_chat_format(void) {
   const char *want =
       "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
       "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
+  lmn_chat_msg q = {"user", "What is 2+2?"};
   char out[512];
-  int n = lmn_chat_format("What is 2+2?", out, sizeof out);
-  CU_ASSERT_EQUAL(n, (int)strlen(want));
+  long n = render(smol_template, &q, 1, out, sizeof out);
+  CU_ASSERT_EQUAL(n, (long)strlen(want));
   CU_ASSERT_STRING_EQUAL(out, want);
-  CU_ASSERT_EQUAL(lmn_chat_format("What is 2+2?", NULL, 0), n);
+  CU_ASSERT_EQUAL(render(smol_template, &q, 1, NULL, 0), n);
   char small[20];
-  CU_ASSERT_EQUAL(lmn_chat_format("What is 2+2?", small, sizeof small), n);
+  CU_ASSERT_EQUAL(render(smol_template, &q, 1, small, sizeof small), n);
   CU_ASSERT(strlen(small) == 19 && memcmp(small, want, 19) == 0);
-  CU_ASSERT_EQUAL(lmn_chat_format(NULL, out, sizeof out), -1);
-  n = lmn_chat_format_system("Be brief.", "Hi", out, sizeof out);
+  /* a system message of one's own, and a whole conversation */
+  lmn_chat_msg conv[] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Bye"}};
+  render(smol_template, conv, 4, out, sizeof out);
   CU_ASSERT_STRING_EQUAL(out,
                          "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                         "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
                          "<|im_start|>assistant\n");
-  CU_ASSERT_EQUAL(n, (int)strlen(out));
+  /* Qwen2.5's default system message, written with the escape \n, after a tools branch it must skip */
+  render(
+      "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- else %}{{- '<|im_start|>system\\nYou are Qwen, "
+      "created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}",
+      &q, 1, out, sizeof out);
+  CU_ASSERT_PTR_NOT_NULL(strstr(out,
+                                "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a "
+                                "helpful assistant.<|im_end|>\n<|im_start|>user\n"));
+  /* Llama-3: BOS, headers, stripped contents, no default system message */
+  lmn_chat_msg padded = {"user", "  Hi there \n"};
+  render(
+      "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+      "{{ m['content'] | trim }}<|eot_id|>{% endfor %}",
+      &padded, 1, out, sizeof out);
+  CU_ASSERT_STRING_EQUAL(out,
+                         "<BOS><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                         "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  /* Gemma: the system text goes before the first user message; the assistant is "model" */
+  render("{{ bos_token }}<start_of_turn>{{ role }}\n{{ content }}<end_of_turn>", conv, 4, out, sizeof out);
+  CU_ASSERT_STRING_EQUAL(
+      out,
+      "<BOS><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+      "Hello!<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n");
+  /* refused: an unknown template (named with its start), bad roles, a late system message, no message */
+  lmn_chat_template t;
+  lmn_err err = {{0}};
+  const char *alpaca = "### Instruction:\n{{ messages[0]['content'] }}\n### Response:";
+  CU_ASSERT_EQUAL(lmn_chat_template_parse(alpaca, strlen(alpaca), "m.gguf", &t, &err), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "m.gguf: the chat template is none that lmnet recognises"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "### Instruction:"));
+  lmn_chat_msg bad_role = {"tool", "x"}, late[] = {{"user", "a"}, {"system", "b"}},
+               no_content = {"user", NULL};
+  CU_ASSERT_EQUAL(render(smol_template, &bad_role, 1, out, sizeof out), -1);
+  CU_ASSERT_EQUAL(render(smol_template, late, 2, out, sizeof out), -1);
+  CU_ASSERT_EQUAL(render(smol_template, &no_content, 1, out, sizeof out), -1);
+  CU_ASSERT_EQUAL(render(smol_template, &q, 0, out, sizeof out), -1);
   if (model_absent()) return;
-  lmn_tokenizer t;
-  load_model(&t);
-  n = lmn_chat_format("What is 2+2?", out, sizeof out);
+  lmn_tokenizer tk;
+  load_model(&tk);
+  n = render(smol_template, &q, 1, out, sizeof out);
   int32_t ids[128];
-  long m = lmn_tokenizer_encode(&t, out, (size_t)n, ids, 128);
+  long m = lmn_tokenizer_encode(&tk, out, (size_t)n, ids, 128);
   int starts = 0, ends = 0;
   for (long i = 0; i < m; i++) starts += ids[i] == 1, ends += ids[i] == 2;
   CU_ASSERT(m > 10 && ids[0] == 1 && starts == 3 && ends == 2); /* <|im_start|> x3, <|im_end|> x2 */
   CU_ASSERT_EQUAL(ids[m - 1], 198);                             /* "\n" */
-  lmn_tokenizer_free(&t);
+  lmn_tokenizer_free(&tk);
 }
 
 /* ---------------------------------------------------------------- refused files */
@@ -735,19 +789,20 @@ static void test_speed(void) {
   lmn_tokenizer_free(&t);
 }
 
-static CU_TestInfo tests[] = {{"fixture ids (llama.cpp)", test_fixture},
-                              {"fixture ids from tokenizer.json", test_fixture_hf},
-                              {"tokenizer.json same as the GGUF", test_hf_same_as_gguf},
-                              {"known vectors and info", test_known_vectors},
-                              {"all 256 single bytes", test_single_bytes},
-                              {"every token decodes", test_every_token_decodes},
-                              {"random byte strings round-trip", test_random_bytes},
-                              {"invalid UTF-8 round-trips", test_invalid_utf8},
-                              {"output capacity and edges", test_capacity_and_edges},
-                              {"Unicode table", test_unicode_table},
-                              {"chat prompt", test_chat_format},
-                              {"refused files name file and key", test_refused_files},
-                              {"encode speed", test_speed},
-                              CU_TEST_INFO_NULL};
+static CU_TestInfo tests[] = {
+    {"fixture ids (llama.cpp)", test_fixture},
+    {"fixture ids from tokenizer.json", test_fixture_hf},
+    {"tokenizer.json same as the GGUF", test_hf_same_as_gguf},
+    {"known vectors and info", test_known_vectors},
+    {"all 256 single bytes", test_single_bytes},
+    {"every token decodes", test_every_token_decodes},
+    {"random byte strings round-trip", test_random_bytes},
+    {"invalid UTF-8 round-trips", test_invalid_utf8},
+    {"output capacity and edges", test_capacity_and_edges},
+    {"Unicode table", test_unicode_table},
+    {"chat templates: ChatML, Llama-3, Gemma recognised and rendered", test_chat_format},
+    {"refused files name file and key", test_refused_files},
+    {"encode speed", test_speed},
+    CU_TEST_INFO_NULL};
 
 LMN_TEST_MAIN("tokenizer", tests)

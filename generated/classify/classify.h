@@ -2,7 +2,7 @@
  *
  * 355588 parameters, 355588 trainable. classify.c computes the forward pass, the backward pass (weight gradients
  * only for trainable tensors) and cached decoding of exactly this network; it links against liblmn
- * (`pkg-config --cflags --libs lmn`), OpenBLAS and libyaml.
+ * (`pkg-config --cflags --libs lmn`), OpenBLAS, libyaml and jansson (`serve` opens GNU libmicrohttpd).
  *
  * Use it from C: every lmn_* call returns 0, or -1 with a message in err.msg (the API and its rules are in
  * <lmn/lmn.h>). This example compiles as it stands (tests/backend-test.sh builds and runs it):
@@ -24,8 +24,9 @@
  *   }
  * END EXAMPLE
  *
- * The standalone executable (main.c) trains, generates and evaluates from a YAML config:
- * `classify train -c train.yaml`, `classify generate -p TEXT`, `classify eval -c train.yaml`, `classify info`. */
+ * The standalone executable (main.c) trains, generates and evaluates from a YAML config, chats and
+ * serves an OpenAI-compatible HTTP API: `classify train -c train.yaml`, `classify generate -p TEXT`, `classify eval -c
+ * train.yaml`, `classify chat`, `classify serve --port 8080`, `classify info`. */
 #ifndef CLASSIFY_NET_H
 #define CLASSIFY_NET_H
 

@@ -2,7 +2,7 @@
  *
  * 150004800 parameters, 15489792 trainable. smol_pair.c computes the forward pass, the backward pass (weight gradients
  * only for trainable tensors) and cached decoding of exactly this network; it links against liblmn
- * (`pkg-config --cflags --libs lmn`), OpenBLAS and libyaml.
+ * (`pkg-config --cflags --libs lmn`), OpenBLAS, libyaml and jansson (`serve` opens GNU libmicrohttpd).
  *
  * Use it from C: every lmn_* call returns 0, or -1 with a message in err.msg (the API and its rules are in
  * <lmn/lmn.h>). This example compiles as it stands (tests/backend-test.sh builds and runs it):
@@ -24,8 +24,19 @@
  *   }
  * END EXAMPLE
  *
- * The standalone executable (main.c) trains, generates and evaluates from a YAML config:
- * `smol_pair train -c train.yaml`, `smol_pair generate -p TEXT`, `smol_pair eval -c train.yaml`, `smol_pair info`. */
+ * A conversation, when the model file has a chat template (ChatML, Llama-3, Gemma; lmn_chat_* in
+ * <lmn/lmn.h>): the history stays in the KV caches, each reply feeds only the new message:
+ *   lmn_chat *chat;
+ *   const char *reply;
+ *   lmn_chat_opts opts = LMN_CHAT_OPTS_DEFAULT;
+ *   if (lmn_chat_open(&chat, net, NULL, 0, &err) == 0 &&
+ *       lmn_chat_send(chat, "What is the capital of France?", &opts, &reply, &err) == 0)
+ *     printf("%s\n", reply);
+ *   lmn_chat_close(chat);
+ *
+ * The standalone executable (main.c) trains, generates and evaluates from a YAML config, chats and
+ * serves an OpenAI-compatible HTTP API: `smol_pair train -c train.yaml`, `smol_pair generate -p TEXT`, `smol_pair eval -c
+ * train.yaml`, `smol_pair chat`, `smol_pair serve --port 8080`, `smol_pair info`. */
 #ifndef SMOL_PAIR_NET_H
 #define SMOL_PAIR_NET_H
 

@@ -210,6 +210,16 @@ static void test_lm_decode(lm *m) {
                "do not fit");
   const float *out;
   expect_error(lmn_logits(net, B, T, &out, &err), &err, "lmn_logits after decoding", NULL);
+  /* chat needs a model file with a chat template: refused for a byte-level network, *chat left NULL */
+  lmn_chat *chat = (lmn_chat *)1;
+  expect_error(lmn_chat_open(&chat, net, NULL, 0, &err), &err, "chat on a byte-level network",
+               "no chat template");
+  check(chat == NULL, "a failed lmn_chat_open leaves *chat NULL", NULL);
+  lmn_chat_opts co = LMN_CHAT_OPTS_DEFAULT;
+  expect_error(lmn_chat_send(NULL, "hi", &co, NULL, &err), &err, "lmn_chat_send without a conversation",
+               NULL);
+  check(lmn_chat_messages(NULL) == 0 && lmn_chat_role(NULL, 0) == NULL, "lmn_chat_* accept NULL", NULL);
+  lmn_chat_close(NULL);
 }
 
 static void test_lm_train(lm *m) {

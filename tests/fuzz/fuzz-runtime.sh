@@ -40,7 +40,7 @@ for t in $targets; do
     continue
   fi
   echo "== building fuzz_$t"
-  clang $cflags -fsanitize=fuzzer -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" "${objs[@]}" -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread
+  clang $cflags -fsanitize=fuzzer -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" "${objs[@]}" -lopenblas -lyaml -ljansson -lm -lpthread
   corpus=$root/tests/fuzz/corpus-$t
   mkdir -p "$corpus"
   dict=()

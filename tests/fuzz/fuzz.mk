@@ -31,4 +31,4 @@ $(FZ)/compiler/lexer.c: compiler/lexer.l $(FZ)/compiler/parser.c
 	flex --header-file=$(FZ)/compiler/lexer.h -o $@ $<
 
 $(FZ)/fuzz_front: tests/fuzz/fuzz_front.c $(FE_SRC) $(RT_SRC) $(FZ)/compiler/lexer.c $(FZ)/compiler/parser.c
-	$(CLANG) $(FFLAGS) -o $@ $^ -lopenblas -lyaml -lmicrohttpd -ljansson -lm -lpthread
+	$(CLANG) $(FFLAGS) -o $@ $^ -lopenblas -lyaml -ljansson -lm -lpthread
