@@ -43,7 +43,7 @@ LIBLMN   := $(LIBDIR)/liblmn.a
 LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models serve-test
+.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models serve-test serve-test-nets bench-serve
 all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
 
 deps:
@@ -177,15 +177,17 @@ test: deps models
 # holds it, SmolLM2, compiled under $(BUILD)/serve/ with their own Makefiles.
 SERVE_DIR := $(BUILD)/serve
 SERVE_NETS := tiny classify $(if $(wildcard $(SMOL_GGUF)),smol)
-serve-test: $(LMNC) $(LIBLMN)
+serve-test: serve-test-nets
+	@bash tests/chat-test.sh $(SERVE_DIR)/tiny/tiny $(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)
+	@bash tests/serve-test.sh $(SERVE_DIR)/tiny/tiny "$(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)" \
+	  $(SERVE_DIR)/classify/classify
+
+serve-test-nets: $(LMNC) $(LIBLMN)
 	@mkdir -p $(SERVE_DIR)
 	@for n in $(SERVE_NETS); do \
 	  $(LMNC) compile dsl-examples/$$n.lmn -o $(SERVE_DIR)/$$n > $(SERVE_DIR)/$$n.log 2>&1 && \
 	  $(MAKE) -s -C $(SERVE_DIR)/$$n LMNET=$(CURDIR) >> $(SERVE_DIR)/$$n.log 2>&1 || { cat $(SERVE_DIR)/$$n.log; exit 1; }; \
 	done
-	@bash tests/chat-test.sh $(SERVE_DIR)/tiny/tiny $(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)
-	@bash tests/serve-test.sh $(SERVE_DIR)/tiny/tiny "$(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)" \
-	  $(SERVE_DIR)/classify/classify
 
 # generated/: what lmnc emits for every example, kept in the repository.
 regen: $(LMNC)
@@ -360,6 +362,12 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 .PHONY: bench bench-decode
 bench-decode: all
 	@bash bench/decode_bench.sh
+
+# bench-serve: what `NAME serve` adds to generation with SmolLM2 (bench/serve_bench.py; docs/serve.md)
+bench-serve: all
+	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
+	@$(MAKE) -s serve-test-nets
+	@python3 bench/serve_bench.py $(SERVE_DIR)/smol/smol
 
 bench: all bench-decode
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models

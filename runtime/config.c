@@ -71,9 +71,9 @@ struct table {
   int n;
 };
 
-#define RANGE(lo, hi)                                                                                        \
+#define RANGE(lo, hi) \
   { lo, hi, 0, 0 }
-#define OPEN01                                                                                               \
+#define OPEN01 \
   { 0, 1, 1, 1 }
 #define CFG(member) offsetof(lmn_train_config, member)
 #define NF(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -118,12 +118,14 @@ static const field sample_f[] = {
 };
 static const table data_t = {data_f, NF(data_f)}, opt_t = {opt_f, NF(opt_f)},
                    sched_t = {sched_f, NF(sched_f)}, eval_t = {eval_f, NF(eval_f)},
-                   ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)}, sample_t = {sample_f, NF(sample_f)};
+                   ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)},
+                   sample_t = {sample_f, NF(sample_f)};
 
 static const field top_f[] = {
     {"data", K_MAP, 0, RANGE(0, 0), 1, S_NONE, &data_t},
     {"batch", K_LONG, CFG(batch), RANGE(1, 1 << 20), 1, S_NONE, NULL},
     {"seq_len", K_LONG, CFG(seq_len), RANGE(1, 1 << 24), 1, S_NONE, NULL},
+    {"accumulate", K_LONG, CFG(accumulate), RANGE(1, 1 << 20), 0, S_NONE, NULL},
     {"steps", K_LONG, CFG(steps), RANGE(1, LMN_BIG), 0, S_STEPS, NULL},
     {"stages", K_STAGES, 0, RANGE(0, 0), 0, S_STAGES, NULL},
     {"optimizer", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &opt_t},
@@ -150,7 +152,8 @@ static const table stage_t = {stage_f, NF(stage_f)};
 static const char *const decay_names[] = {"cosine", "linear", "constant"};
 /* optimizer.no_decay words, bit i of the flags (LMN_PARAM_BIAS, _NORM, _EMBEDDING) */
 static const char *const no_decay_names[] = {"bias", "norm", "embedding"};
-_Static_assert(LMN_PARAM_BIAS == 1 && LMN_PARAM_NORM == 2 && LMN_PARAM_EMBEDDING == 4, "no_decay_names order");
+_Static_assert(LMN_PARAM_BIAS == 1 && LMN_PARAM_NORM == 2 && LMN_PARAM_EMBEDDING == 4,
+               "no_decay_names order");
 
 /* ---- parse context and messages --------------------------------------------------------------------- */
 
@@ -182,9 +185,15 @@ static void show(char *out, const char *s, size_t len) {
   out[k] = '\0';
 }
 
-static const char *sval(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
-static size_t slen(const yaml_node_t *n) { return n->data.scalar.length; }
-static int plain(const yaml_node_t *n) { return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE; }
+static const char *sval(const yaml_node_t *n) {
+  return (const char *)n->data.scalar.value;
+}
+static size_t slen(const yaml_node_t *n) {
+  return n->data.scalar.length;
+}
+static int plain(const yaml_node_t *n) {
+  return n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
 
 static int is_null(const yaml_node_t *n) {
   if (n->type != YAML_SCALAR_NODE || !plain(n)) return 0;
@@ -381,7 +390,8 @@ static int get_no_decay(ctx *c, const yaml_node_t *n, const char *name, unsigned
     const yaml_node_t *item = yaml_document_get_node(c->doc, *it);
     int i = get_word(c, item, name, no_decay_names, 3, "tensor kind", "bias, norm or embedding");
     if (i < 0) return -1;
-    if (flags & (1u << i)) return fail_at(c, item->start_mark, "'%s' lists '%s' twice", name, no_decay_names[i]);
+    if (flags & (1u << i))
+      return fail_at(c, item->start_mark, "'%s' lists '%s' twice", name, no_decay_names[i]);
     flags |= 1u << i;
   }
   *out = flags;
@@ -405,7 +415,9 @@ static int get_betas(ctx *c, const yaml_node_t *n, const char *name, range r, do
 
 /* ---- stages --------------------------------------------------------------------------------------- */
 
-static lmn_cfg_pos pos_of(yaml_mark_t m) { return (lmn_cfg_pos){(int)m.line + 1, (int)m.column + 1}; }
+static lmn_cfg_pos pos_of(yaml_mark_t m) {
+  return (lmn_cfg_pos){(int)m.line + 1, (int)m.column + 1};
+}
 
 static int get_names(ctx *c, const yaml_node_t *n, const char *name, lmn_stage *st) {
   yaml_node_item_t *items = n->data.sequence.items.start;
@@ -477,28 +489,17 @@ static int get_stages(ctx *c, const yaml_node_t *n, const char *name) {
 static int parse_value(ctx *c, const field *f, const yaml_node_t *v, void *base, const char *name) {
   char *p = (char *)base + f->off;
   switch (f->kind) {
-  case K_LONG:
-    return get_long(c, v, name, f->r, (long *)(void *)p);
-  case K_SEED:
-    return get_seed(c, v, name, (uint64_t *)(void *)p);
-  case K_DOUBLE:
-    return get_double(c, v, name, f->r, (double *)(void *)p);
-  case K_PATH:
-    return get_path(c, v, name, (char **)(void *)p);
-  case K_TEXT:
-    return get_string(c, v, name, (char **)(void *)p);
-  case K_DECAY:
-    return get_decay(c, v, name, (lmn_decay *)(void *)p);
-  case K_BETAS:
-    return get_betas(c, v, name, f->r, (double *)(void *)p);
-  case K_NO_DECAY:
-    return get_no_decay(c, v, name, (unsigned *)(void *)p);
-  case K_MAP:
-    return parse_map(c, v, f->sub, base, name);
-  case K_STAGES:
-    return get_stages(c, v, name);
-  case K_TRAIN:
-    return get_train(c, v, name, (lmn_stage *)base);
+    case K_LONG: return get_long(c, v, name, f->r, (long *)(void *)p);
+    case K_SEED: return get_seed(c, v, name, (uint64_t *)(void *)p);
+    case K_DOUBLE: return get_double(c, v, name, f->r, (double *)(void *)p);
+    case K_PATH: return get_path(c, v, name, (char **)(void *)p);
+    case K_TEXT: return get_string(c, v, name, (char **)(void *)p);
+    case K_DECAY: return get_decay(c, v, name, (lmn_decay *)(void *)p);
+    case K_BETAS: return get_betas(c, v, name, f->r, (double *)(void *)p);
+    case K_NO_DECAY: return get_no_decay(c, v, name, (unsigned *)(void *)p);
+    case K_MAP: return parse_map(c, v, f->sub, base, name);
+    case K_STAGES: return get_stages(c, v, name);
+    case K_TRAIN: return get_train(c, v, name, (lmn_stage *)base);
   }
   return -1;
 }
@@ -728,6 +729,7 @@ void lmn_config_defaults(lmn_train_config *cfg) {
   cfg->optimizer.no_decay = LMN_NO_DECAY_DEFAULT;
   cfg->schedule.decay = LMN_DECAY_COSINE;
   cfg->grad_clip = 1.0;
+  cfg->accumulate = 1;
   cfg->eval.every = 100;
   cfg->eval.batches = 20;
   cfg->checkpoint.keep = 3;
@@ -761,7 +763,8 @@ const char *lmn_no_decay_text(unsigned flags, char *buf, size_t cap) {
   size_t n = 0;
   buf[0] = '\0';
   for (int i = 0; i < 3; i++)
-    if (flags & (1u << i)) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", no_decay_names[i]);
+    if (flags & (1u << i))
+      n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? ", " : "", no_decay_names[i]);
   return buf;
 }
 
@@ -805,7 +808,10 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
     fputs("\n  val: ", out), print_quoted(out, cfg->data.val);
   else
     fprintf(out, "\n  val_fraction: %.17g", cfg->data.val_fraction);
-  fprintf(out, "\nbatch: %ld\nseq_len: %ld\nsteps: %ld\nstages:\n", cfg->batch, cfg->seq_len, cfg->steps);
+  fprintf(out, "\nbatch: %ld\nseq_len: %ld\n", cfg->batch, cfg->seq_len);
+  if (cfg->accumulate > 1)
+    fprintf(out, "accumulate: %ld\n", cfg->accumulate); /* 1 as before the key existed */
+  fprintf(out, "steps: %ld\nstages:\n", cfg->steps);
   for (int i = 0; i < cfg->n_stages; i++) print_stage(&cfg->stages[i], out);
   fprintf(out, "optimizer:\n  lr: %.17g\n  betas: [%.17g, %.17g]\n  eps: %.17g\n  weight_decay: %.17g\n",
           cfg->optimizer.lr, cfg->optimizer.betas[0], cfg->optimizer.betas[1], cfg->optimizer.eps,
@@ -817,7 +823,8 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "grad_clip: %.17g\neval:\n  every: %ld\n  batches: %ld\ncheckpoint:\n  dir: ", cfg->grad_clip,
           cfg->eval.every, cfg->eval.batches);
   print_quoted(out, cfg->checkpoint.dir ? cfg->checkpoint.dir : "checkpoints");
-  fprintf(out, "\n  every: %ld\n  keep: %ld\n  minutes: %.17g\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
+  fprintf(out,
+          "\n  every: %ld\n  keep: %ld\n  minutes: %.17g\nseed: %llu\nthreads: %ld\nlog:\n  every: %ld\n",
           cfg->checkpoint.every, cfg->checkpoint.keep, cfg->checkpoint.minutes, (unsigned long long)cfg->seed,
           cfg->threads, cfg->log.every);
   if (cfg->init_from) fputs("init_from: ", out), print_quoted(out, cfg->init_from), fputc('\n', out);
@@ -844,12 +851,14 @@ char *lmn_config_text(const lmn_train_config *cfg) {
 
 /* The keys (and sections, ending in '.') that do not change what a run computes: how often it evaluates,
  * logs and saves, where it saves, and its thread count (results do not depend on it). */
-static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads", "log.", "sample.", "init_from"};
+static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads",
+                                            "log.",  "sample.",     "init_from"};
 
 static int harmless(const char *key) {
   for (size_t i = 0; i < sizeof harmless_keys / sizeof *harmless_keys; i++) {
     size_t n = strlen(harmless_keys[i]);
-    if (harmless_keys[i][n - 1] == '.' ? strncmp(key, harmless_keys[i], n) == 0 : strcmp(key, harmless_keys[i]) == 0)
+    if (harmless_keys[i][n - 1] == '.' ? strncmp(key, harmless_keys[i], n) == 0
+                                       : strcmp(key, harmless_keys[i]) == 0)
       return 1;
   }
   return 0;

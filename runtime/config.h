@@ -10,6 +10,8 @@
  *     val_fraction: F           = 0.05 when 'val' is absent; the tail of 'train' held out, F in (0, 1)
  *   batch: N                    required; sequences per step, in [1, 1048576]
  *   seq_len: N                  required; tokens per sequence, in [1, 16777216]
+ *   accumulate: N               = 1; micro-batches of 'batch' sequences per optimizer step, their gradients
+ *                               averaged as one batch of N x batch would have them, in [1, 1048576]
  *   steps: N                    total optimizer steps >= 1; required unless 'stages' is given, in which case
  *                               it is their sum (and must equal it when given too)
  *   stages:                     = one stage of 'steps' steps training 'all'
@@ -88,6 +90,7 @@ typedef struct lmn_train_config {
   } data;
   long batch;
   long seq_len;
+  long accumulate; /* micro-batches per optimizer step */
   long steps; /* total, the sum of the stages */
   lmn_stage *stages;
   int n_stages; /* >= 1 after a successful load */

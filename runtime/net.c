@@ -269,6 +269,34 @@ int lmn_net_zero_grad(lmn_net *net) {
   return 0;
 }
 
+typedef struct scale_ctx {
+  float *g;
+  size_t n;
+  float s;
+} scale_ctx;
+
+static void scale_task(void *ctxp, int t, int thread) {
+  (void)thread;
+  const scale_ctx *c = ctxp;
+  size_t a = (size_t)t * NET_CHUNK, n = c->n - a < NET_CHUNK ? c->n - a : NET_CHUNK;
+  for (size_t i = 0; i < n; i++) c->g[a + i] *= c->s;
+}
+
+static void scale_grads(lmn_net *net, double s) {
+  scale_ctx c = {net->grads, net->desc->n_train, (float)s};
+  if (net->grads && c.n && s != 1.0) lmn_pool_run(net->pool, n_chunks(c.n), scale_task, &c);
+}
+
+void lmn_accum_before(lmn_net *net, const lmn_accum *a, double n) {
+  if (a->seen > 0 && n > 0) scale_grads(net, a->seen / n);
+}
+
+void lmn_accum_after(lmn_net *net, lmn_accum *a, double n) {
+  if (n <= 0) return;
+  a->seen += n;
+  scale_grads(net, n / a->seen);
+}
+
 static size_t numel(const lmn_param_info *p) {
   return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
 }

@@ -191,6 +191,16 @@ int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names
 /* Zeroes the gradients, first allocating them and the moments when training has not started
  * (lmn_net_enable_training); -1 only when that allocation fails. */
 int lmn_net_zero_grad(lmn_net *net);
+/* Gradient accumulation over micro-batches (`accumulate: N`): the gradients of micro-batches with n_1, n_2,
+ * ... loss targets add up to those of one batch holding them all, the mean over every target, when each
+ * backward runs between lmn_accum_before and lmn_accum_after with its n (zero the gradients and the
+ * lmn_accum first). The running mean keeps the gradients at the scale of one batch all along: before a
+ * backward they are scaled by seen / n, after it by n / (seen + n). */
+typedef struct lmn_accum {
+  double seen; /* targets of the micro-batches so far */
+} lmn_accum;
+void lmn_accum_before(lmn_net *net, const lmn_accum *a, double n);
+void lmn_accum_after(lmn_net *net, lmn_accum *a, double n);
 /* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm.
  * Weight decay skips the tensors whose kind is in net->no_decay (set it directly; lmn_net_create sets
  * LMN_NO_DECAY_DEFAULT). Before training has started (no gradients or moments) it does nothing and

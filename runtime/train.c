@@ -65,10 +65,10 @@ typedef struct run {
   int threads;
   lmn_progress prog;
   char last_ckpt[LMN_CKPT_PATH_MAX]; /* newest checkpoint of this run, "" before the first */
-  char *settings;                    /* the effective config as text (lmn_config_text), recorded in checkpoints */
-  double saved_at;                   /* lmn_clock_s() of the last checkpoint, or of the start */
-  double started;                    /* lmn_clock_s() when the loop began */
-  lmn_runlog log;                    /* metrics.jsonl and the copies in checkpoint.dir */
+  char *settings;  /* the effective config as text (lmn_config_text), recorded in checkpoints */
+  double saved_at; /* lmn_clock_s() of the last checkpoint, or of the start */
+  double started;  /* lmn_clock_s() when the loop began */
+  lmn_runlog log;  /* metrics.jsonl and the copies in checkpoint.dir */
 } run;
 
 static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -88,7 +88,6 @@ static int cfg_err(const run *r, lmn_err *err) {
   snprintf(m, sizeof m, "%s", err ? err->msg : "");
   return lmn_errf(err, "%s: %s", r->cfg.path, m);
 }
-
 
 static int select_stage(run *r, int i, lmn_err *err) {
   const lmn_stage *s = &r->cfg.stages[i];
@@ -155,12 +154,14 @@ static int check_run_state(const run *r, const char *path, const lmn_ckpt_state 
                     LMN_SHORT(path));
   if (st->data.split != LMN_SPLIT_TRAIN || st->data.order != LMN_ORDER_RANDOM)
     return lmn_errf(err, "%s: the checkpoint's data state is not a training stream", LMN_SHORT(path));
-  if (st->data.batches != (uint64_t)st->step)
-    return lmn_errf(err,
-                    "%s: checkpoint metadata 'data_state' has served %" PRIu64
-                    " batches at step %ld (one a "
-                    "step): the checkpoint is corrupt",
-                    LMN_SHORT(path), st->data.batches, st->step);
+  /* one batch a step, or `accumulate` (of the run that wrote it) */
+  if (st->step == 0 ? st->data.batches != 0
+                    : st->data.batches < (uint64_t)st->step || st->data.batches % (uint64_t)st->step != 0)
+    return lmn_errf(
+        err,
+        "%s: checkpoint metadata 'data_state' has served %" PRIu64
+        " batches at step %ld (a whole number of micro-batches a step): the checkpoint is corrupt",
+        LMN_SHORT(path), st->data.batches, st->step);
   size_t most = r->d->classes ? lmn_data_examples(&r->data, LMN_SPLIT_TRAIN) : 0;
   if (st->data.pos > most)
     return lmn_errf(err,
@@ -325,9 +326,12 @@ static int prepare_dir(run *r, lmn_err *err) {
   return 0;
 }
 
-static void report_warm(void *ctx, const char *name, const char *why) { note(ctx, "  %s: %s", name, why); }
+static void report_warm(void *ctx, const char *name, const char *why) {
+  note(ctx, "  %s: %s", name, why);
+}
 
-/* init_from: a fresh run starts from the tensors of another run's checkpoint that fit, saying which do not. */
+/* init_from: a fresh run starts from the tensors of another run's checkpoint that fit, saying which do not.
+ */
 static int warm_start(run *r, lmn_err *err) {
   int total = 0;
   note(r, "init_from %s:", LMN_SHORT(r->cfg.init_from));
@@ -411,10 +415,19 @@ static void refresh_peak(run *r, double step_s) {
   p->peak_flops = 0.0;
 }
 
+/* " (4 micro-batches a step)", or "" without accumulation. */
+static const char *accum_text(const lmn_train_config *c) {
+  static _Thread_local char buf[48];
+  if (c->accumulate <= 1) return "";
+  snprintf(buf, sizeof buf, " (%ld micro-batches a step)", c->accumulate);
+  return buf;
+}
+
 static void start_progress(run *r) {
   const lmn_train_config *c = &r->cfg;
-  double B = (double)c->batch, T = (double)c->seq_len;
-  const char *given = getenv("LMN_PEAK_GFLOPS"); /* a rate to start from instead of measuring (docs/config.md) */
+  double B = (double)c->batch * (double)c->accumulate, T = (double)c->seq_len; /* a whole step */
+  const char *given =
+      getenv("LMN_PEAK_GFLOPS"); /* a rate to start from instead of measuring (docs/config.md) */
   double gflops = given && strtod(given, NULL) > 0.0 ? strtod(given, NULL) : peak_sgemm_gflops();
   /* From here on the network's pool spreads the work (modules.c splits the blocks' GEMMs into per-thread
    * tasks) and OpenBLAS runs on the calling thread: threads of its own would compete with the pool's for
@@ -424,9 +437,10 @@ static void start_progress(run *r) {
   char params[32];
   lmn_format_thousands((long long)r->d->n_train, params, sizeof params);
   note(r,
-       "%s: %s trainable parameters | batch %ld x %ld | steps %ld..%ld of %ld | %d threads | sgemm %.1f "
+       "%s: %s trainable parameters | batch %ld x %ld%s | steps %ld..%ld of %ld | %d threads | sgemm %.1f "
        "GFLOP/s",
-       r->d->name, params, c->batch, c->seq_len, r->step + 1, r->end, c->steps, r->threads, gflops);
+       r->d->name, params, c->batch, c->seq_len, accum_text(c), r->step + 1, r->end, c->steps, r->threads,
+       gflops);
 }
 
 static int enter_stage(run *r, long s, lmn_err *err) {
@@ -451,17 +465,34 @@ static int bad_value(const run *r, long step, const char *what, double v, lmn_er
                   r->cfg.path, step, what, isnan(v) ? "NaN" : "infinite", last);
 }
 
-/* One optimizer step (0-based s); *loss receives the batch loss. */
+/* Loss targets of the batch in r->y: labels of a classifier, next tokens (not -1) of a language model. */
+static double count_targets(const run *r, int B, int T) {
+  long n = 0, rows = r->d->classes > 0 ? B : (long)B * T;
+  for (long i = 0; i < rows; i++) n += r->y[i] >= 0;
+  return (double)n;
+}
+
+/* One optimizer step (0-based s); *loss receives the batch loss: the mean over every loss target of its
+ * micro-batches, whose gradients accumulate as one batch's (lmn_accum). */
 static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   int B = (int)c->batch, T = (int)c->seq_len;
   if (enter_stage(r, s, err)) return -1;
-  if (lmn_data_next(&r->data, &r->stream, B, T, r->x, r->y, err)) return -1;
   *lr = lmn_lr_at(c, s);
   if (lmn_net_zero_grad(r->net)) return lmn_errf(err, "%s: out of memory for the gradients", r->d->name);
-  *loss = r->d->forward(r->net, r->x, r->y, B, T, 1);
-  if (!isfinite(*loss)) return bad_value(r, s + 1, "loss", *loss, err);
-  r->d->backward(r->net, r->x, B, T);
+  lmn_accum acc = {0};
+  double sum = 0.0;
+  for (long m = 0; m < c->accumulate; m++) {
+    if (lmn_data_next(&r->data, &r->stream, B, T, r->x, r->y, err)) return -1;
+    double n = count_targets(r, B, T);
+    float l = r->d->forward(r->net, r->x, r->y, B, T, 1);
+    if (!isfinite(l)) return bad_value(r, s + 1, "loss", l, err);
+    lmn_accum_before(r->net, &acc, n);
+    r->d->backward(r->net, r->x, B, T);
+    lmn_accum_after(r->net, &acc, n);
+    sum += (double)l * n;
+  }
+  *loss = acc.seen > 0 ? (float)(sum / acc.seen) : 0.0f;
   *norm = lmn_net_update(r->net, (float)*lr, (float)c->optimizer.betas[0], (float)c->optimizer.betas[1],
                          (float)c->optimizer.eps, (float)c->optimizer.weight_decay, (float)c->grad_clip);
   if (!isfinite(*norm)) return bad_value(r, s + 1, "gradient norm", *norm, err);
@@ -519,9 +550,13 @@ static int save(run *r, lmn_err *err) {
   return 0;
 }
 
-static int due(long step, long every, long end) { return step == end || (every > 0 && step % every == 0); }
+static int due(long step, long every, long end) {
+  return step == end || (every > 0 && step % every == 0);
+}
 
-static int interrupted(const run *r) { return r->o->interrupt && *r->o->interrupt; }
+static int interrupted(const run *r) {
+  return r->o->interrupt && *r->o->interrupt;
+}
 
 /* sample.every on a network that generates no text is refused before the first step. */
 static int check_sample(const run *r, lmn_err *err) {
@@ -580,8 +615,8 @@ static int loop(run *r, lmn_err *err) {
     if (train_step(r, s, &loss, &lr, &norm, err)) return -1;
     double dt = lmn_clock_s() - t0;
     if (r->o->hooks.on_step) r->o->hooks.on_step(r->o->hooks.ctx, r->step, loss, lr, norm);
-    lmn_runlog_step(&r->log, r->step, loss, lr, norm, dt > 0 ? (double)c->batch * (double)c->seq_len / dt : 0.0,
-                    lmn_clock_s() - r->started);
+    double tokens = (double)c->batch * (double)c->accumulate * (double)c->seq_len; /* a whole step */
+    lmn_runlog_step(&r->log, r->step, loss, lr, norm, dt > 0 ? tokens / dt : 0.0, lmn_clock_s() - r->started);
     if (r->o->log && due(r->step, c->log.every, r->end)) {
       refresh_peak(r, dt);
       lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, norm, dt);

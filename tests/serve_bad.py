@@ -118,6 +118,22 @@ def raw_exchange(port, data, timeout=10, shut=True):
     return out
 
 
+def recv_until(s, done, seconds):
+    """What socket s sends until done(bytes so far), its end, an error or `seconds`."""
+    got, t0 = b"", time.time()
+    while time.time() - t0 < seconds:
+        try:
+            b = s.recv(65536)
+        except OSError:
+            break
+        if not b:
+            break
+        got += b
+        if done(got):
+            break
+    return got
+
+
 def response_complete(buf):
     """True when buf holds a whole HTTP response with a Content-Length body."""
     head, sep, body = buf.partition(b"\r\n\r\n")
@@ -431,20 +447,9 @@ def cmd_raw(a):
     one = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
            % (len(payload), payload))
     s = socket.create_connection((HOST, port), timeout=15)
-    got = b""
     try:
         s.sendall(one + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        t0 = time.time()
-        while time.time() - t0 < 15 and got.count(b"HTTP/1.1 ") < 2:
-            try:
-                b = s.recv(65536)
-            except OSError:
-                break
-            if not b:
-                break
-            got += b
-            if b'"status"' in got:
-                break
+        got = recv_until(s, lambda got: got.count(b"HTTP/1.1 ") >= 2 or b'"status"' in got, 15)
     finally:
         s.close()
     # a server that answers only the first and closes is acceptable; a wrong answer is not
@@ -592,19 +597,8 @@ def cmd_queue(a):
     results = [b""] * n
 
     def reader(i):
-        s = socks[i]
-        t0 = time.time()
-        while time.time() - t0 < 60:
-            try:
-                b = s.recv(65536)
-            except OSError:
-                break
-            if not b:
-                break
-            results[i] += b
-            if response_complete(results[i]):
-                break
-        s.close()
+        results[i] = recv_until(socks[i], response_complete, 60)
+        socks[i].close()
 
     ths = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(n)]
     for th in ths:

@@ -282,6 +282,55 @@ static void test_hex(void) {
   CU_ASSERT_EQUAL(lmn_hex_decode(NULL, out, 5), -1);
 }
 
+/* train.yaml of accumulate_yaml: batch B with `accumulate: N`. */
+static void write_accumulate_config(const tmp *t, int B, int N) {
+  char yaml[1024];
+  snprintf(
+      yaml, sizeof yaml,
+      "data:\n  train: data.txt\nbatch: %d\naccumulate: %d\nseq_len: 32\nsteps: 6\noptimizer:\n  lr: 0.2\n"
+      "eval:\n  every: 1000\n  batches: 2\ncheckpoint:\n  dir: ck\n  every: 3\n  keep: 5\nseed: 7\n"
+      "threads: 2\nlog:\n  every: 1000\n",
+      B, N);
+  write_file(t->cfg, yaml);
+}
+
+/* `accumulate`: batch 2 x 2 micro-batches trains as batch 4 does (the same rows, losses within f32
+ * summation tolerance), and a run stopped at a step boundary resumes bit for bit. */
+static void test_train_accumulate(void) {
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  record whole = {0}, micro = {0}, part = {0};
+  lmn_err err = {{0}};
+  write_accumulate_config(&t, 4, 1);
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &t, 0, 0, &whole, &err), 0);
+  tmp_remove(&t);
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_accumulate_config(&t, 2, 2);
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &t, 0, 0, &micro, &err), 0);
+  double worst = 0;
+  for (int s = 0; s < 6; s++) worst = fmax(worst, fabs((double)whole.loss[s] - micro.loss[s]));
+  printf("\n  batch 4 vs 2 x 2 micro-batches: 6 steps, max |loss diff| %.2e (first %.4f, last %.4f)\n  ",
+         worst, whole.loss[0], whole.loss[5]);
+  CU_ASSERT(worst <= 1e-5 * fmax(1.0, whole.loss[0]));
+  CU_ASSERT(whole.loss[5] < whole.loss[0]);
+  /* stop at step 3 (a checkpoint), resume: the same losses */
+  tmp_remove(&t);
+  tmp_make(&t);
+  write_alphabet(&t);
+  write_accumulate_config(&t, 2, 2);
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &t, 0, 3, &part, &err), 0);
+  CU_ASSERT_EQUAL(part.last, 3);
+  record rest = {0};
+  int rc = train(&bigram_desc, &t, 1, 0, &rest, &err);
+  if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(rest.first, 4);
+  for (int s = 3; s < 6; s++) CU_ASSERT_EQUAL(rest.loss[s], micro.loss[s]);
+  tmp_remove(&t);
+}
+
 static void test_train_lowers_loss(void) {
   tmp t;
   tmp_make(&t);
@@ -1087,6 +1136,7 @@ static CU_TestInfo tests[] = {
     {"a NaN loss stops without writing a checkpoint", test_nan_stops_without_checkpoint},
     {"generation: deterministic per seed, bounded by the context", test_generate},
     {"sessions: stop strings, cached prefixes reused", test_session},
+    {"accumulate: micro-batches train as their batch, resume at step boundaries", test_train_accumulate},
     {"config errors keep file:line:col", test_config_errors},
     {"the command line: exit codes and a whole session", test_command_line},
     {"a classifier learns the labelled fixture", test_classifier_trains},

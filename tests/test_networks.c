@@ -355,8 +355,10 @@ static void test_weight_decay(void) {
       free(before);
       lmn_net_destroy(net);
     }
-    printf("\n  decay  %-16s %d bias, %d norm, %d embedding tensors; [bias], [bias, norm, embedding], []: %d off",
-           d->name, kinds[0], kinds[1], kinds[2], bad);
+    printf(
+        "\n  decay  %-16s %d bias, %d norm, %d embedding tensors; [bias], [bias, norm, embedding], []: %d "
+        "off",
+        d->name, kinds[0], kinds[1], kinds[2], bad);
     CU_ASSERT_EQUAL(bad, 0);
   }
 }
@@ -611,13 +613,14 @@ static const lmn_net_desc *find_net(const char *name) {
 }
 
 /* The last linear of every edge into c (in-degree 2: a -> deep -> c, b -> lin -> c) and into d (in-degree 3:
- * a -> lin -> d, b -> deep -> d, c -> lin -> d), named from agg_*.lmn as lmnc names edge tensors (`lmnc ir`). */
+ * a -> lin -> d, b -> deep -> d, c -> lin -> d), named from agg_*.lmn as lmnc names edge tensors (`lmnc ir`).
+ */
 static const struct {
   const char *name;
   float k;
-} agg_scaled[] = {{"deep.a->c.m1.weight", 2}, {"deep.a->c.m1.bias", 2}, {"lin.b->c.m0.weight", 2},
-                  {"lin.b->c.m0.bias", 2},    {"lin.a->d.m0.weight", 3},  {"lin.a->d.m0.bias", 3},
-                  {"deep.b->d.m1.weight", 3}, {"deep.b->d.m1.bias", 3},   {"lin.c->d.m0.weight", 3},
+} agg_scaled[] = {{"deep.a->c.m1.weight", 2}, {"deep.a->c.m1.bias", 2},  {"lin.b->c.m0.weight", 2},
+                  {"lin.b->c.m0.bias", 2},    {"lin.a->d.m0.weight", 3}, {"lin.a->d.m0.bias", 3},
+                  {"deep.b->d.m1.weight", 3}, {"deep.b->d.m1.bias", 3},  {"lin.c->d.m0.weight", 3},
                   {"lin.c->d.m0.bias", 3}};
 enum { N_AGG_SCALED = sizeof agg_scaled / sizeof agg_scaled[0] };
 
@@ -679,6 +682,48 @@ static void test_aggregation(void) {
   lmn_net_destroy(mean);
 }
 
+/* ======================================== gradient accumulation ======================================== */
+
+/* The batch as BATCH micro-batches of one sequence each, their gradients accumulated with lmn_accum (the
+ * path of `accumulate: N`), against the batch in one pass: loss and gradients equal within ACCUM_TOL (f32
+ * summation order). The fixture's first sequence has one ignored target, so the micro-batches' weights
+ * differ (10 and 11 targets for a language model). */
+#define ACCUM_TOL 1e-5 /* relative to max(|L|, 1) and to the largest gradient */
+static void accumulate_net(const lmn_net_desc *d) {
+  Batch b;
+  make_batch(d, &b);
+  lmn_net *net = new_net(d, BATCH, SEQ, 1);
+  float whole = loss_and_grad(net, &b);
+  float *g = dup_floats(net->grads, d->n_train);
+  const int lm = is_lm(d);
+  lmn_net_zero_grad(net);
+  lmn_accum acc = {0};
+  double sum = 0;
+  for (int k = 0; k < BATCH; k++) {
+    const int32_t *tok = b.tokens + k * SEQ, *tgt = lm ? b.targets + k * SEQ : b.targets + k;
+    double n = 0;
+    for (int t = 0; t < (lm ? SEQ : 1); t++) n += tgt[t] >= 0;
+    float l = d->forward(net, tok, tgt, 1, SEQ, 1);
+    lmn_accum_before(net, &acc, n);
+    d->backward(net, tok, 1, SEQ);
+    lmn_accum_after(net, &acc, n);
+    sum += (double)l * n;
+  }
+  double gmax = 0, gdiff = 0, ldiff = fabs(sum / acc.seen - whole);
+  for (size_t i = 0; i < d->n_train; i++)
+    gmax = fmax(gmax, fabs(g[i])), gdiff = fmax(gdiff, fabs(g[i] - net->grads[i]));
+  printf("\n  accum %-16s %d micro-batches: loss diff %.2e, max grad diff %.2e of %.2e", d->name, BATCH,
+         ldiff, gdiff, gmax);
+  CU_ASSERT(ldiff <= ACCUM_TOL * fmax(1.0, fabs(whole)));
+  CU_ASSERT(gdiff <= ACCUM_TOL * gmax);
+  free(g);
+  lmn_net_destroy(net);
+}
+
+static void test_accumulate(void) {
+  for (int i = 0; registry[i]; i++) accumulate_net(registry[i]);
+}
+
 static CU_TestInfo tests[] = {
     {"every trainable tensor matches finite differences", test_gradients},
     {"frozen and unselected tensors are not updated", test_frozen},
@@ -689,6 +734,7 @@ static CU_TestInfo tests[] = {
     {"the loss is the cross-entropy of the output rows", test_loss},
     {"training steps lower the loss", test_training},
     {"mean with edges scaled by the in-degree is sum", test_aggregation},
+    {"micro-batches accumulate to the gradients of their batch", test_accumulate},
     CU_TEST_INFO_NULL,
 };
 
