@@ -43,7 +43,7 @@ LIBLMN   := $(LIBDIR)/liblmn.a
 LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models serve-test serve-test-nets bench-serve
+.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models serve-test serve-test-san serve-test-nets bench-serve
 all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
 
 deps:
@@ -166,7 +166,7 @@ test: deps models
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
 	@bash tests/warmstart-test.sh $(LMNC) && bash tests/export-test.sh $(LMNC) && bash tests/preserve-test.sh $(LMNC)
 	@bash tests/tokenizer-test.sh $(LMNC) && bash scripts/paper.sh --smoke
-	$(MAKE) serve-test
+	$(MAKE) serve-test serve-test-san
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test
@@ -181,6 +181,17 @@ serve-test: serve-test-nets
 	@bash tests/chat-test.sh $(SERVE_DIR)/tiny/tiny $(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)
 	@bash tests/serve-test.sh $(SERVE_DIR)/tiny/tiny "$(if $(wildcard $(SMOL_GGUF)),$(SERVE_DIR)/smol/smol)" \
 	  $(SERVE_DIR)/classify/classify
+
+# the same for tiny under AddressSanitizer and UndefinedBehaviorSanitizer (liblmn of build-san; a report
+# aborts the server, which fails the checks after it; leaks fail its exit status)
+serve-test-san: $(LMNC)
+	@$(MAKE) -s BUILD=build-san SAN=1 build-san/lib/liblmn.a
+	@mkdir -p build-san/serve
+	@$(LMNC) compile dsl-examples/tiny.lmn -o build-san/serve/tiny > /dev/null
+	@$(CC) -std=c11 -O1 -g $(SAN_ON) -Iruntime/include -Iruntime -I$(BLAS_INC) -o build-san/serve/tiny/tiny \
+	  build-san/serve/tiny/tiny.c build-san/serve/tiny/main.c build-san/lib/liblmn.a $(LDLIBS)
+	@bash tests/chat-test.sh build-san/serve/tiny/tiny
+	@bash tests/serve-test.sh build-san/serve/tiny/tiny
 
 serve-test-nets: $(LMNC) $(LIBLMN)
 	@mkdir -p $(SERVE_DIR)
