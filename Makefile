@@ -285,7 +285,7 @@ embed-test: $(EMBED_DIR)/embed $(EMBED_DIR)/api
 	@set -e; for p in $^; do \
 	  echo "== $$p"; $$p; \
 	  echo "== valgrind --leak-check=full $$p$(if $(SAN), (skipped: SAN build, ASan checked it))"; \
-	  $(if $(SAN),true,valgrind -q --leak-check=full --error-exitcode=1 $$p > /dev/null); done
+	  $(if $(SAN),true,valgrind -q --fair-sched=yes --leak-check=full --error-exitcode=1 $$p > /dev/null); done
 
 # install-test: `make install` into a temporary PREFIX (and a DESTDIR), then lmnc, pkg-config and the
 # generated Makefile used from the installed tree only; see tests/install-test.sh.
