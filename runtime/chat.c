@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lmn_file.h"
+#include "safetensors.h"
 
 int lmn_chat_encode(const lmn_chat_template *t, const lmn_tokenizer *tok, const lmn_net_desc *d,
                     const lmn_chat_msg *msgs, int n, int max_tokens, int32_t **ids, int *n_ids,
@@ -23,6 +24,34 @@ int lmn_chat_encode(const lmn_chat_template *t, const lmn_tokenizer *tok, const 
   lmn_chat_render(t, msgs, n, 1, bos_text[0] ? bos_text : NULL, text, (size_t)len + 1, err);
   int rc = lmn_encode_prompt(d, tok, text, (size_t)len, max_tokens, ids, n_ids, err);
   free(text);
+  return rc;
+}
+
+/* The template among a list of {"name", "template"}: "default", else the first. */
+static const lmn_json_value *named_template(const lmn_json_value *list) {
+  const lmn_json_value *first = NULL;
+  for (size_t i = 0; i < list->n; i++) {
+    const lmn_json_value *name = lmn_json_member(&list->items[i], "name");
+    const lmn_json_value *tpl = lmn_json_member(&list->items[i], "template");
+    if (!tpl || tpl->kind != LMN_JSON_STRING) continue;
+    if (name && name->kind == LMN_JSON_STRING && !strcmp(name->str, "default")) return tpl;
+    if (!first) first = tpl;
+  }
+  return first;
+}
+
+int lmn_chat_template_hf(const char *dir, lmn_chat_template *t, lmn_err *err) {
+  char path[4200];
+  if (lmn_path_join(path, sizeof path, dir, "tokenizer_config.json", err)) return -1;
+  lmn_json *j = NULL;
+  if (lmn_json_read_file(path, &j, err)) return -1;
+  const lmn_json_value *v = lmn_json_get(j, "chat_template");
+  if (v && v->kind == LMN_JSON_ARRAY) v = named_template(v);
+  int rc = v && v->kind == LMN_JSON_STRING
+               ? lmn_chat_template_parse(v->str, strlen(v->str), path, t, err)
+               : lmn_errf(err, "%s: the model has no chat template (\"chat_template\"); use generate",
+                          LMN_SHORT(path));
+  lmn_json_free(j);
   return rc;
 }
 

@@ -11,4 +11,9 @@
 int lmn_chat_encode(const lmn_chat_template *t, const lmn_tokenizer *tok, const lmn_net_desc *d,
                     const lmn_chat_msg *msgs, int n, int max_tokens, int32_t **ids, int *n_ids, lmn_err *err);
 
+/* The chat template of a Hugging Face model directory: DIR/tokenizer_config.json's "chat_template", a string
+ * or a list of {"name", "template"} (the one named "default", else the first), recognised as
+ * lmn_chat_template_parse does. Fails when the file or the key is missing. */
+int lmn_chat_template_hf(const char *dir, lmn_chat_template *t, lmn_err *err);
+
 #endif

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chat_template.h"
+#include "chat.h"
 #include "dequant.h"
 #include "gguf.h"
 #include "lmn_file.h"
@@ -138,8 +138,7 @@ int lmn_net_chat_template(const lmn_net_desc *desc, lmn_chat_template *t, lmn_er
   const char *dir = getenv("LMN_MODEL_DIR");
   lmn_model_path(m, dir, path, sizeof path);
   if (lmn_model_check_exists(desc, m, dir, path, err)) return -1;
-  if (m->format != 1)
-    return lmn_errf(err, "%s: lmnet reads chat templates from GGUF files only (tokenizer.chat_template)", path);
+  if (m->format == 2) return lmn_chat_template_hf(path, t, err);
   lmn_gguf *g = NULL;
   if (lmn_gguf_open(path, LMN_GGUF_META, &g, err)) return -1;
   lmn_gguf_str s;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "harness.h"
 #include "tokenizer.h"
 #include "tokenizer_bpe.h"
@@ -298,6 +299,31 @@ static int setup(void) {
   return mkdtemp(dir) ? 0 : 1;
 }
 
+/* tokenizer_config.json's chat_template: a string, or a list whose "default" wins; absent: refused. */
+static void test_chat_template(void) {
+  char path[128];
+  snprintf(path, sizeof path, "%s", dir);
+  lmn_chat_template t;
+  lmn_err e = {{0}};
+  write_file(
+      "tokenizer_config.json",
+      "{\"chat_template\": \"{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n"
+      "{% endfor %}\"}");
+  CU_ASSERT_EQUAL(lmn_chat_template_hf(path, &t, &e), 0);
+  CU_ASSERT(t.style == LMN_CHAT_CHATML && !t.has_default_system);
+  write_file("tokenizer_config.json",
+             "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"<|im_start|><|im_end|>\"},"
+             " {\"name\": \"default\", \"template\": \"{{ bos_token }}<start_of_turn><end_of_turn>\"}]}");
+  CU_ASSERT_EQUAL(lmn_chat_template_hf(path, &t, &e), 0);
+  CU_ASSERT(t.style == LMN_CHAT_GEMMA && t.bos);
+  write_file("tokenizer_config.json", "{\"bos_token\": \"<s>\"}");
+  CU_ASSERT_EQUAL(lmn_chat_template_hf(path, &t, &e), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "tokenizer_config.json: the model has no chat template"));
+  write_file("tokenizer_config.json", NULL);
+  CU_ASSERT_EQUAL(lmn_chat_template_hf(path, &t, &e), -1);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "tokenizer_config.json"));
+}
+
 static int teardown(void) {
   static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "config.json"};
   for (size_t i = 0; i < 3; i++) write_file(files[i], NULL);
@@ -310,6 +336,7 @@ static void test_all(void) {
   test_pre_tokenizers();
   test_refused();
   test_mutations();
+  test_chat_template();
   CU_ASSERT_EQUAL(teardown(), 0);
 }
 
