@@ -246,29 +246,7 @@ int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names
 
 #define NET_CHUNK (1 << 16) /* floats per task of the element-wise passes (a multiple of every LMN_VL) */
 
-typedef struct zero_ctx {
-  float *g;
-  size_t n;
-} zero_ctx;
-
-static void zero_task(void *ctxp, int t, int thread) {
-  (void)thread;
-  const zero_ctx *c = ctxp;
-  size_t a = (size_t)t * NET_CHUNK, n = c->n - a < NET_CHUNK ? c->n - a : NET_CHUNK;
-  memset(c->g + a, 0, n * sizeof(float));
-}
-
-static int n_chunks(size_t n) {
-  return (int)((n + NET_CHUNK - 1) / NET_CHUNK);
-}
-
-int lmn_net_zero_grad(lmn_net *net) {
-  if (!net->grads) return lmn_net_enable_training(net, NULL); /* freshly allocated: zero already */
-  zero_ctx c = {net->grads, net->desc->n_train};
-  if (c.n) lmn_pool_run(net->pool, n_chunks(c.n), zero_task, &c);
-  return 0;
-}
-
+/* One element-wise pass over the gradients: g *= s, or g = 0 (memset) when s is 0. */
 typedef struct scale_ctx {
   float *g;
   size_t n;
@@ -279,12 +257,25 @@ static void scale_task(void *ctxp, int t, int thread) {
   (void)thread;
   const scale_ctx *c = ctxp;
   size_t a = (size_t)t * NET_CHUNK, n = c->n - a < NET_CHUNK ? c->n - a : NET_CHUNK;
-  for (size_t i = 0; i < n; i++) c->g[a + i] *= c->s;
+  if (c->s == 0.0f)
+    memset(c->g + a, 0, n * sizeof(float));
+  else
+    for (size_t i = 0; i < n; i++) c->g[a + i] *= c->s;
+}
+
+static int n_chunks(size_t n) {
+  return (int)((n + NET_CHUNK - 1) / NET_CHUNK);
 }
 
 static void scale_grads(lmn_net *net, double s) {
   scale_ctx c = {net->grads, net->desc->n_train, (float)s};
   if (net->grads && c.n && s != 1.0) lmn_pool_run(net->pool, n_chunks(c.n), scale_task, &c);
+}
+
+int lmn_net_zero_grad(lmn_net *net) {
+  if (!net->grads) return lmn_net_enable_training(net, NULL); /* freshly allocated: zero already */
+  scale_grads(net, 0.0);
+  return 0;
 }
 
 void lmn_accum_before(lmn_net *net, const lmn_accum *a, double n) {
