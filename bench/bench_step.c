@@ -1,6 +1,8 @@
-/* bench_step.c: `make bench` driver, linked with one compiled network (BENCH_DESC, e.g. -DBENCH_DESC=smol_desc).
+/* bench_step.c: `make bench` driver, linked with one compiled network (BENCH_DESC, e.g.
+ * -DBENCH_DESC=smol_desc).
  *
- *   bench_step train  THREADS B T WARMUP STEPS [SEED]   time training steps on random tokens
+ *   bench_step train  THREADS B T WARMUP STEPS [SEED [PRECISION]]   time training steps on random tokens,
+ *                                                       PRECISION f32 (default) or bf16 (`precision: bf16`)
  *   bench_step decode THREADS PROMPT N [REPS]           time cached generation: prefill PROMPT random
  *                                                       tokens, then N greedy single-token decodes
  *
@@ -23,6 +25,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bgemm.h"
 #include "blasrate.h"
 #include "net.h"
 
@@ -63,13 +66,15 @@ static int argmax(const float *x, int n) {
   return b;
 }
 
-/* The OpenBLAS sgemm rate (512^3) on `threads` threads: best of three medians of 5; OpenBLAS is left on
- * one thread, as the training step runs it. */
+/* The GEMM rate (512^3) of the precision on `threads` threads: best of three medians of 5 (OpenBLAS's sgemm,
+ * or lmn_bgemm on that many threads at once); OpenBLAS is left on one thread, as the training step runs it.
+ */
 static double sgemm_rate(int threads) {
   openblas_set_num_threads(threads);
   double g = 0.0;
   for (int i = 0; i < 3; i++) {
-    double x = lmn_measure_sgemm_gflops(512, 5);
+    double x = lmn_gemm_precision() == LMN_PREC_BF16 ? lmn_measure_bgemm_gflops(512, 5, threads)
+                                                     : lmn_measure_sgemm_gflops(512, 5);
     g = x > g ? x : g;
   }
   openblas_set_num_threads(1);
@@ -149,13 +154,15 @@ static int bench_decode(const lmn_net_desc *d, int threads, int P, int N, int re
 
 int main(int argc, char **argv) {
   const lmn_net_desc *d = &BENCH_DESC;
+  if (argc >= 9 && !strcmp(argv[8], "bf16")) lmn_set_gemm_precision(LMN_PREC_BF16);
   if (argc >= 7 && !strcmp(argv[1], "train"))
     return bench_train(d, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
                        argc > 7 ? strtoull(argv[7], NULL, 10) : 1);
   if (argc >= 5 && !strcmp(argv[1], "decode"))
     return bench_decode(d, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 1);
   fprintf(stderr,
-          "usage: %s train THREADS B T WARMUP STEPS [SEED] | decode THREADS PROMPT N [REPS]   (network %s)\n",
+          "usage: %s train THREADS B T WARMUP STEPS [SEED [f32|bf16]] | decode THREADS PROMPT N [REPS]   "
+          "(network %s)\n",
           argv[0], d->name);
   return 2;
 }

@@ -30,6 +30,7 @@ typedef enum kind {
   K_PATH,
   K_TEXT,
   K_DECAY,
+  K_PRECISION,
   K_BETAS,
   K_NO_DECAY,
   K_MAP,
@@ -126,6 +127,7 @@ static const field top_f[] = {
     {"batch", K_LONG, CFG(batch), RANGE(1, 1 << 20), 1, S_NONE, NULL},
     {"seq_len", K_LONG, CFG(seq_len), RANGE(1, 1 << 24), 1, S_NONE, NULL},
     {"accumulate", K_LONG, CFG(accumulate), RANGE(1, 1 << 20), 0, S_NONE, NULL},
+    {"precision", K_PRECISION, CFG(precision), RANGE(0, 0), 0, S_NONE, NULL},
     {"steps", K_LONG, CFG(steps), RANGE(1, LMN_BIG), 0, S_STEPS, NULL},
     {"stages", K_STAGES, 0, RANGE(0, 0), 0, S_STAGES, NULL},
     {"optimizer", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &opt_t},
@@ -147,9 +149,11 @@ static const field stage_f[] = {
 };
 static const table stage_t = {stage_f, NF(stage_f)};
 
-#define LMN_MAX_KEYS 16 /* the most keys of one mapping in the schema */
+#define LMN_MAX_KEYS 20 /* the most keys of one mapping in the schema */
+_Static_assert(NF(top_f) <= LMN_MAX_KEYS, "room for every top-level key");
 
 static const char *const decay_names[] = {"cosine", "linear", "constant"};
+static const char *const precision_names[] = {"f32", "bf16"}; /* lmn_precision order (bgemm.h) */
 /* optimizer.no_decay words, bit i of the flags (LMN_PARAM_BIAS, _NORM, _EMBEDDING) */
 static const char *const no_decay_names[] = {"bias", "norm", "embedding"};
 _Static_assert(LMN_PARAM_BIAS == 1 && LMN_PARAM_NORM == 2 && LMN_PARAM_EMBEDDING == 4,
@@ -382,6 +386,11 @@ static int get_decay(ctx *c, const yaml_node_t *n, const char *name, lmn_decay *
   return i < 0 ? -1 : (*out = (lmn_decay)i, 0);
 }
 
+static int get_precision(ctx *c, const yaml_node_t *n, const char *name, int *out) {
+  int i = get_word(c, n, name, precision_names, 2, "precision", "f32 or bf16");
+  return i < 0 ? -1 : (*out = i, 0);
+}
+
 /* optimizer.no_decay: a list of tensor kinds, as LMN_PARAM_ flags (bit i for no_decay_names[i]). */
 static int get_no_decay(ctx *c, const yaml_node_t *n, const char *name, unsigned *out) {
   if (n->type != YAML_SEQUENCE_NODE) return type_error(c, n, name, "a list of bias, norm, embedding (or [])");
@@ -495,6 +504,7 @@ static int parse_value(ctx *c, const field *f, const yaml_node_t *v, void *base,
     case K_PATH: return get_path(c, v, name, (char **)(void *)p);
     case K_TEXT: return get_string(c, v, name, (char **)(void *)p);
     case K_DECAY: return get_decay(c, v, name, (lmn_decay *)(void *)p);
+    case K_PRECISION: return get_precision(c, v, name, (int *)(void *)p);
     case K_BETAS: return get_betas(c, v, name, f->r, (double *)(void *)p);
     case K_NO_DECAY: return get_no_decay(c, v, name, (unsigned *)(void *)p);
     case K_MAP: return parse_map(c, v, f->sub, base, name);
@@ -811,6 +821,7 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   fprintf(out, "\nbatch: %ld\nseq_len: %ld\n", cfg->batch, cfg->seq_len);
   if (cfg->accumulate > 1)
     fprintf(out, "accumulate: %ld\n", cfg->accumulate); /* 1 as before the key existed */
+  if (cfg->precision) fprintf(out, "precision: %s\n", precision_names[cfg->precision]); /* likewise f32 */
   fprintf(out, "steps: %ld\nstages:\n", cfg->steps);
   for (int i = 0; i < cfg->n_stages; i++) print_stage(&cfg->stages[i], out);
   fprintf(out, "optimizer:\n  lr: %.17g\n  betas: [%.17g, %.17g]\n  eps: %.17g\n  weight_decay: %.17g\n",

@@ -12,6 +12,8 @@
  *   seq_len: N                  required; tokens per sequence, in [1, 16777216]
  *   accumulate: N               = 1; micro-batches of 'batch' sequences per optimizer step, their gradients
  *                               averaged as one batch of N x batch would have them, in [1, 1048576]
+ *   precision: f32 | bf16       = f32; bf16: the GEMMs of linear layers and projections run in bf16 with f32
+ *                               sums (AMX where the CPU has it), master weights and AdamW state stay f32
  *   steps: N                    total optimizer steps >= 1; required unless 'stages' is given, in which case
  *                               it is their sum (and must equal it when given too)
  *   stages:                     = one stage of 'steps' steps training 'all'
@@ -42,8 +44,8 @@
  *   threads: N                  = 0, in [0, 4096]; 0 = every core
  *   log:
  *     every: N                  = 1 step, >= 1
- *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh run
- *   sample:                     text generated with the current weights while training (language models)
+ *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh
+ * run sample:                     text generated with the current weights while training (language models)
  *     every: N                  = 0 steps, >= 0; 0 = never
  *     prompt: TEXT              = none (an empty prompt)
  *     tokens: N                 = 64, in [1, 4096]
@@ -91,6 +93,7 @@ typedef struct lmn_train_config {
   long batch;
   long seq_len;
   long accumulate; /* micro-batches per optimizer step */
+  int precision;   /* of the training GEMMs: 0 f32, 1 bf16 (lmn_precision, bgemm.h) */
   long steps; /* total, the sum of the stages */
   lmn_stage *stages;
   int n_stages; /* >= 1 after a successful load */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "bgemm.h"
 #include "chat.h"
 #include "classify.h"
 #include "dump.h"
@@ -70,8 +71,8 @@ typedef struct opt {
 #define OFF(f) offsetof(args, f)
 static const opt opts[] = {
     {"config", 'c', OPT_STR, OFF(config), 0, 0,
-     BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | WEIGHTS | BIT(CMD_DUMP) | BIT(CMD_EXPORT) |
-         BIT(CMD_PLOT)},
+     BIT(CMD_INFO) | BIT(CMD_TRAIN) | BIT(CMD_EVAL) | BIT(CMD_PREDICT) | WEIGHTS | BIT(CMD_DUMP) |
+         BIT(CMD_EXPORT) | BIT(CMD_PLOT)},
     {"file", 'f', OPT_STR, OFF(file), 0, 0, BIT(CMD_PREDICT) | SAMPLING},
     {"json", 0, OPT_FLAG, OFF(json), 0, 0, BIT(CMD_PREDICT)},
     {"resume", 0, OPT_FLAG, OFF(resume), 0, 0, BIT(CMD_TRAIN)},
@@ -111,7 +112,7 @@ static const opt opts[] = {
 
 /* Each command's synopsis and description, in cmd order (usage prints them all, `NAME CMD --help` one). */
 static const char *const cmd_help[] = {
-    "  info      [--batch B] [--seq T] [--threads N]\n"
+    "  info      [--batch B] [--seq T] [--threads N] [-c CONFIG.yaml]\n"
     "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n",
     "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--force] [--stop-at STEP]\n"
     "            train as the YAML config says (every key: docs/config.md); --resume continues from the\n"
@@ -356,6 +357,25 @@ static void info_table(const lmn_net_desc *d) {
   }
 }
 
+/* The precision of the training GEMMs: the config's (-c), else f32, and where bf16 would run. */
+static int info_precision(const args *a) {
+  int bf16 = 0;
+  if (a->config) {
+    lmn_train_config cfg;
+    lmn_err err = {{0}};
+    if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), -1;
+    bf16 = cfg.precision == LMN_PREC_BF16;
+    lmn_config_free(&cfg);
+  }
+  const char *path = lmn_bgemm_isa_name(lmn_bgemm_isa());
+  if (bf16)
+    printf("training GEMMs: bf16 with f32 sums (%s path)%s\n", path,
+           lmn_bgemm_isa() == LMN_BG_AMX ? "" : ": no AMX here, so no faster than f32");
+  else
+    printf("training GEMMs: f32 (OpenBLAS sgemm) | `precision: bf16` would run on the %s path\n", path);
+  return 0;
+}
+
 static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
   long B = a->batch ? a->batch : 8, T = a->seq ? a->seq : 128;
   if (T > d->ctx)
@@ -369,6 +389,7 @@ static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
     printf("vocabulary %d | context %d\n", d->vocab, d->ctx);
   info_params(d);
   info_cost(d, B, T, threads);
+  if (info_precision(a)) return 1;
   info_table(d);
   return 0;
 }

@@ -1,7 +1,9 @@
 /* k_linear.c: the fully connected layer y = x W^T + b (PyTorch nn.Linear layout W[out][in]), forward and
- * backward, each GEMM one cblas_sgemm. A frozen layer (dW = db = NULL) costs only the dx GEMM. */
+ * backward, each GEMM one lmn_gemm (cblas_sgemm, or bf16 under `precision: bf16`). A frozen layer (dW = db =
+ * NULL) costs only the dx GEMM. */
 #include <cblas.h>
 
+#include "bgemm.h"
 #include "k_isa.h"
 #include "kernels.h"
 
@@ -21,7 +23,7 @@ void lmn_linear_forward(float *y, const float *x, const float *W, const float *b
   if (N == 1) /* one row (cached decoding): a matrix-vector product, which OpenBLAS runs much faster */
     cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, beta, y, 1);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+    lmn_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
 LMN_CLONES
@@ -29,9 +31,9 @@ void lmn_linear_backward(float *dx, float *dW, float *db, const float *dy, const
                          int N, int in, int out) {
   if (N <= 0 || out <= 0) return;
   if (dx && in > 0) /* dx[N,in] += dy[N,out] W[out,in] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+    lmn_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
   if (dW && in > 0) /* dW[out,in] += dy^T[out,N] x[N,in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    lmn_gemm(1, 0, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
   if (db) /* row by row: db stays in L1 while dy streams through once */
     for (int n = 0; n < N; n++) {
       const float *row = dy + (size_t)n * out;

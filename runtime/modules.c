@@ -24,8 +24,9 @@
  * see "parallel structure" below. */
 #include "modules.h"
 
-#include <cblas.h>
 #include <string.h>
+
+#include "bgemm.h"
 
 #define LMN_BM_GGUF_(m, gguf, hf, hf_gpt2) gguf,
 const char *const lmn_block_member_gguf[] = {LMN_BLOCK_MEMBER_LIST(LMN_BM_GGUF_)};
@@ -37,12 +38,12 @@ _Static_assert(sizeof lmn_block_member_gguf / sizeof *lmn_block_member_gguf == L
 
 /* y[N,out] = x[N,in] W[out,in]^T + beta y */
 static void mm_xwt(float *y, const float *x, const float *W, int N, int in, int out, float beta) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, beta, y, out);
+  lmn_gemm(0, 1, N, out, in, 1.0f, x, in, W, in, beta, y, out);
 }
 
 /* dx[N,in] = dy[N,out] W[out,in] + beta dx */
 static void mm_dyw(float *dx, const float *dy, const float *W, int N, int in, int out, float beta) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W, in, beta, dx, in);
+  lmn_gemm(0, 0, N, in, out, 1.0f, dy, out, W, in, beta, dx, in);
 }
 
 /* A weight matrix [out, in] of a block: f32 (f), or kept in its model file's format (kept: q). */
@@ -420,8 +421,8 @@ static phase phase_of(int N, const lmn_block_w *w, int decode) {
 static void run_job(const job *j) {
   switch (j->kind) {
   case JOB_WGRAD: /* dW[o0:o1, :] += dy[:, o0:o1]^T x */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->o1 - j->o0, j->in, j->n, 1.0f, j->dy + j->o0, j->out,
-                j->x, j->in, 1.0f, j->dst + (size_t)j->o0 * j->in, j->in);
+    lmn_gemm(1, 0, j->o1 - j->o0, j->in, j->n, 1.0f, j->dy + j->o0, j->out, j->x, j->in, 1.0f,
+             j->dst + (size_t)j->o0 * j->in, j->in);
     break;
   case JOB_BIAS: /* the bias loop of lmn_linear_backward alone */
     lmn_linear_backward(NULL, NULL, j->dst, j->dy, NULL, NULL, j->n, 1, j->out);

@@ -1,8 +1,8 @@
 /* qmat.c: the qmat API (see qmat.h): choice of the instruction-set path, quantization of the activations
  * (portable C, the same bytes for every path), the matrix-vector products split over the pool by fixed
  * chunks of rows, and the matrix-matrix products by panels (dequantized into per-thread scratch, or F32
- * weights in place) passed to single-threaded cblas_sgemm calls. The kernels themselves live in
- * qmat_scalar.c, qmat_avx2.c and qmat_avx512.c. */
+ * weights in place) passed to single-threaded lmn_gemm calls (cblas_sgemm, or bf16 while training in bf16).
+ * The kernels themselves live in qmat_scalar.c, qmat_avx2.c and qmat_avx512.c. */
 #include "qmat.h"
 
 #include <cblas.h>
@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "bgemm.h"
 #include "qmat_impl.h"
 
 /* ---------------------------------------------------------------- types and paths */
@@ -379,8 +380,8 @@ static void mm_fwd_task(void *p, int task, int thread) {
   const int64_t R = fwd_rows(W), r0 = (int64_t)task * R, nr = min64(R, W->rows - r0);
   int ld;
   const float *P = panel(j, thread, r0, nr, 0, W->cols, &ld);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->N, (int)nr, (int)W->cols, 1.0f, j->A, (int)W->cols,
-              P, ld, j->beta, j->C + r0, (int)W->rows);
+  lmn_gemm(0, 1, j->N, (int)nr, (int)W->cols, 1.0f, j->A, (int)W->cols, P, ld, j->beta, j->C + r0,
+           (int)W->rows);
 }
 
 /* dX[:, c0 : c0 + nc] = sum over row panels, in order, of dY[:, r0 : r0 + nr] P (+ beta dX once). */
@@ -392,8 +393,8 @@ static void mm_dx_task(void *p, int task, int thread) {
     const int64_t nr = min64(R, W->rows - r0);
     int ld;
     const float *P = panel(j, thread, r0, nr, c0, nc, &ld);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->N, (int)nc, (int)nr, 1.0f, j->A + r0,
-                (int)W->rows, P, ld, r0 == 0 ? j->beta : 1.0f, j->C + c0, (int)W->cols);
+    lmn_gemm(0, 0, j->N, (int)nc, (int)nr, 1.0f, j->A + r0, (int)W->rows, P, ld, r0 == 0 ? j->beta : 1.0f,
+             j->C + c0, (int)W->cols);
   }
 }
 

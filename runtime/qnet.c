@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgemm.h"
 #include "dequant.h"
 #include "gguf.h"
 #include "kernels.h"
@@ -243,12 +244,58 @@ int lmn_net_embed(const lmn_net *net, int tok, int pos, float *out, const int *t
   return bad;
 }
 
+/* The f32 head's GEMMs as pool tasks cut by shape alone (so every pool, splitting or not, computes the same
+ * bits): the forward by HEAD_COLS output columns, the input gradient by HEAD_ROWS of its rows (each task
+ * reads all of W, but a split by columns would read all of dy, as large, in every task), the weight gradient
+ * by HEAD_COLS rows of dW. One task each would leave all but one thread idle while training (OpenBLAS
+ * then runs single-threaded) on what is often the largest GEMM of the network (vocabulary x width). */
+#define HEAD_COLS 1024
+#define HEAD_ROWS 128
+
+typedef struct head_job {
+  const float *x, *W, *dy;
+  float *y, *dx, *dW;
+  int N, in, out;
+} head_job;
+
+static int span(int total, int chunk, int task, int *first) {
+  *first = task * chunk;
+  return total - *first < chunk ? total - *first : chunk;
+}
+static void head_fwd_task(void *p, int task, int thread) { /* y[:, o0:o0+n] = x W[o0:o0+n]^T */
+  const head_job *j = p;
+  int o0, n = span(j->out, HEAD_COLS, task, &o0);
+  (void)thread;
+  lmn_gemm(0, 1, j->N, n, j->in, 1.0f, j->x, j->in, j->W + (size_t)o0 * j->in, j->in, 0.0f, j->y + o0,
+           j->out);
+}
+static void head_dx_task(void *p, int task, int thread) { /* dx[r0:r0+n, :] += dy[r0:r0+n, :] W */
+  const head_job *j = p;
+  int r0, n = span(j->N, HEAD_ROWS, task, &r0);
+  (void)thread;
+  lmn_gemm(0, 0, n, j->in, j->out, 1.0f, j->dy + (size_t)r0 * j->out, j->out, j->W, j->in, 1.0f,
+           j->dx + (size_t)r0 * j->in, j->in);
+}
+static void head_dw_task(void *p, int task, int thread) { /* dW[o0:o0+n, :] += dy[:, o0:o0+n]^T x */
+  const head_job *j = p;
+  int o0, n = span(j->out, HEAD_COLS, task, &o0);
+  (void)thread;
+  lmn_gemm(1, 0, n, j->in, j->N, 1.0f, j->dy + o0, j->out, j->x, j->in, 1.0f, j->dW + (size_t)o0 * j->in,
+           j->in);
+}
+static int tasks_of(int total, int chunk) {
+  return (total + chunk - 1) / chunk;
+}
+
 void lmn_net_linear_forward(const lmn_net *net, int w, float *y, const float *x, int N, int in, int out,
                             int decode) {
   const lmn_qtensor *q = lmn_q(net, w);
-  if (!q)
+  if (!q && (N == 1 || in <= 0 || out <= 0 || N <= 0)) /* one row: OpenBLAS's sgemv (decoding) */
     lmn_linear_forward(y, x, lmn_w(net, w), NULL, N, in, out);
-  else if (decode && N <= LMN_Q_MATVEC_ROWS)
+  else if (!q) {
+    head_job j = {x, lmn_w(net, w), NULL, y, NULL, NULL, N, in, out};
+    lmn_pool_run(net->pool, tasks_of(out, HEAD_COLS), head_fwd_task, &j);
+  } else if (decode && N <= LMN_Q_MATVEC_ROWS)
     (net->q_f32act ? lmn_q_matvec_rows_f32act : lmn_q_matvec_rows)(y, q, x, N, net->pool);
   else
     lmn_q_matmul(y, x, q, N, 0.0f, net->qwork, net->pool);
@@ -257,9 +304,13 @@ void lmn_net_linear_forward(const lmn_net *net, int w, float *y, const float *x,
 void lmn_net_linear_backward(const lmn_net *net, float *dx, int w, const float *dy, const float *x, int N, int in,
                              int out) {
   const lmn_qtensor *q = lmn_q(net, w);
-  if (!q)
-    lmn_linear_backward(dx, lmn_g(net, w), NULL, dy, x, lmn_w(net, w), N, in, out);
-  else if (dx)
+  if (!q && (in <= 0 || out <= 0 || N <= 0))
+    return;
+  else if (!q) {
+    head_job j = {x, lmn_w(net, w), dy, NULL, dx, lmn_g(net, w), N, in, out};
+    if (j.dW) lmn_pool_run(net->pool, tasks_of(out, HEAD_COLS), head_dw_task, &j);
+    if (dx) lmn_pool_run(net->pool, tasks_of(N, HEAD_ROWS), head_dx_task, &j);
+  } else if (dx)
     lmn_q_matmul_dx(dx, dy, q, N, 1.0f, net->qwork, net->pool);
 }
 

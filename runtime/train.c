@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bgemm.h"
 #include "blasrate.h"
 #include "driver.h"
 #include "lmn_file.h"
@@ -388,12 +389,14 @@ static double flops_per_step(const lmn_net_desc *d, double B, double T) {
   return d->flops_bt * B * T + d->flops_btt * B * T * T + d->flops_b * B;
 }
 
-/* The peak behind MFU: OpenBLAS's own sgemm rate on every thread of the run, the best of a few medians (a
- * single short median is at the mercy of whatever else runs on the machine at that moment). */
-static double peak_sgemm_gflops(void) {
+/* The peak behind MFU: the GEMM rate of the run's precision on every thread of the run (OpenBLAS's own
+ * sgemm, or lmn_bgemm on `threads` threads at once), the best of a few medians (a single short median is at
+ * the mercy of whatever else runs on the machine at that moment). */
+static double peak_gemm_gflops(const run *r) {
   double best = 0.0;
   for (int i = 0; i < 3; i++) {
-    double g = lmn_measure_sgemm_gflops(512, 5);
+    double g = r->cfg.precision == LMN_PREC_BF16 ? lmn_measure_bgemm_gflops(512, 5, r->threads)
+                                                 : lmn_measure_sgemm_gflops(512, 5);
     best = g > best ? g : best;
   }
   return best;
@@ -406,11 +409,11 @@ static void refresh_peak(run *r, double step_s) {
   lmn_progress *p = &r->prog;
   if (p->peak_flops <= 0.0 || step_s <= 0.0 || p->flops_per_step / step_s <= p->peak_flops) return;
   openblas_set_num_threads(r->threads);
-  double g = 1e9 * peak_sgemm_gflops();
+  double g = 1e9 * peak_gemm_gflops(r);
   openblas_set_num_threads(1);
   if (g > p->peak_flops) p->peak_flops = g;
   if (p->flops_per_step / step_s <= p->peak_flops) return;
-  note(r, "note: step %ld ran at %.1f GFLOP/s, above the sgemm rate measured (%.1f GFLOP/s): MFU is left out",
+  note(r, "note: step %ld ran at %.1f GFLOP/s, above the GEMM rate measured (%.1f GFLOP/s): MFU is left out",
        r->step, 1e-9 * p->flops_per_step / step_s, 1e-9 * p->peak_flops);
   p->peak_flops = 0.0;
 }
@@ -423,12 +426,20 @@ static const char *accum_text(const lmn_train_config *c) {
   return buf;
 }
 
+/* "sgemm", or "bf16 GEMM (amx)": the GEMMs of the run and the rate MFU is against. */
+static const char *gemm_text(const lmn_train_config *c) {
+  static _Thread_local char buf[48];
+  if (c->precision != LMN_PREC_BF16) return "sgemm";
+  snprintf(buf, sizeof buf, "bf16 GEMM (%s)", lmn_bgemm_isa_name(lmn_bgemm_isa()));
+  return buf;
+}
+
 static void start_progress(run *r) {
   const lmn_train_config *c = &r->cfg;
   double B = (double)c->batch * (double)c->accumulate, T = (double)c->seq_len; /* a whole step */
   const char *given =
       getenv("LMN_PEAK_GFLOPS"); /* a rate to start from instead of measuring (docs/config.md) */
-  double gflops = given && strtod(given, NULL) > 0.0 ? strtod(given, NULL) : peak_sgemm_gflops();
+  double gflops = given && strtod(given, NULL) > 0.0 ? strtod(given, NULL) : peak_gemm_gflops(r);
   /* From here on the network's pool spreads the work (modules.c splits the blocks' GEMMs into per-thread
    * tasks) and OpenBLAS runs on the calling thread: threads of its own would compete with the pool's for
    * the same cores, and its idle workers spin (sched_yield) after every threaded GEMM. */
@@ -437,10 +448,10 @@ static void start_progress(run *r) {
   char params[32];
   lmn_format_thousands((long long)r->d->n_train, params, sizeof params);
   note(r,
-       "%s: %s trainable parameters | batch %ld x %ld%s | steps %ld..%ld of %ld | %d threads | sgemm %.1f "
+       "%s: %s trainable parameters | batch %ld x %ld%s | steps %ld..%ld of %ld | %d threads | %s %.1f "
        "GFLOP/s",
        r->d->name, params, c->batch, c->seq_len, accum_text(c), r->step + 1, r->end, c->steps, r->threads,
-       gflops);
+       gemm_text(c), gflops);
 }
 
 static int enter_stage(run *r, long s, lmn_err *err) {
@@ -637,7 +648,9 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
   memset(&r, 0, sizeof r);
   r.d = desc;
   r.o = opts;
+  lmn_precision before = lmn_gemm_precision();
   int rc = setup(&r, err);
+  if (!rc) lmn_set_gemm_precision((lmn_precision)r.cfg.precision); /* for this run only: restored below */
   if (!rc && r.step >= r.end) {
     note(&r, "%s: nothing to do: the run is at step %ld of %ld", r.cfg.path, r.step, r.cfg.steps);
   } else if (!rc) {
@@ -646,5 +659,6 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
     openblas_set_num_threads(r.threads); /* as setup left it, for whatever the caller runs next */
   }
   run_free(&r);
+  lmn_set_gemm_precision(before);
   return rc;
 }

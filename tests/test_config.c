@@ -69,30 +69,32 @@ static int load_ok(tmp *t, const char *yaml, lmn_train_config *cfg) {
 static const char *minimal = "data: {train: corpus.txt}\nbatch: 4\nseq_len: 64\nsteps: 10\n";
 
 static void test_every_key(void) {
-  const char *yaml = "# every key\n"
-                     "data:\n"
-                     "  train: data/train.txt\n"
-                     "  val: /abs/val.txt\n"
-                     "batch: 8\n"
-                     "seq_len: 256\n"
-                     "steps: 300\n"
-                     "stages:\n"
-                     "  - {steps: 100, train: edges}\n"
-                     "  - steps: 200\n"
-                     "    train: all\n"
-                     "optimizer:\n"
-                     "  lr: 6e-4\n"
-                     "  betas: [0.8, 0.99]\n"
-                     "  eps: 1.0e-6\n"
-                     "  weight_decay: 0.1\n"
-                     "  no_decay: [embedding, bias, norm]\n"
-                     "schedule: {warmup: 30, decay: linear, min_lr: 6e-5}\n"
-                     "grad_clip: 0.5\n"
-                     "eval: {every: 50, batches: 4}\n"
-                     "checkpoint: {dir: ckpt, every: 100, keep: 2, minutes: 2.5}\n"
-                     "seed: 18446744073709551615\n"
-                     "threads: 2\n"
-                     "log: {every: 10}\n";
+  const char *yaml =
+      "# every key\n"
+      "data:\n"
+      "  train: data/train.txt\n"
+      "  val: /abs/val.txt\n"
+      "batch: 8\n"
+      "seq_len: 256\n"
+      "precision: bf16\n"
+      "steps: 300\n"
+      "stages:\n"
+      "  - {steps: 100, train: edges}\n"
+      "  - steps: 200\n"
+      "    train: all\n"
+      "optimizer:\n"
+      "  lr: 6e-4\n"
+      "  betas: [0.8, 0.99]\n"
+      "  eps: 1.0e-6\n"
+      "  weight_decay: 0.1\n"
+      "  no_decay: [embedding, bias, norm]\n"
+      "schedule: {warmup: 30, decay: linear, min_lr: 6e-5}\n"
+      "grad_clip: 0.5\n"
+      "eval: {every: 50, batches: 4}\n"
+      "checkpoint: {dir: ckpt, every: 100, keep: 2, minutes: 2.5}\n"
+      "seed: 18446744073709551615\n"
+      "threads: 2\n"
+      "log: {every: 10}\n";
   tmp t;
   lmn_train_config c;
   if (load_ok(&t, yaml, &c)) return tmp_remove(&t);
@@ -103,6 +105,7 @@ static void test_every_key(void) {
   CU_ASSERT_EQUAL(c.data.val_fraction, 0.0);
   CU_ASSERT_EQUAL(c.batch, 8);
   CU_ASSERT_EQUAL(c.seq_len, 256);
+  CU_ASSERT_EQUAL(c.precision, 1);
   CU_ASSERT_EQUAL(c.steps, 300);
   CU_ASSERT_EQUAL(c.n_stages, 2);
   CU_ASSERT_EQUAL(c.stages[0].steps, 100);
@@ -405,6 +408,10 @@ static void test_out_of_range(void) {
   expect_error(y, "5:19: error: unknown decay 'cosin' (did you mean 'cosine'?)");
   snprintf(y, sizeof y, "%ssteps: 10\nschedule: {decay: step}\n", head);
   expect_error(y, "5:19: error: unknown decay 'step' (expected cosine, linear or constant)");
+  snprintf(y, sizeof y, "%ssteps: 10\nprecision: bf15\n", head);
+  expect_error(y, "5:12: error: unknown precision 'bf15' (did you mean 'bf16'?)");
+  snprintf(y, sizeof y, "%ssteps: 10\nprecision: double\n", head);
+  expect_error(y, "5:12: error: unknown precision 'double' (expected f32 or bf16)");
 }
 
 static void test_cross_checks(void) {

@@ -27,6 +27,7 @@
  * and for the pair agg_sum / agg_mean (identical but for `aggregate`): multiplying the last linear of every
  * edge into a vertex of in-degree k by k makes the mean network compute the sum network's loss, logits and
  * gradients (the scaled tensors' gradients divided by k) within AGG_TOL and AGG_GRAD_TOL.
+ *   bf16        `precision: bf16` on every path the CPU runs: loss and gradients near f32's (BF16_*_TOL).
  * Each check prints the worst error it saw per network. */
 #include <math.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgemm.h"
 #include "harness.h"
 #include "net.h"
 #include "registry.h"
@@ -724,6 +726,47 @@ static void test_accumulate(void) {
   for (int i = 0; registry[i]; i++) accumulate_net(registry[i]);
 }
 
+/* ====================================== bf16 precision ====================================== */
+
+/* precision bf16 (bgemm.h) on every path this CPU runs against f32: the loss within BF16_LOSS_TOL relative
+ * and the whole gradient within BF16_GRAD_TOL normwise (operands rounded to 8 significant bits, so errors of
+ * a few 2^-9 per product, averaged over the sums). */
+#define BF16_LOSS_TOL 2e-3
+#define BF16_GRAD_TOL 2e-2
+static void bf16_net(const lmn_net_desc *d, int path) {
+  Batch b;
+  make_batch(d, &b);
+  lmn_net *net = new_net(d, BATCH, SEQ, 2);
+  size_t n = d->n_train;
+  float l32 = loss_and_grad(net, &b), *g = dup_floats(net->grads, n);
+  lmn_set_gemm_precision(LMN_PREC_BF16);
+  float l16 = loss_and_grad(net, &b);
+  lmn_set_gemm_precision(LMN_PREC_F32);
+  double num = 0, den = 0;
+  for (size_t k = 0; k < n; k++) {
+    double e = (double)net->grads[k] - g[k];
+    num += e * e, den += (double)g[k] * g[k];
+  }
+  double lrel = fabs((double)l16 - l32) / fmax(1.0, fabs(l32)), grel = sqrt(num / fmax(den, 1e-300));
+  printf("\n  bf16 %-8s %-16s loss %.5f vs %.5f (%.1e), gradient %.1e", lmn_bgemm_isa_name(path), d->name,
+         l16, l32, lrel, grel);
+  CU_ASSERT(lrel <= BF16_LOSS_TOL);
+  CU_ASSERT(grel <= BF16_GRAD_TOL);
+  free(g);
+  lmn_net_destroy(net);
+}
+
+static void test_bf16(void) {
+  for (int path = 0; path < LMN_BG_COUNT; path++) {
+    if (lmn_bgemm_force_isa(path)) {
+      printf("\n  bf16 path %s: not on this machine, skipped", lmn_bgemm_isa_name(path));
+      continue;
+    }
+    for (int i = 0; registry[i]; i++) bf16_net(registry[i], path);
+  }
+  lmn_bgemm_force_isa(LMN_BG_AUTO);
+}
+
 static CU_TestInfo tests[] = {
     {"every trainable tensor matches finite differences", test_gradients},
     {"frozen and unselected tensors are not updated", test_frozen},
@@ -735,6 +778,7 @@ static CU_TestInfo tests[] = {
     {"training steps lower the loss", test_training},
     {"mean with edges scaled by the in-degree is sum", test_aggregation},
     {"micro-batches accumulate to the gradients of their batch", test_accumulate},
+    {"bf16 precision: loss and gradients near f32's", test_bf16},
     CU_TEST_INFO_NULL,
 };
 

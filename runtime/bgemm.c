@@ -1,0 +1,168 @@
+/* bgemm.c: lmn_bgemm's choice of path, its portable path (operands rounded to bf16 in f32 copies, then
+ * cblas_sgemm), the per-thread scratch, and lmn_gemm with the process's precision (bgemm.h). The AMX path
+ * lives in bgemm_amx.c. */
+#include "bgemm.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bgemm_impl.h"
+
+/* ---- per-thread scratch ---- */
+
+typedef struct scratch {
+  void *p;
+  size_t bytes;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *s) {
+  if (!s) return;
+  free(((scratch *)s)->p);
+  free(s);
+}
+static void scratch_key_init(void) {
+  if (pthread_key_create(&scratch_key, scratch_free) != 0) abort(); /* only when the process is out of keys */
+}
+
+void *lmn_bgemm_scratch(size_t bytes) {
+  pthread_once(&scratch_once, scratch_key_init);
+  scratch *s = pthread_getspecific(scratch_key);
+  if (!s) {
+    s = calloc(1, sizeof *s);
+    if (!s || pthread_setspecific(scratch_key, s) != 0) {
+      free(s);
+      return NULL;
+    }
+  }
+  if (s->bytes < bytes) {
+    size_t want = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, want);
+    if (!p) return NULL;
+    free(s->p);
+    s->p = p;
+    s->bytes = want;
+  }
+  return s->p;
+}
+
+/* ---- rounding ---- */
+
+float lmn_bf16_round(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    u |= 0x00400000u; /* NaN: quiet, keep the sign and the high payload */
+  else
+    u += 0x7fffu +
+         ((u >> 16) & 1u); /* to nearest, ties to even (an overflow becomes infinity, as it should) */
+  u &= 0xffff0000u;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/* dst[r*cols + c] = bf16(src[r*ld + c]) */
+static void round_copy(float *dst, const float *src, int rows, int cols, int ld) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = lmn_bf16_round(src[(size_t)r * ld + c]);
+}
+
+/* The portable path: the stored shapes of op(A) (M x K, or K x M when transposed) and op(B) copied rounded.
+ */
+static void bgemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc) {
+  int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
+  size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
+  float *a = lmn_bgemm_scratch((na + nb) * sizeof(float));
+  if (!a) {
+    fprintf(stderr, "lmn_bgemm: out of memory for %zu floats of scratch\n", na + nb);
+    abort(); /* no way to report from a GEMM; as malloc failing inside OpenBLAS */
+  }
+  float *b = a + na;
+  round_copy(a, A, ar, ac, lda);
+  round_copy(b, B, br, bc, ldb);
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+              alpha, a, ac, b, bc, beta, C, ldc);
+}
+
+/* ---- the path in use ---- */
+
+static atomic_int isa_in_use = -1;
+
+int lmn_bgemm_isa_available(int isa) {
+  switch (isa) {
+    case LMN_BG_PORTABLE: return 1;
+    case LMN_BG_AMX: return lmn_bgemm_amx_ready();
+    default: return 0;
+  }
+}
+
+static int best_isa(void) {
+  return lmn_bgemm_isa_available(LMN_BG_AMX) ? LMN_BG_AMX : LMN_BG_PORTABLE;
+}
+
+int lmn_bgemm_isa(void) {
+  int isa = atomic_load(&isa_in_use);
+  if (isa < 0) {
+    isa = best_isa();
+    atomic_store(&isa_in_use, isa);
+  }
+  return isa;
+}
+
+int lmn_bgemm_force_isa(int isa) {
+  if (isa == LMN_BG_AUTO) isa = best_isa();
+  if (!lmn_bgemm_isa_available(isa)) return -1;
+  atomic_store(&isa_in_use, isa);
+  return 0;
+}
+
+const char *lmn_bgemm_isa_name(int isa) {
+  static const char *const names[LMN_BG_COUNT] = {"portable", "amx"};
+  return isa >= 0 && isa < LMN_BG_COUNT ? names[isa] : "?";
+}
+
+void lmn_bgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) { /* an empty sum: C = beta C */
+    for (int m = 0; m < M; m++)
+      for (int n = 0; n < N; n++)
+        C[(size_t)m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
+    return;
+  }
+  if (lmn_bgemm_isa() == LMN_BG_AMX &&
+      lmn_bgemm_amx(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+    return;
+  bgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- precision ---- */
+
+static atomic_int precision = LMN_PREC_F32;
+
+lmn_precision lmn_gemm_precision(void) {
+  return (lmn_precision)atomic_load(&precision);
+}
+void lmn_set_gemm_precision(lmn_precision p) {
+  atomic_store(&precision, (int)p);
+}
+const char *lmn_precision_name(lmn_precision p) {
+  return p == LMN_PREC_BF16 ? "bf16" : "f32";
+}
+
+void lmn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+  if (lmn_gemm_precision() == LMN_PREC_BF16)
+    lmn_bgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

@@ -1,0 +1,59 @@
+/* bgemm.h: the matrix products of training in bf16 with f32 accumulation (`precision: bf16`), and
+ * lmn_gemm, the one entry point through which the runtime's training GEMMs go in either precision.
+ *
+ * Semantics of a bf16 product, on every path: both operands are rounded to bf16 (round to nearest even),
+ * the products of two bf16 values are exact in f32, and they are summed in f32:
+ *   C[M,N] = alpha * bf16(op(A))[M,K] bf16(op(B))[K,N] + beta * C      (row-major, op = transpose or not)
+ * beta == 0 never reads C. The order of the sums depends on the path and the shapes only (never on the
+ * thread count): every call is single-threaded and deterministic.
+ *
+ * Paths, chosen once per process by CPU features (lmn_bgemm_force_isa overrides, e.g. in tests):
+ *   AMX      Intel AMX tiles (TDPBF16PS: a 16x16 f32 tile += a 16x32 by 32x16 bf16 product), operands
+ *            packed per call into tiles (vectorised with AVX-512 BF16 conversions). On the machine it was
+ *            written on (a Xeon with AMX): ~3.4 TFLOP/s per core against ~0.22 for f32 FMA and ~0.11 for
+ *            AVX512_BF16's vdpbf16ps, which is why vdpbf16ps is not used at all.
+ *   portable both operands rounded to bf16 values held in f32 copies, then cblas_sgemm: the same numbers
+ *            (exact products, f32 sums), at the speed of f32; any CPU.
+ * Scratch: a per-thread buffer that grows to the largest call's blocks (at most ~1.1 MiB on the AMX path;
+ * the portable path holds both rounded operands) and is freed when the thread exits. */
+#ifndef LMN_BGEMM_H
+#define LMN_BGEMM_H
+
+#include <stddef.h>
+
+typedef enum lmn_bgemm_path {
+  LMN_BG_AUTO = -1,
+  LMN_BG_PORTABLE = 0,
+  LMN_BG_AMX,
+  LMN_BG_COUNT
+} lmn_bgemm_path;
+
+/* 1 when the path can run here (AMX: the CPU has AMX-BF16 and AVX512-BF16 and the kernel granted the
+ * process its tile state). */
+int lmn_bgemm_isa_available(int isa);
+/* The path in use (chosen at the first call). */
+int lmn_bgemm_isa(void);
+/* Uses path isa from now on (LMN_BG_AUTO: the best available); -1 when it cannot run here. */
+int lmn_bgemm_force_isa(int isa);
+const char *lmn_bgemm_isa_name(int isa);
+
+/* C = alpha * bf16(op(A)) bf16(op(B)) + beta * C as above; trans* nonzero: op(X) = X^T (as cblas). */
+void lmn_bgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
+/* f32 value of x rounded to bf16 (nearest even; NaN stays NaN). */
+float lmn_bf16_round(float x);
+
+/* ---- the precision of training GEMMs ---- */
+typedef enum lmn_precision { LMN_PREC_F32 = 0, LMN_PREC_BF16 = 1 } lmn_precision;
+
+/* The process's precision for lmn_gemm (f32 until set; lmn_train sets it for a run and restores it). */
+lmn_precision lmn_gemm_precision(void);
+void lmn_set_gemm_precision(lmn_precision p);
+const char *lmn_precision_name(lmn_precision p);
+
+/* cblas_sgemm (row-major) in f32, or lmn_bgemm in bf16, by lmn_gemm_precision(). */
+void lmn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,272 @@
+/* bgemm_amx.c: lmn_bgemm on Intel AMX (bgemm.h), compiled for AMX-TILE/AMX-BF16 and AVX-512 BF16 by the
+ * pragma below and run only where the CPU has them and Linux granted the tile state.
+ *
+ * Blocking: C is cut into MC x NC blocks over K blocks of KC; per (K block, row block) op(A) is packed into
+ * bf16 rows [MC'][KC'] (primes: rounded up to 32), and per column block op(B) into VNNI tiles: for each 16
+ * columns and each 32 k, 16 rows of 16 pairs (B[2p][n], B[2p+1][n]). A 32x32 piece of C is four f32 tiles
+ * fed by two A tiles and two B tiles per 32 k (all eight tile registers), then stored to a 32x32 buffer and
+ * added into C with alpha and beta. Zero padding makes every tile whole, so the kernel has no edge cases.
+ * Packing reads the f32 operands with AVX-512 (masked at the edges) and converts with vcvtne2ps2bf16 (to
+ * nearest even); transposed layouts go through an in-register 16x16 transpose of 32-bit pairs. Empty
+ * outside x86-64 Linux. */
+#include "bgemm_impl.h"
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#if defined(__clang__)
+#include <immintrin.h>
+#pragma clang attribute push( \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16"))), apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")
+#include <immintrin.h>
+#endif
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define MC 256  /* rows of C per block (a multiple of 32) */
+#define NC 256  /* columns of C per block (a multiple of 32) */
+#define KC 1024 /* k per block (a multiple of 32) */
+
+typedef struct tilecfg {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} tilecfg;
+
+/* tiles 0-3: C (16 x 16 f32), 4-5: A (16 rows x 32 bf16), 6-7: B (16 pair rows x 16 columns): all 16 x 64 B
+ */
+static void tiles_config(void) {
+  tilecfg c;
+  memset(&c, 0, sizeof c);
+  c.palette = 1;
+  for (int t = 0; t < 8; t++) {
+    c.colsb[t] = 64;
+    c.rows[t] = 16;
+  }
+  _tile_loadconfig(&c);
+}
+
+static atomic_int amx_state = -1; /* -1 unknown, 0 no, 1 yes */
+
+int lmn_bgemm_amx_ready(void) {
+  int s = atomic_load(&amx_state);
+  if (s >= 0) return s;
+  __builtin_cpu_init();
+  s = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl");
+  if (s) { /* CPUID leaf 7: subleaf 0 EDX bits 22 (AMX-BF16) and 24 (AMX-TILE), subleaf 1 EAX bit 5
+              (AVX512-BF16) */
+    unsigned a = 7, b = 0, c = 0, d = 0;
+    __asm__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    s = (d >> 22 & 1) && (d >> 24 & 1);
+    a = 7, c = 1;
+    __asm__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    s = s && (a >> 5 & 1);
+  }
+  /* then the kernel's permission for the tile state (Linux >= 5.16) */
+  if (s) s = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+  atomic_store(&amx_state, s);
+  return s;
+}
+
+static inline int up32(int x) {
+  return (x + 31) & ~31;
+}
+
+static inline __mmask16 mask_n(int n) {
+  return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* n (<= 16) floats at p, zeros past them */
+static inline __m512 load_n(const float *p, int n) {
+  return n >= 16 ? _mm512_loadu_ps(p) : n <= 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask_n(n), p);
+}
+
+/* 32 bf16 in order from lo (first 16 values) and hi (next 16) */
+static inline __m512i cvt32(__m512 lo, __m512 hi) {
+  return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* 16 pairs (a[i], b[i]) as 32-bit lanes: bf16 a0 b0 a1 b1 ... */
+static inline __m512i pairs(__m512 a, __m512 b) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                       22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, cvt32(a, b));
+}
+
+/* r[i] lane j -> r[j] lane i, 32-bit lanes */
+static void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; g++) { /* u[4g + j]: in 128-bit lane L, column 4L + j of rows 4g..4g+3 */
+    u[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int j = 0; j < 4; j++) {
+    __m512i v = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), w = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD),
+            v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88),
+            w2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_i32x4(v, v2, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(v, v2, 0xDD);
+    r[4 + j] = _mm512_shuffle_i32x4(w, w2, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(w, w2, 0xDD);
+  }
+}
+
+/* A view of an operand: element (i, k) of op(X) for the packers, X f32 row-major with leading dimension ld;
+ * trans: op(X) = X^T, so (i, k) is at X[k*ld + i]. rows x cols is the extent of op(X) in the block. */
+typedef struct view {
+  const float *p;
+  int ld, trans, rows, cols;
+} view;
+
+/* Rows of bf16 a[MC'][kp] (kp = up32(cols)) from op(A) rows [0, mp) (rows past v.rows zero). */
+static void pack_rows(uint16_t *a, int kp, int mp, view v) {
+  if (!v.trans) {
+    for (int i = 0; i < mp; i++) {
+      __m512i *dst = (__m512i *)(a + (size_t)i * kp);
+      for (int k = 0; k < kp; k += 32) {
+        const float *s = v.p + (size_t)i * v.ld + k;
+        __m512i x = _mm512_setzero_si512();
+        if (i < v.rows) x = cvt32(load_n(s, v.cols - k), load_n(s + 16, v.cols - k - 16));
+        _mm512_storeu_si512(dst + k / 32, x);
+      }
+    }
+    return;
+  }
+  for (int i0 = 0; i0 < mp; i0 += 16) /* X[k][i0..i0+16): pair rows k, k+1 into lanes i, then transpose */
+    for (int k = 0; k < kp; k += 32) {
+      __m512i r[16];
+      for (int p = 0; p < 16; p++) {
+        int k2 = k + 2 * p, n = v.rows - i0;
+        __m512 x0 = k2 < v.cols ? load_n(v.p + (size_t)k2 * v.ld + i0, n) : _mm512_setzero_ps();
+        __m512 x1 = k2 + 1 < v.cols ? load_n(v.p + (size_t)(k2 + 1) * v.ld + i0, n) : _mm512_setzero_ps();
+        r[p] = pairs(x0, x1);
+      }
+      transpose16(r);
+      for (int i = 0; i < 16; i++) _mm512_storeu_si512(a + (size_t)(i0 + i) * kp + k, r[i]);
+    }
+}
+
+/* VNNI tiles of op(B) (K x N in the block, viewed as rows k, columns n): for each 16 columns (nt) and each 32
+ * k (kt), 16 rows p of 16 pairs (B[k+2p][n], B[k+2p+1][n]), at b + (nt * kts + kt) * 512. np = up32(cols). */
+static void pack_vnni(uint16_t *b, int kp, int np, view v) {
+  int kts = kp / 32;
+  for (int n0 = 0; n0 < np; n0 += 16)
+    for (int k = 0; k < kp; k += 32) {
+      __m512i r[16];
+      uint16_t *dst = b + ((size_t)(n0 / 16) * kts + k / 32) * 512;
+      if (!v.trans) { /* B[k][n] at p[k*ld + n]: rows k and k+1 paired lane by lane */
+        for (int p = 0; p < 16; p++) {
+          int k2 = k + 2 * p, n = v.cols - n0;
+          __m512 x0 = k2 < v.rows ? load_n(v.p + (size_t)k2 * v.ld + n0, n) : _mm512_setzero_ps();
+          __m512 x1 = k2 + 1 < v.rows ? load_n(v.p + (size_t)(k2 + 1) * v.ld + n0, n) : _mm512_setzero_ps();
+          _mm512_storeu_si512(dst + 32 * p, pairs(x0, x1));
+        }
+        continue;
+      }
+      for (int j = 0; j < 16; j++) { /* B[k][n] at p[n*ld + k]: column n's pairs are adjacent; transpose */
+        const float *s = v.p + (size_t)(n0 + j) * v.ld + k;
+        r[j] = n0 + j < v.cols ? cvt32(load_n(s, v.rows - k), load_n(s + 16, v.rows - k - 16))
+                               : _mm512_setzero_si512();
+      }
+      transpose16(r);
+      for (int p = 0; p < 16; p++) _mm512_storeu_si512(dst + 32 * p, r[p]);
+    }
+}
+
+/* C[mr x nr] (ldc) = alpha t + beta C (first K block) or alpha t + C (later ones); t is [32][32] f32 */
+static void store_block(float *C, int ldc, const float *t, int mr, int nr, float alpha, float beta,
+                        int first) {
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(first ? beta : 1.0f);
+  int read = !first || beta != 0.0f;
+  for (int i = 0; i < mr; i++)
+    for (int j = 0; j < nr; j += 16) {
+      __mmask16 m = mask_n(nr - j);
+      float *c = C + (size_t)i * ldc + j;
+      __m512 x = _mm512_mul_ps(va, _mm512_loadu_ps(t + 32 * i + j));
+      if (read) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c), x);
+      _mm512_mask_storeu_ps(c, m, x);
+    }
+}
+
+/* The tiles of one block: a [mp][kp] rows, b VNNI tiles [np/16][kp/32][512], C block of mb x nb */
+static void block_kernel(const uint16_t *a, const uint16_t *b, int kp, int mb, int nb, float *C, int ldc,
+                         float alpha, float beta, int first) {
+  int kts = kp / 32;
+  float t[32 * 32] __attribute__((aligned(64)));
+  for (int j = 0; j < nb; j += 32) {
+    const uint16_t *b0 = b + (size_t)(j / 16) * kts * 512, *b1 = b0 + (size_t)kts * 512;
+    for (int i = 0; i < mb; i += 32) {
+      const uint16_t *a0 = a + (size_t)i * kp, *a1 = a0 + (size_t)16 * kp;
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      for (int kt = 0; kt < kts; kt++) {
+        _tile_loadd(4, a0 + 32 * kt, kp * 2);
+        _tile_loadd(5, a1 + 32 * kt, kp * 2);
+        _tile_loadd(6, b0 + 512 * kt, 64);
+        _tile_loadd(7, b1 + 512 * kt, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+      _tile_stored(0, t, 128);
+      _tile_stored(1, t + 16, 128);
+      _tile_stored(2, t + 16 * 32, 128);
+      _tile_stored(3, t + 16 * 32 + 16, 128);
+      int mr = mb - i < 32 ? mb - i : 32, nr = nb - j < 32 ? nb - j : 32;
+      store_block(C + (size_t)i * ldc + j, ldc, t, mr, nr, alpha, beta, first);
+    }
+  }
+}
+
+int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+  int kc = K < KC ? up32(K) : KC, mc = M < MC ? up32(M) : MC, nc = N < NC ? up32(N) : NC;
+  uint16_t *a = lmn_bgemm_scratch(((size_t)mc * kc + (size_t)kc * nc) * sizeof(uint16_t));
+  if (!a) return -1;
+  uint16_t *b = a + (size_t)mc * kc;
+  tiles_config();
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    int kb = K - k0 < KC ? K - k0 : KC, kp = up32(kb);
+    for (int i0 = 0; i0 < M; i0 += MC) {
+      int mb = M - i0 < MC ? M - i0 : MC;
+      view va = {transA ? A + (size_t)k0 * lda + i0 : A + (size_t)i0 * lda + k0, lda, transA, mb, kb};
+      pack_rows(a, kp, up32(mb), va);
+      for (int j0 = 0; j0 < N; j0 += NC) {
+        int nb = N - j0 < NC ? N - j0 : NC;
+        view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
+        pack_vnni(b, kp, up32(nb), vb);
+        block_kernel(a, b, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
+      }
+    }
+  }
+  _tile_release();
+  return 0;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#else
+int lmn_bgemm_amx_ready(void) {
+  return 0;
+}
+int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+  (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
+  (void)beta, (void)C, (void)ldc;
+  return -1;
+}
+#endif
