@@ -10,7 +10,8 @@
  * the network is created and the sgemm rate is measured, then OpenBLAS on the calling thread and the
  * network's pool of THREADS spreading the blocks' GEMMs); `decode` follows `NAME generate` (driver.c
  * gen_setup: OpenBLAS on THREADS threads, pool of THREADS).
- * A training step is what train.c's train_step does: lmn_net_zero_grad, forward (train = 1), backward,
+ * A training step is what train.c's train_step does: lmn_net_zero_grad, (bf16 on AMX: the weights packed,
+ * lmn_net_bpack,) forward (train = 1), backward,
  * lmn_net_update (AdamW, lr 1e-3, betas 0.9/0.95, eps 1e-8, weight decay 0, clip 1.0), every tensor the
  * network compiles as trainable selected. Output: one `key value...` line per fact, read by bench/run.sh:
  *   sgemm_gflops G (before the steps) | flops_per_step F | step_s S (one per timed step) | loss L |
@@ -87,6 +88,8 @@ static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int war
   openblas_set_num_threads(threads);
   if (lmn_net_create(&net, d, B, T, threads, seed, &err)) return die("create", &err);
   if (lmn_net_select(net, 0, NULL, 0, &err)) return die("select", &err);
+  lmn_bpack *packed = lmn_gemm_precision() == LMN_PREC_BF16 ? lmn_net_bpack(net) : NULL;
+  printf("packed_weight_bytes %zu\n", lmn_bpack_bytes(packed));
   /* the MFU denominator as train.c measures it: best of three medians, OpenBLAS on every thread of the run */
   printf("sgemm_gflops %.3f\n", sgemm_rate(threads));
   printf("flops_per_step %.6e\n", d->flops_bt * B * T + d->flops_btt * (double)B * T * T + d->flops_b * B);
@@ -101,8 +104,10 @@ static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int war
       for (int t = 0; t < T; t++) y[(size_t)b * T + t] = t + 1 < T ? x[(size_t)b * T + t + 1] : -1;
     double t0 = now();
     lmn_net_zero_grad(net);
+    if (packed) lmn_bpack_refresh(packed, net->pool), lmn_bpack_use(packed); /* as train.c's train_step */
     float loss = d->forward(net, x, y, B, T, 1);
     d->backward(net, x, B, T);
+    lmn_bpack_use(NULL);
     lmn_net_update(net, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f);
     double dt = now() - t0;
     if (s >= warmup) printf("step_s %.6f\n", dt);
@@ -114,6 +119,7 @@ static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int war
   printf("peak_rss_kib %ld\n", peak_rss_kib());
   free(x);
   free(y);
+  lmn_bpack_free(packed);
   lmn_net_destroy(net);
   return 0;
 }

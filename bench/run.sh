@@ -19,7 +19,8 @@
 # (bench/nets/bench_gpt2.lmn, 4 x 64), smol_pair (4 x 128; ours reads the real SmolLM2-135M Q4_1 GGUF and
 # keeps it quantized, PyTorch cannot read GGUF and runs random f32 weights of the same shapes).
 # Environment: BENCH_THREADS (2), BENCH_ROUNDS (5, at least 5), BENCH_CASES (tiny_edges tiny_all gpt2
-# smol_pair) and BENCH_SIDES (ours eager compile bf16; bf16 by default only on a CPU with AVX512_BF16),
+# smol_pair) and BENCH_SIDES (ours eager compile bf16 ours_bf16; bf16 by default only on a CPU with AVX512_BF16,
+# ours_bf16 (lmnet with `precision: bf16`) only on one with AMX-BF16),
 # space-separated, TORCH_PYTHON (a python with torch; default: the venv).
 # Writes bench/results.md and bench/results.png; the raw output of every process goes to build/bench/raw/.
 set -euo pipefail
@@ -31,6 +32,8 @@ CASES=(${BENCH_CASES:-tiny_edges tiny_all gpt2 smol_pair})
 # its f32 on an AVX2-only machine, which would say nothing about a bf16 that users would pick)
 default_sides="ours eager compile"
 grep -q -w avx512_bf16 /proc/cpuinfo && default_sides="$default_sides bf16"
+# lmnet's own bf16 (`precision: bf16`) where it runs on AMX; elsewhere its portable path is no faster than f32
+grep -q -w amx_bf16 /proc/cpuinfo && default_sides="$default_sides ours_bf16"
 SIDES=(${BENCH_SIDES:-$default_sides})
 B=build/bench
 RAW=$B/raw
@@ -57,7 +60,7 @@ build() { # NAME FILE.lmn
   bin/lmnc compile "$src" -o "$B/$n" > /dev/null 2> "$B/$n/lmnc.log" || { cat "$B/$n/lmnc.log"; exit 1; }
   bin/lmnc ir --json "$src" > "$B/$n/ir.json" 2> /dev/null
   gcc $CFLAGS -Iruntime/include -Iruntime -I"$B/$n" -I$BLAS_INC -DBENCH_DESC="${n}_desc" -o "$B/$n/bench_step" \
-    bench/bench_step.c "$B/$n/$n.c" lib/liblmn.a -lopenblas -lyaml -lm -lpthread
+    bench/bench_step.c "$B/$n/$n.c" lib/liblmn.a -lopenblas -lyaml -ljansson -lm -lpthread
 }
 declare -A NET SHAPE STEPS
 NET=([tiny_edges]=bench_tiny_edges [tiny_all]=bench_tiny_all [gpt2]=bench_gpt2 [smol_pair]=smol_pair)
@@ -79,6 +82,8 @@ command_of() { # CASE SIDE
   read -r b t <<< "${SHAPE[$c]}"
   if [ "$side" = ours ]; then
     echo "$B/$n/bench_step train $THREADS $b $t $w $s"
+  elif [ "$side" = ours_bf16 ]; then
+    echo "$B/$n/bench_step train $THREADS $b $t $w $s 1 bf16"
   else
     [ "$side" = compile ] && w=$((w + 1))
     echo "$PY bench/twin_bench.py train --ir $B/$n/ir.json --threads $THREADS --batch $b --seq $t --warmup $w --steps $s --impl $side"
@@ -107,7 +112,7 @@ t_end=$(date +%s)
 # ---- environment, then the table and the chart --------------------------------------------------------
 {
   echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cpus"
-  echo "flags=$(grep -o -w -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+  echo "flags=$(grep -o -w -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "gcc=$(gcc --version | head -1)"
   echo "openblas=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo unknown) (openblas-pthread)"
   echo "torch=$("$PY" -c 'import torch; print(torch.__version__, "CPU capability", torch.backends.cpu.get_cpu_capability())') from $PY"

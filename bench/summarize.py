@@ -21,7 +21,8 @@ with open(env_path) as f:
 LABELS = {"tiny_edges": "bench_tiny, edges trainable", "tiny_all": "bench_tiny, all trainable",
           "gpt2": "GPT-2-124M from scratch", "smol_pair": "smol_pair (SmolLM2-135M frozen, edges trainable)"}
 SIDE_LABELS = {"ours": "lmnet", "eager": "torch eager f32", "compile": "torch.compile f32",
-               "bf16": "torch eager bf16 autocast"}
+               "bf16": "torch eager bf16 autocast", "ours_bf16": "lmnet bf16"}
+OURS = ("ours", "ours_bf16")  # lmnet's sides; the others are PyTorch's
 cases = env.get("cases", "").split()
 sides = env.get("sides", "").split()
 QUIET_MIN = 3
@@ -84,8 +85,8 @@ def fmt_time(s):
     return "%.3f s%s" % (s["step"], " (LOADED)" if s["loaded"] else "")
 
 
-def ratio(c, side):
-    o, t = summ[c].get("ours"), summ[c].get(side)
+def ratio(c, side, base="ours"):
+    o, t = summ[c].get(base), summ[c].get(side)
     if not o or not t:
         return "-"
     return "%.2fx%s" % (t["step"] / o["step"], " (LOADED)" if o["loaded"] or t["loaded"] else "")
@@ -104,14 +105,23 @@ for k, label in [("cpu", "CPU"), ("flags", "vector extensions"), ("gcc", "gcc"),
                  ("rounds", "rounds")]:
     L.append("- %s: %s" % (label, env.get(k, "?")))
 L.append("\n## Step time (medians) and how many times faster lmnet is\n")
+torch_sides = [s for s in sides if s not in OURS]
 L.append("| case | batch x seq | " + " | ".join(SIDE_LABELS[s] for s in sides) + " | "
-         + " | ".join("vs %s" % SIDE_LABELS[s] for s in sides if s != "ours") + " |")
-L.append("|---|---|" + "---|" * len(sides) + "---|" * (len(sides) - ("ours" in sides)))
+         + " | ".join("lmnet vs %s" % SIDE_LABELS[s] for s in torch_sides) + " |")
+L.append("|---|---|" + "---|" * len(sides) + "---|" * len(torch_sides))
 for c in cases:
     shape = env.get("shape_%s" % c, "?").replace(" ", " x ")
     row = [LABELS[c], shape] + [fmt_time(summ[c][s]) for s in sides]
-    row += [ratio(c, s) for s in sides if s != "ours"]
+    row += [ratio(c, s) for s in torch_sides]
     L.append("| " + " | ".join(row) + " |")
+if "ours_bf16" in sides:
+    L.append("\nlmnet with `precision: bf16` (the GEMMs in bf16 with f32 sums, on AMX where the CPU has it): how many "
+             "times faster it is than each other side.\n")
+    others = [s for s in sides if s != "ours_bf16"]
+    L.append("| case | " + " | ".join("lmnet bf16 vs %s" % SIDE_LABELS[s] for s in others) + " |")
+    L.append("|---|" + "---|" * len(others))
+    for c in cases:
+        L.append("| " + " | ".join([LABELS[c]] + [ratio(c, s, "ours_bf16") for s in others]) + " |")
 L.append("\n## MFU and memory\n")
 L.append("MFU = the step's FLOPs (the network's compiled count) / lmnet's step time / the OpenBLAS sgemm rate "
          "(512^3, on the run's threads) measured in the same process before and after the steps, the larger "
@@ -156,11 +166,20 @@ for c, goal in (("gpt2", 0.85), ("smol_pair", 0.85), ("tiny_all", 0.75), ("tiny_
     if c in cases and "ours" in sides and summ[c]["ours"] and "mfu" in summ[c]["ours"]:
         target("MFU >= %d%%, %s" % (100 * goal, LABELS[c]), 100 * summ[c]["ours"]["mfu"], 100 * goal, unit="%")
 for c in cases:
-    for s in sides:
-        if s != "ours" and summ[c].get("ours") and summ[c][s]:
+    for s in torch_sides:
+        if summ[c].get("ours") and summ[c][s]:
             target("peak RSS <= 0.25x %s, %s" % (SIDE_LABELS[s], LABELS[c]),
                    summ[c]["ours"]["rss"] / summ[c][s]["rss"], 0.25, higher=False)
-L.append("| bf16 step >= 1.6x our f32 step, >= 1.5x torch bf16 | lmnet has no bf16 mode yet | not met |")
+for c in ("gpt2", "smol_pair"):
+    if c not in cases:
+        continue
+    b, o, t = summ[c].get("ours_bf16"), summ[c].get("ours"), summ[c].get("bf16")
+    if "ours_bf16" not in sides:
+        L.append("| bf16 step >= 1.6x our f32 step, %s | no lmnet bf16 side in this run (no AMX) | |" % LABELS[c])
+        continue
+    target("bf16 step >= 1.6x our f32 step, %s" % LABELS[c], o["step"] / b["step"] if o and b else None, 1.6)
+    if "bf16" in sides:
+        target("bf16 step >= 1.5x torch bf16 autocast, %s" % LABELS[c], t["step"] / b["step"] if t and b else None, 1.5)
 
 L.append("\n## Every round\n")
 L.append("Each process's median step time in seconds; in brackets the 1-minute load average and the other "
@@ -189,11 +208,11 @@ with open(out_md, "w") as f:
     f.write("\n".join(L) + "\n")
 
 with open(out_dat, "w") as f:  # per case: each torch side's time / ours (how many times faster we are)
-    f.write("case " + " ".join(s for s in sides if s != "ours") + "\n")
+    f.write("case " + " ".join(s for s in sides if s not in OURS) + "\n")
     for c in cases:
         vals = []
         for s in sides:
-            if s != "ours":
+            if s not in OURS:
                 x = speedup(c, s)
                 vals.append("%.4f" % x if x else "NaN")
         f.write("%s %s\n" % (c, " ".join(vals)))

@@ -160,7 +160,12 @@ const char *lmn_precision_name(lmn_precision p) {
 
 void lmn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
-  if (lmn_gemm_precision() == LMN_PREC_BF16)
+  lmn_gemm_as(lmn_gemm_precision(), transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void lmn_gemm_as(lmn_precision p, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  if (p == LMN_PREC_BF16)
     lmn_bgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,

@@ -41,6 +41,27 @@ const char *lmn_bgemm_isa_name(int isa);
 void lmn_bgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
 
+/* ---- weights packed once for a stretch of bf16 training ----
+ * On the AMX path every product packs its B operand into tiles, which for a weight matrix W multiplied by a
+ * few row chunks at a time costs as much as the product itself. A set registers the weight matrices of a
+ * network; lmn_bpack_refresh packs them all (from their current values, spread over the pool) and while the
+ * set is in use (lmn_bpack_use) lmn_bgemm takes those tiles for any B operand that is a registered matrix
+ * (or a slice of one on tile boundaries) instead of packing it. The caller promises that the registered
+ * weights do not change while the set is in use (train.c: from the start of a step's first forward to the
+ * end of its last backward, and during evaluation). The results are the same bits as without the set. */
+typedef struct lmn_bpack lmn_bpack;
+enum { LMN_BPACK_FWD = 1, LMN_BPACK_DX = 2 }; /* layouts: for x W^T, and for dy W */
+/* n matrices W[i] [rows[i], cols[i]] in the given layouts; fixed[i]: packed at the first refresh only (frozen
+ * weights). NULL when the AMX path is not in use, n is 0, or memory runs out: products then pack per call. */
+lmn_bpack *lmn_bpack_create(const float *const *W, const int *rows, const int *cols, const unsigned *layouts,
+                            const int *fixed, int n);
+struct lmn_pool;
+void lmn_bpack_refresh(lmn_bpack *set, struct lmn_pool *pool);
+void lmn_bpack_use(lmn_bpack *set); /* NULL: none */
+size_t lmn_bpack_bytes(const lmn_bpack *set);
+size_t lmn_bpack_hits(lmn_bpack *set); /* products so far that took the set's tiles */
+void lmn_bpack_free(lmn_bpack *set);
+
 /* f32 value of x rounded to bf16 (nearest even; NaN stays NaN). */
 float lmn_bf16_round(float x);
 
@@ -52,8 +73,10 @@ lmn_precision lmn_gemm_precision(void);
 void lmn_set_gemm_precision(lmn_precision p);
 const char *lmn_precision_name(lmn_precision p);
 
-/* cblas_sgemm (row-major) in f32, or lmn_bgemm in bf16, by lmn_gemm_precision(). */
+/* cblas_sgemm (row-major) in f32, or lmn_bgemm in bf16, by lmn_gemm_precision() (lmn_gemm) or by p. */
 void lmn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+void lmn_gemm_as(lmn_precision p, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 #endif

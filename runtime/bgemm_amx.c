@@ -9,7 +9,9 @@
  * Packing reads the f32 operands with AVX-512 (masked at the edges) and converts with vcvtne2ps2bf16 (to
  * nearest even); transposed layouts go through an in-register 16x16 transpose of 32-bit pairs. Empty
  * outside x86-64 Linux. */
+#include "bgemm.h"
 #include "bgemm_impl.h"
+#include "threads.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
 #if defined(__clang__)
@@ -22,6 +24,7 @@
 #endif
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -198,13 +201,14 @@ static void store_block(float *C, int ldc, const float *t, int mr, int nr, float
     }
 }
 
-/* The tiles of one block: a [mp][kp] rows, b VNNI tiles [np/16][kp/32][512], C block of mb x nb */
-static void block_kernel(const uint16_t *a, const uint16_t *b, int kp, int mb, int nb, float *C, int ldc,
-                         float alpha, float beta, int first) {
+/* The tiles of one block: a [mb'][kp] rows (K = kp), b VNNI tiles of 16 columns each, consecutive 16-column
+ * tiles bts * 512 elements apart (tiles of 32 k within one 512 apart); C block of mb x nb */
+static void block_kernel(const uint16_t *a, const uint16_t *b, size_t bts, int kp, int mb, int nb, float *C,
+                         int ldc, float alpha, float beta, int first) {
   int kts = kp / 32;
   float t[32 * 32] __attribute__((aligned(64)));
   for (int j = 0; j < nb; j += 32) {
-    const uint16_t *b0 = b + (size_t)(j / 16) * kts * 512, *b1 = b0 + (size_t)kts * 512;
+    const uint16_t *b0 = b + (size_t)(j / 16) * bts * 512, *b1 = b0 + bts * 512;
     for (int i = 0; i < mb; i += 32) {
       const uint16_t *a0 = a + (size_t)i * kp, *a1 = a0 + (size_t)16 * kp;
       _tile_zero(0);
@@ -231,8 +235,149 @@ static void block_kernel(const uint16_t *a, const uint16_t *b, int kp, int mb, i
   }
 }
 
+/* ---- packed weight sets ---- */
+
+typedef struct bp_entry {
+  const float *W;
+  int rows, cols, fixed, packed;
+  unsigned layouts;
+  uint16_t *fwd, *dx; /* VNNI tiles of W^T (K = cols, N = rows) and of W (K = rows, N = cols), or NULL */
+} bp_entry;
+
+struct lmn_bpack {
+  bp_entry *e; /* sorted by W */
+  int n;
+  size_t bytes;
+  uint16_t *mem;
+  atomic_size_t hits; /* products that used the packed tiles */
+};
+
+static _Atomic(lmn_bpack *) active_set;
+
+static size_t tiles_elems(int k, int n) {
+  return (size_t)up32(k) * (size_t)up32(n);
+}
+
+static int by_address(const void *x, const void *y) {
+  const bp_entry *a = x, *b = y;
+  return a->W < b->W ? -1 : a->W > b->W;
+}
+
+lmn_bpack *lmn_bpack_create(const float *const *W, const int *rows, const int *cols, const unsigned *layouts,
+                            const int *fixed, int n) {
+  if (n <= 0 || !lmn_bgemm_amx_ready()) return NULL;
+  lmn_bpack *s = calloc(1, sizeof *s);
+  if (!s || !(s->e = calloc((size_t)n, sizeof *s->e))) return free(s), NULL;
+  size_t elems = 0;
+  for (int i = 0; i < n; i++) {
+    s->e[s->n++] = (bp_entry){W[i], rows[i], cols[i], fixed[i], 0, layouts[i], NULL, NULL};
+    elems += (layouts[i] & LMN_BPACK_FWD ? tiles_elems(cols[i], rows[i]) : 0) +
+             (layouts[i] & LMN_BPACK_DX ? tiles_elems(rows[i], cols[i]) : 0);
+  }
+  s->bytes = elems * sizeof(uint16_t);
+  if (!(s->mem = aligned_alloc(64, (s->bytes + 63) / 64 * 64))) return lmn_bpack_free(s), NULL;
+  uint16_t *at = s->mem;
+  for (int i = 0; i < s->n; i++) {
+    bp_entry *e = &s->e[i];
+    if (e->layouts & LMN_BPACK_FWD) e->fwd = at, at += tiles_elems(e->cols, e->rows);
+    if (e->layouts & LMN_BPACK_DX) e->dx = at, at += tiles_elems(e->rows, e->cols);
+  }
+  qsort(s->e, (size_t)s->n, sizeof *s->e, by_address);
+  return s;
+}
+
+static void refresh_task(void *ctx, int task, int thread) {
+  bp_entry *e = &((lmn_bpack *)ctx)->e[task];
+  (void)thread;
+  if (e->fixed && e->packed) return;
+  if (e->fwd) pack_vnni(e->fwd, up32(e->cols), up32(e->rows), (view){e->W, e->cols, 1, e->cols, e->rows});
+  if (e->dx) pack_vnni(e->dx, up32(e->rows), up32(e->cols), (view){e->W, e->cols, 0, e->rows, e->cols});
+  e->packed = 1;
+}
+
+void lmn_bpack_refresh(lmn_bpack *set, struct lmn_pool *pool) {
+  if (set) lmn_pool_run(pool, set->n, refresh_task, set);
+}
+
+void lmn_bpack_use(lmn_bpack *set) {
+  atomic_store(&active_set, set);
+}
+size_t lmn_bpack_bytes(const lmn_bpack *set) {
+  return set ? set->bytes : 0;
+}
+size_t lmn_bpack_hits(lmn_bpack *set) {
+  return set ? atomic_load(&set->hits) : 0;
+}
+
+void lmn_bpack_free(lmn_bpack *set) {
+  if (!set) return;
+  if (atomic_load(&active_set) == set) atomic_store(&active_set, NULL);
+  free(set->mem);
+  free(set->e);
+  free(set);
+}
+
+/* The packed tiles of the active set for op(B) [K, N] at B (leading dimension ldb), and their 16-column
+ * stride (in 512-element tiles), or NULL: a row slice of W^T (transposed B: rows r0.. of W, r0 a multiple of
+ * 16, all of its columns as K), or a block of W (rows r0.. as K, r0 a multiple of 32 and K reaching a
+ * multiple of 32 or W's last row; columns c0.., a multiple of 16). */
+static const uint16_t *packed_b(const float *B, int ldb, int transB, int K, int N, size_t *bts) {
+  lmn_bpack *s = atomic_load(&active_set);
+  if (!s) return NULL;
+  int lo = 0, hi = s->n - 1, found = -1;
+  while (lo <= hi) { /* the last entry starting at or before B */
+    int mid = (lo + hi) / 2;
+    if (s->e[mid].W <= B)
+      found = mid, lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  if (found < 0) return NULL;
+  const bp_entry *e = &s->e[found];
+  size_t off = (size_t)(B - e->W);
+  if (!e->packed || off >= (size_t)e->rows * e->cols || ldb != e->cols) return NULL;
+  int r0 = (int)(off / (size_t)e->cols), c0 = (int)(off % (size_t)e->cols);
+  if (transB) { /* B(k, n) = W[r0 + n][k] */
+    if (!e->fwd || c0 != 0 || K != e->cols || r0 % 16 || r0 + N > e->rows) return NULL;
+    *bts = (size_t)up32(e->cols) / 32;
+    atomic_fetch_add(&s->hits, 1);
+    return e->fwd + (size_t)(r0 / 16) * *bts * 512;
+  }
+  /* B(k, n) = W[r0 + k][c0 + n] */
+  if (!e->dx || r0 % 32 || c0 % 16 || r0 + K > e->rows || c0 + N > e->cols || (K % 32 && r0 + K != e->rows))
+    return NULL;
+  *bts = (size_t)up32(e->rows) / 32;
+  atomic_fetch_add(&s->hits, 1);
+  return e->dx + (size_t)(c0 / 16) * *bts * 512 + (size_t)(r0 / 32) * 512;
+}
+
+/* The product with op(B) already in tiles: the same K blocks as lmn_bgemm_amx (so the same sums, bit for
+ * bit), op(A) packed per (K block, row block), then every column. */
+static int bgemm_packed_b(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                          const uint16_t *b, size_t bts, float beta, float *C, int ldc) {
+  int kc = K < KC ? up32(K) : KC, mc = M < MC ? up32(M) : MC;
+  uint16_t *a = lmn_bgemm_scratch((size_t)mc * kc * sizeof(uint16_t));
+  if (!a) return -1;
+  tiles_config();
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    int kb = K - k0 < KC ? K - k0 : KC, kp = up32(kb);
+    for (int i0 = 0; i0 < M; i0 += MC) {
+      int mb = M - i0 < MC ? M - i0 : MC;
+      pack_rows(a, kp, up32(mb),
+                (view){transA ? A + (size_t)k0 * lda + i0 : A + (size_t)i0 * lda + k0, lda, transA, mb, kb});
+      block_kernel(a, b + (size_t)(k0 / 32) * 512, bts, kp, mb, N, C + (size_t)i0 * ldc, ldc, alpha, beta,
+                   k0 == 0);
+    }
+  }
+  _tile_release();
+  return 0;
+}
+
 int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc) {
+  size_t bts;
+  const uint16_t *pb = packed_b(B, ldb, transB, K, N, &bts);
+  if (pb) return bgemm_packed_b(transA, M, N, K, alpha, A, lda, pb, bts, beta, C, ldc);
   int kc = K < KC ? up32(K) : KC, mc = M < MC ? up32(M) : MC, nc = N < NC ? up32(N) : NC;
   uint16_t *a = lmn_bgemm_scratch(((size_t)mc * kc + (size_t)kc * nc) * sizeof(uint16_t));
   if (!a) return -1;
@@ -248,7 +393,7 @@ int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, cons
         int nb = N - j0 < NC ? N - j0 : NC;
         view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
         pack_vnni(b, kp, up32(nb), vb);
-        block_kernel(a, b, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
+        block_kernel(a, b, (size_t)kp / 32, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
       }
     }
   }

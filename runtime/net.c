@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bgemm.h"
 #include "kernels.h"
 #include "qnet.h"
 #include "rng.h"
@@ -321,6 +322,30 @@ typedef struct adam_ctx {
   int n_runs;
   float lr, beta1, beta2, eps, weight_decay, scale;
 } adam_ctx;
+
+struct lmn_bpack *lmn_net_bpack(const lmn_net *net) {
+  const lmn_net_desc *d = net->desc;
+  int cap = d->n_params, n = 0;
+  const float **W = malloc((size_t)(cap ? cap : 1) * sizeof *W);
+  int *rows = malloc((size_t)(cap ? cap : 1) * sizeof *rows),
+      *cols = malloc((size_t)(cap ? cap : 1) * sizeof *cols);
+  int *fixed = malloc((size_t)(cap ? cap : 1) * sizeof *fixed);
+  unsigned *layouts = malloc((size_t)(cap ? cap : 1) * sizeof *layouts);
+  lmn_bpack *set = NULL;
+  if (W && rows && cols && fixed && layouts) {
+    for (int i = 0; i < d->n_params; i++) {
+      const lmn_param_info *p = &d->params[i];
+      if (p->cols < 16 || p->rows < 16 || p->rows > INT32_MAX || p->cols > INT32_MAX || lmn_q(net, i))
+        continue;
+      W[n] = lmn_w(net, i);
+      rows[n] = (int)p->rows, cols[n] = (int)p->cols, fixed[n] = !p->trainable;
+      layouts[n++] = p->kind & LMN_PARAM_EMBEDDING ? LMN_BPACK_DX : LMN_BPACK_FWD | LMN_BPACK_DX;
+    }
+    set = lmn_bpack_create(W, rows, cols, layouts, fixed, n);
+  }
+  free(W), free(rows), free(cols), free(fixed), free(layouts);
+  return set;
+}
 
 /* 1 when AdamW decays tensor i: none of its kinds is in net->no_decay. */
 static int decays(const lmn_net *net, int i) {

@@ -201,6 +201,13 @@ typedef struct lmn_accum {
 } lmn_accum;
 void lmn_accum_before(lmn_net *net, const lmn_accum *a, double n);
 void lmn_accum_after(lmn_net *net, lmn_accum *a, double n);
+/* The network's weight matrices as a packed set for bf16 training on AMX (bgemm.h): every 2-D tensor not kept
+ * in a file format, in both layouts (embedding tables only in the input-gradient layout, which a tied head
+ * uses), frozen ones packed once. NULL when the AMX path is not in use or memory runs out (products then
+ * pack their operands per call). Free with lmn_bpack_free before the network. */
+struct lmn_bpack;
+struct lmn_bpack *lmn_net_bpack(const lmn_net *net);
+
 /* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm.
  * Weight decay skips the tensors whose kind is in net->no_decay (set it directly; lmn_net_create sets
  * LMN_NO_DECAY_DEFAULT). Before training has started (no gradients or moments) it does nothing and

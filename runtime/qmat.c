@@ -356,6 +356,7 @@ typedef struct mm_job {
   float beta;
   float *work;
   size_t panel;
+  lmn_precision prec; /* of the products with the panels */
 } mm_job;
 
 /* The panel rows [r0, r0 + nr) x cols [c0, c0 + nc) of W as f32 with its row stride: F32 weights in place,
@@ -393,8 +394,8 @@ static void mm_dx_task(void *p, int task, int thread) {
     const int64_t nr = min64(R, W->rows - r0);
     int ld;
     const float *P = panel(j, thread, r0, nr, c0, nc, &ld);
-    lmn_gemm(0, 0, j->N, (int)nc, (int)nr, 1.0f, j->A + r0, (int)W->rows, P, ld, r0 == 0 ? j->beta : 1.0f,
-             j->C + c0, (int)W->cols);
+    lmn_gemm_as(j->prec, 0, 0, j->N, (int)nc, (int)nr, 1.0f, j->A + r0, (int)W->rows, P, ld,
+                r0 == 0 ? j->beta : 1.0f, j->C + c0, (int)W->cols);
   }
 }
 
@@ -414,12 +415,17 @@ static void mm_run(lmn_pool *pool, int n_tasks, lmn_task_fn fn, mm_job *j) {
 
 void lmn_q_matmul(float *Y, const float *X, const lmn_qtensor *W, int N, float beta, float *work,
                   lmn_pool *pool) {
+  lmn_q_matmul_as(lmn_gemm_precision(), Y, X, W, N, beta, work, pool);
+}
+
+void lmn_q_matmul_as(lmn_precision prec, float *Y, const float *X, const lmn_qtensor *W, int N, float beta,
+                     float *work, lmn_pool *pool) {
   if (N <= 0 || W->rows <= 0) return;
   if (W->cols == 0) {
     scale_out(Y, N, W->rows, beta);
     return;
   }
-  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, panel_floats(W)};
+  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, panel_floats(W), prec};
   mm_run(pool, (int)((W->rows + fwd_rows(W) - 1) / fwd_rows(W)), mm_fwd_task, &j);
 }
 
@@ -430,6 +436,6 @@ void lmn_q_matmul_dx(float *dX, const float *dY, const lmn_qtensor *W, int N, fl
     scale_out(dX, N, W->cols, beta);
     return;
   }
-  mm_job j = {W, kernels(W->type), dY, dX, N, beta, work, panel_floats(W)};
+  mm_job j = {W, kernels(W->type), dY, dX, N, beta, work, panel_floats(W), lmn_gemm_precision()};
   mm_run(pool, (int)((W->cols + dx_cols(W) - 1) / dx_cols(W)), mm_dx_task, &j);
 }

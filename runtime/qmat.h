@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bgemm.h"
 #include "lmn_error.h"
 #include "threads.h"
 
@@ -103,9 +104,13 @@ size_t lmn_q_matmul_work_floats(const lmn_qtensor *W, int n_threads);
  * dequantized and multiplied by one cblas_sgemm each, spread over the pool. OpenBLAS is set to one thread
  * for the duration of the call and restored afterwards, because its sgemm rounds differently for different
  * thread counts: the pool is the only parallelism (pass one to use several cores), and the bits of Y do
- * not depend on its size. Not to be called while another thread uses OpenBLAS. */
+ * not depend on its size. Not to be called while another thread uses OpenBLAS. The products run in the
+ * process's precision (lmn_gemm_precision, bgemm.h: bf16 while training with `precision: bf16`), or in prec
+ * for lmn_q_matmul_as. */
 void lmn_q_matmul(float *Y, const float *X, const lmn_qtensor *W, int N, float beta, float *work,
                   lmn_pool *pool);
+void lmn_q_matmul_as(lmn_precision prec, float *Y, const float *X, const lmn_qtensor *W, int N, float beta,
+                     float *work, lmn_pool *pool);
 /* dX[N, cols] = dY[N, rows] W + beta * dX: the data gradient of lmn_q_matmul, by panels of columns (each
  * task owns a column slice of dX and walks all rows in a fixed order). Same scratch as lmn_q_matmul. */
 void lmn_q_matmul_dx(float *dX, const float *dY, const lmn_qtensor *W, int N, float beta, float *work,

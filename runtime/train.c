@@ -70,6 +70,7 @@ typedef struct run {
   double saved_at; /* lmn_clock_s() of the last checkpoint, or of the start */
   double started;  /* lmn_clock_s() when the loop began */
   lmn_runlog log;  /* metrics.jsonl and the copies in checkpoint.dir */
+  lmn_bpack *bpack; /* precision bf16 on AMX: the weights packed once per step (bgemm.h), else NULL */
 } run;
 
 static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -373,6 +374,7 @@ static int setup(run *r, lmn_err *err) {
 }
 
 static void run_free(run *r) {
+  lmn_bpack_free(r->bpack);
   lmn_net_destroy(r->net);
   lmn_data_close(&r->data);
   lmn_tokenizer_free(&r->tok);
@@ -485,6 +487,14 @@ static double count_targets(const run *r, int B, int T) {
 
 /* One optimizer step (0-based s); *loss receives the batch loss: the mean over every loss target of its
  * micro-batches, whose gradients accumulate as one batch's (lmn_accum). */
+/* bf16 on AMX: the weights packed for the products while they hold still (fixed = 1: packed from their
+ * current values and in use; 0: no longer in use, before they change). */
+static void weights_fixed(run *r, int fixed) {
+  if (!r->bpack) return;
+  if (fixed) lmn_bpack_refresh(r->bpack, r->net->pool);
+  lmn_bpack_use(fixed ? r->bpack : NULL);
+}
+
 static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   int B = (int)c->batch, T = (int)c->seq_len;
@@ -493,6 +503,7 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
   if (lmn_net_zero_grad(r->net)) return lmn_errf(err, "%s: out of memory for the gradients", r->d->name);
   lmn_accum acc = {0};
   double sum = 0.0;
+  weights_fixed(r, 1); /* from here to the update the weights hold still */
   for (long m = 0; m < c->accumulate; m++) {
     if (lmn_data_next(&r->data, &r->stream, B, T, r->x, r->y, err)) return -1;
     double n = count_targets(r, B, T);
@@ -503,6 +514,7 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
     lmn_accum_after(r->net, &acc, n);
     sum += (double)l * n;
   }
+  weights_fixed(r, 0);
   *loss = acc.seen > 0 ? (float)(sum / acc.seen) : 0.0f;
   *norm = lmn_net_update(r->net, (float)*lr, (float)c->optimizer.betas[0], (float)c->optimizer.betas[1],
                          (float)c->optimizer.eps, (float)c->optimizer.weight_decay, (float)c->grad_clip);
@@ -525,11 +537,13 @@ static int evaluate_classes(run *r, double t0, double *loss, lmn_err *err) {
 
 static int evaluate(run *r, lmn_err *err) {
   double t0 = lmn_clock_s(), loss;
-  if (r->d->classes > 0) {
-    if (evaluate_classes(r, t0, &loss, err)) return -1;
-  } else {
-    if (lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch, r->cfg.seq_len, &loss, err))
-      return -1;
+  weights_fixed(r, 1);
+  int rc = r->d->classes > 0 ? evaluate_classes(r, t0, &loss, err)
+                             : lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch,
+                                             r->cfg.seq_len, &loss, err);
+  weights_fixed(r, 0);
+  if (rc) return -1;
+  if (r->d->classes == 0) {
     if (r->o->log) lmn_progress_val(&r->prog, r->o->log, r->step, loss, lmn_clock_s() - t0);
     lmn_runlog_eval(&r->log, r->step, loss, -1.0, lmn_clock_s() - r->started);
   }
@@ -651,6 +665,9 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
   lmn_precision before = lmn_gemm_precision();
   int rc = setup(&r, err);
   if (!rc) lmn_set_gemm_precision((lmn_precision)r.cfg.precision); /* for this run only: restored below */
+  if (!rc && r.cfg.precision == LMN_PREC_BF16 && (r.bpack = lmn_net_bpack(r.net)) != NULL)
+    note(&r, "bf16: the weight matrices are packed into AMX tiles once per step (%.1f MiB)",
+         (double)lmn_bpack_bytes(r.bpack) / (1 << 20));
   if (!rc && r.step >= r.end) {
     note(&r, "%s: nothing to do: the run is at step %ld of %ld", r.cfg.path, r.step, r.cfg.steps);
   } else if (!rc) {
@@ -658,6 +675,7 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
     rc = loop(&r, err);
     openblas_set_num_threads(r.threads); /* as setup left it, for whatever the caller runs next */
   }
+  lmn_bpack_use(NULL); /* an error may have left the set in use */
   run_free(&r);
   lmn_set_gemm_precision(before);
   return rc;

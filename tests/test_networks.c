@@ -27,7 +27,8 @@
  * and for the pair agg_sum / agg_mean (identical but for `aggregate`): multiplying the last linear of every
  * edge into a vertex of in-degree k by k makes the mean network compute the sum network's loss, logits and
  * gradients (the scaled tensors' gradients divided by k) within AGG_TOL and AGG_GRAD_TOL.
- *   bf16        `precision: bf16` on every path the CPU runs: loss and gradients near f32's (BF16_*_TOL).
+ *   bf16        `precision: bf16` on every path the CPU runs: loss and gradients near f32's (BF16_*_TOL); on
+ *               AMX, the same bits with the weights packed once (lmn_net_bpack) as packed per product.
  * Each check prints the worst error it saw per network. */
 #include <math.h>
 #include <stdint.h>
@@ -741,6 +742,18 @@ static void bf16_net(const lmn_net_desc *d, int path) {
   float l32 = loss_and_grad(net, &b), *g = dup_floats(net->grads, n);
   lmn_set_gemm_precision(LMN_PREC_BF16);
   float l16 = loss_and_grad(net, &b);
+  lmn_bpack *set = lmn_net_bpack(net); /* AMX: the same bits with the weights packed once */
+  if (set) {
+    float *g16 = dup_floats(net->grads, n);
+    lmn_bpack_refresh(set, net->pool);
+    lmn_bpack_use(set);
+    float lp = loss_and_grad(net, &b);
+    lmn_bpack_use(NULL);
+    CU_ASSERT(lp == l16 && memcmp(g16, net->grads, n * sizeof *g16) == 0);
+    printf(", %zu products from packed weights: same bits", lmn_bpack_hits(set));
+    free(g16);
+    lmn_bpack_free(set);
+  }
   lmn_set_gemm_precision(LMN_PREC_F32);
   double num = 0, den = 0;
   for (size_t k = 0; k < n; k++) {
