@@ -370,7 +370,7 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 # bench-decode: single-stream decoding and prefill of SmolLM2-135M against llama.cpp (llama-cpp-python from
 # PyPI, installed into build/bench/venv by the script), 1 and 2 threads, alternating rounds; writes
 # bench/decode_results.md (bench/decode_bench.sh).
-.PHONY: bench bench-decode
+.PHONY: bench bench-decode precision-check
 bench-decode: all
 	@bash bench/decode_bench.sh
 
@@ -383,3 +383,8 @@ bench-serve: all
 bench: all bench-decode
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
 	@bash bench/run.sh
+
+# precision-check: `precision: bf16` against f32, 500 steps of the demo network and of bench_tiny from the same
+# seeds, validation loss per seed and averaged (scripts/precision-curves.sh; bench/precision.md)
+precision-check: all deps
+	@bash scripts/precision-curves.sh

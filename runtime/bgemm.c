@@ -108,10 +108,18 @@ static int best_isa(void) {
   return lmn_bgemm_isa_available(LMN_BG_AMX) ? LMN_BG_AMX : LMN_BG_PORTABLE;
 }
 
+/* The path LMN_BGEMM names (portable, amx) when it runs here, else the best one. */
+static int chosen_isa(void) {
+  const char *want = getenv("LMN_BGEMM");
+  for (int isa = 0; want && isa < LMN_BG_COUNT; isa++)
+    if (!strcmp(want, lmn_bgemm_isa_name(isa)) && lmn_bgemm_isa_available(isa)) return isa;
+  return best_isa();
+}
+
 int lmn_bgemm_isa(void) {
   int isa = atomic_load(&isa_in_use);
   if (isa < 0) {
-    isa = best_isa();
+    isa = chosen_isa();
     atomic_store(&isa_in_use, isa);
   }
   return isa;

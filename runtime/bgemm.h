@@ -14,6 +14,7 @@
  *            AVX512_BF16's vdpbf16ps, which is why vdpbf16ps is not used at all.
  *   portable both operands rounded to bf16 values held in f32 copies, then cblas_sgemm: the same numbers
  *            (exact products, f32 sums), at the speed of f32; any CPU.
+ * The environment variable LMN_BGEMM=portable (or amx) picks a path that runs here instead of the best.
  * Scratch: a per-thread buffer that grows to the largest call's blocks (at most ~1.1 MiB on the AMX path;
  * the portable path holds both rounded operands) and is freed when the thread exits. */
 #ifndef LMN_BGEMM_H

@@ -265,7 +265,7 @@ static int by_address(const void *x, const void *y) {
 
 lmn_bpack *lmn_bpack_create(const float *const *W, const int *rows, const int *cols, const unsigned *layouts,
                             const int *fixed, int n) {
-  if (n <= 0 || !lmn_bgemm_amx_ready()) return NULL;
+  if (n <= 0 || lmn_bgemm_isa() != LMN_BG_AMX) return NULL;
   lmn_bpack *s = calloc(1, sizeof *s);
   if (!s || !(s->e = calloc((size_t)n, sizeof *s->e))) return free(s), NULL;
   size_t elems = 0;

@@ -454,6 +454,9 @@ static void start_progress(run *r) {
        "GFLOP/s",
        r->d->name, params, c->batch, c->seq_len, accum_text(c), r->step + 1, r->end, c->steps, r->threads,
        gemm_text(c), gflops);
+  if (r->bpack)
+    note(r, "bf16: the weight matrices are packed into AMX tiles once per step (%.1f MiB)",
+         (double)lmn_bpack_bytes(r->bpack) / (1 << 20));
 }
 
 static int enter_stage(run *r, long s, lmn_err *err) {
@@ -665,9 +668,7 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
   lmn_precision before = lmn_gemm_precision();
   int rc = setup(&r, err);
   if (!rc) lmn_set_gemm_precision((lmn_precision)r.cfg.precision); /* for this run only: restored below */
-  if (!rc && r.cfg.precision == LMN_PREC_BF16 && (r.bpack = lmn_net_bpack(r.net)) != NULL)
-    note(&r, "bf16: the weight matrices are packed into AMX tiles once per step (%.1f MiB)",
-         (double)lmn_bpack_bytes(r.bpack) / (1 << 20));
+  if (!rc && r.cfg.precision == LMN_PREC_BF16) r.bpack = lmn_net_bpack(r.net);
   if (!rc && r.step >= r.end) {
     note(&r, "%s: nothing to do: the run is at step %ld of %ld", r.cfg.path, r.step, r.cfg.steps);
   } else if (!rc) {

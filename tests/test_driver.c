@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bgemm.h"
 #include "driver.h"
 #include "harness.h"
 #include "kernels.h"
@@ -328,6 +329,42 @@ static void test_train_accumulate(void) {
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_EQUAL(rest.first, 4);
   for (int s = 3; s < 6; s++) CU_ASSERT_EQUAL(rest.loss[s], micro.loss[s]);
+  tmp_remove(&t);
+}
+
+/* `precision: bf16`: the run sets it and restores f32 afterwards, the checkpoint records it, and resuming in
+ * the other precision is refused (it changes the computation) unless --force. */
+static void write_precision_config(const tmp *t, const char *precision) {
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "data:\n  train: data.txt\nbatch: 2\nseq_len: 32\nsteps: 6\nprecision: %s\noptimizer:\n  lr: 0.2\n"
+           "eval:\n  every: 1000\n  batches: 2\ncheckpoint:\n  dir: ck\n  every: 3\n  keep: 5\nseed: 7\n"
+           "threads: 2\nlog:\n  every: 1000\n",
+           precision);
+  write_file(t->cfg, yaml);
+}
+
+static void test_train_precision(void) {
+  tmp t;
+  tmp_make(&t);
+  write_alphabet(&t);
+  record part = {0}, rest = {0};
+  lmn_err err = {{0}};
+  write_precision_config(&t, "bf16");
+  CU_ASSERT_EQUAL_FATAL(train(&bigram_desc, &t, 0, 3, &part, &err), 0);
+  CU_ASSERT_EQUAL(lmn_gemm_precision(), LMN_PREC_F32);
+  char *text = NULL;
+  char ck[600];
+  snprintf(ck, sizeof ck, "%s/ck/step-000003.safetensors", t.dir);
+  CU_ASSERT_EQUAL(lmn_checkpoint_config_text(ck, &text, &err), 0);
+  CU_ASSERT(text && strstr(text, "\nprecision: bf16\n"));
+  free(text);
+  write_precision_config(&t, "f32");
+  CU_ASSERT_NOT_EQUAL(train(&bigram_desc, &t, 1, 0, &rest, &err), 0);
+  CU_ASSERT(strstr(err.msg, "--force") != NULL);
+  write_precision_config(&t, "bf16");
+  CU_ASSERT_EQUAL(train(&bigram_desc, &t, 1, 0, &rest, &err), 0);
+  CU_ASSERT_EQUAL(rest.first, 4);
   tmp_remove(&t);
 }
 
@@ -1137,6 +1174,7 @@ static CU_TestInfo tests[] = {
     {"generation: deterministic per seed, bounded by the context", test_generate},
     {"sessions: stop strings, cached prefixes reused", test_session},
     {"accumulate: micro-batches train as their batch, resume at step boundaries", test_train_accumulate},
+    {"precision: bf16 is the run's, recorded, and a resume in f32 needs --force", test_train_precision},
     {"config errors keep file:line:col", test_config_errors},
     {"the command line: exit codes and a whole session", test_command_line},
     {"a classifier learns the labelled fixture", test_classifier_trains},
