@@ -123,22 +123,29 @@ if "ours_bf16" in sides:
     for c in cases:
         L.append("| " + " | ".join([LABELS[c]] + [ratio(c, s, "ours_bf16") for s in others]) + " |")
 L.append("\n## MFU and memory\n")
-L.append("MFU = the step's FLOPs (the network's compiled count) / lmnet's step time / the OpenBLAS sgemm rate "
-         "(512^3, on the run's threads) measured in the same process before and after the steps, the larger "
-         "of the two.\n")
-L.append("| case | FLOPs per step | sgemm rate | MFU (lmnet) | " + " | ".join("peak RSS %s" % SIDE_LABELS[s] for s in sides)
-         + " | " + " | ".join("RSS lmnet / %s" % SIDE_LABELS[s] for s in sides if s != "ours") + " |")
-L.append("|---|---|---|---|" + "---|" * len(sides) + "---|" * (len(sides) - ("ours" in sides)))
+L.append("MFU = the step's FLOPs (the network's compiled count) / lmnet's step time / the GEMM rate of its "
+         "precision (512^3 on the run's threads: OpenBLAS's sgemm for f32, lmn_bgemm on every thread at once for "
+         "bf16) measured in the same process before and after the steps, the larger of the two.\n")
+ours_sides = [s for s in OURS if s in sides]
+L.append("| case | FLOPs per step | " + " | ".join("GEMM rate, MFU (%s)" % SIDE_LABELS[s] for s in ours_sides) + " | "
+         + " | ".join("peak RSS %s" % SIDE_LABELS[s] for s in sides)
+         + " | " + " | ".join("RSS lmnet / %s" % SIDE_LABELS[s] for s in torch_sides) + " |")
+L.append("|---|---|" + "---|" * len(ours_sides) + "---|" * len(sides) + "---|" * len(torch_sides))
 for c in cases:
-    o = summ[c].get("ours")
-    row = [LABELS[c], "%.2f GFLOP" % (o["flops"] / 1e9) if o and "flops" in o else "-",
-           "%.1f GFLOP/s" % o["sgemm"] if o and "sgemm" in o else "-",
-           "%.1f%%" % (100 * o["mfu"]) if o and "mfu" in o else "-"]
+    o = summ[c].get("ours") or summ[c].get("ours_bf16")
+    row = [LABELS[c], "%.2f GFLOP" % (o["flops"] / 1e9) if o and "flops" in o else "-"]
+    for s in ours_sides:
+        x = summ[c].get(s)
+        row.append("%.1f GFLOP/s, %.1f%%" % (x["sgemm"], 100 * x["mfu"]) if x and "mfu" in x else "-")
     row += ["%.0f MiB" % summ[c][s]["rss"] if summ[c][s] else "-" for s in sides]
-    row += ["%.2f" % (o["rss"] / summ[c][s]["rss"]) if o and summ[c][s] else "-" for s in sides if s != "ours"]
+    o = summ[c].get("ours")
+    row += ["%.2f" % (o["rss"] / summ[c][s]["rss"]) if o and summ[c][s] else "-" for s in torch_sides]
     L.append("| " + " | ".join(row) + " |")
-    if o and o.get("mfu", 0) > 1.0:
-        L.append("\n**MFU above 100% for %s: the sgemm rate was measured while the machine was busy.**\n" % c)
+    for s in ours_sides:
+        x = summ[c].get(s)
+        if x and x.get("mfu", 0) > 1.0:
+            L.append("\n**MFU above 100%% for %s (%s): the GEMM rate was measured while the machine was busy.**\n"
+                     % (c, SIDE_LABELS[s]))
 
 L.append("\n## Targets (issue 10; 2 threads, quiet machine)\n")
 L.append("| target | reached | |")
