@@ -7,8 +7,10 @@
  * fed by two A tiles and two B tiles per 32 k (all eight tile registers), then stored to a 32x32 buffer and
  * added into C with alpha and beta. Zero padding makes every tile whole, so the kernel has no edge cases.
  * Packing reads the f32 operands with AVX-512 (masked at the edges) and converts with vcvtne2ps2bf16 (to
- * nearest even); transposed layouts go through an in-register 16x16 transpose of 32-bit pairs. Empty
- * outside x86-64 Linux. */
+ * nearest even); transposed layouts go through an in-register 16x16 transpose of 32-bit pairs.
+ * Packed weight sets (lmn_bpack): whole matrices in the same VNNI tiles, both layouts, looked up by address
+ * when a set is in use; a product whose B operand they cover skips packing B and runs the same K blocks,
+ * so its sums are the same bits. Outside x86-64 Linux: no AMX path and no sets (stubs at the end). */
 #include "bgemm.h"
 #include "bgemm_impl.h"
 #include "threads.h"

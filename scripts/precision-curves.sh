@@ -6,7 +6,8 @@
 # same seeds; the validation loss after the last step (32 batches) is compared per seed and as a mean over
 # the seeds, next to the spread between seeds of f32 itself (a single run's final loss moves by a few percent
 # with the seed, so one pair of runs cannot tell a 1% effect). Writes bench/precision.md; the logs stay in
-# build/precision/. Environment: SEEDS (1337 1338 1339), THREADS (2), STEPS (500).
+# build/precision/; a run whose log is there from an earlier call is not repeated (FRESH=1 repeats all).
+# Environment: SEEDS (1337 1338 1339), THREADS (2), STEPS (500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=(${SEEDS:-1337 1338 1339})
@@ -31,6 +32,10 @@ for n in "${NETS[@]}"; do
   for s in "${SEEDS[@]}"; do
     for p in f32 bf16; do
       run=$W/$n-$p-$s
+      if [ -n "$(final_val "$run.log" 2> /dev/null)" ] && [ -z "${FRESH:-}" ]; then # done by an earlier call
+        echo "$n seed $s $p: val loss $(final_val "$run.log") (from $run.log)"
+        continue
+      fi
       cat > "$run.yaml" << YAML
 data: {train: train.txt, val: val.txt}
 batch: ${BATCH[$n]}

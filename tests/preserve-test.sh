@@ -18,7 +18,13 @@ for n in smol smol_preserve; do
   "$lmnc" compile "$root/dsl-examples/$n.lmn" -o $n > /dev/null 2>&1
   make -s -C $n LMNET="$root" CFLAGS="-std=c11 -O2 -Wall -Wextra -Werror -Wno-format-truncation" > /dev/null
 done
-for i in $(seq 1 30); do cat "$root/README.md"; done > corpus.txt
+# a fixed paragraph repeated (not a file of the repository, whose edits would change what 6 steps learn): the
+# validation tail holds the same text, so a few steps on it lower the validation loss whenever training works
+para='A language model network joins pre-trained language models, stripped of their embeddings and output
+heads, with small trainable modules that pass dense vectors from one model to the next. Tokens enter at the
+first model and logits leave the last; everything between them is differentiable and trained end to end.
+The frozen models keep what they learned, and the links learn to carry meaning between them.'
+for i in $(seq 1 120); do printf '%s\n\n' "$para"; done > corpus.txt
 printf 'data: {train: corpus.txt, val_fraction: 0.1}\nbatch: 1\nseq_len: 64\nsteps: 6\noptimizer: {lr: 0.0001}\n' > p.yaml
 printf 'checkpoint: {dir: ck}\nthreads: 2\neval: {every: 0, batches: 4}\nlog: {every: 100}\n' >> p.yaml
 
