@@ -76,8 +76,12 @@ for n in ["tiny", "bench_tiny_bytes"]:
     out += ["## %s" % n, "", "| seed | f32 | bf16 | bf16 / f32 - 1 |", "|---|---|---|---|"]
     out += ["| %s | %.4f | %.4f | %+.2f%% |" % (s, x, y, 100 * (y / x - 1)) for s, x, y in zip(seeds, f, b)]
     mf, mb = statistics.mean(f), statistics.mean(b)
+    df, db = statistics.median(f), statistics.median(b)
+    pair = statistics.median([100 * (y / x - 1) for x, y in zip(f, b)])
     sd = statistics.stdev(f) if len(f) > 1 else float("nan")
-    out += ["| mean | %.4f | %.4f | **%+.2f%%** |" % (mf, mb, 100 * (mb / mf - 1)), "",
+    out += ["| mean | %.4f | %.4f | **%+.2f%%** |" % (mf, mb, 100 * (mb / mf - 1)),
+            "| median | %.4f | %.4f | %+.2f%% (median of the per-seed differences: %+.2f%%) |"
+            % (df, db, 100 * (db / df - 1), pair), "",
             "Spread of f32 itself between seeds: standard deviation %.4f (%.2f%% of its mean)." % (sd, 100 * sd / mf), ""]
 open("bench/precision.md", "w").write("\n".join(out))
 print("\n".join(out))
