@@ -68,28 +68,36 @@ float lmn_bf16_round(float x) {
   return x;
 }
 
-/* dst[r*cols + c] = bf16(src[r*ld + c]) */
-static void round_copy(float *dst, const float *src, int rows, int cols, int ld) {
+#define PORTABLE_K 256 /* k per block of the portable path: its scratch is (M + N) * PORTABLE_K floats */
+
+/* dst[r * cols + c] = bf16(element (r, c0 + c) of op(X)), r < rows, c < cols (X row-major, leading dimension
+ * ld; trans: op(X) = X^T) */
+static void round_block(float *dst, const float *X, int ld, int trans, int rows, int c0, int cols) {
   for (int r = 0; r < rows; r++)
-    for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = lmn_bf16_round(src[(size_t)r * ld + c]);
+    for (int c = 0; c < cols; c++)
+      dst[(size_t)r * cols + c] =
+          lmn_bf16_round(trans ? X[(size_t)(c0 + c) * ld + r] : X[(size_t)r * ld + c0 + c]);
 }
 
-/* The portable path: the stored shapes of op(A) (M x K, or K x M when transposed) and op(B) copied rounded.
- */
+/* The portable path, by blocks of PORTABLE_K k: op(A)[:, k0:k0+kb] and op(B)[k0:k0+kb, :] copied rounded,
+ * then one cblas_sgemm each (the first with beta, the rest adding). */
 static void bgemm_portable(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                            const float *B, int ldb, float beta, float *C, int ldc) {
-  int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
-  size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
-  float *a = lmn_bgemm_scratch((na + nb) * sizeof(float));
+  int kc = K < PORTABLE_K ? K : PORTABLE_K;
+  size_t need = ((size_t)M + (size_t)N) * (size_t)kc;
+  float *a = lmn_bgemm_scratch(need * sizeof(float));
   if (!a) {
-    fprintf(stderr, "lmn_bgemm: out of memory for %zu floats of scratch\n", na + nb);
+    fprintf(stderr, "lmn_bgemm: out of memory for %zu floats of scratch\n", need);
     abort(); /* no way to report from a GEMM; as malloc failing inside OpenBLAS */
   }
-  float *b = a + na;
-  round_copy(a, A, ar, ac, lda);
-  round_copy(b, B, br, bc, ldb);
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, a, ac, b, bc, beta, C, ldc);
+  float *b = a + (size_t)M * kc;
+  for (int k0 = 0; k0 < K; k0 += PORTABLE_K) {
+    int kb = K - k0 < PORTABLE_K ? K - k0 : PORTABLE_K;
+    round_block(a, A, lda, transA, M, k0, kb);  /* [M][kb] */
+    round_block(b, B, ldb, !transB, N, k0, kb); /* [N][kb]: op(B)^T's rows */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, kb, alpha, a, kb, b, kb, k0 == 0 ? beta : 1.0f,
+                C, ldc);
+  }
 }
 
 /* ---- the path in use ---- */

@@ -12,11 +12,11 @@
  *            packed per call into tiles (vectorised with AVX-512 BF16 conversions). On the machine it was
  *            written on (a Xeon with AMX): ~3.4 TFLOP/s per core against ~0.22 for f32 FMA and ~0.11 for
  *            AVX512_BF16's vdpbf16ps, which is why vdpbf16ps is not used at all.
- *   portable both operands rounded to bf16 values held in f32 copies, then cblas_sgemm: the same numbers
- *            (exact products, f32 sums), at the speed of f32; any CPU.
+ *   portable both operands rounded to bf16 values held in f32 copies (by blocks of 256 k), then cblas_sgemm:
+ *            the same numbers (exact products, f32 sums), at the speed of f32; any CPU.
  * The environment variable LMN_BGEMM=portable (or amx) picks a path that runs here instead of the best.
- * Scratch: a per-thread buffer that grows to the largest call's blocks (at most ~1.1 MiB on the AMX path;
- * the portable path holds both rounded operands) and is freed when the thread exits. */
+ * Scratch: a per-thread buffer that grows to the largest call's blocks (at most ~1.1 MiB on the AMX path,
+ * (M + N) * 256 floats on the portable one) and is freed when the thread exits. */
 #ifndef LMN_BGEMM_H
 #define LMN_BGEMM_H
 
