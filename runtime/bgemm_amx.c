@@ -353,35 +353,14 @@ static const uint16_t *packed_b(const float *B, int ldb, int transB, int K, int 
   return e->dx + (size_t)(c0 / 16) * *bts * 512 + (size_t)(r0 / 32) * 512;
 }
 
-/* The product with op(B) already in tiles: the same K blocks as lmn_bgemm_amx (so the same sums, bit for
- * bit), op(A) packed per (K block, row block), then every column. */
-static int bgemm_packed_b(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                          const uint16_t *b, size_t bts, float beta, float *C, int ldc) {
-  int kc = K < KC ? up32(K) : KC, mc = M < MC ? up32(M) : MC;
-  uint16_t *a = lmn_bgemm_scratch((size_t)mc * kc * sizeof(uint16_t));
-  if (!a) return -1;
-  tiles_config();
-  for (int k0 = 0; k0 < K; k0 += KC) {
-    int kb = K - k0 < KC ? K - k0 : KC, kp = up32(kb);
-    for (int i0 = 0; i0 < M; i0 += MC) {
-      int mb = M - i0 < MC ? M - i0 : MC;
-      pack_rows(a, kp, up32(mb),
-                (view){transA ? A + (size_t)k0 * lda + i0 : A + (size_t)i0 * lda + k0, lda, transA, mb, kb});
-      block_kernel(a, b + (size_t)(k0 / 32) * 512, bts, kp, mb, N, C + (size_t)i0 * ldc, ldc, alpha, beta,
-                   k0 == 0);
-    }
-  }
-  _tile_release();
-  return 0;
-}
-
+/* The product: per (K block, row block) op(A) packed, then per column block op(B)'s tiles, from the active
+ * set when it holds them (the same K blocks either way, so the same sums, bit for bit), else packed here. */
 int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc) {
-  size_t bts;
-  const uint16_t *pb = packed_b(B, ldb, transB, K, N, &bts);
-  if (pb) return bgemm_packed_b(transA, M, N, K, alpha, A, lda, pb, bts, beta, C, ldc);
+  size_t pts;
+  const uint16_t *pb = packed_b(B, ldb, transB, K, N, &pts);
   int kc = K < KC ? up32(K) : KC, mc = M < MC ? up32(M) : MC, nc = N < NC ? up32(N) : NC;
-  uint16_t *a = lmn_bgemm_scratch(((size_t)mc * kc + (size_t)kc * nc) * sizeof(uint16_t));
+  uint16_t *a = lmn_bgemm_scratch(((size_t)mc * kc + (pb ? 0 : (size_t)kc * nc)) * sizeof(uint16_t));
   if (!a) return -1;
   uint16_t *b = a + (size_t)mc * kc;
   tiles_config();
@@ -393,9 +372,15 @@ int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, cons
       pack_rows(a, kp, up32(mb), va);
       for (int j0 = 0; j0 < N; j0 += NC) {
         int nb = N - j0 < NC ? N - j0 : NC;
-        view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
-        pack_vnni(b, kp, up32(nb), vb);
-        block_kernel(a, b, (size_t)kp / 32, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
+        const uint16_t *tiles = b;
+        size_t ts = (size_t)kp / 32;
+        if (pb) {
+          tiles = pb + (size_t)(j0 / 16) * pts * 512 + (size_t)(k0 / 32) * 512, ts = pts;
+        } else {
+          view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
+          pack_vnni(b, kp, up32(nb), vb);
+        }
+        block_kernel(a, tiles, ts, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
       }
     }
   }

@@ -381,7 +381,7 @@ static void mm_fwd_task(void *p, int task, int thread) {
   const int64_t R = fwd_rows(W), r0 = (int64_t)task * R, nr = min64(R, W->rows - r0);
   int ld;
   const float *P = panel(j, thread, r0, nr, 0, W->cols, &ld);
-  lmn_gemm(0, 1, j->N, (int)nr, (int)W->cols, 1.0f, j->A, (int)W->cols, P, ld, j->beta, j->C + r0,
+  lmn_gemm_as(j->prec, 0, 1, j->N, (int)nr, (int)W->cols, 1.0f, j->A, (int)W->cols, P, ld, j->beta, j->C + r0,
            (int)W->rows);
 }
 

@@ -561,6 +561,27 @@ static void test_api(void) {
   CU_ASSERT(dx[0] == 1.0f && dx[31] == 32.0f);
 }
 
+/* The precision of the panel products: lmn_q_matmul follows the process's (bgemm.h), lmn_q_matmul_as(prec)
+ * takes prec whatever the process's is (the head's forward stays f32 in bf16 training): the same bits as the
+ * call made in that precision, and bf16 products differ from f32 ones. */
+static void test_matmul_precision(void) {
+  rng r = {4242};
+  const int N = 9;
+  tcase c = make_case(&r, LMN_GGML_Q8_0, 70, 256, 0);
+  float *X = make_x(&r, (size_t)N * 256), *work = fzeros(lmn_q_matmul_work_floats(&c.W, 1) + 1);
+  float *f32 = fzeros((size_t)N * 70), *bf = fzeros((size_t)N * 70), *y = fzeros((size_t)N * 70);
+  lmn_q_matmul(f32, X, &c.W, N, 0.0f, work, NULL);
+  lmn_set_gemm_precision(LMN_PREC_BF16);
+  lmn_q_matmul(bf, X, &c.W, N, 0.0f, work, NULL);
+  lmn_q_matmul_as(LMN_PREC_F32, y, X, &c.W, N, 0.0f, work, NULL);
+  lmn_set_gemm_precision(LMN_PREC_F32);
+  CU_ASSERT(memcmp(y, f32, (size_t)N * 70 * sizeof *y) == 0);
+  CU_ASSERT(memcmp(bf, f32, (size_t)N * 70 * sizeof *y) != 0);
+  lmn_q_matmul_as(LMN_PREC_BF16, y, X, &c.W, N, 0.0f, work, NULL);
+  CU_ASSERT(memcmp(y, bf, (size_t)N * 70 * sizeof *y) == 0);
+  t_free_all();
+}
+
 static CU_TestInfo tests[] = {
     {"dequantization: every type and path, bit-exact", test_dequant_exact},
     {"matvec: int8 and f32 activations vs double reference", test_matvec},
@@ -568,6 +589,7 @@ static CU_TestInfo tests[] = {
     {"matvec: every path agrees with the portable one", test_matvec_paths_agree},
     {"matmul, matmul_dx: vs double reference, bits across threads/paths", test_matmul},
     {"matmul_dx: finite differences, accumulation", test_dx_finite_differences},
+    {"matmul: the precision of the products, f32 forced in a bf16 process", test_matmul_precision},
     {"real weights (SmolLM2-135M Q4_1 file): matvec, matmul", test_real_weights},
     {"api: types, tensors, paths, scratch, empty shapes", test_api},
     CU_TEST_INFO_NULL,
