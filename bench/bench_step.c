@@ -1,8 +1,11 @@
 /* bench_step.c: `make bench` driver, linked with one compiled network (BENCH_DESC, e.g.
  * -DBENCH_DESC=smol_desc).
  *
- *   bench_step train  THREADS B T WARMUP STEPS [SEED [PRECISION]]   time training steps on random tokens,
- *                                                       PRECISION f32 (default) or bf16 (`precision: bf16`)
+ *   bench_step train  THREADS B T WARMUP STEPS [SEED [PRECISION [RECOMPUTE]]]   time training steps on
+ *                                                       random tokens, PRECISION f32 (default) or bf16
+ *                                                       (`precision: bf16`), RECOMPUTE none (default),
+ *                                                       vertices (every vertex recomputes its activations in
+ *                                                       the backward pass) or all (edge blocks too)
  *   bench_step decode THREADS PROMPT N [REPS]           time cached generation: prefill PROMPT random
  *                                                       tokens, then N greedy single-token decodes
  *
@@ -26,6 +29,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "arena.h"
 #include "bgemm.h"
 #include "blasrate.h"
 #include "net.h"
@@ -82,12 +86,30 @@ static double sgemm_rate(int threads) {
   return g;
 }
 
-static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int warmup, int steps, uint64_t seed) {
+/* The keep ops that recompute: "vertices", "all" or none; prints how many and the arena's bytes. */
+static int set_recompute(lmn_net *net, const char *what, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  int n = d->arena ? d->arena->n_keep : 0, k = 0;
+  char rc[4096] = {0};
+  if (n > (int)sizeof rc) return -1;
+  for (int j = 0; j < n; j++) {
+    rc[j] = !strcmp(what, "all") || (!strcmp(what, "vertices") && d->arena->keep[j].vtx);
+    k += rc[j];
+  }
+  if (lmn_net_set_recompute(net, rc, err)) return -1;
+  printf("recompute_ops %d of %d (%s)\n", k, n, what);
+  printf("arena_bytes %zu\n", 4 * lmn_net_arena_floats(d, net->B, net->T, net->n_threads, net->recompute));
+  return 0;
+}
+
+static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int warmup, int steps, uint64_t seed,
+                       const char *recompute) {
   lmn_err err = {{0}};
   lmn_net *net = NULL;
   openblas_set_num_threads(threads);
   if (lmn_net_create(&net, d, B, T, threads, seed, &err)) return die("create", &err);
   if (lmn_net_select(net, 0, NULL, 0, &err)) return die("select", &err);
+  if (set_recompute(net, recompute, &err)) return die("recompute", &err);
   lmn_bpack *packed = lmn_gemm_precision() == LMN_PREC_BF16 ? lmn_net_bpack(net) : NULL;
   printf("packed_weight_bytes %zu\n", lmn_bpack_bytes(packed));
   /* the MFU denominator as train.c measures it: best of three medians, OpenBLAS on every thread of the run */
@@ -163,7 +185,7 @@ int main(int argc, char **argv) {
   if (argc >= 9 && !strcmp(argv[8], "bf16")) lmn_set_gemm_precision(LMN_PREC_BF16);
   if (argc >= 7 && !strcmp(argv[1], "train"))
     return bench_train(d, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
-                       argc > 7 ? strtoull(argv[7], NULL, 10) : 1);
+                       argc > 7 ? strtoull(argv[7], NULL, 10) : 1, argc > 9 ? argv[9] : "none");
   if (argc >= 5 && !strcmp(argv[1], "decode"))
     return bench_decode(d, atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 1);
   fprintf(stderr,

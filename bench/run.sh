@@ -19,8 +19,9 @@
 # (bench/nets/bench_gpt2.lmn, 4 x 64), smol_pair (4 x 128; ours reads the real SmolLM2-135M Q4_1 GGUF and
 # keeps it quantized, PyTorch cannot read GGUF and runs random f32 weights of the same shapes).
 # Environment: BENCH_THREADS (2), BENCH_ROUNDS (5, at least 5), BENCH_CASES (tiny_edges tiny_all gpt2
-# smol_pair) and BENCH_SIDES (ours eager compile bf16 ours_bf16; bf16 by default only on a CPU with AVX512_BF16,
-# ours_bf16 (lmnet with `precision: bf16`) only on one with AMX-BF16),
+# smol_pair) and BENCH_SIDES (ours ours_rc eager compile bf16 ours_bf16; bf16 by default only on a CPU with
+# AVX512_BF16, ours_bf16 (lmnet with `precision: bf16`) only on one with AMX-BF16; ours_rc is lmnet f32 with
+# every vertex recomputing its activations in the backward pass, the memory plan's recomputation),
 # space-separated, TORCH_PYTHON (a python with torch; default: the venv).
 # Writes bench/results.md and bench/results.png; the raw output of every process goes to build/bench/raw/.
 set -euo pipefail
@@ -30,7 +31,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CASES=(${BENCH_CASES:-tiny_edges tiny_all gpt2 smol_pair})
 # bf16 autocast only where the CPU has bf16 instructions: elsewhere PyTorch emulates them (about 30x slower than
 # its f32 on an AVX2-only machine, which would say nothing about a bf16 that users would pick)
-default_sides="ours eager compile"
+default_sides="ours ours_rc eager compile"
 grep -q -w avx512_bf16 /proc/cpuinfo && default_sides="$default_sides bf16"
 # lmnet's own bf16 (`precision: bf16`) where it runs on AMX; elsewhere its portable path is no faster than f32
 grep -q -w amx_bf16 /proc/cpuinfo && default_sides="$default_sides ours_bf16"
@@ -84,6 +85,8 @@ command_of() { # CASE SIDE
     echo "$B/$n/bench_step train $THREADS $b $t $w $s"
   elif [ "$side" = ours_bf16 ]; then
     echo "$B/$n/bench_step train $THREADS $b $t $w $s 1 bf16"
+  elif [ "$side" = ours_rc ]; then
+    echo "$B/$n/bench_step train $THREADS $b $t $w $s 1 f32 vertices"
   else
     [ "$side" = compile ] && w=$((w + 1))
     echo "$PY bench/twin_bench.py train --ir $B/$n/ir.json --threads $THREADS --batch $b --seq $t --warmup $w --steps $s --impl $side"

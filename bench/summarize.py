@@ -21,8 +21,9 @@ with open(env_path) as f:
 LABELS = {"tiny_edges": "bench_tiny, edges trainable", "tiny_all": "bench_tiny, all trainable",
           "gpt2": "GPT-2-124M from scratch", "smol_pair": "smol_pair (SmolLM2-135M frozen, edges trainable)"}
 SIDE_LABELS = {"ours": "lmnet", "eager": "torch eager f32", "compile": "torch.compile f32",
-               "bf16": "torch eager bf16 autocast", "ours_bf16": "lmnet bf16"}
-OURS = ("ours", "ours_bf16")  # lmnet's sides; the others are PyTorch's
+               "bf16": "torch eager bf16 autocast", "ours_bf16": "lmnet bf16",
+               "ours_rc": "lmnet, vertices recomputed"}
+OURS = ("ours", "ours_bf16", "ours_rc")  # lmnet's sides; the others are PyTorch's
 cases = env.get("cases", "").split()
 sides = env.get("sides", "").split()
 QUIET_MIN = 3
@@ -187,6 +188,22 @@ for c in ("gpt2", "smol_pair"):
     target("bf16 step >= 1.6x our f32 step, %s" % LABELS[c], o["step"] / b["step"] if o and b else None, 1.6)
     if "bf16" in sides:
         target("bf16 step >= 1.5x torch bf16 autocast, %s" % LABELS[c], t["step"] / b["step"] if t and b else None, 1.5)
+
+if "ours_rc" in sides and "ours" in sides:
+    for c in cases:
+        o, r = summ[c].get("ours"), summ[c].get("ours_rc")
+        if c == "smol_pair":
+            target("step with every frozen vertex recomputed <= 1.35x without (issue 11), %s" % LABELS[c],
+                   r["step"] / o["step"] if o and r else None, 1.35, higher=False)
+    L.append("\nRecomputation (issue 11): every vertex keeps only its layers' inputs and recomputes each layer in the "
+             "backward pass; step time and peak RSS against lmnet keeping every activation.\n")
+    L.append("| case | step, kept | step, recomputed | ratio | peak RSS kept | peak RSS recomputed |")
+    L.append("|---|---|---|---|---|---|")
+    for c in cases:
+        o, r = summ[c].get("ours"), summ[c].get("ours_rc")
+        if o and r:
+            L.append("| %s | %s | %s | %.2fx | %.0f MiB | %.0f MiB |" % (LABELS[c], fmt_time(o), fmt_time(r),
+                     r["step"] / o["step"], o["rss"], r["rss"]))
 
 L.append("\n## Every round\n")
 L.append("Each process's median step time in seconds; in brackets the 1-minute load average and the other "

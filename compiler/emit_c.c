@@ -30,12 +30,24 @@ static Ref buf(const Printer *pr, int b) {
 
 static Ref out_of(const Printer *pr, int op) { return buf(pr, pr->l->out[op]); }
 static Ref dout_of(const Printer *pr, int op) { return buf(pr, pr->l->dout[op]); }
-static Ref saved_of(const Printer *pr, int op) { return buf(pr, pr->l->saved[op]); }
 
 static const Op *op_of(const Printer *pr, const Step *st) { return &pr->ir->ops[st->op]; }
 static const Module *mod_of(const Printer *pr, const Op *op) { return &pr->net->edges[op->edge].mods[op->module]; }
 static int in_of(const Op *op) { return op->n_inputs ? op->inputs[0] : -1; }
 static int dec(const Printer *pr) { return pr->phase == PH_DEC; }
+
+/* Keep ops (arena.h) find their saved region at run time: SAVED(j), and KEPT(j) their input or NULL. */
+static int keep_of(const Printer *pr, int op) {
+  return dec(pr) ? -1 : pr->l->keep_of[op];
+}
+static Ref saved_of(const Printer *pr, int op) {
+  Ref r;
+  if (keep_of(pr, op) >= 0)
+    snprintf(r.s, sizeof r.s, "SAVED(%d)", keep_of(pr, op));
+  else
+    r = buf(pr, pr->l->saved[op]);
+  return r;
+}
 
 static Ref rope_of(const Printer *pr, const Op *op) {
   Ref r;
@@ -156,14 +168,25 @@ static void block_fwd(Printer *pr, const Step *st) {
         st->op, rope_of(pr, op).s, out_of(pr, st->op).s, saved_of(pr, st->op).s, saved_of(pr, st->op).s,
         pr->p->blk[st->op].kv_heads * pr->p->blk[st->op].hd);
   else
-    out(pr, "    lmn_block_forward(&blk_op%d, &w, %s, %s, xs, 1, 1.0f, %s, B, T, scratch, pool);\n  }\n", st->op,
+    out(pr, "    lmn_block_forward(&blk_op%d, &w, %s, %s, xs, 1, 1.0f, %s, B, T, scratch, pool);\n", st->op,
         rope_of(pr, op).s, out_of(pr, st->op).s, saved_of(pr, st->op).s);
+  int j = keep_of(pr, st->op);
+  if (!dec(pr) && j >= 0)
+    out(pr, "    if (KEPT(%d)) lmn_block_keep_input(&blk_op%d, KEPT(%d), SAVED(%d), B, T);\n", j, st->op, j,
+        j);
+  if (!dec(pr)) out(pr, "  }\n");
 }
 
 static void block_bwd(Printer *pr, const Step *st) {
   const Op *op = op_of(pr, st);
   bind_block(pr, st);
   out(pr, "    float *dxs[1] = {%s};\n", dout_of(pr, in_of(op)).s);
+  int j = keep_of(pr, st->op);
+  if (j >= 0)
+    out(pr,
+        "    if (KEPT(%d)) lmn_block_recompute(&blk_op%d, &w, %s, KEPT(%d), SAVED(%d), B, T, scratch, "
+        "pool);\n",
+        j, st->op, rope_of(pr, op).s, j, j);
   out(pr, "    lmn_block_backward(&blk_op%d, &w, %s, &g, dxs[0] ? dxs : NULL, 1, 1.0f, %s, %s, B, T, scratch, pool);\n  }\n",
       st->op, rope_of(pr, op).s, dout_of(pr, st->op).s, saved_of(pr, st->op).s);
 }
@@ -211,6 +234,12 @@ static void vertex_fwd(Printer *pr, const Step *st) {
   if (dec(pr))
     out(pr, "    lmn_vertex_forward_cached(net, &vtx_op%d, %s, io, %s, ctx, pos0, T, scratch);\n  }\n", st->op,
         rope_of(pr, op).s, saved_of(pr, st->op).s);
+  else if (!op->backward)
+    out(pr, "    lmn_vertex_forward_only(net, &vtx_op%d, %s, io, %d, %s, B, T, scratch);\n  }\n", st->op,
+        rope_of(pr, op).s, st->n_calls, saved_of(pr, st->op).s);
+  else if (keep_of(pr, st->op) >= 0)
+    out(pr, "    lmn_vertex_forward_kept(net, &vtx_op%d, %s, io, %d, %s, KEPT(%d), B, T, scratch);\n  }\n",
+        st->op, rope_of(pr, op).s, st->n_calls, saved_of(pr, st->op).s, keep_of(pr, st->op));
   else
     out(pr, "    lmn_vertex_forward(net, &vtx_op%d, %s, io, %d, %s, B, T, scratch);\n  }\n", st->op, rope_of(pr, op).s,
         st->n_calls, saved_of(pr, st->op).s);
@@ -224,6 +253,11 @@ static void vertex_bwd(Printer *pr, const Step *st) {
   }
   out(pr, "  {\n");
   vertex_io(pr, st, 1);
+  if (keep_of(pr, st->op) >= 0) {
+    out(pr, "    lmn_vertex_backward_kept(net, &vtx_op%d, %s, io, %d, %s, KEPT(%d), B, T, scratch);\n  }\n",
+        st->op, rope_of(pr, op).s, st->n_calls, saved_of(pr, st->op).s, keep_of(pr, st->op));
+    return;
+  }
   out(pr, "    lmn_vertex_backward(net, &vtx_op%d, %s, io, %d, %s, B, T, scratch);\n  }\n", st->op, rope_of(pr, op).s,
       st->n_calls, saved_of(pr, st->op).s);
 }
@@ -302,7 +336,8 @@ static void print_steps(Printer *pr, const Schedule *s) {
 
 /* The start of every function: the layout for B x T (or the cache for ctx), scratch, pool, RoPE tables. */
 static void prologue(Printer *pr, const char *desc, const char *B, const char *T, const char *base, int build_rope) {
-  out(pr, "  lmn_arena L;\n  lmn_arena_layout(&%s, %s, %s, net->n_threads, &L);\n", desc, B, T);
+  out(pr, "  lmn_arena L;\n  lmn_arena_layout(&%s, %s, %s, net->n_threads, %s, &L);\n", desc, B, T,
+      strcmp(desc, "arena") == 0 ? "net->recompute" : "NULL");
   out(pr, "  float *A = %s, *scratch = A + L.scratch;\n  lmn_pool *pool = net->pool;\n", base);
   out(pr, "  lmn_rope ropes[NMODELS];\n  lmn_arena_ropes(&%s, &L, A, %s, %s, ropes);\n", desc, T, build_rope ? "1" : "pos0 == 0");
   out(pr, "  (void)scratch;\n  (void)pool;\n  (void)ropes;\n  (void)R;\n");
@@ -366,7 +401,7 @@ static void emit_output(Printer *pr) {
   const Buffer *b = &pr->p->train.bufs[pr->p->train.out[pr->p->primary]];
   out(pr, "/* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */\n");
   out(pr, "static float *output(lmn_net *net, int B, int T) {\n  lmn_arena L;\n");
-  out(pr, "  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);\n");
+  out(pr, "  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);\n");
   if (b->rows == ROWS_B) out(pr, "  return net->arena + L.seq + (size_t)B * %ld;\n}\n\n", b->at);
   else out(pr, "  return net->arena + (size_t)B * (T + PREFIX) * %ld;\n}\n\n", b->at);
 }
@@ -374,7 +409,14 @@ static void emit_output(Printer *pr) {
 void emit_functions(Printer *pr) {
   out(pr, "/* Buffers: BUF(at) is `at` floats per row into the planned region of R rows (B*T, or ctx when decoding);\n"
           " * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */\n");
-  out(pr, "#define BUF(at) (A + R * (size_t)(at))\n#define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))\n\n");
+  out(pr, "#define BUF(at) (A + R * (size_t)(at))\n#define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))\n");
+  out(pr,
+      "/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the "
+      "shared\n"
+      " * workspace; KEPT(j) its kept input while it recomputes, else NULL. */\n");
+  out(pr,
+      "#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)\n#define KEPT(j) lmn_arena_kept(&arena, &L, A, "
+      "j)\n\n");
   pr->l = &pr->p->train;
   emit_forward(pr);
   emit_backward(pr);

@@ -203,6 +203,25 @@ static int op_of_scratch(const Printer *pr, const lmn_scratch *s) {
   return s->blk ? (int)(s->blk - pr->p->blk) : (int)(s->vtx - pr->p->vtx);
 }
 
+static void out_c_string(Printer *pr, const char *s);
+
+/* The keep ops (arena.h): shape, forward FLOPs per row, name. */
+static void emit_keep(Printer *pr, const char *name, const lmn_arena_desc *d) {
+  out(pr, "/* %s: ops whose saved activations the run may recompute (its memory plan, recompute.h) */\n",
+      name);
+  out(pr, "static const lmn_keep %s_keep[%d] = {\n", name, d->n_keep);
+  for (int j = 0; j < d->n_keep; j++) {
+    const lmn_keep *k = &d->keep[j];
+    char blk[32] = "NULL", vtx[32] = "NULL";
+    if (k->blk) snprintf(blk, sizeof blk, "&blk_op%d", (int)(k->blk - pr->p->blk));
+    if (k->vtx) snprintf(vtx, sizeof vtx, "&vtx_op%d", (int)(k->vtx - pr->p->vtx));
+    out(pr, "    {%s, %s, %d, %.17g, %.17g, ", blk, vtx, k->K, k->flops_bt, k->flops_btt);
+    out_c_string(pr, k->what);
+    out(pr, "},\n");
+  }
+  out(pr, "};\n");
+}
+
 static void emit_layout(Printer *pr, const char *name, int cached) {
   lmn_arena_desc d = sched_arena(pr->p, cached);
   out(pr, "static const lmn_scratch %s_scratch[%d] = {\n", name, d.n_scratch ? d.n_scratch : 1);
@@ -217,8 +236,15 @@ static void emit_layout(Printer *pr, const char *name, int cached) {
   out(pr, "};\n");
   out(pr, "/* %s: %ld floats per row planned (outputs, gradients, saved, KV caches), %ld per sequence */\n", name,
       d.row_floats, d.seq_floats);
-  out(pr, "static const lmn_arena_desc %s = {%ld, %ld, %d, %d, %s_scratch, NMODELS, rope_hd, rope_theta};\n\n", name,
-      d.row_floats, d.seq_floats, d.token_arrays, d.n_scratch, name);
+  char keep[32] = "0, NULL";
+  if (d.n_keep) {
+    emit_keep(pr, name, &d);
+    snprintf(keep, sizeof keep, "%d, %s_keep", d.n_keep, name);
+  }
+  out(pr,
+      "static const lmn_arena_desc %s = {%ld, %ld, %d, %d, %s_scratch, NMODELS, rope_hd, rope_theta, "
+      "%s};\n\n",
+      name, d.row_floats, d.seq_floats, d.token_arrays, d.n_scratch, name, keep);
 }
 
 void emit_tables(Printer *pr) {
@@ -233,10 +259,12 @@ void emit_tables(Printer *pr) {
   out(pr, "};\n\n");
   emit_layout(pr, "arena", 0);
   emit_layout(pr, "cache", 1);
-  out(pr, "static size_t arena_floats(int B, int T, int nt) {\n  lmn_arena L;\n"
-          "  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);\n  return L.total;\n}\n\n");
-  out(pr, "static size_t cache_floats(int ctx, int nt) {\n  lmn_arena L;\n"
-          "  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);\n  return L.total;\n}\n\n");
+  out(pr,
+      "static size_t arena_floats(int B, int T, int nt) {\n  lmn_arena L;\n"
+      "  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);\n  return L.total;\n}\n\n");
+  out(pr,
+      "static size_t cache_floats(int ctx, int nt) {\n  lmn_arena L;\n"
+      "  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);\n  return L.total;\n}\n\n");
 }
 
 /* ---- the descriptor ------------------------------------------------------------------------------ */
@@ -314,6 +342,8 @@ void emit_desc(Printer *pr, const char *source) {
       ir_param_total(ir, 0), ir_param_total(ir, 1), ir_param_total(ir, 1));
   out(pr, "    .flops_bt = %.17g,\n    .flops_btt = %.17g,\n    .flops_b = %.17g,\n", t.bt, t.btt, t.b);
   out(pr, "    .fwd_bt = %.17g,\n    .fwd_btt = %.17g,\n    .fwd_b = %.17g,\n", f.bt, f.btt, f.b);
-  out(pr, "    .arena_floats = arena_floats,\n    .cache_floats = cache_floats,\n    .forward = forward,\n"
-          "    .backward = backward,\n    .decode = decode,\n    .output = output,\n};\n");
+  out(pr,
+      "    .arena_floats = arena_floats,\n    .arena = &arena,\n    .cache_floats = cache_floats,\n    "
+      ".forward = forward,\n"
+      "    .backward = backward,\n    .decode = decode,\n    .output = output,\n};\n");
 }

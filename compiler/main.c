@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 #include <unistd.h>
 
 #include "diag.h"
@@ -13,6 +12,7 @@
 #include "front.h"
 #include "ir.h"
 #include "qnet.h"
+#include "recompute.h"
 #include "schedule.h"
 
 #define LMNC_VERSION "0.1.0"
@@ -22,7 +22,7 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  check FILE...            check the files; print diagnostics; exit 1 on any error\n"
-    "  info FILE [--batch B] [--seq T] [--threads N]\n"
+    "  info FILE [--batch B] [--seq T] [--threads N] [--budget SIZE]\n"
     "                           parameters (total, trainable, per module kind, per vertex and edge),\n"
     "                           FLOPs per token (forward, training) and memory for B x T on N threads\n"
     "                           (default 1 x 256 on 1 thread), the same bytes `NAME info` prints\n"
@@ -42,24 +42,32 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
-    {"check", "usage: lmnc check FILE...\n"
-              "Checks each .lmn file and prints its diagnostics (gcc style: file:line:col, the source line, a caret,\n"
-              "notes and hints). Exit 1 when any file has an error.\n"},
-    {"info", "usage: lmnc info FILE [--batch B] [--seq T] [--threads N]\n"
-             "Parameters (total, trainable, per module kind, per vertex and edge), FLOPs per token for the forward\n"
-             "pass and a training step, and memory at batch B x T on N threads (default 1 x 256 on 1 thread):\n"
-             "parameters, gradients + AdamW moments, activations, the same line `NAME info` prints.\n"},
-    {"ir", "usage: lmnc ir FILE [--json]\n"
-           "The lowered network: its models (file and `weights` format), every parameter tensor (shape, owner,\n"
-           "trainable) and the ops in topological order with their FLOPs and saved activations; --json for tools\n"
-           "(tests/reference/torch_twin.py reads it).\n"},
-    {"dot", "usage: lmnc dot FILE\n"
-            "A Graphviz picture of the network: pipe it into `dot -Tpng -o net.png`.\n"},
-    {"compile", "usage: lmnc compile FILE -o DIR\n"
-                "Writes DIR/NAME.h (the API, with a usage example), DIR/NAME.c (forward, backward and cached decoding\n"
-                "of exactly this network), DIR/main.c and DIR/Makefile; DIR and its parents are created. `make -C DIR`\n"
-                "builds the executable DIR/NAME (train, generate, eval, info). The back end is described in\n"
-                "docs/backend.md.\n"},
+    {"check",
+     "usage: lmnc check FILE...\n"
+     "Checks each .lmn file and prints its diagnostics (gcc style: file:line:col, the source line, a caret,\n"
+     "notes and hints). Exit 1 when any file has an error.\n"},
+    {"info",
+     "usage: lmnc info FILE [--batch B] [--seq T] [--threads N] [--budget SIZE]\n"
+     "Parameters (total, trainable, per module kind, per vertex and edge), FLOPs per token for the forward\n"
+     "pass and a training step, and memory at batch B x T on N threads (default 1 x 256 on 1 thread):\n"
+     "parameters, gradients + AdamW moments, activations, the same line `NAME info` prints. The memory plan\n"
+     "fits a budget (--budget 12GiB; default 80% of this machine's memory) by recomputing the activations\n"
+     "of vertices and edge blocks in the backward pass, the largest saving per FLOP first; it is printed\n"
+     "when anything recomputes or a budget is given, as `NAME info -c CFG` prints it for `memory.budget`.\n"},
+    {"ir",
+     "usage: lmnc ir FILE [--json]\n"
+     "The lowered network: its models (file and `weights` format), every parameter tensor (shape, owner,\n"
+     "trainable) and the ops in topological order with their FLOPs and saved activations; --json for tools\n"
+     "(tests/reference/torch_twin.py reads it).\n"},
+    {"dot",
+     "usage: lmnc dot FILE\n"
+     "A Graphviz picture of the network: pipe it into `dot -Tpng -o net.png`.\n"},
+    {"compile",
+     "usage: lmnc compile FILE -o DIR\n"
+     "Writes DIR/NAME.h (the API, with a usage example), DIR/NAME.c (forward, backward and cached decoding\n"
+     "of exactly this network), DIR/main.c and DIR/Makefile; DIR and its parents are created. `make -C DIR`\n"
+     "builds the executable DIR/NAME (train, generate, eval, info). The back end is described in\n"
+     "docs/backend.md.\n"},
 };
 
 static const Command *find_command(const char *name) {
@@ -121,6 +129,7 @@ typedef struct Opts {
   const char *file;
   long batch, seq, threads;
   int json;
+  double budget; /* --budget bytes, or 0: LMN_DEFAULT_BUDGET_FRACTION of the machine's memory */
 } Opts;
 
 static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow_json) {
@@ -134,6 +143,10 @@ static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow
       long *dst = !strcmp(a, "--batch") ? &o->batch : !strcmp(a, "--seq") ? &o->seq : &o->threads;
       if (i + 1 >= argc) return usage_error("%s needs a value", a);
       if (parse_long(argv[++i], 1, 1 << 20, dst) != 0) return usage_error("bad value '%s' (expected 1..1048576)", argv[i]);
+    } else if (allow_shape && !strcmp(a, "--budget")) {
+      if (i + 1 >= argc) return usage_error("%s needs a value", a);
+      if (lmn_parse_bytes(argv[++i], &o->budget) != 0 || o->budget <= 0)
+        return usage_error("bad value '%s' (expected a size such as 12GiB, 512MiB or bytes)", argv[i]);
     } else if (allow_json && !strcmp(a, "--json")) {
       o->json = 1;
     } else if (a[0] == '-' && a[1]) {
@@ -182,11 +195,31 @@ static int print_memory(const Ir *ir, const Opts *o) {
   }
   lmn_arena_desc d = sched_arena(&s, 0);
   lmn_arena a;
-  lmn_arena_layout(&d, (int)o->batch, (int)(o->seq + ir->net->prefix), (int)o->threads, &a);
   long kept = 0;
   for (int i = 0; i < ir->n_params; i++) kept += param_kept(&ir->params[i]) ? ir->params[i].count : 0;
-  lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, (size_t)(ir_param_total(ir, 0) - kept),
-                   (size_t)ir_param_total(ir, 1), a.total);
+  size_t f32 = (size_t)(ir_param_total(ir, 0) - kept), train = (size_t)ir_param_total(ir, 1);
+  int T = (int)(o->seq + ir->net->prefix);
+  char *rc = calloc((size_t)d.n_keep + 1, 1);
+  if (!rc) {
+    sched_free(&s);
+    fprintf(stderr, "lmnc: out of memory\n");
+    return 2;
+  }
+  double budget = o->budget > 0 ? o->budget : LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  if (budget > 0)
+    lmn_recompute_plan(&d, (int)o->batch, T, (int)o->threads, 4.0 * ((double)f32 + 3.0 * (double)train),
+                       budget, rc);
+  int any = 0;
+  for (int j = 0; j < d.n_keep; j++) any |= rc[j];
+  Cost step = {0, 0, 0};
+  for (int i = 0; i < ir->n_ops; i++)
+    step.bt += ir->ops[i].fwd.bt + ir->ops[i].bwd.bt, step.btt += ir->ops[i].fwd.btt + ir->ops[i].bwd.btt;
+  if (any || o->budget > 0)
+    lmn_recompute_print(stdout, &d, (int)o->batch, T, (int)o->threads, rc, budget,
+                        o->budget > 0 ? "--budget" : "80% of the machine's memory", step.bt + step.btt * T);
+  lmn_arena_layout(&d, (int)o->batch, T, (int)o->threads, rc, &a);
+  lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, f32, train, a.total);
+  free(rc);
   print_kept(ir);
   sched_free(&s);
   return 0;

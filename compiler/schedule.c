@@ -395,6 +395,9 @@ static void free_layout(Layout *l) {
   free(l->dout);
   free(l->saved);
   free(l->scratch);
+  free(l->keep);
+  free(l->keep_of);
+  free(l->keep_what);
 }
 
 void sched_free(Sched *p) {
@@ -420,7 +423,9 @@ void sched_free(Sched *p) {
 
 lmn_arena_desc sched_arena(const Sched *p, int cached) {
   const Layout *l = cached ? &p->cache : &p->train;
-  lmn_arena_desc d = {l->row_floats, l->seq_floats, p->net->prefix ? (cached ? 1 : 2) : 0, l->n_scratch, l->scratch,
-                      p->net->n_models, p->rope_hd, p->rope_theta};
+  lmn_arena_desc d = {l->row_floats, l->seq_floats, p->net->prefix ? (cached ? 1 : 2) : 0,
+                      l->n_scratch,  l->scratch,    p->net->n_models,
+                      p->rope_hd,    p->rope_theta, l->n_keep,
+                      l->keep};
   return d;
 }

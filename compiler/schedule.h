@@ -51,6 +51,10 @@ typedef struct Layout {
   long seq_floats;         /* [B]-row buffers, floats per sequence */
   lmn_scratch *scratch;    /* per step that needs scratch */
   int n_scratch;
+  lmn_keep *keep; /* training: the ops whose saved activations the run may recompute (arena.h) */
+  int n_keep;
+  int *keep_of;           /* per op: its index in keep, or -1 (its saved buffer, if any, is planned) */
+  char (*keep_what)[160]; /* [n_keep]: keep[j].what */
 } Layout;
 
 typedef struct Sched {

@@ -2,6 +2,7 @@
  * placement by the memory planner (plan.c), and the scratch each op needs. Time runs over the forward steps
  * (op i at i) and then the backward steps (op j at 2n - 1 - j); a batch of shared calls runs at its first.
  * Sizes per row come from the runtime's own size functions, evaluated for one row. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,10 +36,9 @@ static int batch_size(const Sched *p, int i) {
 /* Floats per row a size function gives, checked linear in the rows (f(2, 3) = 6 f(1, 1)). */
 typedef size_t (*rows_fn)(const Sched *p, int i, int B, int T);
 
-static size_t vertex_saved(const Sched *p, int i, int B, int T) {
-  return lmn_vertex_saved_floats(&p->vtx[i], batch_size(p, i), B, T);
+static size_t vertex_last(const Sched *p, int i, int B, int T) {
+  return lmn_vertex_last_floats(&p->vtx[i], batch_size(p, i), B, T);
 }
-static size_t block_saved(const Sched *p, int i, int B, int T) { return lmn_block_saved_floats(&p->blk[i], B, T); }
 static size_t mlp_saved(const Sched *p, int i, int B, int T) {
   const Module *m = op_module(p, &p->ir->ops[i]);
   return lmn_mlp_saved_floats((int)m->din, (int)m->hidden, B * T);
@@ -101,7 +101,52 @@ static void train_gradients(Sched *p, Layout *l, int *first_use, int *ins) {
   }
 }
 
-/* What each op keeps for its backward (or, without one, uses as workspace during its forward), and scratch. */
+/* The name a keep op has in the memory plan: "vertex a", "vertices b+c" (a batch of shared calls), or the
+ * edge module's op name. */
+static void keep_name(const Sched *p, int i, char *buf, size_t cap) {
+  const Op *op = &p->ir->ops[i];
+  if (op->kind != OP_VERTEX) {
+    snprintf(buf, cap, "edge %s", op->name);
+    return;
+  }
+  int K = batch_size(p, i);
+  size_t n = (size_t)snprintf(buf, cap, "%s", K > 1 ? "vertices " : "vertex ");
+  for (int j = 0; j < K && n < cap; j++) {
+    int c = K > 1 ? p->members[p->members_at[i] + j] : i;
+    n +=
+        (size_t)snprintf(buf + n, cap - n, "%s%s", j ? "+" : "", p->net->vertices[p->ir->ops[c].vertex].name);
+  }
+}
+
+/* Forward FLOPs per row of op i's batch (its calls together). */
+static void keep_flops(const Sched *p, int i, lmn_keep *k) {
+  int K = batch_size(p, i);
+  k->flops_bt = k->flops_btt = 0;
+  for (int j = 0; j < K; j++) {
+    const Op *c = &p->ir->ops[K > 1 ? p->members[p->members_at[i] + j] : i];
+    k->flops_bt += c->fwd.bt;
+    k->flops_btt += c->fwd.btt;
+  }
+}
+
+/* Op i's saved region is laid out at run time, whole or as its input alone (arena.h). */
+static void add_keep(Sched *p, Layout *l, int i) {
+  int j = l->n_keep++;
+  lmn_keep *k = &l->keep[j];
+  *k = (lmn_keep){0};
+  if (p->ir->ops[i].kind == OP_VERTEX)
+    k->vtx = &p->vtx[i], k->K = batch_size(p, i);
+  else
+    k->blk = &p->blk[i], k->K = 1;
+  keep_flops(p, i, k);
+  keep_name(p, i, l->keep_what[j], sizeof l->keep_what[j]);
+  k->what = l->keep_what[j];
+  l->keep_of[i] = j;
+}
+
+/* What each op keeps for its backward (or, without one, uses as workspace during its forward), and scratch.
+ * Vertices and blocks with a backward pass are keep ops: their saved regions are laid out at run time;
+ * without one, a block saves nothing and a vertex only its final norm's input. */
 static int train_saved(Sched *p, Layout *l, lmn_err *err) {
   for (int i = 0; i < p->ir->n_ops; i++) {
     const Op *op = &p->ir->ops[i];
@@ -109,11 +154,15 @@ static int train_saved(Sched *p, Layout *l, lmn_err *err) {
     int lo = lead(p, i), hi = op->backward ? back_time(p, lo) : lo, K = batch_size(p, i);
     long w = 0;
     l->saved[i] = -1;
+    l->keep_of[i] = -1;
     if (op->kind == OP_VERTEX && K > 0) {
-      w = per_row(p, i, vertex_saved, err);
+      if (op->backward)
+        add_keep(p, l, i);
+      else
+        w = per_row(p, i, vertex_last, err); /* lmn_vertex_forward_only */
       add_scratch(l, (lmn_scratch){LMN_SCRATCH_VERTEX, NULL, &p->vtx[i], K, 0, 0});
     } else if (op->kind == OP_MODULE && op->layers > 0) {
-      w = per_row(p, i, block_saved, err);
+      if (op->backward) add_keep(p, l, i); /* without a backward, the block saves nothing (NULL) */
       add_scratch(l, (lmn_scratch){LMN_SCRATCH_BLOCK, &p->blk[i], NULL, 0, 0, 0});
     } else if (is_kind(p, op, MOD_MLP)) {
       w = per_row(p, i, mlp_saved, err);
@@ -171,7 +220,12 @@ static int alloc_layout(Layout *l, int n_ops) {
   l->dout = calloc(no, sizeof(int));
   l->saved = calloc(no, sizeof(int));
   l->scratch = calloc(no, sizeof(lmn_scratch));
-  return l->bufs && l->out && l->dout && l->saved && l->scratch ? 0 : -1;
+  l->keep = calloc(no, sizeof(lmn_keep));
+  l->keep_of = calloc(no, sizeof(int));
+  l->keep_what = calloc(no, sizeof *l->keep_what);
+  for (size_t i = 0; l->keep_of && i < no; i++) l->keep_of[i] = -1;
+  return l->bufs && l->out && l->dout && l->saved && l->scratch && l->keep && l->keep_of && l->keep_what ? 0
+                                                                                                         : -1;
 }
 
 /* [B*T]-row buffers by the planner; [B]-row buffers one after another. */

@@ -19,8 +19,49 @@ size_t lmn_scratch_floats(const lmn_scratch *s, int B, int T, int nt) {
   }
 }
 
-void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int nt, lmn_arena *a) {
-  size_t N = (size_t)B * T, scratch = 0;
+size_t lmn_keep_saved_floats(const lmn_keep *k, int B, int T) {
+  return k->vtx ? lmn_vertex_saved_floats(k->vtx, k->K, B, T) : lmn_block_saved_floats(k->blk, B, T);
+}
+
+size_t lmn_keep_input_floats(const lmn_keep *k, int B, int T) {
+  return k->vtx ? lmn_vertex_kept_floats(k->vtx, k->K, B, T) : (size_t)B * (size_t)T * (size_t)k->blk->d;
+}
+
+/* The recomputed forward writes its saved region there (a vertex's one layer at a time), and its output
+ * after it. */
+size_t lmn_keep_work_floats(const lmn_keep *k, int B, int T) {
+  if (k->vtx) return lmn_vertex_work_floats(k->vtx, k->K, B, T);
+  return lmn_block_saved_floats(k->blk, B, T) + (size_t)B * (size_t)T * (size_t)k->blk->d;
+}
+
+static int recomputes(const lmn_arena *a, int j) {
+  return a->recompute && a->recompute[j];
+}
+
+static size_t keep_floats(const lmn_arena_desc *d, const lmn_arena *a, int j) {
+  const lmn_keep *k = &d->keep[j];
+  return recomputes(a, j) ? lmn_keep_input_floats(k, a->B, a->T) : lmn_keep_saved_floats(k, a->B, a->T);
+}
+
+static float *keep_region(const lmn_arena_desc *d, const lmn_arena *a, float *base, int j) {
+  size_t at = a->keep;
+  for (int i = 0; i < j; i++) at += keep_floats(d, a, i);
+  return base + at;
+}
+
+float *lmn_arena_saved(const lmn_arena_desc *d, const lmn_arena *a, float *base, int j) {
+  return recomputes(a, j) ? base + a->work : keep_region(d, a, base, j);
+}
+
+float *lmn_arena_kept(const lmn_arena_desc *d, const lmn_arena *a, float *base, int j) {
+  return recomputes(a, j) ? keep_region(d, a, base, j) : NULL;
+}
+
+void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int nt, const char *recompute, lmn_arena *a) {
+  size_t N = (size_t)B * T, scratch = 0, work = 0;
+  a->B = B;
+  a->T = T;
+  a->recompute = recompute;
   a->seq = N * (size_t)d->row_floats;
   a->tokens = a->seq + (size_t)B * (size_t)d->seq_floats;
   a->scratch = a->tokens + (size_t)d->token_arrays * N; /* int32 and float are both 4 bytes */
@@ -28,7 +69,14 @@ void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int nt, lmn_arena *
     size_t s = lmn_scratch_floats(&d->scratch[i], B, T, nt);
     if (s > scratch) scratch = s;
   }
-  a->rope = a->scratch + scratch;
+  a->keep = a->scratch + scratch;
+  a->work = a->keep;
+  for (int j = 0; j < d->n_keep; j++) {
+    a->work += keep_floats(d, a, j);
+    size_t w = recomputes(a, j) ? lmn_keep_work_floats(&d->keep[j], B, T) : 0;
+    if (w > work) work = w;
+  }
+  a->rope = a->work + work;
   a->total = a->rope;
   for (int m = 0; m < d->n_rope; m++) a->total += (size_t)T * (size_t)d->rope_hd[m];
 }

@@ -33,6 +33,20 @@ typedef struct lmn_scratch {
   int d, h;                   /* MLP: widths; CLASSIFY: d */
 } lmn_scratch;
 
+/* An op whose saved activations may be recomputed instead of kept (a vertex with a backward pass, or an
+ * edge's decoder or GPT-2 block): recomputing, it keeps only the inputs of its layers (vertex.h) and, just
+ * before each layer's backward, runs that layer's forward again into the arena's one shared workspace. Which
+ * ops recompute is the run's choice (recompute.c, from a memory budget); `recompute` masks below are [n_keep]
+ * flags, NULL = keep all. */
+typedef struct lmn_keep {
+  const lmn_block_cfg *blk;  /* a block op, or NULL */
+  const lmn_vertex_cfg *vtx; /* a vertex op (K calls as one batch), or NULL */
+  int K;
+  double flops_bt, flops_btt; /* forward FLOPs per row (B*T rows): flops_bt + flops_btt * T, what recomputing
+                               * it costs */
+  const char *what;           /* its name in the plan's printout */
+} lmn_keep;
+
 typedef struct lmn_arena_desc {
   long row_floats;            /* the planned region, floats per row (B*T rows; ctx rows for the cache) */
   long seq_floats;            /* floats per sequence: [B]-row buffers (class logits, a classifier's inputs) */
@@ -42,17 +56,33 @@ typedef struct lmn_arena_desc {
   int n_rope;
   const int *rope_hd;         /* per model: head size of its RoPE table (cos and sin, [T, hd/2] each), or 0 */
   const double *rope_theta;   /* per model: its RoPE base */
+  int n_keep;
+  const lmn_keep *keep; /* saved regions laid out at run time (kept whole, or only the input) */
 } lmn_arena_desc;
 
 /* Offsets in floats: the planned region starts at 0. */
 typedef struct lmn_arena {
-  size_t seq, tokens, scratch, rope, total;
+  size_t seq, tokens, scratch, keep, work, rope, total;
+  int B, T;
+  const char *recompute; /* the mask it was laid out with (NULL: every keep op kept whole) */
 } lmn_arena;
+
+/* Floats of keep op j at B x T: its whole saved region, its kept input, and its recompute workspace. */
+size_t lmn_keep_saved_floats(const lmn_keep *k, int B, int T);
+size_t lmn_keep_input_floats(const lmn_keep *k, int B, int T);
+size_t lmn_keep_work_floats(const lmn_keep *k, int B, int T);
+/* Keep op j's saved activations in the arena at base: its own region, or the shared workspace when it
+ * recomputes. */
+float *lmn_arena_saved(const lmn_arena_desc *d, const lmn_arena *a, float *base, int j);
+/* Where keep op j keeps its input while it recomputes; NULL when it keeps everything. */
+float *lmn_arena_kept(const lmn_arena_desc *d, const lmn_arena *a, float *base, int j);
 
 /* Floats one op's scratch needs for B x T on n_threads threads. */
 size_t lmn_scratch_floats(const lmn_scratch *s, int B, int T, int n_threads);
-/* Lays out B x T (T counts every position inside the network, a fixed prefix included). */
-void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int n_threads, lmn_arena *a);
+/* Lays out B x T (T counts every position inside the network, a fixed prefix included) with the keep ops
+ * of `recompute` (NULL: none) recomputing. */
+void lmn_arena_layout(const lmn_arena_desc *d, int B, int T, int n_threads, const char *recompute,
+                      lmn_arena *a);
 /* The RoPE tables of every model in the arena at base (ropes[m] for m < n_rope; n_pos 0 where a model has
  * none), filled for positions 0..T-1 when build is set. */
 void lmn_arena_ropes(const lmn_arena_desc *d, const lmn_arena *a, float *base, int T, int build, lmn_rope *ropes);

@@ -12,6 +12,7 @@
 
 #include "lmn_file.h"
 #include "net.h" /* LMN_PARAM_ flags */
+#include "recompute.h"
 
 #define LMN_CFG_MAX_BYTES (1L << 20) /* a training configuration is a few hundred bytes */
 #define LMN_BIG 1e15                 /* upper bound of counts (steps, every, ...) */
@@ -31,6 +32,7 @@ typedef enum kind {
   K_TEXT,
   K_DECAY,
   K_PRECISION,
+  K_BYTES,
   K_BETAS,
   K_NO_DECAY,
   K_MAP,
@@ -117,9 +119,12 @@ static const field sample_f[] = {
     {"top_k", K_LONG, CFG(sample.top_k), RANGE(0, 1 << 30), 0, S_NONE, NULL},
     {"top_p", K_DOUBLE, CFG(sample.top_p), RANGE(0, 1), 0, S_NONE, NULL},
 };
-static const table data_t = {data_f, NF(data_f)}, opt_t = {opt_f, NF(opt_f)},
-                   sched_t = {sched_f, NF(sched_f)}, eval_t = {eval_f, NF(eval_f)},
-                   ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)},
+static const field memory_f[] = {
+    {"budget", K_BYTES, CFG(memory_budget), RANGE(1, 1e18), 0, S_NONE, NULL},
+};
+static const table data_t = {data_f, NF(data_f)}, memory_t = {memory_f, NF(memory_f)},
+                   opt_t = {opt_f, NF(opt_f)}, sched_t = {sched_f, NF(sched_f)},
+                   eval_t = {eval_f, NF(eval_f)}, ckpt_t = {ckpt_f, NF(ckpt_f)}, log_t = {log_f, NF(log_f)},
                    sample_t = {sample_f, NF(sample_f)};
 
 static const field top_f[] = {
@@ -128,6 +133,7 @@ static const field top_f[] = {
     {"seq_len", K_LONG, CFG(seq_len), RANGE(1, 1 << 24), 1, S_NONE, NULL},
     {"accumulate", K_LONG, CFG(accumulate), RANGE(1, 1 << 20), 0, S_NONE, NULL},
     {"precision", K_PRECISION, CFG(precision), RANGE(0, 0), 0, S_NONE, NULL},
+    {"memory", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &memory_t},
     {"steps", K_LONG, CFG(steps), RANGE(1, LMN_BIG), 0, S_STEPS, NULL},
     {"stages", K_STAGES, 0, RANGE(0, 0), 0, S_STAGES, NULL},
     {"optimizer", K_MAP, 0, RANGE(0, 0), 0, S_NONE, &opt_t},
@@ -391,6 +397,14 @@ static int get_precision(ctx *c, const yaml_node_t *n, const char *name, int *ou
   return i < 0 ? -1 : (*out = i, 0);
 }
 
+/* A size in bytes: a number, or a number with a unit (12GiB, 512 MiB, 800MB: recompute.h). */
+static int get_bytes(ctx *c, const yaml_node_t *n, const char *name, range r, double *out) {
+  if (n->type != YAML_SCALAR_NODE || is_null(n) || strlen(sval(n)) != slen(n) ||
+      lmn_parse_bytes(sval(n), out))
+    return type_error(c, n, name, "a size such as 12GiB, 512MiB, 800MB or a number of bytes");
+  return check_range(c, n, name, *out, r);
+}
+
 /* optimizer.no_decay: a list of tensor kinds, as LMN_PARAM_ flags (bit i for no_decay_names[i]). */
 static int get_no_decay(ctx *c, const yaml_node_t *n, const char *name, unsigned *out) {
   if (n->type != YAML_SEQUENCE_NODE) return type_error(c, n, name, "a list of bias, norm, embedding (or [])");
@@ -505,6 +519,7 @@ static int parse_value(ctx *c, const field *f, const yaml_node_t *v, void *base,
     case K_TEXT: return get_string(c, v, name, (char **)(void *)p);
     case K_DECAY: return get_decay(c, v, name, (lmn_decay *)(void *)p);
     case K_PRECISION: return get_precision(c, v, name, (int *)(void *)p);
+    case K_BYTES: return get_bytes(c, v, name, f->r, (double *)(void *)p);
     case K_BETAS: return get_betas(c, v, name, f->r, (double *)(void *)p);
     case K_NO_DECAY: return get_no_decay(c, v, name, (unsigned *)(void *)p);
     case K_MAP: return parse_map(c, v, f->sub, base, name);
@@ -822,6 +837,7 @@ void lmn_config_print(const lmn_train_config *cfg, FILE *out) {
   if (cfg->accumulate > 1)
     fprintf(out, "accumulate: %ld\n", cfg->accumulate); /* 1 as before the key existed */
   if (cfg->precision) fprintf(out, "precision: %s\n", precision_names[cfg->precision]); /* likewise f32 */
+  if (cfg->memory_budget > 0) fprintf(out, "memory:\n  budget: %.17g\n", cfg->memory_budget); /* bytes */
   fprintf(out, "steps: %ld\nstages:\n", cfg->steps);
   for (int i = 0; i < cfg->n_stages; i++) print_stage(&cfg->stages[i], out);
   fprintf(out, "optimizer:\n  lr: %.17g\n  betas: [%.17g, %.17g]\n  eps: %.17g\n  weight_decay: %.17g\n",
@@ -861,9 +877,10 @@ char *lmn_config_text(const lmn_train_config *cfg) {
 /* ---- comparing two runs' settings ------------------------------------------------------------------ */
 
 /* The keys (and sections, ending in '.') that do not change what a run computes: how often it evaluates,
- * logs and saves, where it saves, and its thread count (results do not depend on it). */
-static const char *const harmless_keys[] = {"eval.", "checkpoint.", "threads",
-                                            "log.",  "sample.",     "init_from"};
+ * logs and saves, where it saves, its thread count (results do not depend on it) and its memory budget
+ * (recomputed activations are bit-identical). */
+static const char *const harmless_keys[] = {"eval.",   "checkpoint.", "threads", "log.",
+                                            "sample.", "init_from",   "memory."};
 
 static int harmless(const char *key) {
   for (size_t i = 0; i < sizeof harmless_keys / sizeof *harmless_keys; i++) {

@@ -14,6 +14,9 @@
  *                               averaged as one batch of N x batch would have them, in [1, 1048576]
  *   precision: f32 | bf16       = f32; bf16: the GEMMs of linear layers and projections run in bf16 with f32
  *                               sums (AMX where the CPU has it), master weights and AdamW state stay f32
+ *   memory:
+ *     budget: SIZE              = 80% of the machine's memory; e.g. 12GiB, 512MiB, 800MB or bytes: what does
+ *                               not fit recomputes its activations in the backward pass (bit-identical)
  *   steps: N                    total optimizer steps >= 1; required unless 'stages' is given, in which case
  *                               it is their sum (and must equal it when given too)
  *   stages:                     = one stage of 'steps' steps training 'all'
@@ -44,8 +47,8 @@
  *   threads: N                  = 0, in [0, 4096]; 0 = every core
  *   log:
  *     every: N                  = 1 step, >= 1
- *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh run
- *   sample:                     text generated with the current weights while training (language models)
+ *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh
+ * run sample:                     text generated with the current weights while training (language models)
  *     every: N                  = 0 steps, >= 0; 0 = never
  *     prompt: TEXT              = none (an empty prompt)
  *     tokens: N                 = 64, in [1, 4096]
@@ -94,6 +97,7 @@ typedef struct lmn_train_config {
   long seq_len;
   long accumulate; /* micro-batches per optimizer step */
   int precision;   /* of the training GEMMs: 0 f32, 1 bf16 (lmn_precision, bgemm.h) */
+  double memory_budget; /* bytes the run may plan for (recompute.h), 0: 80% of the machine's memory */
   long steps; /* total, the sum of the stages */
   lmn_stage *stages;
   int n_stages; /* >= 1 after a successful load */

@@ -113,7 +113,9 @@ static const opt opts[] = {
 /* Each command's synopsis and description, in cmd order (usage prints them all, `NAME CMD --help` one). */
 static const char *const cmd_help[] = {
     "  info      [--batch B] [--seq T] [--threads N] [-c CONFIG.yaml]\n"
-    "            parameters, FLOPs per token and memory at batch B x T (default 8 x 128), the tensors\n",
+    "            parameters, FLOPs per token and memory at batch B x T (default: the config's, else 8 x "
+    "128)\n"
+    "            with the memory plan of its memory.budget, the tensors\n",
     "  train     -c CONFIG.yaml [--resume] [--resume-fallback] [--force] [--stop-at STEP]\n"
     "            train as the YAML config says (every key: docs/config.md); --resume continues from the\n"
     "            newest checkpoint of checkpoint.dir (or starts at step 0 when there is none); settings\n"
@@ -308,7 +310,28 @@ static void info_params(const lmn_net_desc *d) {
   printf("parameters: %s total | %s trainable | %s frozen (%s from model files)\n", t, tr, fr, fi);
 }
 
-static void info_cost(const lmn_net_desc *d, long B, long T, int threads) {
+/* The memory plan for the config's memory.budget (-c), else the default, and the memory line with it. */
+static int info_memory(const lmn_net_desc *d, const args *a, long B, long T, int threads) {
+  double budget = 0;
+  char from[4096 + 32] = "80% of the machine's memory";
+  if (a->config) {
+    lmn_train_config cfg;
+    lmn_err err = {{0}};
+    if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), -1;
+    if (cfg.memory_budget > 0) snprintf(from, sizeof from, "memory.budget of %s", a->config);
+    budget = cfg.memory_budget;
+    lmn_config_free(&cfg);
+  }
+  char *rc = calloc((size_t)(d->arena ? d->arena->n_keep : 0) + 1, 1);
+  if (!rc) return fprintf(stderr, "%s: out of memory\n", d->name), -1;
+  size_t arena = d->arena_floats ? lmn_desc_plan(d, (int)B, (int)T, threads, budget, rc) : 0;
+  lmn_print_plan(stdout, d, (int)B, (int)T, threads, rc, budget, from, budget > 0);
+  lmn_print_memory(stdout, B, T, threads, lmn_desc_f32_floats(d), d->n_train, arena);
+  free(rc);
+  return 0;
+}
+
+static void info_cost(const lmn_net_desc *d, long B, long T) {
   double b = (double)B, t = (double)T, tok = b * t;
   double fwd = (d->fwd_bt * tok + d->fwd_btt * tok * t + d->fwd_b * b) / tok;
   double trn = (d->flops_bt * tok + d->flops_btt * tok * t + d->flops_b * b) / tok;
@@ -317,8 +340,9 @@ static void info_cost(const lmn_net_desc *d, long B, long T, int threads) {
   si(trn, "FLOP", f2, sizeof f2);
   printf("FLOPs per token at batch %ld x %ld: forward %s | training step (forward + backward) %s\n", B, T, f1,
          f2);
-  lmn_print_memory(stdout, B, T, threads, lmn_desc_f32_floats(d), d->n_train,
-                   d->arena_floats ? d->arena_floats((int)B, (int)T, threads) : 0);
+}
+
+static void info_kept(const lmn_net_desc *d) {
   double kept[64] = {0};
   lmn_err err = {{0}};
   if (lmn_desc_kept_bytes(d, getenv("LMN_MODEL_DIR"), kept, &err) != 0)
@@ -378,6 +402,14 @@ static int info_precision(const args *a) {
 
 static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
   long B = a->batch ? a->batch : 8, T = a->seq ? a->seq : 128;
+  if (a->config && (!a->batch || !a->seq)) { /* the config's batch shape unless --batch / --seq say */
+    lmn_train_config cfg;
+    lmn_err err = {{0}};
+    if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    B = a->batch ? a->batch : cfg.batch;
+    T = a->seq ? a->seq : cfg.seq_len;
+    lmn_config_free(&cfg);
+  }
   if (T > d->ctx)
     return usage_error(prog, d, "--seq %ld is too long: the network's context is %d", T, d->ctx);
   int threads = lmn_threads_resolve(a->threads);
@@ -388,7 +420,9 @@ static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
   else
     printf("vocabulary %d | context %d\n", d->vocab, d->ctx);
   info_params(d);
-  info_cost(d, B, T, threads);
+  info_cost(d, B, T);
+  if (info_memory(d, a, B, T, threads)) return 1;
+  info_kept(d);
   if (info_precision(a)) return 1;
   info_table(d);
   return 0;

@@ -519,6 +519,7 @@ typedef struct fwd_ctx {
   float *work; /* n2 [N,d], then the MLP's hidden activation [N,F] */
   int pos0;
   int decode; /* cached generation: 1 (kept weights: 8-bit activations for a few rows), 2 (f32 ones) */
+  int saved_only; /* recomputation: the saved tensors only, not the MLP's output projection (y: workspace) */
 } fwd_ctx;
 
 /* Rows before the attention: r = scale * sum xs, n1 = norm(r) (into y, free until the attention's
@@ -579,11 +580,13 @@ static void fwd_post_rows(const void *ctx, int r0, int n, const where *at) {
     const float *const bs[2] = {NULL, NULL};
     const int outs[2] = {F, F};
     linear_many(ys, n2, ws, bs, outs, 2, n, d, f->decode, at);
+    if (f->saved_only) return;
     lmn_swiglu_forward(mid, a->m1 + of, a->m2 + of, nf);
     residual_linear(y, a->h + o, mid, &down, NULL, n, F, d, f->decode, at);
   } else if (!g->edge) { /* y = h + W_down gelu(W_up n2 + b_up) + b_down */
     float *mid = f->work + (size_t)g->N * d + of;
     wx(a->m1 + of, n2, &up, n, d, F, 0.0f, f->decode, at);
+    if (f->saved_only) return;
     if (w->b_up)
       lmn_bias_gelu_forward(mid, a->m1 + of, w->b_up, n, F);
     else
@@ -605,8 +608,21 @@ static void fwd_post_rows(const void *ctx, int r0, int n, const where *at) {
  * pos0..pos0+T-1, attention over cache rows 0..pos (tiled forward at pos0 = 0, decode per row otherwise). */
 static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w *w, const lmn_rope *rope,
                          float *y, const float *const *xs, int k, float scale, const acts *a, float *work,
-                         lmn_pool *pool, int pos0, const float *kcache, const float *vcache) {
-  fwd_ctx f = {c, g, w, qkv_weights(c, g, w), rope, y, xs, k, scale, a, work, pos0, kcache ? 1 + (w->q_f32act != 0) : 0};
+                         lmn_pool *pool, int pos0, const float *kcache, const float *vcache, int saved_only) {
+  fwd_ctx f = {c,
+               g,
+               w,
+               qkv_weights(c, g, w),
+               rope,
+               y,
+               xs,
+               k,
+               scale,
+               a,
+               work,
+               pos0,
+               kcache ? 1 + (w->q_f32act != 0) : 0,
+               saved_only};
   float *ascr = work + fwd_work_floats(g);
   phase ph = phase_of(g->N, w, kcache != NULL);
   run_phase(&ph, fwd_pre_rows, &f, pool);
@@ -622,9 +638,9 @@ static void forward_core(const lmn_block_cfg *c, const geo *g, const lmn_block_w
   run_phase(&ph, fwd_post_rows, &f, pool);
 }
 
-void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
-                       const float *const *xs, int k, float scale, float *saved, int B, int T, float *scratch,
-                       lmn_pool *pool) {
+static void block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
+                          const float *const *xs, int k, float scale, float *saved, int B, int T,
+                          float *scratch, lmn_pool *pool, int saved_only) {
   geo g = geometry(c, B, T);
   acts a;
   float *work = scratch;
@@ -634,7 +650,19 @@ void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_r
     work += acts_layout(&g, scratch, &a);
     a.lse = NULL;
   }
-  forward_core(c, &g, w, rope, y, xs, k, scale, &a, work, pool, 0, NULL, NULL);
+  forward_core(c, &g, w, rope, y, xs, k, scale, &a, work, pool, 0, NULL, NULL, saved_only);
+}
+
+void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
+                       const float *const *xs, int k, float scale, float *saved, int B, int T, float *scratch,
+                       lmn_pool *pool) {
+  block_forward(c, w, rope, y, xs, k, scale, saved, B, T, scratch, pool, 0);
+}
+
+void lmn_block_forward_saved(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
+                             float *work_y, const float *const *xs, int k, float scale, float *saved, int B,
+                             int T, float *scratch, lmn_pool *pool) {
+  block_forward(c, w, rope, work_y, xs, k, scale, saved, B, T, scratch, pool, 1);
 }
 
 void lmn_block_forward_cached(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope, float *y,
@@ -646,7 +674,7 @@ void lmn_block_forward_cached(const lmn_block_cfg *c, const lmn_block_w *w, cons
   a.lse = NULL;
   a.k = kcache + (size_t)pos0 * g.kvd;
   a.v = vcache + (size_t)pos0 * g.kvd;
-  forward_core(c, &g, w, rope, y, xs, k, scale, &a, work, pool, pos0, kcache, vcache);
+  forward_core(c, &g, w, rope, y, xs, k, scale, &a, work, pool, pos0, kcache, vcache, 0);
 }
 
 /* ---- backward ---- */

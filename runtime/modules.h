@@ -116,6 +116,11 @@ void lmn_block_forward(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_r
                        float *y,                                   /* [B*T, d] */
                        const float *const *xs, int k, float scale, /* k pointers to [B*T, d] */
                        float *saved, int B, int T, float *scratch, lmn_pool *pool);
+/* Recomputation: only what the backward reads (saved, as lmn_block_forward writes it bit for bit), without
+ * the MLP's output projection; work_y [B*T, d] is workspace and holds no output. */
+void lmn_block_forward_saved(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
+                             float *work_y, const float *const *xs, int k, float scale, float *saved, int B,
+                             int T, float *scratch, lmn_pool *pool);
 
 /* dxs[i] += scale * dL/dr (each may be NULL, or dxs NULL: no input gradient needed); g += weight gradients.
  * dy [B*T, d] is dL/dy and may be overwritten. */

@@ -7,11 +7,13 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bgemm.h"
 #include "kernels.h"
 #include "qnet.h"
+#include "recompute.h"
 #include "rng.h"
 
 static float *alloc_floats(size_t n) {
@@ -19,6 +21,18 @@ static float *alloc_floats(size_t n) {
   if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
   memset(p, 0, (n ? n : 1) * sizeof(float));
   return p;
+}
+
+/* The activation arena: zero pages mapped on demand, so a region a plan never touches costs no memory and
+ * replacing the arena (lmn_net_plan_memory) never holds two touched arenas at once. */
+static float *map_arena(size_t n) {
+  void *p =
+      mmap(NULL, (n ? n : 1) * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap_arena(float *a, size_t n) {
+  if (a) munmap(a, (n ? n : 1) * sizeof(float));
 }
 
 /* N(mean, std) of another tensor (the embedding statistics the fixed prefix is drawn from). */
@@ -83,28 +97,79 @@ static int check_memory(const lmn_net_desc *d, double floats, int B, int T, cons
   return 0;
 }
 
+size_t lmn_net_arena_floats(const lmn_net_desc *d, int B, int T, int nt, const char *rc) {
+  if (!d->arena) return d->arena_floats(B, T, nt);
+  lmn_arena a;
+  lmn_arena_layout(d->arena, B, T + d->prefix, nt, rc, &a);
+  return a.total;
+}
+
+static int n_keep(const lmn_net_desc *d) {
+  return d->arena ? d->arena->n_keep : 0;
+}
+
+double lmn_net_fixed_bytes(const lmn_net_desc *d) {
+  return 4.0 * ((double)lmn_desc_f32_floats(d) + 3.0 * (double)d->n_train);
+}
+
+size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, char *rc) {
+  if (n_keep(d) == 0) return lmn_net_arena_floats(d, B, T, nt, NULL);
+  if (budget_bytes <= 0) budget_bytes = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  if (budget_bytes > 0)
+    lmn_recompute_plan(d->arena, B, T + d->prefix, nt, lmn_net_fixed_bytes(d), budget_bytes, rc);
+  return lmn_net_arena_floats(d, B, T, nt, rc);
+}
+
+void lmn_print_plan(FILE *f, const lmn_net_desc *d, int B, int T, int nt, const char *rc, double budget_bytes,
+                    const char *from, int always) {
+  int any = 0;
+  for (int j = 0; rc && j < n_keep(d); j++) any |= rc[j];
+  if (n_keep(d) == 0 || !(any || always)) return;
+  if (budget_bytes <= 0) budget_bytes = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  double Tp = (double)(T + d->prefix);
+  lmn_recompute_print(f, d->arena, B, T + d->prefix, nt, rc, budget_bytes, from,
+                      d->flops_bt + d->flops_btt * Tp + d->flops_b / Tp);
+}
+
+/* The default plan: everything that fits in LMN_DEFAULT_BUDGET_FRACTION of the machine's memory kept. */
+static void default_plan(lmn_net *net) {
+  net->budget = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  net->budget_from = "80% of the machine's memory";
+  lmn_desc_plan(net->desc, net->B, net->T, net->n_threads, net->budget, net->recompute);
+}
+
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err) {
   *out = NULL;
   if (B < 1 || T < 1 || T > desc->ctx)
     return lmn_errf(err, "%s: batch %d x sequence %d is outside 1..%d positions", desc->name, B, T,
                     desc->ctx);
-  size_t arena_need = desc->arena_floats(B, T, n_threads < 1 ? 1 : n_threads);
-  if (check_memory(desc, (double)lmn_desc_f32_floats(desc) + (double)arena_need, B, T, "", err)) return -1;
   lmn_net *net = calloc(1, sizeof *net);
-  if (!net) return lmn_errf(err, "%s: out of memory", desc->name);
+  char *rc = calloc((size_t)n_keep(desc) + 1, 1);
+  if (!net || !rc) {
+    free(net);
+    free(rc);
+    return lmn_errf(err, "%s: out of memory", desc->name);
+  }
   net->desc = desc;
   net->B = B;
   net->T = T;
   net->n_threads = n_threads < 1 ? 1 : n_threads;
   net->no_decay = LMN_NO_DECAY_DEFAULT;
-  size_t arena = desc->arena_floats(B, T, net->n_threads);
+  net->recompute = rc;
+  default_plan(net);
+  size_t arena = lmn_net_arena_floats(desc, B, T, net->n_threads, net->recompute);
+  if (check_memory(desc, (double)lmn_desc_f32_floats(desc) + (double)arena, B, T, "", err)) {
+    lmn_net_destroy(net);
+    return -1;
+  }
   if (lmn_qnet_plan(net, err) != 0) {
     lmn_net_destroy(net);
     return -1;
   }
   net->params = alloc_floats(net->n_f32);
-  net->arena = alloc_floats(arena);
+  net->arena = map_arena(arena);
+  net->arena_n = arena;
   net->trainable_mask = calloc((size_t)desc->n_params + 1, 1);
   net->pool = lmn_pool_create(net->n_threads, err);
   if (!net->params || !net->arena || !net->trainable_mask || !net->pool) {
@@ -129,7 +194,7 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
 static int enable(lmn_net *net, int grads, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
   if ((!grads || net->grads) && net->m && net->v) return 0;
-  size_t arena = d->arena_floats(net->B, net->T, net->n_threads);
+  size_t arena = lmn_net_arena_floats(d, net->B, net->T, net->n_threads, net->recompute);
   double more = (double)d->n_train * ((grads && !net->grads) + (!net->m) + (!net->v));
   double all = (double)net->n_f32 + (double)arena + (double)d->n_train * ((grads || net->grads) + 2);
   if (check_memory(d, all, net->B, net->T,
@@ -198,11 +263,63 @@ void lmn_net_destroy(lmn_net *net) {
   free(net->grads);
   free(net->m);
   free(net->v);
-  free(net->arena);
+  unmap_arena(net->arena, net->arena_n);
+  free(net->recompute);
   free(net->cache);
   free(net->trainable_mask);
   if (net->pool) lmn_pool_destroy(net->pool);
   free(net);
+}
+
+/* Replaces the arena by one for rc (copied into net->recompute); nothing changes when that fails. */
+static int replan(lmn_net *net, const char *rc, lmn_err *err) {
+  int n = n_keep(net->desc);
+  if (n == 0 || memcmp(rc, net->recompute, (size_t)n) == 0) return 0;
+  size_t n_arena = lmn_net_arena_floats(net->desc, net->B, net->T, net->n_threads, rc);
+  float *arena = map_arena(n_arena);
+  if (!arena) return lmn_errf(err, "%s: cannot allocate the activations of the memory plan", net->desc->name);
+  unmap_arena(net->arena, net->arena_n);
+  net->arena = arena;
+  net->arena_n = n_arena;
+  memcpy(net->recompute, rc, (size_t)n);
+  return 0;
+}
+
+int lmn_net_set_recompute(lmn_net *net, const char *rc, lmn_err *err) {
+  int n = n_keep(net->desc);
+  char *mask = calloc((size_t)n + 1, 1);
+  if (!mask) return lmn_errf(err, "%s: out of memory", net->desc->name);
+  for (int j = 0; rc && j < n; j++) mask[j] = rc[j] != 0;
+  int status = replan(net, mask, err);
+  free(mask);
+  return status;
+}
+
+int lmn_net_plan_memory(lmn_net *net, double budget_bytes, const char *from, lmn_err *err) {
+  const lmn_net_desc *d = net->desc;
+  int n = n_keep(d);
+  char *mask = calloc((size_t)n + 1, 1);
+  if (!mask) return lmn_errf(err, "%s: out of memory", d->name);
+  double fixed = lmn_net_fixed_bytes(d);
+  int fits = n == 0 || lmn_recompute_plan(d->arena, net->B, net->T + d->prefix, net->n_threads, fixed,
+                                          budget_bytes, mask);
+  double need = fixed + 4.0 * (double)lmn_net_arena_floats(d, net->B, net->T, net->n_threads, mask);
+  if (!fits || need > budget_bytes) {
+    free(mask);
+    return lmn_errf(
+        err,
+        "%s: the memory budget %.2f GiB (%s) is below the %.2f GiB that batch %d x %d needs%s; raise "
+        "it or lower batch or seq_len",
+        d->name, budget_bytes / 1073741824.0, from, need / 1073741824.0, net->B, net->T,
+        n ? " with every activation it can recomputed" : "");
+  }
+  int status = replan(net, mask, err);
+  free(mask);
+  if (status == 0) {
+    net->budget = budget_bytes;
+    net->budget_from = from;
+  }
+  return status;
 }
 
 int lmn_net_enable_cache(lmn_net *net, int ctx, lmn_err *err) {

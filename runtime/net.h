@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hparams.h"
 #include "lmn.h"
@@ -85,7 +86,10 @@ struct lmn_net_desc {
   double flops_b;
   double fwd_bt, fwd_btt, fwd_b; /* forward FLOPs, same form */
   /* Network-specific functions, generated. */
-  size_t (*arena_floats)(int B, int T, int n_threads);   /* activations + saved + gradients + scratch */
+  size_t (*arena_floats)(int B, int T, int n_threads); /* activations + saved + gradients + scratch, every
+                                                        * activation kept */
+  const struct lmn_arena_desc *arena; /* the training arena's layout (arena.h), or NULL: arena_floats only,
+                                       * and nothing recomputes */
   size_t (*cache_floats)(int ctx, int n_threads);        /* KV caches + decode buffers for generation */
   /* loss of a batch: tokens [B*T], targets [B*T] (next tokens, -1 = ignore) or labels [B], or NULL (no loss:
    * outputs only, returns 0); with train set
@@ -106,7 +110,12 @@ struct lmn_net {
   float *params;    /* [n_floats] */
   float *grads;     /* [n_train], or NULL until training starts (lmn_net_enable_training) */
   float *m, *v;     /* [n_train] AdamW moments, or NULL until training starts or a checkpoint brings them */
-  float *arena;     /* [arena_floats(B, T, threads)] */
+  float *arena;     /* [arena_n = lmn_net_arena_floats(desc, B, T, threads, recompute)], zero pages mapped on
+                     * demand */
+  size_t arena_n;
+  char *recompute; /* [desc->arena->n_keep]: the keep ops that recompute (recompute.h), or NULL: none */
+  double budget;   /* the memory budget the plan was made for, bytes */
+  const char *budget_from; /* where it came from: "80% of the machine's memory", "memory.budget", ... */
   float *cache;     /* [cache_floats(ctx, threads)] or NULL before lmn_net_enable_cache */
   int B, T;         /* the largest batch and sequence the arena was planned for */
   int cache_ctx;
@@ -147,6 +156,25 @@ enum { LMN_FWD_NONE = 0, LMN_FWD_OUTPUTS, LMN_FWD_TRAIN };
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
                    lmn_err *err);
 void lmn_net_destroy(lmn_net *net);
+/* Floats of the training arena for B x T with the keep ops of rc recomputing (NULL: none). */
+size_t lmn_net_arena_floats(const lmn_net_desc *d, int B, int T, int n_threads, const char *rc);
+/* Plans the arena anew for a memory budget (recompute.h: what does not fit recomputes; the parameters,
+ * gradients and AdamW moments count against it) and reallocates it when the plan changed. from says where the
+ * budget came from, for the printout. Fails, changing nothing, when the run does not fit even recomputing
+ * every op it can. */
+int lmn_net_plan_memory(lmn_net *net, double budget_bytes, const char *from, lmn_err *err);
+/* Sets which keep ops recompute (rc [desc->arena->n_keep], NULL: none) and reallocates the arena: tests and
+ * benchmarks compare the two ways. */
+int lmn_net_set_recompute(lmn_net *net, const char *rc, lmn_err *err);
+/* The bytes the memory plan counts besides the arena: parameters in f32, gradients and AdamW moments. */
+double lmn_net_fixed_bytes(const lmn_net_desc *d);
+/* The memory plan of d at B x T on nt threads for budget_bytes (<= 0: 80% of the machine's memory) into rc
+ * [arena->n_keep] (recompute.h); 0 when d has no keep ops. Returns the arena's floats with it. */
+size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, char *rc);
+/* The plan's lines (lmn_recompute_print) when some op recomputes or `always` is set; nothing for a network
+ * without keep ops. */
+void lmn_print_plan(FILE *f, const lmn_net_desc *d, int B, int T, int nt, const char *rc, double budget_bytes,
+                    const char *from, int always);
 /* A sibling of src for decoding only (lmn_net_enable_cache, desc->decode): it reads src's weights (no copy)
  * and has KV caches, weight panels and n_threads threads of its own, so several siblings decode different
  * sequences at once on different threads. src must outlive it and its weights must not change meanwhile. */

@@ -358,6 +358,19 @@ static int start_state(run *r, lmn_err *err) {
 
 static int check_sample(const run *r, lmn_err *err);
 
+/* memory.budget: the arena planned anew for it (recompute.h); the plan is printed when anything recomputes.
+ */
+static int plan_memory(run *r, lmn_err *err) {
+  static char from[4096 + 32];
+  if (r->cfg.memory_budget > 0) {
+    snprintf(from, sizeof from, "memory.budget of %s", r->cfg.path);
+    if (lmn_net_plan_memory(r->net, r->cfg.memory_budget, from, err)) return -1;
+  }
+  lmn_print_plan(stdout, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->net->recompute,
+                 r->net->budget, r->net->budget_from, r->cfg.memory_budget > 0);
+  return 0;
+}
+
 static int setup(run *r, lmn_err *err) {
   if (lmn_config_load(r->o->config, &r->cfg, err)) return -1;
   if (!(r->settings = lmn_config_text(&r->cfg))) return lmn_errf(err, "%s: out of memory", r->cfg.path);
@@ -366,7 +379,7 @@ static int setup(run *r, lmn_err *err) {
   /* the network's pool splits the work (lmn_pool_splits), as in an embedding program; training starts here:
    * gradients and moments are allocated before a checkpoint is resumed into them */
   if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err) ||
-      lmn_net_enable_training(r->net, err))
+      plan_memory(r, err) || lmn_net_enable_training(r->net, err))
     return cfg_err(r, err);
   r->net->no_decay = r->cfg.optimizer.no_decay;
   if (check_stages(r, err) || check_sample(r, err) || open_data(r, err) || start_state(r, err)) return -1;

@@ -64,21 +64,41 @@ static void norm_backward(const lmn_net *net, const lmn_vertex_cfg *v, float *dx
     lmn_rmsnorm_backward(dx, lmn_g(net, v->norm_w), dy, x, lmn_w(net, v->norm_w), stats + N, (int)N, d);
 }
 
+/* ---- where the saved activations go ------------------------------------------------------------ */
+
+/* Layer l's saved block region is at layer + l * stride; the final norm's input [N, d] and statistics [2N]
+ * at last. Kept whole: the layers one after another in saved, then last. Recomputing (kept != NULL): every
+ * layer in the one workspace (stride 0), its input r copied to kept + l * N*d after its forward (the
+ * checkpoints the backward recomputes each layer from), then last; the block's output during a recomputation
+ * goes to the workspace after the layer's region. */
+typedef struct vplace {
+  float *layer, *last, *kept;
+  size_t stride;
+} vplace;
+
+static vplace place_of(const lmn_vertex_cfg *v, float *saved, float *kept, int Bk, int T) {
+  size_t bs = lmn_block_saved_floats(&v->blk, Bk, T), N = rows_of(1, Bk, T) * (size_t)v->blk.d;
+  if (kept) return (vplace){saved, kept + (size_t)v->layers * N, kept, 0};
+  return (vplace){saved, saved + (size_t)v->layers * bs, NULL, bs};
+}
+
 /* ---- the layer chain ----------------------------------------------------------------------------- */
 
 /* Layers over Bk sequences: layer 0 reads xs (k inputs, scale), each later layer the one before; the last
- * writes `last`, the others alternate between h[0] and h[1]. */
-static void layers_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const float *const *xs,
-                           int k, float scale, float *last, float *const h[2], float *saved, int Bk, int T,
-                           float *blk_scratch) {
-  size_t bs = lmn_block_saved_floats(&v->blk, Bk, T);
+ * writes at->last, the others alternate between h[0] and h[1]. */
+static void layers_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                           const float *const *xs, int k, float scale, const vplace *at, float *const h[2],
+                           int Bk, int T, float *blk_scratch) {
+  size_t n = rows_of(1, Bk, T) * (size_t)v->blk.d;
   const float *cur;
   for (int l = 0; l < v->layers; l++) {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, v->bind[l], &w, &g);
-    float *y = l == v->layers - 1 ? last : h[l & 1];
-    lmn_block_forward(&v->blk, &w, rope, y, xs, k, scale, saved + (size_t)l * bs, Bk, T, blk_scratch, net->pool);
+    float *y = l == v->layers - 1 ? at->last : h[l & 1],
+          *saved = at->layer ? at->layer + (size_t)l * at->stride : NULL;
+    lmn_block_forward(&v->blk, &w, rope, y, xs, k, scale, saved, Bk, T, blk_scratch, net->pool);
+    if (at->kept) memcpy(at->kept + (size_t)l * n, saved, sizeof(float) * n); /* r: the first tensor saved */
     cur = y;
     xs = &cur;
     k = 1;
@@ -87,21 +107,29 @@ static void layers_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lm
 }
 
 /* Backward of the chain from dh[0] = dL/d(last layer's output); the first layer's input gradients go to dxs
- * (k of them, with scale), or nowhere when dxs is NULL. dh[0] and dh[1] are overwritten. */
-static void layers_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, float *const *dxs,
-                            int k, float scale, float *const dh[2], const float *saved, int Bk, int T,
-                            float *blk_scratch) {
-  size_t bs = lmn_block_saved_floats(&v->blk, Bk, T), n = (size_t)Bk * T * (size_t)v->blk.d;
+ * (k of them, with scale), or nowhere when dxs is NULL. dh[0] and dh[1] are overwritten. Recomputing, each
+ * layer first runs its forward again from its checkpoint into the workspace (one input, scale 1: the same r,
+ * so the same saved tensors bit for bit). */
+static void layers_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                            float *const *dxs, int k, float scale, float *const dh[2], const vplace *at,
+                            int Bk, int T, float *blk_scratch) {
+  size_t bs = lmn_block_saved_floats(&v->blk, Bk, T), n = rows_of(1, Bk, T) * (size_t)v->blk.d;
   int L = v->layers;
   for (int l = L - 1; l >= 0; l--) {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, v->bind[l], &w, &g);
+    float *saved = at->layer + (size_t)l * at->stride;
+    if (at->kept) {
+      const float *xs[1] = {at->kept + (size_t)l * n};
+      lmn_block_forward_saved(&v->blk, &w, rope, saved + bs, xs, 1, 1.0f, saved, Bk, T, blk_scratch,
+                              net->pool);
+    }
     float *dy = dh[(L - 1 - l) & 1], *dprev = dh[(L - l) & 1];
     if (l > 0) memset(dprev, 0, sizeof(float) * n);
     float *const *to = l > 0 ? &dprev : dxs;
-    lmn_block_backward(&v->blk, &w, rope, &g, to, l > 0 ? 1 : k, l > 0 ? 1.0f : scale, dy, saved + (size_t)l * bs, Bk,
-                       T, blk_scratch, net->pool);
+    lmn_block_backward(&v->blk, &w, rope, &g, to, l > 0 ? 1 : k, l > 0 ? 1.0f : scale, dy, saved, Bk, T,
+                       blk_scratch, net->pool);
   }
 }
 
@@ -114,23 +142,22 @@ static int wants_input_grad(const lmn_vertex_io *io) {
 
 /* ---- one call ------------------------------------------------------------------------------------ */
 
-static void forward_one(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
-                        float *saved, int B, int T, float *scratch) {
+static void forward_one(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                        const lmn_vertex_io *io, const vplace *at, int B, int T, float *scratch) {
   size_t N = rows_of(1, B, T), n = N * (size_t)v->blk.d; /* scratch: h0 [n], h1 [n], block scratch */
   float *h[2] = {scratch, scratch + n};
-  float *last = saved + (size_t)v->layers * lmn_block_saved_floats(&v->blk, B, T); /* [N, d], then stats [2N] */
-  layers_forward(net, v, rope, io->xs, io->k, io->scale, last, h, saved, B, T, scratch + 2 * n);
-  norm_forward(net, v, io->y, last + n, last, N);
+  layers_forward(net, v, rope, io->xs, io->k, io->scale, at, h, B, T, scratch + 2 * n);
+  norm_forward(net, v, io->y, at->last + n, at->last, N);
 }
 
-static void backward_one(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
-                         const float *saved, int B, int T, float *scratch) {
+static void backward_one(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                         const lmn_vertex_io *io, const vplace *at, int B, int T, float *scratch) {
   size_t N = rows_of(1, B, T), n = N * (size_t)v->blk.d; /* scratch: dh0 [n], dh1 [n], block scratch */
   float *dh[2] = {scratch, scratch + n};
-  const float *last = saved + (size_t)v->layers * lmn_block_saved_floats(&v->blk, B, T);
   memset(dh[0], 0, sizeof(float) * n);
-  norm_backward(net, v, dh[0], io->dy, last, last + n, N);
-  layers_backward(net, v, rope, wants_input_grad(io) ? io->dxs : NULL, io->k, io->scale, dh, saved, B, T, scratch + 2 * n);
+  norm_backward(net, v, dh[0], io->dy, at->last, at->last + n, N);
+  layers_backward(net, v, rope, wants_input_grad(io) ? io->dxs : NULL, io->k, io->scale, dh, at, B, T,
+                  scratch + 2 * n);
 }
 
 /* ---- K calls as one batch ------------------------------------------------------------------------ */
@@ -144,35 +171,33 @@ static void gather(float *dst, const float *const *xs, int k, float scale, size_
     for (size_t x = 0; x < n; x++) dst[x] *= scale;
 }
 
-static void forward_batch(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
-                          int K, float *saved, int B, int T, float *scratch) {
+static void forward_batch(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                          const lmn_vertex_io *io, int K, const vplace *at, int B, int T, float *scratch) {
   size_t rows = rows_of(K, B, T), n = rows_of(1, B, T) * (size_t)v->blk.d, N = (size_t)K * n;
   /* scratch: gin [K*B*T, d], h0, h1, normed (same), block scratch */
   float *gin = scratch, *h[2] = {scratch + N, scratch + 2 * N}, *normed = scratch + 3 * N;
   for (int j = 0; j < K; j++) gather(gin + j * n, io[j].xs, io[j].k, io[j].scale, n);
-  float *last = saved + (size_t)v->layers * lmn_block_saved_floats(&v->blk, K * B, T);
   const float *xs[1] = {gin};
-  layers_forward(net, v, rope, xs, 1, 1.0f, last, h, saved, K * B, T, scratch + 4 * N);
-  norm_forward(net, v, normed, last + N, last, rows);
+  layers_forward(net, v, rope, xs, 1, 1.0f, at, h, K * B, T, scratch + 4 * N);
+  norm_forward(net, v, normed, at->last + N, at->last, rows);
   for (int j = 0; j < K; j++) memcpy(io[j].y, normed + j * n, sizeof(float) * n);
 }
 
-static void backward_batch(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
-                           int K, const float *saved, int B, int T, float *scratch) {
+static void backward_batch(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                           const lmn_vertex_io *io, int K, const vplace *at, int B, int T, float *scratch) {
   size_t rows = rows_of(K, B, T), n = rows_of(1, B, T) * (size_t)v->blk.d, N = (size_t)K * n;
   /* scratch: dY [K*B*T, d], dh0, dh1, dgin (same), block scratch */
   float *dY = scratch, *dh[2] = {scratch + N, scratch + 2 * N}, *dgin = scratch + 3 * N;
-  const float *last = saved + (size_t)v->layers * lmn_block_saved_floats(&v->blk, K * B, T);
   int any = 0;
   for (int j = 0; j < K; j++) {
     memcpy(dY + j * n, io[j].dy, sizeof(float) * n);
     any |= wants_input_grad(&io[j]);
   }
   memset(dh[0], 0, sizeof(float) * N);
-  norm_backward(net, v, dh[0], dY, last, last + N, rows);
+  norm_backward(net, v, dh[0], dY, at->last, at->last + N, rows);
   if (any) memset(dgin, 0, sizeof(float) * N);
   float *const to[1] = {dgin};
-  layers_backward(net, v, rope, any ? to : NULL, 1, 1.0f, dh, saved, K * B, T, scratch + 4 * N);
+  layers_backward(net, v, rope, any ? to : NULL, 1, 1.0f, dh, at, K * B, T, scratch + 4 * N);
   for (int j = 0; j < K; j++)
     for (int r = 0; io[j].dxs && r < io[j].k; r++) {
       float *dx = io[j].dxs[r];
@@ -184,16 +209,71 @@ static void backward_batch(const lmn_net *net, const lmn_vertex_cfg *v, const lm
 
 /* ---- entry points -------------------------------------------------------------------------------- */
 
+static void forward_at(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
+                       int K, const vplace *at, int B, int T, float *scratch) {
+  if (K == 1)
+    forward_one(net, v, rope, io, at, B, T, scratch);
+  else if (K > 1)
+    forward_batch(net, v, rope, io, K, at, B, T, scratch);
+}
+
+void lmn_vertex_forward_kept(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                             const lmn_vertex_io *io, int K, float *saved, float *kept, int B, int T,
+                             float *scratch) {
+  vplace at = place_of(v, saved, kept, K * B, T);
+  forward_at(net, v, rope, io, K, &at, B, T, scratch);
+}
+
+void lmn_vertex_backward_kept(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                              const lmn_vertex_io *io, int K, float *saved, float *kept, int B, int T,
+                              float *scratch) {
+  vplace at = place_of(v, saved, kept, K * B, T);
+  if (K == 1)
+    backward_one(net, v, rope, io, &at, B, T, scratch);
+  else if (K > 1)
+    backward_batch(net, v, rope, io, K, &at, B, T, scratch);
+}
+
+void lmn_vertex_forward_only(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                             const lmn_vertex_io *io, int K, float *last, int B, int T, float *scratch) {
+  vplace at = {NULL, last, NULL, 0}; /* the layers keep nothing: their blocks work in scratch */
+  forward_at(net, v, rope, io, K, &at, B, T, scratch);
+}
+
+size_t lmn_vertex_last_floats(const lmn_vertex_cfg *v, int K, int B, int T) {
+  return rows_of(K, B, T) * ((size_t)v->blk.d + 2);
+}
+
 void lmn_vertex_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
                         int K, float *saved, int B, int T, float *scratch) {
-  if (K == 1) forward_one(net, v, rope, io, saved, B, T, scratch);
-  else if (K > 1) forward_batch(net, v, rope, io, K, saved, B, T, scratch);
+  lmn_vertex_forward_kept(net, v, rope, io, K, saved, NULL, B, T, scratch);
 }
 
 void lmn_vertex_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope, const lmn_vertex_io *io,
                          int K, const float *saved, int B, int T, float *scratch) {
-  if (K == 1) backward_one(net, v, rope, io, saved, B, T, scratch);
-  else if (K > 1) backward_batch(net, v, rope, io, K, saved, B, T, scratch);
+  lmn_vertex_backward_kept(net, v, rope, io, K, (float *)saved, NULL, B, T, scratch);
+}
+
+size_t lmn_vertex_kept_floats(const lmn_vertex_cfg *v, int K, int B, int T) {
+  size_t N = rows_of(K, B, T);
+  return (size_t)(v->layers + 1) * N * (size_t)v->blk.d + 2 * N;
+}
+
+size_t lmn_vertex_work_floats(const lmn_vertex_cfg *v, int K, int B, int T) {
+  return lmn_block_saved_floats(&v->blk, K * B, T) + rows_of(K, B, T) * (size_t)v->blk.d;
+}
+
+/* ---- blocks that recompute ----------------------------------------------------------------------- */
+
+void lmn_block_keep_input(const lmn_block_cfg *c, float *keep, const float *saved, int B, int T) {
+  memcpy(keep, saved, sizeof(float) * rows_of(1, B, T) * (size_t)c->d);
+}
+
+void lmn_block_recompute(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
+                         const float *keep, float *saved, int B, int T, float *scratch, lmn_pool *pool) {
+  const float *xs[1] = {keep};
+  float *y = saved + lmn_block_saved_floats(c, B, T);
+  lmn_block_forward_saved(c, w, rope, y, xs, 1, 1.0f, saved, B, T, scratch, pool);
 }
 
 void lmn_vertex_forward_cached(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,

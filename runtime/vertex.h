@@ -58,6 +58,33 @@ void lmn_vertex_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_
 void lmn_vertex_forward_cached(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
                                const lmn_vertex_io *io, float *kv, int ctx, int pos0, int T, float *scratch);
 
+/* Recomputation (arena.h's keep ops). A vertex that recomputes keeps, instead of its saved region, its
+ * layers' inputs (the residual stream, [K*B*T, d] per layer) and its final norm's input and statistics:
+ * lmn_vertex_kept_floats; its layers' saved tensors go one layer at a time into a workspace of
+ * lmn_vertex_work_floats, and its backward runs each layer's forward again from its kept input just before
+ * that layer's backward. One input with scale 1 gives the same r, so the backward reads bit for bit what the
+ * forward computed. kept NULL: as lmn_vertex_forward / _backward with saved. */
+size_t lmn_vertex_kept_floats(const lmn_vertex_cfg *v, int K, int B, int T);
+size_t lmn_vertex_work_floats(const lmn_vertex_cfg *v, int K, int B, int T);
+void lmn_vertex_forward_kept(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                             const lmn_vertex_io *io, int K, float *saved, float *kept, int B, int T,
+                             float *scratch);
+void lmn_vertex_backward_kept(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                              const lmn_vertex_io *io, int K, float *saved, float *kept, int B, int T,
+                              float *scratch);
+/* A forward with no backward after it (a vertex nothing upstream of which trains): its layers save nothing
+ * (their blocks work in scratch); last holds the final norm's input and statistics,
+ * lmn_vertex_last_floats = K*B*T*(d + 2) floats. The outputs are those of lmn_vertex_forward. */
+size_t lmn_vertex_last_floats(const lmn_vertex_cfg *v, int K, int B, int T);
+void lmn_vertex_forward_only(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
+                             const lmn_vertex_io *io, int K, float *last, int B, int T, float *scratch);
+/* A block that recomputes keeps its aggregated input r (the first B*T*d floats of its saved region:
+ * lmn_block_keep_input copies it after the forward) and runs its forward again from it into saved (its output
+ * after lmn_block_saved_floats there) before its backward. */
+void lmn_block_keep_input(const lmn_block_cfg *c, float *keep, const float *saved, int B, int T);
+void lmn_block_recompute(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
+                         const float *keep, float *saved, int B, int T, float *scratch, lmn_pool *pool);
+
 /* Binds a block's weights and gradients from LMN_BM_COUNT parameter indices (-1: none). */
 void lmn_block_bind(const lmn_net *net, const int idx[LMN_BM_COUNT], lmn_block_w *w, lmn_block_g *g);
 

@@ -66,6 +66,20 @@ static int load_ok(tmp *t, const char *yaml, lmn_train_config *cfg) {
   return rc;
 }
 
+/* Loads yaml, which must succeed, and checks memory.budget: the printed config loads back to the same. */
+static void expect_ok_budget(const char *yaml, double bytes) {
+  tmp t;
+  lmn_train_config c;
+  if (load_ok(&t, yaml, &c) == 0) {
+    CU_ASSERT_EQUAL(c.memory_budget, bytes);
+    char *text = lmn_config_text(&c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "memory:\n  budget: "));
+    free(text);
+  }
+  lmn_config_free(&c);
+  tmp_remove(&t);
+}
+
 static const char *minimal = "data: {train: corpus.txt}\nbatch: 4\nseq_len: 64\nsteps: 10\n";
 
 static void test_every_key(void) {
@@ -77,6 +91,7 @@ static void test_every_key(void) {
       "batch: 8\n"
       "seq_len: 256\n"
       "precision: bf16\n"
+      "memory: {budget: 12GiB}\n"
       "steps: 300\n"
       "stages:\n"
       "  - {steps: 100, train: edges}\n"
@@ -106,6 +121,7 @@ static void test_every_key(void) {
   CU_ASSERT_EQUAL(c.batch, 8);
   CU_ASSERT_EQUAL(c.seq_len, 256);
   CU_ASSERT_EQUAL(c.precision, 1);
+  CU_ASSERT_EQUAL(c.memory_budget, 12.0 * 1073741824.0);
   CU_ASSERT_EQUAL(c.steps, 300);
   CU_ASSERT_EQUAL(c.n_stages, 2);
   CU_ASSERT_EQUAL(c.stages[0].steps, 100);
@@ -412,6 +428,18 @@ static void test_out_of_range(void) {
   expect_error(y, "5:12: error: unknown precision 'bf15' (did you mean 'bf16'?)");
   snprintf(y, sizeof y, "%ssteps: 10\nprecision: double\n", head);
   expect_error(y, "5:12: error: unknown precision 'double' (expected f32 or bf16)");
+  snprintf(y, sizeof y, "%ssteps: 10\nmemory: {budget: 12 GB}\n", head);
+  expect_ok_budget(y, 12e9);
+  snprintf(y, sizeof y, "%ssteps: 10\nmemory: {budget: 1048576}\n", head);
+  expect_ok_budget(y, 1048576.0);
+  snprintf(y, sizeof y, "%ssteps: 10\nmemory: {budget: 12 parsecs}\n", head);
+  expect_error(y,
+               "5:18: error: 'memory.budget' must be a size such as 12GiB, 512MiB, 800MB or a number of "
+               "bytes, got '12 parsecs'");
+  snprintf(y, sizeof y, "%ssteps: 10\nmemory: {budget: 0}\n", head);
+  expect_error(y, "5:18: error: 'memory.budget' must be at least 1, got 0");
+  snprintf(y, sizeof y, "%ssteps: 10\nmemory: {budgets: 1G}\n", head);
+  expect_error(y, "5:10: error: unknown key 'budgets' in 'memory' (did you mean 'budget'?)");
 }
 
 static void test_cross_checks(void) {

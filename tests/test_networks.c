@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "bgemm.h"
 #include "harness.h"
 #include "net.h"
@@ -780,6 +781,46 @@ static void test_bf16(void) {
   lmn_bgemm_force_isa(LMN_BG_AUTO);
 }
 
+/* ====================================== recomputation ====================================== */
+
+/* Every keep op recomputing (the memory plan's extreme) against none: the loss, the whole gradient and the
+ * outputs of an eval forward bit-identical, on 1 and 2 threads, in f32 and in bf16. */
+static void recompute_net(const lmn_net_desc *d, int threads, lmn_precision prec) {
+  Batch b;
+  make_batch(d, &b);
+  lmn_net *net = new_net(d, BATCH, SEQ, threads);
+  size_t n = d->n_train;
+  int n_keep = d->arena ? d->arena->n_keep : 0;
+  CU_ASSERT_FATAL(d->arena != NULL);
+  lmn_set_gemm_precision(prec);
+  float kept = loss_and_grad(net, &b), *g = dup_floats(net->grads, n);
+  char *all = malloc((size_t)n_keep + 1);
+  memset(all, 1, (size_t)n_keep + 1);
+  lmn_err err = {{0}};
+  size_t before = lmn_net_arena_floats(d, BATCH, SEQ, threads, NULL);
+  CU_ASSERT_FATAL(lmn_net_set_recompute(net, all, &err) == 0);
+  size_t after = lmn_net_arena_floats(d, BATCH, SEQ, threads, net->recompute);
+  float again = loss_and_grad(net, &b);
+  int same = memcmp(&kept, &again, sizeof kept) == 0 && memcmp(g, net->grads, n * sizeof *g) == 0;
+  lmn_set_gemm_precision(LMN_PREC_F32);
+  printf(
+      "\n  recompute %-16s %d thread%s %s: %d ops recompute, arena %zu -> %zu floats, loss and gradients %s",
+      d->name, threads, threads > 1 ? "s" : "", prec == LMN_PREC_BF16 ? "bf16" : "f32 ", n_keep, before,
+      after, same ? "bit-identical" : "DIFFER");
+  CU_ASSERT(same);
+  free(all);
+  free(g);
+  lmn_net_destroy(net);
+}
+
+static void test_recompute(void) {
+  for (int i = 0; registry[i]; i++) {
+    recompute_net(registry[i], 1, LMN_PREC_F32);
+    recompute_net(registry[i], 2, LMN_PREC_F32);
+    if (lmn_bgemm_isa() == LMN_BG_AMX) recompute_net(registry[i], 2, LMN_PREC_BF16);
+  }
+}
+
 static CU_TestInfo tests[] = {
     {"every trainable tensor matches finite differences", test_gradients},
     {"frozen and unselected tensors are not updated", test_frozen},
@@ -792,6 +833,7 @@ static CU_TestInfo tests[] = {
     {"mean with edges scaled by the in-degree is sum", test_aggregation},
     {"micro-batches accumulate to the gradients of their batch", test_accumulate},
     {"bf16 precision: loss and gradients near f32's", test_bf16},
+    {"recomputed activations give bit-identical gradients", test_recompute},
     CU_TEST_INFO_NULL,
 };
 

@@ -226,24 +226,35 @@ static const lmn_scratch arena_scratch[9] = {
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op15, 1, 0, 0},
     {LMN_SCRATCH_CLASSIFY, NULL, NULL, 0, 64, 0},
 };
-/* arena: 9486 floats per row planned (outputs, gradients, saved, KV caches), 68 per sequence */
-static const lmn_arena_desc arena = {9486, 68, 0, 9, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 512 floats per row planned (outputs, gradients, saved, KV caches), 68 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[8] = {
+    {&blk_op1, NULL, 1, 90752, 128, "edge e4.m1 decoder_layer(m) [tokens -> v0_0]"},
+    {NULL, &vtx_op3, 1, 181504, 256, "vertex v0_0"},
+    {&blk_op4, NULL, 1, 90752, 128, "edge e0.m0 decoder_layer(m) [v0_0 -> v1_0]"},
+    {&blk_op6, NULL, 1, 90752, 128, "edge e1.m0 decoder_layer(m) [v0_0 -> v1_1]"},
+    {NULL, &vtx_op8, 2, 363008, 512, "vertices v1_0+v1_1"},
+    {&blk_op9, NULL, 1, 90752, 128, "edge e2.m0 decoder_layer(m) [v1_0 -> v2_0]"},
+    {&blk_op12, NULL, 1, 90752, 128, "edge e3.m0 decoder_layer(m) [v1_1 -> v2_0]"},
+    {NULL, &vtx_op15, 1, 181504, 256, "vertex v2_0"},
+};
+static const lmn_arena_desc arena = {512, 68, 0, 9, arena_scratch, NMODELS, rope_hd, rope_theta, 8, arena_keep};
 
 static const lmn_scratch cache_scratch[1] = {
     {0},
 };
 /* cache: 0 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {0, 0, 0, 0, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {0, 0, 0, 0, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -251,12 +262,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -279,17 +294,18 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(64), xs, 1, 1.0f, BUF(128), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(64), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 module: e4.m2 linear(64 -> 64, bias) [tokens -> v0_0]
    * -> BUF(0) [B*T, 64] */
   lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS), N, 64, 64);
   /* op3 vertex: v0_0 = m(shared, trainable)
-   * -> BUF(798) [B*T, 64] */
+   * -> BUF(128) [B*T, 64] */
   {
     const float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(798), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op3, &ropes[0], io, 1, BUF(862), B, T, scratch);
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(128), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op4 module: e0.m0 decoder_layer(m) [v0_0 -> v1_0]
    * -> BUF(0) [B*T, 64] */
@@ -297,69 +313,73 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[3], &w, &g);
-    const float *xs[1] = {BUF(798)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(2268), B, T, scratch, pool);
+    const float *xs[1] = {BUF(128)};
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op4, KEPT(2), SAVED(2), B, T);
   }
   /* op5 module: e0.m1 linear(64 -> 64, bias) [v0_0 -> v1_0]
-   * -> BUF(2938) [B*T, 64] */
-  lmn_linear_forward(BUF(2938), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), N, 64, 64);
+   * -> BUF(192) [B*T, 64] */
+  lmn_linear_forward(BUF(192), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), N, 64, 64);
   /* op6 module: e1.m0 decoder_layer(m) [v0_0 -> v1_1]
-   * -> BUF(3002) [B*T, 64] */
+   * -> BUF(256) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[4], &w, &g);
-    const float *xs[1] = {BUF(798)};
-    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(3002), xs, 1, 1.0f, BUF(3066), B, T, scratch, pool);
+    const float *xs[1] = {BUF(128)};
+    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(256), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op6, KEPT(3), SAVED(3), B, T);
   }
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1]
-   * -> BUF(798) [B*T, 64] */
-  lmn_linear_forward(BUF(798), BUF(3002), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), N, 64, 64);
+   * -> BUF(128) [B*T, 64] */
+  lmn_linear_forward(BUF(128), BUF(256), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), N, 64, 64);
   /* op8 vertex: v1_0 = m(shared, trainable)
-   * -> BUF(3736) [B*T, 64] */
+   * -> BUF(320) [B*T, 64] */
   {
-    const float *x0[1] = {BUF(2938)};
-    const float *x1[1] = {BUF(798)};
-    const lmn_vertex_io io[2] = {{x0, 1, 1.0f, BUF(3736), NULL, NULL}, {x1, 1, 1.0f, BUF(3800), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op8, &ropes[0], io, 2, BUF(3864), B, T, scratch);
+    const float *x0[1] = {BUF(192)};
+    const float *x1[1] = {BUF(128)};
+    const lmn_vertex_io io[2] = {{x0, 1, 1.0f, BUF(320), NULL, NULL}, {x1, 1, 1.0f, BUF(384), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op8, &ropes[0], io, 2, SAVED(4), KEPT(4), B, T, scratch);
   }
   /* op9 module: e2.m0 decoder_layer(m) [v1_0 -> v2_0]
-   * -> BUF(2938) [B*T, 64] */
+   * -> BUF(192) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[7], &w, &g);
-    const float *xs[1] = {BUF(3736)};
-    lmn_block_forward(&blk_op9, &w, &ropes[0], BUF(2938), xs, 1, 1.0f, BUF(6676), B, T, scratch, pool);
+    const float *xs[1] = {BUF(320)};
+    lmn_block_forward(&blk_op9, &w, &ropes[0], BUF(192), xs, 1, 1.0f, SAVED(5), B, T, scratch, pool);
+    if (KEPT(5)) lmn_block_keep_input(&blk_op9, KEPT(5), SAVED(5), B, T);
   }
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0]
-   * -> BUF(3736) [B*T, 64] */
-  lmn_linear_forward(BUF(3736), BUF(2938), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), N, 64, 64);
+   * -> BUF(320) [B*T, 64] */
+  lmn_linear_forward(BUF(320), BUF(192), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), N, 64, 64);
   /* op11 vertex: v1_1 = m(shared, trainable)
-   * -> BUF(3800) [B*T, 64] */
+   * -> BUF(384) [B*T, 64] */
   /* runs with its batch, op8 */
   /* op12 module: e3.m0 decoder_layer(m) [v1_1 -> v2_0]
-   * -> BUF(798) [B*T, 64] */
+   * -> BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[10], &w, &g);
-    const float *xs[1] = {BUF(3800)};
-    lmn_block_forward(&blk_op12, &w, &ropes[0], BUF(798), xs, 1, 1.0f, BUF(7346), B, T, scratch, pool);
+    const float *xs[1] = {BUF(384)};
+    lmn_block_forward(&blk_op12, &w, &ropes[0], BUF(128), xs, 1, 1.0f, SAVED(6), B, T, scratch, pool);
+    if (KEPT(6)) lmn_block_keep_input(&blk_op12, KEPT(6), SAVED(6), B, T);
   }
   /* op13 module: e3.m1 linear(64 -> 64, bias) [v1_1 -> v2_0]
-   * -> BUF(3800) [B*T, 64] */
-  lmn_linear_forward(BUF(3800), BUF(798), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), N, 64, 64);
+   * -> BUF(384) [B*T, 64] */
+  lmn_linear_forward(BUF(384), BUF(128), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), N, 64, 64);
   /* op15 vertex: v2_0 = m(shared, trainable)
-   * -> BUF(8016) [B*T, 64] */
+   * -> BUF(448) [B*T, 64] */
   {
-    const float *x0[2] = {BUF(3736), BUF(3800)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(8016), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op15, &ropes[0], io, 1, BUF(8080), B, T, scratch);
+    const float *x0[2] = {BUF(320), BUF(384)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(448), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op15, &ropes[0], io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
   /* op16 classify: e5.m0 classify(4) [v2_0 -> answer]
    * -> SEQ(0) [B, 4] */
-  lmn_last_rows(SEQ(4), BUF(8016), B, T, 64);
+  lmn_last_rows(SEQ(4), BUF(448), B, T, 64);
   lmn_linear_forward(SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS), B, 64, 4);
   /* op17 loss: task = 1 * cross_entropy(answer, labels) */
   if (!targets_in)
@@ -375,7 +395,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -386,112 +406,117 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)R;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  memset(BUF(3736), 0, sizeof(float) * N * 64); /* d op15 */
+  memset(BUF(320), 0, sizeof(float) * N * 64); /* d op15 */
   /* op16 classify: e5.m0 classify(4) [v2_0 -> answer] */
   {
     float *dx = scratch; /* [B, 64] */
     memset(dx, 0, sizeof(float) * B * 64);
     lmn_linear_backward(dx, lmn_g(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS), SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), B, 64, 4);
-    lmn_add_last_rows(BUF(3736), dx, B, T, 64);
+    lmn_add_last_rows(BUF(320), dx, B, T, 64);
   }
-  memset(BUF(3800), 0, sizeof(float) * N * 64); /* d op10 */
-  memset(BUF(8016), 0, sizeof(float) * N * 64); /* d op13 */
+  memset(BUF(384), 0, sizeof(float) * N * 64); /* d op10 */
+  memset(BUF(448), 0, sizeof(float) * N * 64); /* d op13 */
   /* op15 vertex: v2_0 = m(shared, trainable)
-   * d: BUF(3736) [B*T, 64] */
+   * d: BUF(320) [B*T, 64] */
   {
-    float *x0[2] = {BUF(3800), BUF(8016)};
-    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(3736), x0}};
-    lmn_vertex_backward(net, &vtx_op15, &ropes[0], io, 1, BUF(8080), B, T, scratch);
+    float *x0[2] = {BUF(384), BUF(448)};
+    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(320), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op15, &ropes[0], io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
-  memset(BUF(3736), 0, sizeof(float) * N * 64); /* d op12 */
+  memset(BUF(320), 0, sizeof(float) * N * 64); /* d op12 */
   /* op13 module: e3.m1 linear(64 -> 64, bias) [v1_1 -> v2_0]
-   * d: BUF(8016) [B*T, 64] */
-  lmn_linear_backward(BUF(3736), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(8016), BUF(798), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 64, 64);
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op11 */
+   * d: BUF(448) [B*T, 64] */
+  lmn_linear_backward(BUF(320), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(448), BUF(128), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 64, 64);
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op11 */
   /* op12 module: e3.m0 decoder_layer(m) [v1_1 -> v2_0]
-   * d: BUF(3736) [B*T, 64] */
+   * d: BUF(320) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[10], &w, &g);
-    float *dxs[1] = {BUF(798)};
-    lmn_block_backward(&blk_op12, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3736), BUF(7346), B, T, scratch, pool);
+    float *dxs[1] = {BUF(128)};
+    if (KEPT(6)) lmn_block_recompute(&blk_op12, &w, &ropes[0], KEPT(6), SAVED(6), B, T, scratch, pool);
+    lmn_block_backward(&blk_op12, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(320), SAVED(6), B, T, scratch, pool);
   }
-  memset(BUF(3736), 0, sizeof(float) * N * 64); /* d op7 */
+  memset(BUF(320), 0, sizeof(float) * N * 64); /* d op7 */
   /* op11 vertex: v1_1 = m(shared, trainable)
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   /* backward with its batch, op8 */
-  memset(BUF(7346), 0, sizeof(float) * N * 64); /* d op9 */
+  memset(BUF(448), 0, sizeof(float) * N * 64); /* d op9 */
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0]
-   * d: BUF(3800) [B*T, 64] */
-  lmn_linear_backward(BUF(7346), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(3800), BUF(2938), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 64, 64);
-  memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op8 */
+   * d: BUF(384) [B*T, 64] */
+  lmn_linear_backward(BUF(448), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(384), BUF(192), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 64, 64);
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op8 */
   /* op9 module: e2.m0 decoder_layer(m) [v1_0 -> v2_0]
-   * d: BUF(7346) [B*T, 64] */
+   * d: BUF(448) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[7], &w, &g);
-    float *dxs[1] = {BUF(2938)};
-    lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(7346), BUF(6676), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
+    lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(448), SAVED(5), B, T, scratch, pool);
   }
-  memset(BUF(3800), 0, sizeof(float) * N * 64); /* d op5 */
+  memset(BUF(384), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: v1_0 = m(shared, trainable)
-   * d: BUF(2938) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
-    float *x0[1] = {BUF(3800)};
-    float *x1[1] = {BUF(3736)};
-    const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(2938), x0}, {NULL, 1, 1.0f, NULL, BUF(798), x1}};
-    lmn_vertex_backward(net, &vtx_op8, &ropes[0], io, 2, BUF(3864), B, T, scratch);
+    float *x0[1] = {BUF(384)};
+    float *x1[1] = {BUF(320)};
+    const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}, {NULL, 1, 1.0f, NULL, BUF(128), x1}};
+    lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 2, SAVED(4), KEPT(4), B, T, scratch);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op6 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op6 */
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1]
-   * d: BUF(3736) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(3736), BUF(3002), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 64, 64);
-  memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op3 */
+   * d: BUF(320) [B*T, 64] */
+  lmn_linear_backward(BUF(128), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(320), BUF(256), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 64, 64);
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op3 */
   /* op6 module: e1.m0 decoder_layer(m) [v0_0 -> v1_1]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[4], &w, &g);
-    float *dxs[1] = {BUF(2938)};
-    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(3066), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(3), B, T, scratch, pool);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op4 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e0.m1 linear(64 -> 64, bias) [v0_0 -> v1_0]
-   * d: BUF(3800) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(3800), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 64, 64);
+   * d: BUF(384) [B*T, 64] */
+  lmn_linear_backward(BUF(128), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(384), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 64, 64);
   /* op4 module: e0.m0 decoder_layer(m) [v0_0 -> v1_0]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[3], &w, &g);
-    float *dxs[1] = {BUF(2938)};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(2268), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op2 */
   /* op3 vertex: v0_0 = m(shared, trainable)
-   * d: BUF(2938) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
     float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(2938), x0}};
-    lmn_vertex_backward(net, &vtx_op3, &ropes[0], io, 1, BUF(862), B, T, scratch);
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op1 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e4.m2 linear(64 -> 64, bias) [tokens -> v0_0]
    * d: BUF(0) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(128), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 64, 64);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e4.m1 decoder_layer(m) [tokens -> v0_0]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {BUF(0)};
-    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(128), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(0), B, T, scratch, pool);
   }
   /* op0 embed: e4.m0 embed(m) [tokens -> v0_0]
    * d: BUF(0) [B*T, 64] */
@@ -504,7 +529,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -522,7 +547,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + L.seq + (size_t)B * 0;
 }
 
@@ -675,6 +700,7 @@ const lmn_net_desc classify_desc = {
     .fwd_btt = 1664,
     .fwd_b = 512,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

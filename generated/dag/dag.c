@@ -213,8 +213,19 @@ static const lmn_scratch arena_scratch[9] = {
     {LMN_SCRATCH_BLOCK, &blk_op15, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op18, 1, 0, 0},
 };
-/* arena: 6872 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {6872, 0, 0, 9, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 1312 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[8] = {
+    {&blk_op1, NULL, 1, 90752, 128, "edge e0.m1 decoder_layer(m) [tokens -> a]"},
+    {NULL, &vtx_op3, 1, 90752, 128, "vertex a"},
+    {&blk_op4, NULL, 1, 90752, 128, "edge e1.m0 decoder_layer(m) [a -> b]"},
+    {NULL, &vtx_op8, 1, 90752, 128, "vertex b"},
+    {&blk_op10, NULL, 1, 90752, 128, "edge e5.m0 decoder_layer(m) [b -> d]"},
+    {NULL, &vtx_op14, 1, 90752, 128, "vertex c"},
+    {&blk_op15, NULL, 1, 90752, 128, "edge e6.m0 decoder_layer(m) [c -> d]"},
+    {NULL, &vtx_op18, 1, 90752, 128, "vertex d"},
+};
+static const lmn_arena_desc arena = {1312, 0, 0, 9, arena_scratch, NMODELS, rope_hd, rope_theta, 8, arena_keep};
 
 static const lmn_scratch cache_scratch[9] = {
     {LMN_SCRATCH_BLOCK_CACHED, &blk_op1, NULL, 0, 0, 0},
@@ -228,17 +239,17 @@ static const lmn_scratch cache_scratch[9] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op18, 1, 0, 0},
 };
 /* cache: 832 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {832, 0, 0, 9, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {832, 0, 0, 9, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -246,12 +257,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -274,17 +289,18 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(64), xs, 1, 1.0f, BUF(128), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(64), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * -> BUF(0) [B*T, 64] */
   lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), N, 64, 64);
   /* op3 vertex: a = m(shared, trainable)
-   * -> BUF(798) [B*T, 64] */
+   * -> BUF(128) [B*T, 64] */
   {
     const float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(798), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op3, &ropes[0], io, 1, BUF(862), B, T, scratch);
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(128), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op4 module: e1.m0 decoder_layer(m) [a -> b]
    * -> BUF(0) [B*T, 64] */
@@ -292,89 +308,92 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[2], &w, &g);
-    const float *xs[1] = {BUF(798)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(1598), B, T, scratch, pool);
+    const float *xs[1] = {BUF(128)};
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op4, KEPT(2), SAVED(2), B, T);
   }
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
-   * -> BUF(2268) [B*T, 64] */
-  lmn_linear_forward(BUF(2268), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_A__B_M1_BIAS), N, 64, 64);
+   * -> BUF(192) [B*T, 64] */
+  lmn_linear_forward(BUF(192), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_A__B_M1_BIAS), N, 64, 64);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c]
-   * -> BUF(2332) [B*T, 64] */
+   * -> BUF(256) [B*T, 64] */
   {
     const lmn_mlp_w w = {lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
-    lmn_mlp_forward(&w, BUF(2332), BUF(798), BUF(2396), 64, 32, (int)N);
+    lmn_mlp_forward(&w, BUF(256), BUF(128), BUF(320), 64, 32, (int)N);
   }
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d]
-   * -> BUF(2492) [B*T, 64] */
-  lmn_linear_forward(BUF(2492), BUF(798), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_w(net, DAG_P_LIN_A__D_M0_BIAS), N, 64, 64);
+   * -> BUF(416) [B*T, 64] */
+  lmn_linear_forward(BUF(416), BUF(128), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_w(net, DAG_P_LIN_A__D_M0_BIAS), N, 64, 64);
   /* op8 vertex: b = m(shared, trainable)
-   * -> BUF(2556) [B*T, 64] */
+   * -> BUF(480) [B*T, 64] */
   {
-    const float *x0[1] = {BUF(2268)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(2556), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op8, &ropes[0], io, 1, BUF(2620), B, T, scratch);
+    const float *x0[1] = {BUF(192)};
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(480), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(3), KEPT(3), B, T, scratch);
   }
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c]
-   * -> BUF(2268) [B*T, 64] */
-  lmn_linear_forward(BUF(2268), BUF(2556), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_w(net, DAG_P_LIN_B__C_M0_BIAS), N, 64, 64);
+   * -> BUF(192) [B*T, 64] */
+  lmn_linear_forward(BUF(192), BUF(480), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_w(net, DAG_P_LIN_B__C_M0_BIAS), N, 64, 64);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d]
-   * -> BUF(3356) [B*T, 64] */
+   * -> BUF(544) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[4], &w, &g);
-    const float *xs[1] = {BUF(2556)};
-    lmn_block_forward(&blk_op10, &w, &ropes[0], BUF(3356), xs, 1, 1.0f, BUF(3420), B, T, scratch, pool);
+    const float *xs[1] = {BUF(480)};
+    lmn_block_forward(&blk_op10, &w, &ropes[0], BUF(544), xs, 1, 1.0f, SAVED(4), B, T, scratch, pool);
+    if (KEPT(4)) lmn_block_keep_input(&blk_op10, KEPT(4), SAVED(4), B, T);
   }
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
-   * -> BUF(4090) [B*T, 64] */
-  lmn_linear_forward(BUF(4090), BUF(3356), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_B__D_M1_BIAS), N, 64, 64);
+   * -> BUF(608) [B*T, 64] */
+  lmn_linear_forward(BUF(608), BUF(544), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_B__D_M1_BIAS), N, 64, 64);
   /* op12 head: e8.m0 head(m) [b -> aux]
-   * -> BUF(4154) [B*T, 256] */
-  lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(4154), BUF(2556), N, 64, 256, 0);
+   * -> BUF(672) [B*T, 256] */
+  lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(672), BUF(480), N, 64, 256, 0);
   /* op14 vertex: c = m(shared, trainable)
-   * -> BUF(4410) [B*T, 64] */
+   * -> BUF(928) [B*T, 64] */
   {
-    const float *x0[2] = {BUF(2332), BUF(2268)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f, BUF(4410), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op14, &ropes[0], io, 1, BUF(4474), B, T, scratch);
+    const float *x0[2] = {BUF(256), BUF(192)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f, BUF(928), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op14, &ropes[0], io, 1, SAVED(5), KEPT(5), B, T, scratch);
   }
   /* op15 module: e6.m0 decoder_layer(m) [c -> d]
-   * -> BUF(2268) [B*T, 64] */
+   * -> BUF(192) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[6], &w, &g);
-    const float *xs[1] = {BUF(4410)};
-    lmn_block_forward(&blk_op15, &w, &ropes[0], BUF(2268), xs, 1, 1.0f, BUF(5210), B, T, scratch, pool);
+    const float *xs[1] = {BUF(928)};
+    lmn_block_forward(&blk_op15, &w, &ropes[0], BUF(192), xs, 1, 1.0f, SAVED(6), B, T, scratch, pool);
+    if (KEPT(6)) lmn_block_keep_input(&blk_op15, KEPT(6), SAVED(6), B, T);
   }
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d]
-   * -> BUF(2332) [B*T, 64] */
-  lmn_linear_forward(BUF(2332), BUF(2268), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_C__D_M1_BIAS), N, 64, 64);
+   * -> BUF(256) [B*T, 64] */
+  lmn_linear_forward(BUF(256), BUF(192), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_w(net, DAG_P_DEEP_C__D_M1_BIAS), N, 64, 64);
   /* op18 vertex: d = m(own copy, trainable)
-   * -> BUF(4410) [B*T, 64] */
+   * -> BUF(928) [B*T, 64] */
   {
-    const float *x0[3] = {BUF(2492), BUF(4090), BUF(2332)};
-    const lmn_vertex_io io[1] = {{x0, 3, 1.0f, BUF(4410), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op18, &ropes[0], io, 1, BUF(5880), B, T, scratch);
+    const float *x0[3] = {BUF(416), BUF(608), BUF(256)};
+    const lmn_vertex_io io[1] = {{x0, 3, 1.0f, BUF(928), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op18, &ropes[0], io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
   /* op19 head: e7.m0 head(m) [d -> logits]
-   * -> BUF(6616) [B*T, 256] */
-  lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(6616), BUF(4410), N, 64, 256, 0);
+   * -> BUF(992) [B*T, 256] */
+  lmn_net_linear_forward(net, DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(992), BUF(928), N, 64, 256, 0);
   /* op20 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(6616), targets, (int)N, 256, (float)0, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(992), targets, (int)N, 256, (float)0, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(6616), targets, (int)N, 256, (float)0, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(992), targets, (int)N, 256, (float)0, NULL, NULL, pool);
   /* op21 loss: probe = 0.3 * cross_entropy(aux, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)0.29999999999999999 * lmn_xent_forward_backward(BUF(4154), targets, (int)N, 256, (float)0, (float)0.29999999999999999, NULL, NULL, pool);
+    loss += (float)0.29999999999999999 * lmn_xent_forward_backward(BUF(672), targets, (int)N, 256, (float)0, (float)0.29999999999999999, NULL, NULL, pool);
   else
-    loss += (float)0.29999999999999999 * lmn_xent_forward(BUF(4154), targets, (int)N, 256, (float)0, NULL, NULL, pool);
+    loss += (float)0.29999999999999999 * lmn_xent_forward(BUF(672), targets, (int)N, 256, (float)0, NULL, NULL, pool);
   return loss;
 }
 
@@ -382,7 +401,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -393,114 +412,118 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)R;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  memset(BUF(2332), 0, sizeof(float) * N * 64); /* d op18 */
+  memset(BUF(256), 0, sizeof(float) * N * 64); /* d op18 */
   /* op19 head: e7.m0 head(m) [d -> logits] */
-  lmn_net_linear_backward(net, BUF(2332), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(6616), BUF(4410), N, 64, 256);
-  memset(BUF(2492), 0, sizeof(float) * N * 64); /* d op7 */
-  memset(BUF(4090), 0, sizeof(float) * N * 64); /* d op11 */
-  memset(BUF(4410), 0, sizeof(float) * N * 64); /* d op16 */
+  lmn_net_linear_backward(net, BUF(256), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(992), BUF(928), N, 64, 256);
+  memset(BUF(416), 0, sizeof(float) * N * 64); /* d op7 */
+  memset(BUF(608), 0, sizeof(float) * N * 64); /* d op11 */
+  memset(BUF(928), 0, sizeof(float) * N * 64); /* d op16 */
   /* op18 vertex: d = m(own copy, trainable)
-   * d: BUF(2332) [B*T, 64] */
+   * d: BUF(256) [B*T, 64] */
   {
-    float *x0[3] = {BUF(2492), BUF(4090), BUF(4410)};
-    const lmn_vertex_io io[1] = {{NULL, 3, 1.0f, NULL, BUF(2332), x0}};
-    lmn_vertex_backward(net, &vtx_op18, &ropes[0], io, 1, BUF(5880), B, T, scratch);
+    float *x0[3] = {BUF(416), BUF(608), BUF(928)};
+    const lmn_vertex_io io[1] = {{NULL, 3, 1.0f, NULL, BUF(256), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op18, &ropes[0], io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
-  memset(BUF(2332), 0, sizeof(float) * N * 64); /* d op15 */
+  memset(BUF(256), 0, sizeof(float) * N * 64); /* d op15 */
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d]
-   * d: BUF(4410) [B*T, 64] */
-  lmn_linear_backward(BUF(2332), lmn_g(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_C__D_M1_BIAS), BUF(4410), BUF(2268), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), N, 64, 64);
-  memset(BUF(2268), 0, sizeof(float) * N * 64); /* d op14 */
+   * d: BUF(928) [B*T, 64] */
+  lmn_linear_backward(BUF(256), lmn_g(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_C__D_M1_BIAS), BUF(928), BUF(192), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), N, 64, 64);
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op14 */
   /* op15 module: e6.m0 decoder_layer(m) [c -> d]
-   * d: BUF(2332) [B*T, 64] */
+   * d: BUF(256) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[6], &w, &g);
-    float *dxs[1] = {BUF(2268)};
-    lmn_block_backward(&blk_op15, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(2332), BUF(5210), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(6)) lmn_block_recompute(&blk_op15, &w, &ropes[0], KEPT(6), SAVED(6), B, T, scratch, pool);
+    lmn_block_backward(&blk_op15, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(256), SAVED(6), B, T, scratch, pool);
   }
-  memset(BUF(2332), 0, sizeof(float) * N * 64); /* d op6 */
-  memset(BUF(4410), 0, sizeof(float) * N * 64); /* d op9 */
+  memset(BUF(256), 0, sizeof(float) * N * 64); /* d op6 */
+  memset(BUF(928), 0, sizeof(float) * N * 64); /* d op9 */
   /* op14 vertex: c = m(shared, trainable)
-   * d: BUF(2268) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
-    float *x0[2] = {BUF(2332), BUF(4410)};
-    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f, NULL, BUF(2268), x0}};
-    lmn_vertex_backward(net, &vtx_op14, &ropes[0], io, 1, BUF(4474), B, T, scratch);
+    float *x0[2] = {BUF(256), BUF(928)};
+    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f, NULL, BUF(192), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op14, &ropes[0], io, 1, SAVED(5), KEPT(5), B, T, scratch);
   }
-  memset(BUF(2268), 0, sizeof(float) * N * 64); /* d op8 */
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op8 */
   /* op12 head: e8.m0 head(m) [b -> aux] */
-  lmn_net_linear_backward(net, BUF(2268), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(4154), BUF(2556), N, 64, 256);
-  memset(BUF(4474), 0, sizeof(float) * N * 64); /* d op10 */
+  lmn_net_linear_backward(net, BUF(192), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(672), BUF(480), N, 64, 256);
+  memset(BUF(1248), 0, sizeof(float) * N * 64); /* d op10 */
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
-   * d: BUF(4090) [B*T, 64] */
-  lmn_linear_backward(BUF(4474), lmn_g(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_B__D_M1_BIAS), BUF(4090), BUF(3356), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), N, 64, 64);
+   * d: BUF(608) [B*T, 64] */
+  lmn_linear_backward(BUF(1248), lmn_g(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_B__D_M1_BIAS), BUF(608), BUF(544), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), N, 64, 64);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d]
-   * d: BUF(4474) [B*T, 64] */
+   * d: BUF(1248) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[4], &w, &g);
-    float *dxs[1] = {BUF(2268)};
-    lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(4474), BUF(3420), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(4)) lmn_block_recompute(&blk_op10, &w, &ropes[0], KEPT(4), SAVED(4), B, T, scratch, pool);
+    lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1248), SAVED(4), B, T, scratch, pool);
   }
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c]
-   * d: BUF(4410) [B*T, 64] */
-  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_g(net, DAG_P_LIN_B__C_M0_BIAS), BUF(4410), BUF(2556), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), N, 64, 64);
-  memset(BUF(2556), 0, sizeof(float) * N * 64); /* d op5 */
+   * d: BUF(928) [B*T, 64] */
+  lmn_linear_backward(BUF(192), lmn_g(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_g(net, DAG_P_LIN_B__C_M0_BIAS), BUF(928), BUF(480), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), N, 64, 64);
+  memset(BUF(480), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: b = m(shared, trainable)
-   * d: BUF(2268) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
-    float *x0[1] = {BUF(2556)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(2268), x0}};
-    lmn_vertex_backward(net, &vtx_op8, &ropes[0], io, 1, BUF(2620), B, T, scratch);
+    float *x0[1] = {BUF(480)};
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(3), KEPT(3), B, T, scratch);
   }
-  memset(BUF(2268), 0, sizeof(float) * N * 64); /* d op3 */
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op3 */
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d]
-   * d: BUF(2492) [B*T, 64] */
-  lmn_linear_backward(BUF(2268), lmn_g(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_g(net, DAG_P_LIN_A__D_M0_BIAS), BUF(2492), BUF(798), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), N, 64, 64);
+   * d: BUF(416) [B*T, 64] */
+  lmn_linear_backward(BUF(192), lmn_g(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_g(net, DAG_P_LIN_A__D_M0_BIAS), BUF(416), BUF(128), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), N, 64, 64);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c]
-   * d: BUF(2332) [B*T, 64] */
+   * d: BUF(256) [B*T, 64] */
   {
     const lmn_mlp_w w = {lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_w(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
     lmn_mlp_g g = {lmn_g(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_g(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_g(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_g(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
-    lmn_mlp_backward(&w, &g, BUF(2268), BUF(2332), BUF(798), BUF(2396), 64, 32, (int)N, scratch);
+    lmn_mlp_backward(&w, &g, BUF(192), BUF(256), BUF(128), BUF(320), 64, 32, (int)N, scratch);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op4 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
-   * d: BUF(2556) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_A__B_M1_BIAS), BUF(2556), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), N, 64, 64);
+   * d: BUF(480) [B*T, 64] */
+  lmn_linear_backward(BUF(128), lmn_g(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_A__B_M1_BIAS), BUF(480), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), N, 64, 64);
   /* op4 module: e1.m0 decoder_layer(m) [a -> b]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[2], &w, &g);
-    float *dxs[1] = {BUF(2268)};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(1598), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op2 */
   /* op3 vertex: a = m(shared, trainable)
-   * d: BUF(2268) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
     float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(2268), x0}};
-    lmn_vertex_backward(net, &vtx_op3, &ropes[0], io, 1, BUF(862), B, T, scratch);
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op1 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(128), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {BUF(0)};
-    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(128), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(0), B, T, scratch, pool);
   }
   /* op0 embed: e0.m0 embed(m) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
@@ -513,7 +536,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -624,8 +647,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 6616;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 992;
 }
 
 const lmn_net_desc dag_desc = {
@@ -790,6 +813,7 @@ const lmn_net_desc dag_desc = {
     .fwd_btt = 1024,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

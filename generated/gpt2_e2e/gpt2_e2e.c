@@ -826,8 +826,19 @@ static const lmn_scratch arena_scratch[8] = {
     {LMN_SCRATCH_BLOCK, &blk_op8, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op10, 1, 0, 0},
 };
-/* arena: 1080371 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {1080371, 0, 2, 8, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 55377 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[8] = {
+    {&blk_op1, NULL, 1, 10487808, 2048, "edge e0.m1 gpt2_block(gpt, unscaled) [tokens -> first]"},
+    {NULL, &vtx_op2, 1, 604028928, 49152, "vertex first"},
+    {&blk_op3, NULL, 1, 10487808, 2048, "edge e1.m0 gpt2_block(gpt, unscaled) [first -> mid1]"},
+    {&blk_op4, NULL, 1, 10487808, 2048, "edge e2.m0 gpt2_block(gpt, unscaled) [first -> mid2]"},
+    {NULL, &vtx_op5, 2, 1208057856, 98304, "vertices mid1+mid2"},
+    {&blk_op6, NULL, 1, 10487808, 2048, "edge e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last]"},
+    {&blk_op8, NULL, 1, 10487808, 2048, "edge e4.m0 gpt2_block(gpt, unscaled) [mid2 -> last]"},
+    {NULL, &vtx_op10, 1, 604028928, 49152, "vertex last"},
+};
+static const lmn_arena_desc arena = {55377, 0, 2, 8, arena_scratch, NMODELS, rope_hd, rope_theta, 8, arena_keep};
 
 static const lmn_scratch cache_scratch[9] = {
     {LMN_SCRATCH_BLOCK_CACHED, &blk_op1, NULL, 0, 0, 0},
@@ -841,17 +852,17 @@ static const lmn_scratch cache_scratch[9] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op10, 1, 0, 0},
 };
 /* cache: 210944 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {210944, 0, 1, 9, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {210944, 0, 1, 9, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -859,12 +870,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -890,14 +905,15 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, NULL, BUF(1024), xs, 1, 1.0f, BUF(2048), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, NULL, BUF(1024), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 vertex: first = gpt(shared, frozen)
    * -> BUF(0) [B*T, 1024] */
   {
     const float *x0[1] = {BUF(1024)};
     const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(0), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op2, NULL, io, 1, BUF(9234), B, T, scratch);
+    lmn_vertex_forward_kept(net, &vtx_op2, NULL, io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op3 module: e1.m0 gpt2_block(gpt, unscaled) [first -> mid1]
    * -> BUF(1024) [B*T, 1024] */
@@ -906,24 +922,26 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[25], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op3, &w, NULL, BUF(1024), xs, 1, 1.0f, BUF(256500), B, T, scratch, pool);
+    lmn_block_forward(&blk_op3, &w, NULL, BUF(1024), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op3, KEPT(2), SAVED(2), B, T);
   }
   /* op4 module: e2.m0 gpt2_block(gpt, unscaled) [first -> mid2]
-   * -> BUF(263686) [B*T, 1024] */
+   * -> BUF(2048) [B*T, 1024] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[26], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op4, &w, NULL, BUF(263686), xs, 1, 1.0f, BUF(264710), B, T, scratch, pool);
+    lmn_block_forward(&blk_op4, &w, NULL, BUF(2048), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op4, KEPT(3), SAVED(3), B, T);
   }
   /* op5 vertex: mid1 = gpt(shared, frozen)
-   * -> BUF(271896) [B*T, 1024] */
+   * -> BUF(3072) [B*T, 1024] */
   {
     const float *x0[1] = {BUF(1024)};
-    const float *x1[1] = {BUF(263686)};
-    const lmn_vertex_io io[2] = {{x0, 1, 1.0f, BUF(271896), NULL, NULL}, {x1, 1, 1.0f, BUF(272920), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op5, NULL, io, 2, BUF(273944), B, T, scratch);
+    const float *x1[1] = {BUF(2048)};
+    const lmn_vertex_io io[2] = {{x0, 1, 1.0f, BUF(3072), NULL, NULL}, {x1, 1, 1.0f, BUF(4096), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op5, NULL, io, 2, SAVED(4), KEPT(4), B, T, scratch);
   }
   /* op6 module: e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last]
    * -> BUF(1024) [B*T, 1024] */
@@ -931,42 +949,44 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[51], &w, &g);
-    const float *xs[1] = {BUF(271896)};
-    lmn_block_forward(&blk_op6, &w, NULL, BUF(1024), xs, 1, 1.0f, BUF(768476), B, T, scratch, pool);
+    const float *xs[1] = {BUF(3072)};
+    lmn_block_forward(&blk_op6, &w, NULL, BUF(1024), xs, 1, 1.0f, SAVED(5), B, T, scratch, pool);
+    if (KEPT(5)) lmn_block_keep_input(&blk_op6, KEPT(5), SAVED(5), B, T);
   }
   /* op7 vertex: mid2 = gpt(shared, frozen)
-   * -> BUF(272920) [B*T, 1024] */
+   * -> BUF(4096) [B*T, 1024] */
   /* runs with its batch, op5 */
   /* op8 module: e4.m0 gpt2_block(gpt, unscaled) [mid2 -> last]
-   * -> BUF(263686) [B*T, 1024] */
+   * -> BUF(2048) [B*T, 1024] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[76], &w, &g);
-    const float *xs[1] = {BUF(272920)};
-    lmn_block_forward(&blk_op8, &w, NULL, BUF(263686), xs, 1, 1.0f, BUF(775662), B, T, scratch, pool);
+    const float *xs[1] = {BUF(4096)};
+    lmn_block_forward(&blk_op8, &w, NULL, BUF(2048), xs, 1, 1.0f, SAVED(6), B, T, scratch, pool);
+    if (KEPT(6)) lmn_block_keep_input(&blk_op8, KEPT(6), SAVED(6), B, T);
   }
   /* op10 vertex: last = gpt(shared, frozen)
-   * -> BUF(271896) [B*T, 1024] */
+   * -> BUF(3072) [B*T, 1024] */
   {
-    const float *x0[2] = {BUF(1024), BUF(263686)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f, BUF(271896), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op10, NULL, io, 1, BUF(782848), B, T, scratch);
+    const float *x0[2] = {BUF(1024), BUF(2048)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f, BUF(3072), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op10, NULL, io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
   /* op11 sum: e5 sum [last + first -> logits]
    * -> BUF(1024) [B*T, 1024] */
-  memcpy(BUF(1024), BUF(271896), sizeof(float) * N * 1024);
+  memcpy(BUF(1024), BUF(3072), sizeof(float) * N * 1024);
   lmn_add(BUF(1024), BUF(0), N * 1024);
   /* op12 head: e5.m0 head(gpt) [last + first -> logits]
-   * -> BUF(1030114) [B*T, 50257] */
-  lmn_net_linear_forward(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(1030114), BUF(1024), N, 1024, 50257, 0);
+   * -> BUF(2048) [B*T, 50257] */
+  lmn_net_linear_forward(net, GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(2048), BUF(1024), N, 1024, 50257, 0);
   /* op13 loss: lm = 1 * cross_entropy(logits, next(tokens), smoothed) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(1030114), targets, (int)N, 50257, (float)0.1, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(2048), targets, (int)N, 50257, (float)0.1, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(1030114), targets, (int)N, 50257, (float)0.1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(2048), targets, (int)N, 50257, (float)0.1, NULL, NULL, pool);
   return loss;
 }
 
@@ -974,7 +994,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -988,63 +1008,66 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op11 */
   /* op12 head: e5.m0 head(gpt) [last + first -> logits] */
-  lmn_net_linear_backward(net, BUF(0), GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(1030114), BUF(1024), N, 1024, 50257);
+  lmn_net_linear_backward(net, BUF(0), GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(2048), BUF(1024), N, 1024, 50257);
   memset(BUF(1024), 0, sizeof(float) * N * 1024); /* d op2 */
-  memset(BUF(263686), 0, sizeof(float) * N * 1024); /* d op10 */
+  memset(BUF(52305), 0, sizeof(float) * N * 1024); /* d op10 */
   /* op11 sum: e5 sum [last + first -> logits]
    * d: BUF(0) [B*T, 1024] */
-  lmn_add(BUF(263686), BUF(0), N * 1024);
+  lmn_add(BUF(52305), BUF(0), N * 1024);
   lmn_add(BUF(1024), BUF(0), N * 1024);
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op6 */
-  memset(BUF(271896), 0, sizeof(float) * N * 1024); /* d op8 */
+  memset(BUF(53329), 0, sizeof(float) * N * 1024); /* d op8 */
   /* op10 vertex: last = gpt(shared, frozen)
-   * d: BUF(263686) [B*T, 1024] */
+   * d: BUF(52305) [B*T, 1024] */
   {
-    float *x0[2] = {BUF(0), BUF(271896)};
-    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f, NULL, BUF(263686), x0}};
-    lmn_vertex_backward(net, &vtx_op10, NULL, io, 1, BUF(782848), B, T, scratch);
+    float *x0[2] = {BUF(0), BUF(53329)};
+    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f, NULL, BUF(52305), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op10, NULL, io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
-  memset(BUF(263686), 0, sizeof(float) * N * 1024); /* d op7 */
+  memset(BUF(52305), 0, sizeof(float) * N * 1024); /* d op7 */
   /* op8 module: e4.m0 gpt2_block(gpt, unscaled) [mid2 -> last]
-   * d: BUF(271896) [B*T, 1024] */
+   * d: BUF(53329) [B*T, 1024] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[76], &w, &g);
-    float *dxs[1] = {BUF(263686)};
-    lmn_block_backward(&blk_op8, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(271896), BUF(775662), B, T, scratch, pool);
+    float *dxs[1] = {BUF(52305)};
+    if (KEPT(6)) lmn_block_recompute(&blk_op8, &w, NULL, KEPT(6), SAVED(6), B, T, scratch, pool);
+    lmn_block_backward(&blk_op8, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(53329), SAVED(6), B, T, scratch, pool);
   }
-  memset(BUF(271896), 0, sizeof(float) * N * 1024); /* d op4 */
+  memset(BUF(53329), 0, sizeof(float) * N * 1024); /* d op4 */
   /* op7 vertex: mid2 = gpt(shared, frozen)
-   * d: BUF(263686) [B*T, 1024] */
+   * d: BUF(52305) [B*T, 1024] */
   /* backward with its batch, op5 */
-  memset(BUF(272920), 0, sizeof(float) * N * 1024); /* d op5 */
+  memset(BUF(54353), 0, sizeof(float) * N * 1024); /* d op5 */
   /* op6 module: e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last]
    * d: BUF(0) [B*T, 1024] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[51], &w, &g);
-    float *dxs[1] = {BUF(272920)};
-    lmn_block_backward(&blk_op6, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), BUF(768476), B, T, scratch, pool);
+    float *dxs[1] = {BUF(54353)};
+    if (KEPT(5)) lmn_block_recompute(&blk_op6, &w, NULL, KEPT(5), SAVED(5), B, T, scratch, pool);
+    lmn_block_backward(&blk_op6, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), SAVED(5), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op3 */
   /* op5 vertex: mid1 = gpt(shared, frozen)
-   * d: BUF(272920) [B*T, 1024] */
+   * d: BUF(54353) [B*T, 1024] */
   {
     float *x0[1] = {BUF(0)};
-    float *x1[1] = {BUF(271896)};
-    const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(272920), x0}, {NULL, 1, 1.0f, NULL, BUF(263686), x1}};
-    lmn_vertex_backward(net, &vtx_op5, NULL, io, 2, BUF(273944), B, T, scratch);
+    float *x1[1] = {BUF(53329)};
+    const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(54353), x0}, {NULL, 1, 1.0f, NULL, BUF(52305), x1}};
+    lmn_vertex_backward_kept(net, &vtx_op5, NULL, io, 2, SAVED(4), KEPT(4), B, T, scratch);
   }
   /* op4 module: e2.m0 gpt2_block(gpt, unscaled) [first -> mid2]
-   * d: BUF(271896) [B*T, 1024] */
+   * d: BUF(53329) [B*T, 1024] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[26], &w, &g);
     float *dxs[1] = {BUF(1024)};
-    lmn_block_backward(&blk_op4, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(271896), BUF(264710), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_recompute(&blk_op4, &w, NULL, KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(53329), SAVED(3), B, T, scratch, pool);
   }
   /* op3 module: e1.m0 gpt2_block(gpt, unscaled) [first -> mid1]
    * d: BUF(0) [B*T, 1024] */
@@ -1053,7 +1076,8 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_block_g g;
     lmn_block_bind(net, bind[25], &w, &g);
     float *dxs[1] = {BUF(1024)};
-    lmn_block_backward(&blk_op3, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), BUF(256500), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_recompute(&blk_op3, &w, NULL, KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op3, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op1 */
   /* op2 vertex: first = gpt(shared, frozen)
@@ -1061,7 +1085,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   {
     float *x0[1] = {BUF(0)};
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1024), x0}};
-    lmn_vertex_backward(net, &vtx_op2, NULL, io, 1, BUF(9234), B, T, scratch);
+    lmn_vertex_backward_kept(net, &vtx_op2, NULL, io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op1 module: e0.m1 gpt2_block(gpt, unscaled) [tokens -> first]
    * d: BUF(0) [B*T, 1024] */
@@ -1070,7 +1094,8 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {NULL};
-    lmn_block_backward(&blk_op1, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), BUF(2048), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, NULL, KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), SAVED(0), B, T, scratch, pool);
   }
 }
 
@@ -1080,7 +1105,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -1185,8 +1210,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 1030114;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 2048;
 }
 
 const lmn_net_desc gpt2_e2e_desc = {
@@ -1602,6 +1627,7 @@ const lmn_net_desc gpt2_e2e_desc = {
     .fwd_btt = 206848,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

@@ -1361,8 +1361,18 @@ static const lmn_scratch arena_scratch[7] = {
     {LMN_SCRATCH_BLOCK, &blk_op9, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op12, 1, 0, 0},
 };
-/* arena: 759051 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {759051, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 54400 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[7] = {
+    {&blk_op1, NULL, 1, 7079040, 1152, "edge e0.m1 decoder_layer(smol) [tokens -> s1]"},
+    {NULL, &vtx_op3, 1, 212371200, 34560, "vertex s1"},
+    {&blk_op4, NULL, 1, 7079040, 1152, "edge e1.m0 decoder_layer(smol) [s1 -> q]"},
+    {&blk_op6, NULL, 1, 7079040, 1152, "edge e3.m0 decoder_layer(smol) [s1 -> s2]"},
+    {NULL, &vtx_op8, 1, 715696128, 43008, "vertex q"},
+    {&blk_op9, NULL, 1, 29820672, 1792, "edge e2.m0 decoder_layer(qwen) [q -> s2]"},
+    {NULL, &vtx_op12, 1, 212371200, 34560, "vertex s2"},
+};
+static const lmn_arena_desc arena = {54400, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta, 7, arena_keep};
 
 static const lmn_scratch cache_scratch[7] = {
     {LMN_SCRATCH_BLOCK_CACHED, &blk_op1, NULL, 0, 0, 0},
@@ -1374,17 +1384,17 @@ static const lmn_scratch cache_scratch[7] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op12, 1, 0, 0},
 };
 /* cache: 33536 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {33536, 0, 0, 7, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {33536, 0, 0, 7, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -1392,12 +1402,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -1420,17 +1434,18 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(576), xs, 1, 1.0f, BUF(1152), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(576), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1]
    * -> BUF(0) [B*T, 576] */
   lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), N, 576, 576);
   /* op3 vertex: s1 = smol(shared, frozen)
-   * -> BUF(6923) [B*T, 576] */
+   * -> BUF(1152) [B*T, 576] */
   {
     const float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(6923), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op3, &ropes[0], io, 1, BUF(7499), B, T, scratch);
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(1152), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op4 module: e1.m0 decoder_layer(smol) [s1 -> q]
    * -> BUF(0) [B*T, 576] */
@@ -1438,60 +1453,63 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[31], &w, &g);
-    const float *xs[1] = {BUF(6923)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(181207), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1152)};
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op4, KEPT(2), SAVED(2), B, T);
   }
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q]
-   * -> BUF(186978) [B*T, 896] */
-  lmn_linear_forward(BUF(186978), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_w(net, HETERO_P_UP_S1__Q_M1_BIAS), N, 576, 896);
+   * -> BUF(1728) [B*T, 896] */
+  lmn_linear_forward(BUF(1728), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_w(net, HETERO_P_UP_S1__Q_M1_BIAS), N, 576, 896);
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2]
-   * -> BUF(187874) [B*T, 576] */
+   * -> BUF(2624) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[32], &w, &g);
-    const float *xs[1] = {BUF(6923)};
-    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(187874), xs, 1, 1.0f, BUF(188450), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1152)};
+    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(2624), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op6, KEPT(3), SAVED(3), B, T);
   }
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2]
-   * -> BUF(6923) [B*T, 576] */
-  lmn_linear_forward(BUF(6923), BUF(187874), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_w(net, HETERO_P_SAME_S1__S2_M1_BIAS), N, 576, 576);
+   * -> BUF(1152) [B*T, 576] */
+  lmn_linear_forward(BUF(1152), BUF(2624), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_w(net, HETERO_P_SAME_S1__S2_M1_BIAS), N, 576, 576);
   /* op8 vertex: q = qwen(shared, frozen)
-   * -> BUF(194221) [B*T, 896] */
+   * -> BUF(3200) [B*T, 896] */
   {
-    const float *x0[1] = {BUF(186978)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(194221), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op8, &ropes[1], io, 1, BUF(195117), B, T, scratch);
+    const float *x0[1] = {BUF(1728)};
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(3200), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op8, &ropes[1], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
   /* op9 module: e2.m0 decoder_layer(qwen) [q -> s2]
-   * -> BUF(186978) [B*T, 896] */
+   * -> BUF(1728) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[57], &w, &g);
-    const float *xs[1] = {BUF(194221)};
-    lmn_block_forward(&blk_op9, &w, &ropes[1], BUF(186978), xs, 1, 1.0f, BUF(522031), B, T, scratch, pool);
+    const float *xs[1] = {BUF(3200)};
+    lmn_block_forward(&blk_op9, &w, &ropes[1], BUF(1728), xs, 1, 1.0f, SAVED(5), B, T, scratch, pool);
+    if (KEPT(5)) lmn_block_keep_input(&blk_op9, KEPT(5), SAVED(5), B, T);
   }
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2]
-   * -> BUF(194221) [B*T, 576] */
-  lmn_linear_forward(BUF(194221), BUF(186978), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_BIAS), N, 896, 576);
+   * -> BUF(3200) [B*T, 576] */
+  lmn_linear_forward(BUF(3200), BUF(1728), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_BIAS), N, 896, 576);
   /* op12 vertex: s2 = smol(shared, frozen)
-   * -> BUF(535615) [B*T, 576] */
+   * -> BUF(3776) [B*T, 576] */
   {
-    const float *x0[2] = {BUF(194221), BUF(6923)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(535615), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op12, &ropes[0], io, 1, BUF(536191), B, T, scratch);
+    const float *x0[2] = {BUF(3200), BUF(1152)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(3776), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
   /* op13 head: e4.m0 head(smol) [s2 -> logits]
-   * -> BUF(709899) [B*T, 49152] */
-  lmn_net_linear_forward(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(709899), BUF(535615), N, 576, 49152, 0);
+   * -> BUF(4352) [B*T, 49152] */
+  lmn_net_linear_forward(net, HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4352), BUF(3776), N, 576, 49152, 0);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(709899), targets, (int)N, 49152, (float)0, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(4352), targets, (int)N, 49152, (float)0, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(709899), targets, (int)N, 49152, (float)0, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(4352), targets, (int)N, 49152, (float)0, NULL, NULL, pool);
   return loss;
 }
 
@@ -1499,7 +1517,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -1510,87 +1528,91 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)R;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op12 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op12 */
   /* op13 head: e4.m0 head(smol) [s2 -> logits] */
-  lmn_net_linear_backward(net, BUF(6923), HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(709899), BUF(535615), N, 576, 49152);
-  memset(BUF(194221), 0, sizeof(float) * N * 576); /* d op7 */
-  memset(BUF(535615), 0, sizeof(float) * N * 576); /* d op10 */
+  lmn_net_linear_backward(net, BUF(1152), HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4352), BUF(3776), N, 576, 49152);
+  memset(BUF(3200), 0, sizeof(float) * N * 576); /* d op7 */
+  memset(BUF(3776), 0, sizeof(float) * N * 576); /* d op10 */
   /* op12 vertex: s2 = smol(shared, frozen)
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
-    float *x0[2] = {BUF(535615), BUF(194221)};
-    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(6923), x0}};
-    lmn_vertex_backward(net, &vtx_op12, &ropes[0], io, 1, BUF(536191), B, T, scratch);
+    float *x0[2] = {BUF(3776), BUF(3200)};
+    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(1152), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
-  memset(BUF(536191), 0, sizeof(float) * N * 896); /* d op9 */
+  memset(BUF(53504), 0, sizeof(float) * N * 896); /* d op9 */
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2]
-   * d: BUF(535615) [B*T, 576] */
-  lmn_linear_backward(BUF(536191), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_BIAS), BUF(535615), BUF(186978), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), N, 896, 576);
-  memset(BUF(186978), 0, sizeof(float) * N * 896); /* d op8 */
+   * d: BUF(3776) [B*T, 576] */
+  lmn_linear_backward(BUF(53504), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_BIAS), BUF(3776), BUF(1728), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), N, 896, 576);
+  memset(BUF(1152), 0, sizeof(float) * N * 896); /* d op8 */
   /* op9 module: e2.m0 decoder_layer(qwen) [q -> s2]
-   * d: BUF(536191) [B*T, 896] */
+   * d: BUF(53504) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[57], &w, &g);
-    float *dxs[1] = {BUF(186978)};
-    lmn_block_backward(&blk_op9, &w, &ropes[1], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(536191), BUF(522031), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1152)};
+    if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[1], KEPT(5), SAVED(5), B, T, scratch, pool);
+    lmn_block_backward(&blk_op9, &w, &ropes[1], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(53504), SAVED(5), B, T, scratch, pool);
   }
-  memset(BUF(522031), 0, sizeof(float) * N * 896); /* d op5 */
+  memset(BUF(53504), 0, sizeof(float) * N * 896); /* d op5 */
   /* op8 vertex: q = qwen(shared, frozen)
-   * d: BUF(186978) [B*T, 896] */
+   * d: BUF(1152) [B*T, 896] */
   {
-    float *x0[1] = {BUF(522031)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(186978), x0}};
-    lmn_vertex_backward(net, &vtx_op8, &ropes[1], io, 1, BUF(195117), B, T, scratch);
+    float *x0[1] = {BUF(53504)};
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1152), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op8, &ropes[1], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op6 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2]
-   * d: BUF(194221) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_g(net, HETERO_P_SAME_S1__S2_M1_BIAS), BUF(194221), BUF(187874), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), N, 576, 576);
-  memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op3 */
+   * d: BUF(3200) [B*T, 576] */
+  lmn_linear_backward(BUF(1152), lmn_g(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_g(net, HETERO_P_SAME_S1__S2_M1_BIAS), BUF(3200), BUF(2624), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), N, 576, 576);
+  memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2]
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[32], &w, &g);
-    float *dxs[1] = {BUF(186978)};
-    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(6923), BUF(188450), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1728)};
+    if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(3), B, T, scratch, pool);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op4 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q]
-   * d: BUF(522031) [B*T, 896] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_g(net, HETERO_P_UP_S1__Q_M1_BIAS), BUF(522031), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), N, 576, 896);
+   * d: BUF(53504) [B*T, 896] */
+  lmn_linear_backward(BUF(1152), lmn_g(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_g(net, HETERO_P_UP_S1__Q_M1_BIAS), BUF(53504), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), N, 576, 896);
   /* op4 module: e1.m0 decoder_layer(smol) [s1 -> q]
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[31], &w, &g);
-    float *dxs[1] = {BUF(186978)};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(6923), BUF(181207), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1728)};
+    if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 576); /* d op2 */
   /* op3 vertex: s1 = smol(shared, frozen)
-   * d: BUF(186978) [B*T, 576] */
+   * d: BUF(1728) [B*T, 576] */
   {
     float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(186978), x0}};
-    lmn_vertex_backward(net, &vtx_op3, &ropes[0], io, 1, BUF(7499), B, T, scratch);
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1728), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op1 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op1 */
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1]
    * d: BUF(0) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), BUF(0), BUF(576), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(1152), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), BUF(0), BUF(576), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), N, 576, 576);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> s1]
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {NULL};
-    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(6923), BUF(1152), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(0), B, T, scratch, pool);
   }
 }
 
@@ -1600,7 +1622,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -1692,8 +1714,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 709899;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 4352;
 }
 
 const lmn_net_desc hetero_desc = {
@@ -2387,6 +2409,7 @@ const lmn_net_desc hetero_desc = {
     .fwd_btt = 117376,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

@@ -2248,8 +2248,57 @@ static const lmn_scratch arena_scratch[46] = {
     {LMN_SCRATCH_BLOCK, &blk_op102, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op105, 1, 0, 0},
 };
-/* arena: 5336748 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {5336748, 0, 0, 46, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 203008 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[46] = {
+    {&blk_op1, NULL, 1, 29820672, 1792, "edge e40.m1 decoder_layer(qwen) [tokens -> v0_0]"},
+    {NULL, &vtx_op3, 1, 715696128, 43008, "vertex v0_0"},
+    {&blk_op4, NULL, 1, 29820672, 1792, "edge e0.m0 decoder_layer(qwen) [v0_0 -> v1_0]"},
+    {&blk_op6, NULL, 1, 29820672, 1792, "edge e1.m0 decoder_layer(qwen) [v0_0 -> v1_1]"},
+    {&blk_op8, NULL, 1, 29820672, 1792, "edge e2.m0 decoder_layer(qwen) [v0_0 -> v1_2]"},
+    {&blk_op10, NULL, 1, 29820672, 1792, "edge e3.m0 decoder_layer(qwen) [v0_0 -> v1_3]"},
+    {NULL, &vtx_op12, 4, 2862784512, 172032, "vertices v1_0+v1_1+v1_2+v1_3"},
+    {&blk_op13, NULL, 1, 29820672, 1792, "edge e4.m0 decoder_layer(qwen) [v1_0 -> v2_0]"},
+    {&blk_op15, NULL, 1, 29820672, 1792, "edge e5.m0 decoder_layer(qwen) [v1_0 -> v2_1]"},
+    {&blk_op17, NULL, 1, 29820672, 1792, "edge e6.m0 decoder_layer(qwen) [v1_0 -> v2_2]"},
+    {&blk_op19, NULL, 1, 29820672, 1792, "edge e7.m0 decoder_layer(qwen) [v1_0 -> v2_3]"},
+    {&blk_op22, NULL, 1, 29820672, 1792, "edge e8.m0 decoder_layer(qwen) [v1_1 -> v2_0]"},
+    {&blk_op24, NULL, 1, 29820672, 1792, "edge e9.m0 decoder_layer(qwen) [v1_1 -> v2_1]"},
+    {&blk_op26, NULL, 1, 29820672, 1792, "edge e10.m0 decoder_layer(qwen) [v1_1 -> v2_2]"},
+    {&blk_op28, NULL, 1, 29820672, 1792, "edge e11.m0 decoder_layer(qwen) [v1_1 -> v2_3]"},
+    {&blk_op31, NULL, 1, 29820672, 1792, "edge e12.m0 decoder_layer(qwen) [v1_2 -> v2_0]"},
+    {&blk_op33, NULL, 1, 29820672, 1792, "edge e13.m0 decoder_layer(qwen) [v1_2 -> v2_1]"},
+    {&blk_op35, NULL, 1, 29820672, 1792, "edge e14.m0 decoder_layer(qwen) [v1_2 -> v2_2]"},
+    {&blk_op37, NULL, 1, 29820672, 1792, "edge e15.m0 decoder_layer(qwen) [v1_2 -> v2_3]"},
+    {&blk_op40, NULL, 1, 29820672, 1792, "edge e16.m0 decoder_layer(qwen) [v1_3 -> v2_0]"},
+    {&blk_op42, NULL, 1, 29820672, 1792, "edge e17.m0 decoder_layer(qwen) [v1_3 -> v2_1]"},
+    {&blk_op44, NULL, 1, 29820672, 1792, "edge e18.m0 decoder_layer(qwen) [v1_3 -> v2_2]"},
+    {&blk_op46, NULL, 1, 29820672, 1792, "edge e19.m0 decoder_layer(qwen) [v1_3 -> v2_3]"},
+    {NULL, &vtx_op49, 4, 2862784512, 172032, "vertices v2_0+v2_1+v2_2+v2_3"},
+    {&blk_op50, NULL, 1, 29820672, 1792, "edge e20.m0 decoder_layer(qwen) [v2_0 -> v3_0]"},
+    {&blk_op52, NULL, 1, 29820672, 1792, "edge e21.m0 decoder_layer(qwen) [v2_0 -> v3_1]"},
+    {&blk_op54, NULL, 1, 29820672, 1792, "edge e22.m0 decoder_layer(qwen) [v2_0 -> v3_2]"},
+    {&blk_op56, NULL, 1, 29820672, 1792, "edge e23.m0 decoder_layer(qwen) [v2_0 -> v3_3]"},
+    {&blk_op60, NULL, 1, 29820672, 1792, "edge e24.m0 decoder_layer(qwen) [v2_1 -> v3_0]"},
+    {&blk_op62, NULL, 1, 29820672, 1792, "edge e25.m0 decoder_layer(qwen) [v2_1 -> v3_1]"},
+    {&blk_op64, NULL, 1, 29820672, 1792, "edge e26.m0 decoder_layer(qwen) [v2_1 -> v3_2]"},
+    {&blk_op66, NULL, 1, 29820672, 1792, "edge e27.m0 decoder_layer(qwen) [v2_1 -> v3_3]"},
+    {&blk_op70, NULL, 1, 29820672, 1792, "edge e28.m0 decoder_layer(qwen) [v2_2 -> v3_0]"},
+    {&blk_op72, NULL, 1, 29820672, 1792, "edge e29.m0 decoder_layer(qwen) [v2_2 -> v3_1]"},
+    {&blk_op74, NULL, 1, 29820672, 1792, "edge e30.m0 decoder_layer(qwen) [v2_2 -> v3_2]"},
+    {&blk_op76, NULL, 1, 29820672, 1792, "edge e31.m0 decoder_layer(qwen) [v2_2 -> v3_3]"},
+    {&blk_op80, NULL, 1, 29820672, 1792, "edge e32.m0 decoder_layer(qwen) [v2_3 -> v3_0]"},
+    {&blk_op82, NULL, 1, 29820672, 1792, "edge e33.m0 decoder_layer(qwen) [v2_3 -> v3_1]"},
+    {&blk_op84, NULL, 1, 29820672, 1792, "edge e34.m0 decoder_layer(qwen) [v2_3 -> v3_2]"},
+    {&blk_op86, NULL, 1, 29820672, 1792, "edge e35.m0 decoder_layer(qwen) [v2_3 -> v3_3]"},
+    {NULL, &vtx_op89, 4, 2862784512, 172032, "vertices v3_0+v3_1+v3_2+v3_3"},
+    {&blk_op90, NULL, 1, 29820672, 1792, "edge e36.m0 decoder_layer(qwen) [v3_0 -> v4_0]"},
+    {&blk_op94, NULL, 1, 29820672, 1792, "edge e37.m0 decoder_layer(qwen) [v3_1 -> v4_0]"},
+    {&blk_op98, NULL, 1, 29820672, 1792, "edge e38.m0 decoder_layer(qwen) [v3_2 -> v4_0]"},
+    {&blk_op102, NULL, 1, 29820672, 1792, "edge e39.m0 decoder_layer(qwen) [v3_3 -> v4_0]"},
+    {NULL, &vtx_op105, 1, 715696128, 43008, "vertex v4_0"},
+};
+static const lmn_arena_desc arena = {203008, 0, 0, 46, arena_scratch, NMODELS, rope_hd, rope_theta, 46, arena_keep};
 
 static const lmn_scratch cache_scratch[55] = {
     {LMN_SCRATCH_BLOCK_CACHED, &blk_op1, NULL, 0, 0, 0},
@@ -2309,17 +2358,17 @@ static const lmn_scratch cache_scratch[55] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op105, 1, 0, 0},
 };
 /* cache: 111744 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {111744, 0, 0, 55, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {111744, 0, 0, 55, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -2327,12 +2376,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -2355,17 +2408,18 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(896), xs, 1, 1.0f, BUF(1792), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(896), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 module: e40.m2 linear(896 -> 896, bias) [tokens -> v0_0]
    * -> BUF(0) [B*T, 896] */
   lmn_linear_forward(BUF(0), BUF(896), lmn_w(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_w(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_BIAS), N, 896, 896);
   /* op3 vertex: v0_0 = qwen(shared, frozen)
-   * -> BUF(15376) [B*T, 896] */
+   * -> BUF(1792) [B*T, 896] */
   {
     const float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(15376), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op3, &ropes[0], io, 1, BUF(16272), B, T, scratch);
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(1792), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op4 module: e0.m0 decoder_layer(qwen) [v0_0 -> v1_0]
    * -> BUF(0) [B*T, 896] */
@@ -2373,554 +2427,594 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[25], &w, &g);
-    const float *xs[1] = {BUF(15376)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(343186), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1792)};
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op4, KEPT(2), SAVED(2), B, T);
   }
   /* op5 module: e0.m1 linear(896 -> 896, bias) [v0_0 -> v1_0]
-   * -> BUF(356770) [B*T, 896] */
-  lmn_linear_forward(BUF(356770), BUF(0), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_BIAS), N, 896, 896);
+   * -> BUF(2688) [B*T, 896] */
+  lmn_linear_forward(BUF(2688), BUF(0), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_BIAS), N, 896, 896);
   /* op6 module: e1.m0 decoder_layer(qwen) [v0_0 -> v1_1]
-   * -> BUF(357666) [B*T, 896] */
+   * -> BUF(3584) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[26], &w, &g);
-    const float *xs[1] = {BUF(15376)};
-    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(357666), xs, 1, 1.0f, BUF(358562), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1792)};
+    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(3584), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op6, KEPT(3), SAVED(3), B, T);
   }
   /* op7 module: e1.m1 linear(896 -> 896, bias) [v0_0 -> v1_1]
-   * -> BUF(372146) [B*T, 896] */
-  lmn_linear_forward(BUF(372146), BUF(357666), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_BIAS), N, 896, 896);
+   * -> BUF(4480) [B*T, 896] */
+  lmn_linear_forward(BUF(4480), BUF(3584), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_BIAS), N, 896, 896);
   /* op8 module: e2.m0 decoder_layer(qwen) [v0_0 -> v1_2]
-   * -> BUF(373042) [B*T, 896] */
+   * -> BUF(5376) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[27], &w, &g);
-    const float *xs[1] = {BUF(15376)};
-    lmn_block_forward(&blk_op8, &w, &ropes[0], BUF(373042), xs, 1, 1.0f, BUF(373938), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1792)};
+    lmn_block_forward(&blk_op8, &w, &ropes[0], BUF(5376), xs, 1, 1.0f, SAVED(4), B, T, scratch, pool);
+    if (KEPT(4)) lmn_block_keep_input(&blk_op8, KEPT(4), SAVED(4), B, T);
   }
   /* op9 module: e2.m1 linear(896 -> 896, bias) [v0_0 -> v1_2]
-   * -> BUF(387522) [B*T, 896] */
-  lmn_linear_forward(BUF(387522), BUF(373042), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_BIAS), N, 896, 896);
+   * -> BUF(6272) [B*T, 896] */
+  lmn_linear_forward(BUF(6272), BUF(5376), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_BIAS), N, 896, 896);
   /* op10 module: e3.m0 decoder_layer(qwen) [v0_0 -> v1_3]
-   * -> BUF(388418) [B*T, 896] */
+   * -> BUF(7168) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[28], &w, &g);
-    const float *xs[1] = {BUF(15376)};
-    lmn_block_forward(&blk_op10, &w, &ropes[0], BUF(388418), xs, 1, 1.0f, BUF(389314), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1792)};
+    lmn_block_forward(&blk_op10, &w, &ropes[0], BUF(7168), xs, 1, 1.0f, SAVED(5), B, T, scratch, pool);
+    if (KEPT(5)) lmn_block_keep_input(&blk_op10, KEPT(5), SAVED(5), B, T);
   }
   /* op11 module: e3.m1 linear(896 -> 896, bias) [v0_0 -> v1_3]
-   * -> BUF(15376) [B*T, 896] */
-  lmn_linear_forward(BUF(15376), BUF(388418), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_BIAS), N, 896, 896);
+   * -> BUF(1792) [B*T, 896] */
+  lmn_linear_forward(BUF(1792), BUF(7168), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_BIAS), N, 896, 896);
   /* op12 vertex: v1_0 = qwen(shared, frozen)
-   * -> BUF(402898) [B*T, 896] */
+   * -> BUF(8064) [B*T, 896] */
   {
-    const float *x0[1] = {BUF(356770)};
-    const float *x1[1] = {BUF(372146)};
-    const float *x2[1] = {BUF(387522)};
-    const float *x3[1] = {BUF(15376)};
-    const lmn_vertex_io io[4] = {{x0, 1, 1.0f, BUF(402898), NULL, NULL}, {x1, 1, 1.0f, BUF(403794), NULL, NULL}, {x2, 1, 1.0f, BUF(404690), NULL, NULL}, {x3, 1, 1.0f, BUF(405586), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op12, &ropes[0], io, 4, BUF(406482), B, T, scratch);
+    const float *x0[1] = {BUF(2688)};
+    const float *x1[1] = {BUF(4480)};
+    const float *x2[1] = {BUF(6272)};
+    const float *x3[1] = {BUF(1792)};
+    const lmn_vertex_io io[4] = {{x0, 1, 1.0f, BUF(8064), NULL, NULL}, {x1, 1, 1.0f, BUF(8960), NULL, NULL}, {x2, 1, 1.0f, BUF(9856), NULL, NULL}, {x3, 1, 1.0f, BUF(10752), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op12, &ropes[0], io, 4, SAVED(6), KEPT(6), B, T, scratch);
   }
   /* op13 module: e4.m0 decoder_layer(qwen) [v1_0 -> v2_0]
-   * -> BUF(356770) [B*T, 896] */
+   * -> BUF(2688) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[53], &w, &g);
-    const float *xs[1] = {BUF(402898)};
-    lmn_block_forward(&blk_op13, &w, &ropes[0], BUF(356770), xs, 1, 1.0f, BUF(1714138), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8064)};
+    lmn_block_forward(&blk_op13, &w, &ropes[0], BUF(2688), xs, 1, 1.0f, SAVED(7), B, T, scratch, pool);
+    if (KEPT(7)) lmn_block_keep_input(&blk_op13, KEPT(7), SAVED(7), B, T);
   }
   /* op14 module: e4.m1 linear(896 -> 896, bias) [v1_0 -> v2_0]
-   * -> BUF(1727722) [B*T, 896] */
-  lmn_linear_forward(BUF(1727722), BUF(356770), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_BIAS), N, 896, 896);
+   * -> BUF(11648) [B*T, 896] */
+  lmn_linear_forward(BUF(11648), BUF(2688), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_BIAS), N, 896, 896);
   /* op15 module: e5.m0 decoder_layer(qwen) [v1_0 -> v2_1]
-   * -> BUF(1728618) [B*T, 896] */
+   * -> BUF(12544) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[54], &w, &g);
-    const float *xs[1] = {BUF(402898)};
-    lmn_block_forward(&blk_op15, &w, &ropes[0], BUF(1728618), xs, 1, 1.0f, BUF(1729514), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8064)};
+    lmn_block_forward(&blk_op15, &w, &ropes[0], BUF(12544), xs, 1, 1.0f, SAVED(8), B, T, scratch, pool);
+    if (KEPT(8)) lmn_block_keep_input(&blk_op15, KEPT(8), SAVED(8), B, T);
   }
   /* op16 module: e5.m1 linear(896 -> 896, bias) [v1_0 -> v2_1]
-   * -> BUF(1743098) [B*T, 896] */
-  lmn_linear_forward(BUF(1743098), BUF(1728618), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_BIAS), N, 896, 896);
+   * -> BUF(13440) [B*T, 896] */
+  lmn_linear_forward(BUF(13440), BUF(12544), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_BIAS), N, 896, 896);
   /* op17 module: e6.m0 decoder_layer(qwen) [v1_0 -> v2_2]
-   * -> BUF(1743994) [B*T, 896] */
+   * -> BUF(14336) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[55], &w, &g);
-    const float *xs[1] = {BUF(402898)};
-    lmn_block_forward(&blk_op17, &w, &ropes[0], BUF(1743994), xs, 1, 1.0f, BUF(1744890), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8064)};
+    lmn_block_forward(&blk_op17, &w, &ropes[0], BUF(14336), xs, 1, 1.0f, SAVED(9), B, T, scratch, pool);
+    if (KEPT(9)) lmn_block_keep_input(&blk_op17, KEPT(9), SAVED(9), B, T);
   }
   /* op18 module: e6.m1 linear(896 -> 896, bias) [v1_0 -> v2_2]
-   * -> BUF(1758474) [B*T, 896] */
-  lmn_linear_forward(BUF(1758474), BUF(1743994), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_BIAS), N, 896, 896);
+   * -> BUF(15232) [B*T, 896] */
+  lmn_linear_forward(BUF(15232), BUF(14336), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_BIAS), N, 896, 896);
   /* op19 module: e7.m0 decoder_layer(qwen) [v1_0 -> v2_3]
-   * -> BUF(1759370) [B*T, 896] */
+   * -> BUF(16128) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[56], &w, &g);
-    const float *xs[1] = {BUF(402898)};
-    lmn_block_forward(&blk_op19, &w, &ropes[0], BUF(1759370), xs, 1, 1.0f, BUF(1760266), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8064)};
+    lmn_block_forward(&blk_op19, &w, &ropes[0], BUF(16128), xs, 1, 1.0f, SAVED(10), B, T, scratch, pool);
+    if (KEPT(10)) lmn_block_keep_input(&blk_op19, KEPT(10), SAVED(10), B, T);
   }
   /* op20 module: e7.m1 linear(896 -> 896, bias) [v1_0 -> v2_3]
-   * -> BUF(402898) [B*T, 896] */
-  lmn_linear_forward(BUF(402898), BUF(1759370), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_BIAS), N, 896, 896);
+   * -> BUF(8064) [B*T, 896] */
+  lmn_linear_forward(BUF(8064), BUF(16128), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_BIAS), N, 896, 896);
   /* op21 vertex: v1_1 = qwen(shared, frozen)
-   * -> BUF(403794) [B*T, 896] */
+   * -> BUF(8960) [B*T, 896] */
   /* runs with its batch, op12 */
   /* op22 module: e8.m0 decoder_layer(qwen) [v1_1 -> v2_0]
-   * -> BUF(372146) [B*T, 896] */
+   * -> BUF(4480) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[81], &w, &g);
-    const float *xs[1] = {BUF(403794)};
-    lmn_block_forward(&blk_op22, &w, &ropes[0], BUF(372146), xs, 1, 1.0f, BUF(1773850), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8960)};
+    lmn_block_forward(&blk_op22, &w, &ropes[0], BUF(4480), xs, 1, 1.0f, SAVED(11), B, T, scratch, pool);
+    if (KEPT(11)) lmn_block_keep_input(&blk_op22, KEPT(11), SAVED(11), B, T);
   }
   /* op23 module: e8.m1 linear(896 -> 896, bias) [v1_1 -> v2_0]
-   * -> BUF(1787434) [B*T, 896] */
-  lmn_linear_forward(BUF(1787434), BUF(372146), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_BIAS), N, 896, 896);
+   * -> BUF(17024) [B*T, 896] */
+  lmn_linear_forward(BUF(17024), BUF(4480), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_BIAS), N, 896, 896);
   /* op24 module: e9.m0 decoder_layer(qwen) [v1_1 -> v2_1]
-   * -> BUF(1788330) [B*T, 896] */
+   * -> BUF(17920) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[82], &w, &g);
-    const float *xs[1] = {BUF(403794)};
-    lmn_block_forward(&blk_op24, &w, &ropes[0], BUF(1788330), xs, 1, 1.0f, BUF(1789226), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8960)};
+    lmn_block_forward(&blk_op24, &w, &ropes[0], BUF(17920), xs, 1, 1.0f, SAVED(12), B, T, scratch, pool);
+    if (KEPT(12)) lmn_block_keep_input(&blk_op24, KEPT(12), SAVED(12), B, T);
   }
   /* op25 module: e9.m1 linear(896 -> 896, bias) [v1_1 -> v2_1]
-   * -> BUF(1802810) [B*T, 896] */
-  lmn_linear_forward(BUF(1802810), BUF(1788330), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_BIAS), N, 896, 896);
+   * -> BUF(18816) [B*T, 896] */
+  lmn_linear_forward(BUF(18816), BUF(17920), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_BIAS), N, 896, 896);
   /* op26 module: e10.m0 decoder_layer(qwen) [v1_1 -> v2_2]
-   * -> BUF(1803706) [B*T, 896] */
+   * -> BUF(19712) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[83], &w, &g);
-    const float *xs[1] = {BUF(403794)};
-    lmn_block_forward(&blk_op26, &w, &ropes[0], BUF(1803706), xs, 1, 1.0f, BUF(1804602), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8960)};
+    lmn_block_forward(&blk_op26, &w, &ropes[0], BUF(19712), xs, 1, 1.0f, SAVED(13), B, T, scratch, pool);
+    if (KEPT(13)) lmn_block_keep_input(&blk_op26, KEPT(13), SAVED(13), B, T);
   }
   /* op27 module: e10.m1 linear(896 -> 896, bias) [v1_1 -> v2_2]
-   * -> BUF(1818186) [B*T, 896] */
-  lmn_linear_forward(BUF(1818186), BUF(1803706), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_BIAS), N, 896, 896);
+   * -> BUF(20608) [B*T, 896] */
+  lmn_linear_forward(BUF(20608), BUF(19712), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_BIAS), N, 896, 896);
   /* op28 module: e11.m0 decoder_layer(qwen) [v1_1 -> v2_3]
-   * -> BUF(1819082) [B*T, 896] */
+   * -> BUF(21504) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[84], &w, &g);
-    const float *xs[1] = {BUF(403794)};
-    lmn_block_forward(&blk_op28, &w, &ropes[0], BUF(1819082), xs, 1, 1.0f, BUF(1819978), B, T, scratch, pool);
+    const float *xs[1] = {BUF(8960)};
+    lmn_block_forward(&blk_op28, &w, &ropes[0], BUF(21504), xs, 1, 1.0f, SAVED(14), B, T, scratch, pool);
+    if (KEPT(14)) lmn_block_keep_input(&blk_op28, KEPT(14), SAVED(14), B, T);
   }
   /* op29 module: e11.m1 linear(896 -> 896, bias) [v1_1 -> v2_3]
-   * -> BUF(403794) [B*T, 896] */
-  lmn_linear_forward(BUF(403794), BUF(1819082), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_BIAS), N, 896, 896);
+   * -> BUF(8960) [B*T, 896] */
+  lmn_linear_forward(BUF(8960), BUF(21504), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_BIAS), N, 896, 896);
   /* op30 vertex: v1_2 = qwen(shared, frozen)
-   * -> BUF(404690) [B*T, 896] */
+   * -> BUF(9856) [B*T, 896] */
   /* runs with its batch, op12 */
   /* op31 module: e12.m0 decoder_layer(qwen) [v1_2 -> v2_0]
-   * -> BUF(387522) [B*T, 896] */
+   * -> BUF(6272) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[109], &w, &g);
-    const float *xs[1] = {BUF(404690)};
-    lmn_block_forward(&blk_op31, &w, &ropes[0], BUF(387522), xs, 1, 1.0f, BUF(1833562), B, T, scratch, pool);
+    const float *xs[1] = {BUF(9856)};
+    lmn_block_forward(&blk_op31, &w, &ropes[0], BUF(6272), xs, 1, 1.0f, SAVED(15), B, T, scratch, pool);
+    if (KEPT(15)) lmn_block_keep_input(&blk_op31, KEPT(15), SAVED(15), B, T);
   }
   /* op32 module: e12.m1 linear(896 -> 896, bias) [v1_2 -> v2_0]
-   * -> BUF(1847146) [B*T, 896] */
-  lmn_linear_forward(BUF(1847146), BUF(387522), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_BIAS), N, 896, 896);
+   * -> BUF(22400) [B*T, 896] */
+  lmn_linear_forward(BUF(22400), BUF(6272), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_BIAS), N, 896, 896);
   /* op33 module: e13.m0 decoder_layer(qwen) [v1_2 -> v2_1]
-   * -> BUF(1848042) [B*T, 896] */
+   * -> BUF(23296) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[110], &w, &g);
-    const float *xs[1] = {BUF(404690)};
-    lmn_block_forward(&blk_op33, &w, &ropes[0], BUF(1848042), xs, 1, 1.0f, BUF(1848938), B, T, scratch, pool);
+    const float *xs[1] = {BUF(9856)};
+    lmn_block_forward(&blk_op33, &w, &ropes[0], BUF(23296), xs, 1, 1.0f, SAVED(16), B, T, scratch, pool);
+    if (KEPT(16)) lmn_block_keep_input(&blk_op33, KEPT(16), SAVED(16), B, T);
   }
   /* op34 module: e13.m1 linear(896 -> 896, bias) [v1_2 -> v2_1]
-   * -> BUF(1862522) [B*T, 896] */
-  lmn_linear_forward(BUF(1862522), BUF(1848042), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_BIAS), N, 896, 896);
+   * -> BUF(24192) [B*T, 896] */
+  lmn_linear_forward(BUF(24192), BUF(23296), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_BIAS), N, 896, 896);
   /* op35 module: e14.m0 decoder_layer(qwen) [v1_2 -> v2_2]
-   * -> BUF(1863418) [B*T, 896] */
+   * -> BUF(25088) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[111], &w, &g);
-    const float *xs[1] = {BUF(404690)};
-    lmn_block_forward(&blk_op35, &w, &ropes[0], BUF(1863418), xs, 1, 1.0f, BUF(1864314), B, T, scratch, pool);
+    const float *xs[1] = {BUF(9856)};
+    lmn_block_forward(&blk_op35, &w, &ropes[0], BUF(25088), xs, 1, 1.0f, SAVED(17), B, T, scratch, pool);
+    if (KEPT(17)) lmn_block_keep_input(&blk_op35, KEPT(17), SAVED(17), B, T);
   }
   /* op36 module: e14.m1 linear(896 -> 896, bias) [v1_2 -> v2_2]
-   * -> BUF(1877898) [B*T, 896] */
-  lmn_linear_forward(BUF(1877898), BUF(1863418), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_BIAS), N, 896, 896);
+   * -> BUF(25984) [B*T, 896] */
+  lmn_linear_forward(BUF(25984), BUF(25088), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_BIAS), N, 896, 896);
   /* op37 module: e15.m0 decoder_layer(qwen) [v1_2 -> v2_3]
-   * -> BUF(1878794) [B*T, 896] */
+   * -> BUF(26880) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[112], &w, &g);
-    const float *xs[1] = {BUF(404690)};
-    lmn_block_forward(&blk_op37, &w, &ropes[0], BUF(1878794), xs, 1, 1.0f, BUF(1879690), B, T, scratch, pool);
+    const float *xs[1] = {BUF(9856)};
+    lmn_block_forward(&blk_op37, &w, &ropes[0], BUF(26880), xs, 1, 1.0f, SAVED(18), B, T, scratch, pool);
+    if (KEPT(18)) lmn_block_keep_input(&blk_op37, KEPT(18), SAVED(18), B, T);
   }
   /* op38 module: e15.m1 linear(896 -> 896, bias) [v1_2 -> v2_3]
-   * -> BUF(404690) [B*T, 896] */
-  lmn_linear_forward(BUF(404690), BUF(1878794), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_BIAS), N, 896, 896);
+   * -> BUF(9856) [B*T, 896] */
+  lmn_linear_forward(BUF(9856), BUF(26880), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_BIAS), N, 896, 896);
   /* op39 vertex: v1_3 = qwen(shared, frozen)
-   * -> BUF(405586) [B*T, 896] */
+   * -> BUF(10752) [B*T, 896] */
   /* runs with its batch, op12 */
   /* op40 module: e16.m0 decoder_layer(qwen) [v1_3 -> v2_0]
-   * -> BUF(15376) [B*T, 896] */
+   * -> BUF(1792) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[137], &w, &g);
-    const float *xs[1] = {BUF(405586)};
-    lmn_block_forward(&blk_op40, &w, &ropes[0], BUF(15376), xs, 1, 1.0f, BUF(1893274), B, T, scratch, pool);
+    const float *xs[1] = {BUF(10752)};
+    lmn_block_forward(&blk_op40, &w, &ropes[0], BUF(1792), xs, 1, 1.0f, SAVED(19), B, T, scratch, pool);
+    if (KEPT(19)) lmn_block_keep_input(&blk_op40, KEPT(19), SAVED(19), B, T);
   }
   /* op41 module: e16.m1 linear(896 -> 896, bias) [v1_3 -> v2_0]
-   * -> BUF(1906858) [B*T, 896] */
-  lmn_linear_forward(BUF(1906858), BUF(15376), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_BIAS), N, 896, 896);
+   * -> BUF(27776) [B*T, 896] */
+  lmn_linear_forward(BUF(27776), BUF(1792), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_BIAS), N, 896, 896);
   /* op42 module: e17.m0 decoder_layer(qwen) [v1_3 -> v2_1]
-   * -> BUF(1907754) [B*T, 896] */
+   * -> BUF(28672) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[138], &w, &g);
-    const float *xs[1] = {BUF(405586)};
-    lmn_block_forward(&blk_op42, &w, &ropes[0], BUF(1907754), xs, 1, 1.0f, BUF(1908650), B, T, scratch, pool);
+    const float *xs[1] = {BUF(10752)};
+    lmn_block_forward(&blk_op42, &w, &ropes[0], BUF(28672), xs, 1, 1.0f, SAVED(20), B, T, scratch, pool);
+    if (KEPT(20)) lmn_block_keep_input(&blk_op42, KEPT(20), SAVED(20), B, T);
   }
   /* op43 module: e17.m1 linear(896 -> 896, bias) [v1_3 -> v2_1]
-   * -> BUF(1922234) [B*T, 896] */
-  lmn_linear_forward(BUF(1922234), BUF(1907754), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_BIAS), N, 896, 896);
+   * -> BUF(29568) [B*T, 896] */
+  lmn_linear_forward(BUF(29568), BUF(28672), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_BIAS), N, 896, 896);
   /* op44 module: e18.m0 decoder_layer(qwen) [v1_3 -> v2_2]
-   * -> BUF(1923130) [B*T, 896] */
+   * -> BUF(30464) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[139], &w, &g);
-    const float *xs[1] = {BUF(405586)};
-    lmn_block_forward(&blk_op44, &w, &ropes[0], BUF(1923130), xs, 1, 1.0f, BUF(1924026), B, T, scratch, pool);
+    const float *xs[1] = {BUF(10752)};
+    lmn_block_forward(&blk_op44, &w, &ropes[0], BUF(30464), xs, 1, 1.0f, SAVED(21), B, T, scratch, pool);
+    if (KEPT(21)) lmn_block_keep_input(&blk_op44, KEPT(21), SAVED(21), B, T);
   }
   /* op45 module: e18.m1 linear(896 -> 896, bias) [v1_3 -> v2_2]
-   * -> BUF(1937610) [B*T, 896] */
-  lmn_linear_forward(BUF(1937610), BUF(1923130), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_BIAS), N, 896, 896);
+   * -> BUF(31360) [B*T, 896] */
+  lmn_linear_forward(BUF(31360), BUF(30464), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_BIAS), N, 896, 896);
   /* op46 module: e19.m0 decoder_layer(qwen) [v1_3 -> v2_3]
-   * -> BUF(1938506) [B*T, 896] */
+   * -> BUF(32256) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[140], &w, &g);
-    const float *xs[1] = {BUF(405586)};
-    lmn_block_forward(&blk_op46, &w, &ropes[0], BUF(1938506), xs, 1, 1.0f, BUF(1939402), B, T, scratch, pool);
+    const float *xs[1] = {BUF(10752)};
+    lmn_block_forward(&blk_op46, &w, &ropes[0], BUF(32256), xs, 1, 1.0f, SAVED(22), B, T, scratch, pool);
+    if (KEPT(22)) lmn_block_keep_input(&blk_op46, KEPT(22), SAVED(22), B, T);
   }
   /* op47 module: e19.m1 linear(896 -> 896, bias) [v1_3 -> v2_3]
-   * -> BUF(405586) [B*T, 896] */
-  lmn_linear_forward(BUF(405586), BUF(1938506), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_BIAS), N, 896, 896);
+   * -> BUF(10752) [B*T, 896] */
+  lmn_linear_forward(BUF(10752), BUF(32256), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_BIAS), N, 896, 896);
   /* op49 vertex: v2_0 = qwen(shared, frozen)
-   * -> BUF(1952986) [B*T, 896] */
+   * -> BUF(33152) [B*T, 896] */
   {
-    const float *x0[4] = {BUF(1727722), BUF(1787434), BUF(1847146), BUF(1906858)};
-    const float *x1[4] = {BUF(1743098), BUF(1802810), BUF(1862522), BUF(1922234)};
-    const float *x2[4] = {BUF(1758474), BUF(1818186), BUF(1877898), BUF(1937610)};
-    const float *x3[4] = {BUF(402898), BUF(403794), BUF(404690), BUF(405586)};
-    const lmn_vertex_io io[4] = {{x0, 4, 1.0f / 4, BUF(1952986), NULL, NULL}, {x1, 4, 1.0f / 4, BUF(1953882), NULL, NULL}, {x2, 4, 1.0f / 4, BUF(1954778), NULL, NULL}, {x3, 4, 1.0f / 4, BUF(1955674), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op49, &ropes[0], io, 4, BUF(1956570), B, T, scratch);
+    const float *x0[4] = {BUF(11648), BUF(17024), BUF(22400), BUF(27776)};
+    const float *x1[4] = {BUF(13440), BUF(18816), BUF(24192), BUF(29568)};
+    const float *x2[4] = {BUF(15232), BUF(20608), BUF(25984), BUF(31360)};
+    const float *x3[4] = {BUF(8064), BUF(8960), BUF(9856), BUF(10752)};
+    const lmn_vertex_io io[4] = {{x0, 4, 1.0f / 4, BUF(33152), NULL, NULL}, {x1, 4, 1.0f / 4, BUF(34048), NULL, NULL}, {x2, 4, 1.0f / 4, BUF(34944), NULL, NULL}, {x3, 4, 1.0f / 4, BUF(35840), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op49, &ropes[0], io, 4, SAVED(23), KEPT(23), B, T, scratch);
   }
   /* op50 module: e20.m0 decoder_layer(qwen) [v2_0 -> v3_0]
-   * -> BUF(1727722) [B*T, 896] */
+   * -> BUF(11648) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[165], &w, &g);
-    const float *xs[1] = {BUF(1952986)};
-    lmn_block_forward(&blk_op50, &w, &ropes[0], BUF(1727722), xs, 1, 1.0f, BUF(3264226), B, T, scratch, pool);
+    const float *xs[1] = {BUF(33152)};
+    lmn_block_forward(&blk_op50, &w, &ropes[0], BUF(11648), xs, 1, 1.0f, SAVED(24), B, T, scratch, pool);
+    if (KEPT(24)) lmn_block_keep_input(&blk_op50, KEPT(24), SAVED(24), B, T);
   }
   /* op51 module: e20.m1 linear(896 -> 896, bias) [v2_0 -> v3_0]
-   * -> BUF(1787434) [B*T, 896] */
-  lmn_linear_forward(BUF(1787434), BUF(1727722), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_BIAS), N, 896, 896);
+   * -> BUF(17024) [B*T, 896] */
+  lmn_linear_forward(BUF(17024), BUF(11648), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_BIAS), N, 896, 896);
   /* op52 module: e21.m0 decoder_layer(qwen) [v2_0 -> v3_1]
-   * -> BUF(1847146) [B*T, 896] */
+   * -> BUF(22400) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[166], &w, &g);
-    const float *xs[1] = {BUF(1952986)};
-    lmn_block_forward(&blk_op52, &w, &ropes[0], BUF(1847146), xs, 1, 1.0f, BUF(3277810), B, T, scratch, pool);
+    const float *xs[1] = {BUF(33152)};
+    lmn_block_forward(&blk_op52, &w, &ropes[0], BUF(22400), xs, 1, 1.0f, SAVED(25), B, T, scratch, pool);
+    if (KEPT(25)) lmn_block_keep_input(&blk_op52, KEPT(25), SAVED(25), B, T);
   }
   /* op53 module: e21.m1 linear(896 -> 896, bias) [v2_0 -> v3_1]
-   * -> BUF(1906858) [B*T, 896] */
-  lmn_linear_forward(BUF(1906858), BUF(1847146), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_BIAS), N, 896, 896);
+   * -> BUF(27776) [B*T, 896] */
+  lmn_linear_forward(BUF(27776), BUF(22400), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_BIAS), N, 896, 896);
   /* op54 module: e22.m0 decoder_layer(qwen) [v2_0 -> v3_2]
-   * -> BUF(3291394) [B*T, 896] */
+   * -> BUF(36736) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[167], &w, &g);
-    const float *xs[1] = {BUF(1952986)};
-    lmn_block_forward(&blk_op54, &w, &ropes[0], BUF(3291394), xs, 1, 1.0f, BUF(3292290), B, T, scratch, pool);
+    const float *xs[1] = {BUF(33152)};
+    lmn_block_forward(&blk_op54, &w, &ropes[0], BUF(36736), xs, 1, 1.0f, SAVED(26), B, T, scratch, pool);
+    if (KEPT(26)) lmn_block_keep_input(&blk_op54, KEPT(26), SAVED(26), B, T);
   }
   /* op55 module: e22.m1 linear(896 -> 896, bias) [v2_0 -> v3_2]
-   * -> BUF(3305874) [B*T, 896] */
-  lmn_linear_forward(BUF(3305874), BUF(3291394), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_BIAS), N, 896, 896);
+   * -> BUF(37632) [B*T, 896] */
+  lmn_linear_forward(BUF(37632), BUF(36736), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_BIAS), N, 896, 896);
   /* op56 module: e23.m0 decoder_layer(qwen) [v2_0 -> v3_3]
-   * -> BUF(3306770) [B*T, 896] */
+   * -> BUF(38528) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[168], &w, &g);
-    const float *xs[1] = {BUF(1952986)};
-    lmn_block_forward(&blk_op56, &w, &ropes[0], BUF(3306770), xs, 1, 1.0f, BUF(3307666), B, T, scratch, pool);
+    const float *xs[1] = {BUF(33152)};
+    lmn_block_forward(&blk_op56, &w, &ropes[0], BUF(38528), xs, 1, 1.0f, SAVED(27), B, T, scratch, pool);
+    if (KEPT(27)) lmn_block_keep_input(&blk_op56, KEPT(27), SAVED(27), B, T);
   }
   /* op57 module: e23.m1 linear(896 -> 896, bias) [v2_0 -> v3_3]
-   * -> BUF(1952986) [B*T, 896] */
-  lmn_linear_forward(BUF(1952986), BUF(3306770), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_BIAS), N, 896, 896);
+   * -> BUF(33152) [B*T, 896] */
+  lmn_linear_forward(BUF(33152), BUF(38528), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_BIAS), N, 896, 896);
   /* op59 vertex: v2_1 = qwen(shared, frozen)
-   * -> BUF(1953882) [B*T, 896] */
+   * -> BUF(34048) [B*T, 896] */
   /* runs with its batch, op49 */
   /* op60 module: e24.m0 decoder_layer(qwen) [v2_1 -> v3_0]
-   * -> BUF(1743098) [B*T, 896] */
+   * -> BUF(13440) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[193], &w, &g);
-    const float *xs[1] = {BUF(1953882)};
-    lmn_block_forward(&blk_op60, &w, &ropes[0], BUF(1743098), xs, 1, 1.0f, BUF(3321250), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34048)};
+    lmn_block_forward(&blk_op60, &w, &ropes[0], BUF(13440), xs, 1, 1.0f, SAVED(28), B, T, scratch, pool);
+    if (KEPT(28)) lmn_block_keep_input(&blk_op60, KEPT(28), SAVED(28), B, T);
   }
   /* op61 module: e24.m1 linear(896 -> 896, bias) [v2_1 -> v3_0]
-   * -> BUF(1802810) [B*T, 896] */
-  lmn_linear_forward(BUF(1802810), BUF(1743098), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_BIAS), N, 896, 896);
+   * -> BUF(18816) [B*T, 896] */
+  lmn_linear_forward(BUF(18816), BUF(13440), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_BIAS), N, 896, 896);
   /* op62 module: e25.m0 decoder_layer(qwen) [v2_1 -> v3_1]
-   * -> BUF(1862522) [B*T, 896] */
+   * -> BUF(24192) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[194], &w, &g);
-    const float *xs[1] = {BUF(1953882)};
-    lmn_block_forward(&blk_op62, &w, &ropes[0], BUF(1862522), xs, 1, 1.0f, BUF(3334834), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34048)};
+    lmn_block_forward(&blk_op62, &w, &ropes[0], BUF(24192), xs, 1, 1.0f, SAVED(29), B, T, scratch, pool);
+    if (KEPT(29)) lmn_block_keep_input(&blk_op62, KEPT(29), SAVED(29), B, T);
   }
   /* op63 module: e25.m1 linear(896 -> 896, bias) [v2_1 -> v3_1]
-   * -> BUF(1922234) [B*T, 896] */
-  lmn_linear_forward(BUF(1922234), BUF(1862522), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_BIAS), N, 896, 896);
+   * -> BUF(29568) [B*T, 896] */
+  lmn_linear_forward(BUF(29568), BUF(24192), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_BIAS), N, 896, 896);
   /* op64 module: e26.m0 decoder_layer(qwen) [v2_1 -> v3_2]
-   * -> BUF(3348418) [B*T, 896] */
+   * -> BUF(39424) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[195], &w, &g);
-    const float *xs[1] = {BUF(1953882)};
-    lmn_block_forward(&blk_op64, &w, &ropes[0], BUF(3348418), xs, 1, 1.0f, BUF(3349314), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34048)};
+    lmn_block_forward(&blk_op64, &w, &ropes[0], BUF(39424), xs, 1, 1.0f, SAVED(30), B, T, scratch, pool);
+    if (KEPT(30)) lmn_block_keep_input(&blk_op64, KEPT(30), SAVED(30), B, T);
   }
   /* op65 module: e26.m1 linear(896 -> 896, bias) [v2_1 -> v3_2]
-   * -> BUF(3362898) [B*T, 896] */
-  lmn_linear_forward(BUF(3362898), BUF(3348418), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_BIAS), N, 896, 896);
+   * -> BUF(40320) [B*T, 896] */
+  lmn_linear_forward(BUF(40320), BUF(39424), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_BIAS), N, 896, 896);
   /* op66 module: e27.m0 decoder_layer(qwen) [v2_1 -> v3_3]
-   * -> BUF(3363794) [B*T, 896] */
+   * -> BUF(41216) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[196], &w, &g);
-    const float *xs[1] = {BUF(1953882)};
-    lmn_block_forward(&blk_op66, &w, &ropes[0], BUF(3363794), xs, 1, 1.0f, BUF(3364690), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34048)};
+    lmn_block_forward(&blk_op66, &w, &ropes[0], BUF(41216), xs, 1, 1.0f, SAVED(31), B, T, scratch, pool);
+    if (KEPT(31)) lmn_block_keep_input(&blk_op66, KEPT(31), SAVED(31), B, T);
   }
   /* op67 module: e27.m1 linear(896 -> 896, bias) [v2_1 -> v3_3]
-   * -> BUF(1953882) [B*T, 896] */
-  lmn_linear_forward(BUF(1953882), BUF(3363794), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_BIAS), N, 896, 896);
+   * -> BUF(34048) [B*T, 896] */
+  lmn_linear_forward(BUF(34048), BUF(41216), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_BIAS), N, 896, 896);
   /* op69 vertex: v2_2 = qwen(shared, frozen)
-   * -> BUF(1954778) [B*T, 896] */
+   * -> BUF(34944) [B*T, 896] */
   /* runs with its batch, op49 */
   /* op70 module: e28.m0 decoder_layer(qwen) [v2_2 -> v3_0]
-   * -> BUF(1758474) [B*T, 896] */
+   * -> BUF(15232) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[221], &w, &g);
-    const float *xs[1] = {BUF(1954778)};
-    lmn_block_forward(&blk_op70, &w, &ropes[0], BUF(1758474), xs, 1, 1.0f, BUF(3378274), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34944)};
+    lmn_block_forward(&blk_op70, &w, &ropes[0], BUF(15232), xs, 1, 1.0f, SAVED(32), B, T, scratch, pool);
+    if (KEPT(32)) lmn_block_keep_input(&blk_op70, KEPT(32), SAVED(32), B, T);
   }
   /* op71 module: e28.m1 linear(896 -> 896, bias) [v2_2 -> v3_0]
-   * -> BUF(1818186) [B*T, 896] */
-  lmn_linear_forward(BUF(1818186), BUF(1758474), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_BIAS), N, 896, 896);
+   * -> BUF(20608) [B*T, 896] */
+  lmn_linear_forward(BUF(20608), BUF(15232), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_BIAS), N, 896, 896);
   /* op72 module: e29.m0 decoder_layer(qwen) [v2_2 -> v3_1]
-   * -> BUF(1877898) [B*T, 896] */
+   * -> BUF(25984) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[222], &w, &g);
-    const float *xs[1] = {BUF(1954778)};
-    lmn_block_forward(&blk_op72, &w, &ropes[0], BUF(1877898), xs, 1, 1.0f, BUF(3391858), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34944)};
+    lmn_block_forward(&blk_op72, &w, &ropes[0], BUF(25984), xs, 1, 1.0f, SAVED(33), B, T, scratch, pool);
+    if (KEPT(33)) lmn_block_keep_input(&blk_op72, KEPT(33), SAVED(33), B, T);
   }
   /* op73 module: e29.m1 linear(896 -> 896, bias) [v2_2 -> v3_1]
-   * -> BUF(1937610) [B*T, 896] */
-  lmn_linear_forward(BUF(1937610), BUF(1877898), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_BIAS), N, 896, 896);
+   * -> BUF(31360) [B*T, 896] */
+  lmn_linear_forward(BUF(31360), BUF(25984), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_BIAS), N, 896, 896);
   /* op74 module: e30.m0 decoder_layer(qwen) [v2_2 -> v3_2]
-   * -> BUF(3405442) [B*T, 896] */
+   * -> BUF(42112) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[223], &w, &g);
-    const float *xs[1] = {BUF(1954778)};
-    lmn_block_forward(&blk_op74, &w, &ropes[0], BUF(3405442), xs, 1, 1.0f, BUF(3406338), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34944)};
+    lmn_block_forward(&blk_op74, &w, &ropes[0], BUF(42112), xs, 1, 1.0f, SAVED(34), B, T, scratch, pool);
+    if (KEPT(34)) lmn_block_keep_input(&blk_op74, KEPT(34), SAVED(34), B, T);
   }
   /* op75 module: e30.m1 linear(896 -> 896, bias) [v2_2 -> v3_2]
-   * -> BUF(3419922) [B*T, 896] */
-  lmn_linear_forward(BUF(3419922), BUF(3405442), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_BIAS), N, 896, 896);
+   * -> BUF(43008) [B*T, 896] */
+  lmn_linear_forward(BUF(43008), BUF(42112), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_BIAS), N, 896, 896);
   /* op76 module: e31.m0 decoder_layer(qwen) [v2_2 -> v3_3]
-   * -> BUF(3420818) [B*T, 896] */
+   * -> BUF(43904) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[224], &w, &g);
-    const float *xs[1] = {BUF(1954778)};
-    lmn_block_forward(&blk_op76, &w, &ropes[0], BUF(3420818), xs, 1, 1.0f, BUF(3421714), B, T, scratch, pool);
+    const float *xs[1] = {BUF(34944)};
+    lmn_block_forward(&blk_op76, &w, &ropes[0], BUF(43904), xs, 1, 1.0f, SAVED(35), B, T, scratch, pool);
+    if (KEPT(35)) lmn_block_keep_input(&blk_op76, KEPT(35), SAVED(35), B, T);
   }
   /* op77 module: e31.m1 linear(896 -> 896, bias) [v2_2 -> v3_3]
-   * -> BUF(1954778) [B*T, 896] */
-  lmn_linear_forward(BUF(1954778), BUF(3420818), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_BIAS), N, 896, 896);
+   * -> BUF(34944) [B*T, 896] */
+  lmn_linear_forward(BUF(34944), BUF(43904), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_BIAS), N, 896, 896);
   /* op79 vertex: v2_3 = qwen(shared, frozen)
-   * -> BUF(1955674) [B*T, 896] */
+   * -> BUF(35840) [B*T, 896] */
   /* runs with its batch, op49 */
   /* op80 module: e32.m0 decoder_layer(qwen) [v2_3 -> v3_0]
-   * -> BUF(402898) [B*T, 896] */
+   * -> BUF(8064) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[249], &w, &g);
-    const float *xs[1] = {BUF(1955674)};
-    lmn_block_forward(&blk_op80, &w, &ropes[0], BUF(402898), xs, 1, 1.0f, BUF(3435298), B, T, scratch, pool);
+    const float *xs[1] = {BUF(35840)};
+    lmn_block_forward(&blk_op80, &w, &ropes[0], BUF(8064), xs, 1, 1.0f, SAVED(36), B, T, scratch, pool);
+    if (KEPT(36)) lmn_block_keep_input(&blk_op80, KEPT(36), SAVED(36), B, T);
   }
   /* op81 module: e32.m1 linear(896 -> 896, bias) [v2_3 -> v3_0]
-   * -> BUF(403794) [B*T, 896] */
-  lmn_linear_forward(BUF(403794), BUF(402898), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_BIAS), N, 896, 896);
+   * -> BUF(8960) [B*T, 896] */
+  lmn_linear_forward(BUF(8960), BUF(8064), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_BIAS), N, 896, 896);
   /* op82 module: e33.m0 decoder_layer(qwen) [v2_3 -> v3_1]
-   * -> BUF(404690) [B*T, 896] */
+   * -> BUF(9856) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[250], &w, &g);
-    const float *xs[1] = {BUF(1955674)};
-    lmn_block_forward(&blk_op82, &w, &ropes[0], BUF(404690), xs, 1, 1.0f, BUF(3448882), B, T, scratch, pool);
+    const float *xs[1] = {BUF(35840)};
+    lmn_block_forward(&blk_op82, &w, &ropes[0], BUF(9856), xs, 1, 1.0f, SAVED(37), B, T, scratch, pool);
+    if (KEPT(37)) lmn_block_keep_input(&blk_op82, KEPT(37), SAVED(37), B, T);
   }
   /* op83 module: e33.m1 linear(896 -> 896, bias) [v2_3 -> v3_1]
-   * -> BUF(405586) [B*T, 896] */
-  lmn_linear_forward(BUF(405586), BUF(404690), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_BIAS), N, 896, 896);
+   * -> BUF(10752) [B*T, 896] */
+  lmn_linear_forward(BUF(10752), BUF(9856), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_BIAS), N, 896, 896);
   /* op84 module: e34.m0 decoder_layer(qwen) [v2_3 -> v3_2]
-   * -> BUF(3462466) [B*T, 896] */
+   * -> BUF(44800) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[251], &w, &g);
-    const float *xs[1] = {BUF(1955674)};
-    lmn_block_forward(&blk_op84, &w, &ropes[0], BUF(3462466), xs, 1, 1.0f, BUF(3463362), B, T, scratch, pool);
+    const float *xs[1] = {BUF(35840)};
+    lmn_block_forward(&blk_op84, &w, &ropes[0], BUF(44800), xs, 1, 1.0f, SAVED(38), B, T, scratch, pool);
+    if (KEPT(38)) lmn_block_keep_input(&blk_op84, KEPT(38), SAVED(38), B, T);
   }
   /* op85 module: e34.m1 linear(896 -> 896, bias) [v2_3 -> v3_2]
-   * -> BUF(3476946) [B*T, 896] */
-  lmn_linear_forward(BUF(3476946), BUF(3462466), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_BIAS), N, 896, 896);
+   * -> BUF(45696) [B*T, 896] */
+  lmn_linear_forward(BUF(45696), BUF(44800), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_BIAS), N, 896, 896);
   /* op86 module: e35.m0 decoder_layer(qwen) [v2_3 -> v3_3]
-   * -> BUF(3477842) [B*T, 896] */
+   * -> BUF(46592) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[252], &w, &g);
-    const float *xs[1] = {BUF(1955674)};
-    lmn_block_forward(&blk_op86, &w, &ropes[0], BUF(3477842), xs, 1, 1.0f, BUF(3478738), B, T, scratch, pool);
+    const float *xs[1] = {BUF(35840)};
+    lmn_block_forward(&blk_op86, &w, &ropes[0], BUF(46592), xs, 1, 1.0f, SAVED(39), B, T, scratch, pool);
+    if (KEPT(39)) lmn_block_keep_input(&blk_op86, KEPT(39), SAVED(39), B, T);
   }
   /* op87 module: e35.m1 linear(896 -> 896, bias) [v2_3 -> v3_3]
-   * -> BUF(1955674) [B*T, 896] */
-  lmn_linear_forward(BUF(1955674), BUF(3477842), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_BIAS), N, 896, 896);
+   * -> BUF(35840) [B*T, 896] */
+  lmn_linear_forward(BUF(35840), BUF(46592), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_BIAS), N, 896, 896);
   /* op89 vertex: v3_0 = qwen(shared, frozen)
-   * -> BUF(3492322) [B*T, 896] */
+   * -> BUF(47488) [B*T, 896] */
   {
-    const float *x0[4] = {BUF(1787434), BUF(1802810), BUF(1818186), BUF(403794)};
-    const float *x1[4] = {BUF(1906858), BUF(1922234), BUF(1937610), BUF(405586)};
-    const float *x2[4] = {BUF(3305874), BUF(3362898), BUF(3419922), BUF(3476946)};
-    const float *x3[4] = {BUF(1952986), BUF(1953882), BUF(1954778), BUF(1955674)};
-    const lmn_vertex_io io[4] = {{x0, 4, 1.0f / 4, BUF(3492322), NULL, NULL}, {x1, 4, 1.0f / 4, BUF(3493218), NULL, NULL}, {x2, 4, 1.0f / 4, BUF(3494114), NULL, NULL}, {x3, 4, 1.0f / 4, BUF(3495010), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op89, &ropes[0], io, 4, BUF(3495906), B, T, scratch);
+    const float *x0[4] = {BUF(17024), BUF(18816), BUF(20608), BUF(8960)};
+    const float *x1[4] = {BUF(27776), BUF(29568), BUF(31360), BUF(10752)};
+    const float *x2[4] = {BUF(37632), BUF(40320), BUF(43008), BUF(45696)};
+    const float *x3[4] = {BUF(33152), BUF(34048), BUF(34944), BUF(35840)};
+    const lmn_vertex_io io[4] = {{x0, 4, 1.0f / 4, BUF(47488), NULL, NULL}, {x1, 4, 1.0f / 4, BUF(48384), NULL, NULL}, {x2, 4, 1.0f / 4, BUF(49280), NULL, NULL}, {x3, 4, 1.0f / 4, BUF(50176), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op89, &ropes[0], io, 4, SAVED(40), KEPT(40), B, T, scratch);
   }
   /* op90 module: e36.m0 decoder_layer(qwen) [v3_0 -> v4_0]
-   * -> BUF(403794) [B*T, 896] */
+   * -> BUF(8960) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[277], &w, &g);
-    const float *xs[1] = {BUF(3492322)};
-    lmn_block_forward(&blk_op90, &w, &ropes[0], BUF(403794), xs, 1, 1.0f, BUF(4803562), B, T, scratch, pool);
+    const float *xs[1] = {BUF(47488)};
+    lmn_block_forward(&blk_op90, &w, &ropes[0], BUF(8960), xs, 1, 1.0f, SAVED(41), B, T, scratch, pool);
+    if (KEPT(41)) lmn_block_keep_input(&blk_op90, KEPT(41), SAVED(41), B, T);
   }
   /* op91 module: e36.m1 linear(896 -> 896, bias) [v3_0 -> v4_0]
-   * -> BUF(1787434) [B*T, 896] */
-  lmn_linear_forward(BUF(1787434), BUF(403794), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_BIAS), N, 896, 896);
+   * -> BUF(17024) [B*T, 896] */
+  lmn_linear_forward(BUF(17024), BUF(8960), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_BIAS), N, 896, 896);
   /* op93 vertex: v3_1 = qwen(shared, frozen)
-   * -> BUF(3493218) [B*T, 896] */
+   * -> BUF(48384) [B*T, 896] */
   /* runs with its batch, op89 */
   /* op94 module: e37.m0 decoder_layer(qwen) [v3_1 -> v4_0]
-   * -> BUF(405586) [B*T, 896] */
+   * -> BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[302], &w, &g);
-    const float *xs[1] = {BUF(3493218)};
-    lmn_block_forward(&blk_op94, &w, &ropes[0], BUF(405586), xs, 1, 1.0f, BUF(4817146), B, T, scratch, pool);
+    const float *xs[1] = {BUF(48384)};
+    lmn_block_forward(&blk_op94, &w, &ropes[0], BUF(10752), xs, 1, 1.0f, SAVED(42), B, T, scratch, pool);
+    if (KEPT(42)) lmn_block_keep_input(&blk_op94, KEPT(42), SAVED(42), B, T);
   }
   /* op95 module: e37.m1 linear(896 -> 896, bias) [v3_1 -> v4_0]
-   * -> BUF(1802810) [B*T, 896] */
-  lmn_linear_forward(BUF(1802810), BUF(405586), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_BIAS), N, 896, 896);
+   * -> BUF(18816) [B*T, 896] */
+  lmn_linear_forward(BUF(18816), BUF(10752), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_BIAS), N, 896, 896);
   /* op97 vertex: v3_2 = qwen(shared, frozen)
-   * -> BUF(3494114) [B*T, 896] */
+   * -> BUF(49280) [B*T, 896] */
   /* runs with its batch, op89 */
   /* op98 module: e38.m0 decoder_layer(qwen) [v3_2 -> v4_0]
-   * -> BUF(1818186) [B*T, 896] */
+   * -> BUF(20608) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[327], &w, &g);
-    const float *xs[1] = {BUF(3494114)};
-    lmn_block_forward(&blk_op98, &w, &ropes[0], BUF(1818186), xs, 1, 1.0f, BUF(4830730), B, T, scratch, pool);
+    const float *xs[1] = {BUF(49280)};
+    lmn_block_forward(&blk_op98, &w, &ropes[0], BUF(20608), xs, 1, 1.0f, SAVED(43), B, T, scratch, pool);
+    if (KEPT(43)) lmn_block_keep_input(&blk_op98, KEPT(43), SAVED(43), B, T);
   }
   /* op99 module: e38.m1 linear(896 -> 896, bias) [v3_2 -> v4_0]
-   * -> BUF(1906858) [B*T, 896] */
-  lmn_linear_forward(BUF(1906858), BUF(1818186), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_BIAS), N, 896, 896);
+   * -> BUF(27776) [B*T, 896] */
+  lmn_linear_forward(BUF(27776), BUF(20608), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_BIAS), N, 896, 896);
   /* op101 vertex: v3_3 = qwen(shared, frozen)
-   * -> BUF(3495010) [B*T, 896] */
+   * -> BUF(50176) [B*T, 896] */
   /* runs with its batch, op89 */
   /* op102 module: e39.m0 decoder_layer(qwen) [v3_3 -> v4_0]
-   * -> BUF(1922234) [B*T, 896] */
+   * -> BUF(29568) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[352], &w, &g);
-    const float *xs[1] = {BUF(3495010)};
-    lmn_block_forward(&blk_op102, &w, &ropes[0], BUF(1922234), xs, 1, 1.0f, BUF(4844314), B, T, scratch, pool);
+    const float *xs[1] = {BUF(50176)};
+    lmn_block_forward(&blk_op102, &w, &ropes[0], BUF(29568), xs, 1, 1.0f, SAVED(44), B, T, scratch, pool);
+    if (KEPT(44)) lmn_block_keep_input(&blk_op102, KEPT(44), SAVED(44), B, T);
   }
   /* op103 module: e39.m1 linear(896 -> 896, bias) [v3_3 -> v4_0]
-   * -> BUF(1937610) [B*T, 896] */
-  lmn_linear_forward(BUF(1937610), BUF(1922234), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_BIAS), N, 896, 896);
+   * -> BUF(31360) [B*T, 896] */
+  lmn_linear_forward(BUF(31360), BUF(29568), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_BIAS), N, 896, 896);
   /* op105 vertex: v4_0 = qwen(shared, frozen)
-   * -> BUF(1952986) [B*T, 896] */
+   * -> BUF(33152) [B*T, 896] */
   {
-    const float *x0[4] = {BUF(1787434), BUF(1802810), BUF(1906858), BUF(1937610)};
-    const lmn_vertex_io io[1] = {{x0, 4, 1.0f / 4, BUF(1952986), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op105, &ropes[0], io, 1, BUF(4857898), B, T, scratch);
+    const float *x0[4] = {BUF(17024), BUF(18816), BUF(27776), BUF(31360)};
+    const lmn_vertex_io io[1] = {{x0, 4, 1.0f / 4, BUF(33152), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op105, &ropes[0], io, 1, SAVED(45), KEPT(45), B, T, scratch);
   }
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits]
-   * -> BUF(5184812) [B*T, 151936] */
-  lmn_net_linear_forward(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(5184812), BUF(1952986), N, 896, 151936, 0);
+   * -> BUF(47488) [B*T, 151936] */
+  lmn_net_linear_forward(net, LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(47488), BUF(33152), N, 896, 151936, 0);
   /* op107 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(5184812), targets, (int)N, 151936, (float)0, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(47488), targets, (int)N, 151936, (float)0, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(5184812), targets, (int)N, 151936, (float)0, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(47488), targets, (int)N, 151936, (float)0, NULL, NULL, pool);
   return loss;
 }
 
@@ -2928,7 +3022,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -2939,666 +3033,707 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)R;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  memset(BUF(1787434), 0, sizeof(float) * N * 896); /* d op105 */
+  memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op105 */
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
-  lmn_net_linear_backward(net, BUF(1787434), LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(5184812), BUF(1952986), N, 896, 151936);
-  memset(BUF(1802810), 0, sizeof(float) * N * 896); /* d op91 */
-  memset(BUF(1906858), 0, sizeof(float) * N * 896); /* d op95 */
-  memset(BUF(1937610), 0, sizeof(float) * N * 896); /* d op99 */
-  memset(BUF(1952986), 0, sizeof(float) * N * 896); /* d op103 */
+  lmn_net_linear_backward(net, BUF(17024), LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(47488), BUF(33152), N, 896, 151936);
+  memset(BUF(18816), 0, sizeof(float) * N * 896); /* d op91 */
+  memset(BUF(27776), 0, sizeof(float) * N * 896); /* d op95 */
+  memset(BUF(31360), 0, sizeof(float) * N * 896); /* d op99 */
+  memset(BUF(33152), 0, sizeof(float) * N * 896); /* d op103 */
   /* op105 vertex: v4_0 = qwen(shared, frozen)
-   * d: BUF(1787434) [B*T, 896] */
+   * d: BUF(17024) [B*T, 896] */
   {
-    float *x0[4] = {BUF(1802810), BUF(1906858), BUF(1937610), BUF(1952986)};
-    const lmn_vertex_io io[1] = {{NULL, 4, 1.0f / 4, NULL, BUF(1787434), x0}};
-    lmn_vertex_backward(net, &vtx_op105, &ropes[0], io, 1, BUF(4857898), B, T, scratch);
+    float *x0[4] = {BUF(18816), BUF(27776), BUF(31360), BUF(33152)};
+    const lmn_vertex_io io[1] = {{NULL, 4, 1.0f / 4, NULL, BUF(17024), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op105, &ropes[0], io, 1, SAVED(45), KEPT(45), B, T, scratch);
   }
-  memset(BUF(1787434), 0, sizeof(float) * N * 896); /* d op102 */
+  memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op102 */
   /* op103 module: e39.m1 linear(896 -> 896, bias) [v3_3 -> v4_0]
-   * d: BUF(1952986) [B*T, 896] */
-  lmn_linear_backward(BUF(1787434), lmn_g(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_BIAS), BUF(1952986), BUF(1922234), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), N, 896, 896);
-  memset(BUF(1922234), 0, sizeof(float) * N * 896); /* d op101 */
+   * d: BUF(33152) [B*T, 896] */
+  lmn_linear_backward(BUF(17024), lmn_g(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_BIAS), BUF(33152), BUF(29568), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), N, 896, 896);
+  memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op101 */
   /* op102 module: e39.m0 decoder_layer(qwen) [v3_3 -> v4_0]
-   * d: BUF(1787434) [B*T, 896] */
+   * d: BUF(17024) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[352], &w, &g);
-    float *dxs[1] = {BUF(1922234)};
-    lmn_block_backward(&blk_op102, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1787434), BUF(4844314), B, T, scratch, pool);
+    float *dxs[1] = {BUF(29568)};
+    if (KEPT(44)) lmn_block_recompute(&blk_op102, &w, &ropes[0], KEPT(44), SAVED(44), B, T, scratch, pool);
+    lmn_block_backward(&blk_op102, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(17024), SAVED(44), B, T, scratch, pool);
   }
-  memset(BUF(1787434), 0, sizeof(float) * N * 896); /* d op57 */
-  memset(BUF(1952986), 0, sizeof(float) * N * 896); /* d op67 */
-  memset(BUF(1953882), 0, sizeof(float) * N * 896); /* d op77 */
-  memset(BUF(1954778), 0, sizeof(float) * N * 896); /* d op87 */
+  memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op57 */
+  memset(BUF(33152), 0, sizeof(float) * N * 896); /* d op67 */
+  memset(BUF(34048), 0, sizeof(float) * N * 896); /* d op77 */
+  memset(BUF(34944), 0, sizeof(float) * N * 896); /* d op87 */
   /* op101 vertex: v3_3 = qwen(shared, frozen)
-   * d: BUF(1922234) [B*T, 896] */
+   * d: BUF(29568) [B*T, 896] */
   /* backward with its batch, op89 */
-  memset(BUF(1955674), 0, sizeof(float) * N * 896); /* d op98 */
+  memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op98 */
   /* op99 module: e38.m1 linear(896 -> 896, bias) [v3_2 -> v4_0]
-   * d: BUF(1937610) [B*T, 896] */
-  lmn_linear_backward(BUF(1955674), lmn_g(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_BIAS), BUF(1937610), BUF(1818186), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), N, 896, 896);
-  memset(BUF(1818186), 0, sizeof(float) * N * 896); /* d op97 */
+   * d: BUF(31360) [B*T, 896] */
+  lmn_linear_backward(BUF(35840), lmn_g(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_BIAS), BUF(31360), BUF(20608), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), N, 896, 896);
+  memset(BUF(20608), 0, sizeof(float) * N * 896); /* d op97 */
   /* op98 module: e38.m0 decoder_layer(qwen) [v3_2 -> v4_0]
-   * d: BUF(1955674) [B*T, 896] */
+   * d: BUF(35840) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[327], &w, &g);
-    float *dxs[1] = {BUF(1818186)};
-    lmn_block_backward(&blk_op98, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1955674), BUF(4830730), B, T, scratch, pool);
+    float *dxs[1] = {BUF(20608)};
+    if (KEPT(43)) lmn_block_recompute(&blk_op98, &w, &ropes[0], KEPT(43), SAVED(43), B, T, scratch, pool);
+    lmn_block_backward(&blk_op98, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(35840), SAVED(43), B, T, scratch, pool);
   }
-  memset(BUF(1937610), 0, sizeof(float) * N * 896); /* d op55 */
-  memset(BUF(1955674), 0, sizeof(float) * N * 896); /* d op65 */
-  memset(BUF(3305874), 0, sizeof(float) * N * 896); /* d op75 */
-  memset(BUF(3362898), 0, sizeof(float) * N * 896); /* d op85 */
+  memset(BUF(31360), 0, sizeof(float) * N * 896); /* d op55 */
+  memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op65 */
+  memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op75 */
+  memset(BUF(40320), 0, sizeof(float) * N * 896); /* d op85 */
   /* op97 vertex: v3_2 = qwen(shared, frozen)
-   * d: BUF(1818186) [B*T, 896] */
+   * d: BUF(20608) [B*T, 896] */
   /* backward with its batch, op89 */
-  memset(BUF(3419922), 0, sizeof(float) * N * 896); /* d op94 */
+  memset(BUF(43008), 0, sizeof(float) * N * 896); /* d op94 */
   /* op95 module: e37.m1 linear(896 -> 896, bias) [v3_1 -> v4_0]
-   * d: BUF(1906858) [B*T, 896] */
-  lmn_linear_backward(BUF(3419922), lmn_g(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_BIAS), BUF(1906858), BUF(405586), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), N, 896, 896);
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op93 */
+   * d: BUF(27776) [B*T, 896] */
+  lmn_linear_backward(BUF(43008), lmn_g(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_BIAS), BUF(27776), BUF(10752), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), N, 896, 896);
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op93 */
   /* op94 module: e37.m0 decoder_layer(qwen) [v3_1 -> v4_0]
-   * d: BUF(3419922) [B*T, 896] */
+   * d: BUF(43008) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[302], &w, &g);
-    float *dxs[1] = {BUF(405586)};
-    lmn_block_backward(&blk_op94, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3419922), BUF(4817146), B, T, scratch, pool);
+    float *dxs[1] = {BUF(10752)};
+    if (KEPT(42)) lmn_block_recompute(&blk_op94, &w, &ropes[0], KEPT(42), SAVED(42), B, T, scratch, pool);
+    lmn_block_backward(&blk_op94, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(43008), SAVED(42), B, T, scratch, pool);
   }
-  memset(BUF(1906858), 0, sizeof(float) * N * 896); /* d op53 */
-  memset(BUF(3419922), 0, sizeof(float) * N * 896); /* d op63 */
-  memset(BUF(3476946), 0, sizeof(float) * N * 896); /* d op73 */
-  memset(BUF(3492322), 0, sizeof(float) * N * 896); /* d op83 */
+  memset(BUF(27776), 0, sizeof(float) * N * 896); /* d op53 */
+  memset(BUF(43008), 0, sizeof(float) * N * 896); /* d op63 */
+  memset(BUF(45696), 0, sizeof(float) * N * 896); /* d op73 */
+  memset(BUF(199424), 0, sizeof(float) * N * 896); /* d op83 */
   /* op93 vertex: v3_1 = qwen(shared, frozen)
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   /* backward with its batch, op89 */
-  memset(BUF(3493218), 0, sizeof(float) * N * 896); /* d op90 */
+  memset(BUF(200320), 0, sizeof(float) * N * 896); /* d op90 */
   /* op91 module: e36.m1 linear(896 -> 896, bias) [v3_0 -> v4_0]
-   * d: BUF(1802810) [B*T, 896] */
-  lmn_linear_backward(BUF(3493218), lmn_g(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_BIAS), BUF(1802810), BUF(403794), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), N, 896, 896);
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op89 */
+   * d: BUF(18816) [B*T, 896] */
+  lmn_linear_backward(BUF(200320), lmn_g(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_BIAS), BUF(18816), BUF(8960), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), N, 896, 896);
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op89 */
   /* op90 module: e36.m0 decoder_layer(qwen) [v3_0 -> v4_0]
-   * d: BUF(3493218) [B*T, 896] */
+   * d: BUF(200320) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[277], &w, &g);
-    float *dxs[1] = {BUF(403794)};
-    lmn_block_backward(&blk_op90, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3493218), BUF(4803562), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8960)};
+    if (KEPT(41)) lmn_block_recompute(&blk_op90, &w, &ropes[0], KEPT(41), SAVED(41), B, T, scratch, pool);
+    lmn_block_backward(&blk_op90, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(200320), SAVED(41), B, T, scratch, pool);
   }
-  memset(BUF(1802810), 0, sizeof(float) * N * 896); /* d op51 */
-  memset(BUF(3493218), 0, sizeof(float) * N * 896); /* d op61 */
-  memset(BUF(3494114), 0, sizeof(float) * N * 896); /* d op71 */
-  memset(BUF(3495010), 0, sizeof(float) * N * 896); /* d op81 */
+  memset(BUF(18816), 0, sizeof(float) * N * 896); /* d op51 */
+  memset(BUF(200320), 0, sizeof(float) * N * 896); /* d op61 */
+  memset(BUF(201216), 0, sizeof(float) * N * 896); /* d op71 */
+  memset(BUF(202112), 0, sizeof(float) * N * 896); /* d op81 */
   /* op89 vertex: v3_0 = qwen(shared, frozen)
-   * d: BUF(403794) [B*T, 896] */
+   * d: BUF(8960) [B*T, 896] */
   {
-    float *x0[4] = {BUF(1802810), BUF(3493218), BUF(3494114), BUF(3495010)};
-    float *x1[4] = {BUF(1906858), BUF(3419922), BUF(3476946), BUF(3492322)};
-    float *x2[4] = {BUF(1937610), BUF(1955674), BUF(3305874), BUF(3362898)};
-    float *x3[4] = {BUF(1787434), BUF(1952986), BUF(1953882), BUF(1954778)};
-    const lmn_vertex_io io[4] = {{NULL, 4, 1.0f / 4, NULL, BUF(403794), x0}, {NULL, 4, 1.0f / 4, NULL, BUF(405586), x1}, {NULL, 4, 1.0f / 4, NULL, BUF(1818186), x2}, {NULL, 4, 1.0f / 4, NULL, BUF(1922234), x3}};
-    lmn_vertex_backward(net, &vtx_op89, &ropes[0], io, 4, BUF(3495906), B, T, scratch);
+    float *x0[4] = {BUF(18816), BUF(200320), BUF(201216), BUF(202112)};
+    float *x1[4] = {BUF(27776), BUF(43008), BUF(45696), BUF(199424)};
+    float *x2[4] = {BUF(31360), BUF(35840), BUF(37632), BUF(40320)};
+    float *x3[4] = {BUF(17024), BUF(33152), BUF(34048), BUF(34944)};
+    const lmn_vertex_io io[4] = {{NULL, 4, 1.0f / 4, NULL, BUF(8960), x0}, {NULL, 4, 1.0f / 4, NULL, BUF(10752), x1}, {NULL, 4, 1.0f / 4, NULL, BUF(20608), x2}, {NULL, 4, 1.0f / 4, NULL, BUF(29568), x3}};
+    lmn_vertex_backward_kept(net, &vtx_op89, &ropes[0], io, 4, SAVED(40), KEPT(40), B, T, scratch);
   }
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op86 */
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op86 */
   /* op87 module: e35.m1 linear(896 -> 896, bias) [v2_3 -> v3_3]
-   * d: BUF(1954778) [B*T, 896] */
-  lmn_linear_backward(BUF(403794), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_BIAS), BUF(1954778), BUF(3477842), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op79 */
+   * d: BUF(34944) [B*T, 896] */
+  lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_BIAS), BUF(34944), BUF(46592), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op79 */
   /* op86 module: e35.m0 decoder_layer(qwen) [v2_3 -> v3_3]
-   * d: BUF(403794) [B*T, 896] */
+   * d: BUF(8960) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[252], &w, &g);
-    float *dxs[1] = {BUF(405586)};
-    lmn_block_backward(&blk_op86, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(403794), BUF(3478738), B, T, scratch, pool);
+    float *dxs[1] = {BUF(10752)};
+    if (KEPT(39)) lmn_block_recompute(&blk_op86, &w, &ropes[0], KEPT(39), SAVED(39), B, T, scratch, pool);
+    lmn_block_backward(&blk_op86, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(39), B, T, scratch, pool);
   }
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op84 */
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op84 */
   /* op85 module: e34.m1 linear(896 -> 896, bias) [v2_3 -> v3_2]
-   * d: BUF(3362898) [B*T, 896] */
-  lmn_linear_backward(BUF(403794), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_BIAS), BUF(3362898), BUF(3462466), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(40320) [B*T, 896] */
+  lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_BIAS), BUF(40320), BUF(44800), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), N, 896, 896);
   /* op84 module: e34.m0 decoder_layer(qwen) [v2_3 -> v3_2]
-   * d: BUF(403794) [B*T, 896] */
+   * d: BUF(8960) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[251], &w, &g);
-    float *dxs[1] = {BUF(405586)};
-    lmn_block_backward(&blk_op84, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(403794), BUF(3463362), B, T, scratch, pool);
+    float *dxs[1] = {BUF(10752)};
+    if (KEPT(38)) lmn_block_recompute(&blk_op84, &w, &ropes[0], KEPT(38), SAVED(38), B, T, scratch, pool);
+    lmn_block_backward(&blk_op84, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(38), B, T, scratch, pool);
   }
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op82 */
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op82 */
   /* op83 module: e33.m1 linear(896 -> 896, bias) [v2_3 -> v3_1]
-   * d: BUF(3492322) [B*T, 896] */
-  lmn_linear_backward(BUF(403794), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_BIAS), BUF(3492322), BUF(404690), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(199424) [B*T, 896] */
+  lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_BIAS), BUF(199424), BUF(9856), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), N, 896, 896);
   /* op82 module: e33.m0 decoder_layer(qwen) [v2_3 -> v3_1]
-   * d: BUF(403794) [B*T, 896] */
+   * d: BUF(8960) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[250], &w, &g);
-    float *dxs[1] = {BUF(405586)};
-    lmn_block_backward(&blk_op82, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(403794), BUF(3448882), B, T, scratch, pool);
+    float *dxs[1] = {BUF(10752)};
+    if (KEPT(37)) lmn_block_recompute(&blk_op82, &w, &ropes[0], KEPT(37), SAVED(37), B, T, scratch, pool);
+    lmn_block_backward(&blk_op82, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(37), B, T, scratch, pool);
   }
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op80 */
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op80 */
   /* op81 module: e32.m1 linear(896 -> 896, bias) [v2_3 -> v3_0]
-   * d: BUF(3495010) [B*T, 896] */
-  lmn_linear_backward(BUF(403794), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_BIAS), BUF(3495010), BUF(402898), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(202112) [B*T, 896] */
+  lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_BIAS), BUF(202112), BUF(8064), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), N, 896, 896);
   /* op80 module: e32.m0 decoder_layer(qwen) [v2_3 -> v3_0]
-   * d: BUF(403794) [B*T, 896] */
+   * d: BUF(8960) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[249], &w, &g);
-    float *dxs[1] = {BUF(405586)};
-    lmn_block_backward(&blk_op80, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(403794), BUF(3435298), B, T, scratch, pool);
+    float *dxs[1] = {BUF(10752)};
+    if (KEPT(36)) lmn_block_recompute(&blk_op80, &w, &ropes[0], KEPT(36), SAVED(36), B, T, scratch, pool);
+    lmn_block_backward(&blk_op80, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(36), B, T, scratch, pool);
   }
-  memset(BUF(402898), 0, sizeof(float) * N * 896); /* d op20 */
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op29 */
-  memset(BUF(404690), 0, sizeof(float) * N * 896); /* d op38 */
-  memset(BUF(1818186), 0, sizeof(float) * N * 896); /* d op47 */
+  memset(BUF(8064), 0, sizeof(float) * N * 896); /* d op20 */
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op29 */
+  memset(BUF(9856), 0, sizeof(float) * N * 896); /* d op38 */
+  memset(BUF(20608), 0, sizeof(float) * N * 896); /* d op47 */
   /* op79 vertex: v2_3 = qwen(shared, frozen)
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   /* backward with its batch, op49 */
-  memset(BUF(1922234), 0, sizeof(float) * N * 896); /* d op76 */
+  memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op76 */
   /* op77 module: e31.m1 linear(896 -> 896, bias) [v2_2 -> v3_3]
-   * d: BUF(1953882) [B*T, 896] */
-  lmn_linear_backward(BUF(1922234), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_BIAS), BUF(1953882), BUF(3420818), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(1953882), 0, sizeof(float) * N * 896); /* d op69 */
+   * d: BUF(34048) [B*T, 896] */
+  lmn_linear_backward(BUF(29568), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_BIAS), BUF(34048), BUF(43904), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(34048), 0, sizeof(float) * N * 896); /* d op69 */
   /* op76 module: e31.m0 decoder_layer(qwen) [v2_2 -> v3_3]
-   * d: BUF(1922234) [B*T, 896] */
+   * d: BUF(29568) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[224], &w, &g);
-    float *dxs[1] = {BUF(1953882)};
-    lmn_block_backward(&blk_op76, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1922234), BUF(3421714), B, T, scratch, pool);
+    float *dxs[1] = {BUF(34048)};
+    if (KEPT(35)) lmn_block_recompute(&blk_op76, &w, &ropes[0], KEPT(35), SAVED(35), B, T, scratch, pool);
+    lmn_block_backward(&blk_op76, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(29568), SAVED(35), B, T, scratch, pool);
   }
-  memset(BUF(1922234), 0, sizeof(float) * N * 896); /* d op74 */
+  memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op74 */
   /* op75 module: e30.m1 linear(896 -> 896, bias) [v2_2 -> v3_2]
-   * d: BUF(3305874) [B*T, 896] */
-  lmn_linear_backward(BUF(1922234), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_BIAS), BUF(3305874), BUF(3405442), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(37632) [B*T, 896] */
+  lmn_linear_backward(BUF(29568), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_BIAS), BUF(37632), BUF(42112), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), N, 896, 896);
   /* op74 module: e30.m0 decoder_layer(qwen) [v2_2 -> v3_2]
-   * d: BUF(1922234) [B*T, 896] */
+   * d: BUF(29568) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[223], &w, &g);
-    float *dxs[1] = {BUF(1953882)};
-    lmn_block_backward(&blk_op74, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1922234), BUF(3406338), B, T, scratch, pool);
+    float *dxs[1] = {BUF(34048)};
+    if (KEPT(34)) lmn_block_recompute(&blk_op74, &w, &ropes[0], KEPT(34), SAVED(34), B, T, scratch, pool);
+    lmn_block_backward(&blk_op74, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(29568), SAVED(34), B, T, scratch, pool);
   }
-  memset(BUF(1922234), 0, sizeof(float) * N * 896); /* d op72 */
+  memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op72 */
   /* op73 module: e29.m1 linear(896 -> 896, bias) [v2_2 -> v3_1]
-   * d: BUF(3476946) [B*T, 896] */
-  lmn_linear_backward(BUF(1922234), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_BIAS), BUF(3476946), BUF(1877898), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(45696) [B*T, 896] */
+  lmn_linear_backward(BUF(29568), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_BIAS), BUF(45696), BUF(25984), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), N, 896, 896);
   /* op72 module: e29.m0 decoder_layer(qwen) [v2_2 -> v3_1]
-   * d: BUF(1922234) [B*T, 896] */
+   * d: BUF(29568) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[222], &w, &g);
-    float *dxs[1] = {BUF(1953882)};
-    lmn_block_backward(&blk_op72, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1922234), BUF(3391858), B, T, scratch, pool);
+    float *dxs[1] = {BUF(34048)};
+    if (KEPT(33)) lmn_block_recompute(&blk_op72, &w, &ropes[0], KEPT(33), SAVED(33), B, T, scratch, pool);
+    lmn_block_backward(&blk_op72, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(29568), SAVED(33), B, T, scratch, pool);
   }
-  memset(BUF(1877898), 0, sizeof(float) * N * 896); /* d op70 */
+  memset(BUF(25984), 0, sizeof(float) * N * 896); /* d op70 */
   /* op71 module: e28.m1 linear(896 -> 896, bias) [v2_2 -> v3_0]
-   * d: BUF(3494114) [B*T, 896] */
-  lmn_linear_backward(BUF(1877898), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_BIAS), BUF(3494114), BUF(1758474), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(201216) [B*T, 896] */
+  lmn_linear_backward(BUF(25984), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_BIAS), BUF(201216), BUF(15232), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), N, 896, 896);
   /* op70 module: e28.m0 decoder_layer(qwen) [v2_2 -> v3_0]
-   * d: BUF(1877898) [B*T, 896] */
+   * d: BUF(25984) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[221], &w, &g);
-    float *dxs[1] = {BUF(1953882)};
-    lmn_block_backward(&blk_op70, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1877898), BUF(3378274), B, T, scratch, pool);
+    float *dxs[1] = {BUF(34048)};
+    if (KEPT(32)) lmn_block_recompute(&blk_op70, &w, &ropes[0], KEPT(32), SAVED(32), B, T, scratch, pool);
+    lmn_block_backward(&blk_op70, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(25984), SAVED(32), B, T, scratch, pool);
   }
-  memset(BUF(1758474), 0, sizeof(float) * N * 896); /* d op18 */
-  memset(BUF(1877898), 0, sizeof(float) * N * 896); /* d op27 */
-  memset(BUF(1922234), 0, sizeof(float) * N * 896); /* d op36 */
-  memset(BUF(1954778), 0, sizeof(float) * N * 896); /* d op45 */
+  memset(BUF(15232), 0, sizeof(float) * N * 896); /* d op18 */
+  memset(BUF(25984), 0, sizeof(float) * N * 896); /* d op27 */
+  memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op36 */
+  memset(BUF(34944), 0, sizeof(float) * N * 896); /* d op45 */
   /* op69 vertex: v2_2 = qwen(shared, frozen)
-   * d: BUF(1953882) [B*T, 896] */
+   * d: BUF(34048) [B*T, 896] */
   /* backward with its batch, op49 */
-  memset(BUF(3305874), 0, sizeof(float) * N * 896); /* d op66 */
+  memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op66 */
   /* op67 module: e27.m1 linear(896 -> 896, bias) [v2_1 -> v3_3]
-   * d: BUF(1952986) [B*T, 896] */
-  lmn_linear_backward(BUF(3305874), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_BIAS), BUF(1952986), BUF(3363794), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(1952986), 0, sizeof(float) * N * 896); /* d op59 */
+   * d: BUF(33152) [B*T, 896] */
+  lmn_linear_backward(BUF(37632), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_BIAS), BUF(33152), BUF(41216), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(33152), 0, sizeof(float) * N * 896); /* d op59 */
   /* op66 module: e27.m0 decoder_layer(qwen) [v2_1 -> v3_3]
-   * d: BUF(3305874) [B*T, 896] */
+   * d: BUF(37632) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[196], &w, &g);
-    float *dxs[1] = {BUF(1952986)};
-    lmn_block_backward(&blk_op66, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3305874), BUF(3364690), B, T, scratch, pool);
+    float *dxs[1] = {BUF(33152)};
+    if (KEPT(31)) lmn_block_recompute(&blk_op66, &w, &ropes[0], KEPT(31), SAVED(31), B, T, scratch, pool);
+    lmn_block_backward(&blk_op66, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(37632), SAVED(31), B, T, scratch, pool);
   }
-  memset(BUF(3305874), 0, sizeof(float) * N * 896); /* d op64 */
+  memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op64 */
   /* op65 module: e26.m1 linear(896 -> 896, bias) [v2_1 -> v3_2]
-   * d: BUF(1955674) [B*T, 896] */
-  lmn_linear_backward(BUF(3305874), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_BIAS), BUF(1955674), BUF(3348418), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(35840) [B*T, 896] */
+  lmn_linear_backward(BUF(37632), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_BIAS), BUF(35840), BUF(39424), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), N, 896, 896);
   /* op64 module: e26.m0 decoder_layer(qwen) [v2_1 -> v3_2]
-   * d: BUF(3305874) [B*T, 896] */
+   * d: BUF(37632) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[195], &w, &g);
-    float *dxs[1] = {BUF(1952986)};
-    lmn_block_backward(&blk_op64, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3305874), BUF(3349314), B, T, scratch, pool);
+    float *dxs[1] = {BUF(33152)};
+    if (KEPT(30)) lmn_block_recompute(&blk_op64, &w, &ropes[0], KEPT(30), SAVED(30), B, T, scratch, pool);
+    lmn_block_backward(&blk_op64, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(37632), SAVED(30), B, T, scratch, pool);
   }
-  memset(BUF(1955674), 0, sizeof(float) * N * 896); /* d op62 */
+  memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op62 */
   /* op63 module: e25.m1 linear(896 -> 896, bias) [v2_1 -> v3_1]
-   * d: BUF(3419922) [B*T, 896] */
-  lmn_linear_backward(BUF(1955674), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_BIAS), BUF(3419922), BUF(1862522), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(43008) [B*T, 896] */
+  lmn_linear_backward(BUF(35840), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_BIAS), BUF(43008), BUF(24192), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), N, 896, 896);
   /* op62 module: e25.m0 decoder_layer(qwen) [v2_1 -> v3_1]
-   * d: BUF(1955674) [B*T, 896] */
+   * d: BUF(35840) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[194], &w, &g);
-    float *dxs[1] = {BUF(1952986)};
-    lmn_block_backward(&blk_op62, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1955674), BUF(3334834), B, T, scratch, pool);
+    float *dxs[1] = {BUF(33152)};
+    if (KEPT(29)) lmn_block_recompute(&blk_op62, &w, &ropes[0], KEPT(29), SAVED(29), B, T, scratch, pool);
+    lmn_block_backward(&blk_op62, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(35840), SAVED(29), B, T, scratch, pool);
   }
-  memset(BUF(1862522), 0, sizeof(float) * N * 896); /* d op60 */
+  memset(BUF(24192), 0, sizeof(float) * N * 896); /* d op60 */
   /* op61 module: e24.m1 linear(896 -> 896, bias) [v2_1 -> v3_0]
-   * d: BUF(3493218) [B*T, 896] */
-  lmn_linear_backward(BUF(1862522), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_BIAS), BUF(3493218), BUF(1743098), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(200320) [B*T, 896] */
+  lmn_linear_backward(BUF(24192), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_BIAS), BUF(200320), BUF(13440), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), N, 896, 896);
   /* op60 module: e24.m0 decoder_layer(qwen) [v2_1 -> v3_0]
-   * d: BUF(1862522) [B*T, 896] */
+   * d: BUF(24192) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[193], &w, &g);
-    float *dxs[1] = {BUF(1952986)};
-    lmn_block_backward(&blk_op60, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1862522), BUF(3321250), B, T, scratch, pool);
+    float *dxs[1] = {BUF(33152)};
+    if (KEPT(28)) lmn_block_recompute(&blk_op60, &w, &ropes[0], KEPT(28), SAVED(28), B, T, scratch, pool);
+    lmn_block_backward(&blk_op60, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(24192), SAVED(28), B, T, scratch, pool);
   }
-  memset(BUF(1743098), 0, sizeof(float) * N * 896); /* d op16 */
-  memset(BUF(1862522), 0, sizeof(float) * N * 896); /* d op25 */
-  memset(BUF(1955674), 0, sizeof(float) * N * 896); /* d op34 */
-  memset(BUF(3305874), 0, sizeof(float) * N * 896); /* d op43 */
+  memset(BUF(13440), 0, sizeof(float) * N * 896); /* d op16 */
+  memset(BUF(24192), 0, sizeof(float) * N * 896); /* d op25 */
+  memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op34 */
+  memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op43 */
   /* op59 vertex: v2_1 = qwen(shared, frozen)
-   * d: BUF(1952986) [B*T, 896] */
+   * d: BUF(33152) [B*T, 896] */
   /* backward with its batch, op49 */
-  memset(BUF(3321250), 0, sizeof(float) * N * 896); /* d op56 */
+  memset(BUF(39424), 0, sizeof(float) * N * 896); /* d op56 */
   /* op57 module: e23.m1 linear(896 -> 896, bias) [v2_0 -> v3_3]
-   * d: BUF(1787434) [B*T, 896] */
-  lmn_linear_backward(BUF(3321250), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_BIAS), BUF(1787434), BUF(3306770), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(1787434), 0, sizeof(float) * N * 896); /* d op49 */
+   * d: BUF(17024) [B*T, 896] */
+  lmn_linear_backward(BUF(39424), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_BIAS), BUF(17024), BUF(38528), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op49 */
   /* op56 module: e23.m0 decoder_layer(qwen) [v2_0 -> v3_3]
-   * d: BUF(3321250) [B*T, 896] */
+   * d: BUF(39424) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[168], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op56, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3321250), BUF(3307666), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(27)) lmn_block_recompute(&blk_op56, &w, &ropes[0], KEPT(27), SAVED(27), B, T, scratch, pool);
+    lmn_block_backward(&blk_op56, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(39424), SAVED(27), B, T, scratch, pool);
   }
-  memset(BUF(3306770), 0, sizeof(float) * N * 896); /* d op54 */
+  memset(BUF(38528), 0, sizeof(float) * N * 896); /* d op54 */
   /* op55 module: e22.m1 linear(896 -> 896, bias) [v2_0 -> v3_2]
-   * d: BUF(1937610) [B*T, 896] */
-  lmn_linear_backward(BUF(3306770), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_BIAS), BUF(1937610), BUF(3291394), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(31360) [B*T, 896] */
+  lmn_linear_backward(BUF(38528), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_BIAS), BUF(31360), BUF(36736), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), N, 896, 896);
   /* op54 module: e22.m0 decoder_layer(qwen) [v2_0 -> v3_2]
-   * d: BUF(3306770) [B*T, 896] */
+   * d: BUF(38528) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[167], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op54, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3306770), BUF(3292290), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(26)) lmn_block_recompute(&blk_op54, &w, &ropes[0], KEPT(26), SAVED(26), B, T, scratch, pool);
+    lmn_block_backward(&blk_op54, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(38528), SAVED(26), B, T, scratch, pool);
   }
-  memset(BUF(1937610), 0, sizeof(float) * N * 896); /* d op52 */
+  memset(BUF(31360), 0, sizeof(float) * N * 896); /* d op52 */
   /* op53 module: e21.m1 linear(896 -> 896, bias) [v2_0 -> v3_1]
-   * d: BUF(1906858) [B*T, 896] */
-  lmn_linear_backward(BUF(1937610), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_BIAS), BUF(1906858), BUF(1847146), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(27776) [B*T, 896] */
+  lmn_linear_backward(BUF(31360), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_BIAS), BUF(27776), BUF(22400), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), N, 896, 896);
   /* op52 module: e21.m0 decoder_layer(qwen) [v2_0 -> v3_1]
-   * d: BUF(1937610) [B*T, 896] */
+   * d: BUF(31360) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[166], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op52, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1937610), BUF(3277810), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(25)) lmn_block_recompute(&blk_op52, &w, &ropes[0], KEPT(25), SAVED(25), B, T, scratch, pool);
+    lmn_block_backward(&blk_op52, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(31360), SAVED(25), B, T, scratch, pool);
   }
-  memset(BUF(1847146), 0, sizeof(float) * N * 896); /* d op50 */
+  memset(BUF(22400), 0, sizeof(float) * N * 896); /* d op50 */
   /* op51 module: e20.m1 linear(896 -> 896, bias) [v2_0 -> v3_0]
-   * d: BUF(1802810) [B*T, 896] */
-  lmn_linear_backward(BUF(1847146), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_BIAS), BUF(1802810), BUF(1727722), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(18816) [B*T, 896] */
+  lmn_linear_backward(BUF(22400), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_BIAS), BUF(18816), BUF(11648), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), N, 896, 896);
   /* op50 module: e20.m0 decoder_layer(qwen) [v2_0 -> v3_0]
-   * d: BUF(1847146) [B*T, 896] */
+   * d: BUF(22400) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[165], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op50, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1847146), BUF(3264226), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(24)) lmn_block_recompute(&blk_op50, &w, &ropes[0], KEPT(24), SAVED(24), B, T, scratch, pool);
+    lmn_block_backward(&blk_op50, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(22400), SAVED(24), B, T, scratch, pool);
   }
-  memset(BUF(1727722), 0, sizeof(float) * N * 896); /* d op14 */
-  memset(BUF(1802810), 0, sizeof(float) * N * 896); /* d op23 */
-  memset(BUF(1847146), 0, sizeof(float) * N * 896); /* d op32 */
-  memset(BUF(1906858), 0, sizeof(float) * N * 896); /* d op41 */
+  memset(BUF(11648), 0, sizeof(float) * N * 896); /* d op14 */
+  memset(BUF(18816), 0, sizeof(float) * N * 896); /* d op23 */
+  memset(BUF(22400), 0, sizeof(float) * N * 896); /* d op32 */
+  memset(BUF(27776), 0, sizeof(float) * N * 896); /* d op41 */
   /* op49 vertex: v2_0 = qwen(shared, frozen)
-   * d: BUF(1787434) [B*T, 896] */
+   * d: BUF(17024) [B*T, 896] */
   {
-    float *x0[4] = {BUF(1727722), BUF(1802810), BUF(1847146), BUF(1906858)};
-    float *x1[4] = {BUF(1743098), BUF(1862522), BUF(1955674), BUF(3305874)};
-    float *x2[4] = {BUF(1758474), BUF(1877898), BUF(1922234), BUF(1954778)};
-    float *x3[4] = {BUF(402898), BUF(403794), BUF(404690), BUF(1818186)};
-    const lmn_vertex_io io[4] = {{NULL, 4, 1.0f / 4, NULL, BUF(1787434), x0}, {NULL, 4, 1.0f / 4, NULL, BUF(1952986), x1}, {NULL, 4, 1.0f / 4, NULL, BUF(1953882), x2}, {NULL, 4, 1.0f / 4, NULL, BUF(405586), x3}};
-    lmn_vertex_backward(net, &vtx_op49, &ropes[0], io, 4, BUF(1956570), B, T, scratch);
+    float *x0[4] = {BUF(11648), BUF(18816), BUF(22400), BUF(27776)};
+    float *x1[4] = {BUF(13440), BUF(24192), BUF(35840), BUF(37632)};
+    float *x2[4] = {BUF(15232), BUF(25984), BUF(29568), BUF(34944)};
+    float *x3[4] = {BUF(8064), BUF(8960), BUF(9856), BUF(20608)};
+    const lmn_vertex_io io[4] = {{NULL, 4, 1.0f / 4, NULL, BUF(17024), x0}, {NULL, 4, 1.0f / 4, NULL, BUF(33152), x1}, {NULL, 4, 1.0f / 4, NULL, BUF(34048), x2}, {NULL, 4, 1.0f / 4, NULL, BUF(10752), x3}};
+    lmn_vertex_backward_kept(net, &vtx_op49, &ropes[0], io, 4, SAVED(23), KEPT(23), B, T, scratch);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op46 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op46 */
   /* op47 module: e19.m1 linear(896 -> 896, bias) [v1_3 -> v2_3]
-   * d: BUF(1818186) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_BIAS), BUF(1818186), BUF(1938506), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(1787434), 0, sizeof(float) * N * 896); /* d op39 */
+   * d: BUF(20608) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_BIAS), BUF(20608), BUF(32256), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op39 */
   /* op46 module: e19.m0 decoder_layer(qwen) [v1_3 -> v2_3]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[140], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op46, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1939402), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(22)) lmn_block_recompute(&blk_op46, &w, &ropes[0], KEPT(22), SAVED(22), B, T, scratch, pool);
+    lmn_block_backward(&blk_op46, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(22), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op44 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op44 */
   /* op45 module: e18.m1 linear(896 -> 896, bias) [v1_3 -> v2_2]
-   * d: BUF(1954778) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_BIAS), BUF(1954778), BUF(1923130), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(34944) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_BIAS), BUF(34944), BUF(30464), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), N, 896, 896);
   /* op44 module: e18.m0 decoder_layer(qwen) [v1_3 -> v2_2]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[139], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op44, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1924026), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(21)) lmn_block_recompute(&blk_op44, &w, &ropes[0], KEPT(21), SAVED(21), B, T, scratch, pool);
+    lmn_block_backward(&blk_op44, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(21), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op42 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op42 */
   /* op43 module: e17.m1 linear(896 -> 896, bias) [v1_3 -> v2_1]
-   * d: BUF(3305874) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_BIAS), BUF(3305874), BUF(1907754), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(37632) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_BIAS), BUF(37632), BUF(28672), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), N, 896, 896);
   /* op42 module: e17.m0 decoder_layer(qwen) [v1_3 -> v2_1]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[138], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op42, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1908650), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(20)) lmn_block_recompute(&blk_op42, &w, &ropes[0], KEPT(20), SAVED(20), B, T, scratch, pool);
+    lmn_block_backward(&blk_op42, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(20), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op40 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op40 */
   /* op41 module: e16.m1 linear(896 -> 896, bias) [v1_3 -> v2_0]
-   * d: BUF(1906858) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_BIAS), BUF(1906858), BUF(15376), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(27776) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_BIAS), BUF(27776), BUF(1792), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), N, 896, 896);
   /* op40 module: e16.m0 decoder_layer(qwen) [v1_3 -> v2_0]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[137], &w, &g);
-    float *dxs[1] = {BUF(1787434)};
-    lmn_block_backward(&blk_op40, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1893274), B, T, scratch, pool);
+    float *dxs[1] = {BUF(17024)};
+    if (KEPT(19)) lmn_block_recompute(&blk_op40, &w, &ropes[0], KEPT(19), SAVED(19), B, T, scratch, pool);
+    lmn_block_backward(&blk_op40, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(19), B, T, scratch, pool);
   }
-  memset(BUF(15376), 0, sizeof(float) * N * 896); /* d op11 */
+  memset(BUF(1792), 0, sizeof(float) * N * 896); /* d op11 */
   /* op39 vertex: v1_3 = qwen(shared, frozen)
-   * d: BUF(1787434) [B*T, 896] */
+   * d: BUF(17024) [B*T, 896] */
   /* backward with its batch, op12 */
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op37 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op37 */
   /* op38 module: e15.m1 linear(896 -> 896, bias) [v1_2 -> v2_3]
-   * d: BUF(404690) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_BIAS), BUF(404690), BUF(1878794), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(404690), 0, sizeof(float) * N * 896); /* d op30 */
+   * d: BUF(9856) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_BIAS), BUF(9856), BUF(26880), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(9856), 0, sizeof(float) * N * 896); /* d op30 */
   /* op37 module: e15.m0 decoder_layer(qwen) [v1_2 -> v2_3]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[112], &w, &g);
-    float *dxs[1] = {BUF(404690)};
-    lmn_block_backward(&blk_op37, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1879690), B, T, scratch, pool);
+    float *dxs[1] = {BUF(9856)};
+    if (KEPT(18)) lmn_block_recompute(&blk_op37, &w, &ropes[0], KEPT(18), SAVED(18), B, T, scratch, pool);
+    lmn_block_backward(&blk_op37, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(18), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op35 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op35 */
   /* op36 module: e14.m1 linear(896 -> 896, bias) [v1_2 -> v2_2]
-   * d: BUF(1922234) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_BIAS), BUF(1922234), BUF(1863418), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(29568) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_BIAS), BUF(29568), BUF(25088), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), N, 896, 896);
   /* op35 module: e14.m0 decoder_layer(qwen) [v1_2 -> v2_2]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[111], &w, &g);
-    float *dxs[1] = {BUF(404690)};
-    lmn_block_backward(&blk_op35, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1864314), B, T, scratch, pool);
+    float *dxs[1] = {BUF(9856)};
+    if (KEPT(17)) lmn_block_recompute(&blk_op35, &w, &ropes[0], KEPT(17), SAVED(17), B, T, scratch, pool);
+    lmn_block_backward(&blk_op35, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(17), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op33 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op33 */
   /* op34 module: e13.m1 linear(896 -> 896, bias) [v1_2 -> v2_1]
-   * d: BUF(1955674) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_BIAS), BUF(1955674), BUF(1848042), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(35840) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_BIAS), BUF(35840), BUF(23296), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), N, 896, 896);
   /* op33 module: e13.m0 decoder_layer(qwen) [v1_2 -> v2_1]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[110], &w, &g);
-    float *dxs[1] = {BUF(404690)};
-    lmn_block_backward(&blk_op33, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1848938), B, T, scratch, pool);
+    float *dxs[1] = {BUF(9856)};
+    if (KEPT(16)) lmn_block_recompute(&blk_op33, &w, &ropes[0], KEPT(16), SAVED(16), B, T, scratch, pool);
+    lmn_block_backward(&blk_op33, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(16), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op31 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op31 */
   /* op32 module: e12.m1 linear(896 -> 896, bias) [v1_2 -> v2_0]
-   * d: BUF(1847146) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_BIAS), BUF(1847146), BUF(387522), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(22400) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_BIAS), BUF(22400), BUF(6272), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), N, 896, 896);
   /* op31 module: e12.m0 decoder_layer(qwen) [v1_2 -> v2_0]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[109], &w, &g);
-    float *dxs[1] = {BUF(404690)};
-    lmn_block_backward(&blk_op31, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1833562), B, T, scratch, pool);
+    float *dxs[1] = {BUF(9856)};
+    if (KEPT(15)) lmn_block_recompute(&blk_op31, &w, &ropes[0], KEPT(15), SAVED(15), B, T, scratch, pool);
+    lmn_block_backward(&blk_op31, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(15), B, T, scratch, pool);
   }
-  memset(BUF(387522), 0, sizeof(float) * N * 896); /* d op9 */
+  memset(BUF(6272), 0, sizeof(float) * N * 896); /* d op9 */
   /* op30 vertex: v1_2 = qwen(shared, frozen)
-   * d: BUF(404690) [B*T, 896] */
+   * d: BUF(9856) [B*T, 896] */
   /* backward with its batch, op12 */
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op28 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op28 */
   /* op29 module: e11.m1 linear(896 -> 896, bias) [v1_1 -> v2_3]
-   * d: BUF(403794) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_BIAS), BUF(403794), BUF(1819082), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(403794), 0, sizeof(float) * N * 896); /* d op21 */
+   * d: BUF(8960) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_BIAS), BUF(8960), BUF(21504), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op21 */
   /* op28 module: e11.m0 decoder_layer(qwen) [v1_1 -> v2_3]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[84], &w, &g);
-    float *dxs[1] = {BUF(403794)};
-    lmn_block_backward(&blk_op28, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1819978), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8960)};
+    if (KEPT(14)) lmn_block_recompute(&blk_op28, &w, &ropes[0], KEPT(14), SAVED(14), B, T, scratch, pool);
+    lmn_block_backward(&blk_op28, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(14), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op26 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op26 */
   /* op27 module: e10.m1 linear(896 -> 896, bias) [v1_1 -> v2_2]
-   * d: BUF(1877898) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_BIAS), BUF(1877898), BUF(1803706), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(25984) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_BIAS), BUF(25984), BUF(19712), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), N, 896, 896);
   /* op26 module: e10.m0 decoder_layer(qwen) [v1_1 -> v2_2]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[83], &w, &g);
-    float *dxs[1] = {BUF(403794)};
-    lmn_block_backward(&blk_op26, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1804602), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8960)};
+    if (KEPT(13)) lmn_block_recompute(&blk_op26, &w, &ropes[0], KEPT(13), SAVED(13), B, T, scratch, pool);
+    lmn_block_backward(&blk_op26, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(13), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op24 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op24 */
   /* op25 module: e9.m1 linear(896 -> 896, bias) [v1_1 -> v2_1]
-   * d: BUF(1862522) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_BIAS), BUF(1862522), BUF(1788330), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(24192) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_BIAS), BUF(24192), BUF(17920), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), N, 896, 896);
   /* op24 module: e9.m0 decoder_layer(qwen) [v1_1 -> v2_1]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[82], &w, &g);
-    float *dxs[1] = {BUF(403794)};
-    lmn_block_backward(&blk_op24, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1789226), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8960)};
+    if (KEPT(12)) lmn_block_recompute(&blk_op24, &w, &ropes[0], KEPT(12), SAVED(12), B, T, scratch, pool);
+    lmn_block_backward(&blk_op24, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(12), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op22 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op22 */
   /* op23 module: e8.m1 linear(896 -> 896, bias) [v1_1 -> v2_0]
-   * d: BUF(1802810) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(1802810), BUF(372146), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(18816) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(18816), BUF(4480), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 896, 896);
   /* op22 module: e8.m0 decoder_layer(qwen) [v1_1 -> v2_0]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[81], &w, &g);
-    float *dxs[1] = {BUF(403794)};
-    lmn_block_backward(&blk_op22, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1773850), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8960)};
+    if (KEPT(11)) lmn_block_recompute(&blk_op22, &w, &ropes[0], KEPT(11), SAVED(11), B, T, scratch, pool);
+    lmn_block_backward(&blk_op22, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(11), B, T, scratch, pool);
   }
-  memset(BUF(372146), 0, sizeof(float) * N * 896); /* d op7 */
+  memset(BUF(4480), 0, sizeof(float) * N * 896); /* d op7 */
   /* op21 vertex: v1_1 = qwen(shared, frozen)
-   * d: BUF(403794) [B*T, 896] */
+   * d: BUF(8960) [B*T, 896] */
   /* backward with its batch, op12 */
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op19 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op19 */
   /* op20 module: e7.m1 linear(896 -> 896, bias) [v1_0 -> v2_3]
-   * d: BUF(402898) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_BIAS), BUF(402898), BUF(1759370), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(402898), 0, sizeof(float) * N * 896); /* d op12 */
+   * d: BUF(8064) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_BIAS), BUF(8064), BUF(16128), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(8064), 0, sizeof(float) * N * 896); /* d op12 */
   /* op19 module: e7.m0 decoder_layer(qwen) [v1_0 -> v2_3]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[56], &w, &g);
-    float *dxs[1] = {BUF(402898)};
-    lmn_block_backward(&blk_op19, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1760266), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8064)};
+    if (KEPT(10)) lmn_block_recompute(&blk_op19, &w, &ropes[0], KEPT(10), SAVED(10), B, T, scratch, pool);
+    lmn_block_backward(&blk_op19, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(10), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op17 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op17 */
   /* op18 module: e6.m1 linear(896 -> 896, bias) [v1_0 -> v2_2]
-   * d: BUF(1758474) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_BIAS), BUF(1758474), BUF(1743994), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(15232) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_BIAS), BUF(15232), BUF(14336), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), N, 896, 896);
   /* op17 module: e6.m0 decoder_layer(qwen) [v1_0 -> v2_2]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[55], &w, &g);
-    float *dxs[1] = {BUF(402898)};
-    lmn_block_backward(&blk_op17, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1744890), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8064)};
+    if (KEPT(9)) lmn_block_recompute(&blk_op17, &w, &ropes[0], KEPT(9), SAVED(9), B, T, scratch, pool);
+    lmn_block_backward(&blk_op17, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(9), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op15 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op15 */
   /* op16 module: e5.m1 linear(896 -> 896, bias) [v1_0 -> v2_1]
-   * d: BUF(1743098) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_BIAS), BUF(1743098), BUF(1728618), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(13440) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_BIAS), BUF(13440), BUF(12544), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), N, 896, 896);
   /* op15 module: e5.m0 decoder_layer(qwen) [v1_0 -> v2_1]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[54], &w, &g);
-    float *dxs[1] = {BUF(402898)};
-    lmn_block_backward(&blk_op15, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1729514), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8064)};
+    if (KEPT(8)) lmn_block_recompute(&blk_op15, &w, &ropes[0], KEPT(8), SAVED(8), B, T, scratch, pool);
+    lmn_block_backward(&blk_op15, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(8), B, T, scratch, pool);
   }
-  memset(BUF(405586), 0, sizeof(float) * N * 896); /* d op13 */
+  memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op13 */
   /* op14 module: e4.m1 linear(896 -> 896, bias) [v1_0 -> v2_0]
-   * d: BUF(1727722) [B*T, 896] */
-  lmn_linear_backward(BUF(405586), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(1727722), BUF(356770), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(11648) [B*T, 896] */
+  lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(11648), BUF(2688), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 896, 896);
   /* op13 module: e4.m0 decoder_layer(qwen) [v1_0 -> v2_0]
-   * d: BUF(405586) [B*T, 896] */
+   * d: BUF(10752) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[53], &w, &g);
-    float *dxs[1] = {BUF(402898)};
-    lmn_block_backward(&blk_op13, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(405586), BUF(1714138), B, T, scratch, pool);
+    float *dxs[1] = {BUF(8064)};
+    if (KEPT(7)) lmn_block_recompute(&blk_op13, &w, &ropes[0], KEPT(7), SAVED(7), B, T, scratch, pool);
+    lmn_block_backward(&blk_op13, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(7), B, T, scratch, pool);
   }
-  memset(BUF(356770), 0, sizeof(float) * N * 896); /* d op5 */
+  memset(BUF(2688), 0, sizeof(float) * N * 896); /* d op5 */
   /* op12 vertex: v1_0 = qwen(shared, frozen)
-   * d: BUF(402898) [B*T, 896] */
+   * d: BUF(8064) [B*T, 896] */
   {
-    float *x0[1] = {BUF(356770)};
-    float *x1[1] = {BUF(372146)};
-    float *x2[1] = {BUF(387522)};
-    float *x3[1] = {BUF(15376)};
-    const lmn_vertex_io io[4] = {{NULL, 1, 1.0f, NULL, BUF(402898), x0}, {NULL, 1, 1.0f, NULL, BUF(403794), x1}, {NULL, 1, 1.0f, NULL, BUF(404690), x2}, {NULL, 1, 1.0f, NULL, BUF(1787434), x3}};
-    lmn_vertex_backward(net, &vtx_op12, &ropes[0], io, 4, BUF(406482), B, T, scratch);
+    float *x0[1] = {BUF(2688)};
+    float *x1[1] = {BUF(4480)};
+    float *x2[1] = {BUF(6272)};
+    float *x3[1] = {BUF(1792)};
+    const lmn_vertex_io io[4] = {{NULL, 1, 1.0f, NULL, BUF(8064), x0}, {NULL, 1, 1.0f, NULL, BUF(8960), x1}, {NULL, 1, 1.0f, NULL, BUF(9856), x2}, {NULL, 1, 1.0f, NULL, BUF(17024), x3}};
+    lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 4, SAVED(6), KEPT(6), B, T, scratch);
   }
-  memset(BUF(402898), 0, sizeof(float) * N * 896); /* d op10 */
+  memset(BUF(8064), 0, sizeof(float) * N * 896); /* d op10 */
   /* op11 module: e3.m1 linear(896 -> 896, bias) [v0_0 -> v1_3]
-   * d: BUF(15376) [B*T, 896] */
-  lmn_linear_backward(BUF(402898), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_BIAS), BUF(15376), BUF(388418), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), N, 896, 896);
-  memset(BUF(15376), 0, sizeof(float) * N * 896); /* d op3 */
+   * d: BUF(1792) [B*T, 896] */
+  lmn_linear_backward(BUF(8064), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_BIAS), BUF(1792), BUF(7168), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), N, 896, 896);
+  memset(BUF(1792), 0, sizeof(float) * N * 896); /* d op3 */
   /* op10 module: e3.m0 decoder_layer(qwen) [v0_0 -> v1_3]
-   * d: BUF(402898) [B*T, 896] */
+   * d: BUF(8064) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[28], &w, &g);
-    float *dxs[1] = {BUF(15376)};
-    lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(402898), BUF(389314), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1792)};
+    if (KEPT(5)) lmn_block_recompute(&blk_op10, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
+    lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8064), SAVED(5), B, T, scratch, pool);
   }
-  memset(BUF(388418), 0, sizeof(float) * N * 896); /* d op8 */
+  memset(BUF(7168), 0, sizeof(float) * N * 896); /* d op8 */
   /* op9 module: e2.m1 linear(896 -> 896, bias) [v0_0 -> v1_2]
-   * d: BUF(387522) [B*T, 896] */
-  lmn_linear_backward(BUF(388418), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_BIAS), BUF(387522), BUF(373042), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), N, 896, 896);
+   * d: BUF(6272) [B*T, 896] */
+  lmn_linear_backward(BUF(7168), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_BIAS), BUF(6272), BUF(5376), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), N, 896, 896);
   /* op8 module: e2.m0 decoder_layer(qwen) [v0_0 -> v1_2]
-   * d: BUF(388418) [B*T, 896] */
+   * d: BUF(7168) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[27], &w, &g);
-    float *dxs[1] = {BUF(15376)};
-    lmn_block_backward(&blk_op8, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(388418), BUF(373938), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1792)};
+    if (KEPT(4)) lmn_block_recompute(&blk_op8, &w, &ropes[0], KEPT(4), SAVED(4), B, T, scratch, pool);
+    lmn_block_backward(&blk_op8, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(7168), SAVED(4), B, T, scratch, pool);
   }
-  memset(BUF(373042), 0, sizeof(float) * N * 896); /* d op6 */
+  memset(BUF(5376), 0, sizeof(float) * N * 896); /* d op6 */
   /* op7 module: e1.m1 linear(896 -> 896, bias) [v0_0 -> v1_1]
-   * d: BUF(372146) [B*T, 896] */
-  lmn_linear_backward(BUF(373042), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(372146), BUF(357666), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 896, 896);
+   * d: BUF(4480) [B*T, 896] */
+  lmn_linear_backward(BUF(5376), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(4480), BUF(3584), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 896, 896);
   /* op6 module: e1.m0 decoder_layer(qwen) [v0_0 -> v1_1]
-   * d: BUF(373042) [B*T, 896] */
+   * d: BUF(5376) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[26], &w, &g);
-    float *dxs[1] = {BUF(15376)};
-    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(373042), BUF(358562), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1792)};
+    if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(5376), SAVED(3), B, T, scratch, pool);
   }
-  memset(BUF(357666), 0, sizeof(float) * N * 896); /* d op4 */
+  memset(BUF(3584), 0, sizeof(float) * N * 896); /* d op4 */
   /* op5 module: e0.m1 linear(896 -> 896, bias) [v0_0 -> v1_0]
-   * d: BUF(356770) [B*T, 896] */
-  lmn_linear_backward(BUF(357666), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(356770), BUF(0), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 896, 896);
+   * d: BUF(2688) [B*T, 896] */
+  lmn_linear_backward(BUF(3584), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(2688), BUF(0), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 896, 896);
   /* op4 module: e0.m0 decoder_layer(qwen) [v0_0 -> v1_0]
-   * d: BUF(357666) [B*T, 896] */
+   * d: BUF(3584) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[25], &w, &g);
-    float *dxs[1] = {BUF(15376)};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(357666), BUF(343186), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1792)};
+    if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3584), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 896); /* d op2 */
   /* op3 vertex: v0_0 = qwen(shared, frozen)
-   * d: BUF(15376) [B*T, 896] */
+   * d: BUF(1792) [B*T, 896] */
   {
     float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(15376), x0}};
-    lmn_vertex_backward(net, &vtx_op3, &ropes[0], io, 1, BUF(16272), B, T, scratch);
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1792), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
-  memset(BUF(15376), 0, sizeof(float) * N * 896); /* d op1 */
+  memset(BUF(1792), 0, sizeof(float) * N * 896); /* d op1 */
   /* op2 module: e40.m2 linear(896 -> 896, bias) [tokens -> v0_0]
    * d: BUF(0) [B*T, 896] */
-  lmn_linear_backward(BUF(15376), lmn_g(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(896), lmn_w(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 896, 896);
+  lmn_linear_backward(BUF(1792), lmn_g(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(896), lmn_w(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 896, 896);
   /* op1 module: e40.m1 decoder_layer(qwen) [tokens -> v0_0]
-   * d: BUF(15376) [B*T, 896] */
+   * d: BUF(1792) [B*T, 896] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {NULL};
-    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(15376), BUF(1792), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1792), SAVED(0), B, T, scratch, pool);
   }
 }
 
@@ -3608,7 +3743,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -4221,8 +4356,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 5184812;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 47488;
 }
 
 const lmn_net_desc lmnet_1b_desc = {
@@ -5213,6 +5348,7 @@ const lmn_net_desc lmnet_1b_desc = {
     .fwd_btt = 675584,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

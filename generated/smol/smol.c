@@ -618,24 +618,24 @@ static const double rope_theta[NMODELS] = {100000};
 static const lmn_scratch arena_scratch[1] = {
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op1, 1, 0, 0},
 };
-/* arena: 174860 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {174860, 0, 0, 1, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 50304 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+static const lmn_arena_desc arena = {50304, 0, 0, 1, arena_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static const lmn_scratch cache_scratch[1] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op1, 1, 0, 0},
 };
 /* cache: 12672 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {12672, 0, 0, 1, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {12672, 0, 0, 1, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -643,12 +643,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -669,7 +673,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   {
     const float *x0[1] = {BUF(0)};
     const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(576), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op1, &ropes[0], io, 1, BUF(1152), B, T, scratch);
+    lmn_vertex_forward_only(net, &vtx_op1, &ropes[0], io, 1, BUF(1152), B, T, scratch);
   }
   /* op2 head: e1.m0 head(smol) [v -> logits]
    * -> BUF(1152) [B*T, 49152] */
@@ -688,7 +692,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -707,7 +711,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -737,7 +741,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 1152;
 }
 
@@ -1077,6 +1081,7 @@ const lmn_net_desc smol_desc = {
     .fwd_btt = 34560,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

@@ -782,8 +782,18 @@ static const lmn_scratch arena_scratch[7] = {
     {LMN_SCRATCH_BLOCK, &blk_op9, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op12, 1, 0, 0},
 };
-/* arena: 597392 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {597392, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 53184 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[7] = {
+    {&blk_op1, NULL, 1, 7079040, 1152, "edge e0.m1 decoder_layer(smol) [tokens -> a]"},
+    {NULL, &vtx_op3, 1, 212371200, 34560, "vertex a"},
+    {&blk_op4, NULL, 1, 7079040, 1152, "edge e1.m0 decoder_layer(smol) [a -> b]"},
+    {&blk_op6, NULL, 1, 7079040, 1152, "edge e2.m0 decoder_layer(smol) [a -> c]"},
+    {NULL, &vtx_op8, 1, 212371200, 34560, "vertex b"},
+    {&blk_op9, NULL, 1, 7079040, 1152, "edge e3.m0 decoder_layer(smol) [b -> c]"},
+    {NULL, &vtx_op12, 1, 212371200, 34560, "vertex c"},
+};
+static const lmn_arena_desc arena = {53184, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta, 7, arena_keep};
 
 static const lmn_scratch cache_scratch[7] = {
     {LMN_SCRATCH_BLOCK_CACHED, &blk_op1, NULL, 0, 0, 0},
@@ -795,17 +805,17 @@ static const lmn_scratch cache_scratch[7] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op12, 1, 0, 0},
 };
 /* cache: 37824 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {37824, 0, 0, 7, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {37824, 0, 0, 7, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -813,12 +823,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -841,17 +855,18 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(576), xs, 1, 1.0f, BUF(1152), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(576), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a]
    * -> BUF(0) [B*T, 576] */
   lmn_linear_forward(BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), N, 576, 576);
   /* op3 vertex: a = smol(shared, frozen)
-   * -> BUF(6923) [B*T, 576] */
+   * -> BUF(1152) [B*T, 576] */
   {
     const float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(6923), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op3, &ropes[0], io, 1, BUF(7499), B, T, scratch);
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(1152), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op4 module: e1.m0 decoder_layer(smol) [a -> b]
    * -> BUF(0) [B*T, 576] */
@@ -859,60 +874,63 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[31], &w, &g);
-    const float *xs[1] = {BUF(6923)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(181207), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1152)};
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op4, KEPT(2), SAVED(2), B, T);
   }
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b]
-   * -> BUF(186978) [B*T, 576] */
-  lmn_linear_forward(BUF(186978), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), N, 576, 576);
+   * -> BUF(1728) [B*T, 576] */
+  lmn_linear_forward(BUF(1728), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), N, 576, 576);
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c]
-   * -> BUF(187554) [B*T, 576] */
+   * -> BUF(2304) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[32], &w, &g);
-    const float *xs[1] = {BUF(6923)};
-    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(187554), xs, 1, 1.0f, BUF(188130), B, T, scratch, pool);
+    const float *xs[1] = {BUF(1152)};
+    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(2304), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op6, KEPT(3), SAVED(3), B, T);
   }
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c]
-   * -> BUF(6923) [B*T, 576] */
-  lmn_linear_forward(BUF(6923), BUF(187554), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), N, 576, 576);
+   * -> BUF(1152) [B*T, 576] */
+  lmn_linear_forward(BUF(1152), BUF(2304), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), N, 576, 576);
   /* op8 vertex: b = smol(shared, frozen)
-   * -> BUF(193901) [B*T, 576] */
+   * -> BUF(2880) [B*T, 576] */
   {
-    const float *x0[1] = {BUF(186978)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(193901), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op8, &ropes[0], io, 1, BUF(194477), B, T, scratch);
+    const float *x0[1] = {BUF(1728)};
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(2880), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
   /* op9 module: e3.m0 decoder_layer(smol) [b -> c]
-   * -> BUF(186978) [B*T, 576] */
+   * -> BUF(1728) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[63], &w, &g);
-    const float *xs[1] = {BUF(193901)};
-    lmn_block_forward(&blk_op9, &w, &ropes[0], BUF(186978), xs, 1, 1.0f, BUF(368185), B, T, scratch, pool);
+    const float *xs[1] = {BUF(2880)};
+    lmn_block_forward(&blk_op9, &w, &ropes[0], BUF(1728), xs, 1, 1.0f, SAVED(5), B, T, scratch, pool);
+    if (KEPT(5)) lmn_block_keep_input(&blk_op9, KEPT(5), SAVED(5), B, T);
   }
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c]
-   * -> BUF(193901) [B*T, 576] */
-  lmn_linear_forward(BUF(193901), BUF(186978), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), N, 576, 576);
+   * -> BUF(2880) [B*T, 576] */
+  lmn_linear_forward(BUF(2880), BUF(1728), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), N, 576, 576);
   /* op12 vertex: c = smol(shared, frozen)
-   * -> BUF(373956) [B*T, 576] */
+   * -> BUF(3456) [B*T, 576] */
   {
-    const float *x0[2] = {BUF(6923), BUF(193901)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(373956), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op12, &ropes[0], io, 1, BUF(374532), B, T, scratch);
+    const float *x0[2] = {BUF(1152), BUF(2880)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(3456), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
   /* op13 head: e4.m0 head(smol) [c -> logits]
-   * -> BUF(548240) [B*T, 49152] */
-  lmn_net_linear_forward(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(548240), BUF(373956), N, 576, 49152, 0);
+   * -> BUF(4032) [B*T, 49152] */
+  lmn_net_linear_forward(net, SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4032), BUF(3456), N, 576, 49152, 0);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(548240), targets, (int)N, 49152, (float)0, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(4032), targets, (int)N, 49152, (float)0, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(548240), targets, (int)N, 49152, (float)0, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(4032), targets, (int)N, 49152, (float)0, NULL, NULL, pool);
   return loss;
 }
 
@@ -920,7 +938,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -931,87 +949,91 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)R;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op12 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op12 */
   /* op13 head: e4.m0 head(smol) [c -> logits] */
-  lmn_net_linear_backward(net, BUF(6923), SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(548240), BUF(373956), N, 576, 49152);
-  memset(BUF(193901), 0, sizeof(float) * N * 576); /* d op7 */
-  memset(BUF(373956), 0, sizeof(float) * N * 576); /* d op10 */
+  lmn_net_linear_backward(net, BUF(1152), SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4032), BUF(3456), N, 576, 49152);
+  memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op7 */
+  memset(BUF(3456), 0, sizeof(float) * N * 576); /* d op10 */
   /* op12 vertex: c = smol(shared, frozen)
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
-    float *x0[2] = {BUF(193901), BUF(373956)};
-    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(6923), x0}};
-    lmn_vertex_backward(net, &vtx_op12, &ropes[0], io, 1, BUF(374532), B, T, scratch);
+    float *x0[2] = {BUF(2880), BUF(3456)};
+    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(1152), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op9 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op9 */
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c]
-   * d: BUF(373956) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), BUF(373956), BUF(186978), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), N, 576, 576);
-  memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op8 */
+   * d: BUF(3456) [B*T, 576] */
+  lmn_linear_backward(BUF(1152), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), BUF(3456), BUF(1728), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), N, 576, 576);
+  memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op8 */
   /* op9 module: e3.m0 decoder_layer(smol) [b -> c]
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[63], &w, &g);
-    float *dxs[1] = {BUF(186978)};
-    lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(6923), BUF(368185), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1728)};
+    if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
+    lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(5), B, T, scratch, pool);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op5 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op5 */
   /* op8 vertex: b = smol(shared, frozen)
-   * d: BUF(186978) [B*T, 576] */
+   * d: BUF(1728) [B*T, 576] */
   {
-    float *x0[1] = {BUF(6923)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(186978), x0}};
-    lmn_vertex_backward(net, &vtx_op8, &ropes[0], io, 1, BUF(194477), B, T, scratch);
+    float *x0[1] = {BUF(1152)};
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1728), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
-  memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op6 */
+  memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c]
-   * d: BUF(193901) [B*T, 576] */
-  lmn_linear_backward(BUF(186978), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), BUF(193901), BUF(187554), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
-  memset(BUF(187554), 0, sizeof(float) * N * 576); /* d op3 */
+   * d: BUF(2880) [B*T, 576] */
+  lmn_linear_backward(BUF(1728), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), BUF(2880), BUF(2304), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
+  memset(BUF(2304), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c]
-   * d: BUF(186978) [B*T, 576] */
+   * d: BUF(1728) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[32], &w, &g);
-    float *dxs[1] = {BUF(187554)};
-    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(186978), BUF(188130), B, T, scratch, pool);
+    float *dxs[1] = {BUF(2304)};
+    if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1728), SAVED(3), B, T, scratch, pool);
   }
-  memset(BUF(186978), 0, sizeof(float) * N * 576); /* d op4 */
+  memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b]
-   * d: BUF(6923) [B*T, 576] */
-  lmn_linear_backward(BUF(186978), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), BUF(6923), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
+   * d: BUF(1152) [B*T, 576] */
+  lmn_linear_backward(BUF(1728), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), BUF(1152), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
   /* op4 module: e1.m0 decoder_layer(smol) [a -> b]
-   * d: BUF(186978) [B*T, 576] */
+   * d: BUF(1728) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[31], &w, &g);
-    float *dxs[1] = {BUF(187554)};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(186978), BUF(181207), B, T, scratch, pool);
+    float *dxs[1] = {BUF(2304)};
+    if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1728), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 576); /* d op2 */
   /* op3 vertex: a = smol(shared, frozen)
-   * d: BUF(187554) [B*T, 576] */
+   * d: BUF(2304) [B*T, 576] */
   {
     float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(187554), x0}};
-    lmn_vertex_backward(net, &vtx_op3, &ropes[0], io, 1, BUF(7499), B, T, scratch);
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(2304), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op1 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op1 */
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a]
    * d: BUF(0) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(1152), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), N, 576, 576);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a]
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {NULL};
-    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(6923), BUF(1152), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(0), B, T, scratch, pool);
   }
 }
 
@@ -1021,7 +1043,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -1113,8 +1135,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 548240;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 4032;
 }
 
 const lmn_net_desc smol_pair_desc = {
@@ -1510,6 +1532,7 @@ const lmn_net_desc smol_pair_desc = {
     .fwd_btt = 108288,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

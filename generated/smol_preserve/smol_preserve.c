@@ -815,8 +815,17 @@ static const lmn_scratch arena_scratch[7] = {
     {LMN_SCRATCH_BLOCK, &blk_op10, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op13, 1, 0, 0},
 };
-/* arena: 597968 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {597968, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 53760 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[6] = {
+    {&blk_op2, NULL, 1, 7079040, 1152, "edge e1.m0 decoder_layer(smol) [a -> b]"},
+    {&blk_op4, NULL, 1, 7079040, 1152, "edge e2.m0 decoder_layer(smol) [a -> c]"},
+    {NULL, &vtx_op6, 2, 424742400, 69120, "vertices b+c"},
+    {&blk_op7, NULL, 1, 7079040, 1152, "edge e3.m0 decoder_layer(smol) [b -> d]"},
+    {&blk_op10, NULL, 1, 7079040, 1152, "edge e4.m0 decoder_layer(smol) [c -> d]"},
+    {NULL, &vtx_op13, 1, 212371200, 34560, "vertex d"},
+};
+static const lmn_arena_desc arena = {53760, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta, 6, arena_keep};
 
 static const lmn_scratch cache_scratch[8] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op1, 1, 0, 0},
@@ -829,17 +838,17 @@ static const lmn_scratch cache_scratch[8] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op13, 1, 0, 0},
 };
 /* cache: 49920 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {49920, 0, 0, 8, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {49920, 0, 0, 8, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -847,12 +856,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -873,7 +886,7 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
   {
     const float *x0[1] = {BUF(0)};
     const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(576), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op1, &ropes[0], io, 1, BUF(1152), B, T, scratch);
+    lmn_vertex_forward_only(net, &vtx_op1, &ropes[0], io, 1, BUF(1152), B, T, scratch);
   }
   /* op2 module: e1.m0 decoder_layer(smol) [a -> b]
    * -> BUF(0) [B*T, 576] */
@@ -882,82 +895,86 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[30], &w, &g);
     const float *xs[1] = {BUF(576)};
-    lmn_block_forward(&blk_op2, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(1152), B, T, scratch, pool);
+    lmn_block_forward(&blk_op2, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op2, KEPT(0), SAVED(0), B, T);
   }
   /* op3 module: e1.m1 linear(576 -> 576, bias) [a -> b]
-   * -> BUF(6923) [B*T, 576] */
-  lmn_linear_forward(BUF(6923), BUF(0), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_BIAS), N, 576, 576);
+   * -> BUF(1152) [B*T, 576] */
+  lmn_linear_forward(BUF(1152), BUF(0), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_BIAS), N, 576, 576);
   /* op4 module: e2.m0 decoder_layer(smol) [a -> c]
-   * -> BUF(7499) [B*T, 576] */
+   * -> BUF(1728) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[31], &w, &g);
     const float *xs[1] = {BUF(576)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(7499), xs, 1, 1.0f, BUF(8075), B, T, scratch, pool);
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(1728), xs, 1, 1.0f, SAVED(1), B, T, scratch, pool);
+    if (KEPT(1)) lmn_block_keep_input(&blk_op4, KEPT(1), SAVED(1), B, T);
   }
   /* op5 module: e2.m1 linear(576 -> 576, bias) [a -> c]
-   * -> BUF(13846) [B*T, 576] */
-  lmn_linear_forward(BUF(13846), BUF(7499), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_BIAS), N, 576, 576);
+   * -> BUF(2304) [B*T, 576] */
+  lmn_linear_forward(BUF(2304), BUF(1728), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_BIAS), N, 576, 576);
   /* op6 vertex: b = smol(shared, frozen)
-   * -> BUF(14422) [B*T, 576] */
+   * -> BUF(2880) [B*T, 576] */
   {
-    const float *x0[1] = {BUF(6923)};
-    const float *x1[1] = {BUF(13846)};
-    const lmn_vertex_io io[2] = {{x0, 1, 1.0f, BUF(14422), NULL, NULL}, {x1, 1, 1.0f, BUF(14998), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op6, &ropes[0], io, 2, BUF(15574), B, T, scratch);
+    const float *x0[1] = {BUF(1152)};
+    const float *x1[1] = {BUF(2304)};
+    const lmn_vertex_io io[2] = {{x0, 1, 1.0f, BUF(2880), NULL, NULL}, {x1, 1, 1.0f, BUF(3456), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op6, &ropes[0], io, 2, SAVED(2), KEPT(2), B, T, scratch);
   }
   /* op7 module: e3.m0 decoder_layer(smol) [b -> d]
-   * -> BUF(6923) [B*T, 576] */
+   * -> BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[62], &w, &g);
-    const float *xs[1] = {BUF(14422)};
-    lmn_block_forward(&blk_op7, &w, &ropes[0], BUF(6923), xs, 1, 1.0f, BUF(362990), B, T, scratch, pool);
+    const float *xs[1] = {BUF(2880)};
+    lmn_block_forward(&blk_op7, &w, &ropes[0], BUF(1152), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op7, KEPT(3), SAVED(3), B, T);
   }
   /* op8 module: e3.m1 linear(576 -> 576, bias) [b -> d]
-   * -> BUF(14422) [B*T, 576] */
-  lmn_linear_forward(BUF(14422), BUF(6923), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_BIAS), N, 576, 576);
+   * -> BUF(2880) [B*T, 576] */
+  lmn_linear_forward(BUF(2880), BUF(1152), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_BIAS), N, 576, 576);
   /* op9 vertex: c = smol(shared, frozen)
-   * -> BUF(14998) [B*T, 576] */
+   * -> BUF(3456) [B*T, 576] */
   /* runs with its batch, op6 */
   /* op10 module: e4.m0 decoder_layer(smol) [c -> d]
-   * -> BUF(13846) [B*T, 576] */
+   * -> BUF(2304) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[93], &w, &g);
-    const float *xs[1] = {BUF(14998)};
-    lmn_block_forward(&blk_op10, &w, &ropes[0], BUF(13846), xs, 1, 1.0f, BUF(368761), B, T, scratch, pool);
+    const float *xs[1] = {BUF(3456)};
+    lmn_block_forward(&blk_op10, &w, &ropes[0], BUF(2304), xs, 1, 1.0f, SAVED(4), B, T, scratch, pool);
+    if (KEPT(4)) lmn_block_keep_input(&blk_op10, KEPT(4), SAVED(4), B, T);
   }
   /* op11 module: e4.m1 linear(576 -> 576, bias) [c -> d]
-   * -> BUF(14998) [B*T, 576] */
-  lmn_linear_forward(BUF(14998), BUF(13846), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_BIAS), N, 576, 576);
+   * -> BUF(3456) [B*T, 576] */
+  lmn_linear_forward(BUF(3456), BUF(2304), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_BIAS), N, 576, 576);
   /* op13 vertex: d = smol(shared, frozen)
-   * -> BUF(374532) [B*T, 576] */
+   * -> BUF(4032) [B*T, 576] */
   {
-    const float *x0[2] = {BUF(14422), BUF(14998)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(374532), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op13, &ropes[0], io, 1, BUF(375108), B, T, scratch);
+    const float *x0[2] = {BUF(2880), BUF(3456)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(4032), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op13, &ropes[0], io, 1, SAVED(5), KEPT(5), B, T, scratch);
   }
   /* op14 module: e6.m0 linear(576 -> 576, init zero) [d -> logits]
-   * -> BUF(14422) [B*T, 576] */
-  lmn_linear_forward(BUF(14422), BUF(374532), lmn_w(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), lmn_w(net, -1), N, 576, 576);
+   * -> BUF(2880) [B*T, 576] */
+  lmn_linear_forward(BUF(2880), BUF(4032), lmn_w(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), lmn_w(net, -1), N, 576, 576);
   /* op15 sum: logits: sum of 2 chains before the head
-   * -> BUF(14998) [B*T, 576] */
-  memcpy(BUF(14998), BUF(576), sizeof(float) * N * 576);
-  lmn_add(BUF(14998), BUF(14422), N * 576);
+   * -> BUF(3456) [B*T, 576] */
+  memcpy(BUF(3456), BUF(576), sizeof(float) * N * 576);
+  lmn_add(BUF(3456), BUF(2880), N * 576);
   /* op16 head: e5.m0 head(smol) [a -> logits]
-   * -> BUF(548816) [B*T, 49152] */
-  lmn_net_linear_forward(net, SMOL_PRESERVE_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(548816), BUF(14998), N, 576, 49152, 0);
+   * -> BUF(4608) [B*T, 49152] */
+  lmn_net_linear_forward(net, SMOL_PRESERVE_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4608), BUF(3456), N, 576, 49152, 0);
   /* op17 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(548816), targets, (int)N, 49152, (float)0, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(4608), targets, (int)N, 49152, (float)0, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(548816), targets, (int)N, 49152, (float)0, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(4608), targets, (int)N, 49152, (float)0, NULL, NULL, pool);
   return loss;
 }
 
@@ -965,7 +982,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -978,82 +995,85 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)tokens;
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op15 */
   /* op16 head: e5.m0 head(smol) [a -> logits] */
-  lmn_net_linear_backward(net, BUF(576), SMOL_PRESERVE_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(548816), BUF(14998), N, 576, 49152);
-  memset(BUF(14422), 0, sizeof(float) * N * 576); /* d op14 */
+  lmn_net_linear_backward(net, BUF(576), SMOL_PRESERVE_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4608), BUF(3456), N, 576, 49152);
+  memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op14 */
   /* op15 sum: logits: sum of 2 chains before the head
    * d: BUF(576) [B*T, 576] */
-  lmn_add(BUF(14422), BUF(576), N * 576);
+  lmn_add(BUF(2880), BUF(576), N * 576);
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op13 */
   /* op14 module: e6.m0 linear(576 -> 576, init zero) [d -> logits]
-   * d: BUF(14422) [B*T, 576] */
-  lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), lmn_g(net, -1), BUF(14422), BUF(374532), lmn_w(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), N, 576, 576);
-  memset(BUF(14422), 0, sizeof(float) * N * 576); /* d op8 */
-  memset(BUF(14998), 0, sizeof(float) * N * 576); /* d op11 */
+   * d: BUF(2880) [B*T, 576] */
+  lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), lmn_g(net, -1), BUF(2880), BUF(4032), lmn_w(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), N, 576, 576);
+  memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op8 */
+  memset(BUF(3456), 0, sizeof(float) * N * 576); /* d op11 */
   /* op13 vertex: d = smol(shared, frozen)
    * d: BUF(576) [B*T, 576] */
   {
-    float *x0[2] = {BUF(14422), BUF(14998)};
+    float *x0[2] = {BUF(2880), BUF(3456)};
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(576), x0}};
-    lmn_vertex_backward(net, &vtx_op13, &ropes[0], io, 1, BUF(375108), B, T, scratch);
+    lmn_vertex_backward_kept(net, &vtx_op13, &ropes[0], io, 1, SAVED(5), KEPT(5), B, T, scratch);
   }
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op10 */
   /* op11 module: e4.m1 linear(576 -> 576, bias) [c -> d]
-   * d: BUF(14998) [B*T, 576] */
-  lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_BIAS), BUF(14998), BUF(13846), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), N, 576, 576);
-  memset(BUF(13846), 0, sizeof(float) * N * 576); /* d op9 */
+   * d: BUF(3456) [B*T, 576] */
+  lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_BIAS), BUF(3456), BUF(2304), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), N, 576, 576);
+  memset(BUF(2304), 0, sizeof(float) * N * 576); /* d op9 */
   /* op10 module: e4.m0 decoder_layer(smol) [c -> d]
    * d: BUF(576) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[93], &w, &g);
-    float *dxs[1] = {BUF(13846)};
-    lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(576), BUF(368761), B, T, scratch, pool);
+    float *dxs[1] = {BUF(2304)};
+    if (KEPT(4)) lmn_block_recompute(&blk_op10, &w, &ropes[0], KEPT(4), SAVED(4), B, T, scratch, pool);
+    lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(576), SAVED(4), B, T, scratch, pool);
   }
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op5 */
   /* op9 vertex: c = smol(shared, frozen)
-   * d: BUF(13846) [B*T, 576] */
+   * d: BUF(2304) [B*T, 576] */
   /* backward with its batch, op6 */
-  memset(BUF(14998), 0, sizeof(float) * N * 576); /* d op7 */
+  memset(BUF(3456), 0, sizeof(float) * N * 576); /* d op7 */
   /* op8 module: e3.m1 linear(576 -> 576, bias) [b -> d]
-   * d: BUF(14422) [B*T, 576] */
-  lmn_linear_backward(BUF(14998), lmn_g(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_BIAS), BUF(14422), BUF(6923), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), N, 576, 576);
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op6 */
+   * d: BUF(2880) [B*T, 576] */
+  lmn_linear_backward(BUF(3456), lmn_g(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_BIAS), BUF(2880), BUF(1152), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), N, 576, 576);
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e3.m0 decoder_layer(smol) [b -> d]
-   * d: BUF(14998) [B*T, 576] */
+   * d: BUF(3456) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[62], &w, &g);
-    float *dxs[1] = {BUF(6923)};
-    lmn_block_backward(&blk_op7, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(14998), BUF(362990), B, T, scratch, pool);
+    float *dxs[1] = {BUF(1152)};
+    if (KEPT(3)) lmn_block_recompute(&blk_op7, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op7, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3456), SAVED(3), B, T, scratch, pool);
   }
-  memset(BUF(14422), 0, sizeof(float) * N * 576); /* d op3 */
+  memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 vertex: b = smol(shared, frozen)
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
-    float *x0[1] = {BUF(14422)};
+    float *x0[1] = {BUF(2880)};
     float *x1[1] = {BUF(576)};
-    const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(6923), x0}, {NULL, 1, 1.0f, NULL, BUF(13846), x1}};
-    lmn_vertex_backward(net, &vtx_op6, &ropes[0], io, 2, BUF(15574), B, T, scratch);
+    const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(1152), x0}, {NULL, 1, 1.0f, NULL, BUF(2304), x1}};
+    lmn_vertex_backward_kept(net, &vtx_op6, &ropes[0], io, 2, SAVED(2), KEPT(2), B, T, scratch);
   }
-  memset(BUF(6923), 0, sizeof(float) * N * 576); /* d op4 */
+  memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e2.m1 linear(576 -> 576, bias) [a -> c]
    * d: BUF(576) [B*T, 576] */
-  lmn_linear_backward(BUF(6923), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_BIAS), BUF(576), BUF(7499), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
+  lmn_linear_backward(BUF(1152), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_BIAS), BUF(576), BUF(1728), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
   /* op4 module: e2.m0 decoder_layer(smol) [a -> c]
-   * d: BUF(6923) [B*T, 576] */
+   * d: BUF(1152) [B*T, 576] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[31], &w, &g);
     float *dxs[1] = {NULL};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(6923), BUF(8075), B, T, scratch, pool);
+    if (KEPT(1)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(1), SAVED(1), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(1), B, T, scratch, pool);
   }
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op2 */
   /* op3 module: e1.m1 linear(576 -> 576, bias) [a -> b]
-   * d: BUF(14422) [B*T, 576] */
-  lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_BIAS), BUF(14422), BUF(0), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
+   * d: BUF(2880) [B*T, 576] */
+  lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_BIAS), BUF(2880), BUF(0), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
   /* op2 module: e1.m0 decoder_layer(smol) [a -> b]
    * d: BUF(576) [B*T, 576] */
   {
@@ -1061,7 +1081,8 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_block_g g;
     lmn_block_bind(net, bind[30], &w, &g);
     float *dxs[1] = {NULL};
-    lmn_block_backward(&blk_op2, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(576), BUF(1152), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op2, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op2, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(576), SAVED(0), B, T, scratch, pool);
   }
 }
 
@@ -1071,7 +1092,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -1177,8 +1198,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 548816;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 4608;
 }
 
 const lmn_net_desc smol_preserve_desc = {
@@ -1579,6 +1600,7 @@ const lmn_net_desc smol_preserve_desc = {
     .fwd_btt = 142848,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,

@@ -194,8 +194,18 @@ static const lmn_scratch arena_scratch[7] = {
     {LMN_SCRATCH_BLOCK, &blk_op9, NULL, 0, 0, 0},
     {LMN_SCRATCH_VERTEX, NULL, &vtx_op12, 1, 0, 0},
 };
-/* arena: 7602 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc arena = {7602, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta};
+/* arena: 704 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
+/* arena: ops whose saved activations the run may recompute (its memory plan, recompute.h) */
+static const lmn_keep arena_keep[7] = {
+    {&blk_op1, NULL, 1, 90752, 128, "edge e0.m1 decoder_layer(byte) [tokens -> a]"},
+    {NULL, &vtx_op3, 1, 181504, 256, "vertex a"},
+    {&blk_op4, NULL, 1, 90752, 128, "edge e1.m0 decoder_layer(byte) [a -> b]"},
+    {&blk_op6, NULL, 1, 90752, 128, "edge e2.m0 decoder_layer(byte) [a -> c]"},
+    {NULL, &vtx_op8, 1, 181504, 256, "vertex b"},
+    {&blk_op9, NULL, 1, 90752, 128, "edge e3.m0 decoder_layer(byte) [b -> c]"},
+    {NULL, &vtx_op12, 1, 181504, 256, "vertex c"},
+};
+static const lmn_arena_desc arena = {704, 0, 0, 7, arena_scratch, NMODELS, rope_hd, rope_theta, 7, arena_keep};
 
 static const lmn_scratch cache_scratch[7] = {
     {LMN_SCRATCH_BLOCK_CACHED, &blk_op1, NULL, 0, 0, 0},
@@ -207,17 +217,17 @@ static const lmn_scratch cache_scratch[7] = {
     {LMN_SCRATCH_VERTEX_CACHED, NULL, &vtx_op12, 1, 0, 0},
 };
 /* cache: 832 floats per row planned (outputs, gradients, saved, KV caches), 0 per sequence */
-static const lmn_arena_desc cache = {832, 0, 0, 7, cache_scratch, NMODELS, rope_hd, rope_theta};
+static const lmn_arena_desc cache = {832, 0, 0, 7, cache_scratch, NMODELS, rope_hd, rope_theta, 0, NULL};
 
 static size_t arena_floats(int B, int T, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, nt, &L);
+  lmn_arena_layout(&arena, B, T + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
 static size_t cache_floats(int ctx, int nt) {
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, &L);
+  lmn_arena_layout(&cache, 1, ctx + PREFIX, nt, NULL, &L);
   return L.total;
 }
 
@@ -225,12 +235,16 @@ static size_t cache_floats(int ctx, int nt) {
  * SEQ(at) the [B]-row region. The planner gave each its place by lifetime; each step names its output. */
 #define BUF(at) (A + R * (size_t)(at))
 #define SEQ(at) (A + L.seq + (size_t)B * (size_t)(at))
+/* Keep op j (arena_keep): its saved activations, in its own region or, when it recomputes, in the shared
+ * workspace; KEPT(j) its kept input while it recomputes, else NULL. */
+#define SAVED(j) lmn_arena_saved(&arena, &L, A, j)
+#define KEPT(j) lmn_arena_kept(&arena, &L, A, j)
 
 static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targets_in, int B, int T_in, int train) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -253,17 +267,18 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     const float *xs[1] = {BUF(0)};
-    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(64), xs, 1, 1.0f, BUF(128), B, T, scratch, pool);
+    lmn_block_forward(&blk_op1, &w, &ropes[0], BUF(64), xs, 1, 1.0f, SAVED(0), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_keep_input(&blk_op1, KEPT(0), SAVED(0), B, T);
   }
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * -> BUF(0) [B*T, 64] */
   lmn_linear_forward(BUF(0), BUF(64), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), N, 64, 64);
   /* op3 vertex: a = byte(shared, trainable)
-   * -> BUF(798) [B*T, 64] */
+   * -> BUF(128) [B*T, 64] */
   {
     const float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(798), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op3, &ropes[0], io, 1, BUF(862), B, T, scratch);
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(128), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b]
    * -> BUF(0) [B*T, 64] */
@@ -271,60 +286,63 @@ static float forward(lmn_net *net, const int32_t *tokens_in, const int32_t *targ
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[3], &w, &g);
-    const float *xs[1] = {BUF(798)};
-    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, BUF(2268), B, T, scratch, pool);
+    const float *xs[1] = {BUF(128)};
+    lmn_block_forward(&blk_op4, &w, &ropes[0], BUF(0), xs, 1, 1.0f, SAVED(2), B, T, scratch, pool);
+    if (KEPT(2)) lmn_block_keep_input(&blk_op4, KEPT(2), SAVED(2), B, T);
   }
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
-   * -> BUF(2938) [B*T, 64] */
-  lmn_linear_forward(BUF(2938), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__B_M1_BIAS), N, 64, 64);
+   * -> BUF(192) [B*T, 64] */
+  lmn_linear_forward(BUF(192), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__B_M1_BIAS), N, 64, 64);
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c]
-   * -> BUF(3002) [B*T, 64] */
+   * -> BUF(256) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[4], &w, &g);
-    const float *xs[1] = {BUF(798)};
-    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(3002), xs, 1, 1.0f, BUF(3066), B, T, scratch, pool);
+    const float *xs[1] = {BUF(128)};
+    lmn_block_forward(&blk_op6, &w, &ropes[0], BUF(256), xs, 1, 1.0f, SAVED(3), B, T, scratch, pool);
+    if (KEPT(3)) lmn_block_keep_input(&blk_op6, KEPT(3), SAVED(3), B, T);
   }
   /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c]
-   * -> BUF(798) [B*T, 64] */
-  lmn_linear_forward(BUF(798), BUF(3002), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__C_M1_BIAS), N, 64, 64);
+   * -> BUF(128) [B*T, 64] */
+  lmn_linear_forward(BUF(128), BUF(256), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_A__C_M1_BIAS), N, 64, 64);
   /* op8 vertex: b = byte(shared, trainable)
-   * -> BUF(3736) [B*T, 64] */
+   * -> BUF(320) [B*T, 64] */
   {
-    const float *x0[1] = {BUF(2938)};
-    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(3736), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op8, &ropes[0], io, 1, BUF(3800), B, T, scratch);
+    const float *x0[1] = {BUF(192)};
+    const lmn_vertex_io io[1] = {{x0, 1, 1.0f, BUF(320), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c]
-   * -> BUF(2938) [B*T, 64] */
+   * -> BUF(192) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[7], &w, &g);
-    const float *xs[1] = {BUF(3736)};
-    lmn_block_forward(&blk_op9, &w, &ropes[0], BUF(2938), xs, 1, 1.0f, BUF(5206), B, T, scratch, pool);
+    const float *xs[1] = {BUF(320)};
+    lmn_block_forward(&blk_op9, &w, &ropes[0], BUF(192), xs, 1, 1.0f, SAVED(5), B, T, scratch, pool);
+    if (KEPT(5)) lmn_block_keep_input(&blk_op9, KEPT(5), SAVED(5), B, T);
   }
   /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c]
-   * -> BUF(3736) [B*T, 64] */
-  lmn_linear_forward(BUF(3736), BUF(2938), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_B__C_M1_BIAS), N, 64, 64);
+   * -> BUF(320) [B*T, 64] */
+  lmn_linear_forward(BUF(320), BUF(192), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_w(net, TINY_P_BLOCK_B__C_M1_BIAS), N, 64, 64);
   /* op12 vertex: c = byte(shared, trainable)
-   * -> BUF(5876) [B*T, 64] */
+   * -> BUF(384) [B*T, 64] */
   {
-    const float *x0[2] = {BUF(798), BUF(3736)};
-    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(5876), NULL, NULL}};
-    lmn_vertex_forward(net, &vtx_op12, &ropes[0], io, 1, BUF(5940), B, T, scratch);
+    const float *x0[2] = {BUF(128), BUF(320)};
+    const lmn_vertex_io io[1] = {{x0, 2, 1.0f / 2, BUF(384), NULL, NULL}};
+    lmn_vertex_forward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
   /* op13 head: e4.m0 head(byte) [c -> logits]
-   * -> BUF(7346) [B*T, 256] */
-  lmn_net_linear_forward(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(7346), BUF(5876), N, 64, 256, 0);
+   * -> BUF(448) [B*T, 256] */
+  lmn_net_linear_forward(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(448), BUF(384), N, 64, 256, 0);
   /* op14 loss: lm = 1 * cross_entropy(logits, next(tokens)) */
   if (!targets_in)
     ; /* no targets: outputs only */
   else if (train)
-    loss += (float)1 * lmn_xent_forward_backward(BUF(7346), targets, (int)N, 256, (float)0, (float)1, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward_backward(BUF(448), targets, (int)N, 256, (float)0, (float)1, NULL, NULL, pool);
   else
-    loss += (float)1 * lmn_xent_forward(BUF(7346), targets, (int)N, 256, (float)0, NULL, NULL, pool);
+    loss += (float)1 * lmn_xent_forward(BUF(448), targets, (int)N, 256, (float)0, NULL, NULL, pool);
   return loss;
 }
 
@@ -332,7 +350,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   const int T = T_in + PREFIX;
   const size_t N = (size_t)B * T, R = N;
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T, net->n_threads, &L);
+  lmn_arena_layout(&arena, B, T, net->n_threads, net->recompute, &L);
   float *A = net->arena, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -343,88 +361,92 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   (void)R;
   const int32_t *tokens = tokens_in;
   (void)tokens;
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op12 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op12 */
   /* op13 head: e4.m0 head(byte) [c -> logits] */
-  lmn_net_linear_backward(net, BUF(798), TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(7346), BUF(5876), N, 64, 256);
-  memset(BUF(3736), 0, sizeof(float) * N * 64); /* d op7 */
-  memset(BUF(5876), 0, sizeof(float) * N * 64); /* d op10 */
+  lmn_net_linear_backward(net, BUF(128), TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(448), BUF(384), N, 64, 256);
+  memset(BUF(320), 0, sizeof(float) * N * 64); /* d op7 */
+  memset(BUF(384), 0, sizeof(float) * N * 64); /* d op10 */
   /* op12 vertex: c = byte(shared, trainable)
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
-    float *x0[2] = {BUF(3736), BUF(5876)};
-    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(798), x0}};
-    lmn_vertex_backward(net, &vtx_op12, &ropes[0], io, 1, BUF(5940), B, T, scratch);
+    float *x0[2] = {BUF(320), BUF(384)};
+    const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(128), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op9 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op9 */
   /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c]
-   * d: BUF(5876) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_B__C_M1_BIAS), BUF(5876), BUF(2938), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), N, 64, 64);
-  memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op8 */
+   * d: BUF(384) [B*T, 64] */
+  lmn_linear_backward(BUF(128), lmn_g(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_B__C_M1_BIAS), BUF(384), BUF(192), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), N, 64, 64);
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op8 */
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[7], &w, &g);
-    float *dxs[1] = {BUF(2938)};
-    lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(5206), B, T, scratch, pool);
+    float *dxs[1] = {BUF(192)};
+    if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
+    lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(5), B, T, scratch, pool);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op5 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: b = byte(shared, trainable)
-   * d: BUF(2938) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
-    float *x0[1] = {BUF(798)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(2938), x0}};
-    lmn_vertex_backward(net, &vtx_op8, &ropes[0], io, 1, BUF(3800), B, T, scratch);
+    float *x0[1] = {BUF(128)};
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
-  memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op6 */
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op6 */
   /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c]
-   * d: BUF(3736) [B*T, 64] */
-  lmn_linear_backward(BUF(2938), lmn_g(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__C_M1_BIAS), BUF(3736), BUF(3002), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), N, 64, 64);
-  memset(BUF(3002), 0, sizeof(float) * N * 64); /* d op3 */
+   * d: BUF(320) [B*T, 64] */
+  lmn_linear_backward(BUF(192), lmn_g(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__C_M1_BIAS), BUF(320), BUF(256), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), N, 64, 64);
+  memset(BUF(256), 0, sizeof(float) * N * 64); /* d op3 */
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c]
-   * d: BUF(2938) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[4], &w, &g);
-    float *dxs[1] = {BUF(3002)};
-    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(2938), BUF(3066), B, T, scratch, pool);
+    float *dxs[1] = {BUF(256)};
+    if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
+    lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(192), SAVED(3), B, T, scratch, pool);
   }
-  memset(BUF(2938), 0, sizeof(float) * N * 64); /* d op4 */
+  memset(BUF(192), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
-   * d: BUF(798) [B*T, 64] */
-  lmn_linear_backward(BUF(2938), lmn_g(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__B_M1_BIAS), BUF(798), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), N, 64, 64);
+   * d: BUF(128) [B*T, 64] */
+  lmn_linear_backward(BUF(192), lmn_g(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__B_M1_BIAS), BUF(128), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), N, 64, 64);
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b]
-   * d: BUF(2938) [B*T, 64] */
+   * d: BUF(192) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[3], &w, &g);
-    float *dxs[1] = {BUF(3002)};
-    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(2938), BUF(2268), B, T, scratch, pool);
+    float *dxs[1] = {BUF(256)};
+    if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
+    lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(192), SAVED(2), B, T, scratch, pool);
   }
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op2 */
   /* op3 vertex: a = byte(shared, trainable)
-   * d: BUF(3002) [B*T, 64] */
+   * d: BUF(256) [B*T, 64] */
   {
     float *x0[1] = {BUF(0)};
-    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(3002), x0}};
-    lmn_vertex_backward(net, &vtx_op3, &ropes[0], io, 1, BUF(862), B, T, scratch);
+    const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(256), x0}};
+    lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
-  memset(BUF(798), 0, sizeof(float) * N * 64); /* d op1 */
+  memset(BUF(128), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
-  lmn_linear_backward(BUF(798), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
+  lmn_linear_backward(BUF(128), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a]
-   * d: BUF(798) [B*T, 64] */
+   * d: BUF(128) [B*T, 64] */
   {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, bind[0], &w, &g);
     float *dxs[1] = {BUF(0)};
-    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(798), BUF(128), B, T, scratch, pool);
+    if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
+    lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(0), B, T, scratch, pool);
   }
   /* op0 embed: e0.m0 embed(byte) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
@@ -437,7 +459,7 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
   const int T = T_in + (pos0_in == 0 ? PREFIX : 0), pos0 = pos0_in == 0 ? 0 : pos0_in + PREFIX;
   const size_t N = (size_t)T, R = (size_t)ctx;
   lmn_arena L;
-  lmn_arena_layout(&cache, 1, ctx, net->n_threads, &L);
+  lmn_arena_layout(&cache, 1, ctx, net->n_threads, NULL, &L);
   float *A = net->cache, *scratch = A + L.scratch;
   lmn_pool *pool = net->pool;
   lmn_rope ropes[NMODELS];
@@ -529,8 +551,8 @@ static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in
 /* Rows: [B, PREFIX + T] positions (the prefix rows first), or [B] for class logits. */
 static float *output(lmn_net *net, int B, int T) {
   lmn_arena L;
-  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, &L);
-  return net->arena + (size_t)B * (T + PREFIX) * 7346;
+  lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
+  return net->arena + (size_t)B * (T + PREFIX) * 448;
 }
 
 const lmn_net_desc tiny_desc = {
@@ -672,6 +694,7 @@ const lmn_net_desc tiny_desc = {
     .fwd_btt = 1280,
     .fwd_b = 0,
     .arena_floats = arena_floats,
+    .arena = &arena,
     .cache_floats = cache_floats,
     .forward = forward,
     .backward = backward,
