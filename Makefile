@@ -165,7 +165,7 @@ test: deps models
 	@bash tests/hostile-test.sh $(LMNC) && bash tests/crash-test.sh $(LMNC)
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
 	@bash tests/warmstart-test.sh $(LMNC) && bash tests/export-test.sh $(LMNC) && bash tests/preserve-test.sh $(LMNC)
-	@bash tests/tokenizer-test.sh $(LMNC) && bash scripts/paper.sh --smoke
+	@bash tests/tokenizer-test.sh $(LMNC) && bash tests/memory-test.sh $(LMNC) && bash scripts/paper.sh --smoke
 	$(MAKE) serve-test serve-test-san
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated

@@ -165,24 +165,23 @@ static int parse_opts(int argc, char **argv, Opts *o, int allow_shape, int allow
 static int param_kept(const Param *p) { return p->file_model >= 0 && !p->trainable && p->shape[1] > 0; }
 
 /* The line of `NAME info` on the frozen weights kept in their files' formats, from the files' headers. */
-static void print_kept(const Ir *ir) {
-  double bytes[64] = {0};
+/* The kept bytes in all (per type into bytes), -1 when a file could not be read (err says why). */
+static double kept_total(const Ir *ir, double bytes[64], lmn_err *err) {
   lmn_kept_tensor *t = calloc((size_t)ir->n_params + 1, sizeof *t);
-  lmn_err err = {{0}};
-  int rc = t ? 0 : lmn_errf(&err, "out of memory");
+  int rc = t ? 0 : lmn_errf(err, "out of memory");
   for (int m = 0; rc == 0 && m < ir->net->n_models; m++) {
     const Model *md = &ir->net->models[m];
     int n = 0;
     for (int i = 0; i < ir->n_params; i++)
       if (param_kept(&ir->params[i]) && ir->params[i].file_model == m)
         t[n++] = (lmn_kept_tensor){param_file_name(&ir->params[i]), ir->params[i].shape[0], ir->params[i].shape[1]};
-    if (n > 0) rc = lmn_kept_bytes(md->file, md->source == SRC_GGUF ? 1 : 2, md->weights, t, n, bytes, &err);
+    if (n > 0) rc = lmn_kept_bytes(md->file, md->source == SRC_GGUF ? 1 : 2, md->weights, t, n, bytes, err);
   }
   free(t);
-  if (rc != 0)
-    printf("frozen weights: %s\n", err.msg);
-  else
-    lmn_print_kept(stdout, bytes);
+  if (rc != 0) return -1;
+  double total = 0;
+  for (int k = 0; k < 64; k++) total += bytes[k];
+  return total;
 }
 
 /* The memory line of `NAME info`, from the same layout the generated code evaluates. */
@@ -206,9 +205,12 @@ static int print_memory(const Ir *ir, const Opts *o) {
     return 2;
   }
   double budget = o->budget > 0 ? o->budget : LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  double bytes[64] = {0};
+  lmn_err kerr = {{0}};
+  double kept_bytes = kept_total(ir, bytes, &kerr);
   if (budget > 0)
-    lmn_recompute_plan(&d, (int)o->batch, T, (int)o->threads, 4.0 * ((double)f32 + 3.0 * (double)train),
-                       budget, rc);
+    lmn_recompute_plan(&d, (int)o->batch, T, (int)o->threads,
+                       4.0 * ((double)f32 + 3.0 * (double)train) + (kept_bytes > 0 ? kept_bytes : 0), budget, rc);
   int any = 0;
   for (int j = 0; j < d.n_keep; j++) any |= rc[j];
   Cost step = {0, 0, 0};
@@ -220,7 +222,11 @@ static int print_memory(const Ir *ir, const Opts *o) {
   lmn_arena_layout(&d, (int)o->batch, T, (int)o->threads, rc, &a);
   lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, f32, train, a.total);
   free(rc);
-  print_kept(ir);
+  if (kept_bytes < 0)
+    printf("frozen weights: %s\n", kerr.msg);
+  else
+    lmn_print_kept(stdout, bytes);
+  lmn_print_peak(stdout, f32, train, a.total, kept_bytes);
   sched_free(&s);
   return 0;
 }

@@ -119,6 +119,14 @@ void lmn_print_kept(FILE *f, const double bytes[64]) {
   fprintf(f, " (%s in all)\n", m);
 }
 
+void lmn_print_peak(FILE *f, size_t n_floats, size_t n_train, size_t arena_floats, double kept_bytes) {
+  char m[32];
+  double b = 4.0 * ((double)n_floats + 3.0 * (double)n_train + (double)arena_floats) + (kept_bytes > 0 ? kept_bytes : 0);
+  bytes_text(b, m, sizeof m);
+  fprintf(f, "peak while training: about %s (%.0f bytes: parameters, %sgradients + AdamW moments, activations)\n",
+          m, b, kept_bytes < 0 ? "not the frozen weights kept in their file (unread), " : "frozen weights kept, ");
+}
+
 void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats) {
   char m1[32], m2[32], m3[32];
   bytes_text(4.0 * (double)n_floats, m1, sizeof m1);

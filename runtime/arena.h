@@ -89,6 +89,10 @@ void lmn_arena_ropes(const lmn_arena_desc *d, const lmn_arena *a, float *base, i
 
 /* The memory line of `info`: parameters, gradients + AdamW moments of n_train floats, activations. */
 void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats);
+/* "peak while training: about 1.48 GiB (...)": parameters in f32, the kept frozen weights (kept_bytes < 0:
+ * unknown, said so), gradients and AdamW moments of n_train floats and the arena; what a training process's
+ * peak RSS comes to, less the process's own pages (code, libraries, OpenBLAS's buffers: tens of MiB). */
+void lmn_print_peak(FILE *f, size_t n_floats, size_t n_train, size_t arena_floats, double kept_bytes);
 /* "frozen weights kept as Q4_1 52.1 MiB | Q8_0 20.3 MiB (72.4 MiB)": bytes[type] per ggml type (nothing
  * when all are zero). */
 void lmn_print_kept(FILE *f, const double bytes[64]);

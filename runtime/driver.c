@@ -311,7 +311,8 @@ static void info_params(const lmn_net_desc *d) {
 }
 
 /* The memory plan for the config's memory.budget (-c), else the default, and the memory line with it. */
-static int info_memory(const lmn_net_desc *d, const args *a, long B, long T, int threads) {
+static int info_memory(const lmn_net_desc *d, const args *a, long B, long T, int threads, double kept,
+                       size_t *arena_out) {
   double budget = 0;
   char from[4096 + 32] = "80% of the machine's memory";
   if (a->config) {
@@ -324,10 +325,11 @@ static int info_memory(const lmn_net_desc *d, const args *a, long B, long T, int
   }
   char *rc = calloc((size_t)(d->arena ? d->arena->n_keep : 0) + 1, 1);
   if (!rc) return fprintf(stderr, "%s: out of memory\n", d->name), -1;
-  size_t arena = d->arena_floats ? lmn_desc_plan(d, (int)B, (int)T, threads, budget, rc) : 0;
+  size_t arena = d->arena_floats ? lmn_desc_plan(d, (int)B, (int)T, threads, budget, kept, rc) : 0;
   lmn_print_plan(stdout, d, (int)B, (int)T, threads, rc, budget, from, budget > 0);
   lmn_print_memory(stdout, B, T, threads, lmn_desc_f32_floats(d), d->n_train, arena);
   free(rc);
+  *arena_out = arena;
   return 0;
 }
 
@@ -342,13 +344,12 @@ static void info_cost(const lmn_net_desc *d, long B, long T) {
          f2);
 }
 
-static void info_kept(const lmn_net_desc *d) {
-  double kept[64] = {0};
-  lmn_err err = {{0}};
-  if (lmn_desc_kept_bytes(d, getenv("LMN_MODEL_DIR"), kept, &err) != 0)
-    printf("frozen weights: %s\n", err.msg);
-  else
-    lmn_print_kept(stdout, kept);
+/* The kept bytes in all (per type into kept), -1 when a file could not be read (err says why). */
+static double kept_total(const lmn_net_desc *d, double kept[64], lmn_err *err) {
+  double total = 0;
+  if (lmn_desc_kept_bytes(d, getenv("LMN_MODEL_DIR"), kept, err) != 0) return -1;
+  for (int k = 0; k < 64; k++) total += kept[k];
+  return total;
 }
 
 static const char *init_name(const lmn_param_info *p) {
@@ -421,8 +422,16 @@ static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
     printf("vocabulary %d | context %d\n", d->vocab, d->ctx);
   info_params(d);
   info_cost(d, B, T);
-  if (info_memory(d, a, B, T, threads)) return 1;
-  info_kept(d);
+  size_t arena = 0;
+  double kept[64] = {0};
+  lmn_err kerr = {{0}};
+  double kept_bytes = kept_total(d, kept, &kerr);
+  if (info_memory(d, a, B, T, threads, kept_bytes, &arena)) return 1;
+  if (kept_bytes < 0)
+    printf("frozen weights: %s\n", kerr.msg);
+  else
+    lmn_print_kept(stdout, kept);
+  lmn_print_peak(stdout, lmn_desc_f32_floats(d), d->n_train, arena, kept_bytes);
   if (info_precision(a)) return 1;
   info_table(d);
   return 0;

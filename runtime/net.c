@@ -108,15 +108,23 @@ static int n_keep(const lmn_net_desc *d) {
   return d->arena ? d->arena->n_keep : 0;
 }
 
-double lmn_net_fixed_bytes(const lmn_net_desc *d) {
-  return 4.0 * ((double)lmn_desc_f32_floats(d) + 3.0 * (double)d->n_train);
+double lmn_net_fixed_bytes(const lmn_net_desc *d, double kept_bytes) {
+  return 4.0 * ((double)lmn_desc_f32_floats(d) + 3.0 * (double)d->n_train) + (kept_bytes > 0 ? kept_bytes : 0);
 }
 
-size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, char *rc) {
+/* Bytes of the frozen weights the network keeps in their files' formats (qnet.c). */
+static double kept_bytes(const lmn_net *net) {
+  double b = 0;
+  for (int i = 0; net->qw && i < net->desc->n_params; i++)
+    if (net->qw[i].data) b += (double)net->qw[i].rows * (double)net->qw[i].row_bytes;
+  return b;
+}
+
+size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, double kept_bytes, char *rc) {
   if (n_keep(d) == 0) return lmn_net_arena_floats(d, B, T, nt, NULL);
   if (budget_bytes <= 0) budget_bytes = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
   if (budget_bytes > 0)
-    lmn_recompute_plan(d->arena, B, T + d->prefix, nt, lmn_net_fixed_bytes(d), budget_bytes, rc);
+    lmn_recompute_plan(d->arena, B, T + d->prefix, nt, lmn_net_fixed_bytes(d, kept_bytes), budget_bytes, rc);
   return lmn_net_arena_floats(d, B, T, nt, rc);
 }
 
@@ -135,7 +143,7 @@ void lmn_print_plan(FILE *f, const lmn_net_desc *d, int B, int T, int nt, const 
 static void default_plan(lmn_net *net) {
   net->budget = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
   net->budget_from = "80% of the machine's memory";
-  lmn_desc_plan(net->desc, net->B, net->T, net->n_threads, net->budget, net->recompute);
+  lmn_desc_plan(net->desc, net->B, net->T, net->n_threads, net->budget, 0, net->recompute);
 }
 
 int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_threads, uint64_t seed,
@@ -300,7 +308,7 @@ int lmn_net_plan_memory(lmn_net *net, double budget_bytes, const char *from, lmn
   int n = n_keep(d);
   char *mask = calloc((size_t)n + 1, 1);
   if (!mask) return lmn_errf(err, "%s: out of memory", d->name);
-  double fixed = lmn_net_fixed_bytes(d);
+  double fixed = lmn_net_fixed_bytes(d, kept_bytes(net));
   int fits = n == 0 || lmn_recompute_plan(d->arena, net->B, net->T + d->prefix, net->n_threads, fixed,
                                           budget_bytes, mask);
   double need = fixed + 4.0 * (double)lmn_net_arena_floats(d, net->B, net->T, net->n_threads, mask);

@@ -166,11 +166,12 @@ int lmn_net_plan_memory(lmn_net *net, double budget_bytes, const char *from, lmn
 /* Sets which keep ops recompute (rc [desc->arena->n_keep], NULL: none) and reallocates the arena: tests and
  * benchmarks compare the two ways. */
 int lmn_net_set_recompute(lmn_net *net, const char *rc, lmn_err *err);
-/* The bytes the memory plan counts besides the arena: parameters in f32, gradients and AdamW moments. */
-double lmn_net_fixed_bytes(const lmn_net_desc *d);
+/* The bytes the memory plan counts besides the arena: parameters in f32, the frozen weights kept in their
+ * files' formats (kept_bytes), gradients and AdamW moments. */
+double lmn_net_fixed_bytes(const lmn_net_desc *d, double kept_bytes);
 /* The memory plan of d at B x T on nt threads for budget_bytes (<= 0: 80% of the machine's memory) into rc
  * [arena->n_keep] (recompute.h); 0 when d has no keep ops. Returns the arena's floats with it. */
-size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, char *rc);
+size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, double kept_bytes, char *rc);
 /* The plan's lines (lmn_recompute_print) when some op recomputes or `always` is set; nothing for a network
  * without keep ops. */
 void lmn_print_plan(FILE *f, const lmn_net_desc *d, int B, int T, int nt, const char *rc, double budget_bytes,
