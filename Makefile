@@ -370,7 +370,7 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 # bench-decode: single-stream decoding and prefill of SmolLM2-135M against llama.cpp (llama-cpp-python from
 # PyPI, installed into build/bench/venv by the script), 1 and 2 threads, alternating rounds; writes
 # bench/decode_results.md (bench/decode_bench.sh).
-.PHONY: bench bench-decode precision-check
+.PHONY: bench bench-decode bench-1b precision-check
 bench-decode: all
 	@bash bench/decode_bench.sh
 
@@ -383,6 +383,13 @@ bench-serve: all
 bench: all bench-decode
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
 	@bash bench/run.sh
+
+# bench-1b: issue 11's run of the paper's shape, LMNet-1B with random frozen Qwen2.5-0.5B-shaped vertices, 2
+# optimizer steps of B 8 x T 512 (batch 2, accumulate 4) under a 16 GiB memory budget: peak RSS and s/step into
+# bench/lmnet-1b.md (copied into bench/results.md by the next `make bench`); about 30 minutes, alone.
+bench-1b: all
+	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
+	@bash bench/lmnet-1b.sh
 
 # precision-check: `precision: bf16` against f32, 500 steps of the demo network and of bench_tiny from the same
 # seeds, validation loss per seed and averaged (scripts/precision-curves.sh; bench/precision.md)
