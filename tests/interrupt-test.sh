@@ -23,7 +23,7 @@ config() { # config NAME [LR] [LOG_EVERY] [EXTRA YAML]
   cat > "$1.yaml" << YAML
 data: {train: corpus.txt, val_fraction: 0.1}
 batch: 2
-seq_len: 32
+seq_len: 64
 steps: 300
 optimizer: {lr: ${2:-0.003}}
 eval: {every: 0, batches: 2}
