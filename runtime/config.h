@@ -47,8 +47,8 @@
  *   threads: N                  = 0, in [0, 4096]; 0 = every core
  *   log:
  *     every: N                  = 1 step, >= 1
- *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh
- * run sample:                     text generated with the current weights while training (language models)
+ *   init_from: PATH             = none; a checkpoint whose tensors of the same name and shape start a fresh run
+ *   sample:                     text generated with the current weights while training (language models)
  *     every: N                  = 0 steps, >= 0; 0 = never
  *     prompt: TEXT              = none (an empty prompt)
  *     tokens: N                 = 64, in [1, 4096]
