@@ -30,17 +30,40 @@ static double gain(const lmn_arena_desc *d, int j, int B, int T) {
   return saved / keep_flops(k, T);
 }
 
+typedef struct candidate {
+  double gain;
+  int j;
+} candidate;
+
+/* The largest gain first; equal gains in op order. */
+static int by_gain(const void *a, const void *b) {
+  const candidate *x = a, *y = b;
+  if (x->gain != y->gain) return x->gain > y->gain ? -1 : 1;
+  return x->j - y->j;
+}
+
+/* Sorted once, then each op that switches to recomputing changes the total by its kept input less its saved
+ * region, plus whatever it adds to the shared workspace (the largest of the recomputing ops'): n log n. */
 int lmn_recompute_plan(const lmn_arena_desc *d, int B, int T, int nt, double fixed_bytes, double budget_bytes,
                        char *rc) {
   if (d->n_keep > 0) memset(rc, 0, (size_t)d->n_keep);
-  for (;;) {
-    if (fixed_bytes + arena_bytes(d, B, T, nt, rc) <= budget_bytes) return 1;
-    int best = -1;
-    for (int j = 0; j < d->n_keep; j++)
-      if (!rc[j] && (best < 0 || gain(d, j, B, T) > gain(d, best, B, T))) best = j;
-    if (best < 0) return 0;
-    rc[best] = 1;
+  double total = fixed_bytes + arena_bytes(d, B, T, nt, NULL), work = 0;
+  if (total <= budget_bytes) return 1;
+  candidate *c = malloc(sizeof *c * (size_t)(d->n_keep + 1));
+  if (!c) return 0;
+  for (int j = 0; j < d->n_keep; j++) c[j] = (candidate){gain(d, j, B, T), j};
+  qsort(c, (size_t)d->n_keep, sizeof *c, by_gain);
+  int fits = 0;
+  for (int i = 0; i < d->n_keep && !fits; i++) {
+    const lmn_keep *k = &d->keep[c[i].j];
+    rc[c[i].j] = 1;
+    total += 4.0 * ((double)lmn_keep_input_floats(k, B, T) - (double)lmn_keep_saved_floats(k, B, T));
+    double w = 4.0 * (double)lmn_keep_work_floats(k, B, T);
+    if (w > work) total += w - work, work = w;
+    fits = total <= budget_bytes;
   }
+  free(c);
+  return fits;
 }
 
 static void bytes_text(double b, char *buf, size_t cap) {

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "recompute.h"
 #include "bgemm.h"
 #include "harness.h"
 #include "net.h"
@@ -813,7 +814,28 @@ static void recompute_net(const lmn_net_desc *d, int threads, lmn_precision prec
   lmn_net_destroy(net);
 }
 
+/* The plan: for budgets between "everything recomputes" and "everything kept", what it chooses fits, and its
+ * running total agrees with the layout; below the least possible it says it cannot fit. */
+static void plan_net(const lmn_net_desc *d) {
+  int n = d->arena->n_keep;
+  char *rc = calloc((size_t)n + 1, 1), *all = malloc((size_t)n + 1);
+  memset(all, 1, (size_t)n + 1);
+  double fixed = lmn_net_fixed_bytes(d, 0);
+  double most = fixed + 4.0 * (double)lmn_net_arena_floats(d, BATCH, SEQ, 2, NULL);
+  double least = fixed + 4.0 * (double)lmn_net_arena_floats(d, BATCH, SEQ, 2, all);
+  CU_ASSERT(least < most);
+  for (int k = 0; k <= 4; k++) {
+    double budget = least + (most - least) * k / 4.0;
+    CU_ASSERT(lmn_recompute_plan(d->arena, BATCH, SEQ + d->prefix, 2, fixed, budget, rc) == 1);
+    CU_ASSERT(fixed + 4.0 * (double)lmn_net_arena_floats(d, BATCH, SEQ, 2, rc) <= budget);
+  }
+  CU_ASSERT(lmn_recompute_plan(d->arena, BATCH, SEQ + d->prefix, 2, fixed, least - 1, rc) == 0);
+  free(rc);
+  free(all);
+}
+
 static void test_recompute(void) {
+  for (int i = 0; registry[i]; i++) plan_net(registry[i]);
   for (int i = 0; registry[i]; i++) {
     recompute_net(registry[i], 1, LMN_PREC_F32);
     recompute_net(registry[i], 2, LMN_PREC_F32);
@@ -833,7 +855,7 @@ static CU_TestInfo tests[] = {
     {"mean with edges scaled by the in-degree is sum", test_aggregation},
     {"micro-batches accumulate to the gradients of their batch", test_accumulate},
     {"bf16 precision: loss and gradients near f32's", test_bf16},
-    {"recomputed activations give bit-identical gradients", test_recompute},
+    {"the memory plan fits; recomputed activations give bit-identical gradients", test_recompute},
     CU_TEST_INFO_NULL,
 };
 
