@@ -98,6 +98,10 @@ L = ["# lmnet `make bench`: training steps against PyTorch\n",
      "round runs every case on every side, each a fresh process, one after the other; a process's value is the "
      "median of its timed steps, and a table entry is the median over the rounds that started with no other "
      "runnable process on the machine (all rounds, marked LOADED, when fewer than %d were quiet)." % QUIET_MIN]
+missing = [c for c in LABELS if c not in cases]
+if missing:
+    L.append("\nThis run covered %s only (BENCH_CASES); bench/results-all-cases.md keeps the last run of every case "
+             "(%s)." % ("; ".join(LABELS[c] for c in cases), "; ".join(LABELS[c] for c in missing)))
 if any_loaded:
     L.append("\n**Some entries are LOADED: the machine was busy during their rounds; they are not results.**")
 L.append("\n## Machine and versions\n")
