@@ -386,7 +386,7 @@ bench: all bench-decode
 
 # bench-1b: issue 11's run of the paper's shape, LMNet-1B with random frozen Qwen2.5-0.5B-shaped vertices, 2
 # optimizer steps of B 8 x T 512 (batch 2, accumulate 4) under a 16 GiB memory budget: peak RSS and s/step into
-# bench/lmnet-1b.md (copied into bench/results.md by the next `make bench`); about 30 minutes, alone.
+# bench/lmnet-1b.md (copied into bench/results.md by the next `make bench`); about 20 minutes, alone.
 bench-1b: all
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
 	@bash bench/lmnet-1b.sh

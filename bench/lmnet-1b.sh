@@ -4,7 +4,7 @@
 # of B 8 x T 512 as `batch: 2, accumulate: 4` under `memory: {budget: 16GiB}` on a repeated paragraph (so
 # step 2 sees the batch of step 1 again), f32, 2 threads. Records the memory plan, the peak RSS of the whole
 # process (getrusage), s/step and both losses into bench/lmnet-1b.md, which bench/summarize.py copies into
-# bench/results.md. About 30 minutes on a quiet 2-core machine; needs about 16 GiB of free memory.
+# bench/results.md. About 20 minutes on a quiet 2-core machine; needs about 16 GiB of free memory.
 #   usage: bench/lmnet-1b.sh [BUDGET]   (default 16GiB)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -232,7 +232,7 @@ L.append("\nPyTorch's side is tests/reference/torch_twin.py's nn.Modules in floa
          "(clip 1.0, AdamW): same hyper-parameters, random tokens. smol_pair: lmnet reads the real GGUF and keeps "
          "the frozen weights quantized (Q4_1/Q8_0); PyTorch cannot read GGUF and runs random f32 weights of the "
          "same shapes. Peak RSS is getrusage's ru_maxrss of the whole process (Python and torch included).")
-# issue 11's LMNet-1B-shaped run (bench/lmnet-1b.sh: about 30 minutes, run on its own) as it last ran
+# issue 11's LMNet-1B-shaped run (bench/lmnet-1b.sh: about 20 minutes, run on its own) as it last ran
 big = os.path.join(os.path.dirname(out_md), "lmnet-1b.md")
 if os.path.exists(big):
     L.append("\n" + open(big).read().rstrip())
