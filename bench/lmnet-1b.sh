@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/lmnet-1b.sh: issue 11's run of the paper's shape. bench/nets/lmnet_1b_random.lmn (LMNet-1B: layers
-# [1,4,4,4,1] of a Qwen2.5-0.5B-shaped model, random and frozen, 42 trainable edges) trains 2 optimizer steps
+# [1,4,4,4,1] of a Qwen2.5-0.5B-shaped model, random and frozen, 41 trainable edges) trains 2 optimizer steps
 # of B 8 x T 512 as `batch: 2, accumulate: 4` under `memory: {budget: 16GiB}` on a repeated paragraph (so
 # step 2 sees the batch of step 1 again), f32, 2 threads. Records the memory plan, the peak RSS of the whole
 # process (getrusage), s/step and both losses into bench/lmnet-1b.md, which bench/summarize.py copies into
