@@ -269,16 +269,6 @@ void emit_tables(Printer *pr) {
 
 /* ---- the descriptor ------------------------------------------------------------------------------ */
 
-static void flops(const Ir *ir, Cost *fwd, Cost *train) {
-  memset(fwd, 0, sizeof *fwd);
-  memset(train, 0, sizeof *train);
-  for (int i = 0; i < ir->n_ops; i++) {
-    const Op *op = &ir->ops[i];
-    fwd->b += op->fwd.b, fwd->bt += op->fwd.bt, fwd->btt += op->fwd.btt;
-    train->b += op->fwd.b + op->bwd.b, train->bt += op->fwd.bt + op->bwd.bt, train->btt += op->fwd.btt + op->bwd.btt;
-  }
-}
-
 /* s as a C string expression, a literal per source line; NULL when s is. Bytes outside printable ASCII are
  * octal escapes and '?' is escaped, so that no trigraph forms. */
 static void out_c_string(Printer *pr, const char *s) {
@@ -319,7 +309,7 @@ void emit_desc(Printer *pr, const char *source) {
   const Net *net = pr->net;
   int borrowed = emit_tokenizer(pr);
   Cost f, t;
-  flops(ir, &f, &t);
+  ir_flops(ir, &f, &t);
   long ctx = 1L << 30, classes = pr->p->primary >= 0 && ir->ops[pr->p->primary].kind == OP_CLASSIFY ? ir->ops[pr->p->primary].width : 0;
   for (int m = 0; m < net->n_models; m++)
     if (net->models[m].hp.ctx < ctx) ctx = net->models[m].hp.ctx;

@@ -647,6 +647,17 @@ void ir_free(Ir *ir) {
   memset(ir, 0, sizeof *ir);
 }
 
+void ir_flops(const Ir *ir, Cost *fwd, Cost *train) {
+  memset(fwd, 0, sizeof *fwd);
+  memset(train, 0, sizeof *train);
+  for (int i = 0; i < ir->n_ops; i++) {
+    const Op *op = &ir->ops[i];
+    fwd->b += op->fwd.b, fwd->bt += op->fwd.bt, fwd->btt += op->fwd.btt;
+    train->b += op->fwd.b + op->bwd.b, train->bt += op->fwd.bt + op->bwd.bt,
+        train->btt += op->fwd.btt + op->bwd.btt;
+  }
+}
+
 long ir_param_total(const Ir *ir, int trainable_only) {
   long n = 0;
   for (int i = 0; i < ir->n_params; i++)

@@ -100,6 +100,8 @@ void ir_build(Ir *ir, const Net *net);
 void ir_free(Ir *ir);
 
 long ir_param_total(const Ir *ir, int trainable_only);
+/* The network's FLOPs: the forward pass and a training step (forward + backward), summed over its ops. */
+void ir_flops(const Ir *ir, Cost *fwd, Cost *train);
 /* A tensor's name in its model file: its name without the owner ("blk.3.attn_q.weight"). */
 const char *param_file_name(const Param *p);
 

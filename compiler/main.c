@@ -204,21 +204,18 @@ static int print_memory(const Ir *ir, const Opts *o) {
     fprintf(stderr, "lmnc: out of memory\n");
     return 2;
   }
-  double budget = o->budget > 0 ? o->budget : LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  double budget = o->budget > 0 ? o->budget : lmn_default_budget();
   double bytes[64] = {0};
   lmn_err kerr = {{0}};
   double kept_bytes = kept_total(ir, bytes, &kerr);
   if (budget > 0)
-    lmn_recompute_plan(&d, (int)o->batch, T, (int)o->threads,
-                       4.0 * ((double)f32 + 3.0 * (double)train) + (kept_bytes > 0 ? kept_bytes : 0), budget, rc);
-  int any = 0;
-  for (int j = 0; j < d.n_keep; j++) any |= rc[j];
-  Cost step = {0, 0, 0};
-  for (int i = 0; i < ir->n_ops; i++)
-    step.bt += ir->ops[i].fwd.bt + ir->ops[i].bwd.bt, step.btt += ir->ops[i].fwd.btt + ir->ops[i].bwd.btt;
-  if (any || o->budget > 0)
-    lmn_recompute_print(stdout, &d, (int)o->batch, T, (int)o->threads, rc, budget,
-                        o->budget > 0 ? "--budget" : "80% of the machine's memory", step.bt + step.btt * T);
+    lmn_recompute_plan(&d, (int)o->batch, T, (int)o->threads, lmn_fixed_bytes(f32, train, kept_bytes), budget,
+                       rc);
+  Cost fwd, step; /* per row as the generated desc's flops_bt, flops_btt, flops_b (lmn_print_plan) */
+  ir_flops(ir, &fwd, &step);
+  lmn_recompute_print(stdout, &d, (int)o->batch, T, (int)o->threads, rc, budget,
+                      o->budget > 0 ? "--budget" : LMN_DEFAULT_BUDGET_FROM,
+                      step.bt + step.btt * T + step.b / T, o->budget > 0);
   lmn_arena_layout(&d, (int)o->batch, T, (int)o->threads, rc, &a);
   lmn_print_memory(stdout, o->batch, o->seq, (int)o->threads, f32, train, a.total);
   free(rc);

@@ -30,8 +30,7 @@ size_t lmn_keep_input_floats(const lmn_keep *k, int B, int T) {
 /* The recomputed forward writes its saved region there (a vertex's one layer at a time), and its output
  * after it. */
 size_t lmn_keep_work_floats(const lmn_keep *k, int B, int T) {
-  if (k->vtx) return lmn_vertex_work_floats(k->vtx, k->K, B, T);
-  return lmn_block_saved_floats(k->blk, B, T) + (size_t)B * (size_t)T * (size_t)k->blk->d;
+  return k->vtx ? lmn_vertex_work_floats(k->vtx, k->K, B, T) : lmn_block_work_floats(k->blk, B, T);
 }
 
 static int recomputes(const lmn_arena *a, int j) {
@@ -92,7 +91,7 @@ void lmn_arena_ropes(const lmn_arena_desc *d, const lmn_arena *a, float *base, i
   }
 }
 
-static void bytes_text(double b, char *buf, size_t cap) {
+void lmn_bytes_text(double b, char *buf, size_t cap) {
   if (b < 1024.0 * 1024.0)
     snprintf(buf, cap, "%.1f KiB", b / 1024.0);
   else if (b < 1024.0 * 1024.0 * 1024.0)
@@ -110,28 +109,32 @@ void lmn_print_kept(FILE *f, const double bytes[64]) {
   char m[32];
   for (int t = 0; t < 64; t++) {
     if (bytes[t] <= 0) continue;
-    bytes_text(bytes[t], m, sizeof m);
+    lmn_bytes_text(bytes[t], m, sizeof m);
     const char *name = lmn_ggml_type_name((uint32_t)t);
     fprintf(f, "%s%s %s", sep, name ? name : "?", m);
     sep = " | ";
   }
-  bytes_text(total, m, sizeof m);
+  lmn_bytes_text(total, m, sizeof m);
   fprintf(f, " (%s in all)\n", m);
+}
+
+double lmn_fixed_bytes(size_t n_floats, size_t n_train, double kept_bytes) {
+  return 4.0 * ((double)n_floats + 3.0 * (double)n_train) + (kept_bytes > 0 ? kept_bytes : 0);
 }
 
 void lmn_print_peak(FILE *f, size_t n_floats, size_t n_train, size_t arena_floats, double kept_bytes) {
   char m[32];
-  double b = 4.0 * ((double)n_floats + 3.0 * (double)n_train + (double)arena_floats) + (kept_bytes > 0 ? kept_bytes : 0);
-  bytes_text(b, m, sizeof m);
+  double b = lmn_fixed_bytes(n_floats, n_train, kept_bytes) + 4.0 * (double)arena_floats;
+  lmn_bytes_text(b, m, sizeof m);
   fprintf(f, "peak while training: about %s (%.0f bytes: parameters, %sgradients + AdamW moments, activations)\n",
           m, b, kept_bytes < 0 ? "not the frozen weights kept in their file (unread), " : "frozen weights kept, ");
 }
 
 void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats) {
   char m1[32], m2[32], m3[32];
-  bytes_text(4.0 * (double)n_floats, m1, sizeof m1);
-  bytes_text(12.0 * (double)n_train, m2, sizeof m2);
-  bytes_text(4.0 * (double)arena_floats, m3, sizeof m3);
+  lmn_bytes_text(4.0 * (double)n_floats, m1, sizeof m1);
+  lmn_bytes_text(12.0 * (double)n_train, m2, sizeof m2);
+  lmn_bytes_text(4.0 * (double)arena_floats, m3, sizeof m3);
   fprintf(f, "memory at batch %ld x %ld on %d thread%s: parameters %s | gradients + AdamW moments %s | activations %s (%zu bytes)\n",
           B, T, threads, threads == 1 ? "" : "s", m1, m2, m3, 4 * arena_floats);
 }

@@ -89,6 +89,11 @@ void lmn_arena_ropes(const lmn_arena_desc *d, const lmn_arena *a, float *base, i
 
 /* The memory line of `info`: parameters, gradients + AdamW moments of n_train floats, activations. */
 void lmn_print_memory(FILE *f, long B, long T, int threads, size_t n_floats, size_t n_train, size_t arena_floats);
+/* "12.0 KiB", "3.4 MiB", "1.48 GiB". */
+void lmn_bytes_text(double bytes, char *buf, size_t cap);
+/* The bytes a training run holds besides its arena: n_floats parameters in f32, the frozen weights kept in
+ * their files' formats (kept_bytes; < 0: unknown, counted as 0), gradients and AdamW moments of n_train. */
+double lmn_fixed_bytes(size_t n_floats, size_t n_train, double kept_bytes);
 /* "peak while training: about 1.48 GiB (...)": parameters in f32, the kept frozen weights (kept_bytes < 0:
  * unknown, said so), gradients and AdamW moments of n_train floats and the arena; what a training process's
  * peak RSS comes to, less the process's own pages (code, libraries, OpenBLAS's buffers: tens of MiB). */

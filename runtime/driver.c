@@ -23,6 +23,7 @@
 #include "lmn_file.h"
 #include "progress.h"
 #include "qnet.h"
+#include "recompute.h"
 #include "repl.h"
 #include "runlog.h"
 #include "serve.h"
@@ -310,19 +311,13 @@ static void info_params(const lmn_net_desc *d) {
   printf("parameters: %s total | %s trainable | %s frozen (%s from model files)\n", t, tr, fr, fi);
 }
 
-/* The memory plan for the config's memory.budget (-c), else the default, and the memory line with it. */
-static int info_memory(const lmn_net_desc *d, const args *a, long B, long T, int threads, double kept,
-                       size_t *arena_out) {
-  double budget = 0;
-  char from[4096 + 32] = "80% of the machine's memory";
-  if (a->config) {
-    lmn_train_config cfg;
-    lmn_err err = {{0}};
-    if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), -1;
-    if (cfg.memory_budget > 0) snprintf(from, sizeof from, "memory.budget of %s", a->config);
-    budget = cfg.memory_budget;
-    lmn_config_free(&cfg);
-  }
+/* The memory plan for the config's memory.budget (cfg: -c, or NULL), else the default, and the memory line
+ * with it. */
+static int info_memory(const lmn_net_desc *d, const lmn_train_config *cfg, long B, long T, int threads,
+                       double kept, size_t *arena_out) {
+  double budget = cfg ? cfg->memory_budget : 0;
+  char from[4096 + 32] = LMN_DEFAULT_BUDGET_FROM;
+  if (budget > 0) snprintf(from, sizeof from, "memory.budget of %s", cfg->path);
   char *rc = calloc((size_t)(d->arena ? d->arena->n_keep : 0) + 1, 1);
   if (!rc) return fprintf(stderr, "%s: out of memory\n", d->name), -1;
   size_t arena = d->arena_floats ? lmn_desc_plan(d, (int)B, (int)T, threads, budget, kept, rc) : 0;
@@ -382,35 +377,19 @@ static void info_table(const lmn_net_desc *d) {
   }
 }
 
-/* The precision of the training GEMMs: the config's (-c), else f32, and where bf16 would run. */
-static int info_precision(const args *a) {
-  int bf16 = 0;
-  if (a->config) {
-    lmn_train_config cfg;
-    lmn_err err = {{0}};
-    if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), -1;
-    bf16 = cfg.precision == LMN_PREC_BF16;
-    lmn_config_free(&cfg);
-  }
+/* The precision of the training GEMMs: the config's (cfg, or NULL), else f32, and where bf16 would run. */
+static void info_precision(const lmn_train_config *cfg) {
+  int bf16 = cfg && cfg->precision == LMN_PREC_BF16;
   const char *path = lmn_bgemm_isa_name(lmn_bgemm_isa());
   if (bf16)
     printf("training GEMMs: bf16 with f32 sums (%s path)%s\n", path,
            lmn_bgemm_isa() == LMN_BG_AMX ? "" : ": no AMX here, so no faster than f32");
   else
     printf("training GEMMs: f32 (OpenBLAS sgemm) | `precision: bf16` would run on the %s path\n", path);
-  return 0;
 }
 
-static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
-  long B = a->batch ? a->batch : 8, T = a->seq ? a->seq : 128;
-  if (a->config && (!a->batch || !a->seq)) { /* the config's batch shape unless --batch / --seq say */
-    lmn_train_config cfg;
-    lmn_err err = {{0}};
-    if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-    B = a->batch ? a->batch : cfg.batch;
-    T = a->seq ? a->seq : cfg.seq_len;
-    lmn_config_free(&cfg);
-  }
+static int info_with(const char *prog, const lmn_net_desc *d, const args *a, const lmn_train_config *cfg) {
+  long B = a->batch ? a->batch : cfg ? cfg->batch : 8, T = a->seq ? a->seq : cfg ? cfg->seq_len : 128;
   if (T > d->ctx)
     return usage_error(prog, d, "--seq %ld is too long: the network's context is %d", T, d->ctx);
   int threads = lmn_threads_resolve(a->threads);
@@ -426,15 +405,26 @@ static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
   double kept[64] = {0};
   lmn_err kerr = {{0}};
   double kept_bytes = kept_total(d, kept, &kerr);
-  if (info_memory(d, a, B, T, threads, kept_bytes, &arena)) return 1;
+  if (info_memory(d, cfg, B, T, threads, kept_bytes, &arena)) return 1;
   if (kept_bytes < 0)
     printf("frozen weights: %s\n", kerr.msg);
   else
     lmn_print_kept(stdout, kept);
   lmn_print_peak(stdout, lmn_desc_f32_floats(d), d->n_train, arena, kept_bytes);
-  if (info_precision(a)) return 1;
+  info_precision(cfg);
   info_table(d);
   return 0;
+}
+
+/* The config (-c) is read once: its batch shape (unless --batch / --seq say), budget and precision. */
+static int cmd_info(const char *prog, const lmn_net_desc *d, const args *a) {
+  if (!a->config) return info_with(prog, d, a, NULL);
+  lmn_train_config cfg;
+  lmn_err err = {{0}};
+  if (lmn_config_load(a->config, &cfg, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+  int rc = info_with(prog, d, a, &cfg);
+  lmn_config_free(&cfg);
+  return rc;
 }
 
 /* ---- train and eval ------------------------------------------------------------------------------ */

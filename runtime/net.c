@@ -109,7 +109,7 @@ static int n_keep(const lmn_net_desc *d) {
 }
 
 double lmn_net_fixed_bytes(const lmn_net_desc *d, double kept_bytes) {
-  return 4.0 * ((double)lmn_desc_f32_floats(d) + 3.0 * (double)d->n_train) + (kept_bytes > 0 ? kept_bytes : 0);
+  return lmn_fixed_bytes(lmn_desc_f32_floats(d), d->n_train, kept_bytes);
 }
 
 /* Bytes of the frozen weights the network keeps in their files' formats (qnet.c). */
@@ -122,7 +122,7 @@ static double kept_bytes(const lmn_net *net) {
 
 size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_bytes, double kept_bytes, char *rc) {
   if (n_keep(d) == 0) return lmn_net_arena_floats(d, B, T, nt, NULL);
-  if (budget_bytes <= 0) budget_bytes = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  if (budget_bytes <= 0) budget_bytes = lmn_default_budget();
   if (budget_bytes > 0)
     lmn_recompute_plan(d->arena, B, T + d->prefix, nt, lmn_net_fixed_bytes(d, kept_bytes), budget_bytes, rc);
   return lmn_net_arena_floats(d, B, T, nt, rc);
@@ -130,19 +130,17 @@ size_t lmn_desc_plan(const lmn_net_desc *d, int B, int T, int nt, double budget_
 
 void lmn_print_plan(FILE *f, const lmn_net_desc *d, int B, int T, int nt, const char *rc, double budget_bytes,
                     const char *from, int always) {
-  int any = 0;
-  for (int j = 0; rc && j < n_keep(d); j++) any |= rc[j];
-  if (n_keep(d) == 0 || !(any || always)) return;
-  if (budget_bytes <= 0) budget_bytes = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
+  if (n_keep(d) == 0) return;
+  if (budget_bytes <= 0) budget_bytes = lmn_default_budget();
   double Tp = (double)(T + d->prefix);
   lmn_recompute_print(f, d->arena, B, T + d->prefix, nt, rc, budget_bytes, from,
-                      d->flops_bt + d->flops_btt * Tp + d->flops_b / Tp);
+                      d->flops_bt + d->flops_btt * Tp + d->flops_b / Tp, always);
 }
 
 /* The default plan: everything that fits in LMN_DEFAULT_BUDGET_FRACTION of the machine's memory kept. */
 static void default_plan(lmn_net *net) {
-  net->budget = LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
-  net->budget_from = "80% of the machine's memory";
+  net->budget = lmn_default_budget();
+  net->budget_from = LMN_DEFAULT_BUDGET_FROM;
   lmn_desc_plan(net->desc, net->B, net->T, net->n_threads, net->budget, 0, net->recompute);
 }
 

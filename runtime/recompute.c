@@ -66,21 +66,21 @@ int lmn_recompute_plan(const lmn_arena_desc *d, int B, int T, int nt, double fix
   return fits;
 }
 
-static void bytes_text(double b, char *buf, size_t cap) {
-  if (b < 1024.0 * 1024.0 * 1024.0) snprintf(buf, cap, "%.1f MiB", b / 1048576.0);
-  else snprintf(buf, cap, "%.2f GiB", b / 1073741824.0);
+double lmn_default_budget(void) {
+  return LMN_DEFAULT_BUDGET_FRACTION * lmn_machine_bytes();
 }
 
-void lmn_recompute_print(FILE *f, const lmn_arena_desc *d, int B, int T, int nt, const char *rc, double budget_bytes,
-                         const char *budget_from, double step_flops_row) {
+void lmn_recompute_print(FILE *f, const lmn_arena_desc *d, int B, int T, int nt, const char *rc,
+                         double budget_bytes, const char *budget_from, double step_flops_row, int always) {
   int n = 0;
   double extra = 0;
   for (int j = 0; j < d->n_keep; j++)
     if (rc && rc[j]) n++, extra += keep_flops(&d->keep[j], T);
+  if (d->n_keep == 0 || (n == 0 && !always)) return;
   char b[32], with[32], without[32];
-  bytes_text(budget_bytes, b, sizeof b);
-  bytes_text(arena_bytes(d, B, T, nt, rc), with, sizeof with);
-  bytes_text(arena_bytes(d, B, T, nt, NULL), without, sizeof without);
+  lmn_bytes_text(budget_bytes, b, sizeof b);
+  lmn_bytes_text(arena_bytes(d, B, T, nt, rc), with, sizeof with);
+  lmn_bytes_text(arena_bytes(d, B, T, nt, NULL), without, sizeof without);
   fprintf(f, "memory plan: budget %s (%s): ", b, budget_from);
   if (!n) {
     fprintf(f, "every activation kept (%d op%s could recompute)\n", d->n_keep, d->n_keep == 1 ? "" : "s");

@@ -98,7 +98,7 @@ static void layers_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lm
     float *y = l == v->layers - 1 ? at->last : h[l & 1],
           *saved = at->layer ? at->layer + (size_t)l * at->stride : NULL;
     lmn_block_forward(&v->blk, &w, rope, y, xs, k, scale, saved, Bk, T, blk_scratch, net->pool);
-    if (at->kept) memcpy(at->kept + (size_t)l * n, saved, sizeof(float) * n); /* r: the first tensor saved */
+    if (at->kept) lmn_block_keep_input(&v->blk, at->kept + (size_t)l * n, saved, Bk, T);
     cur = y;
     xs = &cur;
     k = 1;
@@ -113,18 +113,15 @@ static void layers_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lm
 static void layers_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
                             float *const *dxs, int k, float scale, float *const dh[2], const vplace *at,
                             int Bk, int T, float *blk_scratch) {
-  size_t bs = lmn_block_saved_floats(&v->blk, Bk, T), n = rows_of(1, Bk, T) * (size_t)v->blk.d;
+  size_t n = rows_of(1, Bk, T) * (size_t)v->blk.d;
   int L = v->layers;
   for (int l = L - 1; l >= 0; l--) {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, v->bind[l], &w, &g);
     float *saved = at->layer + (size_t)l * at->stride;
-    if (at->kept) {
-      const float *xs[1] = {at->kept + (size_t)l * n};
-      lmn_block_forward_saved(&v->blk, &w, rope, saved + bs, xs, 1, 1.0f, saved, Bk, T, blk_scratch,
-                              net->pool);
-    }
+    if (at->kept)
+      lmn_block_recompute(&v->blk, &w, rope, at->kept + (size_t)l * n, saved, Bk, T, blk_scratch, net->pool);
     float *dy = dh[(L - 1 - l) & 1], *dprev = dh[(L - l) & 1];
     if (l > 0) memset(dprev, 0, sizeof(float) * n);
     float *const *to = l > 0 ? &dprev : dxs;
@@ -255,15 +252,18 @@ void lmn_vertex_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_
 }
 
 size_t lmn_vertex_kept_floats(const lmn_vertex_cfg *v, int K, int B, int T) {
-  size_t N = rows_of(K, B, T);
-  return (size_t)(v->layers + 1) * N * (size_t)v->blk.d + 2 * N;
+  return (size_t)v->layers * rows_of(K, B, T) * (size_t)v->blk.d + lmn_vertex_last_floats(v, K, B, T);
 }
 
 size_t lmn_vertex_work_floats(const lmn_vertex_cfg *v, int K, int B, int T) {
-  return lmn_block_saved_floats(&v->blk, K * B, T) + rows_of(K, B, T) * (size_t)v->blk.d;
+  return lmn_block_work_floats(&v->blk, K * B, T);
 }
 
 /* ---- blocks that recompute ----------------------------------------------------------------------- */
+
+size_t lmn_block_work_floats(const lmn_block_cfg *c, int B, int T) {
+  return lmn_block_saved_floats(c, B, T) + rows_of(1, B, T) * (size_t)c->d;
+}
 
 void lmn_block_keep_input(const lmn_block_cfg *c, float *keep, const float *saved, int B, int T) {
   memcpy(keep, saved, sizeof(float) * rows_of(1, B, T) * (size_t)c->d);

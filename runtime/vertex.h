@@ -82,6 +82,8 @@ void lmn_vertex_forward_only(const lmn_net *net, const lmn_vertex_cfg *v, const 
  * lmn_block_keep_input copies it after the forward) and runs its forward again from it into saved (its output
  * after lmn_block_saved_floats there) before its backward. */
 void lmn_block_keep_input(const lmn_block_cfg *c, float *keep, const float *saved, int B, int T);
+/* The workspace lmn_block_recompute writes: saved, then the output. */
+size_t lmn_block_work_floats(const lmn_block_cfg *c, int B, int T);
 void lmn_block_recompute(const lmn_block_cfg *c, const lmn_block_w *w, const lmn_rope *rope,
                          const float *keep, float *saved, int B, int T, float *scratch, lmn_pool *pool);
 
