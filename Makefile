@@ -43,7 +43,7 @@ LIBLMN   := $(LIBDIR)/liblmn.a
 LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
 
-.PHONY: all deps test unit golden resume backend demo paper paper-smoke fuzz install clean regen check-generated models serve-test serve-test-san serve-test-nets bench-serve
+.PHONY: all deps test unit golden resume backend demo paper paper-smoke paper-check fuzz install clean regen check-generated models serve-test serve-test-san serve-test-nets bench-serve
 all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
 
 deps:
@@ -218,9 +218,11 @@ demo: deps
 	$(MAKE) all
 	@bash scripts/demo.sh
 
-# paper: the LMNet claim in miniature on SmolLM2-135M (scripts/paper.sh): four variants, one budget, one seed;
-# writes docs/paper.md and docs/paper.png (about 60-90 minutes on a quiet 2-core machine). paper-smoke: the
-# same pipeline at a tiny budget into build/paper-smoke/ (part of make test).
+# paper: the LMNet claim in miniature on SmolLM2-135M (scripts/paper.sh): five variants, one budget, one seed;
+# writes docs/paper.md, docs/paper.png and docs/paper-losses.tsv (about 90 minutes on a quiet 2-core machine).
+# paper-smoke: the same pipeline at a tiny budget into build/paper-smoke/ (part of make test). paper-check:
+# retrains every variant to step PAPER_CHECK (40) and compares each step's loss with docs/paper-losses.tsv.
+PAPER_CHECK ?= 40
 paper: deps models
 	$(MAKE) all
 	@bash scripts/paper.sh
@@ -228,6 +230,10 @@ paper: deps models
 paper-smoke: deps models
 	$(MAKE) all
 	@bash scripts/paper.sh --smoke
+
+paper-check: deps models
+	$(MAKE) all
+	@bash scripts/paper.sh --check $(PAPER_CHECK)
 
 fuzz: deps
 	$(MAKE) -f tests/fuzz/fuzz.mk

@@ -81,6 +81,7 @@ typedef struct Setting {
 typedef struct NameRef {
   const char *name;
   Loc at;
+  const struct Value *arg; /* a vertex option's number (`last 5`), or NULL */
 } NameRef;
 
 typedef struct Stmt {

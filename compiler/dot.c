@@ -28,11 +28,13 @@ static void vertex_nodes(const Net *net, FILE *out) {
   for (int v = 0; v < net->n_vertices; v++) {
     const Vertex *x = &net->vertices[v];
     const Model *md = &net->models[x->model];
-    fprintf(out, "  v_%s [shape=box, style=\"filled,rounded%s\", penwidth=%s, fillcolor=\"%s\", color=\"%s\", "
-                 "label=\"%s\\n%s (%s)\\n%s\"];\n",
+    char how[48];
+    fprintf(out,
+            "  v_%s [shape=box, style=\"filled,rounded%s\", penwidth=%s, fillcolor=\"%s\", color=\"%s\", "
+            "label=\"%s\\n%s (%s)\\n%s\"];\n",
             x->name, x->trainable ? "" : ",dashed", x->trainable ? "2" : "1", palette[x->model % 6],
             x->trainable ? "#e69138" : "#666666", x->name, md->name, x->shared ? "shared" : "own copy",
-            x->trainable ? "trainable" : "frozen");
+            sema_vertex_training(net, x, how, sizeof how));
     int sharers = 0;
     for (int u = 0; u < net->n_vertices; u++) sharers += net->vertices[u].model == x->model && net->vertices[u].shared;
     if (x->shared && sharers <= 4) /* beyond that the links drown the picture; the colour tells */

@@ -193,17 +193,18 @@ static double block_saved(const Block *b) {
   return (double)(6 * d + 2 * kvd + 3 * b->ffn + b->heads + 2);
 }
 
-/* FLOPs of one block: GEMMs (2 per multiply-add) and causal attention over T(T+1)/2 pairs. */
-static void block_cost(Op *op, const Block *b, double times) {
+/* FLOPs of `times` blocks: GEMMs (2 per multiply-add) and causal attention over T(T+1)/2 pairs; their
+ * backward computes the data gradient when dx, the weight gradients when dw (none: the backward stops above
+ * them), and keeps their activations whenever the op has a backward. */
+static void block_cost(Op *op, const Block *b, double times, int dx, int dw) {
   double attn = 2.0 * (double)b->d; /* 4d FLOPs per (query, key) pair, T(T+1)/2 pairs per sequence */
   op->fwd.bt += times * (2.0 * block_gemm(b) + attn);
   op->fwd.btt += times * attn;
-  double gemm_bwd = 2.0 * block_gemm(b) * ((op->grad_in || op->trainable) + op->trainable);
-  if (op->backward) {
-    op->bwd.bt += times * (gemm_bwd + 2.5 * attn);
-    op->bwd.btt += times * 2.5 * attn;
-    op->saved.bt += times * block_saved(b);
-  }
+  if (!op->backward) return;
+  double bwd_attn = dx || dw ? 2.5 * attn : 0.0;
+  op->bwd.bt += times * (2.0 * block_gemm(b) * (dx + dw) + bwd_attn);
+  op->bwd.btt += times * bwd_attn;
+  op->saved.bt += times * block_saved(b);
 }
 
 /* ---- ops ------------------------------------------------------------------------------------- */
@@ -353,7 +354,7 @@ static void block_module(Lower *lw, Op *op, const Owner *o, const Module *m, con
   block_params(lw->ir, op, o, &b, prefix, 0);
   op->layers = 1;
   finish_op(lw->ir, op);
-  block_cost(op, &b, 1.0);
+  block_cost(op, &b, 1.0, op->grad_in || op->trainable, op->trainable);
 }
 
 static void module_op(Lower *lw, const Edge *e, int j, int *prev) {
@@ -442,7 +443,9 @@ static void vertex_params(Lower *lw, Op *op, const Vertex *x) {
   for (int l = 0; l < md->hp.layers; l++) {
     char prefix[96];
     snprintf(prefix, sizeof prefix, "%s.blk.%d.", owner_name, l);
-    block_params(ir, op, &o, &b, prefix, l);
+    Owner ol = o; /* `last N`: the layers before the last N stay frozen */
+    ol.trainable = x->trainable && l >= x->frozen_layers;
+    block_params(ir, op, &ol, &b, prefix, l);
   }
   op_param(op, add_param(ir, &o, R_NORM, md->hp.dim, 0, "%s.output_norm.weight", owner_name));
   if (b.gpt2) op_param(op, add_param(ir, &o, R_NORM_B, md->hp.dim, 0, "%s.output_norm.bias", owner_name));
@@ -462,8 +465,9 @@ static void vertex_ops(Lower *lw, int v) {
     finish_op(ir, agg);
     in = agg->id;
   }
-  Op *op = new_op(ir, OP_VERTEX, "%s = %s(%s%s)", x->name, md->name, x->shared ? "shared" : "own copy",
-                  x->trainable ? ", trainable" : ", frozen");
+  char how[48];
+  Op *op = new_op(ir, OP_VERTEX, "%s = %s(%s, %s)", x->name, md->name, x->shared ? "shared" : "own copy",
+                  sema_vertex_training(net, x, how, sizeof how));
   op->vertex = v;
   op->width = md->hp.dim;
   op->model = x->model;
@@ -472,7 +476,16 @@ static void vertex_ops(Lower *lw, int v) {
   vertex_params(lw, op, x);
   finish_op(ir, op);
   Block b = model_block(&md->hp);
-  block_cost(op, &b, (double)md->hp.layers);
+  /* Trainable layers take weight gradients, and a data gradient unless nothing below wants one (the lowest
+   * trainable layer passes it down only when an input takes a gradient); frozen layers (all of a frozen
+   * vertex, the ones before the last N otherwise) take a data gradient only for an input. */
+  double frozen = x->trainable ? x->frozen_layers : (double)md->hp.layers,
+         trained = (double)md->hp.layers - frozen;
+  if (trained > 0) {
+    block_cost(op, &b, trained - 1, 1, 1);
+    block_cost(op, &b, 1, op->grad_in, 1);
+  }
+  block_cost(op, &b, frozen, op->grad_in, 0);
   if (op->backward) op->saved.bt += (double)(md->hp.dim + 1);
   lw->vertex_op[v] = op->id;
 }

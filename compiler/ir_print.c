@@ -304,13 +304,15 @@ static void info_owners(const Ir *ir, FILE *out) {
   }
   for (int v = 0; v < net->n_vertices; v++) {
     const Vertex *x = &net->vertices[v];
+    char how[48];
+    sema_vertex_training(net, x, how, sizeof how);
     if (x->shared) {
-      fprintf(out, "  vertex %-27s %15s  %-9s (calls %s)\n", x->name, "shared", x->trainable ? "trainable" : "frozen",
+      fprintf(out, "  vertex %-27s %15s  %-9s (calls %s)\n", x->name, "shared", how,
               net->models[x->model].name);
       continue;
     }
-    fprintf(out, "  vertex %-27s %15s  %-9s (own copy of %s)\n", x->name, commas(owner_total(ir, OWN_VERTEX, v, 0), a),
-            x->trainable ? "trainable" : "frozen", net->models[x->model].name);
+    fprintf(out, "  vertex %-27s %15s  %-9s (own copy of %s)\n", x->name,
+            commas(owner_total(ir, OWN_VERTEX, v, 0), a), how, net->models[x->model].name);
   }
   for (int e = 0; e < net->n_edges; e++) {
     char name[64];

@@ -46,7 +46,7 @@ static Loc L(YYLTYPE l) {
   return loc_make(l.first_line, l.first_column, len);
 }
 #define A (&ctx->prog->arena)
-static NameRef name_ref(const char *s, YYLTYPE l) { NameRef n = {s, L(l)}; return n; }
+static NameRef name_ref(const char *s, YYLTYPE l) { NameRef n = {s, L(l), NULL}; return n; }
 static NameRef *name_new(ParseCtx *ctx, const char *s, YYLTYPE l) {
   NameRef *n = arena_alloc(A, sizeof *n);
   *n = name_ref(s, l);
@@ -314,6 +314,14 @@ names: IDENT { memset(&$$, 0, sizeof $$); plist_push(A, &$$, name_new(ctx, $1, @
 
 options: %empty { memset(&$$, 0, sizeof $$); }
     | options IDENT { $$ = $1; plist_push(A, &$$, name_new(ctx, $2, @2)); }
+    | options IDENT NUMBER {
+        $$ = $1;
+        NameRef *n = name_new(ctx, $2, @2);
+        Value *v = arena_alloc(A, sizeof *v);
+        *v = num_value($3, @3);
+        n->arg = v;
+        plist_push(A, &$$, n);
+      }
     ;
 
 opt_comma: %empty | ',' ;

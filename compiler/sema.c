@@ -425,22 +425,43 @@ static void sema_model(Sema *s, const Stmt *st) {
 
 typedef struct VertexOpts {
   int shared, trainable;
+  int frozen_layers; /* `last N`: the first layers - N stay frozen */
 } VertexOpts;
 
-/* Reads `shared|unshared frozen|trainable`; defaults: shared, frozen for a model from a file. */
+/* `last N` (N of the model's layers train, the ones before stay frozen): checks N; returns 0 or -1. */
+static int last_layers(Sema *s, const NameRef *o, const Model *m, VertexOpts *out) {
+  if (!o->arg || o->arg->kind != VAL_INT || o->arg->i < 1 || o->arg->i > m->hp.layers) {
+    Loc at = o->arg ? o->arg->at : o->at;
+    diag_error(s->diag, at, "'last' takes a number of layers from 1 to %ld (model '%s' has %ld)",
+               m->hp.layers, m->name, m->hp.layers);
+    diag_hint(s->diag,
+              "'last N' trains a vertex's last N layers and its final norm; the layers before stay frozen");
+    return -1;
+  }
+  out->trainable = 1;
+  out->frozen_layers = (int)(m->hp.layers - o->arg->i);
+  return 0;
+}
+
+/* Reads `shared|unshared frozen|trainable|last N`; defaults: shared, frozen for a model from a file. */
 static int vertex_options(Sema *s, const PtrList *opts, const Model *m, VertexOpts *out) {
   out->shared = 1;
   out->trainable = m->source == SRC_NONE;
+  out->frozen_layers = 0;
   const NameRef *seen_share = NULL, *seen_train = NULL;
-  static const char *const names[] = {"shared", "unshared", "frozen", "trainable"};
+  static const char *const names[] = {"shared", "unshared", "frozen", "trainable", "last"};
   for (int i = 0; i < opts->n; i++) {
     const NameRef *o = opts->items[i];
     int k = -1;
-    for (int j = 0; j < 4; j++)
+    for (int j = 0; j < 5; j++)
       if (!strcmp(o->name, names[j])) k = j;
     if (k < 0) {
-      unknown_word(s, o->at, "vertex option", o->name, names, 4);
-      diag_hint(s->diag, "vertex options are shared or unshared, and frozen or trainable");
+      unknown_word(s, o->at, "vertex option", o->name, names, 5);
+      diag_hint(s->diag, "vertex options are shared or unshared, and frozen, trainable or last N");
+      return -1;
+    }
+    if (o->arg && k != 4) {
+      diag_error(s->diag, o->arg->at, "vertex option '%s' takes no number", o->name);
       return -1;
     }
     const NameRef **seen = k < 2 ? &seen_share : &seen_train;
@@ -451,7 +472,10 @@ static int vertex_options(Sema *s, const PtrList *opts, const Model *m, VertexOp
     }
     *seen = o;
     if (k < 2) out->shared = k == 0;
-    else out->trainable = k == 3;
+    else if (k == 4 && last_layers(s, o, m, out) != 0)
+      return -1;
+    else if (k < 4)
+      out->trainable = k == 3;
   }
   return 0;
 }
@@ -480,15 +504,20 @@ static int add_vertex(Sema *s, const char *name, Loc at, int model, VertexOpts o
   if (!sym_define(s, name, SYM_VERTEX, net->n_vertices, at)) return -1;
   GROW(s, net->vertices, net->n_vertices, s->cap_vertices);
   Vertex *v = &net->vertices[net->n_vertices++];
-  *v = (Vertex){
-      .name = name, .at = at, .model = model, .shared = o.shared, .trainable = o.trainable, .layer = layer};
+  *v = (Vertex){.name = name,
+                .at = at,
+                .model = model,
+                .shared = o.shared,
+                .trainable = o.trainable,
+                .frozen_layers = o.frozen_layers,
+                .layer = layer};
   count_vertex(s, v);
   return net->n_vertices - 1;
 }
 
 static void sema_vertex(Sema *s, const Stmt *st) {
   int model = lookup_model(s, &st->model);
-  VertexOpts o = {1, 0};
+  VertexOpts o = {1, 0, 0};
   if (model >= 0 && vertex_options(s, &st->options, &s->net->models[model], &o) != 0) model = -1;
   for (int i = 0; i < st->names.n; i++) {
     const NameRef *n = st->names.items[i];
@@ -543,7 +572,7 @@ static void define_group(Sema *s, const Stmt *st, const int *count, int n) {
 
 static void sema_layers(Sema *s, const Stmt *st) {
   int model = lookup_model(s, &st->model);
-  VertexOpts o = {1, 0};
+  VertexOpts o = {1, 0, 0};
   int *count = NULL;
   int n = layer_sizes(s, st, &count);
   if (model >= 0 && n >= 0 && vertex_options(s, &st->options, &s->net->models[model], &o) != 0) model = -1;

@@ -76,6 +76,7 @@ typedef struct Vertex {
   int model;      /* index into Net.models */
   int shared;     /* calls the model's weight set (else its own copy) */
   int trainable;
+  int frozen_layers; /* trainable `last N`: its first layers - N layers stay frozen (else 0) */
   int layer;      /* layer index for `layers` sugar, else -1 */
   int n_in;       /* incoming edges */
 } Vertex;
@@ -184,6 +185,8 @@ const char *weights_format_name(int weights);
 /* "decoder_layer(smol) >> linear(576 -> 576, bias)" into buf. */
 void module_describe(const Net *net, const Module *m, char *buf, size_t size);
 void edge_describe(const Net *net, const Edge *e, char *buf, size_t size);
+/* How a vertex trains: "frozen", "trainable" or "trainable, last N layers" (written into buf). */
+const char *sema_vertex_training(const Net *net, const Vertex *x, char *buf, size_t cap);
 /* Names every edge from the source rather than its position: "TYPE.SRC->DST" (TYPE "edge" for an edge that is
  * not exactly one `edge NAME = ...` type, sources joined by '+'), "#2", "#3", ... on the second and later edges
  * with the same name, "TYPE.eN" when the name would pass SEMA_MAX_EDGE_KEY characters. */

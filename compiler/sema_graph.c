@@ -340,7 +340,9 @@ static void collect_sharing(Net *net, Sharing *sh) {
     if (!x->shared) continue;
     net->models[x->model].used_shared = 1;
     if (!h->first) h->first = x;
-    else if (h->first->trainable != x->trainable && !h->conflict) h->conflict = x;
+    else if ((h->first->trainable != x->trainable || h->first->frozen_layers != x->frozen_layers) &&
+             !h->conflict)
+      h->conflict = x;
   }
   for (int i = 0; i < net->n_edges; i++)
     for (int j = 0; j < net->edges[i].n_mods; j++) {
@@ -354,6 +356,15 @@ static void collect_sharing(Net *net, Sharing *sh) {
     }
 }
 
+const char *sema_vertex_training(const Net *net, const Vertex *x, char *buf, size_t cap) {
+  long n = net->models[x->model].hp.layers - x->frozen_layers;
+  if (!x->trainable || !x->frozen_layers)
+    snprintf(buf, cap, "%s", x->trainable ? "trainable" : "frozen");
+  else
+    snprintf(buf, cap, "trainable, last %ld layer%s", n, n == 1 ? "" : "s");
+  return buf;
+}
+
 /* The trainable flag of a model's own weight set: shared vertices, embeddings and tied heads agree. Reports
  * the first model whose uses disagree. */
 static void check_sharing(Sema *s) {
@@ -365,8 +376,10 @@ static void check_sharing(Sema *s) {
     const Sharing *h = &sh[mi];
     if (h->conflict) {
       const Vertex *x = h->conflict;
-      diag_error(s->diag, x->at, "vertex '%s' is %s but shares the weights of '%s' with %s vertices", x->name,
-                 x->trainable ? "trainable" : "frozen", model->name, h->first->trainable ? "trainable" : "frozen");
+      char a[64], b[64];
+      diag_error(s->diag, x->at, "vertex '%s' (%s) shares the weights of '%s' with vertex '%s' (%s)", x->name,
+                 sema_vertex_training(net, x, a, sizeof a), model->name, h->first->name,
+                 sema_vertex_training(net, h->first, b, sizeof b));
       diag_note(s->diag, h->first->at, "a vertex sharing them is declared here");
       diag_hint(s->diag, "make them agree, or declare one 'unshared' to give it its own copy");
       return;
@@ -395,11 +408,12 @@ static int anything_trainable(const Net *net) {
   return 0;
 }
 
-/* Whether model m's file gives the network a frozen tensor: a frozen vertex of m, a frozen embed(m) or
- * head(m). */
+/* Whether model m's file gives the network a frozen tensor: a frozen vertex of m (or frozen layers of a `last
+ * N` one), a frozen embed(m) or head(m). */
 static int has_frozen_file_tensor(const Net *net, int m) {
   for (int v = 0; v < net->n_vertices; v++)
-    if (net->vertices[v].model == m && !net->vertices[v].trainable) return 1;
+    if (net->vertices[v].model == m && (!net->vertices[v].trainable || net->vertices[v].frozen_layers))
+      return 1;
   for (int i = 0; i < net->n_edges; i++)
     for (int j = 0; j < net->edges[i].n_mods; j++) {
       const Module *mod = &net->edges[i].mods[j];

@@ -110,12 +110,23 @@ static void layers_forward(const lmn_net *net, const lmn_vertex_cfg *v, const lm
  * (k of them, with scale), or nowhere when dxs is NULL. dh[0] and dh[1] are overwritten. Recomputing, each
  * layer first runs its forward again from its checkpoint into the workspace (one input, scale 1: the same r,
  * so the same saved tensors bit for bit). */
+/* The lowest layer the backward must reach: layer 0 when the input wants a gradient, else the lowest layer
+ * that takes a weight gradient (the frozen layers of a `last N` vertex, or layers a training stage holds
+ * still, have nothing to do below it); v->layers when none does. */
+static int lowest_backward_layer(const lmn_net *net, const lmn_vertex_cfg *v, int want_dx) {
+  if (want_dx) return 0;
+  for (int l = 0; l < v->layers; l++)
+    for (int m = 0; m < LMN_BM_COUNT; m++)
+      if (lmn_g(net, v->bind[l][m])) return l;
+  return v->layers;
+}
+
 static void layers_backward(const lmn_net *net, const lmn_vertex_cfg *v, const lmn_rope *rope,
                             float *const *dxs, int k, float scale, float *const dh[2], const vplace *at,
                             int Bk, int T, float *blk_scratch) {
   size_t n = rows_of(1, Bk, T) * (size_t)v->blk.d;
-  int L = v->layers;
-  for (int l = L - 1; l >= 0; l--) {
+  int L = v->layers, stop = lowest_backward_layer(net, v, dxs != NULL);
+  for (int l = L - 1; l >= stop; l--) {
     lmn_block_w w;
     lmn_block_g g;
     lmn_block_bind(net, v->bind[l], &w, &g);
@@ -123,9 +134,10 @@ static void layers_backward(const lmn_net *net, const lmn_vertex_cfg *v, const l
     if (at->kept)
       lmn_block_recompute(&v->blk, &w, rope, at->kept + (size_t)l * n, saved, Bk, T, blk_scratch, net->pool);
     float *dy = dh[(L - 1 - l) & 1], *dprev = dh[(L - l) & 1];
-    if (l > 0) memset(dprev, 0, sizeof(float) * n);
-    float *const *to = l > 0 ? &dprev : dxs;
-    lmn_block_backward(&v->blk, &w, rope, &g, to, l > 0 ? 1 : k, l > 0 ? 1.0f : scale, dy, saved, Bk, T,
+    int lowest = l == stop; /* its data gradient goes to the inputs (none when stop > 0) */
+    if (!lowest) memset(dprev, 0, sizeof(float) * n);
+    float *const *to = lowest ? dxs : &dprev;
+    lmn_block_backward(&v->blk, &w, rope, &g, to, lowest ? k : 1, lowest ? scale : 1.0f, dy, saved, Bk, T,
                        blk_scratch, net->pool);
   }
 }

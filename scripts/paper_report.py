@@ -3,11 +3,28 @@
 # OUT/results.tsv and each run's OUT/ck-NAME/metrics.jsonl: a Markdown table (held-out loss and perplexity,
 # trainable parameters, tokens, wall time, peak RSS), the loss curves drawn with gnuplot, the commit, the
 # command, the machine, and a reading generated from the numbers (whichever way they come out). The full run
-# writes docs/paper.md and docs/paper.png; the smoke run writes into OUT.
+# writes docs/paper.md, docs/paper.png and docs/paper-losses.tsv; the smoke run writes into OUT.
+# paper_report.py --losses METRICS.jsonl NAME: that run's steps as paper-losses.tsv lines (make paper-check).
 import json
 import os
+import re
 import subprocess
 import sys
+
+TRAINED = ("lmnet", "preserve", "lastlayers", "finetune")
+
+
+def loss_lines(path, name):
+    """NAME, step, loss, gradient norm of every training step of a run, the numbers as the run wrote them."""
+    lines = []
+    with open(path) as f:
+        for line in f:
+            m = json.loads(line)
+            if "loss" not in m or "val_loss" in m:
+                continue
+            raw = dict(re.findall(r'"(loss|grad_norm)": ([^,}]+)', line))
+            lines.append("%s\t%d\t%s\t%s\n" % (name, m["step"], raw.get("loss", "?"), raw.get("grad_norm", "?")))
+    return lines
 
 
 def rows(out):
@@ -62,24 +79,32 @@ def reading(table):
     by = {r["variant"]: r for r in table}
     base = float(by["base"]["val_loss"])
     lines = []
-    for n in ("lmnet", "preserve", "finetune"):
+    for n in TRAINED:
         r = by[n]
         v = float(r["val_loss"])
         lines.append("- %s: held-out loss %.4f, %s SmolLM2's %.4f by %.4f nats (%+.1f%% perplexity)." % (
             r["label"], v, "below" if v < base else "above", base, abs(v - base),
             100.0 * (2.718281828459045 ** (v - base) - 1.0)))
-    best = min(("lmnet", "preserve", "finetune"), key=lambda n: float(by[n]["val_loss"]))
+    best = min(TRAINED, key=lambda n: float(by[n]["val_loss"]))
     lines.append("- Lowest held-out loss at this budget: %s." % by[best]["label"])
     return "\n".join(lines)
 
 
 def main():
+    if sys.argv[1] == "--losses":
+        sys.stdout.writelines(loss_lines(sys.argv[2], sys.argv[3]))
+        return
     out, steps, batch, seq, threads, mode = sys.argv[1:7]
     table = rows(out)
     full = mode == "full"
     md = "docs/paper.md" if full else os.path.join(out, "paper.md")
     png = "docs/paper.png" if full else os.path.join(out, "paper.png")
     plot(out, table, png)
+    with open("docs/paper-losses.tsv" if full else os.path.join(out, "losses.tsv"), "w") as f:
+        for n in TRAINED:
+            path = os.path.join(out, "ck-" + n, "metrics.jsonl")
+            if os.path.exists(path):
+                f.writelines(loss_lines(path, n))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                            text=True).stdout.strip()
