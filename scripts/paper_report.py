@@ -99,15 +99,16 @@ def main():
     full = mode == "full"
     md = "docs/paper.md" if full else os.path.join(out, "paper.md")
     png = "docs/paper.png" if full else os.path.join(out, "paper.png")
+    # the state of the tree the run trained from: before this report rewrites docs/paper.*
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/paper*"],
+                           capture_output=True, text=True).stdout.strip()
     plot(out, table, png)
     with open("docs/paper-losses.tsv" if full else os.path.join(out, "losses.tsv"), "w") as f:
         for n in TRAINED:
             path = os.path.join(out, "ck-" + n, "metrics.jsonl")
             if os.path.exists(path):
                 f.writelines(loss_lines(path, n))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load = open("/proc/loadavg").read().split()[:3]
     tokens = int(steps) * int(batch) * int(seq)
