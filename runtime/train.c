@@ -103,6 +103,7 @@ typedef struct run {
   double scale;    /* what a bucket is multiplied by before it goes: the rank's loss targets */
   int send_failed; /* a bucket could not be sent during the backward pass: send_err says why */
   lmn_err send_err;
+  int stop_all; /* some rank was interrupted before the last gradient sum: every rank stops after it */
 } run;
 
 /* Consecutive trainable tensors of about LMN_BUCKET_FLOATS floats, summed over the ranks as one. */
@@ -710,8 +711,9 @@ static int reduce_ranks(run *r, lmn_accum *acc, double *sum, lmn_err *err) {
   if (!r->overlap) start_sending(r, acc->seen), r->net->on_grads = NULL;
   send_ready(r, INT_MAX);
   if (r->send_failed) return *err = r->send_err, -1;
-  double v[2] = {acc->seen, *sum};
-  if (r->dist->sum_finish(err) || r->dist->sum_doubles(v, 2, err)) return -1;
+  double v[3] = {acc->seen, *sum, r->o->interrupt && *r->o->interrupt};
+  if (r->dist->sum_finish(err) || r->dist->sum_doubles(v, 3, err)) return -1;
+  r->stop_all = v[2] > 0;
   if (v[0] > 0) lmn_net_scale_grads(r->net, 1.0 / v[0]);
   acc->seen = v[0];
   *sum = v[1];
@@ -835,7 +837,10 @@ static int due(long step, long every, long end) {
   return step == end || (every > 0 && step % every == 0);
 }
 
+/* Ctrl-C (or SIGTERM) arrived. With several ranks, only what they agreed at the last gradient sum: a rank
+ * that stopped a step before the others would leave them waiting for it. */
 static int interrupted(const run *r) {
+  if (r->dist) return r->stop_all;
   return r->o->interrupt && *r->o->interrupt;
 }
 

@@ -114,6 +114,22 @@ else
   bad "the last checkpoint (step '$step') does not resume: $(tail -2 "$dir/resumed.log" 2> /dev/null)"
 fi
 
+# Ctrl-C to mpirun: every rank stops after the same step, rank 0 checkpoints it, the job exits cleanly
+(cd "$dir" && config ctrlc && sed -i -e 's/^steps: 20$/steps: 100000/' -e 's/every: 10, keep: 0}/every: 0, keep: 0}/' ctrlc.yaml)
+(cd "$dir" && exec timeout 300 mpirun -np 2 "$exe" train -c ctrlc.yaml > ctrlc.log 2>&1) &
+job=$!
+for _ in $(seq 1 600); do grep -q '"step": 5,' "$dir/ctrlc/metrics.jsonl" 2> /dev/null && break; sleep 0.1; done
+pkill -INT -f "^mpirun -np 2 $exe train -c ctrlc.yaml" || true
+wait "$job" || true
+step=$(sed -n 's/^interrupted after step \([0-9]*\)\/.*/\1/p' "$dir/ctrlc.log")
+if [ -n "$step" ] && [ -f "$dir/ctrlc/step-$(printf %06d "$step").safetensors" ] &&
+  (cd "$dir" && mpi 2 "$exe" train -c ctrlc.yaml --resume --stop-at $((step + 2)) > ctrlc2.log 2>&1) &&
+  grep -q "resumed from ctrlc/step-0*$step.safetensors" "$dir/ctrlc2.log"; then
+  ok "Ctrl-C to mpirun: both ranks stopped after step $step, its checkpoint resumes"
+else
+  bad "Ctrl-C to mpirun: step '$step': $(tail -3 "$dir/ctrlc.log")"
+fi
+
 # a rank with other settings, another network, a batch that does not split
 (cd "$dir" && config other && sed -i 's/^seed: 7/seed: 8/' other.yaml && config same && sed -i 's/dir: same/dir: other/' same.yaml)
 out=$(cd "$dir" && mpi 1 "$exe" train -c same.yaml : -np 1 "$exe" train -c other.yaml 2>&1 || true)

@@ -114,7 +114,9 @@ int lmn_mpi_main(int argc, char **argv, const lmn_net_desc *desc) {
   MPI_Comm_size(MPI_COMM_WORLD, &table.size);
   lmn_dist_set(&table);
   int rc = lmn_main(argc, argv, desc);
-  if (rc != 0 && table.size > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* the others may wait for this rank */
+  /* a failed rank ends the job (the others may wait for it); an interrupted run (128 + signal) stops on
+   * every rank after the same step (train.c), and rank 0 writes its checkpoint before they finalize */
+  if (rc != 0 && rc < 128 && table.size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
   MPI_Finalize();
   return rc;
 }
