@@ -42,9 +42,13 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBLMN   := $(LIBDIR)/liblmn.a
 LIBLMN_SO := $(LIBDIR)/liblmn.so
 LMNC     := $(BINDIR)/lmnc
+# lib/liblmn_mpi.a: the MPI side of data parallelism (runtime/mpi/dist_mpi.c, built with mpicc), linked only by
+# a generated Makefile's `make MPI=1`; liblmn itself links no MPI. Built whenever mpicc is installed.
+MPICC    := $(shell command -v mpicc 2> /dev/null)
+LIBLMN_MPI := $(if $(MPICC),$(LIBDIR)/liblmn_mpi.a)
 
-.PHONY: all deps test unit golden resume backend demo paper paper-smoke paper-check fuzz install clean regen check-generated models serve-test serve-test-san serve-test-nets bench-serve
-all: $(LMNC) $(LIBLMN) $(LIBLMN_SO)
+.PHONY: all deps test unit golden resume backend demo paper paper-smoke paper-check mpi-test fuzz install clean regen check-generated models serve-test serve-test-san serve-test-nets bench-serve
+all: $(LMNC) $(LIBLMN) $(LIBLMN_SO) $(LIBLMN_MPI)
 
 deps:
 	@bash scripts/install-deps.sh
@@ -99,6 +103,14 @@ $(LIBDIR)/$(SONAME): $(LIBDIR)/liblmn.so.$(VERSION)
 	ln -sf $(<F) $@
 $(LIBLMN_SO): $(LIBDIR)/$(SONAME)
 	ln -sf $(<F) $@
+
+$(BUILD)/mpi/dist_mpi.o: runtime/mpi/dist_mpi.c runtime/dist.h
+	@mkdir -p $(@D)
+	OMPI_CC=$(CC) mpicc $(CFLAGS) $(RT_CFLAGS) -c -o $@ $<
+
+$(LIBDIR)/liblmn_mpi.a: $(BUILD)/mpi/dist_mpi.o
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libfront.a: $(FE_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -166,11 +178,17 @@ test: deps models
 	@bash tests/config-doc-test.sh && bash tests/cli-test.sh $(LMNC) && bash tests/classify-test.sh $(LMNC)
 	@bash tests/warmstart-test.sh $(LMNC) && bash tests/export-test.sh $(LMNC) && bash tests/preserve-test.sh $(LMNC)
 	@bash tests/tokenizer-test.sh $(LMNC) && bash tests/memory-test.sh $(LMNC) && bash scripts/paper.sh --smoke
+	$(MAKE) mpi-test
 	$(MAKE) serve-test serve-test-san
 	$(MAKE) unit golden BUILD=build-san SAN=1
 	$(MAKE) check-generated
 	$(MAKE) embed-test install-test
 	@echo "make test: all suites passed (normal and sanitizer builds)"
+
+# data-parallel training over OpenMPI ranks (tests/mpi-test.sh): 2 ranks against 1 process, checkpoints
+# across rank counts, kill -9 of a rank, mismatched ranks refused
+mpi-test: $(LMNC) $(LIBLMN) $(LIBLMN_MPI)
+	@bash tests/mpi-test.sh $(LMNC)
 
 # `NAME chat` and `NAME serve` from outside (tests/chat-test.sh, tests/serve-test.sh: curl, the openai client
 # from PyPI in build/serve-venv, malformed requests, a load test): tiny, the classifier and, when models/
@@ -245,7 +263,7 @@ fuzz: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/lmn $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(LMNC) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(LIBLMN) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIBLMN) $(LIBLMN_MPI) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIBDIR)/liblmn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf liblmn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liblmn.so
@@ -376,7 +394,7 @@ twin-fixtures: $(TWIN_OBJ) $(LIBLMN) $(LMNC)
 # bench-decode: single-stream decoding and prefill of SmolLM2-135M against llama.cpp (llama-cpp-python from
 # PyPI, installed into build/bench/venv by the script), 1 and 2 threads, alternating rounds; writes
 # bench/decode_results.md (bench/decode_bench.sh).
-.PHONY: bench bench-decode bench-1b precision-check
+.PHONY: bench bench-decode bench-1b bench-mpi precision-check
 bench-decode: all
 	@bash bench/decode_bench.sh
 
@@ -389,6 +407,13 @@ bench-serve: all
 bench: all bench-decode
 	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
 	@bash bench/run.sh
+	@bash bench/mpi.sh
+
+# bench-mpi: data parallelism, 2 MPI ranks x 1 thread against 1 rank x 2 threads on bench_tiny and smol_pair
+# (bench/mpi.sh -> bench/mpi.md; part of make bench; about 5 minutes)
+bench-mpi: all
+	@test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || $(MAKE) models
+	@bash bench/mpi.sh
 
 # bench-1b: issue 11's run of the paper's shape, LMNet-1B with random frozen Qwen2.5-0.5B-shaped vertices, 2
 # optimizer steps of B 8 x T 512 (batch 2, accumulate 4) under a 16 GiB memory budget: peak RSS and s/step into

@@ -331,6 +331,7 @@ static void print_steps(Printer *pr, const Schedule *s) {
     else
       out(pr, " */\n");
     (pr->phase == PH_BWD ? printers[st->kind].bwd : printers[st->kind].fwd)(pr, st);
+    if (pr->phase == PH_BWD) out(pr, "  lmn_net_grads_done(net, %d);\n", i);
   }
 }
 

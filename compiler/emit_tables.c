@@ -304,10 +304,35 @@ static int emit_tokenizer(Printer *pr) {
   return 1;
 }
 
+/* grad_done[]: per generated parameter, the backward step after which its gradient is final (the last step
+ * whose ops use it), -1 for frozen tensors. */
+static void emit_grad_done(Printer *pr) {
+  const Ir *ir = pr->ir;
+  int *done = malloc(sizeof(int) * (size_t)(ir->n_params + 1));
+  if (!done) return;
+  for (int g = 0; g < ir->n_params; g++) done[g] = -1;
+  const Schedule *s = &pr->p->bwd;
+  for (int i = 0; i < s->n; i++) {
+    const Step *st = &s->steps[i];
+    int n = st->n_calls ? st->n_calls : 1;
+    for (int c = 0; c < n; c++) {
+      const Op *op = &ir->ops[st->n_calls ? st->calls[c] : st->op];
+      for (int k = 0; k < op->n_params; k++)
+        if (ir->params[op->params[k]].trainable) done[pr->p->gen[op->params[k]]] = i;
+    }
+  }
+  out(pr, "static const int grad_done[NPARAMS + 1] = {");
+  for (int g = 0; g <= ir->n_params; g++) /* one more: NPARAMS may be 0 */
+    out(pr, "%s%s%d", g ? "," : "", g % 32 ? " " : "\n    ", g < ir->n_params ? done[g] : -1);
+  out(pr, "};\n\n");
+  free(done);
+}
+
 void emit_desc(Printer *pr, const char *source) {
   const Ir *ir = pr->ir;
   const Net *net = pr->net;
   int borrowed = emit_tokenizer(pr);
+  emit_grad_done(pr);
   Cost f, t;
   ir_flops(ir, &f, &t);
   long ctx = 1L << 30, classes = pr->p->primary >= 0 && ir->ops[pr->p->primary].kind == OP_CLASSIFY ? ir->ops[pr->p->primary].width : 0;
@@ -335,5 +360,6 @@ void emit_desc(Printer *pr, const char *source) {
   out(pr,
       "    .arena_floats = arena_floats,\n    .arena = &arena,\n    .cache_floats = cache_floats,\n    "
       ".forward = forward,\n"
-      "    .backward = backward,\n    .decode = decode,\n    .output = output,\n};\n");
+      "    .backward = backward,\n    .decode = decode,\n    .output = output,\n    .grad_done = "
+      "grad_done,\n};\n");
 }

@@ -396,6 +396,10 @@ static void scale_grads(lmn_net *net, double s) {
   if (net->grads && c.n && s != 1.0) lmn_pool_run(net->pool, n_chunks(c.n), scale_task, &c);
 }
 
+void lmn_net_scale_grads(lmn_net *net, double s) {
+  scale_grads(net, s);
+}
+
 int lmn_net_zero_grad(lmn_net *net) {
   if (!net->grads) return lmn_net_enable_training(net, NULL); /* freshly allocated: zero already */
   scale_grads(net, 0.0);

@@ -102,6 +102,10 @@ struct lmn_net_desc {
   /* the primary output of the last forward with train = 0: logits [B*(prefix+T), vocab] (per sequence the
    * prefix rows first) or class logits [B, classes] */
   float *(*output)(lmn_net *net, int B, int T);
+  /* [n_params]: the step of the backward pass (0, 1, ... in the order it runs them) after which the tensor's
+   * gradient is final, -1 for frozen tensors; backward calls lmn_net_grads_done after each step. NULL in code
+   * generated before it (data parallelism then sends the gradients after the backward pass). */
+  const int *grad_done;
 };
 
 /* The state of one network instance. Generated code reads params/grads/arena through it. */
@@ -144,7 +148,16 @@ struct lmn_net {
   const lmn_net *weights_of; /* a decoding sibling (lmn_net_share): every weight belongs to this network */
   int q_f32act;       /* cached decoding multiplies kept weights with f32 activations (exact) instead of
                        * activations rounded to 8 bits per block (the default: faster, as llama.cpp does) */
+  /* Told after each step of the backward pass (lmn_net_grads_done), or NULL: data parallelism (train.c) sends
+   * the gradients that have become final while the backward pass goes on. */
+  void (*on_grads)(void *ctx, int step);
+  void *on_grads_ctx;
 };
+
+/* Step `step` of the backward pass is done (desc->grad_done says which gradients that finished). */
+static inline void lmn_net_grads_done(lmn_net *net, int step) {
+  if (net->on_grads) net->on_grads(net->on_grads_ctx, step);
+}
 
 enum { LMN_FWD_NONE = 0, LMN_FWD_OUTPUTS, LMN_FWD_TRAIN };
 
@@ -229,6 +242,9 @@ typedef struct lmn_accum {
   double seen; /* targets of the micro-batches so far */
 } lmn_accum;
 void lmn_accum_before(lmn_net *net, const lmn_accum *a, double n);
+/* Multiplies every trainable tensor's gradient by s (0: zeroes them); data parallelism (train.c) turns a
+ * rank's mean gradient into its sum with it before the ranks add theirs. */
+void lmn_net_scale_grads(lmn_net *net, double s);
 void lmn_accum_after(lmn_net *net, lmn_accum *a, double n);
 /* The network's weight matrices as a packed set for bf16 training on AMX (bgemm.h): every 2-D tensor not kept
  * in a file format, in both layouts (embedding tables only in the input-gradient layout, which a tied head

@@ -4,6 +4,7 @@
  * checkpoints and exact resumption; and the validation loss that `NAME eval` shares (lmn_eval_loss). */
 #include <cblas.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "bgemm.h"
 #include "blasrate.h"
+#include "dist.h"
 #include "driver.h"
 #include "lmn_file.h"
 #include "progress.h"
@@ -21,31 +23,49 @@
 
 /* ---- validation ---------------------------------------------------------------------------------- */
 
+/* The validation pieces of an evaluation of `batches` batches of G rows (fewer rows when the split has fewer
+ * windows), cut into pieces of P rows, piece k evaluated when k % ranks == rank: into part[0] the sum of each
+ * piece's loss weighted by its rows / P, part[1] the rows, part[2] the pieces (summed over the ranks, then
+ * eval_mean). */
+static int eval_pieces(lmn_net *net, const lmn_data *data, long batches, long G, long P, long T, int rank,
+                       int ranks, double part[3], lmn_err *err) {
+  size_t n = (size_t)P * (size_t)T, windows = lmn_data_windows(data, LMN_SPLIT_VAL, T);
+  size_t rows = windows && windows / (size_t)G < (size_t)batches ? windows : (size_t)batches * (size_t)G;
+  int32_t *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  int rc = x && y ? 0 : lmn_errf(err, "%s: out of memory for a validation batch", net->desc->name);
+  lmn_data_state st;
+  lmn_data_state_init(&st, LMN_SPLIT_VAL, LMN_ORDER_SEQUENTIAL, 0);
+  part[0] = part[1] = part[2] = 0.0;
+  for (size_t done = 0, b, k = 0; done < rows && !rc; done += b, k++) {
+    b = rows - done < (size_t)P ? rows - done : (size_t)P;
+    rc = lmn_data_next(data, &st, (long)b, T, x, y, err);
+    if (rc || k % (size_t)ranks != (size_t)rank) continue;
+    double l = net->desc->forward(net, x, y, (int)b, (int)T, 0);
+    part[0] += b == (size_t)P ? l : l * (double)b / (double)P;
+    part[1] += (double)b;
+    part[2] += 1.0;
+  }
+  free(x);
+  free(y);
+  return rc;
+}
+
+/* The mean loss of the pieces: the plain mean of whole pieces (what an uncapped evaluation computes), or
+ * weighted by rows when one piece is short. Every row of next-token text has T targets. */
+static double eval_mean(const double part[3], long P) {
+  if ((size_t)part[1] % (size_t)P) return part[0] * (double)P / part[1];
+  return part[2] > 0 ? part[0] / part[2] : 0.0;
+}
+
 int lmn_eval_loss(lmn_net *net, const lmn_data *data, long batches, long B, long T, double *loss,
                   lmn_err *err) {
   if (batches < 1 || B < 1 || T < 1 || B > net->B || T > net->T)
     return lmn_errf(err, "%s: cannot evaluate %ld batches of %ld x %ld (planned for %d x %d)",
                     net->desc->name, batches, B, T, net->B, net->T);
-  size_t n = (size_t)B * (size_t)T, windows = lmn_data_windows(data, LMN_SPLIT_VAL, T);
-  size_t rows = windows && windows / (size_t)B < (size_t)batches ? windows : (size_t)batches * (size_t)B;
-  int32_t *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
-  int rc = x && y ? 0 : lmn_errf(err, "%s: out of memory for a validation batch", net->desc->name);
-  lmn_data_state st;
-  lmn_data_state_init(&st, LMN_SPLIT_VAL, LMN_ORDER_SEQUENTIAL, 0);
-  double sum = 0.0;
-  long full = 0; /* batches of B rows: their plain mean is what an uncapped evaluation computes */
-  for (size_t done = 0, b; done < rows && !rc; done += b) {
-    b = rows - done < (size_t)B ? rows - done : (size_t)B;
-    rc = lmn_data_next(data, &st, (long)b, T, x, y, err);
-    if (rc) break;
-    double l = net->desc->forward(net, x, y, (int)b, (int)T, 0);
-    sum += b == (size_t)B ? l : l * (double)b / (double)B;
-    full++;
-  }
-  free(x);
-  free(y);
-  if (!rc) *loss = rows % (size_t)B ? sum * (double)B / (double)rows : sum / (double)full;
-  return rc;
+  double part[3];
+  if (eval_pieces(net, data, batches, B, B, T, 0, 1, part, err)) return -1;
+  *loss = eval_mean(part, B);
+  return 0;
 }
 
 /* ---- one run ------------------------------------------------------------------------------------- */
@@ -71,17 +91,44 @@ typedef struct run {
   double started;  /* lmn_clock_s() when the loop began */
   lmn_runlog log;  /* metrics.jsonl and the copies in checkpoint.dir */
   lmn_bpack *bpack; /* precision bf16 on AMX: the weights packed once per step (bgemm.h), else NULL */
+  /* data parallelism (dist.h): this process is rank `rank` of `ranks` and trains on rows
+   * [rank * rows, (rank + 1) * rows) of every batch of cfg.batch rows; one process: 0, 1, cfg.batch */
+  const lmn_dist *dist;
+  int rank, ranks;
+  long rows;
+  double waited, stepped; /* seconds of the steps spent waiting for the other ranks, and of the steps */
+  struct bucket *buckets; /* the trainable gradients cut for their sums over the ranks */
+  int n_buckets;
+  int overlap;     /* the buckets go while the backward pass runs (desc->grad_done; one micro-batch a step) */
+  double scale;    /* what a bucket is multiplied by before it goes: the rank's loss targets */
+  int send_failed; /* a bucket could not be sent during the backward pass: send_err says why */
+  lmn_err send_err;
+  int stop_all; /* some rank was interrupted before the last gradient sum: every rank stops after it */
 } run;
+
+/* Consecutive trainable tensors of about LMN_BUCKET_FLOATS floats, summed over the ranks as one. */
+#define LMN_BUCKET_FLOATS ((size_t)1 << 20)
+typedef struct bucket {
+  size_t at, n; /* floats of the gradient buffer */
+  int ready;    /* the backward step after which all its gradients are final */
+  int sent;
+} bucket;
+
+/* Where progress goes: the caller's log, on rank 0 only (NULL: nowhere). */
+static FILE *log_of(const run *r) {
+  return r->rank > 0 ? NULL : r->o->log;
+}
 
 static void note(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(const run *r, const char *fmt, ...) {
-  if (!r->o->log) return;
+  FILE *log = log_of(r);
+  if (!log) return;
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(r->o->log, fmt, ap);
+  vfprintf(log, fmt, ap);
   va_end(ap);
-  fputc('\n', r->o->log);
-  fflush(r->o->log);
+  fputc('\n', log);
+  fflush(log);
 }
 
 /* Prefixes err's message with the config file: "train.yaml: <message>". */
@@ -259,7 +306,8 @@ static int fall_back(run *r, const char *path, long step, lmn_err *err) {
                     why, LMN_SHORT(prev), pstep);
   note(r, "warning: %s", why);
   snprintf(aside, sizeof aside, "%s.rejected", path);
-  if (rename(path, aside) == 0) note(r, "moved %s aside to %s", LMN_SHORT(path), LMN_SHORT(aside));
+  if (r->rank == 0 && rename(path, aside) == 0)
+    note(r, "moved %s aside to %s", LMN_SHORT(path), LMN_SHORT(aside));
   note(r, "falling back to %s (step %ld), as --resume-fallback asks", LMN_SHORT(prev), pstep);
   return resume_at(r, prev, err) ? -1 : 0;
 }
@@ -347,16 +395,23 @@ static int start_state(run *r, lmn_err *err) {
   lmn_data_state_init(&r->stream, LMN_SPLIT_TRAIN, LMN_ORDER_RANDOM, r->cfg.seed);
   lmn_rng_seed_stream(&r->rng, r->cfg.seed, LMN_RUN_STREAM);
   r->step = 0;
-  if (prepare_dir(r, err) || (r->o->resume ? resume_from(r, err) : check_fresh_dir(r, err))) return -1;
+  /* rank 0 alone prepares the directory (the others wait for it), writes checkpoints and the run's record;
+   * every rank reads the checkpoint it resumes from (checkpoint.dir on a file system they all see) */
+  if (r->rank == 0 && prepare_dir(r, err)) return -1;
+  if (r->dist && r->dist->sum_doubles(&(double){0}, 1, err)) return -1;
+  if (r->o->resume ? resume_from(r, err) : check_fresh_dir(r, err)) return -1;
   if (r->step == 0 && r->cfg.init_from && warm_start(r, err)) return -1;
   lmn_err perr; /* a run killed between a checkpoint and its pruning left one too many */
-  if (r->o->resume && lmn_checkpoint_prune(r->cfg.checkpoint.dir, r->cfg.checkpoint.keep, r->step, &perr))
+  if (r->rank == 0 && r->o->resume &&
+      lmn_checkpoint_prune(r->cfg.checkpoint.dir, r->cfg.checkpoint.keep, r->step, &perr))
     note(r, "warning: %s", perr.msg);
   r->end = r->o->stop_at > 0 && r->o->stop_at < r->cfg.steps ? r->o->stop_at : r->cfg.steps;
+  if (r->rank > 0) return 0;
   return lmn_runlog_open(&r->log, r->cfg.checkpoint.dir, r->step, r->settings, r->d->source_text, err);
 }
 
 static int check_sample(const run *r, lmn_err *err);
+static int plan_buckets(run *r, lmn_err *err);
 
 /* memory.budget: the arena planned anew for it (recompute.h); the plan is printed when anything recomputes.
  */
@@ -366,19 +421,95 @@ static int plan_memory(run *r, lmn_err *err) {
     snprintf(from, sizeof from, "memory.budget of %s", r->cfg.path);
     if (lmn_net_plan_memory(r->net, r->cfg.memory_budget, from, err)) return -1;
   }
-  lmn_print_plan(stdout, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->net->recompute,
-                 r->net->budget, r->net->budget_from, r->cfg.memory_budget > 0);
+  if (r->rank == 0)
+    lmn_print_plan(stdout, r->d, (int)r->rows, (int)r->cfg.seq_len, r->threads, r->net->recompute,
+                   r->net->budget, r->net->budget_from, r->cfg.memory_budget > 0);
   return 0;
+}
+
+/* Data parallelism: every rank takes batch / ranks rows of each batch. */
+static int split_batch(run *r, lmn_err *err) {
+  r->dist = lmn_dist_get();
+  r->rank = lmn_dist_rank();
+  r->ranks = lmn_dist_size();
+  r->rows = r->cfg.batch / r->ranks;
+  if (r->cfg.batch % r->ranks == 0) return 0;
+  return lmn_errf(err,
+                  "%s: batch %ld does not split over %d ranks: give a multiple of %d (the batch is the "
+                  "global one, each rank trains on batch / ranks rows)",
+                  r->cfg.path, r->cfg.batch, r->ranks, r->ranks);
+}
+
+/* FNV-1a of a text. */
+static uint64_t text_hash(const char *s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (; s && *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+  return h;
+}
+
+/* The first line of `a` that differs from `b`'s same line, into buf ("" when none does). */
+static void first_difference(const char *a, const char *b, char *buf, size_t cap) {
+  buf[0] = '\0';
+  while (*a || *b) {
+    size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+    if (la != lb || memcmp(a, b, la)) {
+      snprintf(buf, cap, "'%.*s' here, '%.*s' on rank 0", (int)la, a, (int)lb, b);
+      return;
+    }
+    a += la + (a[la] == '\n');
+    b += lb + (b[lb] == '\n');
+  }
+}
+
+/* Every rank must run the same network on the same settings: the network hash and the settings' hash of
+ * each rank against rank 0's; a rank that differs stops the job, naming itself and the difference. */
+static int check_ranks(run *r, lmn_err *err) {
+  if (!r->dist) return 0;
+  uint64_t mine[2] = {r->d->hash, text_hash(r->settings)}, *all = calloc((size_t)r->ranks, sizeof mine);
+  if (!all) return lmn_errf(err, "rank %d: out of memory", r->rank);
+  int rc = r->dist->gather(mine, all, sizeof mine, err), differs = 0;
+  for (int k = 1; k < r->ranks && !rc && !differs; k++) {
+    if (all[2 * k] != all[0])
+      rc = lmn_errf(err,
+                    "rank %d's network (hash %016" PRIx64 ") differs from rank 0's (hash %016" PRIx64
+                    "): every rank must run the same network (rank %d runs '%s')",
+                    k, all[2 * k], all[0], r->rank, r->d->name);
+    else if (all[2 * k + 1] != all[1])
+      differs = k, rc = -2;
+  }
+  if (rc == -2) { /* the settings differ somewhere: the differing ranks say where */
+    size_t len = strlen(r->settings) + 1, len0 = r->rank == 0 ? len : 0;
+    char *text = NULL, diff[512];
+    rc = r->dist->bcast(&len0, sizeof len0, err);
+    if (!rc && !(text = calloc(len0 + 1, 1))) rc = lmn_errf(err, "rank %d: out of memory", r->rank);
+    if (!rc && r->rank == 0) memcpy(text, r->settings, len);
+    if (!rc) rc = r->dist->bcast(text, len0, err);
+    if (!rc) {
+      first_difference(r->settings, text, diff, sizeof diff);
+      if (diff[0])
+        rc = lmn_errf(err, "rank %d: its configuration %s differs from rank 0's: %s", r->rank, r->cfg.path,
+                      diff);
+      else
+        rc = lmn_errf(err,
+                      "rank %d's configuration differs from rank 0's (%s): every rank must train on the same "
+                      "settings",
+                      differs, r->cfg.path);
+    }
+    free(text);
+  }
+  free(all);
+  return rc ? -1 : 0;
 }
 
 static int setup(run *r, lmn_err *err) {
   if (lmn_config_load(r->o->config, &r->cfg, err)) return -1;
   if (!(r->settings = lmn_config_text(&r->cfg))) return lmn_errf(err, "%s: out of memory", r->cfg.path);
+  if (split_batch(r, err) || check_ranks(r, err) || (r->dist && plan_buckets(r, err))) return -1;
   r->threads = lmn_threads_resolve(r->cfg.threads);
   openblas_set_num_threads(r->threads);
   /* the network's pool splits the work (lmn_pool_splits), as in an embedding program; training starts here:
    * gradients and moments are allocated before a checkpoint is resumed into them */
-  if (lmn_net_create(&r->net, r->d, (int)r->cfg.batch, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err) ||
+  if (lmn_net_create(&r->net, r->d, (int)r->rows, (int)r->cfg.seq_len, r->threads, r->cfg.seed, err) ||
       plan_memory(r, err) || lmn_net_enable_training(r->net, err))
     return cfg_err(r, err);
   r->net->no_decay = r->cfg.optimizer.no_decay;
@@ -387,6 +518,7 @@ static int setup(run *r, lmn_err *err) {
 }
 
 static void run_free(run *r) {
+  free(r->buckets);
   lmn_bpack_free(r->bpack);
   lmn_net_destroy(r->net);
   lmn_data_close(&r->data);
@@ -424,7 +556,7 @@ static void refresh_peak(run *r, double step_s) {
   lmn_progress *p = &r->prog;
   if (p->peak_flops <= 0.0 || step_s <= 0.0 || p->flops_per_step / step_s <= p->peak_flops) return;
   openblas_set_num_threads(r->threads);
-  double g = 1e9 * peak_gemm_gflops(r);
+  double g = 1e9 * peak_gemm_gflops(r) * r->ranks;
   openblas_set_num_threads(1);
   if (g > p->peak_flops) p->peak_flops = g;
   if (p->flops_per_step / step_s <= p->peak_flops) return;
@@ -438,6 +570,14 @@ static const char *accum_text(const lmn_train_config *c) {
   static _Thread_local char buf[48];
   if (c->accumulate <= 1) return "";
   snprintf(buf, sizeof buf, " (%ld micro-batches a step)", c->accumulate);
+  return buf;
+}
+
+/* " x 2 ranks of 4 rows", or "" for one process. */
+static const char *ranks_text(const run *r) {
+  static _Thread_local char buf[64];
+  if (r->ranks <= 1) return "";
+  snprintf(buf, sizeof buf, " x %d ranks of %ld rows", r->ranks, r->rows);
   return buf;
 }
 
@@ -459,14 +599,15 @@ static void start_progress(run *r) {
    * tasks) and OpenBLAS runs on the calling thread: threads of its own would compete with the pool's for
    * the same cores, and its idle workers spin (sched_yield) after every threaded GEMM. */
   openblas_set_num_threads(1);
-  lmn_progress_init(&r->prog, c->steps, B * T, flops_per_step(r->d, B, T), gflops * 1e9);
+  /* with several ranks: the whole batch's tokens and FLOPs against the GEMM rate of as many processes */
+  lmn_progress_init(&r->prog, c->steps, B * T, flops_per_step(r->d, B, T), gflops * 1e9 * r->ranks);
   char params[32];
   lmn_format_thousands((long long)r->d->n_train, params, sizeof params);
   note(r,
-       "%s: %s trainable parameters | batch %ld x %ld%s | steps %ld..%ld of %ld | %d threads | %s %.1f "
+       "%s: %s trainable parameters | batch %ld x %ld%s | steps %ld..%ld of %ld | %d threads%s | %s %.1f "
        "GFLOP/s",
        r->d->name, params, c->batch, c->seq_len, accum_text(c), r->step + 1, r->end, c->steps, r->threads,
-       gemm_text(c), gflops);
+       ranks_text(r), gemm_text(c), gflops);
   if (r->bpack)
     note(r, "bf16: the weight matrices are packed into AMX tiles once per step (%.1f MiB)",
          (double)lmn_bpack_bytes(r->bpack) / (1 << 20));
@@ -494,11 +635,89 @@ static int bad_value(const run *r, long step, const char *what, double v, lmn_er
                   r->cfg.path, step, what, isnan(v) ? "NaN" : "infinite", last);
 }
 
-/* Loss targets of the batch in r->y: labels of a classifier, next tokens (not -1) of a language model. */
-static double count_targets(const run *r, int B, int T) {
+/* Loss targets of a batch's targets y: labels of a classifier, next tokens (not -1) of a language model. */
+static double count_targets(const run *r, const int32_t *y, int B, int T) {
   long n = 0, rows = r->d->classes > 0 ? B : (long)B * T;
-  for (long i = 0; i < rows; i++) n += r->y[i] >= 0;
+  for (long i = 0; i < rows; i++) n += y[i] >= 0;
   return (double)n;
+}
+
+/* Data parallelism after the backward: the gradients (a mean over this rank's acc->seen targets) and the
+ * loss sum become those of the whole batch, the mean over every rank's targets: sum over ranks of
+ * seen_r * g_r, divided by the targets of all. Frozen tensors are not in the trainable prefix and are never
+ * sent. */
+static int cmp_offset(const void *a, const void *b) {
+  const bucket *x = a, *y = b;
+  return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* The buckets: every trainable tensor in buffer order, cut after LMN_BUCKET_FLOATS; a bucket is ready after
+ * the last backward step that finishes one of its gradients. */
+static int plan_buckets(run *r, lmn_err *err) {
+  const lmn_net_desc *d = r->d;
+  bucket *t = calloc((size_t)d->n_params + 1, sizeof *t);
+  r->buckets = calloc((size_t)d->n_params + 1, sizeof *r->buckets);
+  if (!t || !r->buckets) return free(t), lmn_errf(err, "rank %d: out of memory", r->rank);
+  int n = 0;
+  for (int i = 0; i < d->n_params; i++) /* the tensors, by offset */
+    if (d->params[i].trainable)
+      t[n++] = (bucket){d->params[i].offset,
+                        (size_t)d->params[i].rows * (size_t)(d->params[i].cols ? d->params[i].cols : 1),
+                        d->grad_done ? d->grad_done[i] : 0, 0};
+  qsort(t, (size_t)n, sizeof *t, cmp_offset);
+  for (int i = 0; i < n; i++) {
+    bucket *b = r->n_buckets ? &r->buckets[r->n_buckets - 1] : NULL;
+    if (!b || b->n >= LMN_BUCKET_FLOATS || t[i].at != b->at + b->n) {
+      r->buckets[r->n_buckets++] = t[i];
+      continue;
+    }
+    b->n += t[i].n;
+    if (t[i].ready > b->ready) b->ready = t[i].ready;
+  }
+  free(t);
+  r->overlap = d->grad_done != NULL && r->cfg.accumulate == 1;
+  return 0;
+}
+
+/* Sends every bucket not yet sent that is ready after backward step `step` (INT_MAX: all), each multiplied by
+ * r->scale first, and lets the sums in flight move on. The hook of the backward pass (net->on_grads). */
+static void send_ready(void *ctx, int step) {
+  run *r = ctx;
+  for (int i = 0; i < r->n_buckets && !r->send_failed; i++) {
+    bucket *b = &r->buckets[i];
+    if (b->sent || b->ready > step) continue;
+    float *g = r->net->grads + b->at, s = (float)r->scale;
+    for (size_t k = 0; k < b->n; k++) g[k] *= s;
+    r->send_failed = r->dist->sum_start(g, b->n, &r->send_err) != 0;
+    b->sent = 1;
+  }
+  if (!r->send_failed) r->send_failed = r->dist->progress(&r->send_err) != 0;
+}
+
+/* Before a backward pass whose buckets go as they become ready: scale by the rank's n targets. */
+static void start_sending(run *r, double n) {
+  for (int i = 0; i < r->n_buckets; i++) r->buckets[i].sent = 0;
+  r->scale = n;
+  r->net->on_grads = send_ready;
+  r->net->on_grads_ctx = r;
+}
+
+/* Data parallelism after the backward pass: the gradients (a mean over this rank's acc->seen targets) and the
+ * loss sum become those of the whole batch, the mean over every rank's targets: the sum over the ranks of
+ * seen_r * g_r, divided by the targets of all. With r->overlap the buckets went during the backward pass;
+ * the rest go now. Frozen tensors are not in the trainable prefix and never travel. */
+static int reduce_ranks(run *r, lmn_accum *acc, double *sum, lmn_err *err) {
+  r->net->on_grads = NULL;
+  if (!r->overlap) start_sending(r, acc->seen), r->net->on_grads = NULL;
+  send_ready(r, INT_MAX);
+  if (r->send_failed) return *err = r->send_err, -1;
+  double v[3] = {acc->seen, *sum, r->o->interrupt && *r->o->interrupt};
+  if (r->dist->sum_finish(err) || r->dist->sum_doubles(v, 3, err)) return -1;
+  r->stop_all = v[2] > 0;
+  if (v[0] > 0) lmn_net_scale_grads(r->net, 1.0 / v[0]);
+  acc->seen = v[0];
+  *sum = v[1];
+  return 0;
 }
 
 /* One optimizer step (0-based s); *loss receives the batch loss: the mean over every loss target of its
@@ -513,7 +732,10 @@ static void weights_fixed(run *r, int fixed) {
 
 static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
-  int B = (int)c->batch, T = (int)c->seq_len;
+  int B = (int)r->rows, T = (int)c->seq_len;
+  /* this rank's rows of each batch (all of them for one process) */
+  const int32_t *x = r->x + (size_t)r->rank * B * T,
+                *y = r->y + (size_t)r->rank * B * (r->d->classes > 0 ? 1 : T);
   if (enter_stage(r, s, err)) return -1;
   *lr = lmn_lr_at(c, s);
   if (lmn_net_zero_grad(r->net)) return lmn_errf(err, "%s: out of memory for the gradients", r->d->name);
@@ -521,16 +743,18 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
   double sum = 0.0;
   weights_fixed(r, 1); /* from here to the update the weights hold still */
   for (long m = 0; m < c->accumulate; m++) {
-    if (lmn_data_next(&r->data, &r->stream, B, T, r->x, r->y, err)) return -1;
-    double n = count_targets(r, B, T);
-    float l = r->d->forward(r->net, r->x, r->y, B, T, 1);
+    if (lmn_data_next(&r->data, &r->stream, c->batch, T, r->x, r->y, err)) return -1;
+    double n = count_targets(r, y, B, T);
+    float l = r->d->forward(r->net, x, y, B, T, 1);
     if (!isfinite(l)) return bad_value(r, s + 1, "loss", l, err);
     lmn_accum_before(r->net, &acc, n);
-    r->d->backward(r->net, r->x, B, T);
+    if (r->dist && r->overlap) start_sending(r, n); /* one micro-batch: its gradients are the step's */
+    r->d->backward(r->net, x, B, T);
     lmn_accum_after(r->net, &acc, n);
     sum += (double)l * n;
   }
   weights_fixed(r, 0);
+  if (r->dist && reduce_ranks(r, &acc, &sum, err)) return -1;
   *loss = acc.seen > 0 ? (float)(sum / acc.seen) : 0.0f;
   *norm = lmn_net_update(r->net, (float)*lr, (float)c->optimizer.betas[0], (float)c->optimizer.betas[1],
                          (float)c->optimizer.eps, (float)c->optimizer.weight_decay, (float)c->grad_clip);
@@ -543,7 +767,9 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
 static int evaluate_classes(run *r, double t0, double *loss, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   lmn_class_eval ev;
-  if (lmn_eval_classes(r->net, &r->data, c->eval.batches, c->batch, c->seq_len, &ev, err)) return -1;
+  /* data parallelism: every rank evaluates the same examples, in pieces of its network's rows */
+  if (lmn_eval_classes(r->net, &r->data, c->eval.batches * r->ranks, r->rows, c->seq_len, &ev, err))
+    return -1;
   *loss = ev.loss;
   note(r, "val step %ld/%ld | val loss %.4f | accuracy %.1f%% (%ld/%ld) | %.1f s", r->step, c->steps, ev.loss,
        100.0 * ev.accuracy, ev.correct, ev.examples, lmn_clock_s() - t0);
@@ -551,16 +777,28 @@ static int evaluate_classes(run *r, double t0, double *loss, lmn_err *err) {
   return 0;
 }
 
+/* The validation loss of the run: with several ranks, each evaluates its share of pieces of its own rows, and
+ * the sums are added over the ranks. */
+static int eval_loss(run *r, double *loss, lmn_err *err) {
+  const lmn_train_config *c = &r->cfg;
+  if (!r->dist) return lmn_eval_loss(r->net, &r->data, c->eval.batches, c->batch, c->seq_len, loss, err);
+  double part[3];
+  if (eval_pieces(r->net, &r->data, c->eval.batches, c->batch, r->rows, c->seq_len, r->rank, r->ranks, part,
+                  err) ||
+      r->dist->sum_doubles(part, 3, err))
+    return -1;
+  *loss = eval_mean(part, r->rows);
+  return 0;
+}
+
 static int evaluate(run *r, lmn_err *err) {
   double t0 = lmn_clock_s(), loss;
   weights_fixed(r, 1);
-  int rc = r->d->classes > 0 ? evaluate_classes(r, t0, &loss, err)
-                             : lmn_eval_loss(r->net, &r->data, r->cfg.eval.batches, r->cfg.batch,
-                                             r->cfg.seq_len, &loss, err);
+  int rc = r->d->classes > 0 ? evaluate_classes(r, t0, &loss, err) : eval_loss(r, &loss, err);
   weights_fixed(r, 0);
   if (rc) return -1;
   if (r->d->classes == 0) {
-    if (r->o->log) lmn_progress_val(&r->prog, r->o->log, r->step, loss, lmn_clock_s() - t0);
+    if (log_of(r)) lmn_progress_val(&r->prog, log_of(r), r->step, loss, lmn_clock_s() - t0);
     lmn_runlog_eval(&r->log, r->step, loss, -1.0, lmn_clock_s() - r->started);
   }
   if (r->o->hooks.on_eval) r->o->hooks.on_eval(r->o->hooks.ctx, r->step, loss);
@@ -571,6 +809,10 @@ static int save(run *r, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   const char *dir = c->checkpoint.dir;
   char path[LMN_CKPT_PATH_MAX];
+  if (r->rank > 0) { /* rank 0 writes the checkpoints: every rank holds the same weights and data position */
+    r->saved_at = lmn_clock_s();
+    return 0;
+  }
   if (lmn_checkpoint_mkdir(dir, err) || lmn_checkpoint_path(dir, r->step, path, sizeof path, err)) return -1;
   lmn_ckpt_state st = {.step = r->step,
                        .has_run = 1,
@@ -595,7 +837,10 @@ static int due(long step, long every, long end) {
   return step == end || (every > 0 && step % every == 0);
 }
 
+/* Ctrl-C (or SIGTERM) arrived. With several ranks, only what they agreed at the last gradient sum: a rank
+ * that stopped a step before the others would leave them waiting for it. */
 static int interrupted(const run *r) {
+  if (r->dist) return r->stop_all;
   return r->o->interrupt && *r->o->interrupt;
 }
 
@@ -653,17 +898,20 @@ static int loop(run *r, lmn_err *err) {
   for (long s = r->step; s < r->end; s++) {
     float loss = 0;
     double lr = 0, norm = 0, t0 = lmn_clock_s();
+    if (r->dist) r->dist->wait_s(); /* count the step's waits only */
     if (train_step(r, s, &loss, &lr, &norm, err)) return -1;
     double dt = lmn_clock_s() - t0;
+    if (r->dist) r->waited += r->dist->wait_s(), r->stepped += dt;
     if (r->o->hooks.on_step) r->o->hooks.on_step(r->o->hooks.ctx, r->step, loss, lr, norm);
     double tokens = (double)c->batch * (double)c->accumulate * (double)c->seq_len; /* a whole step */
     lmn_runlog_step(&r->log, r->step, loss, lr, norm, dt > 0 ? tokens / dt : 0.0, lmn_clock_s() - r->started);
-    if (r->o->log && due(r->step, c->log.every, r->end)) {
+    if (log_of(r) && due(r->step, c->log.every, r->end)) {
       refresh_peak(r, dt);
-      lmn_progress_step(&r->prog, r->o->log, r->step, loss, lr, norm, dt);
+      lmn_progress_step(&r->prog, log_of(r), r->step, loss, lr, norm, dt);
     }
     if (due(r->step, c->eval.every, r->end) && !interrupted(r) && evaluate(r, err)) return -1;
-    if (c->sample.every > 0 && due(r->step, c->sample.every, r->end) && !interrupted(r) && sample(r, err))
+    if (r->rank == 0 && c->sample.every > 0 && due(r->step, c->sample.every, r->end) && !interrupted(r) &&
+        sample(r, err))
       return -1;
     int saved = due(r->step, c->checkpoint.every, r->end) || time_to_save(r);
     if (saved && save(r, err)) return -1;
@@ -687,6 +935,9 @@ int lmn_train(const lmn_net_desc *desc, const lmn_train_opts *opts, lmn_err *err
   } else if (!rc) {
     start_progress(&r);
     rc = loop(&r, err);
+    if (rc == 0 && r.dist && r.stepped > 0)
+      note(&r, "%d ranks: %.2f s of %.2f s of steps waiting for the gradient sums (%.1f%%, rank 0)", r.ranks,
+           r.waited, r.stepped, 100.0 * r.waited / r.stepped);
     openblas_set_num_threads(r.threads); /* as setup left it, for whatever the caller runs next */
   }
   lmn_bpack_use(NULL); /* an error may have left the set in use */

@@ -332,6 +332,60 @@ static void test_frozen(void) {
   }
 }
 
+/* ===================================== gradients final early ===================================== */
+
+/* Data parallelism sends a tensor's gradient as soon as the backward step desc->grad_done names has run
+ * (train.c): at that moment the gradient must already be what it is at the end. The hook copies each tensor's
+ * gradient when its step is done; after the backward pass every copy equals the final gradient, bit for
+ * bit, and every trainable tensor was copied (frozen ones are -1). */
+typedef struct Early {
+  lmn_net *net;
+  float *copy; /* [n_train] */
+  int copied, steps;
+} Early;
+
+static void copy_final(void *ctx, int step) {
+  Early *e = ctx;
+  const lmn_net_desc *d = e->net->desc;
+  for (int k = 0; k < d->n_params; k++) {
+    const lmn_param_info *p = &d->params[k];
+    if (d->grad_done[k] != step) continue;
+    size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+    memcpy(e->copy + p->offset, e->net->grads + p->offset, n * sizeof(float));
+    e->copied++;
+  }
+  e->steps = step + 1;
+}
+
+static void test_grads_final(void) {
+  for (int i = 0; registry[i]; i++) {
+    const lmn_net_desc *d = registry[i];
+    CU_ASSERT_FATAL(d->grad_done != NULL);
+    Batch b;
+    make_batch(d, &b);
+    lmn_net *net = new_net(d, BATCH, SEQ, 2);
+    Early e = {net, calloc(d->n_train + 1, sizeof(float)), 0, 0};
+    CU_ASSERT_FATAL(e.copy != NULL);
+    int trainable = 0, frozen_ok = 1;
+    for (int k = 0; k < d->n_params; k++) {
+      trainable += d->params[k].trainable;
+      frozen_ok &= d->params[k].trainable || d->grad_done[k] == -1;
+    }
+    net->on_grads = copy_final;
+    net->on_grads_ctx = &e;
+    loss_and_grad(net, &b);
+    net->on_grads = NULL;
+    CU_ASSERT_EQUAL(e.copied, trainable);
+    CU_ASSERT(frozen_ok);
+    CU_ASSERT(memcmp(e.copy, net->grads, d->n_train * sizeof(float)) == 0);
+    printf("\n  final %-16s %d backward steps, %d trainable tensors final before the end: %s", d->name,
+           e.steps, trainable,
+           memcmp(e.copy, net->grads, d->n_train * sizeof(float)) ? "CHANGED LATER" : "bit-identical");
+    free(e.copy);
+    lmn_net_destroy(net);
+  }
+}
+
 /* ====================================== weight decay groups ====================================== */
 
 /* One AdamW step with zero gradients (and zero moments) moves a tensor only by its decay: p(1 - lr wd) where
@@ -846,6 +900,7 @@ static void test_recompute(void) {
 static CU_TestInfo tests[] = {
     {"every trainable tensor matches finite differences", test_gradients},
     {"frozen and unselected tensors are not updated", test_frozen},
+    {"each gradient is final after the backward step grad_done names", test_grads_final},
     {"weight decay skips the kinds optimizer.no_decay lists", test_weight_decay},
     {"KV-cache decoding equals full recomputation", test_cache},
     {"repeatable bits, 1 vs 2 threads", test_determinism},

@@ -414,6 +414,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_linear_backward(dx, lmn_g(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_BIAS), SEQ(0), SEQ(4), lmn_w(net, CLASSIFY_P_EDGE_V2_0__ANSWER_M0_WEIGHT), B, 64, 4);
     lmn_add_last_rows(BUF(320), dx, B, T, 64);
   }
+  lmn_net_grads_done(net, 0);
   memset(BUF(384), 0, sizeof(float) * N * 64); /* d op10 */
   memset(BUF(448), 0, sizeof(float) * N * 64); /* d op13 */
   /* op15 vertex: v2_0 = m(shared, trainable)
@@ -423,10 +424,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(320), x0}};
     lmn_vertex_backward_kept(net, &vtx_op15, &ropes[0], io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
+  lmn_net_grads_done(net, 1);
   memset(BUF(320), 0, sizeof(float) * N * 64); /* d op12 */
   /* op13 module: e3.m1 linear(64 -> 64, bias) [v1_1 -> v2_0]
    * d: BUF(448) [B*T, 64] */
   lmn_linear_backward(BUF(320), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(448), BUF(128), lmn_w(net, CLASSIFY_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 2);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op11 */
   /* op12 module: e3.m0 decoder_layer(m) [v1_1 -> v2_0]
    * d: BUF(320) [B*T, 64] */
@@ -438,14 +441,17 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(6)) lmn_block_recompute(&blk_op12, &w, &ropes[0], KEPT(6), SAVED(6), B, T, scratch, pool);
     lmn_block_backward(&blk_op12, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(320), SAVED(6), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(320), 0, sizeof(float) * N * 64); /* d op7 */
   /* op11 vertex: v1_1 = m(shared, trainable)
    * d: BUF(128) [B*T, 64] */
   /* backward with its batch, op8 */
+  lmn_net_grads_done(net, 4);
   memset(BUF(448), 0, sizeof(float) * N * 64); /* d op9 */
   /* op10 module: e2.m1 linear(64 -> 64, bias) [v1_0 -> v2_0]
    * d: BUF(384) [B*T, 64] */
   lmn_linear_backward(BUF(448), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(384), BUF(192), lmn_w(net, CLASSIFY_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 5);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op8 */
   /* op9 module: e2.m0 decoder_layer(m) [v1_0 -> v2_0]
    * d: BUF(448) [B*T, 64] */
@@ -457,6 +463,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
     lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(448), SAVED(5), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 6);
   memset(BUF(384), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: v1_0 = m(shared, trainable)
    * d: BUF(192) [B*T, 64] */
@@ -466,10 +473,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}, {NULL, 1, 1.0f, NULL, BUF(128), x1}};
     lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 2, SAVED(4), KEPT(4), B, T, scratch);
   }
+  lmn_net_grads_done(net, 7);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op6 */
   /* op7 module: e1.m1 linear(64 -> 64, bias) [v0_0 -> v1_1]
    * d: BUF(320) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(320), BUF(256), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 8);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op3 */
   /* op6 module: e1.m0 decoder_layer(m) [v0_0 -> v1_1]
    * d: BUF(128) [B*T, 64] */
@@ -481,10 +490,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e0.m1 linear(64 -> 64, bias) [v0_0 -> v1_0]
    * d: BUF(384) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(384), BUF(0), lmn_w(net, CLASSIFY_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 10);
   /* op4 module: e0.m0 decoder_layer(m) [v0_0 -> v1_0]
    * d: BUF(128) [B*T, 64] */
   {
@@ -495,6 +506,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 11);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op2 */
   /* op3 vertex: v0_0 = m(shared, trainable)
    * d: BUF(192) [B*T, 64] */
@@ -503,10 +515,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
     lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 12);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e4.m2 linear(64 -> 64, bias) [tokens -> v0_0]
    * d: BUF(0) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(64), lmn_w(net, CLASSIFY_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 13);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e4.m1 decoder_layer(m) [tokens -> v0_0]
    * d: BUF(128) [B*T, 64] */
@@ -518,9 +532,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 14);
   /* op0 embed: e4.m0 embed(m) [tokens -> v0_0]
    * d: BUF(0) [B*T, 64] */
   lmn_embed_backward(lmn_g(net, CLASSIFY_P_M_TOKEN_EMBD_WEIGHT), lmn_g(net, -1), BUF(0), tokens, B, T, 64, 256, 0);
+  lmn_net_grads_done(net, 15);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -550,6 +566,11 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + L.seq + (size_t)B * 0;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    15, 14, 14, 14, 14, 14, 14, 14, 14, 14, 13, 13, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 11,
+    11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 9, 9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 0, 0, -1};
 
 const lmn_net_desc classify_desc = {
     .name = "classify",
@@ -706,4 +727,5 @@ const lmn_net_desc classify_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

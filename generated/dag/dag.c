@@ -415,6 +415,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(256), 0, sizeof(float) * N * 64); /* d op18 */
   /* op19 head: e7.m0 head(m) [d -> logits] */
   lmn_net_linear_backward(net, BUF(256), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(992), BUF(928), N, 64, 256);
+  lmn_net_grads_done(net, 0);
   memset(BUF(416), 0, sizeof(float) * N * 64); /* d op7 */
   memset(BUF(608), 0, sizeof(float) * N * 64); /* d op11 */
   memset(BUF(928), 0, sizeof(float) * N * 64); /* d op16 */
@@ -425,10 +426,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 3, 1.0f, NULL, BUF(256), x0}};
     lmn_vertex_backward_kept(net, &vtx_op18, &ropes[0], io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
+  lmn_net_grads_done(net, 1);
   memset(BUF(256), 0, sizeof(float) * N * 64); /* d op15 */
   /* op16 module: e6.m1 linear(64 -> 64, bias) [c -> d]
    * d: BUF(928) [B*T, 64] */
   lmn_linear_backward(BUF(256), lmn_g(net, DAG_P_DEEP_C__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_C__D_M1_BIAS), BUF(928), BUF(192), lmn_w(net, DAG_P_DEEP_C__D_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 2);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op14 */
   /* op15 module: e6.m0 decoder_layer(m) [c -> d]
    * d: BUF(256) [B*T, 64] */
@@ -440,6 +443,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(6)) lmn_block_recompute(&blk_op15, &w, &ropes[0], KEPT(6), SAVED(6), B, T, scratch, pool);
     lmn_block_backward(&blk_op15, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(256), SAVED(6), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(256), 0, sizeof(float) * N * 64); /* d op6 */
   memset(BUF(928), 0, sizeof(float) * N * 64); /* d op9 */
   /* op14 vertex: c = m(shared, trainable)
@@ -449,13 +453,16 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f, NULL, BUF(192), x0}};
     lmn_vertex_backward_kept(net, &vtx_op14, &ropes[0], io, 1, SAVED(5), KEPT(5), B, T, scratch);
   }
+  lmn_net_grads_done(net, 4);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op8 */
   /* op12 head: e8.m0 head(m) [b -> aux] */
   lmn_net_linear_backward(net, BUF(192), DAG_P_M_TOKEN_EMBD_WEIGHT, BUF(672), BUF(480), N, 64, 256);
+  lmn_net_grads_done(net, 5);
   memset(BUF(1248), 0, sizeof(float) * N * 64); /* d op10 */
   /* op11 module: e5.m1 linear(64 -> 64, bias) [b -> d]
    * d: BUF(608) [B*T, 64] */
   lmn_linear_backward(BUF(1248), lmn_g(net, DAG_P_DEEP_B__D_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_B__D_M1_BIAS), BUF(608), BUF(544), lmn_w(net, DAG_P_DEEP_B__D_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 6);
   /* op10 module: e5.m0 decoder_layer(m) [b -> d]
    * d: BUF(1248) [B*T, 64] */
   {
@@ -466,9 +473,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(4)) lmn_block_recompute(&blk_op10, &w, &ropes[0], KEPT(4), SAVED(4), B, T, scratch, pool);
     lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1248), SAVED(4), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 7);
   /* op9 module: e3.m0 linear(64 -> 64, bias) [b -> c]
    * d: BUF(928) [B*T, 64] */
   lmn_linear_backward(BUF(192), lmn_g(net, DAG_P_LIN_B__C_M0_WEIGHT), lmn_g(net, DAG_P_LIN_B__C_M0_BIAS), BUF(928), BUF(480), lmn_w(net, DAG_P_LIN_B__C_M0_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 8);
   memset(BUF(480), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: b = m(shared, trainable)
    * d: BUF(192) [B*T, 64] */
@@ -477,10 +486,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
     lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(3), KEPT(3), B, T, scratch);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op3 */
   /* op7 module: e4.m0 linear(64 -> 64, bias) [a -> d]
    * d: BUF(416) [B*T, 64] */
   lmn_linear_backward(BUF(192), lmn_g(net, DAG_P_LIN_A__D_M0_WEIGHT), lmn_g(net, DAG_P_LIN_A__D_M0_BIAS), BUF(416), BUF(128), lmn_w(net, DAG_P_LIN_A__D_M0_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 10);
   /* op6 module: e2.m0 mlp(64 -> 32 -> 64) [a -> c]
    * d: BUF(256) [B*T, 64] */
   {
@@ -488,10 +499,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     lmn_mlp_g g = {lmn_g(net, DAG_P_EDGE_A__C_M0_FC1_WEIGHT), lmn_g(net, DAG_P_EDGE_A__C_M0_FC1_BIAS), lmn_g(net, DAG_P_EDGE_A__C_M0_FC2_WEIGHT), lmn_g(net, DAG_P_EDGE_A__C_M0_FC2_BIAS)};
     lmn_mlp_backward(&w, &g, BUF(192), BUF(256), BUF(128), BUF(320), 64, 32, (int)N, scratch);
   }
+  lmn_net_grads_done(net, 11);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * d: BUF(480) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, DAG_P_DEEP_A__B_M1_WEIGHT), lmn_g(net, DAG_P_DEEP_A__B_M1_BIAS), BUF(480), BUF(0), lmn_w(net, DAG_P_DEEP_A__B_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 12);
   /* op4 module: e1.m0 decoder_layer(m) [a -> b]
    * d: BUF(128) [B*T, 64] */
   {
@@ -502,6 +515,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 13);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op2 */
   /* op3 vertex: a = m(shared, trainable)
    * d: BUF(192) [B*T, 64] */
@@ -510,10 +524,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
     lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 14);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, DAG_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, DAG_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 15);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e0.m1 decoder_layer(m) [tokens -> a]
    * d: BUF(128) [B*T, 64] */
@@ -525,9 +541,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 16);
   /* op0 embed: e0.m0 embed(m) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
   lmn_embed_backward(lmn_g(net, DAG_P_M_TOKEN_EMBD_WEIGHT), lmn_g(net, -1), BUF(0), tokens, B, T, 64, 256, 0);
+  lmn_net_grads_done(net, 17);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -650,6 +668,11 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 992;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    17, 16, 16, 16, 16, 16, 16, 16, 16, 16, 15, 15, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 13, 13, 13, 13, 13, 13, 13, 13, 13, 12,
+    12, 11, 11, 11, 11, 10, 10, 8, 8, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, -1};
 
 const lmn_net_desc dag_desc = {
     .name = "dag",
@@ -819,4 +842,5 @@ const lmn_net_desc dag_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

@@ -1009,12 +1009,14 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op11 */
   /* op12 head: e5.m0 head(gpt) [last + first -> logits] */
   lmn_net_linear_backward(net, BUF(0), GPT2_E2E_P_GPT_TOKEN_EMBD_WEIGHT, BUF(2048), BUF(1024), N, 1024, 50257);
+  lmn_net_grads_done(net, 0);
   memset(BUF(1024), 0, sizeof(float) * N * 1024); /* d op2 */
   memset(BUF(52305), 0, sizeof(float) * N * 1024); /* d op10 */
   /* op11 sum: e5 sum [last + first -> logits]
    * d: BUF(0) [B*T, 1024] */
   lmn_add(BUF(52305), BUF(0), N * 1024);
   lmn_add(BUF(1024), BUF(0), N * 1024);
+  lmn_net_grads_done(net, 1);
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op6 */
   memset(BUF(53329), 0, sizeof(float) * N * 1024); /* d op8 */
   /* op10 vertex: last = gpt(shared, frozen)
@@ -1024,6 +1026,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f, NULL, BUF(52305), x0}};
     lmn_vertex_backward_kept(net, &vtx_op10, NULL, io, 1, SAVED(7), KEPT(7), B, T, scratch);
   }
+  lmn_net_grads_done(net, 2);
   memset(BUF(52305), 0, sizeof(float) * N * 1024); /* d op7 */
   /* op8 module: e4.m0 gpt2_block(gpt, unscaled) [mid2 -> last]
    * d: BUF(53329) [B*T, 1024] */
@@ -1035,10 +1038,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(6)) lmn_block_recompute(&blk_op8, &w, NULL, KEPT(6), SAVED(6), B, T, scratch, pool);
     lmn_block_backward(&blk_op8, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(53329), SAVED(6), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(53329), 0, sizeof(float) * N * 1024); /* d op4 */
   /* op7 vertex: mid2 = gpt(shared, frozen)
    * d: BUF(52305) [B*T, 1024] */
   /* backward with its batch, op5 */
+  lmn_net_grads_done(net, 4);
   memset(BUF(54353), 0, sizeof(float) * N * 1024); /* d op5 */
   /* op6 module: e3.m0 gpt2_block(gpt, unscaled) [mid1 -> last]
    * d: BUF(0) [B*T, 1024] */
@@ -1050,6 +1055,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(5)) lmn_block_recompute(&blk_op6, &w, NULL, KEPT(5), SAVED(5), B, T, scratch, pool);
     lmn_block_backward(&blk_op6, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), SAVED(5), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 5);
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op3 */
   /* op5 vertex: mid1 = gpt(shared, frozen)
    * d: BUF(54353) [B*T, 1024] */
@@ -1059,6 +1065,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(54353), x0}, {NULL, 1, 1.0f, NULL, BUF(52305), x1}};
     lmn_vertex_backward_kept(net, &vtx_op5, NULL, io, 2, SAVED(4), KEPT(4), B, T, scratch);
   }
+  lmn_net_grads_done(net, 6);
   /* op4 module: e2.m0 gpt2_block(gpt, unscaled) [first -> mid2]
    * d: BUF(53329) [B*T, 1024] */
   {
@@ -1069,6 +1076,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op4, &w, NULL, KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(53329), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 7);
   /* op3 module: e1.m0 gpt2_block(gpt, unscaled) [first -> mid1]
    * d: BUF(0) [B*T, 1024] */
   {
@@ -1079,6 +1087,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op3, &w, NULL, KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op3, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 8);
   memset(BUF(0), 0, sizeof(float) * N * 1024); /* d op1 */
   /* op2 vertex: first = gpt(shared, frozen)
    * d: BUF(1024) [B*T, 1024] */
@@ -1087,6 +1096,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1024), x0}};
     lmn_vertex_backward_kept(net, &vtx_op2, NULL, io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 9);
   /* op1 module: e0.m1 gpt2_block(gpt, unscaled) [tokens -> first]
    * d: BUF(0) [B*T, 1024] */
   {
@@ -1097,6 +1107,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, NULL, KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, NULL, &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(0), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 10);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -1213,6 +1224,19 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 2048;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    10, 10, 10, 10, 10, 10, 10, 10, 8, 8, 8, 8, 8, 8, 8, 8, 7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5,
+    3, 3, 3, 3, 3, 3, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 
 const lmn_net_desc gpt2_e2e_desc = {
     .name = "gpt2_e2e",
@@ -1633,4 +1657,5 @@ const lmn_net_desc gpt2_e2e_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

@@ -1531,6 +1531,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op12 */
   /* op13 head: e4.m0 head(smol) [s2 -> logits] */
   lmn_net_linear_backward(net, BUF(1152), HETERO_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4352), BUF(3776), N, 576, 49152);
+  lmn_net_grads_done(net, 0);
   memset(BUF(3200), 0, sizeof(float) * N * 576); /* d op7 */
   memset(BUF(3776), 0, sizeof(float) * N * 576); /* d op10 */
   /* op12 vertex: s2 = smol(shared, frozen)
@@ -1540,10 +1541,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(1152), x0}};
     lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
+  lmn_net_grads_done(net, 1);
   memset(BUF(53504), 0, sizeof(float) * N * 896); /* d op9 */
   /* op10 module: e2.m1 linear(896 -> 576, bias) [q -> s2]
    * d: BUF(3776) [B*T, 576] */
   lmn_linear_backward(BUF(53504), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), lmn_g(net, HETERO_P_DOWN_Q__S2_M1_BIAS), BUF(3776), BUF(1728), lmn_w(net, HETERO_P_DOWN_Q__S2_M1_WEIGHT), N, 896, 576);
+  lmn_net_grads_done(net, 2);
   memset(BUF(1152), 0, sizeof(float) * N * 896); /* d op8 */
   /* op9 module: e2.m0 decoder_layer(qwen) [q -> s2]
    * d: BUF(53504) [B*T, 896] */
@@ -1555,6 +1558,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[1], KEPT(5), SAVED(5), B, T, scratch, pool);
     lmn_block_backward(&blk_op9, &w, &ropes[1], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(53504), SAVED(5), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(53504), 0, sizeof(float) * N * 896); /* d op5 */
   /* op8 vertex: q = qwen(shared, frozen)
    * d: BUF(1152) [B*T, 896] */
@@ -1563,10 +1567,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1152), x0}};
     lmn_vertex_backward_kept(net, &vtx_op8, &ropes[1], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
+  lmn_net_grads_done(net, 4);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e3.m1 linear(576 -> 576, bias) [s1 -> s2]
    * d: BUF(3200) [B*T, 576] */
   lmn_linear_backward(BUF(1152), lmn_g(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), lmn_g(net, HETERO_P_SAME_S1__S2_M1_BIAS), BUF(3200), BUF(2624), lmn_w(net, HETERO_P_SAME_S1__S2_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 5);
   memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 module: e3.m0 decoder_layer(smol) [s1 -> s2]
    * d: BUF(1152) [B*T, 576] */
@@ -1578,10 +1584,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 6);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e1.m1 linear(576 -> 896, bias) [s1 -> q]
    * d: BUF(53504) [B*T, 896] */
   lmn_linear_backward(BUF(1152), lmn_g(net, HETERO_P_UP_S1__Q_M1_WEIGHT), lmn_g(net, HETERO_P_UP_S1__Q_M1_BIAS), BUF(53504), BUF(0), lmn_w(net, HETERO_P_UP_S1__Q_M1_WEIGHT), N, 576, 896);
+  lmn_net_grads_done(net, 7);
   /* op4 module: e1.m0 decoder_layer(smol) [s1 -> q]
    * d: BUF(1152) [B*T, 576] */
   {
@@ -1592,6 +1600,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 8);
   memset(BUF(0), 0, sizeof(float) * N * 576); /* d op2 */
   /* op3 vertex: s1 = smol(shared, frozen)
    * d: BUF(1728) [B*T, 576] */
@@ -1600,10 +1609,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1728), x0}};
     lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op1 */
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> s1]
    * d: BUF(0) [B*T, 576] */
   lmn_linear_backward(BUF(1152), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), lmn_g(net, HETERO_P_EDGE_TOKENS__S1_M2_BIAS), BUF(0), BUF(576), lmn_w(net, HETERO_P_EDGE_TOKENS__S1_M2_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 10);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> s1]
    * d: BUF(1152) [B*T, 576] */
   {
@@ -1614,6 +1625,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 11);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -1717,6 +1729,28 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 4352;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    11, 11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5,
+    5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1};
 
 const lmn_net_desc hetero_desc = {
     .name = "hetero",
@@ -2415,4 +2449,5 @@ const lmn_net_desc hetero_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

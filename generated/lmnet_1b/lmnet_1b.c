@@ -3036,6 +3036,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op105 */
   /* op106 head: e41.m0 head(qwen) [v4_0 -> logits] */
   lmn_net_linear_backward(net, BUF(17024), LMNET_1B_P_QWEN_TOKEN_EMBD_WEIGHT, BUF(47488), BUF(33152), N, 896, 151936);
+  lmn_net_grads_done(net, 0);
   memset(BUF(18816), 0, sizeof(float) * N * 896); /* d op91 */
   memset(BUF(27776), 0, sizeof(float) * N * 896); /* d op95 */
   memset(BUF(31360), 0, sizeof(float) * N * 896); /* d op99 */
@@ -3047,10 +3048,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 4, 1.0f / 4, NULL, BUF(17024), x0}};
     lmn_vertex_backward_kept(net, &vtx_op105, &ropes[0], io, 1, SAVED(45), KEPT(45), B, T, scratch);
   }
+  lmn_net_grads_done(net, 1);
   memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op102 */
   /* op103 module: e39.m1 linear(896 -> 896, bias) [v3_3 -> v4_0]
    * d: BUF(33152) [B*T, 896] */
   lmn_linear_backward(BUF(17024), lmn_g(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_BIAS), BUF(33152), BUF(29568), lmn_w(net, LMNET_1B_P_BLOCK_V3_3__V4_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 2);
   memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op101 */
   /* op102 module: e39.m0 decoder_layer(qwen) [v3_3 -> v4_0]
    * d: BUF(17024) [B*T, 896] */
@@ -3062,6 +3065,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(44)) lmn_block_recompute(&blk_op102, &w, &ropes[0], KEPT(44), SAVED(44), B, T, scratch, pool);
     lmn_block_backward(&blk_op102, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(17024), SAVED(44), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op57 */
   memset(BUF(33152), 0, sizeof(float) * N * 896); /* d op67 */
   memset(BUF(34048), 0, sizeof(float) * N * 896); /* d op77 */
@@ -3069,10 +3073,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   /* op101 vertex: v3_3 = qwen(shared, frozen)
    * d: BUF(29568) [B*T, 896] */
   /* backward with its batch, op89 */
+  lmn_net_grads_done(net, 4);
   memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op98 */
   /* op99 module: e38.m1 linear(896 -> 896, bias) [v3_2 -> v4_0]
    * d: BUF(31360) [B*T, 896] */
   lmn_linear_backward(BUF(35840), lmn_g(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_BIAS), BUF(31360), BUF(20608), lmn_w(net, LMNET_1B_P_BLOCK_V3_2__V4_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 5);
   memset(BUF(20608), 0, sizeof(float) * N * 896); /* d op97 */
   /* op98 module: e38.m0 decoder_layer(qwen) [v3_2 -> v4_0]
    * d: BUF(35840) [B*T, 896] */
@@ -3084,6 +3090,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(43)) lmn_block_recompute(&blk_op98, &w, &ropes[0], KEPT(43), SAVED(43), B, T, scratch, pool);
     lmn_block_backward(&blk_op98, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(35840), SAVED(43), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 6);
   memset(BUF(31360), 0, sizeof(float) * N * 896); /* d op55 */
   memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op65 */
   memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op75 */
@@ -3091,10 +3098,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   /* op97 vertex: v3_2 = qwen(shared, frozen)
    * d: BUF(20608) [B*T, 896] */
   /* backward with its batch, op89 */
+  lmn_net_grads_done(net, 7);
   memset(BUF(43008), 0, sizeof(float) * N * 896); /* d op94 */
   /* op95 module: e37.m1 linear(896 -> 896, bias) [v3_1 -> v4_0]
    * d: BUF(27776) [B*T, 896] */
   lmn_linear_backward(BUF(43008), lmn_g(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_BIAS), BUF(27776), BUF(10752), lmn_w(net, LMNET_1B_P_BLOCK_V3_1__V4_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 8);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op93 */
   /* op94 module: e37.m0 decoder_layer(qwen) [v3_1 -> v4_0]
    * d: BUF(43008) [B*T, 896] */
@@ -3106,6 +3115,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(42)) lmn_block_recompute(&blk_op94, &w, &ropes[0], KEPT(42), SAVED(42), B, T, scratch, pool);
     lmn_block_backward(&blk_op94, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(43008), SAVED(42), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(27776), 0, sizeof(float) * N * 896); /* d op53 */
   memset(BUF(43008), 0, sizeof(float) * N * 896); /* d op63 */
   memset(BUF(45696), 0, sizeof(float) * N * 896); /* d op73 */
@@ -3113,10 +3123,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   /* op93 vertex: v3_1 = qwen(shared, frozen)
    * d: BUF(10752) [B*T, 896] */
   /* backward with its batch, op89 */
+  lmn_net_grads_done(net, 10);
   memset(BUF(200320), 0, sizeof(float) * N * 896); /* d op90 */
   /* op91 module: e36.m1 linear(896 -> 896, bias) [v3_0 -> v4_0]
    * d: BUF(18816) [B*T, 896] */
   lmn_linear_backward(BUF(200320), lmn_g(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_BIAS), BUF(18816), BUF(8960), lmn_w(net, LMNET_1B_P_BLOCK_V3_0__V4_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 11);
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op89 */
   /* op90 module: e36.m0 decoder_layer(qwen) [v3_0 -> v4_0]
    * d: BUF(200320) [B*T, 896] */
@@ -3128,6 +3140,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(41)) lmn_block_recompute(&blk_op90, &w, &ropes[0], KEPT(41), SAVED(41), B, T, scratch, pool);
     lmn_block_backward(&blk_op90, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(200320), SAVED(41), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 12);
   memset(BUF(18816), 0, sizeof(float) * N * 896); /* d op51 */
   memset(BUF(200320), 0, sizeof(float) * N * 896); /* d op61 */
   memset(BUF(201216), 0, sizeof(float) * N * 896); /* d op71 */
@@ -3142,10 +3155,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[4] = {{NULL, 4, 1.0f / 4, NULL, BUF(8960), x0}, {NULL, 4, 1.0f / 4, NULL, BUF(10752), x1}, {NULL, 4, 1.0f / 4, NULL, BUF(20608), x2}, {NULL, 4, 1.0f / 4, NULL, BUF(29568), x3}};
     lmn_vertex_backward_kept(net, &vtx_op89, &ropes[0], io, 4, SAVED(40), KEPT(40), B, T, scratch);
   }
+  lmn_net_grads_done(net, 13);
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op86 */
   /* op87 module: e35.m1 linear(896 -> 896, bias) [v2_3 -> v3_3]
    * d: BUF(34944) [B*T, 896] */
   lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_BIAS), BUF(34944), BUF(46592), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 14);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op79 */
   /* op86 module: e35.m0 decoder_layer(qwen) [v2_3 -> v3_3]
    * d: BUF(8960) [B*T, 896] */
@@ -3157,10 +3172,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(39)) lmn_block_recompute(&blk_op86, &w, &ropes[0], KEPT(39), SAVED(39), B, T, scratch, pool);
     lmn_block_backward(&blk_op86, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(39), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 15);
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op84 */
   /* op85 module: e34.m1 linear(896 -> 896, bias) [v2_3 -> v3_2]
    * d: BUF(40320) [B*T, 896] */
   lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_BIAS), BUF(40320), BUF(44800), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 16);
   /* op84 module: e34.m0 decoder_layer(qwen) [v2_3 -> v3_2]
    * d: BUF(8960) [B*T, 896] */
   {
@@ -3171,10 +3188,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(38)) lmn_block_recompute(&blk_op84, &w, &ropes[0], KEPT(38), SAVED(38), B, T, scratch, pool);
     lmn_block_backward(&blk_op84, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(38), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 17);
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op82 */
   /* op83 module: e33.m1 linear(896 -> 896, bias) [v2_3 -> v3_1]
    * d: BUF(199424) [B*T, 896] */
   lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_BIAS), BUF(199424), BUF(9856), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 18);
   /* op82 module: e33.m0 decoder_layer(qwen) [v2_3 -> v3_1]
    * d: BUF(8960) [B*T, 896] */
   {
@@ -3185,10 +3204,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(37)) lmn_block_recompute(&blk_op82, &w, &ropes[0], KEPT(37), SAVED(37), B, T, scratch, pool);
     lmn_block_backward(&blk_op82, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(37), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 19);
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op80 */
   /* op81 module: e32.m1 linear(896 -> 896, bias) [v2_3 -> v3_0]
    * d: BUF(202112) [B*T, 896] */
   lmn_linear_backward(BUF(8960), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_BIAS), BUF(202112), BUF(8064), lmn_w(net, LMNET_1B_P_BLOCK_V2_3__V3_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 20);
   /* op80 module: e32.m0 decoder_layer(qwen) [v2_3 -> v3_0]
    * d: BUF(8960) [B*T, 896] */
   {
@@ -3199,6 +3220,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(36)) lmn_block_recompute(&blk_op80, &w, &ropes[0], KEPT(36), SAVED(36), B, T, scratch, pool);
     lmn_block_backward(&blk_op80, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8960), SAVED(36), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 21);
   memset(BUF(8064), 0, sizeof(float) * N * 896); /* d op20 */
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op29 */
   memset(BUF(9856), 0, sizeof(float) * N * 896); /* d op38 */
@@ -3206,10 +3228,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   /* op79 vertex: v2_3 = qwen(shared, frozen)
    * d: BUF(10752) [B*T, 896] */
   /* backward with its batch, op49 */
+  lmn_net_grads_done(net, 22);
   memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op76 */
   /* op77 module: e31.m1 linear(896 -> 896, bias) [v2_2 -> v3_3]
    * d: BUF(34048) [B*T, 896] */
   lmn_linear_backward(BUF(29568), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_BIAS), BUF(34048), BUF(43904), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 23);
   memset(BUF(34048), 0, sizeof(float) * N * 896); /* d op69 */
   /* op76 module: e31.m0 decoder_layer(qwen) [v2_2 -> v3_3]
    * d: BUF(29568) [B*T, 896] */
@@ -3221,10 +3245,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(35)) lmn_block_recompute(&blk_op76, &w, &ropes[0], KEPT(35), SAVED(35), B, T, scratch, pool);
     lmn_block_backward(&blk_op76, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(29568), SAVED(35), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 24);
   memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op74 */
   /* op75 module: e30.m1 linear(896 -> 896, bias) [v2_2 -> v3_2]
    * d: BUF(37632) [B*T, 896] */
   lmn_linear_backward(BUF(29568), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_BIAS), BUF(37632), BUF(42112), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 25);
   /* op74 module: e30.m0 decoder_layer(qwen) [v2_2 -> v3_2]
    * d: BUF(29568) [B*T, 896] */
   {
@@ -3235,10 +3261,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(34)) lmn_block_recompute(&blk_op74, &w, &ropes[0], KEPT(34), SAVED(34), B, T, scratch, pool);
     lmn_block_backward(&blk_op74, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(29568), SAVED(34), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 26);
   memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op72 */
   /* op73 module: e29.m1 linear(896 -> 896, bias) [v2_2 -> v3_1]
    * d: BUF(45696) [B*T, 896] */
   lmn_linear_backward(BUF(29568), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_BIAS), BUF(45696), BUF(25984), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 27);
   /* op72 module: e29.m0 decoder_layer(qwen) [v2_2 -> v3_1]
    * d: BUF(29568) [B*T, 896] */
   {
@@ -3249,10 +3277,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(33)) lmn_block_recompute(&blk_op72, &w, &ropes[0], KEPT(33), SAVED(33), B, T, scratch, pool);
     lmn_block_backward(&blk_op72, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(29568), SAVED(33), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 28);
   memset(BUF(25984), 0, sizeof(float) * N * 896); /* d op70 */
   /* op71 module: e28.m1 linear(896 -> 896, bias) [v2_2 -> v3_0]
    * d: BUF(201216) [B*T, 896] */
   lmn_linear_backward(BUF(25984), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_BIAS), BUF(201216), BUF(15232), lmn_w(net, LMNET_1B_P_BLOCK_V2_2__V3_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 29);
   /* op70 module: e28.m0 decoder_layer(qwen) [v2_2 -> v3_0]
    * d: BUF(25984) [B*T, 896] */
   {
@@ -3263,6 +3293,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(32)) lmn_block_recompute(&blk_op70, &w, &ropes[0], KEPT(32), SAVED(32), B, T, scratch, pool);
     lmn_block_backward(&blk_op70, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(25984), SAVED(32), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 30);
   memset(BUF(15232), 0, sizeof(float) * N * 896); /* d op18 */
   memset(BUF(25984), 0, sizeof(float) * N * 896); /* d op27 */
   memset(BUF(29568), 0, sizeof(float) * N * 896); /* d op36 */
@@ -3270,10 +3301,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   /* op69 vertex: v2_2 = qwen(shared, frozen)
    * d: BUF(34048) [B*T, 896] */
   /* backward with its batch, op49 */
+  lmn_net_grads_done(net, 31);
   memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op66 */
   /* op67 module: e27.m1 linear(896 -> 896, bias) [v2_1 -> v3_3]
    * d: BUF(33152) [B*T, 896] */
   lmn_linear_backward(BUF(37632), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_BIAS), BUF(33152), BUF(41216), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 32);
   memset(BUF(33152), 0, sizeof(float) * N * 896); /* d op59 */
   /* op66 module: e27.m0 decoder_layer(qwen) [v2_1 -> v3_3]
    * d: BUF(37632) [B*T, 896] */
@@ -3285,10 +3318,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(31)) lmn_block_recompute(&blk_op66, &w, &ropes[0], KEPT(31), SAVED(31), B, T, scratch, pool);
     lmn_block_backward(&blk_op66, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(37632), SAVED(31), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 33);
   memset(BUF(37632), 0, sizeof(float) * N * 896); /* d op64 */
   /* op65 module: e26.m1 linear(896 -> 896, bias) [v2_1 -> v3_2]
    * d: BUF(35840) [B*T, 896] */
   lmn_linear_backward(BUF(37632), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_BIAS), BUF(35840), BUF(39424), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 34);
   /* op64 module: e26.m0 decoder_layer(qwen) [v2_1 -> v3_2]
    * d: BUF(37632) [B*T, 896] */
   {
@@ -3299,10 +3334,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(30)) lmn_block_recompute(&blk_op64, &w, &ropes[0], KEPT(30), SAVED(30), B, T, scratch, pool);
     lmn_block_backward(&blk_op64, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(37632), SAVED(30), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 35);
   memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op62 */
   /* op63 module: e25.m1 linear(896 -> 896, bias) [v2_1 -> v3_1]
    * d: BUF(43008) [B*T, 896] */
   lmn_linear_backward(BUF(35840), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_BIAS), BUF(43008), BUF(24192), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 36);
   /* op62 module: e25.m0 decoder_layer(qwen) [v2_1 -> v3_1]
    * d: BUF(35840) [B*T, 896] */
   {
@@ -3313,10 +3350,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(29)) lmn_block_recompute(&blk_op62, &w, &ropes[0], KEPT(29), SAVED(29), B, T, scratch, pool);
     lmn_block_backward(&blk_op62, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(35840), SAVED(29), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 37);
   memset(BUF(24192), 0, sizeof(float) * N * 896); /* d op60 */
   /* op61 module: e24.m1 linear(896 -> 896, bias) [v2_1 -> v3_0]
    * d: BUF(200320) [B*T, 896] */
   lmn_linear_backward(BUF(24192), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_BIAS), BUF(200320), BUF(13440), lmn_w(net, LMNET_1B_P_BLOCK_V2_1__V3_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 38);
   /* op60 module: e24.m0 decoder_layer(qwen) [v2_1 -> v3_0]
    * d: BUF(24192) [B*T, 896] */
   {
@@ -3327,6 +3366,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(28)) lmn_block_recompute(&blk_op60, &w, &ropes[0], KEPT(28), SAVED(28), B, T, scratch, pool);
     lmn_block_backward(&blk_op60, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(24192), SAVED(28), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 39);
   memset(BUF(13440), 0, sizeof(float) * N * 896); /* d op16 */
   memset(BUF(24192), 0, sizeof(float) * N * 896); /* d op25 */
   memset(BUF(35840), 0, sizeof(float) * N * 896); /* d op34 */
@@ -3334,10 +3374,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   /* op59 vertex: v2_1 = qwen(shared, frozen)
    * d: BUF(33152) [B*T, 896] */
   /* backward with its batch, op49 */
+  lmn_net_grads_done(net, 40);
   memset(BUF(39424), 0, sizeof(float) * N * 896); /* d op56 */
   /* op57 module: e23.m1 linear(896 -> 896, bias) [v2_0 -> v3_3]
    * d: BUF(17024) [B*T, 896] */
   lmn_linear_backward(BUF(39424), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_BIAS), BUF(17024), BUF(38528), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 41);
   memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op49 */
   /* op56 module: e23.m0 decoder_layer(qwen) [v2_0 -> v3_3]
    * d: BUF(39424) [B*T, 896] */
@@ -3349,10 +3391,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(27)) lmn_block_recompute(&blk_op56, &w, &ropes[0], KEPT(27), SAVED(27), B, T, scratch, pool);
     lmn_block_backward(&blk_op56, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(39424), SAVED(27), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 42);
   memset(BUF(38528), 0, sizeof(float) * N * 896); /* d op54 */
   /* op55 module: e22.m1 linear(896 -> 896, bias) [v2_0 -> v3_2]
    * d: BUF(31360) [B*T, 896] */
   lmn_linear_backward(BUF(38528), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_BIAS), BUF(31360), BUF(36736), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 43);
   /* op54 module: e22.m0 decoder_layer(qwen) [v2_0 -> v3_2]
    * d: BUF(38528) [B*T, 896] */
   {
@@ -3363,10 +3407,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(26)) lmn_block_recompute(&blk_op54, &w, &ropes[0], KEPT(26), SAVED(26), B, T, scratch, pool);
     lmn_block_backward(&blk_op54, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(38528), SAVED(26), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 44);
   memset(BUF(31360), 0, sizeof(float) * N * 896); /* d op52 */
   /* op53 module: e21.m1 linear(896 -> 896, bias) [v2_0 -> v3_1]
    * d: BUF(27776) [B*T, 896] */
   lmn_linear_backward(BUF(31360), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_BIAS), BUF(27776), BUF(22400), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 45);
   /* op52 module: e21.m0 decoder_layer(qwen) [v2_0 -> v3_1]
    * d: BUF(31360) [B*T, 896] */
   {
@@ -3377,10 +3423,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(25)) lmn_block_recompute(&blk_op52, &w, &ropes[0], KEPT(25), SAVED(25), B, T, scratch, pool);
     lmn_block_backward(&blk_op52, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(31360), SAVED(25), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 46);
   memset(BUF(22400), 0, sizeof(float) * N * 896); /* d op50 */
   /* op51 module: e20.m1 linear(896 -> 896, bias) [v2_0 -> v3_0]
    * d: BUF(18816) [B*T, 896] */
   lmn_linear_backward(BUF(22400), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_BIAS), BUF(18816), BUF(11648), lmn_w(net, LMNET_1B_P_BLOCK_V2_0__V3_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 47);
   /* op50 module: e20.m0 decoder_layer(qwen) [v2_0 -> v3_0]
    * d: BUF(22400) [B*T, 896] */
   {
@@ -3391,6 +3439,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(24)) lmn_block_recompute(&blk_op50, &w, &ropes[0], KEPT(24), SAVED(24), B, T, scratch, pool);
     lmn_block_backward(&blk_op50, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(22400), SAVED(24), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 48);
   memset(BUF(11648), 0, sizeof(float) * N * 896); /* d op14 */
   memset(BUF(18816), 0, sizeof(float) * N * 896); /* d op23 */
   memset(BUF(22400), 0, sizeof(float) * N * 896); /* d op32 */
@@ -3405,10 +3454,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[4] = {{NULL, 4, 1.0f / 4, NULL, BUF(17024), x0}, {NULL, 4, 1.0f / 4, NULL, BUF(33152), x1}, {NULL, 4, 1.0f / 4, NULL, BUF(34048), x2}, {NULL, 4, 1.0f / 4, NULL, BUF(10752), x3}};
     lmn_vertex_backward_kept(net, &vtx_op49, &ropes[0], io, 4, SAVED(23), KEPT(23), B, T, scratch);
   }
+  lmn_net_grads_done(net, 49);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op46 */
   /* op47 module: e19.m1 linear(896 -> 896, bias) [v1_3 -> v2_3]
    * d: BUF(20608) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_BIAS), BUF(20608), BUF(32256), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 50);
   memset(BUF(17024), 0, sizeof(float) * N * 896); /* d op39 */
   /* op46 module: e19.m0 decoder_layer(qwen) [v1_3 -> v2_3]
    * d: BUF(10752) [B*T, 896] */
@@ -3420,10 +3471,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(22)) lmn_block_recompute(&blk_op46, &w, &ropes[0], KEPT(22), SAVED(22), B, T, scratch, pool);
     lmn_block_backward(&blk_op46, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(22), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 51);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op44 */
   /* op45 module: e18.m1 linear(896 -> 896, bias) [v1_3 -> v2_2]
    * d: BUF(34944) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_BIAS), BUF(34944), BUF(30464), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 52);
   /* op44 module: e18.m0 decoder_layer(qwen) [v1_3 -> v2_2]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3434,10 +3487,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(21)) lmn_block_recompute(&blk_op44, &w, &ropes[0], KEPT(21), SAVED(21), B, T, scratch, pool);
     lmn_block_backward(&blk_op44, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(21), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 53);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op42 */
   /* op43 module: e17.m1 linear(896 -> 896, bias) [v1_3 -> v2_1]
    * d: BUF(37632) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_BIAS), BUF(37632), BUF(28672), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 54);
   /* op42 module: e17.m0 decoder_layer(qwen) [v1_3 -> v2_1]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3448,10 +3503,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(20)) lmn_block_recompute(&blk_op42, &w, &ropes[0], KEPT(20), SAVED(20), B, T, scratch, pool);
     lmn_block_backward(&blk_op42, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(20), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 55);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op40 */
   /* op41 module: e16.m1 linear(896 -> 896, bias) [v1_3 -> v2_0]
    * d: BUF(27776) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_BIAS), BUF(27776), BUF(1792), lmn_w(net, LMNET_1B_P_BLOCK_V1_3__V2_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 56);
   /* op40 module: e16.m0 decoder_layer(qwen) [v1_3 -> v2_0]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3462,14 +3519,17 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(19)) lmn_block_recompute(&blk_op40, &w, &ropes[0], KEPT(19), SAVED(19), B, T, scratch, pool);
     lmn_block_backward(&blk_op40, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(19), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 57);
   memset(BUF(1792), 0, sizeof(float) * N * 896); /* d op11 */
   /* op39 vertex: v1_3 = qwen(shared, frozen)
    * d: BUF(17024) [B*T, 896] */
   /* backward with its batch, op12 */
+  lmn_net_grads_done(net, 58);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op37 */
   /* op38 module: e15.m1 linear(896 -> 896, bias) [v1_2 -> v2_3]
    * d: BUF(9856) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_BIAS), BUF(9856), BUF(26880), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 59);
   memset(BUF(9856), 0, sizeof(float) * N * 896); /* d op30 */
   /* op37 module: e15.m0 decoder_layer(qwen) [v1_2 -> v2_3]
    * d: BUF(10752) [B*T, 896] */
@@ -3481,10 +3541,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(18)) lmn_block_recompute(&blk_op37, &w, &ropes[0], KEPT(18), SAVED(18), B, T, scratch, pool);
     lmn_block_backward(&blk_op37, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(18), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 60);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op35 */
   /* op36 module: e14.m1 linear(896 -> 896, bias) [v1_2 -> v2_2]
    * d: BUF(29568) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_BIAS), BUF(29568), BUF(25088), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 61);
   /* op35 module: e14.m0 decoder_layer(qwen) [v1_2 -> v2_2]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3495,10 +3557,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(17)) lmn_block_recompute(&blk_op35, &w, &ropes[0], KEPT(17), SAVED(17), B, T, scratch, pool);
     lmn_block_backward(&blk_op35, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(17), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 62);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op33 */
   /* op34 module: e13.m1 linear(896 -> 896, bias) [v1_2 -> v2_1]
    * d: BUF(35840) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_BIAS), BUF(35840), BUF(23296), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 63);
   /* op33 module: e13.m0 decoder_layer(qwen) [v1_2 -> v2_1]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3509,10 +3573,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(16)) lmn_block_recompute(&blk_op33, &w, &ropes[0], KEPT(16), SAVED(16), B, T, scratch, pool);
     lmn_block_backward(&blk_op33, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(16), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 64);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op31 */
   /* op32 module: e12.m1 linear(896 -> 896, bias) [v1_2 -> v2_0]
    * d: BUF(22400) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_BIAS), BUF(22400), BUF(6272), lmn_w(net, LMNET_1B_P_BLOCK_V1_2__V2_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 65);
   /* op31 module: e12.m0 decoder_layer(qwen) [v1_2 -> v2_0]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3523,14 +3589,17 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(15)) lmn_block_recompute(&blk_op31, &w, &ropes[0], KEPT(15), SAVED(15), B, T, scratch, pool);
     lmn_block_backward(&blk_op31, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(15), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 66);
   memset(BUF(6272), 0, sizeof(float) * N * 896); /* d op9 */
   /* op30 vertex: v1_2 = qwen(shared, frozen)
    * d: BUF(9856) [B*T, 896] */
   /* backward with its batch, op12 */
+  lmn_net_grads_done(net, 67);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op28 */
   /* op29 module: e11.m1 linear(896 -> 896, bias) [v1_1 -> v2_3]
    * d: BUF(8960) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_BIAS), BUF(8960), BUF(21504), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 68);
   memset(BUF(8960), 0, sizeof(float) * N * 896); /* d op21 */
   /* op28 module: e11.m0 decoder_layer(qwen) [v1_1 -> v2_3]
    * d: BUF(10752) [B*T, 896] */
@@ -3542,10 +3611,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(14)) lmn_block_recompute(&blk_op28, &w, &ropes[0], KEPT(14), SAVED(14), B, T, scratch, pool);
     lmn_block_backward(&blk_op28, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(14), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 69);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op26 */
   /* op27 module: e10.m1 linear(896 -> 896, bias) [v1_1 -> v2_2]
    * d: BUF(25984) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_BIAS), BUF(25984), BUF(19712), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 70);
   /* op26 module: e10.m0 decoder_layer(qwen) [v1_1 -> v2_2]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3556,10 +3627,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(13)) lmn_block_recompute(&blk_op26, &w, &ropes[0], KEPT(13), SAVED(13), B, T, scratch, pool);
     lmn_block_backward(&blk_op26, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(13), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 71);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op24 */
   /* op25 module: e9.m1 linear(896 -> 896, bias) [v1_1 -> v2_1]
    * d: BUF(24192) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_BIAS), BUF(24192), BUF(17920), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 72);
   /* op24 module: e9.m0 decoder_layer(qwen) [v1_1 -> v2_1]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3570,10 +3643,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(12)) lmn_block_recompute(&blk_op24, &w, &ropes[0], KEPT(12), SAVED(12), B, T, scratch, pool);
     lmn_block_backward(&blk_op24, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(12), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 73);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op22 */
   /* op23 module: e8.m1 linear(896 -> 896, bias) [v1_1 -> v2_0]
    * d: BUF(18816) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_BIAS), BUF(18816), BUF(4480), lmn_w(net, LMNET_1B_P_BLOCK_V1_1__V2_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 74);
   /* op22 module: e8.m0 decoder_layer(qwen) [v1_1 -> v2_0]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3584,14 +3659,17 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(11)) lmn_block_recompute(&blk_op22, &w, &ropes[0], KEPT(11), SAVED(11), B, T, scratch, pool);
     lmn_block_backward(&blk_op22, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(11), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 75);
   memset(BUF(4480), 0, sizeof(float) * N * 896); /* d op7 */
   /* op21 vertex: v1_1 = qwen(shared, frozen)
    * d: BUF(8960) [B*T, 896] */
   /* backward with its batch, op12 */
+  lmn_net_grads_done(net, 76);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op19 */
   /* op20 module: e7.m1 linear(896 -> 896, bias) [v1_0 -> v2_3]
    * d: BUF(8064) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_BIAS), BUF(8064), BUF(16128), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 77);
   memset(BUF(8064), 0, sizeof(float) * N * 896); /* d op12 */
   /* op19 module: e7.m0 decoder_layer(qwen) [v1_0 -> v2_3]
    * d: BUF(10752) [B*T, 896] */
@@ -3603,10 +3681,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(10)) lmn_block_recompute(&blk_op19, &w, &ropes[0], KEPT(10), SAVED(10), B, T, scratch, pool);
     lmn_block_backward(&blk_op19, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(10), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 78);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op17 */
   /* op18 module: e6.m1 linear(896 -> 896, bias) [v1_0 -> v2_2]
    * d: BUF(15232) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_BIAS), BUF(15232), BUF(14336), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 79);
   /* op17 module: e6.m0 decoder_layer(qwen) [v1_0 -> v2_2]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3617,10 +3697,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(9)) lmn_block_recompute(&blk_op17, &w, &ropes[0], KEPT(9), SAVED(9), B, T, scratch, pool);
     lmn_block_backward(&blk_op17, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(9), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 80);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op15 */
   /* op16 module: e5.m1 linear(896 -> 896, bias) [v1_0 -> v2_1]
    * d: BUF(13440) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_BIAS), BUF(13440), BUF(12544), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 81);
   /* op15 module: e5.m0 decoder_layer(qwen) [v1_0 -> v2_1]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3631,10 +3713,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(8)) lmn_block_recompute(&blk_op15, &w, &ropes[0], KEPT(8), SAVED(8), B, T, scratch, pool);
     lmn_block_backward(&blk_op15, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(8), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 82);
   memset(BUF(10752), 0, sizeof(float) * N * 896); /* d op13 */
   /* op14 module: e4.m1 linear(896 -> 896, bias) [v1_0 -> v2_0]
    * d: BUF(11648) [B*T, 896] */
   lmn_linear_backward(BUF(10752), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_BIAS), BUF(11648), BUF(2688), lmn_w(net, LMNET_1B_P_BLOCK_V1_0__V2_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 83);
   /* op13 module: e4.m0 decoder_layer(qwen) [v1_0 -> v2_0]
    * d: BUF(10752) [B*T, 896] */
   {
@@ -3645,6 +3729,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(7)) lmn_block_recompute(&blk_op13, &w, &ropes[0], KEPT(7), SAVED(7), B, T, scratch, pool);
     lmn_block_backward(&blk_op13, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(10752), SAVED(7), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 84);
   memset(BUF(2688), 0, sizeof(float) * N * 896); /* d op5 */
   /* op12 vertex: v1_0 = qwen(shared, frozen)
    * d: BUF(8064) [B*T, 896] */
@@ -3656,10 +3741,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[4] = {{NULL, 1, 1.0f, NULL, BUF(8064), x0}, {NULL, 1, 1.0f, NULL, BUF(8960), x1}, {NULL, 1, 1.0f, NULL, BUF(9856), x2}, {NULL, 1, 1.0f, NULL, BUF(17024), x3}};
     lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 4, SAVED(6), KEPT(6), B, T, scratch);
   }
+  lmn_net_grads_done(net, 85);
   memset(BUF(8064), 0, sizeof(float) * N * 896); /* d op10 */
   /* op11 module: e3.m1 linear(896 -> 896, bias) [v0_0 -> v1_3]
    * d: BUF(1792) [B*T, 896] */
   lmn_linear_backward(BUF(8064), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_BIAS), BUF(1792), BUF(7168), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_3_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 86);
   memset(BUF(1792), 0, sizeof(float) * N * 896); /* d op3 */
   /* op10 module: e3.m0 decoder_layer(qwen) [v0_0 -> v1_3]
    * d: BUF(8064) [B*T, 896] */
@@ -3671,10 +3758,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(5)) lmn_block_recompute(&blk_op10, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
     lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(8064), SAVED(5), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 87);
   memset(BUF(7168), 0, sizeof(float) * N * 896); /* d op8 */
   /* op9 module: e2.m1 linear(896 -> 896, bias) [v0_0 -> v1_2]
    * d: BUF(6272) [B*T, 896] */
   lmn_linear_backward(BUF(7168), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_BIAS), BUF(6272), BUF(5376), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_2_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 88);
   /* op8 module: e2.m0 decoder_layer(qwen) [v0_0 -> v1_2]
    * d: BUF(7168) [B*T, 896] */
   {
@@ -3685,10 +3774,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(4)) lmn_block_recompute(&blk_op8, &w, &ropes[0], KEPT(4), SAVED(4), B, T, scratch, pool);
     lmn_block_backward(&blk_op8, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(7168), SAVED(4), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 89);
   memset(BUF(5376), 0, sizeof(float) * N * 896); /* d op6 */
   /* op7 module: e1.m1 linear(896 -> 896, bias) [v0_0 -> v1_1]
    * d: BUF(4480) [B*T, 896] */
   lmn_linear_backward(BUF(5376), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_BIAS), BUF(4480), BUF(3584), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_1_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 90);
   /* op6 module: e1.m0 decoder_layer(qwen) [v0_0 -> v1_1]
    * d: BUF(5376) [B*T, 896] */
   {
@@ -3699,10 +3790,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(5376), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 91);
   memset(BUF(3584), 0, sizeof(float) * N * 896); /* d op4 */
   /* op5 module: e0.m1 linear(896 -> 896, bias) [v0_0 -> v1_0]
    * d: BUF(2688) [B*T, 896] */
   lmn_linear_backward(BUF(3584), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), lmn_g(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_BIAS), BUF(2688), BUF(0), lmn_w(net, LMNET_1B_P_BLOCK_V0_0__V1_0_M1_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 92);
   /* op4 module: e0.m0 decoder_layer(qwen) [v0_0 -> v1_0]
    * d: BUF(3584) [B*T, 896] */
   {
@@ -3713,6 +3806,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3584), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 93);
   memset(BUF(0), 0, sizeof(float) * N * 896); /* d op2 */
   /* op3 vertex: v0_0 = qwen(shared, frozen)
    * d: BUF(1792) [B*T, 896] */
@@ -3721,10 +3815,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1792), x0}};
     lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 94);
   memset(BUF(1792), 0, sizeof(float) * N * 896); /* d op1 */
   /* op2 module: e40.m2 linear(896 -> 896, bias) [tokens -> v0_0]
    * d: BUF(0) [B*T, 896] */
   lmn_linear_backward(BUF(1792), lmn_g(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), lmn_g(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_BIAS), BUF(0), BUF(896), lmn_w(net, LMNET_1B_P_EDGE_TOKENS__V0_0_M2_WEIGHT), N, 896, 896);
+  lmn_net_grads_done(net, 95);
   /* op1 module: e40.m1 decoder_layer(qwen) [tokens -> v0_0]
    * d: BUF(1792) [B*T, 896] */
   {
@@ -3735,6 +3831,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1792), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 96);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -4359,6 +4456,36 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 47488;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    96, 96, 96, 96, 96, 96, 96, 96, 96, 96, 96, 96, 95, 95, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 92, 92, 91, 91, 91, 91,
+    91, 91, 91, 91, 91, 91, 91, 91, 90, 90, 89, 89, 89, 89, 89, 89, 89, 89, 89, 89, 89, 89, 88, 88, 87, 87, 87, 87, 87, 87, 87, 87,
+    87, 87, 87, 87, 86, 86, 84, 84, 84, 84, 84, 84, 84, 84, 84, 84, 84, 84, 83, 83, 82, 82, 82, 82, 82, 82, 82, 82, 82, 82, 82, 82,
+    81, 81, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 80, 79, 79, 78, 78, 78, 78, 78, 78, 78, 78, 78, 78, 78, 78, 77, 77, 75, 75,
+    75, 75, 75, 75, 75, 75, 75, 75, 75, 75, 74, 74, 73, 73, 73, 73, 73, 73, 73, 73, 73, 73, 73, 73, 72, 72, 71, 71, 71, 71, 71, 71,
+    71, 71, 71, 71, 71, 71, 70, 70, 69, 69, 69, 69, 69, 69, 69, 69, 69, 69, 69, 69, 68, 68, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 66, 65, 65, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 63, 63, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 61, 61,
+    60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 59, 59, 57, 57, 57, 57, 57, 57, 57, 57, 57, 57, 57, 57, 56, 56, 55, 55, 55, 55,
+    55, 55, 55, 55, 55, 55, 55, 55, 54, 54, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 52, 52, 51, 51, 51, 51, 51, 51, 51, 51,
+    51, 51, 51, 51, 50, 50, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 47, 47, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46,
+    45, 45, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 43, 43, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 42, 41, 41, 39, 39,
+    39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 38, 38, 37, 37, 37, 37, 37, 37, 37, 37, 37, 37, 37, 37, 36, 36, 35, 35, 35, 35, 35, 35,
+    35, 35, 35, 35, 35, 35, 34, 34, 33, 33, 33, 33, 33, 33, 33, 33, 33, 33, 33, 33, 32, 32, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30,
+    30, 30, 29, 29, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 27, 27, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 26, 25, 25,
+    24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 23, 23, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 20, 20, 19, 19, 19, 19,
+    19, 19, 19, 19, 19, 19, 19, 19, 18, 18, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 16, 16, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 14, 14, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 11, 11, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+    8, 8, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1};
 
 const lmn_net_desc lmnet_1b_desc = {
     .name = "lmnet_1b",
@@ -5354,4 +5481,5 @@ const lmn_net_desc lmnet_1b_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

@@ -952,6 +952,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op12 */
   /* op13 head: e4.m0 head(smol) [c -> logits] */
   lmn_net_linear_backward(net, BUF(1152), SMOL_PAIR_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4032), BUF(3456), N, 576, 49152);
+  lmn_net_grads_done(net, 0);
   memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op7 */
   memset(BUF(3456), 0, sizeof(float) * N * 576); /* d op10 */
   /* op12 vertex: c = smol(shared, frozen)
@@ -961,10 +962,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(1152), x0}};
     lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
+  lmn_net_grads_done(net, 1);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op9 */
   /* op10 module: e3.m1 linear(576 -> 576, bias) [b -> c]
    * d: BUF(3456) [B*T, 576] */
   lmn_linear_backward(BUF(1152), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_B__C_M1_BIAS), BUF(3456), BUF(1728), lmn_w(net, SMOL_PAIR_P_BLOCK_B__C_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 2);
   memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op8 */
   /* op9 module: e3.m0 decoder_layer(smol) [b -> c]
    * d: BUF(1152) [B*T, 576] */
@@ -976,6 +979,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
     lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(5), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op5 */
   /* op8 vertex: b = smol(shared, frozen)
    * d: BUF(1728) [B*T, 576] */
@@ -984,10 +988,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(1728), x0}};
     lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
+  lmn_net_grads_done(net, 4);
   memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e2.m1 linear(576 -> 576, bias) [a -> c]
    * d: BUF(2880) [B*T, 576] */
   lmn_linear_backward(BUF(1728), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__C_M1_BIAS), BUF(2880), BUF(2304), lmn_w(net, SMOL_PAIR_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 5);
   memset(BUF(2304), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 module: e2.m0 decoder_layer(smol) [a -> c]
    * d: BUF(1728) [B*T, 576] */
@@ -999,10 +1005,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1728), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 6);
   memset(BUF(1728), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e1.m1 linear(576 -> 576, bias) [a -> b]
    * d: BUF(1152) [B*T, 576] */
   lmn_linear_backward(BUF(1728), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PAIR_P_BLOCK_A__B_M1_BIAS), BUF(1152), BUF(0), lmn_w(net, SMOL_PAIR_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 7);
   /* op4 module: e1.m0 decoder_layer(smol) [a -> b]
    * d: BUF(1728) [B*T, 576] */
   {
@@ -1013,6 +1021,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1728), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 8);
   memset(BUF(0), 0, sizeof(float) * N * 576); /* d op2 */
   /* op3 vertex: a = smol(shared, frozen)
    * d: BUF(2304) [B*T, 576] */
@@ -1021,10 +1030,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(2304), x0}};
     lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op1 */
   /* op2 module: e0.m2 linear(576 -> 576, bias) [tokens -> a]
    * d: BUF(0) [B*T, 576] */
   lmn_linear_backward(BUF(1152), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(576), lmn_w(net, SMOL_PAIR_P_EDGE_TOKENS__A_M2_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 10);
   /* op1 module: e0.m1 decoder_layer(smol) [tokens -> a]
    * d: BUF(1152) [B*T, 576] */
   {
@@ -1035,6 +1046,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 11);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -1138,6 +1150,18 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 4032;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    11, 11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5,
+    5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 
 const lmn_net_desc smol_pair_desc = {
     .name = "smol_pair",
@@ -1538,4 +1562,5 @@ const lmn_net_desc smol_pair_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

@@ -996,14 +996,17 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op15 */
   /* op16 head: e5.m0 head(smol) [a -> logits] */
   lmn_net_linear_backward(net, BUF(576), SMOL_PRESERVE_P_SMOL_TOKEN_EMBD_WEIGHT, BUF(4608), BUF(3456), N, 576, 49152);
+  lmn_net_grads_done(net, 0);
   memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op14 */
   /* op15 sum: logits: sum of 2 chains before the head
    * d: BUF(576) [B*T, 576] */
   lmn_add(BUF(2880), BUF(576), N * 576);
+  lmn_net_grads_done(net, 1);
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op13 */
   /* op14 module: e6.m0 linear(576 -> 576, init zero) [d -> logits]
    * d: BUF(2880) [B*T, 576] */
   lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), lmn_g(net, -1), BUF(2880), BUF(4032), lmn_w(net, SMOL_PRESERVE_P_EDGE_D__LOGITS_M0_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 2);
   memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op8 */
   memset(BUF(3456), 0, sizeof(float) * N * 576); /* d op11 */
   /* op13 vertex: d = smol(shared, frozen)
@@ -1013,10 +1016,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(576), x0}};
     lmn_vertex_backward_kept(net, &vtx_op13, &ropes[0], io, 1, SAVED(5), KEPT(5), B, T, scratch);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op10 */
   /* op11 module: e4.m1 linear(576 -> 576, bias) [c -> d]
    * d: BUF(3456) [B*T, 576] */
   lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_BIAS), BUF(3456), BUF(2304), lmn_w(net, SMOL_PRESERVE_P_BLOCK_C__D_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 4);
   memset(BUF(2304), 0, sizeof(float) * N * 576); /* d op9 */
   /* op10 module: e4.m0 decoder_layer(smol) [c -> d]
    * d: BUF(576) [B*T, 576] */
@@ -1028,14 +1033,17 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(4)) lmn_block_recompute(&blk_op10, &w, &ropes[0], KEPT(4), SAVED(4), B, T, scratch, pool);
     lmn_block_backward(&blk_op10, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(576), SAVED(4), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 5);
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op5 */
   /* op9 vertex: c = smol(shared, frozen)
    * d: BUF(2304) [B*T, 576] */
   /* backward with its batch, op6 */
+  lmn_net_grads_done(net, 6);
   memset(BUF(3456), 0, sizeof(float) * N * 576); /* d op7 */
   /* op8 module: e3.m1 linear(576 -> 576, bias) [b -> d]
    * d: BUF(2880) [B*T, 576] */
   lmn_linear_backward(BUF(3456), lmn_g(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_BIAS), BUF(2880), BUF(1152), lmn_w(net, SMOL_PRESERVE_P_BLOCK_B__D_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 7);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op6 */
   /* op7 module: e3.m0 decoder_layer(smol) [b -> d]
    * d: BUF(3456) [B*T, 576] */
@@ -1047,6 +1055,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op7, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op7, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(3456), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 8);
   memset(BUF(2880), 0, sizeof(float) * N * 576); /* d op3 */
   /* op6 vertex: b = smol(shared, frozen)
    * d: BUF(1152) [B*T, 576] */
@@ -1056,10 +1065,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[2] = {{NULL, 1, 1.0f, NULL, BUF(1152), x0}, {NULL, 1, 1.0f, NULL, BUF(2304), x1}};
     lmn_vertex_backward_kept(net, &vtx_op6, &ropes[0], io, 2, SAVED(2), KEPT(2), B, T, scratch);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(1152), 0, sizeof(float) * N * 576); /* d op4 */
   /* op5 module: e2.m1 linear(576 -> 576, bias) [a -> c]
    * d: BUF(576) [B*T, 576] */
   lmn_linear_backward(BUF(1152), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_BIAS), BUF(576), BUF(1728), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__C_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 10);
   /* op4 module: e2.m0 decoder_layer(smol) [a -> c]
    * d: BUF(1152) [B*T, 576] */
   {
@@ -1070,10 +1081,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(1)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(1), SAVED(1), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(1152), SAVED(1), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 11);
   memset(BUF(576), 0, sizeof(float) * N * 576); /* d op2 */
   /* op3 module: e1.m1 linear(576 -> 576, bias) [a -> b]
    * d: BUF(2880) [B*T, 576] */
   lmn_linear_backward(BUF(576), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_BIAS), BUF(2880), BUF(0), lmn_w(net, SMOL_PRESERVE_P_BLOCK_A__B_M1_WEIGHT), N, 576, 576);
+  lmn_net_grads_done(net, 12);
   /* op2 module: e1.m0 decoder_layer(smol) [a -> b]
    * d: BUF(576) [B*T, 576] */
   {
@@ -1084,6 +1097,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op2, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op2, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(576), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 13);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -1201,6 +1215,18 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 4608;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    13, 13, 13, 13, 13, 13, 13, 13, 13, 12, 12, 11, 11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7,
+    7, 5, 5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 2, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 
 const lmn_net_desc smol_preserve_desc = {
     .name = "smol_preserve",
@@ -1606,4 +1632,5 @@ const lmn_net_desc smol_preserve_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };

@@ -3,4 +3,10 @@
 
 #include <lmn/driver.h>
 
+#ifdef LMN_MPI /* make MPI=1: data-parallel training over MPI ranks (lib/liblmn_mpi.a) */
+#include <lmn/dist.h>
+
+int main(int argc, char **argv) { return lmn_mpi_main(argc, argv, &smol_q8_desc); }
+#else
 int main(int argc, char **argv) { return lmn_main(argc, argv, &smol_q8_desc); }
+#endif

@@ -364,6 +364,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op12 */
   /* op13 head: e4.m0 head(byte) [c -> logits] */
   lmn_net_linear_backward(net, BUF(128), TINY_P_BYTE_TOKEN_EMBD_WEIGHT, BUF(448), BUF(384), N, 64, 256);
+  lmn_net_grads_done(net, 0);
   memset(BUF(320), 0, sizeof(float) * N * 64); /* d op7 */
   memset(BUF(384), 0, sizeof(float) * N * 64); /* d op10 */
   /* op12 vertex: c = byte(shared, trainable)
@@ -373,10 +374,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 2, 1.0f / 2, NULL, BUF(128), x0}};
     lmn_vertex_backward_kept(net, &vtx_op12, &ropes[0], io, 1, SAVED(6), KEPT(6), B, T, scratch);
   }
+  lmn_net_grads_done(net, 1);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op9 */
   /* op10 module: e3.m1 linear(64 -> 64, bias) [b -> c]
    * d: BUF(384) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, TINY_P_BLOCK_B__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_B__C_M1_BIAS), BUF(384), BUF(192), lmn_w(net, TINY_P_BLOCK_B__C_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 2);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op8 */
   /* op9 module: e3.m0 decoder_layer(byte) [b -> c]
    * d: BUF(128) [B*T, 64] */
@@ -388,6 +391,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(5)) lmn_block_recompute(&blk_op9, &w, &ropes[0], KEPT(5), SAVED(5), B, T, scratch, pool);
     lmn_block_backward(&blk_op9, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(5), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 3);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op5 */
   /* op8 vertex: b = byte(shared, trainable)
    * d: BUF(192) [B*T, 64] */
@@ -396,10 +400,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(192), x0}};
     lmn_vertex_backward_kept(net, &vtx_op8, &ropes[0], io, 1, SAVED(4), KEPT(4), B, T, scratch);
   }
+  lmn_net_grads_done(net, 4);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op6 */
   /* op7 module: e2.m1 linear(64 -> 64, bias) [a -> c]
    * d: BUF(320) [B*T, 64] */
   lmn_linear_backward(BUF(192), lmn_g(net, TINY_P_BLOCK_A__C_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__C_M1_BIAS), BUF(320), BUF(256), lmn_w(net, TINY_P_BLOCK_A__C_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 5);
   memset(BUF(256), 0, sizeof(float) * N * 64); /* d op3 */
   /* op6 module: e2.m0 decoder_layer(byte) [a -> c]
    * d: BUF(192) [B*T, 64] */
@@ -411,10 +417,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(3)) lmn_block_recompute(&blk_op6, &w, &ropes[0], KEPT(3), SAVED(3), B, T, scratch, pool);
     lmn_block_backward(&blk_op6, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(192), SAVED(3), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 6);
   memset(BUF(192), 0, sizeof(float) * N * 64); /* d op4 */
   /* op5 module: e1.m1 linear(64 -> 64, bias) [a -> b]
    * d: BUF(128) [B*T, 64] */
   lmn_linear_backward(BUF(192), lmn_g(net, TINY_P_BLOCK_A__B_M1_WEIGHT), lmn_g(net, TINY_P_BLOCK_A__B_M1_BIAS), BUF(128), BUF(0), lmn_w(net, TINY_P_BLOCK_A__B_M1_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 7);
   /* op4 module: e1.m0 decoder_layer(byte) [a -> b]
    * d: BUF(192) [B*T, 64] */
   {
@@ -425,6 +433,7 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(2)) lmn_block_recompute(&blk_op4, &w, &ropes[0], KEPT(2), SAVED(2), B, T, scratch, pool);
     lmn_block_backward(&blk_op4, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(192), SAVED(2), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 8);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op2 */
   /* op3 vertex: a = byte(shared, trainable)
    * d: BUF(256) [B*T, 64] */
@@ -433,10 +442,12 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     const lmn_vertex_io io[1] = {{NULL, 1, 1.0f, NULL, BUF(256), x0}};
     lmn_vertex_backward_kept(net, &vtx_op3, &ropes[0], io, 1, SAVED(1), KEPT(1), B, T, scratch);
   }
+  lmn_net_grads_done(net, 9);
   memset(BUF(128), 0, sizeof(float) * N * 64); /* d op1 */
   /* op2 module: e0.m2 linear(64 -> 64, bias) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
   lmn_linear_backward(BUF(128), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), lmn_g(net, TINY_P_EDGE_TOKENS__A_M2_BIAS), BUF(0), BUF(64), lmn_w(net, TINY_P_EDGE_TOKENS__A_M2_WEIGHT), N, 64, 64);
+  lmn_net_grads_done(net, 10);
   memset(BUF(0), 0, sizeof(float) * N * 64); /* d op0 */
   /* op1 module: e0.m1 decoder_layer(byte) [tokens -> a]
    * d: BUF(128) [B*T, 64] */
@@ -448,9 +459,11 @@ static void backward(lmn_net *net, const int32_t *tokens_in, int B, int T_in) {
     if (KEPT(0)) lmn_block_recompute(&blk_op1, &w, &ropes[0], KEPT(0), SAVED(0), B, T, scratch, pool);
     lmn_block_backward(&blk_op1, &w, &ropes[0], &g, dxs[0] ? dxs : NULL, 1, 1.0f, BUF(128), SAVED(0), B, T, scratch, pool);
   }
+  lmn_net_grads_done(net, 11);
   /* op0 embed: e0.m0 embed(byte) [tokens -> a]
    * d: BUF(0) [B*T, 64] */
   lmn_embed_backward(lmn_g(net, TINY_P_BYTE_TOKEN_EMBD_WEIGHT), lmn_g(net, -1), BUF(0), tokens, B, T, 64, 256, 0);
+  lmn_net_grads_done(net, 12);
 }
 
 static void decode(lmn_net *net, const int32_t *tokens_in, int T_in, int pos0_in, float *logits) {
@@ -554,6 +567,11 @@ static float *output(lmn_net *net, int B, int T) {
   lmn_arena_layout(&arena, B, T + PREFIX, net->n_threads, net->recompute, &L);
   return net->arena + (size_t)B * (T + PREFIX) * 448;
 }
+
+static const int grad_done[NPARAMS + 1] = {
+    12, 11, 11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 8,
+    8, 8, 8, 8, 8, 8, 8, 8, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2,
+    -1};
 
 const lmn_net_desc tiny_desc = {
     .name = "tiny",
@@ -700,4 +718,5 @@ const lmn_net_desc tiny_desc = {
     .backward = backward,
     .decode = decode,
     .output = output,
+    .grad_done = grad_done,
 };
