@@ -226,7 +226,7 @@ check-generated: $(LMNC) $(LIBLMN)
 	@bash scripts/regen.sh $(LMNC) --check
 	@for d in generated/*/; do n=$$(basename $$d); \
 	  $(MAKE) -s -B -C $$d CFLAGS="-std=c11 -O1 -Wall -Wextra -Werror -Wno-format-truncation" > /dev/null || exit 1; \
-	  rm -f $$d/$$n; done; echo "generated/: every example builds with its own Makefile under -Werror"
+	  rm -f $$d/$$n $$d/.built-mpi*; done; echo "generated/: every example builds with its own Makefile under -Werror"
 
 # models: pre-trained weights into models/ (git-ignored), SHA-256 checked; cached under ~/.cache/lmnet
 models:

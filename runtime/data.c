@@ -682,30 +682,56 @@ int lmn_eval_classes(lmn_net *net, const lmn_data *d, long batches, long B, long
   return lmn_eval_classes_each(net, d, batches, B, T, out, NULL, NULL, err);
 }
 
-int lmn_eval_classes_each(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
-                          lmn_class_row_fn on_row, void *ctx, lmn_err *err) {
-  if (check_eval(net, d, batches, B, T, err)) return -1;
-  size_t n = lmn_data_examples(d, LMN_SPLIT_VAL), b = (size_t)B;
-  size_t total = (size_t)batches >= (n + b - 1) / b ? n : (size_t)batches * b;
+/* The first `total` validation examples in pieces of P, piece k evaluated when k % ranks == rank: into
+ * part[0] the loss summed over its examples, part[1] the correct ones, part[2] the examples. */
+static int class_pieces(lmn_net *net, const lmn_data *d, size_t total, long P, long T, int rank, int ranks,
+                        lmn_class_row_fn on_row, void *ctx, double part[3], lmn_err *err) {
+  size_t b = (size_t)P;
   int32_t *x = malloc(b * (size_t)T * sizeof *x), *y = malloc(b * sizeof *y);
   int rc = x && y ? 0 : lmn_errf(err, "%s: out of memory for a validation batch", net->desc->name);
   lmn_data_state st;
   lmn_data_state_init(&st, LMN_SPLIT_VAL, LMN_ORDER_SEQUENTIAL, 0);
   double sum = 0.0;
-  long correct = 0;
-  for (size_t done = 0, rows; done < total && !rc; done += rows) {
+  long correct = 0, seen = 0;
+  for (size_t done = 0, rows, k = 0; done < total && !rc; done += rows, k++) {
     rows = total - done < b ? total - done : b;
     rc = lmn_data_next(d, &st, (long)rows, T, x, y, err);
-    if (rc) break;
+    if (rc || k % (size_t)ranks != (size_t)rank) continue;
     sum += (double)net->desc->forward(net, x, y, (int)rows, (int)T, 0) * (double)rows;
     const float *logits = net->desc->output(net, (int)rows, (int)T);
     correct += lmn_count_correct(logits, y, (long)rows, d->classes);
+    seen += (long)rows;
     for (size_t r = 0; on_row && r < rows; r++)
       on_row(ctx, (long)(done + r), logits + r * (size_t)d->classes, d->classes, y[r]);
   }
   free(x);
   free(y);
-  if (rc) return -1;
-  *out = (lmn_class_eval){sum / (double)total, (double)correct / (double)total, (long)total, correct};
+  part[0] = sum, part[1] = (double)correct, part[2] = (double)seen;
+  return rc ? -1 : 0;
+}
+
+/* The examples an evaluation of `batches` batches of B takes: all when they fit, else batches * B. */
+static size_t class_total(const lmn_data *d, long batches, long B) {
+  size_t n = lmn_data_examples(d, LMN_SPLIT_VAL), b = (size_t)B;
+  return (size_t)batches >= (n + b - 1) / b ? n : (size_t)batches * b;
+}
+
+void lmn_class_eval_of(const double part[3], lmn_class_eval *out) {
+  double total = part[2] > 0 ? part[2] : 1.0;
+  *out = (lmn_class_eval){part[0] / total, part[1] / total, (long)part[2], (long)part[1]};
+}
+
+int lmn_eval_classes_each(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
+                          lmn_class_row_fn on_row, void *ctx, lmn_err *err) {
+  if (check_eval(net, d, batches, B, T, err)) return -1;
+  double part[3];
+  if (class_pieces(net, d, class_total(d, batches, B), B, T, 0, 1, on_row, ctx, part, err)) return -1;
+  lmn_class_eval_of(part, out);
   return 0;
+}
+
+int lmn_eval_classes_part(lmn_net *net, const lmn_data *d, long batches, long G, long T, int rank, int ranks,
+                          double part[3], lmn_err *err) {
+  if (check_eval(net, d, batches, net->B, T, err)) return -1;
+  return class_pieces(net, d, class_total(d, batches, G), net->B, T, rank, ranks, NULL, NULL, part, err);
 }

@@ -151,6 +151,12 @@ int lmn_eval_classes(lmn_net *net, const lmn_data *d, long batches, long B, long
 /* Called by lmn_eval_classes_each for every example evaluated, in file order: its index in the split, the
  * class logits (classes of them) and its label. */
 typedef void (*lmn_class_row_fn)(void *ctx, long index, const float *logits, int classes, int32_t label);
+/* Data parallelism (train.c): this rank's share of lmn_eval_classes over `batches` batches of G examples, cut
+ * into pieces of the network's batch, piece k evaluated by rank k % ranks: part[0] the summed loss, part[1]
+ * the correct examples, part[2] the examples; summed over the ranks, lmn_class_eval_of makes the result. */
+int lmn_eval_classes_part(lmn_net *net, const lmn_data *d, long batches, long G, long T, int rank, int ranks,
+                          double part[3], lmn_err *err);
+void lmn_class_eval_of(const double part[3], lmn_class_eval *out);
 /* lmn_eval_classes, also calling on_row (when not NULL) for each example. */
 int lmn_eval_classes_each(lmn_net *net, const lmn_data *d, long batches, long B, long T, lmn_class_eval *out,
                           lmn_class_row_fn on_row, void *ctx, lmn_err *err);

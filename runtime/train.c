@@ -767,9 +767,13 @@ static int train_step(run *r, long s, float *loss, double *lr, double *norm, lmn
 static int evaluate_classes(run *r, double t0, double *loss, lmn_err *err) {
   const lmn_train_config *c = &r->cfg;
   lmn_class_eval ev;
-  /* data parallelism: every rank evaluates the same examples, in pieces of its network's rows */
-  if (lmn_eval_classes(r->net, &r->data, c->eval.batches * r->ranks, r->rows, c->seq_len, &ev, err))
+  double part[3]; /* several ranks: each its share of pieces of its rows, the sums added over the ranks */
+  if (!r->dist ? lmn_eval_classes(r->net, &r->data, c->eval.batches, c->batch, c->seq_len, &ev, err)
+               : lmn_eval_classes_part(r->net, &r->data, c->eval.batches, c->batch, c->seq_len, r->rank,
+                                       r->ranks, part, err) ||
+                     r->dist->sum_doubles(part, 3, err))
     return -1;
+  if (r->dist) lmn_class_eval_of(part, &ev);
   *loss = ev.loss;
   note(r, "val step %ld/%ld | val loss %.4f | accuracy %.1f%% (%ld/%ld) | %.1f s", r->step, c->steps, ev.loss,
        100.0 * ev.accuracy, ev.correct, ev.examples, lmn_clock_s() - t0);

@@ -23,8 +23,8 @@ for f in dsl-examples/*.lmn; do
   "$lmnc" compile "$f" -o "$out/$name" > /dev/null 2>&1
 done
 if [ "$mode" = "--check" ]; then
-  if ! diff -r generated "$out" > /dev/null; then
-    diff -ru generated "$out" | head -n 40
+  if ! diff -r -x '.built-mpi*' generated "$out" > /dev/null; then # a build's stamp is not lmnc's output
+    diff -ru -x '.built-mpi*' generated "$out" | head -n 40
     echo "generated/ is out of date: run 'make regen' and commit the result" >&2
     exit 1
   fi

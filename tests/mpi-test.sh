@@ -8,6 +8,8 @@
 #   the 1-process run within the same tolerance; 2 ranks stopped and resumed by 2 ranks end bit-identical to
 #   an uninterrupted 2-rank run;
 # - kill -9 of rank 1 mid-run ends the job within 60 s, and its last checkpoint resumes;
+# - a classifier's losses and sharded validation agree with one process (the same accuracy);
+# - Ctrl-C to mpirun stops every rank after the same step and rank 0 checkpoints it;
 # - a rank with another configuration or another network is refused at the start, naming the rank and the
 #   difference; a batch that does not split over the ranks is refused.
 set -euo pipefail
@@ -88,6 +90,26 @@ for net in dsl-examples/tiny.lmn tests/mpi/frozen_pair.lmn; do
     bad "$n: 2 ranks stopped and resumed differ from the uninterrupted 2-rank run"
   fi
 done
+
+# a classifier (dsl-examples/classify.lmn on tests/fixtures/classify/toy.tsv): its training losses and its
+# sharded validation (loss within 1e-5, the same accuracy) agree with one process
+"$lmnc" compile dsl-examples/classify.lmn -o "$dir/classify" > /dev/null
+make -s -C "$dir/classify" LMNET="$root" MPI=1 > /dev/null
+cp tests/fixtures/classify/toy.tsv "$dir/toy.tsv"
+for c in one two; do
+  printf 'data: {train: toy.tsv, val_fraction: 0.2}\nbatch: 8\nseq_len: 32\nsteps: 12\noptimizer: {lr: 0.002}\neval: {every: 6, batches: 3}\ncheckpoint: {dir: cls-%s, every: 0}\nseed: 3\nthreads: 1\nlog: {every: 1}\n' "$c" > "$dir/cls-$c.yaml"
+done
+(cd "$dir" && ./classify/classify train -c cls-one.yaml > cls-one.log 2>&1 && mpi 2 ./classify/classify train -c cls-two.yaml > cls-two.log 2>&1) ||
+  bad "classify: a run failed"
+for c in one two; do
+  sed -n 's/.*"step": \([0-9]*\), "\(val_\)\{0,1\}loss": \([^,]*\),.*/\1 \2loss \3/p' "$dir/cls-$c/metrics.jsonl" > "$dir/cls-$c.txt"
+  grep -o 'accuracy [0-9.]*% ([0-9]*/[0-9]*)' "$dir/cls-$c.log" > "$dir/cls-$c.acc" || true
+done
+if out=$(close cls-one cls-two) && [ -s "$dir/cls-one.acc" ] && cmp -s "$dir/cls-one.acc" "$dir/cls-two.acc"; then
+  ok "classify: 2 ranks vs 1 process: $out; sharded validation: $(tr '\n' ' ' < "$dir/cls-two.acc")"
+else
+  bad "classify: 2 ranks vs 1 process: ${out:-} $(cat "$dir/cls-one.acc" "$dir/cls-two.acc" 2> /dev/null | tr '\n' ' ')"
+fi
 
 # kill -9 of rank 1 mid-run: the job ends, the last checkpoint resumes
 exe=$dir/tiny/tiny
