@@ -282,10 +282,6 @@ static int parse_args(int argc, char **argv, cmd c, args *a, const lmn_net_desc 
 
 /* ---- info ---------------------------------------------------------------------------------------- */
 
-static size_t count_of(const lmn_param_info *p) {
-  return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
-}
-
 /* "12.3 M" style: value with k/M/G/T/P. */
 static void si(double v, const char *unit, char *buf, size_t cap) {
   static const char *const pre[] = {"", "k", "M", "G", "T", "P", "E"};
@@ -297,11 +293,11 @@ static void si(double v, const char *unit, char *buf, size_t cap) {
 static void info_params(const lmn_net_desc *d) {
   size_t total = 0, train = 0, file = 0;
   for (int i = 0; i < d->n_params; i++) {
-    total += count_of(&d->params[i]);
+    total += lmn_param_numel(&d->params[i]);
     if (d->params[i].trainable)
-      train += count_of(&d->params[i]);
+      train += lmn_param_numel(&d->params[i]);
     else if (d->params[i].from_file)
-      file += count_of(&d->params[i]);
+      file += lmn_param_numel(&d->params[i]);
   }
   char t[32], tr[32], fr[32], fi[32];
   lmn_format_thousands((long long)total, t, sizeof t);
@@ -367,7 +363,7 @@ static void info_table(const lmn_net_desc *d) {
       snprintf(shape, sizeof shape, "[%ld, %ld]", p->rows, p->cols);
     else
       snprintf(shape, sizeof shape, "[%ld]", p->rows);
-    lmn_format_thousands((long long)count_of(p), cnt, sizeof cnt);
+    lmn_format_thousands((long long)lmn_param_numel(p), cnt, sizeof cnt);
     if (p->edge >= 0)
       snprintf(owner, sizeof owner, "%s (edge %d)", p->owner ? p->owner : "?", p->edge);
     else

@@ -416,10 +416,6 @@ void lmn_accum_after(lmn_net *net, lmn_accum *a, double n) {
   scale_grads(net, n / a->seen);
 }
 
-static size_t numel(const lmn_param_info *p) {
-  return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
-}
-
 static int selected(const lmn_net *net, int i) {
   return net->desc->params[i].trainable && net->trainable_mask[i];
 }
@@ -433,7 +429,7 @@ static void sumsq_task(void *ctxp, int i, int thread) {
   (void)thread;
   const sumsq_ctx *c = ctxp;
   const lmn_param_info *p = &c->net->desc->params[i];
-  c->sq[i] = selected(c->net, i) ? lmn_sumsq(c->net->grads + p->offset, numel(p)) : 0.0;
+  c->sq[i] = selected(c->net, i) ? lmn_sumsq(c->net->grads + p->offset, lmn_param_numel(p)) : 0.0;
 }
 
 /* A maximal run of selected tensors, contiguous in the buffers: one AdamW pass, cut into chunks. */
@@ -514,7 +510,7 @@ double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float ep
     size_t start = d->params[i].offset, end = start;
     int decay = decays(net, i);
     while (i < d->n_params && selected(net, i) && decays(net, i) == decay && d->params[i].offset == end)
-      end += numel(&d->params[i++]);
+      end += lmn_param_numel(&d->params[i++]);
     runs[n_runs] = (adam_run){start, end - start, n_tasks, decay};
     n_tasks += n_chunks(end - start);
     n_runs++;

@@ -47,6 +47,11 @@ typedef struct lmn_param_info {
   unsigned kind;      /* LMN_PARAM_ flags; 0: a weight matrix (or another tensor that is none of those) */
 } lmn_param_info;
 
+/* Floats of a tensor: rows x cols, or rows for a vector. */
+static inline size_t lmn_param_numel(const lmn_param_info *p) {
+  return (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
+}
+
 /* A model whose weights come from a file, with the hyper-parameters the network was compiled for. */
 typedef struct lmn_model_info {
   const char *name;
@@ -242,10 +247,10 @@ typedef struct lmn_accum {
   double seen; /* targets of the micro-batches so far */
 } lmn_accum;
 void lmn_accum_before(lmn_net *net, const lmn_accum *a, double n);
-/* Multiplies every trainable tensor's gradient by s (0: zeroes them); data parallelism (train.c) turns a
- * rank's mean gradient into its sum with it before the ranks add theirs. */
-void lmn_net_scale_grads(lmn_net *net, double s);
 void lmn_accum_after(lmn_net *net, lmn_accum *a, double n);
+/* Multiplies every trainable tensor's gradient by s (0: zeroes them); data parallelism (train.c) turns the
+ * ranks' summed gradient into the batch's mean with it. */
+void lmn_net_scale_grads(lmn_net *net, double s);
 /* The network's weight matrices as a packed set for bf16 training on AMX (bgemm.h): every 2-D tensor not kept
  * in a file format, in both layouts (embedding tables only in the input-gradient layout, which a tied head
  * uses), frozen ones packed once. NULL when the AMX path is not in use or memory runs out (products then

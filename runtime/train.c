@@ -642,10 +642,6 @@ static double count_targets(const run *r, const int32_t *y, int B, int T) {
   return (double)n;
 }
 
-/* Data parallelism after the backward: the gradients (a mean over this rank's acc->seen targets) and the
- * loss sum become those of the whole batch, the mean over every rank's targets: sum over ranks of
- * seen_r * g_r, divided by the targets of all. Frozen tensors are not in the trainable prefix and are never
- * sent. */
 static int cmp_offset(const void *a, const void *b) {
   const bucket *x = a, *y = b;
   return x->at < y->at ? -1 : x->at > y->at;
@@ -661,8 +657,7 @@ static int plan_buckets(run *r, lmn_err *err) {
   int n = 0;
   for (int i = 0; i < d->n_params; i++) /* the tensors, by offset */
     if (d->params[i].trainable)
-      t[n++] = (bucket){d->params[i].offset,
-                        (size_t)d->params[i].rows * (size_t)(d->params[i].cols ? d->params[i].cols : 1),
+      t[n++] = (bucket){d->params[i].offset, lmn_param_numel(&d->params[i]),
                         d->grad_done ? d->grad_done[i] : 0, 0};
   qsort(t, (size_t)n, sizeof *t, cmp_offset);
   for (int i = 0; i < n; i++) {
@@ -694,10 +689,15 @@ static void send_ready(void *ctx, int step) {
   if (!r->send_failed) r->send_failed = r->dist->progress(&r->send_err) != 0;
 }
 
-/* Before a backward pass whose buckets go as they become ready: scale by the rank's n targets. */
-static void start_sending(run *r, double n) {
+/* Every bucket unsent, each to be multiplied by the rank's n loss targets as it goes. */
+static void reset_buckets(run *r, double n) {
   for (int i = 0; i < r->n_buckets; i++) r->buckets[i].sent = 0;
   r->scale = n;
+}
+
+/* Before a backward pass whose buckets go as they become ready (r->overlap). */
+static void start_sending(run *r, double n) {
+  reset_buckets(r, n);
   r->net->on_grads = send_ready;
   r->net->on_grads_ctx = r;
 }
@@ -708,7 +708,7 @@ static void start_sending(run *r, double n) {
  * the rest go now. Frozen tensors are not in the trainable prefix and never travel. */
 static int reduce_ranks(run *r, lmn_accum *acc, double *sum, lmn_err *err) {
   r->net->on_grads = NULL;
-  if (!r->overlap) start_sending(r, acc->seen), r->net->on_grads = NULL;
+  if (!r->overlap) reset_buckets(r, acc->seen);
   send_ready(r, INT_MAX);
   if (r->send_failed) return *err = r->send_err, -1;
   double v[3] = {acc->seen, *sum, r->o->interrupt && *r->o->interrupt};

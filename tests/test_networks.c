@@ -350,8 +350,7 @@ static void copy_final(void *ctx, int step) {
   for (int k = 0; k < d->n_params; k++) {
     const lmn_param_info *p = &d->params[k];
     if (d->grad_done[k] != step) continue;
-    size_t n = (size_t)p->rows * (size_t)(p->cols ? p->cols : 1);
-    memcpy(e->copy + p->offset, e->net->grads + p->offset, n * sizeof(float));
+    memcpy(e->copy + p->offset, e->net->grads + p->offset, lmn_param_numel(p) * sizeof(float));
     e->copied++;
   }
   e->steps = step + 1;

@@ -50,11 +50,15 @@ static int wait_all(MPI_Request *req, int n, const char *what, lmn_err *err) {
   return 0;
 }
 
+/* One collective just started (rc its start's status), waited for. */
+static int wait_one(int rc, MPI_Request *req, const char *what, lmn_err *err) {
+  return rc != MPI_SUCCESS ? mpi_fail(rc, what, err) : wait_all(req, 1, what, err);
+}
+
 static int sum_doubles(double *v, int n, lmn_err *err) {
   MPI_Request req;
-  int rc = MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &req);
-  return rc != MPI_SUCCESS ? mpi_fail(rc, "a sum of numbers", err)
-                           : wait_all(&req, 1, "a sum of numbers", err);
+  return wait_one(MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &req), &req,
+                  "a sum of numbers", err);
 }
 
 /* Buckets in flight: started by sum_start, moved along by progress, completed by sum_finish. */
@@ -89,14 +93,13 @@ static int progress(lmn_err *err) {
 
 static int gather(const void *mine, void *all, size_t bytes, lmn_err *err) {
   MPI_Request req;
-  int rc = MPI_Iallgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
-  return rc != MPI_SUCCESS ? mpi_fail(rc, "a gather", err) : wait_all(&req, 1, "a gather", err);
+  return wait_one(MPI_Iallgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD, &req),
+                  &req, "a gather", err);
 }
 
 static int bcast(void *buf, size_t bytes, lmn_err *err) {
   MPI_Request req;
-  int rc = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
-  return rc != MPI_SUCCESS ? mpi_fail(rc, "a broadcast", err) : wait_all(&req, 1, "a broadcast", err);
+  return wait_one(MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req), &req, "a broadcast", err);
 }
 
 static double wait_s(void) {
