@@ -23,17 +23,29 @@ CFLAGS="-std=c11 -O2 -g -Wall -Wextra -Werror -Wno-unused-function -D_GNU_SOURCE
 test -f "$MODEL" || { echo "bench-decode: no $MODEL (make models)" >&2; exit 1; }
 
 # ---- llama.cpp: llama-cpp-python from PyPI in a git-ignored venv (builds llama.cpp with cmake: minutes) ----
-if ! "$VENV/bin/python" -c "import llama_cpp, numpy" 2> /dev/null; then
-  echo "bench-decode: installing llama-cpp-python==$LLAMA_VERSION into $VENV (compiles llama.cpp)"
-  python3 -m venv "$VENV"
-  CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF" "$VENV/bin/pip" install -q "llama-cpp-python==$LLAMA_VERSION" numpy
+# Its default CPU build (GGML_NATIVE=ON) on a CPU with AMX uses ggml's AMX kernels for the Q4_1 matrices, and
+# those crash (SIGSEGV in ggml_backend_amx_mul_mat, llama-cpp-python 0.3.36, Xeon with amx_int8): there the
+# build names every other feature of the CPU instead (AVX-512 with VNNI/BF16/VBMI, AVX-VNNI, ...), AMX left out.
+LLAMA_CMAKE="-DGGML_NATIVE=ON -DGGML_BLAS=OFF"
+if grep -q -w amx_int8 /proc/cpuinfo; then
+  LLAMA_CMAKE="-DGGML_NATIVE=OFF -DGGML_BLAS=OFF"
+  for f in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 avx512vbmi:AVX512_VBMI \
+    avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+    grep -q -w "${f%%:*}" /proc/cpuinfo && LLAMA_CMAKE="$LLAMA_CMAKE -DGGML_${f#*:}=ON"
+  done
+fi
+if ! "$VENV/bin/python" -c "import llama_cpp, numpy" 2> /dev/null || [ "$(cat "$VENV/cmake-args" 2> /dev/null)" != "$LLAMA_CMAKE" ]; then
+  echo "bench-decode: installing llama-cpp-python==$LLAMA_VERSION into $VENV (compiles llama.cpp: $LLAMA_CMAKE)"
+  rm -rf "$VENV" && python3 -m venv "$VENV"
+  CMAKE_ARGS="$LLAMA_CMAKE" "$VENV/bin/pip" install -q --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" numpy
+  echo "$LLAMA_CMAKE" > "$VENV/cmake-args"
 fi
 
 # ---- ours ----------------------------------------------------------------------------------------------
 mkdir -p "$B/smol"
 bin/lmnc compile dsl-examples/smol.lmn -o "$B/smol" > /dev/null 2> "$B/smol/lmnc.log" || { cat "$B/smol/lmnc.log"; exit 1; }
 gcc $CFLAGS -Iruntime/include -Iruntime -I"$B/smol" -I$BLAS_INC -DBENCH_DESC=smol_desc -o "$B/smol/bench_step" \
-  bench/bench_step.c "$B/smol/smol.c" lib/liblmn.a -lopenblas -lyaml -lm -lpthread
+  bench/bench_step.c "$B/smol/smol.c" lib/liblmn.a -lopenblas -lyaml -ljansson -lm -lpthread
 rm -rf "$RAW" && mkdir -p "$RAW"
 
 declare -A OURS LLAMA
@@ -62,8 +74,8 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 {
   echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cpus"
-  echo "flags=$(grep -o -w -E 'avx2|fma|f16c|avx512f|avx512_vnni|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "llama_cpp_python=$("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') (PyPI, built with GGML_NATIVE=ON, GGML_BLAS=OFF)"
+  echo "flags=$(grep -o -w -E 'avx2|fma|f16c|avx512f|avx512_vnni|avx512_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+  echo "llama_cpp_python=$("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)') (PyPI, built with $LLAMA_CMAKE)"
   echo "gcc=$(gcc --version | head -1)"
   echo "model=$MODEL ($(stat -c %s "$MODEL") bytes)"
   echo "rounds=$ROUNDS"

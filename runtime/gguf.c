@@ -780,6 +780,10 @@ int lmn_gguf_get_arr_float(const lmn_gguf *g, const char *key, uint64_t i, doubl
 
 /* ---------------------------------------------------------------- tensor data */
 
+int lmn_gguf_mapped(const lmn_gguf *g) {
+  return g->map != NULL;
+}
+
 const void *lmn_gguf_tensor_data(const lmn_gguf *g, const lmn_gguf_tensor *t, lmn_err *err) {
   if (g->fd >= 0) {
     lmn_errf(err, "%s: tensor '%s': file was opened for metadata only", g->name, t->name);

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bgemm.h"
 #include "qmat_impl.h"
@@ -45,8 +46,82 @@ int lmn_qtensor_init(lmn_qtensor *t, uint32_t type, int64_t rows, int64_t cols, 
   if (lmn_ggml_row_size(type, cols, &row_bytes, err) != 0) return -1;
   if (rows < 0 || (rows > 0 && row_bytes > SIZE_MAX / (uint64_t)rows))
     return lmn_errf(err, "qmat: %" PRId64 " rows of %" PRIu64 " bytes overflow", rows, row_bytes);
-  *t = (lmn_qtensor){type, rows, cols, data, (size_t)row_bytes};
+  *t = (lmn_qtensor){type, rows, cols, data, (size_t)row_bytes, LMN_QL_ROWS};
   return 0;
+}
+
+/* ---------------------------------------------------------------- the X16 layout (qmat.h) */
+
+/* Bytes before the nibbles or values in an X16 tile: the 16 scales, and for Q4_1 the 16 mins. */
+static size_t x16_head(uint32_t type) {
+  return type == LMN_GGML_Q4_1 ? 64 : 32;
+}
+
+int lmn_q_x16_possible(const lmn_qtensor *W) {
+  const int typed = W->type == LMN_GGML_Q4_0 || W->type == LMN_GGML_Q4_1 || W->type == LMN_GGML_Q8_0;
+  uint64_t packed = 0;
+  lmn_err err;
+  return typed && W->layout == LMN_QL_ROWS && W->rows > 0 && W->rows % LMN_QL_GROUP == 0 && W->cols > 0 &&
+         lmn_ggml_row_size(W->type, W->cols, &packed, &err) == 0 && packed == W->row_bytes &&
+         W->row_bytes <= SIZE_MAX / LMN_QL_GROUP;
+}
+
+/* The file's bytes of block b of row k of an X16 tile (tile: 16 blocks interleaved) into blk, or (scatter)
+ * blk into the tile. Q8_0 values are stored + 128 in the tile. */
+static void x16_move(uint32_t type, uint8_t *tile, int k, uint8_t *blk, int scatter) {
+  const size_t head = x16_head(type);
+  const int chunks = type == LMN_GGML_Q8_0 ? 8 : 4, qs = type == LMN_GGML_Q4_1 ? 4 : 2;
+  uint8_t *d = tile + 2 * k, *m = tile + 32 + 2 * k;
+  if (scatter) {
+    memcpy(d, blk, 2);
+    if (type == LMN_GGML_Q4_1) memcpy(m, blk + 2, 2);
+  } else {
+    memcpy(blk, d, 2);
+    if (type == LMN_GGML_Q4_1) memcpy(blk + 2, m, 2);
+  }
+  const uint32_t flip = type == LMN_GGML_Q8_0 ? 0x80808080u : 0; /* Q8_0: value + 128 = value ^ 0x80 */
+  for (int c = 0; c < chunks; c++) {
+    uint8_t *t = tile + head + 64 * c + 4 * k, *b = blk + qs + 4 * c;
+    uint32_t v;
+    memcpy(&v, scatter ? b : t, 4);
+    v ^= flip;
+    memcpy(scatter ? t : b, &v, 4);
+  }
+}
+
+void lmn_qtensor_repack(lmn_qtensor *out, const lmn_qtensor *W, void *dst) {
+  const size_t bytes = (size_t)lmn_qd_bytes(W->type), nb = (size_t)(W->cols / 32);
+  const lmn_qtensor w = *W;
+  for (int64_t r = 0; r < w.rows; r++) {
+    uint8_t *group = (uint8_t *)dst + (size_t)(r / LMN_QL_GROUP) * LMN_QL_GROUP * w.row_bytes;
+    const uint8_t *row = (const uint8_t *)w.data + (size_t)r * w.row_bytes;
+    for (size_t b = 0; b < nb; b++)
+      x16_move(w.type, group + b * LMN_QL_GROUP * bytes, (int)(r % LMN_QL_GROUP), (uint8_t *)row + b * bytes,
+               1);
+  }
+  *out = w;
+  out->data = dst;
+  out->layout = LMN_QL_X16;
+}
+
+int lmn_q_x16_wanted(void) {
+  lmn_qk_ops ops = {0};
+  const char *e = getenv("LMN_Q_REPACK");
+  return lmn_q_isa() == LMN_ISA_AVX512 && lmn_qk_ops_avx512(LMN_GGML_Q4_1, &ops) && ops.dotq16 &&
+         !(e && strcmp(e, "0") == 0);
+}
+
+/* Blocks [b0, b0 + nb) of row r of W in the file's layout: in place for ROWS, else gathered into buf
+ * (nb blocks). */
+static const uint8_t *row_blocks(const lmn_qtensor *W, int64_t r, int64_t b0, int64_t nb, uint8_t *buf) {
+  const size_t bytes = (size_t)lmn_qd_bytes(W->type);
+  if (W->layout == LMN_QL_ROWS)
+    return (const uint8_t *)W->data + (size_t)r * W->row_bytes + (size_t)b0 * bytes;
+  const uint8_t *group = (const uint8_t *)W->data + (size_t)(r / LMN_QL_GROUP) * LMN_QL_GROUP * W->row_bytes;
+  for (int64_t b = 0; b < nb; b++)
+    x16_move(W->type, (uint8_t *)group + (size_t)(b0 + b) * LMN_QL_GROUP * bytes, (int)(r % LMN_QL_GROUP),
+             buf + (size_t)b * bytes, 0);
+  return buf;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -142,6 +217,7 @@ static void quant_q8b(const float *x, lmn_q8b *out, int64_t nb) {
     for (int j = 0; j < 32; j++) sum += out[b].q[j] = act_level(x[j], inv);
     out[b].d = d;
     out[b].s = d * (float)sum;
+    out[b].sum = sum;
   }
 }
 
@@ -186,23 +262,58 @@ typedef struct mv_job {
   int64_t chunk; /* rows per task */
 } mv_job;
 
+/* Rows r0 .. r1 of an X16 tensor (whole groups) by the path's 16-row kernel. */
+static void mv_groups(const mv_job *j, int64_t r0, int64_t r1) {
+  const lmn_qtensor *W = j->W;
+  for (int64_t g = r0; g < r1; g += LMN_QL_GROUP) {
+    const uint8_t *group = (const uint8_t *)W->data + (size_t)g * W->row_bytes;
+    for (int v = 0; v < j->n; v++)
+      j->ops.dotq16(group, (const lmn_q8b *)(const void *)(j->xq + v * j->stride), W->cols,
+                    j->Y + (size_t)v * (size_t)W->rows + g);
+  }
+}
+
+#define MV_PIECE 64 /* blocks of a row gathered at a time from an X16 tensor for the row kernels */
+
+/* Row r of W against vector v: the row kernel on the file's blocks (an X16 row gathered back piece by
+ * piece, the pieces' results added in order). */
+static float mv_row(const mv_job *j, int64_t r, int v) {
+  const lmn_qtensor *W = j->W;
+  const int blck = lmn_qd_blck(W->type);
+  const int64_t nb = W->cols / blck, piece = W->layout == LMN_QL_ROWS ? nb : MV_PIECE;
+  _Alignas(64) uint8_t buf[MV_PIECE * 34];
+  float y = 0.0f;
+  for (int64_t b0 = 0; b0 < nb; b0 += piece) {
+    const int64_t n = nb - b0 < piece ? nb - b0 : piece;
+    const uint8_t *w = row_blocks(W, r, b0, n, buf);
+    y += j->xq ? j->ops.dotq(w, j->xq + v * j->stride + (size_t)b0 * sizeof(lmn_q8b), n * blck)
+               : j->ops.dotf(w, j->X + (size_t)v * (size_t)W->cols + b0 * blck, n * blck);
+  }
+  return y;
+}
+
 static void mv_task(void *p, int task, int thread) {
   (void)thread;
   const mv_job *j = p;
   const lmn_qtensor *W = j->W;
   const int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk < W->rows ? r0 + j->chunk : W->rows;
-  for (int64_t r = r0; r < r1; r++) {
-    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
-    for (int v = 0; v < j->n; v++)
-      j->Y[(size_t)v * W->rows + r] = j->xq ? j->ops.dotq(w, j->xq + v * j->stride, W->cols)
-                                            : j->ops.dotf(w, j->X + (size_t)v * W->cols, W->cols);
-  }
+  if (W->layout == LMN_QL_X16 && j->xq && j->ops.dotq16) return mv_groups(j, r0, r1);
+  for (int64_t r = r0; r < r1; r++)
+    for (int v = 0; v < j->n; v++) j->Y[(size_t)v * (size_t)W->rows + r] = mv_row(j, r, v);
+}
+
+/* Rows per matrix-vector task: about 16 KiB of weights (whole groups of an X16 tensor); fixed by W's shape.
+ */
+static int64_t mv_chunk(const lmn_qtensor *W) {
+  const int64_t c = W->row_bytes >= 16384 ? 1 : (int64_t)(16384 / (W->row_bytes ? W->row_bytes : 1));
+  if (W->layout == LMN_QL_ROWS) return c;
+  return c < LMN_QL_GROUP ? LMN_QL_GROUP : c / LMN_QL_GROUP * LMN_QL_GROUP;
 }
 
 /* Runs n vectors (quantized in xq, or f32 in X) through W over the pool. */
 static void mv_run(float *Y, const lmn_qtensor *W, lmn_qk_ops ops, const uint8_t *xq, size_t stride,
                    const float *X, int n, lmn_pool *pool) {
-  const int64_t chunk = W->row_bytes >= 16384 ? 1 : (int64_t)(16384 / (W->row_bytes ? W->row_bytes : 1));
+  const int64_t chunk = mv_chunk(W);
   mv_job j = {W, ops, xq, stride, X, Y, n, chunk};
   lmn_pool_run(pool, (int)((W->rows + chunk - 1) / chunk), mv_task, &j);
 }
@@ -244,7 +355,7 @@ void lmn_q_matvec_multi(float *const *y, const lmn_qtensor *const *W, int count,
   m.first[0] = 0;
   for (int i = 0; i < count; i++) {
     const lmn_qtensor *w = W[i];
-    const int64_t chunk = w->row_bytes >= 16384 ? 1 : (int64_t)(16384 / (w->row_bytes ? w->row_bytes : 1));
+    const int64_t chunk = mv_chunk(w);
     const lmn_qk_ops ops = kernels(w->type);
     const int q = stride && ops.dotq;
     m.jobs[i] = (mv_job){w, ops, q ? xq : NULL, stride, x, y[i], 1, chunk};
@@ -300,9 +411,15 @@ void lmn_q_matvec_rows_f32act(float *Y, const lmn_qtensor *W, const float *X, in
 
 static void dequant_with(lmn_qk_ops ops, float *dst, int64_t ld, const lmn_qtensor *W, int64_t r0, int64_t nr,
                          int64_t c0, int64_t nc) {
-  const size_t off = (size_t)(c0 / lmn_qd_blck(W->type)) * (size_t)lmn_qd_bytes(W->type);
+  const int64_t blck = lmn_qd_blck(W->type), b0 = c0 / blck, nb = (nc + blck - 1) / blck;
+  const int64_t piece = W->layout == LMN_QL_ROWS ? nb : MV_PIECE;
+  _Alignas(64) uint8_t buf[MV_PIECE * 34];
   for (int64_t i = 0; i < nr; i++)
-    ops.deq((const uint8_t *)W->data + (size_t)(r0 + i) * W->row_bytes + off, dst + i * ld, nc);
+    for (int64_t b = 0; b < nb; b += piece) {
+      const int64_t n = nb - b < piece ? nb - b : piece,
+                    vals = nc - b * blck < n * blck ? nc - b * blck : n * blck;
+      ops.deq(row_blocks(W, r0 + i, b0 + b, n, buf), dst + i * ld + b * blck, vals);
+    }
 }
 
 void lmn_q_dequant(float *dst, int64_t ld, const lmn_qtensor *W, int64_t r0, int64_t nr, int64_t c0,

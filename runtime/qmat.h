@@ -50,7 +50,21 @@ typedef struct lmn_qtensor {
   int64_t rows, cols;
   const void *data;
   size_t row_bytes;
+  int layout; /* LMN_QL_ROWS, or LMN_QL_X16 (lmn_qtensor_repack) */
 } lmn_qtensor;
+
+/* Layouts of a tensor's blocks. ROWS: as in the file, row after row. X16: groups of 16 rows, each group
+ * 16 * row_bytes bytes (so a group starts where its first row would), holding one tile per block column:
+ * tile b of a group holds block b of its 16 rows interleaved for the AVX-512 matrix-vector kernels:
+ *   Q4_0: d[16] (fp16), then 4 x 64 bytes: chunk c holds bytes 4c .. 4c + 3 of each row's 16 nibble bytes
+ *         (row k at 64c + 4k)                                                        16 x 18 = 288 bytes
+ *   Q4_1: d[16], m[16] (fp16), then the 4 chunks as Q4_0                             16 x 20 = 320 bytes
+ *   Q8_0: d[16] (fp16), then 8 chunks of 64 bytes: chunk c holds values 4c .. 4c + 3 of each row, each
+ *         stored as value + 128 (unsigned)                                           16 x 34 = 544 bytes
+ * The same bytes as the file's blocks, rearranged (nothing rounded): every kernel reads either layout,
+ * the scalar and AVX2 paths (and dequantization) by gathering a row's blocks back. */
+enum { LMN_QL_ROWS = 0, LMN_QL_X16 = 1 };
+#define LMN_QL_GROUP 16
 
 /* Instruction-set paths. */
 enum { LMN_ISA_AUTO = -1, LMN_ISA_SCALAR = 0, LMN_ISA_AVX2 = 1, LMN_ISA_AVX512 = 2, LMN_ISA_COUNT = 3 };
@@ -61,6 +75,16 @@ int lmn_q_supported(uint32_t type);
  * or cols is not a whole number of blocks or the sizes overflow. */
 int lmn_qtensor_init(lmn_qtensor *t, uint32_t type, int64_t rows, int64_t cols, const void *data,
                      lmn_err *err);
+
+/* 1 when W could be repacked to LMN_QL_X16: a ROWS tensor of Q4_0, Q4_1 or Q8_0 with whole groups of 16
+ * rows, packed rows (row_bytes the packed size) and 16 * row_bytes within a size_t. */
+int lmn_q_x16_possible(const lmn_qtensor *W);
+/* 1 when the path in use has matrix-vector kernels for X16 (AVX-512 VNNI) and LMN_Q_REPACK is not "0":
+ * what lmn_net_create asks before repacking the frozen matrices it keeps. */
+int lmn_q_x16_wanted(void);
+/* Writes W's blocks in the X16 layout into dst (rows * row_bytes bytes) and fills *out to describe it (out
+ * may alias W). W must be lmn_q_x16_possible. */
+void lmn_qtensor_repack(lmn_qtensor *out, const lmn_qtensor *W, void *dst);
 
 /* The path in use (the best one the CPU has, unless forced). */
 int lmn_q_isa(void);

@@ -35,8 +35,71 @@ typedef __m512 qf_vf;
 #define QX_DOT_US_SC(u, q, sc) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (q)), (sc))
 #include "qmat_x86.h"
 
+/* ---- 16 rows at once from X16 tiles (qmat.h) ----
+ * One 512-bit register holds 4 weights of each of 16 rows, so vpdpbusd meets them with 4 activation bytes
+ * broadcast to all lanes and leaves one int32 sum per row: no horizontal sums, and each activation block is
+ * read once for 16 rows. Levels are unsigned (Q4_0's nibbles without their -8, Q8_0's values + 128); the
+ * offset comes off as offset * sum(q). The integers per block and row are the portable path's; only the
+ * order of f32 additions differs (two chains per term, by block parity). */
+static inline __m512i x16_bcast(const int8_t *q) {
+  int32_t v;
+  memcpy(&v, q, 4);
+  return _mm512_set1_epi32(v);
+}
+
+LMN_QD_INLINE void x16_dot(uint32_t type, const uint8_t *group, const lmn_q8b *x, int64_t cols, float *y) {
+  const int64_t nb = cols / 32;
+  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = type == LMN_GGML_Q4_1 ? 64 : 32;
+  const int offset = type == LMN_GGML_Q8_0 ? 128 : type == LMN_GGML_Q4_0 ? 8 : 0;
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()},
+         accm[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t *t = group + (size_t)b * tile, *qs = t + head;
+    const int8_t *q = x[b].q;
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    if (type == LMN_GGML_Q8_0) {
+      for (int c = 0; c < 8; c += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(qs + 64 * c), x16_bcast(q + 4 * c));
+        s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(qs + 64 * c + 64), x16_bcast(q + 4 * c + 4));
+      }
+    } else {
+      for (int c = 0; c < 4; c++) {
+        const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+        s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, m4), x16_bcast(q + 4 * c));
+        s1 =
+            _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4), x16_bcast(q + 16 + 4 * c));
+      }
+    }
+    __m512i si = _mm512_add_epi32(s0, s1);
+    if (offset) si = _mm512_sub_epi32(si, _mm512_set1_epi32(offset * x[b].sum));
+    const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t)),
+                                   _mm512_set1_ps(x[b].d));
+    acc[b & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), d, acc[b & 1]);
+    if (type == LMN_GGML_Q4_1)
+      accm[b & 1] =
+          _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32))),
+                          _mm512_set1_ps(x[b].s), accm[b & 1]);
+  }
+  _mm512_storeu_ps(y, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(accm[0], accm[1])));
+}
+
+#define X16_INSTANCE(T)                                                                     \
+  static void x16_dot_##T(const uint8_t *group, const lmn_q8b *x, int64_t cols, float *y) { \
+    x16_dot(LMN_GGML_##T, group, x, cols, y);                                               \
+  }
+X16_INSTANCE(Q4_0)
+X16_INSTANCE(Q4_1)
+X16_INSTANCE(Q8_0)
+#undef X16_INSTANCE
+
 int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
-  return qx_fill(type, ops);
+  if (!qx_fill(type, ops)) return 0;
+  ops->dotq16 = type == LMN_GGML_Q4_0   ? x16_dot_Q4_0
+                : type == LMN_GGML_Q4_1 ? x16_dot_Q4_1
+                : type == LMN_GGML_Q8_0 ? x16_dot_Q8_0
+                                        : NULL;
+  return 1;
 }
 
 #if defined(__clang__)

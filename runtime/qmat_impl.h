@@ -17,10 +17,12 @@
 #endif
 #define LMN_QD_INLINE static inline __attribute__((always_inline))
 
-/* Activations for the 32-value formats: x_j ~ d * q[j]; s = d * sum(q) (for the formats with a min). */
+/* Activations for the 32-value formats: x_j ~ d * q[j]; s = d * sum(q) (for the formats with a min); sum =
+ * sum(q) (for the X16 kernels, whose levels are unsigned: the offset of Q4_0 and Q8_0 comes off as sum). */
 typedef struct lmn_q8b {
   float d, s;
   int8_t q[32];
+  int32_t sum;
 } lmn_q8b;
 
 /* Activations for the K formats: x_j ~ d * q[j]; bsums[g] = sum of q over values 16g .. 16g + 15. */
@@ -35,10 +37,14 @@ typedef struct lmn_q8k {
 typedef float (*lmn_qk_dotq_fn)(const uint8_t *w, const void *xq, int64_t cols);
 typedef float (*lmn_qk_dotf_fn)(const uint8_t *w, const float *x, int64_t cols);
 typedef void (*lmn_qk_deq_fn)(const uint8_t *w, float *dst, int64_t n);
+/* dotq16: the 16 rows of an X16 group (qmat.h) against quantized activations into y[16] (NULL where the
+ * path has none: rows are then gathered back and go through dotq). */
+typedef void (*lmn_qk_dotq16_fn)(const uint8_t *group, const lmn_q8b *xq, int64_t cols, float *y);
 typedef struct lmn_qk_ops {
   lmn_qk_dotq_fn dotq;
   lmn_qk_dotf_fn dotf;
   lmn_qk_deq_fn deq;
+  lmn_qk_dotq16_fn dotq16;
 } lmn_qk_ops;
 
 /* Fill ops for a supported type and return 1; 0 when the type is not supported or the path is not built

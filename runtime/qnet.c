@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "bgemm.h"
 #include "dequant.h"
@@ -123,6 +125,28 @@ static int convert(lmn_net *net, int i, uint32_t type, row_fn get, const void *s
   return 0;
 }
 
+/* Repacks kept tensor i into the X16 layout (qmat.h) when the kernels in use have 16-row matrix-vector
+ * products for it: a copy of the same size replaces the blocks; when they were the mapped file's, its pages
+ * are let go (decoding and every other product read the copy only), else the old buffer is freed. */
+static int repack(lmn_net *net, int i, int mapped, const char *path, lmn_err *err) {
+  lmn_qtensor *q = &net->qw[i];
+  if (!lmn_q_x16_wanted() || !lmn_q_x16_possible(q)) return 0;
+  const size_t n = (size_t)q->rows * q->row_bytes, page = (size_t)sysconf(_SC_PAGESIZE);
+  uint8_t *buf = aligned_alloc(64, (n + 63) / 64 * 64);
+  if (!buf)
+    return lmn_errf(err, "%s: tensor '%s': out of memory repacking %zu bytes", LMN_SHORT(path),
+                    net->desc->params[i].tensor, n);
+  const uintptr_t a = (uintptr_t)q->data, first = (a + page - 1) / page * page, end = (a + n) / page * page;
+  lmn_qtensor_repack(q, q, buf);
+  if (mapped) { /* the file's blocks: their pages go back (read again from the file if ever touched) */
+    if (end > first) madvise((void *)first, end - first, MADV_DONTNEED);
+  } else {
+    free(net->owned[i]); /* a converted copy (NULL for blocks read into the file's image, which stays) */
+  }
+  net->owned[i] = buf;
+  return 0;
+}
+
 typedef struct gguf_rows {
   const lmn_gguf_tensor *t;
   const uint8_t *data;
@@ -148,12 +172,13 @@ int lmn_qnet_take_gguf(lmn_net *net, int i, const lmn_gguf *g, const char *path,
   if (type == t->type) { /* in place: the kernels read the file's blocks */
     if (lmn_qtensor_init(&net->qw[i], type, p->rows, p->cols, data, err) != 0) return -1;
     *mapped = 1;
-    return check_rows(&net->qw[i], path, p->tensor, err);
+    return check_rows(&net->qw[i], path, p->tensor, err) || repack(net, i, lmn_gguf_mapped(g), path, err) ? -1
+                                                                                                          : 0;
   }
   uint64_t row_bytes;
   if (lmn_ggml_row_size(t->type, t->ne[0], &row_bytes, err) != 0) return -1;
   gguf_rows src = {t, data, (size_t)row_bytes};
-  return convert(net, i, type, gguf_row, &src, path, err);
+  return convert(net, i, type, gguf_row, &src, path, err) || repack(net, i, 0, path, err) ? -1 : 0;
 }
 
 typedef struct f32_rows {
@@ -178,7 +203,7 @@ int lmn_qnet_take_f32(lmn_net *net, int i, float *values, lmn_err *err) {
     return 0;
   }
   f32_rows src = {values, p->cols};
-  int rc = convert(net, i, type, f32_row, &src, m->path, err);
+  int rc = convert(net, i, type, f32_row, &src, m->path, err) || repack(net, i, 0, m->path, err) ? -1 : 0;
   free(values);
   return rc;
 }

@@ -316,6 +316,92 @@ static void test_matvec_paths_agree(void) {
   lmn_q_force_isa(LMN_ISA_AUTO);
 }
 
+/* ---------------------------------------------------------------- the X16 layout */
+
+/* One X16 case: W (rows layout) repacked; its dequantization bit-exact with W's; on every path matvec within
+ * the qmat.h bound and equal to W's to f32 rounding, _f32act within 1e-5, bits the same on 1 and 2 threads
+ * and in matvec_rows; matmul and matmul_dx bit-identical to W's (the same panels). Returns bit differences
+ * and raises *wq (bound), *wa (vs rows), *wf (f32act). */
+static int x16_case(uint32_t type, int64_t rows, int64_t cols, lmn_pool *p2, double *wq, double *wa,
+                    double *wf) {
+  rng r = {rows * 7 + cols + type};
+  tcase c = make_case(&r, type, rows, cols, 0);
+  CU_ASSERT_FATAL(lmn_q_x16_possible(&c.W));
+  lmn_qtensor X;
+  lmn_qtensor_repack(&X, &c.W, t_alloc(c.W.row_bytes * (size_t)rows));
+  CU_ASSERT(X.layout == LMN_QL_X16 && !lmn_q_x16_possible(&X));
+  const size_t n = (size_t)rows * (size_t)cols;
+  float *a = fzeros(n), *b = fzeros(n), *x = make_x(&r, (size_t)cols * 3), *yr = fzeros((size_t)rows * 3);
+  float *yx = fzeros((size_t)rows * 3), *y2 = fzeros((size_t)rows * 3);
+  int bad = 0;
+  mv_ref m = ref_matvec(&c, x);
+  double *scale = dzeros((size_t)rows);
+  for (int64_t i = 0; i < rows; i++) scale[i] = m.abs[i] + m.qbound[i];
+  for (int isa = 0; isa < LMN_ISA_COUNT; isa++) {
+    if (lmn_q_force_isa(isa) != 0) continue;
+    lmn_q_dequant(a, cols, &c.W, 0, rows, 0, cols);
+    lmn_q_dequant(b, cols, &X, 0, rows, 0, cols);
+    bad += memcmp(a, b, n * sizeof *a) != 0;
+    lmn_q_dequant(a, 100, &c.W, 3, 20, 64, 96); /* a window across groups */
+    lmn_q_dequant(b, 100, &X, 3, 20, 64, 96);
+    for (int i = 0; i < 20; i++) bad += memcmp(a + 100 * i, b + 100 * i, 96 * sizeof *a) != 0;
+    lmn_q_matvec(yr, &c.W, x, NULL);
+    lmn_q_matvec(yx, &X, x, NULL);
+    *wq = fmax(*wq, worst(yx, m.y, m.qbound, rows));
+    *wa = fmax(*wa, worst(yx, dfrom(yr, rows), scale, rows));
+    lmn_q_matvec(y2, &X, x, p2);
+    bad += memcmp(yx, y2, (size_t)rows * sizeof *yx) != 0;
+    lmn_q_matvec_rows(y2, &X, x, 3, p2);
+    bad += memcmp(yx, y2, (size_t)rows * sizeof *yx) != 0;
+    lmn_q_matvec(yr, &X, x + 2 * cols, NULL);
+    bad += memcmp(yr, y2 + 2 * rows, (size_t)rows * sizeof *yr) != 0;
+    lmn_q_matvec_f32act(yx, &X, x, p2);
+    *wf = fmax(*wf, worst(yx, m.y, m.abs, rows));
+    float *work = fzeros(lmn_q_matmul_work_floats(&c.W, 2) + 1);
+    lmn_q_matmul(yr, x, &c.W, 3, 0.0f, work, p2);
+    lmn_q_matmul(yx, x, &X, 3, 0.0f, work, p2);
+    bad += memcmp(yr, yx, (size_t)rows * 3 * sizeof *yr) != 0;
+    float *dy = frand(&r, (size_t)rows * 3, -1, 1);
+    lmn_q_matmul_dx(a, dy, &c.W, 3, 0.0f, work, p2);
+    lmn_q_matmul_dx(b, dy, &X, 3, 0.0f, work, p2);
+    bad += memcmp(a, b, (size_t)cols * 3 * sizeof *a) != 0;
+  }
+  t_free_all();
+  return bad;
+}
+
+/* Q4_0, Q4_1 and Q8_0 repacked into 16-row groups (what lmn_net_create does on AVX-512 VNNI): SmolLM2's
+ * 576 columns, and 2560 (rows gathered back in pieces of 64 blocks by the paths without 16-row kernels). */
+static void test_x16(void) {
+  static const uint32_t types[] = {LMN_GGML_Q4_0, LMN_GGML_Q4_1, LMN_GGML_Q8_0};
+  lmn_err e;
+  lmn_pool *p2 = lmn_pool_create(2, &e);
+  CU_ASSERT_FATAL(p2 != NULL);
+  for (int t = 0; t < 3; t++) {
+    double wq = 0.0, wa = 0.0, wf = 0.0;
+    int bad =
+        x16_case(types[t], 64, 576, p2, &wq, &wa, &wf) + x16_case(types[t], 48, 2560, p2, &wq, &wa, &wf);
+    char name[96];
+    snprintf(name, sizeof name, "X16 %-5s every path: bit differences", tname(types[t]));
+    printf("\n    %-52s %d", name, bad);
+    CU_ASSERT(bad == 0);
+    snprintf(name, sizeof name, "X16 %-5s matvec err / bound (qmat.h), worst row", tname(types[t]));
+    CHECK_ERR(name, wq, 1.0);
+    snprintf(name, sizeof name, "X16 %-5s matvec vs rows / (sum|Wx| + bound)", tname(types[t]));
+    CHECK_ERR(name, wa, 1e-5);
+    snprintf(name, sizeof name, "X16 %-5s matvec_f32act err / sum|W x|", tname(types[t]));
+    CHECK_ERR(name, wf, F32ACT_TOL);
+  }
+  lmn_qtensor W;
+  CU_ASSERT(lmn_qtensor_init(&W, LMN_GGML_Q4_1, 40, 64, NULL, &e) == 0 && !lmn_q_x16_possible(&W));
+  CU_ASSERT(lmn_qtensor_init(&W, LMN_GGML_Q5_1, 32, 64, NULL, &e) == 0 && !lmn_q_x16_possible(&W));
+  CU_ASSERT(lmn_qtensor_init(&W, LMN_GGML_Q8_0, 32, 64, NULL, &e) == 0 && lmn_q_x16_possible(&W));
+  W.row_bytes += 4; /* padded rows */
+  CU_ASSERT(!lmn_q_x16_possible(&W));
+  lmn_q_force_isa(LMN_ISA_AUTO);
+  lmn_pool_destroy(p2);
+}
+
 /* ---------------------------------------------------------------- matmul */
 
 /* ref_fwd[n, rows] = X W^T + beta Y0; ref_dx[n, cols] = dY W + beta dX0; and the sums of |terms|. */
@@ -587,6 +673,7 @@ static CU_TestInfo tests[] = {
     {"matvec: int8 and f32 activations vs double reference", test_matvec},
     {"matvec: threads, rows, heap activations: identical bits", test_matvec_threads},
     {"matvec: every path agrees with the portable one", test_matvec_paths_agree},
+    {"X16 layout (16-row groups): dequant, matvec, matmul on every path", test_x16},
     {"matmul, matmul_dx: vs double reference, bits across threads/paths", test_matmul},
     {"matmul_dx: finite differences, accumulation", test_dx_finite_differences},
     {"matmul: the precision of the products, f32 forced in a bf16 process", test_matmul_precision},
