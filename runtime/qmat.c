@@ -414,6 +414,14 @@ static void dequant_with(lmn_qk_ops ops, float *dst, int64_t ld, const lmn_qtens
   const int64_t blck = lmn_qd_blck(W->type), b0 = c0 / blck, nb = (nc + blck - 1) / blck;
   const int64_t piece = W->layout == LMN_QL_ROWS ? nb : MV_PIECE;
   _Alignas(64) uint8_t buf[MV_PIECE * 34];
+  if (W->layout == LMN_QL_X16 && ops.deq16) { /* whole blocks of one row of a group at a time */
+    for (int64_t i = 0; i < nr; i++) {
+      const int64_t r = r0 + i;
+      ops.deq16((const uint8_t *)W->data + (size_t)(r / LMN_QL_GROUP) * LMN_QL_GROUP * W->row_bytes,
+                (int)(r % LMN_QL_GROUP), b0, nb, dst + i * ld);
+    }
+    return;
+  }
   for (int64_t i = 0; i < nr; i++)
     for (int64_t b = 0; b < nb; b += piece) {
       const int64_t n = nb - b < piece ? nb - b : piece,

@@ -84,9 +84,50 @@ LMN_QD_INLINE void x16_dot(uint32_t type, const uint8_t *group, const lmn_q8b *x
   _mm512_storeu_ps(y, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(accm[0], accm[1])));
 }
 
+/* 16 bytes of one row from 4 chunks of a tile (p: its first 4 bytes), in registers (4 stores and one wide
+ * load would stall on store forwarding). */
+static inline __m128i x16_row_piece(const uint8_t *p) {
+  int32_t a, b, c, d;
+  memcpy(&a, p, 4), memcpy(&b, p + 64, 4), memcpy(&c, p + 128, 4), memcpy(&d, p + 192, 4);
+  return _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(a), b, 1), c, 2), d, 3);
+}
+
+/* Blocks [b0, b0 + nb) of row k of an X16 group to f32, in the operations of lmn_dequant_row (L d, then
+ * + m: a product and a sum, never fused): the row's 4-byte pieces gathered from the tile's chunks. */
+LMN_QD_INLINE void x16_deq(uint32_t type, const uint8_t *group, int k, int64_t b0, int64_t nb, float *y) {
+  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = type == LMN_GGML_Q4_1 ? 64 : 32;
+  for (int64_t b = 0; b < nb; b++, y += 32) {
+    const uint8_t *t = group + (size_t)(b0 + b) * tile, *qs = t + head + 4 * k;
+    const __m512 d = _mm512_set1_ps(LMN_QD_HALF(t + 2 * k));
+    __m512 lo, hi;
+    if (type == LMN_GGML_Q8_0) {
+      const __m128i flip = _mm_set1_epi8((char)0x80);
+      lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(x16_row_piece(qs), flip)));
+      hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(x16_row_piece(qs + 256), flip)));
+    } else {
+      const __m128i v = x16_row_piece(qs), m4 = _mm_set1_epi8(0x0f);
+      __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(v, m4)),
+              h = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4));
+      if (type == LMN_GGML_Q4_0)
+        l = _mm512_sub_epi32(l, _mm512_set1_epi32(8)), h = _mm512_sub_epi32(h, _mm512_set1_epi32(8));
+      lo = _mm512_cvtepi32_ps(l), hi = _mm512_cvtepi32_ps(h);
+    }
+    lo = _mm512_mul_ps(lo, d), hi = _mm512_mul_ps(hi, d);
+    if (type == LMN_GGML_Q4_1) {
+      const __m512 m = _mm512_set1_ps(LMN_QD_HALF(t + 32 + 2 * k));
+      lo = _mm512_add_ps(lo, m), hi = _mm512_add_ps(hi, m);
+    }
+    _mm512_storeu_ps(y, lo);
+    _mm512_storeu_ps(y + 16, hi);
+  }
+}
+
 #define X16_INSTANCE(T)                                                                     \
   static void x16_dot_##T(const uint8_t *group, const lmn_q8b *x, int64_t cols, float *y) { \
     x16_dot(LMN_GGML_##T, group, x, cols, y);                                               \
+  }                                                                                         \
+  static void x16_deq_##T(const uint8_t *group, int k, int64_t b0, int64_t nb, float *y) {  \
+    x16_deq(LMN_GGML_##T, group, k, b0, nb, y);                                             \
   }
 X16_INSTANCE(Q4_0)
 X16_INSTANCE(Q4_1)
@@ -99,6 +140,10 @@ int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
                 : type == LMN_GGML_Q4_1 ? x16_dot_Q4_1
                 : type == LMN_GGML_Q8_0 ? x16_dot_Q8_0
                                         : NULL;
+  ops->deq16 = type == LMN_GGML_Q4_0   ? x16_deq_Q4_0
+               : type == LMN_GGML_Q4_1 ? x16_deq_Q4_1
+               : type == LMN_GGML_Q8_0 ? x16_deq_Q8_0
+                                       : NULL;
   return 1;
 }
 

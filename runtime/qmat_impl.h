@@ -40,11 +40,14 @@ typedef void (*lmn_qk_deq_fn)(const uint8_t *w, float *dst, int64_t n);
 /* dotq16: the 16 rows of an X16 group (qmat.h) against quantized activations into y[16] (NULL where the
  * path has none: rows are then gathered back and go through dotq). */
 typedef void (*lmn_qk_dotq16_fn)(const uint8_t *group, const lmn_q8b *xq, int64_t cols, float *y);
+/* deq16: blocks [b0, b0 + nb) of row k of an X16 group to f32 (bit-exact with deq), or NULL. */
+typedef void (*lmn_qk_deq16_fn)(const uint8_t *group, int k, int64_t b0, int64_t nb, float *dst);
 typedef struct lmn_qk_ops {
   lmn_qk_dotq_fn dotq;
   lmn_qk_dotf_fn dotf;
   lmn_qk_deq_fn deq;
   lmn_qk_dotq16_fn dotq16;
+  lmn_qk_deq16_fn deq16;
 } lmn_qk_ops;
 
 /* Fill ops for a supported type and return 1; 0 when the type is not supported or the path is not built
