@@ -299,60 +299,98 @@ static void test_greedy(void) {
   free(gen);
 }
 
-/* llama.cpp's default decoding rounds activations to 8 bits, as ours does unless q_f32act: the greedy
- * continuations of tests/fixtures/smol/greedy8.dat (tests/reference/smol_greedy8.py: five chat prompts, 128
- * tokens each) against ours with q_f32act = 0. The two roundings differ in detail (llama.cpp also rounds
- * the prefill's activations and keeps its KV cache in f16; its activation scales are fp16), so greedy
- * continuations part at the first near-tie: the first token of every continuation (the prefill and the
- * 8-bit head) must agree, and where each continuation first diverges is reported. */
+/* llama.cpp's default decoding rounds activations to 8 bits, as ours does unless q_f32act: greedy
+ * continuations of five chat prompts, 128 tokens each (tests/reference/smol_greedy8.py), by two builds of
+ * llama.cpp (tests/fixtures/smol/README.md): greedy8.dat (AVX2, an AMD EPYC) and greedy8_avx512.dat (AVX-512
+ * VNNI, a Xeon), against ours with q_f32act = 0. The roundings differ in detail (llama.cpp also rounds the
+ * prefill's activations, keeps fp16 activation scales and an f16 KV cache), so greedy continuations part at
+ * the first near-tie, and so do the two llama.cpp builds with each other (they differ only in the order of
+ * f32 additions): where each pair first diverges is reported. Asserted: every first token of ours equals the
+ * AVX2 build's (the prefill and the 8-bit head). */
 #define GREEDY8 "tests/fixtures/smol/greedy8.dat"
-static void test_greedy8(void) {
-  if (!setup()) return;
-  FILE *f = fopen(GREEDY8, "rb");
+#define GREEDY8_AVX512 "tests/fixtures/smol/greedy8_avx512.dat"
+#define G8_PROMPTS 8
+#define G8_GEN 128
+
+typedef struct g8_file {
+  uint32_t np, T[G8_PROMPTS];
+  int32_t ids[G8_PROMPTS][256], gen[G8_PROMPTS][G8_GEN];
+} g8_file;
+
+/* Reads a greedy8 file (layout in tests/fixtures/smol/README.md); 0 when it is absent. */
+static int g8_read(const char *path, g8_file *g) {
+  FILE *f = fopen(path, "rb");
   if (!f) {
-    printf("\n  %s absent (tests/reference/smol_greedy8.py writes it): skipped\n  ", GREEDY8);
-    return;
+    printf("\n  %s absent (tests/reference/smol_greedy8.py writes it): skipped", path);
+    return 0;
   }
   char magic[8];
-  uint32_t np = 0, G = 0;
+  uint32_t G = 0;
   CU_ASSERT_FATAL(fread(magic, 1, 8, f) == 8 && !memcmp(magic, "LMNGRDY1", 8));
-  CU_ASSERT_FATAL(fread(&np, 4, 1, f) == 1 && fread(&G, 4, 1, f) == 1 && np <= 64 && G <= 4096);
+  CU_ASSERT_FATAL(fread(&g->np, 4, 1, f) == 1 && fread(&G, 4, 1, f) == 1 && g->np <= G8_PROMPTS &&
+                  G == G8_GEN);
+  for (uint32_t p = 0; p < g->np; p++) {
+    CU_ASSERT_FATAL(fread(&g->T[p], 4, 1, f) == 1 && g->T[p] >= 1 && g->T[p] <= 256);
+    CU_ASSERT_FATAL(fread(g->ids[p], 4, g->T[p], f) == g->T[p] && fread(g->gen[p], 4, G, f) == G);
+  }
+  fclose(f);
+  return 1;
+}
+
+/* The first index where a and b differ, -1 when all n agree. */
+static int g8_diverge(const int32_t *a, const int32_t *b, int n) {
+  for (int i = 0; i < n; i++)
+    if (a[i] != b[i]) return i;
+  return -1;
+}
+
+/* One line: where each continuation of a first diverges from b's (128 = never); the count of equal ones. */
+static int g8_line(const char *what, int32_t gen[][G8_GEN], const g8_file *ref) {
+  int equal = 0;
+  printf("\n  %-36s", what);
+  for (uint32_t p = 0; p < ref->np; p++) {
+    const int d = g8_diverge(gen[p], ref->gen[p], G8_GEN);
+    equal += d < 0;
+    printf(" %3d", d < 0 ? G8_GEN : d);
+  }
+  printf("   (%d of %u equal)", equal, ref->np);
+  return equal;
+}
+
+static void test_greedy8(void) {
+  if (!setup()) return;
+  static g8_file avx2, avx512;
+  static int32_t ours[G8_PROMPTS][G8_GEN];
+  if (!g8_read(GREEDY8, &avx2)) return;
+  const int have512 = g8_read(GREEDY8_AVX512, &avx512);
   const int V = smol_desc.vocab, saved = net->q_f32act;
   net->q_f32act = 0;
   float *logits = malloc((size_t)V * sizeof *logits);
-  int32_t *ids = malloc(4096 * sizeof *ids), *ref_gen = malloc((size_t)G * sizeof *ref_gen);
-  CU_ASSERT_FATAL(logits && ids && ref_gen);
-  int equal = 0, first_equal = 0;
-  for (uint32_t p = 0; p < np; p++) {
-    uint32_t T = 0;
-    CU_ASSERT_FATAL(fread(&T, 4, 1, f) == 1 && T >= 1 && T + G <= 4096);
-    CU_ASSERT_FATAL(fread(ids, 4, T, f) == T && fread(ref_gen, 4, G, f) == G);
+  CU_ASSERT_FATAL(logits != NULL);
+  int first_equal = 0;
+  for (uint32_t p = 0; p < avx2.np; p++) {
+    const uint32_t T = avx2.T[p];
     lmn_err err = {{0}};
-    CU_ASSERT_FATAL(lmn_net_enable_cache(net, (int)(T + G), &err) == 0);
-    smol_desc.decode(net, ids, (int)T, 0, logits);
-    int diverged = -1;
-    for (uint32_t i = 0; i < G; i++) {
-      int32_t tok = lmn_sample_argmax(logits, V);
-      if (diverged < 0 && tok != ref_gen[i]) diverged = (int)i;
-      if (i + 1 < G) smol_desc.decode(net, &tok, 1, (int)(T + i), logits);
+    CU_ASSERT_FATAL(lmn_net_enable_cache(net, (int)(T + G8_GEN), &err) == 0);
+    smol_desc.decode(net, avx2.ids[p], (int)T, 0, logits);
+    for (int i = 0; i < G8_GEN; i++) {
+      int32_t tok = ours[p][i] = lmn_sample_argmax(logits, V);
+      if (i + 1 < G8_GEN) smol_desc.decode(net, &tok, 1, (int)(T + i), logits);
     }
-    equal += diverged < 0;
-    first_equal += diverged != 0;
-    if (diverged < 0)
-      printf("\n  prompt %u (%u tokens): %u greedy tokens equal llama.cpp's", p, T, G);
-    else
-      printf("\n  prompt %u (%u tokens): first divergence at token %d of %u", p, T, diverged, G);
+    first_equal += ours[p][0] == avx2.gen[p][0];
+    if (have512) CU_ASSERT(avx512.T[p] == T && !memcmp(avx512.ids[p], avx2.ids[p], T * sizeof(int32_t)));
   }
-  fclose(f);
-  printf(
-      "\n  %d of %u continuations equal for all %u tokens, %d of %u agree on the first (8-bit activations "
-      "both sides)\n  ",
-      equal, np, G, first_equal, np);
-  CU_ASSERT_EQUAL(first_equal, (int)np);
+  printf("\n  first divergence per prompt (of %d tokens; %d = none):", G8_GEN, G8_GEN);
+  g8_line("ours vs llama.cpp AVX2", ours, &avx2);
+  if (have512) {
+    g8_line("ours vs llama.cpp AVX-512", ours, &avx512);
+    g8_line("llama.cpp AVX2 vs llama.cpp AVX-512", avx2.gen, &avx512);
+  }
+  printf("\n  %d of %u first tokens equal the AVX2 build's (8-bit activations both sides)\n  ", first_equal,
+         avx2.np);
+  CU_ASSERT_EQUAL(first_equal, (int)avx2.np);
   net->q_f32act = saved;
   free(logits);
-  free(ids);
-  free(ref_gen);
 }
 
 /* Appends generated text to a NUL-terminated buffer of 512 bytes. */
