@@ -23,6 +23,7 @@
 
 #include "chat.h"
 #include "classify.h"
+#include "serve_request.h"
 
 /* GNU libmicrohttpd is opened when a server starts (dlopen), so that liblmn links without it: its static
  * library needs GnuTLS and p11-kit, which have none, and fully static executables stay possible. */
@@ -55,8 +56,8 @@ static int mhd_load(lmn_err *err) {
   return 0;
 }
 
-#define BODY_MAX (1 << 20) /* bytes of a request body */
-#define MAX_STOP 4         /* stop strings of a request, as OpenAI's API allows */
+#define BODY_MAX LMN_SERVE_BODY_MAX
+#define MAX_STOP LMN_SERVE_MAX_STOP
 #define MAX_CONNECTIONS 64
 
 typedef struct slot {
@@ -426,171 +427,51 @@ static enum MHD_Result answer(struct MHD_Connection *c, job *j) {
   return reply_json(c, 200, res);
 }
 
-/* ---- request fields ------------------------------------------------------------------------------ */
-
-/* Fails with a message for the client (400). */
-typedef struct bad {
-  char msg[1024];
-} bad;
-
-static int badf(bad *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int badf(bad *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(b->msg, sizeof b->msg, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
-static int get_number(json_t *body, const char *key, double lo, double hi, double *out, bad *b) {
-  json_t *v = json_object_get(body, key);
-  if (!v || json_is_null(v)) return 0;
-  if (!json_is_number(v)) return badf(b, "'%s' must be a number", key);
-  double x = json_number_value(v);
-  if (!(x >= lo && x <= hi)) return badf(b, "'%s' is %g, outside [%g, %g]", key, x, lo, hi);
-  *out = x;
-  return 0;
-}
-
-static int get_int(json_t *body, const char *key, json_int_t lo, json_int_t hi, json_int_t *out, bad *b) {
-  json_t *v = json_object_get(body, key);
-  if (!v || json_is_null(v)) return 0;
-  if (!json_is_integer(v)) return badf(b, "'%s' must be an integer", key);
-  json_int_t x = json_integer_value(v);
-  if (x < lo || x > hi) return badf(b, "'%s' is %lld, outside [%lld, %lld]", key, x, lo, hi);
-  *out = x;
-  return 0;
-}
-
-static int get_stop(json_t *body, job *j, bad *b) {
-  json_t *v = json_object_get(body, "stop");
-  int n = 0;
-  if (!v || json_is_null(v)) return 0;
-  if (json_is_string(v)) {
-    j->stop[n++] = strdup(json_string_value(v));
-  } else if (json_is_array(v) && json_array_size(v) <= MAX_STOP) {
-    for (size_t i = 0; i < json_array_size(v); i++) {
-      json_t *s = json_array_get(v, i);
-      if (!json_is_string(s)) return badf(b, "'stop' must hold strings");
-      j->stop[n++] = strdup(json_string_value(s));
-    }
-  } else {
-    return badf(b, "'stop' must be a string or an array of at most %d strings", MAX_STOP);
-  }
-  for (int i = 0; i < n; i++)
-    if (!j->stop[i]) return badf(b, "out of memory");
-  j->req.n_stop = n;
-  return 0;
-}
-
-/* Sampling and length: OpenAI's defaults (temperature 1, top_p 1, 16 tokens for a completion, the rest of
- * the context for a chat). */
-static int get_sampling(json_t *body, job *j, bad *b) {
-  double t = 1.0, p = 1.0;
-  json_int_t k = 0, n = j->chat ? 1 << 30 : 16, seed = (json_int_t)time(NULL), choices = 1;
-  json_t *stream = json_object_get(body, "stream"), *cache = json_object_get(body, "cache_prompt");
-  if (cache && !json_is_null(cache) && !json_is_boolean(cache))
-    return badf(b, "'cache_prompt' must be true or false");
-  j->fresh = cache && json_is_false(cache);
-  if (stream && !json_is_null(stream) && !json_is_boolean(stream))
-    return badf(b, "'stream' must be true or false");
-  j->stream = stream && json_is_true(stream);
-  if (get_number(body, "temperature", 0, 1e6, &t, b) || get_number(body, "top_p", 0, 1, &p, b) ||
-      get_int(body, "top_k", 0, 1 << 30, &k, b) || get_int(body, "max_tokens", 0, 1 << 30, &n, b) ||
-      get_int(body, "max_completion_tokens", 0, 1 << 30, &n, b) ||
-      get_int(body, "seed", INT64_MIN, INT64_MAX, &seed, b) || get_int(body, "n", 1, 1, &choices, b) ||
-      get_stop(body, j, b))
-    return -1;
-  j->req.sample = (lmn_sample_opts){(float)t, (int)k, (float)p};
-  j->req.n = (int)n;
-  j->req.seed = (uint64_t)seed;
-  return 0;
-}
-
-/* The prompt of a completion: a string, or an array of one string. */
-static int get_prompt(json_t *body, const char **text, size_t *len, bad *b) {
-  json_t *v = json_object_get(body, "prompt");
-  if (json_is_array(v) && json_array_size(v) == 1) v = json_array_get(v, 0);
-  if (!json_is_string(v)) return badf(b, "'prompt' must be a string (or an array of one string)");
-  *text = json_string_value(v);
-  *len = json_string_length(v);
-  return 0;
-}
-
-/* A message's content: a string, or an array of {"type": "text", "text": ...} parts (joined). */
-static const char *content_text(json_t *v, json_t *keep) {
-  if (json_is_string(v)) return json_string_value(v);
-  if (!json_is_array(v)) return NULL;
-  json_t *joined = json_string("");
-  for (size_t i = 0; i < json_array_size(v) && joined; i++) {
-    json_t *part = json_array_get(v, i), *t = json_object_get(part, "text");
-    if (!json_is_string(t)) return json_decref(joined), NULL;
-    char *s = NULL;
-    if (asprintf(&s, "%s%s", json_string_value(joined), json_string_value(t)) < 0)
-      return json_decref(joined), NULL;
-    json_string_set(joined, s);
-    free(s);
-  }
-  json_array_append_new(keep, joined);
-  return joined ? json_string_value(joined) : NULL;
-}
-
-static int get_messages(json_t *body, lmn_chat_msg **out, int *n, json_t *keep, bad *b) {
-  json_t *v = json_object_get(body, "messages");
-  if (!json_is_array(v) || json_array_size(v) == 0) return badf(b, "'messages' must be a non-empty array");
-  size_t count = json_array_size(v);
-  if (count > 100000) return badf(b, "too many messages");
-  lmn_chat_msg *m = calloc(count, sizeof *m);
-  if (!m) return badf(b, "out of memory");
-  for (size_t i = 0; i < count; i++) {
-    json_t *msg = json_array_get(v, i), *role = json_object_get(msg, "role");
-    m[i].role = json_is_string(role) ? json_string_value(role) : NULL;
-    m[i].content = content_text(json_object_get(msg, "content"), keep);
-    if (!json_is_object(msg) || !m[i].role || !m[i].content)
-      return free(m), badf(b, "message %zu must be an object with a string 'role' and a text 'content'", i);
-  }
+/* The prompt's ids: the completion's text, or the conversation rendered with the model's template; -1 with
+ * the reason in why. */
+static int prompt_ids(server *sv, const lmn_serve_request *r, job *j, char *why, size_t n) {
   lmn_err err = {{0}};
-  if (lmn_chat_check(m, (int)count, &err)) return free(m), badf(b, "%s", err.msg);
-  *out = m;
-  *n = (int)count;
-  return 0;
+  const int ctx = sv->slots[0].s.ctx;
+  if (j->chat && !sv->chat_ok) return snprintf(why, n, "%s", sv->chat_why), -1;
+  int rc = j->chat ? lmn_chat_encode(&sv->tpl, &sv->tok, sv->d, r->msgs, r->n_msgs, ctx, &j->ids,
+                                     &j->req.n_prompt, &err)
+                   : lmn_encode_prompt(sv->d, &sv->tok, r->prompt, r->prompt_len, ctx, &j->ids,
+                                       &j->req.n_prompt, &err);
+  if (rc) snprintf(why, n, "%s", err.msg[0] ? err.msg : "cannot encode the prompt");
+  return rc;
 }
 
-/* The prompt's ids: the completion's text, or the conversation rendered with the model's template. */
-static int prompt_ids(server *sv, json_t *body, job *j, bad *b) {
-  lmn_err err = {{0}};
-  int ctx = sv->slots[0].s.ctx, rc;
-  if (j->chat) {
-    if (!sv->chat_ok) return badf(b, "%s", sv->chat_why);
-    lmn_chat_msg *m = NULL;
-    int n = 0;
-    json_t *keep = json_array();
-    rc = keep ? get_messages(body, &m, &n, keep, b) : badf(b, "out of memory");
-    if (!rc) rc = lmn_chat_encode(&sv->tpl, &sv->tok, sv->d, m, n, ctx, &j->ids, &j->req.n_prompt, &err);
-    free(m);
-    json_decref(keep);
-    if (rc && err.msg[0]) badf(b, "%s", err.msg);
-    return rc;
-  }
-  const char *text = NULL;
-  size_t len = 0;
-  if (get_prompt(body, &text, &len, b)) return -1;
-  rc = lmn_encode_prompt(sv->d, &sv->tok, text, len, ctx, &j->ids, &j->req.n_prompt, &err);
-  return rc ? badf(b, "%s", err.msg) : 0;
-}
-
-static enum MHD_Result complete(server *sv, struct MHD_Connection *c, json_t *body, int chat) {
-  if (sv->d->classes > 0)
-    return reply_error(c, 400, "%s is a classifier: use POST /v1/classify", sv->d->name);
+/* A job for a parsed request (its stop strings move to the job), with the prompt's ids; NULL with why. */
+static job *new_job(server *sv, lmn_serve_request *r, int chat, char *why, size_t n) {
   job *j = calloc(1, sizeof *j);
-  if (!j) return reply_error(c, 500, "out of memory");
+  if (!j) return snprintf(why, n, "out of memory"), NULL;
   j->sv = sv;
   j->chat = chat;
-  bad b = {{0}};
-  if (get_sampling(body, j, &b) || prompt_ids(sv, body, j, &b)) {
-    job_free(j);
-    return reply_error(c, 400, "%s", b.msg);
+  j->stream = r->stream;
+  j->fresh = r->fresh;
+  j->req.sample = r->sample;
+  j->req.n = r->max_tokens;
+  j->req.seed = r->seed;
+  memcpy(j->stop, r->stop, sizeof j->stop);
+  memset(r->stop, 0, sizeof r->stop);
+  j->req.n_stop = r->n_stop;
+  if (prompt_ids(sv, r, j, why, n)) return job_free(j), NULL;
+  return j;
+}
+
+static enum MHD_Result complete(server *sv, struct MHD_Connection *c, const char *body, size_t len,
+                                int chat) {
+  lmn_serve_request r;
+  char why[1024];
+  if (lmn_serve_request_parse(body, len, chat ? LMN_SERVE_CHAT : LMN_SERVE_COMPLETION, &r, why, sizeof why))
+    return reply_error(c, 400, "%s", why);
+  if (sv->d->classes > 0) {
+    lmn_serve_request_free(&r);
+    return reply_error(c, 400, "%s is a classifier: use POST /v1/classify", sv->d->name);
   }
+  job *j = new_job(sv, &r, chat, why, sizeof why);
+  lmn_serve_request_free(&r);
+  if (!j) return reply_error(c, 400, "%s", why);
   if (chat) j->stop[j->req.n_stop++] = strdup(sv->tpl.end_of_turn);
   j->req.prompt = j->ids;
   j->req.stop = (const char *const *)j->stop;
@@ -613,35 +494,29 @@ static enum MHD_Result complete(server *sv, struct MHD_Connection *c, json_t *bo
 /* ---- classification ------------------------------------------------------------------------------ */
 
 /* Labels texts with lmn_predict (the preparation of training) through a temporary file of lines. */
-static enum MHD_Result classify(server *sv, struct MHD_Connection *c, json_t *body) {
-  if (sv->d->classes <= 0)
+static enum MHD_Result classify(server *sv, struct MHD_Connection *c, const char *body, size_t len) {
+  lmn_serve_request r;
+  char why[1024];
+  if (lmn_serve_request_parse(body, len, LMN_SERVE_CLASSIFY, &r, why, sizeof why))
+    return reply_error(c, 400, "%s", why);
+  if (sv->d->classes <= 0) {
+    lmn_serve_request_free(&r);
     return reply_error(c, 400, "%s generates text: /v1/classify is for classifiers", sv->d->name);
-  json_t *in = json_object_get(body, "input");
-  if (json_is_string(in))
-    in = json_pack("[O]", in);
-  else if (json_is_array(in) && json_array_size(in) > 0)
-    json_incref(in);
-  else
-    return reply_error(c, 400, "'input' must be a string or a non-empty array of strings");
+  }
   char path[] = "/tmp/lmn-classify-XXXXXX";
   int fd = mkstemp(path);
   FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
   int ok = f != NULL;
-  for (size_t i = 0; ok && i < json_array_size(in); i++) {
-    json_t *t = json_array_get(in, i);
-    if (!json_is_string(t) || json_string_length(t) == 0) {
-      fclose(f), unlink(path), json_decref(in);
-      return reply_error(c, 400, "input %zu must be a non-empty string", i);
-    }
-    for (const char *p = json_string_value(t); *p; p++) fputc(*p == '\n' || *p == '\r' ? ' ' : *p, f);
+  for (size_t i = 0; ok && i < r.n_inputs; i++) {
+    for (const char *p = r.inputs[i]; *p; p++) fputc(*p == '\n' || *p == '\r' ? ' ' : *p, f);
     fputc('\n', f);
   }
-  size_t n_in = json_array_size(in);
-  json_decref(in);
+  size_t n_in = r.n_inputs;
+  lmn_serve_request_free(&r);
   if (f && fclose(f) != 0) ok = 0;
   char *out = NULL;
-  size_t len = 0;
-  FILE *m = ok ? open_memstream(&out, &len) : NULL;
+  size_t out_len = 0;
+  FILE *m = ok ? open_memstream(&out, &out_len) : NULL;
   lmn_err err = {{0}};
   pthread_mutex_lock(&sv->classify_mu);
   int rc = m ? lmn_predict(sv->net, &sv->tok, path, sv->o->cls_batch, sv->o->cls_seq, 1, m, &err) : -1;
@@ -725,16 +600,8 @@ static enum MHD_Result dispatch(server *sv, struct MHD_Connection *c, const char
   if (r == R_HEALTH) return health(sv, c);
   if (r == R_MODELS) return models(sv, c);
   if (rq->too_big) return reply_error(c, 413, "the body is larger than %d bytes", BODY_MAX);
-  json_error_t je;
-  json_t *body = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &je);
-  if (!body)
-    return reply_error(c, 400, "the body is not valid JSON: line %d, column %d: %s", je.line, je.column,
-                       je.text);
-  enum MHD_Result ret = json_is_object(body)
-                            ? r == R_CLASSIFY ? classify(sv, c, body) : complete(sv, c, body, r == R_CHAT)
-                            : reply_error(c, 400, "the body must be a JSON object");
-  json_decref(body);
-  return ret;
+  return r == R_CLASSIFY ? classify(sv, c, rq->body, rq->len)
+                         : complete(sv, c, rq->body, rq->len, r == R_CHAT);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,

@@ -6,15 +6,16 @@
 #   checkpoint  checkpoints into a small network (tests/fuzz/fuzz_checkpoint.c)
 #   tokens      a corpus tokenised whole and in chunks by the SmolLM2 BPE tokenizer (tests/fuzz/fuzz_tokens.c;
 #               skipped without models/SmolLM2-135M-Instruct.Q4_1.gguf: `make models`)
+#   request     the JSON bodies of `NAME serve`'s requests (tests/fuzz/fuzz_request.c)
 # Each is seeded from tests/fuzz/corpus/NAME/ (committed, small files; NAME.dict there when present); the
 # corpus grows in tests/fuzz/corpus-NAME/ and a crash lands in tests/fuzz/crash-NAME-* (both git-ignored).
 # liblmn is built once into build-fuzz/rt/ with the same sanitizers. Prints the executions of each run; exits non-zero when a target
 # crashed.
-#   usage: tests/fuzz/fuzz-runtime.sh [SECONDS] [config|data|checkpoint|tokens ...]
+#   usage: tests/fuzz/fuzz-runtime.sh [SECONDS] [config|data|checkpoint|tokens|request ...]
 set -eu
 secs=${1:-60}
 shift || true
-targets=${*:-config data checkpoint tokens}
+targets=${*:-config data checkpoint tokens request}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$root/build-fuzz
 cd "$root"
