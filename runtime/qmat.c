@@ -209,7 +209,7 @@ static int8_t act_level(float v, float inv) {
   return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
 }
 
-static void quant_q8b(const float *x, lmn_q8b *out, int64_t nb) {
+void lmn_q8b_quantize(const float *x, lmn_q8b *out, int64_t nb) {
   for (int64_t b = 0; b < nb; b++, x += 32) {
     float inv;
     const float d = act_scale(x, 32, &inv);
@@ -244,7 +244,7 @@ static size_t act_bytes(const lmn_qtensor *W) {
 
 static void quantize(const lmn_qtensor *W, const float *x, void *out) {
   if (lmn_qd_blck(W->type) == 32)
-    quant_q8b(x, out, W->cols / 32);
+    (lmn_q_isa() == LMN_ISA_AVX512 ? lmn_q8b_quantize_avx512 : lmn_q8b_quantize)(x, out, W->cols / 32);
   else
     quant_q8k(x, out, W->cols / 256);
 }
@@ -302,8 +302,7 @@ static void mv_task(void *p, int task, int thread) {
     for (int v = 0; v < j->n; v++) j->Y[(size_t)v * (size_t)W->rows + r] = mv_row(j, r, v);
 }
 
-/* Rows per matrix-vector task: about 16 KiB of weights (whole groups of an X16 tensor); fixed by W's shape.
- */
+/* Rows per matrix-vector task: about 16 KiB of weights (whole groups of X16), fixed by W's shape. */
 static int64_t mv_chunk(const lmn_qtensor *W) {
   const int64_t c = W->row_bytes >= 16384 ? 1 : (int64_t)(16384 / (W->row_bytes ? W->row_bytes : 1));
   if (W->layout == LMN_QL_ROWS) return c;

@@ -35,6 +35,35 @@ typedef __m512 qf_vf;
 #define QX_DOT_US_SC(u, q, sc) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (q)), (sc))
 #include "qmat_x86.h"
 
+/* ---- activations ---- */
+
+/* 16 levels: v * inv rounded to nearest with halves away from zero (lroundf's rule: the fraction p - trunc(p)
+ * is exact, and |fraction| >= 0.5 steps away from zero), clamped to +-127. */
+static inline __m512i q8_levels(__m512 v, __m512 inv) {
+  const __m512 p = _mm512_mul_ps(v, inv), t = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __mmask16 away =
+      _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512i sign = _mm512_and_si512(_mm512_castps_si512(p), _mm512_set1_epi32(INT32_MIN));
+  const __m512 step = _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(1.0f))));
+  const __m512i q = _mm512_cvttps_epi32(_mm512_mask_add_ps(t, away, t, step));
+  return _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+}
+
+void lmn_q8b_quantize_avx512(const float *x, lmn_q8b *out, int64_t nb) {
+  for (int64_t b = 0; b < nb; b++, x += 32) {
+    const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    const float d = amax / 127.0f, inv = d > 0.0f ? 1.0f / d : 0.0f;
+    const __m512i qlo = q8_levels(lo, _mm512_set1_ps(inv)), qhi = q8_levels(hi, _mm512_set1_ps(inv));
+    _mm_storeu_si128((__m128i *)(void *)out[b].q, _mm512_cvtepi32_epi8(qlo));
+    _mm_storeu_si128((__m128i *)(void *)(out[b].q + 16), _mm512_cvtepi32_epi8(qhi));
+    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+    out[b].d = d;
+    out[b].s = d * (float)sum;
+    out[b].sum = sum;
+  }
+}
+
 /* ---- 16 rows at once from X16 tiles (qmat.h) ----
  * One 512-bit register holds 4 weights of each of 16 rows, so vpdpbusd meets them with 4 activation bytes
  * broadcast to all lanes and leaves one int32 sum per row: no horizontal sums, and each activation block is
@@ -155,5 +184,8 @@ int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
 int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
   (void)type, (void)ops;
   return 0;
+}
+void lmn_q8b_quantize_avx512(const float *x, lmn_q8b *out, int64_t nb) { /* never chosen outside x86 */
+  lmn_q8b_quantize(x, out, nb);
 }
 #endif

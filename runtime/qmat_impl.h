@@ -50,6 +50,11 @@ typedef struct lmn_qk_ops {
   lmn_qk_deq16_fn deq16;
 } lmn_qk_ops;
 
+/* Activations x[32 nb] to nb blocks of 8 bits (d = amax / 127, levels rounded to nearest, halves away from
+ * zero): the portable quantizer (qmat.c), and the AVX-512 one, which writes the same bytes. */
+void lmn_q8b_quantize(const float *x, lmn_q8b *out, int64_t nb);
+void lmn_q8b_quantize_avx512(const float *x, lmn_q8b *out, int64_t nb);
+
 /* Fill ops for a supported type and return 1; 0 when the type is not supported or the path is not built
  * (the AVX2 and AVX-512 files are empty outside x86). They do not check the CPU. */
 int lmn_qk_ops_scalar(uint32_t type, lmn_qk_ops *ops);

@@ -11,6 +11,7 @@
 #include "dequant.h"
 #include "gguf.h"
 #include "qmat.h"
+#include "qmat_impl.h"
 #include "test_k_common.h"
 #include "threads.h"
 
@@ -314,6 +315,32 @@ static void test_matvec_paths_agree(void) {
     t_free_all();
   }
   lmn_q_force_isa(LMN_ISA_AUTO);
+}
+
+/* The AVX-512 activation quantizer writes the portable one's bytes: random blocks, a zero block, tiny values,
+ * and exact halves (amax 127 makes d = 1, so x = k + 0.5 rounds away from zero). */
+static void test_act_quantize(void) {
+  if (!lmn_q_isa_available(LMN_ISA_AVX512)) {
+    printf("\n    path avx512: not available on this CPU, skipped");
+    return;
+  }
+  enum { NB = 64 };
+  rng r = {4242};
+  float *x = make_x(&r, 32 * NB);
+  for (int j = 0; j < 32; j++) x[32 + j] = 0.0f;                                     /* block 1: zeros */
+  for (int j = 0; j < 32; j++) x[64 + j] = 1e-30f * (float)(j - 16);                 /* block 2: tiny */
+  for (int j = 0; j < 32; j++) x[96 + j] = j == 0 ? 127.0f : (float)(j - 16) + 0.5f; /* block 3: halves */
+  x[97] = -0.5f, x[98] = 0.5f, x[99] = -126.5f;
+  lmn_q8b *a = t_alloc(NB * sizeof *a), *b = t_alloc(NB * sizeof *b);
+  lmn_q8b_quantize(x, a, NB);
+  lmn_q8b_quantize_avx512(x, b, NB);
+  int bad = 0;
+  for (int i = 0; i < NB; i++)
+    bad += a[i].d != b[i].d || a[i].s != b[i].s || a[i].sum != b[i].sum || memcmp(a[i].q, b[i].q, 32) != 0;
+  printf("\n    %-52s %d of %d blocks differ", "avx512 activation blocks vs portable, bytes", bad, NB);
+  CU_ASSERT(bad == 0);
+  CU_ASSERT(a[3].q[1] == -1 && a[3].q[2] == 1 && a[3].q[3] == -127 && a[3].q[4] == -12); /* -11.5 -> -12 */
+  t_free_all();
 }
 
 /* ---------------------------------------------------------------- the X16 layout */
@@ -674,6 +701,7 @@ static CU_TestInfo tests[] = {
     {"matvec: threads, rows, heap activations: identical bits", test_matvec_threads},
     {"matvec: every path agrees with the portable one", test_matvec_paths_agree},
     {"X16 layout (16-row groups): dequant, matvec, matmul on every path", test_x16},
+    {"activation quantization: the AVX-512 bytes equal the portable ones", test_act_quantize},
     {"matmul, matmul_dx: vs double reference, bits across threads/paths", test_matmul},
     {"matmul_dx: finite differences, accumulation", test_dx_finite_differences},
     {"matmul: the precision of the products, f32 forced in a bf16 process", test_matmul_precision},
