@@ -262,14 +262,18 @@ typedef struct mv_job {
   int64_t chunk; /* rows per task */
 } mv_job;
 
-/* Rows r0 .. r1 of an X16 tensor (whole groups) by the path's 16-row kernel. */
+/* Rows r0 .. r1 of an X16 tensor (whole groups) by the path's 16-row kernels. */
 static void mv_groups(const mv_job *j, int64_t r0, int64_t r1) {
   const lmn_qtensor *W = j->W;
   for (int64_t g = r0; g < r1; g += LMN_QL_GROUP) {
     const uint8_t *group = (const uint8_t *)W->data + (size_t)g * W->row_bytes;
-    for (int v = 0; v < j->n; v++)
-      j->ops.dotq16(group, (const lmn_q8b *)(const void *)(j->xq + v * j->stride), W->cols,
-                    j->Y + (size_t)v * (size_t)W->rows + g);
+    for (int v = 0; v < j->n; v++) {
+      float *y = j->Y + (size_t)v * (size_t)W->rows + g;
+      if (j->xq)
+        j->ops.dotq16(group, (const lmn_q8b *)(const void *)(j->xq + v * j->stride), W->cols, y);
+      else
+        j->ops.dotf16(group, j->X + (size_t)v * (size_t)W->cols, W->cols, y);
+    }
   }
 }
 
@@ -297,7 +301,8 @@ static void mv_task(void *p, int task, int thread) {
   const mv_job *j = p;
   const lmn_qtensor *W = j->W;
   const int64_t r0 = (int64_t)task * j->chunk, r1 = r0 + j->chunk < W->rows ? r0 + j->chunk : W->rows;
-  if (W->layout == LMN_QL_X16 && j->xq && j->ops.dotq16) return mv_groups(j, r0, r1);
+  if (W->layout == LMN_QL_X16 && (j->xq ? j->ops.dotq16 != NULL : j->ops.dotf16 != NULL))
+    return mv_groups(j, r0, r1);
   for (int64_t r = r0; r < r1; r++)
     for (int v = 0; v < j->n; v++) j->Y[(size_t)v * (size_t)W->rows + r] = mv_row(j, r, v);
 }

@@ -151,12 +151,55 @@ LMN_QD_INLINE void x16_deq(uint32_t type, const uint8_t *group, int k, int64_t b
   }
 }
 
+/* The 16 rows of a group against f32 x: each weight dequantized as lmn_dequant_row does (L d, then + m: a
+ * product and a sum, never fused), then one FMA with x broadcast; byte j of every 32-bit lane is value j of
+ * a chunk. Two FMA chains (the low and the high nibbles; Q8_0's chunks by parity). */
+LMN_QD_INLINE void x16_dotf(uint32_t type, const uint8_t *group, const float *x, int64_t cols, float *y) {
+  const int64_t nb = cols / 32;
+  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = type == LMN_GGML_Q4_1 ? 64 : 32;
+  const __m512i m4 = _mm512_set1_epi32(0x0f);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < nb; b++, x += 32) {
+    const uint8_t *t = group + (size_t)b * tile, *qs = t + head;
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+    const __m512 m = type == LMN_GGML_Q4_1
+                         ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)))
+                         : _mm512_setzero_ps();
+    if (type == LMN_GGML_Q8_0) {
+      for (int c = 0; c < 8; c++) {
+        const __m512i v = _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * c), _mm512_set1_epi8((char)0x80));
+        for (int j = 0; j < 4; j++) { /* byte j, sign-extended */
+          const __m512 L = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * j), 24));
+          acc[c & 1] = _mm512_fmadd_ps(_mm512_mul_ps(L, d), _mm512_set1_ps(x[4 * c + j]), acc[c & 1]);
+        }
+      }
+      continue;
+    }
+    const __m512i off = _mm512_set1_epi32(type == LMN_GGML_Q4_0 ? 8 : 0);
+    for (int c = 0; c < 4; c++) {
+      const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+      for (int j = 0; j < 4; j++) {
+        const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j), m4), off);
+        const __m512i hi = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j + 4), m4), off);
+        __m512 wl = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d), wh = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d);
+        if (type == LMN_GGML_Q4_1) wl = _mm512_add_ps(wl, m), wh = _mm512_add_ps(wh, m);
+        acc[0] = _mm512_fmadd_ps(wl, _mm512_set1_ps(x[4 * c + j]), acc[0]);
+        acc[1] = _mm512_fmadd_ps(wh, _mm512_set1_ps(x[16 + 4 * c + j]), acc[1]);
+      }
+    }
+  }
+  _mm512_storeu_ps(y, _mm512_add_ps(acc[0], acc[1]));
+}
+
 #define X16_INSTANCE(T)                                                                     \
   static void x16_dot_##T(const uint8_t *group, const lmn_q8b *x, int64_t cols, float *y) { \
     x16_dot(LMN_GGML_##T, group, x, cols, y);                                               \
   }                                                                                         \
   static void x16_deq_##T(const uint8_t *group, int k, int64_t b0, int64_t nb, float *y) {  \
     x16_deq(LMN_GGML_##T, group, k, b0, nb, y);                                             \
+  }                                                                                         \
+  static void x16_dotf_##T(const uint8_t *group, const float *x, int64_t cols, float *y) {  \
+    x16_dotf(LMN_GGML_##T, group, x, cols, y);                                              \
   }
 X16_INSTANCE(Q4_0)
 X16_INSTANCE(Q4_1)
@@ -168,6 +211,10 @@ int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
   ops->dotq16 = type == LMN_GGML_Q4_0   ? x16_dot_Q4_0
                 : type == LMN_GGML_Q4_1 ? x16_dot_Q4_1
                 : type == LMN_GGML_Q8_0 ? x16_dot_Q8_0
+                                        : NULL;
+  ops->dotf16 = type == LMN_GGML_Q4_0   ? x16_dotf_Q4_0
+                : type == LMN_GGML_Q4_1 ? x16_dotf_Q4_1
+                : type == LMN_GGML_Q8_0 ? x16_dotf_Q8_0
                                         : NULL;
   ops->deq16 = type == LMN_GGML_Q4_0   ? x16_deq_Q4_0
                : type == LMN_GGML_Q4_1 ? x16_deq_Q4_1

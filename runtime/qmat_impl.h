@@ -40,14 +40,17 @@ typedef void (*lmn_qk_deq_fn)(const uint8_t *w, float *dst, int64_t n);
 /* dotq16: the 16 rows of an X16 group (qmat.h) against quantized activations into y[16] (NULL where the
  * path has none: rows are then gathered back and go through dotq). */
 typedef void (*lmn_qk_dotq16_fn)(const uint8_t *group, const lmn_q8b *xq, int64_t cols, float *y);
-/* deq16: blocks [b0, b0 + nb) of row k of an X16 group to f32 (bit-exact with deq), or NULL. */
+/* deq16: blocks [b0, b0 + nb) of row k of an X16 group to f32 (bit-exact with deq), or NULL. dotf16: the 16
+ * rows of a group against f32 activations (the weights dequantized bit-exactly, as dotf), or NULL. */
 typedef void (*lmn_qk_deq16_fn)(const uint8_t *group, int k, int64_t b0, int64_t nb, float *dst);
+typedef void (*lmn_qk_dotf16_fn)(const uint8_t *group, const float *x, int64_t cols, float *y);
 typedef struct lmn_qk_ops {
   lmn_qk_dotq_fn dotq;
   lmn_qk_dotf_fn dotf;
   lmn_qk_deq_fn deq;
   lmn_qk_dotq16_fn dotq16;
   lmn_qk_deq16_fn deq16;
+  lmn_qk_dotf16_fn dotf16;
 } lmn_qk_ops;
 
 /* Activations x[32 nb] to nb blocks of 8 bits (d = amax / 127, levels rounded to nearest, halves away from
