@@ -109,10 +109,10 @@ int lmn_gguf_get_arr_float(const lmn_gguf *g, const char *key, uint64_t i, doubl
 size_t lmn_gguf_n_tensors(const lmn_gguf *g);
 const lmn_gguf_tensor *lmn_gguf_tensor_at(const lmn_gguf *g, size_t i);
 const lmn_gguf_tensor *lmn_gguf_find_tensor(const lmn_gguf *g, const char *name);
-/* Pointer to the tensor's nbytes raw bytes (no particular alignment beyond the file's); NULL with an error
- * when the file was opened with LMN_GGUF_META. */
 /* 1 when g's bytes are a private mapping of its file (LMN_GGUF_MMAP): pages of it may be given back. */
 int lmn_gguf_mapped(const lmn_gguf *g);
+/* Pointer to the tensor's nbytes raw bytes (no particular alignment beyond the file's); NULL with an error
+ * when the file was opened with LMN_GGUF_META. */
 const void *lmn_gguf_tensor_data(const lmn_gguf *g, const lmn_gguf_tensor *t, lmn_err *err);
 /* Copies bytes [off, off + len) of the tensor's data into dst (every mode). */
 int lmn_gguf_tensor_read(const lmn_gguf *g, const lmn_gguf_tensor *t, uint64_t off, void *dst, uint64_t len,
