@@ -52,11 +52,6 @@ int lmn_qtensor_init(lmn_qtensor *t, uint32_t type, int64_t rows, int64_t cols, 
 
 /* ---------------------------------------------------------------- the X16 layout (qmat.h) */
 
-/* Bytes before the nibbles or values in an X16 tile: the 16 scales, and for Q4_1 the 16 mins. */
-static size_t x16_head(uint32_t type) {
-  return type == LMN_GGML_Q4_1 ? 64 : 32;
-}
-
 int lmn_q_x16_possible(const lmn_qtensor *W) {
   const int typed = W->type == LMN_GGML_Q4_0 || W->type == LMN_GGML_Q4_1 || W->type == LMN_GGML_Q8_0;
   uint64_t packed = 0;
@@ -69,7 +64,7 @@ int lmn_q_x16_possible(const lmn_qtensor *W) {
 /* The file's bytes of block b of row k of an X16 tile (tile: 16 blocks interleaved) into blk, or (scatter)
  * blk into the tile. Q8_0 values are stored + 128 in the tile. */
 static void x16_move(uint32_t type, uint8_t *tile, int k, uint8_t *blk, int scatter) {
-  const size_t head = x16_head(type);
+  const size_t head = lmn_qd_x16_head(type);
   const int chunks = type == LMN_GGML_Q8_0 ? 8 : 4, qs = type == LMN_GGML_Q4_1 ? 4 : 2;
   uint8_t *d = tile + 2 * k, *m = tile + 32 + 2 * k;
   if (scatter) {

@@ -78,7 +78,7 @@ static inline __m512i x16_bcast(const int8_t *q) {
 
 LMN_QD_INLINE void x16_dot(uint32_t type, const uint8_t *group, const lmn_q8b *x, int64_t cols, float *y) {
   const int64_t nb = cols / 32;
-  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = type == LMN_GGML_Q4_1 ? 64 : 32;
+  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = lmn_qd_x16_head(type);
   const int offset = type == LMN_GGML_Q8_0 ? 128 : type == LMN_GGML_Q4_0 ? 8 : 0;
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()},
@@ -124,7 +124,7 @@ static inline __m128i x16_row_piece(const uint8_t *p) {
 /* Blocks [b0, b0 + nb) of row k of an X16 group to f32, in the operations of lmn_dequant_row (L d, then
  * + m: a product and a sum, never fused): the row's 4-byte pieces gathered from the tile's chunks. */
 LMN_QD_INLINE void x16_deq(uint32_t type, const uint8_t *group, int k, int64_t b0, int64_t nb, float *y) {
-  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = type == LMN_GGML_Q4_1 ? 64 : 32;
+  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = lmn_qd_x16_head(type);
   for (int64_t b = 0; b < nb; b++, y += 32) {
     const uint8_t *t = group + (size_t)(b0 + b) * tile, *qs = t + head + 4 * k;
     const __m512 d = _mm512_set1_ps(LMN_QD_HALF(t + 2 * k));
@@ -156,7 +156,7 @@ LMN_QD_INLINE void x16_deq(uint32_t type, const uint8_t *group, int k, int64_t b
  * a chunk. Two FMA chains (the low and the high nibbles; Q8_0's chunks by parity). */
 LMN_QD_INLINE void x16_dotf(uint32_t type, const uint8_t *group, const float *x, int64_t cols, float *y) {
   const int64_t nb = cols / 32;
-  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = type == LMN_GGML_Q4_1 ? 64 : 32;
+  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = lmn_qd_x16_head(type);
   const __m512i m4 = _mm512_set1_epi32(0x0f);
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t b = 0; b < nb; b++, x += 32) {
@@ -208,18 +208,18 @@ X16_INSTANCE(Q8_0)
 
 int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
   if (!qx_fill(type, ops)) return 0;
-  ops->dotq16 = type == LMN_GGML_Q4_0   ? x16_dot_Q4_0
-                : type == LMN_GGML_Q4_1 ? x16_dot_Q4_1
-                : type == LMN_GGML_Q8_0 ? x16_dot_Q8_0
-                                        : NULL;
-  ops->dotf16 = type == LMN_GGML_Q4_0   ? x16_dotf_Q4_0
-                : type == LMN_GGML_Q4_1 ? x16_dotf_Q4_1
-                : type == LMN_GGML_Q8_0 ? x16_dotf_Q8_0
-                                        : NULL;
-  ops->deq16 = type == LMN_GGML_Q4_0   ? x16_deq_Q4_0
-               : type == LMN_GGML_Q4_1 ? x16_deq_Q4_1
-               : type == LMN_GGML_Q8_0 ? x16_deq_Q8_0
-                                       : NULL;
+  switch (type) { /* the X16 kernels (dotq16, dotf16, deq16 stay NULL for the other types) */
+#define X16_CASE(T)             \
+  case LMN_GGML_##T:            \
+    ops->dotq16 = x16_dot_##T;  \
+    ops->dotf16 = x16_dotf_##T; \
+    ops->deq16 = x16_deq_##T;   \
+    break;
+    X16_CASE(Q4_0)
+    X16_CASE(Q4_1) X16_CASE(Q8_0)
+#undef X16_CASE
+        default : break;
+  }
   return 1;
 }
 

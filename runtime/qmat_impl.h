@@ -7,6 +7,7 @@
 #ifndef LMN_QMAT_IMPL_H
 #define LMN_QMAT_IMPL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -99,6 +100,11 @@ LMN_QD_INLINE int lmn_qd_is_k(uint32_t type) {
 }
 LMN_QD_INLINE int lmn_qd_has_min(uint32_t type) {
   return type == LMN_GGML_Q4_1 || type == LMN_GGML_Q5_1;
+}
+
+/* Bytes before the nibbles or values in an X16 tile (qmat.h): the 16 scales, and for Q4_1 the 16 mins. */
+LMN_QD_INLINE size_t lmn_qd_x16_head(uint32_t type) {
+  return type == LMN_GGML_Q4_1 ? 64 : 32;
 }
 
 LMN_QD_INLINE uint32_t lmn_qd_le32(const uint8_t *p) {
