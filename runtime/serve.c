@@ -441,10 +441,10 @@ static int prompt_ids(server *sv, const lmn_serve_request *r, job *j, char *why,
   return rc;
 }
 
-/* A job for a parsed request (its stop strings move to the job), with the prompt's ids; NULL with why. */
-static job *new_job(server *sv, lmn_serve_request *r, int chat, char *why, size_t n) {
+/* A new job (NULL: out of memory) for a parsed request, whose stop strings move to it. */
+static job *new_job(server *sv, lmn_serve_request *r, int chat) {
   job *j = calloc(1, sizeof *j);
-  if (!j) return snprintf(why, n, "out of memory"), NULL;
+  if (!j) return NULL;
   j->sv = sv;
   j->chat = chat;
   j->stream = r->stream;
@@ -455,7 +455,6 @@ static job *new_job(server *sv, lmn_serve_request *r, int chat, char *why, size_
   memcpy(j->stop, r->stop, sizeof j->stop);
   memset(r->stop, 0, sizeof r->stop);
   j->req.n_stop = r->n_stop;
-  if (prompt_ids(sv, r, j, why, n)) return job_free(j), NULL;
   return j;
 }
 
@@ -469,9 +468,14 @@ static enum MHD_Result complete(server *sv, struct MHD_Connection *c, const char
     lmn_serve_request_free(&r);
     return reply_error(c, 400, "%s is a classifier: use POST /v1/classify", sv->d->name);
   }
-  job *j = new_job(sv, &r, chat, why, sizeof why);
+  job *j = new_job(sv, &r, chat);
+  const int bad = j && prompt_ids(sv, &r, j, why, sizeof why);
   lmn_serve_request_free(&r);
-  if (!j) return reply_error(c, 400, "%s", why);
+  if (!j) return reply_error(c, 500, "out of memory");
+  if (bad) {
+    job_free(j);
+    return reply_error(c, 400, "%s", why);
+  }
   if (chat) j->stop[j->req.n_stop++] = strdup(sv->tpl.end_of_turn);
   j->req.prompt = j->ids;
   j->req.stop = (const char *const *)j->stop;
