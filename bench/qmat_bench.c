@@ -10,7 +10,12 @@
  *   gcc -std=c11 -O2 -D_GNU_SOURCE -Iruntime -I/usr/include/x86_64-linux-gnu/openblas-pthread \
  *       bench/qmat_bench.c lib/liblmn.a -o build/qmat_bench -lopenblas -lyaml -lm -lpthread
  * Usage: qmat_bench [--quick] [--rounds N] [--isa scalar|avx2|avx512] [--types Q4_1,Q8_0,...]
- * (--quick: one round of one repetition, to check that it runs; its numbers mean nothing). */
+ *                   [--matmul N [--dx]]
+ * (--quick: one round of one repetition, to check that it runs; its numbers mean nothing).
+ * --matmul N: the training / prefill products instead, Y = X W^T for N rows of X (--dx: dX = dY W), in
+ * GFLOP/s: lmn_q_matmul with W repacked to X16 where it can be (the tile path on AVX-512), with W in the
+ * file's layout (panels + sgemm), and cblas_sgemm on the f32 matrix, OpenBLAS and the pool on the same
+ * threads. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +35,20 @@ static const uint32_t bench_types[] = {LMN_GGML_Q4_0, LMN_GGML_Q4_1, LMN_GGML_Q5
 #define N_TYPES (int)(sizeof bench_types / sizeof bench_types[0])
 enum { C_Q8, C_F32ACT, C_SGEMV, N_CONT };
 static const char *const cont_name[N_CONT] = {"q_matvec", "f32act", "sgemv"};
+static const char *const mm_name[N_CONT] = {"q_mm X16", "q_mm rows", "sgemm"}; /* --matmul */
 
 typedef struct opts {
   int rounds, quick;
   const char *types; /* comma-separated names, or NULL for all */
+  int matmul, dx;    /* --matmul N: rows of X; --dx */
 } opts;
+
+/* The operands of one shape: W in the file's layout, Wx repacked to X16 (or W's copy), Wf dequantized. */
+typedef struct operands {
+  lmn_qtensor W, Wx;
+  const float *Wf, *x;
+  float *y, *work;
+} operands;
 
 static double now(void) {
   struct timespec t;
@@ -75,39 +89,69 @@ static uint8_t *random_weights(uint32_t type, const lmn_qtensor *W, uint64_t *se
   return p;
 }
 
+/* One --matmul call of contender c. */
+static void matmul_one(const opts *o, int c, const operands *a, lmn_pool *pool) {
+  const lmn_qtensor *W = c == C_Q8 ? &a->Wx : &a->W;
+  const int R = (int)W->rows, C = (int)W->cols;
+  if (c != C_SGEMV)
+    (o->dx ? lmn_q_matmul_dx : lmn_q_matmul)(a->y, a->x, W, o->matmul, 0.0f, a->work, pool);
+  else if (o->dx)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o->matmul, C, R, 1.0f, a->x, R, a->Wf, C, 0.0f,
+                a->y, C);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, o->matmul, R, C, 1.0f, a->x, C, a->Wf, C, 0.0f, a->y,
+                R);
+}
+
 /* Seconds per call of contender c, from one timed batch of reps calls. */
-static double time_one(int c, const lmn_qtensor *W, const float *Wf, const float *x, float *y, lmn_pool *pool,
-                       int threads, int reps) {
+static double time_one(const opts *o, int c, const operands *a, lmn_pool *pool, int threads, int reps) {
+  const lmn_qtensor *W = &a->W;
   openblas_set_num_threads(threads);
   const double t0 = now();
   for (int r = 0; r < reps; r++) {
-    if (c == C_Q8)
-      lmn_q_matvec(y, W, x, pool);
+    if (o->matmul)
+      matmul_one(o, c, a, pool);
+    else if (c == C_Q8)
+      lmn_q_matvec(a->y, W, a->x, pool);
     else if (c == C_F32ACT)
-      lmn_q_matvec_f32act(y, W, x, pool);
+      lmn_q_matvec_f32act(a->y, W, a->x, pool);
     else
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)W->rows, (int)W->cols, 1.0f, Wf, (int)W->cols, x, 1, 0.0f,
-                  y, 1);
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)W->rows, (int)W->cols, 1.0f, a->Wf, (int)W->cols, a->x, 1,
+                  0.0f, a->y, 1);
   }
   return (now() - t0) / reps;
 }
 
 /* Median seconds per call of every contender, rounds alternating between them. */
-static void measure(const opts *o, const lmn_qtensor *W, const float *Wf, const float *x, float *y,
-                    lmn_pool *pool, int threads, double med[N_CONT]) {
+static void measure(const opts *o, const operands *a, lmn_pool *pool, int threads, double med[N_CONT]) {
   int reps[N_CONT];
   for (int c = 0; c < N_CONT; c++) { /* warm up, and size a batch to about 20 ms */
-    const double t = time_one(c, W, Wf, x, y, pool, threads, 1);
+    const double t = time_one(o, c, a, pool, threads, 1);
     reps[c] = o->quick ? 1 : (int)(0.02 / (t > 1e-7 ? t : 1e-7)) + 1;
   }
   double *t = malloc(sizeof(double) * N_CONT * (size_t)o->rounds);
   for (int r = 0; r < o->rounds; r++)
-    for (int c = 0; c < N_CONT; c++) t[c * o->rounds + r] = time_one(c, W, Wf, x, y, pool, threads, reps[c]);
+    for (int c = 0; c < N_CONT; c++) t[c * o->rounds + r] = time_one(o, c, a, pool, threads, reps[c]);
   for (int c = 0; c < N_CONT; c++) {
     qsort(t + c * o->rounds, (size_t)o->rounds, sizeof *t, cmp_double);
     med[c] = t[c * o->rounds + o->rounds / 2];
   }
   free(t);
+}
+
+/* --matmul: X (or dY) of N rows, Y, the scratch, and Wx repacked where it can be. 0 when out of memory. */
+static int matmul_operands(const opts *o, operands *a, uint64_t *seed) {
+  const int64_t in = o->dx ? a->W.rows : a->W.cols, out = o->dx ? a->W.cols : a->W.rows;
+  float *x = malloc(sizeof(float) * (size_t)(o->matmul * in));
+  a->y = malloc(sizeof(float) * (size_t)(o->matmul * out));
+  a->work = malloc(sizeof(float) * (lmn_q_matmul_work_floats(&a->W, 2) + 1));
+  void *x16 = lmn_q_x16_possible(&a->W) ? malloc(a->W.row_bytes * (size_t)a->W.rows) : NULL;
+  if (!x || !a->y || !a->work || (lmn_q_x16_possible(&a->W) && !x16))
+    return fprintf(stderr, "qmat_bench: out of memory\n"), 0;
+  for (int64_t i = 0; i < o->matmul * in; i++) x[i] = (float)((int64_t)(rnd(seed) % 2001) - 1000) / 1000.0f;
+  a->x = x;
+  if (x16) lmn_qtensor_repack(&a->Wx, &a->W, x16);
+  return 1;
 }
 
 /* One type and shape at 1 and 2 threads: prints rows, returns the medians in med[threads - 1][c]. */
@@ -126,16 +170,25 @@ static int bench_shape(const opts *o, uint32_t type, int s, lmn_pool *pools[2], 
   W.data = data;
   lmn_q_dequant(Wf, W.cols, &W, 0, W.rows, 0, W.cols);
   for (int64_t i = 0; i < W.cols; i++) x[i] = (float)((int64_t)(rnd(&seed) % 2001) - 1000) / 1000.0f;
+  operands a = {W, W, Wf, x, y, NULL};
+  if (o->matmul && !matmul_operands(o, &a, &seed)) return 0;
   for (int t = 0; t < 2; t++) {
-    measure(o, &W, Wf, x, y, pools[t], t + 1, med[t]);
+    measure(o, &a, pools[t], t + 1, med[t]);
     for (int c = 0; c < N_CONT; c++) {
       const double bytes =
           c == C_SGEMV ? 4.0 * (double)(W.rows * W.cols) : (double)W.row_bytes * (double)W.rows;
-      printf("%-5s %5lldx%-5lld %d thr  %-8s %10.1f us %8.2f GB/s\n", lmn_ggml_type_name(type),
-             (long long)W.rows, (long long)W.cols, t + 1, cont_name[c], 1e6 * med[t][c],
-             bytes / med[t][c] / 1e9);
+      if (o->matmul)
+        printf("%-5s %5lldx%-5lld %d thr  %-9s %10.1f us %8.1f GFLOP/s\n", lmn_ggml_type_name(type),
+               (long long)W.rows, (long long)W.cols, t + 1, mm_name[c], 1e6 * med[t][c],
+               2.0 * o->matmul * (double)(W.rows * W.cols) / med[t][c] / 1e9);
+      else
+        printf("%-5s %5lldx%-5lld %d thr  %-8s %10.1f us %8.2f GB/s\n", lmn_ggml_type_name(type),
+               (long long)W.rows, (long long)W.cols, t + 1, cont_name[c], 1e6 * med[t][c],
+               bytes / med[t][c] / 1e9);
     }
   }
+  if (a.Wx.data != W.data) free((void *)a.Wx.data);
+  if (o->matmul) free((void *)a.x), free(a.y), free(a.work);
   free(data), free(Wf), free(x), free(y);
   return 1;
 }
@@ -160,6 +213,7 @@ static void bench_type(const opts *o, uint32_t type, lmn_pool *pools[2]) {
       for (int c = 0; c < N_CONT; c++) tok[t][c] += per_token[s] * med[t][c];
   }
   for (int t = 0; all && t < 2; t++) {
+    if (o->matmul) break;
     printf("%-5s tok/s-equivalent, %d thr:", lmn_ggml_type_name(type), t + 1);
     for (int c = 0; c < N_CONT; c++) printf("  %s %.1f", cont_name[c], 1.0 / tok[t][c]);
     printf("  (q_matvec / sgemv %.2fx)\n", tok[t][C_SGEMV] / tok[t][C_Q8]);
@@ -172,6 +226,10 @@ static int parse(int argc, char **argv, opts *o) {
       o->quick = 1, o->rounds = 1;
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
       o->rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--matmul") && i + 1 < argc)
+      o->matmul = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--dx"))
+      o->dx = 1;
     else if (!strcmp(argv[i], "--types") && i + 1 < argc)
       o->types = argv[++i];
     else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
@@ -182,13 +240,16 @@ static int parse(int argc, char **argv, opts *o) {
                                        : 9;
       if (lmn_q_force_isa(isa) != 0) return fprintf(stderr, "qmat_bench: path '%s' not available\n", v), -1;
     } else
-      return fprintf(stderr, "usage: qmat_bench [--quick] [--rounds N] [--isa P] [--types A,B]\n"), -1;
+      return fprintf(stderr,
+                     "usage: qmat_bench [--quick] [--rounds N] [--isa P] [--types A,B] [--matmul N "
+                     "[--dx]]\n"),
+             -1;
   }
-  return o->rounds > 0 ? 0 : -1;
+  return o->rounds > 0 && o->matmul >= 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv) {
-  opts o = {5, 0, NULL};
+  opts o = {5, 0, NULL, 0, 0};
   if (parse(argc, argv, &o) != 0) return 2;
   lmn_err e;
   lmn_pool *pools[2] = {lmn_pool_create(1, &e), lmn_pool_create(2, &e)};

@@ -1,8 +1,9 @@
 /* qmat.c: the qmat API (see qmat.h): choice of the instruction-set path, quantization of the activations
  * (portable C, the same bytes for every path), the matrix-vector products split over the pool by fixed
  * chunks of rows, and the matrix-matrix products by panels (dequantized into per-thread scratch, or F32
- * weights in place) passed to single-threaded lmn_gemm calls (cblas_sgemm, or bf16 while training in bf16).
- * The kernels themselves live in qmat_scalar.c, qmat_avx2.c and qmat_avx512.c. */
+ * weights in place) passed to single-threaded lmn_gemm calls (cblas_sgemm, or bf16 while training in bf16),
+ * or for X16 weights on the AVX-512 path dequantized into an own tile kernel's layout (the tile path). The
+ * kernels themselves live in qmat_scalar.c, qmat_avx2.c, qmat_avx512.c and qtile_avx512.c. */
 #include "qmat.h"
 
 #include <cblas.h>
@@ -466,9 +467,40 @@ static size_t panel_floats(const lmn_qtensor *W) {
   return (size_t)(f > d ? f : d);
 }
 
+/* ---- the tile path: f32 products with X16 weights where the path has a tile kernel (AVX-512) ----
+ * No OpenBLAS and no f32 copy of a panel that something else packs again: W is cut into panels of 32 rows
+ * (forward: dequantized k-major by packk16 straight into the kernel's layout) or of 32 columns, one block
+ * (dx: its rows dequantized by deq16), a task takes TILE_NP panels or one, dequantizes them chunk by chunk
+ * of the reduction into its thread's scratch and runs the tile kernel over every row of X (or dY), TILE_TB
+ * rows at a time so that they stay in cache across its panels. An output is one FMA chain per chunk of the
+ * reduction (the chunks fixed by the shape: at most TILE_KC long), added up in order, so its bits depend on
+ * the operands and W's shape only: not on the tasks, the threads, N, or where the row sits in X. */
+#define TILE_W 32             /* panel width */
+#define TILE_NP 2             /* panels per task when there are enough for every thread */
+#define TILE_KC LMN_Q_TILE_KC /* longest chunk of the reduction */
+#define TILE_TB 96            /* rows of X (dY) per pass over a task's panels */
+
+/* Chunk length of a reduction of K values in steps of `step` (a block of the forward's columns, one row
+ * of dx's): ceil(K / TILE_KC) chunks of equal length, rounded up to steps. */
+static int64_t tile_chunk(int64_t K, int64_t step) {
+  const int64_t n = (K + TILE_KC - 1) / TILE_KC, len = (K + n - 1) / n;
+  return (len + step - 1) / step * step;
+}
+static int64_t tile_panels(const lmn_qtensor *W, int dx) {
+  return ((dx ? W->cols : W->rows) + TILE_W - 1) / TILE_W;
+}
+static int tile_path(const lmn_qtensor *W, lmn_qk_ops ops, lmn_precision prec) {
+  return prec == LMN_PREC_F32 && W->layout == LMN_QL_X16 && ops.packk16 && ops.tile;
+}
+static size_t tile_floats(const lmn_qtensor *W) {
+  const int64_t K = W->cols > W->rows ? W->cols : W->rows;
+  return (size_t)TILE_NP * TILE_W * (size_t)(K < TILE_KC ? K : TILE_KC + TILE_W);
+}
+
 size_t lmn_q_matmul_work_floats(const lmn_qtensor *W, int n_threads) {
   if (W->type == LMN_GGML_F32) return 0;
-  return panel_floats(W) * (size_t)(n_threads > 0 ? n_threads : 1);
+  const size_t p = panel_floats(W), t = tile_floats(W), f = p > t ? p : t; /* any layout: W may be repacked */
+  return f * (size_t)(n_threads > 0 ? n_threads : 1);
 }
 
 typedef struct mm_job {
@@ -523,6 +555,54 @@ static void mm_dx_task(void *p, int task, int thread) {
   }
 }
 
+typedef struct tile_job {
+  mm_job mm;
+  int dx, np;          /* dx: the data gradient; panels per task */
+  int64_t K, kc, step; /* reduction length, chunk, step */
+} tile_job;
+
+/* Panel p's chunk [k0, k0 + kn) of the reduction into P (kn x 32 floats); returns the panel's width. */
+static int tile_pack(const tile_job *j, int64_t p, int64_t k0, int64_t kn, float *P) {
+  const lmn_qtensor *W = j->mm.W;
+  if (j->dx) { /* block p of rows k0 .. k0 + kn */
+    dequant_with(j->mm.ops, P, TILE_W, W, k0, kn, p * TILE_W, TILE_W);
+    return TILE_W;
+  }
+  const int64_t r0 = p * TILE_W, nr = min64(TILE_W, W->rows - r0);
+  for (int64_t g = 0; g < nr / LMN_QL_GROUP; g++)
+    j->mm.ops.packk16((const uint8_t *)W->data + (size_t)(r0 + g * LMN_QL_GROUP) * W->row_bytes, k0 / 32,
+                      kn / 32, P + g * LMN_QL_GROUP);
+  return (int)nr;
+}
+
+static void tile_task(void *p, int task, int thread) {
+  const tile_job *j = p;
+  const mm_job *m = &j->mm;
+  const int64_t p0 = (int64_t)task * j->np, np = min64(j->np, tile_panels(m->W, j->dx) - p0);
+  const int64_t out = j->dx ? m->W->cols : m->W->rows; /* C's row stride; A's is K */
+  float *P = m->work + (size_t)thread * m->panel;
+  int width[TILE_NP];
+  for (int64_t k0 = 0; k0 < j->K; k0 += j->kc) {
+    const int64_t kn = min64(j->kc, j->K - k0);
+    for (int64_t q = 0; q < np; q++)
+      width[q] = tile_pack(j, p0 + q, k0, kn, P + (size_t)q * (size_t)kn * TILE_W);
+    for (int t0 = 0; t0 < m->N; t0 += TILE_TB)
+      for (int64_t q = 0; q < np; q++)
+        m->ops.tile(m->N - t0 < TILE_TB ? m->N - t0 : TILE_TB, kn, m->A + (size_t)t0 * (size_t)j->K + k0,
+                    j->K, P + (size_t)q * (size_t)kn * TILE_W,
+                    m->C + (size_t)t0 * (size_t)out + (p0 + q) * TILE_W, out, width[q], m->beta, k0 > 0);
+  }
+}
+
+/* Y = X W^T + beta Y (dx = 0) or dX = dY W + beta dX (dx = 1) by the tile path. */
+static void tile_run(lmn_pool *pool, mm_job m, int dx) {
+  tile_job j = {m, dx, TILE_NP, dx ? m.W->rows : m.W->cols, 0, dx ? 1 : 32};
+  j.kc = tile_chunk(j.K, j.step);
+  const int64_t panels = tile_panels(m.W, dx);
+  if (panels < 4 * (int64_t)lmn_pool_threads(pool) * TILE_NP) j.np = 1; /* small: more tasks, same bits */
+  lmn_pool_run(pool, (int)((panels + j.np - 1) / j.np), tile_task, &j);
+}
+
 /* C[N, n] = beta C (an empty product). */
 static void scale_out(float *C, int N, int64_t n, float beta) {
   for (size_t i = 0; i < (size_t)N * (size_t)n; i++) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
@@ -549,7 +629,11 @@ void lmn_q_matmul_as(lmn_precision prec, float *Y, const float *X, const lmn_qte
     scale_out(Y, N, W->rows, beta);
     return;
   }
-  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, panel_floats(W), prec};
+  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, lmn_q_matmul_work_floats(W, 1), prec};
+  if (tile_path(W, j.ops, prec)) {
+    tile_run(pool, j, 0);
+    return;
+  }
   mm_run(pool, (int)((W->rows + fwd_rows(W) - 1) / fwd_rows(W)), mm_fwd_task, &j);
 }
 
@@ -560,6 +644,11 @@ void lmn_q_matmul_dx(float *dX, const float *dY, const lmn_qtensor *W, int N, fl
     scale_out(dX, N, W->cols, beta);
     return;
   }
-  mm_job j = {W, kernels(W->type), dY, dX, N, beta, work, panel_floats(W), lmn_gemm_precision()};
+  mm_job j = {
+      W, kernels(W->type), dY, dX, N, beta, work, lmn_q_matmul_work_floats(W, 1), lmn_gemm_precision()};
+  if (tile_path(W, j.ops, j.prec)) {
+    tile_run(pool, j, 1);
+    return;
+  }
   mm_run(pool, (int)((W->cols + dx_cols(W) - 1) / dx_cols(W)), mm_dx_task, &j);
 }

@@ -6,7 +6,8 @@
  *     and multiply dequantized blocks instead.
  *   - lmn_q_matmul / lmn_q_matmul_dx: Y = X W^T and dX = dY W for prefill and for gradients through frozen
  *     vertices, exact in f32: panels of W are dequantized into per-thread scratch and handed to
- *     single-threaded cblas_sgemm calls spread over the pool.
+ *     single-threaded cblas_sgemm calls spread over the pool, or, for X16 weights on the AVX-512 path,
+ *     dequantized straight into the layout of an own f32 tile kernel (qtile_avx512.c): no second packing.
  * Every path (portable C, AVX2/FMA/F16C, AVX-512BW/VL/VNNI) is picked once at first use from the CPU, or
  * forced with lmn_q_force_isa. Work is split over the pool by fixed row (or column) chunks, so the bits of
  * every result are the same for any thread count. See docs/quantized.md.
@@ -26,8 +27,11 @@
  *   f32 activations (lmn_q_matvec_f32act, and every product for F32/F16/BF16 weights):
  *       |y_r - ref_r| <= 1e-5 * sum_i |W_ri x_i|   (the weights are dequantized bit-exactly; only the order
  *                                                  of f32 additions differs; tested for cols <= 1536)
- *   lmn_q_matmul, lmn_q_matmul_dx: the same 1e-5 bound per output (cblas_sgemm on bit-exact panels); the
- *   results are bit-identical across the three paths and across thread counts.
+ *   lmn_q_matmul, lmn_q_matmul_dx: the same 1e-5 bound per output (products in f32 of bit-exact weights);
+ *   the results are bit-identical across thread counts, and across the three paths except for X16 weights
+ *   on the AVX-512 path (the tile path below). The tile path computes each output as an FMA chain (fmaf)
+ *   over each chunk of the reduction, the chunks of equal length (LMN_Q_TILE_KC at most, rounded up to a
+ *   block for the forward) added in order, the first as acc + beta * out; the other paths call cblas_sgemm.
  * Across paths, quantized-activation results agree to f32 rounding (they compute the same integers per
  * block and differ only in the order of f32 additions). The portable path is bit-reproducible.
  * Inputs must be finite. */
@@ -113,6 +117,8 @@ void lmn_q_matvec_multi(float *const *y, const lmn_qtensor *const *W, int count,
 /* Cached decoding (modules.c, qnet.c) sends products of at most this many rows through lmn_q_matvec_rows
  * (8-bit activations); longer ones (prefill, training) through the exact lmn_q_matmul. */
 #define LMN_Q_MATVEC_ROWS 4
+/* Longest chunk of the reduction in the tile path of lmn_q_matmul and lmn_q_matmul_dx (see above). */
+#define LMN_Q_TILE_KC 1536
 
 /* Dequantizes the block-aligned window rows [r0, r0 + nr) x cols [c0, c0 + nc) of W into dst (row stride
  * ld floats), bit-identical to lmn_dequant_row. c0 and nc must be multiples of the block size (nc may end

@@ -151,44 +151,79 @@ LMN_QD_INLINE void x16_deq(uint32_t type, const uint8_t *group, int k, int64_t b
   }
 }
 
-/* The 16 rows of a group against f32 x: each weight dequantized as lmn_dequant_row does (L d, then + m: a
- * product and a sum, never fused), then one FMA with x broadcast; byte j of every 32-bit lane is value j of
- * a chunk. Two FMA chains (the low and the high nibbles; Q8_0's chunks by parity). */
+/* The 16 weights (one per row) at bit `shift` of each 32-bit lane of a tile chunk v, as lmn_dequant_row
+ * makes them (L d, then + m: a product and a sum, never fused): Q4_0/Q4_1 the nibble there, Q8_0 (v already
+ * xor 0x80 per byte) the signed byte there. */
+LMN_QD_INLINE __m512 x16_weights(uint32_t type, __m512i v, int shift, __m512 d, __m512 m) {
+  __m512i L;
+  if (type == LMN_GGML_Q8_0)
+    L = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - shift), 24);
+  else
+    L = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(v, shift), _mm512_set1_epi32(0x0f)),
+                         _mm512_set1_epi32(type == LMN_GGML_Q4_0 ? 8 : 0));
+  const __m512 w = _mm512_mul_ps(_mm512_cvtepi32_ps(L), d);
+  return type == LMN_GGML_Q4_1 ? _mm512_add_ps(w, m) : w;
+}
+
+/* Tile b's 16 scales, and mins (Q4_1; else zeros). */
+LMN_QD_INLINE const uint8_t *x16_tile(uint32_t type, const uint8_t *group, int64_t b, __m512 *d, __m512 *m) {
+  const uint8_t *t = group + (size_t)b * 16 * (size_t)lmn_qd_bytes(type);
+  *d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
+  *m = type == LMN_GGML_Q4_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)))
+                             : _mm512_setzero_ps();
+  return t + lmn_qd_x16_head(type);
+}
+
+/* Chunk c of a tile's values (Q8_0's flipped back to signed bytes). */
+LMN_QD_INLINE __m512i x16_chunk(uint32_t type, const uint8_t *qs, int c) {
+  const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+  return type == LMN_GGML_Q8_0 ? _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)) : v;
+}
+
+/* The 16 rows of a group against f32 x: each weight dequantized bit-exactly (x16_weights), then one FMA
+ * with x broadcast; byte j of every 32-bit lane is value j of a chunk. Two FMA chains (the low and the high
+ * nibbles; Q8_0's chunks by parity). */
 LMN_QD_INLINE void x16_dotf(uint32_t type, const uint8_t *group, const float *x, int64_t cols, float *y) {
   const int64_t nb = cols / 32;
-  const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = lmn_qd_x16_head(type);
-  const __m512i m4 = _mm512_set1_epi32(0x0f);
-  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, d, m;
   for (int64_t b = 0; b < nb; b++, x += 32) {
-    const uint8_t *t = group + (size_t)b * tile, *qs = t + head;
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)t));
-    const __m512 m = type == LMN_GGML_Q4_1
-                         ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(t + 32)))
-                         : _mm512_setzero_ps();
+    const uint8_t *qs = x16_tile(type, group, b, &d, &m);
     if (type == LMN_GGML_Q8_0) {
       for (int c = 0; c < 8; c++) {
-        const __m512i v = _mm512_xor_si512(_mm512_loadu_si512(qs + 64 * c), _mm512_set1_epi8((char)0x80));
-        for (int j = 0; j < 4; j++) { /* byte j, sign-extended */
-          const __m512 L = _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * j), 24));
-          acc[c & 1] = _mm512_fmadd_ps(_mm512_mul_ps(L, d), _mm512_set1_ps(x[4 * c + j]), acc[c & 1]);
-        }
+        const __m512i v = x16_chunk(type, qs, c);
+        for (int j = 0; j < 4; j++)
+          acc[c & 1] =
+              _mm512_fmadd_ps(x16_weights(type, v, 8 * j, d, m), _mm512_set1_ps(x[4 * c + j]), acc[c & 1]);
       }
       continue;
     }
-    const __m512i off = _mm512_set1_epi32(type == LMN_GGML_Q4_0 ? 8 : 0);
     for (int c = 0; c < 4; c++) {
-      const __m512i v = _mm512_loadu_si512(qs + 64 * c);
+      const __m512i v = x16_chunk(type, qs, c);
       for (int j = 0; j < 4; j++) {
-        const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j), m4), off);
-        const __m512i hi = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(v, 8 * j + 4), m4), off);
-        __m512 wl = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d), wh = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d);
-        if (type == LMN_GGML_Q4_1) wl = _mm512_add_ps(wl, m), wh = _mm512_add_ps(wh, m);
-        acc[0] = _mm512_fmadd_ps(wl, _mm512_set1_ps(x[4 * c + j]), acc[0]);
-        acc[1] = _mm512_fmadd_ps(wh, _mm512_set1_ps(x[16 + 4 * c + j]), acc[1]);
+        acc[0] = _mm512_fmadd_ps(x16_weights(type, v, 8 * j, d, m), _mm512_set1_ps(x[4 * c + j]), acc[0]);
+        acc[1] =
+            _mm512_fmadd_ps(x16_weights(type, v, 8 * j + 4, d, m), _mm512_set1_ps(x[16 + 4 * c + j]), acc[1]);
       }
     }
   }
   _mm512_storeu_ps(y, _mm512_add_ps(acc[0], acc[1]));
+}
+
+/* Blocks [b0, b0 + nb) of a group's 16 rows, k-major into one half of a 32-wide panel (lmn_qk_packk16_fn):
+ * value 4c + j of a block (and 16 + 4c + j, the high nibbles) is byte j of chunk c for all 16 rows. */
+LMN_QD_INLINE void x16_packk(uint32_t type, const uint8_t *group, int64_t b0, int64_t nb, float *dst) {
+  __m512 d, m;
+  for (int64_t b = 0; b < nb; b++, dst += 32 * 32) {
+    const uint8_t *qs = x16_tile(type, group, b0 + b, &d, &m);
+    for (int c = 0; c < (type == LMN_GGML_Q8_0 ? 8 : 4); c++) {
+      const __m512i v = x16_chunk(type, qs, c);
+      for (int j = 0; j < 4; j++) {
+        _mm512_storeu_ps(dst + 32 * (4 * c + j), x16_weights(type, v, 8 * j, d, m));
+        if (type != LMN_GGML_Q8_0)
+          _mm512_storeu_ps(dst + 32 * (16 + 4 * c + j), x16_weights(type, v, 8 * j + 4, d, m));
+      }
+    }
+  }
 }
 
 #define X16_INSTANCE(T)                                                                     \
@@ -200,6 +235,9 @@ LMN_QD_INLINE void x16_dotf(uint32_t type, const uint8_t *group, const float *x,
   }                                                                                         \
   static void x16_dotf_##T(const uint8_t *group, const float *x, int64_t cols, float *y) {  \
     x16_dotf(LMN_GGML_##T, group, x, cols, y);                                              \
+  }                                                                                         \
+  static void x16_packk_##T(const uint8_t *group, int64_t b0, int64_t nb, float *dst) {     \
+    x16_packk(LMN_GGML_##T, group, b0, nb, dst);                                            \
   }
 X16_INSTANCE(Q4_0)
 X16_INSTANCE(Q4_1)
@@ -209,11 +247,13 @@ X16_INSTANCE(Q8_0)
 int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
   if (!qx_fill(type, ops)) return 0;
   switch (type) { /* the X16 kernels (dotq16, dotf16, deq16 stay NULL for the other types) */
-#define X16_CASE(T)             \
-  case LMN_GGML_##T:            \
-    ops->dotq16 = x16_dot_##T;  \
-    ops->dotf16 = x16_dotf_##T; \
-    ops->deq16 = x16_deq_##T;   \
+#define X16_CASE(T)               \
+  case LMN_GGML_##T:              \
+    ops->dotq16 = x16_dot_##T;    \
+    ops->dotf16 = x16_dotf_##T;   \
+    ops->deq16 = x16_deq_##T;     \
+    ops->packk16 = x16_packk_##T; \
+    ops->tile = lmn_qtile_avx512; \
     break;
     X16_CASE(Q4_0)
     X16_CASE(Q4_1) X16_CASE(Q8_0)

@@ -45,6 +45,14 @@ typedef void (*lmn_qk_dotq16_fn)(const uint8_t *group, const lmn_q8b *xq, int64_
  * rows of a group against f32 activations (the weights dequantized bit-exactly, as dotf), or NULL. */
 typedef void (*lmn_qk_deq16_fn)(const uint8_t *group, int k, int64_t b0, int64_t nb, float *dst);
 typedef void (*lmn_qk_dotf16_fn)(const uint8_t *group, const float *x, int64_t cols, float *y);
+/* packk16: blocks [b0, b0 + nb) of the 16 rows of an X16 group dequantized bit-exactly (as deq16) and laid
+ * out k-major in one half of a 32-wide panel: value k of row r at dst[32 (k - 32 b0) + r]; or NULL.
+ * tile: C[M, n] = A[M, K] Bp[K, 32] on its first n <= 32 columns (Bp 32 floats per k, A and C row-major
+ * with strides lda, ldc), one FMA chain over k in order per output; stored as is, or as acc + beta C when
+ * beta != 0, or as C + acc when accumulate (two roundings, never fused); or NULL (qtile_avx512.c). */
+typedef void (*lmn_qk_packk16_fn)(const uint8_t *group, int64_t b0, int64_t nb, float *dst);
+typedef void (*lmn_qk_tile_fn)(int M, int64_t K, const float *A, int64_t lda, const float *Bp, float *C,
+                               int64_t ldc, int n, float beta, int accumulate);
 typedef struct lmn_qk_ops {
   lmn_qk_dotq_fn dotq;
   lmn_qk_dotf_fn dotf;
@@ -52,12 +60,16 @@ typedef struct lmn_qk_ops {
   lmn_qk_dotq16_fn dotq16;
   lmn_qk_deq16_fn deq16;
   lmn_qk_dotf16_fn dotf16;
+  lmn_qk_packk16_fn packk16;
+  lmn_qk_tile_fn tile;
 } lmn_qk_ops;
 
 /* Activations x[32 nb] to nb blocks of 8 bits (d = amax / 127, levels rounded to nearest, halves away from
  * zero): the portable quantizer (qmat.c), and the AVX-512 one, which writes the same bytes. */
 void lmn_q8b_quantize(const float *x, lmn_q8b *out, int64_t nb);
 void lmn_q8b_quantize_avx512(const float *x, lmn_q8b *out, int64_t nb);
+void lmn_qtile_avx512(int M, int64_t K, const float *A, int64_t lda, const float *Bp, float *C, int64_t ldc,
+                      int n, float beta, int accumulate);
 
 /* Fill ops for a supported type and return 1; 0 when the type is not supported or the path is not built
  * (the AVX2 and AVX-512 files are empty outside x86). They do not check the CPU. */

@@ -345,12 +345,87 @@ static void test_act_quantize(void) {
 
 /* ---------------------------------------------------------------- the X16 layout */
 
+/* ref[n, rows] = A W^T + beta Y0 (dx = 0), or ref[n, cols] = A W + beta Y0 (dx = 1); and the sums of
+ * |terms|. */
+static void ref_product(const tcase *c, int dx, const float *A, const float *Y0, int N, double beta,
+                        double *ref, double *abs) {
+  const int64_t R = c->W.rows, C = c->W.cols, K = dx ? R : C, n = dx ? C : R;
+  for (int t = 0; t < N; t++)
+    for (int64_t o = 0; o < n; o++) {
+      double s = beta * Y0[t * n + o], a = fabs(beta * Y0[t * n + o]);
+      for (int64_t k = 0; k < K; k++) {
+        const double term = A[t * K + k] * c->Wd[dx ? k * C + o : o * C + k];
+        s += term, a += fabs(term);
+      }
+      ref[t * n + o] = s, abs[t * n + o] = fmax(a, 1e-30);
+    }
+}
+static void ref_matmul(const tcase *c, const float *X, const float *Y0, int N, double beta, double *ref,
+                       double *abs) {
+  ref_product(c, 0, X, Y0, N, beta, ref, abs);
+}
+static void ref_matmul_dx(const tcase *c, const float *dY, const float *dX0, int N, double beta, double *ref,
+                          double *abs) {
+  ref_product(c, 1, dY, dX0, N, beta, ref, abs);
+}
+
+/* What the tile path computes (qmat.h): out[N, n] = A[N, K] (W^T for the forward, W for dx) + beta out, each
+ * output an fmaf chain over each chunk of the reduction (LMN_Q_TILE_KC at most, equal lengths rounded up to
+ * a block for the forward), the chunks added in order, the first as acc + beta * out. */
+static void tile_ref(const tcase *c, const float *A, int N, int dx, float beta, float *out) {
+  const int64_t R = c->W.rows, C = c->W.cols, K = dx ? R : C, n = dx ? C : R, step = dx ? 1 : 32;
+  const int64_t chunks = (K + LMN_Q_TILE_KC - 1) / LMN_Q_TILE_KC,
+                len = ((K + chunks - 1) / chunks + step - 1) / step * step;
+  for (int t = 0; t < N; t++)
+    for (int64_t o = 0; o < n; o++) {
+      float *y = out + t * n + o;
+      for (int64_t k0 = 0; k0 < K; k0 += len) {
+        float acc = 0.0f;
+        for (int64_t k = k0; k < K && k < k0 + len; k++)
+          acc = fmaf(A[t * K + k], (float)c->Wd[dx ? k * C + o : o * C + k], acc);
+        const float old = beta * *y;
+        *y = k0 > 0 ? *y + acc : beta != 0.0f ? acc + old : acc;
+      }
+    }
+}
+
+/* matmul and matmul_dx with W and with its X16 repacking X, N = 3 (beta 0) and 29 (beta 0.5, over two
+ * tiles of the kernel): on a path with the tile kernel (tiled) X's bits are tile_ref's and within MM_TOL
+ * of the double reference (raises *wm), elsewhere X's bits are W's (the same panels); 1 and 2 threads alike.
+ * Returns bit differences. */
+static int x16_matmul(const tcase *c, const lmn_qtensor *X, rng *r, int tiled, lmn_pool *p2, double *wm) {
+  const int64_t rows = c->W.rows, cols = c->W.cols;
+  float *work = fzeros(lmn_q_matmul_work_floats(&c->W, 2) + 1);
+  int bad = 0;
+  for (int dx = 0; dx < 2; dx++)
+    for (int N = 3; N <= 29; N += 26) {
+      const float beta = N == 3 ? 0.0f : 0.5f;
+      const int64_t in = dx ? rows : cols, n = N * (dx ? cols : rows);
+      float *A = frand(r, (size_t)(N * in), -1, 1), *y0 = frand(r, (size_t)n, -1, 1);
+      float *yw = fcopy(y0, (size_t)n), *yx = fcopy(y0, (size_t)n), *y1 = fcopy(y0, (size_t)n),
+            *ye = fcopy(y0, (size_t)n);
+      (dx ? lmn_q_matmul_dx : lmn_q_matmul)(yw, A, &c->W, N, beta, work, p2);
+      (dx ? lmn_q_matmul_dx : lmn_q_matmul)(yx, A, X, N, beta, work, p2);
+      (dx ? lmn_q_matmul_dx : lmn_q_matmul)(y1, A, X, N, beta, work, NULL);
+      bad += memcmp(yx, y1, (size_t)n * sizeof *yx) != 0;
+      if (tiled) {
+        tile_ref(c, A, N, dx, beta, ye);
+        bad += memcmp(yx, ye, (size_t)n * sizeof *yx) != 0;
+        double *ref = dzeros((size_t)n), *abs = dzeros((size_t)n);
+        ref_product(c, dx, A, y0, N, beta, ref, abs);
+        *wm = fmax(*wm, worst(yx, ref, abs, n));
+      } else
+        bad += memcmp(yx, yw, (size_t)n * sizeof *yx) != 0;
+    }
+  return bad;
+}
+
 /* One X16 case: W (rows layout) repacked; its dequantization bit-exact with W's; on every path matvec within
  * the qmat.h bound and equal to W's to f32 rounding, _f32act within 1e-5, bits the same on 1 and 2 threads
  * and in matvec_rows; matmul and matmul_dx bit-identical to W's (the same panels). Returns bit differences
  * and raises *wq (bound), *wa (vs rows), *wf (f32act). */
 static int x16_case(uint32_t type, int64_t rows, int64_t cols, lmn_pool *p2, double *wq, double *wa,
-                    double *wf) {
+                    double *wf, double *wm) {
   rng r = {rows * 7 + cols + type};
   tcase c = make_case(&r, type, rows, cols, 0);
   CU_ASSERT_FATAL(lmn_q_x16_possible(&c.W));
@@ -384,14 +459,7 @@ static int x16_case(uint32_t type, int64_t rows, int64_t cols, lmn_pool *p2, dou
     bad += memcmp(yr, y2 + 2 * rows, (size_t)rows * sizeof *yr) != 0;
     lmn_q_matvec_f32act(yx, &X, x, p2);
     *wf = fmax(*wf, worst(yx, m.y, m.abs, rows));
-    float *work = fzeros(lmn_q_matmul_work_floats(&c.W, 2) + 1);
-    lmn_q_matmul(yr, x, &c.W, 3, 0.0f, work, p2);
-    lmn_q_matmul(yx, x, &X, 3, 0.0f, work, p2);
-    bad += memcmp(yr, yx, (size_t)rows * 3 * sizeof *yr) != 0;
-    float *dy = frand(&r, (size_t)rows * 3, -1, 1);
-    lmn_q_matmul_dx(a, dy, &c.W, 3, 0.0f, work, p2);
-    lmn_q_matmul_dx(b, dy, &X, 3, 0.0f, work, p2);
-    bad += memcmp(a, b, (size_t)cols * 3 * sizeof *a) != 0;
+    bad += x16_matmul(&c, &X, &r, isa == LMN_ISA_AVX512, p2, wm);
   }
   t_free_all();
   return bad;
@@ -405,9 +473,9 @@ static void test_x16(void) {
   lmn_pool *p2 = lmn_pool_create(2, &e);
   CU_ASSERT_FATAL(p2 != NULL);
   for (int t = 0; t < 3; t++) {
-    double wq = 0.0, wa = 0.0, wf = 0.0;
-    int bad =
-        x16_case(types[t], 64, 576, p2, &wq, &wa, &wf) + x16_case(types[t], 48, 2560, p2, &wq, &wa, &wf);
+    double wq = 0.0, wa = 0.0, wf = 0.0, wm = 0.0;
+    int bad = x16_case(types[t], 64, 576, p2, &wq, &wa, &wf, &wm) +
+              x16_case(types[t], 48, 2560, p2, &wq, &wa, &wf, &wm);
     char name[96];
     snprintf(name, sizeof name, "X16 %-5s every path: bit differences", tname(types[t]));
     printf("\n    %-52s %d", name, bad);
@@ -418,6 +486,8 @@ static void test_x16(void) {
     CHECK_ERR(name, wa, 1e-5);
     snprintf(name, sizeof name, "X16 %-5s matvec_f32act err / sum|W x|", tname(types[t]));
     CHECK_ERR(name, wf, F32ACT_TOL);
+    snprintf(name, sizeof name, "X16 %-5s tiled matmul(_dx) err / sum|terms|", tname(types[t]));
+    CHECK_ERR(name, wm, MM_TOL);
   }
   lmn_qtensor W;
   CU_ASSERT(lmn_qtensor_init(&W, LMN_GGML_Q4_1, 40, 64, NULL, &e) == 0 && !lmn_q_x16_possible(&W));
@@ -430,30 +500,6 @@ static void test_x16(void) {
 }
 
 /* ---------------------------------------------------------------- matmul */
-
-/* ref_fwd[n, rows] = X W^T + beta Y0; ref_dx[n, cols] = dY W + beta dX0; and the sums of |terms|. */
-static void ref_matmul(const tcase *c, const float *X, const float *Y0, int N, double beta, double *ref,
-                       double *abs) {
-  const int64_t R = c->W.rows, C = c->W.cols;
-  for (int n = 0; n < N; n++)
-    for (int64_t i = 0; i < R; i++) {
-      double s = beta * Y0[n * R + i], a = fabs(beta * Y0[n * R + i]);
-      for (int64_t j = 0; j < C; j++)
-        s += X[n * C + j] * c->Wd[i * C + j], a += fabs(X[n * C + j] * c->Wd[i * C + j]);
-      ref[n * R + i] = s, abs[n * R + i] = fmax(a, 1e-30);
-    }
-}
-static void ref_matmul_dx(const tcase *c, const float *dY, const float *dX0, int N, double beta, double *ref,
-                          double *abs) {
-  const int64_t R = c->W.rows, C = c->W.cols;
-  for (int n = 0; n < N; n++)
-    for (int64_t j = 0; j < C; j++) {
-      double s = beta * dX0[n * C + j], a = fabs(beta * dX0[n * C + j]);
-      for (int64_t i = 0; i < R; i++)
-        s += dY[n * R + i] * c->Wd[i * C + j], a += fabs(dY[n * R + i] * c->Wd[i * C + j]);
-      ref[n * C + j] = s, abs[n * C + j] = fmax(a, 1e-30);
-    }
-}
 
 typedef struct mm_out {
   double err;  /* worst |out - ref| / sum|terms| */
