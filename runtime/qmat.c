@@ -470,13 +470,14 @@ static size_t panel_floats(const lmn_qtensor *W) {
 /* ---- the tile path: f32 products with X16 weights where the path has a tile kernel (AVX-512) ----
  * No OpenBLAS and no f32 copy of a panel that something else packs again: W is cut into panels of 32 rows
  * (forward: dequantized k-major by packk16 straight into the kernel's layout) or of 32 columns, one block
- * (dx: its rows dequantized by deq16), a task takes TILE_NP panels or one, dequantizes them chunk by chunk
- * of the reduction into its thread's scratch and runs the tile kernel over every row of X (or dY), TILE_TB
- * rows at a time so that they stay in cache across its panels. An output is one FMA chain per chunk of the
- * reduction (the chunks fixed by the shape: at most TILE_KC long), added up in order, so its bits depend on
- * the operands and W's shape only: not on the tasks, the threads, N, or where the row sits in X. */
+ * (dx: its rows dequantized by deq16), a task takes TILE_NP panels or one (so that the threads get equal
+ * shares), dequantizes them chunk by chunk of the reduction into its thread's scratch and runs the tile
+ * kernel over every row of X (or dY), TILE_TB rows at a time so that they stay in cache across its panels.
+ * An output is one FMA chain per chunk of the reduction (the chunks fixed by the shape: at most TILE_KC
+ * long), added up in order, so its bits depend on the operands and W's shape only: not on the tasks, the
+ * threads, N, or where the row sits in X. */
 #define TILE_W 32             /* panel width */
-#define TILE_NP 2             /* panels per task when there are enough for every thread */
+#define TILE_NP 2             /* panels per task where the threads get equal shares */
 #define TILE_KC LMN_Q_TILE_KC /* longest chunk of the reduction */
 #define TILE_TB 96            /* rows of X (dY) per pass over a task's panels */
 
@@ -599,7 +600,8 @@ static void tile_run(lmn_pool *pool, mm_job m, int dx) {
   tile_job j = {m, dx, TILE_NP, dx ? m.W->rows : m.W->cols, 0, dx ? 1 : 32};
   j.kc = tile_chunk(j.K, j.step);
   const int64_t panels = tile_panels(m.W, dx);
-  if (panels < 4 * (int64_t)lmn_pool_threads(pool) * TILE_NP) j.np = 1; /* small: more tasks, same bits */
+  /* two panels a task only where that leaves every thread the same number of tasks (the bits are the same) */
+  if (panels % (TILE_NP * (int64_t)lmn_pool_threads(pool)) != 0) j.np = 1;
   lmn_pool_run(pool, (int)((panels + j.np - 1) / j.np), tile_task, &j);
 }
 
