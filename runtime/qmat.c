@@ -470,19 +470,20 @@ static size_t panel_floats(const lmn_qtensor *W) {
 /* ---- the tile path: f32 products with X16 weights where the path has a tile kernel (AVX-512) ----
  * No OpenBLAS and no f32 copy of a panel that something else packs again: W is cut into panels of 32 rows
  * (forward: dequantized k-major by packk16 straight into the kernel's layout) or of 32 columns, one block
- * (dx: its rows dequantized by deq16), a task takes TILE_NP panels or one (so that the threads get equal
- * shares), dequantizes them chunk by chunk of the reduction into its thread's scratch and runs the tile
- * kernel over every row of X (or dY), TILE_TB rows at a time so that they stay in cache across its panels.
+ * (dx: its rows dequantized by packr16, a group at a time), a task takes up to TILE_NP panels (as many as
+ * give the threads equal shares), dequantizes them chunk by chunk of the reduction into its thread's
+ * scratch and runs the tile kernel over every row of X (or dY), TILE_TB rows at a time so that they stay in
+ * cache across its panels.
  * An output is one FMA chain per chunk of the reduction (the chunks fixed by the shape: at most TILE_KC
  * long), added up in order, so its bits depend on the operands and W's shape only: not on the tasks, the
  * threads, N, or where the row sits in X. */
 #define TILE_W 32             /* panel width */
-#define TILE_NP 2             /* panels per task where the threads get equal shares */
+#define TILE_NP 4             /* panels per task, at most */
 #define TILE_KC LMN_Q_TILE_KC /* longest chunk of the reduction */
 #define TILE_TB 96            /* rows of X (dY) per pass over a task's panels */
 
-/* Chunk length of a reduction of K values in steps of `step` (a block of the forward's columns, one row
- * of dx's): ceil(K / TILE_KC) chunks of equal length, rounded up to steps. */
+/* Chunk length of a reduction of K values in steps of `step` (a block of the forward's columns, a group
+ * of dx's rows): ceil(K / TILE_KC) chunks of equal length, rounded up to steps. */
 static int64_t tile_chunk(int64_t K, int64_t step) {
   const int64_t n = (K + TILE_KC - 1) / TILE_KC, len = (K + n - 1) / n;
   return (len + step - 1) / step * step;
@@ -491,7 +492,7 @@ static int64_t tile_panels(const lmn_qtensor *W, int dx) {
   return ((dx ? W->cols : W->rows) + TILE_W - 1) / TILE_W;
 }
 static int tile_path(const lmn_qtensor *W, lmn_qk_ops ops, lmn_precision prec) {
-  return prec == LMN_PREC_F32 && W->layout == LMN_QL_X16 && ops.packk16 && ops.tile;
+  return prec == LMN_PREC_F32 && W->layout == LMN_QL_X16 && ops.packk16 && ops.packr16 && ops.tile;
 }
 static size_t tile_floats(const lmn_qtensor *W) {
   const int64_t K = W->cols > W->rows ? W->cols : W->rows;
@@ -565,8 +566,10 @@ typedef struct tile_job {
 /* Panel p's chunk [k0, k0 + kn) of the reduction into P (kn x 32 floats); returns the panel's width. */
 static int tile_pack(const tile_job *j, int64_t p, int64_t k0, int64_t kn, float *P) {
   const lmn_qtensor *W = j->mm.W;
-  if (j->dx) { /* block p of rows k0 .. k0 + kn */
-    dequant_with(j->mm.ops, P, TILE_W, W, k0, kn, p * TILE_W, TILE_W);
+  if (j->dx) { /* block p of rows k0 .. k0 + kn, whole groups */
+    for (int64_t r = k0; r < k0 + kn; r += LMN_QL_GROUP)
+      j->mm.ops.packr16((const uint8_t *)W->data + (size_t)r * W->row_bytes, p, P + (r - k0) * TILE_W,
+                        TILE_W);
     return TILE_W;
   }
   const int64_t r0 = p * TILE_W, nr = min64(TILE_W, W->rows - r0);
@@ -597,11 +600,11 @@ static void tile_task(void *p, int task, int thread) {
 
 /* Y = X W^T + beta Y (dx = 0) or dX = dY W + beta dX (dx = 1) by the tile path. */
 static void tile_run(lmn_pool *pool, mm_job m, int dx) {
-  tile_job j = {m, dx, TILE_NP, dx ? m.W->rows : m.W->cols, 0, dx ? 1 : 32};
+  tile_job j = {m, dx, TILE_NP, dx ? m.W->rows : m.W->cols, 0, dx ? LMN_QL_GROUP : 32};
   j.kc = tile_chunk(j.K, j.step);
   const int64_t panels = tile_panels(m.W, dx);
-  /* two panels a task only where that leaves every thread the same number of tasks (the bits are the same) */
-  if (panels % (TILE_NP * (int64_t)lmn_pool_threads(pool)) != 0) j.np = 1;
+  /* as many panels a task as leave every thread the same number of tasks (the bits are the same) */
+  while (j.np > 1 && panels % (j.np * (int64_t)lmn_pool_threads(pool)) != 0) j.np--;
   lmn_pool_run(pool, (int)((panels + j.np - 1) / j.np), tile_task, &j);
 }
 

@@ -31,9 +31,9 @@
  *   the results are bit-identical across thread counts, and across the three paths except for X16 weights
  *   on the AVX-512 path (the tile path below). The tile path computes each output as an FMA chain (fmaf)
  *   over each chunk of the reduction, the chunks of equal length (LMN_Q_TILE_KC at most, rounded up to a
- *   block for the forward) added in order, the first as acc + beta * out; the other paths call cblas_sgemm.
- * Across paths, quantized-activation results agree to f32 rounding (they compute the same integers per
- * block and differ only in the order of f32 additions). The portable path is bit-reproducible.
+ *   block for the forward, to 16 rows for dx) added in order, the first as acc + beta * out; the other paths
+ * call cblas_sgemm. Across paths, quantized-activation results agree to f32 rounding (they compute the same
+ * integers per block and differ only in the order of f32 additions). The portable path is bit-reproducible.
  * Inputs must be finite. */
 #ifndef LMN_QMAT_H
 #define LMN_QMAT_H

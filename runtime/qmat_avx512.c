@@ -8,7 +8,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #if defined(__clang__) /* clang takes the target as an attribute on every function below */
 #include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
+                             apply_to = function)
 #else
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #include <immintrin.h>
@@ -121,33 +122,39 @@ static inline __m128i x16_row_piece(const uint8_t *p) {
   return _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(a), b, 1), c, 2), d, 3);
 }
 
-/* Blocks [b0, b0 + nb) of row k of an X16 group to f32, in the operations of lmn_dequant_row (L d, then
- * + m: a product and a sum, never fused): the row's 4-byte pieces gathered from the tile's chunks. */
+/* A row's 32 weights from its 16 bytes lo (Q8_0: values 0-15; Q4: all 32 as nibbles) and hi (Q8_0's
+ * values 16-31), with its scale d and min m broadcast, in the operations of lmn_dequant_row (L d, then + m:
+ * a product and a sum, never fused), to y. */
+LMN_QD_INLINE void x16_row_out(uint32_t type, __m128i lo, __m128i hi, __m512 d, __m512 m, float *y) {
+  __m512 a, b;
+  if (type == LMN_GGML_Q8_0) {
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(lo, flip)));
+    b = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(hi, flip)));
+  } else {
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(lo, m4)),
+            h = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(lo, 4), m4));
+    if (type == LMN_GGML_Q4_0)
+      l = _mm512_sub_epi32(l, _mm512_set1_epi32(8)), h = _mm512_sub_epi32(h, _mm512_set1_epi32(8));
+    a = _mm512_cvtepi32_ps(l), b = _mm512_cvtepi32_ps(h);
+  }
+  a = _mm512_mul_ps(a, d), b = _mm512_mul_ps(b, d);
+  if (type == LMN_GGML_Q4_1) a = _mm512_add_ps(a, m), b = _mm512_add_ps(b, m);
+  _mm512_storeu_ps(y, a);
+  _mm512_storeu_ps(y + 16, b);
+}
+
+/* Blocks [b0, b0 + nb) of row k of an X16 group to f32 (x16_row_out): the row's 4-byte pieces gathered
+ * from the tile's chunks. */
 LMN_QD_INLINE void x16_deq(uint32_t type, const uint8_t *group, int k, int64_t b0, int64_t nb, float *y) {
   const size_t tile = 16 * (size_t)lmn_qd_bytes(type), head = lmn_qd_x16_head(type);
   for (int64_t b = 0; b < nb; b++, y += 32) {
     const uint8_t *t = group + (size_t)(b0 + b) * tile, *qs = t + head + 4 * k;
-    const __m512 d = _mm512_set1_ps(LMN_QD_HALF(t + 2 * k));
-    __m512 lo, hi;
-    if (type == LMN_GGML_Q8_0) {
-      const __m128i flip = _mm_set1_epi8((char)0x80);
-      lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(x16_row_piece(qs), flip)));
-      hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_xor_si128(x16_row_piece(qs + 256), flip)));
-    } else {
-      const __m128i v = x16_row_piece(qs), m4 = _mm_set1_epi8(0x0f);
-      __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(v, m4)),
-              h = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m4));
-      if (type == LMN_GGML_Q4_0)
-        l = _mm512_sub_epi32(l, _mm512_set1_epi32(8)), h = _mm512_sub_epi32(h, _mm512_set1_epi32(8));
-      lo = _mm512_cvtepi32_ps(l), hi = _mm512_cvtepi32_ps(h);
-    }
-    lo = _mm512_mul_ps(lo, d), hi = _mm512_mul_ps(hi, d);
-    if (type == LMN_GGML_Q4_1) {
-      const __m512 m = _mm512_set1_ps(LMN_QD_HALF(t + 32 + 2 * k));
-      lo = _mm512_add_ps(lo, m), hi = _mm512_add_ps(hi, m);
-    }
-    _mm512_storeu_ps(y, lo);
-    _mm512_storeu_ps(y + 16, hi);
+    const __m128i hi = type == LMN_GGML_Q8_0 ? x16_row_piece(qs + 256) : _mm_setzero_si128();
+    const __m512 m =
+        type == LMN_GGML_Q4_1 ? _mm512_set1_ps(LMN_QD_HALF(t + 32 + 2 * k)) : _mm512_setzero_ps();
+    x16_row_out(type, x16_row_piece(qs), hi, _mm512_set1_ps(LMN_QD_HALF(t + 2 * k)), m, y);
   }
 }
 
@@ -226,6 +233,38 @@ LMN_QD_INLINE void x16_packk(uint32_t type, const uint8_t *group, int64_t b0, in
   }
 }
 
+/* Four chunks of a tile (64 bytes each, 4 bytes per row) regrouped by row: v[j], 128-bit lane L, holds the
+ * 16 bytes of row 4L + j (its bytes from chunk 0, 1, 2, 3 in turn). */
+LMN_QD_INLINE void x16_rows4(const uint8_t *q, __m512i v[4]) {
+  const __m512i a = _mm512_loadu_si512(q), b = _mm512_loadu_si512(q + 64), c = _mm512_loadu_si512(q + 128),
+                d = _mm512_loadu_si512(q + 192);
+  const __m512i ab0 = _mm512_unpacklo_epi32(a, b), ab1 = _mm512_unpackhi_epi32(a, b),
+                cd0 = _mm512_unpacklo_epi32(c, d), cd1 = _mm512_unpackhi_epi32(c, d);
+  v[0] = _mm512_unpacklo_epi64(ab0, cd0), v[1] = _mm512_unpackhi_epi64(ab0, cd0);
+  v[2] = _mm512_unpacklo_epi64(ab1, cd1), v[3] = _mm512_unpackhi_epi64(ab1, cd1);
+}
+
+/* Block b of the 16 rows of an X16 group, row-major (lmn_qk_packr16_fn): row r's 32 values at dst + r ld,
+ * bit-exact with x16_deq, the rows regrouped for all 16 at once instead of gathered one by one. */
+LMN_QD_INLINE void x16_packr(uint32_t type, const uint8_t *group, int64_t b, float *dst, int64_t ld) {
+  __m512 d, m;
+  const uint8_t *qs = x16_tile(type, group, b, &d, &m);
+  __m512i lo[4], hi[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                          _mm512_setzero_si512()};
+  x16_rows4(qs, lo);
+  if (type == LMN_GGML_Q8_0) x16_rows4(qs + 256, hi);
+#define X16_ROW(L)                                                                                    \
+  for (int j = 0; j < 4; j++) {                                                                       \
+    const __m512i r = _mm512_set1_epi32(4 * L + j);                                                   \
+    x16_row_out(type, L ? _mm512_extracti32x4_epi32(lo[j], L) : _mm512_castsi512_si128(lo[j]),        \
+                L ? _mm512_extracti32x4_epi32(hi[j], L) : _mm512_castsi512_si128(hi[j]),              \
+                _mm512_permutexvar_ps(r, d), type == LMN_GGML_Q4_1 ? _mm512_permutexvar_ps(r, m) : m, \
+                dst + (4 * L + j) * ld);                                                              \
+  }
+  X16_ROW(0) X16_ROW(1) X16_ROW(2) X16_ROW(3)
+#undef X16_ROW
+}
+
 #define X16_INSTANCE(T)                                                                     \
   static void x16_dot_##T(const uint8_t *group, const lmn_q8b *x, int64_t cols, float *y) { \
     x16_dot(LMN_GGML_##T, group, x, cols, y);                                               \
@@ -238,6 +277,9 @@ LMN_QD_INLINE void x16_packk(uint32_t type, const uint8_t *group, int64_t b0, in
   }                                                                                         \
   static void x16_packk_##T(const uint8_t *group, int64_t b0, int64_t nb, float *dst) {     \
     x16_packk(LMN_GGML_##T, group, b0, nb, dst);                                            \
+  }                                                                                         \
+  static void x16_packr_##T(const uint8_t *group, int64_t b, float *dst, int64_t ld) {      \
+    x16_packr(LMN_GGML_##T, group, b, dst, ld);                                             \
   }
 X16_INSTANCE(Q4_0)
 X16_INSTANCE(Q4_1)
@@ -253,10 +295,12 @@ int lmn_qk_ops_avx512(uint32_t type, lmn_qk_ops *ops) {
     ops->dotf16 = x16_dotf_##T;   \
     ops->deq16 = x16_deq_##T;     \
     ops->packk16 = x16_packk_##T; \
+    ops->packr16 = x16_packr_##T; \
     ops->tile = lmn_qtile_avx512; \
     break;
     X16_CASE(Q4_0)
-    X16_CASE(Q4_1) X16_CASE(Q8_0)
+    X16_CASE(Q4_1)
+    X16_CASE(Q8_0)
 #undef X16_CASE
         default : break;
   }

@@ -51,6 +51,9 @@ typedef void (*lmn_qk_dotf16_fn)(const uint8_t *group, const float *x, int64_t c
  * with strides lda, ldc), one FMA chain over k in order per output; stored as is, or as acc + beta C when
  * beta != 0, or as C + acc when accumulate (two roundings, never fused); or NULL (qtile_avx512.c). */
 typedef void (*lmn_qk_packk16_fn)(const uint8_t *group, int64_t b0, int64_t nb, float *dst);
+/* packr16: block b of the 16 rows of an X16 group dequantized bit-exactly, row-major: row r's values at
+ * dst + r ld; or NULL. */
+typedef void (*lmn_qk_packr16_fn)(const uint8_t *group, int64_t b, float *dst, int64_t ld);
 typedef void (*lmn_qk_tile_fn)(int M, int64_t K, const float *A, int64_t lda, const float *Bp, float *C,
                                int64_t ldc, int n, float beta, int accumulate);
 typedef struct lmn_qk_ops {
@@ -61,6 +64,7 @@ typedef struct lmn_qk_ops {
   lmn_qk_deq16_fn deq16;
   lmn_qk_dotf16_fn dotf16;
   lmn_qk_packk16_fn packk16;
+  lmn_qk_packr16_fn packr16;
   lmn_qk_tile_fn tile;
 } lmn_qk_ops;
 
