@@ -19,9 +19,11 @@
 # (bench/nets/bench_gpt2.lmn, 4 x 64), smol_pair (4 x 128; ours reads the real SmolLM2-135M Q4_1 GGUF and
 # keeps it quantized, PyTorch cannot read GGUF and runs random f32 weights of the same shapes).
 # Environment: BENCH_THREADS (2), BENCH_ROUNDS (5, at least 5), BENCH_CASES (tiny_edges tiny_all gpt2
-# smol_pair) and BENCH_SIDES (ours ours_rc eager compile bf16 ours_bf16; bf16 by default only on a CPU with
-# AVX512_BF16, ours_bf16 (lmnet with `precision: bf16`) only on one with AMX-BF16; ours_rc is lmnet f32 with
-# every vertex recomputing its activations in the backward pass, the memory plan's recomputation),
+# smol_pair) and BENCH_SIDES (ours ours_rc ours_f32w eager compile bf16 ours_bf16; bf16 by default only on a
+# CPU with AVX512_BF16, ours_bf16 (lmnet with `precision: bf16`) only on one with AMX-BF16; ours_rc is lmnet f32
+# with every vertex recomputing its activations in the backward pass, the memory plan's recomputation;
+# ours_f32w, smol_pair only, is lmnet with the model's frozen weights expanded to f32 at load (`weights f32`,
+# what every frozen weight was before issue 9)),
 # space-separated, TORCH_PYTHON (a python with torch; default: the venv).
 # Writes bench/results.md and bench/results.png; the raw output of every process goes to build/bench/raw/.
 set -euo pipefail
@@ -31,7 +33,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CASES=(${BENCH_CASES:-tiny_edges tiny_all gpt2 smol_pair})
 # bf16 autocast only where the CPU has bf16 instructions: elsewhere PyTorch emulates them (about 30x slower than
 # its f32 on an AVX2-only machine, which would say nothing about a bf16 that users would pick)
-default_sides="ours ours_rc eager compile"
+default_sides="ours ours_rc ours_f32w eager compile"
 grep -q -w avx512_bf16 /proc/cpuinfo && default_sides="$default_sides bf16"
 # lmnet's own bf16 (`precision: bf16`) where it runs on AMX; elsewhere its portable path is no faster than f32
 grep -q -w amx_bf16 /proc/cpuinfo && default_sides="$default_sides ours_bf16"
@@ -74,6 +76,13 @@ for c in "${CASES[@]}"; do
   [ -f "$src" ] || src=dsl-examples/$n.lmn
   build "$n" "$src"
 done
+# ours_f32w: smol_pair renamed, its model file named by absolute path, its frozen weights kept as f32
+mkdir -p "$B/nets"
+sed -e 's/^network smol_pair$/network smol_pair_f32w/' -e "s|\"\.\./models/|\"$PWD/models/|" -e 's/^}$/} weights f32/' \
+  dsl-examples/smol_pair.lmn > "$B/nets/smol_pair_f32w.lmn"
+[ "$(grep -c -e '^network smol_pair_f32w$' -e '^} weights f32$' "$B/nets/smol_pair_f32w.lmn")" = 2 ] ||
+  { echo "bench: could not make the weights-f32 variant of dsl-examples/smol_pair.lmn" >&2; exit 1; }
+[[ " ${CASES[*]} " != *" smol_pair "* ]] || build smol_pair_f32w "$B/nets/smol_pair_f32w.lmn"
 rm -rf "$RAW" && mkdir -p "$RAW"
 
 # The command line of one process. torch.compile compiles during the warm-up, so it gets one more warm-up step.
@@ -87,6 +96,8 @@ command_of() { # CASE SIDE
     echo "$B/$n/bench_step train $THREADS $b $t $w $s 1 bf16"
   elif [ "$side" = ours_rc ]; then
     echo "$B/$n/bench_step train $THREADS $b $t $w $s 1 f32 vertices"
+  elif [ "$side" = ours_f32w ]; then
+    echo "$B/${n}_f32w/bench_step train $THREADS $b $t $w $s"
   else
     [ "$side" = compile ] && w=$((w + 1))
     echo "$PY bench/twin_bench.py train --ir $B/$n/ir.json --threads $THREADS --batch $b --seq $t --warmup $w --steps $s --impl $side"
@@ -97,6 +108,7 @@ t_start=$(date +%s)
 for r in $(seq 1 "$ROUNDS"); do
   for c in "${CASES[@]}"; do
     for side in "${SIDES[@]}"; do
+      [ "$side" != ours_f32w ] || [ "$c" = smol_pair ] || continue # the only case with a model file
       load=$(cut -d' ' -f1 /proc/loadavg)
       others=0 # runnable processes besides this shell, read without forking
       for i in 1 2 3; do
@@ -127,7 +139,10 @@ t_end=$(date +%s)
   echo "sides=${SIDES[*]}"
   for c in "${CASES[@]}"; do
     echo "shape_$c=${SHAPE[$c]}"
-    for side in "${SIDES[@]}"; do echo "cmd_${c}_$side=$(command_of "$c" "$side")"; done
+    for side in "${SIDES[@]}"; do
+      [ "$side" != ours_f32w ] || [ "$c" = smol_pair ] || continue
+      echo "cmd_${c}_$side=$(command_of "$c" "$side")"
+    done
   done
 } > "$B/env.txt"
 python3 bench/summarize.py "$RAW" "$B/env.txt" bench/results.md "$B/chart.dat"
