@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "bgemm.h"
+#include "k_isa.h"
 
 #define LMN_BM_GGUF_(m, gguf, hf, hf_gpt2) gguf,
 const char *const lmn_block_member_gguf[] = {LMN_BLOCK_MEMBER_LIST(LMN_BM_GGUF_)};
@@ -137,11 +138,15 @@ static void zero(float *p, size_t n) {
 
 /* y = h (+ b per row) + x W^T: the residual output of an MLP, the GEMM accumulating onto the copied rows
  * (kept weights: the product first, then h and b added). */
+LMN_CLONES
+static void add_rows(float *y, const float *h, size_t n) {
+  for (size_t j = 0; j < n; j++) y[j] += h[j];
+}
 static void residual_linear(float *y, const float *h, const float *x, const wmat *W, const float *b, int N,
                             int in, int out, int decode, const where *at) {
   if (W->kept) {
     wx(y, x, W, N, in, out, 0.0f, decode, at);
-    for (size_t j = 0; j < (size_t)N * out; j++) y[j] += h[j];
+    add_rows(y, h, (size_t)N * out);
     add_bias(y, b, N, out);
     return;
   }
@@ -151,6 +156,7 @@ static void residual_linear(float *y, const float *h, const float *x, const wmat
 }
 
 /* r = scale * sum_i xs[i] (GPT2_EDGE has no norm to fuse the aggregation into). */
+LMN_CLONES
 static void aggregate(float *r, const float *const *xs, int k, float scale, size_t n) {
   for (size_t j = 0; j < n; j++) {
     float s = xs[0][j];
@@ -161,6 +167,7 @@ static void aggregate(float *r, const float *const *xs, int k, float scale, size
 
 /* The norms again from the saved statistics, with the kernels' operation order: y = x * rstd * w and
  * y = (x - mean) * rstd * w + b. */
+LMN_CLONES
 static void rms_apply(float *y, const float *x, const float *rstd, const float *w, int N, int C) {
   for (int n = 0; n < N; n++) {
     const float *xr = x + (size_t)n * C;
@@ -168,6 +175,7 @@ static void rms_apply(float *y, const float *x, const float *rstd, const float *
     for (int j = 0; j < C; j++) yr[j] = xr[j] * s * w[j];
   }
 }
+LMN_CLONES
 static void ln_apply(float *y, const float *x, const float *mean, const float *rstd, const float *w,
                      const float *b, int N, int C) {
   for (int n = 0; n < N; n++) {
@@ -190,6 +198,7 @@ static inline void sw_st(float *p, size_t i, size_t n, lmn_vf v) {
   else
     lmn_vstore_part(p + i, v, (int)(n - i));
 }
+LMN_CLONES
 static void swiglu_fused_backward(float *a, float *dgate, float *dup, const float *d, const float *gate,
                                   const float *up, size_t n) {
   for (size_t i = 0; i < n; i += LMN_VL) {

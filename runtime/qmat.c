@@ -563,20 +563,28 @@ typedef struct tile_job {
   int64_t K, kc, step; /* reduction length, chunk, step */
 } tile_job;
 
-/* Panel p's chunk [k0, k0 + kn) of the reduction into P (kn x 32 floats); returns the panel's width. */
-static int tile_pack(const tile_job *j, int64_t p, int64_t k0, int64_t kn, float *P) {
+/* Panels [p0, p0 + np) for the chunk [k0, k0 + kn) of the reduction into P (panel q at P + q kn 32 floats),
+ * their widths into width. dx walks W's groups in order, a group's np tiles side by side in memory, and
+ * prefetches the next group's: it lies 16 rows further, on another page, where the hardware prefetcher
+ * does not follow (the forward reads each group's tiles in order). */
+static void tile_pack(const tile_job *j, int64_t p0, int64_t np, int64_t k0, int64_t kn, float *P,
+                      int *width) {
   const lmn_qtensor *W = j->mm.W;
-  if (j->dx) { /* block p of rows k0 .. k0 + kn, whole groups */
-    for (int64_t r = k0; r < k0 + kn; r += LMN_QL_GROUP)
-      j->mm.ops.packr16((const uint8_t *)W->data + (size_t)r * W->row_bytes, p, P + (r - k0) * TILE_W,
-                        TILE_W);
-    return TILE_W;
+  const size_t group = LMN_QL_GROUP * W->row_bytes, tile = LMN_QL_GROUP * (size_t)lmn_qd_bytes(W->type);
+  for (int64_t q = 0; q < np; q++) {
+    const int64_t r0 = (p0 + q) * TILE_W;
+    width[q] = j->dx ? TILE_W : (int)min64(TILE_W, W->rows - r0);
+    for (int64_t g = 0; !j->dx && g < width[q] / LMN_QL_GROUP; g++)
+      j->mm.ops.packk16((const uint8_t *)W->data + (size_t)(r0 / LMN_QL_GROUP + g) * group, k0 / 32, kn / 32,
+                        P + (size_t)q * (size_t)kn * TILE_W + g * LMN_QL_GROUP);
   }
-  const int64_t r0 = p * TILE_W, nr = min64(TILE_W, W->rows - r0);
-  for (int64_t g = 0; g < nr / LMN_QL_GROUP; g++)
-    j->mm.ops.packk16((const uint8_t *)W->data + (size_t)(r0 + g * LMN_QL_GROUP) * W->row_bytes, k0 / 32,
-                      kn / 32, P + g * LMN_QL_GROUP);
-  return (int)nr;
+  for (int64_t r = k0; j->dx && r < k0 + kn; r += LMN_QL_GROUP) { /* block p0 + q of rows k0 .. k0 + kn */
+    const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / LMN_QL_GROUP) * group;
+    for (size_t b = 0; r + LMN_QL_GROUP < k0 + kn && b < (size_t)np * tile; b += 64)
+      __builtin_prefetch(g + group + (size_t)p0 * tile + b);
+    for (int64_t q = 0; q < np; q++)
+      j->mm.ops.packr16(g, p0 + q, P + (size_t)q * (size_t)kn * TILE_W + (r - k0) * TILE_W, TILE_W);
+  }
 }
 
 static void tile_task(void *p, int task, int thread) {
@@ -588,8 +596,7 @@ static void tile_task(void *p, int task, int thread) {
   int width[TILE_NP];
   for (int64_t k0 = 0; k0 < j->K; k0 += j->kc) {
     const int64_t kn = min64(j->kc, j->K - k0);
-    for (int64_t q = 0; q < np; q++)
-      width[q] = tile_pack(j, p0 + q, k0, kn, P + (size_t)q * (size_t)kn * TILE_W);
+    tile_pack(j, p0, np, k0, kn, P, width);
     for (int t0 = 0; t0 < m->N; t0 += TILE_TB)
       for (int64_t q = 0; q < np; q++)
         m->ops.tile(m->N - t0 < TILE_TB ? m->N - t0 : TILE_TB, kn, m->A + (size_t)t0 * (size_t)j->K + k0,
