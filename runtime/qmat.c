@@ -502,7 +502,9 @@ static size_t tile_floats(const lmn_qtensor *W) {
 size_t lmn_q_matmul_work_floats(const lmn_qtensor *W, int n_threads) {
   if (W->type == LMN_GGML_F32) return 0;
   const size_t p = panel_floats(W), t = tile_floats(W), f = p > t ? p : t; /* any layout: W may be repacked */
-  return f * (size_t)(n_threads > 0 ? n_threads : 1);
+  /* whole cache lines, and one more: the tile path aligns each thread's panels to 64 bytes (malloc's
+   * large blocks start 16 bytes into a page, and a misaligned panel splits every load of the kernel) */
+  return ((f + 15) / 16 * 16 + 16) * (size_t)(n_threads > 0 ? n_threads : 1);
 }
 
 typedef struct mm_job {
@@ -592,7 +594,7 @@ static void tile_task(void *p, int task, int thread) {
   const mm_job *m = &j->mm;
   const int64_t p0 = (int64_t)task * j->np, np = min64(j->np, tile_panels(m->W, j->dx) - p0);
   const int64_t out = j->dx ? m->W->cols : m->W->rows; /* C's row stride; A's is K */
-  float *P = m->work + (size_t)thread * m->panel;
+  float *P = (float *)(((uintptr_t)(m->work + (size_t)thread * m->panel) + 63) & ~(uintptr_t)63);
   int width[TILE_NP];
   for (int64_t k0 = 0; k0 < j->K; k0 += j->kc) {
     const int64_t kn = min64(j->kc, j->K - k0);
