@@ -76,13 +76,19 @@ for c in "${CASES[@]}"; do
   [ -f "$src" ] || src=dsl-examples/$n.lmn
   build "$n" "$src"
 done
+# 0 when SIDE runs for CASE: ours_f32w only for smol_pair, the one case with a model file
+applies() { # CASE SIDE
+  [ "$2" != ours_f32w ] || [ "$1" = smol_pair ]
+}
 # ours_f32w: smol_pair renamed, its model file named by absolute path, its frozen weights kept as f32
-mkdir -p "$B/nets"
-sed -e 's/^network smol_pair$/network smol_pair_f32w/' -e "s|\"\.\./models/|\"$PWD/models/|" -e 's/^}$/} weights f32/' \
-  dsl-examples/smol_pair.lmn > "$B/nets/smol_pair_f32w.lmn"
-[ "$(grep -c -e '^network smol_pair_f32w$' -e '^} weights f32$' "$B/nets/smol_pair_f32w.lmn")" = 2 ] ||
-  { echo "bench: could not make the weights-f32 variant of dsl-examples/smol_pair.lmn" >&2; exit 1; }
-[[ " ${CASES[*]} " != *" smol_pair "* ]] || build smol_pair_f32w "$B/nets/smol_pair_f32w.lmn"
+if [[ " ${CASES[*]} " == *" smol_pair "* ]]; then
+  mkdir -p "$B/nets"
+  sed -e 's/^network smol_pair$/network smol_pair_f32w/' -e "s|\"\.\./models/|\"$PWD/models/|" -e 's/^}$/} weights f32/' \
+    dsl-examples/smol_pair.lmn > "$B/nets/smol_pair_f32w.lmn"
+  [ "$(grep -c -e '^network smol_pair_f32w$' -e '^} weights f32$' "$B/nets/smol_pair_f32w.lmn")" = 2 ] ||
+    { echo "bench: could not make the weights-f32 variant of dsl-examples/smol_pair.lmn" >&2; exit 1; }
+  build smol_pair_f32w "$B/nets/smol_pair_f32w.lmn"
+fi
 rm -rf "$RAW" && mkdir -p "$RAW"
 
 # The command line of one process. torch.compile compiles during the warm-up, so it gets one more warm-up step.
@@ -108,7 +114,7 @@ t_start=$(date +%s)
 for r in $(seq 1 "$ROUNDS"); do
   for c in "${CASES[@]}"; do
     for side in "${SIDES[@]}"; do
-      [ "$side" != ours_f32w ] || [ "$c" = smol_pair ] || continue # the only case with a model file
+      applies "$c" "$side" || continue
       load=$(cut -d' ' -f1 /proc/loadavg)
       others=0 # runnable processes besides this shell, read without forking
       for i in 1 2 3; do
@@ -140,7 +146,7 @@ t_end=$(date +%s)
   for c in "${CASES[@]}"; do
     echo "shape_$c=${SHAPE[$c]}"
     for side in "${SIDES[@]}"; do
-      [ "$side" != ours_f32w ] || [ "$c" = smol_pair ] || continue
+      applies "$c" "$side" || continue
       echo "cmd_${c}_$side=$(command_of "$c" "$side")"
     done
   done

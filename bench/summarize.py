@@ -24,7 +24,6 @@ SIDE_LABELS = {"ours": "lmnet", "eager": "torch eager f32", "compile": "torch.co
                "bf16": "torch eager bf16 autocast", "ours_bf16": "lmnet bf16",
                "ours_rc": "lmnet, vertices recomputed", "ours_f32w": "lmnet, frozen weights f32"}
 OURS = ("ours", "ours_bf16", "ours_rc", "ours_f32w")  # lmnet's sides; the others are PyTorch's
-ONLY = {"ours_f32w": ("smol_pair",)}  # sides that run for some cases only (bench/run.sh)
 cases = env.get("cases", "").split()
 sides = env.get("sides", "").split()
 QUIET_MIN = 3
@@ -77,9 +76,12 @@ def summary(ps):
 
 
 data = {c: {s: processes(c, s) for s in sides} for c in cases}
-summ = {c: {s: summary(data[c][s]) if c in ONLY.get(s, (c,)) else None for s in sides} for c in cases}
+summ = {c: {s: summary(data[c][s]) for s in sides} for c in cases}
+
+
 def applies(c, s):
-    return c in ONLY.get(s, (c,))
+    """Whether side s ran for case c at all (bench/run.sh runs some sides for some cases only)."""
+    return bool(data[c][s])
 
 
 any_loaded = any(summ[c][s] is None or summ[c][s]["loaded"] for c in cases for s in sides if applies(c, s))

@@ -572,20 +572,25 @@ typedef struct tile_job {
 static void tile_pack(const tile_job *j, int64_t p0, int64_t np, int64_t k0, int64_t kn, float *P,
                       int *width) {
   const lmn_qtensor *W = j->mm.W;
+  const uint8_t *base = W->data;
   const size_t group = LMN_QL_GROUP * W->row_bytes, tile = LMN_QL_GROUP * (size_t)lmn_qd_bytes(W->type);
-  for (int64_t q = 0; q < np; q++) {
-    const int64_t r0 = (p0 + q) * TILE_W;
-    width[q] = j->dx ? TILE_W : (int)min64(TILE_W, W->rows - r0);
-    for (int64_t g = 0; !j->dx && g < width[q] / LMN_QL_GROUP; g++)
-      j->mm.ops.packk16((const uint8_t *)W->data + (size_t)(r0 / LMN_QL_GROUP + g) * group, k0 / 32, kn / 32,
-                        P + (size_t)q * (size_t)kn * TILE_W + g * LMN_QL_GROUP);
+  if (j->dx) {
+    for (int64_t q = 0; q < np; q++) width[q] = TILE_W;
+    for (int64_t r = k0; r < k0 + kn; r += LMN_QL_GROUP) { /* block p0 + q of rows r .. r + 16 */
+      const uint8_t *g = base + (size_t)(r / LMN_QL_GROUP) * group;
+      for (size_t b = 0; r + LMN_QL_GROUP < k0 + kn && b < (size_t)np * tile; b += 64)
+        __builtin_prefetch(g + group + (size_t)p0 * tile + b);
+      for (int64_t q = 0; q < np; q++)
+        j->mm.ops.packr16(g, p0 + q, P + (size_t)q * (size_t)kn * TILE_W + (r - k0) * TILE_W, TILE_W);
+    }
+    return;
   }
-  for (int64_t r = k0; j->dx && r < k0 + kn; r += LMN_QL_GROUP) { /* block p0 + q of rows k0 .. k0 + kn */
-    const uint8_t *g = (const uint8_t *)W->data + (size_t)(r / LMN_QL_GROUP) * group;
-    for (size_t b = 0; r + LMN_QL_GROUP < k0 + kn && b < (size_t)np * tile; b += 64)
-      __builtin_prefetch(g + group + (size_t)p0 * tile + b);
-    for (int64_t q = 0; q < np; q++)
-      j->mm.ops.packr16(g, p0 + q, P + (size_t)q * (size_t)kn * TILE_W + (r - k0) * TILE_W, TILE_W);
+  for (int64_t q = 0; q < np; q++) { /* rows r0 .. r0 + 32 (16 for a last odd group), one group a half */
+    const int64_t r0 = (p0 + q) * TILE_W;
+    width[q] = (int)min64(TILE_W, W->rows - r0);
+    for (int64_t g = 0; g < width[q] / LMN_QL_GROUP; g++)
+      j->mm.ops.packk16(base + (size_t)(r0 / LMN_QL_GROUP + g) * group, k0 / 32, kn / 32,
+                        P + (size_t)q * (size_t)kn * TILE_W + g * LMN_QL_GROUP);
   }
 }
 

@@ -46,14 +46,14 @@ typedef void (*lmn_qk_dotq16_fn)(const uint8_t *group, const lmn_q8b *xq, int64_
 typedef void (*lmn_qk_deq16_fn)(const uint8_t *group, int k, int64_t b0, int64_t nb, float *dst);
 typedef void (*lmn_qk_dotf16_fn)(const uint8_t *group, const float *x, int64_t cols, float *y);
 /* packk16: blocks [b0, b0 + nb) of the 16 rows of an X16 group dequantized bit-exactly (as deq16) and laid
- * out k-major in one half of a 32-wide panel: value k of row r at dst[32 (k - 32 b0) + r]; or NULL.
- * tile: C[M, n] = A[M, K] Bp[K, 32] on its first n <= 32 columns (Bp 32 floats per k, A and C row-major
- * with strides lda, ldc), one FMA chain over k in order per output; stored as is, or as acc + beta C when
- * beta != 0, or as C + acc when accumulate (two roundings, never fused); or NULL (qtile_avx512.c). */
+ * out k-major in one half of a 32-wide panel: value k of row r at dst[32 (k - 32 b0) + r]; or NULL. */
 typedef void (*lmn_qk_packk16_fn)(const uint8_t *group, int64_t b0, int64_t nb, float *dst);
 /* packr16: block b of the 16 rows of an X16 group dequantized bit-exactly, row-major: row r's values at
  * dst + r ld; or NULL. */
 typedef void (*lmn_qk_packr16_fn)(const uint8_t *group, int64_t b, float *dst, int64_t ld);
+/* tile: C[M, n] = A[M, K] Bp[K, 32] on its first n <= 32 columns (Bp 32 floats per k, A and C row-major
+ * with strides lda, ldc), one FMA chain over k in order per output; stored as is, or as acc + beta C when
+ * beta != 0, or as C + acc when accumulate (two roundings, never fused); or NULL (qtile_avx512.c). */
 typedef void (*lmn_qk_tile_fn)(int M, int64_t K, const float *A, int64_t lda, const float *Bp, float *C,
                                int64_t ldc, int n, float beta, int accumulate);
 typedef struct lmn_qk_ops {

@@ -360,14 +360,6 @@ static void ref_product(const tcase *c, int dx, const float *A, const float *Y0,
       ref[t * n + o] = s, abs[t * n + o] = fmax(a, 1e-30);
     }
 }
-static void ref_matmul(const tcase *c, const float *X, const float *Y0, int N, double beta, double *ref,
-                       double *abs) {
-  ref_product(c, 0, X, Y0, N, beta, ref, abs);
-}
-static void ref_matmul_dx(const tcase *c, const float *dY, const float *dX0, int N, double beta, double *ref,
-                          double *abs) {
-  ref_product(c, 1, dY, dX0, N, beta, ref, abs);
-}
 
 /* What the tile path computes (qmat.h): out[N, n] = A[N, K] (W^T for the forward, W for dx) + beta out, each
  * output an fmaf chain over each chunk of the reduction (LMN_Q_TILE_KC at most, equal lengths rounded up to
@@ -402,9 +394,7 @@ static int x16_matmul(const tcase *c, const lmn_qtensor *X, rng *r, int tiled, l
       const float beta = N == 3 ? 0.0f : 0.5f;
       const int64_t in = dx ? rows : cols, n = N * (dx ? cols : rows);
       float *A = frand(r, (size_t)(N * in), -1, 1), *y0 = frand(r, (size_t)n, -1, 1);
-      float *yw = fcopy(y0, (size_t)n), *yx = fcopy(y0, (size_t)n), *y1 = fcopy(y0, (size_t)n),
-            *ye = fcopy(y0, (size_t)n);
-      (dx ? lmn_q_matmul_dx : lmn_q_matmul)(yw, A, &c->W, N, beta, work, p2);
+      float *yx = fcopy(y0, (size_t)n), *y1 = fcopy(y0, (size_t)n), *ye = fcopy(y0, (size_t)n);
       (dx ? lmn_q_matmul_dx : lmn_q_matmul)(yx, A, X, N, beta, work, p2);
       (dx ? lmn_q_matmul_dx : lmn_q_matmul)(y1, A, X, N, beta, work, NULL);
       bad += memcmp(yx, y1, (size_t)n * sizeof *yx) != 0;
@@ -414,16 +404,18 @@ static int x16_matmul(const tcase *c, const lmn_qtensor *X, rng *r, int tiled, l
         double *ref = dzeros((size_t)n), *abs = dzeros((size_t)n);
         ref_product(c, dx, A, y0, N, beta, ref, abs);
         *wm = fmax(*wm, worst(yx, ref, abs, n));
-      } else
-        bad += memcmp(yx, yw, (size_t)n * sizeof *yx) != 0;
+      } else { /* ye: W's result in the file's layout */
+        (dx ? lmn_q_matmul_dx : lmn_q_matmul)(ye, A, &c->W, N, beta, work, p2);
+        bad += memcmp(yx, ye, (size_t)n * sizeof *yx) != 0;
+      }
     }
   return bad;
 }
 
 /* One X16 case: W (rows layout) repacked; its dequantization bit-exact with W's; on every path matvec within
  * the qmat.h bound and equal to W's to f32 rounding, _f32act within 1e-5, bits the same on 1 and 2 threads
- * and in matvec_rows; matmul and matmul_dx bit-identical to W's (the same panels). Returns bit differences
- * and raises *wq (bound), *wa (vs rows), *wf (f32act). */
+ * and in matvec_rows; matmul and matmul_dx as x16_matmul checks them. Returns bit differences and raises
+ * *wq (bound), *wa (vs rows), *wf (f32act), *wm (the tile path). */
 static int x16_case(uint32_t type, int64_t rows, int64_t cols, lmn_pool *p2, double *wq, double *wa,
                     double *wf, double *wm) {
   rng r = {rows * 7 + cols + type};
@@ -536,8 +528,8 @@ static void matmul_shape(uint32_t type, int64_t rows, int64_t cols, int N, float
     for (size_t i = 0; i < (size_t)N * rows; i++) Y0[i] = NAN;
     for (size_t i = 0; i < (size_t)N * cols; i++) dX0[i] = NAN;
   }
-  ref_matmul(&c, X, beta == 0.0f ? dY : Y0, N, beta, rf, af); /* dY: any finite stand-in when beta = 0 */
-  ref_matmul_dx(&c, dY, beta == 0.0f ? X : dX0, N, beta, rd, ad);
+  ref_product(&c, 0, X, beta == 0.0f ? dY : Y0, N, beta, rf, af); /* dY: any finite stand-in when beta = 0 */
+  ref_product(&c, 1, dY, beta == 0.0f ? X : dX0, N, beta, rd, ad);
   float *f0 = fzeros((size_t)N * rows), *d0 = fzeros((size_t)N * cols);
   int first = 1;
   for (int isa = 0; isa < LMN_ISA_COUNT; isa++) {
@@ -658,7 +650,7 @@ static void real_check(const lmn_gguf_tensor *t, const tcase *c, int isa) {
   snprintf(name, sizeof name, "%s %-5s %-22.22s f32act", lmn_q_isa_name(isa), tname(t->type), t->name);
   CHECK_ERR(name, worst(y, m.y, m.abs, R), F32ACT_TOL);
   double *ref = dzeros((size_t)(5 * R)), *abs = dzeros((size_t)(5 * R));
-  ref_matmul(c, x, Y, 5, 0.0, ref, abs);
+  ref_product(c, 0, x, Y, 5, 0.0, ref, abs);
   lmn_q_matmul(Y, x, &c->W, 5, 0.0f, fzeros(lmn_q_matmul_work_floats(&c->W, 1) + 1), NULL);
   snprintf(name, sizeof name, "%s %-5s %-22.22s matmul N=5", lmn_q_isa_name(isa), tname(t->type), t->name);
   CHECK_ERR(name, worst(Y, ref, abs, 5 * R), MM_TOL);
