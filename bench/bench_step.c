@@ -17,7 +17,8 @@
  * lmn_net_bpack,) forward (train = 1), backward,
  * lmn_net_update (AdamW, lr 1e-3, betas 0.9/0.95, eps 1e-8, weight decay 0, clip 1.0), every tensor the
  * network compiles as trainable selected. Output: one `key value...` line per fact, read by bench/run.sh:
- *   sgemm_gflops G (before the steps) | flops_per_step F | step_s S (one per timed step) | loss L |
+ *   sgemm_gflops G (before the steps) | flops_per_step F | step_s S, zero_s Z, update_s U (one each per timed
+ *   step: the whole step; its lmn_net_zero_grad; its lmn_net_update, gradient norm and AdamW) | loss L |
  *   sgemm_gflops_after G (after them) | prefill_s S | decode_tok_s R | peak_rss_kib K (getrusage ru_maxrss,
  *   the whole process). MFU's denominator is the larger sgemm rate, so a rate measured while the machine
  *   was briefly busy cannot push MFU past 100%. */
@@ -126,14 +127,18 @@ static int bench_train(const lmn_net_desc *d, int threads, int B, int T, int war
       for (int t = 0; t < T; t++) y[(size_t)b * T + t] = t + 1 < T ? x[(size_t)b * T + t + 1] : -1;
     double t0 = now();
     lmn_net_zero_grad(net);
+    double t1 = now();
     if (packed) lmn_bpack_refresh(packed, net->pool), lmn_bpack_use(packed); /* as train.c's train_step */
     float loss = d->forward(net, x, y, B, T, 1);
     d->backward(net, x, B, T);
     lmn_bpack_use(NULL);
+    double t2 = now();
     lmn_net_update(net, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f);
     double dt = now() - t0;
-    if (s >= warmup) printf("step_s %.6f\n", dt);
-    else printf("warmup_s %.6f\n", dt);
+    if (s >= warmup) /* the step, and its parts: zeroing the gradients, the gradient norm with AdamW */
+      printf("step_s %.6f\nzero_s %.6f\nupdate_s %.6f\n", dt, t1 - t0, t0 + dt - t2);
+    else
+      printf("warmup_s %.6f\n", dt);
     if (s + 1 == warmup + steps) printf("loss %.6f\n", loss);
     fflush(stdout);
   }
