@@ -196,6 +196,18 @@ int lmn_net_create(lmn_net **out, const lmn_net_desc *desc, int B, int T, int n_
   return 0;
 }
 
+#define NET_CHUNK (1 << 16) /* floats per task of the element-wise passes (a multiple of every LMN_VL) */
+
+static int n_chunks(size_t n) {
+  return (int)((n + NET_CHUNK - 1) / NET_CHUNK);
+}
+
+/* Tasks of an update, at most: the chunks of every trainable float, plus one part chunk per tensor (each
+ * run of contiguous tensors starts a chunk of its own). */
+static size_t update_tasks(const lmn_net_desc *d) {
+  return (size_t)n_chunks(d->n_train) + (size_t)d->n_params + 1;
+}
+
 /* Allocates what is missing of the gradients (grads) and the moments (moments). */
 static int enable(lmn_net *net, int grads, lmn_err *err) {
   const lmn_net_desc *d = net->desc;
@@ -208,14 +220,16 @@ static int enable(lmn_net *net, int grads, lmn_err *err) {
     return -1;
   float *g = grads && !net->grads ? alloc_floats(d->n_train) : NULL;
   float *m = !net->m ? alloc_floats(d->n_train) : NULL, *v = !net->v ? alloc_floats(d->n_train) : NULL;
-  if ((grads && !net->grads && !g) || (!net->m && !m) || (!net->v && !v)) {
-    free(g), free(m), free(v);
+  double *parts = !net->norm_parts ? malloc(update_tasks(d) * sizeof *parts) : NULL;
+  if ((grads && !net->grads && !g) || (!net->m && !m) || (!net->v && !v) || (!net->norm_parts && !parts)) {
+    free(g), free(m), free(v), free(parts);
     return lmn_errf(err, "%s: cannot allocate %.2f GiB for %s", d->name, more * 4 / (1 << 30),
                     grads ? "gradients and AdamW moments" : "AdamW moments");
   }
   if (g) net->grads = g;
   if (m) net->m = m;
   if (v) net->v = v;
+  if (parts) net->norm_parts = parts;
   return 0;
 }
 
@@ -241,6 +255,7 @@ int lmn_net_share(const lmn_net *src, int n_threads, lmn_net **out, lmn_err *err
   *net = *src;
   net->weights_of = src->weights_of ? src->weights_of : src;
   net->grads = net->m = net->v = net->arena = net->cache = net->rope = net->qwork = NULL;
+  net->norm_parts = NULL;
   net->trainable_mask = NULL;
   net->cache_ctx = net->cache_len = 0;
   net->n_threads = lmn_threads_resolve(n_threads);
@@ -269,6 +284,7 @@ void lmn_net_destroy(lmn_net *net) {
   free(net->grads);
   free(net->m);
   free(net->v);
+  free(net->norm_parts);
   unmap_arena(net->arena, net->arena_n);
   free(net->recompute);
   free(net->cache);
@@ -368,8 +384,6 @@ int lmn_net_select(lmn_net *net, int edges_only, char *const *names, int n_names
  * Every pass is cut into pieces that do not depend on the thread count, and each piece runs the same kernel
  * over the same elements as one serial call would: the results are the same bits with any pool. */
 
-#define NET_CHUNK (1 << 16) /* floats per task of the element-wise passes (a multiple of every LMN_VL) */
-
 /* One element-wise pass over the gradients: g *= s, or g = 0 (memset) when s is 0. */
 typedef struct scale_ctx {
   float *g;
@@ -385,10 +399,6 @@ static void scale_task(void *ctxp, int t, int thread) {
     memset(c->g + a, 0, n * sizeof(float));
   else
     for (size_t i = 0; i < n; i++) c->g[a + i] *= c->s;
-}
-
-static int n_chunks(size_t n) {
-  return (int)((n + NET_CHUNK - 1) / NET_CHUNK);
 }
 
 static void scale_grads(lmn_net *net, double s) {
@@ -444,6 +454,7 @@ typedef struct adam_ctx {
   const adam_run *runs;
   int n_runs;
   float lr, beta1, beta2, eps, weight_decay, scale;
+  double *sq; /* each task's sum of squares of its gradients, or NULL (the norm was taken before) */
 } adam_ctx;
 
 struct lmn_bpack *lmn_net_bpack(const lmn_net *net) {
@@ -483,6 +494,7 @@ static void adam_task(void *ctxp, int t, int thread) {
   size_t a = (size_t)(t - c->runs[r].first_task) * NET_CHUNK, rest = c->runs[r].n - a;
   size_t off = c->runs[r].start + a, n = rest < NET_CHUNK ? rest : NET_CHUNK;
   lmn_net *net = c->net;
+  if (c->sq) c->sq[t] = lmn_sumsq(net->grads + off, n); /* the chunk then stays in cache for AdamW */
   lmn_adamw_update(net->params + off, net->grads + off, net->m + off, net->v + off, n, c->lr, c->beta1,
                    c->beta2, c->eps, c->runs[r].decay ? c->weight_decay : 0.0f, (int)net->step, c->scale);
 }
@@ -492,11 +504,14 @@ double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float ep
   const lmn_net_desc *d = net->desc;
   if (!net->grads || !net->m || !net->v) return 0.0; /* training has not started: nothing to step */
   int np = d->n_params > 0 ? d->n_params : 1;
-  double sq[np];
-  sumsq_ctx sc = {net, sq};
-  lmn_pool_run(net->pool, d->n_params, sumsq_task, &sc);
   double sumsq = 0;
-  for (int i = 0; i < d->n_params; i++) sumsq += sq[i]; /* in tensor order, as one serial pass would */
+  double *parts = max_norm > 0 ? NULL : net->norm_parts; /* no clipping: the norm comes out of AdamW's pass */
+  if (!parts) { /* clipping scales every gradient by the norm: a pass of its own, before AdamW's */
+    double sq[np];
+    sumsq_ctx sc = {net, sq};
+    lmn_pool_run(net->pool, d->n_params, sumsq_task, &sc);
+    for (int i = 0; i < d->n_params; i++) sumsq += sq[i]; /* in tensor order, as one serial pass would */
+  }
   float scale = lmn_clip_scale(sumsq, max_norm);
   net->step++;
   /* one pass over each maximal run of selected tensors with the same decay */
@@ -515,8 +530,9 @@ double lmn_net_update(lmn_net *net, float lr, float beta1, float beta2, float ep
     n_tasks += n_chunks(end - start);
     n_runs++;
   }
-  adam_ctx ac = {net, runs, n_runs, lr, beta1, beta2, eps, weight_decay, scale};
+  adam_ctx ac = {net, runs, n_runs, lr, beta1, beta2, eps, weight_decay, scale, parts};
   lmn_pool_run(net->pool, n_tasks, adam_task, &ac);
+  for (int t = 0; ac.sq && t < n_tasks; t++) sumsq += ac.sq[t]; /* without clipping: in task order */
   return sqrt(sumsq);
 }
 

@@ -157,6 +157,9 @@ struct lmn_net {
    * the gradients that have become final while the backward pass goes on. */
   void (*on_grads)(void *ctx, int step);
   void *on_grads_ctx;
+  /* allocated with the gradients, one per task of lmn_net_update: each task's sum of squares of its
+   * gradients when no clipping needs the norm first (AdamW's own pass then gives the returned norm) */
+  double *norm_parts;
 };
 
 /* Step `step` of the backward pass is done (desc->grad_done says which gradients that finished). */
@@ -258,7 +261,8 @@ void lmn_net_scale_grads(lmn_net *net, double s);
 struct lmn_bpack;
 struct lmn_bpack *lmn_net_bpack(const lmn_net *net);
 
-/* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm.
+/* Global-norm clipping (max_norm <= 0: none) and one AdamW step on the selected tensors; returns the norm
+ * (with clipping from a pass of its own before AdamW's; without, from AdamW's own pass over each chunk).
  * Weight decay skips the tensors whose kind is in net->no_decay (set it directly; lmn_net_create sets
  * LMN_NO_DECAY_DEFAULT). Before training has started (no gradients or moments) it does nothing and
  * returns 0. */

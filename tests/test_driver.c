@@ -557,6 +557,28 @@ static void test_training_state_is_lazy(void) {
   tmp_remove(&t);
 }
 
+/* Without clipping the update takes the gradient norm from AdamW's own pass over each chunk (no pass of its
+ * own): the same norm, to the last bits of a sum in another order, and the same weights as an update whose
+ * clipping threshold is never reached. */
+static void test_update_norm_without_clipping(void) {
+  lmn_net *a = new_net(&bigram_desc, 5), *b = new_net(&bigram_desc, 5);
+  int32_t tok[16], tgt[16];
+  for (int i = 0; i < 16; i++) tok[i] = i * 5 % V, tgt[i] = (i * 3 + 2) % V;
+  double norm[2];
+  lmn_net *nets[2] = {a, b};
+  for (int k = 0; k < 2; k++) {
+    CU_ASSERT_EQUAL_FATAL(lmn_net_zero_grad(nets[k]), 0);
+    CU_ASSERT(isfinite(nets[k]->desc->forward(nets[k], tok, tgt, 2, 8, 1)));
+    nets[k]->desc->backward(nets[k], tok, 2, 8);
+    norm[k] = lmn_net_update(nets[k], 0.1f, 0.9f, 0.95f, 1e-8f, 0.01f, k == 0 ? 0.0f : 1e30f);
+  }
+  CU_ASSERT(norm[0] > 0.0);
+  CU_ASSERT_DOUBLE_EQUAL(norm[0], norm[1], 1e-12 * norm[1]);
+  CU_ASSERT_EQUAL(memcmp(a->params, b->params, a->desc->n_floats * sizeof *a->params), 0);
+  lmn_net_destroy(a);
+  lmn_net_destroy(b);
+}
+
 /* Loading path into a fresh bigram net fails with a message containing want and leaves the net as it was. */
 static void expect_load_error(const lmn_net_desc *d, const char *path, const char *want) {
   lmn_net *net = new_net(d, 5), *ref = new_net(d, 5);
@@ -1168,6 +1190,7 @@ static CU_TestInfo tests[] = {
     {"checkpoint round trip: tensors, moments, metadata", test_checkpoint_roundtrip},
     {"checkpoint mismatches fail and change nothing", test_checkpoint_mismatch},
     {"gradients and moments wait for training", test_training_state_is_lazy},
+    {"without clipping the gradient norm comes from AdamW's pass", test_update_norm_without_clipping},
     {"checkpoint directory: list, latest, prune", test_checkpoint_dir},
     {"a resumed run repeats an uninterrupted one bit for bit", test_resume_is_exact},
     {"a NaN loss stops without writing a checkpoint", test_nan_stops_without_checkpoint},
