@@ -15,9 +15,9 @@
 
 /* ---- per-thread scratch ---- */
 
-typedef struct scratch {
-  void *p;
-  size_t bytes;
+typedef struct scratch { /* per slot (bgemm_impl.h) */
+  void *p[LMN_BG_SLOTS];
+  size_t bytes[LMN_BG_SLOTS];
 } scratch;
 
 static pthread_key_t scratch_key;
@@ -25,7 +25,7 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *s) {
   if (!s) return;
-  free(((scratch *)s)->p);
+  for (int i = 0; i < LMN_BG_SLOTS; i++) free(((scratch *)s)->p[i]);
   free(s);
 }
 static void scratch_key_init(void) {
@@ -33,6 +33,10 @@ static void scratch_key_init(void) {
 }
 
 void *lmn_bgemm_scratch(size_t bytes) {
+  return lmn_bgemm_scratch_in(LMN_BG_SLOT_CALL, bytes);
+}
+
+void *lmn_bgemm_scratch_in(int slot, size_t bytes) {
   pthread_once(&scratch_once, scratch_key_init);
   scratch *s = pthread_getspecific(scratch_key);
   if (!s) {
@@ -42,15 +46,15 @@ void *lmn_bgemm_scratch(size_t bytes) {
       return NULL;
     }
   }
-  if (s->bytes < bytes) {
+  if (s->bytes[slot] < bytes) {
     size_t want = (bytes + 63) / 64 * 64;
     void *p = aligned_alloc(64, want);
     if (!p) return NULL;
-    free(s->p);
-    s->p = p;
-    s->bytes = want;
+    free(s->p[slot]);
+    s->p[slot] = p;
+    s->bytes[slot] = want;
   }
-  return s->p;
+  return s->p[slot];
 }
 
 /* ---- rounding ---- */
@@ -158,6 +162,22 @@ void lmn_bgemm(int transA, int transB, int M, int N, int K, float alpha, const f
       lmn_bgemm_amx(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
     return;
   bgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int lmn_bgemm_pack_a(int M, int K, const float *A, int lda, lmn_bgemm_a *out) {
+  if (M <= 0 || K <= 0 || lmn_bgemm_isa() != LMN_BG_AMX || lmn_bgemm_amx_a_bytes(M, K) > LMN_BG_PACK_A_MAX)
+    return -1;
+  void *p = lmn_bgemm_scratch_in(LMN_BG_SLOT_A, lmn_bgemm_amx_a_bytes(M, K));
+  if (!p) return -1;
+  lmn_bgemm_amx_pack_a(p, M, K, A, lda);
+  *out = (lmn_bgemm_a){p, M, K};
+  return 0;
+}
+
+int lmn_bgemm_with_a(const lmn_bgemm_a *a, int k0, int K, int transB, int N, float alpha, const float *B,
+                     int ldb, float beta, float *C, int ldc) {
+  if (N <= 0 || K <= 0 || k0 < 0 || k0 + K > a->K) return -1;
+  return lmn_bgemm_amx_with_a(a, k0, K, transB, N, alpha, B, ldb, beta, C, ldc);
 }
 
 /* ---- precision ---- */

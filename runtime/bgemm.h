@@ -63,6 +63,26 @@ size_t lmn_bpack_bytes(const lmn_bpack *set);
 size_t lmn_bpack_hits(lmn_bpack *set); /* products so far that took the set's tiles */
 void lmn_bpack_free(lmn_bpack *set);
 
+/* ---- an A operand packed once for many products (the AMX path) ----
+ * qmat.c multiplies one activation matrix by every panel of a weight kept in its file's format: packing A
+ * once, instead of in every product, saves a pass over A per panel. The products run the same K blocks as
+ * lmn_bgemm, so they give the same bits. */
+typedef struct lmn_bgemm_a {
+  const void *p; /* bf16, per K block of the AMX path, rows of A */
+  int M, K;
+} lmn_bgemm_a;
+/* Packs A [M, K] (row-major, leading dimension lda, not transposed) into this thread's A scratch and
+ * describes it in *out: 0, or -1 when the AMX path is not in use, the packing would take more than
+ * LMN_BG_PACK_A_MAX bytes (a scratch that large would stay with the thread), or scratch cannot be had.
+ * Valid until this thread packs another; other threads may run products with it meanwhile. */
+#define LMN_BG_PACK_A_MAX (16u << 20)
+int lmn_bgemm_pack_a(int M, int K, const float *A, int lda, lmn_bgemm_a *out);
+/* C[M, N] = alpha * bf16(A[:, k0 : k0 + K]) bf16(op(B))[K, N] + beta * C (M = a->M), the bits of lmn_bgemm on
+ * the same operands; -1 (nothing computed: call lmn_bgemm) when the columns [k0, k0 + K) do not fall on the
+ * packing's blocks as a product of K columns would cut them, or scratch cannot be had. */
+int lmn_bgemm_with_a(const lmn_bgemm_a *a, int k0, int K, int transB, int N, float alpha, const float *B,
+                     int ldb, float beta, float *C, int ldc);
+
 /* f32 value of x rounded to bf16 (nearest even; NaN stays NaN). */
 float lmn_bf16_round(float x);
 

@@ -203,23 +203,24 @@ static void store_block(float *C, int ldc, const float *t, int mr, int nr, float
     }
 }
 
-/* The tiles of one block: a [mb'][kp] rows (K = kp), b VNNI tiles of 16 columns each, consecutive 16-column
- * tiles bts * 512 elements apart (tiles of 32 k within one 512 apart); C block of mb x nb */
-static void block_kernel(const uint16_t *a, const uint16_t *b, size_t bts, int kp, int mb, int nb, float *C,
-                         int ldc, float alpha, float beta, int first) {
+/* The tiles of one block: a rows of K = kp (lda elements apart, lda >= kp), b VNNI tiles of 16 columns each,
+ * consecutive 16-column tiles bts * 512 elements apart (tiles of 32 k within one 512 apart); C block of
+ * mb x nb */
+static void block_kernel(const uint16_t *a, int lda, const uint16_t *b, size_t bts, int kp, int mb, int nb,
+                         float *C, int ldc, float alpha, float beta, int first) {
   int kts = kp / 32;
   float t[32 * 32] __attribute__((aligned(64)));
   for (int j = 0; j < nb; j += 32) {
     const uint16_t *b0 = b + (size_t)(j / 16) * bts * 512, *b1 = b0 + bts * 512;
     for (int i = 0; i < mb; i += 32) {
-      const uint16_t *a0 = a + (size_t)i * kp, *a1 = a0 + (size_t)16 * kp;
+      const uint16_t *a0 = a + (size_t)i * lda, *a1 = a0 + (size_t)16 * lda;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
       for (int kt = 0; kt < kts; kt++) {
-        _tile_loadd(4, a0 + 32 * kt, kp * 2);
-        _tile_loadd(5, a1 + 32 * kt, kp * 2);
+        _tile_loadd(4, a0 + 32 * kt, lda * 2);
+        _tile_loadd(5, a1 + 32 * kt, lda * 2);
         _tile_loadd(6, b0 + 512 * kt, 64);
         _tile_loadd(7, b1 + 512 * kt, 64);
         _tile_dpbf16ps(0, 4, 6);
@@ -380,8 +381,52 @@ int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, cons
           view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
           pack_vnni(b, kp, up32(nb), vb);
         }
-        block_kernel(a, tiles, ts, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
+        block_kernel(a, kp, tiles, ts, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
       }
+    }
+  }
+  _tile_release();
+  return 0;
+}
+
+/* ---- an A operand packed once (lmn_bgemm_pack_a) ----
+ * Per K block of KC (the blocks of a product of all K columns), its rows as pack_rows writes them: block
+ * b (columns b KC ..) at up32(M) * b * KC, rows of its kp elements. */
+
+size_t lmn_bgemm_amx_a_bytes(int M, int K) {
+  return (size_t)up32(M) * (size_t)up32(K) * sizeof(uint16_t);
+}
+
+void lmn_bgemm_amx_pack_a(void *dst, int M, int K, const float *A, int lda) {
+  for (int k0 = 0; k0 < K; k0 += KC) {
+    int kb = K - k0 < KC ? K - k0 : KC;
+    pack_rows((uint16_t *)dst + (size_t)up32(M) * k0, up32(kb), up32(M), (view){A + k0, lda, 0, M, kb});
+  }
+}
+
+/* Columns [k0, k0 + K) of the packing are what a product of K columns would pack when it cuts them into the
+ * same blocks: from a block boundary on (then its blocks are the packing's), or within one block; and its
+ * zero padding: the range ends on a multiple of 32 or at the packing's last column. */
+static int a_range_ok(const lmn_bgemm_a *a, int k0, int K) {
+  return k0 % 32 == 0 && (k0 % KC == 0 || k0 % KC + K <= KC) && ((k0 + K) % 32 == 0 || k0 + K == a->K);
+}
+
+int lmn_bgemm_amx_with_a(const lmn_bgemm_a *a, int k0, int K, int transB, int N, float alpha, const float *B,
+                         int ldb, float beta, float *C, int ldc) {
+  if (!a_range_ok(a, k0, K)) return -1;
+  int kc = K < KC ? up32(K) : KC, nc = N < NC ? up32(N) : NC, mp = up32(a->M);
+  uint16_t *b = lmn_bgemm_scratch((size_t)kc * nc * sizeof(uint16_t));
+  if (!b) return -1;
+  tiles_config();
+  for (int kk = 0; kk < K; kk += KC) {
+    int kb = K - kk < KC ? K - kk : KC, kp = up32(kb), at = k0 + kk, blk = at / KC * KC;
+    int lda = up32(a->K - blk < KC ? a->K - blk : KC); /* the packing's block holding column at */
+    const uint16_t *pa = (const uint16_t *)a->p + (size_t)mp * blk + (at - blk);
+    for (int j0 = 0; j0 < N; j0 += NC) {
+      int nb = N - j0 < NC ? N - j0 : NC;
+      view vb = {transB ? B + (size_t)j0 * ldb + kk : B + (size_t)kk * ldb + j0, ldb, transB, kb, nb};
+      pack_vnni(b, kp, up32(nb), vb);
+      block_kernel(pa, lda, b, (size_t)kp / 32, kp, a->M, nb, C + j0, ldc, alpha, beta, kk == 0);
     }
   }
   _tile_release();
@@ -399,6 +444,19 @@ int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, cons
                   const float *B, int ldb, float beta, float *C, int ldc) {
   (void)transA, (void)transB, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb;
   (void)beta, (void)C, (void)ldc;
+  return -1;
+}
+size_t lmn_bgemm_amx_a_bytes(int M, int K) {
+  (void)M, (void)K;
+  return 0;
+}
+void lmn_bgemm_amx_pack_a(void *dst, int M, int K, const float *A, int lda) {
+  (void)dst, (void)M, (void)K, (void)A, (void)lda;
+}
+int lmn_bgemm_amx_with_a(const lmn_bgemm_a *a, int k0, int K, int transB, int N, float alpha, const float *B,
+                         int ldb, float beta, float *C, int ldc) {
+  (void)a, (void)k0, (void)K, (void)transB, (void)N, (void)alpha, (void)B, (void)ldb, (void)beta, (void)C;
+  (void)ldc;
   return -1;
 }
 #endif

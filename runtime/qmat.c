@@ -1,8 +1,8 @@
 /* qmat.c: the qmat API (see qmat.h): choice of the instruction-set path, quantization of the activations
  * (portable C, the same bytes for every path), the matrix-vector products split over the pool by fixed
  * chunks of rows, and the matrix-matrix products by panels (dequantized into per-thread scratch, or F32
- * weights in place) passed to single-threaded lmn_gemm calls (cblas_sgemm, or bf16 while training in bf16),
- * or for X16 weights on the AVX-512 path dequantized into an own tile kernel's layout (the tile path). The
+ * weights in place) passed to single-threaded lmn_gemm calls (cblas_sgemm, or bf16 while training in bf16,
+ * on AMX with the activations packed once for all panels), or for X16 weights on the AVX-512 path dequantized into an own tile kernel's layout (the tile path). The
  * kernels themselves live in qmat_scalar.c, qmat_avx2.c, qmat_avx512.c and qtile_avx512.c. */
 #include "qmat.h"
 
@@ -517,6 +517,7 @@ typedef struct mm_job {
   float *work;
   size_t panel;
   lmn_precision prec; /* of the products with the panels */
+  lmn_bgemm_a pa;     /* bf16 on AMX: A packed once for every panel's product (pa.p NULL: each packs it) */
 } mm_job;
 
 /* The panel rows [r0, r0 + nr) x cols [c0, c0 + nc) of W as f32 with its row stride: F32 weights in place,
@@ -534,6 +535,17 @@ static const float *panel(const mm_job *j, int thread, int64_t r0, int64_t nr, i
   return P;
 }
 
+/* C[N, n] = A[:, k0 : k0 + K] op(P) + beta C, op(P) = P^T (forward: A = X) or P (dx: A = dY), A's rows
+ * being W->cols (forward) or W->rows (dx) long: from the A packed once when there is one and the columns
+ * fall on its blocks, else one lmn_gemm_as packing its own (the same bits either way). */
+static void panel_product(const mm_job *j, int fwd, int64_t k0, int64_t K, int64_t n, const float *P, int ld,
+                          float beta, float *C) {
+  const int lda = (int)(fwd ? j->W->cols : j->W->rows), ldc = (int)(fwd ? j->W->rows : j->W->cols);
+  if (j->pa.p && lmn_bgemm_with_a(&j->pa, (int)k0, (int)K, fwd, (int)n, 1.0f, P, ld, beta, C, ldc) == 0)
+    return;
+  lmn_gemm_as(j->prec, 0, fwd, j->N, (int)n, (int)K, 1.0f, j->A + k0, lda, P, ld, beta, C, ldc);
+}
+
 /* Y[:, r0 : r0 + nr] = X P^T + beta Y, P = rows r0 .. r0 + nr of W. */
 static void mm_fwd_task(void *p, int task, int thread) {
   const mm_job *j = p;
@@ -541,8 +553,7 @@ static void mm_fwd_task(void *p, int task, int thread) {
   const int64_t R = fwd_rows(W), r0 = (int64_t)task * R, nr = min64(R, W->rows - r0);
   int ld;
   const float *P = panel(j, thread, r0, nr, 0, W->cols, &ld);
-  lmn_gemm_as(j->prec, 0, 1, j->N, (int)nr, (int)W->cols, 1.0f, j->A, (int)W->cols, P, ld, j->beta, j->C + r0,
-           (int)W->rows);
+  panel_product(j, 1, 0, W->cols, nr, P, ld, j->beta, j->C + r0);
 }
 
 /* dX[:, c0 : c0 + nc] = sum over row panels, in order, of dY[:, r0 : r0 + nr] P (+ beta dX once). */
@@ -554,8 +565,7 @@ static void mm_dx_task(void *p, int task, int thread) {
     const int64_t nr = min64(R, W->rows - r0);
     int ld;
     const float *P = panel(j, thread, r0, nr, c0, nc, &ld);
-    lmn_gemm_as(j->prec, 0, 0, j->N, (int)nc, (int)nr, 1.0f, j->A + r0, (int)W->rows, P, ld,
-                r0 == 0 ? j->beta : 1.0f, j->C + c0, (int)W->cols);
+    panel_product(j, 0, r0, nr, nc, P, ld, r0 == 0 ? j->beta : 1.0f, j->C + c0);
   }
 }
 
@@ -648,11 +658,12 @@ void lmn_q_matmul_as(lmn_precision prec, float *Y, const float *X, const lmn_qte
     scale_out(Y, N, W->rows, beta);
     return;
   }
-  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, lmn_q_matmul_work_floats(W, 1), prec};
+  mm_job j = {W, kernels(W->type), X, Y, N, beta, work, lmn_q_matmul_work_floats(W, 1), prec, {0}};
   if (tile_path(W, j.ops, prec)) {
     tile_run(pool, j, 0);
     return;
   }
+  if (prec == LMN_PREC_BF16 && lmn_bgemm_pack_a(N, (int)W->cols, X, (int)W->cols, &j.pa) != 0) j.pa.p = NULL;
   mm_run(pool, (int)((W->rows + fwd_rows(W) - 1) / fwd_rows(W)), mm_fwd_task, &j);
 }
 
@@ -664,10 +675,12 @@ void lmn_q_matmul_dx(float *dX, const float *dY, const lmn_qtensor *W, int N, fl
     return;
   }
   mm_job j = {
-      W, kernels(W->type), dY, dX, N, beta, work, lmn_q_matmul_work_floats(W, 1), lmn_gemm_precision()};
+      W, kernels(W->type), dY, dX, N, beta, work, lmn_q_matmul_work_floats(W, 1), lmn_gemm_precision(), {0}};
   if (tile_path(W, j.ops, j.prec)) {
     tile_run(pool, j, 1);
     return;
   }
+  if (j.prec == LMN_PREC_BF16 && lmn_bgemm_pack_a(N, (int)W->rows, dY, (int)W->rows, &j.pa) != 0)
+    j.pa.p = NULL;
   mm_run(pool, (int)((W->cols + dx_cols(W) - 1) / dx_cols(W)), mm_dx_task, &j);
 }

@@ -5,7 +5,8 @@
  * (the worst-case bound of f32 summation; the products of two bf16 values are exact in f32). Shapes cover the
  * tile edges (1, 15, 16, 17, 31, 33 ...) and every blocking (M, N > 256, K > 1024), both transposes of both
  * operands, leading dimensions larger than the rows, alpha/beta (beta 0 never reads C: C starts as NaN),
- * repeatability (same bits twice), NaN and infinity propagation, and lmn_gemm following the precision. */
+ * repeatability (same bits twice), NaN and infinity propagation, lmn_gemm following the precision, and
+ * products with an A packed once (lmn_bgemm_pack_a) giving lmn_bgemm's bits. */
 #include <cblas.h>
 
 #include "bgemm.h"
@@ -142,6 +143,53 @@ static void test_repeat_and_specials(void) {
   lmn_bgemm_force_isa(LMN_BG_AUTO);
 }
 
+/* An A packed once (lmn_bgemm_pack_a) gives every product the bits of lmn_bgemm on the same operands: all
+ * of A's columns against B in both layouts (K across the 1024-column blocks), and column ranges as qmat.c's
+ * input gradient takes them (from a block boundary; within one block; up to A's last column); a range off
+ * the blocks is refused and computes nothing. Only where the AMX path runs: elsewhere the packing is
+ * refused. */
+static void test_packed_a(void) {
+  if (lmn_bgemm_force_isa(LMN_BG_AMX)) {
+    lmn_bgemm_a a;
+    float x = 1.0f;
+    CU_ASSERT_EQUAL(lmn_bgemm_pack_a(1, 1, &x, 1, &a), -1);
+    printf("\n    path amx: not on this machine, skipped");
+    return;
+  }
+  static const int shapes[][3] = {{1, 16, 1}, {37, 45, 70}, {128, 96, 576}, {70, 40, 2500}}; /* M, N, K */
+  static const int ranges[][2] = {{0, -1}, {1024, 1024}, {32, 64}, {2048, 452}, {1024, 1476}};
+  rng g = {99};
+  int equal = 1, refused = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    float *A = frand(&g, (size_t)M * K, -1, 1), *B = frand(&g, (size_t)K * N, -1, 1);
+    float *C0 = frand(&g, (size_t)M * N, -1, 1), *C = fcopy(C0, (size_t)M * N), *R = fcopy(C0, (size_t)M * N);
+    lmn_bgemm_a pa;
+    CU_ASSERT_EQUAL_FATAL(lmn_bgemm_pack_a(M, K, A, K, &pa), 0);
+    for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+      int k0 = ranges[r][0], k = ranges[r][1] < 0 ? K : ranges[r][1];
+      if (k0 + k > K) continue;
+      for (int tb = 0; tb < 2; tb++) { /* B [k, N] or, transposed, [N, k] (ld K either way) */
+        int ldb = tb ? K : N;
+        const float *b = tb ? B + k0 : B + (size_t)k0 * N;
+        memcpy(C, C0, (size_t)M * N * sizeof *C), memcpy(R, C0, (size_t)M * N * sizeof *R);
+        CU_ASSERT_EQUAL(lmn_bgemm_with_a(&pa, k0, k, tb, N, 1.0f, b, ldb, 0.5f, C, N), 0);
+        lmn_bgemm(0, tb, M, N, k, 1.0f, A + k0, K, b, ldb, 0.5f, R, N);
+        equal &= memcmp(C, R, (size_t)M * N * sizeof *C) == 0;
+      }
+    }
+    if (K > 1024) { /* from column 1000 over the block boundary at 1024: not the blocks of a product */
+      memcpy(C, C0, (size_t)M * N * sizeof *C);
+      refused += lmn_bgemm_with_a(&pa, 992, 64, 0, N, 1.0f, B + (size_t)992 * N, N, 0.0f, C, N) == -1;
+      refused += memcmp(C, C0, (size_t)M * N * sizeof *C) == 0;
+    }
+    t_free_all();
+  }
+  CU_ASSERT(equal);
+  CU_ASSERT_EQUAL(refused, 2);
+  lmn_bgemm_force_isa(LMN_BG_AUTO);
+}
+
 /* lmn_gemm: cblas_sgemm bit for bit in f32, lmn_bgemm bit for bit in bf16. */
 static void test_precision_switch(void) {
   rng g = {5};
@@ -166,6 +214,7 @@ static CU_TestInfo tests[] = {
     {"products on every path within the f32 summation bound", test_products},
     {"repeatable bits, NaN and infinity stay in their row", test_repeat_and_specials},
     {"lmn_gemm follows the precision", test_precision_switch},
+    {"an A packed once: the bits of lmn_bgemm, ranges on its blocks", test_packed_a},
     CU_TEST_INFO_NULL,
 };
 

@@ -735,6 +735,43 @@ static void test_matmul_precision(void) {
   t_free_all();
 }
 
+/* bf16 products with kept weights on the AMX path (one A packed for every panel, lmn_bgemm_pack_a): the
+ * bits of one lmn_bgemm with the whole dequantized W, forward and input gradient, where the input
+ * gradient's row panels of W (1024 rows for 32-value blocks, the AMX path's K block) cut the reduction as
+ * one product does: two and three panels, the last short, and a K-quant in one panel. Where AMX is missing
+ * there is no packing to test. */
+static void test_matmul_bf16_panels(void) {
+  if (lmn_bgemm_force_isa(LMN_BG_AMX)) {
+    printf("\n    path amx: not on this machine, skipped");
+    return;
+  }
+  static const struct {
+    uint32_t type;
+    int rows, cols;
+  } cases[] = {{LMN_GGML_Q4_1, 1100, 96}, {LMN_GGML_Q8_0, 2100, 64}, {LMN_GGML_Q4_K, 500, 256}};
+  rng r = {777};
+  const int N = 37;
+  lmn_set_gemm_precision(LMN_PREC_BF16);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const int R = cases[i].rows, C = cases[i].cols;
+    tcase c = make_case(&r, cases[i].type, R, C, 0);
+    float *Wf = fzeros((size_t)R * C), *work = fzeros(lmn_q_matmul_work_floats(&c.W, 1) + 1);
+    lmn_q_dequant(Wf, C, &c.W, 0, R, 0, C);
+    float *X = make_x(&r, (size_t)N * C), *dY = make_x(&r, (size_t)N * R);
+    float *y = fzeros((size_t)N * R), *yr = fzeros((size_t)N * R);
+    float *dx = make_x(&r, (size_t)N * C), *dxr = fcopy(dx, (size_t)N * C);
+    lmn_q_matmul(y, X, &c.W, N, 0.0f, work, NULL);
+    lmn_bgemm(0, 1, N, R, C, 1.0f, X, C, Wf, C, 0.0f, yr, R);
+    CU_ASSERT(memcmp(y, yr, (size_t)N * R * sizeof *y) == 0);
+    lmn_q_matmul_dx(dx, dY, &c.W, N, 0.5f, work, NULL);
+    lmn_bgemm(0, 0, N, C, R, 1.0f, dY, R, Wf, C, 0.5f, dxr, C);
+    CU_ASSERT(memcmp(dx, dxr, (size_t)N * C * sizeof *dx) == 0);
+    t_free_all();
+  }
+  lmn_set_gemm_precision(LMN_PREC_F32);
+  lmn_bgemm_force_isa(LMN_BG_AUTO);
+}
+
 static CU_TestInfo tests[] = {
     {"dequantization: every type and path, bit-exact", test_dequant_exact},
     {"matvec: int8 and f32 activations vs double reference", test_matvec},
@@ -745,6 +782,7 @@ static CU_TestInfo tests[] = {
     {"matmul, matmul_dx: vs double reference, bits across threads/paths", test_matmul},
     {"matmul_dx: finite differences, accumulation", test_dx_finite_differences},
     {"matmul: the precision of the products, f32 forced in a bf16 process", test_matmul_precision},
+    {"matmul in bf16 on AMX: one packed A for every panel, the bits of one product", test_matmul_bf16_panels},
     {"real weights (SmolLM2-135M Q4_1 file): matvec, matmul", test_real_weights},
     {"api: types, tensors, paths, scratch, empty shapes", test_api},
     CU_TEST_INFO_NULL,
