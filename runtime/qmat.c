@@ -414,11 +414,18 @@ static void dequant_with(lmn_qk_ops ops, float *dst, int64_t ld, const lmn_qtens
   const int64_t blck = lmn_qd_blck(W->type), b0 = c0 / blck, nb = (nc + blck - 1) / blck;
   const int64_t piece = W->layout == LMN_QL_ROWS ? nb : MV_PIECE;
   _Alignas(64) uint8_t buf[MV_PIECE * 34];
-  if (W->layout == LMN_QL_X16 && ops.deq16) { /* whole blocks of one row of a group at a time */
-    for (int64_t i = 0; i < nr; i++) {
+  if (W->layout == LMN_QL_X16 && ops.deq16) { /* whole groups a block at a time, else a row at a time */
+    for (int64_t i = 0; i < nr;) {
       const int64_t r = r0 + i;
-      ops.deq16((const uint8_t *)W->data + (size_t)(r / LMN_QL_GROUP) * LMN_QL_GROUP * W->row_bytes,
-                (int)(r % LMN_QL_GROUP), b0, nb, dst + i * ld);
+      const uint8_t *group =
+          (const uint8_t *)W->data + (size_t)(r / LMN_QL_GROUP) * LMN_QL_GROUP * W->row_bytes;
+      if (ops.packr16 && r % LMN_QL_GROUP == 0 && nr - i >= LMN_QL_GROUP && nc == nb * blck) {
+        for (int64_t b = 0; b < nb; b++) ops.packr16(group, b0 + b, dst + i * ld + b * blck, ld);
+        i += LMN_QL_GROUP;
+        continue;
+      }
+      ops.deq16(group, (int)(r % LMN_QL_GROUP), b0, nb, dst + i * ld);
+      i++;
     }
     return;
   }
