@@ -165,9 +165,9 @@ void lmn_bgemm(int transA, int transB, int M, int N, int K, float alpha, const f
 }
 
 int lmn_bgemm_pack_a(int M, int K, const float *A, int lda, lmn_bgemm_a *out) {
-  if (M <= 0 || K <= 0 || lmn_bgemm_isa() != LMN_BG_AMX || lmn_bgemm_amx_a_bytes(M, K) > LMN_BG_PACK_A_MAX)
-    return -1;
-  void *p = lmn_bgemm_scratch_in(LMN_BG_SLOT_A, lmn_bgemm_amx_a_bytes(M, K));
+  if (M <= 0 || K <= 0 || lmn_bgemm_isa() != LMN_BG_AMX) return -1;
+  const size_t bytes = lmn_bgemm_amx_a_bytes(M, K);
+  void *p = bytes <= LMN_BG_PACK_A_MAX ? lmn_bgemm_scratch_in(LMN_BG_SLOT_A, bytes) : NULL;
   if (!p) return -1;
   lmn_bgemm_amx_pack_a(p, M, K, A, lda);
   *out = (lmn_bgemm_a){p, M, K};

@@ -354,11 +354,32 @@ static const uint16_t *packed_b(const float *B, int ldb, int transB, int K, int 
   return e->dx + (size_t)(c0 / 16) * *bts * 512 + (size_t)(r0 / 32) * 512;
 }
 
+/* The K block [k0, k0 + kb) of a product, for the mb rows of packed A at a (lda elements apart): per column
+ * block of NC, op(B)'s tiles (from pb, pts tiles a 16-column group, when a packed set holds them, else
+ * packed into b), then the block kernel into C (C's first K block when k0 is 0). */
+static void k_block(const uint16_t *a, int lda, int mb, const float *B, int ldb, int transB, int k0, int kb,
+                    int N, const uint16_t *pb, size_t pts, uint16_t *b, float *C, int ldc, float alpha,
+                    float beta) {
+  int kp = up32(kb);
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    int nb = N - j0 < NC ? N - j0 : NC;
+    const uint16_t *tiles = b;
+    size_t ts = (size_t)kp / 32;
+    if (pb) {
+      tiles = pb + (size_t)(j0 / 16) * pts * 512 + (size_t)(k0 / 32) * 512, ts = pts;
+    } else {
+      view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
+      pack_vnni(b, kp, up32(nb), vb);
+    }
+    block_kernel(a, lda, tiles, ts, kp, mb, nb, C + j0, ldc, alpha, beta, k0 == 0);
+  }
+}
+
 /* The product: per (K block, row block) op(A) packed, then per column block op(B)'s tiles, from the active
  * set when it holds them (the same K blocks either way, so the same sums, bit for bit), else packed here. */
 int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc) {
-  size_t pts;
+  size_t pts = 0;
   const uint16_t *pb = packed_b(B, ldb, transB, K, N, &pts);
   int kc = K < KC ? up32(K) : KC, mc = M < MC ? up32(M) : MC, nc = N < NC ? up32(N) : NC;
   uint16_t *a = lmn_bgemm_scratch(((size_t)mc * kc + (pb ? 0 : (size_t)kc * nc)) * sizeof(uint16_t));
@@ -371,18 +392,7 @@ int lmn_bgemm_amx(int transA, int transB, int M, int N, int K, float alpha, cons
       int mb = M - i0 < MC ? M - i0 : MC;
       view va = {transA ? A + (size_t)k0 * lda + i0 : A + (size_t)i0 * lda + k0, lda, transA, mb, kb};
       pack_rows(a, kp, up32(mb), va);
-      for (int j0 = 0; j0 < N; j0 += NC) {
-        int nb = N - j0 < NC ? N - j0 : NC;
-        const uint16_t *tiles = b;
-        size_t ts = (size_t)kp / 32;
-        if (pb) {
-          tiles = pb + (size_t)(j0 / 16) * pts * 512 + (size_t)(k0 / 32) * 512, ts = pts;
-        } else {
-          view vb = {transB ? B + (size_t)j0 * ldb + k0 : B + (size_t)k0 * ldb + j0, ldb, transB, kb, nb};
-          pack_vnni(b, kp, up32(nb), vb);
-        }
-        block_kernel(a, kp, tiles, ts, kp, mb, nb, C + (size_t)i0 * ldc + j0, ldc, alpha, beta, k0 == 0);
-      }
+      k_block(a, kp, mb, B, ldb, transB, k0, kb, N, pb, pts, b, C + (size_t)i0 * ldc, ldc, alpha, beta);
     }
   }
   _tile_release();
@@ -419,15 +429,10 @@ int lmn_bgemm_amx_with_a(const lmn_bgemm_a *a, int k0, int K, int transB, int N,
   if (!b) return -1;
   tiles_config();
   for (int kk = 0; kk < K; kk += KC) {
-    int kb = K - kk < KC ? K - kk : KC, kp = up32(kb), at = k0 + kk, blk = at / KC * KC;
+    int kb = K - kk < KC ? K - kk : KC, at = k0 + kk, blk = at / KC * KC;
     int lda = up32(a->K - blk < KC ? a->K - blk : KC); /* the packing's block holding column at */
     const uint16_t *pa = (const uint16_t *)a->p + (size_t)mp * blk + (at - blk);
-    for (int j0 = 0; j0 < N; j0 += NC) {
-      int nb = N - j0 < NC ? N - j0 : NC;
-      view vb = {transB ? B + (size_t)j0 * ldb + kk : B + (size_t)kk * ldb + j0, ldb, transB, kb, nb};
-      pack_vnni(b, kp, up32(nb), vb);
-      block_kernel(pa, lda, b, (size_t)kp / 32, kp, a->M, nb, C + j0, ldc, alpha, beta, kk == 0);
-    }
+    k_block(pa, lda, a->M, B, ldb, transB, kk, kb, N, NULL, 0, b, C, ldc, alpha, beta);
   }
   _tile_release();
   return 0;

@@ -138,15 +138,11 @@ static void zero(float *p, size_t n) {
 
 /* y = h (+ b per row) + x W^T: the residual output of an MLP, the GEMM accumulating onto the copied rows
  * (kept weights: the product first, then h and b added). */
-LMN_CLONES
-static void add_rows(float *y, const float *h, size_t n) {
-  for (size_t j = 0; j < n; j++) y[j] += h[j];
-}
 static void residual_linear(float *y, const float *h, const float *x, const wmat *W, const float *b, int N,
                             int in, int out, int decode, const where *at) {
   if (W->kept) {
     wx(y, x, W, N, in, out, 0.0f, decode, at);
-    add_rows(y, h, (size_t)N * out);
+    lmn_add(y, h, (size_t)N * out);
     add_bias(y, b, N, out);
     return;
   }

@@ -2,8 +2,9 @@
  * (portable C, the same bytes for every path), the matrix-vector products split over the pool by fixed
  * chunks of rows, and the matrix-matrix products by panels (dequantized into per-thread scratch, or F32
  * weights in place) passed to single-threaded lmn_gemm calls (cblas_sgemm, or bf16 while training in bf16,
- * on AMX with the activations packed once for all panels), or for X16 weights on the AVX-512 path dequantized into an own tile kernel's layout (the tile path). The
- * kernels themselves live in qmat_scalar.c, qmat_avx2.c, qmat_avx512.c and qtile_avx512.c. */
+ * on AMX with the activations packed once for all panels), or for X16 weights on the AVX-512 path
+ * dequantized into an own tile kernel's layout (the tile path). The kernels themselves live in
+ * qmat_scalar.c, qmat_avx2.c, qmat_avx512.c and qtile_avx512.c. */
 #include "qmat.h"
 
 #include <cblas.h>
